@@ -1,0 +1,365 @@
+"""The authoring API: what a feature author writes in ``featuredefs/``.
+
+These are plain, mutable declaration objects. Nothing here is global: a FeatureGroup keeps
+the features decorated on it, and :func:`fsgen.loader.load` turns the objects it finds in the
+definitions package into one frozen :class:`fsgen.spec.ProjectSpec`. Problems are collected by
+the loader and the validator, so authors see all of them at once; the objects here only reject
+what cannot be represented at all (a dtype that is not a dtype, a decorator on a non-function).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from fsgen.errors import DefinitionError
+from fsgen.types import DType, Fractional, Integral, String
+
+F = TypeVar("F", bound=Callable[..., object])
+
+PiiClass = Literal["none", "pseudonymous", "personal", "sensitive"]
+PII_CLASSES: tuple[str, ...] = ("none", "pseudonymous", "personal", "sensitive")
+StorageType = Literal["Standard", "InMemory"]
+TableFormat = Literal["Glue", "Iceberg"]
+ThroughputMode = Literal["OnDemand", "Provisioned"]
+MissingPolicy = Literal["null", "default", "error"]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+FEATURE_ATTR = "__fsgen_feature__"
+ON_DEMAND_ATTR = "__fsgen_on_demand__"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a declaration was written (absolute path while loading)."""
+
+    path: str
+    line: int
+
+
+def _caller(depth: int = 2) -> Location:
+    frame = sys._getframe(depth)
+    return Location(frame.f_code.co_filename, frame.f_lineno)
+
+
+def _function_location(fn: Callable[..., object]) -> Location:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return Location("?", 0)
+    return Location(code.co_filename, code.co_firstlineno)
+
+
+def parse_duration(text: str | int | None) -> int | None:
+    """'30d' -> seconds. ints are seconds. None stays None. Raises ValueError on junk."""
+    if text is None:
+        return None
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text <= 0:
+            raise ValueError(f"duration must be positive, got {text}")
+        return text
+    match = _DURATION.match(str(text))
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"invalid duration {text!r}: use a positive number with s, m, h, d or w")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class Entity:
+    """The thing features describe and its identifier.
+
+    ``Entity("customer_id", String)`` has one key, which is the SageMaker record identifier.
+    ``Entity(keys={"store_id": Integral, "sku": String}, name="store_item")`` has a composite
+    key: each key column is stored as a feature and joined on by itself; the record identifier
+    ``store_item_key`` holds a lossless encoding of the tuple (see fsgen.runtime.encoding).
+    """
+
+    def __init__(
+        self,
+        key: str | None = None,
+        dtype: DType = String,
+        *,
+        keys: Mapping[str, DType] | None = None,
+        name: str | None = None,
+        identifier: str | None = None,
+        description: str = "",
+    ) -> None:
+        self.location = _caller()
+        if (key is None) == (keys is None):
+            raise DefinitionError(
+                "Entity takes either one key name or keys={name: dtype, ...}",
+                path=self.location.path, line=self.location.line, code="FS110",
+            )
+        self.keys: dict[str, DType] = {key: dtype} if key is not None else dict(keys or {})
+        first = next(iter(self.keys), "entity")
+        self.name = name or (first[:-3] if first.endswith("_id") else first)
+        if identifier is None:
+            identifier = first if len(self.keys) == 1 else f"{self.name}_key"
+        self.identifier = identifier
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"Entity({self.name!r}, keys={list(self.keys)})"
+
+
+@dataclass
+class Online:
+    """Online store configuration. ``ttl`` like '30d' sets ExpiresAt = EventTime + TTL."""
+
+    enabled: bool = True
+    ttl: str | int | None = None
+    storage: StorageType = "Standard"
+
+
+@dataclass
+class Offline:
+    """Offline store configuration (S3 + Glue/Iceberg table on AWS; Parquet locally)."""
+
+    enabled: bool = True
+    s3_uri: str | None = None
+    table_format: TableFormat = "Glue"
+    kms_key: str | None = None
+    disable_glue_table_creation: bool = False
+
+
+@dataclass
+class Throughput:
+    mode: ThroughputMode = "OnDemand"
+    read_units: int | None = None
+    write_units: int | None = None
+
+
+@dataclass
+class Source:
+    """Where raw records come from: a batch file (local or s3://) or a Kinesis stream."""
+
+    kind: Literal["batch", "stream"]
+    path: str | None = None
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+    stream: str | None = None
+    region: str | None = None
+    location: Location = field(default_factory=lambda: Location("?", 0))
+
+    @classmethod
+    def batch(cls, path: str, format: Literal["csv", "parquet", "jsonl"] | None = None) -> Source:
+        return cls(kind="batch", path=path, format=format or _infer_format(path),
+                   location=_caller())
+
+    @classmethod
+    def kinesis(cls, stream: str, region: str | None = None) -> Source:
+        return cls(kind="stream", stream=stream, region=region, location=_caller())
+
+
+def _infer_format(path: str) -> Literal["csv", "parquet", "jsonl"]:
+    lower = path.lower()
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lower.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    return "csv"
+
+
+@dataclass
+class FeatureDecl:
+    """What the decorator attaches to a feature function (and records on its group)."""
+
+    fn: Callable[..., object]
+    group: FeatureGroup
+    dtype: DType
+    name: str
+    description: str
+    pii: str
+    tags: dict[str, str]
+    location: Location
+
+
+@dataclass
+class OnDemandDecl:
+    fn: Callable[..., object]
+    dtype: DType
+    name: str
+    description: str
+    pii: str
+    tags: dict[str, str]
+    sources: tuple[FeatureGroup, ...]
+    location: Location
+
+
+class FeatureGroup:
+    """A set of features of one entity, stored together (SageMaker Feature Group)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        entity: Entity,
+        event_time: str,
+        event_time_type: DType = String,
+        online: Online | bool = True,
+        offline: Offline | bool = True,
+        throughput: Throughput | None = None,
+        owner: str = "",
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        sources: Sequence[Source] = (),
+        max_staleness: str | int | None = None,
+        allow_sensitive_online: bool = False,
+    ) -> None:
+        self.location = _caller()
+        self.name = name
+        self.entity = entity
+        self.event_time = event_time
+        self.event_time_type = event_time_type
+        self.online = online if isinstance(online, Online) else Online(enabled=bool(online))
+        self.offline = offline if isinstance(offline, Offline) else Offline(enabled=bool(offline))
+        self.throughput = throughput or Throughput()
+        self.owner = owner
+        self.description = description
+        self.tags = dict(tags or {})
+        self.sources = tuple(sources)
+        self.max_staleness = max_staleness
+        self.allow_sensitive_online = allow_sensitive_online
+        self.features: list[FeatureDecl] = []
+
+    def __repr__(self) -> str:
+        return f"FeatureGroup({self.name!r})"
+
+    def feature(
+        self,
+        dtype: DType,
+        *,
+        description: str = "",
+        pii: PiiClass = "none",
+        tags: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Declare the decorated function as a feature of this group.
+
+        The function's parameters name its inputs: raw fields (typed by their annotations),
+        the entity key or event time, or other features of this group. A parameter named like
+        the feature itself is the raw field of that name (a pass-through feature). The same
+        function object is returned, so it stays callable in plain tests.
+        """
+        if not isinstance(dtype, DType):
+            loc = _caller()
+            raise DefinitionError(
+                f"feature dtype must be an fsgen dtype (Integral, Fractional, String, ...), "
+                f"got {dtype!r}", path=loc.path, line=loc.line, code="FS107",
+            )
+
+        def decorate(fn: F) -> F:
+            if not callable(fn) or not hasattr(fn, "__code__"):
+                loc = _caller()
+                raise DefinitionError(
+                    f"@{self.name}.feature decorates a function, got {fn!r}",
+                    path=loc.path, line=loc.line, code="FS104",
+                )
+            decl = FeatureDecl(
+                fn=fn, group=self, dtype=dtype, name=name or fn.__name__,
+                description=description, pii=pii, tags=dict(tags or {}),
+                location=_function_location(fn),
+            )
+            setattr(fn, FEATURE_ATTR, decl)
+            self.features.append(decl)
+            return fn
+
+        return decorate
+
+
+def on_demand(
+    dtype: DType,
+    *,
+    sources: Sequence[FeatureGroup],
+    description: str = "",
+    pii: PiiClass = "none",
+    tags: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> Callable[[F], F]:
+    """Declare a request-time feature: computed at inference, never stored.
+
+    Parameters named like a feature of one of ``sources`` receive that stored value; every
+    other parameter is a request field, typed by its annotation.
+    """
+    if not isinstance(dtype, DType):
+        loc = _caller()
+        raise DefinitionError(f"on_demand dtype must be an fsgen dtype, got {dtype!r}",
+                              path=loc.path, line=loc.line, code="FS107")
+
+    def decorate(fn: F) -> F:
+        decl = OnDemandDecl(
+            fn=fn, dtype=dtype, name=name or fn.__name__, description=description, pii=pii,
+            tags=dict(tags or {}), sources=tuple(sources), location=_function_location(fn),
+        )
+        setattr(fn, ON_DEMAND_ATTR, decl)
+        return fn
+
+    return decorate
+
+
+FeatureRefLike = Callable[..., object] | str | FeatureGroup
+
+
+class FeatureSet:
+    """A model's input contract: ordered features, the label columns keying each group, and
+    what to do with a missing value.
+
+    ``features`` holds feature functions, on-demand functions, ``"group:feature"`` strings, or
+    whole groups (all their features, in declaration order). ``keys`` maps a group (or its
+    name) to the label column(s) holding its entity key; by default the entity's key names.
+    ``missing``: ``"null"`` leaves a missing value empty, ``"default"`` fills ``defaults``,
+    ``"error"`` refuses to build a vector with a missing value.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        features: Sequence[FeatureRefLike],
+        *,
+        description: str = "",
+        owner: str = "",
+        keys: Mapping[FeatureGroup | str, str | Sequence[str]] | None = None,
+        label_time: str = "event_time",
+        missing: MissingPolicy = "null",
+        defaults: Mapping[FeatureRefLike, object] | None = None,
+        ttl: str | int | None = None,
+        labels: Sequence[str] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self.location = _caller()
+        self.name = name
+        self.features = list(features)
+        self.description = description
+        self.owner = owner
+        self.keys = dict(keys or {})
+        self.label_time = label_time
+        self.missing = missing
+        self.defaults = dict(defaults or {})
+        self.ttl = ttl
+        self.labels = tuple(labels)
+        self.tags = dict(tags or {})
+
+    def __repr__(self) -> str:
+        return f"FeatureSet({self.name!r})"
+
+
+__all__ = [
+    "PII_CLASSES",
+    "Entity",
+    "FeatureDecl",
+    "FeatureGroup",
+    "FeatureSet",
+    "Fractional",
+    "Integral",
+    "Location",
+    "Offline",
+    "OnDemandDecl",
+    "Online",
+    "Source",
+    "String",
+    "Throughput",
+    "on_demand",
+    "parse_duration",
+]

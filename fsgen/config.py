@@ -1,0 +1,101 @@
+"""Project configuration: ``[tool.fsgen]`` in pyproject.toml.
+
+```toml
+[tool.fsgen]
+definitions = "featuredefs"      # the definitions package
+generated_dir = "generated"
+store_dir = ".fsgen"             # the local store, its state and history
+backend = "local"                # default backend
+
+[tool.fsgen.aws]                 # the aws profile
+region = "us-east-1"
+role_arn = "arn:aws:iam::123456789012:role/fsgen"
+offline_s3_uri = "s3://bucket/prefix"
+kms_key_id = "..."               # optional
+endpoint_url = "http://127.0.0.1:4510"   # optional: fsgen serve, or any compatible endpoint
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from fsgen.errors import ConfigError
+
+Backend = Literal["local", "aws"]
+
+
+class AwsProfile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    region: str = "us-east-1"
+    role_arn: str | None = None
+    offline_s3_uri: str | None = None
+    kms_key_id: str | None = None
+    online_kms_key_id: str | None = None
+    endpoint_url: str | None = None
+    runtime_endpoint_url: str | None = None
+    athena_workgroup: str = "primary"
+    athena_output_s3_uri: str | None = None
+    glue_database: str = "sagemaker_featurestore"
+
+
+class ProjectConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    root: Path
+    definitions: str = "featuredefs"
+    generated_dir: str = "generated"
+    store_dir: str = ".fsgen"
+    backend: Backend = "local"
+    aws: AwsProfile = AwsProfile()
+
+    @property
+    def generated_path(self) -> Path:
+        return self.root / self.generated_dir
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / self.store_dir
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` whose pyproject.toml has [tool.fsgen]."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file() and "fsgen" in _read_toml(pyproject).get("tool", {}):
+            return candidate
+    raise ConfigError(
+        f"no pyproject.toml with a [tool.fsgen] table at or above {here}; "
+        "run 'fsgen init DIR' or pass --project DIR"
+    )
+
+
+def load_config(root: Path | None = None) -> ProjectConfig:
+    root = find_project_root(root) if root is None or not _has_fsgen(root) else root.resolve()
+    table = dict(_read_toml(root / "pyproject.toml").get("tool", {}).get("fsgen", {}))
+    try:
+        return ProjectConfig(root=root, **table)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{root / 'pyproject.toml'} [tool.fsgen]: {problems}") from None
+
+
+def _has_fsgen(root: Path) -> bool:
+    pyproject = root / "pyproject.toml"
+    return pyproject.is_file() and "fsgen" in _read_toml(pyproject).get("tool", {})
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, object]]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,286 @@
+"""Validate a raw record and compute its features: the one code path batch ingestion, the
+stream handler and request-time computation all run.
+
+A :class:`GroupRuntime` is built from plain data plus the featuredefs function objects, so
+generated modules can construct it with an explicit, reviewable literal. Raw values are coerced
+the way a CSV or JSON reader needs (``"42"`` is a fine int), with the same rules as the pydantic
+input model of :mod:`fsgen.schema` (a differential test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from fsgen.runtime.encoding import (
+    FRACTIONAL,
+    INTEGRAL,
+    decode_value,
+    encode_value,
+    format_event_time,
+    parse_event_time,
+)
+
+_MISSING = object()
+
+
+class RecordError(ValueError):
+    """A raw record failed validation: ``field`` says which input, the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class TransformError(RuntimeError):
+    """A transformation function raised for this record."""
+
+    def __init__(self, feature: str, error: BaseException, where: str = "") -> None:
+        text = f"{type(error).__name__}: {error}"
+        super().__init__(f"feature {feature!r} raised {text}" + (f" ({where})" if where else ""))
+        self.field = feature
+        self.message = f"transformation raised {text}" + (f" at {where}" if where else "")
+        self.error = error
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """A raw input field: ``type`` is int, float, str, bool, list[int], list[float], list[str]."""
+
+    name: str
+    type: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """A stored feature: its function and where each parameter's value comes from."""
+
+    name: str
+    fn: Callable[..., object]
+    kind: str
+    collection: str | None = None
+    dimension: int | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    """(parameter name, input kind) with kind in raw, key, event_time, feature"""
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or value is _MISSING or (isinstance(value, float) and math.isnan(value))
+
+
+def coerce(type_name: str, value: object) -> object:
+    """Coerce one raw value to ``type_name``; raise ValueError with a readable reason."""
+    if type_name.startswith("list["):
+        inner = type_name[5:-1]
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise ValueError(f"expected a list of {inner}, got {_show(value)}")
+        return [coerce(inner, v) for v in value]
+    if type_name == "int":
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        raise ValueError(f"expected an integer, got {_show(value)}")
+    if type_name == "float":
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ValueError(f"expected a number, got {_show(value)}") from None
+        else:
+            raise ValueError(f"expected a number, got {_show(value)}")
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {_show(value)}")
+        return number
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _BOOL_TEXT:
+            return _BOOL_TEXT[value.strip().lower()]
+        raise ValueError(f"expected a boolean, got {_show(value)}")
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, got {_show(value)}")
+
+
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
+              "t": True, "f": False, "y": True, "n": False}
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass
+class GroupRuntime:
+    """Everything needed to turn raw records of one group into stored records.
+
+    ``columns`` is the group's FeatureDefinitions in order: (name, kind, collection, dimension).
+    ``features`` is in compute order (dependencies first).
+    """
+
+    name: str
+    identifier: str
+    keys: tuple[str, ...]
+    event_time: str
+    event_time_kind: str
+    fields: tuple[FieldDef, ...]
+    features: tuple[FeatureDef, ...]
+    columns: tuple[tuple[str, str, str | None, int | None], ...]
+    ttl_seconds: int | None = None
+    _column_types: dict[str, tuple[str, str | None, int | None]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._column_types = {n: (k, c, d) for n, k, c, d in self.columns}
+
+    # ---------------------------------------------------------------- raw -> record
+
+    def validate(self, raw: Mapping[str, object]) -> dict[str, object]:
+        """Check and coerce the raw fields; raise RecordError naming the first bad field."""
+        if not isinstance(raw, Mapping):
+            raise RecordError("<record>", f"expected an object with fields, got {_show(raw)}")
+        out: dict[str, object] = {}
+        for f in self.fields:
+            value = raw.get(f.name, _MISSING)
+            if _is_missing(value) or (isinstance(value, str) and value == "" and f.type != "str"):
+                if f.optional:
+                    out[f.name] = None
+                    continue
+                raise RecordError(f.name, "missing required field")
+            try:
+                out[f.name] = coerce(f.type, value)
+            except ValueError as exc:
+                raise RecordError(f.name, str(exc)) from None
+        if out.get(self.event_time) is not None:
+            try:
+                parse_event_time(self.event_time_kind, out[self.event_time])
+            except (TypeError, ValueError) as exc:
+                raise RecordError(self.event_time, str(exc)) from None
+        for key in self.keys:
+            if out.get(key) == "":
+                raise RecordError(key, "record identifier is empty")
+        return out
+
+    def transform(self, valid: Mapping[str, object]) -> dict[str, object]:
+        """Compute every feature from validated raw fields, in dependency order."""
+        values: dict[str, object] = {}
+        for feat in self.features:
+            args = {p: (values[p] if kind == "feature" else valid.get(p))
+                    for p, kind in feat.params}
+            try:
+                result = feat.fn(**args)
+            except Exception as exc:  # noqa: BLE001 - reported per record, never swallowed
+                raise TransformError(feat.name, exc, _user_frame(exc)) from exc
+            values[feat.name] = self._check_value(feat, result)
+        return values
+
+    def _check_value(self, feat: FeatureDef, value: object) -> object:
+        if _is_missing(value):
+            return None
+        try:
+            encode_value(feat.kind, value, feat.collection, feat.dimension)
+        except (TypeError, ValueError) as exc:
+            raise TransformError(feat.name, TypeError(f"returned {_show(value)}: {exc}")) from None
+        if feat.collection is None:
+            if feat.kind == INTEGRAL:
+                return int(value)  # type: ignore[call-overload]
+            if feat.kind == FRACTIONAL:
+                return float(value)  # type: ignore[arg-type]
+            return value
+        items = list(value)  # type: ignore[call-overload]
+        conv: Callable[[object], object] = (
+            int if feat.kind == INTEGRAL else float if feat.kind == FRACTIONAL else str
+        )
+        items = [conv(v) for v in items]
+        if feat.collection == "Set":
+            items = sorted(set(items))  # type: ignore[type-var]
+        return items
+
+    def process(self, raw: Mapping[str, object]) -> dict[str, object]:
+        """Raw record -> stored record: identifier, keys, canonical event time, features."""
+        valid = self.validate(raw)
+        record: dict[str, object] = {}
+        if len(self.keys) > 1:
+            record[self.identifier] = composite_identifier([valid[k] for k in self.keys])
+        for key in self.keys:
+            record[key] = valid[key]
+        seconds = parse_event_time(self.event_time_kind, valid[self.event_time])
+        canonical = format_event_time(self.event_time_kind, seconds)
+        record[self.event_time] = canonical
+        record.update(self.transform({**valid, self.event_time: canonical}))
+        return record
+
+    def event_seconds(self, record: Mapping[str, object]) -> float:
+        return parse_event_time(self.event_time_kind, record[self.event_time])
+
+    # ---------------------------------------------------------------- SageMaker records
+
+    def to_sagemaker(self, record: Mapping[str, object]) -> list[dict[str, object]]:
+        """A stored record as PutRecord's ``Record``; missing values are left out."""
+        out: list[dict[str, object]] = []
+        for name, kind, collection, dimension in self.columns:
+            value = record.get(name)
+            if _is_missing(value):
+                continue
+            encoded = encode_value(kind, value, collection, dimension)
+            key = "ValueAsStringList" if collection else "ValueAsString"
+            out.append({"FeatureName": name, key: encoded})
+        return out
+
+    def from_sagemaker(self, record: Iterable[Mapping[str, object]]) -> dict[str, object]:
+        """GetRecord's ``Record`` back to native values (unknown names are ignored)."""
+        out: dict[str, object] = {}
+        for entry in record:
+            name = str(entry["FeatureName"])
+            if name not in self._column_types:
+                continue
+            kind, collection, _ = self._column_types[name]
+            encoded = entry.get("ValueAsStringList") if collection else entry.get("ValueAsString")
+            out[name] = decode_value(kind, encoded, collection)  # type: ignore[arg-type]
+        return out
+
+    def record_id(self, record: Mapping[str, object]) -> str:
+        return str(record[self.identifier])
+
+
+def composite_identifier(parts: list[object]) -> str:
+    """A lossless, unambiguous record identifier for a composite key: each part is prefixed
+    by its length, so ('1', '23') and ('12', '3') never collide."""
+    return "".join(f"{len(str(p))}:{p};" for p in parts)
+
+
+_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_frame(exc: BaseException) -> str:
+    """file:line of the innermost frame outside this runtime, to point at the user's code
+    (relative to the working directory when below it)."""
+    tb = exc.__traceback__
+    where = ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith(_RUNTIME_DIR):
+            try:
+                shown = os.path.relpath(filename)
+            except ValueError:
+                shown = filename
+            where = f"{filename if shown.startswith('..') else shown}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where

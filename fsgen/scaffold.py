@@ -1,0 +1,90 @@
+"""``fsgen init``: a new project in which ``fsgen validate`` passes at once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fsgen.errors import FsgenError
+
+_PYPROJECT = """\
+[project]
+name = "{name}"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["fsgen"]
+
+[tool.fsgen]
+definitions = "featuredefs"
+generated_dir = "generated"
+store_dir = ".fsgen"
+"""
+
+_INIT = '"""Feature definitions of {name}."""\n'
+
+_EXAMPLE = '''\
+"""Example feature group: replace with your own entity, raw fields and features."""
+
+from fsgen import Entity, FeatureGroup, FeatureSet, Fractional, Integral, Online, Source, String
+
+user = Entity("user_id", String, description="A user of the product")
+
+user_activity = FeatureGroup(
+    "user-activity",
+    entity=user,
+    event_time="event_time",
+    online=Online(ttl="7d"),
+    owner="{owner}",
+    description="Daily activity per user",
+    sources=[Source.batch("data/user_activity.csv")],
+)
+
+
+@user_activity.feature(Integral, description="Sessions in the last day")
+def sessions(session_count: int) -> int:
+    return max(session_count, 0)
+
+
+@user_activity.feature(Fractional, description="Average session length in minutes")
+def avg_session_minutes(total_minutes: float, session_count: int) -> float:
+    return total_minutes / max(session_count, 1)
+
+
+engagement_model = FeatureSet(
+    "engagement-model",
+    [sessions, avg_session_minutes],
+    description="Predicts next-week engagement",
+    owner="{owner}",
+)
+'''
+
+_DATA = """\
+user_id,event_time,session_count,total_minutes
+u1,2024-01-01T00:00:00Z,3,42.5
+u2,2024-01-01T00:00:00Z,0,0
+u1,2024-01-02T00:00:00Z,5,61.0
+"""
+
+_GITIGNORE = ".fsgen/\n__pycache__/\n.venv/\n"
+
+
+def scaffold(directory: Path, name: str | None = None) -> list[Path]:
+    """Write the skeleton; refuse to overwrite an existing fsgen project."""
+    directory = Path(directory)
+    if (directory / "pyproject.toml").exists():
+        raise FsgenError(f"{directory / 'pyproject.toml'} already exists; not overwriting it")
+    name = name or re.sub(r"[^a-zA-Z0-9_-]+", "-", directory.resolve().name).strip("-") or "features"
+    files = {
+        "pyproject.toml": _PYPROJECT.format(name=name),
+        "featuredefs/__init__.py": _INIT.format(name=name),
+        "featuredefs/example.py": _EXAMPLE.format(owner=f"{name}-team"),
+        "data/user_activity.csv": _DATA,
+        ".gitignore": _GITIGNORE,
+    }
+    written = []
+    for rel, text in files.items():
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
