@@ -2,9 +2,8 @@
 
 from datetime import datetime
 
-from fsgen import FeatureGroup, Fractional, Integral, Online, Source
-
 from featuredefs.entities import customer
+from fsgen import FeatureGroup, Fractional, Integral, Online, Source
 
 PRIME_TIERS = ("prime", "prime_plus")
 

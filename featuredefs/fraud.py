@@ -1,9 +1,8 @@
 """The fraud model's input contract and its request-time feature."""
 
-from fsgen import FeatureSet, Fractional, on_demand
-
 from featuredefs.customer import age, avg_monthly_spend, customer_features, is_prime_member
 from featuredefs.merchant import avg_ticket, category, chargeback_rate, is_high_risk
+from fsgen import FeatureSet, Fractional, on_demand
 
 
 @on_demand(Fractional, sources=[customer_features],

@@ -1,8 +1,7 @@
 """Merchant risk profile, recomputed nightly from settlement data."""
 
-from fsgen import FeatureGroup, Fractional, Integral, Online, Source, String
-
 from featuredefs.entities import merchant
+from fsgen import FeatureGroup, Fractional, Integral, Online, Source, String
 
 HIGH_RISK_CHARGEBACK_RATE = 0.02
 

@@ -47,17 +47,17 @@ class _Normalizer(ast.NodeTransformer):
             node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
         return node
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:  # noqa: N802
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         node.decorator_list = []
         self.generic_visit(node)
         return self._strip_doc(node)
 
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:  # noqa: N802
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
         node.decorator_list = []
         self.generic_visit(node)
         return self._strip_doc(node)
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:  # noqa: N802
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
         self.generic_visit(node)
         return self._strip_doc(node)
 
@@ -69,7 +69,9 @@ def normalized_ast(source: str) -> str:
 
 def _global_names(source: str) -> list[str]:
     tree = ast.parse(source)
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    names = {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
     return sorted(names)
 
 

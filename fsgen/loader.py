@@ -125,7 +125,7 @@ def import_definitions(config: ProjectConfig, diags: list[Diagnostic]) -> Declar
     decls = Declarations()
     try:
         top = importlib.import_module(package)
-    except BaseException as exc:  # noqa: BLE001 - any failure in user code is a diagnostic
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         diags.append(_import_diagnostic(exc, config, package))
@@ -137,7 +137,7 @@ def import_definitions(config: ProjectConfig, diags: list[Diagnostic]) -> Declar
     for info in submodules:
         try:
             decls.modules.append(importlib.import_module(info.name))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             diags.append(_import_diagnostic(exc, config, info.name))
@@ -282,7 +282,8 @@ class _SpecBuilder:
             self.error(g.location, "FS110", f"group {g.name!r}: event_time_type is not a dtype")
         spec = GroupSpec(
             name=g.name, entity=entity,
-            event_time=EventTimeSpec(name=g.event_time, dtype=et_type or DType(scalar=Scalar.STRING)),
+            event_time=EventTimeSpec(name=g.event_time,
+                                     dtype=et_type or DType(scalar=Scalar.STRING)),
             online=OnlineSpec(enabled=g.online.enabled,
                               ttl_seconds=self.duration(g.online.ttl, g.location, "online ttl"),
                               storage=g.online.storage),
@@ -593,7 +594,7 @@ def _module_of(path: str, root: Path) -> str:
 def _type_hints(fn: Callable[..., object]) -> dict[str, object] | None:
     try:
         return typing.get_type_hints(fn)
-    except Exception:  # noqa: BLE001 - a bad annotation becomes a diagnostic
+    except Exception:
         return None
 
 

@@ -73,7 +73,8 @@ def scaffold(directory: Path, name: str | None = None) -> list[Path]:
     directory = Path(directory)
     if (directory / "pyproject.toml").exists():
         raise FsgenError(f"{directory / 'pyproject.toml'} already exists; not overwriting it")
-    name = name or re.sub(r"[^a-zA-Z0-9_-]+", "-", directory.resolve().name).strip("-") or "features"
+    default = re.sub(r"[^a-zA-Z0-9_-]+", "-", directory.resolve().name).strip("-")
+    name = name or default or "features"
     files = {
         "pyproject.toml": _PYPROJECT.format(name=name),
         "featuredefs/__init__.py": _INIT.format(name=name),

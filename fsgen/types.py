@@ -90,17 +90,17 @@ Fractional = DType(scalar=Scalar.FRACTIONAL)
 String = DType(scalar=Scalar.STRING)
 
 
-def List(element: DType) -> DType:  # noqa: N802 - reads like a type in definitions
+def List(element: DType) -> DType:
     """An ordered collection of ``element`` values (repeats allowed)."""
     return DType(scalar=_scalar_of(element, "List"), collection="List")
 
 
-def Set(element: DType) -> DType:  # noqa: N802
+def Set(element: DType) -> DType:
     """An unordered collection of unique ``element`` values."""
     return DType(scalar=_scalar_of(element, "Set"), collection="Set")
 
 
-def Vector(dimension: int) -> DType:  # noqa: N802
+def Vector(dimension: int) -> DType:
     """A fixed-size list of Fractional values (embeddings)."""
     if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension < 1:
         raise TypeError(f"Vector dimension must be a positive int, got {dimension!r}")

@@ -62,8 +62,8 @@ def rule_names(spec: ProjectSpec) -> Iterator[Diagnostic]:
         structural = {k.name for k in g.entity.keys} | {g.entity.identifier, g.event_time.name}
         for f in g.features:
             if f.name in structural:
-                yield _d(f.location, "FS111", f"feature {f.name!r} has the name of group "
-                         f"{g.name!r}'s identifier or event-time field")
+                yield _d(f.location, "FS111", f"feature {f.name!r} has the same name as the "
+                         f"identifier or event-time field of group {g.name!r}")
 
 
 def rule_limits(spec: ProjectSpec) -> Iterator[Diagnostic]:

@@ -11,6 +11,7 @@ import math
 from datetime import UTC, datetime
 
 INTEGRAL = "Integral"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FRACTIONAL = "Fractional"
 STRING = "String"
 
@@ -20,13 +21,13 @@ Value = Scalar | list[Scalar] | None
 
 def encode_scalar(kind: str, value: object) -> str:
     if kind == INTEGRAL:
-        if isinstance(value, bool):
-            return "1" if value else "0"
-        if isinstance(value, int):
-            return str(value)
         if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        raise TypeError(f"expected an integer, got {value!r}")
+            value = int(value)
+        if not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"integer {value} does not fit SageMaker's 64-bit Integral")
+        return str(int(value))
     if kind == FRACTIONAL:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"expected a number, got {value!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -72,55 +73,72 @@ def _is_missing(value: object) -> bool:
     return value is None or value is _MISSING or (isinstance(value, float) and math.isnan(value))
 
 
+_INT_TEXT = re.compile(r"^[+-]?[0-9]+(?:_[0-9]+)*(?:\.0+)?$")
+_FLOAT_TEXT = re.compile(
+    r"^[+-]?(?:[0-9]+(?:_[0-9]+)*(?:\.(?:[0-9]+(?:_[0-9]+)*)?)?|\.[0-9]+(?:_[0-9]+)*)"
+    r"(?:[eE][+-]?[0-9]+(?:_[0-9]+)*)?$"
+)
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
+              "t": True, "f": False, "y": True, "n": False, "on": True, "off": False}
+
+
 def coerce(type_name: str, value: object) -> object:
-    """Coerce one raw value to ``type_name``; raise ValueError with a readable reason."""
+    """Coerce one raw value to ``type_name``; raise ValueError with a readable reason.
+
+    The rules are pydantic's lax mode for the group's input model (see fsgen.schema): numeric
+    text is accepted for numbers (ASCII digits, optional sign, underscores between digits),
+    integral floats for ints, 0/1 and yes/no words for bools; nothing becomes a string that was
+    not one.
+    """
     if type_name.startswith("list["):
         inner = type_name[5:-1]
-        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
             raise ValueError(f"expected a list of {inner}, got {_show(value)}")
         return [coerce(inner, v) for v in value]
     if type_name == "int":
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            text = value.strip()
-            try:
-                return int(text)
-            except ValueError:
-                pass
-        raise ValueError(f"expected an integer, got {_show(value)}")
+        return _to_int(value)
     if type_name == "float":
-        if isinstance(value, int | float):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise ValueError(f"expected a number, got {_show(value)}") from None
-        else:
-            raise ValueError(f"expected a number, got {_show(value)}")
-        if not math.isfinite(number):
-            raise ValueError(f"expected a finite number, got {_show(value)}")
-        return number
+        return _to_float(value)
     if type_name == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _BOOL_TEXT:
-            return _BOOL_TEXT[value.strip().lower()]
-        raise ValueError(f"expected a boolean, got {_show(value)}")
+        return _to_bool(value)
     if isinstance(value, str):
         return value
     raise ValueError(f"expected a string, got {_show(value)}")
 
 
-_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
-              "t": True, "f": False, "y": True, "n": False}
+def _to_int(value: object) -> int:
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_TEXT.match(text):
+            return int(text.split(".")[0])
+    raise ValueError(f"expected an integer, got {_show(value)}")
+
+
+def _to_float(value: object) -> float:
+    number: float | None = None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+        number = float(value.strip())
+    if number is None:
+        raise ValueError(f"expected a number, got {_show(value)}")
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {_show(value)}")
+    return number
+
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _BOOL_TEXT:
+        return _BOOL_TEXT[value.strip().lower()]
+    raise ValueError(f"expected a boolean, got {_show(value)}")
 
 
 def _show(value: object) -> str:
@@ -186,7 +204,7 @@ class GroupRuntime:
                     for p, kind in feat.params}
             try:
                 result = feat.fn(**args)
-            except Exception as exc:  # noqa: BLE001 - reported per record, never swallowed
+            except Exception as exc:
                 raise TransformError(feat.name, exc, _user_frame(exc)) from exc
             values[feat.name] = self._check_value(feat, result)
         return values

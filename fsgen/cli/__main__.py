@@ -1,0 +1,3 @@
+from fsgen.cli import main
+
+main()

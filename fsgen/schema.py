@@ -1,0 +1,50 @@
+"""The pydantic input model of a feature group: the raw record contract, as data.
+
+The model is what documentation, ``--json`` schema export and the catalog show. The runtime's
+stdlib validator (:func:`fsgen.runtime.pipeline.coerce`) enforces the same contract without
+pydantic, so it can run inside a Lambda; ``tests/foundation/test_schema_parity.py`` proves the
+two accept the same values and produce the same results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from fsgen.spec import GroupSpec, OnDemandSpec, RawField
+
+_PY_TYPES: dict[str, Any] = {
+    "int": int, "float": float, "str": str, "bool": bool,
+    "list[int]": list[int], "list[float]": list[float], "list[str]": list[str],
+}
+
+
+class RawRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+
+
+def field_type(raw: RawField) -> Any:
+    base = _PY_TYPES[raw.type]
+    return base | None if raw.optional else base
+
+
+def input_model(group: GroupSpec) -> type[BaseModel]:
+    """``<Group>Input``: one field per raw input (keys and event time included)."""
+    return _model(group.name, group.raw_fields)
+
+
+def request_model(od: OnDemandSpec) -> type[BaseModel]:
+    return _model(od.name, od.request_fields)
+
+
+def _model(name: str, fields: tuple[RawField, ...]) -> type[BaseModel]:
+    definitions: dict[str, Any] = {
+        f.name: (field_type(f), None if f.optional else ...) for f in fields
+    }
+    class_name = "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+    return create_model(f"{class_name}Input", __base__=RawRecord, **definitions)
+
+
+def json_schema(group: GroupSpec) -> dict[str, Any]:
+    return input_model(group).model_json_schema()

@@ -1,0 +1,55 @@
+"""Shared fixtures: build throw-away projects from definition source text."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+PYPROJECT = """\
+[project]
+name = "scratch"
+version = "0"
+
+[tool.fsgen]
+definitions = "{package}"
+"""
+
+
+def write_project(root: Path, files: dict[str, str], package: str = "featuredefs") -> Path:
+    """A project at ``root`` with ``files`` (relative path -> source, dedented)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(PYPROJECT.format(package=package))
+    (root / package).mkdir(exist_ok=True)
+    init = root / package / "__init__.py"
+    if not init.exists():
+        init.write_text("")
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Path]:
+    """``make_project({"featuredefs/x.py": src})`` -> project root in a fresh tmp dir."""
+    counter = iter(range(1000))
+
+    def make(files: dict[str, str], package: str = "featuredefs") -> Path:
+        return write_project(tmp_path / f"p{next(counter)}", files, package)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _restore_sys_path() -> object:
+    """Loading a project puts its root on sys.path; keep tests independent of each other."""
+    before = list(sys.path)
+    yield
+    sys.path[:] = before

@@ -1,0 +1,57 @@
+"""The runtime's stdlib coercion and the group's pydantic input model agree (differential)."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from fsgen.runtime.pipeline import coerce
+from fsgen.schema import RawRecord
+
+NUMERIC_TEXT = st.text(alphabet="0123456789+-._ eEaxnfiINFtruefalsyo", max_size=8)
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**20, 10**20),
+    st.floats(allow_nan=True, allow_infinity=True), NUMERIC_TEXT,
+    st.sampled_from(["42", " 42 ", "42.0", "-0", "1e3", "nan", "inf", "true", "Yes", "off",
+                     "0", "1", "", "4_2", "0x10", "١٢", "1.", ".5",
+                     "1_0.5", "00", " +1.0 ", "1.00", "1.5e0", "1e-3", "-.5e+2"]),
+)
+
+
+def pydantic_result(type_name: str, value: object) -> tuple[bool, object]:
+    adapter: TypeAdapter[object] = TypeAdapter(
+        {"int": int, "float": float, "str": str, "bool": bool}[type_name],
+        config=RawRecord.model_config,
+    )
+    try:
+        return True, adapter.validate_python(value)
+    except ValidationError:
+        return False, None
+
+
+def runtime_result(type_name: str, value: object) -> tuple[bool, object]:
+    try:
+        return True, coerce(type_name, value)
+    except ValueError:
+        return False, None
+
+
+def same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return type(a) is type(b) and a == b
+
+
+@settings(max_examples=600, deadline=None)
+@given(type_name=st.sampled_from(["int", "float", "str", "bool"]), value=VALUES)
+def test_runtime_coercion_matches_pydantic(type_name: str, value: object) -> None:
+    if value is None:
+        return  # missing values are handled before coercion (optional/required)
+    ok_p, got_p = pydantic_result(type_name, value)
+    ok_r, got_r = runtime_result(type_name, value)
+    assert ok_p == ok_r, (type_name, value, got_p, got_r)
+    if ok_p:
+        assert same(got_p, got_r), (type_name, value, got_p, got_r)
