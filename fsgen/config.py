@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -78,7 +78,8 @@ def find_project_root(start: Path | None = None) -> Path:
 
 def load_config(root: Path | None = None) -> ProjectConfig:
     root = find_project_root(root) if root is None or not _has_fsgen(root) else root.resolve()
-    table = dict(_read_toml(root / "pyproject.toml").get("tool", {}).get("fsgen", {}))
+    tool = _read_toml(root / "pyproject.toml").get("tool", {})
+    table: dict[str, Any] = dict(tool.get("fsgen", {}))  # type: ignore[call-overload]
     try:
         return ProjectConfig(root=root, **table)
     except ValidationError as exc:

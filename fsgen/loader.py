@@ -551,10 +551,10 @@ class _SpecBuilder:
                            f"feature set {fs.name!r}: keys name unknown group {name!r}")
         keys: dict[str, tuple[str, ...]] = {}
         for name in wanted:
-            group = by_group.get(name)
-            if group is None:
+            group_spec = by_group.get(name)
+            if group_spec is None:
                 continue
-            default = tuple(k.name for k in group.entity.keys)
+            default = tuple(k.name for k in group_spec.entity.keys)
             cols = given.get(name, default)
             if len(cols) != len(default):
                 self.error(fs.location, "FS109",

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from fsgen.runtime.encoding import (
     FRACTIONAL,
@@ -223,7 +224,7 @@ class GroupRuntime:
                 return float(value)  # type: ignore[arg-type]
             return value
         items = list(value)  # type: ignore[call-overload]
-        conv: Callable[[object], object] = (
+        conv: Callable[[Any], object] = (
             int if feat.kind == INTEGRAL else float if feat.kind == FRACTIONAL else str
         )
         items = [conv(v) for v in items]
