@@ -1,0 +1,174 @@
+"""The backend Protocol plan and apply use, and the one implementation of it in terms of
+SageMaker's control-plane operations.
+
+A backend reports what is deployed (``deployed``) and executes plan stages (``execute``). Both
+backends speak SageMaker's request/response shapes: the local backend calls
+:class:`fsgen.backends.registry.Registry` in process, the AWS backend calls boto3. So the
+stage executor, the waiting logic and the translation to :class:`GroupState` are written once,
+in :class:`ControlPlaneBackend`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from fsgen.errors import StoreError
+from fsgen.plan.model import GroupState, Stage
+from fsgen.plan.state import MANAGED_TAG, from_sagemaker
+
+Progress = Callable[[str], None]
+
+
+class BackendError(StoreError):
+    """A backend operation failed; ``code`` is AWS's error code when there is one."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation} failed: {code}: {message}")
+        self.operation = operation
+        self.code = code
+
+
+class Backend(Protocol):
+    name: str
+    state_dir: Path
+    """Where apply history and the apply lock live."""
+
+    def deployed(self) -> dict[str, GroupState]:
+        """Every feature group the backend has, by name."""
+        ...
+
+    def execute(self, stage: Stage, progress: Progress) -> None:
+        """Carry out one stage and wait until the group is ready again."""
+        ...
+
+
+class ControlPlaneBackend:
+    """Backend behaviour over a ``call(operation, request) -> response`` function."""
+
+    name = "abstract"
+    state_dir: Path
+    poll_interval = 0.05
+    max_poll_interval = 5.0
+    wait_timeout = 1800.0
+
+    def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- reading ---------------------------------------------------------------------------
+    def group_names(self) -> list[str]:
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"MaxResults": 100, "SortBy": "Name"}
+            if token:
+                request["NextToken"] = token
+            page = self.call("ListFeatureGroups", request)
+            names.extend(s["FeatureGroupName"] for s in page.get("FeatureGroupSummaries", []))
+            token = page.get("NextToken")
+            if not token:
+                return names
+
+    def describe(self, name: str) -> dict[str, Any] | None:
+        try:
+            desc = self.call("DescribeFeatureGroup", {"FeatureGroupName": name})
+        except BackendError as exc:
+            if exc.code == "ResourceNotFound":
+                return None
+            raise
+        while desc.get("NextToken"):  # FeatureDefinitions arrive in pages for large groups
+            more = self.call("DescribeFeatureGroup", {"FeatureGroupName": name,
+                                                      "NextToken": desc["NextToken"]})
+            desc["FeatureDefinitions"] = [*desc["FeatureDefinitions"],
+                                          *more.get("FeatureDefinitions", [])]
+            desc["NextToken"] = more.get("NextToken")
+        return desc
+
+    def tags(self, arn: str) -> list[dict[str, str]]:
+        tags: list[dict[str, str]] = []
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"ResourceArn": arn}
+            if token:
+                request["NextToken"] = token
+            page = self.call("ListTags", request)
+            tags.extend(page.get("Tags", []))
+            token = page.get("NextToken")
+            if not token:
+                return tags
+
+    def state(self, name: str) -> GroupState | None:
+        desc = self.describe(name)
+        if desc is None:
+            return None
+        tags = self.tags(desc["FeatureGroupArn"])
+        metadata: dict[str, dict[str, Any]] = {}
+        if any(t["Key"] == MANAGED_TAG for t in tags):
+            for definition in desc["FeatureDefinitions"]:
+                feature = definition["FeatureName"]
+                metadata[feature] = self.call("DescribeFeatureMetadata", {
+                    "FeatureGroupName": name, "FeatureName": feature})
+        return from_sagemaker(desc, metadata, tags)
+
+    def deployed(self) -> dict[str, GroupState]:
+        out: dict[str, GroupState] = {}
+        for name in self.group_names():
+            state = self.state(name)
+            if state is not None and state.status not in ("Deleting",):
+                out[name] = state
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+    def execute(self, stage: Stage, progress: Progress) -> None:
+        if stage.kind == "create_group":
+            self.call("CreateFeatureGroup", dict(stage.request))
+            self.wait(stage.group, "created", progress)
+        elif stage.kind == "delete_group":
+            self.call("DeleteFeatureGroup", {"FeatureGroupName": stage.group})
+            self.wait(stage.group, "deleted", progress)
+        elif stage.kind == "update_group":
+            self.call("UpdateFeatureGroup", dict(stage.request))
+            self.wait(stage.group, "updated", progress)
+        elif stage.kind == "update_feature_metadata":
+            self.call("UpdateFeatureMetadata", dict(stage.request))
+        elif stage.kind == "set_tags":
+            desc = self.describe(stage.group)
+            if desc is None:
+                raise BackendError("AddTags", "ResourceNotFound", f"{stage.group} not found")
+            arn = desc["FeatureGroupArn"]
+            if stage.add:
+                self.call("AddTags", {"ResourceArn": arn, "Tags": [
+                    {"Key": k, "Value": v} for k, v in stage.add.items()]})
+            if stage.remove:
+                self.call("DeleteTags", {"ResourceArn": arn, "TagKeys": list(stage.remove)})
+        else:  # pragma: no cover - the Stage union is closed
+            raise AssertionError(stage)
+
+    def wait(self, name: str, goal: str, progress: Progress) -> None:
+        """Poll DescribeFeatureGroup until the group is ``created``/``updated``/``deleted``."""
+        deadline = time.monotonic() + self.wait_timeout
+        interval = self.poll_interval
+        while True:
+            desc = self.describe(name)
+            status = "Deleted" if desc is None else str(desc.get("FeatureGroupStatus"))
+            update = ((desc or {}).get("LastUpdateStatus") or {}).get("Status", "Successful")
+            progress(f"{name}: {status}" + (f", update {update}" if goal == "updated" else ""))
+            if goal == "deleted" and desc is None:
+                return
+            if status in ("CreateFailed", "DeleteFailed"):
+                reason = (desc or {}).get("FailureReason", "no reason given")
+                raise BackendError("DescribeFeatureGroup", status, f"{name}: {reason}")
+            if goal == "updated" and update == "Failed":
+                reason = ((desc or {}).get("LastUpdateStatus") or {}).get("FailureReason", "")
+                raise BackendError("UpdateFeatureGroup", "Failed", f"{name}: {reason}")
+            if goal == "created" and status == "Created":
+                return
+            if goal == "updated" and status == "Created" and update != "InProgress":
+                return
+            if time.monotonic() > deadline:
+                raise BackendError("DescribeFeatureGroup", "Timeout",
+                                   f"{name} did not become {goal} in {self.wait_timeout:.0f}s")
+            time.sleep(interval)
+            interval = min(interval * 2, self.max_poll_interval)

@@ -1,0 +1,181 @@
+"""plan, apply, destroy, history, serve: reconcile the deployed feature groups with the
+definitions, Terraform-style."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from fsgen.cli._app import EXIT_CHANGES, AppContext, echo_json, handle_errors, main, pass_app
+
+if TYPE_CHECKING:
+    from fsgen.backends.base import Backend
+    from fsgen.plan.model import Plan
+
+
+def _backend(app: AppContext) -> Backend:
+    from fsgen.backends import open_backend
+
+    return open_backend(app.config, app.backend_name)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the plan for 'fsgen apply PLANFILE'.")
+@pass_app
+@handle_errors
+def plan(app: AppContext, as_json: bool, detailed_exitcode: bool, out: Path | None) -> None:
+    """Show what apply would change on the backend."""
+    from fsgen.plan.apply import compute_plan
+    from fsgen.plan.render import render_plan
+
+    result = compute_plan(app.config, app.spec, _backend(app))
+    if out is not None:
+        out.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        echo_json(result.model_dump_json(indent=2))
+    else:
+        click.echo(render_plan(result), nl=False)
+        if out is not None:
+            click.echo(f"\nSaved the plan to {out}. Apply it with: fsgen apply {out}")
+    if detailed_exitcode and result.has_changes:
+        raise SystemExit(EXIT_CHANGES)
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        # No terminal to ask (CI, a pipe): answer "no" instead of hanging or guessing.
+        line = sys.stdin.readline() if not sys.stdin.closed else ""
+        if line.strip().lower() in ("yes",):
+            return True
+        click.echo("No confirmation given (stdin is not a terminal, and it did not answer "
+                   "'yes'); pass --auto-approve to apply without asking.", err=True)
+        return False
+    return click.prompt(f"{question} Only 'yes' will be accepted", default="",
+                        show_default=False, err=True).strip() == "yes"
+
+
+def _run_apply(app: AppContext, plan_file: Path | None, auto_approve: bool,
+               allow_replace: bool, destroy: bool, lock_timeout: float) -> None:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from fsgen.plan.apply import apply_plan, compute_plan, load_plan
+    from fsgen.plan.render import render_plan
+
+    backend = _backend(app)
+    saved = load_plan(plan_file) if plan_file is not None else None
+    the_plan: Plan = saved or compute_plan(app.config, app.spec, backend, destroy=destroy)
+    if saved is None:
+        click.echo(render_plan(the_plan), nl=False)
+    if not the_plan.has_changes:
+        return
+
+    def confirm(p: Plan) -> bool:
+        if auto_approve:
+            return True
+        verb = "destroy these feature groups" if destroy else "perform these actions"
+        return _confirm(f"Do you want to {verb}?")
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=app.err,
+                  transient=True) as bar:
+        task = bar.add_task("applying", total=None)
+
+        def progress(text: str) -> None:
+            if text.startswith("["):
+                app.err.print(f"  {text}")
+            bar.update(task, description=text)
+
+        result = apply_plan(app.config, app.spec, backend, the_plan,
+                            allow_destructive=allow_replace, progress=progress,
+                            lock_timeout=lock_timeout, confirm=confirm)
+    for path in result.regenerated:
+        app.err.print(f"  regenerated {path}")
+    from fsgen.plan.render import summary_line
+
+    done = summary_line(the_plan).replace("Plan:", "Apply complete!").replace(
+        " to add", " added").replace(" to change", " changed").replace(
+        " to replace", " replaced").replace(" to destroy", " destroyed")
+    click.echo(done)
+    for group, features in the_plan.backfill.items():
+        click.echo(f"Backfill needed: {group} ({', '.join(features)}): stored values were "
+                   f"computed by the old logic; re-ingest with 'fsgen ingest {group} ...'")
+
+
+@main.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, exists=True,
+                                                             path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--allow-replace", is_flag=True,
+              help="Allow stages that delete a group (replace, destroy): its online data is lost.")
+@click.option("--lock-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for another apply to finish.")
+@pass_app
+@handle_errors
+def apply(app: AppContext, plan_file: Path | None, auto_approve: bool, allow_replace: bool,
+          lock_timeout: float) -> None:
+    """Apply the plan (or a saved PLAN_FILE) to the backend, then regenerate generated/."""
+    _run_apply(app, plan_file, auto_approve, allow_replace, False, lock_timeout)
+
+
+@main.command()
+@click.option("--auto-approve", is_flag=True, help="Destroy without asking for confirmation.")
+@click.option("--lock-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for another apply to finish.")
+@pass_app
+@handle_errors
+def destroy(app: AppContext, auto_approve: bool, lock_timeout: float) -> None:
+    """Delete every feature group this project created on the backend."""
+    _run_apply(app, None, auto_approve, True, True, lock_timeout)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the history as JSON lines.")
+@pass_app
+@handle_errors
+def history(app: AppContext, as_json: bool) -> None:
+    """Show the apply history of the backend: who applied what, when, and how it ended."""
+    from fsgen.plan.apply import read_history
+
+    entries = read_history(_backend(app).state_dir)
+    if as_json:
+        for entry in entries:
+            echo_json(json.dumps(entry, sort_keys=True))
+        return
+    if not entries:
+        click.echo("No applies recorded yet.")
+        return
+    for entry in entries:
+        line = (f"{entry['when']}  {entry['who']}  {entry['backend']}  {entry['result']}  "
+                f"{entry['stages_done']}/{entry['stages_total']} stages  {entry['summary']}")
+        click.echo(line)
+        if entry.get("error"):
+            click.echo(f"    {entry['error']}")
+
+
+@main.command()
+@click.option("--port", type=int, default=4510, show_default=True,
+              help="Port on 127.0.0.1 (0 picks a free one).")
+@pass_app
+@handle_errors
+def serve(app: AppContext, port: int) -> None:
+    """Serve SageMaker's feature-group and featurestore-runtime APIs on 127.0.0.1, backed by
+    the local store, for boto3 (endpoint_url=http://127.0.0.1:PORT)."""
+    from fsgen.server import make_server
+
+    server = make_server(app.config, app.spec, port=port)
+    host, bound = server.server_address[:2]
+    app.err.print(f"fsgen serve: listening on http://{host}:{bound} (store {app.config.store_path})"
+                  "; Ctrl-C stops")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,263 @@
+"""The differ: a pure function from (desired, deployed) group states to a Plan.
+
+Every changed property is classified by ONE table, :data:`RULES`, keyed by a field path pattern
+(``*`` matches one feature name or tag key). A path the table does not know is REPLACE: when
+fsgen cannot say that SageMaker changes something in place, it does not pretend it can.
+Output order is the declaration order of groups and features, never a set's iteration order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from fsgen.plan.model import (
+    ChangeKind,
+    CreateGroup,
+    DeleteGroup,
+    FeatureState,
+    GroupState,
+    JsonScalar,
+    Plan,
+    PropertyDiff,
+    ResourceChange,
+    SetTags,
+    Stage,
+    UpdateFeatureMetadata,
+    UpdateGroup,
+)
+from fsgen.plan.state import (
+    MANAGED_TAG,
+    PROJECT_TAG,
+    create_request,
+    definition_of,
+    metadata_request,
+    online_config,
+    throughput_config,
+)
+
+K = ChangeKind
+
+#: field path -> how SageMaker carries out a change to it.
+RULES: dict[str, ChangeKind] = {
+    # identity of a group: fixed at CreateFeatureGroup
+    "record_identifier": K.REPLACE,
+    "event_time_feature": K.REPLACE,
+    "features.*": K.REPLACE,                  # a feature removed (SageMaker cannot drop one)
+    "features.*.type": K.REPLACE,             # FeatureType / CollectionType are immutable
+    "features.+": K.ADD_FEATURES,             # UpdateFeatureGroup FeatureAdditions
+    # feature metadata: UpdateFeatureMetadata
+    "features.*.description": K.METADATA,
+    "features.*.parameters.*": K.METADATA,
+    "features.*.logic_hash": K.BACKFILL,      # recorded as a feature parameter; data is stale
+    # online store
+    "online_enabled": K.REPLACE,              # online store cannot be switched on or off
+    "online_ttl_seconds": K.UPDATE,           # OnlineStoreConfigUpdate.TtlDuration
+    "online_storage_type": K.UPDATE,          # OnlineStoreConfigUpdate.StorageType
+    "online_kms_key": K.REPLACE,              # SecurityConfig is create-only
+    # offline store: create-only
+    "offline_enabled": K.REPLACE,
+    "offline_s3_uri": K.REPLACE,
+    "offline_table_format": K.REPLACE,
+    "offline_kms_key": K.REPLACE,
+    "offline_disable_glue_table_creation": K.REPLACE,
+    "role_arn": K.REPLACE,
+    # throughput: ThroughputConfigUpdate
+    "throughput_mode": K.UPDATE,
+    "throughput_read_units": K.UPDATE,
+    "throughput_write_units": K.UPDATE,
+    # Description can only be set by CreateFeatureGroup. Replacing a group (and dropping its
+    # online data) for a description would be out of proportion, so a change is shown as a note
+    # and not applied; it takes effect when the group is next created or replaced.
+    "description": K.NOT_APPLIED,
+    "tags.*": K.TAGS,                         # AddTags / DeleteTags
+}
+
+MAX_FEATURE_ADDITIONS = 100
+
+_SCALAR_FIELDS = (
+    "record_identifier", "event_time_feature", "online_enabled", "online_ttl_seconds",
+    "online_storage_type", "online_kms_key", "offline_enabled", "offline_s3_uri",
+    "offline_table_format", "offline_kms_key", "offline_disable_glue_table_creation", "role_arn",
+    "throughput_mode", "throughput_read_units", "throughput_write_units", "description",
+)
+
+
+def rule_for(path: str) -> tuple[str, ChangeKind]:
+    """The rule that classifies ``path``; unknown paths are REPLACE."""
+    if path in RULES:
+        return path, RULES[path]
+    parts = path.split(".")
+    for pattern, kind in RULES.items():
+        pat = pattern.split(".")
+        if len(pat) == len(parts) and all(p in ("*", q) for p, q in zip(pat, parts, strict=True)):
+            return pattern, kind
+    return path, K.REPLACE
+
+
+def _diff(path: str, old: object, new: object, *, rule: str | None = None) -> PropertyDiff:
+    key, kind = rule_for(rule or path)
+    return PropertyDiff(path=path, old=_json(old), new=_json(new), kind=kind, rule=key)
+
+
+def _json(value: object) -> JsonScalar | list[str]:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def diff_group(desired: GroupState, deployed: GroupState) -> tuple[list[PropertyDiff], int]:
+    """Every property difference, and how many features are unchanged."""
+    diffs: list[PropertyDiff] = []
+    for field in _SCALAR_FIELDS:
+        old, new = getattr(deployed, field), getattr(desired, field)
+        if old != new:
+            diffs.append(_diff(field, old, new))
+    unchanged = 0
+    for feature in desired.features:
+        before = deployed.feature(feature.name)
+        if before is None:
+            diffs.append(_diff(f"features.{feature.name}", None, feature.type,
+                               rule="features.+"))
+            continue
+        feature_diffs = _feature_diffs(feature, before)
+        diffs.extend(feature_diffs)
+        unchanged += not feature_diffs
+    declared = {f.name for f in desired.features}
+    for before in deployed.features:
+        if before.name not in declared:
+            diffs.append(_diff(f"features.{before.name}", before.type, None))
+    for key in sorted(set(deployed.tags) | set(desired.tags)):
+        old, new = deployed.tags.get(key), desired.tags.get(key)
+        if old != new:
+            diffs.append(_diff(f"tags.{key}", old, new, rule="tags.*"))
+    return diffs, unchanged
+
+
+def _feature_diffs(feature: FeatureState, before: FeatureState) -> list[PropertyDiff]:
+    base = f"features.{feature.name}"
+    out: list[PropertyDiff] = []
+    if feature.type != before.type:
+        out.append(_diff(f"{base}.type", before.type, feature.type, rule="features.*.type"))
+    if feature.description != before.description:
+        out.append(_diff(f"{base}.description", before.description, feature.description,
+                         rule="features.*.description"))
+    for key in sorted(set(before.parameters) | set(feature.parameters)):
+        old, new = before.parameters.get(key), feature.parameters.get(key)
+        if old != new:
+            out.append(_diff(f"{base}.parameters.{key}", old, new,
+                             rule="features.*.parameters.*"))
+    if feature.logic_hash != before.logic_hash:
+        out.append(_diff(f"{base}.logic_hash", before.logic_hash, feature.logic_hash,
+                         rule="features.*.logic_hash"))
+    return out
+
+
+def is_managed(state: GroupState, project: str) -> bool:
+    return state.tags.get(MANAGED_TAG) == "fsgen" and state.tags.get(PROJECT_TAG) == project
+
+
+def plan_changes(desired: Sequence[GroupState], deployed: Mapping[str, GroupState],
+                 project: str) -> list[ResourceChange]:
+    """Changes in declaration order, then destroys (sorted by name)."""
+    changes: list[ResourceChange] = []
+    for want in desired:
+        have = deployed.get(want.name)
+        if have is None:
+            changes.append(ResourceChange(group=want.name, action="create", after=want))
+            continue
+        diffs, unchanged = diff_group(want, have)
+        applied = tuple(d for d in diffs if d.kind is not K.NOT_APPLIED)
+        notes = tuple(d for d in diffs if d.kind is K.NOT_APPLIED)
+        if not applied:
+            if notes:
+                changes.append(ResourceChange(group=want.name, action="update", notes=notes,
+                                              unchanged_features=unchanged, before=have,
+                                              after=want))
+            continue
+        replace = any(d.kind is K.REPLACE for d in applied)
+        backfill = tuple(d.path.split(".")[1] for d in applied if d.kind is K.BACKFILL)
+        changes.append(ResourceChange(
+            group=want.name, action="replace" if replace else "update", diffs=applied,
+            notes=() if replace else notes, unchanged_features=unchanged,
+            backfill_features=() if replace else backfill,
+            data_loss=_loss(want.name, have) if replace else None, before=have, after=want))
+    declared = {s.name for s in desired}
+    for name in sorted(deployed):
+        if name not in declared and is_managed(deployed[name], project):
+            changes.append(ResourceChange(group=name, action="destroy", before=deployed[name],
+                                          data_loss=_loss(name, deployed[name])))
+    return changes
+
+
+def _loss(name: str, state: GroupState) -> str:
+    parts = []
+    if state.online_enabled:
+        parts.append(f"every record in the online store of {name!r} is deleted")
+    if state.offline_enabled:
+        parts.append("offline store data is not deleted (SageMaker keeps the S3 objects; "
+                     "the local backend archives them)")
+    return "; ".join(parts) or "nothing is stored in this group"
+
+
+def stages_for(change: ResourceChange) -> list[Stage]:
+    """The backend operations that carry out one change, in order."""
+    name = change.group
+    if change.action == "destroy":
+        return [DeleteGroup(group=name)]
+    assert change.after is not None
+    if change.action in ("create", "replace"):
+        stages: list[Stage] = [DeleteGroup(group=name)] if change.action == "replace" else []
+        stages.append(CreateGroup(group=name, request=create_request(change.after)))
+        stages.extend(_metadata_stages(change.after, None))
+        return stages
+    return _update_stages(change)
+
+
+def _metadata_stages(after: GroupState, before: GroupState | None) -> list[Stage]:
+    out: list[Stage] = []
+    for feature in after.features:
+        old = before.feature(feature.name) if before else None
+        request = metadata_request(after.name, feature, old)
+        if request is not None:
+            out.append(UpdateFeatureMetadata(group=after.name, request=request))
+    return out
+
+
+def _update_stages(change: ResourceChange) -> list[Stage]:
+    after, before = change.after, change.before
+    assert after is not None and before is not None
+    kinds = {d.kind for d in change.diffs}
+    stages: list[Stage] = []
+    added = [f for f in after.features if before.feature(f.name) is None]
+    for start in range(0, len(added), MAX_FEATURE_ADDITIONS):
+        chunk = added[start:start + MAX_FEATURE_ADDITIONS]
+        stages.append(UpdateGroup(group=after.name, request={
+            "FeatureGroupName": after.name,
+            "FeatureAdditions": [definition_of(f.name, f.type) for f in chunk]}))
+    if K.UPDATE in kinds:
+        request: dict[str, object] = {"FeatureGroupName": after.name}
+        paths = {d.path for d in change.diffs if d.kind is K.UPDATE}
+        if paths & {"online_ttl_seconds", "online_storage_type"}:
+            online = online_config(after)
+            online.pop("EnableOnlineStore", None)
+            online.pop("SecurityConfig", None)
+            request["OnlineStoreConfig"] = online
+        if any(p.startswith("throughput_") for p in paths):
+            request["ThroughputConfig"] = throughput_config(after)
+        stages.append(UpdateGroup(group=after.name, request=request))
+    stages.extend(_metadata_stages(after, before))
+    if K.TAGS in kinds:
+        add = {k: v for k, v in after.tags.items() if before.tags.get(k) != v}
+        remove = tuple(k for k in before.tags if k not in after.tags)
+        stages.append(SetTags(group=after.name, add=add, remove=remove))
+    return stages
+
+
+def make_plan(desired: Sequence[GroupState], deployed: Mapping[str, GroupState], *,
+              project: str, backend: str, state_fingerprint: str, spec_fingerprint: str,
+              artifacts: Sequence[str] = ()) -> Plan:
+    changes = plan_changes(desired, deployed, project)
+    stages = [stage for change in changes for stage in stages_for(change)]
+    return Plan(backend=backend, state_fingerprint=state_fingerprint,
+                spec_fingerprint=spec_fingerprint, changes=tuple(changes), stages=tuple(stages),
+                artifacts=tuple(artifacts))

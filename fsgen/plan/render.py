@@ -1,0 +1,134 @@
+"""The text view of a Plan, in Terraform's grammar. Rendered from the same object ``--json``
+dumps, so the two cannot disagree."""
+
+from __future__ import annotations
+
+import json
+
+from fsgen.plan.model import ChangeKind, GroupState, Plan, PropertyDiff, ResourceChange
+
+EMPTY = "No changes. Feature store matches the definitions."
+
+_HEADER = {
+    "create": ("+", "will be created"),
+    "update": ("~", "will be updated in-place"),
+    "replace": ("-/+", "must be replaced"),
+    "destroy": ("-", "will be destroyed"),
+}
+
+_KIND_NOTE = {
+    ChangeKind.REPLACE: "# forces replacement",
+    ChangeKind.BACKFILL: "# logic changed: backfill needed",
+    ChangeKind.NOT_APPLIED: "# set only at creation: not applied",
+}
+
+
+def show(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return json.dumps(value[:19] + "…", ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_plan(plan: Plan) -> str:
+    lines: list[str] = []
+    visible = [c for c in plan.changes if c.diffs or c.action in ("create", "destroy")]
+    if visible:
+        lines.append("fsgen will perform the following actions:")
+        for change in plan.changes:
+            lines.append("")
+            lines.extend(render_change(change))
+    elif plan.changes:  # notes only
+        for change in plan.changes:
+            lines.extend(render_change(change))
+            lines.append("")
+    if plan.backfill:
+        lines.append("")
+        lines.append("Backfill needed (stored values were computed by the old logic):")
+        for group, features in plan.backfill.items():
+            lines.append(f"  {group}: {', '.join(features)}  (re-ingest: fsgen ingest {group} ...)")
+    if plan.artifacts:
+        lines.append("")
+        lines.append("Generated artifacts that change:")
+        lines.extend(f"  ~ {path}" for path in plan.artifacts)
+    if not visible and not plan.artifacts:
+        lines.append(EMPTY)
+        return "\n".join(lines).strip("\n") + "\n"
+    lines.append("")
+    lines.append(summary_line(plan))
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def summary_line(plan: Plan) -> str:
+    changed = sum(1 for c in plan.changes if c.action == "update" and c.diffs)
+    return (f"Plan: {plan.count('create')} to add, {changed} to change, "
+            f"{plan.count('replace')} to replace, {plan.count('destroy')} to destroy.")
+
+
+def render_change(change: ResourceChange) -> list[str]:
+    sign, verb = _HEADER[change.action]
+    if change.action == "update" and not change.diffs:
+        sign, verb = " ", "has changes that are not applied"
+    lines = [f"  # feature group {change.group!r} {verb}"]
+    if change.data_loss:
+        lines.append(f"  # data loss: {change.data_loss}")
+    lines.append(f"{sign:>3} feature_group {json.dumps(change.group)} {{")
+    if change.action == "create":
+        assert change.after is not None
+        lines.extend(_whole(change.after, "+"))
+    elif change.action == "destroy":
+        assert change.before is not None
+        lines.extend(_whole(change.before, "-"))
+    else:
+        for diff in (*change.diffs, *change.notes):
+            lines.append(_diff_line(diff))
+        if change.unchanged_features:
+            n = change.unchanged_features
+            lines.append(f"        # ({n} unchanged feature{'s' if n != 1 else ''} hidden)")
+    lines.append("    }")
+    return lines
+
+
+def _diff_line(diff: PropertyDiff) -> str:
+    note = _KIND_NOTE.get(diff.kind, "")
+    if diff.old is None and diff.kind is not ChangeKind.BACKFILL:
+        text = f"      + {diff.path} = {show(diff.new)}"
+    elif diff.new is None and diff.kind is not ChangeKind.BACKFILL:
+        text = f"      - {diff.path} = {show(diff.old)}"
+    else:
+        text = f"      ~ {diff.path} = {show(diff.old)} -> {show(diff.new)}"
+    return f"{text} {note}" if note else text
+
+
+def _whole(state: GroupState, sign: str) -> list[str]:
+    pad = f"      {sign} "
+    out = [
+        f"{pad}record_identifier  = {show(state.record_identifier)}",
+        f"{pad}event_time_feature = {show(state.event_time_feature)}",
+        f"{pad}online_store       = {_online(state)}",
+        f"{pad}offline_store      = {_offline(state)}",
+    ]
+    for feature in state.features:
+        out.append(f"{pad}feature {show(feature.name)} {feature.type}")
+    return out
+
+
+def _online(state: GroupState) -> str:
+    if not state.online_enabled:
+        return "disabled"
+    ttl = f"ttl {duration(state.online_ttl_seconds)}" if state.online_ttl_seconds else "no ttl"
+    return f"{state.online_storage_type}, {ttl}"
+
+
+def duration(seconds: int) -> str:
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _offline(state: GroupState) -> str:
+    if not state.offline_enabled:
+        return "disabled"
+    return f"{state.offline_table_format} at {state.offline_s3_uri}"
