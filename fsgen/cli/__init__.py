@@ -1,6 +1,7 @@
 """fsgen's command line. Each area's commands live in their own module; importing them here
 registers them on :data:`main`."""
 
+from fsgen.cli import generate as _generate  # noqa: F401
 from fsgen.cli import plan as _plan  # noqa: F401
 from fsgen.cli import project as _project  # noqa: F401  (registers commands)
 from fsgen.cli._app import main

@@ -1,0 +1,41 @@
+"""The one jinja2 Environment every template renders in.
+
+Templates ship inside the package (``fsgen/templates/``), so an installed fsgen generates the
+same bytes as a source checkout. StrictUndefined turns a typo in a template into an error
+instead of an empty string.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import jinja2
+
+from fsgen.codegen import pyfmt, sql
+
+
+def to_json(value: object) -> str:
+    """Canonical, reviewable JSON: sorted keys, two-space indent, UTF-8, no trailing spaces."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+@functools.cache
+def make_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("fsgen", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["py"] = pyfmt.string
+    env.filters["to_json"] = to_json
+    env.filters["sql_ident"] = sql.ident
+    env.filters["sql_literal"] = sql.literal
+    return env
+
+
+def render(template: str, **context: object) -> str:
+    return make_env().get_template(template).render(**context)

@@ -1,0 +1,96 @@
+"""Python literals formatted the way ``ruff format`` (black style) leaves them.
+
+Generated modules must pass ``ruff format --check`` without running ruff at generation time.
+Two layouts are stable under that formatter, and this module only ever produces those:
+a bracketed value on one line when it fits the line length, or exploded one item per line
+with a trailing comma (the "magic trailing comma" keeps it exploded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+LINE_LENGTH = 100
+INDENT = "    "
+
+
+@dataclass(frozen=True)
+class Code:
+    """Source text emitted as is (a name or a dotted reference)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """``name(arg, ..., key=value, ...)``."""
+
+    name: str
+    args: tuple[object, ...] = ()
+    kwargs: tuple[tuple[str, object], ...] = field(default_factory=tuple)
+
+
+def string(text: str) -> str:
+    """A string literal with the quotes ruff prefers (double, unless that needs more escapes)."""
+    rendered = repr(text)
+    if rendered.startswith('"'):
+        return rendered
+    if "'" in text:
+        return rendered
+    return '"' + rendered[1:-1] + '"'
+
+
+def literal(value: object, indent: int = 0, prefix: str = "", suffix: str = "") -> str:
+    """``value`` as source, laid out for a line starting with ``indent`` levels + ``prefix``
+    and followed by ``suffix``."""
+    flat = _flat(value)
+    pad = INDENT * indent
+    if "\n" not in flat and len(pad) + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH:
+        return flat
+    opener, closer, items = _parts(value)
+    if not items:
+        return flat
+    inner = INDENT * (indent + 1)
+    lines = [opener]
+    for key, item in items:
+        head = f"{key}" if key else ""
+        lines.append(inner + head + literal(item, indent + 1, head, ",") + ",")
+    lines.append(pad + closer)
+    return "\n".join(lines)
+
+
+def statement(name: str, value: object, annotation: str | None = None) -> str:
+    """``name[: annotation] = value`` at module level."""
+    target = f"{name}: {annotation} = " if annotation else f"{name} = "
+    return target + literal(value, 0, target)
+
+
+def _flat(value: object) -> str:
+    if isinstance(value, Code):
+        return value.text
+    if isinstance(value, str):
+        return string(value)
+    if value is None or isinstance(value, bool | int):
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value)
+    opener, closer, items = _parts(value)
+    body = ", ".join(f"{k}{_flat(v)}" for k, v in items)
+    if isinstance(value, tuple) and len(items) == 1:
+        body += ","
+    return f"{opener}{body}{closer}"
+
+
+def _parts(value: object) -> tuple[str, str, list[tuple[str, object]]]:
+    if isinstance(value, Call):
+        items: list[tuple[str, object]] = [("", a) for a in value.args]
+        items += [(f"{k}=", v) for k, v in value.kwargs]
+        return f"{value.name}(", ")", items
+    if isinstance(value, tuple):
+        return "(", ")", [("", v) for v in value]
+    if isinstance(value, Mapping):
+        return "{", "}", [(f"{_flat(k)}: ", v) for k, v in value.items()]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return "[", "]", [("", v) for v in value]
+    raise TypeError(f"cannot render {value!r} as a Python literal")
