@@ -1,0 +1,228 @@
+"""The offline store: every record, append-only Parquet, laid out like SageMaker's S3 offline
+store and read with DuckDB.
+
+Layout (contracts.md 1)::
+
+    <store>/offline/<group>/data/year=YYYY/month=MM/day=DD/hour=HH/<stamp>_<run>_<chunk>.parquet
+    <store>/offline/<group>/_staging/<run>/...        files written but not yet published
+
+Columns: the group's stored columns (Integral int64, Fractional double, String string,
+collections list<...>; the event time keeps its declared type), then ``write_time`` and
+``api_invocation_time`` (timestamp[us, UTC]) and ``is_deleted`` (bool). Partitions are by the
+record's event time in UTC.
+
+Every file is written under ``_staging`` first and moved into ``data/`` with ``os.replace``,
+so a reader globbing ``data/*/*/*/*/*.parquet`` sees whole files or nothing.
+
+Visible records: a re-run ingestion appends the same (identifier, event time) again. Readers
+keep, per (identifier, event time), the row with the latest ``api_invocation_time`` (then
+``write_time``): :func:`read_offline` does, and so does any point-in-time join that breaks ties
+that way (DESIGN semantics 5). Compaction merges a partition's files into one and drops exactly
+the rows that rule hides, so no query result changes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fsgen.runtime.pipeline import GroupRuntime
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+_ARROW = {"Integral": pa.int64(), "Fractional": pa.float64(), "String": pa.string()}
+TS = pa.timestamp("us", tz="UTC")
+GLOB = "data/*/*/*/*/*.parquet"
+MIN_SECONDS = -62135596800.0  # 0001-01-01T00:00:00Z
+MAX_SECONDS = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def arrow_schema(rt: GroupRuntime) -> pa.Schema:
+    fields = []
+    for name, kind, collection, _ in rt.columns:
+        typ = _ARROW[kind]
+        fields.append(pa.field(name, pa.list_(typ) if collection else typ))
+    fields += [pa.field("write_time", TS), pa.field("api_invocation_time", TS),
+               pa.field("is_deleted", pa.bool_())]
+    return pa.schema(fields)
+
+
+def build_table(rt: GroupRuntime, columns: dict[str, list[object]], api_us: np.ndarray,
+                write_us: int, deleted: bool = False) -> pa.Table:
+    """Processed records (column lists) plus SageMaker's three columns."""
+    schema = arrow_schema(rt)
+    n = len(api_us)
+    arrays = [pa.array(columns[f.name], type=f.type) for f in list(schema)[: len(rt.columns)]]
+    arrays.append(pa.array(np.full(n, write_us, dtype="int64")).cast(TS))
+    arrays.append(pa.array(api_us.astype("int64")).cast(TS))
+    arrays.append(pa.array(np.full(n, deleted, dtype=bool)))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def partition_dir(seconds: float) -> str:
+    t = datetime.fromtimestamp(int(seconds // 3600) * 3600, tz=UTC)
+    return f"data/year={t.year:04d}/month={t.month:02d}/day={t.day:02d}/hour={t.hour:02d}"
+
+
+def split_by_hour(table: pa.Table, seconds: Sequence[float]) -> list[tuple[str, pa.Table]]:
+    """(partition dir, rows of that event-time hour) in ascending hour order; the order of
+    rows within a partition is kept."""
+    hours = np.floor(np.asarray(seconds, dtype="float64") / 3600.0).astype("int64")
+    if len(hours) == 0:
+        return []
+    if (hours == hours[0]).all():
+        return [(partition_dir(float(hours[0]) * 3600), table)]
+    order = np.argsort(hours, kind="stable")
+    ordered = hours[order]
+    cuts = np.flatnonzero(np.diff(ordered)) + 1
+    taken = table.take(pa.array(order))
+    out = []
+    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(ordered)], strict=True):
+        out.append((partition_dir(float(ordered[start]) * 3600),
+                    taken.slice(int(start), int(stop - start))))
+    return out
+
+
+def stamp(micros: int) -> str:
+    return datetime.fromtimestamp(micros / 1e6, tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def write_staged(group_dir: Path, run_id: str, chunk: int, parts: list[tuple[str, pa.Table]],
+                 write_us: int) -> list[tuple[Path, Path]]:
+    """Write each partition's rows to ``_staging`` and return (staged, final) pairs."""
+    pairs: list[tuple[Path, Path]] = []
+    name = f"{stamp(write_us)}_{run_id}_{chunk:06d}.parquet"
+    for part_dir, table in parts:
+        staged = group_dir / "_staging" / run_id / part_dir / name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, staged, compression="snappy")
+        pairs.append((staged, group_dir / part_dir / name))
+    return pairs
+
+
+def publish(pairs: Sequence[tuple[Path, Path]]) -> None:
+    """Move staged files into place; idempotent (a file already moved is skipped)."""
+    for staged, final in pairs:
+        if staged.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, final)
+
+
+def data_files(group_dir: Path) -> list[Path]:
+    """Published files, sorted (names start with the write stamp: write order)."""
+    return sorted(p for p in group_dir.glob(GLOB) if not p.name.startswith((".", "_")))
+
+
+# --------------------------------------------------------------------------------- reads
+
+
+def _source_sql(group_dir: Path) -> str:
+    pattern = str(group_dir / GLOB).replace("'", "''")
+    return f"read_parquet('{pattern}', union_by_name = true, hive_partitioning = false)"
+
+
+def dedup_sql(group_dir: Path, identifier: str, event_time: str) -> str:
+    """SQL of the visible records: one row per (identifier, event time), the latest write."""
+    ident, et = _q(identifier), _q(event_time)
+    return (
+        f"SELECT * EXCLUDE (_fsgen_rank) FROM (SELECT *, row_number() OVER ("
+        f"PARTITION BY {ident}, {et} ORDER BY api_invocation_time DESC, write_time DESC"
+        f") AS _fsgen_rank FROM {_source_sql(group_dir)}) WHERE _fsgen_rank = 1"
+    )
+
+
+def read_offline(rt: GroupRuntime, group_dir: Path, dedup: bool = True,
+                 con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+    """The offline records of a group as a DataFrame (visible records unless ``dedup=False``),
+    ordered by event time, identifier and write."""
+    import duckdb
+
+    if not data_files(group_dir):
+        return arrow_schema(rt).empty_table().to_pandas()
+    con = con or duckdb.connect()
+    sql = dedup_sql(group_dir, rt.identifier, rt.event_time) if dedup else (
+        f"SELECT * FROM {_source_sql(group_dir)}")
+    order = f"{_q(rt.event_time)}, {_q(rt.identifier)}, api_invocation_time, write_time"
+    return con.execute(f"SELECT * FROM ({sql}) ORDER BY {order}").df()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ---------------------------------------------------------------------------- compaction
+
+
+def compact(rt: GroupRuntime, group_dir: Path, min_files: int = 2) -> tuple[int, int]:
+    """Merge each partition with at least ``min_files`` files into one file, dropping rows
+    hidden by a later write of the same (identifier, event time). Returns (files before,
+    files after). The caller holds the store's write lock."""
+    import duckdb
+
+    before = after = 0
+    by_dir: dict[Path, list[Path]] = {}
+    for path in data_files(group_dir):
+        by_dir.setdefault(path.parent, []).append(path)
+    con = duckdb.connect()
+    for part, files in sorted(by_dir.items()):
+        before += len(files)
+        if len(files) < min_files:
+            after += len(files)
+            continue
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        ident, et = _q(rt.identifier), _q(rt.event_time)
+        table = con.execute(
+            f"SELECT * EXCLUDE (_fsgen_rank) FROM (SELECT *, row_number() OVER (PARTITION BY "
+            f"{ident}, {et} ORDER BY api_invocation_time DESC, write_time DESC) AS _fsgen_rank "
+            f"FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)) "
+            f"WHERE _fsgen_rank = 1 ORDER BY api_invocation_time, {et}, {ident}"
+        ).arrow()
+        table = _conform(table, arrow_schema(rt))
+        newest = max(f.name.split("_", 1)[0] for f in files)
+        final = part / f"{newest}_compacted-{uuid.uuid4().hex[:8]}.parquet"
+        temp = part / f".{final.name}.tmp"
+        pq.write_table(table, temp, compression="snappy")
+        os.replace(temp, final)
+        for f in files:
+            f.unlink()
+        after += 1
+    return before, after
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast DuckDB's output back to the store's exact Arrow schema."""
+    arrays = []
+    for f in schema:
+        if f.name in table.column_names:
+            arrays.append(table.column(f.name).cast(f.type))
+        else:
+            arrays.append(pa.nulls(table.num_rows, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+__all__ = [
+    "GLOB",
+    "arrow_schema",
+    "build_table",
+    "compact",
+    "data_files",
+    "dedup_sql",
+    "publish",
+    "read_offline",
+    "split_by_hour",
+    "write_staged",
+]
