@@ -31,6 +31,11 @@ def drop_group_data(store_path: Path, group: str) -> None:
         online.drop(group)
     finally:
         online.close()
+    archive_offline(store_path, group)
+
+
+def archive_offline(store_path: Path, group: str) -> None:
+    """Move ``<store>/offline/<group>`` under ``<store>/archive/<group>/<UTC timestamp>``."""
     offline = store_path / "offline" / group
     if offline.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
