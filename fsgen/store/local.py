@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import queue
+import re
 import shutil
 import sys
 import threading
@@ -122,6 +123,29 @@ class LocalStore:
 
             rt = self._runtimes[group] = group_runtime(self.group_spec(group))
         return rt
+
+    def generated_runtime(self, group: str, generated_package: str = "generated"
+                          ) -> tuple[GroupRuntime, str]:
+        """The GroupRuntime of the generated batch job (``generated/groups/<g>/batch_job.py``)
+        when it exists and matches the definitions, else the one bound from the spec; with a
+        note saying which (and why) for the user."""
+        import importlib
+
+        bound = self.runtime(group)
+        snake = re.sub(r"[^0-9a-zA-Z_]", "_", group).lower()
+        snake = f"_{snake}" if snake[:1].isdigit() else snake
+        module_name = f"{generated_package}.groups.{snake}.batch_job"
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            return bound, "generated batch job not found; using the definitions directly"
+        generated = getattr(module, "RUNTIME", None)
+        if not isinstance(generated, GroupRuntime):
+            return bound, f"{module_name} has no RUNTIME; using the definitions directly"
+        if generated != bound:
+            return bound, (f"{module_name} is stale (run 'fsgen generate'); "
+                           "using the definitions directly")
+        return generated, f"running {module_name}"
 
     def offline_dir(self, group: str) -> Path:
         """``<store>/offline/<group>``; its files are ``data/year=/month=/day=/hour=/*.parquet``."""
