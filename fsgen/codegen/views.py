@@ -240,9 +240,13 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
     ))
     key_columns = tuple(dict.fromkeys(c for cols in fs.keys.values() for c in cols))
     request_fields = tuple(dict.fromkeys(r.name for od in on_demand for r in od.request_fields))
-    nullable = fs.missing != "default"
+    def nullable(column: str) -> bool:
+        if fs.missing == "default":
+            return fs.defaults.get(column) is None
+        return fs.missing == "null"
+
     fields = [(item.column, dtypes[item.column].python_type
-               + (" | None" if nullable or fs.defaults.get(item.column) is None else ""))
+               + (" | None" if nullable(item.column) else ""))
               for item in fs.items]
     names = ["Column", "FeatureSetRuntime", "GroupReader"]
     if on_demand:

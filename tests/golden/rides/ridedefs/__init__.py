@@ -1,0 +1,1 @@
+"""A ride-sharing app: dispatch features for drivers per city zone and riders."""

@@ -1,0 +1,1 @@
+"""A small web shop: the fixed definition set the golden files pin."""
