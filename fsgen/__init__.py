@@ -20,6 +20,7 @@ _EXPORTS = {
     "Source": "fsgen.authoring",
     "Throughput": "fsgen.authoring",
     "on_demand": "fsgen.authoring",
+    "pseudonymize": "fsgen.runtime.pii",
     "DType": "fsgen.types",
     "Fractional": "fsgen.types",
     "Integral": "fsgen.types",
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
         Throughput,
         on_demand,
     )
+    from fsgen.runtime.pii import pseudonymize
     from fsgen.types import DType, Fractional, Integral, List, Set, String, Vector
 
 
@@ -73,4 +75,5 @@ __all__ = [
     "Vector",
     "__version__",
     "on_demand",
+    "pseudonymize",
 ]
