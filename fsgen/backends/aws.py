@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fsgen.backends.base import BackendError, ControlPlaneBackend
 from fsgen.config import ProjectConfig
+from fsgen.plan.model import GroupState
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,19 +54,53 @@ class AwsBackend(ControlPlaneBackend):
     poll_interval = 1.0
     max_poll_interval = 10.0
 
-    def __init__(self, control: Any, runtime: Any, state_dir: Path) -> None:
+    def __init__(self, control: Any, runtime: Any, state_dir: Path, *, s3: Any = None,
+                 glue: Any = None, glue_database: str = "sagemaker_featurestore") -> None:
         self.control = control
         self.runtime = runtime
         self.state_dir = state_dir
+        self.s3 = s3
+        self.glue = glue
+        self.glue_database = glue_database
 
     @classmethod
     def from_config(cls, config: ProjectConfig) -> AwsBackend:
         aws = config.aws
         control, runtime = clients(aws.region, aws.endpoint_url, aws.runtime_endpoint_url)
-        backend = cls(control, runtime, config.store_path / "aws")
+        s3 = glue = None
+        if not aws.endpoint_url:  # a stand-in endpoint (fsgen serve) has no S3 or Glue
+            import boto3
+
+            session = boto3.session.Session(region_name=aws.region)
+            s3, glue = session.client("s3"), session.client("glue")
+        backend = cls(control, runtime, config.store_path / "aws", s3=s3, glue=glue,
+                      glue_database=aws.glue_database)
         if aws.endpoint_url:  # a local endpoint answers at once; poll it briskly
             backend.poll_interval, backend.max_poll_interval = 0.02, 0.5
         return backend
+
+    def preflight(self, desired: Sequence[GroupState]) -> list[str]:
+        """Warnings about what CreateFeatureGroup needs outside SageMaker: the offline store's
+        S3 bucket, and the Glue database its table goes into."""
+        notes: list[str] = []
+        buckets = sorted({urlsplit(s.offline_s3_uri).netloc for s in desired
+                          if s.offline_enabled and s.offline_s3_uri})
+        if self.s3 is not None:
+            for bucket in buckets:
+                try:
+                    _invoke(self.s3, "HeadBucket", {"Bucket": bucket})
+                except BackendError as exc:
+                    notes.append(f"offline store bucket s3://{bucket} is not reachable "
+                                 f"({exc.code}); CreateFeatureGroup will fail until it exists")
+        wants_glue = any(s.offline_enabled and not s.offline_disable_glue_table_creation
+                         for s in desired)
+        if self.glue is not None and wants_glue:
+            try:
+                _invoke(self.glue, "GetDatabase", {"Name": self.glue_database})
+            except BackendError as exc:
+                notes.append(f"Glue database {self.glue_database!r} is not reachable "
+                             f"({exc.code}); offline store tables are registered there")
+        return notes
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         return _invoke(self.control, operation, request)

@@ -11,7 +11,7 @@ in :class:`ControlPlaneBackend`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,6 +44,10 @@ class Backend(Protocol):
         """Carry out one stage and wait until the group is ready again."""
         ...
 
+    def preflight(self, desired: Sequence[GroupState]) -> list[str]:
+        """Warnings for the plan about prerequisites outside the feature groups."""
+        ...
+
 
 class ControlPlaneBackend:
     """Backend behaviour over a ``call(operation, request) -> response`` function."""
@@ -56,6 +60,9 @@ class ControlPlaneBackend:
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def preflight(self, desired: Sequence[GroupState]) -> list[str]:
+        return []
 
     # -- reading ---------------------------------------------------------------------------
     def group_names(self) -> list[str]:

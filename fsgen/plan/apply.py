@@ -77,10 +77,14 @@ def compute_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, *,
                             f"{backend.name} backend and is not managed by this project "
                             f"(no fsgen:project={spec.package} tag); rename the group or "
                             "delete the existing one")
-    return make_plan(desired, deployed, project=spec.package, backend=backend.name,
+    plan = make_plan(desired, deployed, project=spec.package, backend=backend.name,
                      state_fingerprint=state_fingerprint(deployed),
                      spec_fingerprint=spec_fingerprint(spec),
                      artifacts=[] if destroy or not artifacts else changed_artifacts(config, spec))
+    creating = [c.after for c in plan.changes
+                if c.action in ("create", "replace") and c.after is not None]
+    notes = backend.preflight(creating) if creating else []
+    return plan.model_copy(update={"notes": tuple(notes)}) if notes else plan
 
 
 def load_plan(path: Path) -> Plan:

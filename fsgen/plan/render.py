@@ -48,6 +48,9 @@ def render_plan(plan: Plan) -> str:
         lines.append("Backfill needed (stored values were computed by the old logic):")
         for group, features in plan.backfill.items():
             lines.append(f"  {group}: {', '.join(features)}  (re-ingest: fsgen ingest {group} ...)")
+    for note in plan.notes:
+        lines.append("")
+        lines.append(f"Warning: {note}")
     if plan.artifacts:
         lines.append("")
         lines.append("Generated artifacts that change:")

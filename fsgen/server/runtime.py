@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsgen.backends.registry import ApiError
 from fsgen.config import ProjectConfig
+from fsgen.errors import FsgenError
 from fsgen.runtime.encoding import parse_event_time
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.spec import ProjectSpec
@@ -54,8 +55,9 @@ class RuntimeService:
         """DeleteFeatureGroup: drop the online records, archive the offline data."""
         from fsgen.backends.local import archive_offline
 
-        self.store.drop_online(group)
-        archive_offline(self.config.store_path, group)
+        with self.store.lock(f"drop {group}"):
+            self.store.online.drop(group)
+            archive_offline(self.config.store_path, group)
 
     # -- routing ---------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: Query, body: Payload) -> tuple[int, Payload]:
@@ -84,14 +86,12 @@ class RuntimeService:
             raise _not_found(group)
         rt = self._runtimes.get(group)
         if rt is None:
-            from fsgen.bind import group_runtime
-
             if group not in {g.name for g in self.spec.groups}:
                 raise _validation(f"FeatureGroup {group} is deployed but not declared in this "
                                   "project's definitions; fsgen serve stores records of "
                                   "declared groups only")
             with self._lock:
-                rt = self._runtimes.setdefault(group, group_runtime(self.spec.group(group)))
+                rt = self._runtimes[group] = self.store.runtime(group)
         return rt
 
     # -- operations ------------------------------------------------------------------------
@@ -132,7 +132,10 @@ class RuntimeService:
         if sorted(stores) != ["OfflineStore", "OnlineStore"]:
             raise _validation("fsgen serve writes to both stores; TargetStores must name "
                               "OnlineStore and OfflineStore")
-        self.store.put_records(group, [self._decode(rt, body.get("Record"))])
+        try:
+            self.store.put_records(group, [self._decode(rt, body.get("Record"))])
+        except FsgenError as exc:
+            raise _validation(str(exc)) from None
 
     def _expires(self, rt: GroupRuntime, record: Mapping[str, object]) -> str | None:
         if not rt.ttl_seconds:
@@ -219,5 +222,5 @@ class RuntimeService:
             raise _validation("DeletionMode must be SoftDelete or HardDelete")
         try:
             self.store.delete_record(group, record_id, event_time, hard=mode == "HardDelete")
-        except ValueError as exc:
+        except (ValueError, FsgenError) as exc:
             raise _validation(str(exc)) from None
