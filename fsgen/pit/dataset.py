@@ -1,0 +1,190 @@
+"""``build_dataset``: label rows in, training frame out -- the label columns as given, then the
+feature set's columns in order.
+
+Whichever engine found the stored values (local DuckDB or Athena), :func:`finish` does the
+rest the same way the inference parser does (:mod:`fsgen.runtime.inference`, the same
+``FeatureSetRuntime`` code): on-demand features are computed by the featuredefs functions
+from request fields and stored values (missing when a stored input is missing), then the
+missing-value policy fills, keeps or refuses each missing value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fsgen.bind import resolve
+from fsgen.config import ProjectConfig
+from fsgen.pit.labels import Labels, LabelSource, read_labels
+from fsgen.pit.model import INTERNAL, PitError, PitPlan, plan_for
+from fsgen.runtime.inference import Column, FeatureSetRuntime, OnDemandDef, RequestError
+from fsgen.runtime.pipeline import FieldDef
+from fsgen.spec import ProjectSpec
+from fsgen.types import DType, Scalar
+
+Engine = Literal["local", "athena"]
+
+
+def build_dataset(config: ProjectConfig, spec: ProjectSpec, feature_set: str,
+                  labels: LabelSource, knowledge_time: bool = False, *,
+                  engine: Engine = "local", store: Path | None = None,
+                  threads: int | None = None) -> pd.DataFrame:
+    """The point-in-time-correct training frame of ``feature_set`` for ``labels``.
+
+    ``labels``: a CSV or Parquet path, or a DataFrame, holding the set's key columns and label
+    time. ``knowledge_time``: only records already written at the label time count.
+    ``engine="athena"`` runs the generated Athena SQL through boto3 (see fsgen.pit.athena).
+    """
+    plan = plan_for(spec, feature_set)
+    rows = read_labels(labels, plan)
+    if engine == "athena":
+        from fsgen.pit.athena import athena_stored_values
+
+        stored = athena_stored_values(config, spec, plan, rows, knowledge_time)
+    else:
+        from fsgen.pit.local import stored_values
+
+        stored = stored_values(plan, rows, store or config.store_path, knowledge_time,
+                               threads=threads)
+    return finish(plan, rows, stored)
+
+
+def finish(plan: PitPlan, labels: Labels, stored: pa.Table) -> pd.DataFrame:
+    """Label frame + on-demand features + missing-value policy, columns in the set's order."""
+    if stored.num_rows != len(labels.frame):
+        raise PitError(f"the engine returned {stored.num_rows} rows for "
+                       f"{len(labels.frame)} label rows")
+    values: dict[str, pa.Array | list[object]] = {
+        i.column: stored.column(i.column).combine_chunks() for i in plan.stored
+    }
+    dtypes = {i.column: i.dtype for i in plan.stored}
+    for od in plan.on_demand:
+        values[od.name] = _on_demand(plan, od.name, labels, values)
+        dtypes[od.name] = od.dtype
+    fs = plan.feature_set
+    out: dict[str, object] = {}
+    for item in fs.items:
+        dtype = dtypes[item.column]
+        array = _as_arrow(values[item.column], dtype)
+        array = _apply_policy(plan, item.column, array, dtype, labels)
+        out[item.column] = _to_pandas(array, dtype)
+    features = pd.DataFrame(out, index=labels.frame.index)
+    return pd.concat([labels.frame, features], axis=1)
+
+
+# ---------------------------------------------------------------------------- on-demand
+
+
+def _on_demand(plan: PitPlan, name: str, labels: Labels,
+               values: dict[str, pa.Array | list[object]]) -> list[object]:
+    """Call the featuredefs function row by row through the inference runtime's own code."""
+    od = next(o for o in plan.on_demand if o.name == name)
+    runtime = FeatureSetRuntime(
+        name=plan.feature_set.name,
+        columns=(Column(name=od.name, kind="on_demand", group=None, feature=od.name),),
+        groups=(),
+        on_demand=(OnDemandDef(
+            name=od.name, fn=resolve(od.function), kind=od.dtype.scalar.value,
+            collection=od.dtype.collection,
+            request=tuple(FieldDef(r.name, r.type, r.optional) for r in od.request_fields),
+            stored=tuple((p, ref.group, ref.feature) for p, ref in od.stored_inputs),
+        ),),
+        missing="null",
+    )
+    columns = {i.column: i for i in plan.stored}
+    inputs: list[tuple[str, str, list[object]]] = []
+    for _, ref in od.stored_inputs:
+        column = next(c for c, i in columns.items()
+                      if i.group == ref.group and i.feature == ref.feature)
+        array = values[column]
+        inputs.append((ref.group, ref.feature,
+                       array.to_pylist() if isinstance(array, pa.Array) else list(array)))
+    requests = {r.name: [_plain(v) for v in labels.frame[r.name].tolist()]
+                for r in od.request_fields}
+    result: list[object] = []
+    for row in range(len(labels.frame)):
+        stored: dict[str, dict[str, object]] = {}
+        for group, feature, column_values in inputs:
+            stored.setdefault(group, {})[feature] = column_values[row]
+        request = {field: column_values[row] for field, column_values in requests.items()}
+        try:
+            result.append(runtime.vector(stored, request)[0])  # type: ignore[arg-type]
+        except RequestError as exc:
+            raise PitError(f"{labels.source}: label row {row + 1}: {exc}") from None
+        except Exception as exc:  # the user's function: reported with its label row
+            raise PitError(f"{labels.source}: label row {row + 1}: on-demand feature "
+                           f"{od.name!r} ({od.location}) raised {type(exc).__name__}: "
+                           f"{exc}") from exc
+    return result
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------- missing values
+
+
+def _arrow_type(dtype: DType) -> pa.DataType:
+    scalar = {Scalar.INTEGRAL: pa.int64(), Scalar.FRACTIONAL: pa.float64(),
+              Scalar.STRING: pa.string()}[dtype.scalar]
+    return pa.list_(scalar) if dtype.is_collection else scalar
+
+
+def _as_arrow(values: pa.Array | Sequence[object], dtype: DType) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values if values.type == _arrow_type(dtype) else values.cast(_arrow_type(dtype))
+    return pa.array(list(values), type=_arrow_type(dtype))
+
+
+def typed_default(dtype: DType, value: object) -> object:
+    """A default in the column's own type (Fractional 0 -> 0.0), as the parser fills it."""
+    if value is None or dtype.is_collection:
+        return value
+    if dtype.scalar is Scalar.FRACTIONAL and isinstance(value, int | float):
+        return float(value)
+    if dtype.scalar is Scalar.INTEGRAL and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _apply_policy(plan: PitPlan, column: str, array: pa.Array, dtype: DType,
+                  labels: Labels) -> pa.Array:
+    fs = plan.feature_set
+    if array.null_count == 0 or fs.missing == "null":
+        return array
+    if fs.missing == "default":
+        default = typed_default(dtype, fs.defaults.get(column))
+        if default is None:
+            return array
+        return pc.fill_null(array, pa.scalar(default, type=array.type))
+    row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
+    raise PitError(f"{labels.source}: label row {row + 1}: feature set {fs.name!r} has "
+                   f"missing='error' and {column!r} has no value (no record at or before the "
+                   "label time within the TTL, a delete, or an empty value)")
+
+
+def _to_pandas(array: pa.Array, dtype: DType) -> object:
+    if dtype.is_collection:
+        return pd.Series(array.to_pylist(), dtype=object)
+    if dtype.scalar is Scalar.INTEGRAL:
+        if array.null_count:
+            return pd.array(array.to_pylist(), dtype="Int64")
+        return array.to_numpy(zero_copy_only=False).astype("int64", copy=False)
+    if dtype.scalar is Scalar.FRACTIONAL:
+        return array.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    return array.to_pandas()
+
+
+__all__ = ["INTERNAL", "Engine", "build_dataset", "finish", "typed_default"]

@@ -1,0 +1,129 @@
+"""What a point-in-time join of a feature set reads: one :class:`GroupJoin` per group, the
+stored values each needs, and the effective TTL. Both engines (DuckDB locally, Athena) are
+rendered from this one plan, so they cannot disagree about *what* to join, only be tested on
+*how*.
+
+Instants: every event time and label time is compared as integer epoch **microseconds**.
+String event times (ISO-8601, at most millisecond precision) convert exactly; Fractional
+event times (epoch seconds, a double) are rounded to the nearest microsecond, which is all
+the precision a double holds for present-day epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fsgen.errors import FsgenError
+from fsgen.spec import FeatureSetSpec, GroupSpec, KeySpec, OnDemandSpec, ProjectSpec
+from fsgen.types import DType
+
+MICROS = 1_000_000
+#: Prefix of every column fsgen adds to a query; labels may not use it.
+INTERNAL = "__fsgen_"
+
+
+class PitError(FsgenError):
+    """A point-in-time dataset cannot be built (bad labels, missing value under 'error')."""
+
+
+@dataclass(frozen=True)
+class StoredInput:
+    """One stored value per label row: a feature-set column, or (``hidden``) an input that
+    only an on-demand feature reads."""
+
+    group: str
+    feature: str
+    column: str
+    dtype: DType
+    hidden: bool
+
+
+@dataclass(frozen=True)
+class GroupJoin:
+    """How the label rows meet one group: label key columns paired with the entity's keys."""
+
+    index: int
+    group: GroupSpec
+    label_keys: tuple[str, ...]
+    keys: tuple[KeySpec, ...]
+    ttl_seconds: int | None
+    inputs: tuple[StoredInput, ...]
+
+    @property
+    def ttl_micros(self) -> int | None:
+        return None if self.ttl_seconds is None else self.ttl_seconds * MICROS
+
+    @property
+    def event_time_kind(self) -> str:
+        return self.group.event_time.dtype.scalar.value
+
+
+@dataclass(frozen=True)
+class PitPlan:
+    feature_set: FeatureSetSpec
+    joins: tuple[GroupJoin, ...]
+    on_demand: tuple[OnDemandSpec, ...]
+
+    @property
+    def label_time(self) -> str:
+        return self.feature_set.label_time
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for j in self.joins for c in j.label_keys))
+
+    @property
+    def request_fields(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.name for od in self.on_demand for r in od.request_fields))
+
+    @property
+    def stored(self) -> tuple[StoredInput, ...]:
+        """Every stored value the query returns: feature-set columns in the set's order, then
+        hidden on-demand inputs."""
+        by_column = {i.column: i for j in self.joins for i in j.inputs}
+        visible = [by_column[item.column] for item in self.feature_set.items
+                   if item.kind == "stored"]
+        hidden = [i for j in self.joins for i in j.inputs if i.hidden]
+        return (*visible, *hidden)
+
+    def default_label_columns(self) -> tuple[str, ...]:
+        """The label columns a feature set implies: keys, label time, request fields, labels."""
+        return tuple(dict.fromkeys((*self.key_columns, self.label_time, *self.request_fields,
+                                    *self.feature_set.labels)))
+
+
+def hidden_column(group: str, feature: str) -> str:
+    return f"{INTERNAL}in_{group.replace('-', '_')}__{feature}"
+
+
+def plan_for(spec: ProjectSpec, feature_set: str) -> PitPlan:
+    """The join plan of ``feature_set``: groups in the set's order, each with its inputs."""
+    fs = spec.feature_set(feature_set)
+    on_demand = tuple(spec.on_demand_feature(i.name) for i in fs.items if i.kind == "on_demand")
+    wanted: dict[str, dict[str, StoredInput]] = {g: {} for g in fs.groups}
+    for item in fs.items:
+        if item.kind == "stored" and item.group:
+            dtype = spec.group(item.group).feature(item.name).dtype
+            wanted[item.group][item.name] = StoredInput(item.group, item.name, item.column,
+                                                        dtype, hidden=False)
+    for od in on_demand:
+        for _, ref in od.stored_inputs:
+            inputs = wanted.setdefault(ref.group, {})
+            if ref.feature not in inputs:
+                dtype = spec.group(ref.group).feature(ref.feature).dtype
+                inputs[ref.feature] = StoredInput(ref.group, ref.feature,
+                                                  hidden_column(ref.group, ref.feature),
+                                                  dtype, hidden=True)
+    joins = []
+    for index, (name, inputs) in enumerate(wanted.items()):
+        group = spec.group(name)
+        label_keys = fs.keys.get(name, tuple(k.name for k in group.entity.keys))
+        ttl = fs.ttl_seconds if fs.ttl_seconds is not None else group.online.ttl_seconds
+        joins.append(GroupJoin(index=index, group=group, label_keys=tuple(label_keys),
+                               keys=group.entity.keys, ttl_seconds=ttl,
+                               inputs=tuple(inputs.values())))
+    return PitPlan(feature_set=fs, joins=tuple(joins), on_demand=on_demand)
+
+
+__all__ = ["INTERNAL", "MICROS", "GroupJoin", "PitError", "PitPlan", "StoredInput",
+           "hidden_column", "plan_for"]
