@@ -1,0 +1,243 @@
+"""The audit trail: who changed the feature store, what was ingested, when, and how it ended.
+
+Two append-only JSON-lines logs make up the trail, each written by the code that did the work,
+at the moment it finished:
+
+- the **apply history** of each backend (``<store>/history.jsonl`` for local,
+  ``<store>/aws/history.jsonl`` for aws; written by :mod:`fsgen.plan.apply`): who applied which
+  plan, when, the plan's summary and stages, and the result;
+- the **ingestion log** ``<store>/audit.jsonl`` (written here, by :func:`record_ingest`, which
+  the local store calls after every ingestion run): the group, the source, counts read /
+  written / rejected, where the rejects went, and the result.
+
+:func:`query` reads both into one time-ordered list of :class:`AuditEvent` (``fsgen history``).
+Keeping each log with its writer means an apply never has to know about ingestion and no
+event is stored twice. Writes are single ``O_APPEND`` writes of one line under an exclusive
+``flock``, fsynced, so concurrent writers never interleave and a crash loses at most the line
+being written; a line that does not parse is reported with its file and line number, never
+skipped silently.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from fsgen.errors import StoreError
+
+if TYPE_CHECKING:
+    from fsgen.config import ProjectConfig
+
+AUDIT_FILE = "audit.jsonl"
+HISTORY_FILE = "history.jsonl"
+EventKind = Literal["apply", "ingest"]
+KINDS: tuple[str, ...] = ("apply", "ingest")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry of the trail, the same shape for every kind (``details`` holds the rest)."""
+
+    kind: str
+    when: str
+    """UTC, ISO-8601 with a ``Z`` suffix: sorts as text."""
+    who: str
+    backend: str
+    result: str
+    """apply: ``applied`` / ``failed``; ingest: ``ok`` / ``rejects`` / ``failed``."""
+    summary: str
+    groups: tuple[str, ...] = ()
+    details: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["groups"] = list(self.groups)
+        return data
+
+
+class IngestRun(Protocol):
+    """What :func:`record_ingest` reads from an ingestion result (``fsgen.store.IngestResult``)."""
+
+    group: str
+    source: str
+    run_id: str
+    read: int
+    written: int
+    rejected: int
+    rejects_path: Path | None
+    seconds: float
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def who() -> str:
+    """``user@host``; ``FSGEN_USER`` overrides the user (CI service accounts)."""
+    user = os.environ.get("FSGEN_USER")
+    if not user:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def append(path: Path, entry: Mapping[str, object]) -> None:
+    """Append one JSON line to ``path`` atomically with respect to other writers."""
+    line = (json.dumps(dict(entry), sort_keys=True, ensure_ascii=False, default=str)
+            + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def record(store_path: Path, event: AuditEvent) -> None:
+    """Append ``event`` to the store's audit log."""
+    if event.kind not in KINDS:
+        raise ValueError(f"unknown audit event kind {event.kind!r} (known: {', '.join(KINDS)})")
+    append(Path(store_path) / AUDIT_FILE, event.to_dict())
+
+
+def record_ingest(store_path: Path, run: IngestRun, *, backend: str = "local",
+                  error: str | None = None, when: str | None = None) -> AuditEvent:
+    """Log one ingestion run (``error`` set: it stopped early; counts are what it got to)."""
+    result = "failed" if error else ("rejects" if run.rejected else "ok")
+    rejects = str(run.rejects_path) if run.rejected and run.rejects_path else None
+    summary = f"read {run.read}, written {run.written}, rejected {run.rejected}"
+    event = AuditEvent(
+        kind="ingest", when=when or now_utc(), who=who(), backend=backend, result=result,
+        summary=summary, groups=(run.group,),
+        details={"run_id": run.run_id, "source": run.source, "read": run.read,
+                 "written": run.written, "rejected": run.rejected, "rejects_path": rejects,
+                 "seconds": round(run.seconds, 3), "error": error})
+    record(store_path, event)
+    return event
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def read_lines(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    out: list[dict[str, object]] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                if not line.endswith("\n"):
+                    continue  # the last line of a writer killed mid-write: never committed
+                raise StoreError(f"{path}:{number}: corrupt audit line") from None
+            if not isinstance(value, dict):
+                raise StoreError(f"{path}:{number}: audit line is not a JSON object")
+            out.append(value)
+    return out
+
+
+def history_files(config: ProjectConfig) -> dict[str, Path]:
+    """Backend name -> its apply history file (see :class:`fsgen.backends.aws.AwsBackend`)."""
+    store = config.store_path
+    return {"local": store / HISTORY_FILE, "aws": store / "aws" / HISTORY_FILE}
+
+
+def apply_event(entry: Mapping[str, object], backend: str) -> AuditEvent:
+    """An apply-history entry (written by :mod:`fsgen.plan.apply`) as an AuditEvent."""
+    plan = entry.get("plan")
+    changes = plan.get("changes", []) if isinstance(plan, Mapping) else []
+    groups = tuple(dict.fromkeys(str(c["group"]) for c in changes
+                                 if isinstance(c, Mapping) and "group" in c))
+    details = {k: v for k, v in entry.items()
+               if k not in ("when", "who", "backend", "result", "summary", "plan")}
+    if isinstance(plan, Mapping):
+        details["actions"] = {g: str(c.get("action")) for c in changes
+                              if isinstance(c, Mapping) for g in [str(c.get("group"))]}
+    return AuditEvent(kind="apply", when=_iso(entry.get("when")), who=str(entry.get("who", "")),
+                      backend=str(entry.get("backend") or backend),
+                      result=str(entry.get("result", "")), summary=str(entry.get("summary", "")),
+                      groups=groups, details=details)
+
+
+def ingest_event(entry: Mapping[str, object]) -> AuditEvent:
+    return AuditEvent(kind=str(entry["kind"]), when=_iso(entry.get("when")),
+                      who=str(entry.get("who", "")), backend=str(entry.get("backend", "local")),
+                      result=str(entry.get("result", "")), summary=str(entry.get("summary", "")),
+                      groups=tuple(str(g) for g in entry.get("groups", []) or []),  # type: ignore[attr-defined]
+                      details=dict(entry.get("details", {}) or {}))  # type: ignore[call-overload]
+
+
+def _iso(value: object) -> str:
+    """Normalize to milliseconds so apply ('...:05Z') and ingest ('...:05.123Z') sort together."""
+    text = str(value or "")
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def events(config: ProjectConfig) -> list[AuditEvent]:
+    """Every event of the trail, oldest first (ties keep each log's own order)."""
+    found: list[AuditEvent] = []
+    for backend, path in history_files(config).items():
+        found.extend(apply_event(e, backend) for e in read_lines(path))
+    found.extend(ingest_event(e) for e in read_lines(config.store_path / AUDIT_FILE))
+    return sorted(found, key=lambda e: e.when)
+
+
+def query(config: ProjectConfig, *, kind: str | None = None, group: str | None = None,
+          backend: str | None = None, limit: int | None = None) -> list[AuditEvent]:
+    """Events filtered by kind, group (an apply touching the group counts) and backend; with
+    ``limit``, only the newest ``limit``."""
+    if kind is not None and kind not in KINDS:
+        raise StoreError(f"unknown history kind {kind!r} (known: {', '.join(KINDS)})")
+    selected: Iterable[AuditEvent] = events(config)
+    if kind:
+        selected = (e for e in selected if e.kind == kind)
+    if group:
+        selected = (e for e in selected if group in e.groups)
+    if backend:
+        selected = (e for e in selected if e.backend == backend)
+    out = list(selected)
+    return out[-limit:] if limit else out
+
+
+def group_history(config: ProjectConfig, group: str) -> list[AuditEvent]:
+    """What the catalog shows as a group's change history: applies and ingestions, newest
+    first."""
+    return list(reversed(query(config, group=group)))
+
+
+def render_line(event: AuditEvent) -> str:
+    """One line of ``fsgen history``'s text view."""
+    groups = ",".join(event.groups) or "-"
+    text = (f"{event.when}  {event.kind:<6}  {event.result:<7}  {event.backend:<5}  "
+            f"{groups}  {event.summary}  ({event.who})")
+    details = event.details
+    if event.kind == "ingest":
+        text += f"\n    source {details.get('source')}"
+        if details.get("rejects_path"):
+            text += f"; rejects in {details['rejects_path']}"
+    elif event.kind == "apply" and details.get("stages_total") is not None:
+        text += f"\n    {details.get('stages_done')}/{details.get('stages_total')} stages"
+    if details.get("error"):
+        text += f"\n    error: {details['error']}"
+    return text

@@ -1,0 +1,111 @@
+"""The audit trail: ingestion runs and applies, queryable together (fsgen history)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fsgen import audit
+from fsgen.config import load_config
+from fsgen.errors import StoreError
+
+
+@dataclass
+class Run:
+    group: str
+    source: str = "data/x.csv"
+    run_id: str = "r1"
+    read: int = 10
+    written: int = 10
+    rejected: int = 0
+    rejects_path: Path | None = None
+    seconds: float = 0.5
+
+
+def test_record_ingest_and_query_filters(example_project: Path) -> None:
+    config = load_config(example_project)
+    store = config.store_path
+    audit.record_ingest(store, Run("customer-features"), when="2024-01-01T00:00:01.000Z")
+    audit.record_ingest(store, Run("merchant-features", read=5, written=3, rejected=2,
+                                   rejects_path=Path("/r/m.jsonl")),
+                        when="2024-01-01T00:00:02.000Z")
+    audit.record_ingest(store, Run("customer-features", read=0, written=0), error="boom",
+                        when="2024-01-01T00:00:03.000Z")
+    every = audit.query(config)
+    assert [e.when for e in every] == sorted(e.when for e in every)
+    assert [e.result for e in every] == ["ok", "rejects", "failed"]
+    merchant = audit.query(config, kind="ingest", group="merchant-features")
+    assert len(merchant) == 1
+    assert merchant[0].details["rejects_path"] == "/r/m.jsonl"
+    assert merchant[0].details["rejected"] == 2
+    assert merchant[0].summary == "read 5, written 3, rejected 2"
+    assert audit.query(config, kind="apply") == []
+    assert [e.result for e in audit.query(config, limit=1)] == ["failed"]
+    with pytest.raises(StoreError, match="unknown history kind 'bogus'"):
+        audit.query(config, kind="bogus")
+
+
+def _append_many(args: tuple[str, int]) -> None:
+    store, worker = args
+    for i in range(40):
+        audit.record_ingest(Path(store), Run(f"g{worker}", run_id=f"{worker}-{i}"))
+
+
+def test_concurrent_writers_never_interleave(example_project: Path) -> None:
+    config = load_config(example_project)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.map(_append_many, [(str(config.store_path), w) for w in range(4)])
+    lines = (config.store_path / audit.AUDIT_FILE).read_text().splitlines()
+    assert len(lines) == 160
+    runs = {json.loads(line)["details"]["run_id"] for line in lines}
+    assert len(runs) == 160
+
+
+def test_corrupt_line_is_reported_with_its_location(example_project: Path) -> None:
+    config = load_config(example_project)
+    audit.record_ingest(config.store_path, Run("customer-features"))
+    path = config.store_path / audit.AUDIT_FILE
+    with path.open("a") as fh:
+        fh.write("{not json\n")
+    audit.record_ingest(config.store_path, Run("customer-features"))
+    with pytest.raises(StoreError, match=r"audit\.jsonl:2: corrupt audit line"):
+        audit.query(config)
+
+
+def test_a_torn_last_line_is_not_an_event(example_project: Path) -> None:
+    config = load_config(example_project)
+    audit.record_ingest(config.store_path, Run("customer-features"))
+    with (config.store_path / audit.AUDIT_FILE).open("a") as fh:
+        fh.write('{"kind": "ingest", "wh')  # a writer killed mid-line
+    assert len(audit.query(config)) == 1
+
+
+def test_applies_and_ingestions_in_one_trail(example_project: Path) -> None:
+    from fsgen.backends import open_backend
+    from fsgen.loader import load
+    from fsgen.plan.apply import apply_plan, compute_plan
+    from fsgen.store import LocalStore
+
+    config = load_config(example_project)
+    spec = load(example_project)
+    backend = open_backend(config, "local")
+    apply_plan(config, spec, backend, compute_plan(config, spec, backend), regenerate=False)
+    with LocalStore.open(config, spec) as store:
+        result = store.ingest("customer-features", example_project / "data/customers.csv")
+    audit.record_ingest(config.store_path, result)
+    trail = audit.query(config)
+    assert [e.kind for e in trail] == ["apply", "ingest"]
+    applied = trail[0]
+    assert applied.result == "applied"
+    assert applied.groups == ("customer-features", "merchant-features")
+    assert applied.details["actions"] == {"customer-features": "create",
+                                          "merchant-features": "create"}
+    assert applied.summary.startswith("Plan: 2 to add")
+    assert [e.kind for e in audit.query(config, group="merchant-features")] == ["apply"]
+    assert trail[1].details["written"] == result.written > 0
+    text = audit.render_line(trail[1])
+    assert "ingest" in text and "customer-features" in text and "data/customers.csv" in text
