@@ -195,8 +195,8 @@ def _iso_column(values: Sequence[object]) -> tuple[list[float], list[object]]:
     match = _ISO.match
     for text in values:
         m = match(text)  # type: ignore[arg-type]
-        if m is None or text[0] == "0":  # type: ignore[index]
-            raise _Slow  # years before 1000 print without zero padding
+        if m is None:
+            raise _Slow
         date = text[:10]  # type: ignore[index]
         day = days.get(date)
         if day is None:

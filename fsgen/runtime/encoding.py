@@ -103,5 +103,8 @@ def format_event_time(kind: str, seconds: float) -> str | float:
     if kind == FRACTIONAL:
         return seconds
     whole, millis = divmod(round(seconds * 1000), 1000)
-    text = datetime.fromtimestamp(whole, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    t = datetime.fromtimestamp(whole, tz=UTC)
+    # not strftime: its %Y drops the zero padding of years before 1000 on some platforms
+    text = (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T"
+            f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}")
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
