@@ -1,0 +1,175 @@
+"""Online store semantics (DESIGN 3, SageMaker PutRecord/DeleteRecord), each rule on its own
+and all together against a brute-force oracle over random operation sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from storehelpers import FakeClock, user_row
+
+from fsgen.errors import StoreError
+from fsgen.runtime.encoding import format_event_time, parse_event_time
+from fsgen.spec import ProjectSpec
+from fsgen.store import LocalStore
+
+DAY = 86400.0
+T0 = parse_event_time("String", "2024-03-01T00:00:00Z")
+
+
+def iso(offset: float) -> str:
+    return str(format_event_time("String", T0 + offset))
+
+
+def put(store: LocalStore, uid: str, offset: float, amount: float = 10.0) -> None:
+    block = store.put_raw("user-events", [user_row(uid, iso(offset), amount=amount)])
+    assert not block.errors
+
+
+def amount_of(store: LocalStore, uid: str, now: float) -> object:
+    record = store.get_record("user-events", uid, now=now)
+    return None if record is None else record["positive_amount"]
+
+
+def test_out_of_order_event_goes_offline_only(store: LocalStore) -> None:
+    put(store, "u1", 100, amount=2.0)
+    put(store, "u1", 50, amount=1.0)  # older: online keeps the newer
+    assert amount_of(store, "u1", T0) == 2.0
+    offline = store.read_offline("user-events")
+    assert sorted(offline["positive_amount"]) == [1.0, 2.0]
+
+
+def test_equal_event_time_later_write_wins(store: LocalStore) -> None:
+    put(store, "u1", 100, amount=1.0)
+    put(store, "u1", 100, amount=2.0)
+    assert amount_of(store, "u1", T0) == 2.0
+    # within one batch too: rows apply in order
+    store.put_raw("user-events", [user_row("u2", iso(5), amount=3.0),
+                                  user_row("u2", iso(5), amount=4.0)])
+    assert amount_of(store, "u2", T0) == 4.0
+    visible = store.read_offline("user-events")
+    assert list(visible[visible.user_id == "u2"]["positive_amount"]) == [4.0]
+    assert len(store.read_offline("user-events", dedup=False)) == 4
+
+
+def test_ttl_expiry_exactly_at_the_boundary(store: LocalStore) -> None:
+    put(store, "u1", 0)
+    expires = T0 + DAY  # ttl 1d
+    assert store.get_record("user-events", "u1", now=expires - 0.001) is not None
+    assert store.get_record("user-events", "u1", now=expires) is not None
+    assert store.get_record("user-events", "u1", now=expires + 0.001) is None
+    assert store.batch_get("user-events", ["u1"], now=expires + 1) == [None]
+    store.fake_clock.now = expires + 1  # type: ignore[attr-defined]
+    assert store.get_record("user-events", "u1") is None
+
+
+def test_soft_delete_marks_deleted_and_writes_a_tombstone(store: LocalStore) -> None:
+    put(store, "u1", 0)
+    result = store.delete_record("user-events", "u1", iso(10))
+    assert result.online_applied and result.tombstone
+    assert store.get_record("user-events", "u1", now=T0) is None
+    put(store, "u1", 5)  # older than the delete: ignored online
+    assert store.get_record("user-events", "u1", now=T0) is None
+    put(store, "u1", 20, amount=7.0)  # newer: revives the record
+    assert amount_of(store, "u1", T0) == 7.0
+    rows = store.read_offline("user-events")
+    tomb = rows[rows.is_deleted]
+    assert list(tomb["ts"]) == [iso(10)] and list(tomb["user_id"]) == ["u1"]
+    assert tomb[["score", "double_count", "label", "positive_amount"]].isna().all().all()
+
+
+def test_hard_delete_removes_the_row(store: LocalStore) -> None:
+    put(store, "u1", 0)
+    store.delete_record("user-events", "u1", iso(10), hard=True)
+    assert store.online.snapshot(store.runtime("user-events")) == {}
+    put(store, "u1", 5, amount=3.0)  # no stored row any more: any event time is accepted
+    assert amount_of(store, "u1", T0) == 3.0
+    assert int(store.read_offline("user-events")["is_deleted"].sum()) == 1
+
+
+def test_older_deletes_follow_sagemaker(store: LocalStore) -> None:
+    put(store, "u1", 100, amount=5.0)
+    soft = store.delete_record("user-events", "u1", iso(50))
+    assert not soft.online_applied and amount_of(store, "u1", T0) == 5.0
+    with pytest.raises(StoreError, match="older than the stored record"):
+        store.delete_record("user-events", "u1", iso(50), hard=True)
+    tombstones = store.read_offline("user-events")["is_deleted"].sum()
+    assert tombstones == 1  # the soft delete's; the refused hard delete wrote none
+
+
+def test_composite_key_and_fractional_event_time(store: LocalStore) -> None:
+    block = store.put_raw("item-stock", [{"store_id": "7", "sku": "a:b;", "at": 1000.5,
+                                          "units": 3}])
+    assert not block.errors
+    rid = block.columns["store_item_key"][0]
+    record = store.get_record("item-stock", str(rid), now=1000.5)
+    assert record == {"store_item_key": rid, "store_id": 7, "sku": "a:b;", "at": 1000.5,
+                      "units_on_hand": 3}
+    store.delete_record("item-stock", str(rid), "2000")
+    rows = store.read_offline("item-stock")
+    tomb = rows[rows.is_deleted].iloc[0]
+    assert (tomb["store_id"], tomb["sku"], tomb["at"]) == (7, "a:b;", 2000.0)
+
+
+def test_feature_names_and_batch_order(store: LocalStore) -> None:
+    put(store, "a", 0, amount=1.0)
+    put(store, "b", 0, amount=2.0)
+    got = store.batch_get("user-events", ["b", "zz", "a", "b"], ["positive_amount"], now=T0)
+    assert got == [{"positive_amount": 2.0}, None, {"positive_amount": 1.0},
+                   {"positive_amount": 2.0}]
+    assert store.get_record("user-events", "a", ["tag_list"], now=T0) == {"tag_list": ["a", "b"]}
+
+
+# ------------------------------------------------------------------------------ oracle
+
+_op = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from("abc"), st.integers(0, 6), st.integers(0, 99)),
+    st.tuples(st.just("soft"), st.sampled_from("abc"), st.integers(0, 6), st.just(0)),
+    st.tuples(st.just("hard"), st.sampled_from("abc"), st.integers(0, 6), st.just(0)),
+)
+
+
+def _oracle(ops: list[tuple[str, str, int, int]], uid: str, now: float) -> object:
+    """Latest by event time, ties by write order, minus expired and deleted -- computed by
+    brute force over the accepted operations."""
+    state: tuple[float, object, bool] | None = None  # (event time, amount, deleted)
+    for kind, who, hours, amount in ops:
+        if who != uid:
+            continue
+        t = T0 + hours * 3600 * 6
+        if kind == "put":
+            if state is None or t >= state[0]:
+                state = (t, float(amount), False)
+        elif state is None or t >= state[0]:
+            state = None if kind == "hard" else (t, None, True)
+    if state is None or state[2] or now > state[0] + DAY:
+        return None
+    return state[1]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=st.lists(_op, max_size=14), now_hours=st.integers(0, 70))
+def test_online_state_matches_the_oracle(tmp_path_factory: pytest.TempPathFactory,
+                                         spec: ProjectSpec,
+                                         ops: list[tuple[str, str, int, int]],
+                                         now_hours: int) -> None:
+    store = LocalStore(Path(tmp_path_factory.mktemp("oracle")), spec, clock=FakeClock(T0))
+    accepted: list[tuple[str, str, int, int]] = []
+    for op in ops:
+        kind, uid, hours, amount = op
+        when = iso(hours * 3600 * 6)
+        if kind == "put":
+            store.put_raw("user-events", [user_row(uid, when, amount=float(amount))])
+        else:
+            try:
+                store.delete_record("user-events", uid, when, hard=kind == "hard")
+            except StoreError:
+                continue  # refused HardDelete: the oracle must not see it either
+        accepted.append(op)
+    now = T0 + now_hours * 3600
+    for uid in "abc":
+        assert amount_of(store, uid, now) == _oracle(accepted, uid, now)
+    store.close()
