@@ -33,18 +33,29 @@ class Call:
 
 def string(text: str) -> str:
     """A string literal with the quotes ruff prefers (double, unless that needs more escapes)."""
-    rendered = repr(text)
-    if rendered.startswith('"'):
-        return rendered
-    if "'" in text:
-        return rendered
-    return '"' + rendered[1:-1] + '"'
+    if text.count('"') > text.count("'"):
+        return _quoted(text, "'")
+    return _quoted(text, '"')
+
+
+def _quoted(text: str, quote: str) -> str:
+    out = []
+    for ch in text:
+        if ch == quote or ch == "\\":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return quote + "".join(out) + quote
 
 
 def literal(value: object, indent: int = 0, prefix: str = "", suffix: str = "") -> str:
     """``value`` as source, laid out for a line starting with ``indent`` levels + ``prefix``
     and followed by ``suffix``."""
     flat = _flat(value)
+    if not isinstance(value, Call | tuple | list | dict):
+        return flat
     pad = INDENT * indent
     if "\n" not in flat and len(pad) + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH:
         return flat

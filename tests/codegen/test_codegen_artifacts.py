@@ -12,9 +12,9 @@ import botocore.session
 import pytest
 import sqlglot
 from botocore.validate import validate_parameters
+from codegen_helpers import GOLDEN, REPO, SCENARIOS, load_project
 from sqlglot import exp
 
-from codegen_helpers import GOLDEN, REPO, SCENARIOS, load_project
 from fsgen.codegen import MANIFEST, build
 from fsgen.codegen.emit import sha256_text
 from fsgen.codegen.sql import SqlIdentifierError, ident

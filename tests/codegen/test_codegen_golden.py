@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from codegen_helpers import GOLDEN, REPO, SCENARIOS, load_project
 
 from fsgen.codegen import build, diff, generate
-from codegen_helpers import GOLDEN, REPO, SCENARIOS, load_project
 
 UPDATE = os.environ.get("FSGEN_UPDATE_GOLDEN") == "1"
 
