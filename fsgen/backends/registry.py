@@ -157,7 +157,7 @@ class Registry:
                 s3 = offline["S3StorageConfig"]
                 s3["ResolvedOutputS3Uri"] = (
                     f"{s3['S3Uri'].rstrip('/')}/{self.account}/sagemaker/{self.region}/"
-                    f"offline-store/{name}/data")
+                    f"offline-store/{name}-{int(now)}/data")
                 offline.setdefault("TableFormat", "Glue")
                 if not offline.get("DisableGlueTableCreation"):
                     offline["DataCatalogConfig"] = {
