@@ -58,7 +58,7 @@ def spec_fingerprint(spec: ProjectSpec) -> str:
 def changed_artifacts(config: ProjectConfig, spec: ProjectSpec) -> list[str]:
     from fsgen.codegen import changed_artifacts as codegen_changed
 
-    return list(codegen_changed(config, spec))
+    return [f"{config.generated_dir}/{path}" for path in codegen_changed(config, spec)]
 
 
 def compute_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, *,

@@ -1,0 +1,99 @@
+"""A failing step through a real mechanism: an HTTP endpoint in front of ``fsgen serve`` that
+answers one CreateFeatureGroup with AWS's ResourceLimitExceeded error. Apply must stop with a
+clear message, record the failure, and leave a state the next plan describes truthfully."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from fsgen.config import ProjectConfig
+from fsgen.plan.apply import ApplyFailed, apply_plan, compute_plan, read_history
+from fsgen.server import FeatureStoreServer
+from fsgen.spec import ProjectSpec
+
+Example = tuple[ProjectConfig, ProjectSpec]
+FAIL_GROUP = "merchant-features"
+
+
+def failing_proxy(upstream: str) -> ThreadingHTTPServer:
+    target = urlsplit(upstream)
+
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            op = self.headers.get("X-Amz-Target", "")
+            if op == "SageMaker.CreateFeatureGroup" and \
+                    json.loads(body).get("FeatureGroupName") == FAIL_GROUP:
+                payload = json.dumps({"__type": "ResourceLimitExceeded", "message":
+                                      "The account-level service limit 'Feature groups' "
+                                      "is 1 FeatureGroups"}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+            conn.request(self.command, self.path, body, dict(self.headers))
+            response = conn.getresponse()
+            data = response.read()
+            self.send_response(response.status)
+            for key, value in response.getheaders():
+                if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            conn.close()
+
+        do_POST = do_GET = do_PUT = do_DELETE = _relay
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def proxy(served: FeatureStoreServer) -> Iterator[str]:
+    server = failing_proxy(served.url)
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_failed_stage_stops_and_next_plan_is_truthful(example: Example, proxy: str,
+                                                      served: FeatureStoreServer,
+                                                      make_backend: Any) -> None:
+    config, spec = example
+    flaky = make_backend(proxy, config)
+    plan = compute_plan(config, spec, flaky, artifacts=False)
+    with pytest.raises(ApplyFailed) as info:
+        apply_plan(config, spec, flaky, plan, regenerate=False)
+    message = str(info.value)
+    assert "create feature group merchant-features" in message
+    assert "ResourceLimitExceeded" in message
+    assert "run 'fsgen plan'" in message
+    (entry,) = read_history(flaky.state_dir)
+    assert entry["result"] == "failed" and "ResourceLimitExceeded" in str(entry["error"])
+    # the group created before the failure stays, complete; the next plan creates the other
+    direct = make_backend(served.url, config)
+    after = compute_plan(config, spec, direct, artifacts=False)
+    assert [(c.group, c.action) for c in after.changes] == [(FAIL_GROUP, "create")]
+    apply_plan(config, spec, direct, after, regenerate=False)
+    assert not compute_plan(config, spec, direct, artifacts=False).stages
