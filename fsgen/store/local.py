@@ -22,6 +22,7 @@ adds no visible record.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -342,6 +343,8 @@ class LocalStore:
             con.execute("DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?",
                         (run_id, chunk))
             shutil.rmtree(gdir / "_staging" / run_id, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (gdir / "_staging").rmdir()
 
     def _next_api(self, n: int) -> np.ndarray:
         """Strictly increasing api_invocation_time (µs) per record, so the latest write of an

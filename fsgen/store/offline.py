@@ -181,12 +181,12 @@ def compact(rt: GroupRuntime, group_dir: Path, min_files: int = 2) -> tuple[int,
             continue
         listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
         ident, et = _q(rt.identifier), _q(rt.event_time)
-        table = con.execute(
+        table = con.sql(
             f"SELECT * EXCLUDE (_fsgen_rank) FROM (SELECT *, row_number() OVER (PARTITION BY "
             f"{ident}, {et} ORDER BY api_invocation_time DESC, write_time DESC) AS _fsgen_rank "
             f"FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)) "
             f"WHERE _fsgen_rank = 1 ORDER BY api_invocation_time, {et}, {ident}"
-        ).arrow()
+        ).to_arrow_table()
         table = _conform(table, arrow_schema(rt))
         newest = max(f.name.split("_", 1)[0] for f in files)
         final = part / f"{newest}_compacted-{uuid.uuid4().hex[:8]}.parquet"

@@ -1,0 +1,152 @@
+"""Batch ingestion: sources, rejects and their accounting, the offline layout and schema,
+idempotent re-runs and compaction that changes no result."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from storehelpers import user_row
+
+from fsgen.errors import IngestError
+from fsgen.store import LocalStore
+from fsgen.store.offline import GLOB
+
+HEADER = "user_id,ts,amount,count,name,tags\n"
+
+
+def write_csv(path: Path, lines: list[str]) -> Path:
+    path.write_text(HEADER + "".join(line + "\n" for line in lines))
+    return path
+
+
+def rejects_of(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_csv_ingest_accounts_for_every_row(store: LocalStore, tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "in.csv", [
+        "u1,2024-01-01T00:00:00Z,10,2,Ann,a|b",          # ok
+        ",2024-01-01T00:00:00Z,10,2,Ann,a",              # empty identifier
+        "u3,,10,2,Ann,a",                                 # missing event time
+        "u4,2024-01-01T00:00:00Z,ten,2,Ann,a",            # wrong type
+        "u5,2024-01-01T00:00:00Z,10,0,Ann,a",             # transformation raises
+        "u6,2024-01-01T00:00:00Z,NaN,2,Ann,a",            # NaN is not a number here
+        "u7,2024-01-01T00:00:00Z,,2,Ann,a",               # empty numeric = missing
+        "u8,2024-01-01T00:00:00Z,-1,2,,",                 # empty strings are values
+        "u9,not-a-time,10,2,Ann,a",                       # bad event time
+    ])
+    rejects = tmp_path / "rejects.jsonl"
+    result = store.ingest("user-events", src, rejects)
+    assert (result.read, result.written, result.rejected) == (9, 2, 7)
+    assert result.read == result.written + result.rejected
+    got = [(r["row"], r["field"]) for r in rejects_of(rejects)]
+    assert got == [(2, "user_id"), (3, "ts"), (4, "amount"), (5, "score"), (6, "amount"),
+                   (7, "amount"), (9, "ts")]
+    first = rejects_of(rejects)[0]
+    assert first["source"] == str(src) and first["reason"] == "record identifier is empty"
+    assert first["record"] == {"user_id": "", "ts": "2024-01-01T00:00:00Z", "amount": "10",
+                               "count": "2", "name": "Ann", "tags": "a"}
+    assert "ZeroDivisionError" in rejects_of(rejects)[3]["reason"]
+    u8 = store.get_record("user-events", "u8", now=1704067200.0)
+    assert u8 is not None
+    assert (u8["label"], u8["tag_list"], u8["positive_amount"]) == ("", [], None)
+
+
+def test_jsonl_parquet_and_dataframe_give_the_same_records(store: LocalStore,
+                                                           tmp_path: Path) -> None:
+    rows = [user_row(f"u{i}", f"2024-01-0{1 + i % 3}T0{i}:00:00Z", amount=i + 0.5, count=i + 1)
+            for i in range(6)]
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n[1, 2]\n")
+    parquet = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    frame = pd.DataFrame(rows)
+    results = [store.ingest("user-events", s) for s in (jsonl, parquet, frame)]
+    assert [(r.read, r.written, r.rejected) for r in results] == [(8, 6, 2), (6, 6, 0),
+                                                                  (6, 6, 0)]
+    assert [(s.row, s.field) for s in results[0].samples] == [(7, "<record>"), (8, "<record>")]
+    every = store.read_offline("user-events", dedup=False)
+    assert len(every) == 18
+    visible = store.read_offline("user-events")
+    assert len(visible) == 6  # same (id, event time) three times: one visible record each
+    assert visible.drop(columns=["write_time", "api_invocation_time"]).equals(
+        every.drop(columns=["write_time", "api_invocation_time"]).iloc[2::3].reset_index(
+            drop=True))
+
+
+def test_dataframe_missing_values(store: LocalStore) -> None:
+    frame = pd.DataFrame({"user_id": ["a", "b", None], "ts": ["2024-01-01T00:00:00Z"] * 3,
+                          "amount": [1.0, math.nan, 2.0], "count": pd.array([1, 2, None],
+                                                                            dtype="Int64"),
+                          "name": ["x", "y", "z"], "tags": ["", "", ""]})
+    result = store.ingest("user-events", frame)
+    assert (result.written, [(s.row, s.field) for s in result.samples]) == (
+        1, [(2, "amount"), (3, "user_id")])
+
+
+def test_offline_layout_and_schema(store: LocalStore, tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "in.csv", ["u1,2024-01-01T00:30:00Z,10,2,Ann,a|b",
+                                          "u2,2024-01-01T01:15:00.500Z,1.5,3,Bo,",
+                                          "u3,2023-12-31T23:59:59Z,2,1,Cy,c"])
+    store.ingest("user-events", src)
+    gdir = store.offline_dir("user-events")
+    parts = sorted(str(p.parent.relative_to(gdir)) for p in gdir.glob(GLOB))
+    assert parts == ["data/year=2023/month=12/day=31/hour=23",
+                     "data/year=2024/month=01/day=01/hour=00",
+                     "data/year=2024/month=01/day=01/hour=01"]
+    schema = pq.read_schema(next(gdir.glob(GLOB)))
+    assert [(f.name, str(f.type)) for f in schema] == [
+        ("user_id", "string"), ("ts", "string"), ("score", "double"),
+        ("double_count", "int64"), ("label", "string"), ("tag_list", "list<element: string>"),
+        ("positive_amount", "double"), ("write_time", "timestamp[us, tz=UTC]"),
+        ("api_invocation_time", "timestamp[us, tz=UTC]"), ("is_deleted", "bool")]
+    types = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{gdir}/{GLOB}')").fetchall()
+    assert {r[0]: r[1] for r in types}["double_count"] == "BIGINT"
+    assert {r[0]: r[1] for r in types}["tag_list"] == "VARCHAR[]"
+    assert not list(gdir.rglob("*.tmp")) and not (gdir / "_staging").exists()
+    rows = store.read_offline("user-events", dedup=False)
+    assert (rows["write_time"] >= rows["api_invocation_time"]).all()
+    assert rows["api_invocation_time"].is_unique
+
+
+def test_rerun_adds_no_visible_record_and_compaction_changes_nothing(
+        store: LocalStore, tmp_path: Path) -> None:
+    lines = [f"u{i % 7},2024-01-0{1 + i % 2}T{i % 24:02d}:00:00Z,{i},{1 + i % 3},N{i},t"
+             for i in range(60)]
+    src = write_csv(tmp_path / "in.csv", lines)
+    first = store.ingest("user-events", src, chunk_rows=16)
+    online_before = store.online.snapshot(store.runtime("user-events"))
+    visible_before = store.read_offline("user-events").drop(
+        columns=["write_time", "api_invocation_time"])
+    second = store.ingest("user-events", src, chunk_rows=16)
+    assert first.written == second.written == 60
+    assert len(store.read_offline("user-events", dedup=False)) == 120
+    visible = store.read_offline("user-events")
+    assert visible.drop(columns=["write_time", "api_invocation_time"]).equals(visible_before)
+    after = store.online.snapshot(store.runtime("user-events"))
+    assert {k: v[2] for k, v in after.items()} == {k: v[2] for k, v in online_before.items()}
+    gdir = store.offline_dir("user-events")
+    files_before = len(list(gdir.glob(GLOB)))
+    before, after_files = store.compact("user-events")
+    assert before == files_before and after_files < before
+    assert len(list(gdir.glob(GLOB))) == after_files
+    compacted = store.read_offline("user-events")
+    assert compacted.equals(visible)
+    assert len(store.read_offline("user-events", dedup=False)) == 60
+
+
+def test_unreadable_sources_are_errors(store: LocalStore, tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="no such file"):
+        store.ingest("user-events", tmp_path / "nope.csv")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(IngestError, match="cannot tell the format"):
+        store.ingest("user-events", tmp_path / "x.txt")
+    with pytest.raises(IngestError, match="DataFrame"):
+        store.ingest("user-events", [1, 2])
