@@ -34,6 +34,7 @@ BUILDERS: tuple[str, ...] = (
     "fsgen.codegen.artifacts:group_artifacts",
     "fsgen.codegen.artifacts:feature_set_artifacts",
     "fsgen.codegen.artifacts:catalog_artifacts",
+    "fsgen.iam:iam_artifacts",
 )
 
 _COMMENT = {".py": "# ", ".sql": "-- "}
