@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/fsgen generate --check
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
@@ -26,7 +27,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check fsgen
 
 typecheck: $(STAMP)
-	$(BIN)/mypy fsgen
+	$(BIN)/mypy fsgen generated
+
+generate: $(STAMP)
+	$(BIN)/fsgen generate
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

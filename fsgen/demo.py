@@ -38,8 +38,35 @@ def step_validate(ctx: DemoContext) -> None:
         ctx.say(f"  feature set {fs.name}: {', '.join(fs.columns)}")
 
 
+def step_generate(ctx: DemoContext) -> None:
+    """What `fsgen generate --check` says about the committed generated/, and what is in it."""
+    from collections import defaultdict
+
+    from fsgen.codegen import MANIFEST, diff
+    from fsgen.loader import load
+
+    spec = load(ctx.config.root)
+    result = diff(ctx.config, spec)
+    prefix = ctx.config.generated_dir
+    if result.changed:
+        ctx.say(f"$ fsgen generate --check  ->  stale: {', '.join(result.changed)}")
+        ctx.say("  (run 'fsgen generate' to refresh them; the demo leaves generated/ as it is)")
+    else:
+        ctx.say(f"$ fsgen generate --check  ->  {prefix}/ is up to date "
+                f"({len(result.artifacts)} artifacts, listed in {prefix}/{MANIFEST})")
+    folders: dict[str, list[str]] = defaultdict(list)
+    for artifact in result.artifacts:
+        folder, _, name = artifact.path.rpartition("/")
+        folders[folder].append(name)
+    for folder, names in sorted(folders.items()):
+        ctx.say(f"  {prefix}/{folder + '/' if folder else ''}: {', '.join(names)}")
+    group = spec.groups[0].name.replace("-", "_")
+    ctx.say(f"  run a batch job: python -m {prefix}.groups.{group}.batch_job --dry-run")
+
+
 STEPS: list[tuple[str, Step]] = [
     ("Validate the feature definitions", step_validate),
+    ("Generate the artifacts", step_generate),
 ]
 
 

@@ -7,8 +7,9 @@ the point-in-time dataset builder's:
 
 - values are decoded losslessly (:mod:`fsgen.runtime.encoding`), so they are bit-identical to
   the training dataset's;
-- a group's record is missing when the response has none, when its ``ExpiresAt`` (or, without
-  one, EventTime + TTL) is at or before ``now``; a feature is missing when the record lacks it;
+- a group's record is missing when the response has none, or when its ``ExpiresAt`` (or,
+  without one, EventTime + TTL) is before ``now`` (a record exactly TTL old still counts, as
+  in the online store and point-in-time datasets); a feature is missing when the record lacks it;
 - an on-demand feature is computed from request fields and stored values; it is missing when
   one of its stored inputs is missing;
 - a missing value becomes None (``missing="null"``), the column's default (``"default"``) or a
@@ -153,11 +154,11 @@ class FeatureSetRuntime:
                 values[name] = decode_value(kind, entry[key], collection)  # type: ignore[arg-type]
         moment = time.time() if now is None else now
         if expires_at is not None:
-            if _epoch(expires_at) <= moment:
+            if _epoch(expires_at) < moment:
                 return None
         elif reader.ttl_seconds is not None and values.get(reader.event_time) is not None:
             event = _event_seconds(reader.event_time_kind, values[reader.event_time])
-            if event + reader.ttl_seconds <= moment:
+            if event + reader.ttl_seconds < moment:
                 return None
         return values
 

@@ -274,12 +274,15 @@ def test_parser_honours_expires_at_ttl_and_the_default_policy(example) -> None: 
     # merchant record missing -> its defaults; on-demand from the request and stored value
     assert vector == [34, 25.0, 1, "unknown", 0.0, 0.0, 0, 2.0]
     assert parser.as_features(vector)["amount_to_monthly_spend"] == 2.0
-    expired = parser.from_get_record(fresh, request, now=t0 + 30 * 86400)
+    at_expiry = parser.from_get_record(fresh, request, now=t0 + 30 * 86400)
+    assert at_expiry[0] == 34  # exactly TTL old still counts, as in the store and datasets
+    expired = parser.from_get_record(fresh, request, now=t0 + 30 * 86400 + 0.001)
     assert expired == [-1, 0.0, 0, "unknown", 0.0, 0.0, 0, 0.0]
     # without ExpiresAt in the response the group's TTL (30d) from the event time applies
     no_expiry = {"customer-features": get_record_response(cust_rt, c)}
     assert parser.from_get_record(no_expiry, request, now=t0 + 29 * 86400)[0] == 34
-    assert parser.from_get_record(no_expiry, request, now=t0 + 30 * 86400)[0] == -1
+    assert parser.from_get_record(no_expiry, request, now=t0 + 30 * 86400)[0] == 34
+    assert parser.from_get_record(no_expiry, request, now=t0 + 30 * 86400 + 1)[0] == -1
     with pytest.raises(RequestError, match="amount"):
         parser.from_get_record(fresh, {"customer_id": "C1", "merchant_id": "M1"}, now=t0)
 

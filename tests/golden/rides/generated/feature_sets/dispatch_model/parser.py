@@ -7,7 +7,7 @@
 
 Turns GetRecord / BatchGetRecord responses into the feature vector the model was trained on:
 the same columns in the same order, the same missing-value policy ("error") and
-bit-identical values. A record at or past its ExpiresAt counts as missing. On-demand features
+bit-identical values. A record past its ExpiresAt counts as missing. On-demand features
 are computed from request fields with the featuredefs functions. Needs only the standard
 library, fsgen.runtime and the featuredefs functions.
 """
