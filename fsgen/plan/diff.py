@@ -192,10 +192,9 @@ def plan_changes(desired: Sequence[GroupState], deployed: Mapping[str, GroupStat
 def _loss(name: str, state: GroupState) -> str:
     parts = []
     if state.online_enabled:
-        parts.append(f"every record in the online store of {name!r} is deleted")
+        parts.append("its online store records are deleted")
     if state.offline_enabled:
-        parts.append("offline store data is not deleted (SageMaker keeps the S3 objects; "
-                     "the local backend archives them)")
+        parts.append("offline data is kept")
     return "; ".join(parts) or "nothing is stored in this group"
 
 

@@ -84,8 +84,13 @@ def render_change(change: ResourceChange) -> list[str]:
         assert change.before is not None
         lines.extend(_whole(change.before, "-"))
     else:
+        hashes = [d for d in change.diffs if _is_hash_tag(d)]
         for diff in (*change.diffs, *change.notes):
-            lines.append(_diff_line(diff))
+            if not _is_hash_tag(diff):
+                lines.append(_diff_line(diff))
+        if hashes:
+            lines.append(f"      ~ tags.fsgen:*-hash ({len(hashes)} definition hash"
+                         f"{'es' if len(hashes) != 1 else ''} updated)")
         if change.unchanged_features:
             n = change.unchanged_features
             lines.append(f"        # ({n} unchanged feature{'s' if n != 1 else ''} hidden)")
@@ -93,8 +98,16 @@ def render_change(change: ResourceChange) -> list[str]:
     return lines
 
 
+def _is_hash_tag(diff: PropertyDiff) -> bool:
+    return diff.path.startswith("tags.fsgen:") and diff.path.endswith("-hash")
+
+
 def _diff_line(diff: PropertyDiff) -> str:
     note = _KIND_NOTE.get(diff.kind, "")
+    if diff.path == "online_ttl_seconds":
+        diff = diff.model_copy(update={
+            "old": duration(diff.old) if isinstance(diff.old, int) else diff.old,
+            "new": duration(diff.new) if isinstance(diff.new, int) else diff.new})
     if diff.old is None and diff.kind is not ChangeKind.BACKFILL:
         text = f"      + {diff.path} = {show(diff.new)}"
     elif diff.new is None and diff.kind is not ChangeKind.BACKFILL:
@@ -125,7 +138,7 @@ def _online(state: GroupState) -> str:
 
 
 def duration(seconds: int) -> str:
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
