@@ -319,3 +319,31 @@ def test_parser_composite_keys_error_policy_and_batch_get_request(rides) -> None
     with pytest.raises(RequestError, match="driver_id"):
         parser.batch_get_request({"city": "Lyon", "rider_id": "R1"})
     assert timedelta(hours=6).total_seconds() == drivers.ttl_seconds
+
+
+def test_batch_job_default_writer_is_the_projects_local_store(tmp_path: Path) -> None:
+    """`python -m` without --output/--dry-run writes to the configured backend (local store)."""
+    import shutil
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "featuredefs", "generated", "data"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, project / name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "generated.groups.customer_features.batch_job",
+         "data/customers_with_errors.csv", "--json"],
+        cwd=project, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["written"] == summary["valid"] == summary["read"] - summary["rejected"] >= 1
+    code = ("from fsgen.loader import load_with_config; from fsgen.store import LocalStore; "
+            "c, s = load_with_config('.'); "
+            "print(len(LocalStore.open(c, s).read_offline('customer-features')))")
+    check = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stderr
+    assert int(check.stdout.strip()) == summary["written"]
