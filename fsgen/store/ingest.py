@@ -261,20 +261,20 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[Chunk]:
             raise IngestError(f"{path}: near row {row + size}: {exc}") from None
         pending.append(batch)
         size += batch.num_rows
-        if size >= chunk_rows:
-            yield _chunk_of(str(path), row, pending, stream.tell())
-            row += size
-            pending, size = [], 0
-    if pending:
-        yield _chunk_of(str(path), row, pending, stream.tell())
+        while size >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield _chunk_of(str(path), row, table.slice(0, chunk_rows), stream.tell())
+            row += chunk_rows
+            rest = table.slice(chunk_rows)
+            pending, size = rest.to_batches(), rest.num_rows
+    if size:
+        yield _chunk_of(str(path), row, pa.Table.from_batches(pending), stream.tell())
 
 
-def _chunk_of(source: str, first_row: int, batches: list[object], position: int) -> Chunk:
-    import pyarrow as pa
-
-    table = pa.Table.from_batches(batches)  # type: ignore[arg-type]
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    return Chunk(source, first_row, columns, table.num_rows, position)
+def _chunk_of(source: str, first_row: int, table: object, position: int) -> Chunk:
+    columns = {name: table.column(name).to_pylist()  # type: ignore[attr-defined]
+               for name in table.column_names}  # type: ignore[attr-defined]
+    return Chunk(source, first_row, columns, table.num_rows, position)  # type: ignore[attr-defined]
 
 
 def _read_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -291,7 +291,7 @@ def _read_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
     size = path.stat().st_size
     for batch in pf.iter_batches(batch_size=chunk_rows):
         done += batch.num_rows
-        yield _chunk_of(str(path), row, [batch], size * done // total)
+        yield _chunk_of(str(path), row, batch, size * done // total)
         row += batch.num_rows
 
 
