@@ -33,6 +33,7 @@ BUILDERS: tuple[str, ...] = (
     "fsgen.codegen.artifacts:package_artifacts",
     "fsgen.codegen.artifacts:group_artifacts",
     "fsgen.codegen.artifacts:feature_set_artifacts",
+    "fsgen.pit.athena:pit_query_artifacts",
     "fsgen.codegen.artifacts:catalog_artifacts",
     "fsgen.iam:iam_artifacts",
 )
