@@ -1,0 +1,250 @@
+"""Freshness: how old is the newest record of each group, and is that older than it may be?
+
+Groups declare ``max_staleness`` (``GroupSpec.max_staleness_seconds``). For every group this
+module measures, in the local store:
+
+- **online**: record count, the newest event time and its age, and how many records have
+  expired (``ExpiresAt = EventTime + TTL`` before now: a GetRecord would not return them);
+  read from the online store's SQLite table (its ``_event_seconds``, ``_expires_at`` and
+  ``_deleted`` columns, see :mod:`fsgen.store.online`), opened read-only;
+- **offline**: row count and the newest event time and its age, with DuckDB over the group's
+  Parquet files (contracts.md layout). Deleted records (tombstones) are not counted.
+
+A group is ``stale`` when the newest record of any store it enables is older than its
+``max_staleness`` (a pipeline that feeds one store but not the other is broken too),
+``empty`` when no enabled store has a record, ``fresh`` otherwise, and ``unbounded`` when it
+declares no ``max_staleness`` (measured, never failing). :func:`publish` puts the ages as
+CloudWatch metrics (``PutMetricData``) so alarms can watch them on AWS.
+
+``now`` is a parameter everywhere (``fsgen freshness --now``), so tests and reports are
+reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from fsgen.runtime.encoding import format_event_time, parse_event_time
+
+if TYPE_CHECKING:
+    from fsgen.config import ProjectConfig
+    from fsgen.spec import GroupSpec, ProjectSpec
+
+Status = Literal["fresh", "stale", "empty", "unbounded"]
+FAILING: tuple[str, ...] = ("stale", "empty")
+NAMESPACE = "fsgen/FeatureStore"
+
+
+@dataclass(frozen=True)
+class StoreFreshness:
+    records: int
+    newest_event_time: str | None
+    age_seconds: float | None
+    expired: int = 0
+
+    @property
+    def expired_share(self) -> float:
+        return self.expired / self.records if self.records else 0.0
+
+
+@dataclass(frozen=True)
+class GroupFreshness:
+    group: str
+    max_staleness_seconds: int | None
+    online: StoreFreshness | None
+    """None when the group has no online store."""
+    offline: StoreFreshness | None
+    status: Status
+    reason: str
+
+    @property
+    def failing(self) -> bool:
+        return self.status in FAILING
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        for side in ("online", "offline"):
+            store = getattr(self, side)
+            if store is not None:
+                data[side]["expired_share"] = round(store.expired_share, 6)
+        return data
+
+
+@dataclass(frozen=True)
+class FreshnessReport:
+    now: str
+    groups: tuple[GroupFreshness, ...]
+
+    @property
+    def failing(self) -> list[GroupFreshness]:
+        return [g for g in self.groups if g.failing]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"now": self.now, "ok": not self.failing,
+                "groups": [g.to_dict() for g in self.groups]}
+
+
+def _iso(seconds: float) -> str:
+    return str(format_event_time("String", seconds))
+
+
+def _store(count: int, newest: float | None, now: float, expired: int = 0) -> StoreFreshness:
+    if not count or newest is None:
+        return StoreFreshness(records=count, newest_event_time=None, age_seconds=None,
+                              expired=expired)
+    return StoreFreshness(records=count, newest_event_time=_iso(newest),
+                          age_seconds=round(now - newest, 6), expired=expired)
+
+
+def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFreshness:
+    path = store_path / "online.sqlite"
+    if not path.exists():
+        return _store(0, None, now)
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
+    try:
+        table = '"' + f"fg:{group.name}".replace('"', '""') + '"'
+        exists = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                             (f"fg:{group.name}",)).fetchone()
+        if not exists:
+            return _store(0, None, now)
+        count, newest, expired = con.execute(
+            f"SELECT count(*), max(_event_seconds), "
+            f"coalesce(sum(_expires_at IS NOT NULL AND _expires_at < ?), 0) "
+            f"FROM {table} WHERE _deleted = 0", (now,)).fetchone()
+    finally:
+        con.close()
+    return _store(int(count), newest, now, int(expired))
+
+
+def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFreshness:
+    import duckdb
+
+    data = store_path / "offline" / group.name / "data"
+    if not any(data.glob("*/*/*/*/*.parquet")):
+        return _store(0, None, now)
+    col = '"' + group.event_time.name.replace('"', '""') + '"'
+    source = f"read_parquet('{data.as_posix()}/*/*/*/*/[!._]*.parquet')"
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")  # ISO-8601 without an offset is UTC, as in fsgen
+        if group.event_time.dtype.scalar.value == "Fractional":
+            count, newest = con.execute(
+                f"SELECT count(*), max({col}) FROM {source} WHERE NOT is_deleted").fetchone()
+            return _store(int(count), newest, now)
+        # String event times: DuckDB parses ISO-8601; anything else the runtime's parser does.
+        count, newest, odd = con.execute(
+            f"SELECT count(*), max(epoch(try_cast({col} AS TIMESTAMPTZ))), "
+            f"count(*) FILTER (WHERE try_cast({col} AS TIMESTAMPTZ) IS NULL) "
+            f"FROM {source} WHERE NOT is_deleted").fetchone()
+        if odd:
+            rows = con.execute(f"SELECT DISTINCT {col} FROM {source} WHERE NOT is_deleted AND "
+                               f"try_cast({col} AS TIMESTAMPTZ) IS NULL").fetchall()
+            parsed = [float(parse_event_time("String", r[0])) for r in rows]
+            newest = max([newest, *parsed] if newest is not None else parsed)
+    finally:
+        con.close()
+    return _store(int(count), newest, now)
+
+
+def group_freshness(store_path: Path, group: GroupSpec, now: float) -> GroupFreshness:
+    online = online_freshness(store_path, group, now) if group.online.enabled else None
+    offline = offline_freshness(store_path, group, now) if group.offline.enabled else None
+    stores = {name: s for name, s in (("online", online), ("offline", offline)) if s}
+    limit = group.max_staleness_seconds
+    if not any(s.records for s in stores.values()):
+        return GroupFreshness(group.name, limit, online, offline, "empty",
+                              "no records in " + " or ".join(stores) + " store")
+    too_old = [f"newest {name} record is {_span(s.age_seconds)} old" for name, s in stores.items()
+               if limit is not None and (s.age_seconds is None or s.age_seconds > limit)]
+    if too_old:
+        return GroupFreshness(group.name, limit, online, offline, "stale",
+                              "; ".join(too_old) + f" (max staleness {_span(limit)})")
+    if limit is None:
+        return GroupFreshness(group.name, None, online, offline, "unbounded",
+                              "no max_staleness declared")
+    return GroupFreshness(group.name, limit, online, offline, "fresh",
+                          f"within max staleness {_span(limit)}")
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "infinitely"
+    if seconds < 0:
+        return f"-{_span(-seconds)}"
+    out = []
+    rest = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size or (unit == "s" and not out):
+            out.append(f"{rest // size}{unit}")
+            rest %= size
+        if len(out) == 2:
+            break
+    return " ".join(out)
+
+
+def report(config: ProjectConfig, spec: ProjectSpec, *, now: float,
+           groups: list[str] | None = None) -> FreshnessReport:
+    """Freshness of ``groups`` (default: every group) in the project's local store."""
+    chosen = [spec.group(name) for name in groups] if groups else list(spec.groups)
+    return FreshnessReport(now=_iso(now), groups=tuple(
+        group_freshness(config.store_path, g, now) for g in chosen))
+
+
+def render(rep: FreshnessReport) -> str:
+    lines = [f"Freshness at {rep.now}:"]
+    for g in rep.groups:
+        lines.append(f"  {g.group}: {g.status.upper()} ({g.reason})")
+        for name in ("online", "offline"):
+            s: StoreFreshness | None = getattr(g, name)
+            if s is None:
+                continue
+            newest = (f"newest {s.newest_event_time} ({_span(s.age_seconds)} old)"
+                      if s.newest_event_time else "no records")
+            expired = (f", {s.expired} expired ({s.expired_share:.1%})"
+                       if name == "online" else "")
+            lines.append(f"    {name:<8} {s.records} records, {newest}{expired}")
+    failing = rep.failing
+    lines.append(f"{len(failing)} of {len(rep.groups)} group(s) stale or empty: "
+                 + ", ".join(g.group for g in failing) if failing
+                 else f"All {len(rep.groups)} group(s) fresh.")
+    return "\n".join(lines) + "\n"
+
+
+def metric_data(rep: FreshnessReport, project: str) -> list[dict[str, Any]]:
+    """CloudWatch MetricData for a report: ages in seconds, expired share, and Stale (0/1)."""
+    from datetime import UTC, datetime
+
+    when = datetime.fromisoformat(rep.now.replace("Z", "+00:00")).astimezone(UTC)
+    data: list[dict[str, Any]] = []
+    for g in rep.groups:
+        dims = [{"Name": "Project", "Value": project}, {"Name": "FeatureGroup", "Value": g.group}]
+
+        def put(name: str, value: float, unit: str, dims: list[dict[str, str]] = dims) -> None:
+            if not math.isnan(value):
+                data.append({"MetricName": name, "Dimensions": dims, "Timestamp": when,
+                             "Value": float(value), "Unit": unit})
+
+        if g.online is not None and g.online.age_seconds is not None:
+            put("OnlineNewestRecordAge", g.online.age_seconds, "Seconds")
+            put("OnlineExpiredRecordShare", g.online.expired_share * 100.0, "Percent")
+        if g.offline is not None and g.offline.age_seconds is not None:
+            put("OfflineNewestRecordAge", g.offline.age_seconds, "Seconds")
+        put("Stale", 1.0 if g.failing else 0.0, "Count")
+    return data
+
+
+def publish(rep: FreshnessReport, project: str, *, region: str, namespace: str = NAMESPACE,
+            client: Any = None) -> int:
+    """PutMetricData for the report (20 metrics a call); returns how many were sent."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("cloudwatch", region_name=region)
+    data = metric_data(rep, project)
+    for start in range(0, len(data), 20):
+        client.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
+    return len(data)

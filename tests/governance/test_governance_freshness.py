@@ -1,0 +1,184 @@
+"""Freshness: ages of the newest online/offline records, expired share, stale/empty/fresh
+status and exit codes, and CloudWatch metrics (moto server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fsgen import freshness
+from fsgen.cli import main
+from fsgen.config import load_config
+from fsgen.loader import load
+from fsgen.store import LocalStore
+
+DEFS = '''\
+from fsgen import Entity, FeatureGroup, Fractional, Integral, Online, String
+
+user = Entity("user_id", String, description="u")
+clicks = FeatureGroup("clicks", entity=user, event_time="ts", owner="o", description="d",
+                      online=Online(ttl="1d"), max_staleness="2h")
+visits = FeatureGroup("visits", entity=user, event_time="at", event_time_type=Fractional,
+                      owner="o", description="d", max_staleness="1h")
+pages = FeatureGroup("pages", entity=user, event_time="ts", owner="o", description="d")
+
+
+@clicks.feature(Integral, description="n")
+def n_clicks(n: int) -> int:
+    return n
+
+
+@visits.feature(Integral, description="n")
+def n_visits(n: int) -> int:
+    return n
+
+
+@pages.feature(Integral, description="n")
+def n_pages(n: int) -> int:
+    return n
+'''
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC).timestamp()
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def project(make_project: Callable[..., Path]) -> Path:
+    return make_project({"featuredefs/defs.py": DEFS})
+
+
+def _put(root: Path, group: str, rows: list[dict[str, object]]) -> None:
+    config, spec = load_config(root), load(root)
+    with LocalStore.open(config, spec) as store:
+        store.put_raw(group, rows)
+
+
+def _report(root: Path, now: float) -> dict[str, freshness.GroupFreshness]:
+    rep = freshness.report(load_config(root), load(root), now=now)
+    return {g.group: g for g in rep.groups}
+
+
+def test_fresh_stale_empty_and_unbounded(project: Path) -> None:
+    _put(project, "clicks", [
+        {"user_id": "a", "ts": iso(T0 - 3600), "n": 1},
+        {"user_id": "b", "ts": iso(T0 - 600), "n": 2},      # newest
+        {"user_id": "c", "ts": "2024-04-01T00:00:00+02:00", "n": 3},
+    ])
+    _put(project, "pages", [{"user_id": "a", "ts": iso(T0 - 86400 * 30), "n": 1}])
+    rep = _report(project, T0)
+    clicks = rep["clicks"]
+    assert clicks.status == "fresh" and not clicks.failing
+    assert clicks.online is not None and clicks.offline is not None
+    assert clicks.online.records == clicks.offline.records == 3
+    assert clicks.online.newest_event_time == clicks.offline.newest_event_time == iso(T0 - 600)
+    assert clicks.online.age_seconds == clicks.offline.age_seconds == 600
+    assert clicks.online.expired == 1  # user c: 30 days old, TTL 1 day
+    assert clicks.online.expired_share == pytest.approx(1 / 3)
+    assert rep["visits"].status == "empty" and rep["visits"].failing
+    assert rep["pages"].status == "unbounded" and not rep["pages"].failing
+
+    later = _report(project, T0 + 3 * 3600)["clicks"]
+    assert later.status == "stale" and later.failing
+    assert "newest online record is 3h 10m old" in later.reason
+    assert "max staleness 2h" in later.reason
+
+
+def test_deleted_records_do_not_count_as_fresh(project: Path) -> None:
+    config, spec = load_config(project), load(project)
+    _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 7200 * 2), "n": 1},
+                             {"user_id": "b", "ts": iso(T0 - 7200 * 2), "n": 1}])
+    with LocalStore.open(config, spec) as store:
+        store.delete_record("clicks", "b", iso(T0 - 60))
+    clicks = _report(project, T0)["clicks"]
+    assert clicks.online is not None and clicks.online.records == 1
+    assert clicks.online.age_seconds == 7200 * 2
+    assert clicks.status == "stale"
+
+
+def test_fractional_event_time_and_offline_keeps_older_records(project: Path) -> None:
+    _put(project, "visits", [{"user_id": "a", "at": T0 - 100.5, "n": 1},
+                             {"user_id": "a", "at": T0 - 5000.0, "n": 2}])
+    visits = _report(project, T0)["visits"]
+    assert visits.online is not None and visits.offline is not None
+    assert (visits.online.records, visits.offline.records) == (1, 2)
+    assert visits.offline.age_seconds == pytest.approx(100.5)
+    assert visits.status == "fresh"
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offsets=st.lists(st.integers(min_value=0, max_value=10 * 86400), min_size=1,
+                        max_size=12),
+       now_offset=st.integers(min_value=0, max_value=86400))
+def test_ages_match_an_oracle(make_project: Callable[..., Path], offsets: list[int],
+                              now_offset: int) -> None:
+    root = make_project({"featuredefs/defs.py": DEFS})
+    rows = [{"user_id": f"u{i}", "ts": iso(T0 - o), "n": i} for i, o in enumerate(offsets)]
+    _put(root, "clicks", rows)
+    now = T0 + now_offset
+    clicks = _report(root, now)["clicks"]
+    newest = T0 - min(offsets)
+    assert clicks.online is not None
+    assert clicks.online.age_seconds == pytest.approx(now - newest)
+    assert clicks.online.expired == sum(1 for o in offsets if T0 - o + 86400 < now)
+    assert clicks.status == ("stale" if now - newest > 7200 else "fresh")
+
+
+def _cli(root: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--project", str(root), "freshness", *args],
+                                catch_exceptions=False)
+    return result.exit_code, result.stdout
+
+
+def test_cli_exit_codes_and_json(project: Path) -> None:
+    _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
+    _put(project, "visits", [{"user_id": "a", "at": T0 - 60, "n": 1}])
+    code, out = _cli(project, "--now", iso(T0), "--group", "clicks", "--group", "visits")
+    assert code == 0 and "All 2 group(s) fresh." in out
+    code, out = _cli(project, "--now", iso(T0), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["ok"] is False  # pages is empty
+    assert {g["group"]: g["status"] for g in data["groups"]} == {
+        "clicks": "fresh", "visits": "fresh", "pages": "empty"}
+    code, out = _cli(project, "--now", iso(T0 + 86400), "--group", "clicks")
+    assert code == 1 and "CLICKS" not in out and "clicks: STALE" in out
+    result = CliRunner().invoke(main, ["--project", str(project), "freshness", "--now",
+                                       "tomorrow"])
+    assert result.exit_code == 1 and "--now 'tomorrow'" in result.stderr
+
+
+def test_publish_cloudwatch_metrics(project: Path, aws_env: str) -> None:
+    import boto3
+
+    _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
+    rep = freshness.report(load_config(project), load(project), now=T0)
+    sent = freshness.publish(rep, "featuredefs", region="us-east-1", namespace="fsgen/Test")
+    assert sent == len(freshness.metric_data(rep, "featuredefs"))
+    cw = boto3.client("cloudwatch", region_name="us-east-1")
+    stats = cw.get_metric_statistics(
+        Namespace="fsgen/Test", MetricName="OnlineNewestRecordAge",
+        Dimensions=[{"Name": "Project", "Value": "featuredefs"},
+                    {"Name": "FeatureGroup", "Value": "clicks"}],
+        StartTime=datetime.fromtimestamp(T0 - 600, UTC),
+        EndTime=datetime.fromtimestamp(T0 + 600, UTC), Period=60, Statistics=["Maximum"])
+    assert [p["Maximum"] for p in stats["Datapoints"]] == [60.0]
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="fsgen/Test")["Metrics"]}
+    assert names == {"OnlineNewestRecordAge", "OnlineExpiredRecordShare",
+                     "OfflineNewestRecordAge", "Stale"}
+    stale = cw.get_metric_statistics(
+        Namespace="fsgen/Test", MetricName="Stale",
+        Dimensions=[{"Name": "Project", "Value": "featuredefs"},
+                    {"Name": "FeatureGroup", "Value": "visits"}],
+        StartTime=datetime.fromtimestamp(T0 - 600, UTC),
+        EndTime=datetime.fromtimestamp(T0 + 600, UTC), Period=60, Statistics=["Maximum"])
+    assert [p["Maximum"] for p in stale["Datapoints"]] == [1.0]  # visits is empty
