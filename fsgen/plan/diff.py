@@ -52,6 +52,7 @@ RULES: dict[str, ChangeKind] = {
     # online store
     "online_enabled": K.REPLACE,              # online store cannot be switched on or off
     "online_ttl_seconds": K.UPDATE,           # OnlineStoreConfigUpdate.TtlDuration
+    "online_ttl_seconds.unset": K.REPLACE,    # an update can change a TTL, not remove it
     "online_storage_type": K.UPDATE,          # OnlineStoreConfigUpdate.StorageType
     "online_kms_key": K.REPLACE,              # SecurityConfig is create-only
     # offline store: create-only
@@ -111,7 +112,8 @@ def diff_group(desired: GroupState, deployed: GroupState) -> tuple[list[Property
     for field in _SCALAR_FIELDS:
         old, new = getattr(deployed, field), getattr(desired, field)
         if old != new:
-            diffs.append(_diff(field, old, new))
+            unset = field == "online_ttl_seconds" and new is None
+            diffs.append(_diff(field, old, new, rule=f"{field}.unset" if unset else None))
     unchanged = 0
     for feature in desired.features:
         before = deployed.feature(feature.name)
