@@ -26,6 +26,7 @@ from fsgen.codegen import views
 from fsgen.codegen.env import render, to_json
 from fsgen.codegen.views import Header, snake
 from fsgen.config import ProjectConfig
+from fsgen.hashing import sha256_of
 from fsgen.spec import ProjectSpec
 
 #: Every artifact builder, in order. Add "your.module:builder" to register a new kind.
@@ -101,9 +102,11 @@ def load_builders(names: Iterable[str] = BUILDERS) -> list[Builder]:
 
 
 def package_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
-    """``__init__.py`` files, so ``python -m <generated>.groups.<g>.batch_job`` works."""
-    header = Header(sources=(f"{ctx.config.definitions} (package)",),
-                    spec_hash=views.project_hash(ctx.spec))
+    """``__init__.py`` files, so ``python -m <generated>.groups.<g>.batch_job`` works.
+
+    Their hash covers only what they say (their docstring), so editing a feature never
+    touches them in a pull request.
+    """
     inits = {
         "__init__.py": f"Artifacts generated from the {ctx.config.definitions} definitions.",
         "groups/__init__.py": "One package per feature group.",
@@ -116,6 +119,8 @@ def package_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
             f"Artifacts of feature set {fs.name!r}.")
     for path, doc in inits.items():
         body = ctx.render("package_init.py.jinja", doc=doc)
+        header = Header(sources=(f"{ctx.config.definitions} (package)",),
+                        spec_hash=sha256_of(doc))
         yield ctx.artifact(path, kind="package", body=body, header=header)
 
 
