@@ -279,7 +279,9 @@ def offline_s3_uri(group: GroupSpec, config: ProjectConfig) -> str:
     base = group.offline.s3_uri or config.aws.offline_s3_uri
     if base:
         return base
-    return f"s3://sagemaker-featurestore-{snake(config.root.name).replace('_', '-')}/offline"
+    # never the checkout's directory name: output must not depend on where the project lives
+    bucket = re.sub(r"[^a-z0-9-]+", "-", config.definitions.lower()).strip("-") or "fsgen"
+    return f"s3://{bucket}-offline-store/{snake(group.name).replace('_', '-')}"
 
 
 def ttl_duration(seconds: int) -> dict[str, object]:

@@ -54,7 +54,7 @@ def test_output_is_byte_identical_across_runs_and_locations(name: str, tmp_path:
     no timestamps)."""
     config, spec = load_project(GOLDEN / name)
     first = {a.path: a.content.encode() for a in build(config, spec)}
-    copy = tmp_path / "elsewhere" / name
+    copy = tmp_path / "elsewhere" / f"renamed-{name}"
     shutil.copytree(GOLDEN / name, copy, ignore=shutil.ignore_patterns("generated", "__pycache__"))
     config2, spec2 = load_project(copy)
     generate(config2, spec2)
