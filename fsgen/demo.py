@@ -64,9 +64,35 @@ def step_generate(ctx: DemoContext) -> None:
     ctx.say(f"  run a batch job: python -m {prefix}.groups.{group}.batch_job --dry-run")
 
 
+def step_plan_apply(ctx: DemoContext) -> None:
+    """`fsgen plan`, `fsgen apply --auto-approve`, then `fsgen plan` again: empty."""
+    from fsgen.backends.local import LocalBackend
+    from fsgen.cli._app import stderr_console
+    from fsgen.loader import load
+    from fsgen.plan.apply import apply_plan, compute_plan
+    from fsgen.plan.render import apply_summary, render_plan
+
+    def show(text: str) -> None:
+        stderr_console().print(text, markup=False, highlight=False)
+
+    spec = load(ctx.config.root)
+    backend = LocalBackend(ctx.config)
+    # generated/ is left as it is (see the previous step), so the demo plans the store only
+    plan = compute_plan(ctx.config, spec, backend, artifacts=False)
+    show("$ fsgen plan")
+    show(render_plan(plan).rstrip())
+    show("$ fsgen apply --auto-approve")
+    apply_plan(ctx.config, spec, backend, plan, regenerate=False,
+               progress=lambda line: show(f"  {line}") if line.startswith("[") else None)
+    show(apply_summary(plan))
+    show("$ fsgen plan   # again: applying twice changes nothing")
+    show(render_plan(compute_plan(ctx.config, spec, backend, artifacts=False)).rstrip())
+
+
 STEPS: list[tuple[str, Step]] = [
     ("Validate the feature definitions", step_validate),
     ("Generate the artifacts", step_generate),
+    ("Plan and apply the feature groups to the local store", step_plan_apply),
 ]
 
 

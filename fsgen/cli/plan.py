@@ -97,12 +97,9 @@ def _run_apply(app: AppContext, plan_file: Path | None, auto_approve: bool,
                             lock_timeout=lock_timeout, confirm=confirm)
     for path in result.regenerated:
         app.err.print(f"  regenerated {path}")
-    from fsgen.plan.render import summary_line
+    from fsgen.plan.render import apply_summary
 
-    done = summary_line(the_plan).replace("Plan:", "Apply complete!").replace(
-        " to add", " added").replace(" to change", " changed").replace(
-        " to replace", " replaced").replace(" to destroy", " destroyed")
-    click.echo(done)
+    click.echo(apply_summary(the_plan))
     for group, features in the_plan.backfill.items():
         click.echo(f"Backfill needed: {group} ({', '.join(features)}): stored values were "
                    f"computed by the old logic; re-ingest with 'fsgen ingest {group} ...'")

@@ -69,6 +69,12 @@ def summary_line(plan: Plan) -> str:
             f"{plan.count('replace')} to replace, {plan.count('destroy')} to destroy.")
 
 
+def apply_summary(plan: Plan) -> str:
+    changed = sum(1 for c in plan.changes if c.action == "update" and c.diffs)
+    return (f"Apply complete! {plan.count('create')} added, {changed} changed, "
+            f"{plan.count('replace')} replaced, {plan.count('destroy')} destroyed.")
+
+
 def render_change(change: ResourceChange) -> list[str]:
     sign, verb = _HEADER[change.action]
     if change.action == "update" and not change.diffs:
