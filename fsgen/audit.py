@@ -168,10 +168,19 @@ def apply_event(entry: Mapping[str, object], backend: str) -> AuditEvent:
     if isinstance(plan, Mapping):
         details["actions"] = {g: str(c.get("action")) for c in changes
                               if isinstance(c, Mapping) for g in [str(c.get("group"))]}
+        details["diffs"] = {str(c.get("group")): [_diff_text(d) for d in c.get("diffs", [])
+                                                  if isinstance(d, Mapping)]
+                            for c in changes if isinstance(c, Mapping)}
     return AuditEvent(kind="apply", when=_iso(entry.get("when")), who=str(entry.get("who", "")),
                       backend=str(entry.get("backend") or backend),
                       result=str(entry.get("result", "")), summary=str(entry.get("summary", "")),
                       groups=groups, details=details)
+
+
+def _diff_text(diff: Mapping[str, object]) -> str:
+    """``features.age.parameters.fsgen:pii: "none" -> "personal"`` (a plan's PropertyDiff)."""
+    return (f"{diff.get('path')}: {json.dumps(diff.get('old'))} -> "
+            f"{json.dumps(diff.get('new'))}")
 
 
 def ingest_event(entry: Mapping[str, object]) -> AuditEvent:

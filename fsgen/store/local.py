@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fsgen import audit
 from fsgen.errors import IngestError, NotFound, StoreError
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.encoding import FRACTIONAL, format_event_time, parse_event_time
@@ -176,12 +177,17 @@ class LocalStore:
         try:
             ingest_chunks(rt, read_source(source, chunk_rows, fmt), writer, sink, result,
                           progress)
+        except Exception as exc:  # the audit trail records failed runs too, then re-raise
+            result.seconds = time.perf_counter() - started
+            audit.record_ingest(self.root, result, error=str(exc))
+            raise
         finally:
             sink.close()
             writer.close()
         result.rejects_path = sink.path if sink.count else None
         result.seconds = time.perf_counter() - started
         self._log_run(result)
+        audit.record_ingest(self.root, result)
         return result
 
     def writer(self, group: str, run_id: str | None = None,

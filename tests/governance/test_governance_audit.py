@@ -11,7 +11,7 @@ import pytest
 
 from fsgen import audit
 from fsgen.config import load_config
-from fsgen.errors import StoreError
+from fsgen.errors import IngestError, StoreError
 
 
 @dataclass
@@ -96,9 +96,11 @@ def test_applies_and_ingestions_in_one_trail(example_project: Path) -> None:
     apply_plan(config, spec, backend, compute_plan(config, spec, backend), regenerate=False)
     with LocalStore.open(config, spec) as store:
         result = store.ingest("customer-features", example_project / "data/customers.csv")
-    audit.record_ingest(config.store_path, result)
+        with pytest.raises(IngestError):
+            store.ingest("customer-features", example_project / "data/missing.csv")
     trail = audit.query(config)
-    assert [e.kind for e in trail] == ["apply", "ingest"]
+    assert [(e.kind, e.result) for e in trail] == [("apply", "applied"), ("ingest", "ok"),
+                                                   ("ingest", "failed")]
     applied = trail[0]
     assert applied.result == "applied"
     assert applied.groups == ("customer-features", "merchant-features")
@@ -107,5 +109,7 @@ def test_applies_and_ingestions_in_one_trail(example_project: Path) -> None:
     assert applied.summary.startswith("Plan: 2 to add")
     assert [e.kind for e in audit.query(config, group="merchant-features")] == ["apply"]
     assert trail[1].details["written"] == result.written > 0
+    assert trail[1].details["run_id"] == result.run_id
+    assert "missing.csv" in str(trail[2].details["error"])
     text = audit.render_line(trail[1])
     assert "ingest" in text and "customer-features" in text and "data/customers.csv" in text
