@@ -113,6 +113,11 @@ class AwsBackend(ControlPlaneBackend):
             request["TargetStores"] = list(target_stores)
         _invoke(self.runtime, "PutRecord", request)
 
+    def batch_write_record(self, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """BatchWriteRecord; returns the entries that failed, with their error codes."""
+        response = _invoke(self.runtime, "BatchWriteRecord", {"Entries": list(entries)})
+        return [*response.get("Errors", []), *response.get("UnprocessedEntries", [])]
+
     def get_record(self, group: str, record_id: str,
                    feature_names: Sequence[str] | None = None) -> list[dict[str, Any]] | None:
         request: dict[str, Any] = {"FeatureGroupName": group,

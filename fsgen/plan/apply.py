@@ -73,7 +73,7 @@ def compute_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, *,
     for want in desired:
         have = deployed.get(want.name)
         if have is not None and not is_managed(have, spec.package):
-            raise PlanError(f"error FS301: feature group {want.name!r} already exists on the "
+            raise PlanError(f"FS301: feature group {want.name!r} already exists on the "
                             f"{backend.name} backend and is not managed by this project "
                             f"(no fsgen:project={spec.package} tag); rename the group or "
                             "delete the existing one")
@@ -189,7 +189,7 @@ def apply_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan:
                     backend.execute(stage, progress)
                 except FsgenError as exc:
                     raise ApplyFailed(
-                        f"error FS304: stage {number}/{len(plan.stages)} "
+                        f"FS304: stage {number}/{len(plan.stages)} "
                         f"({describe_stage(stage)}) failed: {exc}. {number - 1} stage(s) before "
                         "it were applied and stay applied; run 'fsgen plan' to see the current "
                         "state") from exc
@@ -209,19 +209,19 @@ def apply_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan:
 def _check_fresh(config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan: Plan,
                  allow_destructive: bool) -> None:
     if plan.backend != backend.name:
-        raise StalePlan(f"error FS302: the plan was made for the {plan.backend} backend, not "
+        raise StalePlan(f"FS302: the plan was made for the {plan.backend} backend, not "
                         f"{backend.name}")
     if plan.spec_fingerprint != spec_fingerprint(spec):
-        raise StalePlan("error FS302: the definitions changed since the plan was made; run "
+        raise StalePlan("FS302: the definitions changed since the plan was made; run "
                         "'fsgen plan' again")
     current = state_fingerprint(backend.deployed())
     if current != plan.state_fingerprint:
-        raise StalePlan("error FS302: the deployed state changed since the plan was made "
+        raise StalePlan("FS302: the deployed state changed since the plan was made "
                         f"(plan: {plan.state_fingerprint[:19]}, now: {current[:19]}); run "
                         "'fsgen plan' again")
     if plan.destructive and not allow_destructive:
         groups = sorted({s.group for s in plan.stages if s.kind == "delete_group"})
-        raise PlanError(f"error FS303: the plan deletes feature group(s) {', '.join(groups)} "
+        raise PlanError(f"FS303: the plan deletes feature group(s) {', '.join(groups)} "
                         "(replace or destroy), which drops their online store records; rerun "
                         "with --allow-replace to allow it")
 

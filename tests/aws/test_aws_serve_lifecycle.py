@@ -110,6 +110,8 @@ def test_batch_write_record(example: Example, aws: AwsBackend,
         {"FeatureName": "merchant_id", "ValueAsString": "m-2"}]}
     out = rt.batch_write_record(Entries=[good, bad])  # type: ignore[attr-defined]
     assert [e["ErrorCode"] for e in out["Errors"]] == ["ValidationError"]
+    failed = aws.batch_write_record([bad])
+    assert [e["Entry"]["Record"] for e in failed] == [bad["Record"]]
     got = aws.get_record("merchant-features", "m-1")
     assert got is not None and {"FeatureName": "category", "ValueAsString": "grocery"} in got
 
