@@ -167,9 +167,8 @@ def serve(app: AppContext, port: int) -> None:
     from fsgen.server import make_server
 
     server = make_server(app.config, app.spec, port=port)
-    host, bound = server.server_address[:2]
-    app.err.print(f"fsgen serve: listening on http://{host}:{bound} (store {app.config.store_path})"
-                  "; Ctrl-C stops")
+    app.err.print(f"fsgen serve: listening on {server.url} (store {app.config.store_path}); "
+                  "Ctrl-C stops")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -153,9 +153,9 @@ def describe_stage(stage: Stage) -> str:
     if stage.kind == "delete_group":
         return f"delete feature group {stage.group}"
     if stage.kind == "update_group":
-        what = ("add " + ", ".join(str(d["FeatureName"]) for d in
-                                   stage.request["FeatureAdditions"])  # type: ignore[union-attr]
-                if "FeatureAdditions" in stage.request else "update store configuration")
+        additions = stage.request.get("FeatureAdditions")
+        what = ("add " + ", ".join(str(d["FeatureName"]) for d in additions)
+                if isinstance(additions, list) else "update store configuration")
         return f"update feature group {stage.group}: {what}"
     if stage.kind == "update_feature_metadata":
         return f"update metadata of {stage.group}.{stage.request['FeatureName']}"

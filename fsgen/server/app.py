@@ -50,7 +50,8 @@ class FeatureStoreServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host_text = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{host_text}:{port}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -85,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         # headers and body in ONE write: two small writes meet Nagle's algorithm and the
         # client's delayed ACK, which costs ~40 ms a request on Linux loopback
-        self._headers_buffer.append(b"\r\n" + body)
+        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
         self.flush_headers()
 
     def _error(self, exc: ApiError, rest: bool) -> None:
