@@ -20,6 +20,14 @@ def to_json(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
+def duration(seconds: int) -> str:
+    """3600 -> '1h', 2592000 -> '30d', 90 -> '90s': the largest unit that divides exactly."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 @functools.cache
 def make_env() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -34,6 +42,7 @@ def make_env() -> jinja2.Environment:
     env.filters["to_json"] = to_json
     env.filters["sql_ident"] = sql.ident
     env.filters["sql_literal"] = sql.literal
+    env.filters["duration"] = duration
     return env
 
 
