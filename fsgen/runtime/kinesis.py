@@ -1,10 +1,22 @@
 """The Kinesis -> Lambda path of generated stream handlers.
 
 Each Kinesis record carries one raw record as base64-encoded JSON. It is decoded, validated
-and transformed by the group's :class:`GroupRuntime` (the same code as batch ingestion) and
-written on its own, so one bad record never blocks the others. Failures are logged as one JSON
-line each and returned as ``batchItemFailures`` (Lambda's ReportBatchItemFailures contract),
-so only failed records are retried. Standard library only: no pandas, no duckdb.
+and transformed by the group's :class:`GroupRuntime` (the same code as batch ingestion), then
+the good records of the event are written together. Every record ends in exactly one of:
+
+- **written**;
+- **dead-lettered** -- a poison record that no retry can fix (not base64, not JSON, invalid
+  after validation, a transformation raised, or the feature store rejected it as invalid) goes
+  to the dead-letter destination with its reason, sequence number and raw payload, so it never
+  blocks the shard;
+- **failed** -- a retryable failure (throttling, an unavailable endpoint) that survived the
+  in-handler back-off, returned in ``batchItemFailures`` (Lambda's ReportBatchItemFailures
+  contract) so Lambda retries from there. Without a dead-letter destination poison records are
+  reported there too, and the event source mapping's own retry/on-failure policy applies.
+
+Re-running records is harmless (no duplicate visible record): the online store keeps a record
+only if its event time is >= the stored one, and the offline store shows one row per
+(identifier, event time), the latest write. Standard library only: no pandas, no duckdb.
 """
 
 from __future__ import annotations
@@ -12,39 +24,168 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from fsgen.runtime.pipeline import GroupRuntime, RecordError, TransformError
 
+Record = dict[str, object]
+
 
 class Writer(Protocol):
-    def put_records(self, group: str, records: list[dict[str, object]]) -> object: ...
+    """Where stored records go; writes all of ``records`` or raises.
+
+    A writer that also has ``put_record(group, record)`` (PutRecord) is written one record at a
+    time, so one rejected record fails alone."""
+
+    def put_records(self, group: str, records: list[Record]) -> object: ...
+
+
+class DeadLetter(Protocol):
+    """A dead-letter destination; ``send`` stores every entry durably or raises."""
+
+    def send(self, entries: list[dict[str, object]]) -> None: ...
 
 
 class DecodeError(ValueError):
     """A Kinesis record whose data is not base64-encoded JSON of one object."""
 
 
+# ------------------------------------------------------------------------------ outcomes
+
+POISON = "poison"
+RETRY = "retry"
+
+
 @dataclass(frozen=True)
 class Failure:
+    """A record that was not written: ``kind`` is POISON (never retried) or RETRY."""
+
     sequence_number: str
     field: str
     message: str
+    kind: str = POISON
+    dead_lettered: bool = False
 
 
 @dataclass
 class StreamResult:
     group: str
+    read: int = 0
     written: int = 0
     failures: list[Failure] = field(default_factory=list)
 
+    @property
+    def dead_lettered(self) -> int:
+        return sum(f.dead_lettered for f in self.failures)
+
+    @property
+    def failed(self) -> int:
+        """Records Lambda must retry (``batchItemFailures``)."""
+        return sum(not f.dead_lettered for f in self.failures)
+
     def response(self) -> dict[str, list[dict[str, str]]]:
-        """The Lambda response that retries exactly the failed records."""
+        """The Lambda response that retries exactly the records that were neither written nor
+        dead-lettered."""
         return {"batchItemFailures": [{"itemIdentifier": f.sequence_number}
-                                      for f in self.failures]}
+                                      for f in self.failures if not f.dead_lettered]}
+
+    def to_json(self) -> dict[str, object]:
+        return {"group": self.group, "read": self.read, "written": self.written,
+                "dead_lettered": self.dead_lettered, "failed": self.failed}
+
+
+# ------------------------------------------------------------------------------ retries
+
+THROTTLING_CODES = frozenset({
+    "ThrottlingException", "Throttling", "ThrottledException", "RequestThrottled",
+    "RequestThrottledException", "TooManyRequestsException", "SlowDown",
+    "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure",
+    "InternalServerError", "InternalError", "RequestTimeout", "RequestTimeoutException",
+})
+REJECTED_CODES = frozenset({"ValidationError", "ValidationException"})
+TRANSIENT_ERRORS = frozenset({
+    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
+    "ConnectTimeoutError", "ConnectionError", "TimeoutError", "HTTPClientError",
+})
+TRANSIENT = "transient"
+REJECTED = "rejected"
+ERROR = "error"
+
+
+def classify(exc: BaseException) -> str:
+    """TRANSIENT (retry with back-off), REJECTED (the store refuses this record: poison) or
+    ERROR (anything else: report for Lambda's retry, do not spin on it here)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):  # botocore ClientError, duck-typed
+        error = response.get("Error") or {}
+        code = str(error.get("Code", "")) if isinstance(error, Mapping) else ""
+        meta = response.get("ResponseMetadata") or {}
+        status = meta.get("HTTPStatusCode", 0) if isinstance(meta, Mapping) else 0
+        if code in THROTTLING_CODES or status == 429 or (isinstance(status, int)
+                                                         and status >= 500):
+            return TRANSIENT
+        return REJECTED if code in REJECTED_CODES else ERROR
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & TRANSIENT_ERRORS:
+        return TRANSIENT
+    if "OperationalError" in names and ("locked" in str(exc) or "busy" in str(exc)):
+        return TRANSIENT  # sqlite: another writer holds the database
+    return ERROR
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential back-off with full jitter for TRANSIENT write errors.
+
+    At most ``attempts`` tries per write; no retry starts when less than ``reserve_ms`` of the
+    Lambda's time would remain after the wait."""
+
+    attempts: int = 6
+    base: float = 0.05
+    cap: float = 2.0
+    reserve_ms: int = 3000
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def _remaining_ms(context: object) -> float | None:
+    get = getattr(context, "get_remaining_time_in_millis", None)
+    return float(get()) if callable(get) else None
+
+
+def attempt(fn: Callable[[], object], policy: RetryPolicy,
+            context: object = None) -> tuple[str, str] | None:
+    """Run ``fn``, retrying TRANSIENT errors; None on success, else (kind, message)."""
+    for n in range(policy.attempts):
+        try:
+            fn()
+        except Exception as exc:
+            kind = classify(exc)
+            message = f"{type(exc).__name__}: {exc}"
+            if kind != TRANSIENT or n + 1 == policy.attempts:
+                return kind, message
+            wait = policy.delay(n)
+            remaining = _remaining_ms(context)
+            if remaining is not None and remaining - wait * 1000 < policy.reserve_ms:
+                return kind, message + " (no time left to retry)"
+            policy.sleep(wait)
+        else:
+            return None
+    return ERROR, "no attempt made"  # attempts < 1
+
+
+# ------------------------------------------------------------------------------ decoding
 
 
 def decode_record(record: Mapping[str, object]) -> dict[str, object]:
@@ -54,9 +195,12 @@ def decode_record(record: Mapping[str, object]) -> dict[str, object]:
         raise DecodeError("event record has no kinesis.data")
     try:
         payload = base64.b64decode(str(kinesis["data"]), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DecodeError(f"data is not valid base64: {exc}") from None
+    try:
         value = json.loads(payload.decode("utf-8"))
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise DecodeError(f"data is not base64-encoded UTF-8: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"data is not UTF-8 text: {exc}") from None
     except ValueError as exc:
         raise DecodeError(f"data is not JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -71,34 +215,111 @@ def sequence_number(record: Mapping[str, object], position: int) -> str:
     return str(position)
 
 
-def process_event(runtime: GroupRuntime, event: Mapping[str, object],
-                  writer: Writer) -> StreamResult:
-    """Decode, validate, transform and write each record of a Kinesis event."""
-    result = StreamResult(group=runtime.name)
+def dead_letter_entry(group: str, item: object, failure: Failure) -> dict[str, object]:
+    """What a dead-letter destination keeps: why, where in the stream, and the raw payload
+    exactly as received (base64), so the record can be fixed and replayed."""
+    kinesis = item.get("kinesis") if isinstance(item, Mapping) else None
+    kinesis = kinesis if isinstance(kinesis, Mapping) else {}
+    event_id = item.get("eventID") if isinstance(item, Mapping) else None
+    shard = str(event_id).partition(":")[0] if event_id else None
+    return {
+        "group": group, "reason": failure.message, "field": failure.field,
+        "sequenceNumber": failure.sequence_number,
+        "partitionKey": kinesis.get("partitionKey"), "shardId": shard,
+        "eventSourceARN": item.get("eventSourceARN") if isinstance(item, Mapping) else None,
+        "approximateArrivalTimestamp": kinesis.get("approximateArrivalTimestamp"),
+        "data": kinesis.get("data"),
+    }
+
+
+# ------------------------------------------------------------------------------ processing
+
+
+def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Writer,
+                  dead_letter: DeadLetter | None = None, *,
+                  retry: RetryPolicy = DEFAULT_RETRY, context: object = None) -> StreamResult:
+    """Decode, validate, transform and write the records of one Kinesis event.
+
+    Good records are written in one ``put_records`` call (per record for PutRecord writers);
+    a batch the store rejects is retried record by record to isolate the bad one."""
     records = event.get("Records")
     if not isinstance(records, list):
         raise DecodeError("event has no Records list")
+    result = StreamResult(group=runtime.name, read=len(records))
+    poison: list[tuple[object, Failure]] = []
+    good: list[tuple[object, str, Record]] = []
     for position, item in enumerate(records, start=1):
-        seq = sequence_number(item, position) if isinstance(item, Mapping) else str(position)
+        if not isinstance(item, Mapping):
+            poison.append((item, Failure(str(position), "<record>",
+                                         "event record is not an object")))
+            continue
+        seq = sequence_number(item, position)
         try:
-            if not isinstance(item, Mapping):
-                raise DecodeError("event record is not an object")
-            stored = runtime.process(decode_record(item))
-            writer.put_records(runtime.name, [stored])
+            good.append((item, seq, runtime.process(decode_record(item))))
         except (RecordError, TransformError) as exc:
-            result.failures.append(Failure(seq, exc.field, exc.message))
+            poison.append((item, Failure(seq, exc.field, exc.message)))
         except DecodeError as exc:
-            result.failures.append(Failure(seq, "<record>", str(exc)))
-        except Exception as exc:
-            result.failures.append(Failure(seq, "<write>", f"{type(exc).__name__}: {exc}"))
-        else:
+            poison.append((item, Failure(seq, "<record>", str(exc))))
+    for (item, seq, _), outcome in zip(good, _write(runtime.name, good, writer, retry, context),
+                                       strict=True):
+        if outcome is None:
             result.written += 1
+        elif outcome[0] == REJECTED:
+            poison.append((item, Failure(seq, "<write>", f"rejected by the feature store: "
+                                                         f"{outcome[1]}")))
+        else:
+            result.failures.append(Failure(seq, "<write>", outcome[1], RETRY))
+    result.failures.extend(_dead_letter(runtime.name, poison, dead_letter, retry, context))
+    order = {sequence_number(r, i) if isinstance(r, Mapping) else str(i): i
+             for i, r in enumerate(records, start=1)}
+    result.failures.sort(key=lambda f: order.get(f.sequence_number, 0))
     for failure in result.failures:
         log({"level": "error", "group": runtime.name, "sequenceNumber": failure.sequence_number,
-             "field": failure.field, "message": failure.message})
+             "field": failure.field, "message": failure.message, "kind": failure.kind,
+             "deadLettered": failure.dead_lettered})
     return result
+
+
+def _write(group: str, good: Sequence[tuple[object, str, Record]], writer: Writer,
+           retry: RetryPolicy, context: object) -> list[tuple[str, str] | None]:
+    if not good:
+        return []
+    stored = [record for _, _, record in good]
+    put_record = getattr(writer, "put_record", None)
+    if callable(put_record):
+        return [attempt(lambda r=r: put_record(group, r), retry, context)  # type: ignore[misc]
+                for r in stored]
+    outcome = attempt(lambda: writer.put_records(group, stored), retry, context)
+    if outcome is not None and outcome[0] == REJECTED and len(stored) > 1:
+        return [attempt(lambda r=r: writer.put_records(group, [r]), retry, context)  # type: ignore[misc]
+                for r in stored]
+    return [outcome] * len(stored)
+
+
+def _dead_letter(group: str, poison: list[tuple[object, Failure]],
+                 dead_letter: DeadLetter | None, retry: RetryPolicy,
+                 context: object) -> list[Failure]:
+    """Send poison records to the dead-letter destination; if there is none, or it fails, they
+    stay reported for retry, so nothing is lost."""
+    if not poison:
+        return []
+    failures = [f for _, f in poison]
+    if dead_letter is None:
+        return failures
+    entries = [dead_letter_entry(group, item, f) for item, f in poison]
+    outcome = attempt(lambda: dead_letter.send(entries), retry, context)
+    if outcome is not None:
+        note = f" (dead-letter destination failed: {outcome[1]})"
+        return [Failure(f.sequence_number, f.field, f.message + note, RETRY) for f in failures]
+    return [Failure(f.sequence_number, f.field, f.message, POISON, True) for f in failures]
 
 
 def log(entry: Mapping[str, object]) -> None:
     """One JSON line per event, the shape CloudWatch Logs Insights queries well."""
     print(json.dumps(dict(entry), sort_keys=True), file=sys.stderr)
+
+
+__all__ = [
+    "DEFAULT_RETRY", "DeadLetter", "DecodeError", "Failure", "RetryPolicy", "StreamResult",
+    "Writer", "attempt", "classify", "dead_letter_entry", "decode_record", "process_event",
+]

@@ -35,12 +35,16 @@ class PutRecordWriter:
         return self._client
 
     def put_records(self, group: str, records: list[dict[str, object]]) -> int:
-        runtime = self.runtimes[group]
         for record in records:
-            request: dict[str, object] = {
-                "FeatureGroupName": group, "Record": runtime.to_sagemaker(record),
-            }
-            if self.target_stores:
-                request["TargetStores"] = list(self.target_stores)
-            self.client.put_record(**request)
+            self.put_record(group, record)
         return len(records)
+
+    def put_record(self, group: str, record: dict[str, object]) -> None:
+        """One PutRecord call (the stream handler writes, retries and dead-letters record by
+        record through this)."""
+        request: dict[str, object] = {
+            "FeatureGroupName": group, "Record": self.runtimes[group].to_sagemaker(record),
+        }
+        if self.target_stores:
+            request["TargetStores"] = list(self.target_stores)
+        self.client.put_record(**request)

@@ -5,9 +5,13 @@
 """Kinesis -> Lambda stream handler of feature group "customer-features".
 
 Each Kinesis record holds one raw record as base64-encoded JSON. It is validated and
-transformed by the same featuredefs functions as the batch job and written with PutRecord;
-failed records are returned as ``batchItemFailures`` so Lambda retries only those.
-Imports neither pandas nor duckdb.
+transformed by the same featuredefs functions as the batch job and written with PutRecord.
+Poison records (not JSON, invalid, a transformation raised) go to the dead-letter destination
+named by ``FSGEN_DEAD_LETTER`` (an SQS queue URL, ``s3://bucket/prefix`` or a file); records
+that failed for a retryable reason (throttling after back-off, an unavailable endpoint) are
+returned as ``batchItemFailures`` so Lambda retries only those. Imports neither pandas nor
+duckdb. PutRecord goes to ``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME`` when set (for
+example ``fsgen serve``).
 
 Lambda handler: generated.groups.customer_features.stream_handler.handler
 """
@@ -17,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import featuredefs.customer
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, kinesis
-from fsgen.runtime.kinesis import StreamResult, Writer
+from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, deadletter, kinesis
+from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult, Writer
 from fsgen.runtime.writers import PutRecordWriter
 
 GROUP = "customer-features"
@@ -69,6 +73,7 @@ RUNTIME = GroupRuntime(
 )
 
 _writer: Writer | None = None
+_dead_letter: DeadLetter | None = None
 
 
 def default_writer() -> Writer:
@@ -79,9 +84,32 @@ def default_writer() -> Writer:
     return _writer
 
 
-def process_event(event: Mapping[str, object], writer: Writer | None = None) -> StreamResult:
+def default_dead_letter() -> DeadLetter | None:
+    """The ``FSGEN_DEAD_LETTER`` destination, or None: then poison records are reported as
+    ``batchItemFailures`` and the event source mapping's on-failure policy handles them."""
+    global _dead_letter
+    if _dead_letter is None:
+        _dead_letter = deadletter.from_environment()
+    return _dead_letter
+
+
+def process_event(
+    event: Mapping[str, object],
+    writer: Writer | None = None,
+    dead_letter: DeadLetter | None = None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    context: object = None,
+) -> StreamResult:
     """Validate, transform and write each record of a Kinesis event."""
-    return kinesis.process_event(RUNTIME, event, writer or default_writer())
+    return kinesis.process_event(
+        RUNTIME,
+        event,
+        writer or default_writer(),
+        dead_letter or default_dead_letter(),
+        retry=retry,
+        context=context,
+    )
 
 
 def handler(
@@ -89,4 +117,4 @@ def handler(
     context: object = None,
 ) -> dict[str, list[dict[str, str]]]:
     """The Lambda entry point: ``{"batchItemFailures": [{"itemIdentifier": seq}, ...]}``."""
-    return process_event(event).response()
+    return process_event(event, context=context).response()

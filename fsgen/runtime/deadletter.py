@@ -1,0 +1,170 @@
+"""Dead-letter destinations for poison stream records: a JSON-lines file (local runs), an SQS
+queue or an S3 prefix (AWS). Each entry is one JSON object (see
+:func:`fsgen.runtime.kinesis.dead_letter_entry`): the reason, the field, the sequence number,
+the partition key and the raw payload exactly as it arrived (base64).
+
+They live in the runtime, not in ``fsgen.stream``, because a deployed Lambda needs them and
+ships only :mod:`fsgen.runtime`. Standard library only; boto3 is imported when an AWS
+destination is first used (it is in every Lambda runtime). ``send`` stores every entry or
+raises, and re-sending the same entries adds no visible duplicate where the destination can
+tell (file: same shard and sequence number; S3: same object key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+Entry = dict[str, object]
+
+
+def _key(entry: Entry) -> tuple[str, str, str]:
+    return (str(entry.get("group")), str(entry.get("shardId")), str(entry.get("sequenceNumber")))
+
+
+class JsonlDeadLetter:
+    """Appends entries to a JSON-lines file, fsync'ed before ``send`` returns.
+
+    An entry already in the file (same group, shard and sequence number, as when a batch is
+    re-run after a crash) is not appended again."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._seen: set[tuple[str, str, str]] | None = None
+
+    def _known(self) -> set[tuple[str, str, str]]:
+        if self._seen is None:
+            self._seen = {_key(e) for e in read_jsonl(self.path)}
+        return self._seen
+
+    def send(self, entries: list[Entry]) -> None:
+        seen = self._known()
+        fresh = []
+        for entry in entries:
+            key = _key(entry)
+            if key not in seen:
+                seen.add(key)
+                fresh.append(entry)
+        if not fresh:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in fresh)
+        with self.path.open("a", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def __repr__(self) -> str:
+        return f"JsonlDeadLetter({str(self.path)!r})"
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Entry]:
+    """Entries of a JSON-lines dead-letter file; a torn last line (a crash mid-write) is
+    skipped."""
+    target = Path(path)
+    if not target.exists():
+        return
+    with target.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                yield value
+
+
+class SqsDeadLetter:
+    """One SQS message per entry (SendMessageBatch, ten at a time); any failed entry raises."""
+
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs")
+        return self._client
+
+    def send(self, entries: list[Entry]) -> None:
+        for start in range(0, len(entries), 10):
+            part = entries[start:start + 10]
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "MessageBody": json.dumps(e, sort_keys=True),
+                 "MessageAttributes": {"group": {"DataType": "String",
+                                                 "StringValue": str(e.get("group"))}}}
+                for i, e in enumerate(part)])
+            failed = response.get("Failed") or []
+            if failed:
+                first = failed[0]
+                raise RuntimeError(f"SQS rejected {len(failed)} dead-letter message(s): "
+                                   f"{first.get('Code')}: {first.get('Message')}")
+
+    def __repr__(self) -> str:
+        return f"SqsDeadLetter({self.queue_url!r})"
+
+
+class S3DeadLetter:
+    """One JSON-lines object per batch under ``s3://bucket/prefix/<group>/``, named after the
+    batch's first sequence number and a hash of its entries, so a re-run overwrites it."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3")
+        return self._client
+
+    def send(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
+        first = entries[0]
+        digest = hashlib.sha256(body).hexdigest()[:16]
+        name = f"{first.get('shardId') or 'shard'}-{first.get('sequenceNumber')}-{digest}.jsonl"
+        key = "/".join(p for p in (self.prefix, str(first.get("group")), name) if p)
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                               ContentType="application/x-ndjson")
+
+    def __repr__(self) -> str:
+        return f"S3DeadLetter({self.bucket!r}, {self.prefix!r})"
+
+
+def from_url(url: str, client: Any = None) -> JsonlDeadLetter | SqsDeadLetter | S3DeadLetter:
+    """``s3://bucket/prefix`` -> S3, an ``http(s)://`` SQS queue URL -> SQS, anything else
+    (a path, or ``file://path``) -> a JSON-lines file."""
+    if url.startswith("s3://"):
+        bucket, _, prefix = url[5:].partition("/")
+        if not bucket:
+            raise ValueError(f"{url!r} is not an s3://bucket/prefix URI")
+        return S3DeadLetter(bucket, prefix, client)
+    if url.startswith(("https://", "http://")):
+        return SqsDeadLetter(url, client)
+    return JsonlDeadLetter(url.removeprefix("file://"))
+
+
+ENV_VAR = "FSGEN_DEAD_LETTER"
+
+
+def from_environment() -> JsonlDeadLetter | SqsDeadLetter | S3DeadLetter | None:
+    """The destination named by ``FSGEN_DEAD_LETTER`` (how a deployed Lambda is configured),
+    or None when it is not set."""
+    url = os.environ.get(ENV_VAR, "").strip()
+    return from_url(url) if url else None
+
+
+__all__ = ["ENV_VAR", "JsonlDeadLetter", "S3DeadLetter", "SqsDeadLetter", "from_environment",
+           "from_url", "read_jsonl"]
