@@ -130,3 +130,31 @@ def test_artifact_paths_must_stay_inside_generated(shop: Path) -> None:
 
     with pytest.raises(CodegenError, match="relative and normalized"):
         build(config, spec, [escape])
+
+
+def test_invalid_definitions_generate_nothing(shop: Path) -> None:
+    defs = shop / "shopdefs/products.py"
+    defs.write_text(defs.read_text().replace("def rating(star_total: int, review_count: int)",
+                                             "def rating(star_total, review_count: int)"))
+    before = {p: p.read_bytes() for p in (shop / "generated").rglob("*") if p.is_file()}
+    code, _, err = _cli(shop)
+    assert code == 1
+    assert "shopdefs/products.py:" in err and "FS104" in err
+    assert {p: p.read_bytes() for p in (shop / "generated").rglob("*") if p.is_file()} == before
+
+
+def test_a_failing_builder_leaves_generated_untouched(shop: Path) -> None:
+    config, spec = load_project(shop)
+    before = {p: p.read_bytes() for p in (shop / "generated").rglob("*") if p.is_file()}
+
+    def broken(ctx: BuildContext) -> Iterator[Artifact]:
+        yield ctx.artifact("late.sql", kind="x", body="SELECT 1\n", header=Header((), ""))
+        raise RuntimeError("builder failed")
+
+    defs = shop / "shopdefs/products.py"
+    defs.write_text(defs.read_text().replace('"Orders search results"', '"Ranks search"'))
+    config, spec = load_project(shop)
+    with pytest.raises(RuntimeError, match="builder failed"):
+        generate(config, spec, [*load_builders(), broken])
+    after = {p: p.read_bytes() for p in (shop / "generated").rglob("*") if p.is_file()}
+    assert after == before  # everything is built in memory before the first write
