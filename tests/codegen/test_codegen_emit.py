@@ -31,6 +31,7 @@ from fsgen.codegen.views import Header
 def shop(tmp_path: Path) -> Path:
     root = tmp_path / "shop"
     shutil.copytree(GOLDEN / "shop", root, ignore=shutil.ignore_patterns("__pycache__"))
+    generate(*load_project(root))  # fresh with every registered builder (goldens pin content)
     return root
 
 
