@@ -1,0 +1,139 @@
+"""Feature statistics from the local offline store, computed with DuckDB over its Parquet files.
+
+Statistics describe the offline store's visible records (the latest write of each identifier
+and event time; delete tombstones left out): every version of every record, which is what a
+training dataset samples from. Per feature: row count, null count and rate; for numbers min,
+max, mean and a histogram of equal-width bins; for strings the number of distinct values and
+the most frequent ones; for collections the mean length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from fsgen.spec import FeatureSpec, GroupSpec
+
+BINS = 20
+TOP_VALUES = 10
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    count: int
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    rows: int
+    nulls: int
+    min: float | str | None = None
+    max: float | str | None = None
+    mean: float | None = None
+    distinct: int | None = None
+    mean_length: float | None = None
+    bars: tuple[Bar, ...] = ()
+    kind: str = "numeric"
+    """``numeric`` (histogram bars), ``categorical`` (top values) or ``collection``."""
+
+    @property
+    def null_rate(self) -> float:
+        return self.nulls / self.rows if self.rows else 0.0
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    rows: int
+    records: int
+    """Distinct record identifiers."""
+    files: int
+    features: dict[str, FeatureStats] = field(default_factory=dict)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
+    """Statistics of ``group``'s offline store; None when it has no data."""
+    import duckdb
+
+    from fsgen.store import offline
+
+    group_dir = store_path / "offline" / group.name
+    files = offline.data_files(group_dir)
+    if not files:
+        return None
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE TEMP VIEW v AS SELECT * FROM ("
+                    + offline.dedup_sql(group_dir, group.identifier, group.event_time.name)
+                    + ") WHERE NOT is_deleted")
+        rows, records = con.execute(
+            f"SELECT count(*), count(DISTINCT {_q(group.identifier)}) FROM v").fetchone()
+        features = {f.name: feature_stats(con, f, int(rows)) for f in group.features}
+    finally:
+        con.close()
+    return GroupStats(rows=int(rows), records=int(records), files=len(files),
+                      features=features)
+
+
+def feature_stats(con: duckdb.DuckDBPyConnection, feature: FeatureSpec, rows: int) -> FeatureStats:
+    col = _q(feature.name)
+    nulls = int(con.execute(f"SELECT count(*) FILTER (WHERE {col} IS NULL) FROM v").fetchone()[0])
+    if feature.dtype.collection:
+        mean_len = con.execute(f"SELECT avg(len({col})) FROM v").fetchone()[0]
+        return FeatureStats(rows=rows, nulls=nulls, kind="collection",
+                            mean_length=None if mean_len is None else float(mean_len))
+    if feature.dtype.scalar.value == "String":
+        low, high, distinct = con.execute(
+            f"SELECT min({col}), max({col}), count(DISTINCT {col}) FROM v").fetchone()
+        top = con.execute(f"SELECT {col}, count(*) AS n FROM v WHERE {col} IS NOT NULL "
+                          f"GROUP BY {col} ORDER BY n DESC, {col} LIMIT {TOP_VALUES}").fetchall()
+        return FeatureStats(rows=rows, nulls=nulls, min=low, max=high, distinct=int(distinct),
+                            kind="categorical",
+                            bars=tuple(Bar(label=str(v), count=int(n)) for v, n in top))
+    low, high, mean, distinct = con.execute(
+        f"SELECT min({col}), max({col}), avg({col}), count(DISTINCT {col}) FROM v "
+        f"WHERE {col} IS NOT NULL AND isfinite({col}::DOUBLE)").fetchone()
+    bars = histogram(con, col, low, high) if low is not None else ()
+    return FeatureStats(rows=rows, nulls=nulls, min=_num(low), max=_num(high), mean=_num(mean),
+                        distinct=int(distinct), bars=bars)
+
+
+def _num(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def histogram(con: duckdb.DuckDBPyConnection, col: str, low: float, high: float,
+              bins: int = BINS) -> tuple[Bar, ...]:
+    """Equal-width bins over [low, high]; the last bin includes ``high``. One bin when every
+    value is equal."""
+    low, high = float(low), float(high)
+    if high == low or not math.isfinite(high - low):
+        n = con.execute(f"SELECT count(*) FROM v WHERE {col} = ?", [low]).fetchone()[0]
+        return (Bar(label=_fmt(low), count=int(n), low=low, high=high),)
+    width = (high - low) / bins
+    counts = dict(con.execute(
+        f"SELECT least(floor(({col}::DOUBLE - ?) / ?)::BIGINT, {bins - 1}) AS b, count(*) "
+        f"FROM v WHERE {col} IS NOT NULL AND isfinite({col}::DOUBLE) GROUP BY b",
+        [low, width]).fetchall())
+    out = []
+    for b in range(bins):
+        lo = low + b * width
+        hi = high if b == bins - 1 else low + (b + 1) * width
+        out.append(Bar(label=f"{_fmt(lo)} to {_fmt(hi)}", count=int(counts.get(b, 0)), low=lo,
+                       high=hi))
+    return tuple(out)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
