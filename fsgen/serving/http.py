@@ -1,0 +1,100 @@
+"""``fsgen serve-model``: a feature set's endpoint handler over HTTP on 127.0.0.1, with the two
+routes a SageMaker inference container answers: ``GET /ping`` (200 when the model is loaded)
+and ``POST /invocations`` (the handler's input_fn -> predict_fn -> output_fn).
+
+Errors are JSON ``{"error": code, "message": ...}``: 400 for a bad request (missing key, bad
+request field, unreadable body), 424 when a feature is missing under ``missing="error"``
+(SageMaker's status for a failed model dependency), 502 when the feature store fails, 500
+for anything else. The server never drops a connection for a bad request.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from fsgen.runtime.endpoint import FeatureStoreError
+from fsgen.runtime.inference import MissingFeatureError, RequestError
+from fsgen.serving.handler import Handler
+
+
+class ModelServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: Handler) -> None:
+        super().__init__(address, _RequestHandler)
+        self.handler = handler
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ModelServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: a line per request would swamp a benchmark."""
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        # headers and body in one write: no Nagle / delayed-ACK stall on loopback
+        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
+        self.flush_headers()
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._send(status, json.dumps({"error": code, "message": message}).encode())
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/ping":
+            self._send(200, b'{"status": "healthy"}')
+        else:
+            self._error(404, "NotFound", f"no route GET {self.path}")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path.split("?")[0] != "/invocations":
+            self._error(404, "NotFound", f"no route POST {self.path}")
+            return
+        try:
+            text = self.server.handler.invoke(
+                body, self.headers.get("Content-Type") or "application/json",
+                self.headers.get("Accept") or "application/json")
+        except RequestError as exc:
+            self._error(400, "ValidationError", str(exc))
+        except MissingFeatureError as exc:
+            self._error(424, "MissingFeature", str(exc))
+        except FeatureStoreError as exc:
+            self._error(502, "FeatureStoreError", str(exc))
+        except Exception as exc:  # the client gets an answer, never a dropped connection
+            self._error(500, "InternalFailure", f"{type(exc).__name__}: {exc}")
+        else:
+            self._send(200, text.encode())
+
+
+def make_server(handler: Handler, port: int = 8080, host: str = "127.0.0.1") -> ModelServer:
+    """A server for ``handler`` (not started; call ``serve_forever``). Port 0: a free port."""
+    return ModelServer((host, port), handler)
+
+
+def serve_in_thread(handler: Handler, port: int = 0) -> ModelServer:
+    """Start a server on a free port in a daemon thread; stop it with ``shutdown()``."""
+    server = make_server(handler, port)
+    threading.Thread(target=server.serve_forever, name="fsgen-serve-model", daemon=True).start()
+    return server
+
+
+__all__ = ["ModelServer", "make_server", "serve_in_thread"]

@@ -1,0 +1,377 @@
+"""``fsgen skew-check``: proof, entity by entity, that serving sees the training set's values.
+
+For a sample of label rows the check reads each row's feature vector through the inference
+path (the generated endpoint handler, the generated parser, BatchGetRecord over the online
+store) and builds the point-in-time training set for the same rows with :mod:`fsgen.pit`;
+then it compares the two column by column, floats bit for bit. Any difference is a mismatch
+reported by feature, and the command exits 1.
+
+Choices, and why:
+
+- **Rows.** Each label row picks, for every group of the set, one live (not deleted) online
+  record, uniformly at random with a fixed seed, so a run is repeatable; a set over several
+  entities (customer + merchant) gets (customer_id, merchant_id) pairs. With ``labels`` the
+  key columns and request fields come from that file instead (its label times are ignored).
+- **Label time T** = the latest event time among the row's online records. Every online record
+  is its entity's latest, so the point-in-time join at T must pick exactly those records; T
+  is an exact microsecond instant (the unit point-in-time joins compare in), so a record at T
+  counts.
+- **TTL.** The online read judges expiry at T, not at the wall clock: at T both sides apply
+  the same rule (a record older than its TTL relative to T is missing on both), so every
+  stored value is compared even for historical data. Whether records are still fresh *now*
+  is a different question, answered by ``fsgen freshness``.
+- **Request fields** (on-demand inputs) come from the labels file, else a deterministic
+  sample value per row (seeded: integers 0..1000, floats with two decimals in 0..1000,
+  strings ``"sample-<row>"``, booleans), the same value fed to both sides.
+- A stale generated parser or handler is reported as a failure too: it is the code that
+  would serve.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fsgen.config import ProjectConfig
+from fsgen.errors import FsgenError
+from fsgen.runtime.encoding import FRACTIONAL, INTEGRAL
+from fsgen.runtime.inference import FeatureSetRuntime, MissingFeatureError, Value
+from fsgen.serving.sources import LocalRecordSource
+from fsgen.spec import ProjectSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fsgen.store import LocalStore
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class SkewCheckError(FsgenError):
+    """The check cannot run (no online records, unreadable labels)."""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    row: int
+    keys: dict[str, object]
+    label_time: str
+    column: str
+    online: object
+    training: object
+
+    def to_dict(self) -> dict[str, object]:
+        return {"row": self.row, "keys": self.keys, "label_time": self.label_time,
+                "feature": self.column, "online": _jsonable(self.online),
+                "training": _jsonable(self.training),
+                "online_repr": _show(self.online), "training_repr": _show(self.training)}
+
+
+@dataclass
+class SkewReport:
+    feature_set: str
+    columns: tuple[str, ...]
+    rows: int = 0
+    skipped: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.stale and self.rows > 0
+
+    def by_feature(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.columns, 0)
+        for m in self.mismatches:
+            counts[m.column] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, object]:
+        return {"feature_set": self.feature_set, "ok": self.ok, "rows": self.rows,
+                "skipped_rows": self.skipped, "compared_values": self.rows * len(self.columns),
+                "mismatches_by_feature": self.by_feature(), "stale": self.stale,
+                "mismatches": [m.to_dict() for m in self.mismatches]}
+
+    def render(self, limit: int = 20) -> str:
+        lines = [f"skew check of feature set {self.feature_set!r}: {self.rows} rows x "
+                 f"{len(self.columns)} features compared (online vector via the generated "
+                 "handler vs point-in-time training row)"]
+        if self.skipped:
+            lines.append(f"  {self.skipped} label rows skipped: no online record in any group")
+        lines += [f"  stale: {s}" for s in self.stale]
+        for column, count in self.by_feature().items():
+            lines.append(f"  {'ok ' if count == 0 else 'FAIL'} {column}: "
+                         f"{count} mismatch{'es' if count != 1 else ''}")
+        for m in self.mismatches[:limit]:
+            keys = ", ".join(f"{k}={v}" for k, v in m.keys.items())
+            lines.append(f"  row {m.row} ({keys}, at {m.label_time}): {m.column}: online "
+                         f"{_show(m.online)} != training {_show(m.training)}")
+        if len(self.mismatches) > limit:
+            lines.append(f"  ... and {len(self.mismatches) - limit} more")
+        if self.rows == 0:
+            lines.append("FAILED: nothing to compare")
+        else:
+            lines.append("OK: training = serving" if self.ok else
+                         f"FAILED: {len(self.mismatches)} mismatching values"
+                         + (", stale generated code" if self.stale else ""))
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ the check
+
+
+class _Moment:
+    """A settable clock: the instant both the record source and the parser judge TTL at."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def skew_check(config: ProjectConfig, spec: ProjectSpec, feature_set: str, *,
+               sample: int = 100, seed: int = 0, labels: str | Path | None = None,
+               store: LocalStore | None = None) -> SkewReport:
+    """Compare online vectors with point-in-time training rows for ``sample`` label rows."""
+    from fsgen.pit import build_dataset
+    from fsgen.serving.handler import ServingError, check_fresh, load_handler
+    from fsgen.store import LocalStore
+
+    fs = spec.feature_set(feature_set)
+    owned = store is None
+    store = store or LocalStore.open(config, spec)
+    try:
+        report = SkewReport(feature_set=fs.name, columns=tuple(fs.columns))
+        try:
+            check_fresh(config, spec, feature_set)
+        except ServingError as exc:
+            report.stale.append(str(exc))
+        moment = _Moment()
+        handler = load_handler(config, spec, feature_set, None,
+                               LocalRecordSource(store, moment), moment, check=False)
+        runtime: FeatureSetRuntime = handler.module.RUNTIME
+        live = {g.name: _live_records(store, g.name) for g in runtime.groups}
+        rows = (_rows_from_labels(labels, runtime, sample, seed) if labels is not None
+                else _sampled_rows(runtime, live, sample, seed))
+        timed: list[tuple[dict[str, object], int]] = []
+        for row in rows:
+            micros = _label_micros(runtime, live, row)
+            if micros is None:
+                report.skipped += 1
+            else:
+                timed.append((row, micros))
+        if not timed:
+            return report
+        online: list[list[Value] | MissingFeatureError] = []
+        for row, micros in timed:
+            moment.now = micros / 1_000_000
+            try:
+                online.append(handler.endpoint.vectors([row], now=moment.now)[0])
+            except MissingFeatureError as exc:
+                online.append(exc)
+        frame = _label_frame(fs.label_time, timed)
+        training = build_dataset(config, spec, feature_set, frame, store=store.root)
+        report.rows = len(timed)
+        kinds = {c.name: _kind(runtime, c.name) for c in runtime.columns}
+        for index, ((row, _), vector) in enumerate(zip(timed, online, strict=True)):
+            label_time = str(frame[fs.label_time].iloc[index])
+            keys = {k: row[k] for k in _key_columns(runtime)}
+            for position, column in enumerate(report.columns):
+                trained = _plain(training[column].iloc[index])
+                served: object = (f"<{vector}>" if isinstance(vector, MissingFeatureError)
+                                  else vector[position])
+                if not same(kinds[column], served, trained):
+                    report.mismatches.append(Mismatch(index + 1, keys, label_time, column,
+                                                      served, trained))
+        return report
+    finally:
+        if owned:
+            store.close()
+
+
+# ------------------------------------------------------------------------------ label rows
+
+
+def _key_columns(runtime: FeatureSetRuntime) -> list[str]:
+    return list(dict.fromkeys(c for g in runtime.groups for c, _, _ in g.keys))
+
+
+def _request_fields(runtime: FeatureSetRuntime) -> list[tuple[str, str]]:
+    fields: dict[str, str] = {}
+    for od in runtime.on_demand:
+        for f in od.request:
+            fields.setdefault(f.name, f.type)
+    return list(fields.items())
+
+
+def _live_records(store: LocalStore, group: str) -> dict[str, dict[str, object]]:
+    """The group's online records that are not deleted, by record identifier (sorted)."""
+    rows = store.online.snapshot(store.runtime(group))
+    return {rid: rows[rid][2] for rid in sorted(rows) if not rows[rid][1]}
+
+
+def _sample_value(kind: str, rng: random.Random, row: int) -> object:
+    if kind == "int":
+        return rng.randint(0, 1000)
+    if kind == "float":
+        return round(rng.uniform(0.0, 1000.0), 2)
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind.startswith("list["):
+        inner = kind[5:-1]
+        return [_sample_value(inner, rng, row) for _ in range(3)]
+    return f"sample-{row}"
+
+
+def _sampled_rows(runtime: FeatureSetRuntime, live: dict[str, dict[str, dict[str, object]]],
+                  sample: int, seed: int) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    for group, records in live.items():
+        if not records:
+            raise SkewCheckError(f"group {group!r} has no live online records to sample; "
+                                 "ingest records first (fsgen ingest / fsgen stream replay)")
+    choices = {g: list(records.values()) for g, records in live.items()}
+    rows: list[dict[str, object]] = []
+    for index in range(sample):
+        row: dict[str, object] = {}
+        for g in runtime.groups:
+            if all(column in row for column, _, _ in g.keys):
+                continue  # another group of the same entity already chose this row's keys
+            record = rng.choice(choices[g.name])
+            for column, key, _ in g.keys:
+                row[column] = record[key]
+        for name, kind in _request_fields(runtime):
+            row[name] = _sample_value(kind, rng, index + 1)
+        rows.append(row)
+    return rows
+
+
+def _rows_from_labels(labels: str | Path, runtime: FeatureSetRuntime, sample: int,
+                      seed: int) -> list[dict[str, object]]:
+    import pandas as pd
+
+    path = Path(labels)
+    if not path.is_file():
+        raise SkewCheckError(f"labels file {path} does not exist")
+    keys = _key_columns(runtime)
+    wanted = keys + [name for name, _ in _request_fields(runtime)]
+    frame = (pd.read_parquet(path) if path.suffix in (".parquet", ".pq")
+             else pd.read_csv(path, dtype=dict.fromkeys(keys, str)))
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise SkewCheckError(f"{path}: labels lack column(s) {missing}")
+    frame = frame[wanted].drop_duplicates(subset=keys)
+    rows = [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    if len(rows) > sample:
+        rows = random.Random(seed).sample(rows, sample)
+    return rows
+
+
+def _event_micros(kind: str, value: object) -> int:
+    """An event time as integer epoch microseconds, rounded as the point-in-time engines do."""
+    if kind == FRACTIONAL:
+        scaled = float(value) * 1_000_000  # type: ignore[arg-type]
+        return int(math.copysign(math.floor(abs(scaled) + 0.5), scaled))
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _label_micros(runtime: FeatureSetRuntime, live: dict[str, dict[str, dict[str, object]]],
+                  row: dict[str, object]) -> int | None:
+    """The latest event time among the row's online records; None when it has none."""
+    ids = runtime.record_ids(row)
+    times = [_event_micros(g.event_time_kind, live[g.name][ids[g.name]][g.event_time])
+             for g in runtime.groups if ids[g.name] in live[g.name]]
+    return max(times) if times else None
+
+
+def _label_frame(label_time: str, timed: Sequence[tuple[dict[str, object], int]]
+                 ) -> pd.DataFrame:
+    import pandas as pd
+
+    records = []
+    for row, micros in timed:
+        moment = _EPOCH + timedelta(microseconds=micros)
+        records.append({**row, label_time: moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+    return pd.DataFrame.from_records(records)
+
+
+# ------------------------------------------------------------------------------ comparing
+
+
+def _kind(runtime: FeatureSetRuntime, column: str) -> tuple[str, bool]:
+    """(scalar kind, is a collection) of a column."""
+    for c in runtime.columns:
+        if c.name != column:
+            continue
+        if c.kind == "on_demand":
+            od = next(o for o in runtime.on_demand if o.name == c.feature)
+            return od.kind, od.collection is not None
+        reader = runtime.group(c.group or "")
+        kind, collection = next((k, coll) for n, k, coll in reader.columns if n == c.feature)
+        return kind, collection is not None
+    raise KeyError(column)
+
+
+def _plain(value: object) -> object:
+    """A pandas/numpy cell as a plain Python value; NA and NaN as None."""
+    if value is None:
+        return None
+    if type(value).__module__ == "numpy":
+        value = value.tolist()  # type: ignore[attr-defined]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return value
+
+
+def _same_scalar(kind: str, a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if kind == FRACTIONAL:
+        return (type(a) is float and type(b) is float
+                and struct.pack("<d", a) == struct.pack("<d", b))
+    if kind == INTEGRAL:
+        return type(a) is int and type(b) is int and a == b
+    return type(a) is str and type(b) is str and a == b
+
+
+def same(kind: tuple[str, bool], online: object, training: object) -> bool:
+    """Equal in type and value; floats bit for bit (0.0 and -0.0 differ)."""
+    scalar, collection = kind
+    if not collection or online is None or training is None:
+        return _same_scalar(scalar, online, training)
+    if not isinstance(online, list) or not isinstance(training, list | tuple):
+        return False
+    return len(online) == len(training) and all(
+        _same_scalar(scalar, a, _plain(b)) for a, b in zip(online, training, strict=True))
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value!r} ({value.hex()})"
+    return repr(value)
+
+
+def _jsonable(value: object) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+__all__ = ["Mismatch", "SkewCheckError", "SkewReport", "same", "skew_check"]
