@@ -114,7 +114,7 @@ def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFre
         count, newest, expired = con.execute(
             f"SELECT count(*), max(_event_seconds), "
             f"coalesce(sum(_expires_at IS NOT NULL AND _expires_at < ?), 0) "
-            f"FROM {table} WHERE _deleted = 0", (now,)).fetchone()
+            f"FROM {table} WHERE _deleted = 0", (now,)).fetchone() or (0, None, 0)
     finally:
         con.close()
     return _store(int(count), newest, now, int(expired))
@@ -133,13 +133,14 @@ def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFr
         con.execute("SET TimeZone = 'UTC'")  # ISO-8601 without an offset is UTC, as in fsgen
         if group.event_time.dtype.scalar.value == "Fractional":
             count, newest = con.execute(
-                f"SELECT count(*), max({col}) FROM {source} WHERE NOT is_deleted").fetchone()
+                f"SELECT count(*), max({col}) FROM {source} WHERE NOT is_deleted"
+            ).fetchone() or (0, None)
             return _store(int(count), newest, now)
         # String event times: DuckDB parses ISO-8601; anything else the runtime's parser does.
         count, newest, odd = con.execute(
             f"SELECT count(*), max(epoch(try_cast({col} AS TIMESTAMPTZ))), "
             f"count(*) FILTER (WHERE try_cast({col} AS TIMESTAMPTZ) IS NULL) "
-            f"FROM {source} WHERE NOT is_deleted").fetchone()
+            f"FROM {source} WHERE NOT is_deleted").fetchone() or (0, None, 0)
         if odd:
             rows = con.execute(f"SELECT DISTINCT {col} FROM {source} WHERE NOT is_deleted AND "
                                f"try_cast({col} AS TIMESTAMPTZ) IS NULL").fetchall()
@@ -175,7 +176,7 @@ def _span(seconds: float | None) -> str:
         return "infinitely"
     if seconds < 0:
         return f"-{_span(-seconds)}"
-    out = []
+    out: list[str] = []
     rest = int(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if rest >= size or (unit == "s" and not out):
@@ -195,7 +196,7 @@ def report(config: ProjectConfig, spec: ProjectSpec, *, now: float,
 
 
 def render(rep: FreshnessReport) -> str:
-    lines = [f"Freshness at {rep.now}:"]
+    lines: list[str] = [f"Freshness at {rep.now}:"]
     for g in rep.groups:
         lines.append(f"  {g.group}: {g.status.upper()} ({g.reason})")
         for name in ("online", "offline"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import duckdb
@@ -58,6 +58,14 @@ class GroupStats:
     features: dict[str, FeatureStats] = field(default_factory=dict)
 
 
+def _one(con: duckdb.DuckDBPyConnection, sql: str,
+         params: list[object] | None = None) -> tuple[Any, ...]:
+    """The single row an aggregate query returns."""
+    row = con.execute(sql, params or []).fetchone()
+    assert row is not None, sql
+    return tuple(row)
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -77,8 +85,8 @@ def group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
         con.execute("CREATE TEMP VIEW v AS SELECT * FROM ("
                     + offline.dedup_sql(group_dir, group.identifier, group.event_time.name)
                     + ") WHERE NOT is_deleted")
-        rows, records = con.execute(
-            f"SELECT count(*), count(DISTINCT {_q(group.identifier)}) FROM v").fetchone()
+        rows, records = _one(con, f"SELECT count(*), count(DISTINCT {_q(group.identifier)}) "
+                                  "FROM v")
         features = {f.name: feature_stats(con, f, int(rows)) for f in group.features}
     finally:
         con.close()
@@ -88,22 +96,22 @@ def group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
 
 def feature_stats(con: duckdb.DuckDBPyConnection, feature: FeatureSpec, rows: int) -> FeatureStats:
     col = _q(feature.name)
-    nulls = int(con.execute(f"SELECT count(*) FILTER (WHERE {col} IS NULL) FROM v").fetchone()[0])
+    nulls = int(_one(con, f"SELECT count(*) FILTER (WHERE {col} IS NULL) FROM v")[0])
     if feature.dtype.collection:
-        mean_len = con.execute(f"SELECT avg(len({col})) FROM v").fetchone()[0]
+        mean_len = _one(con, f"SELECT avg(len({col})) FROM v")[0]
         return FeatureStats(rows=rows, nulls=nulls, kind="collection",
                             mean_length=None if mean_len is None else float(mean_len))
     if feature.dtype.scalar.value == "String":
-        low, high, distinct = con.execute(
-            f"SELECT min({col}), max({col}), count(DISTINCT {col}) FROM v").fetchone()
+        low, high, distinct = _one(
+            con, f"SELECT min({col}), max({col}), count(DISTINCT {col}) FROM v")
         top = con.execute(f"SELECT {col}, count(*) AS n FROM v WHERE {col} IS NOT NULL "
                           f"GROUP BY {col} ORDER BY n DESC, {col} LIMIT {TOP_VALUES}").fetchall()
         return FeatureStats(rows=rows, nulls=nulls, min=low, max=high, distinct=int(distinct),
                             kind="categorical",
                             bars=tuple(Bar(label=str(v), count=int(n)) for v, n in top))
-    low, high, mean, distinct = con.execute(
-        f"SELECT min({col}), max({col}), avg({col}), count(DISTINCT {col}) FROM v "
-        f"WHERE {col} IS NOT NULL AND isfinite({col}::DOUBLE)").fetchone()
+    low, high, mean, distinct = _one(
+        con, f"SELECT min({col}), max({col}), avg({col}), count(DISTINCT {col}) FROM v "
+        f"WHERE {col} IS NOT NULL AND isfinite({col}::DOUBLE)")
     bars = histogram(con, col, low, high) if low is not None else ()
     return FeatureStats(rows=rows, nulls=nulls, min=_num(low), max=_num(high), mean=_num(mean),
                         distinct=int(distinct), bars=bars)
@@ -119,7 +127,7 @@ def histogram(con: duckdb.DuckDBPyConnection, col: str, low: float, high: float,
     value is equal."""
     low, high = float(low), float(high)
     if high == low or not math.isfinite(high - low):
-        n = con.execute(f"SELECT count(*) FROM v WHERE {col} = ?", [low]).fetchone()[0]
+        n = _one(con, f"SELECT count(*) FROM v WHERE {col} = ?", [low])[0]
         return (Bar(label=_fmt(low), count=int(n), low=low, high=high),)
     width = (high - low) / bins
     counts = dict(con.execute(
