@@ -319,16 +319,19 @@ def main(runtime: GroupRuntime, default_sources: Sequence[str], argv: Sequence[s
     if source is None:
         parser.error("no SOURCE given and the group declares no batch source")
     writer: Writer | None
-    if args.dry_run:
-        writer = None
-    elif args.output:
-        writer = JsonlWriter(args.output)
-    else:
-        writer = writer_factory(runtime.name, args.project)
     try:
+        if args.dry_run:
+            writer = None
+        elif args.output:
+            writer = JsonlWriter(args.output)
+        else:
+            writer = writer_factory(runtime.name, args.project)
         result = run(runtime, source, writer, rejects=args.rejects, format=args.format)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # a command line reports; FSGEN_DEBUG=1 shows the traceback
+        if os.environ.get("FSGEN_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}" if not isinstance(exc, OSError | ValueError)
+              else f"error: {exc}", file=sys.stderr)
         return 1
     for reject in result.rejects[:20]:
         print(f"rejected: {reject}", file=sys.stderr)
