@@ -236,17 +236,17 @@ def group_history(config: ProjectConfig, group: str) -> list[AuditEvent]:
 
 
 def render_line(event: AuditEvent) -> str:
-    """One line of ``fsgen history``'s text view."""
-    groups = ",".join(event.groups) or "-"
-    text = (f"{event.when}  {event.kind:<6}  {event.result:<7}  {event.backend:<5}  "
-            f"{groups}  {event.summary}  ({event.who})")
+    """One entry of ``fsgen history``'s text view (an apply keeps the apply history's format)."""
     details = event.details
-    if event.kind == "ingest":
-        text += f"\n    source {details.get('source')}"
+    head = f"{event.when}  {event.who}  {event.backend}  {event.result}  "
+    if event.kind == "apply":
+        text = (head + f"{details.get('stages_done')}/{details.get('stages_total')} stages  "
+                f"{event.summary}")
+    else:
+        text = (head + f"ingest {','.join(event.groups)} from {details.get('source')}: "
+                f"{event.summary}")
         if details.get("rejects_path"):
-            text += f"; rejects in {details['rejects_path']}"
-    elif event.kind == "apply" and details.get("stages_total") is not None:
-        text += f"\n    {details.get('stages_done')}/{details.get('stages_total')} stages"
+            text += f"\n    rejects: {details['rejects_path']}"
     if details.get("error"):
-        text += f"\n    error: {details['error']}"
+        text += f"\n    {details['error']}"
     return text

@@ -134,26 +134,28 @@ def destroy(app: AppContext, auto_approve: bool, lock_timeout: float) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON lines.")
+@click.option("--kind", type=click.Choice(["apply", "ingest"]), default=None,
+              help="Only applies or only ingestion runs.")
+@click.option("--group", default=None, help="Only events that touched this feature group.")
+@click.option("--limit", type=int, default=None, help="Only the newest N events.")
 @pass_app
 @handle_errors
-def history(app: AppContext, as_json: bool) -> None:
-    """Show the apply history of the backend: who applied what, when, and how it ended."""
-    from fsgen.plan.apply import read_history
+def history(app: AppContext, as_json: bool, kind: str | None, group: str | None,
+            limit: int | None) -> None:
+    """Show the audit trail, oldest first: who applied what, when, and how it ended, and every
+    ingestion run with its counts and rejects (see fsgen.audit)."""
+    from fsgen import audit
 
-    entries = read_history(_backend(app).state_dir)
+    events = audit.query(app.config, kind=kind, group=group, backend=app.backend, limit=limit)
     if as_json:
-        for entry in entries:
-            echo_json(json.dumps(entry, sort_keys=True))
+        for event in events:
+            echo_json(json.dumps(event.to_dict(), sort_keys=True))
         return
-    if not entries:
-        click.echo("No applies recorded yet.")
+    if not events:
+        click.echo("No applies or ingestions recorded yet.")
         return
-    for entry in entries:
-        line = (f"{entry['when']}  {entry['who']}  {entry['backend']}  {entry['result']}  "
-                f"{entry['stages_done']}/{entry['stages_total']} stages  {entry['summary']}")
-        click.echo(line)
-        if entry.get("error"):
-            click.echo(f"    {entry['error']}")
+    for event in events:
+        click.echo(audit.render_line(event))
 
 
 @main.command()

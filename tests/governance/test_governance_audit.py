@@ -113,3 +113,45 @@ def test_applies_and_ingestions_in_one_trail(example_project: Path) -> None:
     assert "missing.csv" in str(trail[2].details["error"])
     text = audit.render_line(trail[1])
     assert "ingest" in text and "customer-features" in text and "data/customers.csv" in text
+
+
+def test_history_command_filters_and_json(example_project: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    monkeypatch.setenv("FSGEN_USER", "reviewer")
+    monkeypatch.chdir(example_project)
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(main, ["--project", str(example_project), *args],
+                               catch_exceptions=False)
+        return result.exit_code, result.stdout
+
+    assert run("history") == (0, "No applies or ingestions recorded yet.\n")
+    assert run("apply", "--auto-approve")[0] == 0
+    assert run("ingest", "merchant-features", "data/merchants.jsonl")[0] == 0
+    code, _ = run("ingest", "customer-features", "data/customers_with_errors.csv",
+                  "--rejects", "rej.jsonl")
+    assert code == 1  # some records were rejected
+    code, text = run("history")
+    lines = [line for line in text.splitlines() if not line.startswith("    ")]
+    assert code == 0 and len(lines) == 3
+    assert "reviewer@" in lines[0] and "applied  9/9 stages  Plan: 2 to add" in lines[0]
+    assert "ok  ingest merchant-features from data/merchants.jsonl: read 84, written 84" \
+        in lines[1]
+    assert "rejects  ingest customer-features" in lines[2]
+    assert "    rejects: rej.jsonl" in text
+    code, out = run("history", "--json", "--kind", "ingest", "--group", "customer-features")
+    (event,) = [json.loads(line) for line in out.splitlines()]
+    assert event["kind"] == "ingest" and event["groups"] == ["customer-features"]
+    assert event["details"]["rejected"] > 0 and event["details"]["rejects_path"] == "rej.jsonl"
+    assert event["details"]["read"] == event["details"]["written"] + event["details"]["rejected"]
+    code, out = run("history", "--json", "--kind", "apply", "--group", "merchant-features")
+    assert [json.loads(line)["result"] for line in out.splitlines()] == ["applied"]
+    code, out = run("history", "--limit", "1")
+    assert "customer-features" in out and "merchant-features" not in out
+    code, out = run("--backend", "aws", "history")
+    assert out == "No applies or ingestions recorded yet.\n"
