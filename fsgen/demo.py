@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fsgen.config import ProjectConfig
+from fsgen.serving import demo as serving_demo
 
 
 @dataclass
@@ -93,6 +94,9 @@ STEPS: list[tuple[str, Step]] = [
     ("Validate the feature definitions", step_validate),
     ("Generate the artifacts", step_generate),
     ("Plan and apply the feature groups to the local store", step_plan_apply),
+    ("Train a model on the point-in-time training set", serving_demo.step_train),
+    ("Serve the model and send requests", serving_demo.step_serve),
+    ("Skew check: training = serving", serving_demo.step_skew_check),
 ]
 
 
