@@ -184,39 +184,47 @@ def _coerce_column(type_name: str, values: Sequence[object], n: int) -> list[obj
     return coerced
 
 
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{3}))?Z\Z", re.ASCII)
+_HOUR = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):\Z", re.ASCII)
+_MILLIS = re.compile(r"(\d\d):(\d\d)\.(\d{3})Z\Z", re.ASCII)
+_MMSS = {f"{m:02d}:{s:02d}Z": m * 60 + s for m in range(60) for s in range(60)}
 
 
 def _iso_column(values: Sequence[object]) -> tuple[list[float], list[object]]:
     """Epoch seconds of canonical 'YYYY-MM-DDTHH:MM:SS[.mmm]Z' strings; anything else
-    (another offset, lower-case z, '.000', a space) is left to the row path."""
-    days: dict[str, int] = {}
+    (another offset, lower-case z, '.000', a space) is left to the row path.
+
+    The 'YYYY-MM-DDTHH:' prefix is validated once per distinct hour; the 'MM:SSZ' rest is
+    one lookup in a table of the 3,600 valid values."""
+    hours: dict[str, int] = {}
     seconds: list[float] = []
-    match = _ISO.match
+    append = seconds.append
+    mmss = _MMSS
     for text in values:
-        m = match(text)  # type: ignore[arg-type]
-        if m is None:
-            raise _Slow
-        date = text[:10]  # type: ignore[index]
-        day = days.get(date)
-        if day is None:
-            try:
-                day = int(datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=UTC).timestamp())
-            except ValueError:
-                raise _Slow from None
-            days[date] = day
-        hh, mm, ss = int(m[4]), int(m[5]), int(m[6])
-        if hh > 23 or mm > 59 or ss > 59:
-            raise _Slow
-        whole = day + hh * 3600 + mm * 60 + ss
-        if m[7] is None:
-            seconds.append(float(whole))
-        else:
-            millis = int(m[7])
-            if millis == 0:
-                raise _Slow  # canonical form drops '.000'
-            seconds.append((whole * 1_000_000 + millis * 1000) / 1_000_000)
+        prefix = text[:14]  # type: ignore[index]
+        base = hours.get(prefix)  # type: ignore[call-overload]
+        if base is None:
+            base = hours[prefix] = _hour_base(prefix)  # type: ignore[index, arg-type]
+        offset = mmss.get(text[14:])  # type: ignore[index]
+        if offset is not None:
+            append(float(base + offset))
+            continue
+        m = _MILLIS.match(text, 14)  # type: ignore[call-overload]
+        if m is None or int(m[1]) > 59 or int(m[2]) > 59 or m[3] == "000":
+            raise _Slow  # the canonical form drops '.000'
+        whole = base + int(m[1]) * 60 + int(m[2])
+        append((whole * 1_000_000 + int(m[3]) * 1000) / 1_000_000)
     return seconds, list(values)
+
+
+def _hour_base(prefix: str) -> int:
+    m = _HOUR.match(prefix)
+    if m is None or int(m[4]) > 23:
+        raise _Slow
+    try:
+        day = datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=UTC)
+    except ValueError:
+        raise _Slow from None
+    return int(day.timestamp()) + int(m[4]) * 3600
 
 
 def _call_column(feat: FeatureDef, args: list[list[object]], n: int) -> list[object]:

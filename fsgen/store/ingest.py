@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+import pyarrow as pa
+
 from fsgen.errors import IngestError
 from fsgen.runtime.bulk import BlockResult, process_block
 from fsgen.runtime.pipeline import _MISSING, GroupRuntime
@@ -45,11 +48,19 @@ class Chunk:
 
     source: str
     first_row: int
-    columns: dict[str, list[object]]
+    data: dict[str, list[object]] | pa.Table
     rows: int
     progress: int = 0
     row_numbers: list[int] | None = None
     rejected: list[Reject] = field(default_factory=list)
+
+    @property
+    def columns(self) -> dict[str, list[object]]:
+        """Python values per column (an Arrow table is converted once, where it is used:
+        in the worker process, so only Arrow buffers cross the process boundary)."""
+        if not isinstance(self.data, dict):
+            self.data = {n: self.data.column(n).to_pylist() for n in self.data.column_names}
+        return self.data
 
     def row_number(self, index: int) -> int:
         if self.row_numbers is not None:
@@ -106,10 +117,26 @@ class IngestResult:
                 "seconds": round(self.seconds, 3)}
 
 
+@dataclass
+class Processed:
+    """A chunk after validation and transformation, ready for the writer.
+
+    ``table`` holds the accepted records (stored columns, Arrow types of the offline store),
+    ``seconds`` their event times, ``online`` the indexes of the rows the online store must
+    apply (see :func:`fsgen.store.online.latest_rows`), ``rejects`` the rejected records."""
+
+    table: pa.Table
+    seconds: np.ndarray
+    online: np.ndarray
+    rejects: list[Reject]
+    read: int
+    progress: int = 0
+
+
 class RecordWriter(Protocol):
     """Where accepted records go: one call per chunk, all-or-nothing."""
 
-    def write(self, rt: GroupRuntime, block: BlockResult) -> None: ...
+    def write(self, rt: GroupRuntime, processed: Processed) -> None: ...
 
 
 class RejectSink:
@@ -120,11 +147,14 @@ class RejectSink:
         self.path = path
         self.keep = keep
         self.samples: list[Reject] = []
+        self.kept: list[Reject] | None = None
         self.count = 0
         self._fh: io.TextIOWrapper | None = None
 
     def add(self, reject: Reject) -> None:
         self.count += 1
+        if self.kept is not None:
+            self.kept.append(reject)
         if len(self.samples) < self.keep:
             self.samples.append(reject)
         if self.path is not None:
@@ -145,30 +175,81 @@ class RejectSink:
 
 def ingest_chunks(rt: GroupRuntime, chunks: Iterable[Chunk], writer: RecordWriter,
                   rejects: RejectSink, result: IngestResult,
-                  progress: Callable[[int, int], None] | None = None) -> IngestResult:
-    """Process and write every chunk; count into ``result``."""
-    for chunk in chunks:
-        for reject in chunk.rejected:
+                  progress: Callable[[int, int], None] | None = None,
+                  workers: int = 0) -> IngestResult:
+    """Process and write every chunk, in source order; count into ``result``.
+
+    ``workers > 0`` validates and transforms chunks in that many forked processes (the
+    runtime and its functions are inherited, never pickled) while this process writes; the
+    results are written in source order, so the outcome is the same as ``workers=0``."""
+    for processed in _processed(rt, chunks, workers):
+        for reject in processed.rejects:
             rejects.add(reject)
-        block = process_chunk(rt, chunk, rejects)
-        if block.rows:
-            writer.write(rt, block)
-        result.read += chunk.rows + len(chunk.rejected)
-        result.written += len(block.rows)
+        if processed.table.num_rows:
+            writer.write(rt, processed)
+        result.read += processed.read
+        result.written += processed.table.num_rows
         if progress is not None:
-            progress(chunk.rows + len(chunk.rejected), chunk.progress)
+            progress(processed.read, processed.progress)
     result.rejected = rejects.count
     result.samples = list(rejects.samples)
     return result
 
 
+def _processed(rt: GroupRuntime, chunks: Iterable[Chunk], workers: int) -> Iterator[Processed]:
+    if workers <= 0:
+        for chunk in chunks:
+            yield process_to_table(rt, chunk)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                             initargs=(rt,)) as pool:
+        pending: deque[Future[Processed]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_worker_process, chunk))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+_WORKER_RUNTIME: list[GroupRuntime] = []
+
+
+def _worker_init(rt: GroupRuntime) -> None:
+    _WORKER_RUNTIME[:] = [rt]
+
+
+def _worker_process(chunk: Chunk) -> Processed:
+    return process_to_table(_WORKER_RUNTIME[0], chunk)
+
+
+def process_to_table(rt: GroupRuntime, chunk: Chunk) -> Processed:
+    """Validate, transform and lay out one chunk (pure: no store access)."""
+    from fsgen.store.offline import records_table
+    from fsgen.store.online import latest_rows
+
+    sink = RejectSink(None, keep=0)
+    sink.kept = list(chunk.rejected)
+    block = process_chunk(rt, chunk, sink)
+    table = records_table(rt, block.columns)
+    seconds = np.asarray(block.seconds, dtype="float64")
+    return Processed(table, seconds, latest_rows(rt, table, seconds), sink.kept,
+                     chunk.rows + len(chunk.rejected), chunk.progress)
+
+
 def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockResult:
     """Validate and transform a chunk block by block; rejections go to ``rejects``."""
+    columns = chunk.columns
     out = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
     for start in range(0, chunk.rows, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, chunk.rows)
-        cols = {n: v[start:stop] for n, v in chunk.columns.items()} if (
-            start or stop < chunk.rows) else chunk.columns
+        cols = {n: v[start:stop] for n, v in columns.items()} if (
+            start or stop < chunk.rows) else columns
         block = process_block(rt, cols, stop - start)
         for i, err in block.errors:
             rejects.add(Reject(chunk.source, chunk.row_number(start + i), err.field,
@@ -271,10 +352,11 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[Chunk]:
         yield _chunk_of(str(path), row, pa.Table.from_batches(pending), stream.tell())
 
 
-def _chunk_of(source: str, first_row: int, table: object, position: int) -> Chunk:
-    columns = {name: table.column(name).to_pylist()  # type: ignore[attr-defined]
-               for name in table.column_names}  # type: ignore[attr-defined]
-    return Chunk(source, first_row, columns, table.num_rows, position)  # type: ignore[attr-defined]
+def _chunk_of(source: str, first_row: int, table: pa.Table | pa.RecordBatch,
+              position: int) -> Chunk:
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    return Chunk(source, first_row, table, table.num_rows, position)
 
 
 def _read_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -373,6 +455,7 @@ def _is_na(value: object) -> bool:
 __all__ = [
     "Chunk",
     "IngestResult",
+    "Processed",
     "RecordWriter",
     "Reject",
     "RejectSink",

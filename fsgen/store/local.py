@@ -46,13 +46,14 @@ from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.encoding import FRACTIONAL, format_event_time, parse_event_time
 from fsgen.runtime.pipeline import GroupRuntime, coerce
 from fsgen.store import offline
-from fsgen.store.ingest import IngestResult, RejectSink, ingest_chunks, read_source
-from fsgen.store.online import OnlineStore
+from fsgen.store.ingest import IngestResult, Processed, RejectSink, ingest_chunks, read_source
+from fsgen.store.online import OnlineStore, latest_rows
 
 if TYPE_CHECKING:
     import sqlite3
 
     import pandas as pd
+    import pyarrow as pa
 
     from fsgen.config import ProjectConfig
     from fsgen.spec import GroupSpec, ProjectSpec
@@ -158,11 +159,13 @@ class LocalStore:
 
     def ingest(self, group: str, source: object, rejects: str | Path | None = None, *,
                runtime: GroupRuntime | None = None, chunk_rows: int = 100_000,
-               fmt: str | None = None,
+               fmt: str | None = None, workers: int | None = None,
                progress: Callable[[int, int], None] | None = None) -> IngestResult:
         """Validate, transform and write every record of ``source`` (CSV/Parquet/JSONL path
         or DataFrame). ``runtime`` lets a generated batch job pass its own GroupRuntime.
         Rejections go to ``rejects`` (JSON lines) when given; ``read == written + rejected``.
+        ``workers``: processes that validate and transform while this one writes (default:
+        one per CPU for files over 8 MB, else none); the result does not depend on it.
         """
         rt = runtime or self.runtime(group)
         if rt.name != group:
@@ -176,7 +179,7 @@ class LocalStore:
         writer = self.writer(group, run_id, pipelined=True)
         try:
             ingest_chunks(rt, read_source(source, chunk_rows, fmt), writer, sink, result,
-                          progress)
+                          progress, _workers(source, workers))
         except Exception as exc:  # the audit trail records failed runs too, then re-raise
             result.seconds = time.perf_counter() - started
             audit.record_ingest(self.root, result, error=str(exc))
@@ -219,8 +222,7 @@ class LocalStore:
                 raise StoreError(f"record {i}: {rt.event_time}: {exc}") from None
             for n in names:
                 columns[n].append(record.get(n))
-        block = BlockResult(columns, list(range(len(records))), seconds)
-        self.writer(group).write(rt, block)
+        self.writer(group).write(rt, _processed_of(rt, columns, seconds))
         return len(records)
 
     def put_raw(self, group: str, rows: Sequence[dict[str, object]]) -> BlockResult:
@@ -229,7 +231,7 @@ class LocalStore:
         rt = self.runtime(group)
         block = process_many(rt, list(rows))
         if block.rows:
-            self.writer(group).write(rt, block)
+            self.writer(group).write(rt, _processed_of(rt, block.columns, block.seconds))
         return block
 
     def delete_record(self, group: str, record_id: str, event_time: object,
@@ -266,8 +268,8 @@ class LocalStore:
                                             seconds, canonical)
             applied.append(not newer_kept)
 
-        self._commit(rt, offline.new_run_id(), 0, columns, [seconds], online_part,
-                     deleted=True)
+        self._commit(rt, offline.new_run_id(), 0, offline.records_table(rt, columns),
+                     np.asarray([seconds]), online_part, deleted=True)
         return DeleteResult(group, record_id, canonical, hard, applied[0], True)
 
     # --------------------------------------------------------------------------- reads
@@ -315,20 +317,20 @@ class LocalStore:
 
     # ------------------------------------------------------------------ commit protocol
 
-    def _commit(self, rt: GroupRuntime, run_id: str, chunk: int,
-                columns: dict[str, list[object]], seconds: Sequence[float],
+    def _commit(self, rt: GroupRuntime, run_id: str, chunk: int, table: pa.Table,
+                seconds: np.ndarray,
                 online_part: Callable[[sqlite3.Connection], None] | None,
                 deleted: bool = False) -> None:
         group = self.group_spec(rt.name)
         with self.lock(f"write {rt.name}"):
-            api_us = self._next_api(len(seconds))
+            api_us = self._next_api(table.num_rows)
             write_us = max(time.time_ns() // 1000, int(api_us[-1]) + 1)
             pairs: list[tuple[Path, Path]] = []
             gdir = self.root / "offline" / rt.name
             if group.offline.enabled:
-                table = offline.build_table(rt, columns, api_us, write_us, deleted)
+                full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
                 pairs = offline.write_staged(gdir, run_id, chunk,
-                                             offline.split_by_hour(table, seconds), write_us)
+                                             offline.split_by_hour(full, seconds), write_us)
             con = self.online.connection()
             try:
                 con.execute("BEGIN IMMEDIATE")
@@ -440,6 +442,19 @@ class LocalStore:
              result.read, result.written, result.rejected))
 
 
+def _workers(source: object, workers: int | None) -> int:
+    if workers is not None:
+        return workers
+    cpus = os.cpu_count() or 1
+    if cpus < 2 or not isinstance(source, str | Path):
+        return 0
+    try:
+        big = Path(source).stat().st_size > 8 << 20
+    except OSError:
+        return 0
+    return cpus if big else 0
+
+
 class _Busy(Exception):
     """The lock is held and the caller asked not to wait."""
 
@@ -451,7 +466,7 @@ class ChunkWriter:
         self.store = store
         self.run_id = run_id
         self.chunks = 0
-        self._queue: queue.Queue[tuple[GroupRuntime, BlockResult] | None] | None = None
+        self._queue: queue.Queue[tuple[GroupRuntime, Processed] | None] | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         if pipelined:
@@ -459,23 +474,25 @@ class ChunkWriter:
             self._thread = threading.Thread(target=self._run, name="fsgen-writer", daemon=True)
             self._thread.start()
 
-    def write(self, rt: GroupRuntime, block: BlockResult) -> None:
+    def write(self, rt: GroupRuntime, processed: Processed) -> None:
         if self._queue is None:
-            self._commit(rt, block)
+            self._commit(rt, processed)
             return
         if self._error is not None:
             raise self._error
-        self._queue.put((rt, block))
+        self._queue.put((rt, processed))
 
-    def _commit(self, rt: GroupRuntime, block: BlockResult) -> None:
+    def _commit(self, rt: GroupRuntime, processed: Processed) -> None:
         chunk = self.chunks
         self.chunks += 1
         online = self.store.online
 
         def online_part(con: sqlite3.Connection) -> None:
-            online.upsert(con, rt, online.rows_for(rt, block.columns, block.seconds))
+            online.upsert(con, rt, online.rows_at(rt, processed.table, processed.seconds,
+                                                  processed.online))
 
-        self.store._commit(rt, self.run_id, chunk, block.columns, block.seconds, online_part)
+        self.store._commit(rt, self.run_id, chunk, processed.table, processed.seconds,
+                           online_part)
 
     def _run(self) -> None:
         assert self._queue is not None
@@ -497,6 +514,13 @@ class ChunkWriter:
             self._queue = None
         if self._error is not None:
             raise self._error
+
+
+def _processed_of(rt: GroupRuntime, columns: dict[str, list[object]],
+                  seconds: Sequence[float]) -> Processed:
+    table = offline.records_table(rt, columns)
+    secs = np.asarray(seconds, dtype="float64")
+    return Processed(table, secs, latest_rows(rt, table, secs), [], table.num_rows)
 
 
 def _print_wait(message: str) -> None:

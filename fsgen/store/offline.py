@@ -57,16 +57,24 @@ def arrow_schema(rt: GroupRuntime) -> pa.Schema:
     return pa.schema(fields)
 
 
-def build_table(rt: GroupRuntime, columns: dict[str, list[object]], api_us: np.ndarray,
-                write_us: int, deleted: bool = False) -> pa.Table:
-    """Processed records (column lists) plus SageMaker's three columns."""
+def records_table(rt: GroupRuntime, columns: dict[str, list[object]]) -> pa.Table:
+    """Processed records (column lists) as an Arrow table of the stored columns."""
     schema = arrow_schema(rt)
-    n = len(api_us)
-    arrays = [pa.array(columns[f.name], type=f.type) for f in list(schema)[: len(rt.columns)]]
-    arrays.append(pa.array(np.full(n, write_us, dtype="int64")).cast(TS))
-    arrays.append(pa.array(api_us.astype("int64")).cast(TS))
-    arrays.append(pa.array(np.full(n, deleted, dtype=bool)))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    fields = list(schema)[: len(rt.columns)]
+    return pa.Table.from_arrays([pa.array(columns[f.name], type=f.type) for f in fields],
+                                schema=pa.schema(fields))
+
+
+def with_sagemaker_columns(table: pa.Table, api_us: np.ndarray, write_us: int,
+                           deleted: bool = False) -> pa.Table:
+    """Append SageMaker's ``write_time``, ``api_invocation_time`` and ``is_deleted``."""
+    n = table.num_rows
+    table = table.append_column(pa.field("write_time", TS),
+                                pa.array(np.full(n, write_us, dtype="int64")).cast(TS))
+    table = table.append_column(pa.field("api_invocation_time", TS),
+                                pa.array(api_us.astype("int64")).cast(TS))
+    return table.append_column(pa.field("is_deleted", pa.bool_()),
+                               pa.array(np.full(n, deleted, dtype=bool)))
 
 
 def partition_dir(seconds: float) -> str:
@@ -217,12 +225,13 @@ def new_run_id() -> str:
 __all__ = [
     "GLOB",
     "arrow_schema",
-    "build_table",
     "compact",
     "data_files",
     "dedup_sql",
     "publish",
     "read_offline",
+    "records_table",
     "split_by_hour",
+    "with_sagemaker_columns",
     "write_staged",
 ]

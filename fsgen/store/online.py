@@ -29,9 +29,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fsgen.errors import StoreError
 from fsgen.runtime.pipeline import GroupRuntime
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
 
 _SQL_TYPES = {"Integral": "INTEGER", "Fractional": "REAL", "String": "TEXT"}
 
@@ -133,11 +138,13 @@ class OnlineStore:
     # ------------------------------------------------------------------------- writes
 
     def rows_for(self, rt: GroupRuntime, columns: dict[str, list[object]],
-                 seconds: Sequence[float]) -> Iterable[tuple[object, ...]]:
-        """Upsert parameter rows for processed records given column-wise."""
+                 seconds: Sequence[float], ids: Sequence[object] | None = None
+                 ) -> Iterable[tuple[object, ...]]:
+        """Upsert parameter rows for processed records given column-wise, in order."""
         table = self.table(rt)
-        ident = columns[rt.identifier]
-        ids = ident if all(type(v) is str for v in ident) else [str(v) for v in ident]
+        if ids is None:
+            ident = columns[rt.identifier]
+            ids = ident if all(type(v) is str for v in ident) else [str(v) for v in ident]
         ttl = rt.ttl_seconds
         expires = [s + ttl for s in seconds] if ttl is not None else [None] * len(seconds)
         values = []
@@ -148,6 +155,19 @@ class OnlineStore:
             values.append(col)
         zeros = [0] * len(seconds)
         return zip(ids, seconds, expires, zeros, *values, strict=True)
+
+    def rows_at(self, rt: GroupRuntime, table: pa.Table, seconds: np.ndarray,
+                index: np.ndarray) -> list[tuple[object, ...]]:
+        """Upsert parameter rows for the records of ``table`` at ``index``."""
+        import pyarrow as pa
+
+        sub = table.take(pa.array(index)) if len(index) != table.num_rows else table
+        secs = seconds[index].tolist()
+        ids = sub.column(rt.identifier)
+        id_list = ids.to_pylist() if ids.type == pa.string() else [
+            str(v) for v in ids.to_pylist()]
+        cols = {name: sub.column(name).to_pylist() for name in self.table(rt).columns}
+        return list(self.rows_for(rt, cols, secs, id_list))
 
     def upsert(self, con: sqlite3.Connection, rt: GroupRuntime,
                rows: Iterable[tuple[object, ...]]) -> None:
@@ -222,6 +242,33 @@ class OnlineStore:
         for row in self.connection().execute(sql):
             out[row[0]] = (row[1], bool(row[2]), table.decode((None, None, *row[3:]), None))
         return out
+
+
+def latest_rows(rt: GroupRuntime, table: pa.Table, seconds: np.ndarray) -> np.ndarray:
+    """Indexes of the rows that applying all of ``table`` in order would leave online: per
+    identifier the greatest event time, the last of equal ones. Applying just those with the
+    same ``>=`` rule gives the same final state as applying every row; they come sorted by
+    identifier, which keeps SQLite's B-tree writes local."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if n == 0:
+        return np.zeros(0, dtype="int64")
+    ids = table.column(rt.identifier).combine_chunks()
+    if ids.type != pa.string():
+        ids = pc.cast(ids, pa.string())
+    order = pc.sort_indices(
+        pa.table({"k": ids, "s": pa.array(seconds, type=pa.float64()),
+                  "i": pa.array(np.arange(n))}),
+        sort_keys=[("k", "ascending"), ("s", "ascending"), ("i", "ascending")])
+    ordered = ids.take(order)
+    ends = np.ones(n, dtype=bool)
+    if n > 1:
+        ends[:-1] = pc.not_equal(ordered.slice(0, n - 1), ordered.slice(1)).to_numpy(
+            zero_copy_only=False)
+    return order.to_numpy()[ends]
 
 
 def ensure_ok(con: sqlite3.Connection) -> None:

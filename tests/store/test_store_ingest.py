@@ -150,3 +150,25 @@ def test_unreadable_sources_are_errors(store: LocalStore, tmp_path: Path) -> Non
         store.ingest("user-events", tmp_path / "x.txt")
     with pytest.raises(IngestError, match="DataFrame"):
         store.ingest("user-events", [1, 2])
+
+
+def test_worker_processes_give_the_same_result(spec: object, tmp_path: Path) -> None:
+    lines = [f"u{i % 13},2024-01-0{1 + i % 3}T{i % 24:02d}:{i % 60:02d}:00Z,{i % 50 - 3},"
+             f"{i % 4},N{i},a|b" for i in range(400)]
+    lines[17] = "u1,2024-01-01T00:00:00Z,x,1,N,a"
+    src = write_csv(tmp_path / "in.csv", lines)
+    results = []
+    stores = []
+    for workers in (0, 2):
+        store = LocalStore(tmp_path / f"store{workers}", spec)  # type: ignore[arg-type]
+        rejects = tmp_path / f"rejects{workers}.jsonl"
+        results.append(store.ingest("user-events", src, rejects, chunk_rows=64,
+                                    workers=workers))
+        stores.append(store)
+    assert [(r.read, r.written, r.rejected) for r in results] == [(400, 299, 101)] * 2
+    assert (tmp_path / "rejects0.jsonl").read_text() == (tmp_path / "rejects2.jsonl").read_text()
+    drop = ["write_time", "api_invocation_time"]
+    a, b = (s.read_offline("user-events", dedup=False).drop(columns=drop) for s in stores)
+    assert a.equals(b)
+    rt = stores[0].runtime("user-events")
+    assert stores[0].online.snapshot(rt) == stores[1].online.snapshot(rt)
