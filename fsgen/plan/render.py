@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from fsgen.pii import plan_annotations
 from fsgen.plan.model import ChangeKind, GroupState, Plan, PropertyDiff, ResourceChange
 
 EMPTY = "No changes. Feature store matches the definitions."
@@ -51,6 +52,10 @@ def render_plan(plan: Plan) -> str:
     for note in plan.notes:
         lines.append("")
         lines.append(f"Warning: {note}")
+    pii_review = plan_annotations(plan)
+    if pii_review:
+        lines.append("")
+        lines.extend(pii_review)
     if plan.artifacts:
         lines.append("")
         lines.append("Generated artifacts that change:")

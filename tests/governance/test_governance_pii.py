@@ -197,3 +197,20 @@ def test_unknown_pii_class_is_fs112(make_project: Callable[..., Path]) -> None:
     root = make_project({"featuredefs/defs.py": SENSITIVE.format(extra="", pii="secret")})
     codes = [d.code for d in check(root).diagnostics]
     assert "FS112" in codes
+
+
+def test_plan_text_flags_new_personal_data(make_project: Callable[..., Path]) -> None:
+    from fsgen.backends import open_backend
+    from fsgen.config import load_config
+    from fsgen.plan.apply import compute_plan
+    from fsgen.plan.render import render_plan
+
+    root = make_project({"featuredefs/defs.py": SENSITIVE.format(
+        extra=", allow_sensitive_online=True", pii="sensitive")})
+    config = load_config(root)
+    plan = compute_plan(config, load(root), open_backend(config, "local"), artifacts=False)
+    text = render_plan(plan)
+    block = ("\nPII review: personal data is added or reclassified:\n"
+             "  ! grp.flag: new feature -> sensitive, served online\n\nPlan: 1 to add")
+    assert block in text
+    assert "PII review" not in render_plan(plan.model_copy(update={"changes": ()}))

@@ -33,6 +33,9 @@ fsgen will perform the following actions:
       + feature "score" Fractional
     }
 
+PII review: personal data is added or reclassified:
+  ! users.age: new feature -> personal, served online
+
 Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy.
 """
 
