@@ -9,8 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fsgen.catalog import demo as governance_demo
 from fsgen.config import ProjectConfig
 from fsgen.serving import demo as serving_demo
+from fsgen.store import demo as store_demo
 
 
 @dataclass
@@ -94,9 +96,13 @@ STEPS: list[tuple[str, Step]] = [
     ("Validate the feature definitions", step_validate),
     ("Generate the artifacts", step_generate),
     ("Plan and apply the feature groups to the local store", step_plan_apply),
+    ("Ingest the sample data (batch)", store_demo.step_ingest),
+    ("Read online records", store_demo.step_get),
     ("Train a model on the point-in-time training set", serving_demo.step_train),
     ("Serve the model and send requests", serving_demo.step_serve),
     ("Skew check: training = serving", serving_demo.step_skew_check),
+    ("Freshness and the audit trail", governance_demo.step_freshness),
+    ("Governance catalog", governance_demo.step_catalog),
 ]
 
 
