@@ -41,9 +41,30 @@ def _column_kinds(spec: ProjectSpec, feature_set: str) -> dict[str, Scalar]:
     return kinds
 
 
+def _moments(values: Any) -> tuple[float, float]:
+    """Mean and standard deviation without overflow (values near the largest double): both
+    computed on values divided by their largest magnitude. A constant column gets scale 1."""
+    import numpy as np
+
+    if not len(values):
+        return 0.0, 1.0
+    top = float(np.max(np.abs(values)))
+    if top == 0.0 or not math.isfinite(top):
+        return 0.0, 1.0
+    unit = values / top
+    mean, scale = top * float(unit.mean()), top * float(unit.std())
+    return mean, scale if scale > 0 and math.isfinite(scale) else 1.0
+
+
 def train(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str,
           label: str | None = None, *, c: float = 1.0) -> dict[str, Any]:
     """A logistic regression on ``frame`` (a ``build_dataset`` result) as a model document."""
+    return fit(frame, spec, feature_set, label, c=c)[0]
+
+
+def fit(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str, label: str | None = None,
+        *, c: float = 1.0) -> tuple[dict[str, Any], Any, Any]:
+    """(model document, the fitted scikit-learn estimator, its design matrix)."""
     try:
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -68,10 +89,7 @@ def train(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str,
                 terms.append({"column": column, "value": value})
         else:
             x = values.astype("float64").to_numpy()
-            present = x[~np.isnan(x)]
-            mean = float(present.mean()) if len(present) else 0.0
-            scale = float(present.std()) if len(present) else 1.0
-            scale = scale if scale > 0 and math.isfinite(scale) else 1.0
+            mean, scale = _moments(x[~np.isnan(x)])
             # a missing value sits at the mean: the handler's rule for None
             blocks.append(np.nan_to_num((x - mean) / scale, nan=0.0))
             terms.append({"column": column, "mean": mean, "scale": scale})
@@ -80,7 +98,7 @@ def train(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str,
     estimator.fit(matrix, y)
     for term, weight in zip(terms, estimator.coef_[0].tolist(), strict=True):
         term["weight"] = float(weight)
-    return {
+    document = {
         "format": MODEL_FORMAT,
         "feature_set": fs.name,
         "columns": list(fs.columns),
@@ -93,6 +111,7 @@ def train(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str,
         "classes": [int(v) if isinstance(v, int | np.integer) else str(v)
                     for v in estimator.classes_.tolist()],
     }
+    return document, estimator, matrix
 
 
 def write_model(model: dict[str, Any], path: Path) -> Path:
@@ -116,4 +135,4 @@ def train_from_labels(config: ProjectConfig, spec: ProjectSpec, feature_set: str
     return write_model(model, output), frame, model
 
 
-__all__ = ["TrainError", "train", "train_from_labels", "write_model"]
+__all__ = ["TrainError", "fit", "train", "train_from_labels", "write_model"]
