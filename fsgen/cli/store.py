@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,7 @@ class _Progress:
         self.app, self.total, self.label = app, total, label
         self.progress: object = None
 
-    def __enter__(self) -> object:
+    def __enter__(self) -> Callable[[int, int], None]:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         console = self.app.err

@@ -16,10 +16,11 @@ record; for CSV the line after the header), field, reason, and the raw record.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -176,13 +177,15 @@ class RejectSink:
 def ingest_chunks(rt: GroupRuntime, chunks: Iterable[Chunk], writer: RecordWriter,
                   rejects: RejectSink, result: IngestResult,
                   progress: Callable[[int, int], None] | None = None,
-                  workers: int = 0) -> IngestResult:
+                  workers: int = 0, close_fds: Sequence[int] = ()) -> IngestResult:
     """Process and write every chunk, in source order; count into ``result``.
 
     ``workers > 0`` validates and transforms chunks in that many forked processes (the
     runtime and its functions are inherited, never pickled) while this process writes; the
-    results are written in source order, so the outcome is the same as ``workers=0``."""
-    for processed in _processed(rt, chunks, workers):
+    results are written in source order, so the outcome is the same as ``workers=0``.
+    ``close_fds`` are closed in the workers (the store's lock file: a worker outliving a
+    killed writer must not keep its lock)."""
+    for processed in _processed(rt, chunks, workers, tuple(close_fds)):
         for reject in processed.rejects:
             rejects.add(reject)
         if processed.table.num_rows:
@@ -196,7 +199,8 @@ def ingest_chunks(rt: GroupRuntime, chunks: Iterable[Chunk], writer: RecordWrite
     return result
 
 
-def _processed(rt: GroupRuntime, chunks: Iterable[Chunk], workers: int) -> Iterator[Processed]:
+def _processed(rt: GroupRuntime, chunks: Iterable[Chunk], workers: int,
+               close_fds: tuple[int, ...]) -> Iterator[Processed]:
     if workers <= 0:
         for chunk in chunks:
             yield process_to_table(rt, chunk)
@@ -207,7 +211,7 @@ def _processed(rt: GroupRuntime, chunks: Iterable[Chunk], workers: int) -> Itera
 
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                             initargs=(rt,)) as pool:
+                             initargs=(rt, close_fds)) as pool:
         pending: deque[Future[Processed]] = deque()
         for chunk in chunks:
             pending.append(pool.submit(_worker_process, chunk))
@@ -220,7 +224,12 @@ def _processed(rt: GroupRuntime, chunks: Iterable[Chunk], workers: int) -> Itera
 _WORKER_RUNTIME: list[GroupRuntime] = []
 
 
-def _worker_init(rt: GroupRuntime) -> None:
+def _worker_init(rt: GroupRuntime, close_fds: tuple[int, ...]) -> None:
+    import os
+
+    for fd in close_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     _WORKER_RUNTIME[:] = [rt]
 
 

@@ -179,7 +179,8 @@ class LocalStore:
         writer = self.writer(group, run_id, pipelined=True)
         try:
             ingest_chunks(rt, read_source(source, chunk_rows, fmt), writer, sink, result,
-                          progress, _workers(source, workers))
+                          progress, _workers(source, workers),
+                          close_fds=[self._lock_fd] if self._lock_fd is not None else [])
         except Exception as exc:  # the audit trail records failed runs too, then re-raise
             result.seconds = time.perf_counter() - started
             audit.record_ingest(self.root, result, error=str(exc))

@@ -82,7 +82,8 @@ def partition_dir(seconds: float) -> str:
     return f"data/year={t.year:04d}/month={t.month:02d}/day={t.day:02d}/hour={t.hour:02d}"
 
 
-def split_by_hour(table: pa.Table, seconds: Sequence[float]) -> list[tuple[str, pa.Table]]:
+def split_by_hour(table: pa.Table, seconds: Sequence[float] | np.ndarray
+                  ) -> list[tuple[str, pa.Table]]:
     """(partition dir, rows of that event-time hour) in ascending hour order; the order of
     rows within a partition is kept."""
     hours = np.floor(np.asarray(seconds, dtype="float64") / 3600.0).astype("int64")
