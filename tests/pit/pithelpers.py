@@ -1,0 +1,205 @@
+"""Helpers for the point-in-time tests: a small project with three kinds of groups, and a
+writer that puts offline records straight into the store's layout (contracts.md 1)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fsgen.spec import GroupSpec
+
+DEFS = {
+    "pitdefs/__init__.py": "",
+    "pitdefs/groups.py": '''
+        from fsgen import Entity, FeatureGroup, Fractional, Integral, Online, String
+        from fsgen.types import List
+
+        account = Entity("acct_id", String)
+        pair = Entity(keys={"p": Integral, "q": String}, name="pair")
+        dual = Entity(keys={"u": String, "v": String}, name="dual")
+
+        accounts = FeatureGroup("accounts", entity=account, event_time="ts",
+                                online=Online(ttl="1h", storage="InMemory"), owner="t",
+                                description="String time")
+        pairs = FeatureGroup("pairs", entity=pair, event_time="at", event_time_type=Fractional,
+                             owner="t", description="Fractional time, no TTL")
+        duals = FeatureGroup("duals", entity=dual, event_time="et", online=Online(ttl="2h"),
+                             owner="t", description="String time, renamed label keys")
+
+
+        @accounts.feature(Integral, description="level")
+        def level(raw_level: int) -> int:
+            return raw_level
+
+
+        @accounts.feature(String, description="label")
+        def label(raw_label: str) -> str:
+            return raw_label
+
+
+        @accounts.feature(List(Integral), description="history")
+        def hist(raw_hist: list[int]) -> list[int]:
+            return raw_hist
+
+
+        @pairs.feature(Fractional, description="x")
+        def x(raw_x: float) -> float:
+            return raw_x
+
+
+        @duals.feature(Integral, description="y")
+        def y(raw_y: int) -> int:
+            return raw_y
+    ''',
+    "pitdefs/sets.py": '''
+        from fsgen import FeatureSet, Fractional, on_demand
+
+        from pitdefs.groups import duals, hist, label, level, pairs, x, y
+
+
+        @on_demand(Fractional, sources=[pairs], description="amount times x")
+        def combo(amount: float, x: float) -> float:
+            return amount * x + 0.5
+
+
+        pit_set = FeatureSet("pit-set", [level, label, hist, x, y, combo],
+                             keys={duals: ["lu", "lv"]}, label_time="ts_label", owner="t",
+                             labels=["target"])
+        pit_defaults = FeatureSet("pit-defaults", [level, label, x, combo],
+                                  label_time="ts_label", missing="default", ttl="30m",
+                                  defaults={level: -1, label: "none", x: 0, combo: 0.0})
+        pit_strict = FeatureSet("pit-strict", [level], label_time="ts_label", missing="error")
+    ''',
+}
+
+PYPROJECT = ('[project]\nname = "pitproject"\nversion = "0"\n\n'
+             '[tool.fsgen]\ndefinitions = "pitdefs"\n')
+
+
+def write_pit_project(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    for rel, text in DEFS.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+_ARROW = {"Integral": pa.int64(), "Fractional": pa.float64(), "String": pa.string()}
+TS = pa.timestamp("us", tz="UTC")
+
+
+def arrow_schema(group: GroupSpec) -> pa.Schema:
+    fields = []
+    for name, dtype in group.stored_columns():
+        inner = _ARROW[dtype.scalar.value]
+        fields.append(pa.field(name, pa.list_(inner) if dtype.is_collection else inner))
+    fields += [pa.field("write_time", TS), pa.field("api_invocation_time", TS),
+               pa.field("is_deleted", pa.bool_())]
+    return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One offline row: stored values, event-time instant (µs), write/api times (µs)."""
+
+    values: dict[str, object]
+    event_us: int
+    write_us: int
+    api_us: int
+    deleted: bool = False
+
+
+def write_offline(store: Path, group: GroupSpec, rows: Sequence[Row], name: str) -> list[Path]:
+    """Write ``rows`` as ``<store>/offline/<group>/data/year=/month=/day=/hour=/<name>.parquet``
+    (one file per event-time hour), exactly the contract's columns and types."""
+    schema = arrow_schema(group)
+    by_hour: dict[str, list[Row]] = {}
+    for row in rows:
+        hour = datetime.fromtimestamp(row.event_us // 1_000_000, tz=UTC)
+        part = f"year={hour:%Y}/month={hour:%m}/day={hour:%d}/hour={hour:%H}"
+        by_hour.setdefault(part, []).append(row)
+    written = []
+    for part, part_rows in sorted(by_hour.items()):
+        columns: dict[str, list[object]] = {f.name: [] for f in schema}
+        for row in part_rows:
+            for f in schema:
+                if f.name == "write_time":
+                    columns[f.name].append(row.write_us)
+                elif f.name == "api_invocation_time":
+                    columns[f.name].append(row.api_us)
+                elif f.name == "is_deleted":
+                    columns[f.name].append(row.deleted)
+                else:
+                    columns[f.name].append(row.values.get(f.name))
+        arrays = [pa.array(columns[f.name], type=pa.int64() if f.type == TS else f.type)
+                  .cast(f.type) for f in schema]
+        directory = store / "offline" / group.name / "data" / part
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{name}.parquet"
+        pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path)
+        written.append(path)
+    return written
+
+
+def iso(us: int) -> str:
+    """The store's canonical String event time: 'YYYY-MM-DDTHH:MM:SS[.mmm]Z'."""
+    seconds, micros = divmod(us, 1_000_000)
+    text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert micros % 1000 == 0
+    return f"{text}.{micros // 1000:03d}Z" if micros else f"{text}Z"
+
+
+def athena_on_duckdb(spec: object, feature_set: str, store: Path, labels: object,
+                     label_time_type: str, knowledge_time: bool = False) -> pa.Table:
+    """Render the feature set's Athena SQL, transpile it with sqlglot to DuckDB and run it on
+    the store's offline files exposed as the groups' Glue tables (with Athena's "$path").
+    Returns the stored values in label order, shaped like the local engine's output."""
+    import duckdb
+    import pandas as pd
+    import sqlglot
+
+    from fsgen.codegen.sql import glue_table_name
+    from fsgen.pit.athena import render_pit_sql
+    from fsgen.pit.local import data_files, fetch_arrow
+    from fsgen.pit.model import plan_for
+
+    assert isinstance(labels, pd.DataFrame)
+    plan = plan_for(spec, feature_set)  # type: ignore[arg-type]
+    sql = render_pit_sql(spec, feature_set, label_columns=list(labels.columns),  # type: ignore[arg-type]
+                         order_by="label_row", label_time_type=label_time_type,
+                         knowledge_time=knowledge_time)
+    duck = sqlglot.transpile(sql, read="athena", write="duckdb")[0]
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA sagemaker_featurestore")
+    for join in plan.joins:
+        table = f"sagemaker_featurestore.{glue_table_name(join.group)}"
+        files = [p.as_posix() for p in data_files(store / "offline" / join.group.name)]
+        if files:
+            con.execute(f'CREATE VIEW {table} AS SELECT *, filename AS "$path" FROM '
+                        f"read_parquet({files!r}, union_by_name = true)")
+        else:
+            empty = arrow_schema(join.group).empty_table()
+            con.register("empty_history", empty)
+            con.execute(f'CREATE TABLE {table} AS SELECT *, \'\' AS "$path" FROM empty_history')
+            con.unregister("empty_history")
+    frame = labels.copy()
+    frame["label_row"] = range(len(frame))
+    con.register("labels_frame", frame)
+    con.execute("CREATE TABLE sagemaker_featurestore.pit_set_labels AS "
+                "SELECT * FROM labels_frame")
+    con.execute("CREATE TABLE sagemaker_featurestore.pit_defaults_labels AS "
+                "SELECT * FROM labels_frame")
+    result = fetch_arrow(con, duck)
+    con.close()
+    columns = {"__fsgen_row": pa.array(range(result.num_rows), type=pa.int64())}
+    for item in plan.stored:
+        columns[item.column] = result.column(item.column)
+    return pa.table(columns)
