@@ -79,6 +79,22 @@ def finish(plan: PitPlan, labels: Labels, stored: pa.Table) -> pd.DataFrame:
     return pd.concat([labels.frame, features], axis=1)
 
 
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet or CSV by the name's suffix; written to a temp name, then moved into place."""
+    import os
+
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise PitError(f"{path}: output must be .parquet or .csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    if suffix == ".csv":
+        frame.to_csv(temp, index=False)
+    else:
+        frame.to_parquet(temp, index=False)
+    os.replace(temp, path)
+
+
 # ---------------------------------------------------------------------------- on-demand
 
 
@@ -187,4 +203,4 @@ def _to_pandas(array: pa.Array, dtype: DType) -> object:
     return array.to_pandas()
 
 
-__all__ = ["INTERNAL", "Engine", "build_dataset", "finish", "typed_default"]
+__all__ = ["INTERNAL", "Engine", "build_dataset", "finish", "typed_default", "write_frame"]
