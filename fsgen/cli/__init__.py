@@ -1,6 +1,7 @@
 """fsgen's command line. Each area's commands live in their own module; importing them here
 registers them on :data:`main`."""
 
+from fsgen.cli import dataset as _dataset  # noqa: F401
 from fsgen.cli import generate as _generate  # noqa: F401
 from fsgen.cli import governance as _governance  # noqa: F401
 from fsgen.cli import inference as _inference  # noqa: F401
