@@ -33,6 +33,8 @@ class Call:
 
 def string(text: str) -> str:
     """A string literal with the quotes ruff prefers (double, unless that needs more escapes)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
     if text.count('"') > text.count("'"):
         return _quoted(text, "'")
     return _quoted(text, '"')
@@ -53,20 +55,24 @@ def _quoted(text: str, quote: str) -> str:
 def literal(value: object, indent: int = 0, prefix: str = "", suffix: str = "") -> str:
     """``value`` as source, laid out for a line starting with ``indent`` levels + ``prefix``
     and followed by ``suffix``."""
-    flat = _flat(value)
+    return _layout(value, indent, prefix, suffix, {})
+
+
+def _layout(value: object, indent: int, prefix: str, suffix: str,
+            cache: dict[int, str]) -> str:
+    flat = _flat(value, cache)
     if not isinstance(value, Call | tuple | list | dict):
         return flat
     pad = INDENT * indent
-    if "\n" not in flat and len(pad) + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH:
+    if len(pad) + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH:
         return flat
-    opener, closer, items = _parts(value)
+    opener, closer, items = _parts(value, cache)
     if not items:
         return flat
     inner = INDENT * (indent + 1)
     lines = [opener]
     for key, item in items:
-        head = f"{key}" if key else ""
-        lines.append(inner + head + literal(item, indent + 1, head, ",") + ",")
+        lines.append(inner + key + _layout(item, indent + 1, key, ",", cache) + ",")
     lines.append(pad + closer)
     return "\n".join(lines)
 
@@ -77,23 +83,27 @@ def statement(name: str, value: object, annotation: str | None = None) -> str:
     return target + literal(value, 0, target)
 
 
-def _flat(value: object) -> str:
+def _flat(value: object, cache: dict[int, str] | None = None) -> str:
+    """One-line source of ``value``; containers are memoized by identity for one layout."""
     if isinstance(value, Code):
         return value.text
     if isinstance(value, str):
         return string(value)
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool | int | float):
         return repr(value)
-    if isinstance(value, float):
-        return repr(value)
-    opener, closer, items = _parts(value)
-    body = ", ".join(f"{k}{_flat(v)}" for k, v in items)
-    if isinstance(value, tuple) and len(items) == 1:
-        body += ","
-    return f"{opener}{body}{closer}"
+    cache = {} if cache is None else cache
+    key = id(value)
+    if key not in cache:
+        opener, closer, items = _parts(value, cache)
+        body = ", ".join(f"{k}{_flat(v, cache)}" for k, v in items)
+        if isinstance(value, tuple) and len(items) == 1:
+            body += ","
+        cache[key] = f"{opener}{body}{closer}"
+    return cache[key]
 
 
-def _parts(value: object) -> tuple[str, str, list[tuple[str, object]]]:
+def _parts(value: object,
+           cache: dict[int, str] | None = None) -> tuple[str, str, list[tuple[str, object]]]:
     if isinstance(value, Call):
         items: list[tuple[str, object]] = [("", a) for a in value.args]
         items += [(f"{k}=", v) for k, v in value.kwargs]
@@ -101,7 +111,7 @@ def _parts(value: object) -> tuple[str, str, list[tuple[str, object]]]:
     if isinstance(value, tuple):
         return "(", ")", [("", v) for v in value]
     if isinstance(value, Mapping):
-        return "{", "}", [(f"{_flat(k)}: ", v) for k, v in value.items()]
+        return "{", "}", [(f"{_flat(k, cache)}: ", v) for k, v in value.items()]
     if isinstance(value, Sequence) and not isinstance(value, str):
         return "[", "]", [("", v) for v in value]
     raise TypeError(f"cannot render {value!r} as a Python literal")
