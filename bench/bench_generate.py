@@ -6,7 +6,8 @@ Prints JSON: the time to load the definitions (import + hashing, reported separa
 time to build every artifact in memory, the time for a full first write of generated/ and
 for a no-change second run (what CI's `--check` costs). Baseline measured in the same run:
 writing the same bytes with plain file writes, i.e. the floor for the write step.
-Target: generation (build + write) under 5 s for 100 x 100.
+Target: generation (build + write) under 5 s for 100 x 100. Wall time depends on what else the
+machine runs, so the process's CPU time and the load average are reported too.
 """
 
 from __future__ import annotations
