@@ -60,13 +60,15 @@ class Registry:
     """SageMaker's feature-group control plane over ``<store>/registry.json``."""
 
     def __init__(self, store_path: Path, *, region: str = "us-east-1",
-                 account: str = "000000000000", create_delay: float = 0.0,
+                 account: str = "000000000000", creating_polls: int = 0,
                  on_delete: Callable[[str], None] | None = None) -> None:
         self.store_path = store_path
         self.path = store_path / "registry.json"
         self.region = region
         self.account = account
-        self.create_delay = create_delay
+        self.creating_polls = creating_polls
+        self._creating: dict[str, int] = {}
+        """name -> DescribeFeatureGroup calls left that still report Creating (in memory)"""
         self.on_delete = on_delete
         self._lock = threading.RLock()
         self._cache: tuple[float, int, dict[str, Any]] | None = None
@@ -115,12 +117,16 @@ class Registry:
             raise _not_found(str(name))
         return data["groups"][name]  # type: ignore[no-any-return]
 
-    def _status(self, entry: dict[str, Any]) -> str:
-        desc = entry["description"]
-        if desc["FeatureGroupStatus"] == "Creating":
-            if time.time() - float(desc["CreationTime"]) >= self.create_delay:
-                return "Created"
-        return str(desc["FeatureGroupStatus"])
+    def _status(self, entry: dict[str, Any], *, poll: bool = False) -> str:
+        """``Creating`` for the first ``creating_polls`` describes after a create (so waiting
+        code meets the status SageMaker reports for a while), then the stored status."""
+        name = entry["description"]["FeatureGroupName"]
+        left = self._creating.get(name, 0)
+        if left > 0:
+            if poll:
+                self._creating[name] = left - 1
+            return "Creating"
+        return str(entry["description"]["FeatureGroupStatus"])
 
     # -- operations ------------------------------------------------------------------------
     def call(self, operation: str, request: Request) -> Request:
@@ -150,7 +156,7 @@ class Registry:
                                                  {"EnableOnlineStore": False}),
                 "ThroughputConfig": request.get("ThroughputConfig",
                                                 {"ThroughputMode": "OnDemand"}),
-                "FeatureGroupStatus": "Creating",
+                "FeatureGroupStatus": "Created",
             }
             if "OfflineStoreConfig" in request:
                 offline = copy.deepcopy(request["OfflineStoreConfig"])
@@ -170,13 +176,15 @@ class Registry:
                     description[key] = request[key]
             data["groups"][name] = {"description": description, "metadata": {},
                                     "tags": list(request.get("Tags", []))}
+            self._creating[name] = self.creating_polls
         return {"FeatureGroupArn": self.arn(name)}
 
     def describe_feature_group(self, request: Request) -> Request:
         with self._lock:
             entry = self._group(self._load(), request.get("FeatureGroupName"))
             out = copy.deepcopy(entry["description"])
-        out["FeatureGroupStatus"] = self._status(entry)
+        with self._lock:
+            out["FeatureGroupStatus"] = self._status(entry, poll=True)
         out["OnlineStoreTotalSizeBytes"] = 0
         return out
 
@@ -225,6 +233,7 @@ class Registry:
             if self.on_delete is not None:
                 self.on_delete(name)
             del data["groups"][name]
+            self._creating.pop(name, None)
         return {}
 
     def update_feature_metadata(self, request: Request) -> Request:

@@ -134,18 +134,18 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(config: ProjectConfig, spec: ProjectSpec, *, port: int = 4510,
-                host: str = "127.0.0.1", create_delay: float = 0.0) -> FeatureStoreServer:
+                host: str = "127.0.0.1", creating_polls: int = 0) -> FeatureStoreServer:
     """A server for ``config``'s local store (not started; call ``serve_forever``)."""
     runtime = RuntimeService(config, spec)
-    registry = Registry(config.store_path, region=config.aws.region, create_delay=create_delay,
+    registry = Registry(config.store_path, region=config.aws.region, creating_polls=creating_polls,
                         on_delete=runtime.drop_group)
     runtime.registry = registry
     return FeatureStoreServer((host, port), registry, runtime)
 
 
 def serve_in_thread(config: ProjectConfig, spec: ProjectSpec, *, port: int = 0,
-                    create_delay: float = 0.0) -> FeatureStoreServer:
+                    creating_polls: int = 0) -> FeatureStoreServer:
     """Start a server on a free port in a daemon thread; stop it with ``shutdown()``."""
-    server = make_server(config, spec, port=port, create_delay=create_delay)
+    server = make_server(config, spec, port=port, creating_polls=creating_polls)
     threading.Thread(target=server.serve_forever, name="fsgen-serve", daemon=True).start()
     return server

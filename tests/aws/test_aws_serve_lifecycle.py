@@ -173,7 +173,7 @@ def test_creating_status_is_waited_for(example: Example, make_backend: Any) -> N
     from fsgen.server import serve_in_thread
 
     config, spec = example
-    server = serve_in_thread(config, spec, port=0, create_delay=0.2)
+    server = serve_in_thread(config, spec, port=0, creating_polls=3)
     try:
         backend = make_backend(server.url, config)
         seen: list[str] = []

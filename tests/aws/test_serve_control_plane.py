@@ -79,7 +79,7 @@ def test_validation_rules(served: FeatureStoreServer) -> None:
 
 def test_update_while_creating_is_resource_in_use(example: Example) -> None:
     config, spec = example
-    server = serve_in_thread(config, spec, port=0, create_delay=60)
+    server = serve_in_thread(config, spec, port=0, creating_polls=5)
     try:
         sm = sagemaker(server.url)
         create(sm, "slow")
