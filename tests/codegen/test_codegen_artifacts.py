@@ -180,3 +180,22 @@ def test_catalog_lists_every_feature_with_lineage_and_users(example) -> None:  #
             assert f"| `{f.name}` | {f.dtype} | {f.pii} |" in markdown
             assert len(f.description) <= MAX_FEATURE_DESCRIPTION
     assert "## Feature set `fraud-model`" in markdown
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=IDS)
+def test_generated_python_imports_every_transformation_and_copies_none(root: Path) -> None:
+    config, spec = load_project(root)
+    files = {a.path: a.content for a in build(config, spec)}
+    python = "\n".join(t for p, t in files.items() if p.endswith(".py"))
+    functions = [f.function for g in spec.groups for f in g.features]
+    functions += [od.function for od in spec.on_demand]
+    sources = [f.source for g in spec.groups for f in g.features]
+    sources += [od.source for od in spec.on_demand]
+    for ref in functions:
+        assert f"fn={ref.module}.{ref.name}," in python
+    for source in sources:
+        body = [line.strip() for line in source.splitlines()
+                if line.strip() and not line.lstrip().startswith(("@", "def ", ")", "pii=",
+                                                                  "description=", "tags="))]
+        for line in body:
+            assert line not in python, f"transformation code copied into generated code: {line}"
