@@ -55,6 +55,17 @@ class _Table:
     upsert: str
     select: str
 
+    def select_many(self, n: int) -> str:
+        """SELECT of ``n`` records by identifier (the text is cached, and so is SQLite's
+        prepared statement for it)."""
+        sql = _MANY.get((self.name, n))
+        if sql is None:
+            base = self.select.rsplit(" WHERE ", 1)[0].replace("SELECT ", "SELECT _record_id, ",
+                                                                1)
+            sql = _MANY[(self.name, n)] = (
+                f"{base} WHERE _record_id IN ({', '.join('?' * n)})")
+        return sql
+
     def decode(self, row: Sequence[object], wanted: Sequence[str] | None) -> dict[str, object]:
         record = dict(zip(self.columns, row[2:], strict=True))
         for name in self.json_columns:
@@ -63,6 +74,9 @@ class _Table:
         if wanted is not None:
             return {name: record.get(name) for name in wanted}
         return record
+
+
+_MANY: dict[tuple[str, int], str] = {}
 
 
 class OnlineStore:
@@ -217,14 +231,19 @@ class OnlineStore:
         found: dict[str, dict[str, object]] = {}
         con = self.connection()
         unique = list(dict.fromkeys(record_ids))
-        base = table.select.rsplit(" WHERE ", 1)[0].replace("SELECT ", "SELECT _record_id, ", 1)
+        columns, json_columns = table.columns, table.json_columns
         for start in range(0, len(unique), 500):
             part = unique[start:start + 500]
-            sql = f"{base} WHERE _record_id IN ({', '.join('?' * len(part))})"
-            for row in con.execute(sql, part):
+            for row in con.execute(table.select_many(len(part)), part):
                 if row[2] or (row[1] is not None and row[1] < now):
                     continue
-                found[row[0]] = table.decode(row[1:], feature_names)
+                record = dict(zip(columns, row[3:], strict=True))
+                for name in json_columns:
+                    if record[name] is not None:
+                        record[name] = json.loads(record[name])  # type: ignore[arg-type]
+                if feature_names is not None:
+                    record = {name: record.get(name) for name in feature_names}
+                found[row[0]] = record
         return [found.get(r) for r in record_ids]
 
     def count(self, rt: GroupRuntime) -> int:
