@@ -120,10 +120,12 @@ class FeatureSetRuntime:
         return out
 
     def feature_names(self, group: str) -> list[str]:
-        """The features to ask GetRecord for (``FeatureNames``)."""
-        wanted = {c.feature for c in self.columns if c.group == group}
+        """The features to ask GetRecord for (``FeatureNames``): the ones the vector needs and
+        the event time, so the TTL still applies when a response carries no ExpiresAt."""
+        reader = self.group(group)
+        wanted = {c.feature for c in self.columns if c.group == group} | {reader.event_time}
         wanted |= {f for od in self.on_demand for _, g, f in od.stored if g == group}
-        return [name for name, _, _ in self.group(group).columns if name in wanted]
+        return [name for name, _, _ in reader.columns if name in wanted]
 
     def batch_get_request(self, request: Mapping[str, object]) -> dict[str, object]:
         """BatchGetRecord parameters for one inference request."""

@@ -304,6 +304,10 @@ def test_parser_composite_keys_error_policy_and_batch_get_request(rides) -> None
     validate_parameters(params, shape)
     ids = {i["FeatureGroupName"]: i["RecordIdentifiersValueAsString"]
            for i in params["Identifiers"]}
+    names = {i["FeatureGroupName"]: i["FeatureNames"] for i in params["Identifiers"]}
+    assert names == {"driver-city-stats": ["ts", "trips_today", "acceptance_rate",
+                                           "route_embedding"],
+                     "rider-profile": ["updated", "rider_rating", "is_new_rider"]}
     assert ids == {"driver-city-stats": [d["driver_city_key"]], "rider-profile": ["R1"]}
     response = {"Records": [
         {"FeatureGroupName": "driver-city-stats",
