@@ -128,6 +128,40 @@ def record_ingest(store_path: Path, run: IngestRun, *, backend: str = "local",
     return event
 
 
+@dataclass
+class _BatchRun:
+    group: str
+    source: str
+    run_id: str
+    read: int
+    written: int
+    rejected: int
+    rejects_path: Path | None
+    seconds: float
+
+
+class BatchJobResult(Protocol):
+    """What a generated batch job returns (``fsgen.runtime.batch.BatchResult``)."""
+
+    group: str
+    source: str
+    read: int
+    written: int
+
+    @property
+    def rejected(self) -> int: ...
+
+
+def record_batch_job(store_path: Path, result: BatchJobResult, rejects: str | None,
+                     seconds: float) -> AuditEvent:
+    """Log a generated batch job's run into the local store (``python -m generated...``)."""
+    run_id = "batch-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return record_ingest(store_path, _BatchRun(
+        group=result.group, source=result.source, run_id=run_id, read=result.read,
+        written=result.written, rejected=result.rejected,
+        rejects_path=Path(rejects) if rejects else None, seconds=seconds))
+
+
 # ------------------------------------------------------------------------------- reading
 
 

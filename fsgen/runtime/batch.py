@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -326,7 +327,9 @@ def main(runtime: GroupRuntime, default_sources: Sequence[str], argv: Sequence[s
             writer = JsonlWriter(args.output)
         else:
             writer = writer_factory(runtime.name, args.project)
+        started = time.perf_counter()
         result = run(runtime, source, writer, rejects=args.rejects, format=args.format)
+        _audit_local(writer, result, args.rejects, time.perf_counter() - started)
     except Exception as exc:  # a command line reports; FSGEN_DEBUG=1 shows the traceback
         if os.environ.get("FSGEN_DEBUG"):
             raise
@@ -343,6 +346,17 @@ def main(runtime: GroupRuntime, default_sources: Sequence[str], argv: Sequence[s
         print(f"{runtime.name}: read {result.read}, valid {result.valid}, written "
               f"{result.written}, rejected {result.rejected}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def _audit_local(writer: Writer | None, result: BatchResult, rejects: str | None,
+                 seconds: float) -> None:
+    """A run that wrote into the local store joins its audit trail (``fsgen history``)."""
+    root = getattr(writer, "root", None)
+    if root is None or not type(writer).__module__.startswith("fsgen.store"):
+        return  # a dry run, --output or PutRecord: there is no local audit trail to write
+    from fsgen.audit import record_batch_job  # type: ignore[import-not-found,unused-ignore]
+
+    record_batch_job(Path(root), result, rejects if result.rejects else None, seconds)
 
 
 def _jsonable(value: object) -> object:

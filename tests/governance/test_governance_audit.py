@@ -155,3 +155,22 @@ def test_history_command_filters_and_json(example_project: Path,
     assert "customer-features" in out and "merchant-features" not in out
     code, out = run("--backend", "aws", "history")
     assert out == "No applies or ingestions recorded yet.\n"
+
+
+def test_generated_batch_job_runs_join_the_trail(example_project: Path) -> None:
+    from fsgen.bind import group_runtime
+    from fsgen.loader import load
+    from fsgen.runtime.batch import main as batch_main
+
+    config, spec = load_config(example_project), load(example_project)
+    runtime = group_runtime(spec.group("customer-features"))
+    source = str(example_project / "data/customers_with_errors.csv")
+    rejects = str(example_project / "out/rejects.jsonl")
+    assert batch_main(runtime, [], [source, "--project", str(example_project),
+                                    "--rejects", rejects]) == 1
+    assert batch_main(runtime, [], [source, "--dry-run"]) == 1  # writes nothing: no event
+    (event,) = audit.query(config, kind="ingest")
+    assert event.groups == ("customer-features",) and event.result == "rejects"
+    assert event.details["source"] == source and event.details["rejects_path"] == rejects
+    assert event.details["read"] == event.details["written"] + event.details["rejected"]
+    assert str(event.details["run_id"]).startswith("batch-")
