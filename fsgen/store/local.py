@@ -165,7 +165,7 @@ class LocalStore:
         or DataFrame). ``runtime`` lets a generated batch job pass its own GroupRuntime.
         Rejections go to ``rejects`` (JSON lines) when given; ``read == written + rejected``.
         ``workers``: processes that validate and transform while this one writes (default:
-        one per CPU for files over 8 MB, else none); the result does not depend on it.
+        one per CPU but one for files over 8 MB, else none); the result does not depend on it.
         """
         rt = runtime or self.runtime(group)
         if rt.name != group:
@@ -453,7 +453,7 @@ def _workers(source: object, workers: int | None) -> int:
         big = Path(source).stat().st_size > 8 << 20
     except OSError:
         return 0
-    return cpus if big else 0
+    return cpus - 1 if big else 0  # this process is busy writing: one CPU is its
 
 
 class _Busy(Exception):
