@@ -72,8 +72,9 @@ def _run_apply(app: AppContext, plan_file: Path | None, auto_approve: bool,
     backend = _backend(app)
     saved = load_plan(plan_file) if plan_file is not None else None
     the_plan: Plan = saved or compute_plan(app.config, app.spec, backend, destroy=destroy)
-    if saved is None:
-        click.echo(render_plan(the_plan), nl=False)
+    if saved is not None:
+        click.echo(f"Applying the saved plan {plan_file}:")
+    click.echo(render_plan(the_plan), nl=False)
     if not the_plan.has_changes:
         return
 
