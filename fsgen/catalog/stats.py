@@ -82,7 +82,7 @@ def group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
         return None
     con = duckdb.connect()
     try:
-        con.execute("CREATE TEMP VIEW v AS SELECT * FROM ("
+        con.execute("CREATE TEMP TABLE v AS SELECT * FROM ("
                     + offline.dedup_sql(group_dir, group.identifier, group.event_time.name)
                     + ") WHERE NOT is_deleted")
         rows, records = _one(con, f"SELECT count(*), count(DISTINCT {_q(group.identifier)}) "
