@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fsgen.config import ProjectConfig
+from fsgen.errors import FsgenError
 from fsgen.spec import GroupSpec, ProjectSpec
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ RUN_TIME_SUFFIXES: tuple[str, ...] = ("/*", "_*", ":*")
 Statement = dict[str, object]
 
 
-class IamError(ValueError):
+class IamError(FsgenError):
     """The configuration cannot be turned into an exact policy."""
 
 

@@ -182,3 +182,18 @@ def test_publish_cloudwatch_metrics(project: Path, aws_env: str) -> None:
         StartTime=datetime.fromtimestamp(T0 - 600, UTC),
         EndTime=datetime.fromtimestamp(T0 + 600, UTC), Period=60, Statistics=["Maximum"])
     assert [p["Maximum"] for p in stale["Datapoints"]] == [1.0]  # visits is empty
+
+
+def test_cli_publish(project: Path, aws_env: str) -> None:
+    import boto3
+
+    _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
+    result = CliRunner().invoke(main, ["--project", str(project), "freshness", "--now", iso(T0),
+                                       "--group", "clicks", "--publish", "--namespace",
+                                       "fsgen/CliTest"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "published 4 CloudWatch metric(s) to namespace fsgen/CliTest" in result.stderr
+    metrics = boto3.client("cloudwatch", region_name="us-east-1").list_metrics(
+        Namespace="fsgen/CliTest")["Metrics"]
+    assert {m["MetricName"] for m in metrics} == {
+        "OnlineNewestRecordAge", "OnlineExpiredRecordShare", "OfflineNewestRecordAge", "Stale"}

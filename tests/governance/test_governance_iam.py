@@ -231,3 +231,16 @@ def test_iam_accepts_every_policy(aws_env: str, make_project: Callable[..., Path
         created = client.create_policy(PolicyName=f"fsgen-{name}",
                                        PolicyDocument=json.dumps(document))
         assert created["Policy"]["Arn"].endswith(f"policy/fsgen-{name}")
+
+
+def test_bad_role_arn_is_a_clean_cli_error(make_project: Callable[..., Path]) -> None:
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    root = make_project({"featuredefs/defs.py": SCOPED_DEFS})
+    (root / "pyproject.toml").write_text(SCOPED_PYPROJECT.replace(
+        "arn:aws:iam::210987654321:role/fs", "my-role"))
+    result = CliRunner().invoke(main, ["--project", str(root), "generate"])
+    assert result.exit_code == 1
+    assert "error: [tool.fsgen.aws] role_arn 'my-role' is not an IAM role ARN" in result.stderr
