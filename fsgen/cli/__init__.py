@@ -8,6 +8,7 @@ from fsgen.cli import inference as _inference  # noqa: F401
 from fsgen.cli import plan as _plan  # noqa: F401
 from fsgen.cli import project as _project  # noqa: F401  (registers commands)
 from fsgen.cli import store as _store  # noqa: F401
+from fsgen.cli import stream as _stream  # noqa: F401
 from fsgen.cli._app import main
 
 __all__ = ["main"]

@@ -27,11 +27,12 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from fsgen.runtime.pipeline import GroupRuntime, RecordError, TransformError
+from fsgen.runtime.bulk import BlockResult, process_many
+from fsgen.runtime.pipeline import GroupRuntime
 
 Record = dict[str, object]
 
@@ -43,6 +44,13 @@ class Writer(Protocol):
     time, so one rejected record fails alone."""
 
     def put_records(self, group: str, records: list[Record]) -> object: ...
+
+
+class BlockWriter(Writer, Protocol):
+    """A writer that also takes a processed column block in one transaction (the local
+    store: no per-record dicts on the hot path)."""
+
+    def put_block(self, runtime: GroupRuntime, block: BlockResult) -> object: ...
 
 
 class DeadLetter(Protocol):
@@ -240,14 +248,18 @@ def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Wr
                   retry: RetryPolicy = DEFAULT_RETRY, context: object = None) -> StreamResult:
     """Decode, validate, transform and write the records of one Kinesis event.
 
-    Good records are written in one ``put_records`` call (per record for PutRecord writers);
-    a batch the store rejects is retried record by record to isolate the bad one."""
+    Records are validated and transformed together by :func:`fsgen.runtime.bulk.process_many`
+    (proven equal to ``GroupRuntime.process`` record by record). The good ones are written in
+    one call: ``put_block`` when the writer takes column blocks (the local store), else
+    ``put_records`` (``put_record`` one by one for PutRecord). A batch the store rejects is
+    retried record by record to isolate the bad one."""
     records = event.get("Records")
     if not isinstance(records, list):
         raise DecodeError("event has no Records list")
     result = StreamResult(group=runtime.name, read=len(records))
     poison: list[tuple[object, Failure]] = []
-    good: list[tuple[object, str, Record]] = []
+    decoded: list[tuple[object, str]] = []
+    raws: list[dict[str, object]] = []
     for position, item in enumerate(records, start=1):
         if not isinstance(item, Mapping):
             poison.append((item, Failure(str(position), "<record>",
@@ -255,13 +267,18 @@ def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Wr
             continue
         seq = sequence_number(item, position)
         try:
-            good.append((item, seq, runtime.process(decode_record(item))))
-        except (RecordError, TransformError) as exc:
-            poison.append((item, Failure(seq, exc.field, exc.message)))
+            raws.append(decode_record(item))
         except DecodeError as exc:
             poison.append((item, Failure(seq, "<record>", str(exc))))
-    for (item, seq, _), outcome in zip(good, _write(runtime.name, good, writer, retry, context),
-                                       strict=True):
+            continue
+        decoded.append((item, seq))
+    block = process_many(runtime, raws)
+    for index, exc in block.errors:
+        item, seq = decoded[index]
+        poison.append((item, Failure(seq, exc.field, exc.message)))
+    good = [decoded[i] for i in block.rows]
+    for (item, seq), outcome in zip(good, _write(runtime, block, writer, retry, context),
+                                    strict=True):
         if outcome is None:
             result.written += 1
         elif outcome[0] == REJECTED:
@@ -280,20 +297,35 @@ def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Wr
     return result
 
 
-def _write(group: str, good: Sequence[tuple[object, str, Record]], writer: Writer,
-           retry: RetryPolicy, context: object) -> list[tuple[str, str] | None]:
-    if not good:
+def stored_records(runtime: GroupRuntime, block: BlockResult) -> list[Record]:
+    """The accepted rows of a block as stored-record dicts (what ``GroupRuntime.process``
+    returns for each)."""
+    names = [c[0] for c in runtime.columns]
+    columns = [block.columns[n] for n in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _write(runtime: GroupRuntime, block: BlockResult, writer: Writer, retry: RetryPolicy,
+           context: object) -> list[tuple[str, str] | None]:
+    group = runtime.name
+    n = len(block.rows)
+    if n == 0:
         return []
-    stored = [record for _, _, record in good]
+    put_block = getattr(writer, "put_block", None)
+    if callable(put_block):
+        outcome = attempt(lambda: put_block(runtime, block), retry, context)
+        if outcome is None or outcome[0] != REJECTED or n == 1:
+            return [outcome] * n
+    stored = stored_records(runtime, block)
     put_record = getattr(writer, "put_record", None)
     if callable(put_record):
         return [attempt(lambda r=r: put_record(group, r), retry, context)  # type: ignore[misc]
                 for r in stored]
     outcome = attempt(lambda: writer.put_records(group, stored), retry, context)
-    if outcome is not None and outcome[0] == REJECTED and len(stored) > 1:
+    if outcome is not None and outcome[0] == REJECTED and n > 1:
         return [attempt(lambda r=r: writer.put_records(group, [r]), retry, context)  # type: ignore[misc]
                 for r in stored]
-    return [outcome] * len(stored)
+    return [outcome] * n
 
 
 def _dead_letter(group: str, poison: list[tuple[object, Failure]],
@@ -320,6 +352,7 @@ def log(entry: Mapping[str, object]) -> None:
 
 
 __all__ = [
-    "DEFAULT_RETRY", "DeadLetter", "DecodeError", "Failure", "RetryPolicy", "StreamResult",
-    "Writer", "attempt", "classify", "dead_letter_entry", "decode_record", "process_event",
+    "DEFAULT_RETRY", "BlockWriter", "DeadLetter", "DecodeError", "Failure", "RetryPolicy",
+    "StreamResult", "Writer", "attempt", "classify", "dead_letter_entry", "decode_record",
+    "process_event", "stored_records",
 ]

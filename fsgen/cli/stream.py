@@ -1,0 +1,214 @@
+"""Streaming commands: ``fsgen stream replay``, ``fsgen stream consume``, ``fsgen package
+lambda``. Thin: parse, build the handler/writer/dead-letter, call fsgen.stream, render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
+
+if TYPE_CHECKING:
+    from fsgen.runtime.kinesis import DeadLetter, Writer
+    from fsgen.store import LocalStore
+    from fsgen.stream.events import Handler
+
+
+@main.group()
+def stream() -> None:
+    """Run the generated Kinesis -> Lambda stream handler locally."""
+
+
+def _dead_letter(app: AppContext, group: str, url: str | None) -> DeadLetter:
+    from fsgen.runtime.deadletter import from_url
+
+    return from_url(url or str(app.config.store_path / "dead-letter" / f"{group}.jsonl"))
+
+
+def _open_store(app: AppContext) -> LocalStore:
+    from fsgen.store import LocalStore
+
+    return LocalStore.open(app.config, app.spec,
+                           on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]"))
+
+
+def _writer(app: AppContext, handler: Handler, endpoint_url: str | None
+            ) -> tuple[Writer, LocalStore | None]:
+    if endpoint_url:
+        from fsgen.stream.writers import endpoint_writer
+
+        return endpoint_writer(handler.runtime, endpoint_url), None
+    from fsgen.stream.writers import LocalStoreWriter
+
+    store = _open_store(app)
+    return LocalStoreWriter(store), store
+
+
+def _first_ids(path: Path, identifier: str, n: int) -> list[str]:
+    ids: list[str] = []
+    with path.open("rb") as fh:
+        for line in fh:
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            key = value.get(identifier) if isinstance(value, dict) else None
+            if key not in (None, "") and str(key) not in ids:
+                ids.append(str(key))
+                if len(ids) == n:
+                    break
+    return ids
+
+
+def _newest_event_time(handler: Handler, path: Path) -> float | None:
+    """Epoch seconds of the newest valid event time in PATH (to show values as of then)."""
+    from fsgen.runtime.encoding import parse_event_time
+
+    newest: float | None = None
+    with path.open("rb") as fh:
+        for line in fh:
+            try:
+                value = json.loads(line)
+                seconds = parse_event_time(handler.runtime.event_time_kind,
+                                           value[handler.runtime.event_time])
+            except (ValueError, TypeError, KeyError):
+                continue
+            newest = seconds if newest is None else max(newest, seconds)
+    return newest
+
+
+def _show(record: dict[str, object] | None) -> str:
+    if record is None:
+        return "(none)"
+    return ", ".join(f"{k}={v!r}" for k, v in record.items())
+
+
+@stream.command("replay")
+@click.argument("group")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 10000),
+              help="Records per Kinesis event (Lambda's BatchSize).")
+@click.option("--dead-letter", "dead_letter", default=None,
+              help="Dead-letter destination: a file, s3://bucket/prefix or an SQS queue URL "
+                   "(default: <store>/dead-letter/<group>.jsonl).")
+@click.option("--endpoint-url", default=None,
+              help="Write with PutRecord to this endpoint (e.g. fsgen serve) instead of the "
+                   "local store.")
+@click.option("--show", "show_ids", multiple=True,
+              help="Record ids whose online values to show before and after (repeatable; "
+                   "default: the first two in PATH).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
+@pass_app
+@handle_errors
+def replay_cmd(app: AppContext, group: str, path: Path, batch_size: int,
+               dead_letter: str | None, endpoint_url: str | None, show_ids: tuple[str, ...],
+               as_json: bool) -> None:
+    """Feed PATH's JSON lines through GROUP's stream handler as Lambda would (batched Kinesis
+    events). Exit status 1 when a record was dead-lettered or failed."""
+    from fsgen.stream.events import load_handler
+    from fsgen.stream.replay import replay
+
+    handler = load_handler(app.config, app.spec, group)
+    app.err.print(f"[dim]{handler.note}[/dim]")
+    writer, store = _writer(app, handler, endpoint_url)
+    dlq = _dead_letter(app, group, dead_letter)
+    ids = list(show_ids) or _first_ids(path, handler.runtime.identifier, 2)
+    as_of = _newest_event_time(handler, path)
+    before = {i: store.get_record(group, i, now=as_of) for i in ids} if store else {}
+    result = replay(handler, path, writer, dlq, batch_size=batch_size)
+    app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
+    if store is not None:
+        if as_of is not None:
+            from fsgen.runtime.encoding import format_event_time
+
+            app.err.print(f"online values as of {format_event_time('String', as_of)} "
+                          "(the newest event time replayed; TTL counts from there):")
+        for i in ids:
+            app.err.print(f"  {i}: before {_show(before[i])}")
+            app.err.print(f"  {i}: after  {_show(store.get_record(group, i, now=as_of))}")
+        store.close()
+    for f in result.failures[:10]:
+        where = "dead-lettered" if f["dead_lettered"] else "failed"
+        app.err.print(f"  [red]{where}[/red] sequence {f['sequenceNumber']}: {f['field']}: "
+                      f"{f['message']}")
+    if len(result.failures) > 10:
+        app.err.print(f"  ... and {len(result.failures) - 10} more")
+    if result.dead_lettered:
+        app.err.print(f"dead letters: {dlq!r}")
+    if as_json:
+        echo_json(json.dumps(result.to_json(), sort_keys=True))
+    if result.dead_lettered or result.failed:
+        raise SystemExit(EXIT_ERROR)
+
+
+@stream.command("consume")
+@click.argument("group")
+@click.option("--stream", "stream_name", required=True, help="Kinesis stream name.")
+@click.option("--endpoint-url", default=None,
+              help="Kinesis endpoint (a local Kinesis such as moto); default: AWS.")
+@click.option("--region", default=None, help="AWS region (default: boto3's).")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--max-records", default=None, type=click.IntRange(1),
+              help="Stop after this many records are handled.")
+@click.option("--idle-timeout", default=None, type=click.FloatRange(0),
+              help="Stop after this many seconds without new records.")
+@click.option("--poll-interval", default=0.2, show_default=True, type=click.FloatRange(0))
+@click.option("--dead-letter", "dead_letter", default=None,
+              help="Dead-letter destination (default: <store>/dead-letter/<group>.jsonl).")
+@click.option("--put-endpoint-url", default=None,
+              help="Write with PutRecord to this endpoint instead of the local store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
+@pass_app
+@handle_errors
+def consume_cmd(app: AppContext, group: str, stream_name: str, endpoint_url: str | None,
+                region: str | None, batch_size: int, max_records: int | None,
+                idle_timeout: float | None, poll_interval: float, dead_letter: str | None,
+                put_endpoint_url: str | None, as_json: bool) -> None:
+    """Poll Kinesis stream --stream and run GROUP's stream handler on each batch; checkpoints
+    under the store directory let a restart resume where it stopped."""
+    from fsgen.stream.checkpoints import Checkpoints
+    from fsgen.stream.consume import Consumer, kinesis_client
+    from fsgen.stream.events import load_handler
+
+    handler = load_handler(app.config, app.spec, group)
+    app.err.print(f"[dim]{handler.note}[/dim]")
+    writer, store = _writer(app, handler, put_endpoint_url)
+    checkpoints = Checkpoints(app.config.store_path, stream_name, group)
+    consumer = Consumer(handler, kinesis_client(endpoint_url, region), stream_name, writer,
+                        _dead_letter(app, group, dead_letter), checkpoints,
+                        batch_size=batch_size, poll_interval=poll_interval)
+    try:
+        result = consumer.run(max_records, idle_timeout)
+    finally:
+        if store is not None:
+            store.close()
+    app.err.print(result.summary())
+    if as_json:
+        echo_json(json.dumps(result.to_json(), sort_keys=True))
+
+
+@main.group("package")
+def package() -> None:
+    """Build deployment packages."""
+
+
+@package.command("lambda")
+@click.argument("group")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Zip path (default: <store>/lambda/<group>.zip).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+@handle_errors
+def package_lambda(app: AppContext, group: str, output: Path | None, as_json: bool) -> None:
+    """Build GROUP's stream handler deployment zip (handler, definitions, fsgen.runtime) and
+    check that it imports on its own."""
+    from fsgen.stream.package import build
+
+    result = build(app.config, app.spec, group, output)
+    app.err.print(f"{result.path}: {len(result.files)} files, {result.size:,} bytes; "
+                  f"handler {result.handler} (imports from the zip alone: ok)")
+    if as_json:
+        echo_json(json.dumps(result.to_json(), sort_keys=True))

@@ -1,0 +1,198 @@
+"""``fsgen stream consume GROUP --stream NAME``: poll a Kinesis stream with boto3 and invoke the
+stream handler on each batch, as a Lambda event source mapping would.
+
+Per shard: GetShardIterator (AFTER_SEQUENCE_NUMBER the shard's checkpoint, else
+TRIM_HORIZON), then GetRecords in a loop. A batch is handed to the handler as a Lambda event;
+the shard's checkpoint moves to the batch's last sequence number only after the handler has
+written or dead-lettered every record of it. When the handler reports ``batchItemFailures``
+the checkpoint moves to just before the lowest failed record and the shard is read again from
+there after a back-off (Lambda's ReportBatchItemFailures behaviour), so a retryable failure
+delays records but never drops them. A kill at any moment repeats at most the batch in flight,
+which the handler writes idempotently.
+
+Shards are read parent first: a child shard (after a reshard) is read once its parent is
+closed and fully handled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fsgen.runtime.kinesis import DeadLetter, Writer
+from fsgen.stream.checkpoints import Checkpoints
+from fsgen.stream.events import Handler, from_get_records
+
+
+@dataclass
+class ConsumeResult:
+    group: str
+    stream: str
+    batches: int = 0
+    read: int = 0
+    written: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    """records reported in batchItemFailures and read again"""
+    stopped: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"group": self.group, "stream": self.stream, "batches": self.batches,
+                "read": self.read, "written": self.written,
+                "dead_lettered": self.dead_lettered, "retried": self.retried,
+                "stopped": self.stopped}
+
+    def summary(self) -> str:
+        return (f"{self.group} <- {self.stream}: read {self.read}, written {self.written}, "
+                f"dead-lettered {self.dead_lettered}, retried {self.retried} "
+                f"({self.batches} batches; stopped: {self.stopped})")
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    parent: str | None
+    iterator: str | None = None
+    closed: bool = False
+    failures: int = 0
+    not_before: float = 0.0
+
+
+class Consumer:
+    def __init__(self, handler: Handler, client: Any, stream: str, writer: Writer,
+                 dead_letter: DeadLetter | None, checkpoints: Checkpoints, *,
+                 batch_size: int = 100, poll_interval: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_batch: Callable[[ConsumeResult], None] | None = None) -> None:
+        self.handler = handler
+        self.client = client
+        self.stream = stream
+        self.writer = writer
+        self.dead_letter = dead_letter
+        self.checkpoints = checkpoints
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.sleep = sleep
+        self.on_batch = on_batch
+        self.arn = ""
+        self.shards: dict[str, _Shard] = {}
+
+    # ---------------------------------------------------------------------- shards
+
+    def _discover(self) -> None:
+        summary = self.client.describe_stream_summary(StreamName=self.stream)
+        self.arn = summary["StreamDescriptionSummary"]["StreamARN"]
+        kwargs: dict[str, Any] = {"StreamName": self.stream}
+        while True:
+            page = self.client.list_shards(**kwargs)
+            for s in page.get("Shards", []):
+                sid = s["ShardId"]
+                if sid not in self.shards:
+                    self.shards[sid] = _Shard(sid, s.get("ParentShardId"))
+            token = page.get("NextToken")
+            if not token:
+                return
+            kwargs = {"NextToken": token}
+
+    def _ready(self, shard: _Shard) -> bool:
+        parent = self.shards.get(shard.parent) if shard.parent else None
+        return not shard.closed and (parent is None or parent.closed)
+
+    def _iterator(self, shard: _Shard) -> str:
+        if shard.iterator is None:
+            seq = self.checkpoints.get(shard.shard_id)
+            kwargs: dict[str, Any] = {"StreamName": self.stream, "ShardId": shard.shard_id}
+            if seq is None:
+                kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+            else:
+                kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                              StartingSequenceNumber=seq)
+            shard.iterator = self.client.get_shard_iterator(**kwargs)["ShardIterator"]
+        return shard.iterator
+
+    # ---------------------------------------------------------------------- loop
+
+    def run(self, max_records: int | None = None,
+            idle_timeout: float | None = None) -> ConsumeResult:
+        """Consume until ``max_records`` records were handled or nothing arrived for
+        ``idle_timeout`` seconds (both None: until interrupted)."""
+        result = ConsumeResult(self.handler.group, self.stream)
+        self._discover()
+        last_data = self.clock()
+        while True:
+            got = 0
+            for shard in list(self.shards.values()):
+                if max_records is not None and result.read >= max_records:
+                    result.stopped = f"max records ({max_records})"
+                    return result
+                if not self._ready(shard) or self.clock() < shard.not_before:
+                    continue
+                limit = self.batch_size if max_records is None else min(
+                    self.batch_size, max_records - result.read)
+                got += self._poll(shard, limit, result)
+            if got:
+                last_data = self.clock()
+            elif idle_timeout is not None and self.clock() - last_data >= idle_timeout:
+                result.stopped = f"idle for {idle_timeout:g}s"
+                return result
+            if not got:
+                if all(s.closed for s in self.shards.values()):
+                    self._discover()  # a reshard adds shards; none left means the end
+                    if all(s.closed for s in self.shards.values()):
+                        result.stopped = "every shard is closed"
+                        return result
+                self.sleep(self.poll_interval)
+
+    def _poll(self, shard: _Shard, limit: int, result: ConsumeResult) -> int:
+        response = self.client.get_records(ShardIterator=self._iterator(shard), Limit=limit)
+        records = response.get("Records", [])
+        next_iterator = response.get("NextShardIterator")
+        if not records:
+            shard.iterator = next_iterator
+            shard.closed = next_iterator is None
+            return 0
+        event = from_get_records(records, shard.shard_id, self.arn)
+        outcome = self.handler.process(event, self.writer, self.dead_letter)
+        failed = {f["itemIdentifier"] for f in outcome.response()["batchItemFailures"]}
+        sequence = [str(r["SequenceNumber"]) for r in records]
+        result.batches += 1
+        if not failed:
+            self.checkpoints.save(shard.shard_id, sequence[-1])
+            shard.iterator = next_iterator
+            shard.closed = next_iterator is None
+            shard.failures = 0
+            handled = len(records)
+        else:
+            first = min(sequence.index(s) for s in failed)
+            if first > 0:
+                self.checkpoints.save(shard.shard_id, sequence[first - 1])
+            shard.iterator = None  # read again from the checkpoint
+            shard.failures += 1
+            shard.not_before = self.clock() + min(5.0, 0.1 * 2 ** shard.failures)
+            handled = first
+            result.retried += len(records) - first
+        result.read += handled
+        handled_set = set(sequence[:handled])
+        result.dead_lettered += sum(1 for f in outcome.failures
+                                    if f.dead_lettered and f.sequence_number in handled_set)
+        result.written += handled - sum(1 for f in outcome.failures
+                                        if f.sequence_number in handled_set)
+        if self.on_batch is not None:
+            self.on_batch(result)
+        return len(records)
+
+
+def kinesis_client(endpoint_url: str | None, region: str | None = None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    kwargs: dict[str, Any] = {"config": Config(retries={"mode": "standard", "max_attempts": 5})}
+    if region:
+        kwargs["region_name"] = region
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    return boto3.client("kinesis", **kwargs)

@@ -1,0 +1,107 @@
+"""Kinesis event records as Lambda delivers them, and the stream handler to feed them to.
+
+The handler is the generated module (``generated/groups/<group>/stream_handler.py``) when it
+exists and matches the definitions, so a replay runs exactly the code a Lambda runs; otherwise
+the same runtime function with the group's runtime bound from the definitions, with a note.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from fsgen.config import ProjectConfig
+from fsgen.runtime import kinesis
+from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult, Writer
+from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.spec import ProjectSpec
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+SHARD = "shardId-000000000000"
+
+
+def stream_arn(stream: str, region: str = REGION, account: str = ACCOUNT) -> str:
+    return f"arn:aws:kinesis:{region}:{account}:stream/{stream}"
+
+
+def event_record(data: bytes, sequence_number: str, partition_key: str, *,
+                 shard: str = SHARD, source_arn: str = "", arrival: float = 0.0
+                 ) -> dict[str, object]:
+    """One element of a Kinesis event's ``Records``, in Lambda's exact shape."""
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0", "partitionKey": partition_key,
+            "sequenceNumber": sequence_number, "data": base64.b64encode(data).decode("ascii"),
+            "approximateArrivalTimestamp": arrival,
+        },
+        "eventSource": "aws:kinesis", "eventVersion": "1.0",
+        "eventID": f"{shard}:{sequence_number}", "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/fsgen-stream-handler",
+        "awsRegion": REGION, "eventSourceARN": source_arn,
+    }
+
+
+def from_get_records(records: list[Mapping[str, object]], shard: str,
+                     source_arn: str) -> dict[str, object]:
+    """The Lambda event for a GetRecords response's ``Records``."""
+    out = []
+    for r in records:
+        arrival = r.get("ApproximateArrivalTimestamp")
+        out.append(event_record(
+            bytes(r["Data"]), str(r["SequenceNumber"]),  # type: ignore[call-overload]
+            str(r.get("PartitionKey", "")), shard=shard, source_arn=source_arn,
+            arrival=arrival.timestamp() if isinstance(arrival, datetime) else 0.0))
+    return {"Records": out}
+
+
+Process = Callable[..., StreamResult]
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What replay and consume invoke: ``process(event, writer, dead_letter)``."""
+
+    group: str
+    runtime: GroupRuntime
+    note: str
+    _process: Process
+
+    def process(self, event: Mapping[str, object], writer: Writer,
+                dead_letter: DeadLetter | None, retry: RetryPolicy = DEFAULT_RETRY
+                ) -> StreamResult:
+        return self._process(event, writer, dead_letter, retry=retry)
+
+
+def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handler:
+    """The generated stream handler of ``group`` if it is current, else the runtime's."""
+    from fsgen.bind import group_runtime
+
+    bound = group_runtime(spec.group(group))
+
+    def fallback(event: Mapping[str, object], writer: Writer, dead_letter: DeadLetter | None,
+                 retry: RetryPolicy = DEFAULT_RETRY) -> StreamResult:
+        return kinesis.process_event(bound, event, writer, dead_letter, retry=retry)
+
+    snake = re.sub(r"[^0-9a-zA-Z_]", "_", group).lower()
+    snake = f"_{snake}" if snake[:1].isdigit() else snake
+    package = config.generated_dir.replace("/", ".")
+    name = f"{package}.groups.{snake}.stream_handler"
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return Handler(group, bound, "generated stream handler not found; "
+                       "using the definitions directly", fallback)
+    runtime = getattr(module, "RUNTIME", None)
+    if runtime != bound or not callable(getattr(module, "process_event", None)):
+        return Handler(group, bound, f"{name} is stale (run 'fsgen generate'); "
+                       "using the definitions directly", fallback)
+    return Handler(group, runtime, f"running {name}", module.process_event)

@@ -1,0 +1,149 @@
+"""``fsgen stream replay GROUP PATH``: feed a JSON-lines file through the stream handler exactly
+as Lambda would -- batched Kinesis events with base64 data, increasing sequence numbers and
+the record id as partition key -- into the local store (or a PutRecord endpoint).
+
+Every line is sent as it is in the file (its bytes, base64-encoded), so a line that is not JSON
+reaches the handler as the same poison record a producer could put on the stream. The result
+accounts for every line: ``read == written + dead_lettered + failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fsgen.runtime.kinesis import DeadLetter, RetryPolicy, StreamResult, Writer
+from fsgen.stream.events import SHARD, Handler, event_record, stream_arn
+
+SEQUENCE_BASE = 49_000_000_000_000_000_000_000_000_000_000_000_000_000_000
+
+
+def sequence_number(n: int) -> str:
+    """Kinesis-style (56-digit, increasing) sequence number of the n-th record (from 1)."""
+    return str(SEQUENCE_BASE + n)
+
+
+@dataclass
+class ReplayResult:
+    group: str
+    source: str
+    batches: int = 0
+    read: int = 0
+    written: int = 0
+    dead_lettered: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[dict[str, object]] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    """per record: from being read to being visible online (``measure_latency``)"""
+
+    def add(self, result: StreamResult) -> None:
+        self.batches += 1
+        self.read += result.read
+        self.written += result.written
+        self.dead_lettered += result.dead_lettered
+        self.failed += result.failed
+        self.failures += [{"sequenceNumber": f.sequence_number, "field": f.field,
+                           "message": f.message, "kind": f.kind,
+                           "dead_lettered": f.dead_lettered} for f in result.failures]
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def to_json(self) -> dict[str, object]:
+        return {"group": self.group, "source": self.source, "batches": self.batches,
+                "read": self.read, "written": self.written,
+                "dead_lettered": self.dead_lettered, "failed": self.failed,
+                "seconds": round(self.seconds, 6)}
+
+    def summary(self) -> str:
+        return (f"{self.group}: read {self.read}, written {self.written}, dead-lettered "
+                f"{self.dead_lettered}, failed {self.failed} ({self.batches} batches)")
+
+
+def lines(path: Path) -> Iterator[bytes]:
+    """Non-blank lines of a JSON-lines file, without their line ending."""
+    with Path(path).open("rb") as fh:
+        for line in fh:
+            stripped = line.rstrip(b"\r\n")
+            if stripped.strip():
+                yield stripped
+
+
+def partition_key(data: bytes, identifier: str, fallback: str) -> str:
+    """The record id when the line is a JSON object that has one (as a producer would key
+    it), else the line number."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return fallback
+    key = value.get(identifier) if isinstance(value, dict) else None
+    return str(key) if key not in (None, "") else fallback
+
+
+def events(handler: Handler, payloads: Sequence[bytes], batch_size: int, stream: str,
+           start: int = 1) -> Iterator[dict[str, object]]:
+    """Lambda events of ``batch_size`` records each."""
+    arn = stream_arn(stream)
+    batch: list[dict[str, object]] = []
+    for n, data in enumerate(payloads, start=start):
+        batch.append(event_record(data, sequence_number(n), partition_key(
+            data, handler.runtime.identifier, str(n)), shard=SHARD, source_arn=arn,
+            arrival=time.time()))
+        if len(batch) >= batch_size:
+            yield {"Records": batch}
+            batch = []
+    if batch:
+        yield {"Records": batch}
+
+
+def replay(handler: Handler, path: Path, writer: Writer, dead_letter: DeadLetter | None, *,
+           batch_size: int = 100, stream: str = "replay", retry: RetryPolicy | None = None,
+           visible: object = None) -> ReplayResult:
+    """Replay ``path`` through ``handler``. ``visible`` (a LocalStore) makes the replay check
+    after each batch that its last written record is readable online and record each record's
+    latency from being read to that moment."""
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    result = ReplayResult(handler.group, str(path))
+    started = time.perf_counter()
+    payloads = lines(path)
+    n = 0
+    while True:
+        chunk: list[bytes] = []
+        read_at: list[float] = []
+        for data in payloads:
+            chunk.append(data)
+            read_at.append(time.perf_counter())
+            if len(chunk) >= batch_size:
+                break
+        if not chunk:
+            break
+        (event,) = events(handler, chunk, batch_size, stream, start=n + 1)
+        n += len(chunk)
+        kwargs = {"retry": retry} if retry is not None else {}
+        outcome = handler.process(event, writer, dead_letter, **kwargs)
+        result.add(outcome)
+        if visible is not None:
+            _check_visible(handler, visible, event, outcome)
+            done = time.perf_counter()
+            result.latencies_ms += [(done - t) * 1000 for t in read_at]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check_visible(handler: Handler, store: object, event: dict[str, object],
+                   outcome: StreamResult) -> None:
+    """Read the batch's last written record back from the online store."""
+    failed = {f.sequence_number for f in outcome.failures}
+    records = event["Records"]
+    assert isinstance(records, list)
+    for item in reversed(records):
+        if item["kinesis"]["sequenceNumber"] not in failed:
+            key = item["kinesis"]["partitionKey"]
+            store.get_record(handler.group, key)  # type: ignore[attr-defined]
+            return

@@ -1,0 +1,42 @@
+"""Where replay and consume write: the local store (column blocks, one transaction per
+Kinesis batch) or a PutRecord endpoint (``fsgen serve``, SageMaker)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fsgen.runtime.bulk import BlockResult
+from fsgen.runtime.kinesis import stored_records
+from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.runtime.writers import PutRecordWriter
+
+if TYPE_CHECKING:
+    from fsgen.store import LocalStore
+
+
+class LocalStoreWriter:
+    """The local store as a stream handler's writer: a batch's accepted records are committed
+    in one chunk (offline Parquet + online upsert, atomically; see fsgen.store.local)."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+
+    def put_records(self, group: str, records: list[dict[str, object]]) -> int:
+        return self.store.put_records(group, records)
+
+    def put_block(self, runtime: GroupRuntime, block: BlockResult) -> None:
+        self.store.put_records(runtime.name, stored_records(runtime, block))
+
+
+def endpoint_writer(runtime: GroupRuntime, endpoint_url: str | None,
+                    region: str = "us-east-1") -> PutRecordWriter:
+    """PutRecord against ``endpoint_url`` (``fsgen serve``) or, when None, AWS."""
+    import boto3
+    from botocore.config import Config
+
+    kwargs: dict[str, Any] = {"region_name": region,
+                              "config": Config(retries={"mode": "standard", "max_attempts": 3})}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    client = boto3.client("sagemaker-featurestore-runtime", **kwargs)
+    return PutRecordWriter({runtime.name: runtime}, client=client)
