@@ -71,7 +71,10 @@ RULES: dict[str, ChangeKind] = {
     # and not applied; it takes effect when the group is next created or replaced.
     "description": K.NOT_APPLIED,
     "tags.*": K.TAGS,                         # AddTags / DeleteTags
+    "status": K.REPLACE,                      # a group left CreateFailed is recreated
 }
+
+FAILED_STATUSES = ("CreateFailed", "DeleteFailed")
 
 MAX_FEATURE_ADDITIONS = 100
 
@@ -114,6 +117,8 @@ def diff_group(desired: GroupState, deployed: GroupState) -> tuple[list[Property
         if old != new:
             unset = field == "online_ttl_seconds" and new is None
             diffs.append(_diff(field, old, new, rule=f"{field}.unset" if unset else None))
+    if deployed.status in FAILED_STATUSES:
+        diffs.append(_diff("status", deployed.status, "Created"))
     unchanged = 0
     for feature in desired.features:
         before = deployed.feature(feature.name)

@@ -179,3 +179,16 @@ def test_unknown_paths_are_replace() -> None:
     assert rule_for("features.x.new_field")[1] is ChangeKind.REPLACE
     assert rule_for("tags.anything") == ("tags.*", ChangeKind.TAGS)
     assert RULES["description"] is ChangeKind.NOT_APPLIED
+
+
+def test_a_failed_group_is_replaced(project: MakeProject) -> None:
+    from fsgen.plan.diff import make_plan
+
+    proj = project(Defs())
+    proj.apply()
+    healthy = proj.backend().deployed()["users"]
+    broken = {"users": healthy.model_copy(update={"status": "CreateFailed"})}
+    plan = make_plan([healthy], broken, project="defs", backend="local",
+                     state_fingerprint="-", spec_fingerprint="-")
+    assert [c.action for c in plan.changes] == ["replace"]
+    assert kinds(plan)["status"] is ChangeKind.REPLACE
