@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
@@ -19,6 +20,11 @@ VALUES = st.one_of(
                      "0", "1", "", "4_2", "0x10", "١٢", "1.", ".5",
                      "1_0.5", "00", " +1.0 ", "1.00", "1.5e0", "1e-3", "-.5e+2"]),
 )
+
+
+# pydantic-core reads "0-5" as the int -5 and "0-0" as 0 (leading zeros, then a sign); that is
+# a parsing quirk, not a contract worth copying, so such text is left out of the comparison.
+PYDANTIC_QUIRK = re.compile(r"^\s*[+-]?0+[+-]")
 
 
 def pydantic_result(type_name: str, value: object) -> tuple[bool, object]:
@@ -50,6 +56,7 @@ def same(a: object, b: object) -> bool:
 def test_runtime_coercion_matches_pydantic(type_name: str, value: object) -> None:
     if value is None:
         return  # missing values are handled before coercion (optional/required)
+    assume(not (isinstance(value, str) and PYDANTIC_QUIRK.match(value)))
     ok_p, got_p = pydantic_result(type_name, value)
     ok_r, got_r = runtime_result(type_name, value)
     assert ok_p == ok_r, (type_name, value, got_p, got_r)
