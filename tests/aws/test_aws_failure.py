@@ -23,8 +23,11 @@ Example = tuple[ProjectConfig, ProjectSpec]
 FAIL_GROUP = "merchant-features"
 
 
-def failing_proxy(upstream: str) -> ThreadingHTTPServer:
+def failing_proxy(upstream: str, code: str = "ResourceLimitExceeded",
+                  times: int | None = None) -> ThreadingHTTPServer:
+    """Answers CreateFeatureGroup of FAIL_GROUP with ``code`` (``times`` times, or always)."""
     target = urlsplit(upstream)
+    left = [times]
 
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -35,11 +38,15 @@ def failing_proxy(upstream: str) -> ThreadingHTTPServer:
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             op = self.headers.get("X-Amz-Target", "")
-            if op == "SageMaker.CreateFeatureGroup" and \
+            if op == "SageMaker.CreateFeatureGroup" and left[0] != 0 and \
                     json.loads(body).get("FeatureGroupName") == FAIL_GROUP:
-                payload = json.dumps({"__type": "ResourceLimitExceeded", "message":
+                if left[0] is not None:
+                    left[0] -= 1
+                seen.append(code)
+                payload = json.dumps({"__type": code, "message":
                                       "The account-level service limit 'Feature groups' "
-                                      "is 1 FeatureGroups"}).encode()
+                                      "is 1 FeatureGroups" if code == "ResourceLimitExceeded"
+                                      else "Rate exceeded"}).encode()
                 self.send_response(400)
                 self.send_header("Content-Type", "application/x-amz-json-1.1")
                 self.send_header("Content-Length", str(len(payload)))
@@ -61,7 +68,9 @@ def failing_proxy(upstream: str) -> ThreadingHTTPServer:
 
         do_POST = do_GET = do_PUT = do_DELETE = _relay
 
+    seen: list[str] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    server.seen = seen  # type: ignore[attr-defined]
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -97,3 +106,18 @@ def test_failed_stage_stops_and_next_plan_is_truthful(example: Example, proxy: s
     assert [(c.group, c.action) for c in after.changes] == [(FAIL_GROUP, "create")]
     apply_plan(config, spec, direct, after, regenerate=False)
     assert not compute_plan(config, spec, direct, artifacts=False).stages
+
+
+def test_throttling_is_retried_with_back_off(example: Example, served: FeatureStoreServer,
+                                             make_backend: Any) -> None:
+    config, spec = example
+    proxy = failing_proxy(served.url, code="ThrottlingException", times=1)
+    try:
+        backend = make_backend(f"http://127.0.0.1:{proxy.server_address[1]}", config)
+        plan = compute_plan(config, spec, backend, artifacts=False)
+        apply_plan(config, spec, backend, plan, regenerate=False)
+        assert proxy.seen == ["ThrottlingException"]  # type: ignore[attr-defined]
+        assert not compute_plan(config, spec, backend, artifacts=False).stages
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
