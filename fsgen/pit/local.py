@@ -54,9 +54,14 @@ def event_micros(join: GroupJoin, column: str) -> str:
     return f"CAST(round(CAST({column} AS DOUBLE) * 1000000) AS BIGINT)"
 
 
-def history_sql(con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Path]) -> str:
+def history_sql(con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Path],
+                union_by_name: bool = False) -> str:
     """One row per offline record: keys, ``__e`` (event µs), ``__w`` (write µs), ``__d``,
-    ``__o`` (ordering struct) and the needed values ``__v<i>``."""
+    ``__o`` (ordering struct) and the needed values ``__v<i>``.
+
+    Files are read by the first file's schema (DuckDB matches columns by name and fails on a
+    file that lacks one, which makes :func:`stored_values` retry) unless ``union_by_name`` or
+    the first file lacks a needed column: then every file's schema is unified (slower)."""
     keys = [f"CAST({q(k.name)} AS {duck_type(k.dtype)}) AS {q(f'{INTERNAL}k{j}')}"
             for j, k in enumerate(join.keys)]
     if not files:
@@ -69,9 +74,20 @@ def history_sql(con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Pat
                 "struct_pack(e := 0::BIGINT, a := 0::BIGINT, w := 0::BIGINT, x := 0::BIGINT) AS __o"
                 f"{''.join(', ' + v for v in values)} WHERE false")
     listed = "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in files) + "]"
-    source = (f"read_parquet({listed}, union_by_name = true, hive_partitioning = false, "
-              "file_row_number = true)")
-    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+
+    def source_of(union: bool) -> str:
+        return (f"read_parquet({listed}, union_by_name = {str(union).lower()}, "
+                "hive_partitioning = false, file_row_number = true)")
+
+    def columns_of(source: str) -> set[str]:
+        return {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+
+    source = source_of(union_by_name)
+    present = columns_of(source)
+    needed = {k.name for k in join.keys} | {i.feature for i in join.inputs}
+    if not union_by_name and not needed <= present:
+        source = source_of(True)
+        present = columns_of(source)
     values = [
         (f"CAST({q(i.feature)} AS {duck_type(i.dtype)})" if i.feature in present
          else f"CAST(NULL AS {duck_type(i.dtype)})") + f" AS {q(f'{INTERNAL}v{n}')}"
@@ -80,13 +96,16 @@ def history_sql(con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Pat
     event = event_micros(join, q(join.group.event_time.name))
     tie = ("(CAST(coalesce(is_deleted, false) AS BIGINT) << 62) "
            "| (CAST(file_index AS BIGINT) << 40) | file_row_number")
+    names = [q(f"{INTERNAL}k{j}") for j in range(len(join.keys))]
+    names += [q(f"{INTERNAL}v{n}") for n in range(len(join.inputs))]
     return (
+        f"SELECT {', '.join(names)}, __e, __w, __d, "
+        "struct_pack(e := __e, a := __a, w := __w, x := __x) AS __o FROM ("
         f"SELECT {', '.join(keys)}, {event} AS __e, epoch_us(write_time) AS __w, "
-        "coalesce(is_deleted, false) AS __d, "
-        f"struct_pack(e := {event}, a := epoch_us(api_invocation_time), "
-        f"w := epoch_us(write_time), x := {tie}) AS __o"
+        f"epoch_us(api_invocation_time) AS __a, {tie} AS __x, "
+        "coalesce(is_deleted, false) AS __d"
         f"{''.join(', ' + v for v in values)} "
-        f"FROM {source} WHERE {q(join.group.event_time.name)} IS NOT NULL"
+        f"FROM {source} WHERE {q(join.group.event_time.name)} IS NOT NULL)"
     )
 
 
@@ -108,7 +127,7 @@ def knowledge_sql(join: GroupJoin, history: str) -> str:
 
 
 def dataset_sql(con: duckdb.DuckDBPyConnection, plan: PitPlan, store: Path,
-                knowledge_time: bool = False) -> str:
+                knowledge_time: bool = False, union_by_name: bool = False) -> str:
     """The full query over the registered ``labels`` relation (see Labels.join_table)."""
     ctes: list[str] = []
     joins: list[str] = []
@@ -117,7 +136,7 @@ def dataset_sql(con: duckdb.DuckDBPyConnection, plan: PitPlan, store: Path,
     for join in plan.joins:
         alias = f"g{join.index}"
         files = data_files(store / "offline" / join.group.name)
-        history = history_sql(con, join, files)
+        history = history_sql(con, join, files, union_by_name)
         equal = " AND ".join(f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
                              for j in range(len(join.keys)))
         if knowledge_time:
@@ -154,9 +173,14 @@ def stored_values(plan: PitPlan, labels: Labels, store: Path,
     try:
         if threads:
             con.execute(f"SET threads = {int(threads)}")
+        # the schema probe and the query read the same footers once
+        con.execute("SET parquet_metadata_cache = true")
         con.register("labels", labels.join_table(plan))
-        sql = dataset_sql(con, plan, store, knowledge_time)
-        table = fetch_arrow(con, sql)
+        try:
+            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time))
+        except (duckdb.InvalidInputException, duckdb.BinderException):
+            # files written under different schemas (a feature added later): unify them
+            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, True))
     finally:
         con.close()
     return table
