@@ -41,7 +41,7 @@ def make_csv(path: Path, rows: int, seed: int, prefix: str = "u") -> Path:
     with path.open("w") as fh:
         fh.write(HEADER)
         for i in range(rows):
-            day, hour = rng.randint(1, 3), rng.randint(0, 23)
+            day, hour = rng.randint(1, 2), rng.randint(0, 23)
             fh.write(f"{prefix}{rng.randint(0, 299)},2024-02-{day:02d}T{hour:02d}:"
                      f"{rng.randint(0, 59):02d}:00Z,{i},{rng.randint(1, 4)},n{i},t\n")
     return path
@@ -86,7 +86,7 @@ def check_consistent(store: LocalStore, chunk: int, total_rows: int) -> None:
 def test_kill_at_random_points_then_rerun(project: tuple[ProjectConfig, ProjectSpec],
                                           tmp_path: Path) -> None:
     config, spec = project
-    rows, chunk = 12_000, 500
+    rows, chunk = 8_000, 400
     src = make_csv(tmp_path / "in.csv", rows, seed=7)
     rng = random.Random(20240301)
     reference = LocalStore(tmp_path / "reference", spec)
