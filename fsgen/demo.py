@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fsgen.catalog import demo as governance_demo
 from fsgen.config import ProjectConfig
+from fsgen.pit import demo as pit_demo
 from fsgen.serving import demo as serving_demo
 from fsgen.store import demo as store_demo
 
@@ -98,6 +99,7 @@ STEPS: list[tuple[str, Step]] = [
     ("Plan and apply the feature groups to the local store", step_plan_apply),
     ("Ingest the sample data (batch)", store_demo.step_ingest),
     ("Read online records", store_demo.step_get),
+    ("Build a point-in-time training set", pit_demo.step_dataset),
     ("Train a model on the point-in-time training set", serving_demo.step_train),
     ("Serve the model and send requests", serving_demo.step_serve),
     ("Skew check: training = serving", serving_demo.step_skew_check),
