@@ -25,10 +25,14 @@ Choices, and why:
   strings ``"sample-<row>"``, booleans), the same value fed to both sides.
 - A stale generated parser or handler is reported as a failure too: it is the code that
   would serve.
+- A set with ``missing="error"`` is compared with missing values kept as missing (null) on
+  both sides, so a row with a missing value is compared instead of aborting the whole check;
+  the policy itself is the one ``FeatureSetRuntime`` code path both sides share.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import struct
@@ -157,6 +161,10 @@ def skew_check(config: ProjectConfig, spec: ProjectSpec, feature_set: str, *,
         handler = load_handler(config, spec, feature_set, None,
                                LocalRecordSource(store, moment), moment, check=False)
         runtime: FeatureSetRuntime = handler.module.RUNTIME
+        if runtime.missing == "error":
+            # compare missing values as missing on both sides instead of aborting the check
+            runtime = handler.endpoint.runtime = dataclasses.replace(runtime, missing="null")
+            spec = _with_missing_null(spec, fs.name)
         live = {g.name: _live_records(store, g.name) for g in runtime.groups}
         rows = (_rows_from_labels(labels, runtime, sample, seed) if labels is not None
                 else _sampled_rows(runtime, live, sample, seed))
@@ -194,6 +202,12 @@ def skew_check(config: ProjectConfig, spec: ProjectSpec, feature_set: str, *,
     finally:
         if owned:
             store.close()
+
+
+def _with_missing_null(spec: ProjectSpec, name: str) -> ProjectSpec:
+    sets = tuple(f.model_copy(update={"missing": "null"}) if f.name == name else f
+                 for f in spec.feature_sets)
+    return spec.model_copy(update={"feature_sets": sets})
 
 
 # ------------------------------------------------------------------------------ label rows
