@@ -30,7 +30,8 @@ from fsgen.store import LocalStore
 root, store_dir, src, chunk = sys.argv[1:5]
 store = LocalStore(Path(store_dir), load(Path(root)))
 print("ready", flush=True)
-result = store.ingest("user-events", src, chunk_rows=int(chunk))
+result = store.ingest("user-events", src, chunk_rows=int(chunk),
+                      progress=lambda rows, position: print("chunk", flush=True))
 print(result.read, result.written, result.rejected, flush=True)
 """
 HEADER = "user_id,ts,amount,count,name,tags\n"
@@ -100,7 +101,9 @@ def test_kill_at_random_points_then_rerun(project: tuple[ProjectConfig, ProjectS
         proc = child(config, store_dir, src, chunk)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.8))
+        for _ in range(rng.randint(0, rows // chunk - 1)):  # kill after a random chunk ...
+            assert proc.stdout.readline().strip() == "chunk"
+        time.sleep(rng.uniform(0.0, 0.05))  # ... plus a random moment
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         store = LocalStore(store_dir, spec)
@@ -125,7 +128,7 @@ def test_two_processes_ingesting_at_once(project: tuple[ProjectConfig, ProjectSp
     procs = [child(config, store_dir, src, 500) for src in (a, b)]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    assert [o[0].split()[1:] for o in outputs] == [["6000", "6000", "0"]] * 2
+    assert [o[0].split()[-3:] for o in outputs] == [["6000", "6000", "0"]] * 2
     store = LocalStore(store_dir, spec)
     assert len(store.read_offline("user-events", dedup=False)) == 12_000
     check_consistent(store, 500, 12_000)
