@@ -173,3 +173,25 @@ def test_online_state_matches_the_oracle(tmp_path_factory: pytest.TempPathFactor
     for uid in "abc":
         assert amount_of(store, uid, now) == _oracle(accepted, uid, now)
     store.close()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(batch=st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 3), st.integers(0, 9)),
+                      min_size=1, max_size=30))
+def test_one_batch_equals_one_put_per_record(tmp_path_factory: pytest.TempPathFactory,
+                                             spec: ProjectSpec,
+                                             batch: list[tuple[str, int, int]]) -> None:
+    """A batch is reduced to one upsert per identifier before it reaches SQLite; the online
+    state must be what applying every record in order gives."""
+    root = Path(tmp_path_factory.mktemp("batch"))
+    together, one_by_one = LocalStore(root / "a", spec), LocalStore(root / "b", spec)
+    rows = [user_row(uid, iso(hours * 3600), amount=float(amount))
+            for uid, hours, amount in batch]
+    together.put_raw("user-events", rows)
+    for row in rows:
+        one_by_one.put_raw("user-events", [row])
+    rt = together.runtime("user-events")
+    assert together.online.snapshot(rt) == one_by_one.online.snapshot(rt)
+    together.close()
+    one_by_one.close()
