@@ -151,3 +151,19 @@ def test_comparator_types_and_missing() -> None:
     assert same((FRACTIONAL, True), [0.1, 0.2], [0.1, 0.2])
     assert not same((FRACTIONAL, True), [0.1, 0.2], [0.1])
     assert not same((INTEGRAL, True), [1], None)
+
+
+def test_rewrite_at_the_same_event_time_stays_consistent(project: Project) -> None:
+    """PutRecord of a changed record at the same event time reaches both stores: online the
+    later write wins, and the point-in-time join breaks the tie the same way."""
+    with project.store() as store:
+        record = dict(store.get_record("customer-features", "C009", now=project.as_of) or {})
+        record["avg_monthly_spend"] = 0.1 + 0.2
+        store.put_records("customer-features", [record])
+    labels = project.root / "same.csv"
+    labels.write_text("customer_id,merchant_id,amount\nC009,M03,7.0\n")
+    report = skew_check(project.config, project.spec, FEATURE_SET, labels=labels)
+    assert report.ok and report.rows == 1, report.render()
+    with project.store() as store:
+        assert store.get_record("customer-features", "C009", now=project.as_of)[
+            "avg_monthly_spend"] == 0.1 + 0.2  # type: ignore[index]
