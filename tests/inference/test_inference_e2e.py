@@ -172,3 +172,31 @@ def test_expired_record_is_missing_at_serving_as_in_training(project: Project,
     assert vector[columns.index("category")] == "unknown"  # the default: expired
     for column, value in zip(columns, vector, strict=True):
         assert identical(value, training_value(row[column])), column
+
+
+class CountingSource:
+    """The local record source, counting BatchGetRecord calls and their identifiers."""
+
+    def __init__(self, source: LocalRecordSource) -> None:
+        self.source = source
+        self.calls: list[int] = []
+
+    def batch_get_record(self, **params: object) -> dict[str, object]:
+        identifiers = params["Identifiers"]
+        assert isinstance(identifiers, list)
+        self.calls.append(max(len(i["RecordIdentifiersValueAsString"]) for i in identifiers))
+        return self.source.batch_get_record(**params)
+
+
+def test_large_batches_respect_the_batch_get_limit(project: Project) -> None:
+    with project.store() as store:
+        source = CountingSource(LocalRecordSource(store, lambda: project.as_of))
+        handler = load_handler(project.config, project.spec, FEATURE_SET, None, source,
+                               lambda: project.as_of)
+        requests = [{"customer_id": f"C{n:03d}", "merchant_id": f"M{n % 10:02d}",
+                     "amount": float(n)} for n in range(250)]  # C020.. do not exist
+        together = handler.endpoint.vectors(requests)
+        assert source.calls == [100, 100, 50]
+        one_by_one = [handler.endpoint.vectors([r])[0] for r in requests]
+    assert together == one_by_one
+    assert together[0][0] != -1 and together[200][0] == -1  # C000 exists, C200 does not
