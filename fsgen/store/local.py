@@ -44,7 +44,7 @@ from fsgen import audit
 from fsgen.errors import IngestError, NotFound, StoreError
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.encoding import FRACTIONAL, format_event_time, parse_event_time
-from fsgen.runtime.pipeline import GroupRuntime, coerce
+from fsgen.runtime.pipeline import GroupRuntime, RecordError, coerce
 from fsgen.store import offline
 from fsgen.store.ingest import IngestResult, Processed, RejectSink, ingest_chunks, read_source
 from fsgen.store.online import OnlineStore, latest_rows
@@ -221,6 +221,8 @@ class LocalStore:
                 seconds.append(rt.event_seconds(record))
             except (TypeError, ValueError) as exc:
                 raise StoreError(f"record {i}: {rt.event_time}: {exc}") from None
+            if not offline.MIN_SECONDS <= seconds[-1] <= offline.MAX_SECONDS:
+                raise StoreError(f"record {i}: {rt.event_time}: outside years 1..9999")
             for n in names:
                 columns[n].append(record.get(n))
         self.writer(group).write(rt, _processed_of(rt, columns, seconds))
@@ -231,6 +233,16 @@ class LocalStore:
         the result's ``errors`` name the rejected rows (the stream path)."""
         rt = self.runtime(group)
         block = process_many(rt, list(rows))
+        bad = [j for j, sec in enumerate(block.seconds)
+               if not offline.MIN_SECONDS <= sec <= offline.MAX_SECONDS]
+        if bad:
+            block.errors = sorted([*block.errors, *(
+                (block.rows[j], RecordError(rt.event_time, "event time outside years 1..9999"))
+                for j in bad)], key=lambda e: e[0])
+            keep = [j for j in range(len(block.rows)) if j not in set(bad)]
+            block.columns = {n: [v[j] for j in keep] for n, v in block.columns.items()}
+            block.rows = [block.rows[j] for j in keep]
+            block.seconds = [block.seconds[j] for j in keep]
         if block.rows:
             self.writer(group).write(rt, _processed_of(rt, block.columns, block.seconds))
         return block
