@@ -36,7 +36,15 @@ def test_generated_stream_handler_writes_to_serve(
     monkeypatch.syspath_prepend(str(REPO))
     for name in [m for m in sys.modules if m == "generated" or m.startswith("generated.")]:
         monkeypatch.delitem(sys.modules, name)
-    handler = importlib.import_module("generated.groups.customer_features.stream_handler")
+    try:
+        handler = importlib.import_module("generated.groups.customer_features.stream_handler")
+        check_handler(handler, served, spec)
+    finally:  # leave no module of the repo's generated/ behind for other tests
+        for name in [m for m in sys.modules if m == "generated" or m.startswith("generated.")]:
+            del sys.modules[name]
+
+
+def check_handler(handler: Any, served: FeatureStoreServer, spec: ProjectSpec) -> None:
     event = {"Records": [{"eventSource": "aws:kinesis", "kinesis": {
         "sequenceNumber": "1", "partitionKey": "c-77",
         "data": base64.b64encode(json.dumps(RAW).encode()).decode()}}]}
