@@ -88,7 +88,7 @@ def coerce(type_name: str, value: object) -> object:
 
     The rules are pydantic's lax mode for the group's input model (see fsgen.schema): numeric
     text is accepted for numbers (ASCII digits, optional sign, underscores between digits),
-    integral floats for ints, 0/1 and yes/no words for bools; nothing becomes a string that was
+    integral floats for ints, 0/1 and yes/no words (unpadded) for bools; nothing becomes a string that was
     not one.
     """
     if type_name.startswith("list["):
@@ -137,8 +137,8 @@ def _to_bool(value: object) -> bool:
         return value
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _BOOL_TEXT:
-        return _BOOL_TEXT[value.strip().lower()]
+    if isinstance(value, str) and value.lower() in _BOOL_TEXT:
+        return _BOOL_TEXT[value.lower()]
     raise ValueError(f"expected a boolean, got {_show(value)}")
 
 
