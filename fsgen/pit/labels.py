@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ import pyarrow as pa
 from fsgen.pit.model import INTERNAL, MICROS, PitError, PitPlan
 from fsgen.types import Scalar
 
-LabelSource = str | Path | pd.DataFrame
+LabelSource: TypeAlias = str | Path | pd.DataFrame
 
 
 @dataclass(frozen=True)
