@@ -63,26 +63,37 @@ def check_fresh(config: ProjectConfig, spec: ProjectSpec, feature_set: str) -> N
                            "from the training set's)")
 
 
-def import_handler(config: ProjectConfig, feature_set: str) -> ModuleType:
-    """The generated handler module of ``feature_set`` from this project's generated dir."""
-    name = module_name(config, feature_set)
+def import_generated(config: ProjectConfig, module: str) -> ModuleType:
+    """``<generated package>.<module>`` of this project, e.g. ``groups.x.stream_handler``.
+
+    The project root goes first on ``sys.path``; a generated package of another project
+    already imported in this process (tests, two projects in one interpreter) is forgotten
+    first, so the import cannot pick up the other project's code.
+    """
+    package_name = config.generated_dir.rstrip("/").replace("/", ".")
+    name = f"{package_name}.{module}"
     top = name.split(".", 1)[0]
     root = str(config.root)
     if root in sys.path:
         sys.path.remove(root)
     sys.path.insert(0, root)
-    loaded = sys.modules.get(name)
-    expected = (config.generated_path / "feature_sets" / snake(feature_set)).resolve()
-    if loaded is not None and Path(str(loaded.__file__)).resolve().parent != expected:
-        # another project's generated package (tests, or a second project in one process)
-        for module in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
-            del sys.modules[module]
+    package = sys.modules.get(top)
+    expected = [(config.root / top).resolve()]
+    if package is not None and [Path(p).resolve() for p in getattr(package, "__path__", [])
+                                ] != expected:
+        for loaded in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            del sys.modules[loaded]
     importlib.invalidate_caches()
+    return importlib.import_module(name)
+
+
+def import_handler(config: ProjectConfig, feature_set: str) -> ModuleType:
+    """The generated handler module of ``feature_set`` from this project's generated dir."""
     try:
-        return importlib.import_module(name)
+        return import_generated(config, f"feature_sets.{snake(feature_set)}.inference")
     except ImportError as exc:
-        raise ServingError(f"cannot import the handler {name}: {exc}; run 'fsgen generate'"
-                           ) from None
+        raise ServingError(f"cannot import the handler {module_name(config, feature_set)}: "
+                           f"{exc}; run 'fsgen generate'") from None
 
 
 def load_handler(config: ProjectConfig, spec: ProjectSpec, feature_set: str,
@@ -103,5 +114,5 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, feature_set: str,
     return Handler(module=module, endpoint=endpoint)
 
 
-__all__ = ["Handler", "ServingError", "check_fresh", "import_handler", "load_handler",
-           "module_name"]
+__all__ = ["Handler", "ServingError", "check_fresh", "import_generated", "import_handler",
+           "load_handler", "module_name"]

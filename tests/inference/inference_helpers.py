@@ -20,6 +20,7 @@ import pytest
 
 from fsgen.config import ProjectConfig, load_config
 from fsgen.loader import load
+from fsgen.serving.handler import import_generated
 from fsgen.spec import ProjectSpec
 from fsgen.store import LocalStore
 
@@ -106,7 +107,7 @@ def kinesis_event(rows: list[dict[str, object]]) -> dict[str, object]:
 def ingest_all(project: Project, base: datetime) -> None:
     """Batch (customers CSV, merchants JSON lines) and stream (the generated Kinesis handler
     writing into the local store) ingestion."""
-    from generated.groups.customer_features import stream_handler
+    stream_handler = import_generated(project.config, "groups.customer_features.stream_handler")
 
     batch, stream = _customer_rows(base)
     customers_csv = project.root / "customers.csv"
