@@ -206,3 +206,22 @@ def test_cli_dataset_writes_csv_and_prints_sql(pit_project, tmp_path) -> None:
     result = runner.invoke(main, ["--project", str(config.root), "dataset", "pit-set", "--sql"])
     assert result.exit_code == 0 and 'PARTITION BY "__fsgen_k0", "__fsgen_k1"' in result.output
     assert not (Path(output.parent) / f".{output.name}.tmp").exists()
+
+
+@pytest.mark.parametrize("old_first", [True, False])
+def test_files_written_before_a_feature_existed(pit_project, tmp_path, old_first) -> None:
+    """A file without a column (the feature was added later) reads it as missing, whichever
+    file comes first; the others keep their values."""
+    import pyarrow.parquet as pq
+
+    config, spec = pit_project
+    group = spec.group("accounts")
+    write_offline(tmp_path, group, [acct("a", T0, 1)], "a_old" if old_first else "b_old")
+    old = next((tmp_path / "offline" / "accounts").rglob("*_old.parquet"))
+    pq.write_table(pq.read_table(old).drop_columns(["label", "hist"]), old)
+    write_offline(tmp_path, group, [acct("b", T0, 2)], "b_new" if old_first else "a_new")
+    frame = _full(pd.DataFrame({"acct_id": ["a", "b"], "ts_label": [iso(T0)] * 2}))
+    out = build_dataset(config, spec, "pit-set", frame, store=tmp_path)
+    assert levels(out) == [1, 2]
+    assert [None if pd.isna(v) else v for v in out["label"]] == [None, "L2"]
+    assert out["hist"].tolist() == [None, []]
