@@ -173,9 +173,11 @@ class OnlineStore:
     def rows_at(self, rt: GroupRuntime, table: pa.Table, seconds: np.ndarray,
                 index: np.ndarray) -> list[tuple[object, ...]]:
         """Upsert parameter rows for the records of ``table`` at ``index``."""
+        import numpy as np
         import pyarrow as pa
 
-        sub = table.take(pa.array(index)) if len(index) != table.num_rows else table
+        identity = len(index) == table.num_rows and bool((index == np.arange(len(index))).all())
+        sub = table if identity else table.take(pa.array(index))
         secs = seconds[index].tolist()
         ids = sub.column(rt.identifier)
         id_list = ids.to_pylist() if ids.type == pa.string() else [

@@ -1,0 +1,67 @@
+"""Fixtures for streaming tests: the example project with its store in a temp dir, the
+generated stream handler, Kinesis events, and dummy AWS credentials."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamhelpers import REPO
+
+from fsgen.config import ProjectConfig, load_config
+from fsgen.loader import load
+from fsgen.spec import ProjectSpec
+from fsgen.store import LocalStore
+from fsgen.stream.events import Handler, load_handler
+
+
+@pytest.fixture(autouse=True)
+def _dummy_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.delenv("FSGEN_DEAD_LETTER", raising=False)
+
+
+@pytest.fixture(scope="session")
+def repo_spec() -> tuple[ProjectConfig, ProjectSpec]:
+    config = load_config(REPO)
+    return config, load(config.root)
+
+
+@pytest.fixture
+def example(repo_spec: tuple[ProjectConfig, ProjectSpec], tmp_path: Path
+            ) -> tuple[ProjectConfig, ProjectSpec]:
+    """The example project, its store under tmp_path."""
+    config, spec = repo_spec
+    return config.model_copy(update={"store_dir": str(tmp_path / "store")}), spec
+
+
+@pytest.fixture
+def handler(example: tuple[ProjectConfig, ProjectSpec]) -> Handler:
+    h = load_handler(*example, "customer-features")
+    assert h.note.startswith("running generated."), h.note
+    return h
+
+
+@pytest.fixture
+def store(example: tuple[ProjectConfig, ProjectSpec]) -> Iterator[LocalStore]:
+    s = LocalStore.open(*example)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> ProjectConfig:
+    """A copy of the example project (definitions, generated/, pyproject) for subprocesses."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("featuredefs", "generated"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    return load_config(root)
