@@ -108,13 +108,13 @@ def label_micros(series: pd.Series, column: str, source: str) -> np.ndarray:
         return _datetime_micros(values)
     if pd.api.types.is_bool_dtype(series):
         raise PitError(f"{source}: label time column {column!r} holds booleans")
-    if pd.api.types.is_integer_dtype(series):
-        return series.to_numpy(dtype="int64") * MICROS
-    if pd.api.types.is_float_dtype(series):
-        return _seconds_micros(series.to_numpy(dtype="float64"))
+    if pd.api.types.is_numeric_dtype(series):
+        return _seconds_micros(_plausible_seconds(series.to_numpy(dtype="float64"), column,
+                                                  source))
     values = series.tolist()
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return _seconds_micros(np.asarray(values, dtype="float64"))
+        return _seconds_micros(_plausible_seconds(np.asarray(values, dtype="float64"), column,
+                                                  source))
     for row, value in enumerate(values, start=1):
         if not isinstance(value, str):
             raise PitError(f"{source}: label row {row}: {column} {value!r} is not an ISO-8601 "
@@ -131,6 +131,17 @@ def label_micros(series: pd.Series, column: str, source: str) -> np.ndarray:
 def _datetime_micros(series: pd.Series) -> np.ndarray:
     utc = series.dt.tz_convert("UTC").dt.tz_localize(None)
     return utc.to_numpy(dtype="datetime64[us]").astype("int64")
+
+
+def _plausible_seconds(seconds: np.ndarray, column: str, source: str) -> np.ndarray:
+    """Epoch *seconds*: a value past the year 5000 is almost surely milliseconds or
+    microseconds, which would silently match nothing."""
+    far = np.flatnonzero(np.abs(seconds) > 1e11)
+    if len(far):
+        row = int(far[0])
+        raise PitError(f"{source}: label row {row + 1}: {column} {seconds[row]!r} is not epoch "
+                       "seconds (milliseconds? divide by 1000)")
+    return seconds
 
 
 def _seconds_micros(seconds: np.ndarray) -> np.ndarray:

@@ -134,6 +134,7 @@ def test_label_time_formats_agree(pit_project, tmp_path) -> None:
     (pd.DataFrame({"acct_id": ["a", "a"], "ts_label": [iso(T0), None]}),
      r"label row 2: label time 'ts_label' is empty"),
     (pd.DataFrame({"acct_id": [1.5], "ts_label": [iso(T0)]}), r"label row 1: acct_id 1.5"),
+    (pd.DataFrame({"acct_id": ["a"], "ts_label": [T0 // 1000]}), r"not epoch seconds"),
     (pd.DataFrame({"acct_id": ["a"], "ts_label": [iso(T0)], "level": [1]}),
      r"collide with feature columns"),
 ])
