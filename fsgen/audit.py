@@ -155,11 +155,19 @@ class BatchJobResult(Protocol):
 def record_batch_job(store_path: Path, result: BatchJobResult, rejects: str | None,
                      seconds: float) -> AuditEvent:
     """Log a generated batch job's run into the local store (``python -m generated...``)."""
-    run_id = "batch-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return record_counts(store_path, group=result.group, source=result.source,
+                         read=result.read, written=result.written, rejected=result.rejected,
+                         rejects=rejects, seconds=seconds, run="batch")
+
+
+def record_counts(store_path: Path, *, group: str, source: str, read: int, written: int,
+                  rejected: int, rejects: str | None, seconds: float, run: str) -> AuditEvent:
+    """Log an ingestion run known by its counts (a batch job, a stream replay); ``run`` names
+    the kind of run in its id."""
+    run_id = f"{run}-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return record_ingest(store_path, _BatchRun(
-        group=result.group, source=result.source, run_id=run_id, read=result.read,
-        written=result.written, rejected=result.rejected,
-        rejects_path=Path(rejects) if rejects else None, seconds=seconds))
+        group=group, source=source, run_id=run_id, read=read, written=written,
+        rejected=rejected, rejects_path=Path(rejects) if rejects else None, seconds=seconds))
 
 
 # ------------------------------------------------------------------------------- reading

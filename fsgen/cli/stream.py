@@ -120,6 +120,15 @@ def replay_cmd(app: AppContext, group: str, path: Path, batch_size: int,
     before = {i: store.get_record(group, i, now=as_of) for i in ids} if store else {}
     result = replay(handler, path, writer, dlq, batch_size=batch_size)
     app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
+    if store is not None:  # a replay into the local store joins its audit trail
+        from fsgen import audit
+
+        dlq_path = dead_letter or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
+        audit.record_counts(app.config.store_path, group=group, source=str(path),
+                            read=result.read, written=result.written,
+                            rejected=result.dead_lettered + result.failed,
+                            rejects=dlq_path if result.dead_lettered else None,
+                            seconds=result.seconds, run="stream-replay")
     if store is not None:
         if as_of is not None:
             from fsgen.runtime.encoding import format_event_time

@@ -174,3 +174,23 @@ def test_generated_batch_job_runs_join_the_trail(example_project: Path) -> None:
     assert event.details["source"] == source and event.details["rejects_path"] == rejects
     assert event.details["read"] == event.details["written"] + event.details["rejected"]
     assert str(event.details["run_id"]).startswith("batch-")
+
+
+def test_stream_replay_joins_the_trail(example_project: Path) -> None:
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    source = example_project / "data/updates.jsonl"
+    good = (example_project / "data/customer_updates.jsonl").read_text().splitlines()[:5]
+    source.write_text("\n".join([*good, "{not json"]) + "\n")
+    result = CliRunner().invoke(main, ["--project", str(example_project), "stream", "replay",
+                                       "customer-features", str(source)],
+                                catch_exceptions=False)
+    assert result.exit_code == 1  # the poison line was dead-lettered
+    (event,) = audit.query(load_config(example_project), kind="ingest")
+    assert event.result == "rejects" and event.groups == ("customer-features",)
+    assert (event.details["read"], event.details["written"], event.details["rejected"]) == (
+        6, 5, 1)
+    assert str(event.details["rejects_path"]).endswith("dead-letter/customer-features.jsonl")
+    assert str(event.details["run_id"]).startswith("stream-replay-")
