@@ -196,6 +196,8 @@ class Registry:
             if self._status(entry) != "Created":
                 raise ApiError("ResourceInUse", f"FeatureGroup {name} is "
                                f"{self._status(entry)}; wait until it is Created.")
+            if "FeatureAdditions" in request and "OnlineStoreConfig" in request:
+                raise _validation("Use one of FeatureAdditions and OnlineStoreConfig at a time")
             additions = request.get("FeatureAdditions") or []
             if len(additions) > MAX_ADDITIONS:
                 raise _validation(f"FeatureAdditions: at most {MAX_ADDITIONS} features per call")
@@ -214,9 +216,12 @@ class Registry:
                 online = desc["OnlineStoreConfig"]
                 if not online.get("EnableOnlineStore"):
                     raise _validation(f"FeatureGroup {name} has no online store to update")
-                if "TtlDuration" in online_update:
-                    _check_ttl(online_update["TtlDuration"])
-                    online["TtlDuration"] = online_update["TtlDuration"]
+                ttl = online_update.get("TtlDuration")
+                if ttl is not None and ttl.get("Unit") is None and ttl.get("Value") is None:
+                    online.pop("TtlDuration", None)  # Unit and Value null: remove the TTL
+                elif ttl is not None:
+                    _check_ttl(ttl)
+                    online["TtlDuration"] = ttl
                 if "StorageType" in online_update:
                     online["StorageType"] = online_update["StorageType"]
             if request.get("ThroughputConfig"):

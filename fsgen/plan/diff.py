@@ -31,8 +31,8 @@ from fsgen.plan.state import (
     create_request,
     definition_of,
     metadata_request,
-    online_config,
     throughput_config,
+    ttl_duration,
 )
 
 K = ChangeKind
@@ -51,8 +51,8 @@ RULES: dict[str, ChangeKind] = {
     "features.*.logic_hash": K.BACKFILL,      # recorded as a feature parameter; data is stale
     # online store
     "online_enabled": K.REPLACE,              # online store cannot be switched on or off
-    "online_ttl_seconds": K.UPDATE,           # OnlineStoreConfigUpdate.TtlDuration
-    "online_ttl_seconds.unset": K.REPLACE,    # an update can change a TTL, not remove it
+    "online_ttl_seconds": K.UPDATE,           # OnlineStoreConfigUpdate.TtlDuration (an empty
+                                              # TtlDuration, Unit and Value null, removes it)
     "online_storage_type": K.UPDATE,          # OnlineStoreConfigUpdate.StorageType
     "online_kms_key": K.REPLACE,              # SecurityConfig is create-only
     # offline store: create-only
@@ -115,8 +115,7 @@ def diff_group(desired: GroupState, deployed: GroupState) -> tuple[list[Property
     for field in _SCALAR_FIELDS:
         old, new = getattr(deployed, field), getattr(desired, field)
         if old != new:
-            unset = field == "online_ttl_seconds" and new is None
-            diffs.append(_diff(field, old, new, rule=f"{field}.unset" if unset else None))
+            diffs.append(_diff(field, old, new))
     if deployed.status in FAILED_STATUSES:
         diffs.append(_diff("status", deployed.status, "Created"))
     unchanged = 0
@@ -240,17 +239,18 @@ def _update_stages(change: ResourceChange) -> list[Stage]:
         stages.append(UpdateGroup(group=after.name, request={
             "FeatureGroupName": after.name,
             "FeatureAdditions": [definition_of(f.name, f.type) for f in chunk]}))
-    if K.UPDATE in kinds:
-        request: dict[str, object] = {"FeatureGroupName": after.name}
-        paths = {d.path for d in change.diffs if d.kind is K.UPDATE}
-        if paths & {"online_ttl_seconds", "online_storage_type"}:
-            online = online_config(after)
-            online.pop("EnableOnlineStore", None)
-            online.pop("SecurityConfig", None)
-            request["OnlineStoreConfig"] = online
-        if any(p.startswith("throughput_") for p in paths):
-            request["ThroughputConfig"] = throughput_config(after)
-        stages.append(UpdateGroup(group=after.name, request=request))
+    # UpdateFeatureGroup takes one of FeatureAdditions / OnlineStoreConfig / ThroughputConfig
+    # at a time (API reference), so each is its own stage
+    paths = {d.path for d in change.diffs if d.kind is K.UPDATE}
+    if paths & {"online_ttl_seconds", "online_storage_type"}:
+        online: dict[str, object] = {"StorageType": after.online_storage_type}
+        online["TtlDuration"] = (ttl_duration(after.online_ttl_seconds)
+                                 if after.online_ttl_seconds else {})
+        stages.append(UpdateGroup(group=after.name, request={
+            "FeatureGroupName": after.name, "OnlineStoreConfig": online}))
+    if any(p.startswith("throughput_") for p in paths):
+        stages.append(UpdateGroup(group=after.name, request={
+            "FeatureGroupName": after.name, "ThroughputConfig": throughput_config(after)}))
     stages.extend(_metadata_stages(after, before))
     if K.TAGS in kinds:
         add = {k: v for k, v in after.tags.items() if before.tags.get(k) != v}

@@ -69,12 +69,20 @@ def test_validation_rules(served: FeatureStoreServer) -> None:
         FeatureGroupName="g", FeatureAdditions=[DEFS[0]])) == "ValidationException"
     assert code_of(lambda: sm.update_feature_metadata(
         FeatureGroupName="g", FeatureName="nope", Description="x")) == "ResourceNotFound"
-    sm.update_feature_group(FeatureGroupName="g", FeatureAdditions=too_many[:100],
-                            OnlineStoreConfig={"TtlDuration": {"Unit": "Hours", "Value": 2}})
+    ttl = {"TtlDuration": {"Unit": "Hours", "Value": 2}}
+    assert code_of(lambda: sm.update_feature_group(  # one parameter at a time
+        FeatureGroupName="g", FeatureAdditions=too_many[:1], OnlineStoreConfig=ttl)) == \
+        "ValidationException"
+    sm.update_feature_group(FeatureGroupName="g", FeatureAdditions=too_many[:100])
+    sm.update_feature_group(FeatureGroupName="g", OnlineStoreConfig=ttl)
     desc = sm.describe_feature_group(FeatureGroupName="g")
     assert len(desc["FeatureDefinitions"]) == 102
     assert desc["OnlineStoreConfig"]["TtlDuration"] == {"Unit": "Hours", "Value": 2}
     assert desc["LastUpdateStatus"]["Status"] == "Successful"
+    # an empty TtlDuration (Unit and Value null) removes the TTL
+    sm.update_feature_group(FeatureGroupName="g", OnlineStoreConfig={"TtlDuration": {}})
+    assert "TtlDuration" not in sm.describe_feature_group(
+        FeatureGroupName="g")["OnlineStoreConfig"]
 
 
 def test_update_while_creating_is_resource_in_use(example: Example) -> None:

@@ -192,3 +192,11 @@ def test_a_failed_group_is_replaced(project: MakeProject) -> None:
                      state_fingerprint="-", spec_fingerprint="-")
     assert [c.action for c in plan.changes] == ["replace"]
     assert kinds(plan)["status"] is ChangeKind.REPLACE
+
+
+def test_removing_the_ttl_is_an_update(project: MakeProject) -> None:
+    proj, plan = deployed_then(project, Defs(), Defs(ttl=None))
+    assert kinds(plan)["online_ttl_seconds"] is ChangeKind.UPDATE
+    (update,) = [s for s in plan.stages if s.kind == "update_group"]
+    assert update.request["OnlineStoreConfig"] == {"StorageType": "Standard", "TtlDuration": {}}
+    converges(proj)
