@@ -129,8 +129,8 @@ def _stage(join: GroupJoin, table: str, label_columns: Sequence[str], previous: 
     event = event_micros(join)
     write = micros_of_timestamp('"write_time"')
     deleted = 'coalesce("is_deleted", false)'
-    order = (f"CAST(ROW({event}, {micros_of_timestamp(chr(34) + 'api_invocation_time' + chr(34))}"
-             f", {write}, {deleted}, \"$path\") AS {_ORDER_TYPE})")
+    api = micros_of_timestamp('"api_invocation_time"')
+    order = f'CAST(ROW({event}, {api}, {write}, {deleted}, "$path") AS {_ORDER_TYPE})'
     record_type = "ROW(" + ", ".join(
         ['"e" bigint', '"d" boolean',
          *(f'"v{n}" {trino_type(i.dtype)}' for n, i in enumerate(join.inputs))]) + ")"
@@ -195,8 +195,7 @@ def query_view(spec: ProjectSpec, feature_set: str, *, labels_table: str | None 
         feature_set=fs.name, knowledge_time=knowledge_time,
         labels_table=table_ref(labels, database, "labels table"),
         label_time=time_column, label_time_type=label_time_type,
-        key_columns=", ".join(dict.fromkeys(k.label.split(" AS ")[0].removeprefix("CAST(")
-                                            for s in stages for k in s.keys)),
+        key_columns=", ".join(ident(c, "label key column") for c in plan.key_columns),
         label_columns=carried, label_micros=label_micros(time_column, label_time_type),
         stages=tuple(stages), select=select, last=stages[-1].name if stages else "labels",
         order_by=order,
@@ -403,7 +402,7 @@ def _create_table_ddl(plan: PitPlan, database: str, table: str, location: str) -
 def _to_arrow(plan: PitPlan, labels: Labels, rows: list[dict[str, object]]) -> pa.Table:
     import pyarrow as pa
 
-    from fsgen.pit.dataset import _arrow_type
+    from fsgen.pit.dataset import arrow_type
 
     order = [r.get(ROW_COLUMN) for r in rows]
     if order != list(range(len(labels.frame))):
@@ -412,7 +411,7 @@ def _to_arrow(plan: PitPlan, labels: Labels, rows: list[dict[str, object]]) -> p
     arrays = {"__fsgen_row": pa.array(order, type=pa.int64())}
     for item in plan.stored:
         arrays[item.column] = pa.array([r.get(item.column) for r in rows],
-                                       type=_arrow_type(item.dtype))
+                                       type=arrow_type(item.dtype))
     return pa.table(arrays)
 
 

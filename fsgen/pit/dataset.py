@@ -152,7 +152,7 @@ def _plain(value: object) -> object:
 # ---------------------------------------------------------------------------- missing values
 
 
-def _arrow_type(dtype: DType) -> pa.DataType:
+def arrow_type(dtype: DType) -> pa.DataType:
     scalar = {Scalar.INTEGRAL: pa.int64(), Scalar.FRACTIONAL: pa.float64(),
               Scalar.STRING: pa.string()}[dtype.scalar]
     return pa.list_(scalar) if dtype.is_collection else scalar
@@ -160,8 +160,8 @@ def _arrow_type(dtype: DType) -> pa.DataType:
 
 def _as_arrow(values: pa.Array | Sequence[object], dtype: DType) -> pa.Array:
     if isinstance(values, pa.Array):
-        return values if values.type == _arrow_type(dtype) else values.cast(_arrow_type(dtype))
-    return pa.array(list(values), type=_arrow_type(dtype))
+        return values if values.type == arrow_type(dtype) else values.cast(arrow_type(dtype))
+    return pa.array(list(values), type=arrow_type(dtype))
 
 
 def typed_default(dtype: DType, value: object) -> object:
