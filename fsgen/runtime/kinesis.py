@@ -287,9 +287,10 @@ def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Wr
         else:
             result.failures.append(Failure(seq, "<write>", outcome[1], RETRY))
     result.failures.extend(_dead_letter(runtime.name, poison, dead_letter, retry, context))
-    order = {sequence_number(r, i) if isinstance(r, Mapping) else str(i): i
-             for i, r in enumerate(records, start=1)}
-    result.failures.sort(key=lambda f: order.get(f.sequence_number, 0))
+    if len(result.failures) > 1:
+        order = {sequence_number(r, i) if isinstance(r, Mapping) else str(i): i
+                 for i, r in enumerate(records, start=1)}
+        result.failures.sort(key=lambda f: order.get(f.sequence_number, 0))
     for failure in result.failures:
         log({"level": "error", "group": runtime.name, "sequenceNumber": failure.sequence_number,
              "field": failure.field, "message": failure.message, "kind": failure.kind,

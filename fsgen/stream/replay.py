@@ -103,10 +103,10 @@ def events(handler: Handler, payloads: Sequence[bytes], batch_size: int, stream:
 
 def replay(handler: Handler, path: Path, writer: Writer, dead_letter: DeadLetter | None, *,
            batch_size: int = 100, stream: str = "replay", retry: RetryPolicy | None = None,
-           visible: object = None) -> ReplayResult:
+           visible: object = None, limit: int | None = None) -> ReplayResult:
     """Replay ``path`` through ``handler``. ``visible`` (a LocalStore) makes the replay check
     after each batch that its last written record is readable online and record each record's
-    latency from being read to that moment."""
+    latency from being read to that moment. ``limit`` stops after that many lines."""
     if batch_size < 1:
         raise ValueError("batch size must be at least 1")
     result = ReplayResult(handler.group, str(path))
@@ -117,6 +117,8 @@ def replay(handler: Handler, path: Path, writer: Writer, dead_letter: DeadLetter
         chunk: list[bytes] = []
         read_at: list[float] = []
         for data in payloads:
+            if limit is not None and n + len(chunk) >= limit:
+                break
             chunk.append(data)
             read_at.append(time.perf_counter())
             if len(chunk) >= batch_size:
