@@ -14,6 +14,7 @@ from fsgen.config import ProjectConfig
 from fsgen.pit import demo as pit_demo
 from fsgen.serving import demo as serving_demo
 from fsgen.store import demo as store_demo
+from fsgen.stream import demo as stream_demo
 
 
 @dataclass
@@ -100,6 +101,7 @@ STEPS: list[tuple[str, Step]] = [
     ("Ingest the sample data (batch)", store_demo.step_ingest),
     ("Read online records", store_demo.step_get),
     ("Build a point-in-time training set", pit_demo.step_dataset),
+    ("Stream updates through the Kinesis -> Lambda handler", stream_demo.step_stream),
     ("Train a model on the point-in-time training set", serving_demo.step_train),
     ("Serve the model and send requests", serving_demo.step_serve),
     ("Skew check: training = serving", serving_demo.step_skew_check),
