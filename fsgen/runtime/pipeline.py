@@ -88,8 +88,8 @@ def coerce(type_name: str, value: object) -> object:
 
     The rules are pydantic's lax mode for the group's input model (see fsgen.schema): numeric
     text is accepted for numbers (ASCII digits, optional sign, underscores between digits),
-    integral floats for ints, 0/1 and yes/no words (unpadded) for bools; nothing becomes a string that was
-    not one.
+    integral floats for ints, 0/1 and yes/no words (unpadded) for bools; nothing becomes a
+    string that was not one.
     """
     if type_name.startswith("list["):
         inner = type_name[5:-1]

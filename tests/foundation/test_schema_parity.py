@@ -18,7 +18,8 @@ VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True), NUMERIC_TEXT,
     st.sampled_from(["42", " 42 ", "42.0", "-0", "1e3", "nan", "inf", "true", "Yes", "off",
                      "0", "1", "", "4_2", "0x10", "١٢", "1.", ".5",
-                     "1_0.5", "00", " +1.0 ", "1.00", "1.5e0", "1e-3", "-.5e+2", "0 ", " yes", "TRUE"]),
+                     "1_0.5", "00", " +1.0 ", "1.00", "1.5e0", "1e-3", "-.5e+2",
+                     "0 ", " yes", "TRUE"]),
 )
 
 
