@@ -4,12 +4,22 @@ the example project with its own store."""
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _forget_generated_package() -> Iterator[None]:
+    """CLI runs here (ingest, stream replay) import a project's ``generated`` package bound to
+    that project's featuredefs; later tests in this process must not find it cached."""
+    yield
+    for name in [m for m in sys.modules if m == "generated" or m.startswith("generated.")]:
+        del sys.modules[name]
 
 
 @pytest.fixture(scope="session")
