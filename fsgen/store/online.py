@@ -38,7 +38,10 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-_SQL_TYPES = {"Integral": "INTEGER", "Fractional": "REAL", "String": "TEXT"}
+# Fractional columns are declared BLOB (no type affinity): a REAL column turns -0.0 into 0.0,
+# and semantics 2 promises the served value is bit-identical to the trained one. Python floats
+# still round-trip as 8-byte IEEE doubles.
+_SQL_TYPES = {"Integral": "INTEGER", "Fractional": "BLOB", "String": "TEXT"}
 
 
 def quote(name: str) -> str:

@@ -118,8 +118,6 @@ def test_sampling_is_deterministic_and_needs_records(project: Project) -> None:
     assert first.to_dict() == second.to_dict() and first.ok
 
 
-@pytest.mark.xfail(reason="the local online store (SQLite REAL) turns -0.0 into 0.0 while the "
-                          "offline Parquet keeps -0.0; the skew check reports it", strict=False)
 def test_negative_zero_survives_both_stores(project: Project) -> None:
     with project.store() as store:
         record = dict(store.get_record("customer-features", "C005", now=project.as_of) or {})
