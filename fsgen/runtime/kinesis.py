@@ -59,6 +59,10 @@ class DeadLetter(Protocol):
     def send(self, entries: list[dict[str, object]]) -> None: ...
 
 
+class RecordRejected(ValueError):
+    """A writer refuses these records for what they are (never retried: dead-lettered)."""
+
+
 class DecodeError(ValueError):
     """A Kinesis record whose data is not base64-encoded JSON of one object."""
 
@@ -139,6 +143,8 @@ def classify(exc: BaseException) -> str:
                                                          and status >= 500):
             return TRANSIENT
         return REJECTED if code in REJECTED_CODES else ERROR
+    if isinstance(exc, RecordRejected):
+        return REJECTED
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & TRANSIENT_ERRORS:
         return TRANSIENT
@@ -353,7 +359,7 @@ def log(entry: Mapping[str, object]) -> None:
 
 
 __all__ = [
-    "DEFAULT_RETRY", "BlockWriter", "DeadLetter", "DecodeError", "Failure", "RetryPolicy",
-    "StreamResult", "Writer", "attempt", "classify", "dead_letter_entry", "decode_record",
-    "process_event", "stored_records",
+    "DEFAULT_RETRY", "BlockWriter", "DeadLetter", "DecodeError", "Failure", "RecordRejected",
+    "RetryPolicy", "StreamResult", "Writer", "attempt", "classify", "dead_letter_entry",
+    "decode_record", "process_event", "stored_records",
 ]

@@ -101,7 +101,23 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
         return Handler(group, bound, "generated stream handler not found; "
                        "using the definitions directly", fallback)
     runtime = getattr(module, "RUNTIME", None)
-    if runtime != bound or not callable(getattr(module, "process_event", None)):
+    if (not isinstance(runtime, GroupRuntime) or _shape(runtime) != _shape(bound)
+            or not callable(getattr(module, "process_event", None))):
         return Handler(group, bound, f"{name} is stale (run 'fsgen generate'); "
                        "using the definitions directly", fallback)
     return Handler(group, runtime, f"running {name}", module.process_event)
+
+
+def _shape(rt: GroupRuntime) -> object:
+    """A runtime with each function replaced by its name and code: equal when the generated
+    module and the definitions agree, even if the definitions module was imported twice."""
+    import dataclasses
+
+    def fn_key(fn: Callable[..., object]) -> tuple[str, str, bytes]:
+        code = getattr(fn, "__code__", None)
+        return (getattr(fn, "__module__", ""), getattr(fn, "__qualname__", ""),
+                code.co_code if code is not None else b"")
+
+    features = tuple(dataclasses.replace(f, fn=fn_key(f.fn))  # type: ignore[arg-type]
+                     for f in rt.features)
+    return dataclasses.replace(rt, features=features)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fsgen.errors import StoreError
 from fsgen.runtime.bulk import BlockResult
-from fsgen.runtime.kinesis import stored_records
+from fsgen.runtime.kinesis import RecordRejected, stored_records
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.writers import PutRecordWriter
 
@@ -16,16 +17,34 @@ if TYPE_CHECKING:
 
 class LocalStoreWriter:
     """The local store as a stream handler's writer: a batch's accepted records are committed
-    in one chunk (offline Parquet + online upsert, atomically; see fsgen.store.local)."""
+    in one chunk (offline Parquet + online upsert, atomically; see fsgen.store.local).
+
+    Records the store refuses (an event time outside years 1..9999) raise
+    :class:`RecordRejected`, so the handler dead-letters them instead of retrying forever."""
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
 
     def put_records(self, group: str, records: list[dict[str, object]]) -> int:
-        return self.store.put_records(group, records)
+        try:
+            return self.store.put_records(group, records)
+        except StoreError as exc:
+            raise RecordRejected(str(exc)) from exc
 
     def put_block(self, runtime: GroupRuntime, block: BlockResult) -> None:
-        self.store.put_records(runtime.name, stored_records(runtime, block))
+        """The block's columns straight into the store's chunk writer (no per-record dicts)
+        when the store offers that path; else ``put_records``."""
+        from fsgen.store import local, offline
+
+        low, high = offline.MIN_SECONDS, offline.MAX_SECONDS
+        if not all(low <= s <= high for s in block.seconds):
+            raise RecordRejected(f"{runtime.event_time}: event time outside years 1..9999")
+        processed_of = getattr(local, "_processed_of", None)
+        if processed_of is None:
+            self.put_records(runtime.name, stored_records(runtime, block))
+            return
+        self.store.writer(runtime.name).write(runtime, processed_of(runtime, block.columns,
+                                                                    block.seconds))
 
 
 def endpoint_writer(runtime: GroupRuntime, endpoint_url: str | None,

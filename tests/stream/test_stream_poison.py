@@ -204,3 +204,22 @@ def test_s3_dead_letter(handler: Handler, store: LocalStore, moto_url: str) -> N
     assert obj["Key"].startswith(f"streams/{GROUP}/shardId-000000000000-")
     lines = s3.get_object(Bucket="fsgen-dead-letters", Key=obj["Key"])["Body"].read().splitlines()
     assert [json.loads(x)["field"] for x in lines] == ["<record>", "tenure_months"]
+
+
+def test_a_record_the_local_store_refuses_is_dead_lettered(
+        example: tuple[object, object], store: LocalStore, tmp_path: Path) -> None:
+    """merchant-features has a Fractional event time: epoch seconds beyond year 9999 pass
+    validation but the store refuses them; only that record is dead-lettered."""
+    from fsgen.stream.events import load_handler
+
+    merchants = load_handler(*example, "merchant-features")  # type: ignore[arg-type]
+    raw = json.loads((Path(__file__).parents[2] / "data/merchants.jsonl").read_text()
+                     .splitlines()[0])
+    far = {**raw, "merchant_id": "M-far", "updated_at": 1e12}
+    dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
+    result = merchants.process(event([raw, far]), LocalStoreWriter(store), dlq, NO_WAIT)
+    assert result.response() == {"batchItemFailures": []} and result.written == 1
+    (entry,) = read_jsonl(dlq.path)
+    assert entry["sequenceNumber"] == f"{2:056d}" and "outside years 1..9999" in str(
+        entry["reason"])
+    assert store.get_record("merchant-features", raw["merchant_id"], now=0) is not None
