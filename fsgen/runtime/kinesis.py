@@ -279,9 +279,9 @@ def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Wr
             continue
         decoded.append((item, seq))
     block = process_many(runtime, raws)
-    for index, exc in block.errors:
+    for index, error in block.errors:
         item, seq = decoded[index]
-        poison.append((item, Failure(seq, exc.field, exc.message)))
+        poison.append((item, Failure(seq, error.field, error.message)))
     good = [decoded[i] for i in block.rows]
     for (item, seq), outcome in zip(good, _write(runtime, block, writer, retry, context),
                                     strict=True):
