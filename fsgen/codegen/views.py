@@ -202,6 +202,7 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
     readers = []
     for gname, cols in fs.keys.items():
         g = spec.group(gname)
+        max_age = (("max_age_seconds", fs.ttl_seconds),) if fs.ttl_seconds is not None else ()
         readers.append(Call("GroupReader", kwargs=(
             ("name", g.name),
             ("identifier", g.entity.identifier),
@@ -211,6 +212,7 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
             ("event_time_kind", g.event_time.dtype.scalar.value),
             ("columns", tuple((n, t.scalar.value, t.collection) for n, t in g.stored_columns())),
             ("ttl_seconds", g.online.ttl_seconds),
+            *max_age,
         )))
     columns = tuple(
         Call("Column", kwargs=(

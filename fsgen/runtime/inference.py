@@ -62,6 +62,8 @@ class GroupReader:
     event_time_kind: str
     columns: tuple[tuple[str, str, str | None], ...]
     ttl_seconds: int | None = None
+    max_age_seconds: int | None = None
+    """The feature set's own TTL: a record older than this is missing, as in its datasets."""
 
 
 @dataclass(frozen=True)
@@ -155,12 +157,14 @@ class FeatureSetRuntime:
             if key in entry:
                 values[name] = decode_value(kind, entry[key], collection)  # type: ignore[arg-type]
         moment = time.time() if now is None else now
-        if expires_at is not None:
-            if _epoch(expires_at) < moment:
-                return None
-        elif reader.ttl_seconds is not None and values.get(reader.event_time) is not None:
+        if expires_at is not None and _epoch(expires_at) < moment:
+            return None
+        limits = [reader.max_age_seconds]
+        if expires_at is None:
+            limits.append(reader.ttl_seconds)
+        if values.get(reader.event_time) is not None:
             event = _event_seconds(reader.event_time_kind, values[reader.event_time])
-            if event + reader.ttl_seconds < moment:
+            if any(limit is not None and event + limit < moment for limit in limits):
                 return None
         return values
 
