@@ -173,9 +173,12 @@ def _q(name: str) -> str:
 
 
 def compact(rt: GroupRuntime, group_dir: Path, min_files: int = 2) -> tuple[int, int]:
-    """Merge each partition with at least ``min_files`` files into one file, dropping rows
-    hidden by a later write of the same (identifier, event time). Returns (files before,
-    files after). The caller holds the store's write lock."""
+    """Merge each partition with at least ``min_files`` files into one file. Returns (files
+    before, files after). The caller holds the store's write lock.
+
+    Every distinct row is kept, including rows a later write of the same (identifier, event
+    time) hides: knowledge-time datasets (records written by T) still need them. Only exact
+    copies go, which a compaction killed between its rename and its unlinks leaves behind."""
     import duckdb
 
     before = after = 0
@@ -191,10 +194,9 @@ def compact(rt: GroupRuntime, group_dir: Path, min_files: int = 2) -> tuple[int,
         listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
         ident, et = _q(rt.identifier), _q(rt.event_time)
         table = con.sql(
-            f"SELECT * EXCLUDE (_fsgen_rank) FROM (SELECT *, row_number() OVER (PARTITION BY "
-            f"{ident}, {et} ORDER BY api_invocation_time DESC, write_time DESC) AS _fsgen_rank "
-            f"FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)) "
-            f"WHERE _fsgen_rank = 1 ORDER BY api_invocation_time, {et}, {ident}"
+            f"SELECT DISTINCT * FROM read_parquet([{listed}], union_by_name = true, "
+            f"hive_partitioning = false) ORDER BY api_invocation_time, write_time, is_deleted, "
+            f"{et}, {ident}"
         ).to_arrow_table()
         table = _conform(table, arrow_schema(rt))
         newest = max(f.name.split("_", 1)[0] for f in files)
