@@ -14,8 +14,8 @@ A kill before 2 commits leaves only staging files, which recovery deletes: the c
 happened. A kill after it leaves a journal row, and recovery finishes step 3 (roll forward):
 the chunk happened, in both stores. Recovery runs whenever the lock is taken, so every writer
 (and ``LocalStore.open``) first repairs what a killed one left. Re-running an ingestion appends
-the same (identifier, event time) again with a later ``api_invocation_time``; readers and
-compaction keep only that latest write (see :mod:`fsgen.store.offline`), and the online store
+the same (identifier, event time) again with a later ``api_invocation_time``; readers see only
+that latest write (see :mod:`fsgen.store.offline`), and the online store
 takes it because its event time is equal (semantics 3: ties, later write wins). So a re-run
 adds no visible record.
 """
