@@ -53,6 +53,8 @@ class JsonlDeadLetter:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in fresh)
+        if _ends_torn(self.path):  # a crash mid-line: start on a line of our own
+            text = "\n" + text
         with self.path.open("a", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
@@ -60,6 +62,18 @@ class JsonlDeadLetter:
 
     def __repr__(self) -> str:
         return f"JsonlDeadLetter({str(self.path)!r})"
+
+
+def _ends_torn(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Entry]:

@@ -223,3 +223,10 @@ def test_a_record_the_local_store_refuses_is_dead_lettered(
     assert entry["sequenceNumber"] == f"{2:056d}" and "outside years 1..9999" in str(
         entry["reason"])
     assert store.get_record("merchant-features", raw["merchant_id"], now=0) is not None
+
+
+def test_dead_letter_file_after_a_torn_write(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"group": "g", "shardId": "s", "sequenceNumber": "1"}\n{"group": "g", "sha')
+    JsonlDeadLetter(path).send([{"group": "g", "shardId": "s", "sequenceNumber": "2"}])
+    assert [e["sequenceNumber"] for e in read_jsonl(path)] == ["1", "2"]
