@@ -9,6 +9,8 @@ diagnostics here; the rule checks live in :mod:`fsgen.validate`.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import inspect
 import os
 import pkgutil
@@ -16,7 +18,8 @@ import sys
 import traceback
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from importlib.machinery import ModuleSpec
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,7 +116,40 @@ def check(root: Path | str | None = None) -> LoadResult:
 # --------------------------------------------------------------------------- importing
 
 
+class _FromSource(importlib.machinery.SourceFileLoader):
+    """Compile definitions from their source every time: a cached .pyc is validated by mtime
+    in whole seconds and by size, so an edit within the same second could load stale code."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        path = self.get_filename(fullname)
+        return compile(self.get_data(path), path, "exec", dont_inherit=True)
+
+
+class _DefinitionsFinder(importlib.abc.MetaPathFinder):
+    def __init__(self, package: str) -> None:
+        self.package = package
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> ModuleSpec | None:
+        if fullname != self.package and not fullname.startswith(self.package + "."):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+            spec.loader = _FromSource(fullname, str(spec.origin))
+        return spec
+
+
 def import_definitions(config: ProjectConfig, diags: list[Diagnostic]) -> Declarations:
+    package = config.definitions
+    finder = _DefinitionsFinder(package)
+    sys.meta_path.insert(0, finder)
+    try:
+        return _import_definitions(config, diags)
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def _import_definitions(config: ProjectConfig, diags: list[Diagnostic]) -> Declarations:
     package = config.definitions
     root = str(config.root)
     for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from fsgen.loader import load
 from fsgen.spec import ProjectSpec
@@ -141,3 +145,18 @@ def units(units: int) -> int:
     assert group.identifier == "store_item_key"
     assert [c for c, _ in group.stored_columns()] == [
         "store_item_key", "store_id", "sku", "ts", "units"]
+
+
+def test_an_edit_within_the_same_second_and_size_is_seen(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as on a machine that caches .pyc
+    root = make_project({"featuredefs/defs.py": BASE})
+    path = root / "featuredefs/defs.py"
+    stat = path.stat()
+    before = load(root).group("grp")
+    edited = BASE.replace("SCALE = 2", "SCALE = 3")
+    assert len(edited) == len(BASE)
+    path.write_text(edited)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime, same size
+    assert load(root).group("grp").logic_hash != before.logic_hash
