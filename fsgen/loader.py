@@ -19,8 +19,8 @@ import traceback
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
-from importlib.machinery import ModuleSpec
 from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 from fsgen import authoring as a
