@@ -19,12 +19,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check fsgen tests bench scripts featuredefs
 	$(BIN)/fsgen generate --check
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check fsgen
+	$(BIN)/ruff format --check fsgen tests bench scripts featuredefs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy fsgen generated

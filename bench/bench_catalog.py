@@ -27,18 +27,33 @@ def make_project(root: Path, groups: int, features: int) -> None:
     (root / "pyproject.toml").write_text(PYPROJECT)
     (root / "defs" / "__init__.py").write_text("")
     (root / "defs" / "entities.py").write_text(
-        'from fsgen import Entity, String\n\nuser = Entity("user_id", String, description="u")\n')
+        'from fsgen import Entity, String\n\nuser = Entity("user_id", String, description="u")\n'
+    )
     for g in range(groups):
-        lines = ["from defs.entities import user",
-                 "from fsgen import FeatureGroup, Fractional, Integral, String", "",
-                 f'g = FeatureGroup("g{g}", entity=user, event_time="ts", owner="team{g % 3}", '
-                 'description="synthetic")', ""]
+        lines = [
+            "from defs.entities import user",
+            "from fsgen import FeatureGroup, Fractional, Integral, String",
+            "",
+            f'g = FeatureGroup("g{g}", entity=user, event_time="ts", owner="team{g % 3}", '
+            'description="synthetic")',
+            "",
+        ]
         for f in range(features):
-            kind = ("Fractional", "float", "x * 2.0") if f % 3 == 0 else (
-                ("Integral", "int", "x + 1") if f % 3 == 1 else ("String", "str", "x.lower()"))
-            lines += ["", f'@g.feature({kind[0]}, description="feature {f}")',
-                      f"def f{f}(x{f}: {kind[1]}) -> {kind[1]}:",
-                      f"    x = x{f}", f"    return {kind[2]}", ""]
+            kind = (
+                ("Fractional", "float", "x * 2.0")
+                if f % 3 == 0
+                else (
+                    ("Integral", "int", "x + 1") if f % 3 == 1 else ("String", "str", "x.lower()")
+                )
+            )
+            lines += [
+                "",
+                f'@g.feature({kind[0]}, description="feature {f}")',
+                f"def f{f}(x{f}: {kind[1]}) -> {kind[1]}:",
+                f"    x = x{f}",
+                f"    return {kind[2]}",
+                "",
+            ]
         (root / "defs" / f"g{g}.py").write_text("\n".join(lines))
 
 
@@ -47,7 +62,9 @@ def frame(rows: int, features: int, seed: int) -> pd.DataFrame:
     data: dict[str, object] = {
         "user_id": [f"u{i}" for i in rng.integers(0, rows // 2 + 1, rows)],
         "ts": pd.date_range("2024-01-01", periods=rows, freq="min", tz="UTC").strftime(
-            "%Y-%m-%dT%H:%M:%SZ")}
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+    }
     for f in range(features):
         if f % 3 == 0:
             data[f"x{f}"] = rng.normal(size=rows)
@@ -103,17 +120,26 @@ def main() -> None:
             catalog_seconds = time.perf_counter() - start
             baseline_seconds = baseline(store, spec)
         pages = sum(1 for _ in (Path(tmp) / "site").rglob("*.html"))
-    print(json.dumps({
-        "groups": groups, "features_per_group": features, "rows_per_group": rows,
-        "pages": pages,
-        "stats_seconds": round(stats_seconds, 3),
-        "catalog_seconds": round(catalog_seconds, 3),
-        "baseline_pandas_stats_seconds": round(baseline_seconds, 3),
-        "note": textwrap.shorten("catalog_seconds includes the DuckDB statistics, codegen's "
-                                 "artifact build and every page; the baseline computes the "
-                                 "statistics only, with pandas over data read into memory",
-                                 width=300),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "groups": groups,
+                "features_per_group": features,
+                "rows_per_group": rows,
+                "pages": pages,
+                "stats_seconds": round(stats_seconds, 3),
+                "catalog_seconds": round(catalog_seconds, 3),
+                "baseline_pandas_stats_seconds": round(baseline_seconds, 3),
+                "note": textwrap.shorten(
+                    "catalog_seconds includes the DuckDB statistics, codegen's "
+                    "artifact build and every page; the baseline computes the "
+                    "statistics only, with pandas over data read into memory",
+                    width=300,
+                ),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def make_project(root: Path, groups: int, features: int) -> None:
     (root / "pyproject.toml").write_text(
         '[tool.fsgen]\ndefinitions = "benchdefs"\ngenerated_dir = "generated"\n\n'
         '[tool.fsgen.aws]\nrole_arn = "arn:aws:iam::123456789012:role/bench"\n'
-        'offline_s3_uri = "s3://bench-bucket/offline"\n')
+        'offline_s3_uri = "s3://bench-bucket/offline"\n'
+    )
     (root / "benchdefs/__init__.py").write_text('"""Benchmark definitions."""\n')
     for g in range(groups):
         lines = [
@@ -47,7 +48,8 @@ def make_project(root: Path, groups: int, features: int) -> None:
     names = ", ".join(f'"group-{g:03d}:g{g}_f0"' for g in range(min(groups, 50)))
     (root / "benchdefs/sets.py").write_text(
         "from fsgen import FeatureSet\n"
-        f'model = FeatureSet("bench-model", [{names}], description="Bench", owner="bench")\n')
+        f'model = FeatureSet("bench-model", [{names}], description="Bench", owner="bench")\n'
+    )
 
 
 def main() -> None:
@@ -91,26 +93,31 @@ def main() -> None:
         total_bytes = sum(len(a.content.encode("utf-8")) for a in artifacts)
         shutil.rmtree(baseline_dir)
 
-    print(json.dumps({
-        "benchmark": "generate",
-        "groups": groups,
-        "features_per_group": features,
-        "artifacts": len(artifacts),
-        "bytes": total_bytes,
-        "load_definitions_s": round(load_s, 3),
-        "build_in_memory_s": round(build_s, 3),
-        "generate_first_write_s": round(generate_s, 3),
-        "generate_first_write_cpu_s": round(generate_cpu_s, 3),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "generate_no_change_s": round(regenerate_s, 3),
-        "baseline_plain_write_s": round(baseline_s, 3),
-        "target_s": 5.0,
-        "within_target": generate_s < 5.0,
-        "within_target_cpu": generate_cpu_s < 5.0,
-        "written": len(first.created),
-        "unchanged_second_run": len(second.unchanged),
-        "python": sys.version.split()[0],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "generate",
+                "groups": groups,
+                "features_per_group": features,
+                "artifacts": len(artifacts),
+                "bytes": total_bytes,
+                "load_definitions_s": round(load_s, 3),
+                "build_in_memory_s": round(build_s, 3),
+                "generate_first_write_s": round(generate_s, 3),
+                "generate_first_write_cpu_s": round(generate_cpu_s, 3),
+                "load_average_1m": round(os.getloadavg()[0], 2),
+                "generate_no_change_s": round(regenerate_s, 3),
+                "baseline_plain_write_s": round(baseline_s, 3),
+                "target_s": 5.0,
+                "within_target": generate_s < 5.0,
+                "within_target_cpu": generate_cpu_s < 5.0,
+                "written": len(first.created),
+                "unchanged_second_run": len(second.unchanged),
+                "python": sys.version.split()[0],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

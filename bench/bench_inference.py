@@ -40,10 +40,15 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] / 1e6
 
-    return {"calls": len(ordered), "p50_ms": round(pct(0.50), 4), "p90_ms": round(pct(0.90), 4),
-            "p99_ms": round(pct(0.99), 4), "max_ms": round(ordered[-1] / 1e6, 4),
-            "mean_ms": round(statistics.fmean(ordered) / 1e6, 4),
-            "requests_per_s": round(len(ordered) / (sum(ordered) / 1e9), 1)}
+    return {
+        "calls": len(ordered),
+        "p50_ms": round(pct(0.50), 4),
+        "p90_ms": round(pct(0.90), 4),
+        "p99_ms": round(pct(0.99), 4),
+        "max_ms": round(ordered[-1] / 1e6, 4),
+        "mean_ms": round(statistics.fmean(ordered) / 1e6, 4),
+        "requests_per_s": round(len(ordered) / (sum(ordered) / 1e9), 1),
+    }
 
 
 def free_port() -> int:
@@ -65,28 +70,57 @@ def make_project(root: Path, customers: int, merchants: int) -> tuple[list[str],
     mids = [f"M{i:04d}" for i in range(merchants)]
     with (root / "customers.csv").open("w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow(["customer_id", "last_updated_time", "birth_date", "total_spend",
-                      "tenure_months", "membership_tier"])
+        out.writerow(
+            [
+                "customer_id",
+                "last_updated_time",
+                "birth_date",
+                "total_spend",
+                "tenure_months",
+                "membership_tier",
+            ]
+        )
         for n, cid in enumerate(cids):
             stamp = (base - timedelta(seconds=n % 3600)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            out.writerow([cid, stamp, f"19{rng.randint(40, 99)}-0{rng.randint(1, 9)}-1{n % 9}",
-                          round(rng.uniform(10, 9000), 2), rng.randint(1, 80),
-                          rng.choice(["standard", "prime", "basic"])])
+            out.writerow(
+                [
+                    cid,
+                    stamp,
+                    f"19{rng.randint(40, 99)}-0{rng.randint(1, 9)}-1{n % 9}",
+                    round(rng.uniform(10, 9000), 2),
+                    rng.randint(1, 80),
+                    rng.choice(["standard", "prime", "basic"]),
+                ]
+            )
     with (root / "merchants.jsonl").open("w") as fh:
         for n, mid in enumerate(mids):
             transactions = rng.randint(10, 5000)
-            fh.write(json.dumps({"merchant_id": mid, "updated_at": base.timestamp() - n,
-                                 "mcc_description": rng.choice(["Travel", "Grocery"]),
-                                 "chargebacks": rng.randint(0, transactions // 20),
-                                 "transactions": transactions,
-                                 "settled_amount": round(rng.uniform(100, 9e4), 2)}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "merchant_id": mid,
+                        "updated_at": base.timestamp() - n,
+                        "mcc_description": rng.choice(["Travel", "Grocery"]),
+                        "chargebacks": rng.randint(0, transactions // 20),
+                        "transactions": transactions,
+                        "settled_amount": round(rng.uniform(100, 9e4), 2),
+                    }
+                )
+                + "\n"
+            )
     with (root / "labels.csv").open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["customer_id", "merchant_id", "event_time", "amount", "is_fraud"])
         for n in range(400):
-            out.writerow([rng.choice(cids), rng.choice(mids),
-                          base.strftime("%Y-%m-%dT%H:%M:%SZ"), round(rng.uniform(1, 900), 2),
-                          int(n % 6 == 0)])
+            out.writerow(
+                [
+                    rng.choice(cids),
+                    rng.choice(mids),
+                    base.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    round(rng.uniform(1, 900), 2),
+                    int(n % 6 == 0),
+                ]
+            )
     return cids, mids
 
 
@@ -100,26 +134,39 @@ def setup(root: Path) -> tuple[object, object, Path]:
     with LocalStore.open(config, spec) as store:
         store.ingest("customer-features", root / "customers.csv", root / "rejects-c.jsonl")
         store.ingest("merchant-features", root / "merchants.jsonl", root / "rejects-m.jsonl")
-    model, _, _ = train_from_labels(config, spec, FEATURE_SET, root / "labels.csv",
-                                    root / "model")
+    model, _, _ = train_from_labels(config, spec, FEATURE_SET, root / "labels.csv", root / "model")
     return config, spec, model
 
 
 def bodies(cids: list[str], mids: list[str], n: int) -> list[bytes]:
     rng = random.Random(2)
-    return [json.dumps({"customer_id": rng.choice(cids), "merchant_id": rng.choice(mids),
-                        "amount": round(rng.uniform(1, 900), 2)}).encode() for _ in range(n)]
+    return [
+        json.dumps(
+            {
+                "customer_id": rng.choice(cids),
+                "merchant_id": rng.choice(mids),
+                "amount": round(rng.uniform(1, 900), 2),
+            }
+        ).encode()
+        for _ in range(n)
+    ]
 
 
-def bench_in_process(config: object, spec: object, model: Path, requests: list[bytes],
-                     warmup: int) -> dict[str, float]:
+def bench_in_process(
+    config: object, spec: object, model: Path, requests: list[bytes], warmup: int
+) -> dict[str, float]:
     from fsgen.serving.handler import load_handler
     from fsgen.serving.sources import LocalRecordSource
     from fsgen.store import LocalStore
 
     with LocalStore.open(config, spec) as store:  # type: ignore[arg-type]
-        handler = load_handler(config, spec, FEATURE_SET, model,  # type: ignore[arg-type]
-                               LocalRecordSource(store))
+        handler = load_handler(
+            config,
+            spec,
+            FEATURE_SET,
+            model,  # type: ignore[arg-type]
+            LocalRecordSource(store),
+        )
         for body in requests[:warmup]:
             handler.invoke(body)
         samples = []
@@ -141,8 +188,10 @@ class OneWriteClient:
         self.reader = self.sock.makefile("rb")
 
     def post(self, body: bytes) -> tuple[int, bytes]:
-        head = (b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        head = (
+            b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
         self.sock.sendall(head + body)
         status = int(self.reader.readline().split()[1])
         length = 0
@@ -183,12 +232,27 @@ def timed(call: object, requests: list[bytes], warmup: int) -> dict[str, float]:
     return percentiles(samples)
 
 
-def bench_http(root: Path, model: Path, requests: list[bytes], warmup: int
-               ) -> dict[str, dict[str, float]]:
+def bench_http(
+    root: Path, model: Path, requests: list[bytes], warmup: int
+) -> dict[str, dict[str, float]]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fsgen.cli", "--project", str(root),
-                             "serve-model", FEATURE_SET, "--model", str(model), "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fsgen.cli",
+            "--project",
+            str(root),
+            "serve-model",
+            FEATURE_SET,
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_up(port, proc)
         client = OneWriteClient(port)
@@ -208,8 +272,10 @@ def bench_http(root: Path, model: Path, requests: list[bytes], warmup: int
             if response.status != 200:
                 raise SystemExit(f"HTTP {response.status}: {data!r}")
 
-        results = {"one_write_client": timed(one_write, requests, warmup),
-                   "http_client_two_writes": timed(stdlib, requests, warmup)}
+        results = {
+            "one_write_client": timed(one_write, requests, warmup),
+            "http_client_two_writes": timed(stdlib, requests, warmup),
+        }
         client.close()
         conn.close()
         return results
@@ -236,21 +302,27 @@ def main() -> None:
         over_http = bench_http(root, model, requests, warmup)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({
-        "benchmark": "POST /invocations (fsgen serve-model), one customer + one merchant "
-                     "lookup, on-demand feature, logistic model",
-        "store": {"customers": customers, "merchants": merchants},
-        "http_loopback": over_http["one_write_client"],
-        "http_loopback_stdlib_http_client": over_http["http_client_two_writes"],
-        "baseline_in_process_handler": baseline,
-        "http_overhead_p50_ms": round(over_http["one_write_client"]["p50_ms"]
-                                      - baseline["p50_ms"], 4),
-        "target_p99_ms": TARGET_P99_MS,
-        "meets_target": over_http["one_write_client"]["p99_ms"] < TARGET_P99_MS,
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),  # tails grow on a busy machine
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "POST /invocations (fsgen serve-model), one customer + one merchant "
+                "lookup, on-demand feature, logistic model",
+                "store": {"customers": customers, "merchants": merchants},
+                "http_loopback": over_http["one_write_client"],
+                "http_loopback_stdlib_http_client": over_http["http_client_two_writes"],
+                "baseline_in_process_handler": baseline,
+                "http_overhead_p50_ms": round(
+                    over_http["one_write_client"]["p50_ms"] - baseline["p50_ms"], 4
+                ),
+                "target_p99_ms": TARGET_P99_MS,
+                "meets_target": over_http["one_write_client"]["p99_ms"] < TARGET_P99_MS,
+                "python": sys.version.split()[0],
+                "cpus": os.cpu_count(),
+                "load_average_1m": round(os.getloadavg()[0], 2),  # tails grow on a busy machine
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ def make_project(root: Path) -> Path:
     (root / "benchdefs" / "__init__.py").write_text('"""Benchmark definitions."""\n')
     (root / "benchdefs" / "activity.py").write_text(textwrap.dedent(DEFS))
     (root / "pyproject.toml").write_text(
-        '[project]\nname = "bench"\nversion = "0"\n\n[tool.fsgen]\ndefinitions = "benchdefs"\n')
+        '[project]\nname = "bench"\nversion = "0"\n\n[tool.fsgen]\ndefinitions = "benchdefs"\n'
+    )
     return root
 
 
@@ -86,25 +87,28 @@ def make_csv(path: Path, rows: int) -> None:
     seconds = 1_704_067_200 + rng.integers(0, 86_400, rows)
     times = pa.array(seconds.astype("datetime64[s]")).cast(pa.string())
     times = pa.compute.replace_substring(times, " ", "T")
-    table = pa.table({
-        "account_id": pa.array(np.char.add("A", ids.astype(str))),
-        "event_time": pa.compute.binary_join_element_wise(times, pa.scalar("Z"), ""),
-        "amount": pa.array(np.round(rng.gamma(2.0, 150.0, rows), 2)),
-        "txn_count": pa.array(rng.integers(0, 120, rows)),
-        "channel": pa.array(rng.choice([" Web", "POS ", "mobile", "ATM"], rows)),
-    })
+    table = pa.table(
+        {
+            "account_id": pa.array(np.char.add("A", ids.astype(str))),
+            "event_time": pa.compute.binary_join_element_wise(times, pa.scalar("Z"), ""),
+            "amount": pa.array(np.round(rng.gamma(2.0, 150.0, rows), 2)),
+            "txn_count": pa.array(rng.integers(0, 120, rows)),
+            "channel": pa.array(rng.choice([" Web", "POS ", "mobile", "ATM"], rows)),
+        }
+    )
     pacsv.write_csv(table, path)
 
 
 def _cpu() -> float:
     """CPU seconds of this process and its reaped children (the worker processes)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def bench_fsgen(root: Path, src: Path, chunk_rows: int, workers: int | None
-                ) -> dict[str, object]:
+def bench_fsgen(root: Path, src: Path, chunk_rows: int, workers: int | None) -> dict[str, object]:
     from fsgen.loader import load
     from fsgen.store import LocalStore
 
@@ -118,10 +122,17 @@ def bench_fsgen(root: Path, src: Path, chunk_rows: int, workers: int | None
     files = len(list(store.offline_dir("account-activity").glob("data/*/*/*/*/*.parquet")))
     online_rows = store.online.count(store.runtime("account-activity"))
     store.close()
-    return {"seconds": round(seconds, 3), "rows_per_s": round(result.read / seconds),
-            "cpu_seconds": round(cpu, 3), "rows_per_cpu_s": round(result.read / cpu),
-            "read": result.read, "written": result.written, "rejected": result.rejected,
-            "offline_files": files, "online_records": online_rows}
+    return {
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(result.read / seconds),
+        "cpu_seconds": round(cpu, 3),
+        "rows_per_cpu_s": round(result.read / cpu),
+        "read": result.read,
+        "written": result.written,
+        "rejected": result.rejected,
+        "offline_files": files,
+        "online_records": online_rows,
+    }
 
 
 def bench_pandas(src: Path, out: Path) -> dict[str, object]:
@@ -131,23 +142,31 @@ def bench_pandas(src: Path, out: Path) -> dict[str, object]:
     cpu = _cpu()
     start = time.perf_counter()
     df = pd.read_csv(src, dtype={"account_id": str, "event_time": str, "channel": str})
-    feats = pd.DataFrame({
-        "account_id": df["account_id"], "event_time": df["event_time"],
-        "avg_amount": df["amount"] / df["txn_count"].clip(lower=1),
-        "count_bucket": (df["txn_count"] // 10).clip(upper=9),
-        "channel_norm": df["channel"].str.strip().str.lower(),
-        "high_value": (df["amount"] > 500.0).astype("int64"),
-        "log_amount": np.log1p(df["amount"].clip(lower=0.0)),
-    })
+    feats = pd.DataFrame(
+        {
+            "account_id": df["account_id"],
+            "event_time": df["event_time"],
+            "avg_amount": df["amount"] / df["txn_count"].clip(lower=1),
+            "count_bucket": (df["txn_count"] // 10).clip(upper=9),
+            "channel_norm": df["channel"].str.strip().str.lower(),
+            "high_value": (df["amount"] > 500.0).astype("int64"),
+            "log_amount": np.log1p(df["amount"].clip(lower=0.0)),
+        }
+    )
     feats.to_parquet(out / "pandas.parquet", index=False)
     latest = feats.sort_values("event_time", kind="stable").drop_duplicates(
-        "account_id", keep="last")
+        "account_id", keep="last"
+    )
     with sqlite3.connect(out / "pandas.sqlite") as con:
         latest.to_sql("online", con, index=False, if_exists="replace")
     seconds = time.perf_counter() - start
     cpu = _cpu() - cpu
-    return {"seconds": round(seconds, 3), "rows_per_s": round(len(df) / seconds),
-            "cpu_seconds": round(cpu, 3), "rows_per_cpu_s": round(len(df) / cpu)}
+    return {
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(len(df) / seconds),
+        "cpu_seconds": round(cpu, 3),
+        "rows_per_cpu_s": round(len(df) / cpu),
+    }
 
 
 def bench_per_row(root: Path, src: Path, out: Path, rows: int) -> dict[str, object]:
@@ -159,11 +178,14 @@ def bench_per_row(root: Path, src: Path, out: Path, rows: int) -> dict[str, obje
 
     rt = group_runtime(load(root).group("account-activity"))
     con = sqlite3.connect(out / "per_row.sqlite")
-    con.execute("CREATE TABLE online (id TEXT PRIMARY KEY, t TEXT, a REAL, b INT, c TEXT, "
-                "d INT, e REAL)")
-    sql = ("INSERT INTO online VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
-           "t=excluded.t, a=excluded.a, b=excluded.b, c=excluded.c, d=excluded.d, "
-           "e=excluded.e WHERE excluded.t >= online.t")
+    con.execute(
+        "CREATE TABLE online (id TEXT PRIMARY KEY, t TEXT, a REAL, b INT, c TEXT, d INT, e REAL)"
+    )
+    sql = (
+        "INSERT INTO online VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+        "t=excluded.t, a=excluded.a, b=excluded.b, c=excluded.c, d=excluded.d, "
+        "e=excluded.e WHERE excluded.t >= online.t"
+    )
     start = time.perf_counter()
     with src.open(newline="") as fh:
         records = [rt.process(r) for r in itertools.islice(csv.DictReader(fh), rows)]
@@ -178,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="100,000 rows")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="transform processes (default: fsgen's choice)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="transform processes (default: fsgen's choice)"
+    )
     args = parser.parse_args(argv)
     rows = 100_000 if args.quick else args.rows
     with tempfile.TemporaryDirectory(prefix="fsgen-bench-") as tmp:
@@ -191,16 +214,27 @@ def main(argv: list[str] | None = None) -> int:
         fsgen = bench_fsgen(root, src, args.chunk_rows, args.workers)
         pandas = bench_pandas(src, Path(tmp))
         per_row = bench_per_row(root, src, Path(tmp), min(rows, 100_000))
-    print(json.dumps({
-        "benchmark": "ingest", "rows": rows, "features": 5,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "rows": rows,
+                "features": 5,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
                     "load_average_1m_before": round(load_before, 2),
-                    "load_average_1m_after": round(os.getloadavg()[0], 2)},
-        "fsgen": fsgen, "target_rows_per_s": 250_000,
-        "meets_target": fsgen["rows_per_s"] >= 250_000,  # type: ignore[operator]
-        "baseline_pandas_vectorized": pandas,
-        "baseline_per_row_runtime_sqlite": per_row,
-    }, indent=2))
+                    "load_average_1m_after": round(os.getloadavg()[0], 2),
+                },
+                "fsgen": fsgen,
+                "target_rows_per_s": 250_000,
+                "meets_target": fsgen["rows_per_s"] >= 250_000,  # type: ignore[operator]
+                "baseline_pandas_vectorized": pandas,
+                "baseline_per_row_runtime_sqlite": per_row,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -33,8 +33,12 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
     def at(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6, 4)
 
-    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": round(ordered[-1] / 1e6, 4),
-            "n": len(ordered)}
+    return {
+        "p50_ms": at(0.50),
+        "p99_ms": at(0.99),
+        "max_ms": round(ordered[-1] / 1e6, 4),
+        "n": len(ordered),
+    }
 
 
 def timed(fn: object, args: list[tuple[object, ...]]) -> list[int]:
@@ -49,8 +53,12 @@ def timed(fn: object, args: list[tuple[object, ...]]) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=200_000,
-                        help="raw rows ingested first (about a fifth are distinct ids)")
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=200_000,
+        help="raw rows ingested first (about a fifth are distinct ids)",
+    )
     parser.add_argument("--gets", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="20,000 rows, 2,000 gets")
     args = parser.parse_args(argv)
@@ -97,21 +105,35 @@ def main(argv: list[str] | None = None) -> int:
         duck_args = singles[: max(gets // 40, 50)]
 
         def duck_get(g: str, rid: str) -> None:
-            duck.execute(f"SELECT * FROM read_parquet('{glob}') WHERE account_id = ? "
-                         "ORDER BY event_time DESC, api_invocation_time DESC LIMIT 1",
-                         [rid]).fetchall()
+            duck.execute(
+                f"SELECT * FROM read_parquet('{glob}') WHERE account_id = ? "
+                "ORDER BY event_time DESC, api_invocation_time DESC LIMIT 1",
+                [rid],
+            ).fetchall()
 
         duck_single = percentiles(timed(duck_get, duck_args))
         store.close()
-    print(json.dumps({
-        "benchmark": "online_get", "rows_ingested": rows, "online_records": len(ids),
-        "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
-        "get_record": single, "target_get_record_p99_ms": 0.1,
-        "batch_get_100": hundred, "target_batch_get_100_p50_ms": 0.5,
-        "meets_targets": single["p99_ms"] <= 0.1 and hundred["p50_ms"] <= 0.5,
-        "baseline_sqlite_primary_key_select": raw_single,
-        "baseline_duckdb_on_offline_parquet": duck_single,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "online_get",
+                "rows_ingested": rows,
+                "online_records": len(ids),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "load_average_1m": round(os.getloadavg()[0], 2),
+                },
+                "get_record": single,
+                "target_get_record_p99_ms": 0.1,
+                "batch_get_100": hundred,
+                "target_batch_get_100_p50_ms": 0.5,
+                "meets_targets": single["p99_ms"] <= 0.1 and hundred["p50_ms"] <= 0.5,
+                "baseline_sqlite_primary_key_select": raw_single,
+                "baseline_duckdb_on_offline_parquet": duck_single,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

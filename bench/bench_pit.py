@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DEFS = '''
+DEFS = """
 from fsgen import Entity, FeatureGroup, FeatureSet, Fractional, Integral, Online, String
 
 customer = Entity("customer_id", String)
@@ -55,7 +55,7 @@ def prime(raw_prime: int) -> int:
 
 
 training = FeatureSet("training", [age, spend, prime], label_time="event_time", owner="bench")
-'''
+"""
 
 START = np.datetime64("2024-01-01T00:00:00", "ms")
 DAYS = 30
@@ -64,8 +64,9 @@ DAYS = 30
 def write_project(root: Path) -> None:
     (root / "benchdefs").mkdir(parents=True)
     (root / "benchdefs" / "__init__.py").write_text(DEFS)
-    (root / "pyproject.toml").write_text('[project]\nname = "bench"\nversion = "0"\n\n'
-                                         '[tool.fsgen]\ndefinitions = "benchdefs"\n')
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "bench"\nversion = "0"\n\n[tool.fsgen]\ndefinitions = "benchdefs"\n'
+    )
 
 
 def iso(ms: np.ndarray) -> np.ndarray:
@@ -82,33 +83,44 @@ def write_store(store: Path, rows: int, entities: int, seed: int) -> None:
     offsets = _distinct_offsets(rng, entities, per, span)
     event_ms = START.astype("int64") + offsets.astype("int64") * 1000
     write_us = (event_ms + rng.integers(0, 3_600_000, len(event_ms))) * 1000
-    hour = (event_ms // 3_600_000)
+    hour = event_ms // 3_600_000
     order = np.argsort(hour, kind="stable")
     ts = pa.timestamp("us", tz="UTC")
-    table = pa.table({
-        "customer_id": pa.array(np.char.add("C", entity.astype(str))),
-        "updated": pa.array(iso(event_ms)),
-        "age": pa.array(rng.integers(18, 90, len(entity))),
-        "spend": pa.array(rng.random(len(entity)) * 500),
-        "prime": pa.array(rng.integers(0, 2, len(entity))),
-        "write_time": pa.array(write_us, pa.int64()).cast(ts),
-        "api_invocation_time": pa.array(write_us, pa.int64()).cast(ts),
-        "is_deleted": pa.array(np.zeros(len(entity), bool)),
-    }).take(order)
+    table = pa.table(
+        {
+            "customer_id": pa.array(np.char.add("C", entity.astype(str))),
+            "updated": pa.array(iso(event_ms)),
+            "age": pa.array(rng.integers(18, 90, len(entity))),
+            "spend": pa.array(rng.random(len(entity)) * 500),
+            "prime": pa.array(rng.integers(0, 2, len(entity))),
+            "write_time": pa.array(write_us, pa.int64()).cast(ts),
+            "api_invocation_time": pa.array(write_us, pa.int64()).cast(ts),
+            "is_deleted": pa.array(np.zeros(len(entity), bool)),
+        }
+    ).take(order)
     hours = hour[order]
     uniq, starts = np.unique(hours, return_index=True)
     bounds = [*starts.tolist(), len(hours)]
     for i, h in enumerate(uniq):
         stamp = str(np.datetime64(int(h), "h"))
-        part = (store / "offline" / "profile" / "data" / f"year={stamp[:4]}"
-                / f"month={stamp[5:7]}" / f"day={stamp[8:10]}" / f"hour={stamp[11:13]}")
+        part = (
+            store
+            / "offline"
+            / "profile"
+            / "data"
+            / f"year={stamp[:4]}"
+            / f"month={stamp[5:7]}"
+            / f"day={stamp[8:10]}"
+            / f"hour={stamp[11:13]}"
+        )
         part.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table.slice(bounds[i], bounds[i + 1] - bounds[i]),
-                       part / "20240101T000000Z_bench_0.parquet")
+        pq.write_table(
+            table.slice(bounds[i], bounds[i + 1] - bounds[i]),
+            part / "20240101T000000Z_bench_0.parquet",
+        )
 
 
-def _distinct_offsets(rng: np.random.Generator, entities: int, per: int,
-                      span: int) -> np.ndarray:
+def _distinct_offsets(rng: np.random.Generator, entities: int, per: int, span: int) -> np.ndarray:
     """``per`` distinct seconds in [0, span) for each entity, vectorized."""
     raw = rng.integers(0, span // per, size=(entities, per))
     slots = np.arange(per) * (span // per)
@@ -118,11 +130,13 @@ def _distinct_offsets(rng: np.random.Generator, entities: int, per: int,
 def labels_frame(n: int, entities: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed + 1)
     ms = START.astype("int64") + rng.integers(0, DAYS * 86400, n) * 1000 + 500
-    return pd.DataFrame({
-        "customer_id": np.char.add("C", rng.integers(0, entities, n).astype(str)),
-        "event_time": iso(ms),
-        "label": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.char.add("C", rng.integers(0, entities, n).astype(str)),
+            "event_time": iso(ms),
+            "label": rng.integers(0, 2, n),
+        }
+    )
 
 
 def baseline(store: Path, labels: pd.DataFrame) -> pd.DataFrame:
@@ -145,8 +159,9 @@ def baseline(store: Path, labels: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def run_shape(name: str, rows: int, entities: int, n_labels: int, repeat: int,
-              workdir: Path) -> dict[str, object]:
+def run_shape(
+    name: str, rows: int, entities: int, n_labels: int, repeat: int, workdir: Path
+) -> dict[str, object]:
     from fsgen.loader import load_with_config
     from fsgen.pit import build_dataset
 
@@ -168,17 +183,25 @@ def run_shape(name: str, rows: int, entities: int, n_labels: int, repeat: int,
         base_times.append(time.perf_counter() - start)
     assert ours is not None and theirs is not None
     agree = all(
-        np.array_equal(pd.array(ours[c], dtype="Float64").fillna(-1.0).to_numpy(),
-                       pd.array(theirs[c], dtype="Float64").fillna(-1.0).to_numpy())
-        for c in ("age", "spend", "prime"))
+        np.array_equal(
+            pd.array(ours[c], dtype="Float64").fillna(-1.0).to_numpy(),
+            pd.array(theirs[c], dtype="Float64").fillna(-1.0).to_numpy(),
+        )
+        for c in ("age", "spend", "prime")
+    )
     best_f, best_b = min(fsgen_times), min(base_times)
     return {
-        "shape": name, "feature_rows": rows, "entities": entities,
-        "rows_per_entity": rows // entities, "labels": n_labels,
-        "fsgen_s": round(best_f, 4), "baseline_s": round(best_b, 4),
+        "shape": name,
+        "feature_rows": rows,
+        "entities": entities,
+        "rows_per_entity": rows // entities,
+        "labels": n_labels,
+        "fsgen_s": round(best_f, 4),
+        "baseline_s": round(best_b, 4),
         "fsgen_median_s": round(statistics.median(fsgen_times), 4),
         "baseline_median_s": round(statistics.median(base_times), 4),
-        "ratio": round(best_f / best_b, 3), "values_agree": bool(agree),
+        "ratio": round(best_f / best_b, 3),
+        "values_agree": bool(agree),
         "missing": int(ours["age"].isna().sum()),
     }
 
@@ -190,20 +213,34 @@ def main() -> None:
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     repeat = args.repeat or (3 if args.quick else 5)
-    shapes = [("wide", 1_000_000 // scale, 100_000 // scale),
-              ("deep", 1_000_000 // scale, 1_000 // scale)]
+    shapes = [
+        ("wide", 1_000_000 // scale, 100_000 // scale),
+        ("deep", 1_000_000 // scale, 1_000 // scale),
+    ]
     workdir = Path(tempfile.mkdtemp(prefix="fsgen-bench-pit-"))
     try:
-        results = [run_shape(name, rows, entities, 100_000 // scale, repeat, workdir)
-                   for name, rows, entities in shapes]
+        results = [
+            run_shape(name, rows, entities, 100_000 // scale, repeat, workdir)
+            for name, rows, entities in shapes
+        ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps({
-        "benchmark": "pit_dataset", "quick": args.quick, "repeat": repeat,
-        "target_ratio": 1.25, "cpus": os.cpu_count(), "duckdb": duckdb.__version__,
-        "python": sys.version.split()[0], "shapes": results,
-        "within_target": all(r["ratio"] <= 1.25 for r in results),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "pit_dataset",
+                "quick": args.quick,
+                "repeat": repeat,
+                "target_ratio": 1.25,
+                "cpus": os.cpu_count(),
+                "duckdb": duckdb.__version__,
+                "python": sys.version.split()[0],
+                "shapes": results,
+                "within_target": all(r["ratio"] <= 1.25 for r in results),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

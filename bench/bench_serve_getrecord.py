@@ -31,9 +31,14 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] / 1e6
 
-    return {"calls": len(ordered), "p50_ms": round(pct(0.50), 4), "p90_ms": round(pct(0.90), 4),
-            "p99_ms": round(pct(0.99), 4), "max_ms": round(ordered[-1] / 1e6, 4),
-            "mean_ms": round(statistics.fmean(ordered) / 1e6, 4)}
+    return {
+        "calls": len(ordered),
+        "p50_ms": round(pct(0.50), 4),
+        "p90_ms": round(pct(0.90), 4),
+        "p99_ms": round(pct(0.99), 4),
+        "max_ms": round(ordered[-1] / 1e6, 4),
+        "mean_ms": round(statistics.fmean(ordered) / 1e6, 4),
+    }
 
 
 def free_port() -> int:
@@ -51,8 +56,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
         if proc.poll() is not None:
             raise SystemExit(f"fsgen serve exited with {proc.returncode}")
         try:
-            urllib.request.urlopen(url + "/FeatureGroup/x?RecordIdentifierValueAsString=1",
-                                   timeout=1)
+            urllib.request.urlopen(
+                url + "/FeatureGroup/x?RecordIdentifierValueAsString=1", timeout=1
+            )
         except urllib.error.HTTPError:
             return  # it answered (404 ResourceNotFound): ready
         except OSError:
@@ -68,9 +74,13 @@ def main() -> None:
     args = parser.parse_args()
     calls = args.calls or (1000 if args.quick else 10_000)
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
-                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }.items():
         os.environ[key] = value
 
     import boto3
@@ -84,32 +94,61 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="fsgen-bench-serve-"))
     try:
-        shutil.copytree(REPO / "featuredefs", work / "featuredefs",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO / "featuredefs", work / "featuredefs", ignore=shutil.ignore_patterns("__pycache__")
+        )
         shutil.copy(REPO / "pyproject.toml", work / "pyproject.toml")
         config = load_config(work)
         spec = load(work)
         backend = LocalBackend(config)
-        apply_plan(config, spec, backend, compute_plan(config, spec, backend, artifacts=False),
-                   regenerate=False)
+        apply_plan(
+            config,
+            spec,
+            backend,
+            compute_plan(config, spec, backend, artifacts=False),
+            regenerate=False,
+        )
         group = spec.group("customer-features")
         store = LocalStore.open(config, spec)
         rt = store.runtime(group.name)
         ids = [f"cust-{i:06d}" for i in range(args.records)]
-        store.put_records(group.name, [
-            {"customer_id": cid, "last_updated_time": "2099-01-01T00:00:00Z", "age": 30 + i % 50,
-             "avg_monthly_spend": 12.5 + i, "is_prime_member": i % 2}
-            for i, cid in enumerate(ids)])
+        store.put_records(
+            group.name,
+            [
+                {
+                    "customer_id": cid,
+                    "last_updated_time": "2099-01-01T00:00:00Z",
+                    "age": 30 + i % 50,
+                    "avg_monthly_spend": 12.5 + i,
+                    "is_prime_member": i % 2,
+                }
+                for i, cid in enumerate(ids)
+            ],
+        )
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([sys.executable, "-m", "fsgen.cli", "--project", str(work),
-                                 "serve", "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fsgen.cli",
+                "--project",
+                str(work),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_ready(url, proc)
-            client = boto3.client("sagemaker-featurestore-runtime", endpoint_url=url,
-                                  config=Config(retries={"max_attempts": 1}))
+            client = boto3.client(
+                "sagemaker-featurestore-runtime",
+                endpoint_url=url,
+                config=Config(retries={"max_attempts": 1}),
+            )
             rng = random.Random(7)
             sample = [rng.choice(ids) for _ in range(calls)]
             for cid in sample[:200]:  # warm-up: connections, caches
@@ -119,8 +158,9 @@ def main() -> None:
             misses = 0
             for cid in sample:
                 t0 = time.perf_counter_ns()
-                out = client.get_record(FeatureGroupName=group.name,
-                                        RecordIdentifierValueAsString=cid)
+                out = client.get_record(
+                    FeatureGroupName=group.name, RecordIdentifierValueAsString=cid
+                )
                 http_ns.append(time.perf_counter_ns() - t0)
                 misses += "Record" not in out
             # the server's share: the same GET without boto3 (no signing, no parsing)
@@ -130,8 +170,9 @@ def main() -> None:
             raw_ns: list[int] = []
             for cid in sample:
                 t0 = time.perf_counter_ns()
-                conn.request("GET", f"/FeatureGroup/{group.name}"
-                                    f"?RecordIdentifierValueAsString={cid}")
+                conn.request(
+                    "GET", f"/FeatureGroup/{group.name}?RecordIdentifierValueAsString={cid}"
+                )
                 conn.getresponse().read()
                 raw_ns.append(time.perf_counter_ns() - t0)
             conn.close()

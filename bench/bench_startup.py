@@ -25,8 +25,11 @@ def measure(cmd: list[str], runs: int) -> dict[str, float]:
         start = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
         times.append(time.perf_counter() - start)
-    return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
-            "max_s": round(max(times), 4)}
+    return {
+        "median_s": round(statistics.median(times), 4),
+        "min_s": round(min(times), 4),
+        "max_s": round(max(times), 4),
+    }
 
 
 def main() -> None:

@@ -49,15 +49,22 @@ def make_records(n: int, seed: int = 7) -> list[bytes]:
     out = []
     for i in range(n):
         t = base + timedelta(milliseconds=20 * i + 1 - rnd.randrange(0, 5000))
-        out.append(json.dumps({
-            "customer_id": f"C{rnd.randrange(20000):06d}",
-            "last_updated_time": t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-            if t.microsecond // 1000 else t.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "birth_date": f"{rnd.randrange(1940, 2005)}-{rnd.randrange(1, 13):02d}-"
-                          f"{rnd.randrange(1, 29):02d}",
-            "membership_tier": rnd.choice(tiers), "tenure_months": rnd.randrange(0, 240),
-            "total_spend": round(rnd.uniform(0, 50000), 2),
-        }).encode())
+        out.append(
+            json.dumps(
+                {
+                    "customer_id": f"C{rnd.randrange(20000):06d}",
+                    "last_updated_time": t.strftime("%Y-%m-%dT%H:%M:%S.")
+                    + f"{t.microsecond // 1000:03d}Z"
+                    if t.microsecond // 1000
+                    else t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "birth_date": f"{rnd.randrange(1940, 2005)}-{rnd.randrange(1, 13):02d}-"
+                    f"{rnd.randrange(1, 29):02d}",
+                    "membership_tier": rnd.choice(tiers),
+                    "tenure_months": rnd.randrange(0, 240),
+                    "total_spend": round(rnd.uniform(0, 50000), 2),
+                }
+            ).encode()
+        )
     return out
 
 
@@ -78,8 +85,14 @@ def bench_handler(records: list[bytes], batch: int, work: Path) -> dict[str, obj
     handler = load_handler(config, spec, GROUP)
     events = []
     for start in range(0, len(records), batch):
-        events.append({"Records": [event_record(d, f"{start + i:056d}", str(start + i))
-                                   for i, d in enumerate(records[start:start + batch])]})
+        events.append(
+            {
+                "Records": [
+                    event_record(d, f"{start + i:056d}", str(start + i))
+                    for i, d in enumerate(records[start : start + batch])
+                ]
+            }
+        )
     warm = LocalStore(work / "warm-up-store", spec)  # imports and first-use costs (cold start)
     handler.process(events[0], LocalStoreWriter(warm), None)
     warm.close()
@@ -92,10 +105,15 @@ def bench_handler(records: list[bytes], batch: int, work: Path) -> dict[str, obj
     wall, cpu_s = time.perf_counter() - t0, cpu() - c0
     store.close()
     assert written == len(records), (written, len(records))
-    return {"records": len(records), "batch_size": batch, "seconds": round(wall, 3),
-            "cpu_seconds": round(cpu_s, 3), "records_per_s": round(len(records) / wall),
-            "records_per_cpu_s": round(len(records) / cpu_s) if cpu_s else None,
-            "handler": handler.note}
+    return {
+        "records": len(records),
+        "batch_size": batch,
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu_s, 3),
+        "records_per_s": round(len(records) / wall),
+        "records_per_cpu_s": round(len(records) / cpu_s) if cpu_s else None,
+        "handler": handler.note,
+    }
 
 
 def bench_latency(records: list[bytes], work: Path) -> dict[str, object]:
@@ -115,16 +133,21 @@ def bench_latency(records: list[bytes], work: Path) -> dict[str, object]:
     replay(handler, source, LocalStoreWriter(warm), None, batch_size=100, limit=200)
     warm.close()
     store = LocalStore(work / "replay-store", spec)
-    result = replay(handler, source, LocalStoreWriter(store), None, batch_size=100,
-                    visible=store)
+    result = replay(handler, source, LocalStoreWriter(store), None, batch_size=100, visible=store)
     store.close()
     lat = sorted(result.latencies_ms)
 
     def pct(p: float) -> float:
         return round(lat[min(len(lat) - 1, int(p * len(lat)))], 3)
 
-    return {"records": result.read, "batch_size": 100, "p50": pct(0.50), "p99": pct(0.99),
-            "max": round(lat[-1], 3), "records_per_s": round(result.read / result.seconds)}
+    return {
+        "records": result.read,
+        "batch_size": 100,
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "max": round(lat[-1], 3),
+        "records_per_s": round(result.read / result.seconds),
+    }
 
 
 def bench_plain(records: list[bytes], batch: int, work: Path) -> dict[str, object]:
@@ -136,27 +159,39 @@ def bench_plain(records: list[bytes], batch: int, work: Path) -> dict[str, objec
     con = sqlite3.connect(work / "plain.sqlite", isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
-    con.execute("CREATE TABLE t (id TEXT PRIMARY KEY, ts TEXT, age INTEGER, avg REAL, "
-                "prime INTEGER) WITHOUT ROWID")
-    sql = ("INSERT INTO t VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET ts = "
-           "excluded.ts, age = excluded.age, avg = excluded.avg, prime = excluded.prime "
-           "WHERE excluded.ts >= t.ts")
+    con.execute(
+        "CREATE TABLE t (id TEXT PRIMARY KEY, ts TEXT, age INTEGER, avg REAL, "
+        "prime INTEGER) WITHOUT ROWID"
+    )
+    sql = (
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET ts = "
+        "excluded.ts, age = excluded.age, avg = excluded.avg, prime = excluded.prime "
+        "WHERE excluded.ts >= t.ts"
+    )
     c0, t0 = cpu(), time.perf_counter()
     for start in range(0, len(encoded), batch):
         rows = []
-        for data in encoded[start:start + batch]:
+        for data in encoded[start : start + batch]:
             r = json.loads(base64.b64decode(data))
-            rows.append((r["customer_id"], r["last_updated_time"],
-                         age(r["birth_date"], r["last_updated_time"]),
-                         avg_monthly_spend(float(r["total_spend"]), int(r["tenure_months"])),
-                         is_prime_member(r["membership_tier"])))
+            rows.append(
+                (
+                    r["customer_id"],
+                    r["last_updated_time"],
+                    age(r["birth_date"], r["last_updated_time"]),
+                    avg_monthly_spend(float(r["total_spend"]), int(r["tenure_months"])),
+                    is_prime_member(r["membership_tier"]),
+                )
+            )
         con.execute("BEGIN")
         con.executemany(sql, rows)
         con.execute("COMMIT")
     wall, cpu_s = time.perf_counter() - t0, cpu() - c0
     con.close()
-    return {"seconds": round(wall, 3), "cpu_seconds": round(cpu_s, 3),
-            "records_per_s": round(len(records) / wall)}
+    return {
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu_s, 3),
+        "records_per_s": round(len(records) / wall),
+    }
 
 
 def bench_batch(records: list[bytes], work: Path) -> dict[str, object]:
@@ -176,15 +211,20 @@ def bench_batch(records: list[bytes], work: Path) -> dict[str, object]:
     result = store.ingest(GROUP, source, fmt="jsonl")
     wall, cpu_s = time.perf_counter() - t0, cpu() - c0
     store.close()
-    return {"seconds": round(wall, 3), "cpu_seconds": round(cpu_s, 3),
-            "written": result.written, "records_per_s": round(len(records) / wall)}
+    return {
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu_s, 3),
+        "written": result.written,
+        "records_per_s": round(len(records) / wall),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--batch-size", type=int, default=1000,
-                        help="Kinesis batch size for the throughput figure")
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="Kinesis batch size for the throughput figure"
+    )
     parser.add_argument("--quick", action="store_true", help="20,000 records (smoke run)")
     args = parser.parse_args()
     n = 20_000 if args.quick else args.records
@@ -192,13 +232,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fsgen-bench-stream-") as tmp:
         work = Path(tmp)
         out = {
-            "benchmark": "stream", "group": GROUP, "records": n,
-            "python": platform.python_version(), "cpus": os.cpu_count(),
+            "benchmark": "stream",
+            "group": GROUP,
+            "records": n,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "handler": bench_handler(records, args.batch_size, work),
             "replay_latency_ms": bench_latency(records[: min(n, 20_000)], work),
-            "baselines": {"plain_json_sqlite": bench_plain(records, args.batch_size, work),
-                          "batch_ingest": bench_batch(records, work)},
+            "baselines": {
+                "plain_json_sqlite": bench_plain(records, args.batch_size, work),
+                "batch_ingest": bench_batch(records, work),
+            },
             "targets": {"handler_records_per_s": 50_000, "replay_latency_p99_ms": 50},
         }
     print(json.dumps(out, indent=2))

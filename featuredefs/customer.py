@@ -23,8 +23,9 @@ customer_features = FeatureGroup(
 )
 
 
-@customer_features.feature(Integral, description="Age in whole years at the update time",
-                           pii="personal")
+@customer_features.feature(
+    Integral, description="Age in whole years at the update time", pii="personal"
+)
 def age(birth_date: str, last_updated_time: str) -> int:
     born = datetime.fromisoformat(birth_date)
     now = datetime.fromisoformat(last_updated_time.replace("Z", "+00:00"))

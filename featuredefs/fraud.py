@@ -5,8 +5,11 @@ from featuredefs.merchant import avg_ticket, category, chargeback_rate, is_high_
 from fsgen import FeatureSet, Fractional, on_demand
 
 
-@on_demand(Fractional, sources=[customer_features],
-           description="Transaction amount relative to the customer's monthly spend")
+@on_demand(
+    Fractional,
+    sources=[customer_features],
+    description="Transaction amount relative to the customer's monthly spend",
+)
 def amount_to_monthly_spend(amount: float, avg_monthly_spend: float) -> float:
     return amount / max(avg_monthly_spend, 1.0)
 

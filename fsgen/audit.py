@@ -93,8 +93,9 @@ def who() -> str:
 
 def append(path: Path, entry: Mapping[str, object]) -> None:
     """Append one JSON line to ``path`` atomically with respect to other writers."""
-    line = (json.dumps(dict(entry), sort_keys=True, ensure_ascii=False, default=str)
-            + "\n").encode("utf-8")
+    line = (json.dumps(dict(entry), sort_keys=True, ensure_ascii=False, default=str) + "\n").encode(
+        "utf-8"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -112,18 +113,37 @@ def record(store_path: Path, event: AuditEvent) -> None:
     append(Path(store_path) / AUDIT_FILE, event.to_dict())
 
 
-def record_ingest(store_path: Path, run: IngestRun, *, backend: str = "local",
-                  error: str | None = None, when: str | None = None) -> AuditEvent:
+def record_ingest(
+    store_path: Path,
+    run: IngestRun,
+    *,
+    backend: str = "local",
+    error: str | None = None,
+    when: str | None = None,
+) -> AuditEvent:
     """Log one ingestion run (``error`` set: it stopped early; counts are what it got to)."""
     result = "failed" if error else ("rejects" if run.rejected else "ok")
     rejects = str(run.rejects_path) if run.rejected and run.rejects_path else None
     summary = f"read {run.read}, written {run.written}, rejected {run.rejected}"
     event = AuditEvent(
-        kind="ingest", when=when or now_utc(), who=who(), backend=backend, result=result,
-        summary=summary, groups=(run.group,),
-        details={"run_id": run.run_id, "source": run.source, "read": run.read,
-                 "written": run.written, "rejected": run.rejected, "rejects_path": rejects,
-                 "seconds": round(run.seconds, 3), "error": error})
+        kind="ingest",
+        when=when or now_utc(),
+        who=who(),
+        backend=backend,
+        result=result,
+        summary=summary,
+        groups=(run.group,),
+        details={
+            "run_id": run.run_id,
+            "source": run.source,
+            "read": run.read,
+            "written": run.written,
+            "rejected": run.rejected,
+            "rejects_path": rejects,
+            "seconds": round(run.seconds, 3),
+            "error": error,
+        },
+    )
     record(store_path, event)
     return event
 
@@ -152,22 +172,51 @@ class BatchJobResult(Protocol):
     def rejected(self) -> int: ...
 
 
-def record_batch_job(store_path: Path, result: BatchJobResult, rejects: str | None,
-                     seconds: float) -> AuditEvent:
+def record_batch_job(
+    store_path: Path, result: BatchJobResult, rejects: str | None, seconds: float
+) -> AuditEvent:
     """Log a generated batch job's run into the local store (``python -m generated...``)."""
-    return record_counts(store_path, group=result.group, source=result.source,
-                         read=result.read, written=result.written, rejected=result.rejected,
-                         rejects=rejects, seconds=seconds, run="batch")
+    return record_counts(
+        store_path,
+        group=result.group,
+        source=result.source,
+        read=result.read,
+        written=result.written,
+        rejected=result.rejected,
+        rejects=rejects,
+        seconds=seconds,
+        run="batch",
+    )
 
 
-def record_counts(store_path: Path, *, group: str, source: str, read: int, written: int,
-                  rejected: int, rejects: str | None, seconds: float, run: str) -> AuditEvent:
+def record_counts(
+    store_path: Path,
+    *,
+    group: str,
+    source: str,
+    read: int,
+    written: int,
+    rejected: int,
+    rejects: str | None,
+    seconds: float,
+    run: str,
+) -> AuditEvent:
     """Log an ingestion run known by its counts (a batch job, a stream replay); ``run`` names
     the kind of run in its id."""
     run_id = f"{run}-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return record_ingest(store_path, _BatchRun(
-        group=group, source=source, run_id=run_id, read=read, written=written,
-        rejected=rejected, rejects_path=Path(rejects) if rejects else None, seconds=seconds))
+    return record_ingest(
+        store_path,
+        _BatchRun(
+            group=group,
+            source=source,
+            run_id=run_id,
+            read=read,
+            written=written,
+            rejected=rejected,
+            rejects_path=Path(rejects) if rejects else None,
+            seconds=seconds,
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------- reading
@@ -203,34 +252,56 @@ def apply_event(entry: Mapping[str, object], backend: str) -> AuditEvent:
     """An apply-history entry (written by :mod:`fsgen.plan.apply`) as an AuditEvent."""
     plan = entry.get("plan")
     changes = plan.get("changes", []) if isinstance(plan, Mapping) else []
-    groups = tuple(dict.fromkeys(str(c["group"]) for c in changes
-                                 if isinstance(c, Mapping) and "group" in c))
-    details = {k: v for k, v in entry.items()
-               if k not in ("when", "who", "backend", "result", "summary", "plan")}
+    groups = tuple(
+        dict.fromkeys(str(c["group"]) for c in changes if isinstance(c, Mapping) and "group" in c)
+    )
+    details = {
+        k: v
+        for k, v in entry.items()
+        if k not in ("when", "who", "backend", "result", "summary", "plan")
+    }
     if isinstance(plan, Mapping):
-        details["actions"] = {g: str(c.get("action")) for c in changes
-                              if isinstance(c, Mapping) for g in [str(c.get("group"))]}
-        details["diffs"] = {str(c.get("group")): [_diff_text(d) for d in c.get("diffs", [])
-                                                  if isinstance(d, Mapping)]
-                            for c in changes if isinstance(c, Mapping)}
-    return AuditEvent(kind="apply", when=_iso(entry.get("when")), who=str(entry.get("who", "")),
-                      backend=str(entry.get("backend") or backend),
-                      result=str(entry.get("result", "")), summary=str(entry.get("summary", "")),
-                      groups=groups, details=details)
+        details["actions"] = {
+            g: str(c.get("action"))
+            for c in changes
+            if isinstance(c, Mapping)
+            for g in [str(c.get("group"))]
+        }
+        details["diffs"] = {
+            str(c.get("group")): [
+                _diff_text(d) for d in c.get("diffs", []) if isinstance(d, Mapping)
+            ]
+            for c in changes
+            if isinstance(c, Mapping)
+        }
+    return AuditEvent(
+        kind="apply",
+        when=_iso(entry.get("when")),
+        who=str(entry.get("who", "")),
+        backend=str(entry.get("backend") or backend),
+        result=str(entry.get("result", "")),
+        summary=str(entry.get("summary", "")),
+        groups=groups,
+        details=details,
+    )
 
 
 def _diff_text(diff: Mapping[str, object]) -> str:
     """``features.age.parameters.fsgen:pii: "none" -> "personal"`` (a plan's PropertyDiff)."""
-    return (f"{diff.get('path')}: {json.dumps(diff.get('old'))} -> "
-            f"{json.dumps(diff.get('new'))}")
+    return f"{diff.get('path')}: {json.dumps(diff.get('old'))} -> {json.dumps(diff.get('new'))}"
 
 
 def ingest_event(entry: Mapping[str, object]) -> AuditEvent:
-    return AuditEvent(kind=str(entry["kind"]), when=_iso(entry.get("when")),
-                      who=str(entry.get("who", "")), backend=str(entry.get("backend", "local")),
-                      result=str(entry.get("result", "")), summary=str(entry.get("summary", "")),
-                      groups=tuple(str(g) for g in entry.get("groups", []) or []),  # type: ignore[attr-defined]
-                      details=dict(entry.get("details", {}) or {}))  # type: ignore[call-overload]
+    return AuditEvent(
+        kind=str(entry["kind"]),
+        when=_iso(entry.get("when")),
+        who=str(entry.get("who", "")),
+        backend=str(entry.get("backend", "local")),
+        result=str(entry.get("result", "")),
+        summary=str(entry.get("summary", "")),
+        groups=tuple(str(g) for g in entry.get("groups", []) or []),  # type: ignore[attr-defined]
+        details=dict(entry.get("details", {}) or {}),
+    )  # type: ignore[call-overload]
 
 
 def _iso(value: object) -> str:
@@ -254,8 +325,14 @@ def events(config: ProjectConfig) -> list[AuditEvent]:
     return sorted(found, key=lambda e: e.when)
 
 
-def query(config: ProjectConfig, *, kind: str | None = None, group: str | None = None,
-          backend: str | None = None, limit: int | None = None) -> list[AuditEvent]:
+def query(
+    config: ProjectConfig,
+    *,
+    kind: str | None = None,
+    group: str | None = None,
+    backend: str | None = None,
+    limit: int | None = None,
+) -> list[AuditEvent]:
     """Events filtered by kind, group (an apply touching the group counts) and backend; with
     ``limit``, only the newest ``limit``."""
     if kind is not None and kind not in KINDS:
@@ -282,11 +359,14 @@ def render_line(event: AuditEvent) -> str:
     details = event.details
     head = f"{event.when}  {event.who}  {event.backend}  {event.result}  "
     if event.kind == "apply":
-        text = (head + f"{details.get('stages_done')}/{details.get('stages_total')} stages  "
-                f"{event.summary}")
+        text = (
+            head + f"{details.get('stages_done')}/{details.get('stages_total')} stages  "
+            f"{event.summary}"
+        )
     else:
-        text = (head + f"ingest {','.join(event.groups)} from {details.get('source')}: "
-                f"{event.summary}")
+        text = (
+            head + f"ingest {','.join(event.groups)} from {details.get('source')}: {event.summary}"
+        )
         if details.get("rejects_path"):
             text += f"\n    rejects: {details['rejects_path']}"
     if details.get("error"):

@@ -91,7 +91,9 @@ class Entity:
         if (key is None) == (keys is None):
             raise DefinitionError(
                 "Entity takes either one key name or keys={name: dtype, ...}",
-                path=self.location.path, line=self.location.line, code="FS110",
+                path=self.location.path,
+                line=self.location.line,
+                code="FS110",
             )
         self.keys: dict[str, DType] = {key: dtype} if key is not None else dict(keys or {})
         first = next(iter(self.keys), "entity")
@@ -145,8 +147,9 @@ class Source:
 
     @classmethod
     def batch(cls, path: str, format: Literal["csv", "parquet", "jsonl"] | None = None) -> Source:
-        return cls(kind="batch", path=path, format=format or _infer_format(path),
-                   location=_caller())
+        return cls(
+            kind="batch", path=path, format=format or _infer_format(path), location=_caller()
+        )
 
     @classmethod
     def kinesis(cls, stream: str, region: str | None = None) -> Source:
@@ -247,7 +250,10 @@ class FeatureGroup:
             loc = _caller()
             raise DefinitionError(
                 f"feature dtype must be an fsgen dtype (Integral, Fractional, String, ...), "
-                f"got {dtype!r}", path=loc.path, line=loc.line, code="FS107",
+                f"got {dtype!r}",
+                path=loc.path,
+                line=loc.line,
+                code="FS107",
             )
 
         def decorate(fn: F) -> F:
@@ -255,11 +261,18 @@ class FeatureGroup:
                 loc = _caller()
                 raise DefinitionError(
                     f"@{self.name}.feature decorates a function, got {fn!r}",
-                    path=loc.path, line=loc.line, code="FS104",
+                    path=loc.path,
+                    line=loc.line,
+                    code="FS104",
                 )
             decl = FeatureDecl(
-                fn=fn, group=self, dtype=dtype, name=name or fn.__name__,
-                description=description, pii=pii, tags=dict(tags or {}),
+                fn=fn,
+                group=self,
+                dtype=dtype,
+                name=name or fn.__name__,
+                description=description,
+                pii=pii,
+                tags=dict(tags or {}),
                 location=_function_location(fn),
             )
             setattr(fn, FEATURE_ATTR, decl)
@@ -285,13 +298,23 @@ def on_demand(
     """
     if not isinstance(dtype, DType):
         loc = _caller()
-        raise DefinitionError(f"on_demand dtype must be an fsgen dtype, got {dtype!r}",
-                              path=loc.path, line=loc.line, code="FS107")
+        raise DefinitionError(
+            f"on_demand dtype must be an fsgen dtype, got {dtype!r}",
+            path=loc.path,
+            line=loc.line,
+            code="FS107",
+        )
 
     def decorate(fn: F) -> F:
         decl = OnDemandDecl(
-            fn=fn, dtype=dtype, name=name or fn.__name__, description=description, pii=pii,
-            tags=dict(tags or {}), sources=tuple(sources), location=_function_location(fn),
+            fn=fn,
+            dtype=dtype,
+            name=name or fn.__name__,
+            description=description,
+            pii=pii,
+            tags=dict(tags or {}),
+            sources=tuple(sources),
+            location=_function_location(fn),
         )
         setattr(fn, ON_DEMAND_ATTR, decl)
         return fn

@@ -22,8 +22,11 @@ def group_runtime(group: GroupSpec) -> GroupRuntime:
     by_name = {f.name: f for f in group.features}
     features = tuple(
         FeatureDef(
-            name=f.name, fn=resolve(f.function), kind=f.dtype.scalar.value,
-            collection=f.dtype.collection, dimension=f.dtype.dimension,
+            name=f.name,
+            fn=resolve(f.function),
+            kind=f.dtype.scalar.value,
+            collection=f.dtype.collection,
+            dimension=f.dtype.dimension,
             params=tuple((i.name, i.kind) for i in f.inputs),
         )
         for f in (by_name[n] for n in group.compute_order)
@@ -36,7 +39,8 @@ def group_runtime(group: GroupSpec) -> GroupRuntime:
         event_time_kind=group.event_time.dtype.scalar.value,
         fields=tuple(FieldDef(r.name, r.type, r.optional) for r in group.raw_fields),
         features=features,
-        columns=tuple((n, t.scalar.value, t.collection, t.dimension)
-                      for n, t in group.stored_columns()),
+        columns=tuple(
+            (n, t.scalar.value, t.collection, t.dimension) for n, t in group.stored_columns()
+        ),
         ttl_seconds=group.online.ttl_seconds,
     )

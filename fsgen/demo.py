@@ -37,8 +37,10 @@ def step_validate(ctx: DemoContext) -> None:
     spec = load(ctx.config.root)
     ctx.say(f"{spec.summary()}: valid")
     for g in spec.groups:
-        ctx.say(f"  {g.name}: entity {g.entity.name} ({g.identifier}), event time "
-                f"{g.event_time.name}, features {', '.join(f.name for f in g.features)}")
+        ctx.say(
+            f"  {g.name}: entity {g.entity.name} ({g.identifier}), event time "
+            f"{g.event_time.name}, features {', '.join(f.name for f in g.features)}"
+        )
     for fs in spec.feature_sets:
         ctx.say(f"  feature set {fs.name}: {', '.join(fs.columns)}")
 
@@ -57,8 +59,10 @@ def step_generate(ctx: DemoContext) -> None:
         ctx.say(f"$ fsgen generate --check  ->  stale: {', '.join(result.changed)}")
         ctx.say("  (run 'fsgen generate' to refresh them; the demo leaves generated/ as it is)")
     else:
-        ctx.say(f"$ fsgen generate --check  ->  {prefix}/ is up to date "
-                f"({len(result.artifacts)} artifacts, listed in {prefix}/{MANIFEST})")
+        ctx.say(
+            f"$ fsgen generate --check  ->  {prefix}/ is up to date "
+            f"({len(result.artifacts)} artifacts, listed in {prefix}/{MANIFEST})"
+        )
     folders: dict[str, list[str]] = defaultdict(list)
     for artifact in result.artifacts:
         folder, _, name = artifact.path.rpartition("/")
@@ -87,8 +91,14 @@ def step_plan_apply(ctx: DemoContext) -> None:
     show("$ fsgen plan")
     show(render_plan(plan).rstrip())
     show("$ fsgen apply --auto-approve")
-    apply_plan(ctx.config, spec, backend, plan, regenerate=False,
-               progress=lambda line: show(f"  {line}") if line.startswith("[") else None)
+    apply_plan(
+        ctx.config,
+        spec,
+        backend,
+        plan,
+        regenerate=False,
+        progress=lambda line: show(f"  {line}") if line.startswith("[") else None,
+    )
     show(apply_summary(plan))
     show("$ fsgen plan   # again: applying twice changes nothing")
     show(render_plan(compute_plan(ctx.config, spec, backend, artifacts=False)).rstrip())

@@ -45,8 +45,15 @@ class ConfigError(FsgenError):
 class DefinitionError(FsgenError):
     """Raised while featuredefs are being imported; carries where it happened."""
 
-    def __init__(self, message: str, *, path: str = "?", line: int = 0, code: str = "FS100",
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str = "?",
+        line: int = 0,
+        code: str = "FS100",
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.diagnostic = Diagnostic(path=path, line=line, code=code, message=message, hint=hint)
 

@@ -84,8 +84,11 @@ class FreshnessReport:
         return [g for g in self.groups if g.failing]
 
     def to_dict(self) -> dict[str, object]:
-        return {"now": self.now, "ok": not self.failing,
-                "groups": [g.to_dict() for g in self.groups]}
+        return {
+            "now": self.now,
+            "ok": not self.failing,
+            "groups": [g.to_dict() for g in self.groups],
+        }
 
 
 def _iso(seconds: float) -> str:
@@ -94,10 +97,15 @@ def _iso(seconds: float) -> str:
 
 def _store(count: int, newest: float | None, now: float, expired: int = 0) -> StoreFreshness:
     if not count or newest is None:
-        return StoreFreshness(records=count, newest_event_time=None, age_seconds=None,
-                              expired=expired)
-    return StoreFreshness(records=count, newest_event_time=_iso(newest),
-                          age_seconds=round(now - newest, 6), expired=expired)
+        return StoreFreshness(
+            records=count, newest_event_time=None, age_seconds=None, expired=expired
+        )
+    return StoreFreshness(
+        records=count,
+        newest_event_time=_iso(newest),
+        age_seconds=round(now - newest, 6),
+        expired=expired,
+    )
 
 
 def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFreshness:
@@ -107,14 +115,17 @@ def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFre
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
     try:
         table = '"' + f"fg:{group.name}".replace('"', '""') + '"'
-        exists = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                             (f"fg:{group.name}",)).fetchone()
+        exists = con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (f"fg:{group.name}",)
+        ).fetchone()
         if not exists:
             return _store(0, None, now)
         count, newest, expired = con.execute(
             f"SELECT count(*), max(_event_seconds), "
             f"coalesce(sum(_expires_at IS NOT NULL AND _expires_at < ?), 0) "
-            f"FROM {table} WHERE _deleted = 0", (now,)).fetchone() or (0, None, 0)
+            f"FROM {table} WHERE _deleted = 0",
+            (now,),
+        ).fetchone() or (0, None, 0)
     finally:
         con.close()
     return _store(int(count), newest, now, int(expired))
@@ -140,10 +151,13 @@ def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFr
         count, newest, odd = con.execute(
             f"SELECT count(*), max(epoch(try_cast({col} AS TIMESTAMPTZ))), "
             f"count(*) FILTER (WHERE try_cast({col} AS TIMESTAMPTZ) IS NULL) "
-            f"FROM {source} WHERE NOT is_deleted").fetchone() or (0, None, 0)
+            f"FROM {source} WHERE NOT is_deleted"
+        ).fetchone() or (0, None, 0)
         if odd:
-            rows = con.execute(f"SELECT DISTINCT {col} FROM {source} WHERE NOT is_deleted AND "
-                               f"try_cast({col} AS TIMESTAMPTZ) IS NULL").fetchall()
+            rows = con.execute(
+                f"SELECT DISTINCT {col} FROM {source} WHERE NOT is_deleted AND "
+                f"try_cast({col} AS TIMESTAMPTZ) IS NULL"
+            ).fetchall()
             parsed = [float(parse_event_time("String", r[0])) for r in rows]
             newest = max([newest, *parsed] if newest is not None else parsed)
     finally:
@@ -157,18 +171,35 @@ def group_freshness(store_path: Path, group: GroupSpec, now: float) -> GroupFres
     stores = {name: s for name, s in (("online", online), ("offline", offline)) if s}
     limit = group.max_staleness_seconds
     if not any(s.records for s in stores.values()):
-        return GroupFreshness(group.name, limit, online, offline, "empty",
-                              "no records in " + " or ".join(stores) + " store")
-    too_old = [f"newest {name} record is {_span(s.age_seconds)} old" for name, s in stores.items()
-               if limit is not None and (s.age_seconds is None or s.age_seconds > limit)]
+        return GroupFreshness(
+            group.name,
+            limit,
+            online,
+            offline,
+            "empty",
+            "no records in " + " or ".join(stores) + " store",
+        )
+    too_old = [
+        f"newest {name} record is {_span(s.age_seconds)} old"
+        for name, s in stores.items()
+        if limit is not None and (s.age_seconds is None or s.age_seconds > limit)
+    ]
     if too_old:
-        return GroupFreshness(group.name, limit, online, offline, "stale",
-                              "; ".join(too_old) + f" (max staleness {_span(limit)})")
+        return GroupFreshness(
+            group.name,
+            limit,
+            online,
+            offline,
+            "stale",
+            "; ".join(too_old) + f" (max staleness {_span(limit)})",
+        )
     if limit is None:
-        return GroupFreshness(group.name, None, online, offline, "unbounded",
-                              "no max_staleness declared")
-    return GroupFreshness(group.name, limit, online, offline, "fresh",
-                          f"within max staleness {_span(limit)}")
+        return GroupFreshness(
+            group.name, None, online, offline, "unbounded", "no max_staleness declared"
+        )
+    return GroupFreshness(
+        group.name, limit, online, offline, "fresh", f"within max staleness {_span(limit)}"
+    )
 
 
 def _span(seconds: float | None) -> str:
@@ -187,12 +218,14 @@ def _span(seconds: float | None) -> str:
     return " ".join(out)
 
 
-def report(config: ProjectConfig, spec: ProjectSpec, *, now: float,
-           groups: list[str] | None = None) -> FreshnessReport:
+def report(
+    config: ProjectConfig, spec: ProjectSpec, *, now: float, groups: list[str] | None = None
+) -> FreshnessReport:
     """Freshness of ``groups`` (default: every group) in the project's local store."""
     chosen = [spec.group(name) for name in groups] if groups else list(spec.groups)
-    return FreshnessReport(now=_iso(now), groups=tuple(
-        group_freshness(config.store_path, g, now) for g in chosen))
+    return FreshnessReport(
+        now=_iso(now), groups=tuple(group_freshness(config.store_path, g, now) for g in chosen)
+    )
 
 
 def render(rep: FreshnessReport) -> str:
@@ -203,15 +236,20 @@ def render(rep: FreshnessReport) -> str:
             s: StoreFreshness | None = getattr(g, name)
             if s is None:
                 continue
-            newest = (f"newest {s.newest_event_time} ({_span(s.age_seconds)} old)"
-                      if s.newest_event_time else "no records")
-            expired = (f", {s.expired} expired ({s.expired_share:.1%})"
-                       if name == "online" else "")
+            newest = (
+                f"newest {s.newest_event_time} ({_span(s.age_seconds)} old)"
+                if s.newest_event_time
+                else "no records"
+            )
+            expired = f", {s.expired} expired ({s.expired_share:.1%})" if name == "online" else ""
             lines.append(f"    {name:<8} {s.records} records, {newest}{expired}")
     failing = rep.failing
-    lines.append(f"{len(failing)} of {len(rep.groups)} group(s) stale or empty: "
-                 + ", ".join(g.group for g in failing) if failing
-                 else f"All {len(rep.groups)} group(s) fresh.")
+    lines.append(
+        f"{len(failing)} of {len(rep.groups)} group(s) stale or empty: "
+        + ", ".join(g.group for g in failing)
+        if failing
+        else f"All {len(rep.groups)} group(s) fresh."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -226,8 +264,15 @@ def metric_data(rep: FreshnessReport, project: str) -> list[dict[str, Any]]:
 
         def put(name: str, value: float, unit: str, dims: list[dict[str, str]] = dims) -> None:
             if not math.isnan(value):
-                data.append({"MetricName": name, "Dimensions": dims, "Timestamp": when,
-                             "Value": float(value), "Unit": unit})
+                data.append(
+                    {
+                        "MetricName": name,
+                        "Dimensions": dims,
+                        "Timestamp": when,
+                        "Value": float(value),
+                        "Unit": unit,
+                    }
+                )
 
         if g.online is not None and g.online.age_seconds is not None:
             put("OnlineNewestRecordAge", g.online.age_seconds, "Seconds")
@@ -238,8 +283,14 @@ def metric_data(rep: FreshnessReport, project: str) -> list[dict[str, Any]]:
     return data
 
 
-def publish(rep: FreshnessReport, project: str, *, region: str, namespace: str = NAMESPACE,
-            client: Any = None) -> int:
+def publish(
+    rep: FreshnessReport,
+    project: str,
+    *,
+    region: str,
+    namespace: str = NAMESPACE,
+    client: Any = None,
+) -> int:
     """PutMetricData for the report (20 metrics a call); returns how many were sent."""
     if client is None:
         import boto3
@@ -247,5 +298,5 @@ def publish(rep: FreshnessReport, project: str, *, region: str, namespace: str =
         client = boto3.client("cloudwatch", region_name=region)
     data = metric_data(rep, project)
     for start in range(0, len(data), 20):
-        client.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
+        client.put_metric_data(Namespace=namespace, MetricData=data[start : start + 20])
     return len(data)

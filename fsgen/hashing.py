@@ -18,8 +18,7 @@ _CONSTANT_TYPES = (int, float, str, bool, bytes, tuple, frozenset, type(None))
 
 
 def canonical_json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def sha256_of(value: object) -> str:
@@ -41,8 +40,11 @@ class _Normalizer(ast.NodeTransformer):
     def _strip_doc(self, node: ast.AST) -> ast.AST:
         body = getattr(node, "body", None)
         if (
-            isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
         ):
             node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
         return node

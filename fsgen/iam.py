@@ -66,8 +66,10 @@ class Scope:
             return None
         parts = arn.split(":")
         if len(parts) < 6 or parts[0] != "arn" or parts[2] != "iam" or not parts[4].isdigit():
-            raise IamError(f"[tool.fsgen.aws] role_arn {arn!r} is not an IAM role ARN "
-                           "(arn:aws:iam::ACCOUNT:role/NAME)")
+            raise IamError(
+                f"[tool.fsgen.aws] role_arn {arn!r} is not an IAM role ARN "
+                "(arn:aws:iam::ACCOUNT:role/NAME)"
+            )
         return cls(region=config.aws.region, account=parts[4], partition=parts[1])
 
     def arn(self, service: str, resource: str, *, region: str | None = None) -> str:
@@ -94,8 +96,11 @@ def s3_parts(uri: str) -> tuple[str, str]:
 
 def s3_object_arns(scope: Scope, uri: str) -> list[str]:
     bucket, prefix = s3_parts(uri)
-    return [f"arn:{scope.partition}:s3:::{bucket}/{prefix}/*" if prefix
-            else f"arn:{scope.partition}:s3:::{bucket}/*"]
+    return [
+        f"arn:{scope.partition}:s3:::{bucket}/{prefix}/*"
+        if prefix
+        else f"arn:{scope.partition}:s3:::{bucket}/*"
+    ]
 
 
 def s3_list(scope: Scope, uris: list[str], sid: str) -> list[Statement]:
@@ -106,10 +111,15 @@ def s3_list(scope: Scope, uris: list[str], sid: str) -> list[Statement]:
         by_bucket.setdefault(bucket, []).append(f"{prefix}/*" if prefix else "*")
     out: list[Statement] = []
     for n, bucket in enumerate(sorted(by_bucket)):
-        out.append({"Sid": f"{sid}{n + 1}" if len(by_bucket) > 1 else sid, "Effect": "Allow",
-                    "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
-                    "Resource": [f"arn:{scope.partition}:s3:::{bucket}"],
-                    "Condition": {"StringLike": {"s3:prefix": sorted(set(by_bucket[bucket]))}}})
+        out.append(
+            {
+                "Sid": f"{sid}{n + 1}" if len(by_bucket) > 1 else sid,
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+                "Resource": [f"arn:{scope.partition}:s3:::{bucket}"],
+                "Condition": {"StringLike": {"s3:prefix": sorted(set(by_bucket[bucket]))}},
+            }
+        )
     return out
 
 
@@ -120,8 +130,12 @@ def offline_uri(group: GroupSpec, config: ProjectConfig) -> str:
 
 
 def _statement(sid: str, actions: list[str], resources: list[str]) -> Statement:
-    return {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)),
-            "Resource": sorted(set(resources))}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(set(actions)),
+        "Resource": sorted(set(resources)),
+    }
 
 
 def _online_keys(config: ProjectConfig, groups: list[GroupSpec], scope: Scope) -> list[str]:
@@ -139,17 +153,38 @@ def _offline_keys(config: ProjectConfig, groups: list[GroupSpec], scope: Scope) 
 
 def batch_ingestion(spec: ProjectSpec, config: ProjectConfig, scope: Scope) -> list[Statement]:
     groups = list(spec.groups)
-    out = [_statement("PutRecords", ["sagemaker:DescribeFeatureGroup", "sagemaker:PutRecord"],
-                      [scope.feature_group(g.name) for g in groups])]
-    sources = sorted({s.path for g in groups for s in g.sources
-                      if s.kind == "batch" and s.path and s.path.startswith("s3://")})
+    out = [
+        _statement(
+            "PutRecords",
+            ["sagemaker:DescribeFeatureGroup", "sagemaker:PutRecord"],
+            [scope.feature_group(g.name) for g in groups],
+        )
+    ]
+    sources = sorted(
+        {
+            s.path
+            for g in groups
+            for s in g.sources
+            if s.kind == "batch" and s.path and s.path.startswith("s3://")
+        }
+    )
     if sources:
-        out.append(_statement("ReadBatchSources", ["s3:GetObject"],
-                              [a for uri in sources for a in _s3_source_arns(scope, uri)]))
+        out.append(
+            _statement(
+                "ReadBatchSources",
+                ["s3:GetObject"],
+                [a for uri in sources for a in _s3_source_arns(scope, uri)],
+            )
+        )
     keys = _online_keys(config, groups, scope)
     if keys:
-        out.append(_statement("UseOnlineStoreKey", ["kms:Decrypt", "kms:DescribeKey",
-                                                    "kms:Encrypt", "kms:GenerateDataKey"], keys))
+        out.append(
+            _statement(
+                "UseOnlineStoreKey",
+                ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+                keys,
+            )
+        )
     return out
 
 
@@ -174,21 +209,43 @@ def stream_handler(spec: ProjectSpec, config: ProjectConfig, scope: Scope) -> li
     for g in streamed:
         for s in g.sources:
             if s.kind == "stream" and s.stream:
-                streams.append(s.stream if s.stream.startswith("arn:") else
-                               scope.arn("kinesis", f"stream/{s.stream}", region=s.region))
-    logs = [scope.arn("logs", f"log-group:/aws/lambda/{lambda_function_name(g)}:*")
-            for g in streamed]
+                streams.append(
+                    s.stream
+                    if s.stream.startswith("arn:")
+                    else scope.arn("kinesis", f"stream/{s.stream}", region=s.region)
+                )
+    logs = [
+        scope.arn("logs", f"log-group:/aws/lambda/{lambda_function_name(g)}:*") for g in streamed
+    ]
     return [
-        _statement("ReadStreams", ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
-                                   "kinesis:GetRecords", "kinesis:GetShardIterator",
-                                   "kinesis:ListShards"], streams),
-        _statement("PutRecords", ["sagemaker:PutRecord"],
-                   [scope.feature_group(g.name) for g in streamed]),
-        _statement("WriteLogs", ["logs:CreateLogGroup", "logs:CreateLogStream",
-                                 "logs:PutLogEvents"], logs),
-        *([_statement("UseOnlineStoreKey", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt",
-                                             "kms:GenerateDataKey"], keys)]
-          if (keys := _online_keys(config, streamed, scope)) else []),
+        _statement(
+            "ReadStreams",
+            [
+                "kinesis:DescribeStream",
+                "kinesis:DescribeStreamSummary",
+                "kinesis:GetRecords",
+                "kinesis:GetShardIterator",
+                "kinesis:ListShards",
+            ],
+            streams,
+        ),
+        _statement(
+            "PutRecords", ["sagemaker:PutRecord"], [scope.feature_group(g.name) for g in streamed]
+        ),
+        _statement(
+            "WriteLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs
+        ),
+        *(
+            [
+                _statement(
+                    "UseOnlineStoreKey",
+                    ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+                    keys,
+                )
+            ]
+            if (keys := _online_keys(config, streamed, scope))
+            else []
+        ),
     ]
 
 
@@ -201,8 +258,13 @@ def inference(spec: ProjectSpec, config: ProjectConfig, scope: Scope) -> list[St
     groups = _served_groups(spec)
     if not groups:
         return []
-    out = [_statement("GetRecords", ["sagemaker:BatchGetRecord", "sagemaker:GetRecord"],
-                      [scope.feature_group(g.name) for g in groups])]
+    out = [
+        _statement(
+            "GetRecords",
+            ["sagemaker:BatchGetRecord", "sagemaker:GetRecord"],
+            [scope.feature_group(g.name) for g in groups],
+        )
+    ]
     keys = _online_keys(config, groups, scope)
     if keys:
         out.append(_statement("UseOnlineStoreKey", ["kms:Decrypt", "kms:DescribeKey"], keys))
@@ -216,38 +278,69 @@ def dataset_building(spec: ProjectSpec, config: ProjectConfig, scope: Scope) -> 
     if not groups:
         return []
     db = config.aws.glue_database
-    tables = [scope.arn("glue", f"table/{db}/{glue_table_name(g)}{suffix}")
-              for g in groups for suffix in ("", "_*")]
+    tables = [
+        scope.arn("glue", f"table/{db}/{glue_table_name(g)}{suffix}")
+        for g in groups
+        for suffix in ("", "_*")
+    ]
     uris = sorted({offline_uri(g, config) for g in groups})
     out = [
-        _statement("DescribeGroups", ["sagemaker:DescribeFeatureGroup"],
-                   [scope.feature_group(g.name) for g in groups]),
-        _statement("RunAthenaQueries", ["athena:GetQueryExecution", "athena:GetQueryResults",
-                                        "athena:GetWorkGroup", "athena:StartQueryExecution",
-                                        "athena:StopQueryExecution"],
-                   [scope.arn("athena", f"workgroup/{config.aws.athena_workgroup}")]),
-        _statement("ReadGlueTables", ["glue:GetDatabase", "glue:GetPartition",
-                                      "glue:GetPartitions", "glue:GetTable"],
-                   [scope.arn("glue", "catalog"), scope.arn("glue", f"database/{db}"), *tables]),
-        _statement("ReadOfflineStore", ["s3:GetObject"],
-                   [a for uri in uris for a in s3_object_arns(scope, uri)]),
+        _statement(
+            "DescribeGroups",
+            ["sagemaker:DescribeFeatureGroup"],
+            [scope.feature_group(g.name) for g in groups],
+        ),
+        _statement(
+            "RunAthenaQueries",
+            [
+                "athena:GetQueryExecution",
+                "athena:GetQueryResults",
+                "athena:GetWorkGroup",
+                "athena:StartQueryExecution",
+                "athena:StopQueryExecution",
+            ],
+            [scope.arn("athena", f"workgroup/{config.aws.athena_workgroup}")],
+        ),
+        _statement(
+            "ReadGlueTables",
+            ["glue:GetDatabase", "glue:GetPartition", "glue:GetPartitions", "glue:GetTable"],
+            [scope.arn("glue", "catalog"), scope.arn("glue", f"database/{db}"), *tables],
+        ),
+        _statement(
+            "ReadOfflineStore",
+            ["s3:GetObject"],
+            [a for uri in uris for a in s3_object_arns(scope, uri)],
+        ),
         *s3_list(scope, uris, "ListOfflineStore"),
     ]
     results = config.aws.athena_output_s3_uri
     if results:
-        out.append(_statement("WriteQueryResults", ["s3:AbortMultipartUpload", "s3:GetObject",
-                                                    "s3:PutObject"],
-                              s3_object_arns(scope, results)))
+        out.append(
+            _statement(
+                "WriteQueryResults",
+                ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+                s3_object_arns(scope, results),
+            )
+        )
         out.extend(s3_list(scope, [results], "ListQueryResults"))
     keys = _offline_keys(config, groups, scope)
     if keys:
-        out.append(_statement("DecryptOfflineStore", ["kms:Decrypt", "kms:DescribeKey",
-                                                      "kms:GenerateDataKey"], keys))
+        out.append(
+            _statement(
+                "DecryptOfflineStore",
+                ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+                keys,
+            )
+        )
     return out
 
 
-_BUILDERS = {"batch_ingestion": batch_ingestion, "stream_handler": stream_handler,
-             "inference": inference, "dataset_building": dataset_building}
+_BUILDERS = {
+    "batch_ingestion": batch_ingestion,
+    "stream_handler": stream_handler,
+    "inference": inference,
+    "dataset_building": dataset_building,
+}
 
 
 def policies(spec: ProjectSpec, config: ProjectConfig) -> dict[str, dict[str, object]]:
@@ -260,9 +353,11 @@ def policies(spec: ProjectSpec, config: ProjectConfig) -> dict[str, dict[str, ob
     for role in ROLES:
         statements = _BUILDERS[role](spec, config, scope)
         if statements:
-            out[role] = {"Version": POLICY_VERSION,
-                         "Id": f"fsgen-{spec.package}-{role.replace('_', '-')}",
-                         "Statement": statements}
+            out[role] = {
+                "Version": POLICY_VERSION,
+                "Id": f"fsgen-{spec.package}-{role.replace('_', '-')}",
+                "Statement": statements,
+            }
     return out
 
 
@@ -274,11 +369,13 @@ def iam_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
     documents = policies(ctx.spec, ctx.config)
     if not documents:
         return
-    paths = ({g.location.path for g in ctx.spec.groups}
-             | {f.location.path for f in ctx.spec.feature_sets}
-             | {"pyproject.toml ([tool.fsgen.aws])"})
-    header = Header(sources=tuple(sorted(paths)),
-                    spec_hash=project_hash(ctx.spec))
+    paths = (
+        {g.location.path for g in ctx.spec.groups}
+        | {f.location.path for f in ctx.spec.feature_sets}
+        | {"pyproject.toml ([tool.fsgen.aws])"}
+    )
+    header = Header(sources=tuple(sorted(paths)), spec_hash=project_hash(ctx.spec))
     for role, document in documents.items():
-        yield ctx.artifact(f"iam/{role}.json", kind="iam_policy", header=header,
-                           body=to_json(document) + "\n")
+        yield ctx.artifact(
+            f"iam/{role}.json", kind="iam_policy", header=header, body=to_json(document) + "\n"
+        )

@@ -51,13 +51,21 @@ from fsgen.spec import (
 from fsgen.types import DType, Scalar
 
 _RAW_TYPES: dict[object, RawType] = {
-    int: "int", float: "float", str: "str", bool: "bool",
-    list[int]: "list[int]", list[float]: "list[float]", list[str]: "list[str]",
-    typing.List[int]: "list[int]", typing.List[float]: "list[float]",  # noqa: UP006
+    int: "int",
+    float: "float",
+    str: "str",
+    bool: "bool",
+    list[int]: "list[int]",
+    list[float]: "list[float]",
+    list[str]: "list[str]",
+    typing.List[int]: "list[int]",  # noqa: UP006
+    typing.List[float]: "list[float]",  # noqa: UP006
     typing.List[str]: "list[str]",  # noqa: UP006
 }
 _SCALAR_RAW: dict[Scalar, RawType] = {
-    Scalar.INTEGRAL: "int", Scalar.FRACTIONAL: "float", Scalar.STRING: "str",
+    Scalar.INTEGRAL: "int",
+    Scalar.FRACTIONAL: "float",
+    Scalar.STRING: "str",
 }
 
 
@@ -129,8 +137,9 @@ class _DefinitionsFinder(importlib.abc.MetaPathFinder):
     def __init__(self, package: str) -> None:
         self.package = package
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None,
-                  target: types.ModuleType | None = None) -> ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> ModuleSpec | None:
         if fullname != self.package and not fullname.startswith(self.package + "."):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
@@ -168,8 +177,11 @@ def _import_definitions(config: ProjectConfig, diags: list[Diagnostic]) -> Decla
         return decls
     decls.modules.append(top)
     path = getattr(top, "__path__", None)
-    submodules = sorted(pkgutil.walk_packages(path, package + "."), key=lambda i: i.name) \
-        if path is not None else []
+    submodules = (
+        sorted(pkgutil.walk_packages(path, package + "."), key=lambda i: i.name)
+        if path is not None
+        else []
+    )
     for info in submodules:
         try:
             decls.modules.append(importlib.import_module(info.name))
@@ -193,8 +205,12 @@ def _import_diagnostic(exc: BaseException, config: ProjectConfig, module: str) -
             if frame.filename.startswith(str(config.root)) and "/fsgen/" not in frame.filename:
                 path, line = _rel(frame.filename, config.root), frame.lineno or 1
                 break
-    return Diagnostic(path=path, line=line, code="FS100",
-                      message=f"importing {module} failed: {type(exc).__name__}: {exc}")
+    return Diagnostic(
+        path=path,
+        line=line,
+        code="FS100",
+        message=f"importing {module} failed: {type(exc).__name__}: {exc}",
+    )
 
 
 def _collect(decls: Declarations) -> None:
@@ -239,11 +255,17 @@ class _SpecBuilder:
     def loc(self, location: a.Location) -> SourceLocation:
         return SourceLocation(path=_rel(location.path, self.config.root), line=location.line)
 
-    def error(self, location: a.Location | SourceLocation, code: str, message: str,
-              hint: str | None = None) -> None:
+    def error(
+        self,
+        location: a.Location | SourceLocation,
+        code: str,
+        message: str,
+        hint: str | None = None,
+    ) -> None:
         sl = location if isinstance(location, SourceLocation) else self.loc(location)
-        self.diags.append(Diagnostic(path=sl.path, line=sl.line, code=code, message=message,
-                                     hint=hint))
+        self.diags.append(
+            Diagnostic(path=sl.path, line=sl.line, code=code, message=message, hint=hint)
+        )
 
     def build(self, decls: Declarations) -> ProjectSpec | None:
         entities = {id(e): self.entity(e) for e in decls.entities}
@@ -267,10 +289,18 @@ class _SpecBuilder:
         for name, location in named:
             if name in first:
                 other = self.loc(first[name])
-                self.error(location, "FS101", f"duplicate {what} name {name!r}",
-                           hint=f"first defined at {other}")
-                self.error(first[name], "FS101", f"duplicate {what} name {name!r}",
-                           hint=f"defined again at {self.loc(location)}")
+                self.error(
+                    location,
+                    "FS101",
+                    f"duplicate {what} name {name!r}",
+                    hint=f"first defined at {other}",
+                )
+                self.error(
+                    first[name],
+                    "FS101",
+                    f"duplicate {what} name {name!r}",
+                    hint=f"defined again at {self.loc(location)}",
+                )
             else:
                 first[name] = location
 
@@ -283,8 +313,13 @@ class _SpecBuilder:
                 self.error(e.location, "FS110", f"entity key {name!r} has no fsgen dtype")
                 continue
             keys.append(KeySpec(name=name, dtype=dtype))
-        return EntitySpec(name=e.name, keys=tuple(keys), identifier=e.identifier,
-                          description=e.description, location=self.loc(e.location))
+        return EntitySpec(
+            name=e.name,
+            keys=tuple(keys),
+            identifier=e.identifier,
+            description=e.description,
+            location=self.loc(e.location),
+        )
 
     def group(self, g: a.FeatureGroup, entity: EntitySpec) -> GroupSpec:
         location = self.loc(g.location)
@@ -301,39 +336,72 @@ class _SpecBuilder:
         by_name = {d.name: d for d in g.features}
         for fname in order:
             decl = by_name[fname]
-            deps = {i.name: hashes[i.name] for i in inputs[fname]
-                    if i.kind == "feature" and i.name in hashes}
+            deps = {
+                i.name: hashes[i.name]
+                for i in inputs[fname]
+                if i.kind == "feature" and i.name in hashes
+            }
             hashes[fname] = logic_hash(decl.fn, package=self.package, dependency_hashes=deps)
         for decl in g.features:
-            features.append(FeatureSpec(
-                name=decl.name, group=g.name, dtype=decl.dtype, description=decl.description,
-                pii=decl.pii, tags=dict(sorted(decl.tags.items())),
-                function=self.function_ref(decl.fn, decl.location),
-                inputs=inputs[decl.name], return_annotation=_return_annotation(decl.fn),
-                source=function_source(decl.fn), logic_hash=hashes.get(decl.name, ""),
-                location=self.loc(decl.location),
-            ))
+            features.append(
+                FeatureSpec(
+                    name=decl.name,
+                    group=g.name,
+                    dtype=decl.dtype,
+                    description=decl.description,
+                    pii=decl.pii,
+                    tags=dict(sorted(decl.tags.items())),
+                    function=self.function_ref(decl.fn, decl.location),
+                    inputs=inputs[decl.name],
+                    return_annotation=_return_annotation(decl.fn),
+                    source=function_source(decl.fn),
+                    logic_hash=hashes.get(decl.name, ""),
+                    location=self.loc(decl.location),
+                )
+            )
         et_type = g.event_time_type if isinstance(g.event_time_type, DType) else None
         if et_type is None:
             self.error(g.location, "FS110", f"group {g.name!r}: event_time_type is not a dtype")
         spec = GroupSpec(
-            name=g.name, entity=entity,
-            event_time=EventTimeSpec(name=g.event_time,
-                                     dtype=et_type or DType(scalar=Scalar.STRING)),
-            online=OnlineSpec(enabled=g.online.enabled,
-                              ttl_seconds=self.duration(g.online.ttl, g.location, "online ttl"),
-                              storage=g.online.storage),
-            offline=OfflineSpec(enabled=g.offline.enabled, s3_uri=g.offline.s3_uri,
-                                table_format=g.offline.table_format, kms_key=g.offline.kms_key,
-                                disable_glue_table_creation=g.offline.disable_glue_table_creation),
-            throughput=ThroughputSpec(mode=g.throughput.mode, read_units=g.throughput.read_units,
-                                      write_units=g.throughput.write_units),
-            owner=g.owner, description=g.description, tags=dict(sorted(g.tags.items())),
-            features=tuple(features), compute_order=tuple(order),
+            name=g.name,
+            entity=entity,
+            event_time=EventTimeSpec(
+                name=g.event_time, dtype=et_type or DType(scalar=Scalar.STRING)
+            ),
+            online=OnlineSpec(
+                enabled=g.online.enabled,
+                ttl_seconds=self.duration(g.online.ttl, g.location, "online ttl"),
+                storage=g.online.storage,
+            ),
+            offline=OfflineSpec(
+                enabled=g.offline.enabled,
+                s3_uri=g.offline.s3_uri,
+                table_format=g.offline.table_format,
+                kms_key=g.offline.kms_key,
+                disable_glue_table_creation=g.offline.disable_glue_table_creation,
+            ),
+            throughput=ThroughputSpec(
+                mode=g.throughput.mode,
+                read_units=g.throughput.read_units,
+                write_units=g.throughput.write_units,
+            ),
+            owner=g.owner,
+            description=g.description,
+            tags=dict(sorted(g.tags.items())),
+            features=tuple(features),
+            compute_order=tuple(order),
             raw_fields=self.raw_fields(entity, g, raw),
-            sources=tuple(SourceSpec(kind=s.kind, path=s.path, format=s.format, stream=s.stream,
-                                     region=s.region, location=self.loc(s.location))
-                          for s in g.sources),
+            sources=tuple(
+                SourceSpec(
+                    kind=s.kind,
+                    path=s.path,
+                    format=s.format,
+                    stream=s.stream,
+                    region=s.region,
+                    location=self.loc(s.location),
+                )
+                for s in g.sources
+            ),
             max_staleness_seconds=self.duration(g.max_staleness, g.location, "max_staleness"),
             allow_sensitive_online=g.allow_sensitive_online,
             module=_module_of(g.location.path, self.config.root),
@@ -348,32 +416,53 @@ class _SpecBuilder:
             self.error(location, "FS205", f"{what}: {exc}")
             return None
 
-    def raw_fields(self, entity: EntitySpec, g: a.FeatureGroup,
-                   raw: dict[str, tuple[RawType, bool, list[str], a.Location]],
-                   ) -> tuple[RawField, ...]:
-        fields = [RawField(name=k.name, type=_SCALAR_RAW[k.dtype.scalar],
-                           used_by=tuple(raw.pop(k.name, (None, None, [], None))[2]))
-                  for k in entity.keys]
+    def raw_fields(
+        self,
+        entity: EntitySpec,
+        g: a.FeatureGroup,
+        raw: dict[str, tuple[RawType, bool, list[str], a.Location]],
+    ) -> tuple[RawField, ...]:
+        fields = [
+            RawField(
+                name=k.name,
+                type=_SCALAR_RAW[k.dtype.scalar],
+                used_by=tuple(raw.pop(k.name, (None, None, [], None))[2]),
+            )
+            for k in entity.keys
+        ]
         et = g.event_time_type.scalar if isinstance(g.event_time_type, DType) else Scalar.STRING
-        fields.append(RawField(name=g.event_time, type=_SCALAR_RAW[et],
-                               used_by=tuple(raw.pop(g.event_time, (None, None, [], None))[2])))
+        fields.append(
+            RawField(
+                name=g.event_time,
+                type=_SCALAR_RAW[et],
+                used_by=tuple(raw.pop(g.event_time, (None, None, [], None))[2]),
+            )
+        )
         for name in sorted(raw):
             rtype, optional, used_by, _ = raw[name]
-            fields.append(RawField(name=name, type=rtype, optional=optional,
-                                   used_by=tuple(used_by)))
+            fields.append(
+                RawField(name=name, type=rtype, optional=optional, used_by=tuple(used_by))
+            )
         return tuple(fields)
 
     def feature_inputs(
-        self, decl: a.FeatureDecl, names: set[str], key_names: set[str], event_time: str,
+        self,
+        decl: a.FeatureDecl,
+        names: set[str],
+        key_names: set[str],
+        event_time: str,
         raw: dict[str, tuple[RawType, bool, list[str], a.Location]],
     ) -> tuple[InputRef, ...]:
         refs: list[InputRef] = []
         hints = _type_hints(decl.fn)
         for param in inspect.signature(decl.fn).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                self.error(decl.location, "FS104",
-                           f"feature {decl.name!r}: *{param.name} is not allowed; "
-                           "each parameter names one input")
+                self.error(
+                    decl.location,
+                    "FS104",
+                    f"feature {decl.name!r}: *{param.name} is not allowed; "
+                    "each parameter names one input",
+                )
                 continue
             if param.name in key_names:
                 refs.append(InputRef(name=param.name, kind="key"))
@@ -391,45 +480,64 @@ class _SpecBuilder:
                 self.merge_raw(decl, param.name, rtype, raw)
         return tuple(refs)
 
-    def raw_type(self, decl: a.FeatureDecl | a.OnDemandDecl, param: str,
-                 hints: dict[str, object] | None) -> tuple[RawType, bool] | None:
+    def raw_type(
+        self, decl: a.FeatureDecl | a.OnDemandDecl, param: str, hints: dict[str, object] | None
+    ) -> tuple[RawType, bool] | None:
         what = "request field" if isinstance(decl, a.OnDemandDecl) else "raw field"
         if hints is None:
-            self.error(decl.location, "FS105",
-                       f"feature {decl.name!r}: its annotations cannot be evaluated")
+            self.error(
+                decl.location,
+                "FS105",
+                f"feature {decl.name!r}: its annotations cannot be evaluated",
+            )
             return None
         if param not in hints:
-            self.error(decl.location, "FS104",
-                       f"feature {decl.name!r} depends on {param!r}, which is not defined",
-                       hint=f"add a parameter annotation for {what} {param!r} or define a "
-                            f"feature named {param!r}")
+            self.error(
+                decl.location,
+                "FS104",
+                f"feature {decl.name!r} depends on {param!r}, which is not defined",
+                hint=f"add a parameter annotation for {what} {param!r} or define a "
+                f"feature named {param!r}",
+            )
             return None
         annotation, optional = _unwrap_optional(hints[param])
         rtype = _RAW_TYPES.get(annotation)
         if rtype is None:
-            self.error(decl.location, "FS105",
-                       f"feature {decl.name!r}: {what} {param!r} has unsupported type "
-                       f"{_annotation_text(hints[param])}",
-                       hint="use int, float, str, bool, list[int], list[float] or list[str], "
-                            "optionally '| None'")
+            self.error(
+                decl.location,
+                "FS105",
+                f"feature {decl.name!r}: {what} {param!r} has unsupported type "
+                f"{_annotation_text(hints[param])}",
+                hint="use int, float, str, bool, list[int], list[float] or list[str], "
+                "optionally '| None'",
+            )
             return None
         return rtype, optional
 
-    def merge_raw(self, decl: a.FeatureDecl, name: str, typed: tuple[RawType, bool],
-                  raw: dict[str, tuple[RawType, bool, list[str], a.Location]]) -> None:
+    def merge_raw(
+        self,
+        decl: a.FeatureDecl,
+        name: str,
+        typed: tuple[RawType, bool],
+        raw: dict[str, tuple[RawType, bool, list[str], a.Location]],
+    ) -> None:
         rtype, optional = typed
         if name in raw:
             old_type, old_optional, used_by, where = raw[name]
             if old_type != rtype:
-                self.error(decl.location, "FS105",
-                           f"raw field {name!r} is {rtype} here but {old_type} in feature "
-                           f"{used_by[0]!r}", hint=f"see {self.loc(where)}")
+                self.error(
+                    decl.location,
+                    "FS105",
+                    f"raw field {name!r} is {rtype} here but {old_type} in feature {used_by[0]!r}",
+                    hint=f"see {self.loc(where)}",
+                )
             raw[name] = (old_type, old_optional and optional, [*used_by, decl.name], where)
         else:
             raw[name] = (rtype, optional, [decl.name], decl.location)
 
-    def compute_order(self, g: a.FeatureGroup,
-                      inputs: dict[str, tuple[InputRef, ...]]) -> list[str]:
+    def compute_order(
+        self, g: a.FeatureGroup, inputs: dict[str, tuple[InputRef, ...]]
+    ) -> list[str]:
         """Features in dependency order (stable by declaration); cycles are FS106 errors."""
         order: list[str] = []
         state: dict[str, int] = {}
@@ -439,9 +547,12 @@ class _SpecBuilder:
             if state.get(name) == 2:
                 return
             if state.get(name) == 1:
-                cycle = [*path[path.index(name):], name]
-                self.error(by_name[name].location, "FS106",
-                           f"dependency cycle in group {g.name!r}: {' -> '.join(cycle)}")
+                cycle = [*path[path.index(name) :], name]
+                self.error(
+                    by_name[name].location,
+                    "FS106",
+                    f"dependency cycle in group {g.name!r}: {' -> '.join(cycle)}",
+                )
                 return
             state[name] = 1
             for ref in inputs.get(name, ()):
@@ -459,9 +570,12 @@ class _SpecBuilder:
         name = getattr(fn, "__name__", "")
         owner = sys.modules.get(module)
         if owner is None or getattr(owner, name, None) is not fn:
-            self.error(location, "FS104",
-                       f"function {name!r} must be defined at module level of {module!r} "
-                       "so generated code can import it")
+            self.error(
+                location,
+                "FS104",
+                f"function {name!r} must be defined at module level of {module!r} "
+                "so generated code can import it",
+            )
         return FunctionRef(module=module, name=name)
 
     # ------------------------------------------------------------------ on-demand & sets
@@ -473,32 +587,45 @@ class _SpecBuilder:
         for param in inspect.signature(od.fn).parameters.values():
             owners = [g for g in od.sources if any(d.name == param.name for d in g.features)]
             if len(owners) > 1:
-                self.error(od.location, "FS113",
-                           f"on-demand feature {od.name!r}: {param.name!r} is a feature of "
-                           f"{' and '.join(repr(g.name) for g in owners)}; rename the parameter")
+                self.error(
+                    od.location,
+                    "FS113",
+                    f"on-demand feature {od.name!r}: {param.name!r} is a feature of "
+                    f"{' and '.join(repr(g.name) for g in owners)}; rename the parameter",
+                )
             elif owners:
                 stored.append((param.name, StoredRef(group=owners[0].name, feature=param.name)))
             else:
                 typed = self.raw_type(od, param.name, hints)
                 if typed:
-                    request.append(RawField(name=param.name, type=typed[0], optional=typed[1],
-                                            used_by=(od.name,)))
+                    request.append(
+                        RawField(
+                            name=param.name, type=typed[0], optional=typed[1], used_by=(od.name,)
+                        )
+                    )
         deps = {}
         for _, ref in stored:
             group = next(g for g in groups if g.name == ref.group)
             decl = next(d for d in group.features if d.name == ref.feature)
             deps[f"{ref.group}:{ref.feature}"] = logic_hash(decl.fn, package=self.package)
         return OnDemandSpec(
-            name=od.name, dtype=od.dtype, description=od.description, pii=od.pii,
-            tags=dict(sorted(od.tags.items())), function=self.function_ref(od.fn, od.location),
-            request_fields=tuple(request), stored_inputs=tuple(stored),
-            return_annotation=_return_annotation(od.fn), source=function_source(od.fn),
+            name=od.name,
+            dtype=od.dtype,
+            description=od.description,
+            pii=od.pii,
+            tags=dict(sorted(od.tags.items())),
+            function=self.function_ref(od.fn, od.location),
+            request_fields=tuple(request),
+            stored_inputs=tuple(stored),
+            return_annotation=_return_annotation(od.fn),
+            source=function_source(od.fn),
             logic_hash=logic_hash(od.fn, package=self.package, dependency_hashes=deps),
             location=self.loc(od.location),
         )
 
-    def feature_set(self, fs: a.FeatureSet, decls: Declarations,
-                    groups: list[GroupSpec]) -> FeatureSetSpec:
+    def feature_set(
+        self, fs: a.FeatureSet, decls: Declarations, groups: list[GroupSpec]
+    ) -> FeatureSetSpec:
         by_group = {g.name: g for g in groups}
         items: list[FeatureSetItem] = []
         for ref in fs.features:
@@ -506,10 +633,15 @@ class _SpecBuilder:
         counts: dict[str, int] = {}
         for item in items:
             counts[item.name] = counts.get(item.name, 0) + 1
-        items = [i.model_copy(update={"column": f"{(i.group or '').replace('-', '_')}__{i.name}"})
-                 if counts[i.name] > 1 and i.group else i for i in items]
-        self.duplicates(f"column in feature set {fs.name!r}",
-                        [(i.column, fs.location) for i in items])
+        items = [
+            i.model_copy(update={"column": f"{(i.group or '').replace('-', '_')}__{i.name}"})
+            if counts[i.name] > 1 and i.group
+            else i
+            for i in items
+        ]
+        self.duplicates(
+            f"column in feature set {fs.name!r}", [(i.column, fs.location) for i in items]
+        )
         keys = self.set_keys(fs, items, decls, by_group)
         defaults: dict[str, str | int | float | None] = {}
         for ref, value in fs.defaults.items():
@@ -517,34 +649,55 @@ class _SpecBuilder:
             for item in resolved:
                 column = next((i.column for i in items if i.qualified == item.qualified), None)
                 if column is None:
-                    self.error(fs.location, "FS109", f"feature set {fs.name!r}: default given "
-                               f"for {item.qualified!r}, which the set does not contain")
+                    self.error(
+                        fs.location,
+                        "FS109",
+                        f"feature set {fs.name!r}: default given "
+                        f"for {item.qualified!r}, which the set does not contain",
+                    )
                 else:
                     defaults[column] = value  # type: ignore[assignment]
         if fs.missing not in ("null", "default", "error"):
-            self.error(fs.location, "FS109", f"feature set {fs.name!r}: missing policy "
-                       f"{fs.missing!r} is not one of null, default, error")
+            self.error(
+                fs.location,
+                "FS109",
+                f"feature set {fs.name!r}: missing policy "
+                f"{fs.missing!r} is not one of null, default, error",
+            )
         spec = FeatureSetSpec(
-            name=fs.name, description=fs.description, owner=fs.owner, items=tuple(items),
-            keys=keys, label_time=fs.label_time,
+            name=fs.name,
+            description=fs.description,
+            owner=fs.owner,
+            items=tuple(items),
+            keys=keys,
+            label_time=fs.label_time,
             missing=fs.missing if fs.missing in ("null", "default", "error") else "null",
             defaults=dict(sorted(defaults.items())),
             ttl_seconds=self.duration(fs.ttl, fs.location, "feature set ttl"),
-            labels=fs.labels, tags=dict(sorted(fs.tags.items())), location=self.loc(fs.location),
+            labels=fs.labels,
+            tags=dict(sorted(fs.tags.items())),
+            location=self.loc(fs.location),
         )
-        return spec.model_copy(update={"spec_hash": sha256_of(
-            spec.model_dump(mode="json", exclude={"location", "spec_hash"}))})
+        return spec.model_copy(
+            update={
+                "spec_hash": sha256_of(
+                    spec.model_dump(mode="json", exclude={"location", "spec_hash"})
+                )
+            }
+        )
 
-    def resolve_items(self, fs: a.FeatureSet, ref: object, decls: Declarations,
-                      by_group: dict[str, GroupSpec]) -> Iterator[FeatureSetItem]:
+    def resolve_items(
+        self, fs: a.FeatureSet, ref: object, decls: Declarations, by_group: dict[str, GroupSpec]
+    ) -> Iterator[FeatureSetItem]:
         if isinstance(ref, a.FeatureGroup):
             for d in ref.features:
                 yield FeatureSetItem(kind="stored", name=d.name, group=ref.name, column=d.name)
             return
         feature = getattr(ref, a.FEATURE_ATTR, None)
         if isinstance(feature, a.FeatureDecl):
-            yield FeatureSetItem(kind="stored", name=feature.name, group=feature.group.name,
-                                 column=feature.name)
+            yield FeatureSetItem(
+                kind="stored", name=feature.name, group=feature.group.name, column=feature.name
+            )
             return
         od = getattr(ref, a.ON_DEMAND_ATTR, None)
         if isinstance(od, a.OnDemandDecl):
@@ -554,24 +707,37 @@ class _SpecBuilder:
             group_name, _, fname = ref.rpartition(":")
             matches = [
                 FeatureSetItem(kind="stored", name=f.name, group=g.name, column=f.name)
-                for g in by_group.values() if not group_name or g.name == group_name
-                for f in g.features if f.name == fname
+                for g in by_group.values()
+                if not group_name or g.name == group_name
+                for f in g.features
+                if f.name == fname
             ]
             if not group_name:
-                matches += [FeatureSetItem(kind="on_demand", name=o.name, column=o.name)
-                            for o in decls.on_demand if o.name == fname]
+                matches += [
+                    FeatureSetItem(kind="on_demand", name=o.name, column=o.name)
+                    for o in decls.on_demand
+                    if o.name == fname
+                ]
             if len(matches) == 1:
                 yield matches[0]
                 return
             why = "is ambiguous; write 'group:feature'" if matches else "is not a known feature"
             self.error(fs.location, "FS109", f"feature set {fs.name!r}: {ref!r} {why}")
             return
-        self.error(fs.location, "FS109",
-                   f"feature set {fs.name!r}: {ref!r} is not a feature, on-demand feature, "
-                   "group or 'group:feature' string")
+        self.error(
+            fs.location,
+            "FS109",
+            f"feature set {fs.name!r}: {ref!r} is not a feature, on-demand feature, "
+            "group or 'group:feature' string",
+        )
 
-    def set_keys(self, fs: a.FeatureSet, items: list[FeatureSetItem], decls: Declarations,
-                 by_group: dict[str, GroupSpec]) -> dict[str, tuple[str, ...]]:
+    def set_keys(
+        self,
+        fs: a.FeatureSet,
+        items: list[FeatureSetItem],
+        decls: Declarations,
+        by_group: dict[str, GroupSpec],
+    ) -> dict[str, tuple[str, ...]]:
         wanted: dict[str, None] = {i.group: None for i in items if i.group}
         for item in items:
             if item.kind == "on_demand":
@@ -583,8 +749,11 @@ class _SpecBuilder:
             name = group.name if isinstance(group, a.FeatureGroup) else str(group)
             given[name] = (cols,) if isinstance(cols, str) else tuple(cols)
             if name not in by_group:
-                self.error(fs.location, "FS109",
-                           f"feature set {fs.name!r}: keys name unknown group {name!r}")
+                self.error(
+                    fs.location,
+                    "FS109",
+                    f"feature set {fs.name!r}: keys name unknown group {name!r}",
+                )
         keys: dict[str, tuple[str, ...]] = {}
         for name in wanted:
             group_spec = by_group.get(name)
@@ -593,9 +762,12 @@ class _SpecBuilder:
             default = tuple(k.name for k in group_spec.entity.keys)
             cols = given.get(name, default)
             if len(cols) != len(default):
-                self.error(fs.location, "FS109",
-                           f"feature set {fs.name!r}: group {name!r} is keyed by "
-                           f"{len(default)} column(s) {list(default)}, got {list(cols)}")
+                self.error(
+                    fs.location,
+                    "FS109",
+                    f"feature set {fs.name!r}: group {name!r} is keyed by "
+                    f"{len(default)} column(s) {list(default)}, got {list(cols)}",
+                )
             keys[name] = cols
         return keys
 
@@ -612,14 +784,23 @@ def with_group_hashes(g: GroupSpec) -> GroupSpec:
     }
     logic = {f.name: f.logic_hash for f in g.features}
     metadata = {
-        "owner": g.owner, "description": g.description, "tags": g.tags,
-        "max_staleness": g.max_staleness_seconds, "allow_sensitive": g.allow_sensitive_online,
+        "owner": g.owner,
+        "description": g.description,
+        "tags": g.tags,
+        "max_staleness": g.max_staleness_seconds,
+        "allow_sensitive": g.allow_sensitive_online,
         "entity_description": g.entity.description,
-        "features": {f.name: {"description": f.description, "pii": f.pii, "tags": f.tags}
-                     for f in g.features},
+        "features": {
+            f.name: {"description": f.description, "pii": f.pii, "tags": f.tags} for f in g.features
+        },
     }
-    return g.model_copy(update={"schema_hash": sha256_of(schema), "logic_hash": sha256_of(logic),
-                                "metadata_hash": sha256_of(metadata)})
+    return g.model_copy(
+        update={
+            "schema_hash": sha256_of(schema),
+            "logic_hash": sha256_of(logic),
+            "metadata_hash": sha256_of(metadata),
+        }
+    )
 
 
 def _module_of(path: str, root: Path) -> str:

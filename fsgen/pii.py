@@ -80,8 +80,11 @@ class PiiChange:
     def describe(self) -> str:
         old = "new feature" if self.old is None else self.old
         where = ", served online" if self.online and is_personal(self.new) else ""
-        direction = "" if self.old is None else (" (stricter)" if self.stricter
-                                                  else " (relaxed: review the reason)")
+        direction = (
+            ""
+            if self.old is None
+            else (" (stricter)" if self.stricter else " (relaxed: review the reason)")
+        )
         return f"{self.group}.{self.feature}: {old} -> {self.new}{direction}{where}"
 
 
@@ -109,8 +112,15 @@ def pii_changes(plan: Plan) -> list[PiiChange]:
             old = _feature_class(change.before, feature.name)
             if old == new or (old is None and not is_personal(new)):
                 continue
-            out.append(PiiChange(group=after.name, feature=feature.name, old=old, new=new,
-                                 online=after.online_enabled))
+            out.append(
+                PiiChange(
+                    group=after.name,
+                    feature=feature.name,
+                    old=old,
+                    new=new,
+                    online=after.online_enabled,
+                )
+            )
     return out
 
 

@@ -15,8 +15,13 @@ from pydantic import BaseModel, ConfigDict, create_model
 from fsgen.spec import GroupSpec, OnDemandSpec, RawField
 
 _PY_TYPES: dict[str, Any] = {
-    "int": int, "float": float, "str": str, "bool": bool,
-    "list[int]": list[int], "list[float]": list[float], "list[str]": list[str],
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "list[int]": list[int],
+    "list[float]": list[float],
+    "list[str]": list[str],
 }
 
 

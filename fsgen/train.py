@@ -33,8 +33,11 @@ def _column_kinds(spec: ProjectSpec, feature_set: str) -> dict[str, Scalar]:
     fs = spec.feature_set(feature_set)
     kinds: dict[str, Scalar] = {}
     for item in fs.items:
-        dtype = (spec.on_demand_feature(item.name).dtype if item.kind == "on_demand"
-                 else spec.group(item.group or "").feature(item.name).dtype)
+        dtype = (
+            spec.on_demand_feature(item.name).dtype
+            if item.kind == "on_demand"
+            else spec.group(item.group or "").feature(item.name).dtype
+        )
         if dtype.is_collection:
             continue  # a linear model has no use for a list; the handler ignores it
         kinds[item.column] = dtype.scalar
@@ -56,14 +59,26 @@ def _moments(values: Any) -> tuple[float, float]:
     return mean, scale if scale > 0 and math.isfinite(scale) else 1.0
 
 
-def train(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str,
-          label: str | None = None, *, c: float = 1.0) -> dict[str, Any]:
+def train(
+    frame: pd.DataFrame,
+    spec: ProjectSpec,
+    feature_set: str,
+    label: str | None = None,
+    *,
+    c: float = 1.0,
+) -> dict[str, Any]:
     """A logistic regression on ``frame`` (a ``build_dataset`` result) as a model document."""
     return fit(frame, spec, feature_set, label, c=c)[0]
 
 
-def fit(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str, label: str | None = None,
-        *, c: float = 1.0) -> tuple[dict[str, Any], Any, Any]:
+def fit(
+    frame: pd.DataFrame,
+    spec: ProjectSpec,
+    feature_set: str,
+    label: str | None = None,
+    *,
+    c: float = 1.0,
+) -> tuple[dict[str, Any], Any, Any]:
     """(model document, the fitted scikit-learn estimator, its design matrix)."""
     try:
         import numpy as np
@@ -73,8 +88,10 @@ def fit(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str, label: str | N
     fs = spec.feature_set(feature_set)
     label = label or (fs.labels[0] if fs.labels else None)
     if label is None or label not in frame.columns:
-        raise TrainError(f"no label column {label!r} in the training set; feature set "
-                         f"{fs.name!r} declares labels {list(fs.labels)}")
+        raise TrainError(
+            f"no label column {label!r} in the training set; feature set "
+            f"{fs.name!r} declares labels {list(fs.labels)}"
+        )
     y = frame[label].to_numpy()
     if len(set(y.tolist())) < 2:
         raise TrainError(f"label {label!r} has a single class in {len(y)} rows; cannot train")
@@ -108,8 +125,10 @@ def fit(frame: pd.DataFrame, spec: ProjectSpec, feature_set: str, label: str | N
         "intercept": float(estimator.intercept_[0]),
         "terms": terms,
         "training_rows": len(frame),
-        "classes": [int(v) if isinstance(v, int | np.integer) else str(v)
-                    for v in estimator.classes_.tolist()],
+        "classes": [
+            int(v) if isinstance(v, int | np.integer) else str(v)
+            for v in estimator.classes_.tolist()
+        ],
     }
     return document, estimator, matrix
 
@@ -124,9 +143,14 @@ def write_model(model: dict[str, Any], path: Path) -> Path:
     return target
 
 
-def train_from_labels(config: ProjectConfig, spec: ProjectSpec, feature_set: str,
-                      labels: object, output: Path, label: str | None = None
-                      ) -> tuple[Path, pd.DataFrame, dict[str, Any]]:
+def train_from_labels(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    feature_set: str,
+    labels: object,
+    output: Path,
+    label: str | None = None,
+) -> tuple[Path, pd.DataFrame, dict[str, Any]]:
     """Build the point-in-time training set for ``labels``, train, write the model."""
     from fsgen.pit import build_dataset
 

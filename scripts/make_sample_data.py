@@ -1,6 +1,6 @@
 """Write the example project's sample raw data into data/. Deterministic: same bytes every run.
 
-    python scripts/make_sample_data.py
+python scripts/make_sample_data.py
 """
 
 from __future__ import annotations
@@ -34,9 +34,16 @@ def customers(rng: random.Random) -> list[dict[str, object]]:
         tier = rng.choice(TIERS)
         when = START + timedelta(hours=rng.randint(0, 24 * 20))
         for _ in range(rng.randint(1, 3)):
-            rows.append({"customer_id": cid, "last_updated_time": iso(when),
-                         "birth_date": birth.date().isoformat(), "total_spend": spend,
-                         "tenure_months": tenure, "membership_tier": tier})
+            rows.append(
+                {
+                    "customer_id": cid,
+                    "last_updated_time": iso(when),
+                    "birth_date": birth.date().isoformat(),
+                    "total_spend": spend,
+                    "tenure_months": tenure,
+                    "membership_tier": tier,
+                }
+            )
             when += timedelta(hours=rng.randint(12, 24 * 15))
             tenure += 1
             spend = round(spend + rng.uniform(20, 500), 2)
@@ -54,18 +61,27 @@ def merchants(rng: random.Random) -> list[dict[str, object]]:
         for _ in range(rng.randint(1, 3)):
             transactions = rng.randint(100, 5000)
             rate = rng.uniform(0.025, 0.08) if risky else rng.uniform(0.0, 0.015)
-            rows.append({"merchant_id": f"M{i:03d}", "updated_at": when.timestamp(),
-                         "mcc_description": f" {rng.choice(CATEGORIES)} ",
-                         "chargebacks": int(transactions * rate), "transactions": transactions,
-                         "settled_amount": round(transactions * rng.uniform(10, 300), 2)})
+            rows.append(
+                {
+                    "merchant_id": f"M{i:03d}",
+                    "updated_at": when.timestamp(),
+                    "mcc_description": f" {rng.choice(CATEGORIES)} ",
+                    "chargebacks": int(transactions * rate),
+                    "transactions": transactions,
+                    "settled_amount": round(transactions * rng.uniform(10, 300), 2),
+                }
+            )
             when += timedelta(days=rng.randint(3, 12))
     rows.sort(key=lambda r: (float(r["updated_at"]), str(r["merchant_id"])))  # type: ignore[arg-type]
     return rows
 
 
 def labels(rng: random.Random, merchant_rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    risky = {str(m["merchant_id"]) for m in merchant_rows
-             if int(m["chargebacks"]) / int(m["transactions"]) > 0.02}  # type: ignore[call-overload]
+    risky = {
+        str(m["merchant_id"])
+        for m in merchant_rows
+        if int(m["chargebacks"]) / int(m["transactions"]) > 0.02
+    }  # type: ignore[call-overload]
     rows = []
     for _ in range(N_LABELS):
         cid = f"C{rng.randint(0, N_CUSTOMERS + 9):04d}"  # a few unknown customers
@@ -73,8 +89,15 @@ def labels(rng: random.Random, merchant_rows: list[dict[str, object]]) -> list[d
         when = START + timedelta(minutes=rng.randint(0, 60 * 24 * 45))
         amount = round(rng.lognormvariate(3.5, 1.0), 2)
         p = 0.02 + (0.25 if mid in risky else 0.0) + (0.2 if amount > 250 else 0.0)
-        rows.append({"customer_id": cid, "merchant_id": mid, "event_time": iso(when),
-                     "amount": amount, "is_fraud": int(rng.random() < p)})
+        rows.append(
+            {
+                "customer_id": cid,
+                "merchant_id": mid,
+                "event_time": iso(when),
+                "amount": amount,
+                "is_fraud": int(rng.random() < p),
+            }
+        )
     return rows
 
 
@@ -83,9 +106,16 @@ def stream_updates(rng: random.Random) -> list[dict[str, object]]:
     when = START + timedelta(days=60)
     for i in range(30):
         cid = f"C{rng.randint(0, 9):04d}"
-        rows.append({"customer_id": cid, "last_updated_time": iso(when + timedelta(minutes=i)),
-                     "birth_date": "1985-06-15", "total_spend": round(rng.uniform(500, 9000), 2),
-                     "tenure_months": rng.randint(1, 60), "membership_tier": rng.choice(TIERS)})
+        rows.append(
+            {
+                "customer_id": cid,
+                "last_updated_time": iso(when + timedelta(minutes=i)),
+                "birth_date": "1985-06-15",
+                "total_spend": round(rng.uniform(500, 9000), 2),
+                "tenure_months": rng.randint(1, 60),
+                "membership_tier": rng.choice(TIERS),
+            }
+        )
     return rows
 
 
@@ -112,21 +142,46 @@ def main() -> None:
     write_csv(out / "labels.csv", labels(rng, merchant_rows))
     write_jsonl(out / "customer_updates.jsonl", stream_updates(rng))
     bad = [
-        {"customer_id": "C9001", "last_updated_time": "2024-02-01T00:00:00Z",
-         "birth_date": "1990-01-01", "total_spend": "not-a-number", "tenure_months": 3,
-         "membership_tier": "basic"},
-        {"customer_id": "", "last_updated_time": "2024-02-01T00:00:00Z",
-         "birth_date": "1990-01-01", "total_spend": 10.0, "tenure_months": 3,
-         "membership_tier": "basic"},
-        {"customer_id": "C9002", "last_updated_time": "yesterday",
-         "birth_date": "1990-01-01", "total_spend": 10.0, "tenure_months": 3,
-         "membership_tier": "prime"},
-        {"customer_id": "C9003", "last_updated_time": "2024-02-01T00:00:00Z",
-         "birth_date": "1990-02-30", "total_spend": 10.0, "tenure_months": 3,
-         "membership_tier": "prime"},
-        {"customer_id": "C9004", "last_updated_time": "2024-02-01T00:00:00Z",
-         "birth_date": "1991-07-04", "total_spend": 99.5, "tenure_months": 2,
-         "membership_tier": "prime"},
+        {
+            "customer_id": "C9001",
+            "last_updated_time": "2024-02-01T00:00:00Z",
+            "birth_date": "1990-01-01",
+            "total_spend": "not-a-number",
+            "tenure_months": 3,
+            "membership_tier": "basic",
+        },
+        {
+            "customer_id": "",
+            "last_updated_time": "2024-02-01T00:00:00Z",
+            "birth_date": "1990-01-01",
+            "total_spend": 10.0,
+            "tenure_months": 3,
+            "membership_tier": "basic",
+        },
+        {
+            "customer_id": "C9002",
+            "last_updated_time": "yesterday",
+            "birth_date": "1990-01-01",
+            "total_spend": 10.0,
+            "tenure_months": 3,
+            "membership_tier": "prime",
+        },
+        {
+            "customer_id": "C9003",
+            "last_updated_time": "2024-02-01T00:00:00Z",
+            "birth_date": "1990-02-30",
+            "total_spend": 10.0,
+            "tenure_months": 3,
+            "membership_tier": "prime",
+        },
+        {
+            "customer_id": "C9004",
+            "last_updated_time": "2024-02-01T00:00:00Z",
+            "birth_date": "1991-07-04",
+            "total_spend": 99.5,
+            "tenure_months": 2,
+            "membership_tier": "prime",
+        },
     ]
     write_csv(out / "customers_with_errors.csv", bad)
 

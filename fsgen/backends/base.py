@@ -86,10 +86,13 @@ class ControlPlaneBackend:
                 return None
             raise
         while desc.get("NextToken"):  # FeatureDefinitions arrive in pages for large groups
-            more = self.call("DescribeFeatureGroup", {"FeatureGroupName": name,
-                                                      "NextToken": desc["NextToken"]})
-            desc["FeatureDefinitions"] = [*desc["FeatureDefinitions"],
-                                          *more.get("FeatureDefinitions", [])]
+            more = self.call(
+                "DescribeFeatureGroup", {"FeatureGroupName": name, "NextToken": desc["NextToken"]}
+            )
+            desc["FeatureDefinitions"] = [
+                *desc["FeatureDefinitions"],
+                *more.get("FeatureDefinitions", []),
+            ]
             desc["NextToken"] = more.get("NextToken")
         return desc
 
@@ -115,8 +118,9 @@ class ControlPlaneBackend:
         if any(t["Key"] == MANAGED_TAG for t in tags):
             for definition in desc["FeatureDefinitions"]:
                 feature = definition["FeatureName"]
-                metadata[feature] = self.call("DescribeFeatureMetadata", {
-                    "FeatureGroupName": name, "FeatureName": feature})
+                metadata[feature] = self.call(
+                    "DescribeFeatureMetadata", {"FeatureGroupName": name, "FeatureName": feature}
+                )
         return from_sagemaker(desc, metadata, tags)
 
     def deployed(self) -> dict[str, GroupState]:
@@ -146,8 +150,13 @@ class ControlPlaneBackend:
                 raise BackendError("AddTags", "ResourceNotFound", f"{stage.group} not found")
             arn = desc["FeatureGroupArn"]
             if stage.add:
-                self.call("AddTags", {"ResourceArn": arn, "Tags": [
-                    {"Key": k, "Value": v} for k, v in stage.add.items()]})
+                self.call(
+                    "AddTags",
+                    {
+                        "ResourceArn": arn,
+                        "Tags": [{"Key": k, "Value": v} for k, v in stage.add.items()],
+                    },
+                )
             if stage.remove:
                 self.call("DeleteTags", {"ResourceArn": arn, "TagKeys": list(stage.remove)})
         else:  # pragma: no cover - the Stage union is closed
@@ -175,7 +184,10 @@ class ControlPlaneBackend:
             if goal == "updated" and status == "Created" and update != "InProgress":
                 return
             if time.monotonic() > deadline:
-                raise BackendError("DescribeFeatureGroup", "Timeout",
-                                   f"{name} did not become {goal} in {self.wait_timeout:.0f}s")
+                raise BackendError(
+                    "DescribeFeatureGroup",
+                    "Timeout",
+                    f"{name} did not become {goal} in {self.wait_timeout:.0f}s",
+                )
             time.sleep(interval)
             interval = min(interval * 2, self.max_poll_interval)

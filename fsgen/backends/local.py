@@ -51,8 +51,11 @@ class LocalBackend(ControlPlaneBackend):
     def __init__(self, config: ProjectConfig) -> None:
         self.config = config
         self.state_dir = config.store_path
-        self.registry = Registry(config.store_path, region=config.aws.region,
-                                 on_delete=lambda group: drop_group_data(config.store_path, group))
+        self.registry = Registry(
+            config.store_path,
+            region=config.aws.region,
+            on_delete=lambda group: drop_group_data(config.store_path, group),
+        )
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         try:

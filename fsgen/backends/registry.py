@@ -59,9 +59,15 @@ def _not_found(name: str) -> ApiError:
 class Registry:
     """SageMaker's feature-group control plane over ``<store>/registry.json``."""
 
-    def __init__(self, store_path: Path, *, region: str = "us-east-1",
-                 account: str = "000000000000", creating_polls: int = 0,
-                 on_delete: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store_path: Path,
+        *,
+        region: str = "us-east-1",
+        account: str = "000000000000",
+        creating_polls: int = 0,
+        on_delete: Callable[[str], None] | None = None,
+    ) -> None:
         self.store_path = store_path
         self.path = store_path / "registry.json"
         self.region = region
@@ -132,8 +138,10 @@ class Registry:
     def call(self, operation: str, request: Request) -> Request:
         handler = OPERATIONS.get(operation)
         if handler is None:
-            raise ApiError("UnknownOperationException",
-                           f"Operation {operation} is not supported by fsgen serve")
+            raise ApiError(
+                "UnknownOperationException",
+                f"Operation {operation} is not supported by fsgen serve",
+            )
         return handler(self, request)
 
     def create_feature_group(self, request: Request) -> Request:
@@ -141,8 +149,11 @@ class Registry:
         _check_create(request)
         with self._transaction() as data:
             if name in data["groups"]:
-                raise ApiError("ResourceInUse", f"Resource Already Exists: FeatureGroup with "
-                               f"name {name} already exists. Choose a different name.")
+                raise ApiError(
+                    "ResourceInUse",
+                    f"Resource Already Exists: FeatureGroup with "
+                    f"name {name} already exists. Choose a different name.",
+                )
             now = time.time()
             description: Request = {
                 "FeatureGroupArn": self.arn(name),
@@ -152,10 +163,8 @@ class Registry:
                 "FeatureDefinitions": request["FeatureDefinitions"],
                 "CreationTime": now,
                 "LastModifiedTime": now,
-                "OnlineStoreConfig": request.get("OnlineStoreConfig",
-                                                 {"EnableOnlineStore": False}),
-                "ThroughputConfig": request.get("ThroughputConfig",
-                                                {"ThroughputMode": "OnDemand"}),
+                "OnlineStoreConfig": request.get("OnlineStoreConfig", {"EnableOnlineStore": False}),
+                "ThroughputConfig": request.get("ThroughputConfig", {"ThroughputMode": "OnDemand"}),
                 "FeatureGroupStatus": "Created",
             }
             if "OfflineStoreConfig" in request:
@@ -163,19 +172,25 @@ class Registry:
                 s3 = offline["S3StorageConfig"]
                 s3["ResolvedOutputS3Uri"] = (
                     f"{s3['S3Uri'].rstrip('/')}/{self.account}/sagemaker/{self.region}/"
-                    f"offline-store/{name}-{int(now)}/data")
+                    f"offline-store/{name}-{int(now)}/data"
+                )
                 offline.setdefault("TableFormat", "Glue")
                 if not offline.get("DisableGlueTableCreation"):
                     offline["DataCatalogConfig"] = {
                         "TableName": f"{name.replace('-', '_')}_{int(now)}",
-                        "Catalog": "AwsDataCatalog", "Database": "sagemaker_featurestore"}
+                        "Catalog": "AwsDataCatalog",
+                        "Database": "sagemaker_featurestore",
+                    }
                 description["OfflineStoreConfig"] = offline
                 description["OfflineStoreStatus"] = {"Status": "Active"}
             for key in ("RoleArn", "Description"):
                 if key in request:
                     description[key] = request[key]
-            data["groups"][name] = {"description": description, "metadata": {},
-                                    "tags": list(request.get("Tags", []))}
+            data["groups"][name] = {
+                "description": description,
+                "metadata": {},
+                "tags": list(request.get("Tags", [])),
+            }
             self._creating[name] = self.creating_polls
         return {"FeatureGroupArn": self.arn(name)}
 
@@ -194,8 +209,10 @@ class Registry:
             entry = self._group(data, name)
             desc = entry["description"]
             if self._status(entry) != "Created":
-                raise ApiError("ResourceInUse", f"FeatureGroup {name} is "
-                               f"{self._status(entry)}; wait until it is Created.")
+                raise ApiError(
+                    "ResourceInUse",
+                    f"FeatureGroup {name} is {self._status(entry)}; wait until it is Created.",
+                )
             if "FeatureAdditions" in request and "OnlineStoreConfig" in request:
                 raise _validation("Use one of FeatureAdditions and OnlineStoreConfig at a time")
             additions = request.get("FeatureAdditions") or []
@@ -205,8 +222,9 @@ class Registry:
             for definition in additions:
                 _check_definition(definition)
                 if definition["FeatureName"] in existing:
-                    raise _validation(f"Feature {definition['FeatureName']} already exists in "
-                                      f"FeatureGroup {name}")
+                    raise _validation(
+                        f"Feature {definition['FeatureName']} already exists in FeatureGroup {name}"
+                    )
                 existing.add(definition["FeatureName"])
             if len(existing) > MAX_FEATURES:
                 raise ApiError("ResourceLimitExceeded", f"at most {MAX_FEATURES} features")
@@ -266,27 +284,34 @@ class Registry:
         feature = _required(request, "FeatureName")
         entry = self._group(self.snapshot(), name)
         desc = entry["description"]
-        definition = next((d for d in desc["FeatureDefinitions"]
-                           if d["FeatureName"] == feature), None)
+        definition = next(
+            (d for d in desc["FeatureDefinitions"] if d["FeatureName"] == feature), None
+        )
         if definition is None:
             raise _not_found(f"{name} feature {feature}")
         meta = entry["metadata"].get(feature, {})
-        return {"FeatureGroupArn": desc["FeatureGroupArn"], "FeatureGroupName": name,
-                "FeatureName": feature, "FeatureType": definition["FeatureType"],
-                "CreationTime": desc["CreationTime"],
-                "LastModifiedTime": meta.get("LastModifiedTime", desc["CreationTime"]),
-                "Description": meta.get("Description", ""),
-                "Parameters": copy.deepcopy(meta.get("Parameters", []))}
+        return {
+            "FeatureGroupArn": desc["FeatureGroupArn"],
+            "FeatureGroupName": name,
+            "FeatureName": feature,
+            "FeatureType": definition["FeatureType"],
+            "CreationTime": desc["CreationTime"],
+            "LastModifiedTime": meta.get("LastModifiedTime", desc["CreationTime"]),
+            "Description": meta.get("Description", ""),
+            "Parameters": copy.deepcopy(meta.get("Parameters", [])),
+        }
 
     def list_feature_groups(self, request: Request) -> Request:
         groups = self.snapshot()["groups"]
         rows = []
         for entry in groups.values():
             desc = entry["description"]
-            row = {"FeatureGroupName": desc["FeatureGroupName"],
-                   "FeatureGroupArn": desc["FeatureGroupArn"],
-                   "CreationTime": desc["CreationTime"],
-                   "FeatureGroupStatus": self._status(entry)}
+            row = {
+                "FeatureGroupName": desc["FeatureGroupName"],
+                "FeatureGroupArn": desc["FeatureGroupArn"],
+                "CreationTime": desc["CreationTime"],
+                "FeatureGroupStatus": self._status(entry),
+            }
             if "OfflineStoreStatus" in desc:
                 row["OfflineStoreStatus"] = desc["OfflineStoreStatus"]
             rows.append(row)
@@ -295,16 +320,20 @@ class Registry:
         if request.get("FeatureGroupStatusEquals"):
             wanted = request["FeatureGroupStatusEquals"]
             rows = [r for r in rows if r["FeatureGroupStatus"] == wanted]
-        sort_key = {"Name": "FeatureGroupName", "FeatureGroupStatus": "FeatureGroupStatus",
-                    "CreationTime": "CreationTime"}.get(request.get("SortBy", "CreationTime"),
-                                                        "CreationTime")
-        rows.sort(key=lambda r: (r[sort_key], r["FeatureGroupName"]),
-                  reverse=request.get("SortOrder", "Ascending") == "Descending")
+        sort_key = {
+            "Name": "FeatureGroupName",
+            "FeatureGroupStatus": "FeatureGroupStatus",
+            "CreationTime": "CreationTime",
+        }.get(request.get("SortBy", "CreationTime"), "CreationTime")
+        rows.sort(
+            key=lambda r: (r[sort_key], r["FeatureGroupName"]),
+            reverse=request.get("SortOrder", "Ascending") == "Descending",
+        )
         limit = int(request.get("MaxResults", 10))
         if not 1 <= limit <= 100:
             raise _validation("MaxResults must be between 1 and 100")
         start = int(request.get("NextToken") or 0)
-        out: Request = {"FeatureGroupSummaries": rows[start:start + limit]}
+        out: Request = {"FeatureGroupSummaries": rows[start : start + limit]}
         if start + limit < len(rows):
             out["NextToken"] = str(start + limit)
         return out
@@ -340,8 +369,10 @@ class Registry:
 def _required(request: Request, key: str) -> str:
     value = request.get(key)
     if not isinstance(value, str) or not value:
-        raise _validation(f"1 validation error detected: Value null at '{key}' failed to "
-                          "satisfy constraint: Member must not be null")
+        raise _validation(
+            f"1 validation error detected: Value null at '{key}' failed to "
+            "satisfy constraint: Member must not be null"
+        )
     return value
 
 
@@ -359,10 +390,15 @@ def _check_definition(definition: Request) -> None:
 
 
 def _check_ttl(ttl: Request) -> None:
-    if ttl.get("Unit") not in TTL_UNITS or not isinstance(ttl.get("Value"), int) \
-            or ttl["Value"] < 1:
-        raise _validation(f"TtlDuration {ttl!r}: Unit must be one of {', '.join(TTL_UNITS)} and "
-                          "Value a positive integer")
+    if (
+        ttl.get("Unit") not in TTL_UNITS
+        or not isinstance(ttl.get("Value"), int)
+        or ttl["Value"] < 1
+    ):
+        raise _validation(
+            f"TtlDuration {ttl!r}: Unit must be one of {', '.join(TTL_UNITS)} and "
+            "Value a positive integer"
+        )
 
 
 def _check_create(request: Request) -> None:
@@ -399,8 +435,7 @@ def _check_create(request: Request) -> None:
         if not request.get("RoleArn"):
             raise _validation("RoleArn is required when OfflineStoreConfig is specified")
     if not online.get("EnableOnlineStore") and "OfflineStoreConfig" not in request:
-        raise _validation("You must enable at least one of the online store and the offline "
-                          "store")
+        raise _validation("You must enable at least one of the online store and the offline store")
 
 
 OPERATIONS: dict[str, Callable[[Registry, Request], Request]] = {

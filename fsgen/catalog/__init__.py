@@ -35,8 +35,12 @@ def make_env() -> jinja2.Environment:
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("fsgen", "templates/catalog"),
-        undefined=jinja2.StrictUndefined, autoescape=True, trim_blocks=True,
-        lstrip_blocks=True, keep_trailing_newline=True)
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters["pct"] = lambda v: "" if v is None else f"{float(v):.1%}"
     env.filters["num"] = _num
     env.filters["span"] = _span
@@ -63,16 +67,21 @@ def _span(seconds: object) -> str:
 def render_pages(catalog: Catalog) -> dict[str, str]:
     """Relative path -> HTML for every page of ``catalog``."""
     env = make_env()
-    pages = {"index.html": env.get_template("index.html.jinja").render(
-        c=catalog, root="", title=f"{catalog.project} feature catalog")}
+    pages = {
+        "index.html": env.get_template("index.html.jinja").render(
+            c=catalog, root="", title=f"{catalog.project} feature catalog"
+        )
+    }
     for path, template, item in output_pages(catalog):
         pages[path] = env.get_template(template).render(
-            c=catalog, x=item, root=depth_prefix(path), title=str(item["name"]))
+            c=catalog, x=item, root=depth_prefix(path), title=str(item["name"])
+        )
     return pages
 
 
-def write_catalog(config: ProjectConfig, spec: ProjectSpec, output: Path, *,
-                  stats: bool = True) -> Path:
+def write_catalog(
+    config: ProjectConfig, spec: ProjectSpec, output: Path, *, stats: bool = True
+) -> Path:
     """Write the catalog into ``output``; returns the path of ``index.html``."""
     pages = render_pages(build_catalog(config, spec, stats=stats))
     output.mkdir(parents=True, exist_ok=True)

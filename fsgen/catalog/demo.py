@@ -30,8 +30,12 @@ def step_freshness(ctx: DemoContext) -> None:
     _show(freshness.render(now))
     if now.failing:
         _show("  (exit status 1: a monitor running this would alert)")
-    newest = [s.newest_event_time for g in now.groups for s in (g.online, g.offline)
-              if s is not None and s.newest_event_time]
+    newest = [
+        s.newest_event_time
+        for g in now.groups
+        for s in (g.online, g.offline)
+        if s is not None and s.newest_event_time
+    ]
     if newest:
         as_of = max(parse_event_time("String", t) for t in newest) + 3600
         then = freshness.report(ctx.config, spec, now=as_of)
@@ -52,6 +56,8 @@ def step_catalog(ctx: DemoContext) -> None:
     index = write_catalog(ctx.config, load(ctx.config.root), out)
     pages = sum(1 for _ in out.rglob("*.html"))
     _show(f"$ fsgen catalog --output {out}")
-    _show(f"  {pages} pages: search by name, owner, tag and PII class; lineage, source, "
-          "statistics and history per group and feature")
+    _show(
+        f"  {pages} pages: search by name, owner, tag and PII class; lineage, source, "
+        "statistics and history per group and feature"
+    )
     ctx.say(f"  Open the catalog: [bold]{index.resolve().as_uri()}[/bold]")

@@ -75,8 +75,11 @@ class Catalog:
 
     @property
     def personal_features(self) -> list[Item]:
-        return [r for r in self.rows if r["type"] in ("feature", "on-demand")
-                and is_personal(str(r["pii"]))]
+        return [
+            r
+            for r in self.rows
+            if r["type"] in ("feature", "on-demand") and is_personal(str(r["pii"]))
+        ]
 
 
 # ------------------------------------------------------------------------------ artifacts
@@ -99,20 +102,33 @@ def artifact_refs(config: ProjectConfig, spec: ProjectSpec) -> tuple[list[Artifa
         else:
             state = "current" if target.read_bytes() == a.content.encode("utf-8") else "stale"
         named = tuple(g.name for g in spec.groups if f'feature-group/{g.name}"' in a.content)
-        refs.append(ArtifactRef(path=f"{config.generated_dir}/{a.path}", kind=a.kind,
-                                state=state, groups=named if a.kind == "iam_policy" else ()))
+        refs.append(
+            ArtifactRef(
+                path=f"{config.generated_dir}/{a.path}",
+                kind=a.kind,
+                state=state,
+                groups=named if a.kind == "iam_policy" else (),
+            )
+        )
     return refs, None
 
 
-def _group_artifacts(refs: list[ArtifactRef], config: ProjectConfig, group: str,
-                     sets: list[str]) -> list[ArtifactRef]:
+def _group_artifacts(
+    refs: list[ArtifactRef], config: ProjectConfig, group: str, sets: list[str]
+) -> list[ArtifactRef]:
     from fsgen.codegen.views import snake
 
     prefix = config.generated_dir
-    wanted = [f"{prefix}/groups/{snake(group)}/", *(f"{prefix}/feature_sets/{snake(s)}/"
-                                                    for s in sets)]
-    out = [r for r in refs if r.kind not in ("package", "manifest")
-           and (r.path.startswith(tuple(wanted)) or r.kind == "catalog")]
+    wanted = [
+        f"{prefix}/groups/{snake(group)}/",
+        *(f"{prefix}/feature_sets/{snake(s)}/" for s in sets),
+    ]
+    out = [
+        r
+        for r in refs
+        if r.kind not in ("package", "manifest")
+        and (r.path.startswith(tuple(wanted)) or r.kind == "catalog")
+    ]
     out += [r for r in refs if r.kind == "iam_policy" and group in r.groups]
     return sorted(out, key=lambda r: r.path)
 
@@ -135,10 +151,17 @@ def _event_item(event: AuditEvent, group: str, feature: str | None = None) -> It
             return None
         diffs = mine
     return {
-        "when": event.when, "kind": event.kind, "who": event.who, "result": event.result,
-        "backend": event.backend, "summary": event.summary, "action": action,
-        "diffs": diffs, "pii": [d for d in diffs if ".parameters.fsgen:pii" in d],
-        "rejects": event.details.get("rejects_path"), "source": event.details.get("source"),
+        "when": event.when,
+        "kind": event.kind,
+        "who": event.who,
+        "result": event.result,
+        "backend": event.backend,
+        "summary": event.summary,
+        "action": action,
+        "diffs": diffs,
+        "pii": [d for d in diffs if ".parameters.fsgen:pii" in d],
+        "rejects": event.details.get("rejects_path"),
+        "source": event.details.get("source"),
         "error": event.details.get("error"),
     }
 
@@ -164,19 +187,25 @@ def histogram_svg(stats: FeatureStats, width: int = 360, height: int = 120) -> s
     top = max(b.count for b in bars) or 1
     gap = 2
     bar_w = (width - gap * (len(bars) - 1)) / len(bars)
-    parts = [f'<svg class="hist" role="img" width="{width}" height="{height + 16}" '
-             f'viewBox="0 0 {width} {height + 16}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [
+        f'<svg class="hist" role="img" width="{width}" height="{height + 16}" '
+        f'viewBox="0 0 {width} {height + 16}" xmlns="http://www.w3.org/2000/svg">'
+    ]
     for i, b in enumerate(bars):
         h = round(b.count / top * height, 2)
         x = round(i * (bar_w + gap), 2)
         title = html.escape(f"{b.label}: {b.count}")
-        parts.append(f'<rect x="{x}" y="{round(height - h, 2)}" width="{round(bar_w, 2)}" '
-                     f'height="{h}"><title>{title}</title></rect>')
+        parts.append(
+            f'<rect x="{x}" y="{round(height - h, 2)}" width="{round(bar_w, 2)}" '
+            f'height="{h}"><title>{title}</title></rect>'
+        )
     first, last = bars[0], bars[-1]
     if stats.kind == "numeric":
         parts.append(f'<text x="0" y="{height + 13}">{html.escape(_short(first.low))}</text>')
-        parts.append(f'<text x="{width}" y="{height + 13}" text-anchor="end">'
-                     f'{html.escape(_short(last.high))}</text>')
+        parts.append(
+            f'<text x="{width}" y="{height + 13}" text-anchor="end">'
+            f"{html.escape(_short(last.high))}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -188,11 +217,19 @@ def _short(value: float | None) -> str:
 def _stats_item(stats: FeatureStats | None) -> Item | None:
     if stats is None:
         return None
-    return {"rows": stats.rows, "nulls": stats.nulls, "null_rate": stats.null_rate,
-            "min": stats.min, "max": stats.max, "mean": stats.mean, "distinct": stats.distinct,
-            "mean_length": stats.mean_length, "kind": stats.kind,
-            "bars": [{"label": b.label, "count": b.count} for b in stats.bars],
-            "svg": histogram_svg(stats)}
+    return {
+        "rows": stats.rows,
+        "nulls": stats.nulls,
+        "null_rate": stats.null_rate,
+        "min": stats.min,
+        "max": stats.max,
+        "mean": stats.mean,
+        "distinct": stats.distinct,
+        "mean_length": stats.mean_length,
+        "kind": stats.kind,
+        "bars": [{"label": b.label, "count": b.count} for b in stats.bars],
+        "svg": histogram_svg(stats),
+    }
 
 
 # ------------------------------------------------------------------------------- assemble
@@ -204,42 +241,67 @@ def build_catalog(config: ProjectConfig, spec: ProjectSpec, *, stats: bool = Tru
     history = _history(config)
     notes = [note] if note else []
     groups: list[Item] = list(data["groups"])  # type: ignore[call-overload]
-    catalog = Catalog(project=spec.package, summary=spec.summary(), groups=groups,
-                      on_demand=list(data["on_demand"]),  # type: ignore[call-overload]
-                      feature_sets=list(data["feature_sets"]), notes=notes)  # type: ignore[call-overload]
+    catalog = Catalog(
+        project=spec.package,
+        summary=spec.summary(),
+        groups=groups,
+        on_demand=list(data["on_demand"]),  # type: ignore[call-overload]
+        feature_sets=list(data["feature_sets"]),
+        notes=notes,
+    )  # type: ignore[call-overload]
     for g in groups:
         _enrich_group(config, spec, g, refs, history.get(str(g["name"]), []), stats)
     for od in catalog.on_demand:
         od["page"] = on_demand_page(str(od["name"]))
-        od["inputs_links"] = [{"name": ref, "page": feature_page(*ref.split(":", 1))}
-                              for ref in od["stored_inputs"]]  # type: ignore[attr-defined]
-        od["feature_set_links"] = [{"name": s, "page": feature_set_page(s)}
-                                   for s in od["feature_sets"]]  # type: ignore[attr-defined]
+        od["inputs_links"] = [
+            {"name": ref, "page": feature_page(*ref.split(":", 1))} for ref in od["stored_inputs"]
+        ]  # type: ignore[attr-defined]
+        od["feature_set_links"] = [
+            {"name": s, "page": feature_set_page(s)} for s in od["feature_sets"]
+        ]  # type: ignore[attr-defined]
     for fs in catalog.feature_sets:
         fs["page"] = feature_set_page(str(fs["name"]))
         for col in fs["columns"]:  # type: ignore[attr-defined]
-            col["page"] = (feature_page(col["group"], col["feature"]) if col["group"]
-                           else on_demand_page(col["feature"]))
-            col["pii"] = (spec.group(col["group"]).feature(col["feature"]).pii if col["group"]
-                          else spec.on_demand_feature(col["feature"]).pii)
+            col["page"] = (
+                feature_page(col["group"], col["feature"])
+                if col["group"]
+                else on_demand_page(col["feature"])
+            )
+            col["pii"] = (
+                spec.group(col["group"]).feature(col["feature"]).pii
+                if col["group"]
+                else spec.on_demand_feature(col["feature"]).pii
+            )
     catalog.rows = _rows(catalog)
     return catalog
 
 
-def _enrich_group(config: ProjectConfig, spec: ProjectSpec, g: Item, refs: list[ArtifactRef],
-                  events: list[AuditEvent], with_stats: bool) -> None:
+def _enrich_group(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    g: Item,
+    refs: list[ArtifactRef],
+    events: list[AuditEvent],
+    with_stats: bool,
+) -> None:
     name = str(g["name"])
     group = spec.group(name)
     gstats: GroupStats | None = group_stats(config.store_path, group) if with_stats else None
     sets = sorted({s for f in g["features"] for s in f["feature_sets"]})  # type: ignore[attr-defined]
     g["page"] = group_page(name)
-    g["stats"] = None if gstats is None else {"rows": gstats.rows, "records": gstats.records,
-                                              "files": gstats.files}
+    g["stats"] = (
+        None
+        if gstats is None
+        else {"rows": gstats.rows, "records": gstats.records, "files": gstats.files}
+    )
     g["artifacts"] = [vars(r) for r in _group_artifacts(refs, config, name, sets)]
     g["history"] = [e for e in (_event_item(ev, name) for ev in events) if e]
     g["feature_set_links"] = [{"name": s, "page": feature_set_page(s)} for s in sets]
-    g["personal"] = [f["name"] for f in g["features"]  # type: ignore[attr-defined]
-                     if is_personal(str(f["pii"]))]
+    g["personal"] = [
+        f["name"]
+        for f in g["features"]  # type: ignore[attr-defined]
+        if is_personal(str(f["pii"]))
+    ]
     dependents: dict[str, list[str]] = {}
     for f in group.features:
         for ref in f.inputs:
@@ -250,20 +312,28 @@ def _enrich_group(config: ProjectConfig, spec: ProjectSpec, g: Item, refs: list[
         f["group"] = name
         f["page"] = feature_page(name, fname)
         f["group_page"] = g["page"]
-        f["depends_on"] = [{"name": i["name"], "page": feature_page(name, i["name"])}
-                           for i in f["inputs"] if i["kind"] == "feature"]
-        f["used_by"] = [{"name": d, "page": feature_page(name, d)}
-                        for d in dependents.get(fname, [])]
-        f["feature_set_links"] = [{"name": s, "page": feature_set_page(s)}
-                                  for s in f["feature_sets"]]
-        f["on_demand_links"] = [{"name": od.name, "page": on_demand_page(od.name)}
-                                for od in spec.on_demand
-                                if any(r.group == name and r.feature == fname
-                                       for _, r in od.stored_inputs)]
+        f["depends_on"] = [
+            {"name": i["name"], "page": feature_page(name, i["name"])}
+            for i in f["inputs"]
+            if i["kind"] == "feature"
+        ]
+        f["used_by"] = [
+            {"name": d, "page": feature_page(name, d)} for d in dependents.get(fname, [])
+        ]
+        f["feature_set_links"] = [
+            {"name": s, "page": feature_set_page(s)} for s in f["feature_sets"]
+        ]
+        f["on_demand_links"] = [
+            {"name": od.name, "page": on_demand_page(od.name)}
+            for od in spec.on_demand
+            if any(r.group == name and r.feature == fname for _, r in od.stored_inputs)
+        ]
         f["stats"] = _stats_item(gstats.features.get(fname) if gstats else None)
-        f["artifacts"] = [vars(r) for r in _group_artifacts(refs, config, name,
-                                                           list(f["feature_sets"]))
-                          if r.kind != "iam_policy"]
+        f["artifacts"] = [
+            vars(r)
+            for r in _group_artifacts(refs, config, name, list(f["feature_sets"]))
+            if r.kind != "iam_policy"
+        ]
         f["history"] = [e for e in (_event_item(ev, name, fname) for ev in events) if e]
         f["online"] = group.online.enabled
 
@@ -271,28 +341,68 @@ def _enrich_group(config: ProjectConfig, spec: ProjectSpec, g: Item, refs: list[
 def _rows(catalog: Catalog) -> list[Item]:
     rows: list[Item] = []
     for g in catalog.groups:
-        rows.append({"type": "group", "name": g["name"], "qualified": g["name"],
-                     "page": g["page"], "owner": g["owner"], "pii": "",
-                     "tags": _tags(g["tags"]), "dtype": "", "description": g["description"],
-                     "group": ""})
+        rows.append(
+            {
+                "type": "group",
+                "name": g["name"],
+                "qualified": g["name"],
+                "page": g["page"],
+                "owner": g["owner"],
+                "pii": "",
+                "tags": _tags(g["tags"]),
+                "dtype": "",
+                "description": g["description"],
+                "group": "",
+            }
+        )
         for f in g["features"]:  # type: ignore[attr-defined]
-            rows.append({"type": "feature", "name": f["name"],
-                         "qualified": f"{g['name']}:{f['name']}", "page": f["page"],
-                         "owner": g["owner"], "pii": f["pii"],
-                         "tags": _tags({**g["tags"], **f["tags"]}),  # type: ignore[dict-item]
-                         "dtype": f["dtype"], "description": f["description"],
-                         "group": g["name"]})
+            rows.append(
+                {
+                    "type": "feature",
+                    "name": f["name"],
+                    "qualified": f"{g['name']}:{f['name']}",
+                    "page": f["page"],
+                    "owner": g["owner"],
+                    "pii": f["pii"],
+                    "tags": _tags({**g["tags"], **f["tags"]}),  # type: ignore[dict-item]
+                    "dtype": f["dtype"],
+                    "description": f["description"],
+                    "group": g["name"],
+                }
+            )
     for od in catalog.on_demand:
-        owners = sorted({str(fs["owner"]) for fs in catalog.feature_sets
-                         if fs["name"] in od["feature_sets"]})  # type: ignore[operator]
-        rows.append({"type": "on-demand", "name": od["name"], "qualified": od["name"],
-                     "page": od["page"], "owner": ", ".join(owners), "pii": od["pii"],
-                     "tags": _tags(od["tags"]), "dtype": od["dtype"],
-                     "description": od["description"], "group": ""})
+        owners = sorted(
+            {str(fs["owner"]) for fs in catalog.feature_sets if fs["name"] in od["feature_sets"]}
+        )  # type: ignore[operator]
+        rows.append(
+            {
+                "type": "on-demand",
+                "name": od["name"],
+                "qualified": od["name"],
+                "page": od["page"],
+                "owner": ", ".join(owners),
+                "pii": od["pii"],
+                "tags": _tags(od["tags"]),
+                "dtype": od["dtype"],
+                "description": od["description"],
+                "group": "",
+            }
+        )
     for fs in catalog.feature_sets:
-        rows.append({"type": "feature set", "name": fs["name"], "qualified": fs["name"],
-                     "page": fs["page"], "owner": fs["owner"], "pii": "", "tags": [],
-                     "dtype": "", "description": fs["description"], "group": ""})
+        rows.append(
+            {
+                "type": "feature set",
+                "name": fs["name"],
+                "qualified": fs["name"],
+                "page": fs["page"],
+                "owner": fs["owner"],
+                "pii": "",
+                "tags": [],
+                "dtype": "",
+                "description": fs["description"],
+                "group": "",
+            }
+        )
     return rows
 
 

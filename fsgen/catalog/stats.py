@@ -58,8 +58,9 @@ class GroupStats:
     features: dict[str, FeatureStats] = field(default_factory=dict)
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str,
-         params: list[object] | None = None) -> tuple[Any, ...]:
+def _one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
+) -> tuple[Any, ...]:
     """The single row an aggregate query returns."""
     row = con.execute(sql, params or []).fetchone()
     assert row is not None, sql
@@ -82,16 +83,16 @@ def group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
         return None
     con = duckdb.connect()
     try:
-        con.execute("CREATE TEMP TABLE v AS SELECT * FROM ("
-                    + offline.dedup_sql(group_dir, group.identifier, group.event_time.name)
-                    + ") WHERE NOT is_deleted")
-        rows, records = _one(con, f"SELECT count(*), count(DISTINCT {_q(group.identifier)}) "
-                                  "FROM v")
+        con.execute(
+            "CREATE TEMP TABLE v AS SELECT * FROM ("
+            + offline.dedup_sql(group_dir, group.identifier, group.event_time.name)
+            + ") WHERE NOT is_deleted"
+        )
+        rows, records = _one(con, f"SELECT count(*), count(DISTINCT {_q(group.identifier)}) FROM v")
         features = {f.name: feature_stats(con, f, int(rows)) for f in group.features}
     finally:
         con.close()
-    return GroupStats(rows=int(rows), records=int(records), files=len(files),
-                      features=features)
+    return GroupStats(rows=int(rows), records=int(records), files=len(files), features=features)
 
 
 def feature_stats(con: duckdb.DuckDBPyConnection, feature: FeatureSpec, rows: int) -> FeatureStats:
@@ -99,30 +100,53 @@ def feature_stats(con: duckdb.DuckDBPyConnection, feature: FeatureSpec, rows: in
     nulls = int(_one(con, f"SELECT count(*) FILTER (WHERE {col} IS NULL) FROM v")[0])
     if feature.dtype.collection:
         mean_len = _one(con, f"SELECT avg(len({col})) FROM v")[0]
-        return FeatureStats(rows=rows, nulls=nulls, kind="collection",
-                            mean_length=None if mean_len is None else float(mean_len))
+        return FeatureStats(
+            rows=rows,
+            nulls=nulls,
+            kind="collection",
+            mean_length=None if mean_len is None else float(mean_len),
+        )
     if feature.dtype.scalar.value == "String":
         low, high, distinct = _one(
-            con, f"SELECT min({col}), max({col}), count(DISTINCT {col}) FROM v")
-        top = con.execute(f"SELECT {col}, count(*) AS n FROM v WHERE {col} IS NOT NULL "
-                          f"GROUP BY {col} ORDER BY n DESC, {col} LIMIT {TOP_VALUES}").fetchall()
-        return FeatureStats(rows=rows, nulls=nulls, min=low, max=high, distinct=int(distinct),
-                            kind="categorical",
-                            bars=tuple(Bar(label=str(v), count=int(n)) for v, n in top))
+            con, f"SELECT min({col}), max({col}), count(DISTINCT {col}) FROM v"
+        )
+        top = con.execute(
+            f"SELECT {col}, count(*) AS n FROM v WHERE {col} IS NOT NULL "
+            f"GROUP BY {col} ORDER BY n DESC, {col} LIMIT {TOP_VALUES}"
+        ).fetchall()
+        return FeatureStats(
+            rows=rows,
+            nulls=nulls,
+            min=low,
+            max=high,
+            distinct=int(distinct),
+            kind="categorical",
+            bars=tuple(Bar(label=str(v), count=int(n)) for v, n in top),
+        )
     low, high, mean, distinct = _one(
-        con, f"SELECT min({col}), max({col}), avg({col}), count(DISTINCT {col}) FROM v "
-        f"WHERE {col} IS NOT NULL AND isfinite({col}::DOUBLE)")
+        con,
+        f"SELECT min({col}), max({col}), avg({col}), count(DISTINCT {col}) FROM v "
+        f"WHERE {col} IS NOT NULL AND isfinite({col}::DOUBLE)",
+    )
     bars = histogram(con, col, low, high) if low is not None else ()
-    return FeatureStats(rows=rows, nulls=nulls, min=_num(low), max=_num(high), mean=_num(mean),
-                        distinct=int(distinct), bars=bars)
+    return FeatureStats(
+        rows=rows,
+        nulls=nulls,
+        min=_num(low),
+        max=_num(high),
+        mean=_num(mean),
+        distinct=int(distinct),
+        bars=bars,
+    )
 
 
 def _num(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def histogram(con: duckdb.DuckDBPyConnection, col: str, low: float, high: float,
-              bins: int = BINS) -> tuple[Bar, ...]:
+def histogram(
+    con: duckdb.DuckDBPyConnection, col: str, low: float, high: float, bins: int = BINS
+) -> tuple[Bar, ...]:
     """Equal-width bins over [low, high]; the last bin includes ``high``. One bin when every
     value is equal."""
     low, high = float(low), float(high)
@@ -130,16 +154,20 @@ def histogram(con: duckdb.DuckDBPyConnection, col: str, low: float, high: float,
         n = _one(con, f"SELECT count(*) FROM v WHERE {col} = ?", [low])[0]
         return (Bar(label=_fmt(low), count=int(n), low=low, high=high),)
     width = (high - low) / bins
-    counts = dict(con.execute(
-        f"SELECT least(floor(({col}::DOUBLE - ?) / ?)::BIGINT, {bins - 1}) AS b, count(*) "
-        f"FROM v WHERE {col} IS NOT NULL AND isfinite({col}::DOUBLE) GROUP BY b",
-        [low, width]).fetchall())
+    counts = dict(
+        con.execute(
+            f"SELECT least(floor(({col}::DOUBLE - ?) / ?)::BIGINT, {bins - 1}) AS b, count(*) "
+            f"FROM v WHERE {col} IS NOT NULL AND isfinite({col}::DOUBLE) GROUP BY b",
+            [low, width],
+        ).fetchall()
+    )
     out = []
     for b in range(bins):
         lo = low + b * width
         hi = high if b == bins - 1 else low + (b + 1) * width
-        out.append(Bar(label=f"{_fmt(lo)} to {_fmt(hi)}", count=int(counts.get(b, 0)), low=lo,
-                       high=hi))
+        out.append(
+            Bar(label=f"{_fmt(lo)} to {_fmt(hi)}", count=int(counts.get(b, 0)), low=lo, high=hi)
+        )
     return tuple(out)
 
 

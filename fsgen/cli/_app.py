@@ -113,10 +113,18 @@ def handle_errors(fn: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Project directory (default: nearest pyproject.toml with [tool.fsgen]).")
-@click.option("--backend", type=click.Choice(["local", "aws"]), default=None,
-              help="Backend to use (default: [tool.fsgen] backend, else local).")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project directory (default: nearest pyproject.toml with [tool.fsgen]).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "aws"]),
+    default=None,
+    help="Backend to use (default: [tool.fsgen] backend, else local).",
+)
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 @click.version_option(package_name="fsgen")
 @click.pass_context

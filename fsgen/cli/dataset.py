@@ -11,21 +11,46 @@ from fsgen.cli._app import AppContext, echo_json, handle_errors, main, pass_app
 
 @main.command()
 @click.argument("feature_set")
-@click.option("--labels", "labels_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Label rows (CSV or Parquet) with the set's key columns and label time.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where the training set goes (.parquet or .csv).")
-@click.option("--engine", type=click.Choice(["local", "athena"]), default="local",
-              show_default=True, help="local: DuckDB over the local offline store; athena: "
-              "the generated SQL on Amazon Athena.")
-@click.option("--sql", "print_sql", is_flag=True,
-              help="Print the feature set's Athena point-in-time SQL and exit.")
-@click.option("--knowledge-time", is_flag=True,
-              help="Count only records already written (write_time <= label time).")
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Label rows (CSV or Parquet) with the set's key columns and label time.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the training set goes (.parquet or .csv).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "athena"]),
+    default="local",
+    show_default=True,
+    help="local: DuckDB over the local offline store; athena: the generated SQL on Amazon Athena.",
+)
+@click.option(
+    "--sql",
+    "print_sql",
+    is_flag=True,
+    help="Print the feature set's Athena point-in-time SQL and exit.",
+)
+@click.option(
+    "--knowledge-time",
+    is_flag=True,
+    help="Count only records already written (write_time <= label time).",
+)
 @pass_app
 @handle_errors
-def dataset(app: AppContext, feature_set: str, labels_path: Path | None, output: Path | None,
-            engine: str, print_sql: bool, knowledge_time: bool) -> None:
+def dataset(
+    app: AppContext,
+    feature_set: str,
+    labels_path: Path | None,
+    output: Path | None,
+    engine: str,
+    print_sql: bool,
+    knowledge_time: bool,
+) -> None:
     """Join every label row with the feature values current at its time (never later)."""
     if print_sql:
         from fsgen.pit.athena import render_pit_sql
@@ -37,9 +62,13 @@ def dataset(app: AppContext, feature_set: str, labels_path: Path | None, output:
     from fsgen.pit import build_dataset
     from fsgen.pit.dataset import write_frame
 
-    frame = build_dataset(app.config, app.spec, feature_set, labels_path, knowledge_time,
-                          engine=engine)  # type: ignore[arg-type]
+    frame = build_dataset(
+        app.config, app.spec, feature_set, labels_path, knowledge_time, engine=engine
+    )  # type: ignore[arg-type]
     write_frame(frame, output)
     n_features = len(app.spec.feature_set(feature_set).items)
-    click.echo(f"{feature_set}: {len(frame)} rows x {len(frame.columns)} columns "
-               f"({n_features} features) -> {output}", err=True)
+    click.echo(
+        f"{feature_set}: {len(frame)} rows x {len(frame.columns)} columns "
+        f"({n_features} features) -> {output}",
+        err=True,
+    )

@@ -27,43 +27,64 @@ def _parse_now(text: str | None) -> float:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--group", "groups", multiple=True, help="Only this group (repeatable).")
-@click.option("--now", "now_text", default=None, metavar="ISO-8601",
-              help="Measure ages as of this time (default: now).")
-@click.option("--publish", is_flag=True,
-              help="Also put the ages as CloudWatch metrics (PutMetricData, region from "
-                   "[tool.fsgen.aws]).")
-@click.option("--namespace", default="fsgen/FeatureStore", show_default=True,
-              help="CloudWatch namespace for --publish.")
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    metavar="ISO-8601",
+    help="Measure ages as of this time (default: now).",
+)
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="Also put the ages as CloudWatch metrics (PutMetricData, region from [tool.fsgen.aws]).",
+)
+@click.option(
+    "--namespace",
+    default="fsgen/FeatureStore",
+    show_default=True,
+    help="CloudWatch namespace for --publish.",
+)
 @pass_app
 @handle_errors
-def freshness(app: AppContext, as_json: bool, groups: tuple[str, ...], now_text: str | None,
-              publish: bool, namespace: str) -> None:
+def freshness(
+    app: AppContext,
+    as_json: bool,
+    groups: tuple[str, ...],
+    now_text: str | None,
+    publish: bool,
+    namespace: str,
+) -> None:
     """Age of each group's newest online and offline record and its share of expired records;
     exit 1 when a group is older than its max_staleness, or empty."""
     from fsgen import freshness as fr
 
     if app.backend_name != "local":
-        app.err.print(f"note: freshness measures the local store ({app.config.store_path}); "
-                      "SageMaker's online store cannot be scanned, so on AWS run it where "
-                      "ingestion writes a local store, and --publish the ages to CloudWatch")
+        app.err.print(
+            f"note: freshness measures the local store ({app.config.store_path}); "
+            "SageMaker's online store cannot be scanned, so on AWS run it where "
+            "ingestion writes a local store, and --publish the ages to CloudWatch"
+        )
     rep = fr.report(app.config, app.spec, now=_parse_now(now_text), groups=list(groups) or None)
     if as_json:
         echo_json(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
     else:
         click.echo(fr.render(rep), nl=False)
     if publish:
-        sent = fr.publish(rep, app.spec.package, region=app.config.aws.region,
-                          namespace=namespace)
+        sent = fr.publish(rep, app.spec.package, region=app.config.aws.region, namespace=namespace)
         app.err.print(f"published {sent} CloudWatch metric(s) to namespace {namespace}")
     if rep.failing:
         raise SystemExit(EXIT_ERROR)
 
 
 @main.command()
-@click.option("--output", "output", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to write the catalog into (index.html and one page per group "
-                   "and feature).")
+@click.option(
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the catalog into (index.html and one page per group and feature).",
+)
 @click.option("--no-stats", is_flag=True, help="Skip statistics from the offline store.")
 @pass_app
 @handle_errors

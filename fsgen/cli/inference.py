@@ -26,39 +26,68 @@ def _as_of(text: str | None) -> Callable[[], float] | None:
 
 @main.command()
 @click.argument("feature_set")
-@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="Label rows (CSV or Parquet): keys, label time, labels.")
-@click.option("--output", type=click.Path(path_type=Path), required=True,
-              help="Where the model goes: a .json file, or a directory for model.json.")
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Label rows (CSV or Parquet): keys, label time, labels.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where the model goes: a .json file, or a directory for model.json.",
+)
 @click.option("--label", default=None, help="Label column (default: the set's first label).")
 @pass_app
 @handle_errors
-def train(app: AppContext, feature_set: str, labels: Path, output: Path,
-          label: str | None) -> None:
+def train(app: AppContext, feature_set: str, labels: Path, output: Path, label: str | None) -> None:
     """Build FEATURE_SET's point-in-time training set for LABELS and train a logistic
     regression on it (needs scikit-learn: pip install 'fsgen[ml]')."""
     from fsgen.train import train_from_labels
 
-    path, frame, model = train_from_labels(app.config, app.spec, feature_set, labels, output,
-                                           label)
+    path, frame, model = train_from_labels(app.config, app.spec, feature_set, labels, output, label)
     app.err.print(f"trained on {len(frame)} rows ({model['label']}); model written to {path}")
 
 
 @main.command("serve-model")
 @click.argument("feature_set")
-@click.option("--model", "model", type=click.Path(exists=True, path_type=Path), required=True,
-              help="model.json (fsgen train), or a directory holding it.")
-@click.option("--port", type=int, default=8080, show_default=True,
-              help="Port on 127.0.0.1 (0: any free port).")
-@click.option("--endpoint-url", default=None,
-              help="featurestore-runtime endpoint for --backend aws (default: the aws profile).")
-@click.option("--as-of", "as_of", default=None, metavar="ISO-8601",
-              help="Judge TTL expiry at this instant instead of now (historical data; "
-                   "local backend).")
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="model.json (fsgen train), or a directory holding it.",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--endpoint-url",
+    default=None,
+    help="featurestore-runtime endpoint for --backend aws (default: the aws profile).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="ISO-8601",
+    help="Judge TTL expiry at this instant instead of now (historical data; local backend).",
+)
 @pass_app
 @handle_errors
-def serve_model(app: AppContext, feature_set: str, model: Path, port: int,
-                endpoint_url: str | None, as_of: str | None) -> None:
+def serve_model(
+    app: AppContext,
+    feature_set: str,
+    model: Path,
+    port: int,
+    endpoint_url: str | None,
+    as_of: str | None,
+) -> None:
     """Serve FEATURE_SET's generated endpoint handler with MODEL on 127.0.0.1:
     POST /invocations and GET /ping, as a SageMaker inference container does. Features come
     from the local online store, or with --backend aws from SageMaker (or any compatible
@@ -76,8 +105,10 @@ def serve_model(app: AppContext, feature_set: str, model: Path, port: int,
         source, where = local_record_source(app.config, app.spec, clock), "local online store"
     handler = load_handler(app.config, app.spec, feature_set, model, source, clock)
     server = make_server(handler, port)
-    app.err.print(f"serving {feature_set} ({handler.module.__name__}) from the {where} at "
-                  f"{server.url}  (POST /invocations, GET /ping; Ctrl-C stops)")
+    app.err.print(
+        f"serving {feature_set} ({handler.module.__name__}) from the {where} at "
+        f"{server.url}  (POST /invocations, GET /ping; Ctrl-C stops)"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -88,24 +119,35 @@ def serve_model(app: AppContext, feature_set: str, model: Path, port: int,
 
 @main.command("skew-check")
 @click.argument("feature_set")
-@click.option("--sample", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Label rows to compare.")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Label rows to compare.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
-@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Take keys and request fields from this labels file.")
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Take keys and request fields from this labels file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @pass_app
 @handle_errors
-def skew_check(app: AppContext, feature_set: str, sample: int, seed: int,
-               labels: Path | None, as_json: bool) -> None:
+def skew_check(
+    app: AppContext, feature_set: str, sample: int, seed: int, labels: Path | None, as_json: bool
+) -> None:
     """Compare FEATURE_SET's online vectors (read through the generated handler) with its
     point-in-time training rows for the same entities at the online records' event times.
     Every mismatch is reported by feature; exit status 1 on any."""
     if app.backend_name != "local":
         from fsgen.errors import ConfigError
 
-        raise ConfigError("'fsgen skew-check' samples the local online store; use the local "
-                          "backend")
+        raise ConfigError(
+            "'fsgen skew-check' samples the local online store; use the local backend"
+        )
     from fsgen.serving.skew import skew_check as run
 
     report = run(app.config, app.spec, feature_set, sample=sample, seed=seed, labels=labels)

@@ -25,10 +25,18 @@ def _backend(app: AppContext) -> Backend:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Save the plan for 'fsgen apply PLANFILE'.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Save the plan for 'fsgen apply PLANFILE'.",
+)
 @pass_app
 @handle_errors
 def plan(app: AppContext, as_json: bool, detailed_exitcode: bool, out: Path | None) -> None:
@@ -55,15 +63,28 @@ def _confirm(question: str) -> bool:
         line = sys.stdin.readline() if not sys.stdin.closed else ""
         if line.strip().lower() in ("yes",):
             return True
-        click.echo("No confirmation given (stdin is not a terminal, and it did not answer "
-                   "'yes'); pass --auto-approve to apply without asking.", err=True)
+        click.echo(
+            "No confirmation given (stdin is not a terminal, and it did not answer "
+            "'yes'); pass --auto-approve to apply without asking.",
+            err=True,
+        )
         return False
-    return click.prompt(f"{question} Only 'yes' will be accepted", default="",
-                        show_default=False, err=True).strip() == "yes"
+    return (
+        click.prompt(
+            f"{question} Only 'yes' will be accepted", default="", show_default=False, err=True
+        ).strip()
+        == "yes"
+    )
 
 
-def _run_apply(app: AppContext, plan_file: Path | None, auto_approve: bool,
-               allow_replace: bool, destroy: bool, lock_timeout: float) -> None:
+def _run_apply(
+    app: AppContext,
+    plan_file: Path | None,
+    auto_approve: bool,
+    allow_replace: bool,
+    destroy: bool,
+    lock_timeout: float,
+) -> None:
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from fsgen.plan.apply import apply_plan, compute_plan, load_plan
@@ -84,8 +105,9 @@ def _run_apply(app: AppContext, plan_file: Path | None, auto_approve: bool,
         verb = "destroy these feature groups" if destroy else "perform these actions"
         return _confirm(f"Do you want to {verb}?")
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=app.err,
-                  transient=True) as bar:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=app.err, transient=True
+    ) as bar:
         task = bar.add_task("applying", total=None)
 
         def progress(text: str) -> None:
@@ -93,39 +115,67 @@ def _run_apply(app: AppContext, plan_file: Path | None, auto_approve: bool,
                 app.err.print(f"  {text}")
             bar.update(task, description=text)
 
-        result = apply_plan(app.config, app.spec, backend, the_plan,
-                            allow_destructive=allow_replace, progress=progress,
-                            lock_timeout=lock_timeout, confirm=confirm)
+        result = apply_plan(
+            app.config,
+            app.spec,
+            backend,
+            the_plan,
+            allow_destructive=allow_replace,
+            progress=progress,
+            lock_timeout=lock_timeout,
+            confirm=confirm,
+        )
     for path in result.regenerated:
         app.err.print(f"  regenerated {path}")
     from fsgen.plan.render import apply_summary
 
     click.echo(apply_summary(the_plan))
     for group, features in the_plan.backfill.items():
-        click.echo(f"Backfill needed: {group} ({', '.join(features)}): stored values were "
-                   f"computed by the old logic; re-ingest with 'fsgen ingest {group} ...'")
+        click.echo(
+            f"Backfill needed: {group} ({', '.join(features)}): stored values were "
+            f"computed by the old logic; re-ingest with 'fsgen ingest {group} ...'"
+        )
 
 
 @main.command()
-@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, exists=True,
-                                                             path_type=Path))
+@click.argument(
+    "plan_file", required=False, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
-@click.option("--allow-replace", is_flag=True,
-              help="Allow stages that delete a group (replace, destroy): its online data is lost.")
-@click.option("--lock-timeout", type=float, default=10.0, show_default=True,
-              help="Seconds to wait for another apply to finish.")
+@click.option(
+    "--allow-replace",
+    is_flag=True,
+    help="Allow stages that delete a group (replace, destroy): its online data is lost.",
+)
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for another apply to finish.",
+)
 @pass_app
 @handle_errors
-def apply(app: AppContext, plan_file: Path | None, auto_approve: bool, allow_replace: bool,
-          lock_timeout: float) -> None:
+def apply(
+    app: AppContext,
+    plan_file: Path | None,
+    auto_approve: bool,
+    allow_replace: bool,
+    lock_timeout: float,
+) -> None:
     """Apply the plan (or a saved PLAN_FILE) to the backend, then regenerate generated/."""
     _run_apply(app, plan_file, auto_approve, allow_replace, False, lock_timeout)
 
 
 @main.command()
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for confirmation.")
-@click.option("--lock-timeout", type=float, default=10.0, show_default=True,
-              help="Seconds to wait for another apply to finish.")
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for another apply to finish.",
+)
 @pass_app
 @handle_errors
 def destroy(app: AppContext, auto_approve: bool, lock_timeout: float) -> None:
@@ -135,14 +185,19 @@ def destroy(app: AppContext, auto_approve: bool, lock_timeout: float) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON lines.")
-@click.option("--kind", type=click.Choice(["apply", "ingest"]), default=None,
-              help="Only applies or only ingestion runs.")
+@click.option(
+    "--kind",
+    type=click.Choice(["apply", "ingest"]),
+    default=None,
+    help="Only applies or only ingestion runs.",
+)
 @click.option("--group", default=None, help="Only events that touched this feature group.")
 @click.option("--limit", type=int, default=None, help="Only the newest N events.")
 @pass_app
 @handle_errors
-def history(app: AppContext, as_json: bool, kind: str | None, group: str | None,
-            limit: int | None) -> None:
+def history(
+    app: AppContext, as_json: bool, kind: str | None, group: str | None, limit: int | None
+) -> None:
     """Show the audit trail, oldest first: who applied what, when, and how it ended, and every
     ingestion run with its counts and rejects (see fsgen.audit)."""
     from fsgen import audit
@@ -160,8 +215,13 @@ def history(app: AppContext, as_json: bool, kind: str | None, group: str | None,
 
 
 @main.command()
-@click.option("--port", type=int, default=4510, show_default=True,
-              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option(
+    "--port",
+    type=int,
+    default=4510,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
 @pass_app
 @handle_errors
 def serve(app: AppContext, port: int) -> None:
@@ -170,8 +230,9 @@ def serve(app: AppContext, port: int) -> None:
     from fsgen.server import make_server
 
     server = make_server(app.config, app.spec, port=port)
-    app.err.print(f"fsgen serve: listening on {server.url} (store {app.config.store_path}); "
-                  "Ctrl-C stops")
+    app.err.print(
+        f"fsgen serve: listening on {server.url} (store {app.config.store_path}); Ctrl-C stops"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -22,11 +22,17 @@ def validate(app: AppContext, as_json: bool) -> None:
     errors = result.errors
     summary = result.spec.summary() if result.spec else "definitions could not be loaded"
     if as_json:
-        echo_json(json.dumps({
-            "valid": not errors,
-            "summary": summary,
-            "diagnostics": [d.model_dump() for d in result.diagnostics],
-        }, indent=2, sort_keys=True))
+        echo_json(
+            json.dumps(
+                {
+                    "valid": not errors,
+                    "summary": summary,
+                    "diagnostics": [d.model_dump() for d in result.diagnostics],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
     else:
         for d in result.diagnostics:
             click.echo(d.render(), err=True)
@@ -53,8 +59,12 @@ def init(directory: Path, name: str | None) -> None:
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the demo's store and outputs go (default: the project's store dir).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the demo's store and outputs go (default: the project's store dir).",
+)
 @pass_app
 @handle_errors
 def demo(app: AppContext, workdir: Path | None) -> None:

@@ -23,26 +23,38 @@ def _store(app: AppContext, command: str) -> LocalStore:
         raise ConfigError(
             f"'fsgen {command}' works on the local store; for the aws backend run the "
             "generated batch job (python -m generated.groups.<group>.batch_job) or use "
-            "boto3's sagemaker-featurestore-runtime")
+            "boto3's sagemaker-featurestore-runtime"
+        )
     from fsgen.store import LocalStore
 
-    return LocalStore.open(app.config, app.spec,
-                           on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]"))
+    return LocalStore.open(
+        app.config, app.spec, on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]")
+    )
 
 
 @main.command()
 @click.argument("group")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where rejected records go, as JSON lines "
-                   "(default: <store>/rejects/<group>-<time>.jsonl, written only if needed).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), default=None,
-              help="Source format (default: from the file name).")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where rejected records go, as JSON lines "
+    "(default: <store>/rejects/<group>-<time>.jsonl, written only if needed).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet", "jsonl"]),
+    default=None,
+    help="Source format (default: from the file name).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @pass_app
 @handle_errors
-def ingest(app: AppContext, group: str, path: Path, rejects: Path | None, fmt: str | None,
-           as_json: bool) -> None:
+def ingest(
+    app: AppContext, group: str, path: Path, rejects: Path | None, fmt: str | None, as_json: bool
+) -> None:
     """Validate, transform and write the records of PATH (CSV, Parquet, JSON lines) into
     GROUP's offline and online stores. Exit status 1 when any record was rejected."""
     store = _store(app, "ingest")
@@ -57,8 +69,9 @@ def ingest(app: AppContext, group: str, path: Path, rejects: Path | None, fmt: s
     rate = result.read / result.seconds if result.seconds else 0.0
     app.err.print(f"{result.summary()} in {result.seconds:.2f}s ({rate:,.0f} rows/s)")
     for r in result.samples[:10]:
-        app.err.print(f"  [red]rejected[/red] {r.source} row {r.row}: {r.field}: {r.reason}",
-                      markup=True)
+        app.err.print(
+            f"  [red]rejected[/red] {r.source} row {r.row}: {r.field}: {r.reason}", markup=True
+        )
     if result.rejected > 10:
         app.err.print(f"  ... and {result.rejected - 10} more")
     if as_json:
@@ -78,10 +91,15 @@ class _Progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         console = self.app.err
-        progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                            TextColumn("{task.fields[rows]:,} rows"), TimeRemainingColumn(),
-                            console=console, transient=True,
-                            disable=not console.is_terminal)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[rows]:,} rows"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
         task = progress.add_task(self.label, total=max(self.total, 1), rows=0)
         progress.start()
         self.progress = progress
@@ -101,14 +119,25 @@ class _Progress:
 @click.argument("group")
 @click.argument("record_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON on stdout.")
-@click.option("--feature", "features", multiple=True,
-              help="Only these features (repeatable; default: all).")
-@click.option("--as-of", "as_of", default=None,
-              help="Evaluate TTL expiry at this time (ISO-8601) instead of now.")
+@click.option(
+    "--feature", "features", multiple=True, help="Only these features (repeatable; default: all)."
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="Evaluate TTL expiry at this time (ISO-8601) instead of now.",
+)
 @pass_app
 @handle_errors
-def get(app: AppContext, group: str, record_id: str, as_json: bool, features: tuple[str, ...],
-        as_of: str | None) -> None:
+def get(
+    app: AppContext,
+    group: str,
+    record_id: str,
+    as_json: bool,
+    features: tuple[str, ...],
+    as_of: str | None,
+) -> None:
     """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted)."""
     from fsgen.errors import NotFound
     from fsgen.runtime.encoding import parse_event_time
@@ -129,21 +158,29 @@ def get(app: AppContext, group: str, record_id: str, as_json: bool, features: tu
 @main.command("delete-record")
 @click.argument("group")
 @click.argument("record_id")
-@click.option("--event-time", "event_time", required=True,
-              help="The delete's event time (ISO-8601, or epoch seconds for Fractional).")
+@click.option(
+    "--event-time",
+    "event_time",
+    required=True,
+    help="The delete's event time (ISO-8601, or epoch seconds for Fractional).",
+)
 @click.option("--hard", is_flag=True, help="HardDelete: remove the online row entirely.")
 @pass_app
 @handle_errors
-def delete_record(app: AppContext, group: str, record_id: str, event_time: str,
-                  hard: bool) -> None:
+def delete_record(app: AppContext, group: str, record_id: str, event_time: str, hard: bool) -> None:
     """Delete RECORD_ID from GROUP like SageMaker's DeleteRecord (SoftDelete by default);
     a tombstone (is_deleted=true) is appended to the offline store."""
     store = _store(app, "delete-record")
     result = store.delete_record(group, record_id, event_time, hard=hard)
     mode = "HardDelete" if hard else "SoftDelete"
     if result.online_applied:
-        click.echo(f"{mode} {group} {record_id} at {result.event_time}: deleted online, "
-                   "tombstone written offline")
+        click.echo(
+            f"{mode} {group} {record_id} at {result.event_time}: deleted online, "
+            "tombstone written offline"
+        )
     else:
-        click.echo(f"{mode} {group} {record_id} at {result.event_time}: the online record is "
-                   "newer and was kept; tombstone written offline", err=True)
+        click.echo(
+            f"{mode} {group} {record_id} at {result.event_time}: the online record is "
+            "newer and was kept; tombstone written offline",
+            err=True,
+        )

@@ -31,12 +31,14 @@ def _dead_letter(app: AppContext, group: str, url: str | None) -> DeadLetter:
 def _open_store(app: AppContext) -> LocalStore:
     from fsgen.store import LocalStore
 
-    return LocalStore.open(app.config, app.spec,
-                           on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]"))
+    return LocalStore.open(
+        app.config, app.spec, on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]")
+    )
 
 
-def _writer(app: AppContext, handler: Handler, endpoint_url: str | None
-            ) -> tuple[Writer, LocalStore | None]:
+def _writer(
+    app: AppContext, handler: Handler, endpoint_url: str | None
+) -> tuple[Writer, LocalStore | None]:
     if endpoint_url:
         from fsgen.stream.writers import endpoint_writer
 
@@ -72,8 +74,9 @@ def _newest_event_time(handler: Handler, path: Path) -> float | None:
         for line in fh:
             try:
                 value = json.loads(line)
-                seconds = parse_event_time(handler.runtime.event_time_kind,
-                                           value[handler.runtime.event_time])
+                seconds = parse_event_time(
+                    handler.runtime.event_time_kind, value[handler.runtime.event_time]
+                )
             except (ValueError, TypeError, KeyError):
                 continue
             newest = seconds if newest is None else max(newest, seconds)
@@ -89,23 +92,45 @@ def _show(record: dict[str, object] | None) -> str:
 @stream.command("replay")
 @click.argument("group")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 10000),
-              help="Records per Kinesis event (Lambda's BatchSize).")
-@click.option("--dead-letter", "dead_letter", default=None,
-              help="Dead-letter destination: a file, s3://bucket/prefix or an SQS queue URL "
-                   "(default: <store>/dead-letter/<group>.jsonl).")
-@click.option("--endpoint-url", default=None,
-              help="Write with PutRecord to this endpoint (e.g. fsgen serve) instead of the "
-                   "local store.")
-@click.option("--show", "show_ids", multiple=True,
-              help="Record ids whose online values to show before and after (repeatable; "
-                   "default: the first two in PATH).")
+@click.option(
+    "--batch-size",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="Records per Kinesis event (Lambda's BatchSize).",
+)
+@click.option(
+    "--dead-letter",
+    "dead_letter",
+    default=None,
+    help="Dead-letter destination: a file, s3://bucket/prefix or an SQS queue URL "
+    "(default: <store>/dead-letter/<group>.jsonl).",
+)
+@click.option(
+    "--endpoint-url",
+    default=None,
+    help="Write with PutRecord to this endpoint (e.g. fsgen serve) instead of the local store.",
+)
+@click.option(
+    "--show",
+    "show_ids",
+    multiple=True,
+    help="Record ids whose online values to show before and after (repeatable; "
+    "default: the first two in PATH).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @pass_app
 @handle_errors
-def replay_cmd(app: AppContext, group: str, path: Path, batch_size: int,
-               dead_letter: str | None, endpoint_url: str | None, show_ids: tuple[str, ...],
-               as_json: bool) -> None:
+def replay_cmd(
+    app: AppContext,
+    group: str,
+    path: Path,
+    batch_size: int,
+    dead_letter: str | None,
+    endpoint_url: str | None,
+    show_ids: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Feed PATH's JSON lines through GROUP's stream handler as Lambda would (batched Kinesis
     events). Exit status 1 when a record was dead-lettered or failed."""
     from fsgen.stream.events import load_handler
@@ -124,25 +149,34 @@ def replay_cmd(app: AppContext, group: str, path: Path, batch_size: int,
         from fsgen import audit
 
         dlq_path = dead_letter or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
-        audit.record_counts(app.config.store_path, group=group, source=str(path),
-                            read=result.read, written=result.written,
-                            rejected=result.dead_lettered + result.failed,
-                            rejects=dlq_path if result.dead_lettered else None,
-                            seconds=result.seconds, run="stream-replay")
+        audit.record_counts(
+            app.config.store_path,
+            group=group,
+            source=str(path),
+            read=result.read,
+            written=result.written,
+            rejected=result.dead_lettered + result.failed,
+            rejects=dlq_path if result.dead_lettered else None,
+            seconds=result.seconds,
+            run="stream-replay",
+        )
     if store is not None:
         if as_of is not None:
             from fsgen.runtime.encoding import format_event_time
 
-            app.err.print(f"online values as of {format_event_time('String', as_of)} "
-                          "(the newest event time replayed; TTL counts from there):")
+            app.err.print(
+                f"online values as of {format_event_time('String', as_of)} "
+                "(the newest event time replayed; TTL counts from there):"
+            )
         for i in ids:
             app.err.print(f"  {i}: before {_show(before[i])}")
             app.err.print(f"  {i}: after  {_show(store.get_record(group, i, now=as_of))}")
         store.close()
     for f in result.failures[:10]:
         where = "dead-lettered" if f["dead_lettered"] else "failed"
-        app.err.print(f"  [red]{where}[/red] sequence {f['sequenceNumber']}: {f['field']}: "
-                      f"{f['message']}")
+        app.err.print(
+            f"  [red]{where}[/red] sequence {f['sequenceNumber']}: {f['field']}: {f['message']}"
+        )
     if len(result.failures) > 10:
         app.err.print(f"  ... and {len(result.failures) - 10} more")
     if result.dead_lettered:
@@ -156,26 +190,54 @@ def replay_cmd(app: AppContext, group: str, path: Path, batch_size: int,
 @stream.command("consume")
 @click.argument("group")
 @click.option("--stream", "stream_name", required=True, help="Kinesis stream name.")
-@click.option("--endpoint-url", default=None,
-              help="Kinesis endpoint (a local Kinesis such as moto); default: AWS.")
+@click.option(
+    "--endpoint-url",
+    default=None,
+    help="Kinesis endpoint (a local Kinesis such as moto); default: AWS.",
+)
 @click.option("--region", default=None, help="AWS region (default: boto3's).")
 @click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--max-records", default=None, type=click.IntRange(1),
-              help="Stop after this many records are handled.")
-@click.option("--idle-timeout", default=None, type=click.FloatRange(0),
-              help="Stop after this many seconds without new records.")
+@click.option(
+    "--max-records",
+    default=None,
+    type=click.IntRange(1),
+    help="Stop after this many records are handled.",
+)
+@click.option(
+    "--idle-timeout",
+    default=None,
+    type=click.FloatRange(0),
+    help="Stop after this many seconds without new records.",
+)
 @click.option("--poll-interval", default=0.2, show_default=True, type=click.FloatRange(0))
-@click.option("--dead-letter", "dead_letter", default=None,
-              help="Dead-letter destination (default: <store>/dead-letter/<group>.jsonl).")
-@click.option("--put-endpoint-url", default=None,
-              help="Write with PutRecord to this endpoint instead of the local store.")
+@click.option(
+    "--dead-letter",
+    "dead_letter",
+    default=None,
+    help="Dead-letter destination (default: <store>/dead-letter/<group>.jsonl).",
+)
+@click.option(
+    "--put-endpoint-url",
+    default=None,
+    help="Write with PutRecord to this endpoint instead of the local store.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @pass_app
 @handle_errors
-def consume_cmd(app: AppContext, group: str, stream_name: str, endpoint_url: str | None,
-                region: str | None, batch_size: int, max_records: int | None,
-                idle_timeout: float | None, poll_interval: float, dead_letter: str | None,
-                put_endpoint_url: str | None, as_json: bool) -> None:
+def consume_cmd(
+    app: AppContext,
+    group: str,
+    stream_name: str,
+    endpoint_url: str | None,
+    region: str | None,
+    batch_size: int,
+    max_records: int | None,
+    idle_timeout: float | None,
+    poll_interval: float,
+    dead_letter: str | None,
+    put_endpoint_url: str | None,
+    as_json: bool,
+) -> None:
     """Poll Kinesis stream --stream and run GROUP's stream handler on each batch; checkpoints
     under the store directory let a restart resume where it stopped."""
     from fsgen.stream.checkpoints import Checkpoints
@@ -186,9 +248,16 @@ def consume_cmd(app: AppContext, group: str, stream_name: str, endpoint_url: str
     app.err.print(f"[dim]{handler.note}[/dim]")
     writer, store = _writer(app, handler, put_endpoint_url)
     checkpoints = Checkpoints(app.config.store_path, stream_name, group)
-    consumer = Consumer(handler, kinesis_client(endpoint_url, region), stream_name, writer,
-                        _dead_letter(app, group, dead_letter), checkpoints,
-                        batch_size=batch_size, poll_interval=poll_interval)
+    consumer = Consumer(
+        handler,
+        kinesis_client(endpoint_url, region),
+        stream_name,
+        writer,
+        _dead_letter(app, group, dead_letter),
+        checkpoints,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+    )
     try:
         result = consumer.run(max_records, idle_timeout)
     finally:
@@ -206,8 +275,12 @@ def package() -> None:
 
 @package.command("lambda")
 @click.argument("group")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Zip path (default: <store>/lambda/<group>.zip).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Zip path (default: <store>/lambda/<group>.zip).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @pass_app
 @handle_errors
@@ -217,7 +290,9 @@ def package_lambda(app: AppContext, group: str, output: Path | None, as_json: bo
     from fsgen.stream.package import build
 
     result = build(app.config, app.spec, group, output)
-    app.err.print(f"{result.path}: {len(result.files)} files, {result.size:,} bytes; "
-                  f"handler {result.handler} (imports from the zip alone: ok)")
+    app.err.print(
+        f"{result.path}: {len(result.files)} files, {result.size:,} bytes; "
+        f"handler {result.handler} (imports from the zip alone: ok)"
+    )
     if as_json:
         echo_json(json.dumps(result.to_json(), sort_keys=True))

@@ -71,7 +71,7 @@ class BuildContext:
         hold comments, so its header lives in MANIFEST.json (and in the document itself where
         the format has a place for it, e.g. CloudFormation ``Metadata``).
         """
-        suffix = path[path.rfind("."):]
+        suffix = path[path.rfind(".") :]
         if suffix in _COMMENT:
             mark = _COMMENT[suffix]
             text = "".join(f"{mark}{line}\n" for line in header.lines()) + body
@@ -81,8 +81,9 @@ class BuildContext:
             text = body
         if not text.endswith("\n"):
             text += "\n"
-        return Artifact(path=path, kind=kind, content=text, sources=header.sources,
-                        spec_hash=header.spec_hash)
+        return Artifact(
+            path=path, kind=kind, content=text, sources=header.sources, spec_hash=header.spec_hash
+        )
 
     def render(self, template_name: str, **context: object) -> str:
         return render(template_name, package=self.package, **context)
@@ -117,11 +118,11 @@ def package_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
         inits[f"groups/{snake(g.name)}/__init__.py"] = f"Artifacts of feature group {g.name!r}."
     for fs in ctx.spec.feature_sets:
         inits[f"feature_sets/{snake(fs.name)}/__init__.py"] = (
-            f"Artifacts of feature set {fs.name!r}.")
+            f"Artifacts of feature set {fs.name!r}."
+        )
     for path, doc in inits.items():
         body = ctx.render("package_init.py.jinja", doc=doc)
-        header = Header(sources=(f"{ctx.config.definitions} (package)",),
-                        spec_hash=sha256_of(doc))
+        header = Header(sources=(f"{ctx.config.definitions} (package)",), spec_hash=sha256_of(doc))
         yield ctx.artifact(path, kind="package", body=body, header=header)
 
 
@@ -130,39 +131,75 @@ def group_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
         base = f"groups/{snake(group.name)}"
         header = views.group_header(group)
         request = views.create_feature_group_request(group, ctx.config)
-        yield ctx.artifact(f"{base}/feature_group.json", kind="feature_group", header=header,
-                           body=ctx.render("feature_group.json.jinja", request=request))
+        yield ctx.artifact(
+            f"{base}/feature_group.json",
+            kind="feature_group",
+            header=header,
+            body=ctx.render("feature_group.json.jinja", request=request),
+        )
         cfn = views.cloudformation_template(group, ctx.config, header)
-        yield ctx.artifact(f"{base}/cloudformation.json", kind="cloudformation", header=header,
-                           body=ctx.render("cloudformation.json.jinja", cfn=cfn))
+        yield ctx.artifact(
+            f"{base}/cloudformation.json",
+            kind="cloudformation",
+            header=header,
+            body=ctx.render("cloudformation.json.jinja", cfn=cfn),
+        )
         view = views.group_view(group)
-        yield ctx.artifact(f"{base}/batch_job.py", kind="batch_job", header=header,
-                           body=ctx.render("batch_job.py.jinja", g=view))
-        yield ctx.artifact(f"{base}/stream_handler.py", kind="stream_handler", header=header,
-                           body=ctx.render("stream_handler.py.jinja", g=view))
-        yield ctx.artifact(f"{base}/snapshot.athena.sql", kind="snapshot_sql", header=header,
-                           body=ctx.render("snapshot.athena.sql.jinja",
-                                           s=views.snapshot_view(group, ctx.config)))
+        yield ctx.artifact(
+            f"{base}/batch_job.py",
+            kind="batch_job",
+            header=header,
+            body=ctx.render("batch_job.py.jinja", g=view),
+        )
+        yield ctx.artifact(
+            f"{base}/stream_handler.py",
+            kind="stream_handler",
+            header=header,
+            body=ctx.render("stream_handler.py.jinja", g=view),
+        )
+        yield ctx.artifact(
+            f"{base}/snapshot.athena.sql",
+            kind="snapshot_sql",
+            header=header,
+            body=ctx.render("snapshot.athena.sql.jinja", s=views.snapshot_view(group, ctx.config)),
+        )
 
 
 def feature_set_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
     for fs in ctx.spec.feature_sets:
         view = views.feature_set_view(ctx.spec, fs)
-        yield ctx.artifact(f"feature_sets/{view.package}/parser.py", kind="parser",
-                           header=view.header, body=ctx.render("parser.py.jinja", fs=view))
+        yield ctx.artifact(
+            f"feature_sets/{view.package}/parser.py",
+            kind="parser",
+            header=view.header,
+            body=ctx.render("parser.py.jinja", fs=view),
+        )
 
 
 def catalog_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
     from fsgen.codegen.catalog import catalog_data
 
-    header = Header(sources=tuple(sorted({g.location.path for g in ctx.spec.groups}
-                                         | {f.location.path for f in ctx.spec.feature_sets})),
-                    spec_hash=views.project_hash(ctx.spec))
+    header = Header(
+        sources=tuple(
+            sorted(
+                {g.location.path for g in ctx.spec.groups}
+                | {f.location.path for f in ctx.spec.feature_sets}
+            )
+        ),
+        spec_hash=views.project_hash(ctx.spec),
+    )
     data = catalog_data(ctx.spec)
-    document = {"_generated": {"by": "fsgen", "note": "DO NOT EDIT", "sources":
-                               list(header.sources), "spec-hash": header.spec_hash,
-                               "regenerate": "fsgen generate"}, **data}
-    yield ctx.artifact("catalog.json", kind="catalog", header=header,
-                       body=to_json(document) + "\n")
-    yield ctx.artifact("catalog.md", kind="catalog", header=header,
-                       body=ctx.render("catalog.md.jinja", c=data))
+    document = {
+        "_generated": {
+            "by": "fsgen",
+            "note": "DO NOT EDIT",
+            "sources": list(header.sources),
+            "spec-hash": header.spec_hash,
+            "regenerate": "fsgen generate",
+        },
+        **data,
+    }
+    yield ctx.artifact("catalog.json", kind="catalog", header=header, body=to_json(document) + "\n")
+    yield ctx.artifact(
+        "catalog.md", kind="catalog", header=header, body=ctx.render("catalog.md.jinja", c=data)
+    )

@@ -63,54 +63,78 @@ def catalog_data(spec: ProjectSpec) -> dict[str, object]:
     users = _users(spec)
     groups = []
     for g in spec.groups:
-        groups.append({
-            "name": g.name,
-            "description": g.description,
-            "owner": g.owner,
-            "tags": dict(g.tags),
-            "entity": {"name": g.entity.name, "description": g.entity.description,
-                       "keys": [{"name": k.name, "dtype": str(k.dtype)} for k in g.entity.keys],
-                       "identifier": g.entity.identifier},
-            "event_time": {"name": g.event_time.name, "dtype": str(g.event_time.dtype)},
-            "online": g.online.model_dump(mode="json"),
-            "offline": {"enabled": g.offline.enabled, "table_format": g.offline.table_format},
-            "max_staleness_seconds": g.max_staleness_seconds,
-            "location": str(g.location),
-            "hashes": {"schema": g.schema_hash, "logic": g.logic_hash,
-                       "metadata": g.metadata_hash},
-            "raw_fields": [{"name": r.name, "type": r.type, "optional": r.optional,
-                            "used_by": list(r.used_by)} for r in g.raw_fields],
-            "features": [_feature(g, f, users) for f in g.features],
-        })
-    on_demand = [{
-        "name": od.name,
-        "dtype": str(od.dtype),
-        "description": od.description,
-        "pii": od.pii,
-        "tags": dict(od.tags),
-        "request_fields": [{"name": r.name, "type": r.type, "optional": r.optional}
-                           for r in od.request_fields],
-        "stored_inputs": [f"{ref.group}:{ref.feature}" for _, ref in od.stored_inputs],
-        "transformation": {
-            "function": f"{od.function.module}.{od.function.name}",
-            "location": str(od.location),
-            "source": od.source,
-            "logic_hash": od.logic_hash,
-        },
-        "feature_sets": users.get(od.name, []),
-    } for od in spec.on_demand]
-    feature_sets = [{
-        "name": fs.name,
-        "description": fs.description,
-        "owner": fs.owner,
-        "location": str(fs.location),
-        "columns": [{"column": i.column, "kind": i.kind, "group": i.group, "feature": i.name}
-                    for i in fs.items],
-        "keys": {g: list(cols) for g, cols in fs.keys.items()},
-        "label_time": fs.label_time,
-        "labels": list(fs.labels),
-        "missing": fs.missing,
-        "defaults": dict(fs.defaults),
-        "spec_hash": fs.spec_hash,
-    } for fs in spec.feature_sets]
+        groups.append(
+            {
+                "name": g.name,
+                "description": g.description,
+                "owner": g.owner,
+                "tags": dict(g.tags),
+                "entity": {
+                    "name": g.entity.name,
+                    "description": g.entity.description,
+                    "keys": [{"name": k.name, "dtype": str(k.dtype)} for k in g.entity.keys],
+                    "identifier": g.entity.identifier,
+                },
+                "event_time": {"name": g.event_time.name, "dtype": str(g.event_time.dtype)},
+                "online": g.online.model_dump(mode="json"),
+                "offline": {"enabled": g.offline.enabled, "table_format": g.offline.table_format},
+                "max_staleness_seconds": g.max_staleness_seconds,
+                "location": str(g.location),
+                "hashes": {
+                    "schema": g.schema_hash,
+                    "logic": g.logic_hash,
+                    "metadata": g.metadata_hash,
+                },
+                "raw_fields": [
+                    {
+                        "name": r.name,
+                        "type": r.type,
+                        "optional": r.optional,
+                        "used_by": list(r.used_by),
+                    }
+                    for r in g.raw_fields
+                ],
+                "features": [_feature(g, f, users) for f in g.features],
+            }
+        )
+    on_demand = [
+        {
+            "name": od.name,
+            "dtype": str(od.dtype),
+            "description": od.description,
+            "pii": od.pii,
+            "tags": dict(od.tags),
+            "request_fields": [
+                {"name": r.name, "type": r.type, "optional": r.optional} for r in od.request_fields
+            ],
+            "stored_inputs": [f"{ref.group}:{ref.feature}" for _, ref in od.stored_inputs],
+            "transformation": {
+                "function": f"{od.function.module}.{od.function.name}",
+                "location": str(od.location),
+                "source": od.source,
+                "logic_hash": od.logic_hash,
+            },
+            "feature_sets": users.get(od.name, []),
+        }
+        for od in spec.on_demand
+    ]
+    feature_sets = [
+        {
+            "name": fs.name,
+            "description": fs.description,
+            "owner": fs.owner,
+            "location": str(fs.location),
+            "columns": [
+                {"column": i.column, "kind": i.kind, "group": i.group, "feature": i.name}
+                for i in fs.items
+            ],
+            "keys": {g: list(cols) for g, cols in fs.keys.items()},
+            "label_time": fs.label_time,
+            "labels": list(fs.labels),
+            "missing": fs.missing,
+            "defaults": dict(fs.defaults),
+            "spec_hash": fs.spec_hash,
+        }
+        for fs in spec.feature_sets
+    ]
     return {"groups": groups, "on_demand": on_demand, "feature_sets": feature_sets}

@@ -58,8 +58,7 @@ def literal(value: object, indent: int = 0, prefix: str = "", suffix: str = "") 
     return _layout(value, indent, prefix, suffix, {})
 
 
-def _layout(value: object, indent: int, prefix: str, suffix: str,
-            cache: dict[int, str]) -> str:
+def _layout(value: object, indent: int, prefix: str, suffix: str, cache: dict[int, str]) -> str:
     flat = _flat(value, cache)
     if not isinstance(value, Call | tuple | list | dict):
         return flat
@@ -102,8 +101,9 @@ def _flat(value: object, cache: dict[int, str] | None = None) -> str:
     return cache[key]
 
 
-def _parts(value: object,
-           cache: dict[int, str] | None = None) -> tuple[str, str, list[tuple[str, object]]]:
+def _parts(
+    value: object, cache: dict[int, str] | None = None
+) -> tuple[str, str, list[tuple[str, object]]]:
     if isinstance(value, Call):
         items: list[tuple[str, object]] = [("", a) for a in value.args]
         items += [(f"{k}=", v) for k, v in value.kwargs]

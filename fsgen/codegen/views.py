@@ -32,24 +32,30 @@ def fn_code(ref: FunctionRef) -> Code:
 
 
 def group_hash(group: GroupSpec) -> str:
-    return sha256_of({"schema": group.schema_hash, "logic": group.logic_hash,
-                      "metadata": group.metadata_hash})
+    return sha256_of(
+        {"schema": group.schema_hash, "logic": group.logic_hash, "metadata": group.metadata_hash}
+    )
 
 
 def feature_set_hash(spec: ProjectSpec, fs: FeatureSetSpec) -> str:
     groups = {name: group_hash(spec.group(name)) for name in sorted(fs.groups)}
-    on_demand = {i.name: spec.on_demand_feature(i.name).logic_hash
-                 for i in fs.items if i.kind == "on_demand"}
+    on_demand = {
+        i.name: spec.on_demand_feature(i.name).logic_hash for i in fs.items if i.kind == "on_demand"
+    }
     return sha256_of({"set": fs.spec_hash, "groups": groups, "on_demand": on_demand})
 
 
 def project_hash(spec: ProjectSpec) -> str:
-    return sha256_of({
-        "groups": {g.name: group_hash(g) for g in spec.groups},
-        "feature_sets": {fs.name: feature_set_hash(spec, fs) for fs in spec.feature_sets},
-        "on_demand": {od.name: [od.logic_hash, str(od.dtype), od.description, od.pii, od.tags]
-                      for od in spec.on_demand},
-    })
+    return sha256_of(
+        {
+            "groups": {g.name: group_hash(g) for g in spec.groups},
+            "feature_sets": {fs.name: feature_set_hash(spec, fs) for fs in spec.feature_sets},
+            "on_demand": {
+                od.name: [od.logic_hash, str(od.dtype), od.description, od.pii, od.tags]
+                for od in spec.on_demand
+            },
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,9 @@ class Header:
 
 def group_header(group: GroupSpec) -> Header:
     paths = sorted({group.location.path, *(f.location.path for f in group.features)})
-    sources = [f"{p} (feature group '{group.name}')" if p == group.location.path else p
-               for p in paths]
+    sources = [
+        f"{p} (feature group '{group.name}')" if p == group.location.path else p for p in paths
+    ]
     return Header(sources=tuple(sources), spec_hash=group_hash(group))
 
 
@@ -82,8 +89,9 @@ def feature_set_header(spec: ProjectSpec, fs: FeatureSetSpec) -> Header:
             paths.add(spec.on_demand_feature(item.name).location.path)
         else:
             paths.add(spec.group(item.group or "").feature(item.name).location.path)
-    sources = [f"{p} (feature set '{fs.name}')" if p == fs.location.path else p
-               for p in sorted(paths)]
+    sources = [
+        f"{p} (feature set '{fs.name}')" if p == fs.location.path else p for p in sorted(paths)
+    ]
     return Header(sources=tuple(sources), spec_hash=feature_set_hash(spec, fs))
 
 
@@ -109,31 +117,48 @@ class GroupView:
 def group_view(group: GroupSpec) -> GroupView:
     by_name = {f.name: f for f in group.features}
     features = [by_name[n] for n in group.compute_order]
-    runtime = Call("GroupRuntime", kwargs=(
-        ("name", group.name),
-        ("identifier", group.entity.identifier),
-        ("keys", tuple(k.name for k in group.entity.keys)),
-        ("event_time", group.event_time.name),
-        ("event_time_kind", group.event_time.dtype.scalar.value),
-        ("fields", tuple(
-            Call("FieldDef", (r.name, r.type, *((True,) if r.optional else ())))
-            for r in group.raw_fields
-        )),
-        ("features", tuple(
-            Call("FeatureDef", kwargs=(
-                ("name", f.name),
-                ("fn", fn_code(f.function)),
-                ("kind", f.dtype.scalar.value),
-                *((("collection", f.dtype.collection),) if f.dtype.collection else ()),
-                *((("dimension", f.dtype.dimension),) if f.dtype.dimension else ()),
-                ("params", tuple((i.name, i.kind) for i in f.inputs)),
-            ))
-            for f in features
-        )),
-        ("columns", tuple((n, t.scalar.value, t.collection, t.dimension)
-                          for n, t in group.stored_columns())),
-        ("ttl_seconds", group.online.ttl_seconds),
-    ))
+    runtime = Call(
+        "GroupRuntime",
+        kwargs=(
+            ("name", group.name),
+            ("identifier", group.entity.identifier),
+            ("keys", tuple(k.name for k in group.entity.keys)),
+            ("event_time", group.event_time.name),
+            ("event_time_kind", group.event_time.dtype.scalar.value),
+            (
+                "fields",
+                tuple(
+                    Call("FieldDef", (r.name, r.type, *((True,) if r.optional else ())))
+                    for r in group.raw_fields
+                ),
+            ),
+            (
+                "features",
+                tuple(
+                    Call(
+                        "FeatureDef",
+                        kwargs=(
+                            ("name", f.name),
+                            ("fn", fn_code(f.function)),
+                            ("kind", f.dtype.scalar.value),
+                            *((("collection", f.dtype.collection),) if f.dtype.collection else ()),
+                            *((("dimension", f.dtype.dimension),) if f.dtype.dimension else ()),
+                            ("params", tuple((i.name, i.kind) for i in f.inputs)),
+                        ),
+                    )
+                    for f in features
+                ),
+            ),
+            (
+                "columns",
+                tuple(
+                    (n, t.scalar.value, t.collection, t.dimension)
+                    for n, t in group.stored_columns()
+                ),
+            ),
+            ("ttl_seconds", group.online.ttl_seconds),
+        ),
+    )
     batch = [s.path for s in group.sources if s.kind == "batch" and s.path]
     return GroupView(
         name=group.name,
@@ -142,9 +167,11 @@ def group_view(group: GroupSpec) -> GroupView:
         imports=_imports([f.function for f in features]),
         runtime=statement("RUNTIME", runtime),
         default_sources=statement("DEFAULT_SOURCES", tuple(batch), "tuple[str, ...]"),
-        streams=statement("STREAMS", tuple(s.stream for s in group.sources
-                                           if s.kind == "stream" and s.stream),
-                          "tuple[str, ...]"),
+        streams=statement(
+            "STREAMS",
+            tuple(s.stream for s in group.sources if s.kind == "stream" and s.stream),
+            "tuple[str, ...]",
+        ),
         doc_source=batch[0] if batch else "PATH",
     )
 
@@ -203,53 +230,88 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
     for gname, cols in fs.keys.items():
         g = spec.group(gname)
         max_age = (("max_age_seconds", fs.ttl_seconds),) if fs.ttl_seconds is not None else ()
-        readers.append(Call("GroupReader", kwargs=(
-            ("name", g.name),
-            ("identifier", g.entity.identifier),
-            ("keys", tuple((c, k.name, _raw_for(k.dtype)) for c, k in zip(cols, g.entity.keys,
-                                                                             strict=True))),
-            ("event_time", g.event_time.name),
-            ("event_time_kind", g.event_time.dtype.scalar.value),
-            ("columns", tuple((n, t.scalar.value, t.collection) for n, t in g.stored_columns())),
-            ("ttl_seconds", g.online.ttl_seconds),
-            *max_age,
-        )))
+        readers.append(
+            Call(
+                "GroupReader",
+                kwargs=(
+                    ("name", g.name),
+                    ("identifier", g.entity.identifier),
+                    (
+                        "keys",
+                        tuple(
+                            (c, k.name, _raw_for(k.dtype))
+                            for c, k in zip(cols, g.entity.keys, strict=True)
+                        ),
+                    ),
+                    ("event_time", g.event_time.name),
+                    ("event_time_kind", g.event_time.dtype.scalar.value),
+                    (
+                        "columns",
+                        tuple((n, t.scalar.value, t.collection) for n, t in g.stored_columns()),
+                    ),
+                    ("ttl_seconds", g.online.ttl_seconds),
+                    *max_age,
+                ),
+            )
+        )
     columns = tuple(
-        Call("Column", kwargs=(
-            ("name", item.column),
-            ("kind", item.kind),
-            ("group", item.group),
-            ("feature", item.name),
-            ("default", _typed_default(dtypes[item.column], fs.defaults.get(item.column))),
-        ))
+        Call(
+            "Column",
+            kwargs=(
+                ("name", item.column),
+                ("kind", item.kind),
+                ("group", item.group),
+                ("feature", item.name),
+                ("default", _typed_default(dtypes[item.column], fs.defaults.get(item.column))),
+            ),
+        )
         for item in fs.items
     )
     ods = tuple(
-        Call("OnDemandDef", kwargs=(
-            ("name", od.name),
-            ("fn", fn_code(od.function)),
-            ("kind", od.dtype.scalar.value),
-            *((("collection", od.dtype.collection),) if od.dtype.collection else ()),
-            ("request", tuple(Call("FieldDef", (r.name, r.type, *((True,) if r.optional else ())))
-                              for r in od.request_fields)),
-            ("stored", tuple((p, ref.group, ref.feature) for p, ref in od.stored_inputs)),
-        ))
+        Call(
+            "OnDemandDef",
+            kwargs=(
+                ("name", od.name),
+                ("fn", fn_code(od.function)),
+                ("kind", od.dtype.scalar.value),
+                *((("collection", od.dtype.collection),) if od.dtype.collection else ()),
+                (
+                    "request",
+                    tuple(
+                        Call("FieldDef", (r.name, r.type, *((True,) if r.optional else ())))
+                        for r in od.request_fields
+                    ),
+                ),
+                ("stored", tuple((p, ref.group, ref.feature) for p, ref in od.stored_inputs)),
+            ),
+        )
         for od in on_demand
     )
-    runtime = Call("FeatureSetRuntime", kwargs=(
-        ("name", fs.name), ("columns", columns), ("groups", tuple(readers)),
-        ("on_demand", ods), ("missing", fs.missing),
-    ))
+    runtime = Call(
+        "FeatureSetRuntime",
+        kwargs=(
+            ("name", fs.name),
+            ("columns", columns),
+            ("groups", tuple(readers)),
+            ("on_demand", ods),
+            ("missing", fs.missing),
+        ),
+    )
     key_columns = tuple(dict.fromkeys(c for cols in fs.keys.values() for c in cols))
     request_fields = tuple(dict.fromkeys(r.name for od in on_demand for r in od.request_fields))
+
     def nullable(column: str) -> bool:
         if fs.missing == "default":
             return fs.defaults.get(column) is None
         return fs.missing == "null"
 
-    fields = [(item.column, dtypes[item.column].python_type
-               + (" | None" if nullable(item.column) else ""))
-              for item in fs.items]
+    fields = [
+        (
+            item.column,
+            dtypes[item.column].python_type + (" | None" if nullable(item.column) else ""),
+        )
+        for item in fs.items
+    ]
     names = ["Column", "FeatureSetRuntime", "GroupReader"]
     if on_demand:
         names.append("OnDemandDef")
@@ -268,8 +330,9 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
         columns_statement=statement("COLUMNS", fs.columns, "tuple[str, ...]"),
         keys_statement=statement("KEY_COLUMNS", key_columns, "tuple[str, ...]"),
         request_statement=statement("REQUEST_FIELDS", request_fields, "tuple[str, ...]"),
-        typed_dict=typed_dict("Features", fields,
-                              f"One value per column of feature set {fs.name!r}, in order."),
+        typed_dict=typed_dict(
+            "Features", fields, f"One value per column of feature set {fs.name!r}, in order."
+        ),
         missing=fs.missing,
     )
 
@@ -315,8 +378,10 @@ def create_feature_group_request(group: GroupSpec, config: ProjectConfig) -> dic
         kms = group.offline.kms_key or config.aws.kms_key_id
         if kms:
             s3["KmsKeyId"] = kms
-        offline: dict[str, object] = {"S3StorageConfig": s3,
-                                      "TableFormat": group.offline.table_format}
+        offline: dict[str, object] = {
+            "S3StorageConfig": s3,
+            "TableFormat": group.offline.table_format,
+        }
         if group.offline.disable_glue_table_creation:
             offline["DisableGlueTableCreation"] = True
         request["OfflineStoreConfig"] = offline
@@ -334,33 +399,44 @@ def create_feature_group_request(group: GroupSpec, config: ProjectConfig) -> dic
     return request
 
 
-def cloudformation_template(group: GroupSpec, config: ProjectConfig,
-                            header: Header) -> dict[str, object]:
+def cloudformation_template(
+    group: GroupSpec, config: ProjectConfig, header: Header
+) -> dict[str, object]:
     """An AWS::SageMaker::FeatureGroup resource with the same properties as the request."""
     request = create_feature_group_request(group, config)
     props: dict[str, object] = {k: v for k, v in request.items() if k != "RoleArn"}
     props["RoleArn"] = {"Ref": "RoleArn"}
     logical = "".join(part.capitalize() for part in re.split(r"[^0-9a-zA-Z]+", group.name))
-    meta: dict[str, object] = {"generated": header.lines()[0], "sources": list(header.sources),
-                               "spec-hash": header.spec_hash, "regenerate": "fsgen generate"}
+    meta: dict[str, object] = {
+        "generated": header.lines()[0],
+        "sources": list(header.sources),
+        "spec-hash": header.spec_hash,
+        "regenerate": "fsgen generate",
+    }
     collections = [n for n, t in group.stored_columns() if t.is_collection]
     if collections:
         meta["note"] = (
             "CloudFormation documents only FeatureName and FeatureType for FeatureDefinitions; "
             f"the collection features ({', '.join(collections)}) keep CreateFeatureGroup's "
-            "CollectionType/CollectionConfig. Use 'fsgen apply' if a stack refuses them.")
+            "CollectionType/CollectionConfig. Use 'fsgen apply' if a stack refuses them."
+        )
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"SageMaker feature group {group.name} (generated by fsgen)",
         "Metadata": {"fsgen": meta},
-        "Parameters": {"RoleArn": {
-            "Type": "String",
-            "Description": "IAM role SageMaker assumes to write the offline store",
-            **({"Default": config.aws.role_arn} if config.aws.role_arn else {}),
-        }},
-        "Resources": {f"{logical}FeatureGroup": {
-            "Type": "AWS::SageMaker::FeatureGroup", "Properties": props,
-        }},
+        "Parameters": {
+            "RoleArn": {
+                "Type": "String",
+                "Description": "IAM role SageMaker assumes to write the offline store",
+                **({"Default": config.aws.role_arn} if config.aws.role_arn else {}),
+            }
+        },
+        "Resources": {
+            f"{logical}FeatureGroup": {
+                "Type": "AWS::SageMaker::FeatureGroup",
+                "Properties": props,
+            }
+        },
         "Outputs": {"FeatureGroupName": {"Value": {"Ref": f"{logical}FeatureGroup"}}},
     }
 

@@ -117,13 +117,21 @@ class QueryView:
 _ORDER_TYPE = 'ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)'
 
 
-def _stage(join: GroupJoin, table: str, label_columns: Sequence[str], previous: list[str],
-           record_types: list[str], knowledge_time: bool) -> StageView:
+def _stage(
+    join: GroupJoin,
+    table: str,
+    label_columns: Sequence[str],
+    previous: list[str],
+    record_types: list[str],
+    knowledge_time: bool,
+) -> StageView:
     name = f"g{join.index}"
     keys = tuple(
-        KeyView(alias=f'"__fsgen_k{j}"',
-                history=f"CAST({ident(k.name, 'key column')} AS {trino_type(k.dtype)})",
-                label=f"CAST({ident(col, 'label key column')} AS {trino_type(k.dtype)})")
+        KeyView(
+            alias=f'"__fsgen_k{j}"',
+            history=f"CAST({ident(k.name, 'key column')} AS {trino_type(k.dtype)})",
+            label=f"CAST({ident(col, 'label key column')} AS {trino_type(k.dtype)})",
+        )
         for j, (k, col) in enumerate(zip(join.keys, join.label_keys, strict=True))
     )
     event = event_micros(join)
@@ -131,22 +139,41 @@ def _stage(join: GroupJoin, table: str, label_columns: Sequence[str], previous: 
     deleted = 'coalesce("is_deleted", false)'
     api = micros_of_timestamp('"api_invocation_time"')
     order = f'CAST(ROW({event}, {api}, {write}, {deleted}, "$path") AS {_ORDER_TYPE})'
-    record_type = "ROW(" + ", ".join(
-        ['"e" bigint', '"d" boolean',
-         *(f'"v{n}" {trino_type(i.dtype)}' for n, i in enumerate(join.inputs))]) + ")"
+    record_type = (
+        "ROW("
+        + ", ".join(
+            [
+                '"e" bigint',
+                '"d" boolean',
+                *(f'"v{n}" {trino_type(i.dtype)}' for n, i in enumerate(join.inputs)),
+            ]
+        )
+        + ")"
+    )
     values = [ident(i.feature, "feature column") for i in join.inputs]
     record = f"CAST(ROW({', '.join([event, deleted, *values])}) AS {record_type})"
     carried = (*label_columns, '"__fsgen_t"', *(f'"__fsgen_{p}"' for p in previous))
-    carried_nulls = (*("NULL" for _ in label_columns), '"__fsgen_t"',
-                     *(f"CAST(NULL AS {t})" for t in record_types))
+    carried_nulls = (
+        *("NULL" for _ in label_columns),
+        '"__fsgen_t"',
+        *(f"CAST(NULL AS {t})" for t in record_types),
+    )
     return StageView(
-        name=name, group=join.group.name, table=table, ttl_seconds=join.ttl_seconds,
-        event_column=ident(join.group.event_time.name, "event-time column"), keys=keys,
+        name=name,
+        group=join.group.name,
+        table=table,
+        ttl_seconds=join.ttl_seconds,
+        event_column=ident(join.group.event_time.name, "event-time column"),
+        keys=keys,
         partition=", ".join(k.alias for k in keys),
         moment=f"greatest({event}, {write})" if knowledge_time else event,
-        order=order, order_type=_ORDER_TYPE, record=record, record_type=record_type,
+        order=order,
+        order_type=_ORDER_TYPE,
+        record=record,
+        record_type=record_type,
         previous=f"g{join.index - 1}" if join.index else "labels",
-        carried=carried, carried_nulls=carried_nulls,
+        carried=carried,
+        carried_nulls=carried_nulls,
     )
 
 
@@ -162,17 +189,27 @@ def _output(join: GroupJoin, json_collections: bool) -> Iterator[str]:
         yield f"CASE WHEN {gone} THEN NULL ELSE {value} END AS {ident(item.column, 'column')}"
 
 
-def query_view(spec: ProjectSpec, feature_set: str, *, labels_table: str | None = None,
-               database: str = DEFAULT_DATABASE, tables: Mapping[str, str] | None = None,
-               label_columns: Sequence[str] | None = None, label_time_column: str | None = None,
-               label_time_type: LabelTimeType = "iso8601", order_by: str | None = None,
-               knowledge_time: bool = False, json_collections: bool = False) -> QueryView:
+def query_view(
+    spec: ProjectSpec,
+    feature_set: str,
+    *,
+    labels_table: str | None = None,
+    database: str = DEFAULT_DATABASE,
+    tables: Mapping[str, str] | None = None,
+    label_columns: Sequence[str] | None = None,
+    label_time_column: str | None = None,
+    label_time_type: LabelTimeType = "iso8601",
+    order_by: str | None = None,
+    knowledge_time: bool = False,
+    json_collections: bool = False,
+) -> QueryView:
     plan = plan_for(spec, feature_set)
     fs = plan.feature_set
     labels = labels_table or f"{fs.name.replace('-', '_')}_labels"
-    columns = tuple(ident(c, "label column")
-                    for c in (label_columns if label_columns is not None
-                              else plan.default_label_columns()))
+    columns = tuple(
+        ident(c, "label column")
+        for c in (label_columns if label_columns is not None else plan.default_label_columns())
+    )
     order = ident(order_by, "order-by column") if order_by else None
     carried = columns if order is None or order in columns else (*columns, order)
     time_column = ident(label_time_column or plan.label_time, "label time column")
@@ -181,23 +218,37 @@ def query_view(spec: ProjectSpec, feature_set: str, *, labels_table: str | None 
     record_types: list[str] = []
     for join in plan.joins:
         name = (tables or {}).get(join.group.name, glue_table_name(join.group))
-        stage = _stage(join, table_ref(name, database, f"table of group {join.group.name!r}"),
-                       carried, previous, record_types, knowledge_time)
+        stage = _stage(
+            join,
+            table_ref(name, database, f"table of group {join.group.name!r}"),
+            carried,
+            previous,
+            record_types,
+            knowledge_time,
+        )
         stages.append(stage)
         previous.append(stage.name)
         record_types.append(stage.record_type)
     by_column = {i.column: (join, i) for join in plan.joins for i in join.inputs}
-    outputs = {join.index: dict(zip((i.column for i in join.inputs),
-                                    _output(join, json_collections), strict=True))
-               for join in plan.joins}
+    outputs = {
+        join.index: dict(
+            zip((i.column for i in join.inputs), _output(join, json_collections), strict=True)
+        )
+        for join in plan.joins
+    }
     select = (*columns, *(outputs[by_column[i.column][0].index][i.column] for i in plan.stored))
     return QueryView(
-        feature_set=fs.name, knowledge_time=knowledge_time,
+        feature_set=fs.name,
+        knowledge_time=knowledge_time,
         labels_table=table_ref(labels, database, "labels table"),
-        label_time=time_column, label_time_type=label_time_type,
+        label_time=time_column,
+        label_time_type=label_time_type,
         key_columns=", ".join(ident(c, "label key column") for c in plan.key_columns),
-        label_columns=carried, label_micros=label_micros(time_column, label_time_type),
-        stages=tuple(stages), select=select, last=stages[-1].name if stages else "labels",
+        label_columns=carried,
+        label_micros=label_micros(time_column, label_time_type),
+        stages=tuple(stages),
+        select=select,
+        last=stages[-1].name if stages else "labels",
         order_by=order,
     )
 
@@ -223,9 +274,12 @@ def pit_query_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
     from fsgen.codegen.views import feature_set_header, snake
 
     for fs in ctx.spec.feature_sets:
-        yield ctx.artifact(f"feature_sets/{snake(fs.name)}/pit_query.athena.sql",
-                           kind="pit_query", body=render_pit_sql(ctx.spec, fs.name),
-                           header=feature_set_header(ctx.spec, fs))
+        yield ctx.artifact(
+            f"feature_sets/{snake(fs.name)}/pit_query.athena.sql",
+            kind="pit_query",
+            body=render_pit_sql(ctx.spec, fs.name),
+            header=feature_set_header(ctx.spec, fs),
+        )
 
 
 # ---------------------------------------------------------------------------- the runner
@@ -234,9 +288,15 @@ ROW_COLUMN = "fsgen_row"
 TIME_COLUMN = "fsgen_label_us"
 
 
-def athena_stored_values(config: ProjectConfig, spec: ProjectSpec, plan: PitPlan,
-                         labels: Labels, knowledge_time: bool = False,
-                         poll_seconds: float = 0.5, timeout_seconds: float = 3600.0) -> pa.Table:
+def athena_stored_values(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    plan: PitPlan,
+    labels: Labels,
+    knowledge_time: bool = False,
+    poll_seconds: float = 0.5,
+    timeout_seconds: float = 3600.0,
+) -> pa.Table:
     """Run the PIT query on Athena: upload the label keys and times as a Parquet table, create
     it in Glue, StartQueryExecution, poll GetQueryExecution, page GetQueryResults, drop the
     table. Returns the stored values in label order (columns as the local engine's)."""
@@ -247,11 +307,14 @@ def athena_stored_values(config: ProjectConfig, spec: ProjectSpec, plan: PitPlan
     sagemaker = session.client("sagemaker", endpoint_url=aws.endpoint_url)
     athena = session.client("athena")
     s3 = session.client("s3")
-    output = aws.athena_output_s3_uri or (aws.offline_s3_uri and
-                                          aws.offline_s3_uri.rstrip("/") + "/athena-results")
+    output = aws.athena_output_s3_uri or (
+        aws.offline_s3_uri and aws.offline_s3_uri.rstrip("/") + "/athena-results"
+    )
     if not output:
-        raise PitError("set [tool.fsgen.aws] athena_output_s3_uri (or offline_s3_uri) to run "
-                       "point-in-time queries on Athena")
+        raise PitError(
+            "set [tool.fsgen.aws] athena_output_s3_uri (or offline_s3_uri) to run "
+            "point-in-time queries on Athena"
+        )
     tables = {j.group.name: offline_table(sagemaker, j.group.name) for j in plan.joins}
     run = uuid.uuid4().hex[:12]
     table = f"fsgen_labels_{run}"
@@ -261,11 +324,17 @@ def athena_stored_values(config: ProjectConfig, spec: ProjectSpec, plan: PitPlan
     try:
         runner.run(_create_table_ddl(plan, aws.glue_database, table, f"s3://{bucket}/{prefix}"))
         sql = render_pit_sql(
-            spec, plan.feature_set.name, labels_table=f"{aws.glue_database}.{table}",
+            spec,
+            plan.feature_set.name,
+            labels_table=f"{aws.glue_database}.{table}",
             tables={g: f"{db}.{t}" for g, (db, t) in tables.items()},
-            label_columns=(ROW_COLUMN,), label_time_column=TIME_COLUMN,
-            label_time_type="epoch_micros", order_by=ROW_COLUMN, knowledge_time=knowledge_time,
-            json_collections=True)
+            label_columns=(ROW_COLUMN,),
+            label_time_column=TIME_COLUMN,
+            label_time_type="epoch_micros",
+            order_by=ROW_COLUMN,
+            knowledge_time=knowledge_time,
+            json_collections=True,
+        )
         result = runner.results(runner.run(sql))
     finally:
         try:
@@ -280,8 +349,10 @@ def offline_table(sagemaker: object, group: str) -> tuple[str, str]:
     described = sagemaker.describe_feature_group(FeatureGroupName=group)  # type: ignore[attr-defined]
     catalog = (described.get("OfflineStoreConfig") or {}).get("DataCatalogConfig") or {}
     if not catalog.get("TableName"):
-        raise PitError(f"feature group {group!r} has no offline store Glue table; "
-                       "apply it with an offline store first")
+        raise PitError(
+            f"feature group {group!r} has no offline store Glue table; "
+            "apply it with an offline store first"
+        )
     return str(catalog.get("Database") or DEFAULT_DATABASE), str(catalog["TableName"])
 
 
@@ -296,14 +367,17 @@ class AthenaRunner:
     def run(self, sql: str) -> str:
         """Start a query and wait for it; returns its QueryExecutionId."""
         started = self.client.start_query_execution(  # type: ignore[attr-defined]
-            QueryString=sql, WorkGroup=self.workgroup,
-            ResultConfiguration={"OutputLocation": self.output})
+            QueryString=sql,
+            WorkGroup=self.workgroup,
+            ResultConfiguration={"OutputLocation": self.output},
+        )
         query_id = str(started["QueryExecutionId"])
         deadline = time.monotonic() + self.timeout_seconds
         delay = min(0.1, self.poll_seconds)
         while True:
             status = self.client.get_query_execution(  # type: ignore[attr-defined]
-                QueryExecutionId=query_id)["QueryExecution"]["Status"]
+                QueryExecutionId=query_id
+            )["QueryExecution"]["Status"]
             state = status["State"]
             if state == "SUCCEEDED":
                 return query_id
@@ -311,8 +385,9 @@ class AthenaRunner:
                 reason = status.get("StateChangeReason", "no reason given")
                 raise PitError(f"Athena query {query_id} {state.lower()}: {reason}")
             if time.monotonic() > deadline:
-                raise PitError(f"Athena query {query_id} still {state} after "
-                               f"{self.timeout_seconds:.0f}s")
+                raise PitError(
+                    f"Athena query {query_id} still {state} after {self.timeout_seconds:.0f}s"
+                )
             time.sleep(delay)
             delay = min(delay * 2, self.poll_seconds)
 
@@ -339,8 +414,7 @@ class AthenaRunner:
             first = False
             for row in data:
                 cells = [d.get("VarCharValue") for d in row["Data"]]
-                rows.append({n: _typed(t, v) for n, t, v in zip(names, types, cells,
-                                                                  strict=True)})
+                rows.append({n: _typed(t, v) for n, t, v in zip(names, types, cells, strict=True)})
             token = page.get("NextToken")
             if not token:
                 return rows
@@ -395,8 +469,10 @@ def _create_table_ddl(plan: PitPlan, database: str, table: str, location: str) -
     ident(database, "database")
     ident(table, "table")
     body = ", ".join(f"`{c}` {t}" for c, t in columns.items())
-    return (f"CREATE EXTERNAL TABLE `{database}`.`{table}` ({body}) STORED AS PARQUET "
-            f"LOCATION {literal(location)}")
+    return (
+        f"CREATE EXTERNAL TABLE `{database}`.`{table}` ({body}) STORED AS PARQUET "
+        f"LOCATION {literal(location)}"
+    )
 
 
 def _to_arrow(plan: PitPlan, labels: Labels, rows: list[dict[str, object]]) -> pa.Table:
@@ -406,14 +482,25 @@ def _to_arrow(plan: PitPlan, labels: Labels, rows: list[dict[str, object]]) -> p
 
     order = [r.get(ROW_COLUMN) for r in rows]
     if order != list(range(len(labels.frame))):
-        raise PitError(f"Athena returned {len(rows)} rows for {len(labels.frame)} label rows, "
-                       "or not in label order")
+        raise PitError(
+            f"Athena returned {len(rows)} rows for {len(labels.frame)} label rows, "
+            "or not in label order"
+        )
     arrays = {"__fsgen_row": pa.array(order, type=pa.int64())}
     for item in plan.stored:
-        arrays[item.column] = pa.array([r.get(item.column) for r in rows],
-                                       type=arrow_type(item.dtype))
+        arrays[item.column] = pa.array(
+            [r.get(item.column) for r in rows], type=arrow_type(item.dtype)
+        )
     return pa.table(arrays)
 
 
-__all__ = ["AthenaRunner", "LabelTimeType", "athena_stored_values", "offline_table",
-           "pit_query_artifacts", "query_view", "render_pit_sql", "trino_type"]
+__all__ = [
+    "AthenaRunner",
+    "LabelTimeType",
+    "athena_stored_values",
+    "offline_table",
+    "pit_query_artifacts",
+    "query_view",
+    "render_pit_sql",
+    "trino_type",
+]

@@ -32,10 +32,17 @@ from fsgen.types import DType, Scalar
 Engine = Literal["local", "athena"]
 
 
-def build_dataset(config: ProjectConfig, spec: ProjectSpec, feature_set: str,
-                  labels: LabelSource, knowledge_time: bool = False, *,
-                  engine: Engine = "local", store: Path | None = None,
-                  threads: int | None = None) -> pd.DataFrame:
+def build_dataset(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    feature_set: str,
+    labels: LabelSource,
+    knowledge_time: bool = False,
+    *,
+    engine: Engine = "local",
+    store: Path | None = None,
+    threads: int | None = None,
+) -> pd.DataFrame:
     """The point-in-time-correct training frame of ``feature_set`` for ``labels``.
 
     ``labels``: a CSV or Parquet path, or a DataFrame, holding the set's key columns and label
@@ -51,16 +58,18 @@ def build_dataset(config: ProjectConfig, spec: ProjectSpec, feature_set: str,
     else:
         from fsgen.pit.local import stored_values
 
-        stored = stored_values(plan, rows, store or config.store_path, knowledge_time,
-                               threads=threads)
+        stored = stored_values(
+            plan, rows, store or config.store_path, knowledge_time, threads=threads
+        )
     return finish(plan, rows, stored)
 
 
 def finish(plan: PitPlan, labels: Labels, stored: pa.Table) -> pd.DataFrame:
     """Label frame + on-demand features + missing-value policy, columns in the set's order."""
     if stored.num_rows != len(labels.frame):
-        raise PitError(f"the engine returned {stored.num_rows} rows for "
-                       f"{len(labels.frame)} label rows")
+        raise PitError(
+            f"the engine returned {stored.num_rows} rows for {len(labels.frame)} label rows"
+        )
     values: dict[str, pa.Array | list[object]] = {
         i.column: stored.column(i.column).combine_chunks() for i in plan.stored
     }
@@ -98,32 +107,44 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
 # ---------------------------------------------------------------------------- on-demand
 
 
-def _on_demand(plan: PitPlan, name: str, labels: Labels,
-               values: dict[str, pa.Array | list[object]]) -> list[object]:
+def _on_demand(
+    plan: PitPlan, name: str, labels: Labels, values: dict[str, pa.Array | list[object]]
+) -> list[object]:
     """Call the featuredefs function row by row through the inference runtime's own code."""
     od = next(o for o in plan.on_demand if o.name == name)
     runtime = FeatureSetRuntime(
         name=plan.feature_set.name,
         columns=(Column(name=od.name, kind="on_demand", group=None, feature=od.name),),
         groups=(),
-        on_demand=(OnDemandDef(
-            name=od.name, fn=resolve(od.function), kind=od.dtype.scalar.value,
-            collection=od.dtype.collection,
-            request=tuple(FieldDef(r.name, r.type, r.optional) for r in od.request_fields),
-            stored=tuple((p, ref.group, ref.feature) for p, ref in od.stored_inputs),
-        ),),
+        on_demand=(
+            OnDemandDef(
+                name=od.name,
+                fn=resolve(od.function),
+                kind=od.dtype.scalar.value,
+                collection=od.dtype.collection,
+                request=tuple(FieldDef(r.name, r.type, r.optional) for r in od.request_fields),
+                stored=tuple((p, ref.group, ref.feature) for p, ref in od.stored_inputs),
+            ),
+        ),
         missing="null",
     )
     columns = {i.column: i for i in plan.stored}
     inputs: list[tuple[str, str, list[object]]] = []
     for _, ref in od.stored_inputs:
-        column = next(c for c, i in columns.items()
-                      if i.group == ref.group and i.feature == ref.feature)
+        column = next(
+            c for c, i in columns.items() if i.group == ref.group and i.feature == ref.feature
+        )
         array = values[column]
-        inputs.append((ref.group, ref.feature,
-                       array.to_pylist() if isinstance(array, pa.Array) else list(array)))
-    requests = {r.name: [_plain(v) for v in labels.frame[r.name].tolist()]
-                for r in od.request_fields}
+        inputs.append(
+            (
+                ref.group,
+                ref.feature,
+                array.to_pylist() if isinstance(array, pa.Array) else list(array),
+            )
+        )
+    requests = {
+        r.name: [_plain(v) for v in labels.frame[r.name].tolist()] for r in od.request_fields
+    }
     result: list[object] = []
     for row in range(len(labels.frame)):
         stored: dict[str, dict[str, object]] = {}
@@ -135,9 +156,11 @@ def _on_demand(plan: PitPlan, name: str, labels: Labels,
         except RequestError as exc:
             raise PitError(f"{labels.source}: label row {row + 1}: {exc}") from None
         except Exception as exc:  # the user's function: reported with its label row
-            raise PitError(f"{labels.source}: label row {row + 1}: on-demand feature "
-                           f"{od.name!r} ({od.location}) raised {type(exc).__name__}: "
-                           f"{exc}") from exc
+            raise PitError(
+                f"{labels.source}: label row {row + 1}: on-demand feature "
+                f"{od.name!r} ({od.location}) raised {type(exc).__name__}: "
+                f"{exc}"
+            ) from exc
     return result
 
 
@@ -153,8 +176,11 @@ def _plain(value: object) -> object:
 
 
 def arrow_type(dtype: DType) -> pa.DataType:
-    scalar = {Scalar.INTEGRAL: pa.int64(), Scalar.FRACTIONAL: pa.float64(),
-              Scalar.STRING: pa.string()}[dtype.scalar]
+    scalar = {
+        Scalar.INTEGRAL: pa.int64(),
+        Scalar.FRACTIONAL: pa.float64(),
+        Scalar.STRING: pa.string(),
+    }[dtype.scalar]
     return pa.list_(scalar) if dtype.is_collection else scalar
 
 
@@ -175,8 +201,9 @@ def typed_default(dtype: DType, value: object) -> object:
     return value
 
 
-def _apply_policy(plan: PitPlan, column: str, array: pa.Array, dtype: DType,
-                  labels: Labels) -> pa.Array:
+def _apply_policy(
+    plan: PitPlan, column: str, array: pa.Array, dtype: DType, labels: Labels
+) -> pa.Array:
     fs = plan.feature_set
     if array.null_count == 0 or fs.missing == "null":
         return array
@@ -186,9 +213,11 @@ def _apply_policy(plan: PitPlan, column: str, array: pa.Array, dtype: DType,
             return array
         return pc.fill_null(array, pa.scalar(default, type=array.type))
     row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
-    raise PitError(f"{labels.source}: label row {row + 1}: feature set {fs.name!r} has "
-                   f"missing='error' and {column!r} has no value (no record at or before the "
-                   "label time within the TTL, a delete, or an empty value)")
+    raise PitError(
+        f"{labels.source}: label row {row + 1}: feature set {fs.name!r} has "
+        f"missing='error' and {column!r} has no value (no record at or before the "
+        "label time within the TTL, a delete, or an empty value)"
+    )
 
 
 def _to_pandas(array: pa.Array, dtype: DType) -> object:

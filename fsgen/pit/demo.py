@@ -21,15 +21,15 @@ def step_dataset(ctx: DemoContext) -> None:
 
     spec = load(ctx.config.root)
     output = ctx.workdir / "training" / "fraud_model.parquet"
-    ctx.say(f"$ fsgen dataset {FEATURE_SET} --labels {LABELS} --output training/"
-            f"{output.name}")
+    ctx.say(f"$ fsgen dataset {FEATURE_SET} --labels {LABELS} --output training/{output.name}")
     frame = build_dataset(ctx.config, spec, FEATURE_SET, ctx.config.root / LABELS)
     write_frame(frame, output)
     fs = spec.feature_set(FEATURE_SET)
     found = frame[list(fs.columns)].ne(pd.Series(fs.defaults)).any(axis=1).sum()
-    ctx.say(f"  {len(frame)} label rows x {len(frame.columns)} columns "
-            f"({len(fs.columns)} features, missing={fs.missing!r}); {found} rows found at "
-            "least one stored value current at their label time")
-    with pd.option_context("display.width", 160, "display.max_columns", 20,
-                           "display.precision", 3):
+    ctx.say(
+        f"  {len(frame)} label rows x {len(frame.columns)} columns "
+        f"({len(fs.columns)} features, missing={fs.missing!r}); {found} rows found at "
+        "least one stored value current at their label time"
+    )
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
         ctx.say(frame.head(5).to_string(index=False))

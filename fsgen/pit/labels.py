@@ -53,8 +53,13 @@ def read_labels(source: LabelSource, plan: PitPlan) -> Labels:
     for join in plan.joins:
         for column, key in zip(join.label_keys, join.keys, strict=True):
             if column not in keys:
-                keys[column] = _key_array(frame[column], key.dtype.scalar, column,
-                                          f"{join.group.name}'s key {key.name!r}", name)
+                keys[column] = _key_array(
+                    frame[column],
+                    key.dtype.scalar,
+                    column,
+                    f"{join.group.name}'s key {key.name!r}",
+                    name,
+                )
     return Labels(frame=frame.reset_index(drop=True), source=name, micros=micros, keys=keys)
 
 
@@ -69,14 +74,18 @@ def check_columns(columns: list[str], plan: PitPlan, source: str) -> None:
             needed.setdefault(field.name, f"a request field of on-demand feature {od.name!r}")
     missing = [f"{c!r} ({why})" for c, why in needed.items() if c not in have]
     if missing:
-        raise PitError(f"{source}: labels lack column(s) {', '.join(missing)} needed by feature "
-                       f"set {plan.feature_set.name!r}")
+        raise PitError(
+            f"{source}: labels lack column(s) {', '.join(missing)} needed by feature "
+            f"set {plan.feature_set.name!r}"
+        )
     output = set(plan.feature_set.columns)
     clashes = sorted(c for c in have if c in output or str(c).startswith(INTERNAL))
     if clashes:
-        raise PitError(f"{source}: label column(s) {clashes} collide with feature columns of "
-                       f"{plan.feature_set.name!r} (or fsgen's reserved prefix {INTERNAL!r}); "
-                       "rename them")
+        raise PitError(
+            f"{source}: label column(s) {clashes} collide with feature columns of "
+            f"{plan.feature_set.name!r} (or fsgen's reserved prefix {INTERNAL!r}); "
+            "rename them"
+        )
 
 
 def _read(source: LabelSource, plan: PitPlan) -> tuple[pd.DataFrame, str]:
@@ -90,8 +99,12 @@ def _read(source: LabelSource, plan: PitPlan) -> tuple[pd.DataFrame, str]:
         return pd.read_parquet(path), str(path)
     if ".csv" in suffixes:
         # String keys are read as text, so '007' stays '007'.
-        text = {c for j in plan.joins for c, k in zip(j.label_keys, j.keys, strict=True)
-                if k.dtype.scalar is Scalar.STRING}
+        text = {
+            c
+            for j in plan.joins
+            for c, k in zip(j.label_keys, j.keys, strict=True)
+            if k.dtype.scalar is Scalar.STRING
+        }
         try:
             return pd.read_csv(path, dtype=dict.fromkeys(text, str)), str(path)
         except (ValueError, pd.errors.ParserError) as exc:
@@ -109,22 +122,26 @@ def label_micros(series: pd.Series, column: str, source: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series):
         raise PitError(f"{source}: label time column {column!r} holds booleans")
     if pd.api.types.is_numeric_dtype(series):
-        return _seconds_micros(_plausible_seconds(series.to_numpy(dtype="float64"), column,
-                                                  source))
+        return _seconds_micros(_plausible_seconds(series.to_numpy(dtype="float64"), column, source))
     values = series.tolist()
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return _seconds_micros(_plausible_seconds(np.asarray(values, dtype="float64"), column,
-                                                  source))
+        return _seconds_micros(
+            _plausible_seconds(np.asarray(values, dtype="float64"), column, source)
+        )
     for row, value in enumerate(values, start=1):
         if not isinstance(value, str):
-            raise PitError(f"{source}: label row {row}: {column} {value!r} is not an ISO-8601 "
-                           "timestamp or epoch seconds")
+            raise PitError(
+                f"{source}: label row {row}: {column} {value!r} is not an ISO-8601 "
+                "timestamp or epoch seconds"
+            )
     parsed = pd.to_datetime(series, utc=True, format="ISO8601", errors="coerce")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
-        raise PitError(f"{source}: label row {row + 1}: {column} {values[row]!r} is not an "
-                       "ISO-8601 timestamp like 2024-01-31T12:00:00Z or epoch seconds")
+        raise PitError(
+            f"{source}: label row {row + 1}: {column} {values[row]!r} is not an "
+            "ISO-8601 timestamp like 2024-01-31T12:00:00Z or epoch seconds"
+        )
     return _datetime_micros(parsed)
 
 
@@ -139,8 +156,10 @@ def _plausible_seconds(seconds: np.ndarray, column: str, source: str) -> np.ndar
     far = np.flatnonzero(np.abs(seconds) > 1e11)
     if len(far):
         row = int(far[0])
-        raise PitError(f"{source}: label row {row + 1}: {column} {seconds[row]!r} is not epoch "
-                       "seconds (milliseconds? divide by 1000)")
+        raise PitError(
+            f"{source}: label row {row + 1}: {column} {seconds[row]!r} is not epoch "
+            "seconds (milliseconds? divide by 1000)"
+        )
     return seconds
 
 
@@ -158,8 +177,7 @@ def _refuse_nulls(series: pd.Series, column: str, source: str, what: str) -> Non
         raise PitError(f"{source}: label row {int(nulls[0]) + 1}: {what} {column!r} is empty")
 
 
-def _key_array(series: pd.Series, scalar: Scalar, column: str, what: str,
-               source: str) -> pa.Array:
+def _key_array(series: pd.Series, scalar: Scalar, column: str, what: str, source: str) -> pa.Array:
     """Label key values in the entity key's type. A missing key matches no record."""
     fast = _key_fast(series, scalar)
     if fast is not None:
@@ -175,14 +193,18 @@ def _key_array(series: pd.Series, scalar: Scalar, column: str, what: str,
             elif isinstance(value, int) and not isinstance(value, bool):
                 out.append(str(value))
             else:
-                raise PitError(f"{source}: label row {row}: {column} {value!r} cannot be "
-                               f"{what}, which is a String")
+                raise PitError(
+                    f"{source}: label row {row}: {column} {value!r} cannot be "
+                    f"{what}, which is a String"
+                )
         else:
             try:
                 out.append(_as_int(value))
             except ValueError:
-                raise PitError(f"{source}: label row {row}: {column} {value!r} cannot be "
-                               f"{what}, which is Integral") from None
+                raise PitError(
+                    f"{source}: label row {row}: {column} {value!r} cannot be "
+                    f"{what}, which is Integral"
+                ) from None
     return pa.array(out, type=pa.string() if scalar is Scalar.STRING else pa.int64())
 
 

@@ -40,8 +40,10 @@ def q(name: str) -> str:
 def data_files(group_dir: Path) -> list[Path]:
     """The group's published Parquet files in a stable order; temp and staging names (a
     leading '.' or '_') are skipped."""
-    return sorted((p for p in group_dir.glob(GLOB) if not p.name.startswith((".", "_"))),
-                  key=lambda p: p.as_posix())
+    return sorted(
+        (p for p in group_dir.glob(GLOB) if not p.name.startswith((".", "_"))),
+        key=lambda p: p.as_posix(),
+    )
 
 
 def duck_type(dtype: DType) -> str:
@@ -54,30 +56,41 @@ def event_micros(join: GroupJoin, column: str) -> str:
     return f"CAST(round(CAST({column} AS DOUBLE) * 1000000) AS BIGINT)"
 
 
-def history_sql(con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Path],
-                union_by_name: bool = False) -> str:
+def history_sql(
+    con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Path], union_by_name: bool = False
+) -> str:
     """One row per offline record: keys, ``__e`` (event µs), ``__w`` (write µs), ``__d``,
     ``__o`` (ordering struct) and the needed values ``__v<i>``.
 
     Files are read by the first file's schema (DuckDB matches columns by name and fails on a
     file that lacks one, which makes :func:`stored_values` retry) unless ``union_by_name`` or
     the first file lacks a needed column: then every file's schema is unified (slower)."""
-    keys = [f"CAST({q(k.name)} AS {duck_type(k.dtype)}) AS {q(f'{INTERNAL}k{j}')}"
-            for j, k in enumerate(join.keys)]
+    keys = [
+        f"CAST({q(k.name)} AS {duck_type(k.dtype)}) AS {q(f'{INTERNAL}k{j}')}"
+        for j, k in enumerate(join.keys)
+    ]
     if not files:
-        nulls = [f"CAST(NULL AS {duck_type(k.dtype)}) AS {q(f'{INTERNAL}k{j}')}"
-                 for j, k in enumerate(join.keys)]
-        values = [f"CAST(NULL AS {duck_type(i.dtype)}) AS {q(f'{INTERNAL}v{n}')}"
-                  for n, i in enumerate(join.inputs)]
-        return (f"SELECT {', '.join(nulls)}, CAST(NULL AS BIGINT) AS __e, "
-                "CAST(NULL AS BIGINT) AS __w, CAST(NULL AS BOOLEAN) AS __d, "
-                "struct_pack(e := 0::BIGINT, a := 0::BIGINT, w := 0::BIGINT, x := 0::BIGINT) AS __o"
-                f"{''.join(', ' + v for v in values)} WHERE false")
+        nulls = [
+            f"CAST(NULL AS {duck_type(k.dtype)}) AS {q(f'{INTERNAL}k{j}')}"
+            for j, k in enumerate(join.keys)
+        ]
+        values = [
+            f"CAST(NULL AS {duck_type(i.dtype)}) AS {q(f'{INTERNAL}v{n}')}"
+            for n, i in enumerate(join.inputs)
+        ]
+        return (
+            f"SELECT {', '.join(nulls)}, CAST(NULL AS BIGINT) AS __e, "
+            "CAST(NULL AS BIGINT) AS __w, CAST(NULL AS BOOLEAN) AS __d, "
+            "struct_pack(e := 0::BIGINT, a := 0::BIGINT, w := 0::BIGINT, x := 0::BIGINT) AS __o"
+            f"{''.join(', ' + v for v in values)} WHERE false"
+        )
     listed = "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in files) + "]"
 
     def source_of(union: bool) -> str:
-        return (f"read_parquet({listed}, union_by_name = {str(union).lower()}, "
-                "hive_partitioning = false, file_row_number = true)")
+        return (
+            f"read_parquet({listed}, union_by_name = {str(union).lower()}, "
+            "hive_partitioning = false, file_row_number = true)"
+        )
 
     def columns_of(source: str) -> set[str]:
         return {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
@@ -89,13 +102,19 @@ def history_sql(con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Pat
         source = source_of(True)
         present = columns_of(source)
     values = [
-        (f"CAST({q(i.feature)} AS {duck_type(i.dtype)})" if i.feature in present
-         else f"CAST(NULL AS {duck_type(i.dtype)})") + f" AS {q(f'{INTERNAL}v{n}')}"
+        (
+            f"CAST({q(i.feature)} AS {duck_type(i.dtype)})"
+            if i.feature in present
+            else f"CAST(NULL AS {duck_type(i.dtype)})"
+        )
+        + f" AS {q(f'{INTERNAL}v{n}')}"
         for n, i in enumerate(join.inputs)
     ]
     event = event_micros(join, q(join.group.event_time.name))
-    tie = ("(CAST(coalesce(is_deleted, false) AS BIGINT) << 62) "
-           "| (CAST(file_index AS BIGINT) << 40) | file_row_number")
+    tie = (
+        "(CAST(coalesce(is_deleted, false) AS BIGINT) << 62) "
+        "| (CAST(file_index AS BIGINT) << 40) | file_row_number"
+    )
     names = [q(f"{INTERNAL}k{j}") for j in range(len(join.keys))]
     names += [q(f"{INTERNAL}v{n}") for n in range(len(join.inputs))]
     return (
@@ -112,11 +131,20 @@ def history_sql(con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Pat
 def knowledge_sql(join: GroupJoin, history: str) -> str:
     """Per record, the best record known by the moment it became both true and known."""
     keys = [q(f"{INTERNAL}k{j}") for j in range(len(join.keys))]
-    fields = ", ".join(["e := __e", "d := __d",
-                        *(f"v{n} := {q(f'{INTERNAL}v{n}')}" for n in range(len(join.inputs)))])
-    unpack = ", ".join(["__best.e AS __e", "__best.d AS __d",
-                        *(f"__best.v{n} AS {q(f'{INTERNAL}v{n}')}"
-                          for n in range(len(join.inputs)))])
+    fields = ", ".join(
+        [
+            "e := __e",
+            "d := __d",
+            *(f"v{n} := {q(f'{INTERNAL}v{n}')}" for n in range(len(join.inputs))),
+        ]
+    )
+    unpack = ", ".join(
+        [
+            "__best.e AS __e",
+            "__best.d AS __d",
+            *(f"__best.v{n} AS {q(f'{INTERNAL}v{n}')}" for n in range(len(join.inputs))),
+        ]
+    )
     return (
         f"SELECT {', '.join(keys)}, __av, {unpack} FROM ("
         f"SELECT {', '.join(keys)}, greatest(__e, __w) AS __av, "
@@ -126,8 +154,13 @@ def knowledge_sql(join: GroupJoin, history: str) -> str:
     )
 
 
-def dataset_sql(con: duckdb.DuckDBPyConnection, plan: PitPlan, store: Path,
-                knowledge_time: bool = False, union_by_name: bool = False) -> str:
+def dataset_sql(
+    con: duckdb.DuckDBPyConnection,
+    plan: PitPlan,
+    store: Path,
+    knowledge_time: bool = False,
+    union_by_name: bool = False,
+) -> str:
     """The full query over the registered ``labels`` relation (see Labels.join_table)."""
     ctes: list[str] = []
     joins: list[str] = []
@@ -137,24 +170,31 @@ def dataset_sql(con: duckdb.DuckDBPyConnection, plan: PitPlan, store: Path,
         alias = f"g{join.index}"
         files = data_files(store / "offline" / join.group.name)
         history = history_sql(con, join, files, union_by_name)
-        equal = " AND ".join(f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
-                             for j in range(len(join.keys)))
+        equal = " AND ".join(
+            f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
+            for j in range(len(join.keys))
+        )
         if knowledge_time:
             ctes.append(f"{alias} AS ({knowledge_sql(join, history)})")
             joins.append(f"ASOF LEFT JOIN {alias} ON {equal} AND {t} >= {alias}.__av")
         else:
             ctes.append(f"{alias} AS ({history})")
-            probe = (f"struct_pack(e := {t}, a := NULL::BIGINT, w := NULL::BIGINT, "
-                     "x := NULL::BIGINT)")
+            probe = (
+                f"struct_pack(e := {t}, a := NULL::BIGINT, w := NULL::BIGINT, x := NULL::BIGINT)"
+            )
             joins.append(f"ASOF LEFT JOIN {alias} ON {equal} AND {probe} >= {alias}.__o")
         gone = f"{alias}.__d"
         if join.ttl_micros is not None:
             gone += f" OR {t} - {alias}.__e > {join.ttl_micros}"
         for n, item in enumerate(join.inputs):
-            select.append(f"CASE WHEN {gone} THEN NULL ELSE {alias}.{q(f'{INTERNAL}v{n}')} END "
-                          f"AS {q(item.column)}")
-    return (f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM labels AS l "
-            f"{' '.join(joins)} ORDER BY l.{q(INTERNAL + 'row')}")
+            select.append(
+                f"CASE WHEN {gone} THEN NULL ELSE {alias}.{q(f'{INTERNAL}v{n}')} END "
+                f"AS {q(item.column)}"
+            )
+    return (
+        f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM labels AS l "
+        f"{' '.join(joins)} ORDER BY l.{q(INTERNAL + 'row')}"
+    )
 
 
 def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -165,8 +205,13 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return table
 
 
-def stored_values(plan: PitPlan, labels: Labels, store: Path,
-                  knowledge_time: bool = False, threads: int | None = None) -> pa.Table:
+def stored_values(
+    plan: PitPlan,
+    labels: Labels,
+    store: Path,
+    knowledge_time: bool = False,
+    threads: int | None = None,
+) -> pa.Table:
     """Row number plus every stored value of every label row (NULL when missing), in label
     order."""
     con = duckdb.connect()

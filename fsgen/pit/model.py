@@ -81,15 +81,19 @@ class PitPlan:
         """Every stored value the query returns: feature-set columns in the set's order, then
         hidden on-demand inputs."""
         by_column = {i.column: i for j in self.joins for i in j.inputs}
-        visible = [by_column[item.column] for item in self.feature_set.items
-                   if item.kind == "stored"]
+        visible = [
+            by_column[item.column] for item in self.feature_set.items if item.kind == "stored"
+        ]
         hidden = [i for j in self.joins for i in j.inputs if i.hidden]
         return (*visible, *hidden)
 
     def default_label_columns(self) -> tuple[str, ...]:
         """The label columns a feature set implies: keys, label time, request fields, labels."""
-        return tuple(dict.fromkeys((*self.key_columns, self.label_time, *self.request_fields,
-                                    *self.feature_set.labels)))
+        return tuple(
+            dict.fromkeys(
+                (*self.key_columns, self.label_time, *self.request_fields, *self.feature_set.labels)
+            )
+        )
 
 
 def hidden_column(group: str, feature: str) -> str:
@@ -104,26 +108,46 @@ def plan_for(spec: ProjectSpec, feature_set: str) -> PitPlan:
     for item in fs.items:
         if item.kind == "stored" and item.group:
             dtype = spec.group(item.group).feature(item.name).dtype
-            wanted[item.group][item.name] = StoredInput(item.group, item.name, item.column,
-                                                        dtype, hidden=False)
+            wanted[item.group][item.name] = StoredInput(
+                item.group, item.name, item.column, dtype, hidden=False
+            )
     for od in on_demand:
         for _, ref in od.stored_inputs:
             inputs = wanted.setdefault(ref.group, {})
             if ref.feature not in inputs:
                 dtype = spec.group(ref.group).feature(ref.feature).dtype
-                inputs[ref.feature] = StoredInput(ref.group, ref.feature,
-                                                  hidden_column(ref.group, ref.feature),
-                                                  dtype, hidden=True)
+                inputs[ref.feature] = StoredInput(
+                    ref.group,
+                    ref.feature,
+                    hidden_column(ref.group, ref.feature),
+                    dtype,
+                    hidden=True,
+                )
     joins = []
     for index, (name, inputs) in enumerate(wanted.items()):
         group = spec.group(name)
         label_keys = fs.keys.get(name, tuple(k.name for k in group.entity.keys))
         ttl = fs.ttl_seconds if fs.ttl_seconds is not None else group.online.ttl_seconds
-        joins.append(GroupJoin(index=index, group=group, label_keys=tuple(label_keys),
-                               keys=group.entity.keys, ttl_seconds=ttl,
-                               inputs=tuple(inputs.values())))
+        joins.append(
+            GroupJoin(
+                index=index,
+                group=group,
+                label_keys=tuple(label_keys),
+                keys=group.entity.keys,
+                ttl_seconds=ttl,
+                inputs=tuple(inputs.values()),
+            )
+        )
     return PitPlan(feature_set=fs, joins=tuple(joins), on_demand=on_demand)
 
 
-__all__ = ["INTERNAL", "MICROS", "GroupJoin", "PitError", "PitPlan", "StoredInput",
-           "hidden_column", "plan_for"]
+__all__ = [
+    "INTERNAL",
+    "MICROS",
+    "GroupJoin",
+    "PitError",
+    "PitPlan",
+    "StoredInput",
+    "hidden_column",
+    "plan_for",
+]

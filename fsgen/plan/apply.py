@@ -49,10 +49,12 @@ class ApplyFailed(PlanError):
 
 
 def spec_fingerprint(spec: ProjectSpec) -> str:
-    return sha256_of({
-        "groups": [[g.name, g.schema_hash, g.logic_hash, g.metadata_hash] for g in spec.groups],
-        "feature_sets": [[f.name, f.spec_hash] for f in spec.feature_sets],
-    })
+    return sha256_of(
+        {
+            "groups": [[g.name, g.schema_hash, g.logic_hash, g.metadata_hash] for g in spec.groups],
+            "feature_sets": [[f.name, f.spec_hash] for f in spec.feature_sets],
+        }
+    )
 
 
 def changed_artifacts(config: ProjectConfig, spec: ProjectSpec) -> list[str]:
@@ -61,28 +63,46 @@ def changed_artifacts(config: ProjectConfig, spec: ProjectSpec) -> list[str]:
     return [f"{config.generated_dir}/{path}" for path in codegen_changed(config, spec)]
 
 
-def compute_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, *,
-                 destroy: bool = False, artifacts: bool = True) -> Plan:
+def compute_plan(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    backend: Backend,
+    *,
+    destroy: bool = False,
+    artifacts: bool = True,
+) -> Plan:
     """The plan taking ``backend`` to the definitions (or, with ``destroy``, to nothing)."""
-    if backend.name == "aws" and not config.aws.role_arn and \
-            any(g.offline.enabled for g in spec.groups):
-        raise ConfigError("the aws backend needs [tool.fsgen.aws] role_arn for groups with an "
-                          "offline store")
+    if (
+        backend.name == "aws"
+        and not config.aws.role_arn
+        and any(g.offline.enabled for g in spec.groups)
+    ):
+        raise ConfigError(
+            "the aws backend needs [tool.fsgen.aws] role_arn for groups with an offline store"
+        )
     deployed = backend.deployed()
     desired = [] if destroy else [desired_state(g, spec, config) for g in spec.groups]
     for want in desired:
         have = deployed.get(want.name)
         if have is not None and not is_managed(have, spec.package):
-            raise PlanError(f"FS301: feature group {want.name!r} already exists on the "
-                            f"{backend.name} backend and is not managed by this project "
-                            f"(no fsgen:project={spec.package} tag); rename the group or "
-                            "delete the existing one")
-    plan = make_plan(desired, deployed, project=spec.package, backend=backend.name,
-                     state_fingerprint=state_fingerprint(deployed),
-                     spec_fingerprint=spec_fingerprint(spec),
-                     artifacts=[] if destroy or not artifacts else changed_artifacts(config, spec))
-    creating = [c.after for c in plan.changes
-                if c.action in ("create", "replace") and c.after is not None]
+            raise PlanError(
+                f"FS301: feature group {want.name!r} already exists on the "
+                f"{backend.name} backend and is not managed by this project "
+                f"(no fsgen:project={spec.package} tag); rename the group or "
+                "delete the existing one"
+            )
+    plan = make_plan(
+        desired,
+        deployed,
+        project=spec.package,
+        backend=backend.name,
+        state_fingerprint=state_fingerprint(deployed),
+        spec_fingerprint=spec_fingerprint(spec),
+        artifacts=[] if destroy or not artifacts else changed_artifacts(config, spec),
+    )
+    creating = [
+        c.after for c in plan.changes if c.action in ("create", "replace") and c.after is not None
+    ]
     notes = backend.preflight(creating) if creating else []
     return plan.model_copy(update={"notes": tuple(notes)}) if notes else plan
 
@@ -93,13 +113,17 @@ def load_plan(path: Path) -> Plan:
     except (OSError, json.JSONDecodeError) as exc:
         raise PlanError(f"{path}: cannot read plan file: {exc}") from None
     if data.get("format_version") != PLAN_FORMAT_VERSION:
-        raise PlanError(f"{path}: plan format_version {data.get('format_version')!r} is not "
-                        f"{PLAN_FORMAT_VERSION}; run fsgen plan --out again")
+        raise PlanError(
+            f"{path}: plan format_version {data.get('format_version')!r} is not "
+            f"{PLAN_FORMAT_VERSION}; run fsgen plan --out again"
+        )
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
-        raise PlanError(f"{path}: not a valid fsgen plan: {exc.error_count()} error(s), first: "
-                        f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from None
+        raise PlanError(
+            f"{path}: not a valid fsgen plan: {exc.error_count()} error(s), first: "
+            f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
+        ) from None
 
 
 def who() -> str:
@@ -127,8 +151,10 @@ def apply_lock(state_dir: Path, timeout: float = 10.0) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     fh.seek(0)
                     holder = fh.read().strip() or "another process"
-                    raise StoreError(f"another fsgen apply holds the lock {path} ({holder}); "
-                                     f"waited {timeout:g}s. Retry when it has finished") from None
+                    raise StoreError(
+                        f"another fsgen apply holds the lock {path} ({holder}); "
+                        f"waited {timeout:g}s. Retry when it has finished"
+                    ) from None
                 time.sleep(0.05)
         try:
             fh.seek(0)
@@ -154,8 +180,11 @@ def describe_stage(stage: Stage) -> str:
         return f"delete feature group {stage.group}"
     if stage.kind == "update_group":
         additions = stage.request.get("FeatureAdditions")
-        what = ("add " + ", ".join(str(d["FeatureName"]) for d in additions)
-                if isinstance(additions, list) else "update store configuration")
+        what = (
+            "add " + ", ".join(str(d["FeatureName"]) for d in additions)
+            if isinstance(additions, list)
+            else "update store configuration"
+        )
         return f"update feature group {stage.group}: {what}"
     if stage.kind == "update_feature_metadata":
         return f"update metadata of {stage.group}.{stage.request['FeatureName']}"
@@ -169,10 +198,18 @@ class ApplyResult:
     regenerated: list[str] = field(default_factory=list)
 
 
-def apply_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan: Plan, *,
-               allow_destructive: bool = False, progress: Progress = lambda _: None,
-               lock_timeout: float = 10.0, regenerate: bool = True,
-               confirm: Callable[[Plan], bool] | None = None) -> ApplyResult:
+def apply_plan(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    backend: Backend,
+    plan: Plan,
+    *,
+    allow_destructive: bool = False,
+    progress: Progress = lambda _: None,
+    lock_timeout: float = 10.0,
+    regenerate: bool = True,
+    confirm: Callable[[Plan], bool] | None = None,
+) -> ApplyResult:
     """Apply ``plan`` (None-free: compute one first with :func:`compute_plan`).
 
     ``confirm`` is asked after the freshness checks, under the lock; returning False aborts.
@@ -192,7 +229,8 @@ def apply_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan:
                         f"FS304: stage {number}/{len(plan.stages)} "
                         f"({describe_stage(stage)}) failed: {exc}. {number - 1} stage(s) before "
                         "it were applied and stay applied; run 'fsgen plan' to see the current "
-                        "state") from exc
+                        "state"
+                    ) from exc
                 result.stages_done = number
             if regenerate and plan.artifacts:
                 from fsgen.codegen import generate
@@ -206,31 +244,45 @@ def apply_plan(config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan:
         return result
 
 
-def _check_fresh(config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan: Plan,
-                 allow_destructive: bool) -> None:
+def _check_fresh(
+    config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan: Plan, allow_destructive: bool
+) -> None:
     if plan.backend != backend.name:
-        raise StalePlan(f"FS302: the plan was made for the {plan.backend} backend, not "
-                        f"{backend.name}")
+        raise StalePlan(
+            f"FS302: the plan was made for the {plan.backend} backend, not {backend.name}"
+        )
     if plan.spec_fingerprint != spec_fingerprint(spec):
-        raise StalePlan("FS302: the definitions changed since the plan was made; run "
-                        "'fsgen plan' again")
+        raise StalePlan(
+            "FS302: the definitions changed since the plan was made; run 'fsgen plan' again"
+        )
     current = state_fingerprint(backend.deployed())
     if current != plan.state_fingerprint:
-        raise StalePlan("FS302: the deployed state changed since the plan was made "
-                        f"(plan: {plan.state_fingerprint[:19]}, now: {current[:19]}); run "
-                        "'fsgen plan' again")
+        raise StalePlan(
+            "FS302: the deployed state changed since the plan was made "
+            f"(plan: {plan.state_fingerprint[:19]}, now: {current[:19]}); run "
+            "'fsgen plan' again"
+        )
     if plan.destructive and not allow_destructive:
         groups = sorted({s.group for s in plan.stages if s.kind == "delete_group"})
-        raise PlanError(f"FS303: the plan deletes feature group(s) {', '.join(groups)} "
-                        "(replace or destroy), which drops their online store records; rerun "
-                        "with --allow-replace to allow it")
+        raise PlanError(
+            f"FS303: the plan deletes feature group(s) {', '.join(groups)} "
+            "(replace or destroy), which drops their online store records; rerun "
+            "with --allow-replace to allow it"
+        )
 
 
-def _record(backend: Backend, plan: Plan, result: str, stages_done: int,
-            error: str | None) -> None:
-    entry = {"when": _now(), "who": who(), "backend": backend.name, "result": result,
-             "stages_done": stages_done, "stages_total": len(plan.stages), "error": error,
-             "summary": _summary(plan), "plan": plan.model_dump(mode="json")}
+def _record(backend: Backend, plan: Plan, result: str, stages_done: int, error: str | None) -> None:
+    entry = {
+        "when": _now(),
+        "who": who(),
+        "backend": backend.name,
+        "result": result,
+        "stages_done": stages_done,
+        "stages_total": len(plan.stages),
+        "error": error,
+        "summary": _summary(plan),
+        "plan": plan.model_dump(mode="json"),
+    }
     backend.state_dir.mkdir(parents=True, exist_ok=True)
     with open(backend.state_dir / "history.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry, sort_keys=True) + "\n")

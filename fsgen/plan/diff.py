@@ -42,19 +42,19 @@ RULES: dict[str, ChangeKind] = {
     # identity of a group: fixed at CreateFeatureGroup
     "record_identifier": K.REPLACE,
     "event_time_feature": K.REPLACE,
-    "features.*": K.REPLACE,                  # a feature removed (SageMaker cannot drop one)
-    "features.*.type": K.REPLACE,             # FeatureType / CollectionType are immutable
-    "features.+": K.ADD_FEATURES,             # UpdateFeatureGroup FeatureAdditions
+    "features.*": K.REPLACE,  # a feature removed (SageMaker cannot drop one)
+    "features.*.type": K.REPLACE,  # FeatureType / CollectionType are immutable
+    "features.+": K.ADD_FEATURES,  # UpdateFeatureGroup FeatureAdditions
     # feature metadata: UpdateFeatureMetadata
     "features.*.description": K.METADATA,
     "features.*.parameters.*": K.METADATA,
-    "features.*.logic_hash": K.BACKFILL,      # recorded as a feature parameter; data is stale
+    "features.*.logic_hash": K.BACKFILL,  # recorded as a feature parameter; data is stale
     # online store
-    "online_enabled": K.REPLACE,              # online store cannot be switched on or off
-    "online_ttl_seconds": K.UPDATE,           # OnlineStoreConfigUpdate.TtlDuration (an empty
-                                              # TtlDuration, Unit and Value null, removes it)
-    "online_storage_type": K.UPDATE,          # OnlineStoreConfigUpdate.StorageType
-    "online_kms_key": K.REPLACE,              # SecurityConfig is create-only
+    "online_enabled": K.REPLACE,  # online store cannot be switched on or off
+    "online_ttl_seconds": K.UPDATE,  # OnlineStoreConfigUpdate.TtlDuration (an empty
+    # TtlDuration, Unit and Value null, removes it)
+    "online_storage_type": K.UPDATE,  # OnlineStoreConfigUpdate.StorageType
+    "online_kms_key": K.REPLACE,  # SecurityConfig is create-only
     # offline store: create-only
     "offline_enabled": K.REPLACE,
     "offline_s3_uri": K.REPLACE,
@@ -70,8 +70,8 @@ RULES: dict[str, ChangeKind] = {
     # online data) for a description would be out of proportion, so a change is shown as a note
     # and not applied; it takes effect when the group is next created or replaced.
     "description": K.NOT_APPLIED,
-    "tags.*": K.TAGS,                         # AddTags / DeleteTags
-    "status": K.REPLACE,                      # a group left CreateFailed is recreated
+    "tags.*": K.TAGS,  # AddTags / DeleteTags
+    "status": K.REPLACE,  # a group left CreateFailed is recreated
 }
 
 FAILED_STATUSES = ("CreateFailed", "DeleteFailed")
@@ -79,10 +79,22 @@ FAILED_STATUSES = ("CreateFailed", "DeleteFailed")
 MAX_FEATURE_ADDITIONS = 100
 
 _SCALAR_FIELDS = (
-    "record_identifier", "event_time_feature", "online_enabled", "online_ttl_seconds",
-    "online_storage_type", "online_kms_key", "offline_enabled", "offline_s3_uri",
-    "offline_table_format", "offline_kms_key", "offline_disable_glue_table_creation", "role_arn",
-    "throughput_mode", "throughput_read_units", "throughput_write_units", "description",
+    "record_identifier",
+    "event_time_feature",
+    "online_enabled",
+    "online_ttl_seconds",
+    "online_storage_type",
+    "online_kms_key",
+    "offline_enabled",
+    "offline_s3_uri",
+    "offline_table_format",
+    "offline_kms_key",
+    "offline_disable_glue_table_creation",
+    "role_arn",
+    "throughput_mode",
+    "throughput_read_units",
+    "throughput_write_units",
+    "description",
 )
 
 
@@ -122,8 +134,7 @@ def diff_group(desired: GroupState, deployed: GroupState) -> tuple[list[Property
     for feature in desired.features:
         before = deployed.feature(feature.name)
         if before is None:
-            diffs.append(_diff(f"features.{feature.name}", None, feature.type,
-                               rule="features.+"))
+            diffs.append(_diff(f"features.{feature.name}", None, feature.type, rule="features.+"))
             continue
         feature_diffs = _feature_diffs(feature, before)
         diffs.extend(feature_diffs)
@@ -145,16 +156,27 @@ def _feature_diffs(feature: FeatureState, before: FeatureState) -> list[Property
     if feature.type != before.type:
         out.append(_diff(f"{base}.type", before.type, feature.type, rule="features.*.type"))
     if feature.description != before.description:
-        out.append(_diff(f"{base}.description", before.description, feature.description,
-                         rule="features.*.description"))
+        out.append(
+            _diff(
+                f"{base}.description",
+                before.description,
+                feature.description,
+                rule="features.*.description",
+            )
+        )
     for key in sorted(set(before.parameters) | set(feature.parameters)):
         old, new = before.parameters.get(key), feature.parameters.get(key)
         if old != new:
-            out.append(_diff(f"{base}.parameters.{key}", old, new,
-                             rule="features.*.parameters.*"))
+            out.append(_diff(f"{base}.parameters.{key}", old, new, rule="features.*.parameters.*"))
     if feature.logic_hash != before.logic_hash:
-        out.append(_diff(f"{base}.logic_hash", before.logic_hash, feature.logic_hash,
-                         rule="features.*.logic_hash"))
+        out.append(
+            _diff(
+                f"{base}.logic_hash",
+                before.logic_hash,
+                feature.logic_hash,
+                rule="features.*.logic_hash",
+            )
+        )
     return out
 
 
@@ -162,8 +184,9 @@ def is_managed(state: GroupState, project: str) -> bool:
     return state.tags.get(MANAGED_TAG) == "fsgen" and state.tags.get(PROJECT_TAG) == project
 
 
-def plan_changes(desired: Sequence[GroupState], deployed: Mapping[str, GroupState],
-                 project: str) -> list[ResourceChange]:
+def plan_changes(
+    desired: Sequence[GroupState], deployed: Mapping[str, GroupState], project: str
+) -> list[ResourceChange]:
     """Changes in declaration order, then destroys (sorted by name)."""
     changes: list[ResourceChange] = []
     for want in desired:
@@ -176,22 +199,43 @@ def plan_changes(desired: Sequence[GroupState], deployed: Mapping[str, GroupStat
         notes = tuple(d for d in diffs if d.kind is K.NOT_APPLIED)
         if not applied:
             if notes:
-                changes.append(ResourceChange(group=want.name, action="update", notes=notes,
-                                              unchanged_features=unchanged, before=have,
-                                              after=want))
+                changes.append(
+                    ResourceChange(
+                        group=want.name,
+                        action="update",
+                        notes=notes,
+                        unchanged_features=unchanged,
+                        before=have,
+                        after=want,
+                    )
+                )
             continue
         replace = any(d.kind is K.REPLACE for d in applied)
         backfill = tuple(d.path.split(".")[1] for d in applied if d.kind is K.BACKFILL)
-        changes.append(ResourceChange(
-            group=want.name, action="replace" if replace else "update", diffs=applied,
-            notes=() if replace else notes, unchanged_features=unchanged,
-            backfill_features=() if replace else backfill,
-            data_loss=_loss(want.name, have) if replace else None, before=have, after=want))
+        changes.append(
+            ResourceChange(
+                group=want.name,
+                action="replace" if replace else "update",
+                diffs=applied,
+                notes=() if replace else notes,
+                unchanged_features=unchanged,
+                backfill_features=() if replace else backfill,
+                data_loss=_loss(want.name, have) if replace else None,
+                before=have,
+                after=want,
+            )
+        )
     declared = {s.name for s in desired}
     for name in sorted(deployed):
         if name not in declared and is_managed(deployed[name], project):
-            changes.append(ResourceChange(group=name, action="destroy", before=deployed[name],
-                                          data_loss=_loss(name, deployed[name])))
+            changes.append(
+                ResourceChange(
+                    group=name,
+                    action="destroy",
+                    before=deployed[name],
+                    data_loss=_loss(name, deployed[name]),
+                )
+            )
     return changes
 
 
@@ -235,22 +279,40 @@ def _update_stages(change: ResourceChange) -> list[Stage]:
     stages: list[Stage] = []
     added = [f for f in after.features if before.feature(f.name) is None]
     for start in range(0, len(added), MAX_FEATURE_ADDITIONS):
-        chunk = added[start:start + MAX_FEATURE_ADDITIONS]
-        stages.append(UpdateGroup(group=after.name, request={
-            "FeatureGroupName": after.name,
-            "FeatureAdditions": [definition_of(f.name, f.type) for f in chunk]}))
+        chunk = added[start : start + MAX_FEATURE_ADDITIONS]
+        stages.append(
+            UpdateGroup(
+                group=after.name,
+                request={
+                    "FeatureGroupName": after.name,
+                    "FeatureAdditions": [definition_of(f.name, f.type) for f in chunk],
+                },
+            )
+        )
     # UpdateFeatureGroup takes one of FeatureAdditions / OnlineStoreConfig / ThroughputConfig
     # at a time (API reference), so each is its own stage
     paths = {d.path for d in change.diffs if d.kind is K.UPDATE}
     if paths & {"online_ttl_seconds", "online_storage_type"}:
         online: dict[str, object] = {"StorageType": after.online_storage_type}
-        online["TtlDuration"] = (ttl_duration(after.online_ttl_seconds)
-                                 if after.online_ttl_seconds else {})
-        stages.append(UpdateGroup(group=after.name, request={
-            "FeatureGroupName": after.name, "OnlineStoreConfig": online}))
+        online["TtlDuration"] = (
+            ttl_duration(after.online_ttl_seconds) if after.online_ttl_seconds else {}
+        )
+        stages.append(
+            UpdateGroup(
+                group=after.name,
+                request={"FeatureGroupName": after.name, "OnlineStoreConfig": online},
+            )
+        )
     if any(p.startswith("throughput_") for p in paths):
-        stages.append(UpdateGroup(group=after.name, request={
-            "FeatureGroupName": after.name, "ThroughputConfig": throughput_config(after)}))
+        stages.append(
+            UpdateGroup(
+                group=after.name,
+                request={
+                    "FeatureGroupName": after.name,
+                    "ThroughputConfig": throughput_config(after),
+                },
+            )
+        )
     stages.extend(_metadata_stages(after, before))
     if K.TAGS in kinds:
         add = {k: v for k, v in after.tags.items() if before.tags.get(k) != v}
@@ -259,11 +321,23 @@ def _update_stages(change: ResourceChange) -> list[Stage]:
     return stages
 
 
-def make_plan(desired: Sequence[GroupState], deployed: Mapping[str, GroupState], *,
-              project: str, backend: str, state_fingerprint: str, spec_fingerprint: str,
-              artifacts: Sequence[str] = ()) -> Plan:
+def make_plan(
+    desired: Sequence[GroupState],
+    deployed: Mapping[str, GroupState],
+    *,
+    project: str,
+    backend: str,
+    state_fingerprint: str,
+    spec_fingerprint: str,
+    artifacts: Sequence[str] = (),
+) -> Plan:
     changes = plan_changes(desired, deployed, project)
     stages = [stage for change in changes for stage in stages_for(change)]
-    return Plan(backend=backend, state_fingerprint=state_fingerprint,
-                spec_fingerprint=spec_fingerprint, changes=tuple(changes), stages=tuple(stages),
-                artifacts=tuple(artifacts))
+    return Plan(
+        backend=backend,
+        state_fingerprint=state_fingerprint,
+        spec_fingerprint=spec_fingerprint,
+        changes=tuple(changes),
+        stages=tuple(stages),
+        artifacts=tuple(artifacts),
+    )

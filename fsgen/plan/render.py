@@ -70,14 +70,18 @@ def render_plan(plan: Plan) -> str:
 
 def summary_line(plan: Plan) -> str:
     changed = sum(1 for c in plan.changes if c.action == "update" and c.diffs)
-    return (f"Plan: {plan.count('create')} to add, {changed} to change, "
-            f"{plan.count('replace')} to replace, {plan.count('destroy')} to destroy.")
+    return (
+        f"Plan: {plan.count('create')} to add, {changed} to change, "
+        f"{plan.count('replace')} to replace, {plan.count('destroy')} to destroy."
+    )
 
 
 def apply_summary(plan: Plan) -> str:
     changed = sum(1 for c in plan.changes if c.action == "update" and c.diffs)
-    return (f"Apply complete! {plan.count('create')} added, {changed} changed, "
-            f"{plan.count('replace')} replaced, {plan.count('destroy')} destroyed.")
+    return (
+        f"Apply complete! {plan.count('create')} added, {changed} changed, "
+        f"{plan.count('replace')} replaced, {plan.count('destroy')} destroyed."
+    )
 
 
 def render_change(change: ResourceChange) -> list[str]:
@@ -100,8 +104,10 @@ def render_change(change: ResourceChange) -> list[str]:
             if not _is_hash_tag(diff):
                 lines.append(_diff_line(diff))
         if hashes:
-            lines.append(f"      ~ tags.fsgen:*-hash ({len(hashes)} definition hash"
-                         f"{'es' if len(hashes) != 1 else ''} updated)")
+            lines.append(
+                f"      ~ tags.fsgen:*-hash ({len(hashes)} definition hash"
+                f"{'es' if len(hashes) != 1 else ''} updated)"
+            )
         if change.unchanged_features:
             n = change.unchanged_features
             lines.append(f"        # ({n} unchanged feature{'s' if n != 1 else ''} hidden)")
@@ -116,9 +122,12 @@ def _is_hash_tag(diff: PropertyDiff) -> bool:
 def _diff_line(diff: PropertyDiff) -> str:
     note = _KIND_NOTE.get(diff.kind, "")
     if diff.path == "online_ttl_seconds":
-        diff = diff.model_copy(update={
-            "old": duration(diff.old) if isinstance(diff.old, int) else diff.old,
-            "new": duration(diff.new) if isinstance(diff.new, int) else diff.new})
+        diff = diff.model_copy(
+            update={
+                "old": duration(diff.old) if isinstance(diff.old, int) else diff.old,
+                "new": duration(diff.new) if isinstance(diff.new, int) else diff.new,
+            }
+        )
     if diff.old is None and diff.kind is not ChangeKind.BACKFILL:
         text = f"      + {diff.path} = {show(diff.new)}"
     elif diff.new is None and diff.kind is not ChangeKind.BACKFILL:

@@ -24,8 +24,7 @@ LOGIC_PARAM = "fsgen:logic-hash"
 PII_PARAM = "fsgen:pii"
 LOCAL_ROLE_ARN = "arn:aws:iam::000000000000:role/fsgen-local"
 
-_TTL_UNITS = (("Weeks", 604800), ("Days", 86400), ("Hours", 3600), ("Minutes", 60),
-              ("Seconds", 1))
+_TTL_UNITS = (("Weeks", 604800), ("Days", 86400), ("Hours", 3600), ("Minutes", 60), ("Seconds", 1))
 _UNIT_SECONDS = dict(_TTL_UNITS)
 
 
@@ -62,8 +61,12 @@ def definition_of(name: str, type_text: str) -> dict[str, object]:
         return {"FeatureName": name, "FeatureType": type_text}
     collection, inner = type_text[:-1].split("(", 1)
     if collection == "Vector":
-        return {"FeatureName": name, "FeatureType": "Fractional", "CollectionType": "Vector",
-                "CollectionConfig": {"VectorConfig": {"Dimension": int(inner)}}}
+        return {
+            "FeatureName": name,
+            "FeatureType": "Fractional",
+            "CollectionType": "Vector",
+            "CollectionConfig": {"VectorConfig": {"Dimension": int(inner)}},
+        }
     return {"FeatureName": name, "FeatureType": inner, "CollectionType": collection}
 
 
@@ -82,13 +85,25 @@ def desired_state(group: GroupSpec, spec: ProjectSpec, config: ProjectConfig) ->
             continue
         params = dict(f.tags)
         params[PII_PARAM] = f.pii
-        features.append(FeatureState(name=name, type=_type_text(dtype), description=f.description,
-                                     parameters=dict(sorted(params.items())),
-                                     logic_hash=f.logic_hash))
+        features.append(
+            FeatureState(
+                name=name,
+                type=_type_text(dtype),
+                description=f.description,
+                parameters=dict(sorted(params.items())),
+                logic_hash=f.logic_hash,
+            )
+        )
     offline = group.offline
-    tags = {**group.tags, MANAGED_TAG: "fsgen", PROJECT_TAG: spec.package,
-            "fsgen:owner": group.owner, "fsgen:schema-hash": group.schema_hash,
-            "fsgen:logic-hash": group.logic_hash, "fsgen:metadata-hash": group.metadata_hash}
+    tags = {
+        **group.tags,
+        MANAGED_TAG: "fsgen",
+        PROJECT_TAG: spec.package,
+        "fsgen:owner": group.owner,
+        "fsgen:schema-hash": group.schema_hash,
+        "fsgen:logic-hash": group.logic_hash,
+        "fsgen:metadata-hash": group.metadata_hash,
+    }
     return GroupState(
         name=group.name,
         record_identifier=group.identifier,
@@ -99,8 +114,11 @@ def desired_state(group: GroupSpec, spec: ProjectSpec, config: ProjectConfig) ->
         online_storage_type=group.online.storage if group.online.enabled else "Standard",
         online_kms_key=config.aws.online_kms_key_id if group.online.enabled else None,
         offline_enabled=offline.enabled,
-        offline_s3_uri=(offline.s3_uri or config.aws.offline_s3_uri
-                        or f"s3://fsgen-local/{spec.package}") if offline.enabled else None,
+        offline_s3_uri=(
+            offline.s3_uri or config.aws.offline_s3_uri or f"s3://fsgen-local/{spec.package}"
+        )
+        if offline.enabled
+        else None,
         offline_table_format=offline.table_format if offline.enabled else "Glue",
         offline_kms_key=(offline.kms_key or config.aws.kms_key_id) if offline.enabled else None,
         offline_disable_glue_table_creation=offline.disable_glue_table_creation,
@@ -113,20 +131,27 @@ def desired_state(group: GroupSpec, spec: ProjectSpec, config: ProjectConfig) ->
     )
 
 
-def from_sagemaker(describe: Mapping[str, object],
-                   metadata: Mapping[str, Mapping[str, object]],
-                   tags: Sequence[Mapping[str, str]]) -> GroupState:
+def from_sagemaker(
+    describe: Mapping[str, object],
+    metadata: Mapping[str, Mapping[str, object]],
+    tags: Sequence[Mapping[str, str]],
+) -> GroupState:
     """A deployed group from DescribeFeatureGroup, DescribeFeatureMetadata and ListTags."""
     features = []
     for definition in describe["FeatureDefinitions"]:  # type: ignore[attr-defined]
         name = str(definition["FeatureName"])
         meta = metadata.get(name, {})
-        params = {str(p["Key"]): str(p["Value"])
-                  for p in meta.get("Parameters", []) or []}  # type: ignore[attr-defined]
+        params = {str(p["Key"]): str(p["Value"]) for p in meta.get("Parameters", []) or []}  # type: ignore[attr-defined]
         logic = params.pop(LOGIC_PARAM, None)
-        features.append(FeatureState(name=name, type=type_name(definition),
-                                     description=str(meta.get("Description", "") or ""),
-                                     parameters=dict(sorted(params.items())), logic_hash=logic))
+        features.append(
+            FeatureState(
+                name=name,
+                type=type_name(definition),
+                description=str(meta.get("Description", "") or ""),
+                parameters=dict(sorted(params.items())),
+                logic_hash=logic,
+            )
+        )
     online: Mapping[str, object] = describe.get("OnlineStoreConfig") or {}  # type: ignore[assignment]
     offline: Mapping[str, object] = describe.get("OfflineStoreConfig") or {}  # type: ignore[assignment]
     s3: Mapping[str, object] = offline.get("S3StorageConfig") or {}  # type: ignore[assignment]
@@ -211,8 +236,9 @@ def create_request(state: GroupState) -> dict[str, object]:
     return request
 
 
-def metadata_request(group: str, feature: FeatureState,
-                     before: FeatureState | None = None) -> dict[str, object] | None:
+def metadata_request(
+    group: str, feature: FeatureState, before: FeatureState | None = None
+) -> dict[str, object] | None:
     """The UpdateFeatureMetadata request taking ``before`` to ``feature`` (None: nothing to do)."""
     old_params = dict(before.parameters) if before else {}
     if before and before.logic_hash:
@@ -223,8 +249,9 @@ def metadata_request(group: str, feature: FeatureState,
     request: dict[str, object] = {"FeatureGroupName": group, "FeatureName": feature.name}
     if feature.description != (before.description if before else ""):
         request["Description"] = feature.description
-    additions = [{"Key": k, "Value": v} for k, v in sorted(new_params.items())
-                 if old_params.get(k) != v]
+    additions = [
+        {"Key": k, "Value": v} for k, v in sorted(new_params.items()) if old_params.get(k) != v
+    ]
     removals = sorted(k for k in old_params if k not in new_params)
     if additions:
         request["ParameterAdditions"] = additions

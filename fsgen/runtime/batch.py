@@ -46,8 +46,13 @@ class Reject:
     record: Mapping[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"source": self.source, "row": self.row, "field": self.field,
-                "message": self.message, "record": _jsonable(self.record)}
+        return {
+            "source": self.source,
+            "row": self.row,
+            "field": self.field,
+            "message": self.message,
+            "record": _jsonable(self.record),
+        }
 
     def __str__(self) -> str:
         return f"{self.source}: row {self.row}: {self.field}: {self.message}"
@@ -71,8 +76,14 @@ class BatchResult:
         return not self.rejects
 
     def to_json(self) -> dict[str, object]:
-        return {"group": self.group, "source": self.source, "read": self.read,
-                "valid": self.valid, "written": self.written, "rejected": self.rejected}
+        return {
+            "group": self.group,
+            "source": self.source,
+            "read": self.read,
+            "valid": self.valid,
+            "written": self.written,
+            "rejected": self.rejected,
+        }
 
 
 @dataclass(frozen=True)
@@ -136,12 +147,16 @@ def _csv_rows(data: BinaryIO) -> Iterator[RawRow]:
         for number, row in enumerate(reader, start=1):
             extra = row.pop(None, None)  # type: ignore[call-overload]
             if extra:
-                yield RawRow(number, row, f"row has {width + len(extra)} values but the "
-                                          f"header has {width} columns")
+                yield RawRow(
+                    number,
+                    row,
+                    f"row has {width + len(extra)} values but the header has {width} columns",
+                )
             elif None in row.values():
                 present = sum(v is not None for v in row.values())
-                yield RawRow(number, row, f"row has {present} values but the header has "
-                                          f"{width} columns")
+                yield RawRow(
+                    number, row, f"row has {present} values but the header has {width} columns"
+                )
             else:
                 yield RawRow(number, row)
 
@@ -191,7 +206,9 @@ def _native(value: object) -> object:
 
 
 def process_rows(
-    runtime: GroupRuntime, rows: Iterable[RawRow | Mapping[str, object]], *,
+    runtime: GroupRuntime,
+    rows: Iterable[RawRow | Mapping[str, object]],
+    *,
     source: str = "<rows>",
 ) -> tuple[list[Record], list[Reject]]:
     """Validate and transform rows; every row ends up in exactly one of the two lists."""
@@ -200,8 +217,7 @@ def process_rows(
     for number, row in enumerate(rows, start=1):
         raw = row if isinstance(row, RawRow) else RawRow(number, row)
         if raw.error is not None or raw.data is None:
-            rejects.append(Reject(source, raw.row, "<record>", raw.error or "unreadable",
-                                  raw.data))
+            rejects.append(Reject(source, raw.row, "<record>", raw.error or "unreadable", raw.data))
             continue
         try:
             records.append(runtime.process(raw.data))
@@ -211,8 +227,12 @@ def process_rows(
 
 
 def run(
-    runtime: GroupRuntime, source: str | os.PathLike[str], writer: Writer | None, *,
-    rejects: str | os.PathLike[str] | list[Reject] | None = None, format: str | None = None,
+    runtime: GroupRuntime,
+    source: str | os.PathLike[str],
+    writer: Writer | None,
+    *,
+    rejects: str | os.PathLike[str] | list[Reject] | None = None,
+    format: str | None = None,
     batch_size: int = 5000,
 ) -> BatchResult:
     """Ingest one source: write good records in batches of ``batch_size``, collect rejects.
@@ -298,16 +318,24 @@ def project_writer(group: str, project: str | None = None) -> Writer:
 # --------------------------------------------------------------------------- command line
 
 
-def main(runtime: GroupRuntime, default_sources: Sequence[str], argv: Sequence[str] | None = None,
-         writer_factory: Callable[[str, str | None], Writer] = project_writer) -> int:
+def main(
+    runtime: GroupRuntime,
+    default_sources: Sequence[str],
+    argv: Sequence[str] | None = None,
+    writer_factory: Callable[[str, str | None], Writer] = project_writer,
+) -> int:
     """``python -m <generated batch job> [SOURCE] [--rejects PATH] ...``; exit 1 on rejects."""
     parser = argparse.ArgumentParser(
         prog=f"batch job of {runtime.name}",
         description=f"Validate, transform and write raw records of feature group {runtime.name}.",
     )
-    parser.add_argument("source", nargs="?", default=None,
-                        help="CSV, Parquet or JSON-lines file, local or s3:// "
-                             f"(default: {', '.join(default_sources) or 'none'})")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        help="CSV, Parquet or JSON-lines file, local or s3:// "
+        f"(default: {', '.join(default_sources) or 'none'})",
+    )
     parser.add_argument("--format", choices=FORMATS, default=None)
     parser.add_argument("--rejects", default=None, help="write rejected rows here (JSON lines)")
     out = parser.add_mutually_exclusive_group()
@@ -333,8 +361,12 @@ def main(runtime: GroupRuntime, default_sources: Sequence[str], argv: Sequence[s
     except Exception as exc:  # a command line reports; FSGEN_DEBUG=1 shows the traceback
         if os.environ.get("FSGEN_DEBUG"):
             raise
-        print(f"error: {type(exc).__name__}: {exc}" if not isinstance(exc, OSError | ValueError)
-              else f"error: {exc}", file=sys.stderr)
+        print(
+            f"error: {type(exc).__name__}: {exc}"
+            if not isinstance(exc, OSError | ValueError)
+            else f"error: {exc}",
+            file=sys.stderr,
+        )
         return 1
     for reject in result.rejects[:20]:
         print(f"rejected: {reject}", file=sys.stderr)
@@ -343,13 +375,17 @@ def main(runtime: GroupRuntime, default_sources: Sequence[str], argv: Sequence[s
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))
     else:
-        print(f"{runtime.name}: read {result.read}, valid {result.valid}, written "
-              f"{result.written}, rejected {result.rejected}", file=sys.stderr)
+        print(
+            f"{runtime.name}: read {result.read}, valid {result.valid}, written "
+            f"{result.written}, rejected {result.rejected}",
+            file=sys.stderr,
+        )
     return 0 if result.ok else 1
 
 
-def _audit_local(writer: Writer | None, result: BatchResult, rejects: str | None,
-                 seconds: float) -> None:
+def _audit_local(
+    writer: Writer | None, result: BatchResult, rejects: str | None, seconds: float
+) -> None:
     """A run that wrote into the local store joins its audit trail (``fsgen history``)."""
     root = getattr(writer, "root", None)
     if root is None or not type(writer).__module__.startswith("fsgen.store"):

@@ -58,8 +58,9 @@ class _Slow(Exception):
 
 def row_of(columns: Columns, index: int) -> dict[str, object]:
     """The raw record at ``index`` as the row path sees it (absent values stay absent)."""
-    return {name: values[index] for name, values in columns.items()
-            if values[index] is not _MISSING}
+    return {
+        name: values[index] for name, values in columns.items() if values[index] is not _MISSING
+    }
 
 
 def process_block(rt: GroupRuntime, columns: Columns, n: int, min_block: int = 64) -> BlockResult:
@@ -127,8 +128,9 @@ def _fast(rt: GroupRuntime, columns: Columns, n: int) -> BlockResult:
     out: dict[str, list[object]] = {}
     if len(rt.keys) > 1:
         key_cols = [valid[k] for k in rt.keys]
-        out[rt.identifier] = [composite_identifier(list(parts))
-                              for parts in zip(*key_cols, strict=True)]
+        out[rt.identifier] = [
+            composite_identifier(list(parts)) for parts in zip(*key_cols, strict=True)
+        ]
     for key in rt.keys:
         out[key] = valid[key]
     out[rt.event_time] = canonical
@@ -282,12 +284,13 @@ def _check_column(rt: GroupRuntime, feat: FeatureDef, values: list[object]) -> l
     return values
 
 
-def process_many(rt: GroupRuntime, rows: Sequence[Mapping[str, object]],
-                 block_size: int = 2048) -> BlockResult:
+def process_many(
+    rt: GroupRuntime, rows: Sequence[Mapping[str, object]], block_size: int = 2048
+) -> BlockResult:
     """Row dicts in, :class:`BlockResult` out (indexes relative to ``rows``)."""
     result = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
     for start in range(0, len(rows), block_size):
-        part = rows[start:start + block_size]
+        part = rows[start : start + block_size]
         names: dict[str, None] = {}
         for row in part:
             names.update(dict.fromkeys(row))

@@ -109,17 +109,27 @@ class SqsDeadLetter:
 
     def send(self, entries: list[Entry]) -> None:
         for start in range(0, len(entries), 10):
-            part = entries[start:start + 10]
-            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "MessageBody": json.dumps(e, sort_keys=True),
-                 "MessageAttributes": {"group": {"DataType": "String",
-                                                 "StringValue": str(e.get("group"))}}}
-                for i, e in enumerate(part)])
+            part = entries[start : start + 10]
+            response = self.client.send_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": json.dumps(e, sort_keys=True),
+                        "MessageAttributes": {
+                            "group": {"DataType": "String", "StringValue": str(e.get("group"))}
+                        },
+                    }
+                    for i, e in enumerate(part)
+                ],
+            )
             failed = response.get("Failed") or []
             if failed:
                 first = failed[0]
-                raise RuntimeError(f"SQS rejected {len(failed)} dead-letter message(s): "
-                                   f"{first.get('Code')}: {first.get('Message')}")
+                raise RuntimeError(
+                    f"SQS rejected {len(failed)} dead-letter message(s): "
+                    f"{first.get('Code')}: {first.get('Message')}"
+                )
 
     def __repr__(self) -> str:
         return f"SqsDeadLetter({self.queue_url!r})"
@@ -150,8 +160,9 @@ class S3DeadLetter:
         digest = hashlib.sha256(body).hexdigest()[:16]
         name = f"{first.get('shardId') or 'shard'}-{first.get('sequenceNumber')}-{digest}.jsonl"
         key = "/".join(p for p in (self.prefix, str(first.get("group")), name) if p)
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
-                               ContentType="application/x-ndjson")
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
+        )
 
     def __repr__(self) -> str:
         return f"S3DeadLetter({self.bucket!r}, {self.prefix!r})"
@@ -180,5 +191,12 @@ def from_environment() -> JsonlDeadLetter | SqsDeadLetter | S3DeadLetter | None:
     return from_url(url) if url else None
 
 
-__all__ = ["ENV_VAR", "JsonlDeadLetter", "S3DeadLetter", "SqsDeadLetter", "from_environment",
-           "from_url", "read_jsonl"]
+__all__ = [
+    "ENV_VAR",
+    "JsonlDeadLetter",
+    "S3DeadLetter",
+    "SqsDeadLetter",
+    "from_environment",
+    "from_url",
+    "read_jsonl",
+]

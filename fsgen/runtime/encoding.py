@@ -48,8 +48,9 @@ def decode_scalar(kind: str, text: str) -> Scalar:
     return text
 
 
-def encode_value(kind: str, value: object, collection: str | None = None,
-                 dimension: int | None = None) -> str | list[str]:
+def encode_value(
+    kind: str, value: object, collection: str | None = None, dimension: int | None = None
+) -> str | list[str]:
     """Encode a feature value; collections become a list of strings."""
     if collection is None:
         return encode_scalar(kind, value)
@@ -87,13 +88,15 @@ def parse_event_time(kind: str, value: object) -> float:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
     except ValueError:
-        raise ValueError(f"expected an ISO-8601 timestamp like 2024-01-31T12:00:00Z, "
-                         f"got {value!r}") from None
+        raise ValueError(
+            f"expected an ISO-8601 timestamp like 2024-01-31T12:00:00Z, got {value!r}"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     if parsed.microsecond % 1000:
-        raise ValueError(f"timestamp {value!r} is more precise than milliseconds, "
-                         "which SageMaker cannot store")
+        raise ValueError(
+            f"timestamp {value!r} is more precise than milliseconds, which SageMaker cannot store"
+        )
     return parsed.timestamp()
 
 
@@ -105,6 +108,5 @@ def format_event_time(kind: str, seconds: float) -> str | float:
     whole, millis = divmod(round(seconds * 1000), 1000)
     t = datetime.fromtimestamp(whole, tz=UTC)
     # not strftime: its %Y drops the zero padding of years before 1000 on some platforms
-    text = (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T"
-            f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}")
+    text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"

@@ -104,21 +104,31 @@ class LinearModel:
             columns = tuple(str(c) for c in doc["columns"])
             index = {c: i for i, c in enumerate(columns)}
             terms = tuple(
-                Term(column=index[str(t["column"])], weight=float(t["weight"]),
-                     mean=float(t.get("mean", 0.0)), scale=float(t.get("scale", 1.0)) or 1.0,
-                     value=None if t.get("value") is None else str(t["value"]))
-                for t in doc["terms"])
-            return cls(feature_set=str(doc["feature_set"]), columns=columns,
-                       intercept=float(doc["intercept"]), terms=terms,
-                       link=str(doc.get("link", "logit")),
-                       threshold=float(doc.get("threshold", 0.5)),
-                       label=str(doc.get("label", "label")))
+                Term(
+                    column=index[str(t["column"])],
+                    weight=float(t["weight"]),
+                    mean=float(t.get("mean", 0.0)),
+                    scale=float(t.get("scale", 1.0)) or 1.0,
+                    value=None if t.get("value") is None else str(t["value"]),
+                )
+                for t in doc["terms"]
+            )
+            return cls(
+                feature_set=str(doc["feature_set"]),
+                columns=columns,
+                intercept=float(doc["intercept"]),
+                terms=terms,
+                link=str(doc.get("link", "logit")),
+                threshold=float(doc.get("threshold", 0.5)),
+                label=str(doc.get("label", "label")),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{source}: malformed model document: {exc!r}") from None
 
 
-def load_model(path: str | os.PathLike[str], feature_set: str,
-               columns: Sequence[str]) -> LinearModel:
+def load_model(
+    path: str | os.PathLike[str], feature_set: str, columns: Sequence[str]
+) -> LinearModel:
     """The model in ``path`` (a ``model.json`` file, or a model directory holding one),
     checked against the feature set it must read: same name, same columns in the same order."""
     where = Path(path)
@@ -136,20 +146,21 @@ def load_model(path: str | os.PathLike[str], feature_set: str,
         raise ModelError(
             f"{file}: trained on feature set {model.feature_set!r} with columns "
             f"{list(model.columns)}, but this handler serves {feature_set!r} with columns "
-            f"{list(columns)}; retrain the model on the current feature set")
+            f"{list(columns)}; retrain the model on the current feature set"
+        )
     return model
 
 
 # ------------------------------------------------------------------------------ requests
 
 
-def parse_requests(body: str | bytes | bytearray, content_type: str = "application/json"
-                   ) -> list[Request]:
+def parse_requests(
+    body: str | bytes | bytearray, content_type: str = "application/json"
+) -> list[Request]:
     """A JSON object (one request), a list of objects, or ``{"instances": [...]}``."""
     kind = (content_type or "application/json").split(";")[0].strip().lower()
     if kind not in ("application/json", "application/jsonlines", "*/*", ""):
-        raise RequestError("Content-Type", f"unsupported {content_type!r}; send "
-                                           "application/json")
+        raise RequestError("Content-Type", f"unsupported {content_type!r}; send application/json")
     try:
         data = json.loads(body)
     except ValueError as exc:
@@ -186,39 +197,54 @@ class Endpoint:
     record source's own expiry filter should use the same clock.
     """
 
-    def __init__(self, runtime: FeatureSetRuntime, model: LinearModel | None,
-                 source: RecordSource, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: FeatureSetRuntime,
+        model: LinearModel | None,
+        source: RecordSource,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.model = model
         self.source = source
         self.clock = clock or time.time
         self.columns = tuple(c.name for c in runtime.columns)
 
-    def fetch(self, requests: Sequence[Mapping[str, object]]
-              ) -> list[dict[str, Mapping[str, object] | None]]:
+    def fetch(
+        self, requests: Sequence[Mapping[str, object]]
+    ) -> list[dict[str, Mapping[str, object] | None]]:
         """Each request's records per group, read with as few BatchGetRecord calls as the
         100-identifier limit allows. A record the store lacks is None (the set's missing-value
         policy decides); an error answer raises."""
         ids = [self.runtime.record_ids(r) for r in requests]
         found: dict[tuple[str, str], Mapping[str, object]] = {}
-        wanted = {g.name: list(dict.fromkeys(i[g.name] for i in ids)) for g in
-                  self.runtime.groups}
+        wanted = {g.name: list(dict.fromkeys(i[g.name] for i in ids)) for g in self.runtime.groups}
         for start in range(0, max((len(v) for v in wanted.values()), default=0), BATCH_LIMIT):
             end = start + BATCH_LIMIT
             identifiers: list[dict[str, object]] = [
-                {"FeatureGroupName": g, "RecordIdentifiersValueAsString": v[start:end],
-                 "FeatureNames": self.runtime.feature_names(g)}
-                for g, v in wanted.items() if v[start:end]]
+                {
+                    "FeatureGroupName": g,
+                    "RecordIdentifiersValueAsString": v[start:end],
+                    "FeatureNames": self.runtime.feature_names(g),
+                }
+                for g, v in wanted.items()
+                if v[start:end]
+            ]
             for item in self._batch_get(identifiers):
-                found[(str(item.get("FeatureGroupName")),
-                       str(item.get("RecordIdentifierValueAsString")))] = item
+                found[
+                    (
+                        str(item.get("FeatureGroupName")),
+                        str(item.get("RecordIdentifierValueAsString")),
+                    )
+                ] = item
         return [{g: found.get((g, i[g])) for g in i} for i in ids]
 
     def _batch_get(self, identifiers: list[dict[str, object]]) -> list[Mapping[str, object]]:
         records: list[Mapping[str, object]] = []
         for _attempt in range(5):
-            response = self.source.batch_get_record(Identifiers=identifiers,
-                                                    ExpirationTimeResponse="Enabled")
+            response = self.source.batch_get_record(
+                Identifiers=identifiers, ExpirationTimeResponse="Enabled"
+            )
             records.extend(response.get("Records") or [])
             errors = response.get("Errors") or []
             if errors:
@@ -226,22 +252,27 @@ class Endpoint:
                 raise FeatureStoreError(
                     f"BatchGetRecord failed for {first.get('FeatureGroupName')} "
                     f"{first.get('RecordIdentifierValueAsString')!r}: "
-                    f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}")
+                    f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}"
+                )
             identifiers = list(response.get("UnprocessedIdentifiers") or [])
             if not identifiers:
                 return records
-            time.sleep(0.05 * (2 ** _attempt))
+            time.sleep(0.05 * (2**_attempt))
         raise FeatureStoreError("BatchGetRecord left identifiers unprocessed after 5 attempts")
 
-    def vectors(self, requests: Sequence[Mapping[str, object]],
-                now: float | None = None) -> list[list[Value]]:
+    def vectors(
+        self, requests: Sequence[Mapping[str, object]], now: float | None = None
+    ) -> list[list[Value]]:
         """The ordered feature vector of each request (what the model receives)."""
         moment = self.clock() if now is None else now
         out = []
         for request, items in zip(requests, self.fetch(requests), strict=True):
-            stored = {g: None if item is None else self.runtime.decode(
-                          g, item.get("Record"), item.get("ExpiresAt"), moment)  # type: ignore[arg-type]
-                      for g, item in items.items()}
+            stored = {
+                g: None
+                if item is None
+                else self.runtime.decode(g, item.get("Record"), item.get("ExpiresAt"), moment)  # type: ignore[arg-type]
+                for g, item in items.items()
+            }
             out.append(self.runtime.vector(stored, request))
         return out
 
@@ -255,8 +286,9 @@ class Endpoint:
         return answers
 
 
-def dump_predictions(predictions: Sequence[Mapping[str, object]],
-                     accept: str = "application/json") -> str:
+def dump_predictions(
+    predictions: Sequence[Mapping[str, object]], accept: str = "application/json"
+) -> str:
     """``{"predictions": [...]}``; floats in shortest round-trip form, so a client decodes the
     feature values bit for bit."""
     kind = (accept or "application/json").split(";")[0].strip().lower()
@@ -265,6 +297,20 @@ def dump_predictions(predictions: Sequence[Mapping[str, object]],
     return json.dumps({"predictions": list(predictions)}, allow_nan=False)
 
 
-__all__ = ["BATCH_LIMIT", "ENDPOINT_ENV", "MODEL_FILE", "MODEL_FORMAT", "Endpoint",
-           "FeatureStoreError", "LinearModel", "ModelError", "RecordSource", "Request", "Term",
-           "dump_predictions", "load_model", "parse_requests", "runtime_client"]
+__all__ = [
+    "BATCH_LIMIT",
+    "ENDPOINT_ENV",
+    "MODEL_FILE",
+    "MODEL_FORMAT",
+    "Endpoint",
+    "FeatureStoreError",
+    "LinearModel",
+    "ModelError",
+    "RecordSource",
+    "Request",
+    "Term",
+    "dump_predictions",
+    "load_model",
+    "parse_requests",
+    "runtime_client",
+]

@@ -132,16 +132,27 @@ class FeatureSetRuntime:
     def batch_get_request(self, request: Mapping[str, object]) -> dict[str, object]:
         """BatchGetRecord parameters for one inference request."""
         ids = self.record_ids(request)
-        return {"Identifiers": [
-            {"FeatureGroupName": g.name, "RecordIdentifiersValueAsString": [ids[g.name]],
-             "FeatureNames": self.feature_names(g.name)}
-            for g in self.groups
-        ], "ExpirationTimeResponse": "Enabled"}
+        return {
+            "Identifiers": [
+                {
+                    "FeatureGroupName": g.name,
+                    "RecordIdentifiersValueAsString": [ids[g.name]],
+                    "FeatureNames": self.feature_names(g.name),
+                }
+                for g in self.groups
+            ],
+            "ExpirationTimeResponse": "Enabled",
+        }
 
     # ------------------------------------------------------------------ responses
 
-    def decode(self, group: str, record: Sequence[Mapping[str, object]] | None,
-               expires_at: object = None, now: float | None = None) -> dict[str, Value] | None:
+    def decode(
+        self,
+        group: str,
+        record: Sequence[Mapping[str, object]] | None,
+        expires_at: object = None,
+        now: float | None = None,
+    ) -> dict[str, Value] | None:
         """One group's ``Record`` as native values; None when absent or expired."""
         if not record:
             return None
@@ -168,19 +179,30 @@ class FeatureSetRuntime:
                 return None
         return values
 
-    def from_get_record(self, responses: Mapping[str, Mapping[str, object] | None],
-                        request: Mapping[str, object], now: float | None = None) -> list[Value]:
+    def from_get_record(
+        self,
+        responses: Mapping[str, Mapping[str, object] | None],
+        request: Mapping[str, object],
+        now: float | None = None,
+    ) -> list[Value]:
         """The vector from one GetRecord response per group (keyed by group name)."""
         stored = {
-            g.name: self.decode(g.name, _record_of(responses.get(g.name)),
-                                (responses.get(g.name) or {}).get("ExpiresAt"), now)
+            g.name: self.decode(
+                g.name,
+                _record_of(responses.get(g.name)),
+                (responses.get(g.name) or {}).get("ExpiresAt"),
+                now,
+            )
             for g in self.groups
         }
         return self.vector(stored, request)
 
-    def from_batch_get_record(self, response: Mapping[str, object],
-                              request: Mapping[str, object],
-                              now: float | None = None) -> list[Value]:
+    def from_batch_get_record(
+        self,
+        response: Mapping[str, object],
+        request: Mapping[str, object],
+        now: float | None = None,
+    ) -> list[Value]:
         """The vector from a BatchGetRecord response for this request's records."""
         ids = self.record_ids(request)
         stored: dict[str, dict[str, Value] | None] = {g.name: None for g in self.groups}
@@ -191,8 +213,9 @@ class FeatureSetRuntime:
                 stored[group] = self.decode(group, item.get("Record"), item.get("ExpiresAt"), now)
         return self.vector(stored, request)
 
-    def vector(self, stored: Mapping[str, Mapping[str, Value] | None],
-               request: Mapping[str, object]) -> list[Value]:
+    def vector(
+        self, stored: Mapping[str, Mapping[str, Value] | None], request: Mapping[str, object]
+    ) -> list[Value]:
         """The ordered vector from decoded records (None = no record) and the request."""
         computed = {od.name: self._on_demand(od, stored, request) for od in self.on_demand}
         out: list[Value] = []
@@ -202,8 +225,11 @@ class FeatureSetRuntime:
             else:
                 record = stored.get(column.group or "")
                 value = None if record is None else record.get(column.feature)
-                reason = (f"no current record in group {column.group!r}" if record is None
-                          else f"the record of group {column.group!r} has no value")
+                reason = (
+                    f"no current record in group {column.group!r}"
+                    if record is None
+                    else f"the record of group {column.group!r} has no value"
+                )
             out.append(self._fill(column, value, reason))
         return out
 
@@ -216,8 +242,12 @@ class FeatureSetRuntime:
             raise MissingFeatureError(column.name, reason)
         return None
 
-    def _on_demand(self, od: OnDemandDef, stored: Mapping[str, Mapping[str, Value] | None],
-                   request: Mapping[str, object]) -> tuple[Value, str]:
+    def _on_demand(
+        self,
+        od: OnDemandDef,
+        stored: Mapping[str, Mapping[str, Value] | None],
+        request: Mapping[str, object],
+    ) -> tuple[Value, str]:
         args: dict[str, object] = {}
         for f in od.request:
             value = request.get(f.name)

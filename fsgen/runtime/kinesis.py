@@ -103,28 +103,56 @@ class StreamResult:
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The Lambda response that retries exactly the records that were neither written nor
         dead-lettered."""
-        return {"batchItemFailures": [{"itemIdentifier": f.sequence_number}
-                                      for f in self.failures if not f.dead_lettered]}
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": f.sequence_number} for f in self.failures if not f.dead_lettered
+            ]
+        }
 
     def to_json(self) -> dict[str, object]:
-        return {"group": self.group, "read": self.read, "written": self.written,
-                "dead_lettered": self.dead_lettered, "failed": self.failed}
+        return {
+            "group": self.group,
+            "read": self.read,
+            "written": self.written,
+            "dead_lettered": self.dead_lettered,
+            "failed": self.failed,
+        }
 
 
 # ------------------------------------------------------------------------------ retries
 
-THROTTLING_CODES = frozenset({
-    "ThrottlingException", "Throttling", "ThrottledException", "RequestThrottled",
-    "RequestThrottledException", "TooManyRequestsException", "SlowDown",
-    "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-    "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure",
-    "InternalServerError", "InternalError", "RequestTimeout", "RequestTimeoutException",
-})
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 REJECTED_CODES = frozenset({"ValidationError", "ValidationException"})
-TRANSIENT_ERRORS = frozenset({
-    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
-    "ConnectTimeoutError", "ConnectionError", "TimeoutError", "HTTPClientError",
-})
+TRANSIENT_ERRORS = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ConnectionError",
+        "TimeoutError",
+        "HTTPClientError",
+    }
+)
 TRANSIENT = "transient"
 REJECTED = "rejected"
 ERROR = "error"
@@ -139,8 +167,7 @@ def classify(exc: BaseException) -> str:
         code = str(error.get("Code", "")) if isinstance(error, Mapping) else ""
         meta = response.get("ResponseMetadata") or {}
         status = meta.get("HTTPStatusCode", 0) if isinstance(meta, Mapping) else 0
-        if code in THROTTLING_CODES or status == 429 or (isinstance(status, int)
-                                                         and status >= 500):
+        if code in THROTTLING_CODES or status == 429 or (isinstance(status, int) and status >= 500):
             return TRANSIENT
         return REJECTED if code in REJECTED_CODES else ERROR
     if isinstance(exc, RecordRejected):
@@ -167,7 +194,7 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -178,8 +205,9 @@ def _remaining_ms(context: object) -> float | None:
     return float(get()) if callable(get) else None
 
 
-def attempt(fn: Callable[[], object], policy: RetryPolicy,
-            context: object = None) -> tuple[str, str] | None:
+def attempt(
+    fn: Callable[[], object], policy: RetryPolicy, context: object = None
+) -> tuple[str, str] | None:
     """Run ``fn``, retrying TRANSIENT errors; None on success, else (kind, message)."""
     for n in range(policy.attempts):
         try:
@@ -237,9 +265,12 @@ def dead_letter_entry(group: str, item: object, failure: Failure) -> dict[str, o
     event_id = item.get("eventID") if isinstance(item, Mapping) else None
     shard = str(event_id).partition(":")[0] if event_id else None
     return {
-        "group": group, "reason": failure.message, "field": failure.field,
+        "group": group,
+        "reason": failure.message,
+        "field": failure.field,
         "sequenceNumber": failure.sequence_number,
-        "partitionKey": kinesis.get("partitionKey"), "shardId": shard,
+        "partitionKey": kinesis.get("partitionKey"),
+        "shardId": shard,
         "eventSourceARN": item.get("eventSourceARN") if isinstance(item, Mapping) else None,
         "approximateArrivalTimestamp": kinesis.get("approximateArrivalTimestamp"),
         "data": kinesis.get("data"),
@@ -249,9 +280,15 @@ def dead_letter_entry(group: str, item: object, failure: Failure) -> dict[str, o
 # ------------------------------------------------------------------------------ processing
 
 
-def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Writer,
-                  dead_letter: DeadLetter | None = None, *,
-                  retry: RetryPolicy = DEFAULT_RETRY, context: object = None) -> StreamResult:
+def process_event(
+    runtime: GroupRuntime,
+    event: Mapping[str, object],
+    writer: Writer,
+    dead_letter: DeadLetter | None = None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    context: object = None,
+) -> StreamResult:
     """Decode, validate, transform and write the records of one Kinesis event.
 
     Records are validated and transformed together by :func:`fsgen.runtime.bulk.process_many`
@@ -268,8 +305,9 @@ def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Wr
     raws: list[dict[str, object]] = []
     for position, item in enumerate(records, start=1):
         if not isinstance(item, Mapping):
-            poison.append((item, Failure(str(position), "<record>",
-                                         "event record is not an object")))
+            poison.append(
+                (item, Failure(str(position), "<record>", "event record is not an object"))
+            )
             continue
         seq = sequence_number(item, position)
         try:
@@ -283,24 +321,36 @@ def process_event(runtime: GroupRuntime, event: Mapping[str, object], writer: Wr
         item, seq = decoded[index]
         poison.append((item, Failure(seq, error.field, error.message)))
     good = [decoded[i] for i in block.rows]
-    for (item, seq), outcome in zip(good, _write(runtime, block, writer, retry, context),
-                                    strict=True):
+    for (item, seq), outcome in zip(
+        good, _write(runtime, block, writer, retry, context), strict=True
+    ):
         if outcome is None:
             result.written += 1
         elif outcome[0] == REJECTED:
-            poison.append((item, Failure(seq, "<write>", f"rejected by the feature store: "
-                                                         f"{outcome[1]}")))
+            poison.append(
+                (item, Failure(seq, "<write>", f"rejected by the feature store: {outcome[1]}"))
+            )
         else:
             result.failures.append(Failure(seq, "<write>", outcome[1], RETRY))
     result.failures.extend(_dead_letter(runtime.name, poison, dead_letter, retry, context))
     if len(result.failures) > 1:
-        order = {sequence_number(r, i) if isinstance(r, Mapping) else str(i): i
-                 for i, r in enumerate(records, start=1)}
+        order = {
+            sequence_number(r, i) if isinstance(r, Mapping) else str(i): i
+            for i, r in enumerate(records, start=1)
+        }
         result.failures.sort(key=lambda f: order.get(f.sequence_number, 0))
     for failure in result.failures:
-        log({"level": "error", "group": runtime.name, "sequenceNumber": failure.sequence_number,
-             "field": failure.field, "message": failure.message, "kind": failure.kind,
-             "deadLettered": failure.dead_lettered})
+        log(
+            {
+                "level": "error",
+                "group": runtime.name,
+                "sequenceNumber": failure.sequence_number,
+                "field": failure.field,
+                "message": failure.message,
+                "kind": failure.kind,
+                "deadLettered": failure.dead_lettered,
+            }
+        )
     return result
 
 
@@ -312,8 +362,9 @@ def stored_records(runtime: GroupRuntime, block: BlockResult) -> list[Record]:
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-def _write(runtime: GroupRuntime, block: BlockResult, writer: Writer, retry: RetryPolicy,
-           context: object) -> list[tuple[str, str] | None]:
+def _write(
+    runtime: GroupRuntime, block: BlockResult, writer: Writer, retry: RetryPolicy, context: object
+) -> list[tuple[str, str] | None]:
     group = runtime.name
     n = len(block.rows)
     if n == 0:
@@ -326,18 +377,26 @@ def _write(runtime: GroupRuntime, block: BlockResult, writer: Writer, retry: Ret
     stored = stored_records(runtime, block)
     put_record = getattr(writer, "put_record", None)
     if callable(put_record):
-        return [attempt(lambda r=r: put_record(group, r), retry, context)  # type: ignore[misc]
-                for r in stored]
+        return [
+            attempt(lambda r=r: put_record(group, r), retry, context)  # type: ignore[misc]
+            for r in stored
+        ]
     outcome = attempt(lambda: writer.put_records(group, stored), retry, context)
     if outcome is not None and outcome[0] == REJECTED and n > 1:
-        return [attempt(lambda r=r: writer.put_records(group, [r]), retry, context)  # type: ignore[misc]
-                for r in stored]
+        return [
+            attempt(lambda r=r: writer.put_records(group, [r]), retry, context)  # type: ignore[misc]
+            for r in stored
+        ]
     return [outcome] * n
 
 
-def _dead_letter(group: str, poison: list[tuple[object, Failure]],
-                 dead_letter: DeadLetter | None, retry: RetryPolicy,
-                 context: object) -> list[Failure]:
+def _dead_letter(
+    group: str,
+    poison: list[tuple[object, Failure]],
+    dead_letter: DeadLetter | None,
+    retry: RetryPolicy,
+    context: object,
+) -> list[Failure]:
     """Send poison records to the dead-letter destination; if there is none, or it fails, they
     stay reported for retry, so nothing is lost."""
     if not poison:
@@ -359,7 +418,19 @@ def log(entry: Mapping[str, object]) -> None:
 
 
 __all__ = [
-    "DEFAULT_RETRY", "BlockWriter", "DeadLetter", "DecodeError", "Failure", "RecordRejected",
-    "RetryPolicy", "StreamResult", "Writer", "attempt", "classify", "dead_letter_entry",
-    "decode_record", "process_event", "stored_records",
+    "DEFAULT_RETRY",
+    "BlockWriter",
+    "DeadLetter",
+    "DecodeError",
+    "Failure",
+    "RecordRejected",
+    "RetryPolicy",
+    "StreamResult",
+    "Writer",
+    "attempt",
+    "classify",
+    "dead_letter_entry",
+    "decode_record",
+    "process_event",
+    "stored_records",
 ]

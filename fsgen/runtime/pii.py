@@ -57,8 +57,10 @@ def pseudonymize(value: str | int | bytes | None, *, key: str | bytes | None = N
 def canonical_bytes(value: str | int | bytes) -> bytes:
     """The bytes that are MACed for ``value`` (see the module docstring)."""
     if isinstance(value, bool) or not isinstance(value, str | int | bytes):
-        raise TypeError(f"pseudonymize() takes a str, int or bytes identifier, not "
-                        f"{type(value).__name__}: {value!r}")
+        raise TypeError(
+            f"pseudonymize() takes a str, int or bytes identifier, not "
+            f"{type(value).__name__}: {value!r}"
+        )
     if isinstance(value, bytes):
         return value
     return str(value).encode("utf-8")
@@ -74,7 +76,8 @@ def resolve_key() -> bytes:
         return _secret_key(secret_id)
     raise PseudonymizationKeyError(
         f"no pseudonymization key: set {KEY_ENV} (at least {MIN_KEY_BYTES} bytes) or "
-        f"{SECRET_ENV} (an AWS Secrets Manager secret id)")
+        f"{SECRET_ENV} (an AWS Secrets Manager secret id)"
+    )
 
 
 def _as_key(key: str | bytes, where: str) -> bytes:
@@ -82,7 +85,8 @@ def _as_key(key: str | bytes, where: str) -> bytes:
     if len(data) < MIN_KEY_BYTES:
         raise PseudonymizationKeyError(
             f"pseudonymization key from {where} is {len(data)} bytes; at least "
-            f"{MIN_KEY_BYTES} are required")
+            f"{MIN_KEY_BYTES} are required"
+        )
     return data
 
 
@@ -102,14 +106,13 @@ def fetch_secret(secret_id: str) -> bytes:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError as exc:  # pragma: no cover - boto3 is in every Lambda runtime
-        raise PseudonymizationKeyError(
-            f"{SECRET_ENV} is set but boto3 is not installed") from exc
+        raise PseudonymizationKeyError(f"{SECRET_ENV} is set but boto3 is not installed") from exc
     try:
         response = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
     except (ClientError, BotoCoreError) as exc:
         raise PseudonymizationKeyError(
-            f"cannot read pseudonymization key secret {secret_id!r} from AWS Secrets Manager: "
-            f"{exc}") from None
+            f"cannot read pseudonymization key secret {secret_id!r} from AWS Secrets Manager: {exc}"
+        ) from None
     if response.get("SecretString") is not None:
         return str(response["SecretString"]).encode("utf-8")
     return bytes(response["SecretBinary"])

@@ -79,8 +79,20 @@ _FLOAT_TEXT = re.compile(
     r"^[+-]?(?:[0-9]+(?:_[0-9]+)*(?:\.(?:[0-9]+(?:_[0-9]+)*)?)?|\.[0-9]+(?:_[0-9]+)*)"
     r"(?:[eE][+-]?[0-9]+(?:_[0-9]+)*)?$"
 )
-_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
-              "t": True, "f": False, "y": True, "n": False, "on": True, "off": False}
+_BOOL_TEXT = {
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+    "yes": True,
+    "no": False,
+    "t": True,
+    "f": False,
+    "y": True,
+    "n": False,
+    "on": True,
+    "off": False,
+}
 
 
 def coerce(type_name: str, value: object) -> object:
@@ -201,8 +213,9 @@ class GroupRuntime:
         """Compute every feature from validated raw fields, in dependency order."""
         values: dict[str, object] = {}
         for feat in self.features:
-            args = {p: (values[p] if kind == "feature" else valid.get(p))
-                    for p, kind in feat.params}
+            args = {
+                p: (values[p] if kind == "feature" else valid.get(p)) for p, kind in feat.params
+            }
             try:
                 result = feat.fn(**args)
             except Exception as exc:

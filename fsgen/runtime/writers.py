@@ -20,8 +20,12 @@ class PutRecordWriter:
     online store: the same event time replaces the same value).
     """
 
-    def __init__(self, runtimes: Mapping[str, GroupRuntime], client: Any = None,
-                 target_stores: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        runtimes: Mapping[str, GroupRuntime],
+        client: Any = None,
+        target_stores: list[str] | None = None,
+    ) -> None:
         self.runtimes = dict(runtimes)
         self._client = client
         self.target_stores = target_stores
@@ -43,7 +47,8 @@ class PutRecordWriter:
         """One PutRecord call (the stream handler writes, retries and dead-letters record by
         record through this)."""
         request: dict[str, object] = {
-            "FeatureGroupName": group, "Record": self.runtimes[group].to_sagemaker(record),
+            "FeatureGroupName": group,
+            "Record": self.runtimes[group].to_sagemaker(record),
         }
         if self.target_stores:
             request["TargetStores"] = list(self.target_stores)

@@ -41,8 +41,9 @@ class FeatureStoreServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], registry: Registry,
-                 runtime: RuntimeService) -> None:
+    def __init__(
+        self, address: tuple[str, int], registry: Registry, runtime: RuntimeService
+    ) -> None:
         super().__init__(address, Handler)
         self.registry = registry
         self.runtime = runtime
@@ -75,8 +76,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("SerializationException", "request body must be a JSON object")
         return data
 
-    def _send(self, status: int, payload: dict[str, Any] | None, content_type: str,
-              extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: dict[str, Any] | None,
+        content_type: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         body = json.dumps(payload).encode() if payload is not None else b""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -91,8 +97,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _error(self, exc: ApiError, rest: bool) -> None:
         if rest:
-            self._send(exc.status, {"message": exc.message}, "application/json",
-                       {"X-Amzn-ErrorType": exc.code})
+            self._send(
+                exc.status,
+                {"message": exc.message},
+                "application/json",
+                {"X-Amzn-ErrorType": exc.code},
+            )
         else:
             self._send(exc.status, {"__type": exc.code, "message": exc.message}, JSON_11)
 
@@ -110,8 +120,8 @@ class Handler(BaseHTTPRequestHandler):
             url = urlsplit(self.path)
             query = parse_qs(url.query, keep_blank_values=True)
             status, payload = self.server.runtime.handle(
-                method, unquote(url.path), query,
-                self._body() if method in ("POST", "PUT") else {})
+                method, unquote(url.path), query, self._body() if method in ("POST", "PUT") else {}
+            )
             self._send(status, payload, "application/json")
         except ApiError as exc:
             self._error(exc, rest)
@@ -133,18 +143,29 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
 
-def make_server(config: ProjectConfig, spec: ProjectSpec, *, port: int = 4510,
-                host: str = "127.0.0.1", creating_polls: int = 0) -> FeatureStoreServer:
+def make_server(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    *,
+    port: int = 4510,
+    host: str = "127.0.0.1",
+    creating_polls: int = 0,
+) -> FeatureStoreServer:
     """A server for ``config``'s local store (not started; call ``serve_forever``)."""
     runtime = RuntimeService(config, spec)
-    registry = Registry(config.store_path, region=config.aws.region, creating_polls=creating_polls,
-                        on_delete=runtime.drop_group)
+    registry = Registry(
+        config.store_path,
+        region=config.aws.region,
+        creating_polls=creating_polls,
+        on_delete=runtime.drop_group,
+    )
     runtime.registry = registry
     return FeatureStoreServer((host, port), registry, runtime)
 
 
-def serve_in_thread(config: ProjectConfig, spec: ProjectSpec, *, port: int = 0,
-                    creating_polls: int = 0) -> FeatureStoreServer:
+def serve_in_thread(
+    config: ProjectConfig, spec: ProjectSpec, *, port: int = 0, creating_polls: int = 0
+) -> FeatureStoreServer:
     """Start a server on a free port in a daemon thread; stop it with ``shutdown()``."""
     server = make_server(config, spec, port=port, creating_polls=creating_polls)
     threading.Thread(target=server.serve_forever, name="fsgen-serve", daemon=True).start()

@@ -36,8 +36,7 @@ def _validation(message: str) -> ApiError:
 
 
 def _not_found(group: str) -> ApiError:
-    return ApiError("ResourceNotFound", f"Resource Not Found: FeatureGroup {group} not found.",
-                    404)
+    return ApiError("ResourceNotFound", f"Resource Not Found: FeatureGroup {group} not found.", 404)
 
 
 class RuntimeService:
@@ -87,9 +86,11 @@ class RuntimeService:
         rt = self._runtimes.get(group)
         if rt is None:
             if group not in {g.name for g in self.spec.groups}:
-                raise _validation(f"FeatureGroup {group} is deployed but not declared in this "
-                                  "project's definitions; fsgen serve stores records of "
-                                  "declared groups only")
+                raise _validation(
+                    f"FeatureGroup {group} is deployed but not declared in this "
+                    "project's definitions; fsgen serve stores records of "
+                    "declared groups only"
+                )
             with self._lock:
                 rt = self._runtimes[group] = self.store.runtime(group)
         return rt
@@ -110,12 +111,15 @@ class RuntimeService:
             has_list, has_str = "ValueAsStringList" in entry, "ValueAsString" in entry
             if has_list == has_str or has_list != bool(known[name]):
                 want = "ValueAsStringList" if known[name] else "ValueAsString"
-                raise _validation(f"Feature {name!r} of FeatureGroup {rt.name} needs exactly "
-                                  f"one value, given as {want}")
+                raise _validation(
+                    f"Feature {name!r} of FeatureGroup {rt.name} needs exactly "
+                    f"one value, given as {want}"
+                )
         for required in (rt.identifier, rt.event_time):
             if required not in seen:
-                raise _validation(f"Record is missing {required!r}, which FeatureGroup "
-                                  f"{rt.name} requires")
+                raise _validation(
+                    f"Record is missing {required!r}, which FeatureGroup {rt.name} requires"
+                )
         try:
             native = rt.from_sagemaker(record)
             parse_event_time(rt.event_time_kind, native[rt.event_time])
@@ -126,12 +130,15 @@ class RuntimeService:
     def put_record(self, group: str, body: Payload) -> None:
         rt = self.runtime(group)
         if body.get("TtlDuration"):
-            raise _validation("a per-record TtlDuration is not supported by fsgen serve; the "
-                              "group's TTL applies")
+            raise _validation(
+                "a per-record TtlDuration is not supported by fsgen serve; the group's TTL applies"
+            )
         stores = body.get("TargetStores") or ["OnlineStore", "OfflineStore"]
         if sorted(stores) != ["OfflineStore", "OnlineStore"]:
-            raise _validation("fsgen serve writes to both stores; TargetStores must name "
-                              "OnlineStore and OfflineStore")
+            raise _validation(
+                "fsgen serve writes to both stores; TargetStores must name "
+                "OnlineStore and OfflineStore"
+            )
         try:
             self.store.put_records(group, [self._decode(rt, body.get("Record"))])
         except FsgenError as exc:
@@ -153,8 +160,11 @@ class RuntimeService:
         record = self.store.get_record(group, record_id)
         if record is None:
             return {}
-        out: Payload = {"Record": rt.to_sagemaker(
-            {k: v for k, v in record.items() if names is None or k in names})}
+        out: Payload = {
+            "Record": rt.to_sagemaker(
+                {k: v for k, v in record.items() if names is None or k in names}
+            )
+        }
         if (query.get("ExpirationTimeResponse") or ["Disabled"])[0] == "Enabled":
             expires = self._expires(rt, record)
             if expires:
@@ -182,16 +192,26 @@ class RuntimeService:
                 rt = self.runtime(group)
                 self._check_names(rt, names)
             except ApiError as exc:
-                errors.extend({"FeatureGroupName": group, "RecordIdentifierValueAsString": i,
-                               "ErrorCode": exc.code, "ErrorMessage": exc.message} for i in ids)
+                errors.extend(
+                    {
+                        "FeatureGroupName": group,
+                        "RecordIdentifierValueAsString": i,
+                        "ErrorCode": exc.code,
+                        "ErrorMessage": exc.message,
+                    }
+                    for i in ids
+                )
                 continue
             for record_id, record in zip(ids, self.store.batch_get(group, ids), strict=True):
                 if record is None:
                     continue
-                row: Payload = {"FeatureGroupName": group,
-                                "RecordIdentifierValueAsString": record_id,
-                                "Record": rt.to_sagemaker({k: v for k, v in record.items()
-                                                          if names is None or k in names})}
+                row: Payload = {
+                    "FeatureGroupName": group,
+                    "RecordIdentifierValueAsString": record_id,
+                    "Record": rt.to_sagemaker(
+                        {k: v for k, v in record.items() if names is None or k in names}
+                    ),
+                }
                 expires = self._expires(rt, record) if enabled else None
                 if expires:
                     row["ExpiresAt"] = expires
@@ -207,8 +227,7 @@ class RuntimeService:
             try:
                 self.put_record(str(entry.get("FeatureGroupName", "")), entry)
             except ApiError as exc:
-                errors.append({"Entry": entry, "ErrorCode": exc.code,
-                               "ErrorMessage": exc.message})
+                errors.append({"Entry": entry, "ErrorCode": exc.code, "ErrorMessage": exc.message})
         return {"Errors": errors, "UnprocessedEntries": []}
 
     def delete_record(self, group: str, query: Query) -> None:

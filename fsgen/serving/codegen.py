@@ -31,7 +31,16 @@ def inference_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
     """``feature_sets/<set>/inference.py`` for every feature set (codegen builder)."""
     for fs in ctx.spec.feature_sets:
         example = json.dumps(example_request(ctx.spec, fs))
-        body = ctx.render("inference.py.jinja", name=fs.name, snake=snake(fs.name),
-                          missing=fs.missing, example=example)
-        yield ctx.artifact(f"feature_sets/{snake(fs.name)}/inference.py", kind="inference",
-                           body=body, header=feature_set_header(ctx.spec, fs))
+        body = ctx.render(
+            "inference.py.jinja",
+            name=fs.name,
+            snake=snake(fs.name),
+            missing=fs.missing,
+            example=example,
+        )
+        yield ctx.artifact(
+            f"feature_sets/{snake(fs.name)}/inference.py",
+            kind="inference",
+            body=body,
+            header=feature_set_header(ctx.spec, fs),
+        )

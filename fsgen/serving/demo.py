@@ -24,24 +24,29 @@ def _ensure_ingested(ctx: DemoContext, spec: ProjectSpec, store: LocalStore) -> 
             continue
         for source in group.sources:
             if source.kind == "batch" and source.path:
-                result = store.ingest(group.name, ctx.config.root / source.path,
-                                      ctx.workdir / f"rejects-{group.name}.jsonl")
+                result = store.ingest(
+                    group.name,
+                    ctx.config.root / source.path,
+                    ctx.workdir / f"rejects-{group.name}.jsonl",
+                )
                 ctx.say(f"  (ingested {source.path}: {result.summary()})")
 
 
 def _demo_time(store: LocalStore, spec: ProjectSpec) -> float:
     """The instant every group has fresh records: the earliest of the groups' latest event
     times (the sample data is historical, so "now" would find every record expired)."""
-    return min(max(seconds for seconds, _, _ in
-                   store.online.snapshot(store.runtime(g.name)).values())
-               for g in spec.groups)
+    return min(
+        max(seconds for seconds, _, _ in store.online.snapshot(store.runtime(g.name)).values())
+        for g in spec.groups
+    )
 
 
 def _freshest(store: LocalStore, group: str, n: int, as_of: float) -> list[str]:
     """The ids of the ``n`` most recently updated live records of ``group`` as of ``as_of``."""
     rows = store.online.snapshot(store.runtime(group))
-    live = sorted((r for r in rows.items() if not r[1][1] and r[1][0] <= as_of),
-                  key=lambda r: -r[1][0])
+    live = sorted(
+        (r for r in rows.items() if not r[1][1] and r[1][0] <= as_of), key=lambda r: -r[1][0]
+    )
     return [record_id for record_id, _ in live[:n]]
 
 
@@ -55,20 +60,30 @@ def step_train(ctx: DemoContext) -> None:
     with LocalStore.open(ctx.config, spec) as store:
         _ensure_ingested(ctx, spec, store)
     ctx.say(f"$ fsgen train {FEATURE_SET} --labels {LABELS} --output model/")
-    path, frame, model = train_from_labels(ctx.config, spec, FEATURE_SET,
-                                           ctx.config.root / LABELS, ctx.workdir / "model")
+    path, frame, model = train_from_labels(
+        ctx.config, spec, FEATURE_SET, ctx.config.root / LABELS, ctx.workdir / "model"
+    )
     positives = int(frame[model["label"]].sum())
-    ctx.say(f"  point-in-time training set: {len(frame)} rows, {positives} positive; "
-            f"logistic regression written to {path.relative_to(ctx.workdir.parent)}")
+    ctx.say(
+        f"  point-in-time training set: {len(frame)} rows, {positives} positive; "
+        f"logistic regression written to {path.relative_to(ctx.workdir.parent)}"
+    )
     strongest = sorted(model["terms"], key=lambda t: -abs(t["weight"]))[:3]
-    ctx.say("  strongest terms: " + ", ".join(
-        f"{t['column']}{'=' + t['value'] if 'value' in t else ''} ({t['weight']:+.2f})"
-        for t in strongest))
+    ctx.say(
+        "  strongest terms: "
+        + ", ".join(
+            f"{t['column']}{'=' + t['value'] if 'value' in t else ''} ({t['weight']:+.2f})"
+            for t in strongest
+        )
+    )
 
 
 def _post(url: str, payload: object) -> dict[str, object]:
-    request = urllib.request.Request(url + "/invocations", data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + "/invocations",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         answer: dict[str, object] = json.loads(response.read())
         return answer
@@ -88,12 +103,19 @@ def step_serve(ctx: DemoContext) -> None:
     store = LocalStore.open(ctx.config, spec)
     as_of = _demo_time(store, spec)
     stamp = datetime.fromtimestamp(as_of, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    handler = load_handler(ctx.config, spec, FEATURE_SET, ctx.workdir / "model",
-                           LocalRecordSource(store, lambda: as_of), lambda: as_of)
+    handler = load_handler(
+        ctx.config,
+        spec,
+        FEATURE_SET,
+        ctx.workdir / "model",
+        LocalRecordSource(store, lambda: as_of),
+        lambda: as_of,
+    )
     server = serve_in_thread(handler)
     try:
-        ctx.say(f"$ fsgen serve-model {FEATURE_SET} --model model/ --as-of {stamp} "
-                f"  ->  {server.url}")
+        ctx.say(
+            f"$ fsgen serve-model {FEATURE_SET} --model model/ --as-of {stamp}   ->  {server.url}"
+        )
         with urllib.request.urlopen(server.url + "/ping", timeout=10) as response:
             ctx.say(f"  GET /ping -> {response.status} {response.read().decode()}")
         customers = _freshest(store, "customer-features", 2, as_of)
@@ -107,10 +129,14 @@ def step_serve(ctx: DemoContext) -> None:
             answer = _post(server.url, payload)
             prediction = answer["predictions"][0]  # type: ignore[index]
             ctx.say(f"  POST /invocations {json.dumps(payload)}")
-            ctx.say(f"    -> probability {prediction['probability']:.4f}, is_fraud "
-                    f"{prediction['is_fraud']}, features {json.dumps(prediction['features'])}")
-        ctx.say("  (C9999 is unknown: the feature set's missing='default' policy fills its "
-                "customer features, as in training)")
+            ctx.say(
+                f"    -> probability {prediction['probability']:.4f}, is_fraud "
+                f"{prediction['is_fraud']}, features {json.dumps(prediction['features'])}"
+            )
+        ctx.say(
+            "  (C9999 is unknown: the feature set's missing='default' policy fills its "
+            "customer features, as in training)"
+        )
     finally:
         server.shutdown()
         server.server_close()

@@ -34,8 +34,12 @@ class Handler:
     module: ModuleType
     endpoint: Endpoint
 
-    def invoke(self, body: bytes | str, content_type: str = "application/json",
-               accept: str = "application/json") -> str:
+    def invoke(
+        self,
+        body: bytes | str,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> str:
         """What SageMaker does for one ``POST /invocations``."""
         data: Sequence[Request] = self.module.input_fn(body, content_type)
         prediction = self.module.predict_fn(data, self.endpoint)
@@ -54,13 +58,18 @@ def check_fresh(config: ProjectConfig, spec: ProjectSpec, feature_set: str) -> N
 
     base = f"feature_sets/{snake(feature_set)}/"
     result = diff(config, spec)
-    stale = [p for p in (*result.created, *result.updated)
-             if p in (base + "parser.py", base + "inference.py")]
+    stale = [
+        p
+        for p in (*result.created, *result.updated)
+        if p in (base + "parser.py", base + "inference.py")
+    ]
     if stale:
         listed = ", ".join(f"{config.generated_dir}/{p}" for p in stale)
-        raise ServingError(f"{listed} missing or out of date with the definitions; run "
-                           "'fsgen generate' (a stale parser could serve values that differ "
-                           "from the training set's)")
+        raise ServingError(
+            f"{listed} missing or out of date with the definitions; run "
+            "'fsgen generate' (a stale parser could serve values that differ "
+            "from the training set's)"
+        )
 
 
 def import_generated(config: ProjectConfig, module: str) -> ModuleType:
@@ -79,8 +88,10 @@ def import_generated(config: ProjectConfig, module: str) -> ModuleType:
     sys.path.insert(0, root)
     package = sys.modules.get(top)
     expected = [(config.root / top).resolve()]
-    if package is not None and [Path(p).resolve() for p in getattr(package, "__path__", [])
-                                ] != expected:
+    if (
+        package is not None
+        and [Path(p).resolve() for p in getattr(package, "__path__", [])] != expected
+    ):
         for loaded in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
             del sys.modules[loaded]
     importlib.invalidate_caches()
@@ -92,13 +103,22 @@ def import_handler(config: ProjectConfig, feature_set: str) -> ModuleType:
     try:
         return import_generated(config, f"feature_sets.{snake(feature_set)}.inference")
     except ImportError as exc:
-        raise ServingError(f"cannot import the handler {module_name(config, feature_set)}: "
-                           f"{exc}; run 'fsgen generate'") from None
+        raise ServingError(
+            f"cannot import the handler {module_name(config, feature_set)}: "
+            f"{exc}; run 'fsgen generate'"
+        ) from None
 
 
-def load_handler(config: ProjectConfig, spec: ProjectSpec, feature_set: str,
-                 model: str | Path | None, source: RecordSource,
-                 clock: Callable[[], float] | None = None, *, check: bool = True) -> Handler:
+def load_handler(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    feature_set: str,
+    model: str | Path | None,
+    source: RecordSource,
+    clock: Callable[[], float] | None = None,
+    *,
+    check: bool = True,
+) -> Handler:
     """The generated handler of ``feature_set`` with ``model`` (a model.json file or a
     directory holding one; None: vectors only) reading records from ``source``."""
     spec.feature_set(feature_set)  # an unknown name raises with the known ones
@@ -114,5 +134,12 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, feature_set: str,
     return Handler(module=module, endpoint=endpoint)
 
 
-__all__ = ["Handler", "ServingError", "check_fresh", "import_generated", "import_handler",
-           "load_handler", "module_name"]
+__all__ = [
+    "Handler",
+    "ServingError",
+    "check_fresh",
+    "import_generated",
+    "import_handler",
+    "load_handler",
+    "module_name",
+]

@@ -71,8 +71,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         try:
             text = self.server.handler.invoke(
-                body, self.headers.get("Content-Type") or "application/json",
-                self.headers.get("Accept") or "application/json")
+                body,
+                self.headers.get("Content-Type") or "application/json",
+                self.headers.get("Accept") or "application/json",
+            )
         except RequestError as exc:
             self._error(400, "ValidationError", str(exc))
         except MissingFeatureError as exc:

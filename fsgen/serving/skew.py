@@ -71,10 +71,16 @@ class Mismatch:
     training: object
 
     def to_dict(self) -> dict[str, object]:
-        return {"row": self.row, "keys": self.keys, "label_time": self.label_time,
-                "feature": self.column, "online": _jsonable(self.online),
-                "training": _jsonable(self.training),
-                "online_repr": _show(self.online), "training_repr": _show(self.training)}
+        return {
+            "row": self.row,
+            "keys": self.keys,
+            "label_time": self.label_time,
+            "feature": self.column,
+            "online": _jsonable(self.online),
+            "training": _jsonable(self.training),
+            "online_repr": _show(self.online),
+            "training_repr": _show(self.training),
+        }
 
 
 @dataclass
@@ -97,33 +103,48 @@ class SkewReport:
         return counts
 
     def to_dict(self) -> dict[str, object]:
-        return {"feature_set": self.feature_set, "ok": self.ok, "rows": self.rows,
-                "skipped_rows": self.skipped, "compared_values": self.rows * len(self.columns),
-                "mismatches_by_feature": self.by_feature(), "stale": self.stale,
-                "mismatches": [m.to_dict() for m in self.mismatches]}
+        return {
+            "feature_set": self.feature_set,
+            "ok": self.ok,
+            "rows": self.rows,
+            "skipped_rows": self.skipped,
+            "compared_values": self.rows * len(self.columns),
+            "mismatches_by_feature": self.by_feature(),
+            "stale": self.stale,
+            "mismatches": [m.to_dict() for m in self.mismatches],
+        }
 
     def render(self, limit: int = 20) -> str:
-        lines = [f"skew check of feature set {self.feature_set!r}: {self.rows} rows x "
-                 f"{len(self.columns)} features compared (online vector via the generated "
-                 "handler vs point-in-time training row)"]
+        lines = [
+            f"skew check of feature set {self.feature_set!r}: {self.rows} rows x "
+            f"{len(self.columns)} features compared (online vector via the generated "
+            "handler vs point-in-time training row)"
+        ]
         if self.skipped:
             lines.append(f"  {self.skipped} label rows skipped: no online record in any group")
         lines += [f"  stale: {s}" for s in self.stale]
         for column, count in self.by_feature().items():
-            lines.append(f"  {'ok ' if count == 0 else 'FAIL'} {column}: "
-                         f"{count} mismatch{'es' if count != 1 else ''}")
+            lines.append(
+                f"  {'ok ' if count == 0 else 'FAIL'} {column}: "
+                f"{count} mismatch{'es' if count != 1 else ''}"
+            )
         for m in self.mismatches[:limit]:
             keys = ", ".join(f"{k}={v}" for k, v in m.keys.items())
-            lines.append(f"  row {m.row} ({keys}, at {m.label_time}): {m.column}: online "
-                         f"{_show(m.online)} != training {_show(m.training)}")
+            lines.append(
+                f"  row {m.row} ({keys}, at {m.label_time}): {m.column}: online "
+                f"{_show(m.online)} != training {_show(m.training)}"
+            )
         if len(self.mismatches) > limit:
             lines.append(f"  ... and {len(self.mismatches) - limit} more")
         if self.rows == 0:
             lines.append("FAILED: nothing to compare")
         else:
-            lines.append("OK: training = serving" if self.ok else
-                         f"FAILED: {len(self.mismatches)} mismatching values"
-                         + (", stale generated code" if self.stale else ""))
+            lines.append(
+                "OK: training = serving"
+                if self.ok
+                else f"FAILED: {len(self.mismatches)} mismatching values"
+                + (", stale generated code" if self.stale else "")
+            )
         return "\n".join(lines)
 
 
@@ -140,9 +161,16 @@ class _Moment:
         return self.now
 
 
-def skew_check(config: ProjectConfig, spec: ProjectSpec, feature_set: str, *,
-               sample: int = 100, seed: int = 0, labels: str | Path | None = None,
-               store: LocalStore | None = None) -> SkewReport:
+def skew_check(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    feature_set: str,
+    *,
+    sample: int = 100,
+    seed: int = 0,
+    labels: str | Path | None = None,
+    store: LocalStore | None = None,
+) -> SkewReport:
     """Compare online vectors with point-in-time training rows for ``sample`` label rows."""
     from fsgen.pit import build_dataset
     from fsgen.serving.handler import ServingError, check_fresh, load_handler
@@ -158,16 +186,20 @@ def skew_check(config: ProjectConfig, spec: ProjectSpec, feature_set: str, *,
         except ServingError as exc:
             report.stale.append(str(exc))
         moment = _Moment()
-        handler = load_handler(config, spec, feature_set, None,
-                               LocalRecordSource(store, moment), moment, check=False)
+        handler = load_handler(
+            config, spec, feature_set, None, LocalRecordSource(store, moment), moment, check=False
+        )
         runtime: FeatureSetRuntime = handler.module.RUNTIME
         if runtime.missing == "error":
             # compare missing values as missing on both sides instead of aborting the check
             runtime = handler.endpoint.runtime = dataclasses.replace(runtime, missing="null")
             spec = _with_missing_null(spec, fs.name)
         live = {g.name: _live_records(store, g.name) for g in runtime.groups}
-        rows = (_rows_from_labels(labels, runtime, sample, seed) if labels is not None
-                else _sampled_rows(runtime, live, sample, seed))
+        rows = (
+            _rows_from_labels(labels, runtime, sample, seed)
+            if labels is not None
+            else _sampled_rows(runtime, live, sample, seed)
+        )
         timed: list[tuple[dict[str, object], int]] = []
         for row in rows:
             micros = _label_micros(runtime, live, row)
@@ -193,11 +225,13 @@ def skew_check(config: ProjectConfig, spec: ProjectSpec, feature_set: str, *,
             keys = {k: row[k] for k in _key_columns(runtime)}
             for position, column in enumerate(report.columns):
                 trained = _plain(training[column].iloc[index])
-                served: object = (f"<{vector}>" if isinstance(vector, MissingFeatureError)
-                                  else vector[position])
+                served: object = (
+                    f"<{vector}>" if isinstance(vector, MissingFeatureError) else vector[position]
+                )
                 if not same(kinds[column], served, trained):
-                    report.mismatches.append(Mismatch(index + 1, keys, label_time, column,
-                                                      served, trained))
+                    report.mismatches.append(
+                        Mismatch(index + 1, keys, label_time, column, served, trained)
+                    )
         return report
     finally:
         if owned:
@@ -205,8 +239,9 @@ def skew_check(config: ProjectConfig, spec: ProjectSpec, feature_set: str, *,
 
 
 def _with_missing_null(spec: ProjectSpec, name: str) -> ProjectSpec:
-    sets = tuple(f.model_copy(update={"missing": "null"}) if f.name == name else f
-                 for f in spec.feature_sets)
+    sets = tuple(
+        f.model_copy(update={"missing": "null"}) if f.name == name else f for f in spec.feature_sets
+    )
     return spec.model_copy(update={"feature_sets": sets})
 
 
@@ -244,13 +279,19 @@ def _sample_value(kind: str, rng: random.Random, row: int) -> object:
     return f"sample-{row}"
 
 
-def _sampled_rows(runtime: FeatureSetRuntime, live: dict[str, dict[str, dict[str, object]]],
-                  sample: int, seed: int) -> list[dict[str, object]]:
+def _sampled_rows(
+    runtime: FeatureSetRuntime,
+    live: dict[str, dict[str, dict[str, object]]],
+    sample: int,
+    seed: int,
+) -> list[dict[str, object]]:
     rng = random.Random(seed)
     for group, records in live.items():
         if not records:
-            raise SkewCheckError(f"group {group!r} has no live online records to sample; "
-                                 "ingest records first (fsgen ingest / fsgen stream replay)")
+            raise SkewCheckError(
+                f"group {group!r} has no live online records to sample; "
+                "ingest records first (fsgen ingest / fsgen stream replay)"
+            )
     choices = {g: list(records.values()) for g, records in live.items()}
     rows: list[dict[str, object]] = []
     for index in range(sample):
@@ -267,8 +308,9 @@ def _sampled_rows(runtime: FeatureSetRuntime, live: dict[str, dict[str, dict[str
     return rows
 
 
-def _rows_from_labels(labels: str | Path, runtime: FeatureSetRuntime, sample: int,
-                      seed: int) -> list[dict[str, object]]:
+def _rows_from_labels(
+    labels: str | Path, runtime: FeatureSetRuntime, sample: int, seed: int
+) -> list[dict[str, object]]:
     import pandas as pd
 
     path = Path(labels)
@@ -276,8 +318,11 @@ def _rows_from_labels(labels: str | Path, runtime: FeatureSetRuntime, sample: in
         raise SkewCheckError(f"labels file {path} does not exist")
     keys = _key_columns(runtime)
     wanted = keys + [name for name, _ in _request_fields(runtime)]
-    frame = (pd.read_parquet(path) if path.suffix in (".parquet", ".pq")
-             else pd.read_csv(path, dtype=dict.fromkeys(keys, str)))
+    frame = (
+        pd.read_parquet(path)
+        if path.suffix in (".parquet", ".pq")
+        else pd.read_csv(path, dtype=dict.fromkeys(keys, str))
+    )
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise SkewCheckError(f"{path}: labels lack column(s) {missing}")
@@ -299,17 +344,22 @@ def _event_micros(kind: str, value: object) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def _label_micros(runtime: FeatureSetRuntime, live: dict[str, dict[str, dict[str, object]]],
-                  row: dict[str, object]) -> int | None:
+def _label_micros(
+    runtime: FeatureSetRuntime,
+    live: dict[str, dict[str, dict[str, object]]],
+    row: dict[str, object],
+) -> int | None:
     """The latest event time among the row's online records; None when it has none."""
     ids = runtime.record_ids(row)
-    times = [_event_micros(g.event_time_kind, live[g.name][ids[g.name]][g.event_time])
-             for g in runtime.groups if ids[g.name] in live[g.name]]
+    times = [
+        _event_micros(g.event_time_kind, live[g.name][ids[g.name]][g.event_time])
+        for g in runtime.groups
+        if ids[g.name] in live[g.name]
+    ]
     return max(times) if times else None
 
 
-def _label_frame(label_time: str, timed: Sequence[tuple[dict[str, object], int]]
-                 ) -> pd.DataFrame:
+def _label_frame(label_time: str, timed: Sequence[tuple[dict[str, object], int]]) -> pd.DataFrame:
     import pandas as pd
 
     records = []
@@ -358,8 +408,9 @@ def _same_scalar(kind: str, a: object, b: object) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if kind == FRACTIONAL:
-        return (type(a) is float and type(b) is float
-                and struct.pack("<d", a) == struct.pack("<d", b))
+        return (
+            type(a) is float and type(b) is float and struct.pack("<d", a) == struct.pack("<d", b)
+        )
     if kind == INTEGRAL:
         return type(a) is int and type(b) is int and a == b
     return type(a) is str and type(b) is str and a == b
@@ -373,7 +424,8 @@ def same(kind: tuple[str, bool], online: object, training: object) -> bool:
     if not isinstance(online, list) or not isinstance(training, list | tuple):
         return False
     return len(online) == len(training) and all(
-        _same_scalar(scalar, a, _plain(b)) for a, b in zip(online, training, strict=True))
+        _same_scalar(scalar, a, _plain(b)) for a, b in zip(online, training, strict=True)
+    )
 
 
 def _show(value: object) -> str:

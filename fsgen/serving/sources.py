@@ -39,19 +39,29 @@ class LocalRecordSource:
             ids = [str(i) for i in ident.get("RecordIdentifiersValueAsString") or []]
             names = ident.get("FeatureNames") or None
             if group not in {g.name for g in self.store.spec.groups}:
-                errors.extend({"FeatureGroupName": group, "RecordIdentifierValueAsString": i,
-                               "ErrorCode": "ResourceNotFound",
-                               "ErrorMessage": f"FeatureGroup {group} not found"} for i in ids)
+                errors.extend(
+                    {
+                        "FeatureGroupName": group,
+                        "RecordIdentifierValueAsString": i,
+                        "ErrorCode": "ResourceNotFound",
+                        "ErrorMessage": f"FeatureGroup {group} not found",
+                    }
+                    for i in ids
+                )
                 continue
             rt = self.store.runtime(group)
-            for record_id, record in zip(ids, self.store.batch_get(group, ids, now=now),
-                                         strict=True):
+            for record_id, record in zip(
+                ids, self.store.batch_get(group, ids, now=now), strict=True
+            ):
                 if record is None:
                     continue
                 row: dict[str, Any] = {
-                    "FeatureGroupName": group, "RecordIdentifierValueAsString": record_id,
-                    "Record": rt.to_sagemaker({k: v for k, v in record.items()
-                                               if names is None or k in names})}
+                    "FeatureGroupName": group,
+                    "RecordIdentifierValueAsString": record_id,
+                    "Record": rt.to_sagemaker(
+                        {k: v for k, v in record.items() if names is None or k in names}
+                    ),
+                }
                 if enabled and rt.ttl_seconds:
                     # epoch seconds, not a datetime: exact, so a record exactly TTL old at
                     # ``now`` still counts here as in the store and in datasets
@@ -71,8 +81,9 @@ def aws_record_source(config: ProjectConfig, endpoint_url: str | None = None) ->
     return source
 
 
-def local_record_source(config: ProjectConfig, spec: ProjectSpec,
-                        clock: Callable[[], float] | None = None) -> LocalRecordSource:
+def local_record_source(
+    config: ProjectConfig, spec: ProjectSpec, clock: Callable[[], float] | None = None
+) -> LocalRecordSource:
     """A source reading the project's local online store (opened here)."""
     from fsgen.store import LocalStore
 

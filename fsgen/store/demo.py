@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fsgen.demo import DemoContext
 
-SOURCES = (("customer-features", "data/customers.csv"),
-           ("merchant-features", "data/merchants.jsonl"),
-           ("customer-features", "data/customers_with_errors.csv"))
+SOURCES = (
+    ("customer-features", "data/customers.csv"),
+    ("merchant-features", "data/merchants.jsonl"),
+    ("customer-features", "data/customers_with_errors.csv"),
+)
 
 
 def step_ingest(ctx: DemoContext) -> None:
@@ -27,16 +29,21 @@ def step_ingest(ctx: DemoContext) -> None:
             result = store.ingest(group, ctx.config.root / path, rejects)
             ctx.say(f"  {result.summary().replace(str(ctx.workdir) + '/', '')}")
             if result.rejected:
-                ctx.say("  exit status 1: some records were rejected. The rejects file, one "
-                        "JSON line each:")
+                ctx.say(
+                    "  exit status 1: some records were rejected. The rejects file, one "
+                    "JSON line each:"
+                )
                 for line in rejects.read_text().splitlines()[:4]:
                     entry = json.loads(line)
-                    ctx.say(f"    row {entry['row']}: {entry['field']}: {entry['reason']}",
-                            )
+                    ctx.say(
+                        f"    row {entry['row']}: {entry['field']}: {entry['reason']}",
+                    )
         gdir = store.offline_dir("customer-features")
         files = sorted(gdir.glob("data/*/*/*/*/*.parquet"))
-        ctx.say(f"  offline store: {len(files)} Parquet files under "
-                f"{gdir.relative_to(ctx.workdir)}/data/year=/month=/day=/hour=/")
+        ctx.say(
+            f"  offline store: {len(files)} Parquet files under "
+            f"{gdir.relative_to(ctx.workdir)}/data/year=/month=/day=/hour=/"
+        )
 
 
 def step_get(ctx: DemoContext) -> None:
@@ -59,5 +66,7 @@ def step_get(ctx: DemoContext) -> None:
                 ctx.say(f"$ fsgen get {group} {record_id} --as-of {stamp} --json")
                 record = store.get_record(group, record_id, now=as_of)
                 ctx.say("  " + json.dumps(record))
-            ctx.say(f"  {store.online.count(rt)} {group} records online; "
-                    f"expired now: {store.get_record(group, latest[0]) is None}")
+            ctx.say(
+                f"  {store.online.count(rt)} {group} records online; "
+                f"expired now: {store.get_record(group, latest[0]) is None}"
+            )

@@ -81,9 +81,18 @@ class Reject:
     record: object
 
     def to_json(self) -> str:
-        return json.dumps({"source": self.source, "row": self.row, "field": self.field,
-                           "reason": self.reason, "record": self.record},
-                          default=str, ensure_ascii=False, allow_nan=True)
+        return json.dumps(
+            {
+                "source": self.source,
+                "row": self.row,
+                "field": self.field,
+                "reason": self.reason,
+                "record": self.record,
+            },
+            default=str,
+            ensure_ascii=False,
+            allow_nan=True,
+        )
 
 
 @dataclass
@@ -105,17 +114,22 @@ class IngestResult:
         return self.rejected == 0
 
     def summary(self) -> str:
-        text = (f"{self.group}: read {self.read}, written {self.written}, "
-                f"rejected {self.rejected}")
+        text = f"{self.group}: read {self.read}, written {self.written}, rejected {self.rejected}"
         if self.rejected and self.rejects_path is not None:
             text += f" (see {self.rejects_path})"
         return text
 
     def to_dict(self) -> dict[str, object]:
-        return {"group": self.group, "source": self.source, "run_id": self.run_id,
-                "read": self.read, "written": self.written, "rejected": self.rejected,
-                "rejects_path": str(self.rejects_path) if self.rejects_path else None,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "group": self.group,
+            "source": self.source,
+            "run_id": self.run_id,
+            "read": self.read,
+            "written": self.written,
+            "rejected": self.rejected,
+            "rejects_path": str(self.rejects_path) if self.rejects_path else None,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -174,10 +188,16 @@ class RejectSink:
 # ------------------------------------------------------------------------------- the loop
 
 
-def ingest_chunks(rt: GroupRuntime, chunks: Iterable[Chunk], writer: RecordWriter,
-                  rejects: RejectSink, result: IngestResult,
-                  progress: Callable[[int, int], None] | None = None,
-                  workers: int = 0, close_fds: Sequence[int] = ()) -> IngestResult:
+def ingest_chunks(
+    rt: GroupRuntime,
+    chunks: Iterable[Chunk],
+    writer: RecordWriter,
+    rejects: RejectSink,
+    result: IngestResult,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 0,
+    close_fds: Sequence[int] = (),
+) -> IngestResult:
     """Process and write every chunk, in source order; count into ``result``.
 
     ``workers > 0`` validates and transforms chunks in that many forked processes (the
@@ -199,8 +219,9 @@ def ingest_chunks(rt: GroupRuntime, chunks: Iterable[Chunk], writer: RecordWrite
     return result
 
 
-def _processed(rt: GroupRuntime, chunks: Iterable[Chunk], workers: int,
-               close_fds: tuple[int, ...]) -> Iterator[Processed]:
+def _processed(
+    rt: GroupRuntime, chunks: Iterable[Chunk], workers: int, close_fds: tuple[int, ...]
+) -> Iterator[Processed]:
     if workers <= 0:
         for chunk in chunks:
             yield process_to_table(rt, chunk)
@@ -210,8 +231,9 @@ def _processed(rt: GroupRuntime, chunks: Iterable[Chunk], workers: int,
     from concurrent.futures import Future, ProcessPoolExecutor
 
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                             initargs=(rt, close_fds)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(rt, close_fds)
+    ) as pool:
         pending: deque[Future[Processed]] = deque()
         for chunk in chunks:
             pending.append(pool.submit(_worker_process, chunk))
@@ -247,8 +269,14 @@ def process_to_table(rt: GroupRuntime, chunk: Chunk) -> Processed:
     block = process_chunk(rt, chunk, sink)
     table = records_table(rt, block.columns)
     seconds = np.asarray(block.seconds, dtype="float64")
-    return Processed(table, seconds, latest_rows(rt, table, seconds), sink.kept,
-                     chunk.rows + len(chunk.rejected), chunk.progress)
+    return Processed(
+        table,
+        seconds,
+        latest_rows(rt, table, seconds),
+        sink.kept,
+        chunk.rows + len(chunk.rejected),
+        chunk.progress,
+    )
 
 
 def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockResult:
@@ -257,18 +285,35 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
     out = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
     for start in range(0, chunk.rows, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, chunk.rows)
-        cols = {n: v[start:stop] for n, v in columns.items()} if (
-            start or stop < chunk.rows) else columns
+        cols = (
+            {n: v[start:stop] for n, v in columns.items()}
+            if (start or stop < chunk.rows)
+            else columns
+        )
         block = process_block(rt, cols, stop - start)
         for i, err in block.errors:
-            rejects.add(Reject(chunk.source, chunk.row_number(start + i), err.field,
-                               err.message, chunk.raw(start + i)))
+            rejects.add(
+                Reject(
+                    chunk.source,
+                    chunk.row_number(start + i),
+                    err.field,
+                    err.message,
+                    chunk.raw(start + i),
+                )
+            )
         bad = [j for j, s in enumerate(block.seconds) if not MIN_SECONDS <= s <= MAX_SECONDS]
         if bad:
             for j in bad:
                 i = block.rows[j]
-                rejects.add(Reject(chunk.source, chunk.row_number(start + i), rt.event_time,
-                                   "event time outside years 1..9999", chunk.raw(start + i)))
+                rejects.add(
+                    Reject(
+                        chunk.source,
+                        chunk.row_number(start + i),
+                        rt.event_time,
+                        "event time outside years 1..9999",
+                        chunk.raw(start + i),
+                    )
+                )
             block = _drop(block, set(bad))
         for name, values in block.columns.items():
             out.columns[name].extend(values)
@@ -279,15 +324,19 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
 
 def _drop(block: BlockResult, positions: set[int]) -> BlockResult:
     keep = [j for j in range(len(block.rows)) if j not in positions]
-    return BlockResult({n: [v[j] for j in keep] for n, v in block.columns.items()},
-                       [block.rows[j] for j in keep], [block.seconds[j] for j in keep])
+    return BlockResult(
+        {n: [v[j] for j in keep] for n, v in block.columns.items()},
+        [block.rows[j] for j in keep],
+        [block.seconds[j] for j in keep],
+    )
 
 
 # ------------------------------------------------------------------------------- sources
 
 
-def read_source(source: object, chunk_rows: int = 100_000,
-                fmt: str | None = None) -> Iterator[Chunk]:
+def read_source(
+    source: object, chunk_rows: int = 100_000, fmt: str | None = None
+) -> Iterator[Chunk]:
     """Chunks of a CSV, Parquet or JSON-lines file (by extension or ``fmt``), or of a pandas
     DataFrame. CSV values arrive as strings, exactly as a CSV reader gives them."""
     if not isinstance(source, str | Path):
@@ -313,8 +362,7 @@ def _format_of(path: Path) -> str:
         return "parquet"
     if ".jsonl" in suffixes or ".ndjson" in suffixes or ".json" in suffixes:
         return "jsonl"
-    raise IngestError(f"{path}: cannot tell the format from the name; use .csv, .parquet "
-                      "or .jsonl")
+    raise IngestError(f"{path}: cannot tell the format from the name; use .csv, .parquet or .jsonl")
 
 
 def _read_csv(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -334,8 +382,10 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[Chunk]:
             read_options=pacsv.ReadOptions(block_size=8 << 20, use_threads=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
-                strings_can_be_null=False, quoted_strings_can_be_null=False,
-                null_values=[]),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                null_values=[],
+            ),
         )
     except pa.ArrowInvalid as exc:
         raise IngestError(f"{path}: {exc}") from None
@@ -361,8 +411,9 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[Chunk]:
         yield _chunk_of(str(path), row, pa.Table.from_batches(pending), stream.tell())
 
 
-def _chunk_of(source: str, first_row: int, table: pa.Table | pa.RecordBatch,
-              position: int) -> Chunk:
+def _chunk_of(
+    source: str, first_row: int, table: pa.Table | pa.RecordBatch, position: int
+) -> Chunk:
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     return Chunk(source, first_row, table, table.num_rows, position)
@@ -400,16 +451,21 @@ def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[Chunk]:
                 value = loads(text)
             except ValueError as exc:
                 raw = text.decode("utf-8", errors="replace")
-                rejected.append(Reject(str(path), number, "<record>",
-                                       f"invalid JSON: {exc}", raw))
+                rejected.append(Reject(str(path), number, "<record>", f"invalid JSON: {exc}", raw))
             else:
                 if isinstance(value, dict):
                     rows.append(value)
                     numbers.append(number)
                 else:
-                    rejected.append(Reject(str(path), number, "<record>",
-                                           "expected a JSON object with fields, got "
-                                           f"{type(value).__name__}", value))
+                    rejected.append(
+                        Reject(
+                            str(path),
+                            number,
+                            "<record>",
+                            f"expected a JSON object with fields, got {type(value).__name__}",
+                            value,
+                        )
+                    )
             if len(rows) + len(rejected) >= chunk_rows:
                 yield _rows_chunk(str(path), rows, numbers, rejected, fh.tell())
                 rows, numbers, rejected = [], [], []
@@ -417,29 +473,42 @@ def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[Chunk]:
             yield _rows_chunk(str(path), rows, numbers, rejected, fh.tell())
 
 
-def _rows_chunk(source: str, rows: list[dict[str, object]], numbers: list[int],
-                rejected: list[Reject], position: int) -> Chunk:
+def _rows_chunk(
+    source: str,
+    rows: list[dict[str, object]],
+    numbers: list[int],
+    rejected: list[Reject],
+    position: int,
+) -> Chunk:
     names: dict[str, None] = {}
     for r in rows:
         names.update(dict.fromkeys(r))
     columns: dict[str, list[object]] = {n: [r.get(n, _MISSING) for r in rows] for n in names}
-    return Chunk(source, numbers[0] if numbers else 1, columns, len(rows), position,
-                 row_numbers=numbers, rejected=rejected)
+    return Chunk(
+        source,
+        numbers[0] if numbers else 1,
+        columns,
+        len(rows),
+        position,
+        row_numbers=numbers,
+        rejected=rejected,
+    )
 
 
 def _read_frame(frame: object, chunk_rows: int) -> Iterator[Chunk]:
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
-        raise IngestError(f"cannot ingest a {type(frame).__name__}: give a path to a CSV, "
-                          "Parquet or JSON-lines file, or a pandas DataFrame")
+        raise IngestError(
+            f"cannot ingest a {type(frame).__name__}: give a path to a CSV, "
+            "Parquet or JSON-lines file, or a pandas DataFrame"
+        )
     names = [str(c) for c in frame.columns]
     if len(set(names)) != len(names):
         raise IngestError("the DataFrame has duplicate column names")
     for start in range(0, len(frame), chunk_rows):
-        part = frame.iloc[start:start + chunk_rows]
-        columns = {name: _plain(part[col]) for name, col in zip(names, frame.columns,
-                                                                   strict=True)}
+        part = frame.iloc[start : start + chunk_rows]
+        columns = {name: _plain(part[col]) for name, col in zip(names, frame.columns, strict=True)}
         yield Chunk("<DataFrame>", start + 1, columns, len(part), start + len(part))
 
 
@@ -448,8 +517,10 @@ def _plain(series: pd.Series) -> list[object]:
     values = series.tolist()
     if series.dtype.kind in "iufb" and not hasattr(series.dtype, "na_value"):
         return values
-    return [None if (v is not None and not isinstance(v, list | dict | str)
-                     and _is_na(v)) else v for v in values]
+    return [
+        None if (v is not None and not isinstance(v, list | dict | str) and _is_na(v)) else v
+        for v in values
+    ]
 
 
 def _is_na(value: object) -> bool:

@@ -75,9 +75,14 @@ class DeleteResult:
 class LocalStore:
     """The local feature store rooted at ``root`` (``config.store_path``)."""
 
-    def __init__(self, root: Path, spec: ProjectSpec, *,
-                 clock: Callable[[], float] = time.time,
-                 on_wait: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        spec: ProjectSpec,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.spec = spec
         self.clock = clock
@@ -127,8 +132,9 @@ class LocalStore:
             rt = self._runtimes[group] = group_runtime(self.group_spec(group))
         return rt
 
-    def generated_runtime(self, group: str, generated_package: str = "generated"
-                          ) -> tuple[GroupRuntime, str]:
+    def generated_runtime(
+        self, group: str, generated_package: str = "generated"
+    ) -> tuple[GroupRuntime, str]:
         """The GroupRuntime of the generated batch job (``generated/groups/<g>/batch_job.py``)
         when it exists and matches the definitions, else the one bound from the spec; with a
         note saying which (and why) for the user."""
@@ -146,8 +152,9 @@ class LocalStore:
         if not isinstance(generated, GroupRuntime):
             return bound, f"{module_name} has no RUNTIME; using the definitions directly"
         if generated != bound:
-            return bound, (f"{module_name} is stale (run 'fsgen generate'); "
-                           "using the definitions directly")
+            return bound, (
+                f"{module_name} is stale (run 'fsgen generate'); using the definitions directly"
+            )
         return generated, f"running {module_name}"
 
     def offline_dir(self, group: str) -> Path:
@@ -157,10 +164,18 @@ class LocalStore:
 
     # -------------------------------------------------------------------------- writes
 
-    def ingest(self, group: str, source: object, rejects: str | Path | None = None, *,
-               runtime: GroupRuntime | None = None, chunk_rows: int = 100_000,
-               fmt: str | None = None, workers: int | None = None,
-               progress: Callable[[int, int], None] | None = None) -> IngestResult:
+    def ingest(
+        self,
+        group: str,
+        source: object,
+        rejects: str | Path | None = None,
+        *,
+        runtime: GroupRuntime | None = None,
+        chunk_rows: int = 100_000,
+        fmt: str | None = None,
+        workers: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> IngestResult:
         """Validate, transform and write every record of ``source`` (CSV/Parquet/JSONL path
         or DataFrame). ``runtime`` lets a generated batch job pass its own GroupRuntime.
         Rejections go to ``rejects`` (JSON lines) when given; ``read == written + rejected``.
@@ -173,14 +188,22 @@ class LocalStore:
         self.group_spec(group)
         started = time.perf_counter()
         run_id = offline.new_run_id()
-        result = IngestResult(group, str(source) if isinstance(source, str | Path)
-                              else "<DataFrame>", run_id)
+        result = IngestResult(
+            group, str(source) if isinstance(source, str | Path) else "<DataFrame>", run_id
+        )
         sink = RejectSink(Path(rejects) if rejects is not None else None)
         writer = self.writer(group, run_id, pipelined=True)
         try:
-            ingest_chunks(rt, read_source(source, chunk_rows, fmt), writer, sink, result,
-                          progress, _workers(source, workers),
-                          close_fds=[self._lock_fd] if self._lock_fd is not None else [])
+            ingest_chunks(
+                rt,
+                read_source(source, chunk_rows, fmt),
+                writer,
+                sink,
+                result,
+                progress,
+                _workers(source, workers),
+                close_fds=[self._lock_fd] if self._lock_fd is not None else [],
+            )
         except Exception as exc:  # the audit trail records failed runs too, then re-raise
             result.seconds = time.perf_counter() - started
             audit.record_ingest(self.root, result, error=str(exc))
@@ -194,8 +217,7 @@ class LocalStore:
         audit.record_ingest(self.root, result)
         return result
 
-    def writer(self, group: str, run_id: str | None = None,
-               pipelined: bool = False) -> ChunkWriter:
+    def writer(self, group: str, run_id: str | None = None, pipelined: bool = False) -> ChunkWriter:
         """A :class:`~fsgen.store.ingest.RecordWriter` committing each chunk atomically
         (``pipelined``: commits run on a background thread, overlapping the next chunk's
         transformation; ``close()`` waits and re-raises a failure)."""
@@ -213,8 +235,7 @@ class LocalStore:
         columns: dict[str, list[object]] = {n: [] for n in names}
         seconds: list[float] = []
         for i, record in enumerate(records):
-            missing = [k for k in (rt.identifier, *rt.keys, rt.event_time) if
-                       record.get(k) is None]
+            missing = [k for k in (rt.identifier, *rt.keys, rt.event_time) if record.get(k) is None]
             if missing:
                 raise StoreError(f"record {i}: {missing[0]!r} is missing")
             try:
@@ -233,12 +254,25 @@ class LocalStore:
         the result's ``errors`` name the rejected rows (the stream path)."""
         rt = self.runtime(group)
         block = process_many(rt, list(rows))
-        bad = [j for j, sec in enumerate(block.seconds)
-               if not offline.MIN_SECONDS <= sec <= offline.MAX_SECONDS]
+        bad = [
+            j
+            for j, sec in enumerate(block.seconds)
+            if not offline.MIN_SECONDS <= sec <= offline.MAX_SECONDS
+        ]
         if bad:
-            block.errors = sorted([*block.errors, *(
-                (block.rows[j], RecordError(rt.event_time, "event time outside years 1..9999"))
-                for j in bad)], key=lambda e: e[0])
+            block.errors = sorted(
+                [
+                    *block.errors,
+                    *(
+                        (
+                            block.rows[j],
+                            RecordError(rt.event_time, "event time outside years 1..9999"),
+                        )
+                        for j in bad
+                    ),
+                ],
+                key=lambda e: e[0],
+            )
             keep = [j for j in range(len(block.rows)) if j not in set(bad)]
             block.columns = {n: [v[j] for j in keep] for n, v in block.columns.items()}
             block.rows = [block.rows[j] for j in keep]
@@ -247,8 +281,9 @@ class LocalStore:
             self.writer(group).write(rt, _processed_of(rt, block.columns, block.seconds))
         return block
 
-    def delete_record(self, group: str, record_id: str, event_time: object,
-                      hard: bool = False) -> DeleteResult:
+    def delete_record(
+        self, group: str, record_id: str, event_time: object, hard: bool = False
+    ) -> DeleteResult:
         """SageMaker's DeleteRecord. The delete applies online when its event time is >= the
         stored record's (ties: the later write wins, as for puts); then SoftDelete keeps a
         deleted marker and HardDelete removes the row. An older SoftDelete leaves the online
@@ -271,32 +306,55 @@ class LocalStore:
             if newer_kept and hard:
                 raise StoreError(
                     f"{group} {record_id!r}: HardDelete event time {canonical} is older than "
-                    "the stored record's; nothing deleted (SageMaker: ValidationException)")
+                    "the stored record's; nothing deleted (SageMaker: ValidationException)"
+                )
             if not newer_kept:
                 if hard:
                     self.online.hard_delete(con, rt, record_id)
                 else:
-                    self.online.soft_delete(con, rt, record_id, {**keys,
-                                            rt.identifier: columns[rt.identifier][0]},
-                                            seconds, canonical)
+                    self.online.soft_delete(
+                        con,
+                        rt,
+                        record_id,
+                        {**keys, rt.identifier: columns[rt.identifier][0]},
+                        seconds,
+                        canonical,
+                    )
             applied.append(not newer_kept)
 
-        self._commit(rt, offline.new_run_id(), 0, offline.records_table(rt, columns),
-                     np.asarray([seconds]), online_part, deleted=True)
+        self._commit(
+            rt,
+            offline.new_run_id(),
+            0,
+            offline.records_table(rt, columns),
+            np.asarray([seconds]),
+            online_part,
+            deleted=True,
+        )
         return DeleteResult(group, record_id, canonical, hard, applied[0], True)
 
     # --------------------------------------------------------------------------- reads
 
-    def get_record(self, group: str, record_id: str,
-                   feature_names: Sequence[str] | None = None, *,
-                   now: float | None = None) -> dict[str, object] | None:
+    def get_record(
+        self,
+        group: str,
+        record_id: str,
+        feature_names: Sequence[str] | None = None,
+        *,
+        now: float | None = None,
+    ) -> dict[str, object] | None:
         """The online record (native values), or None when missing, expired or deleted."""
         rt = self._runtimes.get(group) or self.runtime(group)
         return self.online.get(rt, str(record_id), feature_names, now)
 
-    def batch_get(self, group: str, record_ids: Sequence[str],
-                  feature_names: Sequence[str] | None = None, *,
-                  now: float | None = None) -> list[dict[str, object] | None]:
+    def batch_get(
+        self,
+        group: str,
+        record_ids: Sequence[str],
+        feature_names: Sequence[str] | None = None,
+        *,
+        now: float | None = None,
+    ) -> list[dict[str, object] | None]:
         """Records in the order of ``record_ids``; None where missing, expired or deleted."""
         rt = self._runtimes.get(group) or self.runtime(group)
         return self.online.batch_get(rt, [str(r) for r in record_ids], feature_names, now)
@@ -321,19 +379,27 @@ class LocalStore:
     def runs(self, group: str | None = None) -> list[dict[str, object]]:
         """Completed ingestion runs, newest first."""
         con = self.online.connection()
-        sql = "SELECT run_id, grp, source, started, finished, read, written, rejected FROM " \
-              "_fsgen_runs" + (" WHERE grp = ?" if group else "") + " ORDER BY finished DESC"
-        cols = ("run_id", "group", "source", "started", "finished", "read", "written",
-                "rejected")
-        return [dict(zip(cols, r, strict=True)) for r in con.execute(sql, (group,) if group
-                                                                      else ())]
+        sql = (
+            "SELECT run_id, grp, source, started, finished, read, written, rejected FROM "
+            "_fsgen_runs" + (" WHERE grp = ?" if group else "") + " ORDER BY finished DESC"
+        )
+        cols = ("run_id", "group", "source", "started", "finished", "read", "written", "rejected")
+        return [
+            dict(zip(cols, r, strict=True)) for r in con.execute(sql, (group,) if group else ())
+        ]
 
     # ------------------------------------------------------------------ commit protocol
 
-    def _commit(self, rt: GroupRuntime, run_id: str, chunk: int, table: pa.Table,
-                seconds: np.ndarray,
-                online_part: Callable[[sqlite3.Connection], None] | None,
-                deleted: bool = False) -> None:
+    def _commit(
+        self,
+        rt: GroupRuntime,
+        run_id: str,
+        chunk: int,
+        table: pa.Table,
+        seconds: np.ndarray,
+        online_part: Callable[[sqlite3.Connection], None] | None,
+        deleted: bool = False,
+    ) -> None:
         group = self.group_spec(rt.name)
         with self.lock(f"write {rt.name}"):
             api_us = self._next_api(table.num_rows)
@@ -342,17 +408,28 @@ class LocalStore:
             gdir = self.root / "offline" / rt.name
             if group.offline.enabled:
                 full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
-                pairs = offline.write_staged(gdir, run_id, chunk,
-                                             offline.split_by_hour(full, seconds), write_us)
+                pairs = offline.write_staged(
+                    gdir, run_id, chunk, offline.split_by_hour(full, seconds), write_us
+                )
             con = self.online.connection()
             try:
                 con.execute("BEGIN IMMEDIATE")
                 if online_part is not None and group.online.enabled:
                     online_part(con)
-                con.execute("INSERT INTO _fsgen_journal VALUES (?, ?, ?, ?)",
-                            (run_id, chunk, rt.name, json.dumps(
-                                [[str(s.relative_to(self.root)), str(f.relative_to(self.root))]
-                                 for s, f in pairs])))
+                con.execute(
+                    "INSERT INTO _fsgen_journal VALUES (?, ?, ?, ?)",
+                    (
+                        run_id,
+                        chunk,
+                        rt.name,
+                        json.dumps(
+                            [
+                                [str(s.relative_to(self.root)), str(f.relative_to(self.root))]
+                                for s, f in pairs
+                            ]
+                        ),
+                    ),
+                )
                 con.execute("COMMIT")
             except BaseException:
                 if con.in_transaction:
@@ -361,8 +438,9 @@ class LocalStore:
                     staged.unlink(missing_ok=True)
                 raise
             offline.publish(pairs)
-            con.execute("DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?",
-                        (run_id, chunk))
+            con.execute(
+                "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
+            )
             shutil.rmtree(gdir / "_staging" / run_id, ignore_errors=True)
             with contextlib.suppress(OSError):
                 (gdir / "_staging").rmdir()
@@ -387,8 +465,9 @@ class LocalStore:
         rows = con.execute("SELECT run_id, chunk, files FROM _fsgen_journal").fetchall()
         for run_id, chunk, files in rows:
             offline.publish([(self.root / s, self.root / f) for s, f in json.loads(files)])
-            con.execute("DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?",
-                        (run_id, chunk))
+            con.execute(
+                "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
+            )
         for staging in (self.root / "offline").glob("*/_staging"):
             shutil.rmtree(staging, ignore_errors=True)
         return len(rows)
@@ -439,20 +518,33 @@ class LocalStore:
 
     def _init_schema(self) -> None:
         con = self.online.connection()
-        con.execute("CREATE TABLE IF NOT EXISTS _fsgen_journal (run_id TEXT NOT NULL, "
-                    "chunk INTEGER NOT NULL, grp TEXT NOT NULL, files TEXT NOT NULL, "
-                    "PRIMARY KEY (run_id, chunk))")
-        con.execute("CREATE TABLE IF NOT EXISTS _fsgen_runs (run_id TEXT PRIMARY KEY, "
-                    "grp TEXT NOT NULL, source TEXT NOT NULL, started REAL NOT NULL, "
-                    "finished REAL NOT NULL, read INTEGER NOT NULL, written INTEGER NOT NULL, "
-                    "rejected INTEGER NOT NULL)")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS _fsgen_journal (run_id TEXT NOT NULL, "
+            "chunk INTEGER NOT NULL, grp TEXT NOT NULL, files TEXT NOT NULL, "
+            "PRIMARY KEY (run_id, chunk))"
+        )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS _fsgen_runs (run_id TEXT PRIMARY KEY, "
+            "grp TEXT NOT NULL, source TEXT NOT NULL, started REAL NOT NULL, "
+            "finished REAL NOT NULL, read INTEGER NOT NULL, written INTEGER NOT NULL, "
+            "rejected INTEGER NOT NULL)"
+        )
 
     def _log_run(self, result: IngestResult) -> None:
         now = self.clock()
         self.online.connection().execute(
             "INSERT OR REPLACE INTO _fsgen_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (result.run_id, result.group, result.source, now - result.seconds, now,
-             result.read, result.written, result.rejected))
+            (
+                result.run_id,
+                result.group,
+                result.source,
+                now - result.seconds,
+                now,
+                result.read,
+                result.written,
+                result.rejected,
+            ),
+        )
 
 
 def _workers(source: object, workers: int | None) -> int:
@@ -501,11 +593,11 @@ class ChunkWriter:
         online = self.store.online
 
         def online_part(con: sqlite3.Connection) -> None:
-            online.upsert(con, rt, online.rows_at(rt, processed.table, processed.seconds,
-                                                  processed.online))
+            online.upsert(
+                con, rt, online.rows_at(rt, processed.table, processed.seconds, processed.online)
+            )
 
-        self.store._commit(rt, self.run_id, chunk, processed.table, processed.seconds,
-                           online_part)
+        self.store._commit(rt, self.run_id, chunk, processed.table, processed.seconds, online_part)
 
     def _run(self) -> None:
         assert self._queue is not None
@@ -529,8 +621,9 @@ class ChunkWriter:
             raise self._error
 
 
-def _processed_of(rt: GroupRuntime, columns: dict[str, list[object]],
-                  seconds: Sequence[float]) -> Processed:
+def _processed_of(
+    rt: GroupRuntime, columns: dict[str, list[object]], seconds: Sequence[float]
+) -> Processed:
     table = offline.records_table(rt, columns)
     secs = np.asarray(seconds, dtype="float64")
     return Processed(table, secs, latest_rows(rt, table, secs), [], table.num_rows)
@@ -557,8 +650,10 @@ def _keys_of(rt: GroupRuntime, record_id: str) -> dict[str, object]:
     """Key values from a record identifier (composite identifiers are length-prefixed)."""
     parts = [record_id] if len(rt.keys) == 1 else _split_composite(record_id)
     if len(parts) != len(rt.keys):
-        raise NotFound(f"{rt.name}: {record_id!r} is not a record identifier of this group "
-                       f"(expected {len(rt.keys)} key parts)")
+        raise NotFound(
+            f"{rt.name}: {record_id!r} is not a record identifier of this group "
+            f"(expected {len(rt.keys)} key parts)"
+        )
     types = {f.name: f.type for f in rt.fields}
     out: dict[str, object] = {}
     for key, part in zip(rt.keys, parts, strict=True):
@@ -579,9 +674,9 @@ def _split_composite(text: str) -> list[str]:
         if colon < 0 or not text[i:colon].isdigit():
             return []
         size = int(text[i:colon])
-        parts.append(text[colon + 1:colon + 1 + size])
+        parts.append(text[colon + 1 : colon + 1 + size])
         i = colon + 1 + size
-        if text[i:i + 1] != ";":
+        if text[i : i + 1] != ";":
             return []
         i += 1
     return parts

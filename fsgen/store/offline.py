@@ -52,8 +52,11 @@ def arrow_schema(rt: GroupRuntime) -> pa.Schema:
     for name, kind, collection, _ in rt.columns:
         typ = _ARROW[kind]
         fields.append(pa.field(name, pa.list_(typ) if collection else typ))
-    fields += [pa.field("write_time", TS), pa.field("api_invocation_time", TS),
-               pa.field("is_deleted", pa.bool_())]
+    fields += [
+        pa.field("write_time", TS),
+        pa.field("api_invocation_time", TS),
+        pa.field("is_deleted", pa.bool_()),
+    ]
     return pa.schema(fields)
 
 
@@ -61,20 +64,25 @@ def records_table(rt: GroupRuntime, columns: dict[str, list[object]]) -> pa.Tabl
     """Processed records (column lists) as an Arrow table of the stored columns."""
     schema = arrow_schema(rt)
     fields = list(schema)[: len(rt.columns)]
-    return pa.Table.from_arrays([pa.array(columns[f.name], type=f.type) for f in fields],
-                                schema=pa.schema(fields))
+    return pa.Table.from_arrays(
+        [pa.array(columns[f.name], type=f.type) for f in fields], schema=pa.schema(fields)
+    )
 
 
-def with_sagemaker_columns(table: pa.Table, api_us: np.ndarray, write_us: int,
-                           deleted: bool = False) -> pa.Table:
+def with_sagemaker_columns(
+    table: pa.Table, api_us: np.ndarray, write_us: int, deleted: bool = False
+) -> pa.Table:
     """Append SageMaker's ``write_time``, ``api_invocation_time`` and ``is_deleted``."""
     n = table.num_rows
-    table = table.append_column(pa.field("write_time", TS),
-                                pa.array(np.full(n, write_us, dtype="int64")).cast(TS))
-    table = table.append_column(pa.field("api_invocation_time", TS),
-                                pa.array(api_us.astype("int64")).cast(TS))
-    return table.append_column(pa.field("is_deleted", pa.bool_()),
-                               pa.array(np.full(n, deleted, dtype=bool)))
+    table = table.append_column(
+        pa.field("write_time", TS), pa.array(np.full(n, write_us, dtype="int64")).cast(TS)
+    )
+    table = table.append_column(
+        pa.field("api_invocation_time", TS), pa.array(api_us.astype("int64")).cast(TS)
+    )
+    return table.append_column(
+        pa.field("is_deleted", pa.bool_()), pa.array(np.full(n, deleted, dtype=bool))
+    )
 
 
 def partition_dir(seconds: float) -> str:
@@ -82,8 +90,9 @@ def partition_dir(seconds: float) -> str:
     return f"data/year={t.year:04d}/month={t.month:02d}/day={t.day:02d}/hour={t.hour:02d}"
 
 
-def split_by_hour(table: pa.Table, seconds: Sequence[float] | np.ndarray
-                  ) -> list[tuple[str, pa.Table]]:
+def split_by_hour(
+    table: pa.Table, seconds: Sequence[float] | np.ndarray
+) -> list[tuple[str, pa.Table]]:
     """(partition dir, rows of that event-time hour) in ascending hour order; the order of
     rows within a partition is kept."""
     hours = np.floor(np.asarray(seconds, dtype="float64") / 3600.0).astype("int64")
@@ -97,8 +106,12 @@ def split_by_hour(table: pa.Table, seconds: Sequence[float] | np.ndarray
     taken = table.take(pa.array(order))
     out = []
     for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(ordered)], strict=True):
-        out.append((partition_dir(float(ordered[start]) * 3600),
-                    taken.slice(int(start), int(stop - start))))
+        out.append(
+            (
+                partition_dir(float(ordered[start]) * 3600),
+                taken.slice(int(start), int(stop - start)),
+            )
+        )
     return out
 
 
@@ -106,8 +119,9 @@ def stamp(micros: int) -> str:
     return datetime.fromtimestamp(micros / 1e6, tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def write_staged(group_dir: Path, run_id: str, chunk: int, parts: list[tuple[str, pa.Table]],
-                 write_us: int) -> list[tuple[Path, Path]]:
+def write_staged(
+    group_dir: Path, run_id: str, chunk: int, parts: list[tuple[str, pa.Table]], write_us: int
+) -> list[tuple[Path, Path]]:
     """Write each partition's rows to ``_staging`` and return (staged, final) pairs."""
     pairs: list[tuple[Path, Path]] = []
     name = f"{stamp(write_us)}_{run_id}_{chunk:06d}.parquet"
@@ -150,8 +164,12 @@ def dedup_sql(group_dir: Path, identifier: str, event_time: str) -> str:
     )
 
 
-def read_offline(rt: GroupRuntime, group_dir: Path, dedup: bool = True,
-                 con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+def read_offline(
+    rt: GroupRuntime,
+    group_dir: Path,
+    dedup: bool = True,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> pd.DataFrame:
     """The offline records of a group as a DataFrame (visible records unless ``dedup=False``),
     ordered by event time, identifier and write."""
     import duckdb
@@ -159,8 +177,11 @@ def read_offline(rt: GroupRuntime, group_dir: Path, dedup: bool = True,
     if not data_files(group_dir):
         return arrow_schema(rt).empty_table().to_pandas()
     con = con or duckdb.connect()
-    sql = dedup_sql(group_dir, rt.identifier, rt.event_time) if dedup else (
-        f"SELECT * FROM {_source_sql(group_dir)}")
+    sql = (
+        dedup_sql(group_dir, rt.identifier, rt.event_time)
+        if dedup
+        else (f"SELECT * FROM {_source_sql(group_dir)}")
+    )
     order = f"{_q(rt.event_time)}, {_q(rt.identifier)}, api_invocation_time, write_time"
     return con.execute(f"SELECT * FROM ({sql}) ORDER BY {order}").df()
 

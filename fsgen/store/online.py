@@ -63,10 +63,8 @@ class _Table:
         prepared statement for it)."""
         sql = _MANY.get((self.name, n))
         if sql is None:
-            base = self.select.rsplit(" WHERE ", 1)[0].replace("SELECT ", "SELECT _record_id, ",
-                                                                1)
-            sql = _MANY[(self.name, n)] = (
-                f"{base} WHERE _record_id IN ({', '.join('?' * n)})")
+            base = self.select.rsplit(" WHERE ", 1)[0].replace("SELECT ", "SELECT _record_id, ", 1)
+            sql = _MANY[(self.name, n)] = f"{base} WHERE _record_id IN ({', '.join('?' * n)})"
         return sql
 
     def decode(self, row: Sequence[object], wanted: Sequence[str] | None) -> dict[str, object]:
@@ -97,8 +95,9 @@ class OnlineStore:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None,
-                                  check_same_thread=True)
+            con = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=True
+            )
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA busy_timeout=60000")
@@ -140,10 +139,13 @@ class OnlineStore:
             f"ON CONFLICT(_record_id) DO UPDATE SET {updates} "
             f"WHERE excluded._event_seconds >= {quote(name)}._event_seconds"
         )
-        select = (f"SELECT _expires_at, _deleted, {', '.join(quote(n) for n in names)} "
-                  f"FROM {quote(name)} WHERE _record_id = ?")
-        table = _Table(name, names, frozenset(n for n, _, coll, _ in rt.columns if coll),
-                       upsert, select)
+        select = (
+            f"SELECT _expires_at, _deleted, {', '.join(quote(n) for n in names)} "
+            f"FROM {quote(name)} WHERE _record_id = ?"
+        )
+        table = _Table(
+            name, names, frozenset(n for n, _, coll, _ in rt.columns if coll), upsert, select
+        )
         self._tables[rt.name] = table
         return table
 
@@ -154,9 +156,13 @@ class OnlineStore:
 
     # ------------------------------------------------------------------------- writes
 
-    def rows_for(self, rt: GroupRuntime, columns: dict[str, list[object]],
-                 seconds: Sequence[float], ids: Sequence[object] | None = None
-                 ) -> Iterable[tuple[object, ...]]:
+    def rows_for(
+        self,
+        rt: GroupRuntime,
+        columns: dict[str, list[object]],
+        seconds: Sequence[float],
+        ids: Sequence[object] | None = None,
+    ) -> Iterable[tuple[object, ...]]:
         """Upsert parameter rows for processed records given column-wise, in order."""
         table = self.table(rt)
         if ids is None:
@@ -173,8 +179,9 @@ class OnlineStore:
         zeros = [0] * len(seconds)
         return zip(ids, seconds, expires, zeros, *values, strict=True)
 
-    def rows_at(self, rt: GroupRuntime, table: pa.Table, seconds: np.ndarray,
-                index: np.ndarray) -> list[tuple[object, ...]]:
+    def rows_at(
+        self, rt: GroupRuntime, table: pa.Table, seconds: np.ndarray, index: np.ndarray
+    ) -> list[tuple[object, ...]]:
         """Upsert parameter rows for the records of ``table`` at ``index``."""
         import numpy as np
         import pyarrow as pa
@@ -183,26 +190,34 @@ class OnlineStore:
         sub = table if identity else table.take(pa.array(index))
         secs = seconds[index].tolist()
         ids = sub.column(rt.identifier)
-        id_list = ids.to_pylist() if ids.type == pa.string() else [
-            str(v) for v in ids.to_pylist()]
+        id_list = ids.to_pylist() if ids.type == pa.string() else [str(v) for v in ids.to_pylist()]
         cols = {name: sub.column(name).to_pylist() for name in self.table(rt).columns}
         return list(self.rows_for(rt, cols, secs, id_list))
 
-    def upsert(self, con: sqlite3.Connection, rt: GroupRuntime,
-               rows: Iterable[tuple[object, ...]]) -> None:
+    def upsert(
+        self, con: sqlite3.Connection, rt: GroupRuntime, rows: Iterable[tuple[object, ...]]
+    ) -> None:
         """Apply puts in order inside the caller's transaction."""
         con.executemany(self.table(rt).upsert, rows)
 
-    def stored_seconds(self, con: sqlite3.Connection, rt: GroupRuntime,
-                       record_id: str) -> float | None:
+    def stored_seconds(
+        self, con: sqlite3.Connection, rt: GroupRuntime, record_id: str
+    ) -> float | None:
         row = con.execute(
             f"SELECT _event_seconds FROM {quote(self.table(rt).name)} WHERE _record_id = ?",
             (record_id,),
         ).fetchone()
         return None if row is None else float(row[0])
 
-    def soft_delete(self, con: sqlite3.Connection, rt: GroupRuntime, record_id: str,
-                    keys: dict[str, object], seconds: float, event_time: object) -> None:
+    def soft_delete(
+        self,
+        con: sqlite3.Connection,
+        rt: GroupRuntime,
+        record_id: str,
+        keys: dict[str, object],
+        seconds: float,
+        event_time: object,
+    ) -> None:
         """Mark deleted at ``seconds`` (caller checked the event-time rule)."""
         table = self.table(rt)
         record: dict[str, object] = {n: None for n in table.columns}
@@ -212,13 +227,17 @@ class OnlineStore:
         con.execute(table.upsert.rsplit(" WHERE ", 1)[0], row)
 
     def hard_delete(self, con: sqlite3.Connection, rt: GroupRuntime, record_id: str) -> None:
-        con.execute(f"DELETE FROM {quote(self.table(rt).name)} WHERE _record_id = ?",
-                    (record_id,))
+        con.execute(f"DELETE FROM {quote(self.table(rt).name)} WHERE _record_id = ?", (record_id,))
 
     # -------------------------------------------------------------------------- reads
 
-    def get(self, rt: GroupRuntime, record_id: str, feature_names: Sequence[str] | None = None,
-            now: float | None = None) -> dict[str, object] | None:
+    def get(
+        self,
+        rt: GroupRuntime,
+        record_id: str,
+        feature_names: Sequence[str] | None = None,
+        now: float | None = None,
+    ) -> dict[str, object] | None:
         table = self._tables.get(rt.name) or self.table(rt)
         row = self.connection().execute(table.select, (record_id,)).fetchone()
         if row is None or row[1]:
@@ -227,9 +246,13 @@ class OnlineStore:
             return None
         return table.decode(row, feature_names)
 
-    def batch_get(self, rt: GroupRuntime, record_ids: Sequence[str],
-                  feature_names: Sequence[str] | None = None,
-                  now: float | None = None) -> list[dict[str, object] | None]:
+    def batch_get(
+        self,
+        rt: GroupRuntime,
+        record_ids: Sequence[str],
+        feature_names: Sequence[str] | None = None,
+        now: float | None = None,
+    ) -> list[dict[str, object] | None]:
         """Records in the order of ``record_ids``; None where missing, expired or deleted."""
         table = self._tables.get(rt.name) or self.table(rt)
         now = self._clock() if now is None else now
@@ -238,7 +261,7 @@ class OnlineStore:
         unique = list(dict.fromkeys(record_ids))
         columns, json_columns = table.columns, table.json_columns
         for start in range(0, len(unique), 500):
-            part = unique[start:start + 500]
+            part = unique[start : start + 500]
             for row in con.execute(table.select_many(len(part)), part):
                 if row[2] or (row[1] is not None and row[1] < now):
                     continue
@@ -252,9 +275,11 @@ class OnlineStore:
         return [found.get(r) for r in record_ids]
 
     def count(self, rt: GroupRuntime) -> int:
-        row = self.connection().execute(
-            f"SELECT count(*) FROM {quote(self.table(rt).name)} WHERE _deleted = 0"
-        ).fetchone()
+        row = (
+            self.connection()
+            .execute(f"SELECT count(*) FROM {quote(self.table(rt).name)} WHERE _deleted = 0")
+            .fetchone()
+        )
         return int(row[0])
 
     def snapshot(self, rt: GroupRuntime) -> dict[str, tuple[float, bool, dict[str, object]]]:
@@ -284,14 +309,17 @@ def latest_rows(rt: GroupRuntime, table: pa.Table, seconds: np.ndarray) -> np.nd
     if ids.type != pa.string():
         ids = pc.cast(ids, pa.string())
     order = pc.sort_indices(
-        pa.table({"k": ids, "s": pa.array(seconds, type=pa.float64()),
-                  "i": pa.array(np.arange(n))}),
-        sort_keys=[("k", "ascending"), ("s", "ascending"), ("i", "ascending")])
+        pa.table(
+            {"k": ids, "s": pa.array(seconds, type=pa.float64()), "i": pa.array(np.arange(n))}
+        ),
+        sort_keys=[("k", "ascending"), ("s", "ascending"), ("i", "ascending")],
+    )
     ordered = ids.take(order)
     ends = np.ones(n, dtype=bool)
     if n > 1:
         ends[:-1] = pc.not_equal(ordered.slice(0, n - 1), ordered.slice(1)).to_numpy(
-            zero_copy_only=False)
+            zero_copy_only=False
+        )
     return order.to_numpy()[ends]
 
 

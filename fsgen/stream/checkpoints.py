@@ -33,11 +33,21 @@ class Checkpoints:
     def save(self, shard: str, sequence_number: str) -> None:
         self.shards[shard] = sequence_number
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"stream": self.stream, "group": self.group,
-                           "shards": dict(sorted(self.shards.items()))}, indent=2,
-                          sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                   dir=self.path.parent)
+        body = (
+            json.dumps(
+                {
+                    "stream": self.stream,
+                    "group": self.group,
+                    "shards": dict(sorted(self.shards.items())),
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n"
+        )
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(body)

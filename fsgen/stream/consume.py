@@ -39,15 +39,23 @@ class ConsumeResult:
     stopped: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {"group": self.group, "stream": self.stream, "batches": self.batches,
-                "read": self.read, "written": self.written,
-                "dead_lettered": self.dead_lettered, "retried": self.retried,
-                "stopped": self.stopped}
+        return {
+            "group": self.group,
+            "stream": self.stream,
+            "batches": self.batches,
+            "read": self.read,
+            "written": self.written,
+            "dead_lettered": self.dead_lettered,
+            "retried": self.retried,
+            "stopped": self.stopped,
+        }
 
     def summary(self) -> str:
-        return (f"{self.group} <- {self.stream}: read {self.read}, written {self.written}, "
-                f"dead-lettered {self.dead_lettered}, retried {self.retried} "
-                f"({self.batches} batches; stopped: {self.stopped})")
+        return (
+            f"{self.group} <- {self.stream}: read {self.read}, written {self.written}, "
+            f"dead-lettered {self.dead_lettered}, retried {self.retried} "
+            f"({self.batches} batches; stopped: {self.stopped})"
+        )
 
 
 @dataclass
@@ -61,12 +69,21 @@ class _Shard:
 
 
 class Consumer:
-    def __init__(self, handler: Handler, client: Any, stream: str, writer: Writer,
-                 dead_letter: DeadLetter | None, checkpoints: Checkpoints, *,
-                 batch_size: int = 100, poll_interval: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep,
-                 on_batch: Callable[[ConsumeResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        client: Any,
+        stream: str,
+        writer: Writer,
+        dead_letter: DeadLetter | None,
+        checkpoints: Checkpoints,
+        *,
+        batch_size: int = 100,
+        poll_interval: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        on_batch: Callable[[ConsumeResult], None] | None = None,
+    ) -> None:
         self.handler = handler
         self.client = client
         self.stream = stream
@@ -109,15 +126,15 @@ class Consumer:
             if seq is None:
                 kwargs["ShardIteratorType"] = "TRIM_HORIZON"
             else:
-                kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                              StartingSequenceNumber=seq)
+                kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=seq)
             shard.iterator = self.client.get_shard_iterator(**kwargs)["ShardIterator"]
         return shard.iterator
 
     # ---------------------------------------------------------------------- loop
 
-    def run(self, max_records: int | None = None,
-            idle_timeout: float | None = None) -> ConsumeResult:
+    def run(
+        self, max_records: int | None = None, idle_timeout: float | None = None
+    ) -> ConsumeResult:
         """Consume until ``max_records`` records were handled or nothing arrived for
         ``idle_timeout`` seconds (both None: until interrupted)."""
         result = ConsumeResult(self.handler.group, self.stream)
@@ -131,8 +148,11 @@ class Consumer:
                     return result
                 if not self._ready(shard) or self.clock() < shard.not_before:
                     continue
-                limit = self.batch_size if max_records is None else min(
-                    self.batch_size, max_records - result.read)
+                limit = (
+                    self.batch_size
+                    if max_records is None
+                    else min(self.batch_size, max_records - result.read)
+                )
                 got += self._poll(shard, limit, result)
             if got:
                 last_data = self.clock()
@@ -172,15 +192,17 @@ class Consumer:
                 self.checkpoints.save(shard.shard_id, sequence[first - 1])
             shard.iterator = None  # read again from the checkpoint
             shard.failures += 1
-            shard.not_before = self.clock() + min(5.0, 0.1 * 2 ** shard.failures)
+            shard.not_before = self.clock() + min(5.0, 0.1 * 2**shard.failures)
             handled = first
             result.retried += len(records) - first
         result.read += handled
         handled_set = set(sequence[:handled])
-        result.dead_lettered += sum(1 for f in outcome.failures
-                                    if f.dead_lettered and f.sequence_number in handled_set)
-        result.written += handled - sum(1 for f in outcome.failures
-                                        if f.sequence_number in handled_set)
+        result.dead_lettered += sum(
+            1 for f in outcome.failures if f.dead_lettered and f.sequence_number in handled_set
+        )
+        result.written += handled - sum(
+            1 for f in outcome.failures if f.sequence_number in handled_set
+        )
         if self.on_batch is not None:
             self.on_batch(result)
         return len(records)

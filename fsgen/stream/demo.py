@@ -43,14 +43,23 @@ def step_stream(ctx: DemoContext) -> None:
         before = {i: store.get_record(GROUP, i, now=as_of) for i in candidates}
         # two customers the batch step already put online (and not expired by then), if any
         ids = ([i for i in candidates if before[i] is not None] + candidates)[:2]
-        result = replay(handler, source, LocalStoreWriter(store),
-                        JsonlDeadLetter(ctx.workdir / "dead-letter.jsonl"), batch_size=10)
+        result = replay(
+            handler,
+            source,
+            LocalStoreWriter(store),
+            JsonlDeadLetter(ctx.workdir / "dead-letter.jsonl"),
+            batch_size=10,
+        )
         ctx.say(f"  {result.summary()}")
-        ctx.say(f"  online values as of {format_event_time('String', as_of)} "
-                "(the newest update replayed):")
+        ctx.say(
+            f"  online values as of {format_event_time('String', as_of)} "
+            "(the newest update replayed):"
+        )
         for i in ids:
             ctx.say(f"    {i} before: {_values(before[i])}")
             ctx.say(f"    {i} after:  {_values(store.get_record(GROUP, i, now=as_of))}")
-    ctx.say("  Every update also went to the offline store (all of them, late ones too); "
-            "online keeps the latest event time per customer.")
+    ctx.say(
+        "  Every update also went to the offline store (all of them, late ones too); "
+        "online keeps the latest event time per customer."
+    )
     ctx.say("  The same handler runs in AWS Lambda: fsgen package lambda customer-features")

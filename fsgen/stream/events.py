@@ -30,33 +30,51 @@ def stream_arn(stream: str, region: str = REGION, account: str = ACCOUNT) -> str
     return f"arn:aws:kinesis:{region}:{account}:stream/{stream}"
 
 
-def event_record(data: bytes, sequence_number: str, partition_key: str, *,
-                 shard: str = SHARD, source_arn: str = "", arrival: float = 0.0
-                 ) -> dict[str, object]:
+def event_record(
+    data: bytes,
+    sequence_number: str,
+    partition_key: str,
+    *,
+    shard: str = SHARD,
+    source_arn: str = "",
+    arrival: float = 0.0,
+) -> dict[str, object]:
     """One element of a Kinesis event's ``Records``, in Lambda's exact shape."""
     return {
         "kinesis": {
-            "kinesisSchemaVersion": "1.0", "partitionKey": partition_key,
-            "sequenceNumber": sequence_number, "data": base64.b64encode(data).decode("ascii"),
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": partition_key,
+            "sequenceNumber": sequence_number,
+            "data": base64.b64encode(data).decode("ascii"),
             "approximateArrivalTimestamp": arrival,
         },
-        "eventSource": "aws:kinesis", "eventVersion": "1.0",
-        "eventID": f"{shard}:{sequence_number}", "eventName": "aws:kinesis:record",
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard}:{sequence_number}",
+        "eventName": "aws:kinesis:record",
         "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/fsgen-stream-handler",
-        "awsRegion": REGION, "eventSourceARN": source_arn,
+        "awsRegion": REGION,
+        "eventSourceARN": source_arn,
     }
 
 
-def from_get_records(records: list[Mapping[str, object]], shard: str,
-                     source_arn: str) -> dict[str, object]:
+def from_get_records(
+    records: list[Mapping[str, object]], shard: str, source_arn: str
+) -> dict[str, object]:
     """The Lambda event for a GetRecords response's ``Records``."""
     out = []
     for r in records:
         arrival = r.get("ApproximateArrivalTimestamp")
-        out.append(event_record(
-            bytes(r["Data"]), str(r["SequenceNumber"]),  # type: ignore[call-overload]
-            str(r.get("PartitionKey", "")), shard=shard, source_arn=source_arn,
-            arrival=arrival.timestamp() if isinstance(arrival, datetime) else 0.0))
+        out.append(
+            event_record(
+                bytes(r["Data"]),
+                str(r["SequenceNumber"]),  # type: ignore[call-overload]
+                str(r.get("PartitionKey", "")),
+                shard=shard,
+                source_arn=source_arn,
+                arrival=arrival.timestamp() if isinstance(arrival, datetime) else 0.0,
+            )
+        )
     return {"Records": out}
 
 
@@ -72,9 +90,13 @@ class Handler:
     note: str
     _process: Process
 
-    def process(self, event: Mapping[str, object], writer: Writer,
-                dead_letter: DeadLetter | None, retry: RetryPolicy = DEFAULT_RETRY
-                ) -> StreamResult:
+    def process(
+        self,
+        event: Mapping[str, object],
+        writer: Writer,
+        dead_letter: DeadLetter | None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> StreamResult:
         return self._process(event, writer, dead_letter, retry=retry)
 
 
@@ -84,8 +106,12 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
 
     bound = group_runtime(spec.group(group))
 
-    def fallback(event: Mapping[str, object], writer: Writer, dead_letter: DeadLetter | None,
-                 retry: RetryPolicy = DEFAULT_RETRY) -> StreamResult:
+    def fallback(
+        event: Mapping[str, object],
+        writer: Writer,
+        dead_letter: DeadLetter | None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> StreamResult:
         return kinesis.process_event(bound, event, writer, dead_letter, retry=retry)
 
     snake = re.sub(r"[^0-9a-zA-Z_]", "_", group).lower()
@@ -98,13 +124,24 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
     try:
         module = importlib.import_module(name)
     except ImportError:
-        return Handler(group, bound, "generated stream handler not found; "
-                       "using the definitions directly", fallback)
+        return Handler(
+            group,
+            bound,
+            "generated stream handler not found; using the definitions directly",
+            fallback,
+        )
     runtime = getattr(module, "RUNTIME", None)
-    if (not isinstance(runtime, GroupRuntime) or _shape(runtime) != _shape(bound)
-            or not callable(getattr(module, "process_event", None))):
-        return Handler(group, bound, f"{name} is stale (run 'fsgen generate'); "
-                       "using the definitions directly", fallback)
+    if (
+        not isinstance(runtime, GroupRuntime)
+        or _shape(runtime) != _shape(bound)
+        or not callable(getattr(module, "process_event", None))
+    ):
+        return Handler(
+            group,
+            bound,
+            f"{name} is stale (run 'fsgen generate'); using the definitions directly",
+            fallback,
+        )
     return Handler(group, runtime, f"running {name}", module.process_event)
 
 
@@ -115,9 +152,14 @@ def _shape(rt: GroupRuntime) -> object:
 
     def fn_key(fn: Callable[..., object]) -> tuple[str, str, bytes]:
         code = getattr(fn, "__code__", None)
-        return (getattr(fn, "__module__", ""), getattr(fn, "__qualname__", ""),
-                code.co_code if code is not None else b"")
+        return (
+            getattr(fn, "__module__", ""),
+            getattr(fn, "__qualname__", ""),
+            code.co_code if code is not None else b"",
+        )
 
-    features = tuple(dataclasses.replace(f, fn=fn_key(f.fn))  # type: ignore[arg-type]
-                     for f in rt.features)
+    features = tuple(
+        dataclasses.replace(f, fn=fn_key(f.fn))  # type: ignore[arg-type]
+        for f in rt.features
+    )
     return dataclasses.replace(rt, features=features)

@@ -43,8 +43,13 @@ class LambdaPackage:
     size: int
 
     def to_json(self) -> dict[str, object]:
-        return {"group": self.group, "path": str(self.path), "handler": self.handler,
-                "files": len(self.files), "bytes": self.size}
+        return {
+            "group": self.group,
+            "path": str(self.path),
+            "handler": self.handler,
+            "files": len(self.files),
+            "bytes": self.size,
+        }
 
 
 def _snake(name: str) -> str:
@@ -53,8 +58,11 @@ def _snake(name: str) -> str:
 
 
 def _python_files(root: Path, package_dir: Path) -> list[tuple[str, Path]]:
-    return [(str(p.relative_to(root)), p) for p in sorted(package_dir.rglob("*.py"))
-            if "__pycache__" not in p.parts]
+    return [
+        (str(p.relative_to(root)), p)
+        for p in sorted(package_dir.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    ]
 
 
 def contents(config: ProjectConfig, spec: ProjectSpec, group: str) -> dict[str, bytes]:
@@ -67,10 +75,12 @@ def contents(config: ProjectConfig, spec: ProjectSpec, group: str) -> dict[str, 
         raise PackageError(f"{handler.relative_to(root)} does not exist; run 'fsgen generate'")
     files: dict[str, bytes] = {}
     gen_name = config.generated_dir.strip("/")
-    for init in (gen / "__init__.py", gen / "groups" / "__init__.py",
-                 gen / "groups" / _snake(group) / "__init__.py"):
-        files[f"{gen_name}/{init.relative_to(gen)}"] = (init.read_bytes() if init.is_file()
-                                                        else b"")
+    for init in (
+        gen / "__init__.py",
+        gen / "groups" / "__init__.py",
+        gen / "groups" / _snake(group) / "__init__.py",
+    ):
+        files[f"{gen_name}/{init.relative_to(gen)}"] = init.read_bytes() if init.is_file() else b""
     files[f"{gen_name}/groups/{_snake(group)}/stream_handler.py"] = handler.read_bytes()
     defs = root / config.definitions.replace(".", "/")
     if not defs.is_dir():
@@ -83,8 +93,13 @@ def contents(config: ProjectConfig, spec: ProjectSpec, group: str) -> dict[str, 
     return files
 
 
-def build(config: ProjectConfig, spec: ProjectSpec, group: str, output: Path | None = None,
-          verify: bool = True) -> LambdaPackage:
+def build(
+    config: ProjectConfig,
+    spec: ProjectSpec,
+    group: str,
+    output: Path | None = None,
+    verify: bool = True,
+) -> LambdaPackage:
     """Write the zip (default ``<store>/lambda/<group>.zip``) and verify it imports alone."""
     files = contents(config, spec, group)
     target = output or config.store_path / "lambda" / f"{group}.zip"
@@ -97,10 +112,12 @@ def build(config: ProjectConfig, spec: ProjectSpec, group: str, output: Path | N
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, files[name])
     tmp.replace(target)
-    module = f"{config.generated_dir.strip('/').replace('/', '.')}.groups.{_snake(group)}" \
-             ".stream_handler"
-    package = LambdaPackage(group, target, f"{module}.handler", tuple(sorted(files)),
-                            target.stat().st_size)
+    module = (
+        f"{config.generated_dir.strip('/').replace('/', '.')}.groups.{_snake(group)}.stream_handler"
+    )
+    package = LambdaPackage(
+        group, target, f"{module}.handler", tuple(sorted(files)), target.stat().st_size
+    )
     if verify:
         check_imports_alone(package, module)
     return package
@@ -122,12 +139,18 @@ print(json.dumps({"group": handler.RUNTIME.name, "heavy": heavy, "outside": outs
 
 def check_imports_alone(package: LambdaPackage, module: str) -> None:
     """Import the handler in ``python -I -S`` with only the zip on the path."""
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", _CHECK, str(package.path), module],
-                          capture_output=True, text=True, check=False, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _CHECK, str(package.path), module],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise PackageError(f"{package.path}: the handler does not import from the zip alone: "
-                           f"{tail[0]}")
+        raise PackageError(
+            f"{package.path}: the handler does not import from the zip alone: {tail[0]}"
+        )
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     if info["heavy"] or info["outside"] or package.group != info["group"]:
         raise PackageError(f"{package.path}: the handler pulled in {info}")

@@ -46,23 +46,38 @@ class ReplayResult:
         self.written += result.written
         self.dead_lettered += result.dead_lettered
         self.failed += result.failed
-        self.failures += [{"sequenceNumber": f.sequence_number, "field": f.field,
-                           "message": f.message, "kind": f.kind,
-                           "dead_lettered": f.dead_lettered} for f in result.failures]
+        self.failures += [
+            {
+                "sequenceNumber": f.sequence_number,
+                "field": f.field,
+                "message": f.message,
+                "kind": f.kind,
+                "dead_lettered": f.dead_lettered,
+            }
+            for f in result.failures
+        ]
 
     @property
     def ok(self) -> bool:
         return self.failed == 0
 
     def to_json(self) -> dict[str, object]:
-        return {"group": self.group, "source": self.source, "batches": self.batches,
-                "read": self.read, "written": self.written,
-                "dead_lettered": self.dead_lettered, "failed": self.failed,
-                "seconds": round(self.seconds, 6)}
+        return {
+            "group": self.group,
+            "source": self.source,
+            "batches": self.batches,
+            "read": self.read,
+            "written": self.written,
+            "dead_lettered": self.dead_lettered,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 6),
+        }
 
     def summary(self) -> str:
-        return (f"{self.group}: read {self.read}, written {self.written}, dead-lettered "
-                f"{self.dead_lettered}, failed {self.failed} ({self.batches} batches)")
+        return (
+            f"{self.group}: read {self.read}, written {self.written}, dead-lettered "
+            f"{self.dead_lettered}, failed {self.failed} ({self.batches} batches)"
+        )
 
 
 def lines(path: Path) -> Iterator[bytes]:
@@ -85,15 +100,23 @@ def partition_key(data: bytes, identifier: str, fallback: str) -> str:
     return str(key) if key not in (None, "") else fallback
 
 
-def events(handler: Handler, payloads: Sequence[bytes], batch_size: int, stream: str,
-           start: int = 1) -> Iterator[dict[str, object]]:
+def events(
+    handler: Handler, payloads: Sequence[bytes], batch_size: int, stream: str, start: int = 1
+) -> Iterator[dict[str, object]]:
     """Lambda events of ``batch_size`` records each."""
     arn = stream_arn(stream)
     batch: list[dict[str, object]] = []
     for n, data in enumerate(payloads, start=start):
-        batch.append(event_record(data, sequence_number(n), partition_key(
-            data, handler.runtime.identifier, str(n)), shard=SHARD, source_arn=arn,
-            arrival=time.time()))
+        batch.append(
+            event_record(
+                data,
+                sequence_number(n),
+                partition_key(data, handler.runtime.identifier, str(n)),
+                shard=SHARD,
+                source_arn=arn,
+                arrival=time.time(),
+            )
+        )
         if len(batch) >= batch_size:
             yield {"Records": batch}
             batch = []
@@ -101,9 +124,18 @@ def events(handler: Handler, payloads: Sequence[bytes], batch_size: int, stream:
         yield {"Records": batch}
 
 
-def replay(handler: Handler, path: Path, writer: Writer, dead_letter: DeadLetter | None, *,
-           batch_size: int = 100, stream: str = "replay", retry: RetryPolicy | None = None,
-           visible: object = None, limit: int | None = None) -> ReplayResult:
+def replay(
+    handler: Handler,
+    path: Path,
+    writer: Writer,
+    dead_letter: DeadLetter | None,
+    *,
+    batch_size: int = 100,
+    stream: str = "replay",
+    retry: RetryPolicy | None = None,
+    visible: object = None,
+    limit: int | None = None,
+) -> ReplayResult:
     """Replay ``path`` through ``handler``. ``visible`` (a LocalStore) makes the replay check
     after each batch that its last written record is readable online and record each record's
     latency from being read to that moment. ``limit`` stops after that many lines."""
@@ -138,8 +170,9 @@ def replay(handler: Handler, path: Path, writer: Writer, dead_letter: DeadLetter
     return result
 
 
-def _check_visible(handler: Handler, store: object, event: dict[str, object],
-                   outcome: StreamResult) -> None:
+def _check_visible(
+    handler: Handler, store: object, event: dict[str, object], outcome: StreamResult
+) -> None:
     """Read the batch's last written record back from the online store."""
     failed = {f.sequence_number for f in outcome.failures}
     records = event["Records"]

@@ -43,18 +43,22 @@ class LocalStoreWriter:
         if processed_of is None:
             self.put_records(runtime.name, stored_records(runtime, block))
             return
-        self.store.writer(runtime.name).write(runtime, processed_of(runtime, block.columns,
-                                                                    block.seconds))
+        self.store.writer(runtime.name).write(
+            runtime, processed_of(runtime, block.columns, block.seconds)
+        )
 
 
-def endpoint_writer(runtime: GroupRuntime, endpoint_url: str | None,
-                    region: str = "us-east-1") -> PutRecordWriter:
+def endpoint_writer(
+    runtime: GroupRuntime, endpoint_url: str | None, region: str = "us-east-1"
+) -> PutRecordWriter:
     """PutRecord against ``endpoint_url`` (``fsgen serve``) or, when None, AWS."""
     import boto3
     from botocore.config import Config
 
-    kwargs: dict[str, Any] = {"region_name": region,
-                              "config": Config(retries={"mode": "standard", "max_attempts": 3})}
+    kwargs: dict[str, Any] = {
+        "region_name": region,
+        "config": Config(retries={"mode": "standard", "max_attempts": 3}),
+    }
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
     client = boto3.client("sagemaker-featurestore-runtime", **kwargs)

@@ -33,8 +33,9 @@ def _dummy_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 def example(tmp_path: Path) -> tuple[ProjectConfig, ProjectSpec]:
     root = tmp_path / "example"
     root.mkdir()
-    shutil.copytree(REPO / "featuredefs", root / "featuredefs",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "featuredefs", root / "featuredefs", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     config = load_config(root)
     return config, load(root)

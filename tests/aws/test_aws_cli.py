@@ -24,8 +24,11 @@ ENV = {"COLUMNS": "80", "NO_COLOR": "1"}
 def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreServer) -> None:
     config, _ = example
     pyproject = config.root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(
-        '[tool.fsgen.aws]\n', f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'))
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
+        )
+    )
     runner = CliRunner()
     args = ["--project", str(config.root), "--backend", "aws"]
     plan = runner.invoke(main, [*args, "plan", "--json"], env=ENV)
@@ -47,12 +50,24 @@ def test_serve_command_in_its_own_process(example: Example) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "fsgen.cli", "--project", str(config.root),
-                             "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fsgen.cli",
+            "--project",
+            str(config.root),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
-        sm = boto3.client("sagemaker", region_name="us-east-1",
-                          endpoint_url=f"http://127.0.0.1:{port}")
+        sm = boto3.client(
+            "sagemaker", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}"
+        )
         for _ in range(200):
             try:
                 groups = sm.list_feature_groups()["FeatureGroupSummaries"]

@@ -23,8 +23,9 @@ Example = tuple[ProjectConfig, ProjectSpec]
 FAIL_GROUP = "merchant-features"
 
 
-def failing_proxy(upstream: str, code: str = "ResourceLimitExceeded",
-                  times: int | None = None) -> ThreadingHTTPServer:
+def failing_proxy(
+    upstream: str, code: str = "ResourceLimitExceeded", times: int | None = None
+) -> ThreadingHTTPServer:
     """Answers CreateFeatureGroup of FAIL_GROUP with ``code`` (``times`` times, or always)."""
     target = urlsplit(upstream)
     left = [times]
@@ -38,15 +39,23 @@ def failing_proxy(upstream: str, code: str = "ResourceLimitExceeded",
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             op = self.headers.get("X-Amz-Target", "")
-            if op == "SageMaker.CreateFeatureGroup" and left[0] != 0 and \
-                    json.loads(body).get("FeatureGroupName") == FAIL_GROUP:
+            if (
+                op == "SageMaker.CreateFeatureGroup"
+                and left[0] != 0
+                and json.loads(body).get("FeatureGroupName") == FAIL_GROUP
+            ):
                 if left[0] is not None:
                     left[0] -= 1
                 seen.append(code)
-                payload = json.dumps({"__type": code, "message":
-                                      "The account-level service limit 'Feature groups' "
-                                      "is 1 FeatureGroups" if code == "ResourceLimitExceeded"
-                                      else "Rate exceeded"}).encode()
+                payload = json.dumps(
+                    {
+                        "__type": code,
+                        "message": "The account-level service limit 'Feature groups' "
+                        "is 1 FeatureGroups"
+                        if code == "ResourceLimitExceeded"
+                        else "Rate exceeded",
+                    }
+                ).encode()
                 self.send_response(400)
                 self.send_header("Content-Type", "application/x-amz-json-1.1")
                 self.send_header("Content-Length", str(len(payload)))
@@ -86,9 +95,9 @@ def proxy(served: FeatureStoreServer) -> Iterator[str]:
         server.server_close()
 
 
-def test_failed_stage_stops_and_next_plan_is_truthful(example: Example, proxy: str,
-                                                      served: FeatureStoreServer,
-                                                      make_backend: Any) -> None:
+def test_failed_stage_stops_and_next_plan_is_truthful(
+    example: Example, proxy: str, served: FeatureStoreServer, make_backend: Any
+) -> None:
     config, spec = example
     flaky = make_backend(proxy, config)
     plan = compute_plan(config, spec, flaky, artifacts=False)
@@ -108,8 +117,9 @@ def test_failed_stage_stops_and_next_plan_is_truthful(example: Example, proxy: s
     assert not compute_plan(config, spec, direct, artifacts=False).stages
 
 
-def test_throttling_is_retried_with_back_off(example: Example, served: FeatureStoreServer,
-                                             make_backend: Any) -> None:
+def test_throttling_is_retried_with_back_off(
+    example: Example, served: FeatureStoreServer, make_backend: Any
+) -> None:
     config, spec = example
     proxy = failing_proxy(served.url, code="ThrottlingException", times=1)
     try:

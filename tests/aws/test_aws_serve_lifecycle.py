@@ -40,31 +40,42 @@ def test_plan_apply_replan_is_empty(example: Example, aws: AwsBackend) -> None:
     assert LocalBackend(config).deployed() == aws.deployed()
 
 
-def test_groups_carry_fsgen_tags_and_feature_parameters(example: Example, aws: AwsBackend,
-                                                        served: FeatureStoreServer) -> None:
+def test_groups_carry_fsgen_tags_and_feature_parameters(
+    example: Example, aws: AwsBackend, served: FeatureStoreServer
+) -> None:
     deploy(example, aws)
     sm = boto(served, "sagemaker")
     desc = sm.describe_feature_group(FeatureGroupName="customer-features")  # type: ignore[attr-defined]
     assert desc["FeatureGroupStatus"] == "Created"
     assert desc["OnlineStoreConfig"]["TtlDuration"] == {"Unit": "Days", "Value": 30}
-    tags = {t["Key"]: t["Value"] for t in sm.list_tags(  # type: ignore[attr-defined]
-        ResourceArn=desc["FeatureGroupArn"])["Tags"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in sm.list_tags(  # type: ignore[attr-defined]
+            ResourceArn=desc["FeatureGroupArn"]
+        )["Tags"]
+    }
     spec = example[1]
     group = spec.group("customer-features")
     assert tags["fsgen:schema-hash"] == group.schema_hash
     assert tags["fsgen:logic-hash"] == group.logic_hash
     meta = sm.describe_feature_metadata(  # type: ignore[attr-defined]
-        FeatureGroupName="customer-features", FeatureName="age")
+        FeatureGroupName="customer-features", FeatureName="age"
+    )
     params = {p["Key"]: p["Value"] for p in meta["Parameters"]}
     assert params["fsgen:logic-hash"] == group.feature("age").logic_hash
     assert meta["Description"] == group.feature("age").description
-    names = [s["FeatureGroupName"] for s in sm.list_feature_groups(  # type: ignore[attr-defined]
-        SortBy="Name")["FeatureGroupSummaries"]]
+    names = [
+        s["FeatureGroupName"]
+        for s in sm.list_feature_groups(  # type: ignore[attr-defined]
+            SortBy="Name"
+        )["FeatureGroupSummaries"]
+    ]
     assert names == ["customer-features", "merchant-features"]
 
 
-def test_record_lifecycle_through_boto3(example: Example, aws: AwsBackend,
-                                        served: FeatureStoreServer) -> None:
+def test_record_lifecycle_through_boto3(
+    example: Example, aws: AwsBackend, served: FeatureStoreServer
+) -> None:
     deploy(example, aws)
     rt = boto(served, "sagemaker-featurestore-runtime")
     record = [
@@ -75,39 +86,61 @@ def test_record_lifecycle_through_boto3(example: Example, aws: AwsBackend,
         {"FeatureName": "is_prime_member", "ValueAsString": "1"},
     ]
     rt.put_record(FeatureGroupName="customer-features", Record=record)  # type: ignore[attr-defined]
-    got = rt.get_record(FeatureGroupName="customer-features",  # type: ignore[attr-defined]
-                        RecordIdentifierValueAsString="c-1", ExpirationTimeResponse="Enabled")
+    got = rt.get_record(
+        FeatureGroupName="customer-features",  # type: ignore[attr-defined]
+        RecordIdentifierValueAsString="c-1",
+        ExpirationTimeResponse="Enabled",
+    )
     by_name = {f["FeatureName"]: f["ValueAsString"] for f in got["Record"]}
     assert by_name == {f["FeatureName"]: f["ValueAsString"] for f in record}
     assert got["ExpiresAt"].startswith("2099-02-01T03:04:05")
-    some = rt.get_record(FeatureGroupName="customer-features",  # type: ignore[attr-defined]
-                         RecordIdentifierValueAsString="c-1", FeatureNames=["age"])
+    some = rt.get_record(
+        FeatureGroupName="customer-features",  # type: ignore[attr-defined]
+        RecordIdentifierValueAsString="c-1",
+        FeatureNames=["age"],
+    )
     assert some["Record"] == [{"FeatureName": "age", "ValueAsString": "41"}]
-    batch = rt.batch_get_record(Identifiers=[{  # type: ignore[attr-defined]
-        "FeatureGroupName": "customer-features",
-        "RecordIdentifiersValueAsString": ["c-1", "nobody"]}])
+    batch = rt.batch_get_record(
+        Identifiers=[
+            {  # type: ignore[attr-defined]
+                "FeatureGroupName": "customer-features",
+                "RecordIdentifiersValueAsString": ["c-1", "nobody"],
+            }
+        ]
+    )
     assert [r["RecordIdentifierValueAsString"] for r in batch["Records"]] == ["c-1"]
     assert batch["Errors"] == [] and batch["UnprocessedIdentifiers"] == []
     # the AWS backend's runtime helpers use the same endpoint
     assert aws.get_record("customer-features", "c-1", ["is_prime_member"]) == [
-        {"FeatureName": "is_prime_member", "ValueAsString": "1"}]
-    rt.delete_record(FeatureGroupName="customer-features",  # type: ignore[attr-defined]
-                     RecordIdentifierValueAsString="c-1", EventTime="2099-01-02T03:04:06Z")
-    gone = rt.get_record(FeatureGroupName="customer-features",  # type: ignore[attr-defined]
-                         RecordIdentifierValueAsString="c-1")
+        {"FeatureName": "is_prime_member", "ValueAsString": "1"}
+    ]
+    rt.delete_record(
+        FeatureGroupName="customer-features",  # type: ignore[attr-defined]
+        RecordIdentifierValueAsString="c-1",
+        EventTime="2099-01-02T03:04:06Z",
+    )
+    gone = rt.get_record(
+        FeatureGroupName="customer-features",  # type: ignore[attr-defined]
+        RecordIdentifierValueAsString="c-1",
+    )
     assert "Record" not in gone
 
 
-def test_batch_write_record(example: Example, aws: AwsBackend,
-                            served: FeatureStoreServer) -> None:
+def test_batch_write_record(example: Example, aws: AwsBackend, served: FeatureStoreServer) -> None:
     deploy(example, aws)
     rt = boto(served, "sagemaker-featurestore-runtime")
-    good = {"FeatureGroupName": "merchant-features", "Record": [
-        {"FeatureName": "merchant_id", "ValueAsString": "m-1"},
-        {"FeatureName": "updated_at", "ValueAsString": "4070908800.0"},
-        {"FeatureName": "category", "ValueAsString": "grocery"}]}
-    bad = {"FeatureGroupName": "merchant-features", "Record": [
-        {"FeatureName": "merchant_id", "ValueAsString": "m-2"}]}
+    good = {
+        "FeatureGroupName": "merchant-features",
+        "Record": [
+            {"FeatureName": "merchant_id", "ValueAsString": "m-1"},
+            {"FeatureName": "updated_at", "ValueAsString": "4070908800.0"},
+            {"FeatureName": "category", "ValueAsString": "grocery"},
+        ],
+    }
+    bad = {
+        "FeatureGroupName": "merchant-features",
+        "Record": [{"FeatureName": "merchant_id", "ValueAsString": "m-2"}],
+    }
     out = rt.batch_write_record(Entries=[good, bad])  # type: ignore[attr-defined]
     assert [e["ErrorCode"] for e in out["Errors"]] == ["ValidationError"]
     failed = aws.batch_write_record([bad])
@@ -116,34 +149,69 @@ def test_batch_write_record(example: Example, aws: AwsBackend,
     assert got is not None and {"FeatureName": "category", "ValueAsString": "grocery"} in got
 
 
-@pytest.mark.parametrize(("call", "code"), [
-    (lambda sm, rt: sm.describe_feature_group(FeatureGroupName="nope"), "ResourceNotFound"),
-    (lambda sm, rt: sm.delete_feature_group(FeatureGroupName="nope"), "ResourceNotFound"),
-    (lambda sm, rt: sm.create_feature_group(
-        FeatureGroupName="customer-features", RecordIdentifierFeatureName="id",
-        EventTimeFeatureName="t", FeatureDefinitions=[
-            {"FeatureName": "id", "FeatureType": "String"},
-            {"FeatureName": "t", "FeatureType": "String"}],
-        OnlineStoreConfig={"EnableOnlineStore": True}), "ResourceInUse"),
-    (lambda sm, rt: sm.create_feature_group(
-        FeatureGroupName="fresh", RecordIdentifierFeatureName="id",
-        EventTimeFeatureName="t", FeatureDefinitions=[
-            {"FeatureName": "id", "FeatureType": "String"},
-            {"FeatureName": "t", "FeatureType": "Integral"}],
-        OnlineStoreConfig={"EnableOnlineStore": True}), "ValidationException"),
-    (lambda sm, rt: rt.get_record(FeatureGroupName="nope", RecordIdentifierValueAsString="x"),
-     "ResourceNotFound"),
-    (lambda sm, rt: rt.put_record(FeatureGroupName="customer-features", Record=[
-        {"FeatureName": "customer_id", "ValueAsString": "c"},
-        {"FeatureName": "last_updated_time", "ValueAsString": "2024-01-01T00:00:00Z"},
-        {"FeatureName": "no_such_feature", "ValueAsString": "1"}]), "ValidationError"),
-    (lambda sm, rt: rt.put_record(FeatureGroupName="customer-features", Record=[
-        {"FeatureName": "customer_id", "ValueAsString": "c"},
-        {"FeatureName": "last_updated_time", "ValueAsString": "not a time"}]),
-     "ValidationError"),
-])
-def test_errors_have_aws_codes(example: Example, aws: AwsBackend, served: FeatureStoreServer,
-                               call: object, code: str) -> None:
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda sm, rt: sm.describe_feature_group(FeatureGroupName="nope"), "ResourceNotFound"),
+        (lambda sm, rt: sm.delete_feature_group(FeatureGroupName="nope"), "ResourceNotFound"),
+        (
+            lambda sm, rt: sm.create_feature_group(
+                FeatureGroupName="customer-features",
+                RecordIdentifierFeatureName="id",
+                EventTimeFeatureName="t",
+                FeatureDefinitions=[
+                    {"FeatureName": "id", "FeatureType": "String"},
+                    {"FeatureName": "t", "FeatureType": "String"},
+                ],
+                OnlineStoreConfig={"EnableOnlineStore": True},
+            ),
+            "ResourceInUse",
+        ),
+        (
+            lambda sm, rt: sm.create_feature_group(
+                FeatureGroupName="fresh",
+                RecordIdentifierFeatureName="id",
+                EventTimeFeatureName="t",
+                FeatureDefinitions=[
+                    {"FeatureName": "id", "FeatureType": "String"},
+                    {"FeatureName": "t", "FeatureType": "Integral"},
+                ],
+                OnlineStoreConfig={"EnableOnlineStore": True},
+            ),
+            "ValidationException",
+        ),
+        (
+            lambda sm, rt: rt.get_record(
+                FeatureGroupName="nope", RecordIdentifierValueAsString="x"
+            ),
+            "ResourceNotFound",
+        ),
+        (
+            lambda sm, rt: rt.put_record(
+                FeatureGroupName="customer-features",
+                Record=[
+                    {"FeatureName": "customer_id", "ValueAsString": "c"},
+                    {"FeatureName": "last_updated_time", "ValueAsString": "2024-01-01T00:00:00Z"},
+                    {"FeatureName": "no_such_feature", "ValueAsString": "1"},
+                ],
+            ),
+            "ValidationError",
+        ),
+        (
+            lambda sm, rt: rt.put_record(
+                FeatureGroupName="customer-features",
+                Record=[
+                    {"FeatureName": "customer_id", "ValueAsString": "c"},
+                    {"FeatureName": "last_updated_time", "ValueAsString": "not a time"},
+                ],
+            ),
+            "ValidationError",
+        ),
+    ],
+)
+def test_errors_have_aws_codes(
+    example: Example, aws: AwsBackend, served: FeatureStoreServer, call: object, code: str
+) -> None:
     deploy(example, aws)
     sm, rt = boto(served, "sagemaker"), boto(served, "sagemaker-featurestore-runtime")
     with pytest.raises(ClientError) as info:
@@ -151,13 +219,18 @@ def test_errors_have_aws_codes(example: Example, aws: AwsBackend, served: Featur
     assert info.value.response["Error"]["Code"] == code
 
 
-def test_destroy_drops_online_data(example: Example, aws: AwsBackend,
-                                   served: FeatureStoreServer) -> None:
+def test_destroy_drops_online_data(
+    example: Example, aws: AwsBackend, served: FeatureStoreServer
+) -> None:
     config, spec = example
     deploy(example, aws)
-    aws.put_record("merchant-features", [
-        {"FeatureName": "merchant_id", "ValueAsString": "m-1"},
-        {"FeatureName": "updated_at", "ValueAsString": "4070908800.0"}])
+    aws.put_record(
+        "merchant-features",
+        [
+            {"FeatureName": "merchant_id", "ValueAsString": "m-1"},
+            {"FeatureName": "updated_at", "ValueAsString": "4070908800.0"},
+        ],
+    )
     plan = compute_plan(config, spec, aws, destroy=True)
     assert [c.action for c in plan.changes] == ["destroy", "destroy"]
     apply_plan(config, spec, aws, plan, allow_destructive=True, regenerate=False)

@@ -35,16 +35,22 @@ def test_create_stages_satisfy_the_service_model(example: Example, tmp_path: Pat
     now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     with Stubber(control) as stub:
         for state in desired(example):
-            for stage in stages_for(ResourceChange(group=state.name, action="create",
-                                                   after=state)):
+            for stage in stages_for(ResourceChange(group=state.name, action="create", after=state)):
                 if stage.kind == "create_group":
-                    stub.add_response("create_feature_group", {"FeatureGroupArn": "arn:x"},
-                                      dict(stage.request))
-                    stub.add_response("describe_feature_group", {
-                        **{k: v for k, v in stage.request.items() if k != "Tags"},
-                        "FeatureGroupArn": "arn:x", "CreationTime": now,
-                        "FeatureGroupStatus": "Created", "NextToken": ""},
-                        {"FeatureGroupName": state.name})
+                    stub.add_response(
+                        "create_feature_group", {"FeatureGroupArn": "arn:x"}, dict(stage.request)
+                    )
+                    stub.add_response(
+                        "describe_feature_group",
+                        {
+                            **{k: v for k, v in stage.request.items() if k != "Tags"},
+                            "FeatureGroupArn": "arn:x",
+                            "CreationTime": now,
+                            "FeatureGroupStatus": "Created",
+                            "NextToken": "",
+                        },
+                        {"FeatureGroupName": state.name},
+                    )
                 else:
                     stub.add_response("update_feature_metadata", {}, dict(stage.request))
                 backend.execute(stage, lambda _: None)
@@ -53,38 +59,62 @@ def test_create_stages_satisfy_the_service_model(example: Example, tmp_path: Pat
 
 def test_update_stages_satisfy_the_service_model(example: Example, tmp_path: Path) -> None:
     before = desired(example)[0]
-    after = before.model_copy(update={
-        "online_ttl_seconds": 3600, "throughput_mode": "Provisioned",
-        "throughput_read_units": 5, "throughput_write_units": 2,
-        "tags": {**before.tags, "team": "x"},
-        "features": (*before.features, before.features[-1].model_copy(update={"name": "new"}))})
-    plan = make_plan([after], {before.name: before}, project="featuredefs", backend="aws",
-                     state_fingerprint="s", spec_fingerprint="p")
+    after = before.model_copy(
+        update={
+            "online_ttl_seconds": 3600,
+            "throughput_mode": "Provisioned",
+            "throughput_read_units": 5,
+            "throughput_write_units": 2,
+            "tags": {**before.tags, "team": "x"},
+            "features": (*before.features, before.features[-1].model_copy(update={"name": "new"})),
+        }
+    )
+    plan = make_plan(
+        [after],
+        {before.name: before},
+        project="featuredefs",
+        backend="aws",
+        state_fingerprint="s",
+        spec_fingerprint="p",
+    )
     control, runtime = clients("us-east-1", "http://127.0.0.1:9")
     backend = AwsBackend(control, runtime, tmp_path)
     backend.poll_interval = 0.0
     now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    described = {"FeatureGroupArn": "arn:x", "FeatureGroupName": before.name,
-                 "RecordIdentifierFeatureName": before.record_identifier,
-                 "EventTimeFeatureName": before.event_time_feature,
-                 "FeatureDefinitions": create_request(before)["FeatureDefinitions"],
-                 "CreationTime": now, "FeatureGroupStatus": "Created", "NextToken": "",
-                 "LastUpdateStatus": {"Status": "Successful"}}
+    described = {
+        "FeatureGroupArn": "arn:x",
+        "FeatureGroupName": before.name,
+        "RecordIdentifierFeatureName": before.record_identifier,
+        "EventTimeFeatureName": before.event_time_feature,
+        "FeatureDefinitions": create_request(before)["FeatureDefinitions"],
+        "CreationTime": now,
+        "FeatureGroupStatus": "Created",
+        "NextToken": "",
+        "LastUpdateStatus": {"Status": "Successful"},
+    }
     with Stubber(control) as stub:
         for stage in plan.stages:
             if stage.kind == "update_group":
-                stub.add_response("update_feature_group", {"FeatureGroupArn": "arn:x"},
-                                  dict(stage.request))
-                stub.add_response("describe_feature_group", described,
-                                  {"FeatureGroupName": before.name})
+                stub.add_response(
+                    "update_feature_group", {"FeatureGroupArn": "arn:x"}, dict(stage.request)
+                )
+                stub.add_response(
+                    "describe_feature_group", described, {"FeatureGroupName": before.name}
+                )
             elif stage.kind == "update_feature_metadata":
                 stub.add_response("update_feature_metadata", {}, dict(stage.request))
             elif stage.kind == "set_tags":
-                stub.add_response("describe_feature_group", described,
-                                  {"FeatureGroupName": before.name})
-                stub.add_response("add_tags", {"Tags": []}, {
-                    "ResourceArn": "arn:x",
-                    "Tags": [{"Key": k, "Value": v} for k, v in stage.add.items()]})
+                stub.add_response(
+                    "describe_feature_group", described, {"FeatureGroupName": before.name}
+                )
+                stub.add_response(
+                    "add_tags",
+                    {"Tags": []},
+                    {
+                        "ResourceArn": "arn:x",
+                        "Tags": [{"Key": k, "Value": v} for k, v in stage.add.items()],
+                    },
+                )
             backend.execute(stage, lambda _: None)
         stub.assert_no_pending_responses()
     kinds = [s.kind for s in plan.stages]
@@ -102,8 +132,9 @@ def moto_url() -> Iterator[str]:
         server.stop()
 
 
-def test_sagemaker_create_on_moto_matches_desired_schema(example: Example, moto_url: str,
-                                                         tmp_path: Path) -> None:
+def test_sagemaker_create_on_moto_matches_desired_schema(
+    example: Example, moto_url: str, tmp_path: Path
+) -> None:
     control, runtime = clients("us-east-1", moto_url)
     backend = AwsBackend(control, runtime, tmp_path)
     backend.poll_interval = 0.01
@@ -112,23 +143,34 @@ def test_sagemaker_create_on_moto_matches_desired_schema(example: Example, moto_
     backend.execute(create, lambda _: None)
     described = backend.describe(state.name)
     assert described is not None
-    read_back = from_sagemaker(described, {}, [{"Key": k, "Value": v}
-                                              for k, v in state.tags.items()])
+    read_back = from_sagemaker(
+        described, {}, [{"Key": k, "Value": v} for k, v in state.tags.items()]
+    )
     # moto models CreateFeatureGroup's identity, offline store and role, not the online store
-    schema = ("record_identifier", "event_time_feature", "offline_enabled", "offline_s3_uri",
-              "offline_table_format", "role_arn", "throughput_mode")
+    schema = (
+        "record_identifier",
+        "event_time_feature",
+        "offline_enabled",
+        "offline_s3_uri",
+        "offline_table_format",
+        "role_arn",
+        "throughput_mode",
+    )
     assert {k: getattr(read_back, k) for k in schema} == {k: getattr(state, k) for k in schema}
-    assert [(f.name, f.type) for f in read_back.features] == \
-        [(f.name, f.type) for f in state.features]
+    assert [(f.name, f.type) for f in read_back.features] == [
+        (f.name, f.type) for f in state.features
+    ]
 
 
-def test_preflight_checks_s3_bucket_and_glue_database(example: Example, moto_url: str,
-                                                      tmp_path: Path) -> None:
+def test_preflight_checks_s3_bucket_and_glue_database(
+    example: Example, moto_url: str, tmp_path: Path
+) -> None:
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_url)
     glue = boto3.client("glue", region_name="us-east-1", endpoint_url=moto_url)
     control, runtime = clients("us-east-1", "http://127.0.0.1:9")
-    backend = AwsBackend(control, runtime, tmp_path, s3=s3, glue=glue,
-                         glue_database="fsgen_features")
+    backend = AwsBackend(
+        control, runtime, tmp_path, s3=s3, glue=glue, glue_database="fsgen_features"
+    )
     states = desired(example)
     notes = backend.preflight(states)
     assert len(notes) == 2
@@ -139,14 +181,16 @@ def test_preflight_checks_s3_bucket_and_glue_database(example: Example, moto_url
     assert backend.preflight(states) == []
 
 
-def test_plan_shows_preflight_warnings(example: Example, moto_url: str, served: object,
-                                       tmp_path: Path) -> None:
+def test_plan_shows_preflight_warnings(
+    example: Example, moto_url: str, served: object, tmp_path: Path
+) -> None:
     config, spec = example
     control, runtime = clients("us-east-1", served.url)  # type: ignore[attr-defined]
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_url)
     glue = boto3.client("glue", region_name="us-east-1", endpoint_url=moto_url)
-    backend = AwsBackend(control, runtime, tmp_path, s3=s3, glue=glue,
-                         glue_database="nonexistent_db")
+    backend = AwsBackend(
+        control, runtime, tmp_path, s3=s3, glue=glue, glue_database="nonexistent_db"
+    )
     plan = compute_plan(config, spec, backend, artifacts=False)
     assert any("nonexistent_db" in n for n in plan.notes)
     from fsgen.plan.render import render_plan

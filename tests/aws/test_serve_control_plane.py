@@ -13,8 +13,10 @@ from fsgen.server import FeatureStoreServer, serve_in_thread
 from fsgen.spec import ProjectSpec
 
 Example = tuple[ProjectConfig, ProjectSpec]
-DEFS = [{"FeatureName": "id", "FeatureType": "String"},
-        {"FeatureName": "t", "FeatureType": "Fractional"}]
+DEFS = [
+    {"FeatureName": "id", "FeatureType": "String"},
+    {"FeatureName": "t", "FeatureType": "Fractional"},
+]
 
 
 def sagemaker(url: str) -> Any:
@@ -22,9 +24,14 @@ def sagemaker(url: str) -> Any:
 
 
 def create(sm: Any, name: str, **extra: Any) -> dict[str, Any]:
-    request = {"FeatureGroupName": name, "RecordIdentifierFeatureName": "id",
-               "EventTimeFeatureName": "t", "FeatureDefinitions": DEFS,
-               "OnlineStoreConfig": {"EnableOnlineStore": True}, **extra}
+    request = {
+        "FeatureGroupName": name,
+        "RecordIdentifierFeatureName": "id",
+        "EventTimeFeatureName": "t",
+        "FeatureDefinitions": DEFS,
+        "OnlineStoreConfig": {"EnableOnlineStore": True},
+        **extra,
+    }
     return sm.create_feature_group(**request)  # type: ignore[no-any-return]
 
 
@@ -40,39 +47,65 @@ def test_list_feature_groups_paginates_and_sorts(served: FeatureStoreServer) -> 
         create(sm, name)
     seen, token = [], None
     while True:
-        page = sm.list_feature_groups(SortBy="Name", MaxResults=2,
-                                      **({"NextToken": token} if token else {}))
+        page = sm.list_feature_groups(
+            SortBy="Name", MaxResults=2, **({"NextToken": token} if token else {})
+        )
         seen.extend(s["FeatureGroupName"] for s in page["FeatureGroupSummaries"])
         token = page.get("NextToken")
         if not token:
             break
     assert seen == ["a-group", "b-group", "c-group"]
     desc = sm.list_feature_groups(SortBy="Name", SortOrder="Descending", NameContains="group")
-    assert [s["FeatureGroupName"] for s in desc["FeatureGroupSummaries"]] == \
-        ["c-group", "b-group", "a-group"]
+    assert [s["FeatureGroupName"] for s in desc["FeatureGroupSummaries"]] == [
+        "c-group",
+        "b-group",
+        "a-group",
+    ]
 
 
 def test_validation_rules(served: FeatureStoreServer) -> None:
     sm = sagemaker(served.url)
     reserved = [*DEFS, {"FeatureName": "write_time", "FeatureType": "String"}]
-    assert code_of(lambda: create(sm, "g", FeatureDefinitions=reserved)) == \
-        "ValidationException"
-    assert code_of(lambda: create(sm, "g", RecordIdentifierFeatureName="missing")) == \
-        "ValidationException"
-    assert code_of(lambda: create(sm, "g", OfflineStoreConfig={
-        "S3StorageConfig": {"S3Uri": "s3://bucket/x"}})) == "ValidationException"  # no RoleArn
+    assert code_of(lambda: create(sm, "g", FeatureDefinitions=reserved)) == "ValidationException"
+    assert (
+        code_of(lambda: create(sm, "g", RecordIdentifierFeatureName="missing"))
+        == "ValidationException"
+    )
+    assert (
+        code_of(
+            lambda: create(
+                sm, "g", OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://bucket/x"}}
+            )
+        )
+        == "ValidationException"
+    )  # no RoleArn
     create(sm, "g")
     too_many = [{"FeatureName": f"f{i}", "FeatureType": "Integral"} for i in range(101)]
-    assert code_of(lambda: sm.update_feature_group(
-        FeatureGroupName="g", FeatureAdditions=too_many)) == "ValidationException"
-    assert code_of(lambda: sm.update_feature_group(
-        FeatureGroupName="g", FeatureAdditions=[DEFS[0]])) == "ValidationException"
-    assert code_of(lambda: sm.update_feature_metadata(
-        FeatureGroupName="g", FeatureName="nope", Description="x")) == "ResourceNotFound"
+    assert (
+        code_of(lambda: sm.update_feature_group(FeatureGroupName="g", FeatureAdditions=too_many))
+        == "ValidationException"
+    )
+    assert (
+        code_of(lambda: sm.update_feature_group(FeatureGroupName="g", FeatureAdditions=[DEFS[0]]))
+        == "ValidationException"
+    )
+    assert (
+        code_of(
+            lambda: sm.update_feature_metadata(
+                FeatureGroupName="g", FeatureName="nope", Description="x"
+            )
+        )
+        == "ResourceNotFound"
+    )
     ttl = {"TtlDuration": {"Unit": "Hours", "Value": 2}}
-    assert code_of(lambda: sm.update_feature_group(  # one parameter at a time
-        FeatureGroupName="g", FeatureAdditions=too_many[:1], OnlineStoreConfig=ttl)) == \
-        "ValidationException"
+    assert (
+        code_of(
+            lambda: sm.update_feature_group(  # one parameter at a time
+                FeatureGroupName="g", FeatureAdditions=too_many[:1], OnlineStoreConfig=ttl
+            )
+        )
+        == "ValidationException"
+    )
     sm.update_feature_group(FeatureGroupName="g", FeatureAdditions=too_many[:100])
     sm.update_feature_group(FeatureGroupName="g", OnlineStoreConfig=ttl)
     desc = sm.describe_feature_group(FeatureGroupName="g")
@@ -81,8 +114,7 @@ def test_validation_rules(served: FeatureStoreServer) -> None:
     assert desc["LastUpdateStatus"]["Status"] == "Successful"
     # an empty TtlDuration (Unit and Value null) removes the TTL
     sm.update_feature_group(FeatureGroupName="g", OnlineStoreConfig={"TtlDuration": {}})
-    assert "TtlDuration" not in sm.describe_feature_group(
-        FeatureGroupName="g")["OnlineStoreConfig"]
+    assert "TtlDuration" not in sm.describe_feature_group(FeatureGroupName="g")["OnlineStoreConfig"]
 
 
 def test_update_while_creating_is_resource_in_use(example: Example) -> None:
@@ -91,11 +123,18 @@ def test_update_while_creating_is_resource_in_use(example: Example) -> None:
     try:
         sm = sagemaker(server.url)
         create(sm, "slow")
-        assert sm.describe_feature_group(FeatureGroupName="slow")["FeatureGroupStatus"] == \
-            "Creating"
-        assert code_of(lambda: sm.update_feature_group(
-            FeatureGroupName="slow", FeatureAdditions=[
-                {"FeatureName": "x", "FeatureType": "String"}])) == "ResourceInUse"
+        assert (
+            sm.describe_feature_group(FeatureGroupName="slow")["FeatureGroupStatus"] == "Creating"
+        )
+        assert (
+            code_of(
+                lambda: sm.update_feature_group(
+                    FeatureGroupName="slow",
+                    FeatureAdditions=[{"FeatureName": "x", "FeatureType": "String"}],
+                )
+            )
+            == "ResourceInUse"
+        )
     finally:
         server.shutdown()
         server.server_close()

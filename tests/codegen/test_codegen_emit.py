@@ -54,8 +54,11 @@ def test_check_passes_when_fresh_and_names_a_hand_edited_file(shop: Path) -> Non
 
 def test_check_detects_a_definition_change_and_generate_fixes_it(shop: Path) -> None:
     defs = shop / "shopdefs/products.py"
-    defs.write_text(defs.read_text().replace('"Number of published reviews"',
-                                             '"Reviews published on the product page"'))
+    defs.write_text(
+        defs.read_text().replace(
+            '"Number of published reviews"', '"Reviews published on the product page"'
+        )
+    )
     config, spec = load_project(shop)
     stale = stale_files(config, spec)
     assert "generated/catalog.md: out of date" in stale
@@ -76,7 +79,8 @@ def test_removed_group_files_are_deleted_using_the_old_manifest(shop: Path) -> N
     keep.write_text("not generated; must survive\n")
     config, spec = load_project(shop)
     assert "generated/groups/product_stats/batch_job.py: no longer generated" in stale_files(
-        config, spec)
+        config, spec
+    )
     result = generate(config, spec)
     assert "groups/product_stats/batch_job.py" in result.removed
     assert not (shop / "generated/groups/product_stats").exists()
@@ -106,9 +110,12 @@ def test_json_output(shop: Path) -> None:
 
 def extra_builder(ctx: BuildContext) -> Iterator[Artifact]:
     for g in ctx.spec.groups:
-        yield ctx.artifact(f"groups/{g.name}/notes.sql", kind="notes", body="SELECT 1\n",
-                           header=Header(sources=(str(g.location),),
-                                         spec_hash="sha256:" + "0" * 64))
+        yield ctx.artifact(
+            f"groups/{g.name}/notes.sql",
+            kind="notes",
+            body="SELECT 1\n",
+            header=Header(sources=(str(g.location),), spec_hash="sha256:" + "0" * 64),
+        )
 
 
 def test_registration_point_adds_artifact_kinds(shop: Path) -> None:
@@ -135,8 +142,12 @@ def test_artifact_paths_must_stay_inside_generated(shop: Path) -> None:
 
 def test_invalid_definitions_generate_nothing(shop: Path) -> None:
     defs = shop / "shopdefs/products.py"
-    defs.write_text(defs.read_text().replace("def rating(star_total: int, review_count: int)",
-                                             "def rating(star_total, review_count: int)"))
+    defs.write_text(
+        defs.read_text().replace(
+            "def rating(star_total: int, review_count: int)",
+            "def rating(star_total, review_count: int)",
+        )
+    )
     before = {p: p.read_bytes() for p in (shop / "generated").rglob("*") if p.is_file()}
     code, _, err = _cli(shop)
     assert code == 1

@@ -18,9 +18,14 @@ UPDATE = os.environ.get("FSGEN_UPDATE_GOLDEN") == "1"
 
 
 def _unified(path: str, old: str, new: str) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
-                                        new.splitlines(keepends=True),
-                                        fromfile=f"golden/{path}", tofile=f"generated/{path}"))
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"golden/{path}",
+            tofile=f"generated/{path}",
+        )
+    )
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -39,7 +44,8 @@ def test_golden_output_matches(name: str) -> None:
     problems += [f"golden/{p} is no longer generated" for p in result.removed]
     assert not problems, (
         "generated output differs from the golden files "
-        "(refresh with FSGEN_UPDATE_GOLDEN=1 if intended):\n" + "\n".join(problems))
+        "(refresh with FSGEN_UPDATE_GOLDEN=1 if intended):\n" + "\n".join(problems)
+    )
 
 
 def test_example_generated_dir_is_fresh() -> None:
@@ -58,8 +64,11 @@ def test_output_is_byte_identical_across_runs_and_locations(name: str, tmp_path:
     shutil.copytree(GOLDEN / name, copy, ignore=shutil.ignore_patterns("generated", "__pycache__"))
     config2, spec2 = load_project(copy)
     generate(config2, spec2)
-    second = {str(p.relative_to(config2.generated_path)): p.read_bytes()
-              for p in config2.generated_path.rglob("*") if p.is_file()}
+    second = {
+        str(p.relative_to(config2.generated_path)): p.read_bytes()
+        for p in config2.generated_path.rglob("*")
+        if p.is_file()
+    }
     assert first == second
     assert all(b"\r\n" not in v for v in second.values())
     assert all(str(tmp_path).encode() not in v for v in second.values())

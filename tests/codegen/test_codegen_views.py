@@ -11,22 +11,30 @@ from fsgen.codegen import views
 from fsgen.codegen.pyfmt import literal, string
 
 
-@pytest.mark.parametrize(("seconds", "expected"), [
-    (604800, {"Unit": "Weeks", "Value": 1}),
-    (2592000, {"Unit": "Days", "Value": 30}),
-    (21600, {"Unit": "Hours", "Value": 6}),
-    (90, {"Unit": "Seconds", "Value": 90}),
-    (120, {"Unit": "Minutes", "Value": 2}),
-])
-def test_ttl_duration_uses_the_largest_exact_unit(seconds: int,
-                                                  expected: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (604800, {"Unit": "Weeks", "Value": 1}),
+        (2592000, {"Unit": "Days", "Value": 30}),
+        (21600, {"Unit": "Hours", "Value": 6}),
+        (90, {"Unit": "Seconds", "Value": 90}),
+        (120, {"Unit": "Minutes", "Value": 2}),
+    ],
+)
+def test_ttl_duration_uses_the_largest_exact_unit(
+    seconds: int, expected: dict[str, object]
+) -> None:
     assert views.ttl_duration(seconds) == expected
 
 
-@pytest.mark.parametrize(("name", "package"), [
-    ("customer-features", "customer_features"), ("Driver-City", "driver_city"),
-    ("7day-stats", "_7day_stats"),
-])
+@pytest.mark.parametrize(
+    ("name", "package"),
+    [
+        ("customer-features", "customer_features"),
+        ("Driver-City", "driver_city"),
+        ("7day-stats", "_7day_stats"),
+    ],
+)
 def test_snake_names_are_importable(name: str, package: str) -> None:
     assert views.snake(name) == package and package.isidentifier()
 
@@ -44,9 +52,11 @@ def test_defaults_take_the_column_type() -> None:
     from fsgen.types import Fractional, Integral, String
 
     assert views._typed_default(Fractional, 0) == 0.0 and isinstance(
-        views._typed_default(Fractional, 0), float)
+        views._typed_default(Fractional, 0), float
+    )
     assert views._typed_default(Integral, 3.0) == 3 and isinstance(
-        views._typed_default(Integral, 3.0), int)
+        views._typed_default(Integral, 3.0), int
+    )
     assert views._typed_default(String, "x") == "x"
     assert views._typed_default(Fractional, None) is None
 
@@ -69,7 +79,8 @@ def test_request_uses_group_then_profile_storage_settings() -> None:
     request = views.create_feature_group_request(group, config)
     assert request["OfflineStoreConfig"] == {
         "S3StorageConfig": {"S3Uri": "s3://ridedefs-offline-store/rider-profile"},
-        "TableFormat": "Glue"}
+        "TableFormat": "Glue",
+    }
     assert "RoleArn" not in request  # no aws profile role: the CloudFormation parameter has none
     assert request["OnlineStoreConfig"] == {"EnableOnlineStore": True}
     config, spec = load_project(REPO)

@@ -30,12 +30,17 @@ def test_validate_example_prints_summary() -> None:
 def test_validate_json() -> None:
     code, out, _ = run("--project", str(REPO), "validate", "--json")
     assert code == 0
-    assert json.loads(out) == {"valid": True, "diagnostics": [],
-                               "summary": "2 feature groups, 8 features, 1 feature set"}
+    assert json.loads(out) == {
+        "valid": True,
+        "diagnostics": [],
+        "summary": "2 feature groups, 8 features, 1 feature set",
+    }
 
 
 def test_validate_reports_every_error_and_exits_1(make_project: Callable[..., Path]) -> None:
-    root = make_project({"featuredefs/bad.py": '''
+    root = make_project(
+        {
+            "featuredefs/bad.py": """
         from fsgen import Entity, FeatureGroup, Fractional, String
 
         customer = Entity("customer_id", String)
@@ -48,7 +53,9 @@ def test_validate_reports_every_error_and_exits_1(make_project: Callable[..., Pa
         @g.feature(Fractional)
         def other(total_spend: float) -> float:
             return total_spend
-        '''})
+        """
+        }
+    )
     code, out, err = run("--project", str(root), "validate")
     assert code == 1
     assert out == ""
@@ -65,7 +72,9 @@ def test_validate_reports_every_error_and_exits_1(make_project: Callable[..., Pa
     payload = json.loads(out)
     assert code == 1 and payload["valid"] is False
     assert [(d["path"], d["line"], d["code"]) for d in payload["diagnostics"]] == [
-        ("featuredefs/bad.py", 6, "FS104"), ("featuredefs/bad.py", 10, "FS108")]
+        ("featuredefs/bad.py", 6, "FS104"),
+        ("featuredefs/bad.py", 10, "FS108"),
+    ]
 
 
 def test_missing_project_is_a_clear_error(tmp_path: Path) -> None:
@@ -93,6 +102,7 @@ def test_help_imports_nothing_heavy() -> None:
         "'pydantic', 'jinja2', 'rich') if m in sys.modules)\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True, cwd=REPO).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
     assert out.strip().splitlines()[-1] == "HEAVY="

@@ -88,25 +88,31 @@ def test_event_time_millis_round_trip(millis: int) -> None:
     assert round(parse_event_time("String", text) * 1000) == millis
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2024-01-31T12:00:00Z", "2024-01-31T12:00:00Z"),
-    ("2024-01-31T12:00:00.250Z", "2024-01-31T12:00:00.250Z"),
-    ("2024-01-31T14:00:00+02:00", "2024-01-31T12:00:00Z"),
-    ("2024-01-31T12:00:00", "2024-01-31T12:00:00Z"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-31T12:00:00Z", "2024-01-31T12:00:00Z"),
+        ("2024-01-31T12:00:00.250Z", "2024-01-31T12:00:00.250Z"),
+        ("2024-01-31T14:00:00+02:00", "2024-01-31T12:00:00Z"),
+        ("2024-01-31T12:00:00", "2024-01-31T12:00:00Z"),
+    ],
+)
 def test_event_time_is_normalized_to_utc(text: str, expected: str) -> None:
     assert format_event_time("String", parse_event_time("String", text)) == expected
 
 
-@pytest.mark.parametrize("bad", ["yesterday", "2024-13-01T00:00:00Z",
-                                 "2024-01-01T00:00:00.123456Z", 17])
+@pytest.mark.parametrize(
+    "bad", ["yesterday", "2024-13-01T00:00:00Z", "2024-01-01T00:00:00.123456Z", 17]
+)
 def test_bad_event_times_are_refused(bad: object) -> None:
     with pytest.raises((TypeError, ValueError)):
         parse_event_time("String", bad)
 
 
-@given(st.lists(st.text(max_size=4), min_size=2, max_size=3),
-       st.lists(st.text(max_size=4), min_size=2, max_size=3))
+@given(
+    st.lists(st.text(max_size=4), min_size=2, max_size=3),
+    st.lists(st.text(max_size=4), min_size=2, max_size=3),
+)
 def test_composite_identifiers_never_collide(a: list[str], b: list[str]) -> None:
     if a != b:
         assert composite_identifier(list(a)) != composite_identifier(list(b))

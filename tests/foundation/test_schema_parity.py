@@ -14,12 +14,43 @@ from fsgen.schema import RawRecord
 
 NUMERIC_TEXT = st.text(alphabet="0123456789+-._ eEaxnfiINFtruefalsyo", max_size=8)
 VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**20, 10**20),
-    st.floats(allow_nan=True, allow_infinity=True), NUMERIC_TEXT,
-    st.sampled_from(["42", " 42 ", "42.0", "-0", "1e3", "nan", "inf", "true", "Yes", "off",
-                     "0", "1", "", "4_2", "0x10", "١٢", "1.", ".5",
-                     "1_0.5", "00", " +1.0 ", "1.00", "1.5e0", "1e-3", "-.5e+2",
-                     "0 ", " yes", "TRUE"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    NUMERIC_TEXT,
+    st.sampled_from(
+        [
+            "42",
+            " 42 ",
+            "42.0",
+            "-0",
+            "1e3",
+            "nan",
+            "inf",
+            "true",
+            "Yes",
+            "off",
+            "0",
+            "1",
+            "",
+            "4_2",
+            "0x10",
+            "١٢",
+            "1.",
+            ".5",
+            "1_0.5",
+            "00",
+            " +1.0 ",
+            "1.00",
+            "1.5e0",
+            "1e-3",
+            "-.5e+2",
+            "0 ",
+            " yes",
+            "TRUE",
+        ]
+    ),
 )
 
 

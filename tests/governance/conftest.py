@@ -55,7 +55,8 @@ def example_project(tmp_path: Path) -> Path:
     root = tmp_path / "example"
     root.mkdir()
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
-    shutil.copytree(REPO / "featuredefs", root / "featuredefs",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "featuredefs", root / "featuredefs", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copytree(REPO / "data", root / "data")
     return root

@@ -30,11 +30,17 @@ def test_record_ingest_and_query_filters(example_project: Path) -> None:
     config = load_config(example_project)
     store = config.store_path
     audit.record_ingest(store, Run("customer-features"), when="2024-01-01T00:00:01.000Z")
-    audit.record_ingest(store, Run("merchant-features", read=5, written=3, rejected=2,
-                                   rejects_path=Path("/r/m.jsonl")),
-                        when="2024-01-01T00:00:02.000Z")
-    audit.record_ingest(store, Run("customer-features", read=0, written=0), error="boom",
-                        when="2024-01-01T00:00:03.000Z")
+    audit.record_ingest(
+        store,
+        Run("merchant-features", read=5, written=3, rejected=2, rejects_path=Path("/r/m.jsonl")),
+        when="2024-01-01T00:00:02.000Z",
+    )
+    audit.record_ingest(
+        store,
+        Run("customer-features", read=0, written=0),
+        error="boom",
+        when="2024-01-01T00:00:03.000Z",
+    )
     every = audit.query(config)
     assert [e.when for e in every] == sorted(e.when for e in every)
     assert [e.result for e in every] == ["ok", "rejects", "failed"]
@@ -99,13 +105,18 @@ def test_applies_and_ingestions_in_one_trail(example_project: Path) -> None:
         with pytest.raises(IngestError):
             store.ingest("customer-features", example_project / "data/missing.csv")
     trail = audit.query(config)
-    assert [(e.kind, e.result) for e in trail] == [("apply", "applied"), ("ingest", "ok"),
-                                                   ("ingest", "failed")]
+    assert [(e.kind, e.result) for e in trail] == [
+        ("apply", "applied"),
+        ("ingest", "ok"),
+        ("ingest", "failed"),
+    ]
     applied = trail[0]
     assert applied.result == "applied"
     assert applied.groups == ("customer-features", "merchant-features")
-    assert applied.details["actions"] == {"customer-features": "create",
-                                          "merchant-features": "create"}
+    assert applied.details["actions"] == {
+        "customer-features": "create",
+        "merchant-features": "create",
+    }
     assert applied.summary.startswith("Plan: 2 to add")
     assert [e.kind for e in audit.query(config, group="merchant-features")] == ["apply"]
     assert trail[1].details["written"] == result.written > 0
@@ -115,8 +126,9 @@ def test_applies_and_ingestions_in_one_trail(example_project: Path) -> None:
     assert "ingest" in text and "customer-features" in text and "data/customers.csv" in text
 
 
-def test_history_command_filters_and_json(example_project: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_history_command_filters_and_json(
+    example_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from click.testing import CliRunner
 
     from fsgen.cli import main
@@ -126,22 +138,23 @@ def test_history_command_filters_and_json(example_project: Path,
     runner = CliRunner()
 
     def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(main, ["--project", str(example_project), *args],
-                               catch_exceptions=False)
+        result = runner.invoke(
+            main, ["--project", str(example_project), *args], catch_exceptions=False
+        )
         return result.exit_code, result.stdout
 
     assert run("history") == (0, "No applies or ingestions recorded yet.\n")
     assert run("apply", "--auto-approve")[0] == 0
     assert run("ingest", "merchant-features", "data/merchants.jsonl")[0] == 0
-    code, _ = run("ingest", "customer-features", "data/customers_with_errors.csv",
-                  "--rejects", "rej.jsonl")
+    code, _ = run(
+        "ingest", "customer-features", "data/customers_with_errors.csv", "--rejects", "rej.jsonl"
+    )
     assert code == 1  # some records were rejected
     code, text = run("history")
     lines = [line for line in text.splitlines() if not line.startswith("    ")]
     assert code == 0 and len(lines) == 3
     assert "reviewer@" in lines[0] and "applied  9/9 stages  Plan: 2 to add" in lines[0]
-    assert "ok  ingest merchant-features from data/merchants.jsonl: read 84, written 84" \
-        in lines[1]
+    assert "ok  ingest merchant-features from data/merchants.jsonl: read 84, written 84" in lines[1]
     assert "rejects  ingest customer-features" in lines[2]
     assert "    rejects: rej.jsonl" in text
     code, out = run("history", "--json", "--kind", "ingest", "--group", "customer-features")
@@ -166,8 +179,10 @@ def test_generated_batch_job_runs_join_the_trail(example_project: Path) -> None:
     runtime = group_runtime(spec.group("customer-features"))
     source = str(example_project / "data/customers_with_errors.csv")
     rejects = str(example_project / "out/rejects.jsonl")
-    assert batch_main(runtime, [], [source, "--project", str(example_project),
-                                    "--rejects", rejects]) == 1
+    assert (
+        batch_main(runtime, [], [source, "--project", str(example_project), "--rejects", rejects])
+        == 1
+    )
     assert batch_main(runtime, [], [source, "--dry-run"]) == 1  # writes nothing: no event
     (event,) = audit.query(config, kind="ingest")
     assert event.groups == ("customer-features",) and event.result == "rejects"
@@ -184,13 +199,14 @@ def test_stream_replay_joins_the_trail(example_project: Path) -> None:
     source = example_project / "data/updates.jsonl"
     good = (example_project / "data/customer_updates.jsonl").read_text().splitlines()[:5]
     source.write_text("\n".join([*good, "{not json"]) + "\n")
-    result = CliRunner().invoke(main, ["--project", str(example_project), "stream", "replay",
-                                       "customer-features", str(source)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        ["--project", str(example_project), "stream", "replay", "customer-features", str(source)],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 1  # the poison line was dead-lettered
     (event,) = audit.query(load_config(example_project), kind="ingest")
     assert event.result == "rejects" and event.groups == ("customer-features",)
-    assert (event.details["read"], event.details["written"], event.details["rejected"]) == (
-        6, 5, 1)
+    assert (event.details["read"], event.details["written"], event.details["rejected"]) == (6, 5, 1)
     assert str(event.details["rejects_path"]).endswith("dead-letter/customer-features.jsonl")
     assert str(event.details["run_id"]).startswith("stream-replay-")

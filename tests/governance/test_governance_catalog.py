@@ -42,18 +42,21 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("cat") / "example"
     root.mkdir()
     shutil.copy(repo / "pyproject.toml", root / "pyproject.toml")
-    shutil.copytree(repo / "featuredefs", root / "featuredefs",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        repo / "featuredefs", root / "featuredefs", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copytree(repo / "data", root / "data")
     _apply(root)
     config, spec = load_config(root), load(root)
     with LocalStore.open(config, spec) as store:
-        store.ingest("customer-features", root / "data/customers_with_errors.csv",
-                     root / "rejects.jsonl")
+        store.ingest(
+            "customer-features", root / "data/customers_with_errors.csv", root / "rejects.jsonl"
+        )
         store.ingest("merchant-features", root / "data/merchants.jsonl")
     out = root / "catalog"
-    result = CliRunner().invoke(main, ["--project", str(root), "catalog", "--output", str(out)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["--project", str(root), "catalog", "--output", str(out)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert (out / "index.html").resolve().as_uri() in result.stdout
     return root, out
@@ -63,9 +66,15 @@ def test_every_page_exists_and_every_link_resolves(built: tuple[Path, Path]) -> 
     _, out = built
     pages = sorted(out.rglob("*.html"))
     names = {p.relative_to(out).as_posix() for p in pages}
-    assert {"index.html", "groups/customer-features.html", "groups/merchant-features.html",
-            "features/customer-features/age.html", "features/merchant-features/is_high_risk.html",
-            "on-demand/amount_to_monthly_spend.html", "feature-sets/fraud-model.html"} <= names
+    assert {
+        "index.html",
+        "groups/customer-features.html",
+        "groups/merchant-features.html",
+        "features/customer-features/age.html",
+        "features/merchant-features/is_high_risk.html",
+        "on-demand/amount_to_monthly_spend.html",
+        "feature-sets/fraud-model.html",
+    } <= names
     assert len(names) == 1 + 2 + 7 + 1 + 1
     for path in pages:
         page = read(path)
@@ -113,9 +122,12 @@ def test_feature_page_lineage_transformation_and_pii(built: tuple[Path, Path]) -
 def test_artifacts_and_history(built: tuple[Path, Path]) -> None:
     _, out = built
     page = read(out / "groups/customer-features.html")
-    for path in ("generated/groups/customer_features/batch_job.py",
-                 "generated/feature_sets/fraud_model/parser.py", "generated/catalog.json",
-                 "generated/iam/batch_ingestion.json"):
+    for path in (
+        "generated/groups/customer_features/batch_job.py",
+        "generated/feature_sets/fraud_model/parser.py",
+        "generated/catalog.json",
+        "generated/iam/batch_ingestion.json",
+    ):
         assert path in page.text
     assert "generated/groups/merchant_features" not in page.text
     history = text_of(page, "history")
@@ -150,12 +162,16 @@ def test_statistics_match_a_pandas_oracle(built: tuple[Path, Path]) -> None:
     page = read(out / "features/merchant-features/chargeback_rate.html")
     assert text_of(page, "stat-rows") == str(len(visible))
     assert (out / "features/merchant-features/chargeback_rate.html").read_text().count(
-        "<rect") == BINS
+        "<rect"
+    ) == BINS
 
 
 @settings(max_examples=25, deadline=None)
-@given(values=st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1,
-                       max_size=60))
+@given(
+    values=st.lists(
+        st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=60
+    )
+)
 def test_histogram_counts_every_value_once(values: list[float]) -> None:
     import duckdb
 
@@ -169,7 +185,7 @@ def test_histogram_counts_every_value_once(values: list[float]) -> None:
     assert bars[0].low == min(values) and bars[-1].high == max(values)
 
 
-ESCAPE_DEFS = '''\
+ESCAPE_DEFS = """\
 from fsgen import Entity, FeatureGroup, Integral, String
 
 user = Entity("user_id", String, description="u")
@@ -180,11 +196,12 @@ g = FeatureGroup("grp", entity=user, event_time="ts", owner="<b>team</b>",
 @g.feature(Integral, description="x < y & <i>z</i>", pii="pseudonymous", tags={"k": "v w"})
 def f(x: int) -> int:
     return x
-'''
+"""
 
 
-def test_text_is_escaped_and_stale_pages_are_removed(make_project: Callable[..., Path],
-                                                     tmp_path: Path) -> None:
+def test_text_is_escaped_and_stale_pages_are_removed(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
     root = make_project({"featuredefs/defs.py": ESCAPE_DEFS})
     out = tmp_path / "site"
     (out / "features/gone").mkdir(parents=True)
@@ -200,14 +217,16 @@ def test_text_is_escaped_and_stale_pages_are_removed(make_project: Callable[...,
     assert "No offline data yet" in page.text
 
 
-def test_pii_changes_are_flagged_in_plan_and_catalog(make_project: Callable[..., Path],
-                                                     tmp_path: Path) -> None:
+def test_pii_changes_are_flagged_in_plan_and_catalog(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
     root = make_project({"featuredefs/defs.py": ESCAPE_DEFS})
     config = load_config(root)
     created = compute_plan(config, load(root), open_backend(config, "local"), artifacts=False)
     assert plan_annotations(created) == [
         "PII review: personal data is added or reclassified:",
-        "  ! grp.f: new feature -> pseudonymous, served online"]
+        "  ! grp.f: new feature -> pseudonymous, served online",
+    ]
     _apply(root)
     defs = root / "featuredefs/defs.py"
     defs.write_text(defs.read_text().replace('pii="pseudonymous"', 'pii="personal"'))
@@ -215,7 +234,8 @@ def test_pii_changes_are_flagged_in_plan_and_catalog(make_project: Callable[...,
     plan = compute_plan(config, spec, open_backend(config, "local"), artifacts=False)
     assert plan_annotations(plan) == [
         "PII review: personal data is added or reclassified:",
-        "  ! grp.f: pseudonymous -> personal (stricter), served online"]
+        "  ! grp.f: pseudonymous -> personal (stricter), served online",
+    ]
     _apply(root)
     defs.write_text(defs.read_text().replace('pii="personal"', 'pii="none"'))
     plan = compute_plan(config, load(root), open_backend(config, "local"), artifacts=False)

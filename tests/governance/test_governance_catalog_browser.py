@@ -23,17 +23,24 @@ from fsgen.store import LocalStore
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,1400")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1400",
+)
 
 
 def _need_browser() -> None:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if not missing:
         return
-    reason = (f"{', '.join(missing)} not installed (apt-get install -y chromium "
-              "chromium-driver)")
+    reason = f"{', '.join(missing)} not installed (apt-get install -y chromium chromium-driver)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"the catalog browser test must run in CI: {reason}")
     pytest.skip(reason)
@@ -44,8 +51,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("browser") / "example"
     root.mkdir()
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
-    shutil.copytree(REPO / "featuredefs", root / "featuredefs",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "featuredefs", root / "featuredefs", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copytree(REPO / "data", root / "data")
     config, spec = load_config(root), load(root)
     with LocalStore.open(config, spec) as store:
@@ -97,8 +105,11 @@ def _expected(root: Path, keep: object) -> list[str]:
 
 
 def _no_script_errors(driver: object) -> None:
-    errors = [e for e in driver.get_log("browser")  # type: ignore[attr-defined]
-              if e["level"] == "SEVERE"]
+    errors = [
+        e
+        for e in driver.get_log("browser")  # type: ignore[attr-defined]
+        if e["level"] == "SEVERE"
+    ]
     assert not errors, errors
 
 
@@ -113,16 +124,20 @@ def test_index_loads_and_search_filters(browser: object, site: tuple[Path, Path]
     everything = _visible(driver)
     assert len(everything) == 11
     assert _search(driver, "owner:growth-ml") == _expected(
-        root, lambda r: r["owner"] == "growth-ml")
+        root, lambda r: r["owner"] == "growth-ml"
+    )
     assert _search(driver, "pii:personal") == ["customer-features:age"]
     assert _search(driver, "tag:domain=merchant") == _expected(
-        root, lambda r: "domain=merchant" in r["tags"])
+        root, lambda r: "domain=merchant" in r["tags"]
+    )
     assert _search(driver, "chargeback") == _expected(
-        root, lambda r: "chargeback" in f"{r['qualified']} {r['group']} {r['description']}".lower())
+        root, lambda r: "chargeback" in f"{r['qualified']} {r['group']} {r['description']}".lower()
+    )
     assert _search(driver, "type:on-demand owner:risk-ml spend") == ["amount_to_monthly_spend"]
     assert driver.find_element(By.ID, "count").text == "1"  # type: ignore[attr-defined]
     assert _search(driver, "type:feature owner:growth-ml spend") == [
-        "customer-features:avg_monthly_spend"]
+        "customer-features:avg_monthly_spend"
+    ]
     assert _search(driver, "no-such-thing") == []
     _search(driver, "")
     Select(driver.find_element(By.ID, "filter-pii")).select_by_value("none")  # type: ignore[attr-defined]
@@ -156,8 +171,14 @@ def test_links_resolve_and_screenshot(browser: object, site: tuple[Path, Path]) 
     driver = browser
     index = (out / "index.html").as_uri()
     driver.get(index)  # type: ignore[attr-defined]
-    hrefs = sorted({a.get_attribute("href") for a in driver.find_elements(  # type: ignore[attr-defined]
-        By.CSS_SELECTOR, "#catalog a, .cards a")})
+    hrefs = sorted(
+        {
+            a.get_attribute("href")
+            for a in driver.find_elements(  # type: ignore[attr-defined]
+                By.CSS_SELECTOR, "#catalog a, .cards a"
+            )
+        }
+    )
     assert len(hrefs) >= 11
     for href in hrefs:
         driver.get(href)  # type: ignore[attr-defined]
@@ -177,7 +198,12 @@ def test_links_resolve_and_screenshot(browser: object, site: tuple[Path, Path]) 
     driver.get(index)  # type: ignore[attr-defined]
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    driver.set_window_size(1280, driver.execute_script(  # type: ignore[attr-defined]
-        "return document.body.scrollHeight") + 40)
+    driver.set_window_size(
+        1280,
+        driver.execute_script(  # type: ignore[attr-defined]
+            "return document.body.scrollHeight"
+        )
+        + 40,
+    )
     assert driver.save_screenshot(str(artifacts / "catalog.png"))  # type: ignore[attr-defined]
     assert (artifacts / "catalog.png").stat().st_size > 10_000

@@ -19,7 +19,7 @@ from fsgen.config import load_config
 from fsgen.loader import load
 from fsgen.store import LocalStore
 
-DEFS = '''\
+DEFS = """\
 from fsgen import Entity, FeatureGroup, Fractional, Integral, Online, String
 
 user = Entity("user_id", String, description="u")
@@ -43,7 +43,7 @@ def n_visits(n: int) -> int:
 @pages.feature(Integral, description="n")
 def n_pages(n: int) -> int:
     return n
-'''
+"""
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC).timestamp()
 
@@ -69,11 +69,15 @@ def _report(root: Path, now: float) -> dict[str, freshness.GroupFreshness]:
 
 
 def test_fresh_stale_empty_and_unbounded(project: Path) -> None:
-    _put(project, "clicks", [
-        {"user_id": "a", "ts": iso(T0 - 3600), "n": 1},
-        {"user_id": "b", "ts": iso(T0 - 600), "n": 2},      # newest
-        {"user_id": "c", "ts": "2024-04-01T00:00:00+02:00", "n": 3},
-    ])
+    _put(
+        project,
+        "clicks",
+        [
+            {"user_id": "a", "ts": iso(T0 - 3600), "n": 1},
+            {"user_id": "b", "ts": iso(T0 - 600), "n": 2},  # newest
+            {"user_id": "c", "ts": "2024-04-01T00:00:00+02:00", "n": 3},
+        ],
+    )
     _put(project, "pages", [{"user_id": "a", "ts": iso(T0 - 86400 * 30), "n": 1}])
     rep = _report(project, T0)
     clicks = rep["clicks"]
@@ -95,8 +99,14 @@ def test_fresh_stale_empty_and_unbounded(project: Path) -> None:
 
 def test_deleted_records_do_not_count_as_fresh(project: Path) -> None:
     config, spec = load_config(project), load(project)
-    _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 7200 * 2), "n": 1},
-                             {"user_id": "b", "ts": iso(T0 - 7200 * 2), "n": 1}])
+    _put(
+        project,
+        "clicks",
+        [
+            {"user_id": "a", "ts": iso(T0 - 7200 * 2), "n": 1},
+            {"user_id": "b", "ts": iso(T0 - 7200 * 2), "n": 1},
+        ],
+    )
     with LocalStore.open(config, spec) as store:
         store.delete_record("clicks", "b", iso(T0 - 60))
     clicks = _report(project, T0)["clicks"]
@@ -106,8 +116,11 @@ def test_deleted_records_do_not_count_as_fresh(project: Path) -> None:
 
 
 def test_fractional_event_time_and_offline_keeps_older_records(project: Path) -> None:
-    _put(project, "visits", [{"user_id": "a", "at": T0 - 100.5, "n": 1},
-                             {"user_id": "a", "at": T0 - 5000.0, "n": 2}])
+    _put(
+        project,
+        "visits",
+        [{"user_id": "a", "at": T0 - 100.5, "n": 1}, {"user_id": "a", "at": T0 - 5000.0, "n": 2}],
+    )
     visits = _report(project, T0)["visits"]
     assert visits.online is not None and visits.offline is not None
     assert (visits.online.records, visits.offline.records) == (1, 2)
@@ -115,13 +128,16 @@ def test_fractional_event_time_and_offline_keeps_older_records(project: Path) ->
     assert visits.status == "fresh"
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(offsets=st.lists(st.integers(min_value=0, max_value=10 * 86400), min_size=1,
-                        max_size=12),
-       now_offset=st.integers(min_value=0, max_value=86400))
-def test_ages_match_an_oracle(make_project: Callable[..., Path], offsets: list[int],
-                              now_offset: int) -> None:
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=10 * 86400), min_size=1, max_size=12),
+    now_offset=st.integers(min_value=0, max_value=86400),
+)
+def test_ages_match_an_oracle(
+    make_project: Callable[..., Path], offsets: list[int], now_offset: int
+) -> None:
     root = make_project({"featuredefs/defs.py": DEFS})
     rows = [{"user_id": f"u{i}", "ts": iso(T0 - o), "n": i} for i, o in enumerate(offsets)]
     _put(root, "clicks", rows)
@@ -135,8 +151,9 @@ def test_ages_match_an_oracle(make_project: Callable[..., Path], offsets: list[i
 
 
 def _cli(root: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--project", str(root), "freshness", *args],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["--project", str(root), "freshness", *args], catch_exceptions=False
+    )
     return result.exit_code, result.stdout
 
 
@@ -149,11 +166,13 @@ def test_cli_exit_codes_and_json(project: Path) -> None:
     data = json.loads(out)
     assert code == 1 and data["ok"] is False  # pages is empty
     assert {g["group"]: g["status"] for g in data["groups"]} == {
-        "clicks": "fresh", "visits": "fresh", "pages": "empty"}
+        "clicks": "fresh",
+        "visits": "fresh",
+        "pages": "empty",
+    }
     code, out = _cli(project, "--now", iso(T0 + 86400), "--group", "clicks")
     assert code == 1 and "CLICKS" not in out and "clicks: STALE" in out
-    result = CliRunner().invoke(main, ["--project", str(project), "freshness", "--now",
-                                       "tomorrow"])
+    result = CliRunner().invoke(main, ["--project", str(project), "freshness", "--now", "tomorrow"])
     assert result.exit_code == 1 and "--now 'tomorrow'" in result.stderr
 
 
@@ -166,21 +185,37 @@ def test_publish_cloudwatch_metrics(project: Path, aws_env: str) -> None:
     assert sent == len(freshness.metric_data(rep, "featuredefs"))
     cw = boto3.client("cloudwatch", region_name="us-east-1")
     stats = cw.get_metric_statistics(
-        Namespace="fsgen/Test", MetricName="OnlineNewestRecordAge",
-        Dimensions=[{"Name": "Project", "Value": "featuredefs"},
-                    {"Name": "FeatureGroup", "Value": "clicks"}],
+        Namespace="fsgen/Test",
+        MetricName="OnlineNewestRecordAge",
+        Dimensions=[
+            {"Name": "Project", "Value": "featuredefs"},
+            {"Name": "FeatureGroup", "Value": "clicks"},
+        ],
         StartTime=datetime.fromtimestamp(T0 - 600, UTC),
-        EndTime=datetime.fromtimestamp(T0 + 600, UTC), Period=60, Statistics=["Maximum"])
+        EndTime=datetime.fromtimestamp(T0 + 600, UTC),
+        Period=60,
+        Statistics=["Maximum"],
+    )
     assert [p["Maximum"] for p in stats["Datapoints"]] == [60.0]
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="fsgen/Test")["Metrics"]}
-    assert names == {"OnlineNewestRecordAge", "OnlineExpiredRecordShare",
-                     "OfflineNewestRecordAge", "Stale"}
+    assert names == {
+        "OnlineNewestRecordAge",
+        "OnlineExpiredRecordShare",
+        "OfflineNewestRecordAge",
+        "Stale",
+    }
     stale = cw.get_metric_statistics(
-        Namespace="fsgen/Test", MetricName="Stale",
-        Dimensions=[{"Name": "Project", "Value": "featuredefs"},
-                    {"Name": "FeatureGroup", "Value": "visits"}],
+        Namespace="fsgen/Test",
+        MetricName="Stale",
+        Dimensions=[
+            {"Name": "Project", "Value": "featuredefs"},
+            {"Name": "FeatureGroup", "Value": "visits"},
+        ],
         StartTime=datetime.fromtimestamp(T0 - 600, UTC),
-        EndTime=datetime.fromtimestamp(T0 + 600, UTC), Period=60, Statistics=["Maximum"])
+        EndTime=datetime.fromtimestamp(T0 + 600, UTC),
+        Period=60,
+        Statistics=["Maximum"],
+    )
     assert [p["Maximum"] for p in stale["Datapoints"]] == [1.0]  # visits is empty
 
 
@@ -188,12 +223,30 @@ def test_cli_publish(project: Path, aws_env: str) -> None:
     import boto3
 
     _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
-    result = CliRunner().invoke(main, ["--project", str(project), "freshness", "--now", iso(T0),
-                                       "--group", "clicks", "--publish", "--namespace",
-                                       "fsgen/CliTest"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "--project",
+            str(project),
+            "freshness",
+            "--now",
+            iso(T0),
+            "--group",
+            "clicks",
+            "--publish",
+            "--namespace",
+            "fsgen/CliTest",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0
     assert "published 4 CloudWatch metric(s) to namespace fsgen/CliTest" in result.stderr
     metrics = boto3.client("cloudwatch", region_name="us-east-1").list_metrics(
-        Namespace="fsgen/CliTest")["Metrics"]
+        Namespace="fsgen/CliTest"
+    )["Metrics"]
     assert {m["MetricName"] for m in metrics} == {
-        "OnlineNewestRecordAge", "OnlineExpiredRecordShare", "OfflineNewestRecordAge", "Stale"}
+        "OnlineNewestRecordAge",
+        "OnlineExpiredRecordShare",
+        "OfflineNewestRecordAge",
+        "Stale",
+    }

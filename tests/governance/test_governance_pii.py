@@ -106,8 +106,9 @@ def test_key_from_secrets_manager_string(aws_env: str, monkeypatch: pytest.Monke
     assert core.pseudonymize("c1") == core.pseudonymize("c1", key="s" * 40)
 
 
-def test_key_from_secrets_manager_binary_is_cached(aws_env: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_from_secrets_manager_binary_is_cached(
+    aws_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import boto3
 
     _secret(aws_env, "fsgen/pseudo-binary", SecretBinary=b"\x01" * 32)
@@ -116,7 +117,8 @@ def test_key_from_secrets_manager_binary_is_cached(aws_env: str,
     assert first == core.pseudonymize("c1", key=b"\x01" * 32)
     # rotate the secret: the cached key stays until the cache is cleared
     boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
-        SecretId="fsgen/pseudo-binary", SecretBinary=b"\x02" * 32)
+        SecretId="fsgen/pseudo-binary", SecretBinary=b"\x02" * 32
+    )
     assert core.pseudonymize("c1") == first
     core.clear_key_cache()
     assert core.pseudonymize("c1") == core.pseudonymize("c1", key=b"\x02" * 32)
@@ -124,20 +126,24 @@ def test_key_from_secrets_manager_binary_is_cached(aws_env: str,
 
 def test_missing_secret_is_a_clear_error(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(core.SECRET_ENV, "fsgen/does-not-exist")
-    with pytest.raises(core.PseudonymizationKeyError,
-                       match="cannot read pseudonymization key secret 'fsgen/does-not-exist'"):
+    with pytest.raises(
+        core.PseudonymizationKeyError,
+        match="cannot read pseudonymization key secret 'fsgen/does-not-exist'",
+    ):
         core.pseudonymize("c1")
 
 
 def test_runtime_module_is_stdlib_only() -> None:
-    code = ("import sys, fsgen.runtime.pii as p; "
-            "heavy = {'pydantic', 'boto3', 'pandas', 'duckdb', 'pyarrow'} & set(sys.modules); "
-            "assert not heavy, heavy; from fsgen import pseudonymize; "
-            "assert pseudonymize is p.pseudonymize")
+    code = (
+        "import sys, fsgen.runtime.pii as p; "
+        "heavy = {'pydantic', 'boto3', 'pandas', 'duckdb', 'pyarrow'} & set(sys.modules); "
+        "assert not heavy, heavy; from fsgen import pseudonymize; "
+        "assert pseudonymize is p.pseudonymize"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-PSEUDO_DEFS = '''\
+PSEUDO_DEFS = """\
 from fsgen import Entity, FeatureGroup, String, pseudonymize
 
 customer = Entity("customer_id", String, description="c")
@@ -147,24 +153,24 @@ g = FeatureGroup("grp", entity=customer, event_time="ts", owner="o", description
 @g.feature(String, description="Pseudonymous household id", pii="pseudonymous")
 def household_token(household_id: str) -> str:
     return pseudonymize(household_id)
-'''
+"""
 
 
-def test_usable_inside_a_feature_function(make_project: Callable[..., Path],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_usable_inside_a_feature_function(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fsgen.bind import group_runtime
 
     monkeypatch.setenv(core.KEY_ENV, KEY)
     spec = load(make_project({"featuredefs/defs.py": PSEUDO_DEFS}))
     rt = group_runtime(spec.group("grp"))
-    record = rt.process({"customer_id": "c1", "ts": "2024-01-01T00:00:00Z",
-                         "household_id": "h-9"})
+    record = rt.process({"customer_id": "c1", "ts": "2024-01-01T00:00:00Z", "household_id": "h-9"})
     assert record["household_token"] == core.pseudonymize("h-9", key=KEY)
 
 
 # ------------------------------------------------------------------ FS208 (sensitive online)
 
-SENSITIVE = '''\
+SENSITIVE = """\
 from fsgen import Entity, FeatureGroup, Integral, String
 
 customer = Entity("customer_id", String, description="c")
@@ -174,17 +180,21 @@ g = FeatureGroup("grp", entity=customer, event_time="ts", owner="o", description
 @g.feature(Integral, description="Health flag", pii="{pii}")
 def flag(x: int) -> int:
     return x
-'''
+"""
 
 
-@pytest.mark.parametrize(("extra", "pii", "expected"), [
-    ("", "sensitive", True),
-    (", allow_sensitive_online=True", "sensitive", False),
-    (", online=False", "sensitive", False),
-    ("", "personal", False),
-])
-def test_fs208_sensitive_feature_in_online_store(make_project: Callable[..., Path], extra: str,
-                                                 pii: str, expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("extra", "pii", "expected"),
+    [
+        ("", "sensitive", True),
+        (", allow_sensitive_online=True", "sensitive", False),
+        (", online=False", "sensitive", False),
+        ("", "personal", False),
+    ],
+)
+def test_fs208_sensitive_feature_in_online_store(
+    make_project: Callable[..., Path], extra: str, pii: str, expected: bool
+) -> None:
     root = make_project({"featuredefs/defs.py": SENSITIVE.format(extra=extra, pii=pii)})
     found = [d for d in check(root).diagnostics if d.code == "FS208"]
     assert bool(found) is expected
@@ -205,12 +215,19 @@ def test_plan_text_flags_new_personal_data(make_project: Callable[..., Path]) ->
     from fsgen.plan.apply import compute_plan
     from fsgen.plan.render import render_plan
 
-    root = make_project({"featuredefs/defs.py": SENSITIVE.format(
-        extra=", allow_sensitive_online=True", pii="sensitive")})
+    root = make_project(
+        {
+            "featuredefs/defs.py": SENSITIVE.format(
+                extra=", allow_sensitive_online=True", pii="sensitive"
+            )
+        }
+    )
     config = load_config(root)
     plan = compute_plan(config, load(root), open_backend(config, "local"), artifacts=False)
     text = render_plan(plan)
-    block = ("\nPII review: personal data is added or reclassified:\n"
-             "  ! grp.flag: new feature -> sensitive, served online\n\nPlan: 1 to add")
+    block = (
+        "\nPII review: personal data is added or reclassified:\n"
+        "  ! grp.flag: new feature -> sensitive, served online\n\nPlan: 1 to add"
+    )
     assert block in text
     assert "PII review" not in render_plan(plan.model_copy(update={"changes": ()}))

@@ -16,8 +16,11 @@ __all__ = ["project"]
 @pytest.fixture(autouse=True)
 def _restore_generated_modules() -> Iterator[None]:
     path = list(sys.path)
-    saved = {name: module for name, module in sys.modules.items()
-             if name == "generated" or name.startswith("generated.")}
+    saved = {
+        name: module
+        for name, module in sys.modules.items()
+        if name == "generated" or name.startswith("generated.")
+    }
     yield
     for name in [m for m in sys.modules if m == "generated" or m.startswith("generated.")]:
         del sys.modules[name]

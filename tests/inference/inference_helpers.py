@@ -60,13 +60,16 @@ def _customer_rows(base: datetime) -> tuple[list[dict[str, object]], list[dict[s
     rng = random.Random(11)
     batch: list[dict[str, object]] = []
     for i in range(20):
-        batch.append({
-            "customer_id": f"C{i:03d}", "last_updated_time": iso(base - timedelta(days=1,
-                                                                               minutes=-i)),
-            "birth_date": f"{1950 + i}-0{1 + i % 9}-1{i % 10}",
-            "total_spend": round(rng.uniform(10, 9000), 2), "tenure_months": rng.randint(1, 80),
-            "membership_tier": ["standard", "prime", "Prime_Plus ", "basic"][i % 4],
-        })
+        batch.append(
+            {
+                "customer_id": f"C{i:03d}",
+                "last_updated_time": iso(base - timedelta(days=1, minutes=-i)),
+                "birth_date": f"{1950 + i}-0{1 + i % 9}-1{i % 10}",
+                "total_spend": round(rng.uniform(10, 9000), 2),
+                "tenure_months": rng.randint(1, 80),
+                "membership_tier": ["standard", "prime", "Prime_Plus ", "basic"][i % 4],
+            }
+        )
     # values only a lossless path keeps: 0.1 + 0.2, 1/3, a subnormal, the largest double
     batch[0].update(total_spend=repr(POINT_THREE), tenure_months=1)
     batch[1].update(total_spend=1.0, tenure_months=3)
@@ -74,8 +77,13 @@ def _customer_rows(base: datetime) -> tuple[list[dict[str, object]], list[dict[s
     batch[3].update(total_spend=1.7976931348623157e308, tenure_months=1)
     stream: list[dict[str, object]] = []
     for n, i in enumerate(range(10, 15)):
-        stream.append({**batch[i], "last_updated_time": iso(base - timedelta(hours=1, minutes=-n)),
-                       "total_spend": round(rng.uniform(10, 9000), 2)})
+        stream.append(
+            {
+                **batch[i],
+                "last_updated_time": iso(base - timedelta(hours=1, minutes=-n)),
+                "total_spend": round(rng.uniform(10, 9000), 2),
+            }
+        )
     # 0.9000000000000001 / 3 == 0.1 + 0.2: the transform itself produces it, on the stream path
     stream[0].update(total_spend=0.9000000000000001, tenure_months=3)
     return batch, stream
@@ -87,11 +95,16 @@ def _merchant_rows(base: datetime) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for i in range(10):
         transactions = rng.randint(10, 5000)
-        rows.append({"merchant_id": f"M{i:02d}", "updated_at": epoch - 7200 + i * 60 + 0.125,
-                     "mcc_description": [" Travel ", "Electronics", " GROCERY "][i % 3],
-                     "chargebacks": rng.randint(0, transactions // 20),
-                     "transactions": transactions,
-                     "settled_amount": round(rng.uniform(100, 90000), 2)})
+        rows.append(
+            {
+                "merchant_id": f"M{i:02d}",
+                "updated_at": epoch - 7200 + i * 60 + 0.125,
+                "mcc_description": [" Travel ", "Electronics", " GROCERY "][i % 3],
+                "chargebacks": rng.randint(0, transactions // 20),
+                "transactions": transactions,
+                "settled_amount": round(rng.uniform(100, 90000), 2),
+            }
+        )
     rows[0].update(settled_amount=0.9000000000000001, transactions=3)  # avg_ticket 0.1 + 0.2
     # an older record of M01: history offline, the newer one online
     rows.append({**rows[1], "updated_at": epoch - 86400.5, "chargebacks": 0})
@@ -99,9 +112,17 @@ def _merchant_rows(base: datetime) -> list[dict[str, object]]:
 
 
 def kinesis_event(rows: list[dict[str, object]]) -> dict[str, object]:
-    return {"Records": [
-        {"kinesis": {"data": base64.b64encode(json.dumps(r).encode()).decode(),
-                     "sequenceNumber": f"{n:020d}"}} for n, r in enumerate(rows)]}
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "data": base64.b64encode(json.dumps(r).encode()).decode(),
+                    "sequenceNumber": f"{n:020d}",
+                }
+            }
+            for n, r in enumerate(rows)
+        ]
+    }
 
 
 def ingest_all(project: Project, base: datetime) -> None:
@@ -118,8 +139,10 @@ def ingest_all(project: Project, base: datetime) -> None:
     merchants_jsonl = project.root / "merchants.jsonl"
     merchants_jsonl.write_text("".join(json.dumps(r) + "\n" for r in _merchant_rows(base)))
     with project.store() as store:
-        for group, path in (("customer-features", customers_csv),
-                            ("merchant-features", merchants_jsonl)):
+        for group, path in (
+            ("customer-features", customers_csv),
+            ("merchant-features", merchants_jsonl),
+        ):
             result = store.ingest(group, path, project.root / f"rejects-{group}.jsonl")
             assert result.rejected == 0, result.samples
         outcome = stream_handler.process_event(kinesis_event(stream), writer=store)
@@ -135,9 +158,15 @@ def write_labels(project: Project, rows: int = 80) -> Path:
         stamp = datetime.fromtimestamp(project.as_of, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for n in range(rows):
             amount = repr(POINT_THREE) if n % 7 == 0 else f"{rng.uniform(1, 3000):.2f}"
-            writer.writerow([project.customers[n % len(project.customers)],
-                             project.merchants[(n * 3) % len(project.merchants)], stamp, amount,
-                             int(n % 5 == 0)])
+            writer.writerow(
+                [
+                    project.customers[n % len(project.customers)],
+                    project.merchants[(n * 3) % len(project.merchants)],
+                    stamp,
+                    amount,
+                    int(n % 5 == 0),
+                ]
+            )
     return path
 
 
@@ -150,9 +179,15 @@ def project(tmp_path: Path) -> Iterator[Project]:
     spec = load(root)
     hour = datetime.fromtimestamp(time.time() // 3600 * 3600 - 86400, UTC)
     base = hour
-    p = Project(root=root, config=config, spec=spec, as_of=base.timestamp(),
-                customers=[f"C{i:03d}" for i in range(20)],
-                merchants=[f"M{i:02d}" for i in range(10)], labels=root / "labels.csv")
+    p = Project(
+        root=root,
+        config=config,
+        spec=spec,
+        as_of=base.timestamp(),
+        customers=[f"C{i:03d}" for i in range(20)],
+        merchants=[f"M{i:02d}" for i in range(10)],
+        labels=root / "labels.csv",
+    )
     ingest_all(p, base)
     write_labels(p)
     yield p

@@ -25,8 +25,9 @@ def test_demo_steps_train_serve_and_skew_check(tmp_path: Path) -> None:
     config = load_config(root)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    ctx = Recording(config=config.model_copy(update={"store_dir": str(workdir / "store")}),
-                    workdir=workdir)
+    ctx = Recording(
+        config=config.model_copy(update={"store_dir": str(workdir / "store")}), workdir=workdir
+    )
     ctx.said = []
     demo.step_train(ctx)
     assert (workdir / "model" / "model.json").is_file()

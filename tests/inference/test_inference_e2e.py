@@ -27,8 +27,9 @@ from fsgen.train import train, write_model
 def identical(a: object, b: object) -> bool:
     """Same type and value; floats compared as their IEEE-754 bytes."""
     if isinstance(a, float) or isinstance(b, float):
-        return (type(a) is float and type(b) is float
-                and struct.pack("<d", a) == struct.pack("<d", b))
+        return (
+            type(a) is float and type(b) is float and struct.pack("<d", a) == struct.pack("<d", b)
+        )
     return type(a) is type(b) and a == b
 
 
@@ -42,8 +43,14 @@ def served(project: Project, tmp_path: Path) -> Iterator[tuple[ModelServer, Hand
     model_path = write_model(train(frame, project.spec, FEATURE_SET), tmp_path / "model")
     store = LocalStore.open(project.config, project.spec)
     clock = lambda: project.as_of  # noqa: E731 - the training set's label time
-    handler = load_handler(project.config, project.spec, FEATURE_SET, model_path,
-                           LocalRecordSource(store, clock), clock)
+    handler = load_handler(
+        project.config,
+        project.spec,
+        FEATURE_SET,
+        model_path,
+        LocalRecordSource(store, clock),
+        clock,
+    )
     server = serve_in_thread(handler)
     yield server, handler, model_path
     server.shutdown()
@@ -53,8 +60,9 @@ def served(project: Project, tmp_path: Path) -> Iterator[tuple[ModelServer, Hand
 
 def post(url: str, payload: object, path: str = "/invocations") -> tuple[int, dict[str, object]]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    request = urllib.request.Request(url + path, data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + path, data=body, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -62,16 +70,20 @@ def post(url: str, payload: object, path: str = "/invocations") -> tuple[int, di
         return exc.code, json.loads(exc.read())
 
 
-def test_served_vectors_are_the_training_rows_bit_for_bit(project: Project, served: tuple[
-        ModelServer, Handler, Path]) -> None:
+def test_served_vectors_are_the_training_rows_bit_for_bit(
+    project: Project, served: tuple[ModelServer, Handler, Path]
+) -> None:
     server, _, model_path = served
     frame = build_dataset(project.config, project.spec, FEATURE_SET, project.labels)
     model = LinearModel.from_document(json.loads(model_path.read_text()), "model")
     columns = list(project.spec.feature_set(FEATURE_SET).columns)
     seen_point_three: set[str] = set()
     for row in frame.to_dict("records"):
-        request = {"customer_id": row["customer_id"], "merchant_id": row["merchant_id"],
-                   "amount": row["amount"]}
+        request = {
+            "customer_id": row["customer_id"],
+            "merchant_id": row["merchant_id"],
+            "amount": row["amount"],
+        }
         status, answer = post(server.url, request)
         assert status == 200, answer
         prediction = answer["predictions"][0]  # type: ignore[index]
@@ -81,7 +93,8 @@ def test_served_vectors_are_the_training_rows_bit_for_bit(project: Project, serv
         for column, value, trained in zip(columns, features.values(), expected, strict=True):
             assert identical(value, trained), (request, column, value, trained)
             if isinstance(value, float) and struct.pack("<d", value) == struct.pack(
-                    "<d", POINT_THREE):
+                "<d", POINT_THREE
+            ):
                 seen_point_three.add(column)
         # the model scored exactly the training row
         assert prediction["probability"] == model.predict(expected)["probability"]
@@ -90,13 +103,13 @@ def test_served_vectors_are_the_training_rows_bit_for_bit(project: Project, serv
     assert {"avg_monthly_spend", "avg_ticket", "amount_to_monthly_spend"} <= seen_point_three
 
 
-def test_every_feature_type_and_extreme_floats_round_trip(project: Project, served: tuple[
-        ModelServer, Handler, Path]) -> None:
+def test_every_feature_type_and_extreme_floats_round_trip(
+    project: Project, served: tuple[ModelServer, Handler, Path]
+) -> None:
     server, _, _ = served
     cases = {"C001": 1.0 / 3, "C002": 5e-324, "C003": 1.7976931348623157e308}
     for customer, spend in cases.items():
-        _, answer = post(server.url, {"customer_id": customer, "merchant_id": "M01",
-                                      "amount": 2.5})
+        _, answer = post(server.url, {"customer_id": customer, "merchant_id": "M01", "amount": 2.5})
         features = answer["predictions"][0]["features"]  # type: ignore[index]
         assert identical(features["avg_monthly_spend"], spend)
         assert type(features["age"]) is int and type(features["is_high_risk"]) is int
@@ -108,20 +121,30 @@ def test_every_feature_type_and_extreme_floats_round_trip(project: Project, serv
 
 def test_batch_requests_answer_in_order(served: tuple[ModelServer, Handler, Path]) -> None:
     server, _, _ = served
-    single = [post(server.url, {"customer_id": c, "merchant_id": m, "amount": 10.0})[1]
-              for c, m in (("C004", "M02"), ("C010", "M03"), ("C999", "M04"))]
-    status, batch = post(server.url, {"instances": [
-        {"customer_id": c, "merchant_id": m, "amount": 10.0}
-        for c, m in (("C004", "M02"), ("C010", "M03"), ("C999", "M04"))]})
+    single = [
+        post(server.url, {"customer_id": c, "merchant_id": m, "amount": 10.0})[1]
+        for c, m in (("C004", "M02"), ("C010", "M03"), ("C999", "M04"))
+    ]
+    status, batch = post(
+        server.url,
+        {
+            "instances": [
+                {"customer_id": c, "merchant_id": m, "amount": 10.0}
+                for c, m in (("C004", "M02"), ("C010", "M03"), ("C999", "M04"))
+            ]
+        },
+    )
     assert status == 200
     assert batch["predictions"] == [s["predictions"][0] for s in single]  # type: ignore[index]
 
 
-def test_missing_entity_gets_the_sets_policy(project: Project,
-                                             served: tuple[ModelServer, Handler, Path]) -> None:
+def test_missing_entity_gets_the_sets_policy(
+    project: Project, served: tuple[ModelServer, Handler, Path]
+) -> None:
     server, handler, _ = served
-    status, answer = post(server.url, {"customer_id": "NOBODY", "merchant_id": "M02",
-                                       "amount": 99.0})
+    status, answer = post(
+        server.url, {"customer_id": "NOBODY", "merchant_id": "M02", "amount": 99.0}
+    )
     assert status == 200
     features = answer["predictions"][0]["features"]  # type: ignore[index]
     defaults = project.spec.feature_set(FEATURE_SET).defaults
@@ -131,8 +154,9 @@ def test_missing_entity_gets_the_sets_policy(project: Project,
     # missing="error": the same request is refused with 424, naming the feature
     strict = dataclasses.replace(handler.endpoint.runtime, missing="error")
     handler.endpoint.runtime = strict
-    status, answer = post(server.url, {"customer_id": "NOBODY", "merchant_id": "M02",
-                                       "amount": 99.0})
+    status, answer = post(
+        server.url, {"customer_id": "NOBODY", "merchant_id": "M02", "amount": 99.0}
+    )
     assert status == 424 and "'age' is missing" in str(answer["message"])
 
 
@@ -144,8 +168,9 @@ def test_ping_and_bad_requests(served: tuple[ModelServer, Handler, Path]) -> Non
     assert status == 400 and answer["error"] == "ValidationError"
     status, answer = post(server.url, {"merchant_id": "M01", "amount": 1.0})
     assert status == 400 and "customer_id" in str(answer["message"])
-    status, answer = post(server.url, {"customer_id": "C000", "merchant_id": "M01",
-                                       "amount": "lots"})
+    status, answer = post(
+        server.url, {"customer_id": "C000", "merchant_id": "M01", "amount": "lots"}
+    )
     assert status == 400 and "amount" in str(answer["message"])
     status, answer = post(server.url, {"customer_id": "C000", "merchant_id": "M01"})
     assert status == 400 and "amount" in str(answer["message"])
@@ -153,20 +178,29 @@ def test_ping_and_bad_requests(served: tuple[ModelServer, Handler, Path]) -> Non
     assert status == 404
 
 
-def test_expired_record_is_missing_at_serving_as_in_training(project: Project,
-                                                             tmp_path: Path) -> None:
+def test_expired_record_is_missing_at_serving_as_in_training(
+    project: Project, tmp_path: Path
+) -> None:
     """Eight days after the data the merchants (TTL 7d) are expired on both sides."""
     late = project.as_of + 8 * 86400
     stamp = json.dumps(late)
     labels = tmp_path / "late.csv"
-    labels.write_text(f"customer_id,merchant_id,event_time,amount,is_fraud\n"
-                      f"C005,M05,{stamp},12.5,0\n")
+    labels.write_text(
+        f"customer_id,merchant_id,event_time,amount,is_fraud\nC005,M05,{stamp},12.5,0\n"
+    )
     frame = build_dataset(project.config, project.spec, FEATURE_SET, labels)
     with project.store() as store:
-        handler = load_handler(project.config, project.spec, FEATURE_SET, None,
-                               LocalRecordSource(store, lambda: late), lambda: late)
-        vector = handler.endpoint.vectors([{"customer_id": "C005", "merchant_id": "M05",
-                                            "amount": 12.5}])[0]
+        handler = load_handler(
+            project.config,
+            project.spec,
+            FEATURE_SET,
+            None,
+            LocalRecordSource(store, lambda: late),
+            lambda: late,
+        )
+        vector = handler.endpoint.vectors(
+            [{"customer_id": "C005", "merchant_id": "M05", "amount": 12.5}]
+        )[0]
     row = frame.iloc[0]
     columns = project.spec.feature_set(FEATURE_SET).columns
     assert vector[columns.index("category")] == "unknown"  # the default: expired
@@ -191,10 +225,13 @@ class CountingSource:
 def test_large_batches_respect_the_batch_get_limit(project: Project) -> None:
     with project.store() as store:
         source = CountingSource(LocalRecordSource(store, lambda: project.as_of))
-        handler = load_handler(project.config, project.spec, FEATURE_SET, None, source,
-                               lambda: project.as_of)
-        requests = [{"customer_id": f"C{n:03d}", "merchant_id": f"M{n % 10:02d}",
-                     "amount": float(n)} for n in range(250)]  # C020.. do not exist
+        handler = load_handler(
+            project.config, project.spec, FEATURE_SET, None, source, lambda: project.as_of
+        )
+        requests = [
+            {"customer_id": f"C{n:03d}", "merchant_id": f"M{n % 10:02d}", "amount": float(n)}
+            for n in range(250)
+        ]  # C020.. do not exist
         together = handler.endpoint.vectors(requests)
         assert source.calls == [100, 100, 50]
         one_by_one = [handler.endpoint.vectors([r])[0] for r in requests]

@@ -15,19 +15,29 @@ EVENT = 1_700_000_000.0
 
 def runtime(max_age: int | None) -> FeatureSetRuntime:
     reader = GroupReader(
-        name="g", identifier="id", keys=(("id", "id", "str"),), event_time="ts",
+        name="g",
+        identifier="id",
+        keys=(("id", "id", "str"),),
+        event_time="ts",
         event_time_kind="Fractional",
         columns=(("id", "String", None), ("ts", "Fractional", None), ("x", "Integral", None)),
-        ttl_seconds=30 * DAY, max_age_seconds=max_age,
+        ttl_seconds=30 * DAY,
+        max_age_seconds=max_age,
     )
-    return FeatureSetRuntime(name="s", columns=(Column(name="x", kind="stored", group="g",
-                                                       feature="x"),),
-                             groups=(reader,), on_demand=(), missing="null")
+    return FeatureSetRuntime(
+        name="s",
+        columns=(Column(name="x", kind="stored", group="g", feature="x"),),
+        groups=(reader,),
+        on_demand=(),
+        missing="null",
+    )
 
 
-RECORD = [{"FeatureName": "id", "ValueAsString": "a"},
-          {"FeatureName": "ts", "ValueAsString": repr(EVENT)},
-          {"FeatureName": "x", "ValueAsString": "7"}]
+RECORD = [
+    {"FeatureName": "id", "ValueAsString": "a"},
+    {"FeatureName": "ts", "ValueAsString": repr(EVENT)},
+    {"FeatureName": "x", "ValueAsString": "7"},
+]
 
 
 def test_feature_set_ttl_applies_even_when_expires_at_is_later() -> None:
@@ -46,7 +56,9 @@ def test_without_feature_set_ttl_the_group_ttl_and_expires_at_rule() -> None:
 
 
 def test_generated_parser_carries_the_feature_set_ttl(make_project: Callable[..., Path]) -> None:
-    root = make_project({"featuredefs/defs.py": '''
+    root = make_project(
+        {
+            "featuredefs/defs.py": """
         from fsgen import Entity, FeatureGroup, FeatureSet, Integral, Online, String
 
         e = Entity("id", String)
@@ -59,7 +71,9 @@ def test_generated_parser_carries_the_feature_set_ttl(make_project: Callable[...
 
         short = FeatureSet("short", [x], ttl="1h")
         plain = FeatureSet("plain", [x])
-        '''})
+        """
+        }
+    )
     spec = load(root)
     assert "max_age_seconds=3600" in feature_set_view(spec, spec.feature_set("short")).runtime
     assert "max_age_seconds" not in feature_set_view(spec, spec.feature_set("plain")).runtime

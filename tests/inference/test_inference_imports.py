@@ -22,8 +22,19 @@ from fsgen.serving.handler import load_handler
 from fsgen.serving.sources import LocalRecordSource, aws_record_source
 from fsgen.train import train, write_model
 
-HEAVY = ("pandas", "duckdb", "pyarrow", "pydantic", "numpy", "sklearn", "scipy", "jinja2",
-         "click", "rich", "sqlglot")
+HEAVY = (
+    "pandas",
+    "duckdb",
+    "pyarrow",
+    "pydantic",
+    "numpy",
+    "sklearn",
+    "scipy",
+    "jinja2",
+    "click",
+    "rich",
+    "sqlglot",
+)
 
 #: Runs in a fresh interpreter. featuredefs is imported first (its declarations need fsgen's
 #: authoring API, which a serving image replaces with inert stand-ins); then every heavy module
@@ -56,9 +67,13 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(autouse=True)
 def _dummy_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_CONFIG_FILE", os.devnull),
-                       ("AWS_SHARED_CREDENTIALS_FILE", os.devnull)):
+    for key, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_CONFIG_FILE", os.devnull),
+        ("AWS_SHARED_CREDENTIALS_FILE", os.devnull),
+    ):
         monkeypatch.setenv(key, value)
 
 
@@ -69,33 +84,47 @@ def test_handler_imports_light_and_reads_through_boto3(project: Project, tmp_pat
     model_dir = tmp_path / "model"
     write_model(train(frame, project.spec, FEATURE_SET), model_dir)
     backend = LocalBackend(project.config)
-    apply_plan(project.config, project.spec, backend,
-               compute_plan(project.config, project.spec, backend, artifacts=False),
-               regenerate=False)
+    apply_plan(
+        project.config,
+        project.spec,
+        backend,
+        compute_plan(project.config, project.spec, backend, artifacts=False),
+        regenerate=False,
+    )
     server = serve_in_thread(project.config, project.spec, port=0)
-    requests = [{"customer_id": c, "merchant_id": m, "amount": a}
-                for c, m, a in (("C000", "M00", 0.1 + 0.2), ("C011", "M01", 12.0),
-                                ("C404", "M02", 5.0))]
-    env = {**os.environ, "FSGEN_RUNTIME_ENDPOINT_URL": server.url,
-           "PYTHONPATH": str(project.root)}
+    requests = [
+        {"customer_id": c, "merchant_id": m, "amount": a}
+        for c, m, a in (("C000", "M00", 0.1 + 0.2), ("C011", "M01", 12.0), ("C404", "M02", 5.0))
+    ]
+    env = {**os.environ, "FSGEN_RUNTIME_ENDPOINT_URL": server.url, "PYTHONPATH": str(project.root)}
     try:
-        done = subprocess.run([sys.executable, "-c", SCRIPT, str(model_dir),
-                               json.dumps(requests)], cwd=project.root, env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT, str(model_dir), json.dumps(requests)],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout.strip().splitlines()[-1])
         assert result["banned_loaded"] == []
         remote = result["body"]["predictions"]
         # the same handler in process, reading the local store directly
         with project.store() as store:
-            local = load_handler(project.config, project.spec, FEATURE_SET, model_dir,
-                                 LocalRecordSource(store))
+            local = load_handler(
+                project.config, project.spec, FEATURE_SET, model_dir, LocalRecordSource(store)
+            )
             expected = json.loads(local.invoke(json.dumps(requests)))["predictions"]
             # and the serve-model aws path: boto3 client from the project's aws profile
-            via_profile = load_handler(project.config, project.spec, FEATURE_SET, model_dir,
-                                       aws_record_source(project.config, server.url))
-            assert json.loads(via_profile.invoke(json.dumps(requests)))["predictions"] == \
-                expected
+            via_profile = load_handler(
+                project.config,
+                project.spec,
+                FEATURE_SET,
+                model_dir,
+                aws_record_source(project.config, server.url),
+            )
+            assert json.loads(via_profile.invoke(json.dumps(requests)))["predictions"] == expected
     finally:
         server.shutdown()
         server.server_close()

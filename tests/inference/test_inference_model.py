@@ -40,18 +40,22 @@ CATEGORIES = ["travel", "electronics", "grocery", "jewelry"]
 
 def synthetic_frame(seed: int, rows: int = 120) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "age": rng.integers(18, 90, rows),
-        "avg_monthly_spend": rng.uniform(0, 5000, rows),
-        "is_prime_member": rng.integers(0, 2, rows),
-        "category": rng.choice(CATEGORIES, rows),
-        "chargeback_rate": rng.uniform(0, 0.1, rows),
-        "avg_ticket": rng.lognormal(4, 1, rows),
-        "is_high_risk": rng.integers(0, 2, rows),
-        "amount_to_monthly_spend": rng.exponential(1.0, rows),
-    })
-    frame["is_fraud"] = (rng.uniform(0, 1, rows) < 0.2 + 0.5 * frame["is_high_risk"] *
-                         (frame["category"] == "travel")).astype(int)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, rows),
+            "avg_monthly_spend": rng.uniform(0, 5000, rows),
+            "is_prime_member": rng.integers(0, 2, rows),
+            "category": rng.choice(CATEGORIES, rows),
+            "chargeback_rate": rng.uniform(0, 0.1, rows),
+            "avg_ticket": rng.lognormal(4, 1, rows),
+            "is_high_risk": rng.integers(0, 2, rows),
+            "amount_to_monthly_spend": rng.exponential(1.0, rows),
+        }
+    )
+    frame["is_fraud"] = (
+        rng.uniform(0, 1, rows)
+        < 0.2 + 0.5 * frame["is_high_risk"] * (frame["category"] == "travel")
+    ).astype(int)
     frame.loc[0, "is_fraud"], frame.loc[1, "is_fraud"] = 0, 1
     return frame
 
@@ -64,8 +68,9 @@ def test_pure_python_model_equals_sklearn_predict_proba(seed: int, c: float) -> 
     model = LinearModel.from_document(json.loads(json.dumps(document)), "model")
     expected = estimator.predict_proba(matrix)[:, list(estimator.classes_).index(1)]
     vectors = frame[COLUMNS].astype(object).to_numpy().tolist()
-    got = [model.predict([v.item() if hasattr(v, "item") else v for v in vector])
-           for vector in vectors]
+    got = [
+        model.predict([v.item() if hasattr(v, "item") else v for v in vector]) for vector in vectors
+    ]
     assert np.allclose([g["probability"] for g in got], expected, rtol=1e-9, atol=1e-12)
     assert [g["is_fraud"] for g in got] == estimator.predict(matrix).tolist()
 
@@ -73,8 +78,10 @@ def test_pure_python_model_equals_sklearn_predict_proba(seed: int, c: float) -> 
 def test_unseen_category_and_missing_values_score_at_the_baseline() -> None:
     document, _, _ = fit(synthetic_frame(1), SPEC, FEATURE_SET)
     model = LinearModel.from_document(document, "model")
-    means = [next((t["mean"] for t in document["terms"] if t["column"] == c and "mean" in t),
-                  None) for c in COLUMNS]
+    means = [
+        next((t["mean"] for t in document["terms"] if t["column"] == c and "mean" in t), None)
+        for c in COLUMNS
+    ]
     unseen = [m if m is not None else "never-seen" for m in means]
     missing = [None] * len(COLUMNS)
     assert model.score(unseen) == pytest.approx(document["intercept"], abs=1e-12)
@@ -117,12 +124,15 @@ def test_parse_requests_shapes_and_errors() -> None:
     one = {"customer_id": "C1", "merchant_id": "M1", "amount": 1.5}
     assert parse_requests(json.dumps(one)) == [one]
     assert parse_requests(json.dumps([one, one]).encode()) == [one, one]
-    assert parse_requests(json.dumps({"instances": [one]}), "application/json; charset=utf-8") \
-        == [one]
-    for body, content_type, field in (("{", "application/json", "body"),
-                                      ("[]", "application/json", "body"),
-                                      ("[1]", "application/json", "instances[0]"),
-                                      ("{}", "text/csv", "Content-Type")):
+    assert parse_requests(json.dumps({"instances": [one]}), "application/json; charset=utf-8") == [
+        one
+    ]
+    for body, content_type, field in (
+        ("{", "application/json", "body"),
+        ("[]", "application/json", "body"),
+        ("[1]", "application/json", "instances[0]"),
+        ("{}", "text/csv", "Content-Type"),
+    ):
         with pytest.raises(RequestError) as info:
             parse_requests(body, content_type)
         assert info.value.field == field
@@ -140,16 +150,43 @@ def free_port() -> int:
 
 def test_cli_train_then_serve_model(project: Project, tmp_path: Path) -> None:
     model = tmp_path / "out" / "model.json"
-    result = CliRunner().invoke(main, ["--project", str(project.root), "train", FEATURE_SET,
-                                       "--labels", str(project.labels), "--output", str(model)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--project",
+            str(project.root),
+            "train",
+            FEATURE_SET,
+            "--labels",
+            str(project.labels),
+            "--output",
+            str(model),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(model.read_text())["format"] == MODEL_FORMAT
     port = free_port()
     as_of = datetime.fromtimestamp(project.as_of, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     process = subprocess.Popen(
-        [sys.executable, "-m", "fsgen.cli", "--project", str(project.root), "serve-model",
-         FEATURE_SET, "--model", str(model), "--port", str(port), "--as-of", as_of],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "fsgen.cli",
+            "--project",
+            str(project.root),
+            "serve-model",
+            FEATURE_SET,
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+            "--as-of",
+            as_of,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):  # wait for the server to come up (not a timing assertion)
@@ -164,9 +201,10 @@ def test_cli_train_then_serve_model(project: Project, tmp_path: Path) -> None:
         else:
             pytest.fail("serve-model did not answer /ping")
         request = urllib.request.Request(
-            url + "/invocations", data=json.dumps(
-                {"customer_id": "C000", "merchant_id": "M00", "amount": 3.0}).encode(),
-            headers={"Content-Type": "application/json"})
+            url + "/invocations",
+            data=json.dumps({"customer_id": "C000", "merchant_id": "M00", "amount": 3.0}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             answer = json.loads(response.read())
         features = answer["predictions"][0]["features"]
@@ -176,11 +214,21 @@ def test_cli_train_then_serve_model(project: Project, tmp_path: Path) -> None:
         process.wait(timeout=10)
 
 
-def test_cli_serve_model_refuses_a_model_of_another_set(project: Project, tmp_path: Path
-                                                        ) -> None:
+def test_cli_serve_model_refuses_a_model_of_another_set(project: Project, tmp_path: Path) -> None:
     document, _, _ = fit(synthetic_frame(4), SPEC, FEATURE_SET)
     path = write_model({**document, "feature_set": "churn-model"}, tmp_path / "m.json")
-    result = CliRunner().invoke(main, ["--project", str(project.root), "serve-model",
-                                       FEATURE_SET, "--model", str(path), "--port", "0"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--project",
+            str(project.root),
+            "serve-model",
+            FEATURE_SET,
+            "--model",
+            str(path),
+            "--port",
+            "0",
+        ],
+    )
     assert result.exit_code == 1
     assert "trained on feature set 'churn-model'" in result.output

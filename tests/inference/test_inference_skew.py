@@ -21,8 +21,11 @@ from fsgen.serving.sources import LocalRecordSource
 
 
 def run(project: Project, *args: str) -> tuple[int, dict[str, object] | str]:
-    result = CliRunner().invoke(main, ["--project", str(project.root), "skew-check",
-                                       FEATURE_SET, *args], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        ["--project", str(project.root), "skew-check", FEATURE_SET, *args],
+        catch_exceptions=False,
+    )
     if "--json" in args:
         return result.exit_code, json.loads(result.stdout)
     return result.exit_code, result.output
@@ -48,8 +51,11 @@ def online_only_put(project: Project, group: str, record_id: str, **changes: obj
         online = store.online
         con = online.connection()
         con.execute("BEGIN IMMEDIATE")
-        online.upsert(con, rt, online.rows_for(rt, {k: [v] for k, v in record.items()},
-                                               [rt.event_seconds(record)]))
+        online.upsert(
+            con,
+            rt,
+            online.rows_for(rt, {k: [v] for k, v in record.items()}, [rt.event_seconds(record)]),
+        )
         con.execute("COMMIT")
 
 
@@ -67,8 +73,10 @@ def test_one_ulp_online_drift_fails_by_feature(project: Project) -> None:
     by_feature = report["mismatches_by_feature"]
     assert by_feature["avg_monthly_spend"] == 1
     # the on-demand feature reads avg_monthly_spend, so it drifts with it
-    assert sum(by_feature.values()) == by_feature["avg_monthly_spend"] + by_feature[
-        "amount_to_monthly_spend"]
+    assert (
+        sum(by_feature.values())
+        == by_feature["avg_monthly_spend"] + by_feature["amount_to_monthly_spend"]
+    )
     first = report["mismatches"][0]  # type: ignore[index]
     assert first["keys"] == {"customer_id": "C007", "merchant_id": "M01"}
     assert first["online"] == drifted and first["training"] == before["avg_monthly_spend"]
@@ -163,5 +171,7 @@ def test_rewrite_at_the_same_event_time_stays_consistent(project: Project) -> No
     report = skew_check(project.config, project.spec, FEATURE_SET, labels=labels)
     assert report.ok and report.rows == 1, report.render()
     with project.store() as store:
-        assert store.get_record("customer-features", "C009", now=project.as_of)[
-            "avg_monthly_spend"] == 0.1 + 0.2  # type: ignore[index]
+        assert (
+            store.get_record("customer-features", "C009", now=project.as_of)["avg_monthly_spend"]
+            == 0.1 + 0.2
+        )  # type: ignore[index]

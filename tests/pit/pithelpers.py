@@ -16,7 +16,7 @@ from fsgen.spec import GroupSpec
 
 DEFS = {
     "pitdefs/__init__.py": "",
-    "pitdefs/groups.py": '''
+    "pitdefs/groups.py": """
         from fsgen import Entity, FeatureGroup, Fractional, Integral, Online, String
         from fsgen.types import List
 
@@ -56,8 +56,8 @@ DEFS = {
         @duals.feature(Integral, description="y")
         def y(raw_y: int) -> int:
             return raw_y
-    ''',
-    "pitdefs/sets.py": '''
+    """,
+    "pitdefs/sets.py": """
         from fsgen import FeatureSet, Fractional, on_demand
 
         from pitdefs.groups import duals, hist, label, level, pairs, x, y
@@ -75,11 +75,12 @@ DEFS = {
                                   label_time="ts_label", missing="default", ttl="30m",
                                   defaults={level: -1, label: "none", x: 0, combo: 0.0})
         pit_strict = FeatureSet("pit-strict", [level], label_time="ts_label", missing="error")
-    ''',
+    """,
 }
 
-PYPROJECT = ('[project]\nname = "pitproject"\nversion = "0"\n\n'
-             '[tool.fsgen]\ndefinitions = "pitdefs"\n')
+PYPROJECT = (
+    '[project]\nname = "pitproject"\nversion = "0"\n\n[tool.fsgen]\ndefinitions = "pitdefs"\n'
+)
 
 
 def write_pit_project(root: Path) -> Path:
@@ -101,8 +102,11 @@ def arrow_schema(group: GroupSpec) -> pa.Schema:
     for name, dtype in group.stored_columns():
         inner = _ARROW[dtype.scalar.value]
         fields.append(pa.field(name, pa.list_(inner) if dtype.is_collection else inner))
-    fields += [pa.field("write_time", TS), pa.field("api_invocation_time", TS),
-               pa.field("is_deleted", pa.bool_())]
+    fields += [
+        pa.field("write_time", TS),
+        pa.field("api_invocation_time", TS),
+        pa.field("is_deleted", pa.bool_()),
+    ]
     return pa.schema(fields)
 
 
@@ -139,8 +143,10 @@ def write_offline(store: Path, group: GroupSpec, rows: Sequence[Row], name: str)
                     columns[f.name].append(row.deleted)
                 else:
                     columns[f.name].append(row.values.get(f.name))
-        arrays = [pa.array(columns[f.name], type=pa.int64() if f.type == TS else f.type)
-                  .cast(f.type) for f in schema]
+        arrays = [
+            pa.array(columns[f.name], type=pa.int64() if f.type == TS else f.type).cast(f.type)
+            for f in schema
+        ]
         directory = store / "offline" / group.name / "data" / part
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{name}.parquet"
@@ -157,8 +163,14 @@ def iso(us: int) -> str:
     return f"{text}.{micros // 1000:03d}Z" if micros else f"{text}Z"
 
 
-def athena_on_duckdb(spec: object, feature_set: str, store: Path, labels: object,
-                     label_time_type: str, knowledge_time: bool = False) -> pa.Table:
+def athena_on_duckdb(
+    spec: object,
+    feature_set: str,
+    store: Path,
+    labels: object,
+    label_time_type: str,
+    knowledge_time: bool = False,
+) -> pa.Table:
     """Render the feature set's Athena SQL, transpile it with sqlglot to DuckDB and run it on
     the store's offline files exposed as the groups' Glue tables (with Athena's "$path").
     Returns the stored values in label order, shaped like the local engine's output."""
@@ -173,9 +185,14 @@ def athena_on_duckdb(spec: object, feature_set: str, store: Path, labels: object
 
     assert isinstance(labels, pd.DataFrame)
     plan = plan_for(spec, feature_set)  # type: ignore[arg-type]
-    sql = render_pit_sql(spec, feature_set, label_columns=list(labels.columns),  # type: ignore[arg-type]
-                         order_by="label_row", label_time_type=label_time_type,
-                         knowledge_time=knowledge_time)
+    sql = render_pit_sql(
+        spec,
+        feature_set,
+        label_columns=list(labels.columns),  # type: ignore[arg-type]
+        order_by="label_row",
+        label_time_type=label_time_type,
+        knowledge_time=knowledge_time,
+    )
     duck = sqlglot.transpile(sql, read="athena", write="duckdb")[0]
     con = duckdb.connect()
     con.execute("CREATE SCHEMA sagemaker_featurestore")
@@ -183,20 +200,22 @@ def athena_on_duckdb(spec: object, feature_set: str, store: Path, labels: object
         table = f"sagemaker_featurestore.{glue_table_name(join.group)}"
         files = [p.as_posix() for p in data_files(store / "offline" / join.group.name)]
         if files:
-            con.execute(f'CREATE VIEW {table} AS SELECT *, filename AS "$path" FROM '
-                        f"read_parquet({files!r}, union_by_name = true)")
+            con.execute(
+                f'CREATE VIEW {table} AS SELECT *, filename AS "$path" FROM '
+                f"read_parquet({files!r}, union_by_name = true)"
+            )
         else:
             empty = arrow_schema(join.group).empty_table()
             con.register("empty_history", empty)
-            con.execute(f'CREATE TABLE {table} AS SELECT *, \'\' AS "$path" FROM empty_history')
+            con.execute(f"CREATE TABLE {table} AS SELECT *, '' AS \"$path\" FROM empty_history")
             con.unregister("empty_history")
     frame = labels.copy()
     frame["label_row"] = range(len(frame))
     con.register("labels_frame", frame)
-    con.execute("CREATE TABLE sagemaker_featurestore.pit_set_labels AS "
-                "SELECT * FROM labels_frame")
-    con.execute("CREATE TABLE sagemaker_featurestore.pit_defaults_labels AS "
-                "SELECT * FROM labels_frame")
+    con.execute("CREATE TABLE sagemaker_featurestore.pit_set_labels AS SELECT * FROM labels_frame")
+    con.execute(
+        "CREATE TABLE sagemaker_featurestore.pit_defaults_labels AS SELECT * FROM labels_frame"
+    )
     result = fetch_arrow(con, duck)
     con.close()
     columns = {"__fsgen_row": pa.array(range(result.num_rows), type=pa.int64())}

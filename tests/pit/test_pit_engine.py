@@ -19,13 +19,21 @@ T0 = 1_710_028_800 * 1_000_000  # 2024-03-10T00:00:00Z in µs
 MIN = 60 * 1_000_000
 
 
-def acct(key: str, event_us: int, level: int | None, *, api: int = 0, write: int = 0,
-         deleted: bool = False) -> Row:
+def acct(
+    key: str,
+    event_us: int,
+    level: int | None,
+    *,
+    api: int = 0,
+    write: int = 0,
+    deleted: bool = False,
+) -> Row:
     values: dict[str, object] = {"acct_id": key, "ts": iso(event_us)}
     if not deleted:
         values.update(level=level, label=None if level is None else f"L{level}", hist=[])
-    return Row(values=values, event_us=event_us, write_us=T0 + write, api_us=T0 + api,
-               deleted=deleted)
+    return Row(
+        values=values, event_us=event_us, write_us=T0 + write, api_us=T0 + api, deleted=deleted
+    )
 
 
 def labels_at(*times: int, key: str = "a") -> pd.DataFrame:
@@ -45,17 +53,28 @@ def test_complete_ties_later_file_then_later_row_then_delete_win(pit_project, tm
     write_offline(tmp_path, group, [acct("b", e, 4)], "b1")  # later file wins
     write_offline(tmp_path, group, [acct("c", e, None, deleted=True), acct("c", e, 5)], "c0")
     frame = pd.DataFrame({"acct_id": ["a", "b", "c"], "ts_label": [iso(e)] * 3})
-    out = build_dataset(config, spec, "pit-defaults", frame.assign(p=1, q="x", amount=1.0),
-                        store=tmp_path)
+    out = build_dataset(
+        config, spec, "pit-defaults", frame.assign(p=1, q="x", amount=1.0), store=tmp_path
+    )
     assert levels(out) == [2, 4, -1]  # a delete wins a complete tie
 
 
 def test_feature_set_ttl_overrides_group_ttl_and_defaults_fill(pit_project, tmp_path) -> None:
     config, spec = pit_project
     write_offline(tmp_path, spec.group("accounts"), [acct("a", T0, 7)], "b0")
-    write_offline(tmp_path, spec.group("pairs"), [Row(
-        values={"pair_key": "1x", "p": 1, "q": "x", "at": T0 / 1e6, "x": 2.0},
-        event_us=T0, write_us=T0, api_us=T0)], "b0")
+    write_offline(
+        tmp_path,
+        spec.group("pairs"),
+        [
+            Row(
+                values={"pair_key": "1x", "p": 1, "q": "x", "at": T0 / 1e6, "x": 2.0},
+                event_us=T0,
+                write_us=T0,
+                api_us=T0,
+            )
+        ],
+        "b0",
+    )
     times = [T0 - 1000, T0, T0 + 30 * MIN, T0 + 30 * MIN + 1000]
     frame = labels_at(*times).assign(p=1, q="x", amount=3.0)
     out = build_dataset(config, spec, "pit-defaults", frame, store=tmp_path)
@@ -78,8 +97,11 @@ def test_missing_error_names_the_row(pit_project, tmp_path) -> None:
 
 def test_tombstone_hides_older_records_only_from_its_time_on(pit_project, tmp_path) -> None:
     config, spec = pit_project
-    rows = [acct("a", T0, 1), acct("a", T0 + 10 * MIN, None, deleted=True),
-            acct("a", T0 + 20 * MIN, 3)]
+    rows = [
+        acct("a", T0, 1),
+        acct("a", T0 + 10 * MIN, None, deleted=True),
+        acct("a", T0 + 20 * MIN, 3),
+    ]
     write_offline(tmp_path, spec.group("accounts"), rows, "b0")
     times = [T0, T0 + 10 * MIN - 1000, T0 + 10 * MIN, T0 + 15 * MIN, T0 + 20 * MIN]
     out = build_dataset(config, spec, "pit-set", _full(labels_at(*times)), store=tmp_path)
@@ -103,8 +125,14 @@ def test_knowledge_time_ignores_records_written_later(pit_project, tmp_path) -> 
 def test_labels_kept_as_given_in_order_with_duplicates(pit_project, tmp_path) -> None:
     config, spec = pit_project
     write_offline(tmp_path, spec.group("accounts"), [acct("b", T0, 5)], "b0")
-    frame = _full(pd.DataFrame({"acct_id": ["b", "zz", "b", "b"],
-                                "ts_label": [iso(T0), iso(T0), iso(T0 - 1000), iso(T0)]}))
+    frame = _full(
+        pd.DataFrame(
+            {
+                "acct_id": ["b", "zz", "b", "b"],
+                "ts_label": [iso(T0), iso(T0), iso(T0 - 1000), iso(T0)],
+            }
+        )
+    )
     frame.index = [10, 3, 7, 1]
     out = build_dataset(config, spec, "pit-set", frame, store=tmp_path)
     assert levels(out) == [5, None, None, 5]
@@ -127,17 +155,26 @@ def test_label_time_formats_agree(pit_project, tmp_path) -> None:
         assert levels(build_dataset(config, spec, "pit-set", frame, store=tmp_path)) == [None, 4]
 
 
-@pytest.mark.parametrize(("frame", "message"), [
-    (pd.DataFrame({"acct_id": ["a"]}), r"lack column\(s\) 'ts_label'"),
-    (pd.DataFrame({"acct_id": ["a"], "ts_label": ["yesterday"]}),
-     r"label row 1: ts_label 'yesterday' is not an ISO-8601"),
-    (pd.DataFrame({"acct_id": ["a", "a"], "ts_label": [iso(T0), None]}),
-     r"label row 2: label time 'ts_label' is empty"),
-    (pd.DataFrame({"acct_id": [1.5], "ts_label": [iso(T0)]}), r"label row 1: acct_id 1.5"),
-    (pd.DataFrame({"acct_id": ["a"], "ts_label": [T0 // 1000]}), r"not epoch seconds"),
-    (pd.DataFrame({"acct_id": ["a"], "ts_label": [iso(T0)], "level": [1]}),
-     r"collide with feature columns"),
-])
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame({"acct_id": ["a"]}), r"lack column\(s\) 'ts_label'"),
+        (
+            pd.DataFrame({"acct_id": ["a"], "ts_label": ["yesterday"]}),
+            r"label row 1: ts_label 'yesterday' is not an ISO-8601",
+        ),
+        (
+            pd.DataFrame({"acct_id": ["a", "a"], "ts_label": [iso(T0), None]}),
+            r"label row 2: label time 'ts_label' is empty",
+        ),
+        (pd.DataFrame({"acct_id": [1.5], "ts_label": [iso(T0)]}), r"label row 1: acct_id 1.5"),
+        (pd.DataFrame({"acct_id": ["a"], "ts_label": [T0 // 1000]}), r"not epoch seconds"),
+        (
+            pd.DataFrame({"acct_id": ["a"], "ts_label": [iso(T0)], "level": [1]}),
+            r"collide with feature columns",
+        ),
+    ],
+)
 def test_bad_labels_are_refused_clearly(pit_project, tmp_path, frame, message) -> None:
     config, spec = pit_project
     with pytest.raises(PitError, match=message):
@@ -161,20 +198,41 @@ def test_local_store_end_to_end_and_athena_sql_agree(pit_project, tmp_path) -> N
     config, spec = pit_project
     config = config.model_copy(update={"store_dir": str(tmp_path / "store")})
     with LocalStore.open(config, spec) as store:
-        store.put_records("accounts", [
-            {"acct_id": "a", "ts": iso(T0), "level": 1, "label": "one", "hist": [1]},
-            {"acct_id": "a", "ts": iso(T0 + 10 * MIN), "level": 2, "label": "two",
-             "hist": [1, 2]},
-            {"acct_id": "a", "ts": iso(T0), "level": 10, "label": "rewrite", "hist": []},
-        ])
+        store.put_records(
+            "accounts",
+            [
+                {"acct_id": "a", "ts": iso(T0), "level": 1, "label": "one", "hist": [1]},
+                {
+                    "acct_id": "a",
+                    "ts": iso(T0 + 10 * MIN),
+                    "level": 2,
+                    "label": "two",
+                    "hist": [1, 2],
+                },
+                {"acct_id": "a", "ts": iso(T0), "level": 10, "label": "rewrite", "hist": []},
+            ],
+        )
         store.delete_record("accounts", "a", iso(T0 + 20 * MIN))
-        store.put_records("pairs", [
-            {"pair_key": "k1", "p": 1, "q": "23", "at": T0 / 1e6, "x": 1.25},
-            {"pair_key": "k2", "p": 12, "q": "3", "at": T0 / 1e6, "x": 9.0},
-        ])
+        store.put_records(
+            "pairs",
+            [
+                {"pair_key": "k1", "p": 1, "q": "23", "at": T0 / 1e6, "x": 1.25},
+                {"pair_key": "k2", "p": 12, "q": "3", "at": T0 / 1e6, "x": 9.0},
+            ],
+        )
     times = [T0 - 1000, T0, T0 + 10 * MIN, T0 + 20 * MIN, T0 + 90 * MIN]
-    frame = pd.DataFrame({"acct_id": "a", "p": 1, "q": "23", "lu": "u", "lv": "v",
-                          "ts_label": [iso(t) for t in times], "amount": 2.0, "target": 1})
+    frame = pd.DataFrame(
+        {
+            "acct_id": "a",
+            "p": 1,
+            "q": "23",
+            "lu": "u",
+            "lv": "v",
+            "ts_label": [iso(t) for t in times],
+            "amount": 2.0,
+            "target": 1,
+        }
+    )
     out = build_dataset(config, spec, "pit-set", frame)
     assert levels(out) == [None, 10, 2, None, None]  # re-write wins; delete; beyond TTL
     assert [None if pd.isna(v) else v for v in out["label"]][:3] == [None, "rewrite", "two"]
@@ -182,8 +240,11 @@ def test_local_store_end_to_end_and_athena_sql_agree(pit_project, tmp_path) -> N
     assert out["x"].fillna(-1).tolist() == [-1, 1.25, 1.25, 1.25, 1.25]  # never (12, '3')
     assert out["combo"].tolist()[1] == 2.0 * 1.25 + 0.5
     plan = plan_for(spec, "pit-set")
-    athena = finish(plan, read_labels(frame, plan),
-                    athena_on_duckdb(spec, "pit-set", config.store_path, frame, "iso8601"))
+    athena = finish(
+        plan,
+        read_labels(frame, plan),
+        athena_on_duckdb(spec, "pit-set", config.store_path, frame, "iso8601"),
+    )
     pd.testing.assert_frame_equal(athena, out)
 
 
@@ -195,15 +256,36 @@ def test_cli_dataset_writes_csv_and_prints_sql(pit_project, tmp_path) -> None:
     labels.write_text(f"acct_id,ts_label,target\na,{iso(T0)},1\nb,{iso(T0)},0\n")
     output = tmp_path / "out" / "train.csv"
     runner = CliRunner()
-    result = runner.invoke(main, ["--project", str(config.root), "dataset", "pit-strict",
-                                  "--labels", str(labels), "--output", str(output)])
+    result = runner.invoke(
+        main,
+        [
+            "--project",
+            str(config.root),
+            "dataset",
+            "pit-strict",
+            "--labels",
+            str(labels),
+            "--output",
+            str(output),
+        ],
+    )
     assert result.exit_code == 1 and "label row 2" in result.output
     labels.write_text(f"acct_id,ts_label,target\na,{iso(T0)},1\n")
-    result = runner.invoke(main, ["--project", str(config.root), "dataset", "pit-strict",
-                                  "--labels", str(labels), "--output", str(output)])
+    result = runner.invoke(
+        main,
+        [
+            "--project",
+            str(config.root),
+            "dataset",
+            "pit-strict",
+            "--labels",
+            str(labels),
+            "--output",
+            str(output),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert output.read_text().splitlines() == ["acct_id,ts_label,target,level",
-                                               f"a,{iso(T0)},1,3"]
+    assert output.read_text().splitlines() == ["acct_id,ts_label,target,level", f"a,{iso(T0)},1,3"]
     result = runner.invoke(main, ["--project", str(config.root), "dataset", "pit-set", "--sql"])
     assert result.exit_code == 0 and 'PARTITION BY "__fsgen_k0", "__fsgen_k1"' in result.output
     assert not (Path(output.parent) / f".{output.name}.tmp").exists()

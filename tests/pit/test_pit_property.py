@@ -74,10 +74,15 @@ label_rows = st.tuples(
     st.sampled_from([1.5, -2.0, 3.25]),  # amount (request field)
     # anchor: (group, record index, offset) puts T exactly at a record's event time, at its
     # TTL boundary or one tick either side of those, on that record's entity
-    st.one_of(st.none(), st.tuples(st.sampled_from(["accounts", "pairs", "duals"]),
-                                   st.integers(0, 20),
-                                   st.sampled_from(["at", "ttl"]),
-                                   st.sampled_from([-MS, 0, MS]))),
+    st.one_of(
+        st.none(),
+        st.tuples(
+            st.sampled_from(["accounts", "pairs", "duals"]),
+            st.integers(0, 20),
+            st.sampled_from(["at", "ttl"]),
+            st.sampled_from([-MS, 0, MS]),
+        ),
+    ),
 )
 
 Label = tuple[int, int, int, int, float]  # account, pair, dual, T (µs), amount
@@ -94,8 +99,7 @@ def resolve(raw: tuple[object, ...], histories: dict[str, list[Rec]]) -> Label:
             n = len(ENTITIES[group])
             entity[group] = recs[index % len(recs)].entity % n
             # the entity's latest record, so that it is the one chosen at T
-            rec = max((r for r in recs if r.entity % n == entity[group]),
-                      key=lambda r: r.event_us)
+            rec = max((r for r in recs if r.entity % n == entity[group]), key=lambda r: r.event_us)
             t = rec.event_us + tick + ((TTL_US[group] or 0) if where == "ttl" else 0)
     return entity["accounts"], entity["pairs"], entity["duals"], t, amount  # type: ignore[return-value]
 
@@ -104,8 +108,11 @@ def values_of(group: str, rec: Rec) -> dict[str, object]:
     if rec.deleted or rec.value is None:
         return {}
     v = rec.value
-    return {"accounts": {"level": v, "label": f"L{v}", "hist": [v, v + 1][: abs(v) % 3]},
-            "pairs": {"x": v / 4}, "duals": {"y": v * 10}}[group]
+    return {
+        "accounts": {"level": v, "label": f"L{v}", "hist": [v, v + 1][: abs(v) % 3]},
+        "pairs": {"x": v / 4},
+        "duals": {"y": v * 10},
+    }[group]
 
 
 def stored_row(group: str, rec: Rec) -> Row:
@@ -113,13 +120,21 @@ def stored_row(group: str, rec: Rec) -> Row:
     if group == "accounts":
         base: dict[str, object] = {"acct_id": key[0], "ts": iso(rec.event_us)}
     elif group == "pairs":  # identifier deliberately the colliding concatenation
-        base = {"pair_key": f"{key[0]}{key[1]}", "p": key[0], "q": key[1],
-                "at": rec.event_us / 1_000_000}
+        base = {
+            "pair_key": f"{key[0]}{key[1]}",
+            "p": key[0],
+            "q": key[1],
+            "at": rec.event_us / 1_000_000,
+        }
     else:
-        base = {"dual_key": f"{key[0]}{key[1]}", "u": key[0], "v": key[1],
-                "et": iso(rec.event_us)}
-    return Row(values={**base, **values_of(group, rec)}, event_us=rec.event_us,
-               write_us=rec.write_us, api_us=rec.api_us, deleted=rec.deleted)
+        base = {"dual_key": f"{key[0]}{key[1]}", "u": key[0], "v": key[1], "et": iso(rec.event_us)}
+    return Row(
+        values={**base, **values_of(group, rec)},
+        event_us=rec.event_us,
+        write_us=rec.write_us,
+        api_us=rec.api_us,
+        deleted=rec.deleted,
+    )
 
 
 def distinct_in_batch(group: str, recs: list[Rec]) -> list[Rec]:
@@ -128,16 +143,23 @@ def distinct_in_batch(group: str, recs: list[Rec]) -> list[Rec]:
     seen: set[tuple[object, ...]] = set()
     out = []
     for r in recs:
-        key = (r.batch, r.entity % len(ENTITIES[group]), r.event_us, r.api_us, r.write_us,
-               r.deleted)
+        key = (
+            r.batch,
+            r.entity % len(ENTITIES[group]),
+            r.event_us,
+            r.api_us,
+            r.write_us,
+            r.deleted,
+        )
         if key not in seen:
             seen.add(key)
             out.append(r)
     return out
 
 
-def oracle(histories: dict[str, list[Rec]], labels: list[Label],
-           knowledge_time: bool) -> list[dict[str, object]]:
+def oracle(
+    histories: dict[str, list[Rec]], labels: list[Label], knowledge_time: bool
+) -> list[dict[str, object]]:
     """Brute force, straight from DESIGN semantics 5."""
     out = []
     for acct, pair, dual, t, amount in labels:
@@ -147,15 +169,24 @@ def oracle(histories: dict[str, list[Rec]], labels: list[Label],
             n = len(ENTITIES[group])
             chosen = None
             if wanted[group] < n:
-                candidates = [r for r in recs if r.entity % n == wanted[group]
-                              and r.event_us <= t
-                              and (not knowledge_time or r.write_us <= t)]
+                candidates = [
+                    r
+                    for r in recs
+                    if r.entity % n == wanted[group]
+                    and r.event_us <= t
+                    and (not knowledge_time or r.write_us <= t)
+                ]
                 if candidates:
-                    chosen = max(candidates, key=lambda r: (r.event_us, r.api_us, r.write_us,
-                                                            r.deleted, r.batch))
+                    chosen = max(
+                        candidates,
+                        key=lambda r: (r.event_us, r.api_us, r.write_us, r.deleted, r.batch),
+                    )
             ttl = TTL_US[group]
-            alive = chosen is not None and not chosen.deleted and (
-                ttl is None or t - chosen.event_us <= ttl)
+            alive = (
+                chosen is not None
+                and not chosen.deleted
+                and (ttl is None or t - chosen.event_us <= ttl)
+            )
             vals = values_of(group, chosen) if alive and chosen else {}
             for feature in FEATURES[group]:
                 row[feature] = vals.get(feature)
@@ -171,8 +202,18 @@ def label_frame(labels: list[Label], time_format: str) -> pd.DataFrame:
         p, q = PAIRS[pair] if pair < 4 else UNKNOWN["pairs"]
         lu, lv = DUALS[dual] if dual < 3 else UNKNOWN["duals"]
         ts: object = iso(us) if time_format == "iso8601" else us / 1_000_000
-        rows.append({"acct_id": a, "p": p, "q": q, "lu": lu, "lv": lv, "ts_label": ts,
-                     "amount": amount, "target": len(rows) % 2})
+        rows.append(
+            {
+                "acct_id": a,
+                "p": p,
+                "q": q,
+                "lu": lu,
+                "lv": lv,
+                "ts_label": ts,
+                "amount": amount,
+                "target": len(rows) % 2,
+            }
+        )
     frame = pd.DataFrame(rows)
     if time_format == "timestamp":
         frame["ts_label"] = pd.to_datetime([t for _, _, _, t, _ in labels], unit="us", utc=True)
@@ -207,12 +248,15 @@ def cells(frame: pd.DataFrame) -> list[list[object]]:
     time_format=st.sampled_from(["iso8601", "epoch_seconds", "timestamp"]),
     knowledge_time=st.booleans(),
 )
-def test_local_athena_and_oracle_agree(pit_project, accounts, pairs, duals, labels, duplicates,
-                                       time_format, knowledge_time) -> None:
+def test_local_athena_and_oracle_agree(
+    pit_project, accounts, pairs, duals, labels, duplicates, time_format, knowledge_time
+) -> None:
     config, spec = pit_project
-    histories = {"accounts": distinct_in_batch("accounts", accounts),
-                 "pairs": distinct_in_batch("pairs", pairs),
-                 "duals": distinct_in_batch("duals", duals)}
+    histories = {
+        "accounts": distinct_in_batch("accounts", accounts),
+        "pairs": distinct_in_batch("pairs", pairs),
+        "duals": distinct_in_batch("duals", duals),
+    }
     resolved = [resolve(raw, histories) for raw in labels]
     labels = resolved + [resolved[i % len(resolved)] for i in duplicates]
     store = Path(tempfile.mkdtemp(prefix="pit-"))
@@ -225,9 +269,11 @@ def test_local_athena_and_oracle_agree(pit_project, accounts, pairs, duals, labe
         frame = label_frame(labels, time_format)
         local = build_dataset(config, spec, "pit-set", frame, knowledge_time, store=store)
         plan = plan_for(spec, "pit-set")
-        athena = finish(plan, read_labels(frame, plan),
-                        athena_on_duckdb(spec, "pit-set", store, frame, time_format,
-                                         knowledge_time))
+        athena = finish(
+            plan,
+            read_labels(frame, plan),
+            athena_on_duckdb(spec, "pit-set", store, frame, time_format, knowledge_time),
+        )
         expected = [[r[c] for c in COLUMNS] for r in oracle(histories, labels, knowledge_time)]
         assert list(local.columns) == [*frame.columns, *COLUMNS]
         pd.testing.assert_frame_equal(local[list(frame.columns)], frame)

@@ -31,7 +31,7 @@ class Defs:
     ttl: str | None = "30d"
     online: bool = True
     storage: str = "Standard"
-    throughput: str = 'Throughput()'
+    throughput: str = "Throughput()"
     description: str = "Users of the shop"
     event_time: str = "ts"
     age_type: str = "Integral"
@@ -59,25 +59,25 @@ class Defs:
 
         @users.feature({self.age_type}, description={self.age_description!r},
                        pii={self.age_pii!r})
-        def age(raw_age: int) -> {'int' if self.age_type == 'Integral' else 'float'}:
+        def age(raw_age: int) -> {"int" if self.age_type == "Integral" else "float"}:
             return {self.age_body}
         """
         if self.with_score:
-            body += '''
+            body += """
 
         @users.feature(Fractional, description="Spend score")
         def score(spend: float) -> float:
             return spend / 10
-        '''
+        """
         for i in range(self.extra_features):
-            body += f'''
+            body += f"""
 
         @users.feature(Integral, description="extra {i}")
         def extra_{i}(raw_age: int) -> int:
             return raw_age + {i}
-        '''
+        """
         if self.second_group:
-            body += '''
+            body += """
 
         shop = Entity("shop_id", String)
         shops = FeatureGroup("shops", entity=shop, event_time="ts", owner="team-b",
@@ -87,7 +87,7 @@ class Defs:
         @shops.feature(Integral, description="Rating")
         def rating(stars: int) -> int:
             return stars
-        '''
+        """
         return textwrap.dedent(body).lstrip()
 
 
@@ -118,8 +118,7 @@ class Project:
 
     def apply(self, *, allow: bool = True) -> Plan:
         plan = self.plan()
-        apply_plan(self.config, self.spec, self.backend(), plan, allow_destructive=allow,
-                   regenerate=False)
+        apply_plan(
+            self.config, self.spec, self.backend(), plan, allow_destructive=allow, regenerate=False
+        )
         return plan
-
-

@@ -52,18 +52,20 @@ def test_destructive_plan_needs_the_flag(project: MakeProject) -> None:
     with pytest.raises(PlanError, match="--allow-replace"):
         apply_plan(proj.config, proj.spec, proj.backend(), plan, regenerate=False)
     assert proj.plan() == plan  # nothing ran
-    apply_plan(proj.config, proj.spec, proj.backend(), plan, allow_destructive=True,
-               regenerate=False)
+    apply_plan(
+        proj.config, proj.spec, proj.backend(), plan, allow_destructive=True, regenerate=False
+    )
     assert not proj.plan().stages
 
 
 def test_second_apply_fails_clearly_while_the_lock_is_held(project: MakeProject) -> None:
     proj = project(Defs())
     plan = proj.plan()
-    with apply_lock(proj.config.store_path), \
-            pytest.raises(StoreError, match="another fsgen apply holds the lock"):
-        apply_plan(proj.config, proj.spec, proj.backend(), plan, regenerate=False,
-                   lock_timeout=0.2)
+    with (
+        apply_lock(proj.config.store_path),
+        pytest.raises(StoreError, match="another fsgen apply holds the lock"),
+    ):
+        apply_plan(proj.config, proj.spec, proj.backend(), plan, regenerate=False, lock_timeout=0.2)
     assert proj.plan() == plan
 
 

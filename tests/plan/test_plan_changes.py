@@ -55,8 +55,11 @@ def test_metadata_only_is_update_feature_metadata(project: MakeProject) -> None:
     assert "update_feature_metadata" in stage_kinds(plan)
     assert not plan.destructive
     meta = [s for s in plan.stages if s.kind == "update_feature_metadata"]
-    assert meta[0].request == {"FeatureGroupName": "users", "FeatureName": "age",
-                               "Description": "Age, whole years"}
+    assert meta[0].request == {
+        "FeatureGroupName": "users",
+        "FeatureName": "age",
+        "Description": "Age, whole years",
+    }
     converges(proj)
 
 
@@ -71,15 +74,19 @@ def test_new_feature_is_feature_addition(project: MakeProject) -> None:
     assert kinds(plan)["features.score"] is ChangeKind.ADD_FEATURES
     update = [s for s in plan.stages if s.kind == "update_group"]
     assert update[0].request["FeatureAdditions"] == [
-        {"FeatureName": "score", "FeatureType": "Fractional"}]
+        {"FeatureName": "score", "FeatureType": "Fractional"}
+    ]
     assert plan.changes[0].action == "update"
     converges(proj)
 
 
 def test_feature_additions_are_chunked_by_100(project: MakeProject) -> None:
     proj, plan = deployed_then(project, Defs(), Defs(extra_features=MAX_FEATURE_ADDITIONS + 5))
-    additions = [len(s.request["FeatureAdditions"]) for s in plan.stages  # type: ignore[arg-type]
-                 if s.kind == "update_group" and "FeatureAdditions" in s.request]
+    additions = [
+        len(s.request["FeatureAdditions"])
+        for s in plan.stages  # type: ignore[arg-type]
+        if s.kind == "update_group" and "FeatureAdditions" in s.request
+    ]
     assert additions == [100, 5]
     converges(proj)
 
@@ -89,28 +96,38 @@ def test_ttl_and_storage_are_updates(project: MakeProject) -> None:
     assert kinds(plan)["online_ttl_seconds"] is ChangeKind.UPDATE
     assert kinds(plan)["online_storage_type"] is ChangeKind.UPDATE
     (update,) = [s for s in plan.stages if s.kind == "update_group"]
-    assert update.request["OnlineStoreConfig"] == {"StorageType": "InMemory",
-                                                   "TtlDuration": {"Unit": "Weeks", "Value": 2}}
+    assert update.request["OnlineStoreConfig"] == {
+        "StorageType": "InMemory",
+        "TtlDuration": {"Unit": "Weeks", "Value": 2},
+    }
     converges(proj)
 
 
 def test_throughput_is_update(project: MakeProject) -> None:
-    proj, plan = deployed_then(project, Defs(), Defs(
-        throughput='Throughput(mode="Provisioned", read_units=10, write_units=5)'))
+    proj, plan = deployed_then(
+        project,
+        Defs(),
+        Defs(throughput='Throughput(mode="Provisioned", read_units=10, write_units=5)'),
+    )
     assert kinds(plan)["throughput_mode"] is ChangeKind.UPDATE
     (update,) = [s for s in plan.stages if s.kind == "update_group"]
     assert update.request["ThroughputConfig"] == {
-        "ThroughputMode": "Provisioned", "ProvisionedReadCapacityUnits": 10,
-        "ProvisionedWriteCapacityUnits": 5}
+        "ThroughputMode": "Provisioned",
+        "ProvisionedReadCapacityUnits": 10,
+        "ProvisionedWriteCapacityUnits": 5,
+    }
     converges(proj)
 
 
-@pytest.mark.parametrize(("after", "path"), [
-    (Defs(with_score=False), "features.score"),
-    (Defs(age_type="Fractional", age_body="float(raw_age)"), "features.age.type"),
-    (Defs(event_time="ts2"), "event_time_feature"),
-    (Defs(online=False, ttl=None), "online_enabled"),
-])
+@pytest.mark.parametrize(
+    ("after", "path"),
+    [
+        (Defs(with_score=False), "features.score"),
+        (Defs(age_type="Fractional", age_body="float(raw_age)"), "features.age.type"),
+        (Defs(event_time="ts2"), "event_time_feature"),
+        (Defs(online=False, ttl=None), "online_enabled"),
+    ],
+)
 def test_replacements(project: MakeProject, after: Defs, path: str) -> None:
     if after.event_time == "ts2":
         after.age_body = "int(raw_age)"
@@ -122,7 +139,7 @@ def test_replacements(project: MakeProject, after: Defs, path: str) -> None:
     assert stage_kinds(plan)[:2] == ["delete_group", "create_group"]
     assert plan.destructive
     text = render_plan(plan)
-    assert "-/+ feature_group \"users\"" in text
+    assert '-/+ feature_group "users"' in text
     assert f"{path} = " in text and "# forces replacement" in text
     converges(proj)
 
@@ -151,8 +168,10 @@ def test_description_change_is_shown_not_applied(project: MakeProject) -> None:
     assert [d.path for d in notes] == ["description"]
     assert notes[0].kind is ChangeKind.NOT_APPLIED
     # the group's metadata hash tag moves with it; the description itself is never sent
-    assert all("Description" not in getattr(s, "request", {}) or s.kind != "update_group"
-               for s in plan.stages)
+    assert all(
+        "Description" not in getattr(s, "request", {}) or s.kind != "update_group"
+        for s in plan.stages
+    )
     assert "set only at creation: not applied" in render_plan(plan)
     proj.apply()
     notes_only = proj.plan()
@@ -188,8 +207,14 @@ def test_a_failed_group_is_replaced(project: MakeProject) -> None:
     proj.apply()
     healthy = proj.backend().deployed()["users"]
     broken = {"users": healthy.model_copy(update={"status": "CreateFailed"})}
-    plan = make_plan([healthy], broken, project="defs", backend="local",
-                     state_fingerprint="-", spec_fingerprint="-")
+    plan = make_plan(
+        [healthy],
+        broken,
+        project="defs",
+        backend="local",
+        state_fingerprint="-",
+        spec_fingerprint="-",
+    )
     assert [c.action for c in plan.changes] == ["replace"]
     assert kinds(plan)["status"] is ChangeKind.REPLACE
 

@@ -91,7 +91,10 @@ def test_json_is_the_plan(fresh: Project) -> None:
     assert data["format_version"] == 1
     assert Plan.model_validate(data) == fresh.plan()
     assert [s["kind"] for s in data["stages"]] == [
-        "create_group", "update_feature_metadata", "update_feature_metadata"]
+        "create_group",
+        "update_feature_metadata",
+        "update_feature_metadata",
+    ]
 
 
 def test_apply_then_empty_plan_and_history(fresh: Project) -> None:
@@ -107,8 +110,11 @@ def test_apply_then_empty_plan_and_history(fresh: Project) -> None:
 
 def test_update_and_artifacts(fresh: Project) -> None:
     assert run(fresh, "apply", "--auto-approve").exit_code == 0
-    fresh.write(Defs(ttl="7d", age_description="Age, whole years", extra_features=1,
-                     description="Shop users"))
+    fresh.write(
+        Defs(
+            ttl="7d", age_description="Age, whole years", extra_features=1, description="Shop users"
+        )
+    )
     result = run(fresh, "plan", "--detailed-exitcode")
     assert result.exit_code == 2
     assert result.stdout.startswith(UPDATE)

@@ -30,16 +30,22 @@ def check(path: Path, actual: str) -> None:
         return
     expected = path.read_text() if path.exists() else ""
     if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                            str(path), "actual"))
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(True), actual.splitlines(True), str(path), "actual"
+            )
+        )
         pytest.fail(f"golden plan differs (FSGEN_UPDATE_GOLDEN=1 refreshes):\n{diff}")
 
 
 @pytest.mark.parametrize("scenario", sorted(p.name for p in SCENARIOS.iterdir() if p.is_dir()))
 def test_golden_plan(scenario: str, tmp_path: Path) -> None:
     root = tmp_path / scenario
-    shutil.copytree(SCENARIOS / scenario, root, ignore=shutil.ignore_patterns(
-        "__pycache__", "generated", ".fsgen"))
+    shutil.copytree(
+        SCENARIOS / scenario,
+        root,
+        ignore=shutil.ignore_patterns("__pycache__", "generated", ".fsgen"),
+    )
     config = load_config(root)
     spec = load(root)
     plan = compute_plan(config, spec, LocalBackend(config), artifacts=False)

@@ -24,8 +24,7 @@ def get(proj: Project) -> dict[str, object] | None:
         return store.get_record("users", "u1")
 
 
-def test_update_keeps_data_replace_drops_online_and_archives_offline(
-        project: MakeProject) -> None:
+def test_update_keeps_data_replace_drops_online_and_archives_offline(project: MakeProject) -> None:
     proj = project(Defs())
     proj.apply()
     put(proj)
@@ -36,8 +35,7 @@ def test_update_keeps_data_replace_drops_online_and_archives_offline(
     proj.apply()
     assert get(proj) is not None  # metadata update: data stays
 
-    proj.write(Defs(age_description="changed", age_type="Fractional",
-                    age_body="float(raw_age)"))
+    proj.write(Defs(age_description="changed", age_type="Fractional", age_body="float(raw_age)"))
     plan = proj.apply()
     assert plan.changes[0].action == "replace"
     assert get(proj) is None

@@ -26,12 +26,21 @@ def features(draw: st.DrawFn) -> tuple[FeatureState, ...]:
     out = [FeatureState(name="id", type="String"), FeatureState(name="t", type=event_type)]
     for name in POOL:
         if draw(st.booleans()):
-            out.append(FeatureState(
-                name=name, type=draw(st.sampled_from(TYPES)),
-                description=draw(st.sampled_from(["", "a", "b"])),
-                parameters=draw(st.dictionaries(st.sampled_from(["x", "y", "fsgen:pii"]),
-                                                st.sampled_from(["1", "2"]), max_size=2)),
-                logic_hash=draw(st.sampled_from([None, "sha256:1", "sha256:2"]))))
+            out.append(
+                FeatureState(
+                    name=name,
+                    type=draw(st.sampled_from(TYPES)),
+                    description=draw(st.sampled_from(["", "a", "b"])),
+                    parameters=draw(
+                        st.dictionaries(
+                            st.sampled_from(["x", "y", "fsgen:pii"]),
+                            st.sampled_from(["1", "2"]),
+                            max_size=2,
+                        )
+                    ),
+                    logic_hash=draw(st.sampled_from([None, "sha256:1", "sha256:2"])),
+                )
+            )
     return tuple(out)
 
 
@@ -42,10 +51,14 @@ def group_states(draw: st.DrawFn) -> GroupState:
     provisioned = draw(st.booleans())
     tags = draw(st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from(["1", "2"])))
     return GroupState(
-        name="g", record_identifier="id", event_time_feature="t", features=draw(features()),
+        name="g",
+        record_identifier="id",
+        event_time_feature="t",
+        features=draw(features()),
         online_enabled=online,
         online_ttl_seconds=draw(st.sampled_from([None, 3600, 2592000])) if online else None,
-        online_storage_type=draw(st.sampled_from(["Standard", "InMemory"])) if online
+        online_storage_type=draw(st.sampled_from(["Standard", "InMemory"]))
+        if online
         else "Standard",
         online_kms_key=draw(st.sampled_from([None, "k1"])) if online else None,
         offline_enabled=offline,
@@ -63,8 +76,14 @@ def group_states(draw: st.DrawFn) -> GroupState:
 
 def execute(backend: LocalBackend, desired: GroupState) -> None:
     deployed = backend.deployed()
-    plan = make_plan([desired], deployed, project="p", backend="local",
-                     state_fingerprint="-", spec_fingerprint="-")
+    plan = make_plan(
+        [desired],
+        deployed,
+        project="p",
+        backend="local",
+        state_fingerprint="-",
+        spec_fingerprint="-",
+    )
     for stage in plan.stages:
         backend.execute(stage, lambda _: None)
 
@@ -72,11 +91,13 @@ def execute(backend: LocalBackend, desired: GroupState) -> None:
 _counter = iter(range(10**9))
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(before=group_states(), after=group_states())
-def test_stages_take_any_state_to_the_declared_one(tmp_path: Path, before: GroupState,
-                                                   after: GroupState) -> None:
+def test_stages_take_any_state_to_the_declared_one(
+    tmp_path: Path, before: GroupState, after: GroupState
+) -> None:
     root = tmp_path / f"s{next(_counter)}"
     backend = LocalBackend(ProjectConfig(root=root))
     execute(backend, before)
@@ -86,7 +107,13 @@ def test_stages_take_any_state_to_the_declared_one(tmp_path: Path, before: Group
     replaced = got.description == after.description
     assert got.model_copy(update={"description": after.description}) == after
     if not replaced:  # kept in place: the description is the only thing left, as a note
-        plan = make_plan([after], backend.deployed(), project="p", backend="local",
-                         state_fingerprint="-", spec_fingerprint="-")
+        plan = make_plan(
+            [after],
+            backend.deployed(),
+            project="p",
+            backend="local",
+            state_fingerprint="-",
+            spec_fingerprint="-",
+        )
         assert plan.stages == ()
         assert [d.kind for c in plan.changes for d in c.notes] == [ChangeKind.NOT_APPLIED]

@@ -32,5 +32,3 @@ def store(tmp_path: Path, spec: ProjectSpec) -> Iterator[LocalStore]:
     s.fake_clock = clock  # type: ignore[attr-defined]
     yield s
     s.close()
-
-

@@ -62,8 +62,8 @@ def make_project(root: Path, package: str = "storetestdefs") -> Path:
     (root / package / "__init__.py").write_text('"""Store test definitions."""\n')
     (root / package / "groups.py").write_text(textwrap.dedent(DEFS))
     (root / "pyproject.toml").write_text(
-        f'[project]\nname = "storetest"\nversion = "0"\n\n[tool.fsgen]\n'
-        f'definitions = "{package}"\n')
+        f'[project]\nname = "storetest"\nversion = "0"\n\n[tool.fsgen]\ndefinitions = "{package}"\n'
+    )
     return root
 
 
@@ -75,7 +75,12 @@ class FakeClock:
         return self.now
 
 
-def user_row(uid: str, ts: str, amount: object = 10.0, count: object = 2, name: object = "Ann",
-             tags: object = "a|b") -> dict[str, object]:
-    return {"user_id": uid, "ts": ts, "amount": amount, "count": count, "name": name,
-            "tags": tags}
+def user_row(
+    uid: str,
+    ts: str,
+    amount: object = 10.0,
+    count: object = 2,
+    name: object = "Ann",
+    tags: object = "a|b",
+) -> dict[str, object]:
+    return {"user_id": uid, "ts": ts, "amount": amount, "count": count, "name": name, "tags": tags}

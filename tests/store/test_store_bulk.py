@@ -16,14 +16,18 @@ from fsgen.spec import ProjectSpec
 _text = st.text(alphabet=st.sampled_from(list("ab |XZ_1 -é\t")), max_size=6)
 _missing = st.sampled_from([None, math.nan, ""])
 _ints = st.one_of(
-    st.integers(-10, 10), st.integers(-(2**70), 2**70),
+    st.integers(-10, 10),
+    st.integers(-(2**70), 2**70),
     st.sampled_from([" 42 ", "1_0", "4.0", "abc", "-3", "0", "٣", True, 3.0, 2.5]),
-    st.integers(-100, 100).map(str), _missing,
+    st.integers(-100, 100).map(str),
+    _missing,
 )
 _floats = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
-    st.floats(-1e6, 1e6).map(repr), st.integers(-5, 5),
-    st.sampled_from(["1e400", "nan", " 2 ", "1_000.5", "x", "-0.0", True, "inf"]), _missing,
+    st.floats(-1e6, 1e6).map(repr),
+    st.integers(-5, 5),
+    st.sampled_from(["1e400", "nan", " 2 ", "1_000.5", "x", "-0.0", True, "inf"]),
+    _missing,
 )
 _strs = st.one_of(_text, _missing, st.integers(0, 3))
 
@@ -31,8 +35,10 @@ _strs = st.one_of(_text, _missing, st.integers(0, 3))
 @st.composite
 def _iso(draw: st.DrawFn) -> object:
     base = datetime(1000, 1, 1, tzinfo=UTC)
-    moment = base + timedelta(seconds=draw(st.integers(0, 9000 * 365 * 86400)),
-                              milliseconds=draw(st.sampled_from([0, 0, 1, 500, 999])))
+    moment = base + timedelta(
+        seconds=draw(st.integers(0, 9000 * 365 * 86400)),
+        milliseconds=draw(st.sampled_from([0, 0, 1, 500, 999])),
+    )
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     millis = moment.microsecond // 1000
     style = draw(st.sampled_from(["z", "z", "z", "ms000", "offset", "lower", "bad", "short"]))
@@ -46,8 +52,18 @@ def _iso(draw: st.DrawFn) -> object:
         return f"{text}z"
     if style == "short":
         return f"0{text[1:]}Z"
-    return draw(st.sampled_from(["yesterday", "2024-02-30T00:00:00Z", "2024-01-01T24:00:00Z",
-                                 "2024-01-01T00:00:00.0001Z", None, ""]))
+    return draw(
+        st.sampled_from(
+            [
+                "yesterday",
+                "2024-02-30T00:00:00Z",
+                "2024-01-01T24:00:00Z",
+                "2024-01-01T00:00:00.0001Z",
+                None,
+                "",
+            ]
+        )
+    )
 
 
 _times = st.one_of(_iso(), st.just("2024-01-01T00:00:00Z"))
@@ -60,8 +76,9 @@ def user_columns(draw: st.DrawFn) -> tuple[dict[str, list[object]], int]:
     cols: dict[str, list[object]] = {
         "user_id": draw(st.lists(_text if clean else _strs, min_size=n, max_size=n)),
         "ts": draw(st.lists(_times, min_size=n, max_size=n)),
-        "amount": draw(st.lists(st.floats(-100, 100) if clean else _floats,
-                                min_size=n, max_size=n)),
+        "amount": draw(
+            st.lists(st.floats(-100, 100) if clean else _floats, min_size=n, max_size=n)
+        ),
         "count": draw(st.lists(st.integers(-2, 5) if clean else _ints, min_size=n, max_size=n)),
         "name": draw(st.lists(_text if clean else _strs, min_size=n, max_size=n)),
         "tags": draw(st.lists(_text if clean else _strs, min_size=n, max_size=n)),
@@ -77,21 +94,24 @@ def _same(rt: object, cols: dict[str, list[object]], n: int) -> None:
     assert fast.rows == slow.rows
     assert fast.columns == slow.columns
     assert fast.seconds == slow.seconds
-    assert [(i, type(e), e.field, e.message) for i, e in fast.errors] == \
-        [(i, type(e), e.field, e.message) for i, e in slow.errors]
+    assert [(i, type(e), e.field, e.message) for i, e in fast.errors] == [
+        (i, type(e), e.field, e.message) for i, e in slow.errors
+    ]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=user_columns())
-def test_fast_path_equals_row_path_user_events(spec: ProjectSpec,
-                                               data: tuple[dict[str, list[object]], int]) -> None:
+def test_fast_path_equals_row_path_user_events(
+    spec: ProjectSpec, data: tuple[dict[str, list[object]], int]
+) -> None:
     _same(group_runtime(spec.group("user-events")), *data)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(0, 16), data=st.data())
-def test_fast_path_equals_row_path_composite_key(spec: ProjectSpec, n: int,
-                                                 data: st.DataObject) -> None:
+def test_fast_path_equals_row_path_composite_key(
+    spec: ProjectSpec, n: int, data: st.DataObject
+) -> None:
     cols = {
         "store_id": data.draw(st.lists(_ints, min_size=n, max_size=n)),
         "sku": data.draw(st.lists(_strs, min_size=n, max_size=n)),
@@ -105,9 +125,12 @@ def test_clean_block_takes_the_fast_path(spec: ProjectSpec) -> None:
     rt = group_runtime(spec.group("user-events"))
     n = 50
     cols: dict[str, list[object]] = {
-        "user_id": [f"u{i}" for i in range(n)], "ts": ["2024-03-01T10:00:00.250Z"] * n,
-        "amount": [str(i / 4) for i in range(n)], "count": [str(i % 5 + 1) for i in range(n)],
-        "name": [" Ann "] * n, "tags": ["x|y"] * n,
+        "user_id": [f"u{i}" for i in range(n)],
+        "ts": ["2024-03-01T10:00:00.250Z"] * n,
+        "amount": [str(i / 4) for i in range(n)],
+        "count": [str(i % 5 + 1) for i in range(n)],
+        "name": [" Ann "] * n,
+        "tags": ["x|y"] * n,
     }
     block = process_block(rt, cols, n)
     assert block.fast and block.rows == list(range(n)) and not block.errors
@@ -116,8 +139,17 @@ def test_clean_block_takes_the_fast_path(spec: ProjectSpec) -> None:
 
 def test_one_bad_row_is_rejected_and_the_rest_kept(spec: ProjectSpec) -> None:
     rt = group_runtime(spec.group("user-events"))
-    rows = [{"user_id": f"u{i}", "ts": "2024-03-01T10:00:00Z", "amount": 1.0,
-             "count": 0 if i == 37 else 1, "name": "n", "tags": ""} for i in range(100)]
+    rows = [
+        {
+            "user_id": f"u{i}",
+            "ts": "2024-03-01T10:00:00Z",
+            "amount": 1.0,
+            "count": 0 if i == 37 else 1,
+            "name": "n",
+            "tags": "",
+        }
+        for i in range(100)
+    ]
     block = process_many(rt, rows)
     assert block.rows == [i for i in range(100) if i != 37]
     assert [(i, e.field) for i, e in block.errors] == [(37, "score")]

@@ -21,32 +21,42 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["--project", str(root), *args],
-                                env={"COLUMNS": "80", "NO_COLOR": "1"})
+    result = CliRunner().invoke(
+        main, ["--project", str(root), *args], env={"COLUMNS": "80", "NO_COLOR": "1"}
+    )
     return result.exit_code, result.stdout, result.stderr
 
 
 def test_ingest_get_delete(root: Path, tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
-    good.write_text(HEADER + "u1,2024-01-01T00:00:00Z,10,2,Ann,a|b\n"
-                             "u2,2024-01-01T01:00:00Z,3,1,Bo,\n")
+    good.write_text(
+        HEADER + "u1,2024-01-01T00:00:00Z,10,2,Ann,a|b\nu2,2024-01-01T01:00:00Z,3,1,Bo,\n"
+    )
     code, out, err = run(root, "ingest", "user-events", str(good), "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert (summary["read"], summary["written"], summary["rejected"]) == (2, 2, 0)
     assert "user-events: read 2, written 2, rejected 0" in err
 
-    code, out, err = run(root, "get", "user-events", "u1", "--json",
-                         "--as-of", "2024-01-01T12:00:00Z")
+    code, out, err = run(
+        root, "get", "user-events", "u1", "--json", "--as-of", "2024-01-01T12:00:00Z"
+    )
     assert code == 0, err
-    assert json.loads(out) == {"user_id": "u1", "ts": "2024-01-01T00:00:00Z", "score": 5.0,
-                               "double_count": 4, "label": "ann", "tag_list": ["a", "b"],
-                               "positive_amount": 10.0}
+    assert json.loads(out) == {
+        "user_id": "u1",
+        "ts": "2024-01-01T00:00:00Z",
+        "score": 5.0,
+        "double_count": 4,
+        "label": "ann",
+        "tag_list": ["a", "b"],
+        "positive_amount": 10.0,
+    }
     code, out, err = run(root, "get", "user-events", "u1")  # now: long expired (TTL 1d)
     assert code == 1 and "no online record 'u1'" in err
 
-    code, out, err = run(root, "delete-record", "user-events", "u1",
-                         "--event-time", "2024-01-01T06:00:00Z", "--hard")
+    code, out, err = run(
+        root, "delete-record", "user-events", "u1", "--event-time", "2024-01-01T06:00:00Z", "--hard"
+    )
     assert code == 0 and "HardDelete" in out
     code, out, err = run(root, "get", "user-events", "u1", "--as-of", "2024-01-01T12:00:00Z")
     assert code == 1
@@ -56,8 +66,9 @@ def test_ingest_get_delete(root: Path, tmp_path: Path) -> None:
 
 def test_ingest_with_rejects_exits_1(root: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text(HEADER + "u1,2024-01-01T00:00:00Z,ten,2,Ann,a\n"
-                            "u2,2024-01-01T00:00:00Z,1,2,Ann,a\n")
+    bad.write_text(
+        HEADER + "u1,2024-01-01T00:00:00Z,ten,2,Ann,a\nu2,2024-01-01T00:00:00Z,1,2,Ann,a\n"
+    )
     rejects = tmp_path / "rejects.jsonl"
     code, _, err = run(root, "ingest", "user-events", str(bad), "--rejects", str(rejects))
     assert code == 1

@@ -46,8 +46,9 @@ def test_equal_event_time_later_write_wins(store: LocalStore) -> None:
     put(store, "u1", 100, amount=2.0)
     assert amount_of(store, "u1", T0) == 2.0
     # within one batch too: rows apply in order
-    store.put_raw("user-events", [user_row("u2", iso(5), amount=3.0),
-                                  user_row("u2", iso(5), amount=4.0)])
+    store.put_raw(
+        "user-events", [user_row("u2", iso(5), amount=3.0), user_row("u2", iso(5), amount=4.0)]
+    )
     assert amount_of(store, "u2", T0) == 4.0
     visible = store.read_offline("user-events")
     assert list(visible[visible.user_id == "u2"]["positive_amount"]) == [4.0]
@@ -100,13 +101,19 @@ def test_older_deletes_follow_sagemaker(store: LocalStore) -> None:
 
 
 def test_composite_key_and_fractional_event_time(store: LocalStore) -> None:
-    block = store.put_raw("item-stock", [{"store_id": "7", "sku": "a:b;", "at": 1000.5,
-                                          "units": 3}])
+    block = store.put_raw(
+        "item-stock", [{"store_id": "7", "sku": "a:b;", "at": 1000.5, "units": 3}]
+    )
     assert not block.errors
     rid = block.columns["store_item_key"][0]
     record = store.get_record("item-stock", str(rid), now=1000.5)
-    assert record == {"store_item_key": rid, "store_id": 7, "sku": "a:b;", "at": 1000.5,
-                      "units_on_hand": 3}
+    assert record == {
+        "store_item_key": rid,
+        "store_id": 7,
+        "sku": "a:b;",
+        "at": 1000.5,
+        "units_on_hand": 3,
+    }
     store.delete_record("item-stock", str(rid), "2000")
     rows = store.read_offline("item-stock")
     tomb = rows[rows.is_deleted].iloc[0]
@@ -117,8 +124,12 @@ def test_feature_names_and_batch_order(store: LocalStore) -> None:
     put(store, "a", 0, amount=1.0)
     put(store, "b", 0, amount=2.0)
     got = store.batch_get("user-events", ["b", "zz", "a", "b"], ["positive_amount"], now=T0)
-    assert got == [{"positive_amount": 2.0}, None, {"positive_amount": 1.0},
-                   {"positive_amount": 2.0}]
+    assert got == [
+        {"positive_amount": 2.0},
+        None,
+        {"positive_amount": 1.0},
+        {"positive_amount": 2.0},
+    ]
     assert store.get_record("user-events", "a", ["tag_list"], now=T0) == {"tag_list": ["a", "b"]}
 
 
@@ -149,13 +160,18 @@ def _oracle(ops: list[tuple[str, str, int, int]], uid: str, now: float) -> objec
     return state[1]
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(ops=st.lists(_op, max_size=14), now_hours=st.integers(0, 70))
-def test_online_state_matches_the_oracle(tmp_path_factory: pytest.TempPathFactory,
-                                         spec: ProjectSpec,
-                                         ops: list[tuple[str, str, int, int]],
-                                         now_hours: int) -> None:
+def test_online_state_matches_the_oracle(
+    tmp_path_factory: pytest.TempPathFactory,
+    spec: ProjectSpec,
+    ops: list[tuple[str, str, int, int]],
+    now_hours: int,
+) -> None:
     store = LocalStore(Path(tmp_path_factory.mktemp("oracle")), spec, clock=FakeClock(T0))
     accepted: list[tuple[str, str, int, int]] = []
     for op in ops:
@@ -175,19 +191,26 @@ def test_online_state_matches_the_oracle(tmp_path_factory: pytest.TempPathFactor
     store.close()
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(batch=st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 3), st.integers(0, 9)),
-                      min_size=1, max_size=30))
-def test_one_batch_equals_one_put_per_record(tmp_path_factory: pytest.TempPathFactory,
-                                             spec: ProjectSpec,
-                                             batch: list[tuple[str, int, int]]) -> None:
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    batch=st.lists(
+        st.tuples(st.sampled_from("abcd"), st.integers(0, 3), st.integers(0, 9)),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_one_batch_equals_one_put_per_record(
+    tmp_path_factory: pytest.TempPathFactory, spec: ProjectSpec, batch: list[tuple[str, int, int]]
+) -> None:
     """A batch is reduced to one upsert per identifier before it reaches SQLite; the online
     state must be what applying every record in order gives."""
     root = Path(tmp_path_factory.mktemp("batch"))
     together, one_by_one = LocalStore(root / "a", spec), LocalStore(root / "b", spec)
-    rows = [user_row(uid, iso(hours * 3600), amount=float(amount))
-            for uid, hours, amount in batch]
+    rows = [user_row(uid, iso(hours * 3600), amount=float(amount)) for uid, hours, amount in batch]
     together.put_raw("user-events", rows)
     for row in rows:
         one_by_one.put_raw("user-events", [row])

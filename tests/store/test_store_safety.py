@@ -43,16 +43,22 @@ def make_csv(path: Path, rows: int, seed: int, prefix: str = "u") -> Path:
         fh.write(HEADER)
         for i in range(rows):
             day, hour = rng.randint(1, 2), rng.randint(0, 23)
-            fh.write(f"{prefix}{rng.randint(0, 299)},2024-02-{day:02d}T{hour:02d}:"
-                     f"{rng.randint(0, 59):02d}:00Z,{i},{rng.randint(1, 4)},n{i},t\n")
+            fh.write(
+                f"{prefix}{rng.randint(0, 299)},2024-02-{day:02d}T{hour:02d}:"
+                f"{rng.randint(0, 59):02d}:00Z,{i},{rng.randint(1, 4)},n{i},t\n"
+            )
     return path
 
 
 def child(project: ProjectConfig, store_dir: Path, src: Path, chunk: int) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(project.root)}
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(project.root), str(store_dir),
-                             str(src), str(chunk)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(project.root), str(store_dir), str(src), str(chunk)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def check_consistent(store: LocalStore, chunk: int, total_rows: int) -> None:
@@ -84,8 +90,9 @@ def check_consistent(store: LocalStore, chunk: int, total_rows: int) -> None:
 
 
 @pytest.mark.slow
-def test_kill_at_random_points_then_rerun(project: tuple[ProjectConfig, ProjectSpec],
-                                          tmp_path: Path) -> None:
+def test_kill_at_random_points_then_rerun(
+    project: tuple[ProjectConfig, ProjectSpec], tmp_path: Path
+) -> None:
     config, spec = project
     rows, chunk = 8_000, 400
     src = make_csv(tmp_path / "in.csv", rows, seed=7)
@@ -119,8 +126,9 @@ def test_kill_at_random_points_then_rerun(project: tuple[ProjectConfig, ProjectS
 
 
 @pytest.mark.slow
-def test_two_processes_ingesting_at_once(project: tuple[ProjectConfig, ProjectSpec],
-                                         tmp_path: Path) -> None:
+def test_two_processes_ingesting_at_once(
+    project: tuple[ProjectConfig, ProjectSpec], tmp_path: Path
+) -> None:
     config, spec = project
     a = make_csv(tmp_path / "a.csv", 6000, seed=1, prefix="a")
     b = make_csv(tmp_path / "b.csv", 6000, seed=2, prefix="b")
@@ -138,8 +146,14 @@ def test_a_waiting_writer_says_who_holds_the_lock(spec: ProjectSpec, tmp_path: P
     holder = LocalStore(tmp_path / "store", spec)
     messages: list[str] = []
     waiter = LocalStore(tmp_path / "store", spec, on_wait=messages.append)
-    row = {"user_id": "x", "ts": "2024-01-01T00:00:00Z", "amount": 1, "count": 1, "name": "n",
-           "tags": ""}
+    row = {
+        "user_id": "x",
+        "ts": "2024-01-01T00:00:00Z",
+        "amount": 1,
+        "count": 1,
+        "name": "n",
+        "tags": "",
+    }
     with holder.lock("ingest user-events"):
         thread = threading.Thread(target=waiter.put_raw, args=("user-events", [row]))
         thread.start()

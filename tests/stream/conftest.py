@@ -35,8 +35,9 @@ def repo_spec() -> tuple[ProjectConfig, ProjectSpec]:
 
 
 @pytest.fixture
-def example(repo_spec: tuple[ProjectConfig, ProjectSpec], tmp_path: Path
-            ) -> tuple[ProjectConfig, ProjectSpec]:
+def example(
+    repo_spec: tuple[ProjectConfig, ProjectSpec], tmp_path: Path
+) -> tuple[ProjectConfig, ProjectSpec]:
     """The example project, its store under tmp_path."""
     config, spec = repo_spec
     return config.model_copy(update={"store_dir": str(tmp_path / "store")}), spec

@@ -13,11 +13,18 @@ REPO = Path(__file__).resolve().parents[2]
 GROUP = "customer-features"
 
 
-def good(customer_id: str = "C1", when: str = "2024-03-01T00:00:00Z", **extra: object
-         ) -> dict[str, object]:
-    return {"customer_id": customer_id, "last_updated_time": when,
-            "birth_date": "1985-06-15", "membership_tier": "prime", "tenure_months": 10,
-            "total_spend": 1000.0, **extra}
+def good(
+    customer_id: str = "C1", when: str = "2024-03-01T00:00:00Z", **extra: object
+) -> dict[str, object]:
+    return {
+        "customer_id": customer_id,
+        "last_updated_time": when,
+        "birth_date": "1985-06-15",
+        "membership_tier": "prime",
+        "tenure_months": 10,
+        "total_spend": 1000.0,
+        **extra,
+    }
 
 
 def event(payloads: list[bytes | dict[str, object]], start: int = 1) -> dict[str, object]:

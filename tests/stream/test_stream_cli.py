@@ -15,18 +15,21 @@ from fsgen.runtime.deadletter import read_jsonl
 
 
 def run(project: ProjectConfig, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["--project", str(project.root), *args],
-                                env={"COLUMNS": "200", "NO_COLOR": "1"})
+    result = CliRunner().invoke(
+        main, ["--project", str(project.root), *args], env={"COLUMNS": "200", "NO_COLOR": "1"}
+    )
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_replay_counts_every_line_and_shows_values_change(project_copy: ProjectConfig,
-                                                          tmp_path: Path) -> None:
+def test_replay_counts_every_line_and_shows_values_change(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
     updates = (REPO / "data" / "customer_updates.jsonl").read_text()
     source = tmp_path / "updates.jsonl"
     source.write_text(updates + "{oops\n" + json.dumps(good("C0001", tenure_months="x")) + "\n")
-    code, out, err = run(project_copy, "stream", "replay", GROUP, str(source),
-                         "--batch-size", "8", "--json")
+    code, out, err = run(
+        project_copy, "stream", "replay", GROUP, str(source), "--batch-size", "8", "--json"
+    )
     assert code == 1  # two records were dead-lettered
     counts = json.loads(out)
     n = len(updates.splitlines())
@@ -43,15 +46,23 @@ def test_replay_counts_every_line_and_shows_values_change(project_copy: ProjectC
 
 
 def test_replay_of_a_clean_file_exits_zero(project_copy: ProjectConfig) -> None:
-    code, _, err = run(project_copy, "stream", "replay", GROUP,
-                       str(REPO / "data" / "customer_updates.jsonl"), "--show", "C0003")
+    code, _, err = run(
+        project_copy,
+        "stream",
+        "replay",
+        GROUP,
+        str(REPO / "data" / "customer_updates.jsonl"),
+        "--show",
+        "C0003",
+    )
     assert code == 0, err
     assert "dead-lettered 0, failed 0" in err and "C0003: after" in err
 
 
 def test_package_lambda_command(project_copy: ProjectConfig, tmp_path: Path) -> None:
-    code, out, err = run(project_copy, "package", "lambda", GROUP, "--output",
-                         str(tmp_path / "f.zip"), "--json")
+    code, out, err = run(
+        project_copy, "package", "lambda", GROUP, "--output", str(tmp_path / "f.zip"), "--json"
+    )
     assert code == 0, err
     info = json.loads(out)
     assert info["handler"] == "generated.groups.customer_features.stream_handler.handler"
@@ -59,6 +70,7 @@ def test_package_lambda_command(project_copy: ProjectConfig, tmp_path: Path) -> 
 
 
 def test_unknown_group_is_a_clear_error(project_copy: ProjectConfig) -> None:
-    code, _, err = run(project_copy, "stream", "replay", "nope",
-                       str(REPO / "data" / "customer_updates.jsonl"))
+    code, _, err = run(
+        project_copy, "stream", "replay", "nope", str(REPO / "data" / "customer_updates.jsonl")
+    )
     assert code == 1 and "error:" in err and "nope" in err

@@ -46,12 +46,18 @@ def payloads(n: int) -> list[bytes]:
     out = []
     for i in range(n):
         if i % 10 == 7:
-            out.append(b"{not json" if i % 20 == 7 else json.dumps(
-                good(f"C{i % 25}", tenure_months="x")).encode())
+            out.append(
+                b"{not json"
+                if i % 20 == 7
+                else json.dumps(good(f"C{i % 25}", tenure_months="x")).encode()
+            )
             continue
         minute = (i * 37) % 60
-        out.append(json.dumps(good(f"C{i % 25}", f"2024-03-01T{i % 24:02d}:{minute:02d}:00Z",
-                                   tenure_months=i + 1)).encode())
+        out.append(
+            json.dumps(
+                good(f"C{i % 25}", f"2024-03-01T{i % 24:02d}:{minute:02d}:00Z", tenure_months=i + 1)
+            ).encode()
+        )
     return out
 
 
@@ -59,15 +65,15 @@ def make_stream(url: str, data: list[bytes], shards: int = 2) -> str:
     client = boto3.client("kinesis", endpoint_url=url, region_name="us-east-1")
     name = f"updates-{uuid.uuid4().hex[:8]}"
     client.create_stream(StreamName=name, ShardCount=shards)
-    client.get_waiter("stream_exists").wait(StreamName=name,
-                                            WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    client.get_waiter("stream_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50}
+    )
     for i, d in enumerate(data):
         client.put_record(StreamName=name, Data=d, PartitionKey=f"key-{i % 7}")
     return name
 
 
-def check_store(store: LocalStore, handler: Handler, data: list[bytes],
-                dead_letter: Path) -> None:
+def check_store(store: LocalStore, handler: Handler, data: list[bytes], dead_letter: Path) -> None:
     """Online = the latest valid record per id; offline = each valid record once; the DLQ =
     each poison record once."""
     raws = [json.loads(d) for d in data if not d.startswith(b"{not")]
@@ -82,18 +88,28 @@ def check_store(store: LocalStore, handler: Handler, data: list[bytes],
 
 
 def test_consume_in_steps_resumes_from_checkpoints(
-        kinesis_url: str, example: tuple[ProjectConfig, object], handler: Handler,
-        store: LocalStore, tmp_path: Path) -> None:
+    kinesis_url: str,
+    example: tuple[ProjectConfig, object],
+    handler: Handler,
+    store: LocalStore,
+    tmp_path: Path,
+) -> None:
     config, _ = example
     data = payloads(60)
     stream = make_stream(kinesis_url, data)
     dlq = tmp_path / "dlq.jsonl"
 
     def consumer() -> Consumer:
-        return Consumer(handler, kinesis_client(kinesis_url, "us-east-1"), stream,
-                        LocalStoreWriter(store), JsonlDeadLetter(dlq),
-                        Checkpoints(config.store_path, stream, GROUP), batch_size=7,
-                        poll_interval=0.01)
+        return Consumer(
+            handler,
+            kinesis_client(kinesis_url, "us-east-1"),
+            stream,
+            LocalStoreWriter(store),
+            JsonlDeadLetter(dlq),
+            Checkpoints(config.store_path, stream, GROUP),
+            batch_size=7,
+            poll_interval=0.01,
+        )
 
     first = consumer().run(max_records=25)
     assert first.read == 25 and first.stopped == "max records (25)"
@@ -108,8 +124,12 @@ def test_consume_in_steps_resumes_from_checkpoints(
 
 
 def test_retryable_failure_is_read_again_not_lost(
-        kinesis_url: str, example: tuple[ProjectConfig, object], handler: Handler,
-        store: LocalStore, tmp_path: Path) -> None:
+    kinesis_url: str,
+    example: tuple[ProjectConfig, object],
+    handler: Handler,
+    store: LocalStore,
+    tmp_path: Path,
+) -> None:
     config, _ = example
     data = payloads(20)
     stream = make_stream(kinesis_url, data, shards=1)
@@ -126,21 +146,44 @@ def test_retryable_failure_is_read_again_not_lost(
                 raise RuntimeError("store unavailable")  # not retried in the handler
             super().put_block(runtime, block)
 
-    result = Consumer(handler, kinesis_client(kinesis_url, "us-east-1"), stream,
-                      Flaky(store), JsonlDeadLetter(tmp_path / "dlq.jsonl"),
-                      Checkpoints(config.store_path, stream, GROUP), batch_size=6,
-                      poll_interval=0.01, sleep=lambda _s: None).run(idle_timeout=1.0)
+    result = Consumer(
+        handler,
+        kinesis_client(kinesis_url, "us-east-1"),
+        stream,
+        Flaky(store),
+        JsonlDeadLetter(tmp_path / "dlq.jsonl"),
+        Checkpoints(config.store_path, stream, GROUP),
+        batch_size=6,
+        poll_interval=0.01,
+        sleep=lambda _s: None,
+    ).run(idle_timeout=1.0)
     assert result.read == 20 and result.retried > 0
     check_store(store, handler, data, tmp_path / "dlq.jsonl")
 
 
 def test_killed_consumer_restarts_without_loss_or_duplicates(
-        kinesis_url: str, project_copy: ProjectConfig) -> None:
+    kinesis_url: str, project_copy: ProjectConfig
+) -> None:
     data = payloads(150)
     stream = make_stream(kinesis_url, data)
-    cmd = [FSGEN, "--project", str(project_copy.root), "stream", "consume", GROUP,
-           "--stream", stream, "--endpoint-url", kinesis_url, "--region", "us-east-1",
-           "--batch-size", "4", "--poll-interval", "0"]
+    cmd = [
+        FSGEN,
+        "--project",
+        str(project_copy.root),
+        "stream",
+        "consume",
+        GROUP,
+        "--stream",
+        stream,
+        "--endpoint-url",
+        kinesis_url,
+        "--region",
+        "us-east-1",
+        "--batch-size",
+        "4",
+        "--poll-interval",
+        "0",
+    ]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     marks = project_copy.store_path / "stream" / "checkpoints" / stream / f"{GROUP}.json"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -152,11 +195,18 @@ def test_killed_consumer_restarts_without_loss_or_duplicates(
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
     assert marks.exists()
-    done = subprocess.run([*cmd, "--idle-timeout", "1.5", "--json"], env=env,
-                          capture_output=True, text=True, check=False, timeout=300)
+    done = subprocess.run(
+        [*cmd, "--idle-timeout", "1.5", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     spec = load(project_copy.root)
     handler = load_handler(project_copy, spec, GROUP)
     with LocalStore.open(project_copy, spec) as store:
-        check_store(store, handler, data,
-                    project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl")
+        check_store(
+            store, handler, data, project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"
+        )

@@ -29,23 +29,30 @@ def boto3_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("lambda-venv")
     venv.create(root, with_pip=True, clear=True)
     python = root / "bin" / "python"
-    proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                           "--disable-pip-version-check", "boto3"],
-                          capture_output=True, text=True, check=False, timeout=600)
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "boto3"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot install boto3 into a fresh virtualenv: {proc.stderr[-300:]}")
     return python
 
 
-def test_zip_holds_the_handler_definitions_and_runtime_only(project_copy: ProjectConfig,
-                                                             tmp_path: Path) -> None:
+def test_zip_holds_the_handler_definitions_and_runtime_only(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
     spec = load(project_copy.root)
     package = build(project_copy, spec, GROUP, tmp_path / "a.zip")
     names = zipfile.ZipFile(package.path).namelist()
     assert names == sorted(names)
     assert {n.split("/")[0] for n in names} == {"featuredefs", "fsgen", "generated"}
-    assert all(n.startswith(("fsgen/runtime/", "featuredefs/", "generated/"))
-               or n == "fsgen/__init__.py" for n in names)
+    assert all(
+        n.startswith(("fsgen/runtime/", "featuredefs/", "generated/")) or n == "fsgen/__init__.py"
+        for n in names
+    )
     assert "generated/groups/customer_features/stream_handler.py" in names
     assert not any("merchant_features" in n for n in names)
     # deterministic: the same definitions give the same bytes
@@ -55,15 +62,41 @@ def test_zip_holds_the_handler_definitions_and_runtime_only(project_copy: Projec
 
 
 def test_packaged_handler_runs_in_a_clean_venv_against_fsgen_serve(
-        boto3_venv: Path, project_copy: ProjectConfig, tmp_path: Path) -> None:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "FSGEN_USER": "tester"}
-    subprocess.run([FSGEN, "--project", str(project_copy.root), "apply", "--auto-approve"],
-                   env=env, check=True, capture_output=True, timeout=120)
+    boto3_venv: Path, project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "FSGEN_USER": "tester",
+    }
+    subprocess.run(
+        [FSGEN, "--project", str(project_copy.root), "apply", "--auto-approve"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     spec = load(project_copy.root)
-    proc = subprocess.run([FSGEN, "--project", str(project_copy.root), "package", "lambda",
-                           GROUP, "--output", str(tmp_path / "fn.zip"), "--json"],
-                          env=env, check=True, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            FSGEN,
+            "--project",
+            str(project_copy.root),
+            "package",
+            "lambda",
+            GROUP,
+            "--output",
+            str(tmp_path / "fn.zip"),
+            "--json",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     info = json.loads(proc.stdout)
     server = serve_in_thread(project_copy, spec, port=0)
     try:
@@ -73,13 +106,28 @@ def test_packaged_handler_runs_in_a_clean_venv_against_fsgen_serve(
             "sys.path.insert(0, sys.argv[1])\n"
             "assert importlib.util.find_spec('pydantic') is None\n"
             "handler = importlib.import_module(sys.argv[2].rsplit('.', 1)[0])\n"
-            "print(json.dumps(handler.handler(json.loads(sys.argv[3]), None)))\n")
+            "print(json.dumps(handler.handler(json.loads(sys.argv[3]), None)))\n"
+        )
         run = subprocess.run(
-            [str(boto3_venv), "-c", script, info["path"], info["handler"],
-             json.dumps(event(records))], cwd=tmp_path, capture_output=True, text=True,
-            timeout=120, check=False,
-            env={**env, "AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME": server.url,
-                 "FSGEN_DEAD_LETTER": str(tmp_path / "dlq.jsonl")})
+            [
+                str(boto3_venv),
+                "-c",
+                script,
+                info["path"],
+                info["handler"],
+                json.dumps(event(records)),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={
+                **env,
+                "AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME": server.url,
+                "FSGEN_DEAD_LETTER": str(tmp_path / "dlq.jsonl"),
+            },
+        )
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout.splitlines()[-1]) == {"batchItemFailures": []}
         store = server.runtime.store

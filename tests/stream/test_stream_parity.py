@@ -24,25 +24,35 @@ from fsgen.stream.writers import LocalStoreWriter
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
 
-valid_raw = st.fixed_dictionaries({
-    "customer_id": st.sampled_from(["C1", "C2", "C3", "C 4", "ü5"]),
-    "last_updated_time": st.integers(0, 72 * 3600 * 1000).map(
-        lambda ms: (BASE + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")),
-    "birth_date": st.sampled_from(["1985-06-15", "2000-02-29", "1999-12-31"]),
-    "membership_tier": st.sampled_from(["prime", "standard", " PRIME_PLUS "]),
-    "tenure_months": st.one_of(st.integers(-5, 600), st.integers(0, 99).map(str)),
-    "total_spend": st.one_of(st.floats(0, 1e7, allow_nan=False), st.integers(0, 10**6)),
-})
-poison_raw = st.sampled_from([
-    {"customer_id": "C9"},
-    good("C9", tenure_months="many"),
-    good("C9", birth_date="1985-13-01"),
-    good("C9", last_updated_time="yesterday"),
-])
-raw_records = st.lists(st.one_of(valid_raw, valid_raw, valid_raw, poison_raw), max_size=40,
-                       unique_by=lambda r: (r.get("customer_id"),
-                                            r.get("last_updated_time"), json.dumps(r)))
+valid_raw = st.fixed_dictionaries(
+    {
+        "customer_id": st.sampled_from(["C1", "C2", "C3", "C 4", "ü5"]),
+        "last_updated_time": st.integers(0, 72 * 3600 * 1000).map(
+            lambda ms: (
+                (BASE + timedelta(milliseconds=ms))
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z")
+            )
+        ),
+        "birth_date": st.sampled_from(["1985-06-15", "2000-02-29", "1999-12-31"]),
+        "membership_tier": st.sampled_from(["prime", "standard", " PRIME_PLUS "]),
+        "tenure_months": st.one_of(st.integers(-5, 600), st.integers(0, 99).map(str)),
+        "total_spend": st.one_of(st.floats(0, 1e7, allow_nan=False), st.integers(0, 10**6)),
+    }
+)
+poison_raw = st.sampled_from(
+    [
+        {"customer_id": "C9"},
+        good("C9", tenure_months="many"),
+        good("C9", birth_date="1985-13-01"),
+        good("C9", last_updated_time="yesterday"),
+    ]
+)
+raw_records = st.lists(
+    st.one_of(valid_raw, valid_raw, valid_raw, poison_raw),
+    max_size=40,
+    unique_by=lambda r: (r.get("customer_id"), r.get("last_updated_time"), json.dumps(r)),
+)
 
 
 def _unique_keys(rows: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -63,16 +73,19 @@ def offline_rows(store: LocalStore) -> list[tuple[object, ...]]:
     if frame.empty:
         return []
     frame = frame.drop(columns=["write_time", "api_invocation_time"])
-    return sorted(tuple(None if isinstance(v, float) and pd.isna(v) else v for v in row)
-                  for row in frame.itertuples(index=False))
+    return sorted(
+        tuple(None if isinstance(v, float) and pd.isna(v) else v for v in row)
+        for row in frame.itertuples(index=False)
+    )
 
 
 def online_records(store: LocalStore, ids: list[str]) -> dict[str, object]:
     return dict(zip(ids, store.batch_get(GROUP, ids, now=0), strict=True))
 
 
-def oracle(handler: Handler, rows: list[dict[str, object]]
-           ) -> tuple[dict[str, dict[str, object]], int]:
+def oracle(
+    handler: Handler, rows: list[dict[str, object]]
+) -> tuple[dict[str, dict[str, object]], int]:
     """Latest valid record per id by GroupRuntime.process, row by row; and the valid count."""
     latest: dict[str, tuple[float, dict[str, object]]] = {}
     valid = 0
@@ -89,12 +102,21 @@ def oracle(handler: Handler, rows: list[dict[str, object]]
     return {k: v for k, (_, v) in latest.items()}, valid
 
 
-@settings(max_examples=25, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(rows=raw_records, seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 12))
 def test_batch_and_stream_give_identical_stores(
-        example: tuple[ProjectConfig, ProjectSpec], handler: Handler, tmp_path_factory,  # type: ignore[no-untyped-def]
-        rows: list[dict[str, object]], seed: int, batch: int) -> None:
+    example: tuple[ProjectConfig, ProjectSpec],
+    handler: Handler,
+    tmp_path_factory,  # type: ignore[no-untyped-def]
+    rows: list[dict[str, object]],
+    seed: int,
+    batch: int,
+) -> None:
     _config, spec = example
     rows = _unique_keys(rows)
     work = tmp_path_factory.mktemp("parity")
@@ -109,8 +131,11 @@ def test_batch_and_stream_give_identical_stores(
         dlq = JsonlDeadLetter(work / "dlq.jsonl")
         written = 0
         for start in range(0, len(shuffled), batch):
-            result = handler.process(event(shuffled[start:start + batch], start=start + 1),
-                                     LocalStoreWriter(stream_store), dlq)
+            result = handler.process(
+                event(shuffled[start : start + batch], start=start + 1),
+                LocalStoreWriter(stream_store),
+                dlq,
+            )
             assert result.response() == {"batchItemFailures": []}
             written += result.written
         assert written == ingested.written
@@ -128,8 +153,9 @@ def test_batch_and_stream_give_identical_stores(
 
 
 def test_rerunning_a_batch_adds_no_visible_record(handler: Handler, store: LocalStore) -> None:
-    batch = event([good("C1", "2024-03-01T00:00:00Z"), good("C1", "2024-03-02T00:00:00Z"),
-                   good("C2")])
+    batch = event(
+        [good("C1", "2024-03-01T00:00:00Z"), good("C1", "2024-03-02T00:00:00Z"), good("C2")]
+    )
     for _ in range(3):
         assert handler.process(batch, LocalStoreWriter(store), None).written == 3
     assert len(store.read_offline(GROUP)) == 3
@@ -147,9 +173,15 @@ def test_late_events_reach_offline_only(handler: Handler, store: LocalStore) -> 
         assert online is not None and online["last_updated_time"] == "2024-03-05T00:00:00Z"
     offline = store.read_offline(GROUP)
     assert sorted(offline["last_updated_time"]) == [
-        "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z", "2024-03-04T00:00:00Z",
-        "2024-03-05T00:00:00Z"]
+        "2024-03-01T00:00:00Z",
+        "2024-03-02T00:00:00Z",
+        "2024-03-04T00:00:00Z",
+        "2024-03-05T00:00:00Z",
+    ]
     # an event at the same time as the stored one replaces it (ties: the later write wins)
-    handler.process(event([good("C1", "2024-03-05T00:00:00Z", tenure_months=1)], start=9),
-                    LocalStoreWriter(store), None)
+    handler.process(
+        event([good("C1", "2024-03-05T00:00:00Z", tenure_months=1)], start=9),
+        LocalStoreWriter(store),
+        None,
+    )
     assert store.get_record(GROUP, "C1", now=0)["avg_monthly_spend"] == 1000.0  # type: ignore[index]

@@ -33,8 +33,11 @@ POISON = {
     "not UTF-8": (b"\xff\xfe{}", "<record>", "data is not UTF-8"),
     "non-JSON": (b"{oops", "<record>", "data is not JSON"),
     "JSON but not an object": (b"[1, 2]", "<record>", "expected a JSON object, got list"),
-    "missing field": ({k: v for k, v in good("P").items() if k != "tenure_months"},
-                      "tenure_months", "missing required field"),
+    "missing field": (
+        {k: v for k, v in good("P").items() if k != "tenure_months"},
+        "tenure_months",
+        "missing required field",
+    ),
     "wrong type": (good("P", tenure_months="many"), "tenure_months", "expected an integer"),
     "transformation raises": (bad_birth(), "age", "transformation raised ValueError"),
 }
@@ -42,7 +45,8 @@ POISON = {
 
 @pytest.mark.parametrize("kind", sorted(POISON))
 def test_poison_record_is_dead_lettered_and_the_batch_goes_on(
-        kind: str, handler: Handler, store: LocalStore, tmp_path: Path) -> None:
+    kind: str, handler: Handler, store: LocalStore, tmp_path: Path
+) -> None:
     payload, field, reason = POISON[kind]
     batch = event([good("C1"), payload if payload is not None else b"x", good("C2")])
     if payload is None:  # the middle record's data is not base64 at all
@@ -64,18 +68,20 @@ def test_poison_record_is_dead_lettered_and_the_batch_goes_on(
 
 
 def test_without_a_dead_letter_destination_poison_is_reported_for_retry(
-        handler: Handler, store: LocalStore) -> None:
-    result = handler.process(event([good("C1"), b"{oops"]), LocalStoreWriter(store), None,
-                             NO_WAIT)
+    handler: Handler, store: LocalStore
+) -> None:
+    result = handler.process(event([good("C1"), b"{oops"]), LocalStoreWriter(store), None, NO_WAIT)
     assert result.response() == {"batchItemFailures": [{"itemIdentifier": f"{2:056d}"}]}
     assert result.written == 1
 
 
 def test_a_failing_dead_letter_destination_loses_nothing(
-        handler: Handler, store: LocalStore, tmp_path: Path) -> None:
+    handler: Handler, store: LocalStore, tmp_path: Path
+) -> None:
     broken = JsonlDeadLetter(tmp_path)  # a directory: appending fails
-    result = handler.process(event([b"{oops", good("C1")]), LocalStoreWriter(store), broken,
-                             NO_WAIT)
+    result = handler.process(
+        event([b"{oops", good("C1")]), LocalStoreWriter(store), broken, NO_WAIT
+    )
     assert result.response() == {"batchItemFailures": [{"itemIdentifier": f"{1:056d}"}]}
     (failure,) = result.failures
     assert failure.kind == RETRY and "dead-letter destination failed" in failure.message
@@ -93,30 +99,36 @@ def test_throttling_is_retried_with_back_off(handler: Handler, tmp_path: Path) -
         stub.add_client_error("put_record", "ThrottlingException", http_status_code=400)
         stub.add_client_error("put_record", "ServiceUnavailable", http_status_code=503)
         stub.add_response("put_record", {})
-        result = handler.process(event([good("C1")]), writer,
-                                 JsonlDeadLetter(tmp_path / "d.jsonl"),
-                                 RetryPolicy(sleep=waits.append))
+        result = handler.process(
+            event([good("C1")]),
+            writer,
+            JsonlDeadLetter(tmp_path / "d.jsonl"),
+            RetryPolicy(sleep=waits.append),
+        )
         stub.assert_no_pending_responses()
     assert result.written == 1 and result.failures == []
     assert len(waits) == 2 and all(0 <= w <= 0.1 for w in waits)
 
 
 def test_throttling_that_persists_is_returned_for_lambda_to_retry(
-        handler: Handler, tmp_path: Path) -> None:
+    handler: Handler, tmp_path: Path
+) -> None:
     writer, stub = _stubbed_writer(handler)
     waits: list[float] = []
     dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
     with stub:
         for _ in range(3):
             stub.add_client_error("put_record", "ThrottlingException", http_status_code=400)
-        result = handler.process(event([good("C1")]), writer, dlq,
-                                 RetryPolicy(attempts=3, sleep=waits.append))
+        result = handler.process(
+            event([good("C1")]), writer, dlq, RetryPolicy(attempts=3, sleep=waits.append)
+        )
     assert result.response() == {"batchItemFailures": [{"itemIdentifier": f"{1:056d}"}]}
     assert len(waits) == 2 and not dlq.path.exists()  # retryable: not a poison record
 
 
 def test_a_record_the_feature_store_rejects_is_dead_lettered(
-        handler: Handler, tmp_path: Path) -> None:
+    handler: Handler, tmp_path: Path
+) -> None:
     writer, stub = _stubbed_writer(handler)
     dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
     with stub:
@@ -140,29 +152,39 @@ def test_no_retry_when_the_lambda_is_out_of_time(handler: Handler, tmp_path: Pat
         stub.add_client_error("put_record", "ThrottlingException", http_status_code=400)
         from fsgen.runtime import kinesis
 
-        result = kinesis.process_event(handler.runtime, event([good("C1")]), writer, None,
-                                       retry=RetryPolicy(sleep=waits.append),
-                                       context=Context())
+        result = kinesis.process_event(
+            handler.runtime,
+            event([good("C1")]),
+            writer,
+            None,
+            retry=RetryPolicy(sleep=waits.append),
+            context=Context(),
+        )
     assert waits == [] and "no time left" in result.failures[0].message
     assert result.failed == 1
 
 
-def test_malformed_base64_in_a_lambda_event(handler: Handler, store: LocalStore,
-                                            tmp_path: Path) -> None:
+def test_malformed_base64_in_a_lambda_event(
+    handler: Handler, store: LocalStore, tmp_path: Path
+) -> None:
     dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
     result = handler.process(raw_event("@@@", seq="77"), LocalStoreWriter(store), dlq, NO_WAIT)
     assert result.response() == {"batchItemFailures": []}
     assert [e["sequenceNumber"] for e in read_jsonl(dlq.path)] == ["77"]
 
 
-def test_dead_letter_file_is_idempotent_on_rerun(handler: Handler, store: LocalStore,
-                                                 tmp_path: Path) -> None:
+def test_dead_letter_file_is_idempotent_on_rerun(
+    handler: Handler, store: LocalStore, tmp_path: Path
+) -> None:
     batch = event([b"{oops", good("C1"), b"nope"])
     for _ in range(2):
-        handler.process(batch, LocalStoreWriter(store), JsonlDeadLetter(tmp_path / "d.jsonl"),
-                        NO_WAIT)
+        handler.process(
+            batch, LocalStoreWriter(store), JsonlDeadLetter(tmp_path / "d.jsonl"), NO_WAIT
+        )
     assert [e["sequenceNumber"] for e in read_jsonl(tmp_path / "d.jsonl")] == [
-        f"{1:056d}", f"{3:056d}"]
+        f"{1:056d}",
+        f"{3:056d}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +200,9 @@ def test_sqs_dead_letter(handler: Handler, store: LocalStore, moto_url: str) -> 
     sqs = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1")
     url = sqs.create_queue(QueueName="fsgen-dlq")["QueueUrl"]
     poison = [f"{{bad {i}".encode() for i in range(12)]  # more than one SendMessageBatch
-    result = handler.process(event([good("C1"), *poison]), LocalStoreWriter(store),
-                             SqsDeadLetter(url, sqs), NO_WAIT)
+    result = handler.process(
+        event([good("C1"), *poison]), LocalStoreWriter(store), SqsDeadLetter(url, sqs), NO_WAIT
+    )
     assert result.response() == {"batchItemFailures": []} and result.dead_lettered == 12
     bodies = []
     while True:
@@ -187,8 +210,12 @@ def test_sqs_dead_letter(handler: Handler, store: LocalStore, moto_url: str) -> 
         if not got:
             break
         bodies += [json.loads(m["Body"]) for m in got]
-        sqs.delete_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ],
+        )
     assert sorted(base64.b64decode(b["data"]) for b in bodies) == sorted(poison)
     assert all("data is not JSON" in b["reason"] for b in bodies)
 
@@ -198,8 +225,12 @@ def test_s3_dead_letter(handler: Handler, store: LocalStore, moto_url: str) -> N
     s3.create_bucket(Bucket="fsgen-dead-letters")
     batch = event([good("C1"), b"{oops", good("C2", tenure_months="x")])
     for _ in range(2):  # a re-run overwrites the same object
-        handler.process(batch, LocalStoreWriter(store),
-                        S3DeadLetter("fsgen-dead-letters", "streams/", s3), NO_WAIT)
+        handler.process(
+            batch,
+            LocalStoreWriter(store),
+            S3DeadLetter("fsgen-dead-letters", "streams/", s3),
+            NO_WAIT,
+        )
     (obj,) = s3.list_objects_v2(Bucket="fsgen-dead-letters")["Contents"]
     assert obj["Key"].startswith(f"streams/{GROUP}/shardId-000000000000-")
     lines = s3.get_object(Bucket="fsgen-dead-letters", Key=obj["Key"])["Body"].read().splitlines()
@@ -207,21 +238,24 @@ def test_s3_dead_letter(handler: Handler, store: LocalStore, moto_url: str) -> N
 
 
 def test_a_record_the_local_store_refuses_is_dead_lettered(
-        example: tuple[object, object], store: LocalStore, tmp_path: Path) -> None:
+    example: tuple[object, object], store: LocalStore, tmp_path: Path
+) -> None:
     """merchant-features has a Fractional event time: epoch seconds beyond year 9999 pass
     validation but the store refuses them; only that record is dead-lettered."""
     from fsgen.stream.events import load_handler
 
     merchants = load_handler(*example, "merchant-features")  # type: ignore[arg-type]
-    raw = json.loads((Path(__file__).parents[2] / "data/merchants.jsonl").read_text()
-                     .splitlines()[0])
+    raw = json.loads(
+        (Path(__file__).parents[2] / "data/merchants.jsonl").read_text().splitlines()[0]
+    )
     far = {**raw, "merchant_id": "M-far", "updated_at": 1e12}
     dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
     result = merchants.process(event([raw, far]), LocalStoreWriter(store), dlq, NO_WAIT)
     assert result.response() == {"batchItemFailures": []} and result.written == 1
     (entry,) = read_jsonl(dlq.path)
     assert entry["sequenceNumber"] == f"{2:056d}" and "outside years 1..9999" in str(
-        entry["reason"])
+        entry["reason"]
+    )
     assert store.get_record("merchant-features", raw["merchant_id"], now=0) is not None
 
 
