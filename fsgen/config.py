@@ -42,6 +42,9 @@ class AwsProfile(BaseModel):
     athena_workgroup: str = "primary"
     athena_output_s3_uri: str | None = None
     glue_database: str = "sagemaker_featurestore"
+    dead_letter: str | None = None
+    """Where stream handlers send poison records: an SQS queue URL or s3://bucket/prefix (the
+    deployed Lambda gets it as FSGEN_DEAD_LETTER; the stream handler's IAM policy allows it)."""
 
 
 class ProjectConfig(BaseModel):

@@ -27,6 +27,7 @@ Without ``role_arn`` the account is unknown and no policy can be exact, so none 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -201,6 +202,26 @@ def lambda_function_name(group: GroupSpec) -> str:
     return f"fsgen-{group.name}"
 
 
+def dead_letter_statements(config: ProjectConfig, scope: Scope) -> list[Statement]:
+    """SendMessage on the dead-letter queue, or PutObject under the dead-letter S3 prefix."""
+    target = config.aws.dead_letter
+    if not target:
+        return []
+    if target.startswith("s3://"):
+        return [_statement("WriteDeadLetters", ["s3:PutObject"], s3_object_arns(scope, target))]
+    match = re.match(
+        r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(\d{12})/([\w-]+)$", target
+    )
+    if match is None:
+        raise IamError(
+            f"[tool.fsgen.aws] dead_letter {target!r} is neither an SQS queue URL "
+            "(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME) nor an s3:// URI"
+        )
+    region, account, name = match.groups()
+    queue = f"arn:{scope.partition}:sqs:{region}:{account}:{name}"
+    return [_statement("WriteDeadLetters", ["sqs:SendMessage"], [queue])]
+
+
 def stream_handler(spec: ProjectSpec, config: ProjectConfig, scope: Scope) -> list[Statement]:
     streamed = [g for g in spec.groups if any(s.kind == "stream" for s in g.sources)]
     if not streamed:
@@ -246,6 +267,7 @@ def stream_handler(spec: ProjectSpec, config: ProjectConfig, scope: Scope) -> li
             if (keys := _online_keys(config, streamed, scope))
             else []
         ),
+        *dead_letter_statements(config, scope),
     ]
 
 

@@ -29,6 +29,7 @@ SERVICES = {
     "logs": ["logs"],
     "athena": ["athena"],
     "glue": ["glue"],
+    "sqs": ["sqs"],
 }
 
 
@@ -115,7 +116,44 @@ def test_stream_handler_reads_its_stream_and_writes_only_its_group() -> None:
         "logs:PutLogEvents",
         f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/fsgen-customer-features:*",
     ) in pairs
-    assert {a.split(":")[0] for a, _ in pairs} == {"kinesis", "sagemaker", "logs"}
+    assert {a.split(":")[0] for a, _ in pairs} == {"kinesis", "sagemaker", "logs", "sqs"}
+    # poison records go to the configured dead-letter queue, and nowhere else
+    assert [p for p in pairs if p[0].startswith("sqs:")] == [
+        ("sqs:SendMessage", f"arn:aws:sqs:us-east-1:{ACCOUNT}:fsgen-example-dead-letters")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/poison",
+            ("sqs:SendMessage", "arn:aws:sqs:eu-west-1:123456789012:poison"),
+        ),
+        ("s3://dlq-bucket/stream/", ("s3:PutObject", "arn:aws:s3:::dlq-bucket/stream/*")),
+        (None, None),
+    ],
+)
+def test_dead_letter_destination_is_the_only_extra_grant(
+    target: str | None, expected: tuple[str, str] | None
+) -> None:
+    config = load_config(REPO)
+    config = config.model_copy(
+        update={"aws": config.aws.model_copy(update={"dead_letter": target})}
+    )
+    policy = iam.policies(load(REPO), config)["stream_handler"]
+    assert_least_privilege(policy, ACCOUNT)
+    extra = {p for p in _pairs(policy) if p[0].split(":")[0] in ("sqs", "s3")}
+    assert extra == ({expected} if expected else set())
+
+
+def test_a_malformed_dead_letter_is_a_clear_error() -> None:
+    config = load_config(REPO)
+    config = config.model_copy(
+        update={"aws": config.aws.model_copy(update={"dead_letter": "my-queue"})}
+    )
+    with pytest.raises(iam.IamError, match="neither an SQS queue URL"):
+        iam.policies(load(REPO), config)
 
 
 def test_inference_only_reads_the_online_store() -> None:
