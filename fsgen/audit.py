@@ -300,8 +300,8 @@ def ingest_event(entry: Mapping[str, object]) -> AuditEvent:
         result=str(entry.get("result", "")),
         summary=str(entry.get("summary", "")),
         groups=tuple(str(g) for g in entry.get("groups", []) or []),  # type: ignore[attr-defined]
-        details=dict(entry.get("details", {}) or {}),
-    )  # type: ignore[call-overload]
+        details=dict(entry.get("details", {}) or {}),  # type: ignore[call-overload]
+    )
 
 
 def _iso(value: object) -> str:

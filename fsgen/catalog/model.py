@@ -246,19 +246,19 @@ def build_catalog(config: ProjectConfig, spec: ProjectSpec, *, stats: bool = Tru
         summary=spec.summary(),
         groups=groups,
         on_demand=list(data["on_demand"]),  # type: ignore[call-overload]
-        feature_sets=list(data["feature_sets"]),
+        feature_sets=list(data["feature_sets"]),  # type: ignore[call-overload]
         notes=notes,
-    )  # type: ignore[call-overload]
+    )
     for g in groups:
         _enrich_group(config, spec, g, refs, history.get(str(g["name"]), []), stats)
     for od in catalog.on_demand:
         od["page"] = on_demand_page(str(od["name"]))
+        stored_inputs: list[str] = od["stored_inputs"]  # type: ignore[assignment]
+        used_by: list[str] = od["feature_sets"]  # type: ignore[assignment]
         od["inputs_links"] = [
-            {"name": ref, "page": feature_page(*ref.split(":", 1))} for ref in od["stored_inputs"]
-        ]  # type: ignore[attr-defined]
-        od["feature_set_links"] = [
-            {"name": s, "page": feature_set_page(s)} for s in od["feature_sets"]
-        ]  # type: ignore[attr-defined]
+            {"name": ref, "page": feature_page(*ref.split(":", 1))} for ref in stored_inputs
+        ]
+        od["feature_set_links"] = [{"name": s, "page": feature_set_page(s)} for s in used_by]
     for fs in catalog.feature_sets:
         fs["page"] = feature_set_page(str(fs["name"]))
         for col in fs["columns"]:  # type: ignore[attr-defined]
@@ -371,9 +371,8 @@ def _rows(catalog: Catalog) -> list[Item]:
                 }
             )
     for od in catalog.on_demand:
-        owners = sorted(
-            {str(fs["owner"]) for fs in catalog.feature_sets if fs["name"] in od["feature_sets"]}
-        )  # type: ignore[operator]
+        sets: list[str] = od["feature_sets"]  # type: ignore[assignment]
+        owners = sorted({str(fs["owner"]) for fs in catalog.feature_sets if fs["name"] in sets})
         rows.append(
             {
                 "type": "on-demand",

@@ -63,8 +63,13 @@ def dataset(
     from fsgen.pit.dataset import write_frame
 
     frame = build_dataset(
-        app.config, app.spec, feature_set, labels_path, knowledge_time, engine=engine
-    )  # type: ignore[arg-type]
+        app.config,
+        app.spec,
+        feature_set,
+        labels_path,
+        knowledge_time,
+        engine=engine,  # type: ignore[arg-type]
+    )
     write_frame(frame, output)
     n_features = len(app.spec.feature_set(feature_set).items)
     click.echo(

@@ -67,8 +67,8 @@ def from_get_records(
         arrival = r.get("ApproximateArrivalTimestamp")
         out.append(
             event_record(
-                bytes(r["Data"]),
-                str(r["SequenceNumber"]),  # type: ignore[call-overload]
+                bytes(r["Data"]),  # type: ignore[call-overload]
+                str(r["SequenceNumber"]),
                 str(r.get("PartitionKey", "")),
                 shard=shard,
                 source_arn=source_arn,
