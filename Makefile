@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check fsgen tests bench scripts featuredefs
+	$(BIN)/mypy fsgen generated
 	$(BIN)/fsgen generate --check
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
