@@ -4,13 +4,10 @@ service model), and the S3/Glue/SageMaker pieces against a moto server over HTTP
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from fsgen.backends.aws import AwsBackend, clients
 from fsgen.config import ProjectConfig
@@ -119,17 +116,6 @@ def test_update_stages_satisfy_the_service_model(example: Example, tmp_path: Pat
         stub.assert_no_pending_responses()
     kinds = [s.kind for s in plan.stages]
     assert kinds.count("update_group") == 3 and "set_tags" in kinds  # one parameter a call
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_sagemaker_create_on_moto_matches_desired_schema(

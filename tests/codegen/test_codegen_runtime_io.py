@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -15,21 +14,9 @@ from botocore.stub import Stubber
 from codegen_helpers import import_generated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto.server import ThreadedMotoServer
 
 from fsgen.runtime.batch import read_rows
 from fsgen.runtime.writers import PutRecordWriter
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_batch_job_reads_an_s3_source(example, moto_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]

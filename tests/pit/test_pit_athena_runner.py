@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 
 import boto3
 import pandas as pd
@@ -20,19 +19,6 @@ from fsgen.pit.athena import AthenaRunner
 
 T0 = 1_710_028_800 * 1_000_000
 MIN = 60 * 1_000_000
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def seed_results(url: str, rows: list[list[str | None]], types: list[tuple[str, str]]) -> None:
