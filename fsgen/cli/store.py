@@ -1,4 +1,9 @@
-"""Local store commands: ingest, get, delete-record."""
+"""Record commands: ingest, get, delete-record.
+
+On the local backend they work on the embedded store; with ``--backend aws`` they speak
+sagemaker-featurestore-runtime through boto3 (PutRecord, GetRecord, DeleteRecord) against the
+configured region or ``[tool.fsgen.aws] endpoint_url`` (``fsgen serve`` included), with the same
+validation, transformation and rejects as the local path."""
 
 from __future__ import annotations
 
@@ -13,18 +18,25 @@ import click
 from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
 
 if TYPE_CHECKING:
+    from fsgen.backends.aws import AwsBackend
     from fsgen.store import LocalStore
 
 
-def _store(app: AppContext, command: str) -> LocalStore:
-    if app.backend_name != "local":
-        from fsgen.errors import ConfigError
+def _aws(app: AppContext) -> AwsBackend | None:
+    """The AWS backend when ``--backend aws`` is chosen, else None (the local store)."""
+    if app.backend_name != "aws":
+        return None
+    from fsgen.backends.aws import AwsBackend
 
-        raise ConfigError(
-            f"'fsgen {command}' works on the local store; for the aws backend run the "
-            "generated batch job (python -m generated.groups.<group>.batch_job) or use "
-            "boto3's sagemaker-featurestore-runtime"
-        )
+    return AwsBackend.from_config(app.config)
+
+
+def _default_rejects(app: AppContext, group: str) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return app.config.store_path / "rejects" / f"{group}-{stamp}.jsonl"
+
+
+def _store(app: AppContext, command: str) -> LocalStore:
     from fsgen.store import LocalStore
 
     return LocalStore.open(
@@ -57,12 +69,15 @@ def ingest(
 ) -> None:
     """Validate, transform and write the records of PATH (CSV, Parquet, JSON lines) into
     GROUP's offline and online stores. Exit status 1 when any record was rejected."""
+    backend = _aws(app)
+    if backend is not None:
+        _ingest_aws(app, backend, group, path, rejects, fmt, as_json)
+        return
     store = _store(app, "ingest")
     runtime, note = store.generated_runtime(group, app.config.generated_dir.replace("/", "."))
     app.err.print(f"[dim]{note}[/dim]")
     if rejects is None:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        rejects = app.config.store_path / "rejects" / f"{group}-{stamp}.jsonl"
+        rejects = _default_rejects(app, group)
     with _Progress(app, path.stat().st_size, f"ingest {group}") as advance:
         result = store.ingest(group, path, rejects, runtime=runtime, fmt=fmt, progress=advance)
     store.close()
@@ -139,12 +154,22 @@ def get(
     as_of: str | None,
 ) -> None:
     """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted)."""
-    from fsgen.errors import NotFound
+    from fsgen.errors import ConfigError, NotFound
     from fsgen.runtime.encoding import parse_event_time
 
-    store = _store(app, "get")
-    now = parse_event_time("String", as_of) if as_of else None
-    record = store.get_record(group, record_id, list(features) or None, now=now)
+    backend = _aws(app)
+    if backend is not None:
+        if as_of:
+            raise ConfigError("--as-of needs the local store: SageMaker applies TTL at read time")
+        from fsgen.bind import group_runtime
+
+        runtime = group_runtime(app.spec.group(group))
+        raw = backend.get_record(group, record_id, list(features) or None)
+        record = None if raw is None else runtime.from_sagemaker(raw)
+    else:
+        store = _store(app, "get")
+        now = parse_event_time("String", as_of) if as_of else None
+        record = store.get_record(group, record_id, list(features) or None, now=now)
     if record is None:
         raise NotFound(f"{group}: no online record {record_id!r} (missing, expired or deleted)")
     if as_json:
@@ -170,9 +195,15 @@ def get(
 def delete_record(app: AppContext, group: str, record_id: str, event_time: str, hard: bool) -> None:
     """Delete RECORD_ID from GROUP like SageMaker's DeleteRecord (SoftDelete by default);
     a tombstone (is_deleted=true) is appended to the offline store."""
+    mode = "HardDelete" if hard else "SoftDelete"
+    backend = _aws(app)
+    if backend is not None:
+        app.spec.group(group)  # an unknown group is an error before any call
+        backend.delete_record(group, record_id, event_time, hard=hard)
+        click.echo(f"{mode} {group} {record_id} at {event_time}: DeleteRecord accepted")
+        return
     store = _store(app, "delete-record")
     result = store.delete_record(group, record_id, event_time, hard=hard)
-    mode = "HardDelete" if hard else "SoftDelete"
     if result.online_applied:
         click.echo(
             f"{mode} {group} {record_id} at {result.event_time}: deleted online, "
@@ -184,3 +215,44 @@ def delete_record(app: AppContext, group: str, record_id: str, event_time: str, 
             "newer and was kept; tombstone written offline",
             err=True,
         )
+
+
+def _ingest_aws(
+    app: AppContext,
+    backend: AwsBackend,
+    group: str,
+    path: Path,
+    rejects: Path | None,
+    fmt: str | None,
+    as_json: bool,
+) -> None:
+    """The generated batch job's path with PutRecord as its writer."""
+    from fsgen.bind import group_runtime
+    from fsgen.runtime.batch import run
+    from fsgen.runtime.writers import PutRecordWriter
+
+    runtime = group_runtime(app.spec.group(group))
+    writer = PutRecordWriter({group: runtime}, client=backend.runtime)
+    rejects = rejects or _default_rejects(app, group)
+    started = time.perf_counter()
+    result = run(runtime, path, writer, rejects=rejects, format=fmt)
+    seconds = time.perf_counter() - started
+    app.err.print(
+        f"{group}: read {result.read}, written {result.written} (PutRecord), rejected "
+        f"{len(result.rejects)} in {seconds:.2f}s"
+        + (f"; rejects in {rejects}" if result.rejects else "")
+    )
+    for r in result.rejects[:10]:
+        app.err.print(f"  rejected {r}", markup=False)
+    if as_json:
+        summary = {
+            "group": group,
+            "source": str(path),
+            "read": result.read,
+            "written": result.written,
+            "rejected": len(result.rejects),
+            "rejects_path": str(rejects) if result.rejects else None,
+        }
+        echo_json(json.dumps(summary, indent=2, sort_keys=True))
+    if result.rejects:
+        raise SystemExit(EXIT_ERROR)

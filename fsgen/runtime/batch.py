@@ -50,7 +50,7 @@ class Reject:
             "source": self.source,
             "row": self.row,
             "field": self.field,
-            "message": self.message,
+            "reason": self.message,
             "record": _jsonable(self.record),
         }
 
@@ -305,10 +305,13 @@ def project_writer(group: str, project: str | None = None) -> Writer:
     backend = os.environ.get("FSGEN_BACKEND") or config.backend
     spec = load(config.root)
     if backend == "aws":
+        from fsgen.backends.aws import clients
         from fsgen.bind import group_runtime
         from fsgen.runtime.writers import PutRecordWriter
 
-        return PutRecordWriter({group: group_runtime(spec.group(group))})
+        aws = config.aws
+        _, runtime_client = clients(aws.region, aws.endpoint_url, aws.runtime_endpoint_url)
+        return PutRecordWriter({group: group_runtime(spec.group(group))}, client=runtime_client)
     from fsgen.store import LocalStore  # type: ignore[import-not-found,unused-ignore]
 
     store: Writer = LocalStore.open(config, spec)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import boto3
 from botocore.exceptions import EndpointConnectionError
@@ -17,6 +19,7 @@ from fsgen.config import ProjectConfig
 from fsgen.server import FeatureStoreServer
 from fsgen.spec import ProjectSpec
 
+REPO = Path(__file__).resolve().parents[2]
 Example = tuple[ProjectConfig, ProjectSpec]
 ENV = {"COLUMNS": "80", "NO_COLOR": "1"}
 
@@ -43,6 +46,51 @@ def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreSer
     assert (config.root / "generated" / "MANIFEST.json").exists()
     history = runner.invoke(main, [*args, "history"], env=ENV)
     assert "  aws  applied  " in history.stdout
+
+    # records: ingest through PutRecord (same validation and rejects), get, delete
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # within the 30-day TTL
+    source = config.root / "bad.csv"
+    source.write_text(
+        (REPO / "data" / "customers_with_errors.csv")
+        .read_text()
+        .replace("2024-02-01T00:00:00Z", now)
+    )
+    rejects = config.root / "rejects.jsonl"
+    ingested = runner.invoke(
+        main,
+        [*args, "ingest", "customer-features", str(source), "--rejects", str(rejects)],
+        env=ENV,
+    )
+    assert ingested.exit_code == 1, ingested.output
+    assert "read 5, written 1 (PutRecord), rejected 4" in ingested.stderr
+    lines = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [(r["row"], r["field"]) for r in lines] == [
+        (1, "total_spend"),
+        (2, "customer_id"),
+        (3, "last_updated_time"),
+        (4, "age"),
+    ]
+    got = runner.invoke(main, [*args, "get", "customer-features", "C9004", "--json"], env=ENV)
+    assert got.exit_code == 0, got.output
+    record = json.loads(got.stdout)
+    assert record["customer_id"] == "C9004" and record["last_updated_time"] == now
+    assert (record["avg_monthly_spend"], record["is_prime_member"]) == (49.75, 1)
+    deleted = runner.invoke(
+        main,
+        [
+            *args,
+            "delete-record",
+            "customer-features",
+            "C9004",
+            "--event-time",
+            now,
+            "--hard",
+        ],
+        env=ENV,
+    )
+    assert deleted.exit_code == 0, deleted.output
+    gone = runner.invoke(main, [*args, "get", "customer-features", "C9004"], env=ENV)
+    assert gone.exit_code == 1 and "no online record 'C9004'" in gone.stderr
 
 
 def test_serve_command_in_its_own_process(example: Example) -> None:

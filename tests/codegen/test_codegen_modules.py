@@ -120,7 +120,7 @@ def test_batch_job_writes_good_rows_and_rejects_bad_ones(example, tmp_path: Path
     (line,) = rejects.read_text(encoding="utf-8").splitlines()
     reject = json.loads(line)
     assert reject["row"] == 2 and reject["field"] == "total_spend"
-    assert "expected a number" in reject["message"] and reject["source"] == str(source)
+    assert "expected a number" in reject["reason"] and reject["source"] == str(source)
     assert reject["record"]["customer_id"] == "C2"
 
 
