@@ -4,7 +4,7 @@ Write protocol, per chunk of records (ingestion chunk, ``put_records`` call or d
 under the store's write lock (``<store>/.lock``, fcntl.flock; a second writer waits and says
 so):
 
-1. write the chunk's Parquet files under ``offline/<group>/_staging/<run>/``;
+1. write the chunk's Parquet files into ``offline/<group>/_staging/``;
 2. one SQLite transaction: the online upserts plus a journal row naming the staged files;
    its COMMIT is the chunk's commit point;
 3. ``os.replace`` each staged file into ``offline/<group>/data/...``;
@@ -22,7 +22,6 @@ adds no visible record.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -94,6 +93,7 @@ class LocalStore:
         self._depth = 0
         self._lock_fd: int | None = None
         self._last_api_us = 0
+        self._staged = False
         self.root.mkdir(parents=True, exist_ok=True)
         self._init_schema()
 
@@ -106,6 +106,7 @@ class LocalStore:
         return store
 
     def close(self) -> None:
+        self.tidy()
         self.online.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -441,9 +442,7 @@ class LocalStore:
             con.execute(
                 "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
             )
-            shutil.rmtree(gdir / "_staging" / run_id, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                (gdir / "_staging").rmdir()
+            self._staged = self._staged or bool(pairs)
 
     def _next_api(self, n: int) -> np.ndarray:
         """Strictly increasing api_invocation_time (µs) per record, so the latest write of an
@@ -456,11 +455,18 @@ class LocalStore:
         """Finish or discard what a killed writer left; returns the chunks rolled forward."""
         try:
             with self.lock("recover", wait=wait):
-                return self._recover_locked()
+                return self._recover_locked(tidy=True)
         except _Busy:
             return 0
 
-    def _recover_locked(self) -> int:
+    def tidy(self) -> None:
+        """Remove the (empty) staging directories this store's writes left, if no other
+        writer is active; a later writer's recovery removes them otherwise."""
+        if self._staged:
+            self.recover(wait=False)
+            self._staged = False
+
+    def _recover_locked(self, tidy: bool = False) -> int:
         con = self.online.connection()
         rows = con.execute("SELECT run_id, chunk, files FROM _fsgen_journal").fetchall()
         for run_id, chunk, files in rows:
@@ -469,7 +475,10 @@ class LocalStore:
                 "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
             )
         for staging in (self.root / "offline").glob("*/_staging"):
-            shutil.rmtree(staging, ignore_errors=True)
+            # an empty staging directory is what every commit leaves (writers reuse it):
+            # removing it on each lock would cost two directory operations per chunk
+            if tidy or _has_entries(staging):
+                shutil.rmtree(staging, ignore_errors=True)
         return len(rows)
 
     # ---------------------------------------------------------------------------- lock
@@ -619,6 +628,7 @@ class ChunkWriter:
             self._queue = None
         if self._error is not None:
             raise self._error
+        self.store.tidy()
 
 
 def _processed_of(
@@ -627,6 +637,14 @@ def _processed_of(
     table = offline.records_table(rt, columns)
     secs = np.asarray(seconds, dtype="float64")
     return Processed(table, secs, latest_rows(rt, table, secs), [], table.num_rows)
+
+
+def _has_entries(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return next(entries, None) is not None
+    except OSError:
+        return False
 
 
 def _print_wait(message: str) -> None:

@@ -189,10 +189,11 @@ class OnlineStore:
         identity = len(index) == table.num_rows and bool((index == np.arange(len(index))).all())
         sub = table if identity else table.take(pa.array(index))
         secs = seconds[index].tolist()
-        ids = sub.column(rt.identifier)
-        id_list = ids.to_pylist() if ids.type == pa.string() else [str(v) for v in ids.to_pylist()]
-        cols = {name: sub.column(name).to_pylist() for name in self.table(rt).columns}
-        return list(self.rows_for(rt, cols, secs, id_list))
+        cols = {name: _pylist(sub.column(name)) for name in self.table(rt).columns}
+        ids = cols.get(rt.identifier)
+        if ids is None or sub.column(rt.identifier).type != pa.string():
+            ids = [str(v) for v in sub.column(rt.identifier).to_pylist()]
+        return list(self.rows_for(rt, cols, secs, ids))
 
     def upsert(
         self, con: sqlite3.Connection, rt: GroupRuntime, rows: Iterable[tuple[object, ...]]
@@ -291,6 +292,16 @@ class OnlineStore:
         for row in self.connection().execute(sql):
             out[row[0]] = (row[1], bool(row[2]), table.decode((None, None, *row[3:]), None))
         return out
+
+
+def _pylist(column: pa.ChunkedArray) -> list[object]:
+    """Python values of a column: through NumPy for null-free int64/float64 columns (the
+    same ints and floats, bit for bit, several times faster than Arrow's ``to_pylist``)."""
+    import pyarrow as pa
+
+    if column.null_count == 0 and column.type in (pa.int64(), pa.float64()):
+        return column.to_numpy().tolist()  # type: ignore[no-any-return]
+    return column.to_pylist()  # type: ignore[no-any-return]
 
 
 def latest_rows(rt: GroupRuntime, table: pa.Table, seconds: np.ndarray) -> np.ndarray:
