@@ -225,7 +225,9 @@ def _to_pandas(array: pa.Array, dtype: DType) -> object:
         return pd.Series(array.to_pylist(), dtype=object)
     if dtype.scalar is Scalar.INTEGRAL:
         if array.null_count:
-            return pd.array(array.to_pylist(), dtype="Int64")
+            data = pc.fill_null(array, pa.scalar(0, type=array.type)).to_numpy()
+            mask = array.is_null().to_numpy(zero_copy_only=False)
+            return pd.arrays.IntegerArray(data.astype("int64"), mask)
         return array.to_numpy(zero_copy_only=False).astype("int64", copy=False)
     if dtype.scalar is Scalar.FRACTIONAL:
         return array.to_numpy(zero_copy_only=False).astype("float64", copy=False)
