@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import queue
 import re
@@ -249,6 +250,24 @@ class LocalStore:
                 columns[n].append(record.get(n))
         self.writer(group).write(rt, _processed_of(rt, columns, seconds))
         return len(records)
+
+    def put_block(self, runtime: GroupRuntime, block: BlockResult) -> int:
+        """Write the accepted records of a processed column block (what
+        :func:`~fsgen.runtime.bulk.process_block` or ``process_many`` returns for
+        ``runtime``) as one atomic chunk, like :meth:`put_records` without building a dict
+        per record. Returns the number written. An event time outside years 1..9999 raises
+        StoreError and nothing is written."""
+        if runtime.name not in self._groups:
+            self.group_spec(runtime.name)  # NotFound with the known names
+        seconds = block.seconds
+        if not seconds:
+            return 0
+        if not (offline.MIN_SECONDS <= min(seconds) and max(seconds) <= offline.MAX_SECONDS) or (
+            not all(map(math.isfinite, seconds))
+        ):
+            raise StoreError(f"{runtime.event_time}: event time outside years 1..9999")
+        self.writer(runtime.name).write(runtime, _processed_of(runtime, block.columns, seconds))
+        return len(seconds)
 
     def put_raw(self, group: str, rows: Sequence[dict[str, object]]) -> BlockResult:
         """Validate and transform raw rows with the group's runtime and write the accepted ones;

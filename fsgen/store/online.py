@@ -101,6 +101,13 @@ class OnlineStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA busy_timeout=60000")
+            # Checkpoint (the only fsyncs with synchronous=NORMAL) once the WAL holds 8192
+            # pages (32 MB) rather than SQLite's default 1000: a chunk's upsert rewrites
+            # most of a group's table pages, so the default checkpointed -- two fsyncs -- on
+            # nearly every commit. Atomicity and crash consistency are unchanged (every commit
+            # is in the WAL, which survives a killed process); after a power loss SQLite
+            # rolls back to a consistent prefix either way. Readers are unaffected.
+            con.execute("PRAGMA wal_autocheckpoint=8192")
             self._local.con = con
         return con
 

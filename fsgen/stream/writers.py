@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsgen.errors import StoreError
 from fsgen.runtime.bulk import BlockResult
-from fsgen.runtime.kinesis import RecordRejected, stored_records
+from fsgen.runtime.kinesis import RecordRejected
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.writers import PutRecordWriter
 
@@ -32,20 +32,12 @@ class LocalStoreWriter:
             raise RecordRejected(str(exc)) from exc
 
     def put_block(self, runtime: GroupRuntime, block: BlockResult) -> None:
-        """The block's columns straight into the store's chunk writer (no per-record dicts)
-        when the store offers that path; else ``put_records``."""
-        from fsgen.store import local, offline
-
-        low, high = offline.MIN_SECONDS, offline.MAX_SECONDS
-        if not all(low <= s <= high for s in block.seconds):
-            raise RecordRejected(f"{runtime.event_time}: event time outside years 1..9999")
-        processed_of = getattr(local, "_processed_of", None)
-        if processed_of is None:
-            self.put_records(runtime.name, stored_records(runtime, block))
-            return
-        self.store.writer(runtime.name).write(
-            runtime, processed_of(runtime, block.columns, block.seconds)
-        )
+        """The block's columns straight into the store (``LocalStore.put_block``: one atomic
+        chunk, no per-record dicts)."""
+        try:
+            self.store.put_block(runtime, block)
+        except StoreError as exc:
+            raise RecordRejected(str(exc)) from exc
 
 
 def endpoint_writer(
