@@ -15,6 +15,7 @@ SEED = 20240101
 N_CUSTOMERS = 200
 N_MERCHANTS = 40
 N_LABELS = 2000
+MERCHANT_DAYS = 40  # with a 7-day TTL, merchant snapshots cover the labels' 45 days
 START = datetime(2024, 1, 1, tzinfo=UTC)
 TIERS = ["basic", "prime", "Prime_Plus", "standard"]
 CATEGORIES = ["Grocery", "Electronics", "Travel", "Restaurants", "Gaming", "Jewelry"]
@@ -56,9 +57,9 @@ def customers(rng: random.Random) -> list[dict[str, object]]:
 def merchants(rng: random.Random) -> list[dict[str, object]]:
     rows = []
     for i in range(N_MERCHANTS):
-        when = START + timedelta(hours=rng.randint(0, 24 * 10))
+        when = START + timedelta(hours=rng.randint(0, 24 * 3))
         risky = rng.random() < 0.25
-        for _ in range(rng.randint(1, 3)):
+        while when < START + timedelta(days=MERCHANT_DAYS):  # settlement runs every 2-6 days
             transactions = rng.randint(100, 5000)
             rate = rng.uniform(0.025, 0.08) if risky else rng.uniform(0.0, 0.015)
             rows.append(
@@ -71,7 +72,7 @@ def merchants(rng: random.Random) -> list[dict[str, object]]:
                     "settled_amount": round(transactions * rng.uniform(10, 300), 2),
                 }
             )
-            when += timedelta(days=rng.randint(3, 12))
+            when += timedelta(days=rng.randint(2, 6))
     rows.sort(key=lambda r: (float(r["updated_at"]), str(r["merchant_id"])))  # type: ignore[arg-type]
     return rows
 
@@ -103,7 +104,7 @@ def labels(rng: random.Random, merchant_rows: list[dict[str, object]]) -> list[d
 
 def stream_updates(rng: random.Random) -> list[dict[str, object]]:
     rows = []
-    when = START + timedelta(days=60)
+    when = START + timedelta(days=45)
     for i in range(30):
         cid = f"C{rng.randint(0, 9):04d}"
         rows.append(

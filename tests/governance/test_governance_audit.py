@@ -154,7 +154,8 @@ def test_history_command_filters_and_json(
     lines = [line for line in text.splitlines() if not line.startswith("    ")]
     assert code == 0 and len(lines) == 3
     assert "reviewer@" in lines[0] and "applied  9/9 stages  Plan: 2 to add" in lines[0]
-    assert "ok  ingest merchant-features from data/merchants.jsonl: read 84, written 84" in lines[1]
+    merchants = "ok  ingest merchant-features from data/merchants.jsonl: read 403, written 403"
+    assert merchants in lines[1]
     assert "rejects  ingest customer-features" in lines[2]
     assert "    rejects: rej.jsonl" in text
     code, out = run("history", "--json", "--kind", "ingest", "--group", "customer-features")

@@ -28,7 +28,16 @@ def test_replay_counts_every_line_and_shows_values_change(
     source = tmp_path / "updates.jsonl"
     source.write_text(updates + "{oops\n" + json.dumps(good("C0001", tenure_months="x")) + "\n")
     code, out, err = run(
-        project_copy, "stream", "replay", GROUP, str(source), "--batch-size", "8", "--json"
+        project_copy,
+        "stream",
+        "replay",
+        GROUP,
+        str(source),
+        "--batch-size",
+        "8",
+        "--show",
+        "C0001",
+        "--json",
     )
     assert code == 1  # two records were dead-lettered
     counts = json.loads(out)
@@ -39,7 +48,9 @@ def test_replay_counts_every_line_and_shows_values_change(
     dlq = project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"
     assert [e["field"] for e in read_jsonl(dlq)] == ["<record>", "tenure_months"]
     # replaying again: the same online values, no new dead letters, now shown as 'before'
-    code, out, err = run(project_copy, "stream", "replay", GROUP, str(source), "--json")
+    code, out, err = run(
+        project_copy, "stream", "replay", GROUP, str(source), "--show", "C0001", "--json"
+    )
     assert json.loads(out)["written"] == counts["written"]
     assert "C0001: before customer_id='C0001'" in err
     assert len(list(read_jsonl(dlq))) == 2
