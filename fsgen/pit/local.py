@@ -7,7 +7,9 @@ the match is the greatest record at or before T *including* its tie-breaks -- a 
 in one sort-merge pass, no labels x history inequality join and no separate deduplication.
 ``tie`` packs is_deleted (a delete wins a complete tie), the file's position in the sorted
 file list and the row's position in its file (the later row wins), so the answer is unique
-even for rows that agree on every timestamp.
+even for rows that agree on every timestamp. The join carries only the keys, the values and
+that struct (event time and delete flag are read back from it), and no ORDER BY: the rows are
+put back in label order by their row number afterwards.
 
 Knowledge-time mode (only records with write_time <= T count) is a running ``arg_max`` over
 each entity's records ordered by ``greatest(event, write)`` -- the moment a record became
@@ -23,10 +25,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from fsgen.pit.labels import Labels, key_alias
-from fsgen.pit.model import INTERNAL, GroupJoin, PitPlan
+from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan
 from fsgen.types import DType, Scalar
 
 GLOB = "data/*/*/*/*/*.parquet"
@@ -84,9 +87,9 @@ def history_sql(
             "struct_pack(e := 0::BIGINT, a := 0::BIGINT, w := 0::BIGINT, x := 0::BIGINT) AS __o"
             f"{''.join(', ' + v for v in values)} WHERE false"
         )
-    listed = "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in files) + "]"
 
-    def source_of(union: bool) -> str:
+    def source_of(union: bool, paths: list[Path]) -> str:
+        listed = "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths) + "]"
         return (
             f"read_parquet({listed}, union_by_name = {str(union).lower()}, "
             "hive_partitioning = false, file_row_number = true)"
@@ -95,11 +98,12 @@ def history_sql(
     def columns_of(source: str) -> set[str]:
         return {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
 
-    source = source_of(union_by_name)
-    present = columns_of(source)
+    source = source_of(union_by_name, files)
+    # without union_by_name DuckDB binds the first file's schema: describe just that file
+    present = columns_of(source if union_by_name else source_of(False, files[:1]))
     needed = {k.name for k in join.keys} | {i.feature for i in join.inputs}
     if not union_by_name and not needed <= present:
-        source = source_of(True)
+        source = source_of(True, files)
         present = columns_of(source)
     values = [
         (
@@ -169,6 +173,11 @@ def dataset_sql(
     for join in plan.joins:
         alias = f"g{join.index}"
         files = data_files(store / "offline" / join.group.name)
+        if len(files) >= 1 << 22:  # the tie packs the file index in bits 40-61
+            raise PitError(
+                f"group {join.group.name!r} has {len(files)} offline files; at most "
+                f"{(1 << 22) - 1} can be joined"
+            )
         history = history_sql(con, join, files, union_by_name)
         equal = " AND ".join(
             f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
@@ -177,24 +186,25 @@ def dataset_sql(
         if knowledge_time:
             ctes.append(f"{alias} AS ({knowledge_sql(join, history)})")
             joins.append(f"ASOF LEFT JOIN {alias} ON {equal} AND {t} >= {alias}.__av")
+            gone, event = f"{alias}.__d", f"{alias}.__e"
         else:
             ctes.append(f"{alias} AS ({history})")
             probe = (
                 f"struct_pack(e := {t}, a := NULL::BIGINT, w := NULL::BIGINT, x := NULL::BIGINT)"
             )
             joins.append(f"ASOF LEFT JOIN {alias} ON {equal} AND {probe} >= {alias}.__o")
-        gone = f"{alias}.__d"
+            # read from the ordering struct the join carries anyway (a narrower payload):
+            # its event time, and the delete flag packed in the tie's bit 62
+            gone, event = f"(({alias}.__o).x >> 62) = 1", f"({alias}.__o).e"
         if join.ttl_micros is not None:
-            gone += f" OR {t} - {alias}.__e > {join.ttl_micros}"
+            gone += f" OR {t} - {event} > {join.ttl_micros}"
         for n, item in enumerate(join.inputs):
             select.append(
                 f"CASE WHEN {gone} THEN NULL ELSE {alias}.{q(f'{INTERNAL}v{n}')} END "
                 f"AS {q(item.column)}"
             )
-    return (
-        f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM labels AS l "
-        f"{' '.join(joins)} ORDER BY l.{q(INTERNAL + 'row')}"
-    )
+    # no ORDER BY: stored_values puts the rows back in label order by their row number
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM labels AS l {' '.join(joins)}"
 
 
 def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -228,7 +238,21 @@ def stored_values(
             table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, True))
     finally:
         con.close()
-    return table
+    return in_label_order(table)
+
+
+def in_label_order(table: pa.Table) -> pa.Table:
+    """The rows sorted by ``__fsgen_row`` -- an inverse permutation, linear time. Each label
+    row must come back exactly once."""
+    column = f"{INTERNAL}row"
+    rows = table.column(column).to_numpy()
+    n = len(rows)
+    order = np.full(n, -1, dtype="int64")
+    valid = (rows >= 0) & (rows < n)
+    order[rows[valid]] = np.arange(n, dtype="int64")[valid]
+    if not valid.all() or (order < 0).any():
+        raise PitError(f"the engine did not return each of the {n} label rows exactly once")
+    return table.take(pa.array(order))
 
 
 __all__ = ["data_files", "dataset_sql", "history_sql", "stored_values"]
