@@ -117,7 +117,7 @@ def _fast(rt: GroupRuntime, columns: Columns, n: int) -> BlockResult:
             continue
         valid[f.name] = _coerce_column(f.type, values, n)
     for key in rt.keys:
-        if any(v == "" for v in valid[key]):
+        if "" in valid[key]:  # == comparisons, in C
             raise _Slow
     times = valid[rt.event_time]
     if rt.event_time_kind == FRACTIONAL:
@@ -155,7 +155,7 @@ def _coerce_column(type_name: str, values: Sequence[object], n: int) -> list[obj
     if type_name == "int":
         if kinds <= {int}:
             return list(values)
-        if kinds <= {str}:
+        if kinds <= {str} and _ascii(values):
             try:
                 return list(map(int, values))  # type: ignore[arg-type]
             except ValueError:
@@ -164,7 +164,7 @@ def _coerce_column(type_name: str, values: Sequence[object], n: int) -> list[obj
     if type_name == "float":
         if kinds <= {float}:
             out = list(values)
-        elif kinds <= {str} or kinds <= {int, float}:
+        elif kinds <= {int, float} or (kinds <= {str} and _ascii(values)):
             try:
                 out = list(map(float, values))  # type: ignore[arg-type]
             except (ValueError, OverflowError):
@@ -184,6 +184,12 @@ def _coerce_column(type_name: str, values: Sequence[object], n: int) -> list[obj
         except ValueError:
             raise _Slow from None
     return coerced
+
+
+def _ascii(values: Sequence[object]) -> bool:
+    """int() and float() also take non-ASCII digits ('\u0663'), which the row path's
+    coercion (ASCII numerals only) refuses: such text goes the slow way."""
+    return all(map(str.isascii, values))  # type: ignore[arg-type]
 
 
 _HOUR = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):\Z", re.ASCII)
