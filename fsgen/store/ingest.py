@@ -60,7 +60,7 @@ class Chunk:
         """Python values per column (an Arrow table is converted once, where it is used:
         in the worker process, so only Arrow buffers cross the process boundary)."""
         if not isinstance(self.data, dict):
-            self.data = {n: self.data.column(n).to_pylist() for n in self.data.column_names}
+            self.data = {n: _pylist(self.data.column(n)) for n in self.data.column_names}
         return self.data
 
     def row_number(self, index: int) -> int:
@@ -70,6 +70,14 @@ class Chunk:
 
     def raw(self, index: int) -> dict[str, object]:
         return {n: v[index] for n, v in self.columns.items() if v[index] is not _MISSING}
+
+
+def _pylist(column: pa.ChunkedArray) -> list[object]:
+    """Python values of a column; null-free strings (every CSV column) go through NumPy,
+    which gives the same ``str`` objects faster than Arrow's ``to_pylist``."""
+    if column.null_count == 0 and column.type == pa.string():
+        return column.to_numpy(zero_copy_only=False).tolist()  # type: ignore[no-any-return]
+    return column.to_pylist()  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -301,7 +309,7 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
                     chunk.raw(start + i),
                 )
             )
-        bad = [j for j, s in enumerate(block.seconds) if not MIN_SECONDS <= s <= MAX_SECONDS]
+        bad = _outside_years(block.seconds)
         if bad:
             for j in bad:
                 i = block.rows[j]
@@ -320,6 +328,12 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
         out.rows.extend(start + i for i in block.rows)
         out.seconds.extend(block.seconds)
     return out
+
+
+def _outside_years(seconds: list[float]) -> list[int]:
+    """Positions of event times outside years 1..9999 (NaN included)."""
+    secs = np.asarray(seconds, dtype="float64")
+    return np.flatnonzero(~((secs >= MIN_SECONDS) & (secs <= MAX_SECONDS))).tolist()  # type: ignore[no-any-return]
 
 
 def _drop(block: BlockResult, positions: set[int]) -> BlockResult:
