@@ -22,6 +22,7 @@ thus hides older records for label times >= D only.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -43,10 +44,30 @@ def q(name: str) -> str:
 def data_files(group_dir: Path) -> list[Path]:
     """The group's published Parquet files in a stable order; temp and staging names (a
     leading '.' or '_') are skipped."""
+    return [Path(name) for name in data_file_names(group_dir)]
+
+
+def data_file_names(group_dir: Path) -> list[str]:
+    """:func:`data_files` as sorted POSIX path strings: the files ``group_dir.glob(GLOB)``
+    finds, by a directory walk without pathlib's per-entry objects (hundreds of hourly
+    partitions)."""
+    level = [(group_dir / "data").as_posix()]
+    for _ in range(GLOB.count("/") - 1):
+        level = [entry.path for d in level for entry in _entries(d) if entry.is_dir()]
     return sorted(
-        (p for p in group_dir.glob(GLOB) if not p.name.startswith((".", "_"))),
-        key=lambda p: p.as_posix(),
+        entry.path
+        for d in level
+        for entry in _entries(d)
+        if entry.name.endswith(".parquet") and not entry.name.startswith((".", "_"))
     )
+
+
+def _entries(directory: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as it:
+            return list(it)
+    except OSError:  # absent, or not a directory
+        return []
 
 
 def duck_type(dtype: DType) -> str:
@@ -60,7 +81,7 @@ def event_micros(join: GroupJoin, column: str) -> str:
 
 
 def history_sql(
-    con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[Path], union_by_name: bool = False
+    con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[str], union_by_name: bool = False
 ) -> str:
     """One row per offline record: keys, ``__e`` (event µs), ``__w`` (write µs), ``__d``,
     ``__o`` (ordering struct) and the needed values ``__v<i>``.
@@ -88,8 +109,8 @@ def history_sql(
             f"{''.join(', ' + v for v in values)} WHERE false"
         )
 
-    def source_of(union: bool, paths: list[Path]) -> str:
-        listed = "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths) + "]"
+    def source_of(union: bool, paths: list[str]) -> str:
+        listed = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
         return (
             f"read_parquet({listed}, union_by_name = {str(union).lower()}, "
             "hive_partitioning = false, file_row_number = true)"
@@ -172,7 +193,7 @@ def dataset_sql(
     t = f"l.{q(INTERNAL + 't')}"
     for join in plan.joins:
         alias = f"g{join.index}"
-        files = data_files(store / "offline" / join.group.name)
+        files = data_file_names(store / "offline" / join.group.name)
         if len(files) >= 1 << 22:  # the tie packs the file index in bits 40-61
             raise PitError(
                 f"group {join.group.name!r} has {len(files)} offline files; at most "
@@ -255,4 +276,4 @@ def in_label_order(table: pa.Table) -> pa.Table:
     return table.take(pa.array(order))
 
 
-__all__ = ["data_files", "dataset_sql", "history_sql", "stored_values"]
+__all__ = ["data_file_names", "data_files", "dataset_sql", "history_sql", "stored_values"]
