@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from fsgen.runtime.encoding import FRACTIONAL, INTEGRAL, STRING
+from fsgen.runtime.encoding import FRACTIONAL, INT64_MAX, INT64_MIN, INTEGRAL, STRING
 from fsgen.runtime.pipeline import (
     _MISSING,
     FeatureDef,
@@ -280,6 +280,10 @@ def _check_column(rt: GroupRuntime, feat: FeatureDef, values: list[object]) -> l
     kinds = set(map(type, values))
     if not kinds <= {plain, _NONE}:
         raise _Slow
+    if plain is int:
+        ints = [v for v in values if v is not None] if _NONE in kinds else values
+        if ints and not (INT64_MIN <= min(ints) and max(ints) <= INT64_MAX):  # type: ignore[operator, type-var]
+            raise _Slow  # the row path rejects values outside int64
     if plain is float:
         finite = math.isfinite
         if _NONE in kinds:
