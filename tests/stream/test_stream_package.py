@@ -37,7 +37,10 @@ def boto3_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=600,
     )
     if proc.returncode != 0:
-        pytest.skip(f"cannot install boto3 into a fresh virtualenv: {proc.stderr[-300:]}")
+        reason = f"cannot install boto3 into a fresh virtualenv: {proc.stderr[-300:]}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI reaches PyPI: there the clean-venv check must run
+        pytest.skip(reason)
     return python
 
 
