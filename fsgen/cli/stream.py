@@ -4,6 +4,7 @@ lambda``. Thin: parse, build the handler/writer/dead-letter, call fsgen.stream, 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -258,11 +259,27 @@ def consume_cmd(
         batch_size=batch_size,
         poll_interval=poll_interval,
     )
+    started = time.perf_counter()
     try:
         result = consumer.run(max_records, idle_timeout)
     finally:
         if store is not None:
             store.close()
+    if store is not None:  # a run into the local store joins its audit trail, as replay does
+        from fsgen import audit
+
+        dlq_path = dead_letter or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
+        audit.record_counts(
+            app.config.store_path,
+            group=group,
+            source=f"kinesis:{stream_name}",
+            read=result.written + result.dead_lettered,
+            written=result.written,
+            rejected=result.dead_lettered,
+            rejects=dlq_path if result.dead_lettered else None,
+            seconds=time.perf_counter() - started,
+            run="stream-consume",
+        )
     app.err.print(result.summary())
     if as_json:
         echo_json(json.dumps(result.to_json(), sort_keys=True))

@@ -210,3 +210,9 @@ def test_killed_consumer_restarts_without_loss_or_duplicates(
         check_store(
             store, handler, data, project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"
         )
+    # the finished run is in the audit trail, like batch ingestion and replays
+    from fsgen import audit
+
+    runs = [e for e in audit.events(project_copy) if e.kind == "ingest"]
+    assert runs and runs[-1].details["source"] == f"kinesis:{stream}", runs
+    assert str(runs[-1].details["run_id"]).startswith("stream-consume-")
