@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,25 +28,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchlib import percentiles
+
 REPO = Path(__file__).resolve().parent.parent
 FEATURE_SET = "fraud-model"
 TARGET_P99_MS = 5.0
 
 
-def percentiles(samples_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(samples_ns)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] / 1e6
-
+def latency(samples_ns: list[int]) -> dict[str, float]:
+    """Percentiles plus sequential requests per second."""
     return {
-        "calls": len(ordered),
-        "p50_ms": round(pct(0.50), 4),
-        "p90_ms": round(pct(0.90), 4),
-        "p99_ms": round(pct(0.99), 4),
-        "max_ms": round(ordered[-1] / 1e6, 4),
-        "mean_ms": round(statistics.fmean(ordered) / 1e6, 4),
-        "requests_per_s": round(len(ordered) / (sum(ordered) / 1e9), 1),
+        **percentiles(samples_ns),
+        "requests_per_s": round(len(samples_ns) / (sum(samples_ns) / 1e9), 1),
     }
 
 
@@ -174,7 +166,7 @@ def bench_in_process(
             start = time.perf_counter_ns()
             handler.invoke(body)
             samples.append(time.perf_counter_ns() - start)
-    return percentiles(samples)
+    return latency(samples)
 
 
 class OneWriteClient:
@@ -229,7 +221,7 @@ def timed(call: object, requests: list[bytes], warmup: int) -> dict[str, float]:
         start = time.perf_counter_ns()
         call(body)  # type: ignore[operator]
         samples.append(time.perf_counter_ns() - start)
-    return percentiles(samples)
+    return latency(samples)
 
 
 def bench_http(

@@ -15,30 +15,15 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchlib import percentiles
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def percentiles(samples_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(samples_ns)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] / 1e6
-
-    return {
-        "calls": len(ordered),
-        "p50_ms": round(pct(0.50), 4),
-        "p90_ms": round(pct(0.90), 4),
-        "p99_ms": round(pct(0.99), 4),
-        "max_ms": round(ordered[-1] / 1e6, 4),
-        "mean_ms": round(statistics.fmean(ordered) / 1e6, 4),
-    }
 
 
 def free_port() -> int:
