@@ -90,7 +90,7 @@ class ProjectConfig(BaseModel):
     @classmethod
     def _check_project(cls, value: str) -> str:
         if not PROJECT_NAME.match(value):
-            raise ValueError(f"project identity {value!r} must be {PROJECT_RULE}")
+            raise ValueError(f"identity {value!r} must be {PROJECT_RULE}")
         return value
 
     @property
