@@ -50,6 +50,9 @@ def test_init_gives_each_project_its_own_identity(tmp_path: Path) -> None:
     assert load_config(alpha).project == "alpha-recs"  # --name, normalized
     assert load_config(beta).project == "beta-dir"  # the directory's name
     assert 'project = "alpha-recs"' in (alpha / "pyproject.toml").read_text()
+    code, _, err = cli("--project", str(alpha), "catalog", "--output", str(tmp_path / "cat"))
+    assert code == 0, err
+    assert "<h1>alpha-recs</h1>" in (tmp_path / "cat" / "index.html").read_text()
 
 
 def test_two_projects_on_one_store_plan_only_their_own_groups(tmp_path: Path) -> None:
