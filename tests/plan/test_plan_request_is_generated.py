@@ -109,3 +109,22 @@ def test_apply_creates_what_the_generated_file_says(tmp_path: Path) -> None:
     deployed = LocalBackend(load_config(project)).deployed()
     for group, request in committed_requests(ROOTS["example"]).items():
         assert create_request(deployed[group]) == request
+
+
+def test_iam_policy_names_the_bucket_apply_sends(tmp_path: Path) -> None:
+    """With a role but no S3 URI configured, the dataset-building policy grants the offline
+    prefix of the request plan sends (it used to name a bucket apply never used)."""
+    project = copy_project(ROOTS["shop"], tmp_path / "shop")
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert 'offline_s3_uri = "s3://shop-offline-store/features"\n' in text
+    pyproject.write_text(text.replace('offline_s3_uri = "s3://shop-offline-store/features"\n', ""))
+    assert cli("--project", str(project), "generate")[0] == 0
+    _, out, _ = cli("--project", str(project), "plan", "--json")
+    (request,) = [s["request"] for s in json.loads(out)["stages"] if s["kind"] == "create_group"]
+    uri = request["OfflineStoreConfig"]["S3StorageConfig"]["S3Uri"]
+    assert uri == "s3://fsgen-local/shop-golden"
+    policy = json.loads((project / "generated" / "iam" / "dataset_building.json").read_text())
+    resources = {r for s in policy["Statement"] for r in s["Resource"]}
+    assert "arn:aws:s3:::fsgen-local/shop-golden/*" in resources
+    assert "arn:aws:s3:::fsgen-local" in resources
