@@ -89,6 +89,8 @@ def test_a_group_of_another_project_is_an_error_not_a_takeover(tmp_path: Path) -
         assert code == 1
         assert "FS301: feature group 'user-activity' already exists" in err
         assert "belongs to fsgen project 'alpha'" in err and "not to this project 'gamma'" in err
+    code, out, err = cli("--project", str(gamma), "destroy", "--auto-approve")
+    assert code == 0 and "No changes." in out + err  # gamma owns nothing to destroy
     code, out, _ = cli("--project", str(alpha), "plan", "--detailed-exitcode")
     assert code == 0 and summary(out).startswith("No changes.")
 
