@@ -82,8 +82,9 @@ def test_apply_to_an_empty_account_sends_the_generated_request(name: str, tmp_pa
     assert sorted(s.group for s in plan.stages if s.kind == "create_group") == sorted(expected)
 
 
-def test_apply_to_fsgen_serve_creates_the_generated_request(tmp_path: Path) -> None:
-    project = copy_project(REPO, tmp_path / "example")
+@pytest.mark.parametrize("name", sorted(ROOTS))
+def test_apply_to_fsgen_serve_creates_the_generated_request(name: str, tmp_path: Path) -> None:
+    project = copy_project(ROOTS[name], tmp_path / name)
     config, spec = load_config(project), load(project)
     server = serve_in_thread(config, spec, port=0)
     try:
@@ -92,7 +93,7 @@ def test_apply_to_fsgen_serve_creates_the_generated_request(tmp_path: Path) -> N
         backend.poll_interval = backend.max_poll_interval = 0.01
         plan = compute_plan(config, spec, backend, artifacts=False)
         sent = {s.group: s.request for s in plan.stages if s.kind == "create_group"}
-        assert sent == committed(REPO)
+        assert sent == committed(ROOTS[name])
         apply_plan(config, spec, backend, plan, regenerate=False)
         deployed = {name: backend.state(name) for name in sent}
     finally:
@@ -100,4 +101,4 @@ def test_apply_to_fsgen_serve_creates_the_generated_request(tmp_path: Path) -> N
         server.server_close()
         server.runtime.store.close()
     # what the endpoint describes afterwards is what the file asked for
-    assert {n: create_request(s) for n, s in deployed.items() if s} == committed(REPO)
+    assert {n: create_request(s) for n, s in deployed.items() if s} == committed(ROOTS[name])

@@ -97,9 +97,10 @@ def test_cloudformation_properties_are_the_request(name: str) -> None:
         assert props == {k: v for k, v in request.items() if k != "RoleArn"}
 
 
-def test_apply_creates_what_the_generated_file_says(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(ROOTS))
+def test_apply_creates_what_the_generated_file_says(name: str, tmp_path: Path) -> None:
     """Apply to an empty local store, then describe: the group is the generated request."""
-    project = copy_project(ROOTS["example"], tmp_path / "example")
+    project = copy_project(ROOTS[name], tmp_path / name)
     code, _, err = cli("--project", str(project), "apply", "--auto-approve")
     assert code == 0, err
     from fsgen.backends.local import LocalBackend
@@ -107,8 +108,7 @@ def test_apply_creates_what_the_generated_file_says(tmp_path: Path) -> None:
     from fsgen.sagemaker import create_request
 
     deployed = LocalBackend(load_config(project)).deployed()
-    for group, request in committed_requests(ROOTS["example"]).items():
-        assert create_request(deployed[group]) == request
+    assert {g: create_request(deployed[g]) for g in deployed} == committed_requests(ROOTS[name])
 
 
 def test_iam_policy_names_the_bucket_apply_sends(tmp_path: Path) -> None:
