@@ -33,7 +33,13 @@ from fsgen.hashing import sha256_of
 from fsgen.plan.diff import make_plan
 from fsgen.plan.model import PLAN_FORMAT_VERSION, GroupState, Plan, Stage
 from fsgen.plan.state import in_scope, state_fingerprint
-from fsgen.sagemaker import MANAGED_TAG, PROJECT_TAG, desired_state, is_managed
+from fsgen.sagemaker import (
+    MANAGED_TAG,
+    PROJECT_TAG,
+    desired_state,
+    is_managed,
+    offline_s3_uri,
+)
 from fsgen.spec import ProjectSpec
 
 
@@ -80,6 +86,17 @@ def compute_plan(
     ):
         raise ConfigError(
             "the aws backend needs [tool.fsgen.aws] role_arn for groups with an offline store"
+        )
+    placeholder = [
+        g.name
+        for g in spec.groups
+        if g.offline.enabled and not (g.offline.s3_uri or config.aws.offline_s3_uri)
+    ]
+    if backend.name == "aws" and placeholder and not destroy:
+        raise ConfigError(
+            f"the aws backend needs an S3 URI for the offline store of {', '.join(placeholder)}: "
+            "set [tool.fsgen.aws] offline_s3_uri (or Offline(s3_uri=...) on the group); "
+            f"{offline_s3_uri(spec.group(placeholder[0]), config)} is the local placeholder"
         )
     deployed = deployed_in_scope(config, spec, backend)
     desired = [] if destroy else [desired_state(g, config) for g in spec.groups]

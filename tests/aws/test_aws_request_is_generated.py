@@ -102,3 +102,24 @@ def test_apply_to_fsgen_serve_creates_the_generated_request(name: str, tmp_path:
         server.runtime.store.close()
     # what the endpoint describes afterwards is what the file asked for
     assert {n: create_request(s) for n, s in deployed.items() if s} == committed(ROOTS[name])
+
+
+def test_the_aws_backend_refuses_the_local_s3_placeholder(tmp_path: Path) -> None:
+    """Without an S3 URI the request would name s3://fsgen-local/<project>, a bucket nobody
+    configured: the aws backend refuses to plan it, as it refuses a missing role."""
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    project = copy_project(ROOTS["shop"], tmp_path / "shop")
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    line = 'offline_s3_uri = "s3://shop-offline-store/features"\n'
+    assert line in text
+    pyproject.write_text(text.replace(line, 'endpoint_url = "http://127.0.0.1:9"\n'))
+    result = CliRunner().invoke(main, ["--project", str(project), "--backend", "aws", "plan"])
+    assert result.exit_code == 1
+    assert "the aws backend needs an S3 URI for the offline store of product-stats" in (
+        result.stderr
+    )
+    assert "s3://fsgen-local/shop-golden is the local placeholder" in result.stderr
