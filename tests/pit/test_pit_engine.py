@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from pithelpers import Row, athena_on_duckdb, iso, write_offline
+from pithelpers import Row, athena_on, iso, write_offline
 
 from fsgen.cli import main
 from fsgen.pit import PitError, build_dataset, finish, plan_for
@@ -190,7 +190,7 @@ def test_csv_labels_keep_string_keys_as_text(pit_project, tmp_path) -> None:
     assert out["acct_id"].tolist() == ["007"] and levels(out) == [9]
 
 
-def test_local_store_end_to_end_and_athena_sql_agree(pit_project, tmp_path) -> None:
+def test_local_store_end_to_end_and_athena_sql_agree(pit_project, tmp_path, sql_engine) -> None:
     """Records written through LocalStore (put_records, delete_record) come back point in time
     correct, and the transpiled Athena SQL reads the same store identically."""
     from fsgen.store import LocalStore
@@ -243,7 +243,7 @@ def test_local_store_end_to_end_and_athena_sql_agree(pit_project, tmp_path) -> N
     athena = finish(
         plan,
         read_labels(frame, plan),
-        athena_on_duckdb(spec, "pit-set", config.store_path, frame, "iso8601"),
+        athena_on(*sql_engine, spec, "pit-set", config.store_path, frame, "iso8601"),
     )
     pd.testing.assert_frame_equal(athena, out)
 

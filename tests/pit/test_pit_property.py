@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pithelpers import Row, athena_on_duckdb, iso, write_offline
+from pithelpers import Row, athena_on, iso, write_offline
 
 from fsgen.pit import build_dataset, finish, plan_for
 from fsgen.pit.labels import read_labels
@@ -249,7 +249,7 @@ def cells(frame: pd.DataFrame) -> list[list[object]]:
     knowledge_time=st.booleans(),
 )
 def test_local_athena_and_oracle_agree(
-    pit_project, accounts, pairs, duals, labels, duplicates, time_format, knowledge_time
+    pit_project, postgres, accounts, pairs, duals, labels, duplicates, time_format, knowledge_time
 ) -> None:
     config, spec = pit_project
     histories = {
@@ -269,15 +269,14 @@ def test_local_athena_and_oracle_agree(
         frame = label_frame(labels, time_format)
         local = build_dataset(config, spec, "pit-set", frame, knowledge_time, store=store)
         plan = plan_for(spec, "pit-set")
-        athena = finish(
-            plan,
-            read_labels(frame, plan),
-            athena_on_duckdb(spec, "pit-set", store, frame, time_format, knowledge_time),
-        )
         expected = [[r[c] for c in COLUMNS] for r in oracle(histories, labels, knowledge_time)]
         assert list(local.columns) == [*frame.columns, *COLUMNS]
         pd.testing.assert_frame_equal(local[list(frame.columns)], frame)
         assert cells(local) == expected
-        assert cells(athena) == expected
+        for engine, handle in (("duckdb", None), ("postgres", postgres)):
+            stored = athena_on(
+                engine, handle, spec, "pit-set", store, frame, time_format, knowledge_time
+            )
+            assert cells(finish(plan, read_labels(frame, plan), stored)) == expected, engine
     finally:
         shutil.rmtree(store, ignore_errors=True)
