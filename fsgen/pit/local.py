@@ -196,9 +196,8 @@ def dataset_sql(
         if knowledge_time:
             ctes.append(f"{alias}_h AS ({history})")
             ctes.append(f"{alias}_k AS ({knowledge_sql(join, f'{alias}_h')})")
-            joins.append(
-                f"ASOF LEFT JOIN {alias}_k ON {equal.replace(f'{alias}.', f'{alias}_k.')} AND {t} >= {alias}_k.__av"
-            )
+            known = equal.replace(f"{alias}.", f"{alias}_k.")
+            joins.append(f"ASOF LEFT JOIN {alias}_k ON {known} AND {t} >= {alias}_k.__av")
             joins.append(f"LEFT JOIN {alias}_h AS {alias} ON ({alias}.__o).x = {alias}_k.__bx")
             gone, event = f"{alias}.__d", f"{alias}.__e"
         else:

@@ -233,10 +233,14 @@ def compact(rt: GroupRuntime, group_dir: Path, min_files: int = 2) -> tuple[int,
         )
         names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
         columns = ", ".join(_q(n) for n in names if n != "file_row_number")
+        # (the kept rows are picked by position, so no value passes through a grouping key,
+        # which would turn a -0.0 into 0.0)
+        positioned = (
+            f"(SELECT *, (file_index::BIGINT << 40) | file_row_number AS __pos FROM {source})"
+        )
         table = con.sql(
-            f"SELECT {columns} FROM (SELECT *, (file_index::BIGINT << 40) | file_row_number "
-            f"AS __pos FROM {source}) QUALIFY row_number() OVER (PARTITION BY {columns} "
-            "ORDER BY __pos DESC) = 1 ORDER BY __pos"
+            f"SELECT {columns} FROM {positioned} WHERE __pos IN (SELECT max(__pos) FROM "
+            f"{positioned} GROUP BY {columns}) ORDER BY __pos"
         ).to_arrow_table()
         table = _conform(table, arrow_schema(rt))
         newest = max(f.name.split("_", 1)[0] for f in files)

@@ -210,3 +210,48 @@ def athena_on(
     for item in plan.stored:
         columns[item.column] = result.column(item.column)
     return pa.table(columns)
+
+
+def runner_on(
+    engine: str,
+    postgres: object,
+    spec: object,
+    feature_set: str,
+    store: Path,
+    labels: object,
+    knowledge_time: bool = False,
+) -> pa.Table:
+    """The query ``fsgen dataset --engine athena`` sends for these labels (tables named by
+    their placeholders, label times as exact µs, constant partition bounds), executed on
+    ``engine``, its rows rendered as GetQueryResults text and converted back by the runner."""
+    from sqlengines import Table, athena_text, execute, group_tables, validate_trino
+
+    from fsgen.pit.athena_runner import athena_job, label_table, to_arrow
+    from fsgen.pit.labels import read_labels
+    from fsgen.pit.model import plan_for
+
+    plan = plan_for(spec, feature_set)  # type: ignore[arg-type]
+    rows = read_labels(labels, plan)  # type: ignore[arg-type]
+    names = {j.group.name: f"{j.group.name}-1710028800" for j in plan.joins}  # as SageMaker
+    job = athena_job(
+        spec,  # type: ignore[arg-type]
+        plan,
+        rows,
+        {g: ("sagemaker_featurestore", t) for g, t in names.items()},
+        database="sagemaker_featurestore",
+        location="s3://bucket/labels/",
+        run_id="prop",
+        knowledge_time=knowledge_time,
+    )
+    validate_trino(job.query)
+    answer = execute(
+        engine,  # type: ignore[arg-type]
+        postgres,  # type: ignore[arg-type]
+        job.query,
+        [
+            Table("sagemaker_featurestore", job.labels_table, label_table(plan, rows)),
+            *group_tables(spec, plan, store, names),
+        ],
+    )
+    text = [{k: athena_text(v) for k, v in r.items()} for r in answer.to_pylist()]
+    return to_arrow(plan, len(rows.frame), text)

@@ -12,6 +12,7 @@ Athena's ``"$path"`` and the ``year``/``month``/``day``/``hour`` partition colum
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -77,6 +78,30 @@ def validate_trino(sql: str, dialect: str = "trino") -> None:
         assert not result.unknown_functions, result.unknown_functions
         assert not result.function_argument_warnings, result.function_argument_warnings
         sqlglot.parse_one(sql, read="athena", error_level=sqlglot.ErrorLevel.RAISE)
+
+
+def athena_text(value: object) -> str | None:
+    """A result cell as Athena's GetQueryResults writes it (doubles as Java prints them)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value).replace("e-", "E-").replace("e+", "E")
+    return str(value)
+
+
+def athena_type(field: pa.Field) -> str:
+    """The Trino type Athena reports for a result column (json_format output is varchar)."""
+    if pa.types.is_integer(field.type):
+        return "bigint"
+    if pa.types.is_floating(field.type):
+        return "double"
+    return "varchar"
 
 
 # ---------------------------------------------------------------------------- tables
@@ -180,22 +205,21 @@ class Postgres:
         )
 
     def run(self, sql: str, tables: list[Table]) -> pa.Table:
-        self.counter += 1
-        name = f"t{self.counter}"
-        with self.connect() as admin:
-            admin.execute(f"CREATE DATABASE {name}")
-        try:
-            with self.connect(name) as con:
-                con.execute("SET TimeZone = 'UTC'")
+        """Load the tables and run the query in one transaction, then roll it all back."""
+        with self.connect() as con:
+            if not self.counter:
                 con.execute(PG_FUNCTIONS)
+            self.counter += 1
+            con.execute("BEGIN")
+            try:
+                con.execute("SET LOCAL TimeZone = 'UTC'")
                 for table in tables:
                     _pg_load(con, table)
                 cursor = con.execute(transpile(sql, "postgres"))
                 names = [d.name for d in cursor.description or []]
                 rows = cursor.fetchall()
-        finally:
-            with self.connect() as admin:
-                admin.execute(f"DROP DATABASE {name}")
+            finally:
+                con.execute("ROLLBACK")
         return pa.table({n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)})
 
 

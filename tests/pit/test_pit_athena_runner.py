@@ -19,11 +19,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import boto3
 import pandas as pd
-import pyarrow as pa
 import pytest
 from botocore.stub import Stubber
 from pithelpers import Row, iso, write_offline
-from sqlengines import Table, execute, group_tables, validate_trino
+from sqlengines import Table, athena_text, athena_type, execute, group_tables, validate_trino
 
 from fsgen.config import AwsProfile
 from fsgen.pit import PitError, build_dataset, finish, plan_for
@@ -67,30 +66,6 @@ def seed_results(url: str, rows: list[list[str | None]], types: list[tuple[str, 
         headers={"Content-Type": "application/json"},
     )
     urllib.request.urlopen(request, timeout=10).read()
-
-
-def athena_text(value: object) -> str | None:
-    """A result cell as Athena's GetQueryResults writes it (doubles as Java prints them)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return repr(value).replace("e-", "E-").replace("e+", "E")
-    return str(value)
-
-
-def athena_type(field: pa.Field) -> str:
-    """The Trino type Athena reports for a result column (json_format output is varchar)."""
-    if pa.types.is_integer(field.type):
-        return "bigint"
-    if pa.types.is_floating(field.type):
-        return "double"
-    return "varchar"
 
 
 _CREATED: set[tuple[str, str]] = set()
