@@ -3,7 +3,9 @@ cluster from the Debian package, started with initdb/pg_ctl on a free loopback p
 
 The SQL is transpiled by sqlglot; where a transpilation would lose exact microseconds
 (Trino's ``to_unixtime`` becomes a double of seconds) the instant is rendered exactly instead:
-DuckDB's ``epoch_us``, PostgreSQL's numeric ``EXTRACT(EPOCH ...)``. PostgreSQL lacks two Trino
+DuckDB's ``epoch_us``, PostgreSQL's numeric ``EXTRACT(EPOCH ...)``. Where Trino is less exact
+than the engine, the engine is made as exact as Trino: ``from_iso8601_timestamp`` keeps
+milliseconds, as Trino's timestamp(3) does. PostgreSQL lacks two Trino
 functions the query uses; the test database defines ``regexp_extract`` and the JSON text of an
 array is written as ``to_json``. Each group's offline files become its Glue table, with
 Athena's ``"$path"`` and the ``year``/``month``/``day``/``hour`` partition columns.
@@ -37,8 +39,16 @@ _PART = re.compile(r"year=(\d+)/month=(\d+)/day=(\d+)/hour=(\d+)/")
 
 
 def transpile(sql: str, engine: Engine) -> str:
-    tree = sqlglot.parse_one(sql, read="athena")
+    tree = sqlglot.parse_one(sql, read="athena").transform(_as_trino_parses)
     return tree.transform(lambda node: _exact(node, engine)).sql(dialect=engine)
+
+
+def _as_trino_parses(node: exp.Expression) -> exp.Expression:
+    """Trino's from_iso8601_timestamp returns timestamp(3): what it parses keeps milliseconds
+    only, here as on Athena."""
+    if isinstance(node, exp.FromISO8601Timestamp):
+        return exp.TimestampTrunc(this=node.copy(), unit=exp.Var(this="MILLISECOND"))
+    return node
 
 
 def _exact(node: exp.Expression, engine: Engine) -> exp.Expression:
