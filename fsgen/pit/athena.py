@@ -196,7 +196,7 @@ def _stage(
     join: GroupJoin,
     table: str,
     label_columns: Sequence[str],
-    previous: list[str],
+    previous: list[int],
     knowledge_time: bool,
     bounds: Bounds | None,
 ) -> StageView:
