@@ -407,7 +407,7 @@ def snapshot_view(group: GroupSpec, config: ProjectConfig) -> SnapshotView:
         header=group_header(group),
         group=group.name,
         database=sql.ident(config.aws.glue_database, "Glue database"),
-        table=sql.ident(sql.glue_table_name(group), "Glue table"),
+        table=sql.glue_table_placeholder(group),
         select=[sql.ident(c, f"column of {group.name!r}") for c in columns],
         identifier=sql.ident(group.entity.identifier, "record identifier"),
         event_time=sql.ident(group.event_time.name, "event-time column"),
