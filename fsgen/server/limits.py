@@ -41,6 +41,7 @@ class LimitedServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     max_connections = 64
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
