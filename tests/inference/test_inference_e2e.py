@@ -265,9 +265,8 @@ def test_serve_model_refuses_browsers_and_bounds_bodies(
         con.close()
     for length, status in [("-1", b"400"), (str(7 * 1024 * 1024), b"413")]:
         with socket.create_connection((str(host), int(port)), timeout=10) as sock:
-            sock.sendall(
-                f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n\r\n".encode()
-            )
+            request = "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            sock.sendall(f"{request}Content-Length: {length}\r\n\r\n".encode())
             assert sock.recv(100).split(b" ")[1] == status
     with urllib.request.urlopen(server.url + "/ping", timeout=10) as response:
         assert response.status == 200
