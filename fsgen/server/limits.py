@@ -90,7 +90,10 @@ class LimitedHandler(BaseHTTPRequestHandler):
         """Quiet: one line per request would swamp a benchmark."""
 
     def check_origin(self) -> None:
-        """Refuse browser-made and foreign-host requests (403)."""
+        """Refuse browser-made and foreign-host requests (403). The connection is closed after
+        the answer: the body of a refused request is never read."""
+        asked = self.close_connection
+        self.close_connection = True
         if self.headers.get("Origin") is not None:
             raise Refusal(403, "AccessForbidden", "cross-origin requests are refused")
         site = self.headers.get("Sec-Fetch-Site")
@@ -101,6 +104,7 @@ class LimitedHandler(BaseHTTPRequestHandler):
         bound = str(self.server.server_address[0])  # type: ignore[index]
         if name not in LOOPBACK_NAMES and name != bound:
             raise Refusal(403, "AccessForbidden", f"Host {host!r} is not a loopback address")
+        self.close_connection = asked
 
     def read_body(self) -> bytes:
         """The request body within the limits above (400/411/413 otherwise)."""

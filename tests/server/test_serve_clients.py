@@ -44,7 +44,7 @@ def test_fsgen_clients_reach_serve_without_credentials(
 
     assert local_client_kwargs(served.url) == {**LOCAL_CREDENTIALS, "region_name": "us-east-1"}
     with pytest.raises(NoCredentialsError):  # what a plain client does: the reason for the above
-        boto3.client(
+        boto3.session.Session().client(  # a fresh session: no cached credentials
             "sagemaker", region_name="us-east-1", endpoint_url=served.url
         ).list_feature_groups()
 
