@@ -91,8 +91,11 @@ def checked(client: Any) -> Any:
 
 
 def clients(url: str, region: str = "us-east-1") -> tuple[Any, Any]:
-    sm = boto3.client("sagemaker", region_name=region, endpoint_url=url)
-    rt = boto3.client("sagemaker-featurestore-runtime", region_name=region, endpoint_url=url)
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    sm = boto3.client("sagemaker", region_name=region, endpoint_url=url, **keys)
+    rt = boto3.client(
+        "sagemaker-featurestore-runtime", region_name=region, endpoint_url=url, **keys
+    )
     return checked(sm), checked(rt)
 
 
