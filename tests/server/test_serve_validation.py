@@ -496,3 +496,18 @@ def test_documented_semantic_errors(
     assert message in info.value.response["Error"]["Message"], info.value.response["Error"][
         "Message"
     ]
+
+
+def test_resource_limit_exceeded(served: FeatureStoreServer, unchecked: dict[str, Any]) -> None:
+    """UpdateFeatureGroup past SageMaker's 2,500 features per group: ResourceLimitExceeded."""
+    sm = unchecked[CONTROL]
+    many = [*DEFS, *({"FeatureName": f"f{i}", "FeatureType": "Integral"} for i in range(2498))]
+    sm.create_feature_group(**{**VALID["CreateFeatureGroup"], "FeatureDefinitions": many})
+    with pytest.raises(ClientError) as info:
+        sm.update_feature_group(
+            FeatureGroupName="g2",
+            FeatureAdditions=[{"FeatureName": "one", "FeatureType": "String"}],
+        )
+    assert info.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    described = sm.describe_feature_group(FeatureGroupName="g2")
+    assert len(described["FeatureDefinitions"]) == 2500
