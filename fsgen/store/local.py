@@ -22,12 +22,11 @@ adds no visible record.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
-import math
 import os
 import queue
-import re
 import shutil
 import sys
 import threading
@@ -44,9 +43,12 @@ from fsgen import audit
 from fsgen.errors import IngestError, NotFound, StoreError
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.encoding import FRACTIONAL, format_event_time, parse_event_time
-from fsgen.runtime.pipeline import GroupRuntime, RecordError, coerce
+from fsgen.runtime.ingest import IngestResult, check_years
+from fsgen.runtime.ingest import run as run_pipeline
+from fsgen.runtime.pipeline import GroupRuntime, coerce
+from fsgen.runtime.sinks import RecordRejected
+from fsgen.runtime.sources import SourceError
 from fsgen.store import offline
-from fsgen.store.ingest import IngestResult, Processed, RejectSink, ingest_chunks, read_source
 from fsgen.store.online import OnlineStore, latest_rows
 
 if TYPE_CHECKING:
@@ -134,31 +136,6 @@ class LocalStore:
             rt = self._runtimes[group] = group_runtime(self.group_spec(group))
         return rt
 
-    def generated_runtime(
-        self, group: str, generated_package: str = "generated"
-    ) -> tuple[GroupRuntime, str]:
-        """The GroupRuntime of the generated batch job (``generated/groups/<g>/batch_job.py``)
-        when it exists and matches the definitions, else the one bound from the spec; with a
-        note saying which (and why) for the user."""
-        import importlib
-
-        bound = self.runtime(group)
-        snake = re.sub(r"[^0-9a-zA-Z_]", "_", group).lower()
-        snake = f"_{snake}" if snake[:1].isdigit() else snake
-        module_name = f"{generated_package}.groups.{snake}.batch_job"
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            return bound, "generated batch job not found; using the definitions directly"
-        generated = getattr(module, "RUNTIME", None)
-        if not isinstance(generated, GroupRuntime):
-            return bound, f"{module_name} has no RUNTIME; using the definitions directly"
-        if generated != bound:
-            return bound, (
-                f"{module_name} is stale (run 'fsgen generate'); using the definitions directly"
-            )
-        return generated, f"running {module_name}"
-
     def offline_dir(self, group: str) -> Path:
         """``<store>/offline/<group>``; its files are ``data/year=/month=/day=/hour=/*.parquet``."""
         self.group_spec(group)
@@ -187,42 +164,38 @@ class LocalStore:
         rt = runtime or self.runtime(group)
         if rt.name != group:
             raise IngestError(f"runtime is for group {rt.name!r}, not {group!r}")
-        self.group_spec(group)
-        started = time.perf_counter()
         run_id = offline.new_run_id()
-        result = IngestResult(
-            group, str(source) if isinstance(source, str | Path) else "<DataFrame>", run_id
-        )
-        sink = RejectSink(Path(rejects) if rejects is not None else None)
-        writer = self.writer(group, run_id, pipelined=True)
+        sink = self.writer(group, run_id, pipelined=True)
         try:
-            ingest_chunks(
+            return run_pipeline(
                 rt,
-                read_source(source, chunk_rows, fmt),
-                writer,
+                source,
                 sink,
-                result,
-                progress,
-                _workers(source, workers),
+                rejects=rejects,
+                fmt=fmt,
+                chunk_rows=chunk_rows,
+                workers=workers,
+                progress=progress,
+                on_finish=self.finish_run,
                 close_fds=[self._lock_fd] if self._lock_fd is not None else [],
+                run_id=run_id,
             )
-        except Exception as exc:  # the audit trail records failed runs too, then re-raise
-            result.seconds = time.perf_counter() - started
-            audit.record_ingest(self.root, result, error=str(exc))
-            raise
+        except SourceError as exc:
+            raise IngestError(str(exc)) from None
         finally:
-            sink.close()
-            writer.close()
-        result.rejects_path = sink.path if sink.count else None
-        result.seconds = time.perf_counter() - started
-        self._log_run(result)
-        audit.record_ingest(self.root, result)
-        return result
+            with contextlib.suppress(Exception):  # a failed run already raised its error
+                sink.close()
+
+    def finish_run(self, result: IngestResult, error: str | None) -> None:
+        """The run's entry in the audit trail (and, when it finished, in the runs table)."""
+        if error is None:
+            self._log_run(result)
+        audit.record_ingest(self.root, result, error=error)
 
     def writer(self, group: str, run_id: str | None = None, pipelined: bool = False) -> ChunkWriter:
-        """A :class:`~fsgen.store.ingest.RecordWriter` committing each chunk atomically
-        (``pipelined``: commits run on a background thread, overlapping the next chunk's
-        transformation; ``close()`` waits and re-raises a failure)."""
+        """The store as a :class:`~fsgen.runtime.sinks.Sink`, committing each chunk
+        atomically (``pipelined``: commits run on a background thread, overlapping the next
+        chunk's transformation; ``close()`` waits and re-raises a failure)."""
         self.group_spec(group)
         return ChunkWriter(self, run_id or offline.new_run_id(), pipelined)
 
@@ -251,52 +224,11 @@ class LocalStore:
         self.writer(group).write(rt, _processed_of(rt, columns, seconds))
         return len(records)
 
-    def put_block(self, runtime: GroupRuntime, block: BlockResult) -> int:
-        """Write the accepted records of a processed column block (what
-        :func:`~fsgen.runtime.bulk.process_block` or ``process_many`` returns for
-        ``runtime``) as one atomic chunk, like :meth:`put_records` without building a dict
-        per record. Returns the number written. An event time outside years 1..9999 raises
-        StoreError and nothing is written."""
-        if runtime.name not in self._groups:
-            self.group_spec(runtime.name)  # NotFound with the known names
-        seconds = block.seconds
-        if not seconds:
-            return 0
-        if not (offline.MIN_SECONDS <= min(seconds) and max(seconds) <= offline.MAX_SECONDS) or (
-            not all(map(math.isfinite, seconds))
-        ):
-            raise StoreError(f"{runtime.event_time}: event time outside years 1..9999")
-        self.writer(runtime.name).write(runtime, _processed_of(runtime, block.columns, seconds))
-        return len(seconds)
-
     def put_raw(self, group: str, rows: Sequence[dict[str, object]]) -> BlockResult:
         """Validate and transform raw rows with the group's runtime and write the accepted ones;
         the result's ``errors`` name the rejected rows (the stream path)."""
         rt = self.runtime(group)
-        block = process_many(rt, list(rows))
-        bad = [
-            j
-            for j, sec in enumerate(block.seconds)
-            if not offline.MIN_SECONDS <= sec <= offline.MAX_SECONDS
-        ]
-        if bad:
-            block.errors = sorted(
-                [
-                    *block.errors,
-                    *(
-                        (
-                            block.rows[j],
-                            RecordError(rt.event_time, "event time outside years 1..9999"),
-                        )
-                        for j in bad
-                    ),
-                ],
-                key=lambda e: e[0],
-            )
-            keep = [j for j in range(len(block.rows)) if j not in set(bad)]
-            block.columns = {n: [v[j] for j in keep] for n, v in block.columns.items()}
-            block.rows = [block.rows[j] for j in keep]
-            block.seconds = [block.seconds[j] for j in keep]
+        block = check_years(rt, process_many(rt, list(rows)))
         if block.rows:
             self.writer(group).write(rt, _processed_of(rt, block.columns, block.seconds))
         return block
@@ -575,25 +507,25 @@ class LocalStore:
         )
 
 
-def _workers(source: object, workers: int | None) -> int:
-    if workers is not None:
-        return workers
-    cpus = os.cpu_count() or 1
-    if cpus < 2 or not isinstance(source, str | Path):
-        return 0
-    try:
-        big = Path(source).stat().st_size > 8 << 20
-    except OSError:
-        return 0
-    return cpus - 1 if big else 0  # this process is busy writing: one CPU is its
-
-
 class _Busy(Exception):
     """The lock is held and the caller asked not to wait."""
 
 
+@dataclass
+class Processed:
+    """Accepted records laid out for one commit: the stored columns as an Arrow table (types
+    of the offline store), their event times, and the rows the online store must apply (see
+    :func:`fsgen.store.online.latest_rows`)."""
+
+    table: pa.Table
+    seconds: np.ndarray
+    online: np.ndarray
+
+
 class ChunkWriter:
-    """Commits each block as one chunk (see the module docstring), in order."""
+    """The local store's sink: commits each block as one chunk (see the module docstring),
+    in order. Records the store refuses (an event time outside years 1..9999) raise
+    :class:`~fsgen.runtime.sinks.RecordRejected`, which a stream handler dead-letters."""
 
     def __init__(self, store: LocalStore, run_id: str, pipelined: bool) -> None:
         self.store = store
@@ -607,7 +539,19 @@ class ChunkWriter:
             self._thread = threading.Thread(target=self._run, name="fsgen-writer", daemon=True)
             self._thread.start()
 
+    def prepare(self, rt: GroupRuntime, block: BlockResult) -> Processed:
+        """Lay a processed block out (pure; the pipeline runs it in its worker processes)."""
+        try:
+            return _processed_of(rt, block.columns, block.seconds)
+        except (TypeError, ValueError, OverflowError) as exc:  # pyarrow: a value beyond int64
+            raise RecordRejected(f"{rt.name}: records the store cannot hold: {exc}") from None
+
     def write(self, rt: GroupRuntime, processed: Processed) -> None:
+        secs = processed.seconds
+        if len(secs) and not (
+            offline.MIN_SECONDS <= secs.min() and secs.max() <= offline.MAX_SECONDS
+        ):
+            raise RecordRejected(f"{rt.name}: {rt.event_time}: event time outside years 1..9999")
         if self._queue is None:
             self._commit(rt, processed)
             return
@@ -655,7 +599,7 @@ def _processed_of(
 ) -> Processed:
     table = offline.records_table(rt, columns)
     secs = np.asarray(seconds, dtype="float64")
-    return Processed(table, secs, latest_rows(rt, table, secs), [], table.num_rows)
+    return Processed(table, secs, latest_rows(rt, table, secs))
 
 
 def _has_entries(directory: Path) -> bool:
@@ -719,4 +663,4 @@ def _split_composite(text: str) -> list[str]:
     return parts
 
 
-__all__ = ["ChunkWriter", "DeleteResult", "LocalStore"]
+__all__ = ["ChunkWriter", "DeleteResult", "LocalStore", "Processed"]

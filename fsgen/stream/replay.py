@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsgen.runtime.kinesis import DeadLetter, RetryPolicy, StreamResult, Writer
+from fsgen.runtime.kinesis import DeadLetter, RetryPolicy, StreamResult
+from fsgen.runtime.sinks import Sink
 from fsgen.stream.events import SHARD, Handler, event_record, stream_arn
 
 SEQUENCE_BASE = 49_000_000_000_000_000_000_000_000_000_000_000_000_000_000
@@ -127,7 +128,7 @@ def events(
 def replay(
     handler: Handler,
     path: Path,
-    writer: Writer,
+    sink: Sink,
     dead_letter: DeadLetter | None,
     *,
     batch_size: int = 100,
@@ -160,7 +161,7 @@ def replay(
         (event,) = events(handler, chunk, batch_size, stream, start=n + 1)
         n += len(chunk)
         kwargs = {"retry": retry} if retry is not None else {}
-        outcome = handler.process(event, writer, dead_letter, **kwargs)
+        outcome = handler.process(event, sink, dead_letter, **kwargs)
         result.add(outcome)
         if visible is not None:
             _check_visible(handler, visible, event, outcome)
