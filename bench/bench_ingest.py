@@ -9,9 +9,9 @@ time because wall time on a shared machine depends on what else runs.
 Measured: ``LocalStore.ingest`` (what ``fsgen ingest`` runs) and the generated batch job
 (``python -m generated.groups.<g>.batch_job``, start-up included); both run the one batch
 pipeline. Baselines: (1) pandas: the same five features computed vectorized, one Parquet
-file, and the latest record per id into SQLite with ``to_sql`` (no validation, no per-record rejects, no
-partitions, no crash safety); (2) the per-row path: ``GroupRuntime.process`` on each row plus
-a SQLite ``executemany``, measured on a slice of at most 100,000 rows.
+file, and the latest record per id into SQLite with ``to_sql`` (no validation, no per-record
+rejects, no partitions, no crash safety); (2) the per-row path: ``GroupRuntime.process`` on
+each row plus a SQLite ``executemany``, measured on a slice of at most 100,000 rows.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """No import cycles in fsgen (the demo steps and ``fsgen.demo`` had one). The graph is read
-from the source (module-level imports, ``TYPE_CHECKING`` blocks included; imports inside functions are lazy and left out)."""
+from the source (module-level imports, ``TYPE_CHECKING`` blocks included; imports inside
+functions are lazy and left out)."""
 
 from __future__ import annotations
 
