@@ -109,7 +109,10 @@ class RejectSink:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-                self._fh = self._tmp.open("w", encoding="utf-8", newline="\n")
+                # a lone surrogate in a raw value is written as its JSON escape
+                self._fh = self._tmp.open(
+                    "w", encoding="utf-8", errors="backslashreplace", newline="\n"
+                )
             self._fh.write(reject.line() + "\n")
 
     def close(self) -> Path | None:

@@ -208,6 +208,8 @@ def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
             ),
         )
     except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):  # a header and no newline: no records
+            return iter(())
         raise SourceError(f"{name}: {exc}") from None
     return _csv_chunks(reader, stream, name, chunk_rows, invalid)
 
@@ -215,9 +217,10 @@ def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
 def _csv_header(path: Path, name: str) -> list[str]:
     import csv
 
+    with path.open("rb") as fh:
+        first = fh.readline()  # the header's own bytes (values below may be any bytes)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), None) or []
+        header = next(csv.reader([first.decode("utf-8-sig")]), None) or []
     except UnicodeDecodeError as exc:
         raise SourceError(f"{name}: the header is not UTF-8 text: {exc}") from None
     except csv.Error as exc:
