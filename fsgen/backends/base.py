@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fsgen.errors import StoreError
 from fsgen.plan.model import GroupState, Stage
-from fsgen.plan.state import MANAGED_TAG, from_sagemaker
+from fsgen.sagemaker import MANAGED_TAG, from_sagemaker
 
 if TYPE_CHECKING:
     from fsgen.runtime.endpoint import RecordSource
