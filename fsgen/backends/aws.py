@@ -209,6 +209,7 @@ class AwsDataPlane:
         runtime: GroupRuntime | None = None,
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
     ) -> IngestResult:
         from fsgen.errors import IngestError
         from fsgen.runtime.ingest import run
@@ -225,6 +226,7 @@ class AwsDataPlane:
                 workers=0,
                 progress=progress,
                 on_finish=self.finish,
+                run_id=run_id,
             )
         except SourceError as exc:
             raise IngestError(str(exc)) from None

@@ -236,6 +236,7 @@ class DataPlane(Protocol):
         runtime: GroupRuntime | None = None,
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
     ) -> IngestResult:
         """Run the batch pipeline into this backend; the run is audited once."""
         ...

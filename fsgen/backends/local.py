@@ -106,9 +106,10 @@ class LocalDataPlane:
         runtime: GroupRuntime | None = None,
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
     ) -> IngestResult:
         return self.store.ingest(
-            group, source, rejects, runtime=runtime, fmt=fmt, progress=progress
+            group, source, rejects, runtime=runtime, fmt=fmt, progress=progress, run_id=run_id
         )
 
     def finish(self, result: IngestResult, error: str | None) -> None:

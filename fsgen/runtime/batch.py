@@ -16,21 +16,32 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from fsgen.runtime.ingest import IngestResult, OnFinish, RejectSink, process_chunk
 from fsgen.runtime.ingest import run as run_pipeline
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import JsonlSink, Record, Sink, stored_records
-from fsgen.runtime.sources import FORMATS, Reject, SourceError, rows_chunk
+from fsgen.runtime.sources import FORMATS, Reject, rows_chunk
 
 
 class Destination(Protocol):
-    """The project's backend as a batch job sees it: a sink, and the audit of a run."""
+    """The project's backend as a batch job sees it: it runs the batch pipeline into its own
+    sink (the local store's commits overlap the next chunk's transformation) and audits the
+    run (``fsgen.backends.base.DataPlane`` is one)."""
 
-    def sink(self, group: str) -> Sink: ...
-
-    def finish(self, result: IngestResult, error: str | None) -> None: ...
+    def ingest(
+        self,
+        group: str,
+        source: object,
+        rejects: Path | None = None,
+        *,
+        runtime: GroupRuntime | None = None,
+        fmt: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
+    ) -> IngestResult: ...
 
     def close(self) -> None: ...
 
@@ -79,8 +90,12 @@ def run(
         fmt=format,
         workers=None,
         on_finish=on_finish,
-        run_id=f"batch-{uuid.uuid4().hex[:12]}",
+        run_id=batch_run_id(),
     )
+
+
+def batch_run_id() -> str:
+    return f"batch-{uuid.uuid4().hex[:12]}"
 
 
 def main(
@@ -114,23 +129,28 @@ def main(
         parser.error("no SOURCE given and the group declares no batch source")
     target: Destination | None = None
     try:
-        sink: Sink | None = None
-        on_finish: OnFinish | None = None
-        if args.output:
-            sink = JsonlSink(args.output)
-        elif not args.dry_run:
+        if args.output or args.dry_run:
+            sink = JsonlSink(args.output) if args.output else None
+            result = run(runtime, source, sink, rejects=args.rejects, format=args.format)
+        else:
             if destination is None:
                 parser.error("no backend to write to: use --dry-run or --output")
             target = destination(args.project)
-            sink, on_finish = target.sink(runtime.name), target.finish
-        result = run(
-            runtime, source, sink, rejects=args.rejects, format=args.format, on_finish=on_finish
-        )
+            result = target.ingest(
+                runtime.name,
+                source,
+                Path(args.rejects) if args.rejects else None,
+                runtime=runtime,
+                fmt=args.format,
+                run_id=batch_run_id(),
+            )
     except Exception as exc:  # a command line reports; FSGEN_DEBUG=1 shows the traceback
         if os.environ.get("FSGEN_DEBUG"):
             raise
-        known = isinstance(exc, OSError | ValueError | SourceError)
-        print(f"error: {exc}" if known else f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        builtin = type(exc).__module__ == "builtins" and not isinstance(exc, OSError)
+        print(
+            f"error: {type(exc).__name__}: {exc}" if builtin else f"error: {exc}", file=sys.stderr
+        )
         return 1
     finally:
         if target is not None:

@@ -129,6 +129,7 @@ class LocalStore(WriteProtocol):
         fmt: str | None = None,
         workers: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
     ) -> IngestResult:
         """Validate, transform and write every record of ``source`` (CSV/Parquet/JSONL path
         or DataFrame). ``runtime`` lets a generated batch job pass its own GroupRuntime.
@@ -139,7 +140,7 @@ class LocalStore(WriteProtocol):
         rt = runtime or self.runtime(group)
         if rt.name != group:
             raise IngestError(f"runtime is for group {rt.name!r}, not {group!r}")
-        run_id = offline.new_run_id()
+        run_id = run_id or offline.new_run_id()
         sink = self.writer(group, run_id, pipelined=True)
         try:
             return run_pipeline(
