@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,8 +35,10 @@ def open_plane(app: AppContext, endpoint_url: str | None = None) -> DataPlane:
 
 
 def _default_rejects(app: AppContext, group: str) -> Path:
+    """``<store>/rejects/<group>-<UTC time>-<random>.jsonl``: two ingests started in the same
+    second never share (and overwrite) a rejects file."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return app.config.store_path / "rejects" / f"{group}-{stamp}.jsonl"
+    return app.config.store_path / "rejects" / f"{group}-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
 
 
 @main.command()
@@ -46,7 +49,7 @@ def _default_rejects(app: AppContext, group: str) -> Path:
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Where rejected records go, as JSON lines "
-    "(default: <store>/rejects/<group>-<time>.jsonl, written only if needed).",
+    "(default: <store>/rejects/<group>-<time>-<random>.jsonl, written only if needed).",
 )
 @click.option(
     "--format",
