@@ -224,7 +224,7 @@ def decode_record(record: Mapping[str, object]) -> dict[str, object]:
         value = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DecodeError(f"data is not UTF-8 text: {exc}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise DecodeError(f"data is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise DecodeError(f"expected a JSON object, got {type(value).__name__}")

@@ -164,7 +164,13 @@ class PutRecordSink:
         return self._client
 
     def prepare(self, runtime: GroupRuntime, block: BlockResult) -> list[list[dict[str, object]]]:
-        return [runtime.to_sagemaker(r) for r in stored_records(runtime, block)]
+        records = [runtime.to_sagemaker(r) for r in stored_records(runtime, block)]
+        for record in records:
+            try:
+                json.dumps(record, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate: no request can carry it
+                raise RecordRejected(f"{runtime.name}: a value is not valid text: {exc}") from None
+        return records
 
     def write(self, runtime: GroupRuntime, prepared: list[list[dict[str, object]]]) -> None:
         for i, record in enumerate(prepared):

@@ -259,3 +259,30 @@ def test_dead_letter_file_after_a_torn_write(tmp_path: Path) -> None:
     path.write_text('{"group": "g", "shardId": "s", "sequenceNumber": "1"}\n{"group": "g", "sha')
     JsonlDeadLetter(path).send([{"group": "g", "shardId": "s", "sequenceNumber": "2"}])
     assert [e["sequenceNumber"] for e in read_jsonl(path)] == ["1", "2"]
+
+
+POISON = [
+    json.dumps(good("H2")).replace('"H2"', '"H2\\udfff"').encode(),  # a lone surrogate
+    b"[" * 100_000,  # nested too deep for the JSON parser
+    json.dumps(good("C5", when="9999-12-31T23:59:59-01:00")).encode(),  # year 10000 in UTC
+    json.dumps(good("C6", tenure_months=10**400)).encode(),  # 401 digits
+]
+
+
+@pytest.mark.parametrize("sink", ["local", "putrecord"])
+def test_poison_values_are_dead_lettered_never_block_the_shard(
+    handler: Handler, store: LocalStore, tmp_path: Path, sink: str
+) -> None:
+    payloads = [*POISON, json.dumps(good("C1")).encode()]
+    dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
+    if sink == "local":
+        result = handler.process(event(payloads), store.writer(GROUP), dlq, NO_WAIT)
+    else:
+        writer, stub = _stubbed_writer(handler)
+        with stub:
+            stub.add_response("put_record", {})  # C1 only: the others never reach the store
+            result = handler.process(event(payloads), writer, dlq, NO_WAIT)
+            stub.assert_no_pending_responses()
+    assert result.response() == {"batchItemFailures": []}
+    assert (result.written, result.dead_lettered, result.failed) == (1, 4, 0)
+    assert len(list(read_jsonl(dlq.path))) == 4
