@@ -261,7 +261,7 @@ def test_dead_letter_file_after_a_torn_write(tmp_path: Path) -> None:
     assert [e["sequenceNumber"] for e in read_jsonl(path)] == ["1", "2"]
 
 
-POISON = [
+POISON_VALUES = [
     json.dumps(good("H2")).replace('"H2"', '"H2\\udfff"').encode(),  # a lone surrogate
     b"[" * 100_000,  # nested too deep for the JSON parser
     json.dumps(good("C5", when="9999-12-31T23:59:59-01:00")).encode(),  # year 10000 in UTC
@@ -273,7 +273,7 @@ POISON = [
 def test_poison_values_are_dead_lettered_never_block_the_shard(
     handler: Handler, store: LocalStore, tmp_path: Path, sink: str
 ) -> None:
-    payloads = [*POISON, json.dumps(good("C1")).encode()]
+    payloads = [*POISON_VALUES, json.dumps(good("C1")).encode()]
     dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
     if sink == "local":
         result = handler.process(event(payloads), store.writer(GROUP), dlq, NO_WAIT)
