@@ -78,7 +78,6 @@ def bench_handler(records: list[bytes], batch: int, work: Path) -> dict[str, obj
     from fsgen.loader import load
     from fsgen.store import LocalStore
     from fsgen.stream.events import event_record, load_handler
-    from fsgen.stream.writers import LocalStoreWriter
 
     config = load_config(ROOT)
     spec = load(config.root)
@@ -94,10 +93,10 @@ def bench_handler(records: list[bytes], batch: int, work: Path) -> dict[str, obj
             }
         )
     warm = LocalStore(work / "warm-up-store", spec)  # imports and first-use costs (cold start)
-    handler.process(events[0], LocalStoreWriter(warm), None)
+    handler.process(events[0], warm.writer(GROUP), None)
     warm.close()
     store = LocalStore(work / "handler-store", spec)
-    writer = LocalStoreWriter(store)
+    writer = store.writer(GROUP)
     written = 0
     c0, t0 = cpu(), time.perf_counter()
     for ev in events:
@@ -122,7 +121,6 @@ def bench_latency(records: list[bytes], work: Path) -> dict[str, object]:
     from fsgen.store import LocalStore
     from fsgen.stream.events import load_handler
     from fsgen.stream.replay import replay
-    from fsgen.stream.writers import LocalStoreWriter
 
     config = load_config(ROOT)
     spec = load(config.root)
@@ -130,10 +128,10 @@ def bench_latency(records: list[bytes], work: Path) -> dict[str, object]:
     source = work / "replay.jsonl"
     source.write_bytes(b"\n".join(records) + b"\n")
     warm = LocalStore(work / "warm-up-replay", spec)
-    replay(handler, source, LocalStoreWriter(warm), None, batch_size=100, limit=200)
+    replay(handler, source, warm.writer(GROUP), None, batch_size=100, limit=200)
     warm.close()
     store = LocalStore(work / "replay-store", spec)
-    result = replay(handler, source, LocalStoreWriter(store), None, batch_size=100, visible=store)
+    result = replay(handler, source, store.writer(GROUP), None, batch_size=100, visible=store)
     store.close()
     lat = sorted(result.latencies_ms)
 

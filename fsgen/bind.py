@@ -1,16 +1,32 @@
-"""Bind a spec to the live transformation functions: GroupRuntime from a GroupSpec.
+"""The one binder: spec -> runtime declarations (:class:`GroupRuntime`,
+:class:`FeatureSetRuntime`, :class:`OnDemandDef`).
 
-Generated modules build the same GroupRuntime from a literal; :func:`group_runtime` is what
-in-process paths (``fsgen ingest`` from Python, tests) use, and a test proves both equal.
+Every path builds them here: in-process ones (``fsgen ingest``, the stream fallback, the
+dataset builder's on-demand features) with the live functions (``fn=resolve``), code
+generation with a reference to each function (``fn=`` a code placeholder), which
+:func:`fsgen.codegen.pyfmt.declaration` renders as the literal of
+``generated/groups/<g>/runtime.py`` and of each parser. So the generated literal and the bound
+runtime cannot disagree: they are the same value with the functions bound differently.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from fsgen.runtime.inference import Column, FeatureSetRuntime, GroupReader, OnDemandDef
 from fsgen.runtime.pipeline import FeatureDef, FieldDef, GroupRuntime
-from fsgen.spec import FunctionRef, GroupSpec
+from fsgen.spec import FeatureSetSpec, FunctionRef, GroupSpec, OnDemandSpec, ProjectSpec
+from fsgen.types import DType, Scalar
+
+if TYPE_CHECKING:
+    from fsgen.config import ProjectConfig
+
+Bind = Callable[[FunctionRef], Any]
+"""how a function reference becomes the ``fn`` of a declaration"""
 
 
 def resolve(ref: FunctionRef) -> Callable[..., object]:
@@ -18,12 +34,12 @@ def resolve(ref: FunctionRef) -> Callable[..., object]:
     return fn
 
 
-def group_runtime(group: GroupSpec) -> GroupRuntime:
+def group_runtime(group: GroupSpec, fn: Bind = resolve) -> GroupRuntime:
     by_name = {f.name: f for f in group.features}
     features = tuple(
         FeatureDef(
             name=f.name,
-            fn=resolve(f.function),
+            fn=fn(f.function),
             kind=f.dtype.scalar.value,
             collection=f.dtype.collection,
             dimension=f.dtype.dimension,
@@ -44,3 +60,114 @@ def group_runtime(group: GroupSpec) -> GroupRuntime:
         ),
         ttl_seconds=group.online.ttl_seconds,
     )
+
+
+def on_demand_def(od: OnDemandSpec, fn: Bind = resolve) -> OnDemandDef:
+    return OnDemandDef(
+        name=od.name,
+        fn=fn(od.function),
+        kind=od.dtype.scalar.value,
+        collection=od.dtype.collection,
+        request=tuple(FieldDef(r.name, r.type, r.optional) for r in od.request_fields),
+        stored=tuple((p, ref.group, ref.feature) for p, ref in od.stored_inputs),
+    )
+
+
+def _raw_for(dtype: DType) -> str:
+    return {Scalar.INTEGRAL: "int", Scalar.FRACTIONAL: "float", Scalar.STRING: "str"}[dtype.scalar]
+
+
+def typed_default(dtype: DType, value: object) -> object:
+    """A default in the column's own type (Fractional 0 -> 0.0), as datasets fill it."""
+    if value is None or dtype.is_collection:
+        return value
+    if dtype.scalar is Scalar.FRACTIONAL and isinstance(value, int | float):
+        return float(value)
+    if dtype.scalar is Scalar.INTEGRAL and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def feature_set_runtime(
+    spec: ProjectSpec, fs: FeatureSetSpec, fn: Bind = resolve
+) -> FeatureSetRuntime:
+    dtypes: dict[str, DType] = {}
+    on_demand: list[OnDemandSpec] = []
+    for item in fs.items:
+        if item.kind == "on_demand":
+            od = spec.on_demand_feature(item.name)
+            on_demand.append(od)
+            dtypes[item.column] = od.dtype
+        else:
+            dtypes[item.column] = spec.group(item.group or "").feature(item.name).dtype
+    readers = []
+    for gname, cols in fs.keys.items():
+        g = spec.group(gname)
+        readers.append(
+            GroupReader(
+                name=g.name,
+                identifier=g.entity.identifier,
+                keys=tuple(
+                    (c, k.name, _raw_for(k.dtype)) for c, k in zip(cols, g.entity.keys, strict=True)
+                ),
+                event_time=g.event_time.name,
+                event_time_kind=g.event_time.dtype.scalar.value,
+                columns=tuple((n, t.scalar.value, t.collection) for n, t in g.stored_columns()),
+                ttl_seconds=g.online.ttl_seconds,
+                max_age_seconds=fs.ttl_seconds,
+            )
+        )
+    columns = tuple(
+        Column(
+            name=item.column,
+            kind=item.kind,
+            group=item.group,
+            feature=item.name,
+            default=typed_default(dtypes[item.column], fs.defaults.get(item.column)),  # type: ignore[arg-type]
+        )
+        for item in fs.items
+    )
+    return FeatureSetRuntime(
+        name=fs.name,
+        columns=columns,
+        groups=tuple(readers),
+        on_demand=tuple(on_demand_def(od, fn) for od in on_demand),
+        missing=fs.missing,
+    )
+
+
+# ------------------------------------------------------------------------ generated runtimes
+
+
+def package_name(name: str) -> str:
+    """The Python package of a group or feature set ('customer-features' ->
+    'customer_features')."""
+    text = re.sub(r"[^0-9a-zA-Z_]", "_", name).lower()
+    return f"_{text}" if text[:1].isdigit() else text
+
+
+def generated_runtime(
+    config: ProjectConfig, spec: ProjectSpec, group: str
+) -> tuple[GroupRuntime, str]:
+    """The group's generated runtime (``generated/groups/<g>/runtime.py``) when it exists
+    and matches the definitions, else the one bound from the spec; with a note saying which
+    (and why) for the user."""
+    bound = group_runtime(spec.group(group))
+    package = config.generated_dir.strip("/").replace("/", ".")
+    module_name = f"{package}.groups.{package_name(group)}.runtime"
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return bound, "generated runtime not found; using the definitions directly"
+    generated = getattr(module, "RUNTIME", None)
+    if not isinstance(generated, GroupRuntime):
+        return bound, f"{module_name} has no RUNTIME; using the definitions directly"
+    if generated != bound:
+        return (
+            bound,
+            f"{module_name} is stale (run 'fsgen generate'); using the definitions directly",
+        )
+    return generated, f"running {module_name}"

@@ -5,30 +5,15 @@ and the embedded local store. Each step prints what it shows; the demo's store l
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from fsgen.catalog import demo as governance_demo
 from fsgen.config import ProjectConfig
+from fsgen.demo_context import DemoContext, Step
 from fsgen.pit import demo as pit_demo
 from fsgen.serving import demo as serving_demo
 from fsgen.store import demo as store_demo
 from fsgen.stream import demo as stream_demo
-
-
-@dataclass
-class DemoContext:
-    config: ProjectConfig
-    workdir: Path
-
-    def say(self, text: str) -> None:
-        from fsgen.cli._app import stderr_console
-
-        stderr_console().print(text)
-
-
-Step = Callable[[DemoContext], None]
 
 
 def step_validate(ctx: DemoContext) -> None:

@@ -1,4 +1,6 @@
-"""The AWS backend: SageMaker Feature Store through boto3.
+"""The AWS backend: SageMaker Feature Store through boto3; its control plane
+(:class:`AwsBackend`: sagemaker) and its data plane (:class:`AwsDataPlane`:
+sagemaker-featurestore-runtime).
 
 The live account is the source of truth: ``deployed`` reads ListFeatureGroups,
 DescribeFeatureGroup, ListTags and DescribeFeatureMetadata every time, and fsgen marks the
@@ -19,12 +21,20 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from fsgen.backends.base import BackendError, ControlPlaneBackend
+from fsgen.backends.base import BackendError, ControlPlaneBackend, DeleteOutcome
 from fsgen.config import ProjectConfig
 from fsgen.plan.model import GroupState
+from fsgen.runtime.sinks import PartialWrite as PartialWriteError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from fsgen.runtime.endpoint import RecordSource
+    from fsgen.runtime.ingest import IngestResult
+    from fsgen.runtime.pipeline import GroupRuntime
+    from fsgen.runtime.sinks import Sink
+    from fsgen.spec import ProjectSpec
 
 MAX_ATTEMPTS = 8
 
@@ -146,52 +156,6 @@ class AwsBackend(ControlPlaneBackend):
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         return _invoke(self.control, operation, request)
 
-    # -- runtime: ingestion and serving ----------------------------------------------------
-    def put_record(
-        self,
-        group: str,
-        record: Sequence[dict[str, Any]],
-        target_stores: Sequence[str] | None = None,
-    ) -> None:
-        request: dict[str, Any] = {"FeatureGroupName": group, "Record": list(record)}
-        if target_stores:
-            request["TargetStores"] = list(target_stores)
-        _invoke(self.runtime, "PutRecord", request)
-
-    def batch_write_record(self, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """BatchWriteRecord; returns the entries that failed, with their error codes."""
-        response = _invoke(self.runtime, "BatchWriteRecord", {"Entries": list(entries)})
-        return [*response.get("Errors", []), *response.get("UnprocessedEntries", [])]
-
-    def get_record(
-        self, group: str, record_id: str, feature_names: Sequence[str] | None = None
-    ) -> list[dict[str, Any]] | None:
-        request: dict[str, Any] = {
-            "FeatureGroupName": group,
-            "RecordIdentifierValueAsString": record_id,
-        }
-        if feature_names:
-            request["FeatureNames"] = list(feature_names)
-        response = _invoke(self.runtime, "GetRecord", request)
-        return response.get("Record") or None
-
-    def batch_get_record(self, identifiers: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        return _invoke(self.runtime, "BatchGetRecord", {"Identifiers": list(identifiers)})
-
-    def delete_record(
-        self, group: str, record_id: str, event_time: str, hard: bool = False
-    ) -> None:
-        _invoke(
-            self.runtime,
-            "DeleteRecord",
-            {
-                "FeatureGroupName": group,
-                "RecordIdentifierValueAsString": record_id,
-                "EventTime": event_time,
-                "DeletionMode": "HardDelete" if hard else "SoftDelete",
-            },
-        )
-
 
 def _invoke(client: Any, operation: str, request: dict[str, Any]) -> dict[str, Any]:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -207,3 +171,137 @@ def _invoke(client: Any, operation: str, request: dict[str, Any]) -> dict[str, A
         raise BackendError(operation, type(exc).__name__, str(exc)) from None
     response.pop("ResponseMetadata", None)
     return dict(response)
+
+
+class AwsDataPlane:
+    """SageMaker Feature Store's data plane: PutRecord (the batch pipeline's and the stream
+    handler's sink), GetRecord, DeleteRecord, BatchGetRecord, through the featurestore-runtime
+    client of :func:`clients` (botocore's standard retries, set explicitly). Runs are audited
+    in the local audit trail with backend ``aws``."""
+
+    name = "aws"
+
+    def __init__(self, config: ProjectConfig, spec: ProjectSpec, client: Any) -> None:
+        self.config = config
+        self.spec = spec
+        self.client = client
+        self._runtimes: dict[str, GroupRuntime] = {}
+
+    @classmethod
+    def open(
+        cls, config: ProjectConfig, spec: ProjectSpec, endpoint_url: str | None = None
+    ) -> AwsDataPlane:
+        aws = config.aws
+        url = endpoint_url or aws.runtime_endpoint_url or aws.endpoint_url
+        _, runtime = clients(aws.region, url, url)
+        return cls(config, spec, runtime)
+
+    def runtime(self, group: str) -> GroupRuntime:
+        if group not in self._runtimes:
+            from fsgen.bind import group_runtime
+
+            self._runtimes[group] = group_runtime(self.spec.group(group))
+        return self._runtimes[group]
+
+    def sink(self, group: str) -> Sink:
+        from fsgen.runtime.sinks import PutRecordSink
+
+        return PutRecordSink({group: self.runtime(group)}, client=self.client)
+
+    def ingest(
+        self,
+        group: str,
+        source: object,
+        rejects: Path | None = None,
+        *,
+        runtime: GroupRuntime | None = None,
+        fmt: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
+    ) -> IngestResult:
+        from fsgen.errors import IngestError
+        from fsgen.runtime.ingest import run
+        from fsgen.runtime.sources import SourceError
+
+        rt = runtime or self.runtime(group)
+        try:
+            return run(
+                rt,
+                source,
+                self.sink(group),
+                rejects=rejects,
+                fmt=fmt,
+                workers=0,
+                progress=progress,
+                on_finish=self.finish,
+                run_id=run_id,
+            )
+        except SourceError as exc:
+            raise IngestError(str(exc)) from None
+        except PartialWriteError as exc:
+            raise BackendError("PutRecord", type(exc.error).__name__, str(exc.error)) from None
+
+    def finish(self, result: IngestResult, error: str | None) -> None:
+        from fsgen import audit
+
+        audit.record_ingest(self.config.store_path, result, backend="aws", error=error)
+
+    def record_counts(self, **counts: Any) -> None:
+        from fsgen import audit
+
+        audit.record_counts(self.config.store_path, **counts)
+
+    def get_record(
+        self,
+        group: str,
+        record_id: str,
+        feature_names: Sequence[str] | None = None,
+        *,
+        now: float | None = None,
+    ) -> dict[str, object] | None:
+        """GetRecord; with ``now``, a record expired at that instant is missing too."""
+        request: dict[str, Any] = {
+            "FeatureGroupName": group,
+            "RecordIdentifierValueAsString": record_id,
+        }
+        if feature_names:
+            request["FeatureNames"] = list(feature_names)
+        rt = self.runtime(group)
+        found = _invoke(self.client, "GetRecord", request).get("Record")
+        if not found:
+            return None
+        record = rt.from_sagemaker(found)
+        if now is not None and rt.ttl_seconds is not None and rt.event_time in record:
+            # SageMaker judged expiry at its own clock; ``now`` judges it again (as the
+            # local store does): ExpiresAt = EventTime + TTL
+            if rt.event_seconds(record) + rt.ttl_seconds < now:
+                return None
+        return record
+
+    def delete_record(
+        self, group: str, record_id: str, event_time: str, hard: bool = False
+    ) -> DeleteOutcome:
+        self.spec.group(group)  # an unknown group is an error before any call
+        _invoke(
+            self.client,
+            "DeleteRecord",
+            {
+                "FeatureGroupName": group,
+                "RecordIdentifierValueAsString": record_id,
+                "EventTime": event_time,
+                "DeletionMode": "HardDelete" if hard else "SoftDelete",
+            },
+        )
+        return DeleteOutcome(group, record_id, event_time, hard)
+
+    def record_source(self, clock: Callable[[], float] | None = None) -> RecordSource:
+        source: RecordSource = self.client
+        return source
+
+    def local_store(self, command: str) -> Path:
+        from fsgen.errors import ConfigError
+
+        raise ConfigError(f"'fsgen {command}' reads the local store; use the local backend")
+
+    def close(self) -> None:
+        return None

@@ -1,5 +1,6 @@
-"""The backend Protocol plan and apply use, and the one implementation of it in terms of
-SageMaker's control-plane operations.
+"""The backend Protocols -- the control plane plan and apply use, and the data plane records
+go through -- and the one implementation of the control plane in terms of SageMaker's
+operations.
 
 A backend reports what is deployed (``deployed``) and executes plan stages (``execute``). Both
 backends speak SageMaker's request/response shapes: the local backend calls
@@ -12,12 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fsgen.errors import StoreError
 from fsgen.plan.model import GroupState, Stage
 from fsgen.sagemaker import MANAGED_TAG, from_sagemaker
+
+if TYPE_CHECKING:
+    from fsgen.runtime.endpoint import RecordSource
+    from fsgen.runtime.ingest import IngestResult
+    from fsgen.runtime.pipeline import GroupRuntime
+    from fsgen.runtime.sinks import Sink
 
 Progress = Callable[[str], None]
 
@@ -191,3 +199,77 @@ class ControlPlaneBackend:
                 )
             time.sleep(interval)
             interval = min(interval * 2, self.max_poll_interval)
+
+
+# ---------------------------------------------------------------------------- data plane
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    """What a DeleteRecord did: ``online_applied`` is False when a newer online record was
+    kept (a SoftDelete older than it); the offline tombstone is written either way."""
+
+    group: str
+    record_id: str
+    event_time: object
+    hard: bool
+    online_applied: bool = True
+
+
+class DataPlane(Protocol):
+    """A backend's data plane, beside its control plane (``call``/``execute``): records in
+    and out. The CLI opens one per command (:func:`fsgen.backends.open_data_plane`) and
+    never asks which backend it is; what a backend cannot do raises ConfigError saying so."""
+
+    name: str
+
+    def sink(self, group: str) -> Sink:
+        """Where stored records of ``group`` go (batch pipeline and stream handler)."""
+        ...
+
+    def ingest(
+        self,
+        group: str,
+        source: object,
+        rejects: Path | None = None,
+        *,
+        runtime: GroupRuntime | None = None,
+        fmt: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
+    ) -> IngestResult:
+        """Run the batch pipeline into this backend; the run is audited once."""
+        ...
+
+    def finish(self, result: IngestResult, error: str | None) -> None:
+        """Record a batch run (its audit entry)."""
+        ...
+
+    def record_counts(self, **counts: Any) -> None:
+        """Record a stream run known by its counts (see :func:`fsgen.audit.record_counts`)."""
+        ...
+
+    def get_record(
+        self,
+        group: str,
+        record_id: str,
+        feature_names: Sequence[str] | None = None,
+        *,
+        now: float | None = None,
+    ) -> dict[str, object] | None:
+        """The online record (native values); ``now`` judges TTL expiry at another instant."""
+        ...
+
+    def delete_record(
+        self, group: str, record_id: str, event_time: str, hard: bool = False
+    ) -> DeleteOutcome: ...
+
+    def record_source(self, clock: Callable[[], float] | None = None) -> RecordSource:
+        """BatchGetRecord for the generated endpoint handler."""
+        ...
+
+    def local_store(self, command: str) -> Path:
+        """The local store directory ``command`` reads; ConfigError where there is none."""
+        ...
+
+    def close(self) -> None: ...

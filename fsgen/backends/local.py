@@ -1,4 +1,5 @@
-"""The local backend: feature groups deployed into the embedded store under ``<store>``.
+"""The local backend: feature groups deployed into the embedded store under ``<store>``; its
+control plane (:class:`LocalBackend`) and its data plane (:class:`LocalDataPlane`).
 
 The registry of deployed groups is ``<store>/registry.json`` in SageMaker's own shapes (see
 :mod:`fsgen.backends.registry`); apply history and the apply lock sit next to it.
@@ -13,13 +14,22 @@ the offline store's S3 objects in place when a group is deleted).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fsgen.backends.base import BackendError, ControlPlaneBackend
+from fsgen.backends.base import BackendError, ControlPlaneBackend, DeleteOutcome
 from fsgen.backends.registry import ApiError, Registry
 from fsgen.config import ProjectConfig
+
+if TYPE_CHECKING:
+    from fsgen.runtime.endpoint import RecordSource
+    from fsgen.runtime.ingest import IngestResult
+    from fsgen.runtime.pipeline import GroupRuntime
+    from fsgen.runtime.sinks import Sink
+    from fsgen.spec import ProjectSpec
+    from fsgen.store import LocalStore
 
 
 def drop_group_data(store_path: Path, group: str) -> None:
@@ -62,3 +72,77 @@ class LocalBackend(ControlPlaneBackend):
             return self.registry.call(operation, request)
         except ApiError as exc:
             raise BackendError(operation, exc.code, exc.message) from None
+
+
+class LocalDataPlane:
+    """The embedded store's data plane: :class:`fsgen.store.LocalStore`, opened once."""
+
+    name = "local"
+
+    def __init__(self, config: ProjectConfig, store: LocalStore) -> None:
+        self.config = config
+        self.store = store
+
+    @classmethod
+    def open(
+        cls,
+        config: ProjectConfig,
+        spec: ProjectSpec,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> LocalDataPlane:
+        from fsgen.store import LocalStore
+
+        return cls(config, LocalStore.open(config, spec, on_wait=on_wait))
+
+    def sink(self, group: str) -> Sink:
+        return self.store.writer(group)
+
+    def ingest(
+        self,
+        group: str,
+        source: object,
+        rejects: Path | None = None,
+        *,
+        runtime: GroupRuntime | None = None,
+        fmt: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
+    ) -> IngestResult:
+        return self.store.ingest(
+            group, source, rejects, runtime=runtime, fmt=fmt, progress=progress, run_id=run_id
+        )
+
+    def finish(self, result: IngestResult, error: str | None) -> None:
+        self.store.finish_run(result, error)
+
+    def record_counts(self, **counts: Any) -> None:
+        from fsgen import audit
+
+        audit.record_counts(self.store.root, **counts)
+
+    def get_record(
+        self,
+        group: str,
+        record_id: str,
+        feature_names: Sequence[str] | None = None,
+        *,
+        now: float | None = None,
+    ) -> dict[str, object] | None:
+        return self.store.get_record(group, record_id, feature_names, now=now)
+
+    def delete_record(
+        self, group: str, record_id: str, event_time: str, hard: bool = False
+    ) -> DeleteOutcome:
+        done = self.store.delete_record(group, record_id, event_time, hard=hard)
+        return DeleteOutcome(group, done.record_id, done.event_time, hard, done.online_applied)
+
+    def record_source(self, clock: Callable[[], float] | None = None) -> RecordSource:
+        from fsgen.serving.sources import LocalRecordSource
+
+        return LocalRecordSource(self.store, clock)
+
+    def local_store(self, command: str) -> Path:
+        return self.store.root
+
+    def close(self) -> None:
+        self.store.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fsgen.demo import DemoContext
+    from fsgen.demo_context import DemoContext
 
 
 def _show(text: str) -> None:

@@ -59,12 +59,7 @@ def freshness(
     exit 1 when a group is older than its max_staleness, or empty."""
     from fsgen import freshness as fr
 
-    if app.backend_name != "local":
-        app.err.print(
-            f"note: freshness measures the local store ({app.config.store_path}); "
-            "SageMaker's online store cannot be scanned, so on AWS run it where "
-            "ingestion writes a local store, and --publish the ages to CloudWatch"
-        )
+    app.err.print(f"[dim]freshness of the local store {app.config.store_path}[/dim]")
     rep = fr.report(app.config, app.spec, now=_parse_now(now_text), groups=list(groups) or None)
     if as_json:
         echo_json(json.dumps(rep.to_dict(), indent=2, sort_keys=True))

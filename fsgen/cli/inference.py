@@ -92,21 +92,18 @@ def serve_model(
     POST /invocations and GET /ping, as a SageMaker inference container does. Features come
     from the local online store, or with --backend aws from SageMaker (or any compatible
     endpoint, such as fsgen serve)."""
-    from fsgen.runtime.endpoint import RecordSource
+    from fsgen.cli.store import open_plane
     from fsgen.serving.handler import load_handler
     from fsgen.serving.http import make_server
-    from fsgen.serving.sources import aws_record_source, local_record_source
 
     clock = _as_of(as_of)
-    source: RecordSource
-    if app.backend_name == "aws":
-        source, where = aws_record_source(app.config, endpoint_url), "aws"
-    else:
-        source, where = local_record_source(app.config, app.spec, clock), "local online store"
-    handler = load_handler(app.config, app.spec, feature_set, model, source, clock)
+    plane = open_plane(app, endpoint_url)
+    handler = load_handler(
+        app.config, app.spec, feature_set, model, plane.record_source(clock), clock
+    )
     server = make_server(handler, port)
     app.err.print(
-        f"serving {feature_set} ({handler.module.__name__}) from the {where} at "
+        f"serving {feature_set} ({handler.module.__name__}) from the {plane.name} backend at "
         f"{server.url}  (POST /invocations, GET /ping; Ctrl-C stops)"
     )
     try:
@@ -115,6 +112,7 @@ def serve_model(
         pass
     finally:
         server.server_close()
+        plane.close()
 
 
 @main.command("skew-check")
@@ -142,14 +140,14 @@ def skew_check(
     """Compare FEATURE_SET's online vectors (read through the generated handler) with its
     point-in-time training rows for the same entities at the online records' event times.
     Every mismatch is reported by feature; exit status 1 on any."""
-    if app.backend_name != "local":
-        from fsgen.errors import ConfigError
-
-        raise ConfigError(
-            "'fsgen skew-check' samples the local online store; use the local backend"
-        )
+    from fsgen.cli.store import open_plane
     from fsgen.serving.skew import skew_check as run
 
+    plane = open_plane(app)
+    try:
+        plane.local_store("skew-check")  # it samples the local online store
+    finally:
+        plane.close()
     report = run(app.config, app.spec, feature_set, sample=sample, seed=seed, labels=labels)
     if as_json:
         echo_json(json.dumps(report.to_dict(), indent=2, sort_keys=True, default=repr))

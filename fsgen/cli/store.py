@@ -1,14 +1,14 @@
 """Record commands: ingest, get, delete-record.
 
-On the local backend they work on the embedded store; with ``--backend aws`` they speak
-sagemaker-featurestore-runtime through boto3 (PutRecord, GetRecord, DeleteRecord) against the
-configured region or ``[tool.fsgen.aws] endpoint_url`` (``fsgen serve`` included), with the same
-validation, transformation and rejects as the local path."""
+Each opens the project's backend data plane once (``fsgen.backends.open_data_plane``: the
+embedded store, or sagemaker-featurestore-runtime through boto3 with ``--backend aws``,
+``fsgen serve`` included) and runs the same batch pipeline, validation and rejects on either."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,30 +18,27 @@ import click
 from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
 
 if TYPE_CHECKING:
-    from fsgen.backends.aws import AwsBackend
-    from fsgen.store import LocalStore
+    from fsgen.backends.base import DataPlane
 
 
-def _aws(app: AppContext) -> AwsBackend | None:
-    """The AWS backend when ``--backend aws`` is chosen, else None (the local store)."""
-    if app.backend_name != "aws":
-        return None
-    from fsgen.backends.aws import AwsBackend
+def open_plane(app: AppContext, endpoint_url: str | None = None) -> DataPlane:
+    """The backend's data plane (``--backend``), opened once for the command."""
+    from fsgen.backends import open_data_plane
 
-    return AwsBackend.from_config(app.config)
+    return open_data_plane(
+        app.config,
+        app.spec,
+        app.backend_name,
+        on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]"),
+        endpoint_url=endpoint_url,
+    )
 
 
 def _default_rejects(app: AppContext, group: str) -> Path:
+    """``<store>/rejects/<group>-<UTC time>-<random>.jsonl``: two ingests started in the same
+    second never share (and overwrite) a rejects file."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return app.config.store_path / "rejects" / f"{group}-{stamp}.jsonl"
-
-
-def _store(app: AppContext, command: str) -> LocalStore:
-    from fsgen.store import LocalStore
-
-    return LocalStore.open(
-        app.config, app.spec, on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]")
-    )
+    return app.config.store_path / "rejects" / f"{group}-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
 
 
 @main.command()
@@ -52,7 +49,7 @@ def _store(app: AppContext, command: str) -> LocalStore:
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Where rejected records go, as JSON lines "
-    "(default: <store>/rejects/<group>-<time>.jsonl, written only if needed).",
+    "(default: <store>/rejects/<group>-<time>-<random>.jsonl, written only if needed).",
 )
 @click.option(
     "--format",
@@ -69,20 +66,22 @@ def ingest(
 ) -> None:
     """Validate, transform and write the records of PATH (CSV, Parquet, JSON lines) into
     GROUP's offline and online stores. Exit status 1 when any record was rejected."""
-    backend = _aws(app)
-    if backend is not None:
-        _ingest_aws(app, backend, group, path, rejects, fmt, as_json)
-        return
-    store = _store(app, "ingest")
-    runtime, note = store.generated_runtime(group, app.config.generated_dir.replace("/", "."))
+    from fsgen.bind import generated_runtime
+
+    runtime, note = generated_runtime(app.config, app.spec, group)
     app.err.print(f"[dim]{note}[/dim]")
     if rejects is None:
         rejects = _default_rejects(app, group)
-    with _Progress(app, path.stat().st_size, f"ingest {group}") as advance:
-        result = store.ingest(group, path, rejects, runtime=runtime, fmt=fmt, progress=advance)
-    store.close()
+    plane = open_plane(app)
+    try:
+        with _Progress(app, path.stat().st_size, f"ingest {group}") as advance:
+            result = plane.ingest(group, path, rejects, runtime=runtime, fmt=fmt, progress=advance)
+    finally:
+        plane.close()
     rate = result.read / result.seconds if result.seconds else 0.0
-    app.err.print(f"{result.summary()} in {result.seconds:.2f}s ({rate:,.0f} rows/s)")
+    app.err.print(
+        f"{result.summary()} in {result.seconds:.2f}s ({rate:,.0f} rows/s, {plane.name} backend)"
+    )
     for r in result.samples[:10]:
         app.err.print(
             f"  [red]rejected[/red] {r.source} row {r.row}: {r.field}: {r.reason}", markup=True
@@ -154,22 +153,15 @@ def get(
     as_of: str | None,
 ) -> None:
     """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted)."""
-    from fsgen.errors import ConfigError, NotFound
+    from fsgen.errors import NotFound
     from fsgen.runtime.encoding import parse_event_time
 
-    backend = _aws(app)
-    if backend is not None:
-        if as_of:
-            raise ConfigError("--as-of needs the local store: SageMaker applies TTL at read time")
-        from fsgen.bind import group_runtime
-
-        runtime = group_runtime(app.spec.group(group))
-        raw = backend.get_record(group, record_id, list(features) or None)
-        record = None if raw is None else runtime.from_sagemaker(raw)
-    else:
-        store = _store(app, "get")
-        now = parse_event_time("String", as_of) if as_of else None
-        record = store.get_record(group, record_id, list(features) or None, now=now)
+    now = parse_event_time("String", as_of) if as_of else None
+    plane = open_plane(app)
+    try:
+        record = plane.get_record(group, record_id, list(features) or None, now=now)
+    finally:
+        plane.close()
     if record is None:
         raise NotFound(f"{group}: no online record {record_id!r} (missing, expired or deleted)")
     if as_json:
@@ -196,14 +188,11 @@ def delete_record(app: AppContext, group: str, record_id: str, event_time: str, 
     """Delete RECORD_ID from GROUP like SageMaker's DeleteRecord (SoftDelete by default);
     a tombstone (is_deleted=true) is appended to the offline store."""
     mode = "HardDelete" if hard else "SoftDelete"
-    backend = _aws(app)
-    if backend is not None:
-        app.spec.group(group)  # an unknown group is an error before any call
-        backend.delete_record(group, record_id, event_time, hard=hard)
-        click.echo(f"{mode} {group} {record_id} at {event_time}: DeleteRecord accepted")
-        return
-    store = _store(app, "delete-record")
-    result = store.delete_record(group, record_id, event_time, hard=hard)
+    plane = open_plane(app)
+    try:
+        result = plane.delete_record(group, record_id, event_time, hard=hard)
+    finally:
+        plane.close()
     if result.online_applied:
         click.echo(
             f"{mode} {group} {record_id} at {result.event_time}: deleted online, "
@@ -215,44 +204,3 @@ def delete_record(app: AppContext, group: str, record_id: str, event_time: str, 
             "newer and was kept; tombstone written offline",
             err=True,
         )
-
-
-def _ingest_aws(
-    app: AppContext,
-    backend: AwsBackend,
-    group: str,
-    path: Path,
-    rejects: Path | None,
-    fmt: str | None,
-    as_json: bool,
-) -> None:
-    """The generated batch job's path with PutRecord as its writer."""
-    from fsgen.bind import group_runtime
-    from fsgen.runtime.batch import run
-    from fsgen.runtime.writers import PutRecordWriter
-
-    runtime = group_runtime(app.spec.group(group))
-    writer = PutRecordWriter({group: runtime}, client=backend.runtime)
-    rejects = rejects or _default_rejects(app, group)
-    started = time.perf_counter()
-    result = run(runtime, path, writer, rejects=rejects, format=fmt)
-    seconds = time.perf_counter() - started
-    app.err.print(
-        f"{group}: read {result.read}, written {result.written} (PutRecord), rejected "
-        f"{len(result.rejects)} in {seconds:.2f}s"
-        + (f"; rejects in {rejects}" if result.rejects else "")
-    )
-    for r in result.rejects[:10]:
-        app.err.print(f"  rejected {r}", markup=False)
-    if as_json:
-        summary = {
-            "group": group,
-            "source": str(path),
-            "read": result.read,
-            "written": result.written,
-            "rejected": len(result.rejects),
-            "rejects_path": str(rejects) if result.rejects else None,
-        }
-        echo_json(json.dumps(summary, indent=2, sort_keys=True))
-    if result.rejects:
-        raise SystemExit(EXIT_ERROR)

@@ -13,8 +13,8 @@ import click
 from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
 
 if TYPE_CHECKING:
-    from fsgen.runtime.kinesis import DeadLetter, Writer
-    from fsgen.store import LocalStore
+    from fsgen.backends.base import DataPlane
+    from fsgen.runtime.kinesis import DeadLetter
     from fsgen.stream.events import Handler
 
 
@@ -26,28 +26,23 @@ def stream() -> None:
 def _dead_letter(app: AppContext, group: str, url: str | None) -> DeadLetter:
     from fsgen.runtime.deadletter import from_url
 
-    return from_url(url or str(app.config.store_path / "dead-letter" / f"{group}.jsonl"))
+    return from_url(_dead_letter_path(app, group, url))
 
 
-def _open_store(app: AppContext) -> LocalStore:
-    from fsgen.store import LocalStore
+def _plane(app: AppContext, put_endpoint_url: str | None) -> DataPlane:
+    """The backend's data plane, opened once; ``--endpoint-url`` means PutRecord there
+    (``fsgen serve``, SageMaker)."""
+    from fsgen.cli.store import open_plane
 
-    return LocalStore.open(
-        app.config, app.spec, on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]")
-    )
+    if put_endpoint_url:
+        from fsgen.backends import open_data_plane
+
+        return open_data_plane(app.config, app.spec, "aws", endpoint_url=put_endpoint_url)
+    return open_plane(app)
 
 
-def _writer(
-    app: AppContext, handler: Handler, endpoint_url: str | None
-) -> tuple[Writer, LocalStore | None]:
-    if endpoint_url:
-        from fsgen.stream.writers import endpoint_writer
-
-        return endpoint_writer(handler.runtime, endpoint_url), None
-    from fsgen.stream.writers import LocalStoreWriter
-
-    store = _open_store(app)
-    return LocalStoreWriter(store), store
+def _dead_letter_path(app: AppContext, group: str, url: str | None) -> str:
+    return url or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
 
 
 def _first_ids(path: Path, identifier: str, n: int) -> list[str]:
@@ -139,29 +134,24 @@ def replay_cmd(
 
     handler = load_handler(app.config, app.spec, group)
     app.err.print(f"[dim]{handler.note}[/dim]")
-    writer, store = _writer(app, handler, endpoint_url)
+    plane = _plane(app, endpoint_url)
     dlq = _dead_letter(app, group, dead_letter)
     ids = list(show_ids) or _first_ids(path, handler.runtime.identifier, 2)
     as_of = _newest_event_time(handler, path)
-    before = {i: store.get_record(group, i, now=as_of) for i in ids} if store else {}
-    result = replay(handler, path, writer, dlq, batch_size=batch_size)
-    app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
-    if store is not None:  # a replay into the local store joins its audit trail
-        from fsgen import audit
-
-        dlq_path = dead_letter or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
-        audit.record_counts(
-            app.config.store_path,
+    try:
+        before = {i: plane.get_record(group, i, now=as_of) for i in ids}
+        result = replay(handler, path, plane.sink(group), dlq, batch_size=batch_size)
+        app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
+        plane.record_counts(  # the run joins the audit trail
             group=group,
             source=str(path),
             read=result.read,
             written=result.written,
             rejected=result.dead_lettered + result.failed,
-            rejects=dlq_path if result.dead_lettered else None,
+            rejects=_dead_letter_path(app, group, dead_letter) if result.dead_lettered else None,
             seconds=result.seconds,
             run="stream-replay",
         )
-    if store is not None:
         if as_of is not None:
             from fsgen.runtime.encoding import format_event_time
 
@@ -171,8 +161,9 @@ def replay_cmd(
             )
         for i in ids:
             app.err.print(f"  {i}: before {_show(before[i])}")
-            app.err.print(f"  {i}: after  {_show(store.get_record(group, i, now=as_of))}")
-        store.close()
+            app.err.print(f"  {i}: after  {_show(plane.get_record(group, i, now=as_of))}")
+    finally:
+        plane.close()
     for f in result.failures[:10]:
         where = "dead-lettered" if f["dead_lettered"] else "failed"
         app.err.print(
@@ -247,13 +238,13 @@ def consume_cmd(
 
     handler = load_handler(app.config, app.spec, group)
     app.err.print(f"[dim]{handler.note}[/dim]")
-    writer, store = _writer(app, handler, put_endpoint_url)
+    plane = _plane(app, put_endpoint_url)
     checkpoints = Checkpoints(app.config.store_path, stream_name, group)
     consumer = Consumer(
         handler,
         kinesis_client(endpoint_url, region),
         stream_name,
-        writer,
+        plane.sink(group),
         _dead_letter(app, group, dead_letter),
         checkpoints,
         batch_size=batch_size,
@@ -262,24 +253,18 @@ def consume_cmd(
     started = time.perf_counter()
     try:
         result = consumer.run(max_records, idle_timeout)
-    finally:
-        if store is not None:
-            store.close()
-    if store is not None:  # a run into the local store joins its audit trail, as replay does
-        from fsgen import audit
-
-        dlq_path = dead_letter or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
-        audit.record_counts(
-            app.config.store_path,
+        plane.record_counts(  # the run joins the audit trail, as replay does
             group=group,
             source=f"kinesis:{stream_name}",
             read=result.written + result.dead_lettered,
             written=result.written,
             rejected=result.dead_lettered,
-            rejects=dlq_path if result.dead_lettered else None,
+            rejects=_dead_letter_path(app, group, dead_letter) if result.dead_lettered else None,
             seconds=time.perf_counter() - started,
             run="stream-consume",
         )
+    finally:
+        plane.close()
     app.err.print(result.summary())
     if as_json:
         echo_json(json.dumps(result.to_json(), sort_keys=True))

@@ -147,6 +147,12 @@ def group_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
         )
         view = views.group_view(group)
         yield ctx.artifact(
+            f"{base}/runtime.py",
+            kind="group_runtime",
+            header=header,
+            body=ctx.render("runtime.py.jinja", g=view),
+        )
+        yield ctx.artifact(
             f"{base}/batch_job.py",
             kind="batch_job",
             header=header,

@@ -8,6 +8,7 @@ with a trailing comma (the "magic trailing comma" keeps it exploded).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -115,3 +116,31 @@ def _parts(
     if isinstance(value, Sequence) and not isinstance(value, str):
         return "[", "]", [("", v) for v in value]
     raise TypeError(f"cannot render {value!r} as a Python literal")
+
+
+POSITIONAL = frozenset({"FieldDef"})
+"""declarations written with positional arguments (short, and read that way)"""
+
+
+def declaration(value: object) -> object:
+    """A runtime declaration (a dataclass from :mod:`fsgen.bind`, nested in tuples) as the
+    :class:`Call` that rebuilds it: each field that differs from its default, in field
+    order; the ``fn`` fields hold :class:`Code` references to the imported functions."""
+    if isinstance(value, Code | Call):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items: list[tuple[str, object]] = []
+        for f in dataclasses.fields(value):
+            if not f.init:
+                continue
+            item = getattr(value, f.name)
+            if f.default is not dataclasses.MISSING and item == f.default:
+                continue
+            items.append((f.name, declaration(item)))
+        name = type(value).__name__
+        if name in POSITIONAL:
+            return Call(name, tuple(v for _, v in items))
+        return Call(name, kwargs=tuple(items))
+    if isinstance(value, tuple):
+        return tuple(declaration(v) for v in value)
+    return value

@@ -10,20 +10,16 @@ import keyword
 import re
 from dataclasses import dataclass
 
+from fsgen import bind
 from fsgen.codegen import sql
-from fsgen.codegen.pyfmt import Call, Code, statement
+from fsgen.codegen.pyfmt import Call, Code, declaration, statement
 from fsgen.config import ProjectConfig
 from fsgen.hashing import sha256_of
 from fsgen.sagemaker import create_feature_group_request
 from fsgen.spec import FeatureSetSpec, FunctionRef, GroupSpec, OnDemandSpec, ProjectSpec
-from fsgen.types import DType, Scalar
+from fsgen.types import DType
 
-
-def snake(name: str) -> str:
-    """A Python package name for a group or feature set name ('customer-features' ->
-    'customer_features')."""
-    text = re.sub(r"[^0-9a-zA-Z_]", "_", name).lower()
-    return f"_{text}" if text[:1].isdigit() else text
+snake = bind.package_name
 
 
 def fn_code(ref: FunctionRef) -> Code:
@@ -116,48 +112,7 @@ class GroupView:
 def group_view(group: GroupSpec) -> GroupView:
     by_name = {f.name: f for f in group.features}
     features = [by_name[n] for n in group.compute_order]
-    runtime = Call(
-        "GroupRuntime",
-        kwargs=(
-            ("name", group.name),
-            ("identifier", group.entity.identifier),
-            ("keys", tuple(k.name for k in group.entity.keys)),
-            ("event_time", group.event_time.name),
-            ("event_time_kind", group.event_time.dtype.scalar.value),
-            (
-                "fields",
-                tuple(
-                    Call("FieldDef", (r.name, r.type, *((True,) if r.optional else ())))
-                    for r in group.raw_fields
-                ),
-            ),
-            (
-                "features",
-                tuple(
-                    Call(
-                        "FeatureDef",
-                        kwargs=(
-                            ("name", f.name),
-                            ("fn", fn_code(f.function)),
-                            ("kind", f.dtype.scalar.value),
-                            *((("collection", f.dtype.collection),) if f.dtype.collection else ()),
-                            *((("dimension", f.dtype.dimension),) if f.dtype.dimension else ()),
-                            ("params", tuple((i.name, i.kind) for i in f.inputs)),
-                        ),
-                    )
-                    for f in features
-                ),
-            ),
-            (
-                "columns",
-                tuple(
-                    (n, t.scalar.value, t.collection, t.dimension)
-                    for n, t in group.stored_columns()
-                ),
-            ),
-            ("ttl_seconds", group.online.ttl_seconds),
-        ),
-    )
+    runtime = declaration(bind.group_runtime(group, fn=fn_code))
     batch = [s.path for s in group.sources if s.kind == "batch" and s.path]
     return GroupView(
         name=group.name,
@@ -173,21 +128,6 @@ def group_view(group: GroupSpec) -> GroupView:
         ),
         doc_source=batch[0] if batch else "PATH",
     )
-
-
-def _raw_for(dtype: DType) -> str:
-    return {Scalar.INTEGRAL: "int", Scalar.FRACTIONAL: "float", Scalar.STRING: "str"}[dtype.scalar]
-
-
-def _typed_default(dtype: DType, value: object) -> object:
-    """A default in the column's own type, as the dataset builder fills it."""
-    if value is None or dtype.is_collection:
-        return value
-    if dtype.scalar is Scalar.FRACTIONAL and isinstance(value, int | float):
-        return float(value)
-    if dtype.scalar is Scalar.INTEGRAL and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -225,77 +165,7 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
             dtypes[item.column] = od.dtype
         else:
             dtypes[item.column] = spec.group(item.group or "").feature(item.name).dtype
-    readers = []
-    for gname, cols in fs.keys.items():
-        g = spec.group(gname)
-        max_age = (("max_age_seconds", fs.ttl_seconds),) if fs.ttl_seconds is not None else ()
-        readers.append(
-            Call(
-                "GroupReader",
-                kwargs=(
-                    ("name", g.name),
-                    ("identifier", g.entity.identifier),
-                    (
-                        "keys",
-                        tuple(
-                            (c, k.name, _raw_for(k.dtype))
-                            for c, k in zip(cols, g.entity.keys, strict=True)
-                        ),
-                    ),
-                    ("event_time", g.event_time.name),
-                    ("event_time_kind", g.event_time.dtype.scalar.value),
-                    (
-                        "columns",
-                        tuple((n, t.scalar.value, t.collection) for n, t in g.stored_columns()),
-                    ),
-                    ("ttl_seconds", g.online.ttl_seconds),
-                    *max_age,
-                ),
-            )
-        )
-    columns = tuple(
-        Call(
-            "Column",
-            kwargs=(
-                ("name", item.column),
-                ("kind", item.kind),
-                ("group", item.group),
-                ("feature", item.name),
-                ("default", _typed_default(dtypes[item.column], fs.defaults.get(item.column))),
-            ),
-        )
-        for item in fs.items
-    )
-    ods = tuple(
-        Call(
-            "OnDemandDef",
-            kwargs=(
-                ("name", od.name),
-                ("fn", fn_code(od.function)),
-                ("kind", od.dtype.scalar.value),
-                *((("collection", od.dtype.collection),) if od.dtype.collection else ()),
-                (
-                    "request",
-                    tuple(
-                        Call("FieldDef", (r.name, r.type, *((True,) if r.optional else ())))
-                        for r in od.request_fields
-                    ),
-                ),
-                ("stored", tuple((p, ref.group, ref.feature) for p, ref in od.stored_inputs)),
-            ),
-        )
-        for od in on_demand
-    )
-    runtime = Call(
-        "FeatureSetRuntime",
-        kwargs=(
-            ("name", fs.name),
-            ("columns", columns),
-            ("groups", tuple(readers)),
-            ("on_demand", ods),
-            ("missing", fs.missing),
-        ),
-    )
+    runtime = declaration(bind.feature_set_runtime(spec, fs, fn=fn_code))
     key_columns = tuple(dict.fromkeys(c for cols in fs.keys.values() for c in cols))
     request_fields = tuple(dict.fromkeys(r.name for od in on_demand for r in od.request_fields))
 

@@ -20,12 +20,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsgen.bind import resolve
+from fsgen.bind import on_demand_def
 from fsgen.config import ProjectConfig
 from fsgen.pit.labels import Labels, LabelSource, read_labels
 from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type, plan_for
-from fsgen.runtime.inference import Column, FeatureSetRuntime, OnDemandDef, RequestError
-from fsgen.runtime.pipeline import FieldDef
+from fsgen.runtime.inference import Column, FeatureSetRuntime, RequestError
 from fsgen.spec import ProjectSpec
 from fsgen.types import DType, Scalar
 
@@ -117,16 +116,7 @@ def _on_demand(
         name=plan.feature_set.name,
         columns=(Column(name=od.name, kind="on_demand", group=None, feature=od.name),),
         groups=(),
-        on_demand=(
-            OnDemandDef(
-                name=od.name,
-                fn=resolve(od.function),
-                kind=od.dtype.scalar.value,
-                collection=od.dtype.collection,
-                request=tuple(FieldDef(r.name, r.type, r.optional) for r in od.request_fields),
-                stored=tuple((p, ref.group, ref.feature) for p, ref in od.stored_inputs),
-            ),
-        ),
+        on_demand=(on_demand_def(od),),
         missing="null",
     )
     columns = {i.column: i for i in plan.stored}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fsgen.demo import DemoContext
+    from fsgen.demo_context import DemoContext
 
 FEATURE_SET = "fraud-model"
 LABELS = "data/labels.csv"

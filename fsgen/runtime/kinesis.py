@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import random
 import sys
@@ -32,35 +33,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fsgen.runtime.bulk import BlockResult, process_many
+from fsgen.runtime.ingest import check_years
 from fsgen.runtime.pipeline import GroupRuntime
-
-Record = dict[str, object]
-
-
-class Writer(Protocol):
-    """Where stored records go; writes all of ``records`` or raises.
-
-    A writer that also has ``put_record(group, record)`` (PutRecord) is written one record at a
-    time, so one rejected record fails alone."""
-
-    def put_records(self, group: str, records: list[Record]) -> object: ...
-
-
-class BlockWriter(Writer, Protocol):
-    """A writer that also takes a processed column block in one transaction (the local
-    store: no per-record dicts on the hot path)."""
-
-    def put_block(self, runtime: GroupRuntime, block: BlockResult) -> object: ...
+from fsgen.runtime.sinks import PartialWrite, RecordRejected, Sink, block_rows, stored_records
 
 
 class DeadLetter(Protocol):
     """A dead-letter destination; ``send`` stores every entry durably or raises."""
 
     def send(self, entries: list[dict[str, object]]) -> None: ...
-
-
-class RecordRejected(ValueError):
-    """A writer refuses these records for what they are (never retried: dead-lettered)."""
 
 
 class DecodeError(ValueError):
@@ -243,7 +224,7 @@ def decode_record(record: Mapping[str, object]) -> dict[str, object]:
         value = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DecodeError(f"data is not UTF-8 text: {exc}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise DecodeError(f"data is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
@@ -283,7 +264,7 @@ def dead_letter_entry(group: str, item: object, failure: Failure) -> dict[str, o
 def process_event(
     runtime: GroupRuntime,
     event: Mapping[str, object],
-    writer: Writer,
+    sink: Sink,
     dead_letter: DeadLetter | None = None,
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
@@ -292,10 +273,10 @@ def process_event(
     """Decode, validate, transform and write the records of one Kinesis event.
 
     Records are validated and transformed together by :func:`fsgen.runtime.bulk.process_many`
-    (proven equal to ``GroupRuntime.process`` record by record). The good ones are written in
-    one call: ``put_block`` when the writer takes column blocks (the local store), else
-    ``put_records`` (``put_record`` one by one for PutRecord). A batch the store rejects is
-    retried record by record to isolate the bad one."""
+    (proven equal to ``GroupRuntime.process`` record by record), with the batch pipeline's
+    event-time check. The good ones go to the sink in one ``write``; a sink that writes record
+    by record reports how far it got (``PartialWrite``), and a batch an atomic sink rejects is
+    written again record by record to isolate the bad one."""
     records = event.get("Records")
     if not isinstance(records, list):
         raise DecodeError("event has no Records list")
@@ -316,13 +297,13 @@ def process_event(
             poison.append((item, Failure(seq, "<record>", str(exc))))
             continue
         decoded.append((item, seq))
-    block = process_many(runtime, raws)
+    block = check_years(runtime, process_many(runtime, raws))
     for index, error in block.errors:
         item, seq = decoded[index]
         poison.append((item, Failure(seq, error.field, error.message)))
     good = [decoded[i] for i in block.rows]
     for (item, seq), outcome in zip(
-        good, _write(runtime, block, writer, retry, context), strict=True
+        good, _write(runtime, block, sink, retry, context), strict=True
     ):
         if outcome is None:
             result.written += 1
@@ -354,40 +335,49 @@ def process_event(
     return result
 
 
-def stored_records(runtime: GroupRuntime, block: BlockResult) -> list[Record]:
-    """The accepted rows of a block as stored-record dicts (what ``GroupRuntime.process``
-    returns for each)."""
-    names = [c[0] for c in runtime.columns]
-    columns = [block.columns[n] for n in names]
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-
-
 def _write(
-    runtime: GroupRuntime, block: BlockResult, writer: Writer, retry: RetryPolicy, context: object
+    runtime: GroupRuntime, block: BlockResult, sink: Sink, retry: RetryPolicy, context: object
 ) -> list[tuple[str, str] | None]:
-    group = runtime.name
+    """One outcome per accepted row: None (written) or (kind, message)."""
     n = len(block.rows)
-    if n == 0:
-        return []
-    put_block = getattr(writer, "put_block", None)
-    if callable(put_block):
-        outcome = attempt(lambda: put_block(runtime, block), retry, context)
-        if outcome is None or outcome[0] != REJECTED or n == 1:
-            return [outcome] * n
-    stored = stored_records(runtime, block)
-    put_record = getattr(writer, "put_record", None)
-    if callable(put_record):
-        return [
-            attempt(lambda r=r: put_record(group, r), retry, context)  # type: ignore[misc]
-            for r in stored
-        ]
-    outcome = attempt(lambda: writer.put_records(group, stored), retry, context)
-    if outcome is not None and outcome[0] == REJECTED and n > 1:
-        return [
-            attempt(lambda r=r: writer.put_records(group, [r]), retry, context)  # type: ignore[misc]
-            for r in stored
-        ]
-    return [outcome] * n
+    outcomes: list[tuple[str, str] | None] = [None] * n
+    pos = 0
+    while pos < n:
+        partial = False
+
+        def step() -> None:
+            nonlocal pos, partial
+            partial = False
+            try:
+                sink.write(runtime, sink.prepare(runtime, block_rows(block, pos, n)))
+            except PartialWrite as exc:
+                pos, partial = pos + exc.written, True
+                raise exc.error from None
+            pos = n
+
+        outcome = attempt(step, retry, context)
+        if outcome is None:
+            break
+        if partial:  # that record failed; the ones after it were not tried yet
+            outcomes[pos] = outcome
+            pos += 1
+            continue
+        if outcome[0] == REJECTED and n - pos > 1:
+            for i in range(pos, n):
+                outcomes[i] = attempt(
+                    functools.partial(_write_one, runtime, block, sink, i), retry, context
+                )
+            break
+        outcomes[pos:] = [outcome] * (n - pos)
+        break
+    return outcomes
+
+
+def _write_one(runtime: GroupRuntime, block: BlockResult, sink: Sink, i: int) -> None:
+    try:
+        sink.write(runtime, sink.prepare(runtime, block_rows(block, i, i + 1)))
+    except PartialWrite as exc:
+        raise exc.error from None
 
 
 def _dead_letter(
@@ -419,14 +409,12 @@ def log(entry: Mapping[str, object]) -> None:
 
 __all__ = [
     "DEFAULT_RETRY",
-    "BlockWriter",
     "DeadLetter",
     "DecodeError",
     "Failure",
     "RecordRejected",
     "RetryPolicy",
     "StreamResult",
-    "Writer",
     "attempt",
     "classify",
     "dead_letter_entry",

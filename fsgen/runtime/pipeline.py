@@ -254,7 +254,10 @@ class GroupRuntime:
         for key in self.keys:
             record[key] = valid[key]
         seconds = parse_event_time(self.event_time_kind, valid[self.event_time])
-        canonical = format_event_time(self.event_time_kind, seconds)
+        try:
+            canonical = format_event_time(self.event_time_kind, seconds)
+        except (ValueError, OverflowError):  # in UTC it falls outside years 1..9999
+            raise RecordError(self.event_time, "event time outside years 1..9999") from None
         record[self.event_time] = canonical
         record.update(self.transform({**valid, self.event_time: canonical}))
         return record

@@ -8,7 +8,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fsgen.demo import DemoContext
+    from fsgen.demo_context import DemoContext
     from fsgen.spec import ProjectSpec
     from fsgen.store import LocalStore
 

@@ -4,7 +4,8 @@
 point-in-time datasets): see :mod:`fsgen.store.local`.
 """
 
-from fsgen.store.ingest import IngestResult, Reject
+from fsgen.runtime.ingest import IngestResult
+from fsgen.runtime.sources import Reject
 from fsgen.store.local import DeleteResult, LocalStore
 
 __all__ = ["DeleteResult", "IngestResult", "LocalStore", "Reject"]

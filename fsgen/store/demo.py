@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fsgen.demo import DemoContext
+    from fsgen.demo_context import DemoContext
 
 SOURCES = (
     ("customer-features", "data/customers.csv"),

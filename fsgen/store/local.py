@@ -1,19 +1,8 @@
 """``LocalStore``: the embedded feature store's Python API (contracts.md 1).
 
-Write protocol, per chunk of records (ingestion chunk, ``put_records`` call or delete), all
-under the store's write lock (``<store>/.lock``, fcntl.flock; a second writer waits and says
-so):
-
-1. write the chunk's Parquet files into ``offline/<group>/_staging/``;
-2. one SQLite transaction: the online upserts plus a journal row naming the staged files;
-   its COMMIT is the chunk's commit point;
-3. ``os.replace`` each staged file into ``offline/<group>/data/...``;
-4. delete the journal row.
-
-A kill before 2 commits leaves only staging files, which recovery deletes: the chunk never
-happened. A kill after it leaves a journal row, and recovery finishes step 3 (roll forward):
-the chunk happened, in both stores. Recovery runs whenever the lock is taken, so every writer
-(and ``LocalStore.open``) first repairs what a killed one left. Re-running an ingestion appends
+Every write (an ingestion chunk, a ``put_records`` call, a delete) goes through the write
+protocol of :mod:`fsgen.store.commit`: under the store's lock, atomic across the offline and
+online stores, recovered after a kill. Re-running an ingestion appends
 the same (identifier, event time) again with a later ``api_invocation_time``; readers see only
 that latest write (see :mod:`fsgen.store.offline`), and the online store
 takes it because its event time is equal (semantics 3: ties, later write wins). So a re-run
@@ -22,18 +11,11 @@ adds no visible record.
 
 from __future__ import annotations
 
-import fcntl
-import json
+import contextlib
 import math
-import os
-import queue
-import re
 import shutil
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,16 +26,18 @@ from fsgen import audit
 from fsgen.errors import IngestError, NotFound, StoreError
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.encoding import FRACTIONAL, format_event_time, parse_event_time
-from fsgen.runtime.pipeline import GroupRuntime, RecordError, coerce
+from fsgen.runtime.ingest import IngestResult, check_years
+from fsgen.runtime.ingest import run as run_pipeline
+from fsgen.runtime.pipeline import GroupRuntime, coerce
+from fsgen.runtime.sources import SourceError
 from fsgen.store import offline
-from fsgen.store.ingest import IngestResult, Processed, RejectSink, ingest_chunks, read_source
-from fsgen.store.online import OnlineStore, latest_rows
+from fsgen.store.commit import ChunkWriter, Processed, WriteProtocol, print_wait, processed_of
+from fsgen.store.online import OnlineStore
 
 if TYPE_CHECKING:
     import sqlite3
 
     import pandas as pd
-    import pyarrow as pa
 
     from fsgen.config import ProjectConfig
     from fsgen.spec import GroupSpec, ProjectSpec
@@ -72,7 +56,7 @@ class DeleteResult:
     tombstone: bool
 
 
-class LocalStore:
+class LocalStore(WriteProtocol):
     """The local feature store rooted at ``root`` (``config.store_path``)."""
 
     def __init__(
@@ -86,17 +70,13 @@ class LocalStore:
         self.root = Path(root)
         self.spec = spec
         self.clock = clock
-        self.on_wait = on_wait or _print_wait
+        self.on_wait = on_wait or print_wait
         self.online = OnlineStore(self.root / "online.sqlite", clock=clock)
         self._runtimes: dict[str, GroupRuntime] = {}
         self._groups: dict[str, GroupSpec] = {g.name: g for g in spec.groups}
         self._adopted: dict[str, tuple[bool, bool]] = {}
         """groups served with a runtime of their own (see :meth:`adopt`) -> (online, offline)"""
-        self._thread_lock = threading.RLock()
-        self._depth = 0
-        self._lock_fd: int | None = None
-        self._last_api_us = 0
-        self._staged = False
+        self._init_writes()
         self.root.mkdir(parents=True, exist_ok=True)
         self._init_schema()
 
@@ -111,9 +91,7 @@ class LocalStore:
     def close(self) -> None:
         self.tidy()
         self.online.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self.release_lock_file()
 
     def __enter__(self) -> LocalStore:
         return self
@@ -160,31 +138,6 @@ class LocalStore:
             rt = self._runtimes[group] = group_runtime(self.group_spec(group))
         return rt
 
-    def generated_runtime(
-        self, group: str, generated_package: str = "generated"
-    ) -> tuple[GroupRuntime, str]:
-        """The GroupRuntime of the generated batch job (``generated/groups/<g>/batch_job.py``)
-        when it exists and matches the definitions, else the one bound from the spec; with a
-        note saying which (and why) for the user."""
-        import importlib
-
-        bound = self.runtime(group)
-        snake = re.sub(r"[^0-9a-zA-Z_]", "_", group).lower()
-        snake = f"_{snake}" if snake[:1].isdigit() else snake
-        module_name = f"{generated_package}.groups.{snake}.batch_job"
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            return bound, "generated batch job not found; using the definitions directly"
-        generated = getattr(module, "RUNTIME", None)
-        if not isinstance(generated, GroupRuntime):
-            return bound, f"{module_name} has no RUNTIME; using the definitions directly"
-        if generated != bound:
-            return bound, (
-                f"{module_name} is stale (run 'fsgen generate'); using the definitions directly"
-            )
-        return generated, f"running {module_name}"
-
     def offline_dir(self, group: str) -> Path:
         """``<store>/offline/<group>``; its files are ``data/year=/month=/day=/hour=/*.parquet``."""
         self._known(group)
@@ -203,6 +156,7 @@ class LocalStore:
         fmt: str | None = None,
         workers: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        run_id: str | None = None,
     ) -> IngestResult:
         """Validate, transform and write every record of ``source`` (CSV/Parquet/JSONL path
         or DataFrame). ``runtime`` lets a generated batch job pass its own GroupRuntime.
@@ -213,44 +167,33 @@ class LocalStore:
         rt = runtime or self.runtime(group)
         if rt.name != group:
             raise IngestError(f"runtime is for group {rt.name!r}, not {group!r}")
-        self.group_spec(group)
-        started = time.perf_counter()
-        run_id = offline.new_run_id()
-        result = IngestResult(
-            group, str(source) if isinstance(source, str | Path) else "<DataFrame>", run_id
-        )
-        sink = RejectSink(Path(rejects) if rejects is not None else None)
-        writer = self.writer(group, run_id, pipelined=True)
+        run_id = run_id or offline.new_run_id()
+        sink = self.writer(group, run_id, pipelined=True)
         try:
-            ingest_chunks(
+            return run_pipeline(
                 rt,
-                read_source(source, chunk_rows, fmt),
-                writer,
+                source,
                 sink,
-                result,
-                progress,
-                _workers(source, workers),
+                rejects=rejects,
+                fmt=fmt,
+                chunk_rows=chunk_rows,
+                workers=workers,
+                progress=progress,
+                on_finish=self.finish_run,
                 close_fds=[self._lock_fd] if self._lock_fd is not None else [],
+                run_id=run_id,
             )
-        except Exception as exc:  # the audit trail records failed runs too, then re-raise
-            result.seconds = time.perf_counter() - started
-            audit.record_ingest(self.root, result, error=str(exc))
-            raise
+        except SourceError as exc:
+            raise IngestError(str(exc)) from None
         finally:
-            sink.close()
-            writer.close()
-        result.rejects_path = sink.path if sink.count else None
-        result.seconds = time.perf_counter() - started
-        self._log_run(result)
-        audit.record_ingest(self.root, result)
-        return result
+            with contextlib.suppress(Exception):  # a failed run already raised its error
+                sink.close()
 
-    def writer(self, group: str, run_id: str | None = None, pipelined: bool = False) -> ChunkWriter:
-        """A :class:`~fsgen.store.ingest.RecordWriter` committing each chunk atomically
-        (``pipelined``: commits run on a background thread, overlapping the next chunk's
-        transformation; ``close()`` waits and re-raises a failure)."""
-        self._known(group)
-        return ChunkWriter(self, run_id or offline.new_run_id(), pipelined)
+    def finish_run(self, result: IngestResult, error: str | None) -> None:
+        """The run's entry in the audit trail (and, when it finished, in the runs table)."""
+        if error is None:
+            self._log_run(result)
+        audit.record_ingest(self.root, result, error=error)
 
     def put_records(self, group: str, records: Sequence[dict[str, object]]) -> int:
         """Write already-transformed stored records (as ``GroupRuntime.process`` returns them)
@@ -274,7 +217,7 @@ class LocalStore:
                 raise StoreError(f"record {i}: {rt.event_time}: outside years 1..9999")
             for n in names:
                 columns[n].append(record.get(n))
-        self.writer(group).write(rt, _processed_of(rt, columns, seconds))
+        self.writer(group).write(rt, processed_of(rt, columns, seconds))
         return len(records)
 
     def put_block(
@@ -291,8 +234,7 @@ class LocalStore:
         per record. Returns the number written. An event time outside years 1..9999 raises
         StoreError and nothing is written. ``online_store`` / ``offline_store`` False skip that
         store (PutRecord's TargetStores); the online expiry is ``runtime.ttl_seconds``."""
-        if runtime.name not in self._groups:
-            self._known(runtime.name)  # NotFound with the known names
+        self._known(runtime.name)
         seconds = block.seconds
         if not seconds:
             return 0
@@ -302,39 +244,16 @@ class LocalStore:
             raise StoreError(f"{runtime.event_time}: event time outside years 1..9999")
         writer = self.writer(runtime.name)
         writer.targets = (online_store, offline_store)
-        writer.write(runtime, _processed_of(runtime, block.columns, seconds))
+        writer.write(runtime, processed_of(runtime, block.columns, seconds))
         return len(seconds)
 
     def put_raw(self, group: str, rows: Sequence[dict[str, object]]) -> BlockResult:
         """Validate and transform raw rows with the group's runtime and write the accepted ones;
         the result's ``errors`` name the rejected rows (the stream path)."""
         rt = self.runtime(group)
-        block = process_many(rt, list(rows))
-        bad = [
-            j
-            for j, sec in enumerate(block.seconds)
-            if not offline.MIN_SECONDS <= sec <= offline.MAX_SECONDS
-        ]
-        if bad:
-            block.errors = sorted(
-                [
-                    *block.errors,
-                    *(
-                        (
-                            block.rows[j],
-                            RecordError(rt.event_time, "event time outside years 1..9999"),
-                        )
-                        for j in bad
-                    ),
-                ],
-                key=lambda e: e[0],
-            )
-            keep = [j for j in range(len(block.rows)) if j not in set(bad)]
-            block.columns = {n: [v[j] for j in keep] for n, v in block.columns.items()}
-            block.rows = [block.rows[j] for j in keep]
-            block.seconds = [block.seconds[j] for j in keep]
+        block = check_years(rt, process_many(rt, list(rows)))
         if block.rows:
-            self.writer(group).write(rt, _processed_of(rt, block.columns, block.seconds))
+            self.writer(group).write(rt, processed_of(rt, block.columns, block.seconds))
         return block
 
     def delete_record(
@@ -450,158 +369,6 @@ class LocalStore:
             dict(zip(cols, r, strict=True)) for r in con.execute(sql, (group,) if group else ())
         ]
 
-    # ------------------------------------------------------------------ commit protocol
-
-    def _commit(
-        self,
-        rt: GroupRuntime,
-        run_id: str,
-        chunk: int,
-        table: pa.Table,
-        seconds: np.ndarray,
-        online_part: Callable[[sqlite3.Connection], None] | None,
-        deleted: bool = False,
-        targets: tuple[bool, bool] = (True, True),
-    ) -> None:
-        has_online, has_offline = self._targets(rt.name)
-        has_online, has_offline = has_online and targets[0], has_offline and targets[1]
-        with self.lock(f"write {rt.name}"):
-            api_us = self._next_api(table.num_rows)
-            write_us = max(time.time_ns() // 1000, int(api_us[-1]) + 1)
-            pairs: list[tuple[Path, Path]] = []
-            gdir = self.root / "offline" / rt.name
-            if has_offline:
-                full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
-                pairs = offline.write_staged(
-                    gdir, run_id, chunk, offline.split_by_hour(full, seconds), write_us
-                )
-            con = self.online.connection()
-            try:
-                con.execute("BEGIN IMMEDIATE")
-                if online_part is not None and has_online:
-                    online_part(con)
-                con.execute(
-                    "INSERT INTO _fsgen_journal VALUES (?, ?, ?, ?)",
-                    (
-                        run_id,
-                        chunk,
-                        rt.name,
-                        json.dumps(
-                            [
-                                [str(s.relative_to(self.root)), str(f.relative_to(self.root))]
-                                for s, f in pairs
-                            ]
-                        ),
-                    ),
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                for staged, _ in pairs:
-                    staged.unlink(missing_ok=True)
-                raise
-            offline.publish(pairs)
-            con.execute(
-                "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
-            )
-            self._staged = self._staged or bool(pairs)
-
-    def _next_api(self, n: int) -> np.ndarray:
-        """Strictly increasing api_invocation_time (µs) per record, so the latest write of an
-        (identifier, event time) is always identifiable, also within one chunk."""
-        base = max(int(self.clock() * 1_000_000), self._last_api_us + 1)
-        self._last_api_us = base + n - 1
-        return np.arange(base, base + n, dtype="int64")
-
-    def recover(self, wait: bool = True) -> int:
-        """Finish or discard what a killed writer left; returns the chunks rolled forward."""
-        try:
-            with self.lock("recover", wait=wait):
-                return self._recover_locked(tidy=True)
-        except _Busy:
-            return 0
-
-    def tidy(self) -> None:
-        """Remove the (empty) staging directories this store's writes left, if no other
-        writer is active; a later writer's recovery removes them otherwise."""
-        if self._staged:
-            self.recover(wait=False)
-            self._staged = False
-
-    def _recover_locked(self, tidy: bool = False) -> int:
-        con = self.online.connection()
-        rows = con.execute("SELECT run_id, chunk, files FROM _fsgen_journal").fetchall()
-        for run_id, chunk, files in rows:
-            offline.publish([(self.root / s, self.root / f) for s, f in json.loads(files)])
-            con.execute(
-                "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
-            )
-        for staging in (self.root / "offline").glob("*/_staging"):
-            # an empty staging directory is what every commit leaves (writers reuse it):
-            # removing it on each lock would cost two directory operations per chunk
-            if tidy or _has_entries(staging):
-                shutil.rmtree(staging, ignore_errors=True)
-        return len(rows)
-
-    # ---------------------------------------------------------------------------- lock
-
-    @contextmanager
-    def lock(self, what: str, wait: bool = True) -> Iterator[None]:
-        """The store's write lock: one writer at a time across threads and processes. A
-        writer that has to wait says who holds it (``on_wait``), then waits."""
-        with self._thread_lock:
-            if self._depth == 0:
-                self._acquire(what, wait)
-                try:
-                    self._recover_locked()
-                except BaseException:
-                    self._release()
-                    raise
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._release()
-
-    def _acquire(self, what: str, wait: bool) -> None:
-        if self._lock_fd is None:
-            self._lock_fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        fd = self._lock_fd
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise _Busy from None
-            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
-            self.on_wait(f"waiting for the store lock on {self.root} (held by {holder})")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        info = f"pid {os.getpid()}: {what} since {time.strftime('%H:%M:%S')}".encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info, 0)
-
-    def _release(self) -> None:
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-    # -------------------------------------------------------------------------- schema
-
-    def _init_schema(self) -> None:
-        con = self.online.connection()
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS _fsgen_journal (run_id TEXT NOT NULL, "
-            "chunk INTEGER NOT NULL, grp TEXT NOT NULL, files TEXT NOT NULL, "
-            "PRIMARY KEY (run_id, chunk))"
-        )
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS _fsgen_runs (run_id TEXT PRIMARY KEY, "
-            "grp TEXT NOT NULL, source TEXT NOT NULL, started REAL NOT NULL, "
-            "finished REAL NOT NULL, read INTEGER NOT NULL, written INTEGER NOT NULL, "
-            "rejected INTEGER NOT NULL)"
-        )
-
     def _log_run(self, result: IngestResult) -> None:
         now = self.clock()
         self.online.connection().execute(
@@ -617,111 +384,6 @@ class LocalStore:
                 result.rejected,
             ),
         )
-
-
-def _workers(source: object, workers: int | None) -> int:
-    if workers is not None:
-        return workers
-    cpus = os.cpu_count() or 1
-    if cpus < 2 or not isinstance(source, str | Path):
-        return 0
-    try:
-        big = Path(source).stat().st_size > 8 << 20
-    except OSError:
-        return 0
-    return cpus - 1 if big else 0  # this process is busy writing: one CPU is its
-
-
-class _Busy(Exception):
-    """The lock is held and the caller asked not to wait."""
-
-
-class ChunkWriter:
-    """Commits each block as one chunk (see the module docstring), in order."""
-
-    def __init__(self, store: LocalStore, run_id: str, pipelined: bool) -> None:
-        self.store = store
-        self.run_id = run_id
-        self.chunks = 0
-        self.targets = (True, True)
-        """(online, offline) for the chunks written next (PutRecord's TargetStores)"""
-        self._queue: queue.Queue[tuple[GroupRuntime, Processed] | None] | None = None
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if pipelined:
-            self._queue = queue.Queue(maxsize=1)
-            self._thread = threading.Thread(target=self._run, name="fsgen-writer", daemon=True)
-            self._thread.start()
-
-    def write(self, rt: GroupRuntime, processed: Processed) -> None:
-        if self._queue is None:
-            self._commit(rt, processed)
-            return
-        if self._error is not None:
-            raise self._error
-        self._queue.put((rt, processed))
-
-    def _commit(self, rt: GroupRuntime, processed: Processed) -> None:
-        chunk = self.chunks
-        self.chunks += 1
-        online = self.store.online
-
-        def online_part(con: sqlite3.Connection) -> None:
-            online.upsert(
-                con, rt, online.rows_at(rt, processed.table, processed.seconds, processed.online)
-            )
-
-        self.store._commit(
-            rt,
-            self.run_id,
-            chunk,
-            processed.table,
-            processed.seconds,
-            online_part,
-            targets=self.targets,
-        )
-
-    def _run(self) -> None:
-        assert self._queue is not None
-        while True:
-            item = self._queue.get()
-            if item is None:
-                self.store.online.close()  # this thread's connection
-                return
-            if self._error is None:
-                try:
-                    self._commit(*item)
-                except BaseException as exc:  # re-raised in the caller thread
-                    self._error = exc
-
-    def close(self) -> None:
-        if self._queue is not None and self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = None
-        if self._error is not None:
-            raise self._error
-        self.store.tidy()
-
-
-def _processed_of(
-    rt: GroupRuntime, columns: dict[str, list[object]], seconds: Sequence[float]
-) -> Processed:
-    table = offline.records_table(rt, columns)
-    secs = np.asarray(seconds, dtype="float64")
-    return Processed(table, secs, latest_rows(rt, table, secs), [], table.num_rows)
-
-
-def _has_entries(directory: Path) -> bool:
-    try:
-        with os.scandir(directory) as entries:
-            return next(entries, None) is not None
-    except OSError:
-        return False
-
-
-def _print_wait(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _event_time_value(rt: GroupRuntime, value: object) -> tuple[object, float]:
@@ -773,4 +435,4 @@ def _split_composite(text: str) -> list[str]:
     return parts
 
 
-__all__ = ["ChunkWriter", "DeleteResult", "LocalStore"]
+__all__ = ["ChunkWriter", "DeleteResult", "LocalStore", "Processed"]

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fsgen.runtime.kinesis import DeadLetter, Writer
+from fsgen.runtime.kinesis import DeadLetter
+from fsgen.runtime.sinks import Sink
 from fsgen.stream.checkpoints import Checkpoints
 from fsgen.stream.events import Handler, from_get_records
 
@@ -74,7 +75,7 @@ class Consumer:
         handler: Handler,
         client: Any,
         stream: str,
-        writer: Writer,
+        sink: Sink,
         dead_letter: DeadLetter | None,
         checkpoints: Checkpoints,
         *,
@@ -87,7 +88,7 @@ class Consumer:
         self.handler = handler
         self.client = client
         self.stream = stream
-        self.writer = writer
+        self.sink = sink
         self.dead_letter = dead_letter
         self.checkpoints = checkpoints
         self.batch_size = batch_size
@@ -176,7 +177,7 @@ class Consumer:
             shard.closed = next_iterator is None
             return 0
         event = from_get_records(records, shard.shard_id, self.arn)
-        outcome = self.handler.process(event, self.writer, self.dead_letter)
+        outcome = self.handler.process(event, self.sink, self.dead_letter)
         failed = {f["itemIdentifier"] for f in outcome.response()["batchItemFailures"]}
         sequence = [str(r["SequenceNumber"]) for r in records]
         result.batches += 1

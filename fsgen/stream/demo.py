@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fsgen.demo import DemoContext
+    from fsgen.demo_context import DemoContext
 
 GROUP = "customer-features"
 SOURCE = "data/customer_updates.jsonl"
@@ -29,7 +29,6 @@ def step_stream(ctx: DemoContext) -> None:
     from fsgen.store import LocalStore
     from fsgen.stream.events import load_handler
     from fsgen.stream.replay import replay
-    from fsgen.stream.writers import LocalStoreWriter
 
     spec = load(ctx.config.root)
     source = ctx.config.root / SOURCE
@@ -46,7 +45,7 @@ def step_stream(ctx: DemoContext) -> None:
         result = replay(
             handler,
             source,
-            LocalStoreWriter(store),
+            store.writer(GROUP),
             JsonlDeadLetter(ctx.workdir / "dead-letter.jsonl"),
             batch_size=10,
         )

@@ -17,8 +17,9 @@ from datetime import datetime
 
 from fsgen.config import ProjectConfig
 from fsgen.runtime import kinesis
-from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult, Writer
+from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
 from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.runtime.sinks import Sink
 from fsgen.spec import ProjectSpec
 
 REGION = "us-east-1"
@@ -83,7 +84,7 @@ Process = Callable[..., StreamResult]
 
 @dataclass(frozen=True)
 class Handler:
-    """What replay and consume invoke: ``process(event, writer, dead_letter)``."""
+    """What replay and consume invoke: ``process(event, sink, dead_letter)``."""
 
     group: str
     runtime: GroupRuntime
@@ -93,11 +94,11 @@ class Handler:
     def process(
         self,
         event: Mapping[str, object],
-        writer: Writer,
+        sink: Sink,
         dead_letter: DeadLetter | None,
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> StreamResult:
-        return self._process(event, writer, dead_letter, retry=retry)
+        return self._process(event, sink, dead_letter, retry=retry)
 
 
 def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handler:
@@ -108,11 +109,11 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
 
     def fallback(
         event: Mapping[str, object],
-        writer: Writer,
+        sink: Sink,
         dead_letter: DeadLetter | None,
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> StreamResult:
-        return kinesis.process_event(bound, event, writer, dead_letter, retry=retry)
+        return kinesis.process_event(bound, event, sink, dead_letter, retry=retry)
 
     snake = re.sub(r"[^0-9a-zA-Z_]", "_", group).lower()
     snake = f"_{snake}" if snake[:1].isdigit() else snake

@@ -1,8 +1,9 @@
 """``fsgen package lambda GROUP``: the stream handler's deployment zip.
 
-Contents, and nothing else: the generated handler module with its package ``__init__``
-files, the definitions package (``featuredefs/``), ``fsgen/runtime/`` (standard library
-only), and an ``fsgen/__init__.py`` whose authoring names are the inert stand-ins of
+Contents, and nothing else: the generated handler module and the group's generated
+``runtime.py`` with their package ``__init__`` files, the definitions package
+(``featuredefs/``), ``fsgen/runtime/`` (standard library only), and an
+``fsgen/__init__.py`` whose authoring names are the inert stand-ins of
 :mod:`fsgen.runtime.declarations` (the real ones need pydantic, which a Lambda does not have;
 the decorators return the same functions either way). boto3 comes with the Lambda runtime.
 
@@ -82,6 +83,10 @@ def contents(config: ProjectConfig, spec: ProjectSpec, group: str) -> dict[str, 
     ):
         files[f"{gen_name}/{init.relative_to(gen)}"] = init.read_bytes() if init.is_file() else b""
     files[f"{gen_name}/groups/{_snake(group)}/stream_handler.py"] = handler.read_bytes()
+    runtime = handler.with_name("runtime.py")
+    if not runtime.is_file():
+        raise PackageError(f"{runtime.relative_to(root)} does not exist; run 'fsgen generate'")
+    files[f"{gen_name}/groups/{_snake(group)}/runtime.py"] = runtime.read_bytes()
     defs = root / config.definitions.replace(".", "/")
     if not defs.is_dir():
         raise PackageError(f"definitions package {config.definitions!r} not found in {root}")

@@ -15,15 +15,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsgen.runtime.kinesis import DeadLetter, RetryPolicy, StreamResult, Writer
+from fsgen.runtime.kinesis import DeadLetter, RetryPolicy, StreamResult
+from fsgen.runtime.sinks import Sink
 from fsgen.stream.events import SHARD, Handler, event_record, stream_arn
 
 SEQUENCE_BASE = 49_000_000_000_000_000_000_000_000_000_000_000_000_000_000
 
 
-def sequence_number(n: int) -> str:
-    """Kinesis-style (56-digit, increasing) sequence number of the n-th record (from 1)."""
-    return str(SEQUENCE_BASE + n)
+def sequence_number(n: int, run: int = 0) -> str:
+    """Kinesis-style (56-digit) sequence number of the n-th record (from 1) of the file whose
+    number is ``run`` (see :func:`file_number`): replaying the same file again reuses its
+    numbers (a dead-letter destination keeps its entries once), two different files never
+    share one (each keeps its own)."""
+    return str(SEQUENCE_BASE + run * 10**12 + n)
 
 
 @dataclass
@@ -80,6 +84,17 @@ class ReplayResult:
         )
 
 
+def file_number(path: Path) -> int:
+    """A number for the file's content (12 decimal digits of its SHA-256)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return int(digest.hexdigest(), 16) % 10**12
+
+
 def lines(path: Path) -> Iterator[bytes]:
     """Non-blank lines of a JSON-lines file, without their line ending."""
     with Path(path).open("rb") as fh:
@@ -101,7 +116,12 @@ def partition_key(data: bytes, identifier: str, fallback: str) -> str:
 
 
 def events(
-    handler: Handler, payloads: Sequence[bytes], batch_size: int, stream: str, start: int = 1
+    handler: Handler,
+    payloads: Sequence[bytes],
+    batch_size: int,
+    stream: str,
+    start: int = 1,
+    run: int = 0,
 ) -> Iterator[dict[str, object]]:
     """Lambda events of ``batch_size`` records each."""
     arn = stream_arn(stream)
@@ -110,7 +130,7 @@ def events(
         batch.append(
             event_record(
                 data,
-                sequence_number(n),
+                sequence_number(n, run),
                 partition_key(data, handler.runtime.identifier, str(n)),
                 shard=SHARD,
                 source_arn=arn,
@@ -127,7 +147,7 @@ def events(
 def replay(
     handler: Handler,
     path: Path,
-    writer: Writer,
+    sink: Sink,
     dead_letter: DeadLetter | None,
     *,
     batch_size: int = 100,
@@ -144,6 +164,7 @@ def replay(
     result = ReplayResult(handler.group, str(path))
     started = time.perf_counter()
     payloads = lines(path)
+    run = file_number(path)
     n = 0
     while True:
         chunk: list[bytes] = []
@@ -157,10 +178,10 @@ def replay(
                 break
         if not chunk:
             break
-        (event,) = events(handler, chunk, batch_size, stream, start=n + 1)
+        (event,) = events(handler, chunk, batch_size, stream, start=n + 1, run=run)
         n += len(chunk)
         kwargs = {"retry": retry} if retry is not None else {}
-        outcome = handler.process(event, writer, dead_letter, **kwargs)
+        outcome = handler.process(event, sink, dead_letter, **kwargs)
         result.add(outcome)
         if visible is not None:
             _check_visible(handler, visible, event, outcome)

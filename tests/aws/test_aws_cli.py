@@ -62,7 +62,8 @@ def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreSer
         env=ENV,
     )
     assert ingested.exit_code == 1, ingested.output
-    assert "read 5, written 1 (PutRecord), rejected 4" in ingested.stderr
+    assert "read 5, written 1, rejected 4" in ingested.stderr
+    assert "aws backend" in ingested.stderr
     lines = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [(r["row"], r["field"]) for r in lines] == [
         (1, "total_spend"),

@@ -110,10 +110,13 @@ def test_record_lifecycle_through_boto3(
     )
     assert [r["RecordIdentifierValueAsString"] for r in batch["Records"]] == ["c-1"]
     assert batch["Errors"] == [] and batch["UnprocessedIdentifiers"] == []
-    # the AWS backend's runtime helpers use the same endpoint
-    assert aws.get_record("customer-features", "c-1", ["is_prime_member"]) == [
-        {"FeatureName": "is_prime_member", "ValueAsString": "1"}
-    ]
+    # the AWS backend's data plane uses the same endpoint
+    from fsgen.backends.aws import AwsDataPlane
+
+    plane = AwsDataPlane(example[0], example[1], aws.runtime)
+    assert plane.get_record("customer-features", "c-1", ["is_prime_member"]) == {
+        "is_prime_member": 1
+    }
     rt.delete_record(
         FeatureGroupName="customer-features",  # type: ignore[attr-defined]
         RecordIdentifierValueAsString="c-1",
@@ -143,10 +146,10 @@ def test_batch_write_record(example: Example, aws: AwsBackend, served: FeatureSt
     }
     out = rt.batch_write_record(Entries=[good, bad])  # type: ignore[attr-defined]
     assert [e["ErrorCode"] for e in out["Errors"]] == ["ValidationError"]
-    failed = aws.batch_write_record([bad])
-    assert [e["Entry"]["Record"] for e in failed] == [bad["Record"]]
-    got = aws.get_record("merchant-features", "m-1")
-    assert got is not None and {"FeatureName": "category", "ValueAsString": "grocery"} in got
+    from fsgen.backends.aws import AwsDataPlane
+
+    got = AwsDataPlane(example[0], example[1], aws.runtime).get_record("merchant-features", "m-1")
+    assert got is not None and got["category"] == "grocery"
 
 
 @pytest.mark.parametrize(
@@ -224,9 +227,9 @@ def test_destroy_drops_online_data(
 ) -> None:
     config, spec = example
     deploy(example, aws)
-    aws.put_record(
-        "merchant-features",
-        [
+    aws.runtime.put_record(
+        FeatureGroupName="merchant-features",
+        Record=[
             {"FeatureName": "merchant_id", "ValueAsString": "m-1"},
             {"FeatureName": "updated_at", "ValueAsString": "4070908800.0"},
         ],
@@ -239,7 +242,9 @@ def test_destroy_drops_online_data(
     assert not offline.exists()
     assert list((config.store_path / "archive" / "merchant-features").iterdir())
     deploy(example, aws)  # recreated: starts empty
-    assert aws.get_record("merchant-features", "m-1") is None
+    from fsgen.backends.aws import AwsDataPlane
+
+    assert AwsDataPlane(config, spec, aws.runtime).get_record("merchant-features", "m-1") is None
 
 
 def test_creating_status_is_waited_for(example: Example, make_backend: Any) -> None:

@@ -150,7 +150,7 @@ def test_headers_and_manifest(root: Path) -> None:
 
 def test_group_headers_name_the_definition_file() -> None:
     files = _artifacts(REPO)
-    text = files["groups/customer_features/batch_job.py"]
+    text = files["groups/customer_features/runtime.py"]
     assert "# source: featuredefs/customer.py (feature group 'customer-features')\n" in text
     assert "import featuredefs.customer\n" in text
     # the transformation is imported, never copied

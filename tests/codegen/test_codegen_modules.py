@@ -22,9 +22,10 @@ from fsgen.bind import group_runtime
 from fsgen.codegen.views import snake
 from fsgen.runtime.inference import MissingFeatureError, RequestError
 from fsgen.runtime.pipeline import composite_identifier
+from fsgen.runtime.sinks import RecordSink
 
 
-class ListWriter:
+class ListWriter(RecordSink):
     def __init__(self, fail_on: str | None = None) -> None:
         self.records: list[tuple[str, dict[str, object]]] = []
         self.fail_on = fail_on
@@ -35,9 +36,6 @@ class ListWriter:
                 raise ConnectionError("throttled")
             self.records.append((group, record))
         return len(records)
-
-    def put_record(self, group: str, record: dict[str, object]) -> None:
-        self.put_records(group, [record])
 
 
 def kinesis_event(payloads: list[bytes]) -> dict[str, object]:
@@ -68,20 +66,19 @@ def bits(value: object) -> object:
 # --------------------------------------------------------------------------- runtime literal
 
 
-def test_generated_runtime_literals_equal_the_bound_runtimes(example) -> None:  # type: ignore[no-untyped-def]
+def test_batch_job_and_stream_handler_share_the_one_generated_runtime(example) -> None:  # type: ignore[no-untyped-def]
     _, spec = example
     for g in spec.groups:
+        runtime = import_generated(f"groups.{snake(g.name)}.runtime").RUNTIME
         for kind in ("batch_job", "stream_handler"):
-            module = import_generated(f"groups.{snake(g.name)}.{kind}")
-            assert module.RUNTIME == group_runtime(g), (g.name, kind)
+            assert import_generated(f"groups.{snake(g.name)}.{kind}").RUNTIME is runtime
 
 
 def test_scenario_modules_import_and_their_runtimes_match(scenario) -> None:  # type: ignore[no-untyped-def]
     _, spec = scenario
     for g in spec.groups:
-        for kind in ("batch_job", "stream_handler"):
-            module = import_generated(f"groups.{snake(g.name)}.{kind}")
-            assert module.RUNTIME == group_runtime(g)
+        module = import_generated(f"groups.{snake(g.name)}.runtime")
+        assert module.RUNTIME == group_runtime(g)
     for fs in spec.feature_sets:
         parser = import_generated(f"feature_sets.{snake(fs.name)}.parser")
         assert parser.COLUMNS == fs.columns
@@ -138,7 +135,7 @@ def test_batch_job_reads_jsonl_and_parquet_like_csv(example, tmp_path: Path) -> 
     ra = job.run(jsonl, a)
     rb = job.run(parquet, b)
     assert a.records == b.records and len(a.records) == 20
-    assert ra.rejects[0].row == 21 and "expected a JSON object" in ra.rejects[0].message
+    assert ra.samples[0].row == 21 and "expected a JSON object" in ra.samples[0].reason
     assert rb.ok
 
 
@@ -235,7 +232,7 @@ def test_stream_handler_reports_only_failed_records(example) -> None:  # type: i
 def test_lambda_handler_entry_point_uses_the_writer(example) -> None:  # type: ignore[no-untyped-def]
     handler = import_generated("groups.merchant_features.stream_handler")
     writer = ListWriter()
-    handler._writer = writer
+    handler._sink = writer
     raw = json.loads((REPO / "data/merchants.jsonl").read_text().splitlines()[0])
     response = handler.handler(kinesis_event([json.dumps(raw).encode()]), None)
     assert response == {"batchItemFailures": []}

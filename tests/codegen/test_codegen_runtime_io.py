@@ -15,8 +15,8 @@ from codegen_helpers import import_generated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsgen.runtime.batch import read_rows
-from fsgen.runtime.writers import PutRecordWriter
+from fsgen.runtime.sinks import PutRecordSink, RecordSink
+from fsgen.runtime.sources import SourceError, read_source
 
 
 def test_batch_job_reads_an_s3_source(example, moto_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -41,24 +41,24 @@ def test_batch_job_reads_an_s3_source(example, moto_url: str, monkeypatch) -> No
     result = job.run("s3://raw-data/in/customers.csv", None, rejects=rejects)
     assert (result.read, result.valid, result.rejected) == (2, 1, 1)
     assert (
-        rejects == result.rejects and result.rejects[0].source == "s3://raw-data/in/customers.csv"
+        rejects == result.samples and result.samples[0].source == "s3://raw-data/in/customers.csv"
     )
-    with pytest.raises(ValueError, match="not an s3://bucket/key"):
-        list(read_rows("s3://raw-data"))
+    with pytest.raises(SourceError, match="not an s3://bucket/key"):
+        list(read_source("s3://raw-data", fmt="csv"))
 
 
 def test_csv_rows_with_the_wrong_number_of_values_are_rejected(tmp_path: Path) -> None:
     source = tmp_path / "x.csv"
-    source.write_text("a,b\n1,2\n1,2,3\n1\n", encoding="utf-8")
-    rows = list(read_rows(source))
-    assert [r.error for r in rows] == [
-        None,
-        "row has 3 values but the header has 2 columns",
-        "row has 1 values but the header has 2 columns",
+    source.write_text("a,b\n1,2\n1,2,3\n1\n4,5\n", encoding="utf-8")
+    (chunk,) = list(read_source(source))
+    assert [(r.row, r.reason) for r in chunk.rejected] == [
+        (2, "row has 3 values but the header has 2 columns"),
+        (3, "row has 1 values but the header has 2 columns"),
     ]
-    assert [r.row for r in rows] == [1, 2, 3]
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        list(read_rows(tmp_path / "missing.csv"))
+    assert chunk.rows == 2 and [chunk.row_number(i) for i in range(2)] == [1, 4]
+    assert chunk.columns == {"a": ["1", "4"], "b": ["2", "5"]}
+    with pytest.raises(SourceError, match="no such file"):
+        list(read_source(tmp_path / "missing.csv"))
 
 
 def _runtime_client() -> object:
@@ -73,7 +73,7 @@ def _runtime_client() -> object:
 def test_put_record_writer_sends_valid_put_record_requests(rides) -> None:  # type: ignore[no-untyped-def]
     handler = import_generated("groups.driver_city_stats.stream_handler")
     client = _runtime_client()
-    writer = PutRecordWriter({"driver-city-stats": handler.RUNTIME}, client=client)
+    writer = PutRecordSink({"driver-city-stats": handler.RUNTIME}, client=client)
     raw = {
         "city": "Lyon",
         "driver_id": 7,
@@ -116,7 +116,7 @@ def test_put_record_writer_sends_valid_put_record_requests(rides) -> None:  # ty
 def test_failed_put_record_is_reported_for_retry(rides) -> None:  # type: ignore[no-untyped-def]
     handler = import_generated("groups.rider_profile.stream_handler")
     client = _runtime_client()
-    writer = PutRecordWriter({"rider-profile": handler.RUNTIME}, client=client)
+    writer = PutRecordSink({"rider-profile": handler.RUNTIME}, client=client)
     raw = {
         "rider_id": "R1",
         "updated": "2024-01-01T00:00:00Z",
@@ -142,7 +142,7 @@ def test_failed_put_record_is_reported_for_retry(rides) -> None:  # type: ignore
     assert response == {"batchItemFailures": [{"itemIdentifier": "77"}]}
 
 
-class Collect:
+class Collect(RecordSink):
     def __init__(self) -> None:
         self.records: list[dict[str, object]] = []
 

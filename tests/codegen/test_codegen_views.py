@@ -7,6 +7,7 @@ import ast
 import pytest
 from codegen_helpers import GOLDEN, REPO, load_project
 
+from fsgen import bind
 from fsgen.codegen import views
 from fsgen.codegen.pyfmt import literal, string
 from fsgen.sagemaker import LOCAL_ROLE_ARN, create_feature_group_request, ttl_duration
@@ -52,14 +53,14 @@ def test_typed_dict_falls_back_to_functional_syntax_for_keywords() -> None:
 def test_defaults_take_the_column_type() -> None:
     from fsgen.types import Fractional, Integral, String
 
-    assert views._typed_default(Fractional, 0) == 0.0 and isinstance(
-        views._typed_default(Fractional, 0), float
+    assert bind.typed_default(Fractional, 0) == 0.0 and isinstance(
+        bind.typed_default(Fractional, 0), float
     )
-    assert views._typed_default(Integral, 3.0) == 3 and isinstance(
-        views._typed_default(Integral, 3.0), int
+    assert bind.typed_default(Integral, 3.0) == 3 and isinstance(
+        bind.typed_default(Integral, 3.0), int
     )
-    assert views._typed_default(String, "x") == "x"
-    assert views._typed_default(Fractional, None) is None
+    assert bind.typed_default(String, "x") == "x"
+    assert bind.typed_default(Fractional, None) is None
 
 
 def test_parser_types_follow_the_missing_policy() -> None:

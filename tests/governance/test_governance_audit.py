@@ -172,6 +172,7 @@ def test_history_command_filters_and_json(
 
 
 def test_generated_batch_job_runs_join_the_trail(example_project: Path) -> None:
+    from fsgen.backends import project_data_plane
     from fsgen.bind import group_runtime
     from fsgen.loader import load
     from fsgen.runtime.batch import main as batch_main
@@ -181,7 +182,12 @@ def test_generated_batch_job_runs_join_the_trail(example_project: Path) -> None:
     source = str(example_project / "data/customers_with_errors.csv")
     rejects = str(example_project / "out/rejects.jsonl")
     assert (
-        batch_main(runtime, [], [source, "--project", str(example_project), "--rejects", rejects])
+        batch_main(
+            runtime,
+            [],
+            [source, "--project", str(example_project), "--rejects", rejects],
+            project_data_plane,
+        )
         == 1
     )
     assert batch_main(runtime, [], [source, "--dry-run"]) == 1  # writes nothing: no event

@@ -145,7 +145,9 @@ def ingest_all(project: Project, base: datetime) -> None:
         ):
             result = store.ingest(group, path, project.root / f"rejects-{group}.jsonl")
             assert result.rejected == 0, result.samples
-        outcome = stream_handler.process_event(kinesis_event(stream), writer=store)
+        outcome = stream_handler.process_event(
+            kinesis_event(stream), store.writer("customer-features")
+        )
         assert outcome.failures == [] and outcome.written == len(stream)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from inference_helpers import REPO, copy_project
 
 from fsgen.config import load_config
-from fsgen.demo import DemoContext
+from fsgen.demo_context import DemoContext
 from fsgen.serving import demo
 
 

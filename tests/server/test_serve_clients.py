@@ -40,7 +40,7 @@ def test_fsgen_clients_reach_serve_without_credentials(
 
     from fsgen.backends.aws import clients
     from fsgen.runtime.endpoint import ENDPOINT_ENV, runtime_client
-    from fsgen.stream.writers import endpoint_writer
+    from fsgen.runtime.sinks import PutRecordSink, featurestore_client
 
     assert local_client_kwargs(served.url) == {**LOCAL_CREDENTIALS, "region_name": "us-east-1"}
     with pytest.raises(NoCredentialsError):  # what a plain client does: the reason for the above
@@ -70,7 +70,8 @@ def test_fsgen_clients_reach_serve_without_credentials(
     monkeypatch.setenv(ENDPOINT_ENV, served.url)
     got = runtime_client().get_record(FeatureGroupName="plain", RecordIdentifierValueAsString="a")
     assert got["Record"][0] == {"FeatureName": "id", "ValueAsString": "a"}
-    writer = endpoint_writer(served.runtime.group("plain").runtime, served.url)
-    writer.put_record("plain", {"id": "b", "t": stamp})
+    plain = served.runtime.group("plain").runtime
+    sink = PutRecordSink({"plain": plain}, featurestore_client(served.url))
+    sink.put_records("plain", [{"id": "b", "t": stamp}])
     got = runtime.get_record(FeatureGroupName="plain", RecordIdentifierValueAsString="b")
     assert got["Record"][0] == {"FeatureName": "id", "ValueAsString": "b"}

@@ -83,3 +83,14 @@ def test_unknown_group_is_an_error(root: Path, tmp_path: Path) -> None:
     src.write_text(HEADER)
     code, _, err = run(root, "ingest", "nope", str(src))
     assert code == 1 and "no feature group named 'nope'" in err
+
+
+def test_two_ingests_in_one_second_keep_every_reject(root: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "u1,2024-01-01T00:00:00Z,ten,2,Ann,a\nu2,soon,1,1,Bo,\n")
+    before = set((root / ".fsgen" / "rejects").glob("user-events-*.jsonl"))
+    for _ in range(2):
+        code, _, err = run(root, "ingest", "user-events", str(bad))
+        assert code == 1 and "rejected 2" in err
+    files = set((root / ".fsgen" / "rejects").glob("user-events-*.jsonl")) - before
+    assert len(files) == 2 and all(len(f.read_text().splitlines()) == 2 for f in files)

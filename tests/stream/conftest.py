@@ -34,12 +34,24 @@ def repo_spec() -> tuple[ProjectConfig, ProjectSpec]:
     return config, load(config.root)
 
 
+def _definitions_are_the_repos() -> bool:
+    """Another test may have loaded a project whose definitions package is also called
+    ``featuredefs`` (a copy, a scaffold): the loader replaces the package in sys.modules."""
+    import sys
+
+    package = sys.modules.get("featuredefs")
+    paths = [Path(p) for p in getattr(package, "__path__", [])]
+    return bool(paths) and all(p.resolve().is_relative_to(REPO.resolve()) for p in paths)
+
+
 @pytest.fixture
 def example(
     repo_spec: tuple[ProjectConfig, ProjectSpec], tmp_path: Path
 ) -> tuple[ProjectConfig, ProjectSpec]:
     """The example project, its store under tmp_path."""
     config, spec = repo_spec
+    if not _definitions_are_the_repos():
+        spec = load(config.root)
     return config.model_copy(update={"store_dir": str(tmp_path / "store")}), spec
 
 

@@ -85,3 +85,17 @@ def test_unknown_group_is_a_clear_error(project_copy: ProjectConfig) -> None:
         project_copy, "stream", "replay", "nope", str(REPO / "data" / "customer_updates.jsonl")
     )
     assert code == 1 and "error:" in err and "nope" in err
+
+
+def test_replaying_two_files_keeps_both_files_dead_letters(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    dlq = project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"
+    before = len(list(read_jsonl(dlq)))
+    for i in range(2):
+        source = tmp_path / f"part{i}.jsonl"
+        bad = json.dumps(good(f"C9{i}", tenure_months="x"))
+        source.write_text(json.dumps(good(f"C8{i}")) + "\n" + bad + "\n")
+        code, out, _ = run(project_copy, "stream", "replay", GROUP, str(source), "--json")
+        assert code == 1 and json.loads(out)["dead_lettered"] == 1
+    assert len(list(read_jsonl(dlq))) == before + 2

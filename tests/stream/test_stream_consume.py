@@ -24,10 +24,10 @@ from fsgen.config import ProjectConfig
 from fsgen.loader import load
 from fsgen.runtime.deadletter import JsonlDeadLetter, read_jsonl
 from fsgen.store import LocalStore
+from fsgen.store.local import ChunkWriter
 from fsgen.stream.checkpoints import Checkpoints
 from fsgen.stream.consume import Consumer, kinesis_client
 from fsgen.stream.events import Handler, load_handler
-from fsgen.stream.writers import LocalStoreWriter
 
 FSGEN = str(Path(sys.executable).parent / "fsgen")
 
@@ -104,7 +104,7 @@ def test_consume_in_steps_resumes_from_checkpoints(
             handler,
             kinesis_client(kinesis_url, "us-east-1"),
             stream,
-            LocalStoreWriter(store),
+            store.writer(GROUP),
             JsonlDeadLetter(dlq),
             Checkpoints(config.store_path, stream, GROUP),
             batch_size=7,
@@ -134,23 +134,20 @@ def test_retryable_failure_is_read_again_not_lost(
     data = payloads(20)
     stream = make_stream(kinesis_url, data, shards=1)
 
-    class Flaky(LocalStoreWriter):
+    class Flaky(ChunkWriter):
         calls = 0
 
-        def put_records(self, group: str, records: list[dict[str, object]]) -> int:
-            raise AssertionError("unused")
-
-        def put_block(self, runtime, block) -> None:  # type: ignore[no-untyped-def]
+        def write(self, rt, processed) -> None:  # type: ignore[no-untyped-def]
             Flaky.calls += 1
             if Flaky.calls in (2, 3):
                 raise RuntimeError("store unavailable")  # not retried in the handler
-            super().put_block(runtime, block)
+            super().write(rt, processed)
 
     result = Consumer(
         handler,
         kinesis_client(kinesis_url, "us-east-1"),
         stream,
-        Flaky(store),
+        Flaky(store, "flaky", pipelined=False),
         JsonlDeadLetter(tmp_path / "dlq.jsonl"),
         Checkpoints(config.store_path, stream, GROUP),
         batch_size=6,

@@ -20,7 +20,6 @@ from fsgen.runtime.pipeline import RecordError, TransformError
 from fsgen.spec import ProjectSpec
 from fsgen.store import LocalStore
 from fsgen.stream.events import Handler
-from fsgen.stream.writers import LocalStoreWriter
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -133,7 +132,7 @@ def test_batch_and_stream_give_identical_stores(
         for start in range(0, len(shuffled), batch):
             result = handler.process(
                 event(shuffled[start : start + batch], start=start + 1),
-                LocalStoreWriter(stream_store),
+                stream_store.writer(GROUP),
                 dlq,
             )
             assert result.response() == {"batchItemFailures": []}
@@ -157,7 +156,7 @@ def test_rerunning_a_batch_adds_no_visible_record(handler: Handler, store: Local
         [good("C1", "2024-03-01T00:00:00Z"), good("C1", "2024-03-02T00:00:00Z"), good("C2")]
     )
     for _ in range(3):
-        assert handler.process(batch, LocalStoreWriter(store), None).written == 3
+        assert handler.process(batch, store.writer(GROUP), None).written == 3
     assert len(store.read_offline(GROUP)) == 3
     assert len(store.read_offline(GROUP, dedup=False)) == 9
     assert store.get_record(GROUP, "C1", now=0)["last_updated_time"] == "2024-03-02T00:00:00Z"  # type: ignore[index]
@@ -166,9 +165,9 @@ def test_rerunning_a_batch_adds_no_visible_record(handler: Handler, store: Local
 def test_late_events_reach_offline_only(handler: Handler, store: LocalStore) -> None:
     newest = good("C1", "2024-03-05T00:00:00Z", tenure_months=50)
     late = [good("C1", f"2024-03-0{d}T00:00:00Z", tenure_months=d) for d in (1, 4, 2)]
-    handler.process(event([newest]), LocalStoreWriter(store), None)
+    handler.process(event([newest]), store.writer(GROUP), None)
     for i, record in enumerate(late, start=2):
-        handler.process(event([record], start=i), LocalStoreWriter(store), None)
+        handler.process(event([record], start=i), store.writer(GROUP), None)
         online = store.get_record(GROUP, "C1", now=0)
         assert online is not None and online["last_updated_time"] == "2024-03-05T00:00:00Z"
     offline = store.read_offline(GROUP)
@@ -181,7 +180,7 @@ def test_late_events_reach_offline_only(handler: Handler, store: LocalStore) -> 
     # an event at the same time as the stored one replaces it (ties: the later write wins)
     handler.process(
         event([good("C1", "2024-03-05T00:00:00Z", tenure_months=1)], start=9),
-        LocalStoreWriter(store),
+        store.writer(GROUP),
         None,
     )
     assert store.get_record(GROUP, "C1", now=0)["avg_monthly_spend"] == 1000.0  # type: ignore[index]

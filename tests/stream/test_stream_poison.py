@@ -16,10 +16,9 @@ from streamhelpers import GROUP, event, free_port, good, raw_event
 
 from fsgen.runtime.deadletter import JsonlDeadLetter, S3DeadLetter, SqsDeadLetter, read_jsonl
 from fsgen.runtime.kinesis import RETRY, RetryPolicy
-from fsgen.runtime.writers import PutRecordWriter
+from fsgen.runtime.sinks import PutRecordSink
 from fsgen.store import LocalStore
 from fsgen.stream.events import Handler
-from fsgen.stream.writers import LocalStoreWriter
 
 NO_WAIT = RetryPolicy(sleep=lambda _s: None)
 
@@ -52,7 +51,7 @@ def test_poison_record_is_dead_lettered_and_the_batch_goes_on(
     if payload is None:  # the middle record's data is not base64 at all
         batch["Records"][1]["kinesis"]["data"] = "not base64 !!"  # type: ignore[index]
     dlq = JsonlDeadLetter(tmp_path / "dlq.jsonl")
-    result = handler.process(batch, LocalStoreWriter(store), dlq, NO_WAIT)
+    result = handler.process(batch, store.writer(GROUP), dlq, NO_WAIT)
     assert result.response() == {"batchItemFailures": []}
     assert (result.read, result.written, result.dead_lettered, result.failed) == (3, 2, 1, 0)
     (entry,) = read_jsonl(dlq.path)
@@ -70,7 +69,7 @@ def test_poison_record_is_dead_lettered_and_the_batch_goes_on(
 def test_without_a_dead_letter_destination_poison_is_reported_for_retry(
     handler: Handler, store: LocalStore
 ) -> None:
-    result = handler.process(event([good("C1"), b"{oops"]), LocalStoreWriter(store), None, NO_WAIT)
+    result = handler.process(event([good("C1"), b"{oops"]), store.writer(GROUP), None, NO_WAIT)
     assert result.response() == {"batchItemFailures": [{"itemIdentifier": f"{2:056d}"}]}
     assert result.written == 1
 
@@ -79,17 +78,15 @@ def test_a_failing_dead_letter_destination_loses_nothing(
     handler: Handler, store: LocalStore, tmp_path: Path
 ) -> None:
     broken = JsonlDeadLetter(tmp_path)  # a directory: appending fails
-    result = handler.process(
-        event([b"{oops", good("C1")]), LocalStoreWriter(store), broken, NO_WAIT
-    )
+    result = handler.process(event([b"{oops", good("C1")]), store.writer(GROUP), broken, NO_WAIT)
     assert result.response() == {"batchItemFailures": [{"itemIdentifier": f"{1:056d}"}]}
     (failure,) = result.failures
     assert failure.kind == RETRY and "dead-letter destination failed" in failure.message
 
 
-def _stubbed_writer(handler: Handler) -> tuple[PutRecordWriter, Stubber]:
+def _stubbed_writer(handler: Handler) -> tuple[PutRecordSink, Stubber]:
     client = boto3.client("sagemaker-featurestore-runtime", region_name="us-east-1")
-    return PutRecordWriter({GROUP: handler.runtime}, client=client), Stubber(client)
+    return PutRecordSink({GROUP: handler.runtime}, client=client), Stubber(client)
 
 
 def test_throttling_is_retried_with_back_off(handler: Handler, tmp_path: Path) -> None:
@@ -168,7 +165,7 @@ def test_malformed_base64_in_a_lambda_event(
     handler: Handler, store: LocalStore, tmp_path: Path
 ) -> None:
     dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
-    result = handler.process(raw_event("@@@", seq="77"), LocalStoreWriter(store), dlq, NO_WAIT)
+    result = handler.process(raw_event("@@@", seq="77"), store.writer(GROUP), dlq, NO_WAIT)
     assert result.response() == {"batchItemFailures": []}
     assert [e["sequenceNumber"] for e in read_jsonl(dlq.path)] == ["77"]
 
@@ -178,9 +175,7 @@ def test_dead_letter_file_is_idempotent_on_rerun(
 ) -> None:
     batch = event([b"{oops", good("C1"), b"nope"])
     for _ in range(2):
-        handler.process(
-            batch, LocalStoreWriter(store), JsonlDeadLetter(tmp_path / "d.jsonl"), NO_WAIT
-        )
+        handler.process(batch, store.writer(GROUP), JsonlDeadLetter(tmp_path / "d.jsonl"), NO_WAIT)
     assert [e["sequenceNumber"] for e in read_jsonl(tmp_path / "d.jsonl")] == [
         f"{1:056d}",
         f"{3:056d}",
@@ -201,7 +196,7 @@ def test_sqs_dead_letter(handler: Handler, store: LocalStore, moto_url: str) -> 
     url = sqs.create_queue(QueueName="fsgen-dlq")["QueueUrl"]
     poison = [f"{{bad {i}".encode() for i in range(12)]  # more than one SendMessageBatch
     result = handler.process(
-        event([good("C1"), *poison]), LocalStoreWriter(store), SqsDeadLetter(url, sqs), NO_WAIT
+        event([good("C1"), *poison]), store.writer(GROUP), SqsDeadLetter(url, sqs), NO_WAIT
     )
     assert result.response() == {"batchItemFailures": []} and result.dead_lettered == 12
     bodies = []
@@ -227,7 +222,7 @@ def test_s3_dead_letter(handler: Handler, store: LocalStore, moto_url: str) -> N
     for _ in range(2):  # a re-run overwrites the same object
         handler.process(
             batch,
-            LocalStoreWriter(store),
+            store.writer(GROUP),
             S3DeadLetter("fsgen-dead-letters", "streams/", s3),
             NO_WAIT,
         )
@@ -250,7 +245,7 @@ def test_a_record_the_local_store_refuses_is_dead_lettered(
     )
     far = {**raw, "merchant_id": "M-far", "updated_at": 1e12}
     dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
-    result = merchants.process(event([raw, far]), LocalStoreWriter(store), dlq, NO_WAIT)
+    result = merchants.process(event([raw, far]), store.writer(GROUP), dlq, NO_WAIT)
     assert result.response() == {"batchItemFailures": []} and result.written == 1
     (entry,) = read_jsonl(dlq.path)
     assert entry["sequenceNumber"] == f"{2:056d}" and "outside years 1..9999" in str(
@@ -264,3 +259,30 @@ def test_dead_letter_file_after_a_torn_write(tmp_path: Path) -> None:
     path.write_text('{"group": "g", "shardId": "s", "sequenceNumber": "1"}\n{"group": "g", "sha')
     JsonlDeadLetter(path).send([{"group": "g", "shardId": "s", "sequenceNumber": "2"}])
     assert [e["sequenceNumber"] for e in read_jsonl(path)] == ["1", "2"]
+
+
+POISON_VALUES = [
+    json.dumps(good("H2")).replace('"H2"', '"H2\\udfff"').encode(),  # a lone surrogate
+    b"[" * 100_000,  # nested too deep for the JSON parser
+    json.dumps(good("C5", when="9999-12-31T23:59:59-01:00")).encode(),  # year 10000 in UTC
+    json.dumps(good("C6", tenure_months=10**400)).encode(),  # 401 digits
+]
+
+
+@pytest.mark.parametrize("sink", ["local", "putrecord"])
+def test_poison_values_are_dead_lettered_never_block_the_shard(
+    handler: Handler, store: LocalStore, tmp_path: Path, sink: str
+) -> None:
+    payloads = [*POISON_VALUES, json.dumps(good("C1")).encode()]
+    dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
+    if sink == "local":
+        result = handler.process(event(payloads), store.writer(GROUP), dlq, NO_WAIT)
+    else:
+        writer, stub = _stubbed_writer(handler)
+        with stub:
+            stub.add_response("put_record", {})  # C1 only: the others never reach the store
+            result = handler.process(event(payloads), writer, dlq, NO_WAIT)
+            stub.assert_no_pending_responses()
+    assert result.response() == {"batchItemFailures": []}
+    assert (result.written, result.dead_lettered, result.failed) == (1, 4, 0)
+    assert len(list(read_jsonl(dlq.path))) == 4

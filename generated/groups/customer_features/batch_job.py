@@ -6,8 +6,9 @@
 
 Reads raw records (CSV, Parquet or JSON lines; a local path or s3://), validates each against
 the group's input schema, computes the features with the featuredefs functions and hands the
-stored records to a writer. Rows that fail are rejected with their row number, field and reason;
-the others are written. Run it from the project root (``--help`` lists the options):
+stored records to a sink, on the batch pipeline ``fsgen ingest`` runs. Rows that fail (malformed
+rows included) are rejected with their row number, field and reason; the others are written.
+Run it from the project root (``--help`` lists the options):
 
     python -m generated.groups.customer_features.batch_job data/customers.csv
 """
@@ -18,60 +19,19 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 
-import featuredefs.customer
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, batch
-from fsgen.runtime.batch import BatchResult, RawRow, Record, Reject, Writer
+from fsgen.runtime import batch
+from fsgen.runtime.ingest import IngestResult
+from fsgen.runtime.sinks import Record, Sink
+from fsgen.runtime.sources import Reject
+from generated.groups.customer_features.runtime import GROUP, RUNTIME
 
-GROUP = "customer-features"
+__all__ = ["GROUP", "RUNTIME", "main", "process_rows", "run"]
+
 DEFAULT_SOURCES: tuple[str, ...] = ("data/customers.csv",)
-
-RUNTIME = GroupRuntime(
-    name="customer-features",
-    identifier="customer_id",
-    keys=("customer_id",),
-    event_time="last_updated_time",
-    event_time_kind="String",
-    fields=(
-        FieldDef("customer_id", "str"),
-        FieldDef("last_updated_time", "str"),
-        FieldDef("birth_date", "str"),
-        FieldDef("membership_tier", "str"),
-        FieldDef("tenure_months", "int"),
-        FieldDef("total_spend", "float"),
-    ),
-    features=(
-        FeatureDef(
-            name="age",
-            fn=featuredefs.customer.age,
-            kind="Integral",
-            params=(("birth_date", "raw"), ("last_updated_time", "event_time")),
-        ),
-        FeatureDef(
-            name="avg_monthly_spend",
-            fn=featuredefs.customer.avg_monthly_spend,
-            kind="Fractional",
-            params=(("total_spend", "raw"), ("tenure_months", "raw")),
-        ),
-        FeatureDef(
-            name="is_prime_member",
-            fn=featuredefs.customer.is_prime_member,
-            kind="Integral",
-            params=(("membership_tier", "raw"),),
-        ),
-    ),
-    columns=(
-        ("customer_id", "String", None, None),
-        ("last_updated_time", "String", None, None),
-        ("age", "Integral", None, None),
-        ("avg_monthly_spend", "Fractional", None, None),
-        ("is_prime_member", "Integral", None, None),
-    ),
-    ttl_seconds=2592000,
-)
 
 
 def process_rows(
-    rows: Iterable[RawRow | Mapping[str, object]],
+    rows: Iterable[Mapping[str, object]],
     source: str = "<rows>",
 ) -> tuple[list[Record], list[Reject]]:
     """Validate and transform raw rows; each row becomes a stored record or a reject."""
@@ -80,17 +40,20 @@ def process_rows(
 
 def run(
     source: str | os.PathLike[str],
-    writer: Writer | None,
+    sink: Sink | None,
     rejects: str | os.PathLike[str] | list[Reject] | None = None,
     format: str | None = None,
-) -> BatchResult:
-    """Ingest one source into ``writer`` (None: dry run); rejects go to a JSONL path or list."""
-    return batch.run(RUNTIME, source, writer, rejects=rejects, format=format)
+) -> IngestResult:
+    """Ingest one source into ``sink`` (None: dry run); rejects go to a JSONL path or list."""
+    return batch.run(RUNTIME, source, sink, rejects=rejects, format=format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``[SOURCE] [--rejects PATH] [--dry-run | --output PATH] [--json]``."""
-    return batch.main(RUNTIME, DEFAULT_SOURCES, argv)
+    """Command line: ``[SOURCE] [--rejects PATH] [--dry-run | --output PATH] [--json]``;
+    without ``--dry-run``/``--output`` it writes to the project's backend."""
+    from fsgen.backends import project_data_plane
+
+    return batch.main(RUNTIME, DEFAULT_SOURCES, argv, project_data_plane)
 
 
 if __name__ == "__main__":

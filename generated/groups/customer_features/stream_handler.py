@@ -20,68 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import featuredefs.customer
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, deadletter, kinesis
-from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult, Writer
-from fsgen.runtime.writers import PutRecordWriter
+from fsgen.runtime import deadletter, kinesis
+from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
+from fsgen.runtime.sinks import PutRecordSink, Sink
+from generated.groups.customer_features.runtime import GROUP, RUNTIME
 
-GROUP = "customer-features"
+__all__ = ["GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
+
 STREAMS: tuple[str, ...] = ("customer-profile-updates",)
 
-RUNTIME = GroupRuntime(
-    name="customer-features",
-    identifier="customer_id",
-    keys=("customer_id",),
-    event_time="last_updated_time",
-    event_time_kind="String",
-    fields=(
-        FieldDef("customer_id", "str"),
-        FieldDef("last_updated_time", "str"),
-        FieldDef("birth_date", "str"),
-        FieldDef("membership_tier", "str"),
-        FieldDef("tenure_months", "int"),
-        FieldDef("total_spend", "float"),
-    ),
-    features=(
-        FeatureDef(
-            name="age",
-            fn=featuredefs.customer.age,
-            kind="Integral",
-            params=(("birth_date", "raw"), ("last_updated_time", "event_time")),
-        ),
-        FeatureDef(
-            name="avg_monthly_spend",
-            fn=featuredefs.customer.avg_monthly_spend,
-            kind="Fractional",
-            params=(("total_spend", "raw"), ("tenure_months", "raw")),
-        ),
-        FeatureDef(
-            name="is_prime_member",
-            fn=featuredefs.customer.is_prime_member,
-            kind="Integral",
-            params=(("membership_tier", "raw"),),
-        ),
-    ),
-    columns=(
-        ("customer_id", "String", None, None),
-        ("last_updated_time", "String", None, None),
-        ("age", "Integral", None, None),
-        ("avg_monthly_spend", "Fractional", None, None),
-        ("is_prime_member", "Integral", None, None),
-    ),
-    ttl_seconds=2592000,
-)
-
-_writer: Writer | None = None
+_sink: Sink | None = None
 _dead_letter: DeadLetter | None = None
 
 
-def default_writer() -> Writer:
-    """PutRecord through boto3, created once per Lambda container."""
-    global _writer
-    if _writer is None:
-        _writer = PutRecordWriter({GROUP: RUNTIME})
-    return _writer
+def default_sink() -> Sink:
+    """PutRecord through boto3 (botocore's standard retries), created once per Lambda
+    container."""
+    global _sink
+    if _sink is None:
+        _sink = PutRecordSink()
+    return _sink
 
 
 def default_dead_letter() -> DeadLetter | None:
@@ -95,7 +53,7 @@ def default_dead_letter() -> DeadLetter | None:
 
 def process_event(
     event: Mapping[str, object],
-    writer: Writer | None = None,
+    sink: Sink | None = None,
     dead_letter: DeadLetter | None = None,
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
@@ -105,7 +63,7 @@ def process_event(
     return kinesis.process_event(
         RUNTIME,
         event,
-        writer or default_writer(),
+        sink or default_sink(),
         dead_letter or default_dead_letter(),
         retry=retry,
         context=context,

@@ -6,8 +6,9 @@
 
 Reads raw records (CSV, Parquet or JSON lines; a local path or s3://), validates each against
 the group's input schema, computes the features with the featuredefs functions and hands the
-stored records to a writer. Rows that fail are rejected with their row number, field and reason;
-the others are written. Run it from the project root (``--help`` lists the options):
+stored records to a sink, on the batch pipeline ``fsgen ingest`` runs. Rows that fail (malformed
+rows included) are rejected with their row number, field and reason; the others are written.
+Run it from the project root (``--help`` lists the options):
 
     python -m generated.groups.merchant_features.batch_job data/merchants.jsonl
 """
@@ -18,67 +19,19 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 
-import featuredefs.merchant
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, batch
-from fsgen.runtime.batch import BatchResult, RawRow, Record, Reject, Writer
+from fsgen.runtime import batch
+from fsgen.runtime.ingest import IngestResult
+from fsgen.runtime.sinks import Record, Sink
+from fsgen.runtime.sources import Reject
+from generated.groups.merchant_features.runtime import GROUP, RUNTIME
 
-GROUP = "merchant-features"
+__all__ = ["GROUP", "RUNTIME", "main", "process_rows", "run"]
+
 DEFAULT_SOURCES: tuple[str, ...] = ("data/merchants.jsonl",)
-
-RUNTIME = GroupRuntime(
-    name="merchant-features",
-    identifier="merchant_id",
-    keys=("merchant_id",),
-    event_time="updated_at",
-    event_time_kind="Fractional",
-    fields=(
-        FieldDef("merchant_id", "str"),
-        FieldDef("updated_at", "float"),
-        FieldDef("chargebacks", "int"),
-        FieldDef("mcc_description", "str"),
-        FieldDef("settled_amount", "float"),
-        FieldDef("transactions", "int"),
-    ),
-    features=(
-        FeatureDef(
-            name="category",
-            fn=featuredefs.merchant.category,
-            kind="String",
-            params=(("mcc_description", "raw"),),
-        ),
-        FeatureDef(
-            name="chargeback_rate",
-            fn=featuredefs.merchant.chargeback_rate,
-            kind="Fractional",
-            params=(("chargebacks", "raw"), ("transactions", "raw")),
-        ),
-        FeatureDef(
-            name="avg_ticket",
-            fn=featuredefs.merchant.avg_ticket,
-            kind="Fractional",
-            params=(("settled_amount", "raw"), ("transactions", "raw")),
-        ),
-        FeatureDef(
-            name="is_high_risk",
-            fn=featuredefs.merchant.is_high_risk,
-            kind="Integral",
-            params=(("chargeback_rate", "feature"),),
-        ),
-    ),
-    columns=(
-        ("merchant_id", "String", None, None),
-        ("updated_at", "Fractional", None, None),
-        ("category", "String", None, None),
-        ("chargeback_rate", "Fractional", None, None),
-        ("avg_ticket", "Fractional", None, None),
-        ("is_high_risk", "Integral", None, None),
-    ),
-    ttl_seconds=604800,
-)
 
 
 def process_rows(
-    rows: Iterable[RawRow | Mapping[str, object]],
+    rows: Iterable[Mapping[str, object]],
     source: str = "<rows>",
 ) -> tuple[list[Record], list[Reject]]:
     """Validate and transform raw rows; each row becomes a stored record or a reject."""
@@ -87,17 +40,20 @@ def process_rows(
 
 def run(
     source: str | os.PathLike[str],
-    writer: Writer | None,
+    sink: Sink | None,
     rejects: str | os.PathLike[str] | list[Reject] | None = None,
     format: str | None = None,
-) -> BatchResult:
-    """Ingest one source into ``writer`` (None: dry run); rejects go to a JSONL path or list."""
-    return batch.run(RUNTIME, source, writer, rejects=rejects, format=format)
+) -> IngestResult:
+    """Ingest one source into ``sink`` (None: dry run); rejects go to a JSONL path or list."""
+    return batch.run(RUNTIME, source, sink, rejects=rejects, format=format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``[SOURCE] [--rejects PATH] [--dry-run | --output PATH] [--json]``."""
-    return batch.main(RUNTIME, DEFAULT_SOURCES, argv)
+    """Command line: ``[SOURCE] [--rejects PATH] [--dry-run | --output PATH] [--json]``;
+    without ``--dry-run``/``--output`` it writes to the project's backend."""
+    from fsgen.backends import project_data_plane
+
+    return batch.main(RUNTIME, DEFAULT_SOURCES, argv, project_data_plane)
 
 
 if __name__ == "__main__":

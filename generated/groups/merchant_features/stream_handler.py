@@ -20,75 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import featuredefs.merchant
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, deadletter, kinesis
-from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult, Writer
-from fsgen.runtime.writers import PutRecordWriter
+from fsgen.runtime import deadletter, kinesis
+from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
+from fsgen.runtime.sinks import PutRecordSink, Sink
+from generated.groups.merchant_features.runtime import GROUP, RUNTIME
 
-GROUP = "merchant-features"
+__all__ = ["GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
+
 STREAMS: tuple[str, ...] = ()
 
-RUNTIME = GroupRuntime(
-    name="merchant-features",
-    identifier="merchant_id",
-    keys=("merchant_id",),
-    event_time="updated_at",
-    event_time_kind="Fractional",
-    fields=(
-        FieldDef("merchant_id", "str"),
-        FieldDef("updated_at", "float"),
-        FieldDef("chargebacks", "int"),
-        FieldDef("mcc_description", "str"),
-        FieldDef("settled_amount", "float"),
-        FieldDef("transactions", "int"),
-    ),
-    features=(
-        FeatureDef(
-            name="category",
-            fn=featuredefs.merchant.category,
-            kind="String",
-            params=(("mcc_description", "raw"),),
-        ),
-        FeatureDef(
-            name="chargeback_rate",
-            fn=featuredefs.merchant.chargeback_rate,
-            kind="Fractional",
-            params=(("chargebacks", "raw"), ("transactions", "raw")),
-        ),
-        FeatureDef(
-            name="avg_ticket",
-            fn=featuredefs.merchant.avg_ticket,
-            kind="Fractional",
-            params=(("settled_amount", "raw"), ("transactions", "raw")),
-        ),
-        FeatureDef(
-            name="is_high_risk",
-            fn=featuredefs.merchant.is_high_risk,
-            kind="Integral",
-            params=(("chargeback_rate", "feature"),),
-        ),
-    ),
-    columns=(
-        ("merchant_id", "String", None, None),
-        ("updated_at", "Fractional", None, None),
-        ("category", "String", None, None),
-        ("chargeback_rate", "Fractional", None, None),
-        ("avg_ticket", "Fractional", None, None),
-        ("is_high_risk", "Integral", None, None),
-    ),
-    ttl_seconds=604800,
-)
-
-_writer: Writer | None = None
+_sink: Sink | None = None
 _dead_letter: DeadLetter | None = None
 
 
-def default_writer() -> Writer:
-    """PutRecord through boto3, created once per Lambda container."""
-    global _writer
-    if _writer is None:
-        _writer = PutRecordWriter({GROUP: RUNTIME})
-    return _writer
+def default_sink() -> Sink:
+    """PutRecord through boto3 (botocore's standard retries), created once per Lambda
+    container."""
+    global _sink
+    if _sink is None:
+        _sink = PutRecordSink()
+    return _sink
 
 
 def default_dead_letter() -> DeadLetter | None:
@@ -102,7 +53,7 @@ def default_dead_letter() -> DeadLetter | None:
 
 def process_event(
     event: Mapping[str, object],
-    writer: Writer | None = None,
+    sink: Sink | None = None,
     dead_letter: DeadLetter | None = None,
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
@@ -112,7 +63,7 @@ def process_event(
     return kinesis.process_event(
         RUNTIME,
         event,
-        writer or default_writer(),
+        sink or default_sink(),
         dead_letter or default_dead_letter(),
         retry=retry,
         context=context,

@@ -48,48 +48,22 @@ class Features(TypedDict):
 RUNTIME = FeatureSetRuntime(
     name="dispatch-model",
     columns=(
-        Column(
-            name="trips_today",
-            kind="stored",
-            group="driver-city-stats",
-            feature="trips_today",
-            default=None,
-        ),
+        Column(name="trips_today", kind="stored", group="driver-city-stats", feature="trips_today"),
         Column(
             name="acceptance_rate",
             kind="stored",
             group="driver-city-stats",
             feature="acceptance_rate",
-            default=None,
         ),
         Column(
             name="route_embedding",
             kind="stored",
             group="driver-city-stats",
             feature="route_embedding",
-            default=None,
         ),
-        Column(
-            name="rider_rating",
-            kind="stored",
-            group="rider-profile",
-            feature="rider_rating",
-            default=None,
-        ),
-        Column(
-            name="is_new_rider",
-            kind="stored",
-            group="rider-profile",
-            feature="is_new_rider",
-            default=None,
-        ),
-        Column(
-            name="adjusted_fare",
-            kind="on_demand",
-            group=None,
-            feature="adjusted_fare",
-            default=None,
-        ),
+        Column(name="rider_rating", kind="stored", group="rider-profile", feature="rider_rating"),
+        Column(name="is_new_rider", kind="stored", group="rider-profile", feature="is_new_rider"),
+        Column(name="adjusted_fare", kind="on_demand", group=None, feature="adjusted_fare"),
     ),
     groups=(
         GroupReader(
@@ -122,7 +96,6 @@ RUNTIME = FeatureSetRuntime(
                 ("rider_rating", "Fractional", None),
                 ("is_new_rider", "Integral", None),
             ),
-            ttl_seconds=None,
         ),
     ),
     on_demand=(

@@ -6,8 +6,9 @@
 
 Reads raw records (CSV, Parquet or JSON lines; a local path or s3://), validates each against
 the group's input schema, computes the features with the featuredefs functions and hands the
-stored records to a writer. Rows that fail are rejected with their row number, field and reason;
-the others are written. Run it from the project root (``--help`` lists the options):
+stored records to a sink, on the batch pipeline ``fsgen ingest`` runs. Rows that fail (malformed
+rows included) are rejected with their row number, field and reason; the others are written.
+Run it from the project root (``--help`` lists the options):
 
     python -m generated.groups.driver_city_stats.batch_job PATH
 """
@@ -18,74 +19,19 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 
-import ridedefs.drivers
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, batch
-from fsgen.runtime.batch import BatchResult, RawRow, Record, Reject, Writer
+from fsgen.runtime import batch
+from fsgen.runtime.ingest import IngestResult
+from fsgen.runtime.sinks import Record, Sink
+from fsgen.runtime.sources import Reject
+from generated.groups.driver_city_stats.runtime import GROUP, RUNTIME
 
-GROUP = "driver-city-stats"
+__all__ = ["GROUP", "RUNTIME", "main", "process_rows", "run"]
+
 DEFAULT_SOURCES: tuple[str, ...] = ()
-
-RUNTIME = GroupRuntime(
-    name="driver-city-stats",
-    identifier="driver_city_key",
-    keys=("city", "driver_id"),
-    event_time="ts",
-    event_time_kind="Fractional",
-    fields=(
-        FieldDef("city", "str"),
-        FieldDef("driver_id", "int"),
-        FieldDef("ts", "float"),
-        FieldDef("accepted", "int"),
-        FieldDef("completed", "int"),
-        FieldDef("offered", "int"),
-        FieldDef("route_vector", "list[float]"),
-        FieldDef("zones", "list[str]"),
-    ),
-    features=(
-        FeatureDef(
-            name="trips_today",
-            fn=ridedefs.drivers.trips_today,
-            kind="Integral",
-            params=(("completed", "raw"),),
-        ),
-        FeatureDef(
-            name="acceptance_rate",
-            fn=ridedefs.drivers.acceptance_rate,
-            kind="Fractional",
-            params=(("accepted", "raw"), ("offered", "raw")),
-        ),
-        FeatureDef(
-            name="route_embedding",
-            fn=ridedefs.drivers.route_embedding,
-            kind="Fractional",
-            collection="Vector",
-            dimension=4,
-            params=(("route_vector", "raw"),),
-        ),
-        FeatureDef(
-            name="zones_today",
-            fn=ridedefs.drivers.zones_today,
-            kind="String",
-            collection="List",
-            params=(("zones", "raw"),),
-        ),
-    ),
-    columns=(
-        ("driver_city_key", "String", None, None),
-        ("city", "String", None, None),
-        ("driver_id", "Integral", None, None),
-        ("ts", "Fractional", None, None),
-        ("trips_today", "Integral", None, None),
-        ("acceptance_rate", "Fractional", None, None),
-        ("route_embedding", "Fractional", "Vector", 4),
-        ("zones_today", "String", "List", None),
-    ),
-    ttl_seconds=21600,
-)
 
 
 def process_rows(
-    rows: Iterable[RawRow | Mapping[str, object]],
+    rows: Iterable[Mapping[str, object]],
     source: str = "<rows>",
 ) -> tuple[list[Record], list[Reject]]:
     """Validate and transform raw rows; each row becomes a stored record or a reject."""
@@ -94,17 +40,20 @@ def process_rows(
 
 def run(
     source: str | os.PathLike[str],
-    writer: Writer | None,
+    sink: Sink | None,
     rejects: str | os.PathLike[str] | list[Reject] | None = None,
     format: str | None = None,
-) -> BatchResult:
-    """Ingest one source into ``writer`` (None: dry run); rejects go to a JSONL path or list."""
-    return batch.run(RUNTIME, source, writer, rejects=rejects, format=format)
+) -> IngestResult:
+    """Ingest one source into ``sink`` (None: dry run); rejects go to a JSONL path or list."""
+    return batch.run(RUNTIME, source, sink, rejects=rejects, format=format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``[SOURCE] [--rejects PATH] [--dry-run | --output PATH] [--json]``."""
-    return batch.main(RUNTIME, DEFAULT_SOURCES, argv)
+    """Command line: ``[SOURCE] [--rejects PATH] [--dry-run | --output PATH] [--json]``;
+    without ``--dry-run``/``--output`` it writes to the project's backend."""
+    from fsgen.backends import project_data_plane
+
+    return batch.main(RUNTIME, DEFAULT_SOURCES, argv, project_data_plane)
 
 
 if __name__ == "__main__":

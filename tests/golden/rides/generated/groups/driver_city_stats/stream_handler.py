@@ -20,82 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import ridedefs.drivers
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, deadletter, kinesis
-from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult, Writer
-from fsgen.runtime.writers import PutRecordWriter
+from fsgen.runtime import deadletter, kinesis
+from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
+from fsgen.runtime.sinks import PutRecordSink, Sink
+from generated.groups.driver_city_stats.runtime import GROUP, RUNTIME
 
-GROUP = "driver-city-stats"
+__all__ = ["GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
+
 STREAMS: tuple[str, ...] = ("driver-events",)
 
-RUNTIME = GroupRuntime(
-    name="driver-city-stats",
-    identifier="driver_city_key",
-    keys=("city", "driver_id"),
-    event_time="ts",
-    event_time_kind="Fractional",
-    fields=(
-        FieldDef("city", "str"),
-        FieldDef("driver_id", "int"),
-        FieldDef("ts", "float"),
-        FieldDef("accepted", "int"),
-        FieldDef("completed", "int"),
-        FieldDef("offered", "int"),
-        FieldDef("route_vector", "list[float]"),
-        FieldDef("zones", "list[str]"),
-    ),
-    features=(
-        FeatureDef(
-            name="trips_today",
-            fn=ridedefs.drivers.trips_today,
-            kind="Integral",
-            params=(("completed", "raw"),),
-        ),
-        FeatureDef(
-            name="acceptance_rate",
-            fn=ridedefs.drivers.acceptance_rate,
-            kind="Fractional",
-            params=(("accepted", "raw"), ("offered", "raw")),
-        ),
-        FeatureDef(
-            name="route_embedding",
-            fn=ridedefs.drivers.route_embedding,
-            kind="Fractional",
-            collection="Vector",
-            dimension=4,
-            params=(("route_vector", "raw"),),
-        ),
-        FeatureDef(
-            name="zones_today",
-            fn=ridedefs.drivers.zones_today,
-            kind="String",
-            collection="List",
-            params=(("zones", "raw"),),
-        ),
-    ),
-    columns=(
-        ("driver_city_key", "String", None, None),
-        ("city", "String", None, None),
-        ("driver_id", "Integral", None, None),
-        ("ts", "Fractional", None, None),
-        ("trips_today", "Integral", None, None),
-        ("acceptance_rate", "Fractional", None, None),
-        ("route_embedding", "Fractional", "Vector", 4),
-        ("zones_today", "String", "List", None),
-    ),
-    ttl_seconds=21600,
-)
-
-_writer: Writer | None = None
+_sink: Sink | None = None
 _dead_letter: DeadLetter | None = None
 
 
-def default_writer() -> Writer:
-    """PutRecord through boto3, created once per Lambda container."""
-    global _writer
-    if _writer is None:
-        _writer = PutRecordWriter({GROUP: RUNTIME})
-    return _writer
+def default_sink() -> Sink:
+    """PutRecord through boto3 (botocore's standard retries), created once per Lambda
+    container."""
+    global _sink
+    if _sink is None:
+        _sink = PutRecordSink()
+    return _sink
 
 
 def default_dead_letter() -> DeadLetter | None:
@@ -109,7 +53,7 @@ def default_dead_letter() -> DeadLetter | None:
 
 def process_event(
     event: Mapping[str, object],
-    writer: Writer | None = None,
+    sink: Sink | None = None,
     dead_letter: DeadLetter | None = None,
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
@@ -119,7 +63,7 @@ def process_event(
     return kinesis.process_event(
         RUNTIME,
         event,
-        writer or default_writer(),
+        sink or default_sink(),
         dead_letter or default_dead_letter(),
         retry=retry,
         context=context,

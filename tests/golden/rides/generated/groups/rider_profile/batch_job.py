@@ -6,8 +6,9 @@
 
 Reads raw records (CSV, Parquet or JSON lines; a local path or s3://), validates each against
 the group's input schema, computes the features with the featuredefs functions and hands the
-stored records to a writer. Rows that fail are rejected with their row number, field and reason;
-the others are written. Run it from the project root (``--help`` lists the options):
+stored records to a sink, on the batch pipeline ``fsgen ingest`` runs. Rows that fail (malformed
+rows included) are rejected with their row number, field and reason; the others are written.
+Run it from the project root (``--help`` lists the options):
 
     python -m generated.groups.rider_profile.batch_job data/riders.jsonl
 """
@@ -18,52 +19,19 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 
-import ridedefs.riders
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, batch
-from fsgen.runtime.batch import BatchResult, RawRow, Record, Reject, Writer
+from fsgen.runtime import batch
+from fsgen.runtime.ingest import IngestResult
+from fsgen.runtime.sinks import Record, Sink
+from fsgen.runtime.sources import Reject
+from generated.groups.rider_profile.runtime import GROUP, RUNTIME
 
-GROUP = "rider-profile"
+__all__ = ["GROUP", "RUNTIME", "main", "process_rows", "run"]
+
 DEFAULT_SOURCES: tuple[str, ...] = ("data/riders.jsonl",)
-
-RUNTIME = GroupRuntime(
-    name="rider-profile",
-    identifier="rider_id",
-    keys=("rider_id",),
-    event_time="updated",
-    event_time_kind="String",
-    fields=(
-        FieldDef("rider_id", "str"),
-        FieldDef("updated", "str"),
-        FieldDef("rating_count", "int"),
-        FieldDef("rating_sum", "float"),
-        FieldDef("rides", "int"),
-    ),
-    features=(
-        FeatureDef(
-            name="rider_rating",
-            fn=ridedefs.riders.rider_rating,
-            kind="Fractional",
-            params=(("rating_sum", "raw"), ("rating_count", "raw")),
-        ),
-        FeatureDef(
-            name="is_new_rider",
-            fn=ridedefs.riders.is_new_rider,
-            kind="Integral",
-            params=(("rides", "raw"),),
-        ),
-    ),
-    columns=(
-        ("rider_id", "String", None, None),
-        ("updated", "String", None, None),
-        ("rider_rating", "Fractional", None, None),
-        ("is_new_rider", "Integral", None, None),
-    ),
-    ttl_seconds=None,
-)
 
 
 def process_rows(
-    rows: Iterable[RawRow | Mapping[str, object]],
+    rows: Iterable[Mapping[str, object]],
     source: str = "<rows>",
 ) -> tuple[list[Record], list[Reject]]:
     """Validate and transform raw rows; each row becomes a stored record or a reject."""
@@ -72,17 +40,20 @@ def process_rows(
 
 def run(
     source: str | os.PathLike[str],
-    writer: Writer | None,
+    sink: Sink | None,
     rejects: str | os.PathLike[str] | list[Reject] | None = None,
     format: str | None = None,
-) -> BatchResult:
-    """Ingest one source into ``writer`` (None: dry run); rejects go to a JSONL path or list."""
-    return batch.run(RUNTIME, source, writer, rejects=rejects, format=format)
+) -> IngestResult:
+    """Ingest one source into ``sink`` (None: dry run); rejects go to a JSONL path or list."""
+    return batch.run(RUNTIME, source, sink, rejects=rejects, format=format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``[SOURCE] [--rejects PATH] [--dry-run | --output PATH] [--json]``."""
-    return batch.main(RUNTIME, DEFAULT_SOURCES, argv)
+    """Command line: ``[SOURCE] [--rejects PATH] [--dry-run | --output PATH] [--json]``;
+    without ``--dry-run``/``--output`` it writes to the project's backend."""
+    from fsgen.backends import project_data_plane
+
+    return batch.main(RUNTIME, DEFAULT_SOURCES, argv, project_data_plane)
 
 
 if __name__ == "__main__":

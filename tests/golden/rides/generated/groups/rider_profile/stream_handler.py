@@ -20,60 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import ridedefs.riders
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, deadletter, kinesis
-from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult, Writer
-from fsgen.runtime.writers import PutRecordWriter
+from fsgen.runtime import deadletter, kinesis
+from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
+from fsgen.runtime.sinks import PutRecordSink, Sink
+from generated.groups.rider_profile.runtime import GROUP, RUNTIME
 
-GROUP = "rider-profile"
+__all__ = ["GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
+
 STREAMS: tuple[str, ...] = ()
 
-RUNTIME = GroupRuntime(
-    name="rider-profile",
-    identifier="rider_id",
-    keys=("rider_id",),
-    event_time="updated",
-    event_time_kind="String",
-    fields=(
-        FieldDef("rider_id", "str"),
-        FieldDef("updated", "str"),
-        FieldDef("rating_count", "int"),
-        FieldDef("rating_sum", "float"),
-        FieldDef("rides", "int"),
-    ),
-    features=(
-        FeatureDef(
-            name="rider_rating",
-            fn=ridedefs.riders.rider_rating,
-            kind="Fractional",
-            params=(("rating_sum", "raw"), ("rating_count", "raw")),
-        ),
-        FeatureDef(
-            name="is_new_rider",
-            fn=ridedefs.riders.is_new_rider,
-            kind="Integral",
-            params=(("rides", "raw"),),
-        ),
-    ),
-    columns=(
-        ("rider_id", "String", None, None),
-        ("updated", "String", None, None),
-        ("rider_rating", "Fractional", None, None),
-        ("is_new_rider", "Integral", None, None),
-    ),
-    ttl_seconds=None,
-)
-
-_writer: Writer | None = None
+_sink: Sink | None = None
 _dead_letter: DeadLetter | None = None
 
 
-def default_writer() -> Writer:
-    """PutRecord through boto3, created once per Lambda container."""
-    global _writer
-    if _writer is None:
-        _writer = PutRecordWriter({GROUP: RUNTIME})
-    return _writer
+def default_sink() -> Sink:
+    """PutRecord through boto3 (botocore's standard retries), created once per Lambda
+    container."""
+    global _sink
+    if _sink is None:
+        _sink = PutRecordSink()
+    return _sink
 
 
 def default_dead_letter() -> DeadLetter | None:
@@ -87,7 +53,7 @@ def default_dead_letter() -> DeadLetter | None:
 
 def process_event(
     event: Mapping[str, object],
-    writer: Writer | None = None,
+    sink: Sink | None = None,
     dead_letter: DeadLetter | None = None,
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
@@ -97,7 +63,7 @@ def process_event(
     return kinesis.process_event(
         RUNTIME,
         event,
-        writer or default_writer(),
+        sink or default_sink(),
         dead_letter or default_dead_letter(),
         retry=retry,
         context=context,

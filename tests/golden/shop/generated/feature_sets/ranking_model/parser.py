@@ -35,21 +35,9 @@ class Features(TypedDict):
 RUNTIME = FeatureSetRuntime(
     name="ranking-model",
     columns=(
-        Column(name="rating", kind="stored", group="product-stats", feature="rating", default=None),
-        Column(
-            name="review_count",
-            kind="stored",
-            group="product-stats",
-            feature="review_count",
-            default=None,
-        ),
-        Column(
-            name="price_band",
-            kind="stored",
-            group="product-stats",
-            feature="price_band",
-            default=None,
-        ),
+        Column(name="rating", kind="stored", group="product-stats", feature="rating"),
+        Column(name="review_count", kind="stored", group="product-stats", feature="review_count"),
+        Column(name="price_band", kind="stored", group="product-stats", feature="price_band"),
     ),
     groups=(
         GroupReader(
@@ -69,7 +57,6 @@ RUNTIME = FeatureSetRuntime(
         ),
     ),
     on_demand=(),
-    missing="null",
 )
 
 

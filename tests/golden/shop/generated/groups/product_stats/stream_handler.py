@@ -20,67 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import shopdefs.products
-from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime, deadletter, kinesis
-from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult, Writer
-from fsgen.runtime.writers import PutRecordWriter
+from fsgen.runtime import deadletter, kinesis
+from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
+from fsgen.runtime.sinks import PutRecordSink, Sink
+from generated.groups.product_stats.runtime import GROUP, RUNTIME
 
-GROUP = "product-stats"
+__all__ = ["GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
+
 STREAMS: tuple[str, ...] = ()
 
-RUNTIME = GroupRuntime(
-    name="product-stats",
-    identifier="product_id",
-    keys=("product_id",),
-    event_time="observed_at",
-    event_time_kind="String",
-    fields=(
-        FieldDef("product_id", "int"),
-        FieldDef("observed_at", "str"),
-        FieldDef("price", "float"),
-        FieldDef("review_count", "int"),
-        FieldDef("star_total", "int"),
-    ),
-    features=(
-        FeatureDef(
-            name="price_band",
-            fn=shopdefs.products.price_band,
-            kind="String",
-            params=(("price", "raw"),),
-        ),
-        FeatureDef(
-            name="review_count",
-            fn=shopdefs.products.review_count,
-            kind="Integral",
-            params=(("review_count", "raw"),),
-        ),
-        FeatureDef(
-            name="rating",
-            fn=shopdefs.products.rating,
-            kind="Fractional",
-            params=(("star_total", "raw"), ("review_count", "feature")),
-        ),
-    ),
-    columns=(
-        ("product_id", "Integral", None, None),
-        ("observed_at", "String", None, None),
-        ("price_band", "String", None, None),
-        ("review_count", "Integral", None, None),
-        ("rating", "Fractional", None, None),
-    ),
-    ttl_seconds=86400,
-)
-
-_writer: Writer | None = None
+_sink: Sink | None = None
 _dead_letter: DeadLetter | None = None
 
 
-def default_writer() -> Writer:
-    """PutRecord through boto3, created once per Lambda container."""
-    global _writer
-    if _writer is None:
-        _writer = PutRecordWriter({GROUP: RUNTIME})
-    return _writer
+def default_sink() -> Sink:
+    """PutRecord through boto3 (botocore's standard retries), created once per Lambda
+    container."""
+    global _sink
+    if _sink is None:
+        _sink = PutRecordSink()
+    return _sink
 
 
 def default_dead_letter() -> DeadLetter | None:
@@ -94,7 +53,7 @@ def default_dead_letter() -> DeadLetter | None:
 
 def process_event(
     event: Mapping[str, object],
-    writer: Writer | None = None,
+    sink: Sink | None = None,
     dead_letter: DeadLetter | None = None,
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
@@ -104,7 +63,7 @@ def process_event(
     return kinesis.process_event(
         RUNTIME,
         event,
-        writer or default_writer(),
+        sink or default_sink(),
         dead_letter or default_dead_letter(),
         retry=retry,
         context=context,

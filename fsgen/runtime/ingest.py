@@ -1,0 +1,394 @@
+"""The batch pipeline: reader -> column blocks -> bulk transform -> sink.
+
+One loop for every batch entry point -- ``fsgen ingest``, the generated batch job
+(``python -m generated.groups.<g>.batch_job``), ``LocalStore.ingest`` and the Python API
+(:func:`run`) -- so they accept, reject and count the same records:
+
+- :func:`fsgen.runtime.sources.read_source` yields :class:`Chunk` s (rows the reader cannot
+  parse are already rejects, with their row numbers);
+- :func:`process_chunk` validates and transforms a chunk block by block with
+  :func:`fsgen.runtime.bulk.process_block` (proven equal to ``GroupRuntime.process`` row by
+  row); a block-level caller (a Spark partition) can call ``process_block`` on its own columns;
+- the sink's ``prepare`` lays the accepted records out (in a worker process when there are
+  workers), its ``write`` stores them, chunk by chunk, in source order;
+- every reject goes to one :class:`RejectSink` (the rejects file), the counts to one
+  :class:`IngestResult`, and ``on_finish`` records the run once (the audit trail).
+
+Accounting invariant: ``read == valid + rejected`` for every run, and ``written == valid``
+unless it is a dry run. A record is rejected for failed validation, a transformation that
+raised, or an event time outside years 1..9999 (which no partition path can hold).
+
+Standard library only at import time, like the rest of :mod:`fsgen.runtime`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from fsgen.runtime.bulk import BlockResult, process_block
+from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
+from fsgen.runtime.sources import Chunk, Reject, read_source, source_name
+
+MIN_SECONDS = -62135596800.0  # 0001-01-01T00:00:00Z
+MAX_SECONDS = 253402300799.0  # 9999-12-31T23:59:59Z
+BLOCK_ROWS = 4096
+
+
+@dataclass
+class IngestResult:
+    """What one run did. ``read == valid + rejected`` always holds; ``written`` is ``valid``
+    unless nothing was written (a dry run). ``samples`` are the first rejects (all of them are
+    in the rejects file)."""
+
+    group: str
+    source: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    read: int = 0
+    valid: int = 0
+    written: int = 0
+    rejected: int = 0
+    rejects_path: Path | None = None
+    samples: list[Reject] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0
+
+    def summary(self) -> str:
+        text = f"{self.group}: read {self.read}, written {self.written}, rejected {self.rejected}"
+        if self.rejected and self.rejects_path is not None:
+            text += f" (see {self.rejects_path})"
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "group": self.group,
+            "source": self.source,
+            "run_id": self.run_id,
+            "read": self.read,
+            "valid": self.valid,
+            "written": self.written,
+            "rejected": self.rejected,
+            "rejects_path": str(self.rejects_path) if self.rejects_path else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class RejectSink:
+    """The one rejects writer: JSON lines, one per reject, into a temporary file that becomes
+    ``path`` when the run ends (so a crash never leaves a half-written rejects file under the
+    final name); keeps the first ``keep`` as samples and, when ``into`` is a list, all."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None, keep: int = 20, into: list[Reject] | None = None
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.keep = keep
+        self.into = into
+        self.samples: list[Reject] = []
+        self.count = 0
+        self._fh: IO[str] | None = None
+        self._tmp: Path | None = None
+
+    def add(self, reject: Reject) -> None:
+        self.count += 1
+        if self.into is not None:
+            self.into.append(reject)
+        if len(self.samples) < self.keep:
+            self.samples.append(reject)
+        if self.path is not None:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                # a lone surrogate in a raw value is written as its JSON escape
+                self._fh = self._tmp.open(
+                    "w", encoding="utf-8", errors="backslashreplace", newline="\n"
+                )
+            self._fh.write(reject.line() + "\n")
+
+    def close(self) -> Path | None:
+        """Finish the file; returns its path when there were rejects."""
+        if self._fh is None:
+            return None
+        self._fh.close()
+        self._fh = None
+        assert self._tmp is not None and self.path is not None
+        os.replace(self._tmp, self.path)
+        return self.path
+
+
+# ------------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class Prepared:
+    """A processed chunk: the sink's layout of its accepted records, and its rejects."""
+
+    data: object
+    accepted: int
+    rejects: list[Reject]
+    read: int
+    progress: int = 0
+
+
+OnFinish = Callable[[IngestResult, str | None], None]
+
+
+def run(
+    rt: GroupRuntime,
+    source: object,
+    sink: Sink | None,
+    *,
+    rejects: str | os.PathLike[str] | list[Reject] | None = None,
+    fmt: str | None = None,
+    chunk_rows: int = 100_000,
+    workers: int | None = 0,
+    progress: Callable[[int, int], None] | None = None,
+    on_finish: OnFinish | None = None,
+    close_fds: Sequence[int] = (),
+    run_id: str | None = None,
+) -> IngestResult:
+    """Ingest one source (a path, ``s3://`` URI or DataFrame) into ``sink`` (None: a dry run
+    that validates and transforms only). ``rejects`` is a JSON-lines path or a list to
+    extend. ``workers``: processes that validate and transform while this one writes (None:
+    one per CPU but one for files over 8 MB); the outcome does not depend on it.
+    ``on_finish(result, error)`` is called once, also when the run fails (then re-raised).
+
+    Raises :class:`fsgen.runtime.sources.SourceError` before anything is written when the
+    source cannot be read."""
+    started = time.perf_counter()
+    result = IngestResult(rt.name, source_name(source))
+    if run_id is not None:
+        result.run_id = run_id
+    sink_rejects = RejectSink(
+        None if isinstance(rejects, list) else rejects,
+        into=rejects if isinstance(rejects, list) else None,
+    )
+    try:
+        chunks = read_source(source, chunk_rows, fmt)
+        ingest_chunks(
+            rt, chunks, sink, sink_rejects, result, progress, _workers(source, workers), close_fds
+        )
+        if sink is not None:
+            sink.close()
+    except BaseException as exc:
+        result.rejects_path = sink_rejects.close()
+        result.seconds = time.perf_counter() - started
+        if on_finish is not None and isinstance(exc, Exception):
+            on_finish(result, str(exc))
+        raise
+    result.rejects_path = sink_rejects.close()
+    result.seconds = time.perf_counter() - started
+    if on_finish is not None:
+        on_finish(result, None)
+    return result
+
+
+def ingest_chunks(
+    rt: GroupRuntime,
+    chunks: Iterable[Chunk],
+    sink: Sink | None,
+    rejects: RejectSink,
+    result: IngestResult,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 0,
+    close_fds: Sequence[int] = (),
+) -> IngestResult:
+    """Process and write every chunk, in source order; count into ``result``.
+
+    ``workers > 0`` validates, transforms and prepares chunks in that many forked processes
+    (the runtime, its functions and the sink's ``prepare`` are inherited, never pickled)
+    while this process writes, in source order. ``close_fds`` are closed in the workers (a
+    store's lock file: a worker outliving a killed writer must not keep its lock)."""
+    prepare = sink.prepare if sink is not None else _count_only
+    for prepared in _prepared(rt, chunks, prepare, workers, tuple(close_fds)):
+        for reject in prepared.rejects:
+            rejects.add(reject)
+        if prepared.accepted and sink is not None:
+            sink.write(rt, prepared.data)
+            result.written += prepared.accepted
+        result.read += prepared.read
+        result.valid += prepared.accepted
+        if progress is not None:
+            progress(prepared.read, prepared.progress)
+    result.rejected = rejects.count
+    result.samples = list(rejects.samples)
+    return result
+
+
+def _count_only(rt: GroupRuntime, block: BlockResult) -> object:
+    return None
+
+
+Prepare = Callable[[GroupRuntime, BlockResult], object]
+
+
+def _prepared(
+    rt: GroupRuntime,
+    chunks: Iterable[Chunk],
+    prepare: Prepare,
+    workers: int,
+    close_fds: tuple[int, ...],
+) -> Iterator[Prepared]:
+    if workers <= 0:
+        for chunk in chunks:
+            yield prepare_chunk(rt, chunk, prepare)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(rt, prepare, close_fds)
+    ) as pool:
+        pending: deque[Future[Prepared]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_worker_process, chunk))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+_WORKER: list[Any] = []
+
+
+def _worker_init(rt: GroupRuntime, prepare: Prepare, close_fds: tuple[int, ...]) -> None:
+    for fd in close_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _WORKER[:] = [rt, prepare]
+
+
+def _worker_process(chunk: Chunk) -> Prepared:
+    return prepare_chunk(_WORKER[0], chunk, _WORKER[1])
+
+
+def prepare_chunk(rt: GroupRuntime, chunk: Chunk, prepare: Prepare) -> Prepared:
+    """Validate, transform and lay out one chunk (pure: no store access)."""
+    rejected = RejectSink(None, keep=0, into=list(chunk.rejected))
+    block = process_chunk(rt, chunk, rejected)
+    assert rejected.into is not None
+    data = None
+    if block.rows:
+        try:
+            data = prepare(rt, block)
+        except RecordRejected:  # a record the sink cannot hold: find it, reject it
+            block = _drop_unpreparable(rt, chunk, block, prepare, rejected)
+            data = prepare(rt, block) if block.rows else None
+    return Prepared(
+        data, len(block.rows), rejected.into, chunk.rows + len(chunk.rejected), chunk.progress
+    )
+
+
+def _drop_unpreparable(
+    rt: GroupRuntime, chunk: Chunk, block: BlockResult, prepare: Prepare, rejects: RejectSink
+) -> BlockResult:
+    keep: list[int] = []
+    for j, i in enumerate(block.rows):
+        try:
+            prepare(rt, block_rows(block, j, j + 1))
+        except RecordRejected as exc:
+            rejects.add(
+                Reject(chunk.source, chunk.row_number(i), "<record>", str(exc), chunk.raw(i))
+            )
+        else:
+            keep.append(j)
+    if rejects.into is not None:
+        rejects.into.sort(key=lambda r: r.row)
+    return BlockResult(
+        {n: [v[j] for j in keep] for n, v in block.columns.items()},
+        [block.rows[j] for j in keep],
+        [block.seconds[j] for j in keep],
+    )
+
+
+def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockResult:
+    """Validate and transform a chunk block by block; rejections go to ``rejects`` (in row
+    order within each block)."""
+    columns = chunk.columns
+    out = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
+    for start in range(0, chunk.rows, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, chunk.rows)
+        cols = (
+            {n: v[start:stop] for n, v in columns.items()}
+            if (start or stop < chunk.rows)
+            else columns
+        )
+        block = check_years(rt, process_block(rt, cols, stop - start))
+        for i, err in block.errors:
+            rejects.add(
+                Reject(
+                    chunk.source,
+                    chunk.row_number(start + i),
+                    err.field,
+                    err.message,
+                    chunk.raw(start + i),
+                )
+            )
+        for name, values in block.columns.items():
+            out.columns[name].extend(values)
+        out.rows.extend(start + i for i in block.rows)
+        out.seconds.extend(block.seconds)
+    return out
+
+
+def check_years(rt: GroupRuntime, block: BlockResult) -> BlockResult:
+    """The block with records whose event time is outside years 1..9999 moved to its
+    errors (no partition path, and no SageMaker event time, can hold them)."""
+    from fsgen.runtime.pipeline import RecordError
+
+    secs = block.seconds
+    if not secs or (MIN_SECONDS <= min(secs) and max(secs) <= MAX_SECONDS):
+        return block
+    bad = {j for j, s in enumerate(secs) if not MIN_SECONDS <= s <= MAX_SECONDS}
+    keep = [j for j in range(len(block.rows)) if j not in bad]
+    errors = [
+        *block.errors,
+        *(
+            (block.rows[j], RecordError(rt.event_time, "event time outside years 1..9999"))
+            for j in sorted(bad)
+        ),
+    ]
+    return BlockResult(
+        {n: [v[j] for j in keep] for n, v in block.columns.items()},
+        [block.rows[j] for j in keep],
+        [secs[j] for j in keep],
+        sorted(errors, key=lambda e: e[0]),
+    )
+
+
+def _workers(source: object, workers: int | None) -> int:
+    if workers is not None:
+        return workers
+    cpus = os.cpu_count() or 1
+    if cpus < 2 or not isinstance(source, str | os.PathLike) or str(source).startswith("s3://"):
+        return 0
+    try:
+        big = Path(source).stat().st_size > 8 << 20
+    except OSError:
+        return 0
+    return cpus - 1 if big else 0  # this process is busy writing: one CPU is its
+
+
+__all__ = [
+    "BLOCK_ROWS",
+    "IngestResult",
+    "Prepared",
+    "RejectSink",
+    "check_years",
+    "ingest_chunks",
+    "prepare_chunk",
+    "process_chunk",
+    "run",
+]

@@ -1,0 +1,209 @@
+"""The sink protocol: where stored records go, for the batch pipeline and the stream handler.
+
+A sink takes the accepted records of a processed column block in two steps:
+
+- ``prepare(runtime, block)`` lays them out in the sink's own form (Arrow tables for the
+  local store, SageMaker records for PutRecord, JSON lines for a file). It is pure, so the
+  batch pipeline runs it in its worker processes;
+- ``write(runtime, prepared)`` stores them, in order. It stores all of them or raises; a sink
+  that writes record by record raises :class:`PartialWrite` saying how many it stored first.
+
+``close()`` finishes (waits for background commits, re-raises their failure). Each backend
+provides one (``fsgen.backends``: the local store's, PutRecord for AWS); this module holds the
+ones the runtime itself needs: JSON lines (``--output``), PutRecord (what a Lambda writes
+with), and :class:`RecordSink`, the base for a sink that takes record dicts.
+
+Standard library only; boto3 is created on first use (it is in every Lambda runtime).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from fsgen.runtime.bulk import BlockResult
+from fsgen.runtime.pipeline import GroupRuntime
+
+Record = dict[str, object]
+
+MAX_ATTEMPTS = 8
+"""botocore attempts per PutRecord (standard retry mode: throttling and 5xx, with back-off)"""
+
+
+class Sink(Protocol):
+    """Where stored records go (see the module docstring)."""
+
+    def prepare(self, runtime: GroupRuntime, block: BlockResult) -> Any: ...
+
+    def write(self, runtime: GroupRuntime, prepared: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RecordRejected(ValueError):
+    """A sink refuses these records for what they are (never retried: dead-lettered)."""
+
+
+class PartialWrite(Exception):
+    """``write`` stored the first ``written`` records, then record ``written`` failed with
+    ``error`` (the rest were not tried)."""
+
+    def __init__(self, written: int, error: BaseException) -> None:
+        super().__init__(f"{written} record(s) written, then {type(error).__name__}: {error}")
+        self.written = written
+        self.error = error
+
+
+def stored_records(runtime: GroupRuntime, block: BlockResult) -> list[Record]:
+    """The accepted rows of a block as stored-record dicts (what ``GroupRuntime.process``
+    returns for each)."""
+    names = [c[0] for c in runtime.columns]
+    columns = [block.columns[n] for n in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def block_rows(block: BlockResult, start: int, stop: int) -> BlockResult:
+    """Accepted rows ``start:stop`` of a block as a block of their own."""
+    return BlockResult(
+        {n: v[start:stop] for n, v in block.columns.items()},
+        block.rows[start:stop],
+        block.seconds[start:stop],
+    )
+
+
+class RecordSink:
+    """Base of a sink that takes stored records as dicts: subclasses implement
+    ``put_records(group, records)`` (all of them, or raise)."""
+
+    def prepare(self, runtime: GroupRuntime, block: BlockResult) -> list[Record]:
+        return stored_records(runtime, block)
+
+    def write(self, runtime: GroupRuntime, prepared: list[Record]) -> None:
+        self.put_records(runtime.name, prepared)
+
+    def put_records(self, group: str, records: list[Record]) -> object:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None
+
+
+class JsonlSink:
+    """Stored records as JSON lines (keys sorted) in one file (``--output``); the file is
+    created empty when the sink is opened."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("", encoding="utf-8")
+
+    def prepare(self, runtime: GroupRuntime, block: BlockResult) -> str:
+        return "".join(
+            json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n"
+            for r in stored_records(runtime, block)
+        )
+
+    def write(self, runtime: GroupRuntime, prepared: str) -> None:
+        with self.path.open("a", encoding="utf-8", newline="\n") as fh:
+            fh.write(prepared)
+
+    def close(self) -> None:
+        return None
+
+
+def featurestore_client(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Any:
+    """A sagemaker-featurestore-runtime client with botocore's retries set explicitly
+    (standard mode: throttling, 5xx and connection errors, exponential back-off with jitter).
+    Without ``endpoint_url`` boto3's own configuration applies
+    (``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME`` included)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    from fsgen.runtime.local_aws import local_client_kwargs
+
+    kwargs: dict[str, Any] = {
+        "config": config,
+        **local_client_kwargs(endpoint_url, region, service="sagemaker-featurestore-runtime"),
+    }
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    return boto3.client("sagemaker-featurestore-runtime", **kwargs)
+
+
+class PutRecordSink:
+    """SageMaker's PutRecord, one call per record in order (records of one block are
+    prepared -- encoded as ``Record`` lists -- in a batch, where the pipeline's workers run).
+
+    A failing call raises :class:`PartialWrite` naming how many records of the block were
+    stored before it; retrying them is harmless (PutRecord of the same record and event time
+    changes nothing visible)."""
+
+    def __init__(
+        self,
+        runtimes: Mapping[str, GroupRuntime] | None = None,
+        client: Any = None,
+        target_stores: Sequence[str] | None = None,
+    ) -> None:
+        self.runtimes = dict(runtimes or {})
+        self._client = client
+        self.target_stores = list(target_stores) if target_stores else None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = featurestore_client()
+        return self._client
+
+    def prepare(self, runtime: GroupRuntime, block: BlockResult) -> list[list[dict[str, object]]]:
+        records = [runtime.to_sagemaker(r) for r in stored_records(runtime, block)]
+        for record in records:
+            try:
+                json.dumps(record, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate: no request can carry it
+                raise RecordRejected(f"{runtime.name}: a value is not valid text: {exc}") from None
+        return records
+
+    def write(self, runtime: GroupRuntime, prepared: list[list[dict[str, object]]]) -> None:
+        for i, record in enumerate(prepared):
+            request: dict[str, object] = {"FeatureGroupName": runtime.name, "Record": record}
+            if self.target_stores:
+                request["TargetStores"] = list(self.target_stores)
+            try:
+                self.client.put_record(**request)
+            except Exception as exc:
+                raise PartialWrite(i, exc) from exc
+
+    def put_records(self, group: str, records: list[Record]) -> int:
+        """Stored record dicts of a group this sink knows (``runtimes``)."""
+        runtime = self.runtimes[group]
+        self.write(runtime, [runtime.to_sagemaker(r) for r in records])
+        return len(records)
+
+    def close(self) -> None:
+        return None
+
+
+__all__ = [
+    "JsonlSink",
+    "PartialWrite",
+    "PutRecordSink",
+    "Record",
+    "RecordRejected",
+    "RecordSink",
+    "Sink",
+    "block_rows",
+    "featurestore_client",
+    "stored_records",
+]

@@ -1,0 +1,537 @@
+"""Readers of raw records: a CSV, Parquet or JSON-lines file (local or ``s3://``) or a pandas
+DataFrame, in :class:`Chunk` s of column lists, each row with its 1-based record number.
+
+A reader never aborts a run for one bad row: a CSV row with too few or too many values, a JSON
+line that is not an object, a CSV value that is not UTF-8 become rejects with their row
+number, in the chunk that holds them. What makes a whole file unreadable (no such file, an
+unknown format, duplicate column names, a compressed file named like a plain one, a Parquet
+footer that does not parse) is one :class:`SourceError` raised before the first chunk, so
+before anything is written. ``read == written + rejected`` holds for every source.
+
+pyarrow is imported when a CSV or Parquet source is read, boto3 for ``s3://``, pandas for a
+DataFrame; nothing from outside :mod:`fsgen.runtime`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fsgen.runtime.pipeline import _MISSING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FORMATS = ("csv", "parquet", "jsonl")
+_GZIP = b"\x1f\x8b"
+_SHOWN = 2000
+"""characters of an unparsable row's text kept in its reject"""
+
+
+class SourceError(ValueError):
+    """The source cannot be read at all (raised before anything of it is written)."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A raw record that was not written: where it came from and why."""
+
+    source: str
+    row: int
+    field: str
+    reason: str
+    record: object = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "row": self.row,
+            "field": self.field,
+            "reason": self.reason,
+            "record": _jsonable(self.record),
+        }
+
+    def line(self) -> str:
+        """The reject as one JSON line (the rejects file's format)."""
+        return json.dumps(self.to_json(), ensure_ascii=False, allow_nan=True, sort_keys=True)
+
+    def __str__(self) -> str:
+        return f"{self.source}: row {self.row}: {self.field}: {self.reason}"
+
+
+@dataclass
+class Chunk:
+    """Raw records of one slice of a source, column-wise.
+
+    ``first_row`` is the record number of the first row; ``row_numbers`` (when rows are not
+    consecutive) the number of each; ``rejected`` the rows the reader could not parse, already
+    numbered. ``data`` is Arrow until a worker process converts it (so only Arrow buffers
+    cross the process boundary)."""
+
+    source: str
+    first_row: int
+    data: dict[str, list[object]] | pa.Table
+    rows: int
+    progress: int = 0
+    row_numbers: list[int] | None = None
+    rejected: list[Reject] = field(default_factory=list)
+
+    @property
+    def columns(self) -> dict[str, list[object]]:
+        if not isinstance(self.data, dict):
+            self.data = {n: _pylist(self.data.column(n)) for n in self.data.column_names}
+        return self.data
+
+    def row_number(self, index: int) -> int:
+        if self.row_numbers is not None:
+            return self.row_numbers[index]
+        return self.first_row + index
+
+    def raw(self, index: int) -> dict[str, object]:
+        return {n: v[index] for n, v in self.columns.items() if v[index] is not _MISSING}
+
+
+def _pylist(column: Any) -> list[object]:
+    """Python values of a column; null-free strings (every CSV column) go through NumPy,
+    which gives the same ``str`` objects faster than Arrow's ``to_pylist``."""
+    import pyarrow as pa
+
+    if column.null_count == 0 and column.type == pa.string():
+        return column.to_numpy(zero_copy_only=False).tolist()  # type: ignore[no-any-return]
+    return column.to_pylist()  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------------------- entry
+
+
+def source_name(source: object) -> str:
+    return str(source) if isinstance(source, str | os.PathLike) else "<DataFrame>"
+
+
+def format_of(source: str | os.PathLike[str]) -> str:
+    """csv, parquet or jsonl from the file name."""
+    suffixes = [s.lower() for s in Path(str(source)).suffixes]
+    if ".csv" in suffixes or ".tsv" in suffixes:
+        return "csv"
+    if ".parquet" in suffixes or ".pq" in suffixes:
+        return "parquet"
+    if ".jsonl" in suffixes or ".ndjson" in suffixes or ".json" in suffixes:
+        return "jsonl"
+    raise SourceError(
+        f"{source}: cannot tell the format from the name; use .csv, .parquet or .jsonl "
+        "(or give the format)"
+    )
+
+
+def read_source(
+    source: object, chunk_rows: int = 100_000, fmt: str | None = None
+) -> Iterator[Chunk]:
+    """Chunks of a CSV, Parquet or JSON-lines file (local path or ``s3://bucket/key``; the
+    format by extension or ``fmt``) or of a pandas DataFrame. CSV values arrive as strings,
+    exactly as written. Raises SourceError at once for an unreadable source."""
+    if not isinstance(source, str | os.PathLike):
+        return _read_frame(source, chunk_rows)
+    name = str(source)
+    kind = fmt or format_of(name)
+    if kind not in FORMATS:
+        raise SourceError(f"{name}: unknown format {kind!r} (csv, parquet or jsonl)")
+    path = _local_path(name)
+    if not path.is_file():
+        raise SourceError(f"{name}: no such file")
+    if kind != "parquet" and not name.lower().endswith(".gz") and _starts_with(path, _GZIP):
+        raise SourceError(f"{name}: the file is gzip-compressed; name it *.gz or decompress it")
+    if kind == "csv":
+        return _read_csv(path, name, chunk_rows)
+    if kind == "parquet":
+        return _read_parquet(path, name, chunk_rows)
+    return _read_jsonl(path, name, chunk_rows)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(magic)) == magic
+
+
+def _local_path(source: str) -> Path:
+    """The file itself, or an S3 object downloaded to a temporary file (deleted when the
+    process exits; S3 sources are read whole before the first chunk)."""
+    if not source.startswith("s3://"):
+        return Path(source)
+    bucket, _, key = source[5:].partition("/")
+    if not bucket or not key:
+        raise SourceError(f"{source!r} is not an s3://bucket/key URI")
+    import atexit
+
+    import boto3  # only when reading from S3
+
+    fd, tmp = tempfile.mkstemp(prefix="fsgen-s3-", suffix=Path(key).suffix)
+    os.close(fd)
+    atexit.register(lambda: Path(tmp).unlink(missing_ok=True))
+    boto3.client("s3").download_file(bucket, key, tmp)
+    return Path(tmp)
+
+
+# ------------------------------------------------------------------------------- CSV
+
+
+def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header = _csv_header(path, name)
+    if not header:
+        return iter(())
+    invalid: list[tuple[int, str, int, int]] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
+        return "skip"
+
+    stream = pa.input_stream(str(path), compression=None)
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            # one thread: pyarrow knows each invalid row's line number only then (as fast
+            # for this streaming reader, measured)
+            read_options=pacsv.ReadOptions(block_size=8 << 20, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.binary() for n in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                null_values=[],
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):  # a header and no newline: no records
+            return iter(())
+        raise SourceError(f"{name}: {exc}") from None
+    return _csv_chunks(reader, stream, name, chunk_rows, invalid)
+
+
+def _csv_header(path: Path, name: str) -> list[str]:
+    import csv
+
+    with path.open("rb") as fh:
+        first = fh.readline()  # the header's own bytes (values below may be any bytes)
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig")]), None) or []
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{name}: the header is not UTF-8 text: {exc}") from None
+    except csv.Error as exc:
+        raise SourceError(f"{name}: the header does not parse: {exc}") from None
+    if len(set(header)) != len(header):
+        raise SourceError(f"{name}: duplicate column names in the header")
+    if any(h == "" for h in header):
+        raise SourceError(f"{name}: the header has an empty column name")
+    return header
+
+
+def _csv_chunks(
+    reader: Any, stream: Any, name: str, chunk_rows: int, invalid: list[tuple[int, str, int, int]]
+) -> Iterator[Chunk]:
+    """Chunks of ``chunk_rows`` records; rows pyarrow skipped as invalid are rejects in the
+    chunk whose rows surround them, and the record numbers of the others account for them."""
+    import pyarrow as pa
+
+    numbering = _Numbering()
+    bad: dict[int, tuple[str, int, int]] = {}
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+            done = False
+        except StopIteration:
+            done = True
+        except pa.ArrowInvalid as exc:
+            raise SourceError(f"{name}: near row {numbering.next_row}: {exc}") from None
+        else:
+            pending.append(batch)
+            size += batch.num_rows
+        for number, text, got, want in invalid:  # line N holds record N-1 (line 1: header)
+            bad[number - 1] = (text, got, want)
+            numbering.skip(number - 1)
+        invalid.clear()
+        while size >= chunk_rows or (done and size):
+            take = min(size, chunk_rows)
+            table = pa.Table.from_batches(pending, schema=reader.schema)
+            numbers = numbering.take(take)
+            mine = {r: bad.pop(r) for r in sorted(bad) if r < numbers[-1]}
+            yield _csv_chunk(name, table.slice(0, take), numbers, mine, stream.tell())
+            rest = table.slice(take)
+            pending, size = rest.to_batches(), rest.num_rows
+        if done:
+            if bad:
+                yield _csv_chunk(name, None, [], bad, stream.tell())
+            return
+
+
+class _Numbering:
+    """Record numbers of the rows pyarrow returns, given the rows it skipped."""
+
+    def __init__(self) -> None:
+        self.next_row = 1
+        self.skipped: list[int] = []
+
+    def skip(self, row: int) -> None:
+        self.skipped.append(row)  # pyarrow reports them in file order
+
+    def take(self, n: int) -> list[int]:
+        out: list[int] = []
+        skipped = self.skipped
+        i = 0
+        row = self.next_row
+        while len(out) < n:
+            while i < len(skipped) and skipped[i] < row:
+                i += 1
+            if i < len(skipped) and skipped[i] == row:
+                i += 1
+                row += 1
+                continue
+            out.append(row)
+            row += 1
+        self.skipped = skipped[i:]
+        self.next_row = row
+        return out
+
+
+def _csv_chunk(
+    name: str,
+    table: Any,
+    numbers: list[int],
+    bad: dict[int, tuple[str, int, int]],
+    position: int,
+) -> Chunk:
+    import pyarrow as pa
+
+    rejected = [
+        Reject(
+            name,
+            row,
+            "<record>",
+            f"row has {got} values but the header has {want} columns",
+            text if len(text) <= _SHOWN else text[:_SHOWN] + "...",
+        )
+        for row, (text, got, want) in sorted(bad.items())
+    ]
+    if table is None or table.num_rows == 0:
+        first = rejected[0].row if rejected else 1
+        return Chunk(name, first, {}, 0, position, [], rejected)
+    columns: list[Any] = []
+    broken: set[int] = set()
+    for i, column in enumerate(table.columns):
+        try:
+            columns.append(column.cast(pa.string()))
+        except pa.ArrowInvalid:
+            values = column.to_pylist()
+            for j, v in enumerate(values):
+                try:
+                    v.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    if j not in broken:
+                        broken.add(j)
+                        rejected.append(
+                            Reject(
+                                name,
+                                numbers[j],
+                                table.column_names[i],
+                                f"not UTF-8 text: {exc}",
+                                v.decode("utf-8", errors="replace"),
+                            )
+                        )
+            text = [v.decode("utf-8", errors="replace") for v in values]
+            columns.append(pa.chunked_array([pa.array(text, pa.string())]))
+    out = pa.Table.from_arrays(columns, names=table.column_names)
+    if broken:
+        keep = [j for j in range(out.num_rows) if j not in broken]
+        out = out.take(pa.array(keep, pa.int64()))
+        numbers = [numbers[j] for j in keep]
+        rejected.sort(key=lambda r: r.row)
+    first = numbers[0] if numbers else 1
+    consecutive = not numbers or numbers[-1] - first == len(numbers) - 1
+    return Chunk(
+        name,
+        first,
+        out,
+        out.num_rows,
+        position,
+        None if consecutive else numbers,
+        rejected,
+    )
+
+
+# ------------------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{name}: not a readable Parquet file: {exc}") from None
+    names = pf.schema_arrow.names
+    if len(set(names)) != len(names):
+        raise SourceError(f"{name}: duplicate column names in the Parquet schema")
+    return _parquet_chunks(pf, name, chunk_rows, path.stat().st_size)
+
+
+def _parquet_chunks(pf: Any, name: str, chunk_rows: int, size: int) -> Iterator[Chunk]:
+    import pyarrow as pa
+
+    row = 1
+    done = 0
+    total = max(pf.metadata.num_rows, 1)
+    batches = pf.iter_batches(batch_size=chunk_rows)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SourceError(
+                f"{name}: unreadable Parquet data after row {row - 1}: {exc}"
+            ) from None
+        done += batch.num_rows
+        table = pa.Table.from_batches([batch])
+        yield Chunk(name, row, table, table.num_rows, size * done // total)
+        row += batch.num_rows
+
+
+# ------------------------------------------------------------------------------- JSON lines
+
+
+def _read_jsonl(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
+    loads = json.loads
+    rows: list[dict[str, object]] = []
+    numbers: list[int] = []
+    rejected: list[Reject] = []
+    number = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            text = line.strip()
+            if not text:
+                continue
+            number += 1
+            try:
+                value = loads(text)
+            except (ValueError, RecursionError) as exc:
+                raw = text[:_SHOWN].decode("utf-8", errors="replace")
+                rejected.append(Reject(name, number, "<record>", f"invalid JSON: {exc}", raw))
+            else:
+                if isinstance(value, dict):
+                    rows.append(value)
+                    numbers.append(number)
+                else:
+                    rejected.append(
+                        Reject(
+                            name,
+                            number,
+                            "<record>",
+                            f"expected a JSON object with fields, got {type(value).__name__}",
+                            value,
+                        )
+                    )
+            if len(rows) + len(rejected) >= chunk_rows:
+                yield rows_chunk(name, rows, numbers, rejected, fh.tell())
+                rows, numbers, rejected = [], [], []
+        if rows or rejected:
+            yield rows_chunk(name, rows, numbers, rejected, fh.tell())
+
+
+def rows_chunk(
+    source: str,
+    rows: list[dict[str, object]],
+    numbers: list[int],
+    rejected: list[Reject] | None = None,
+    position: int = 0,
+) -> Chunk:
+    """A chunk of row dicts with their record numbers."""
+    names: dict[str, None] = {}
+    for r in rows:
+        names.update(dict.fromkeys(r))
+    columns: dict[str, list[object]] = {n: [r.get(n, _MISSING) for r in rows] for n in names}
+    return Chunk(
+        source,
+        numbers[0] if numbers else 1,
+        columns,
+        len(rows),
+        position,
+        row_numbers=list(numbers),
+        rejected=list(rejected or []),
+    )
+
+
+# ------------------------------------------------------------------------------- DataFrame
+
+
+def _read_frame(frame: object, chunk_rows: int) -> Iterator[Chunk]:
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise SourceError(
+            f"cannot ingest a {type(frame).__name__}: give a path to a CSV, "
+            "Parquet or JSON-lines file, or a pandas DataFrame"
+        )
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) != len(names):
+        raise SourceError("the DataFrame has duplicate column names")
+    return _frame_chunks(frame, names, chunk_rows)
+
+
+def _frame_chunks(frame: Any, names: list[str], chunk_rows: int) -> Iterator[Chunk]:
+    for start in range(0, len(frame), chunk_rows):
+        part = frame.iloc[start : start + chunk_rows]
+        columns = {name: _plain(part[col]) for name, col in zip(names, frame.columns, strict=True)}
+        yield Chunk("<DataFrame>", start + 1, columns, len(part), start + len(part))
+
+
+def _plain(series: Any) -> list[object]:
+    """Python values of a column; pandas' missing markers (NA, NaT) become None."""
+    values: list[object] = series.tolist()
+    if series.dtype.kind in "iufb" and not hasattr(series.dtype, "na_value"):
+        return values
+    return [
+        None if (v is not None and not isinstance(v, list | dict | str) and _is_na(v)) else v
+        for v in values
+    ]
+
+
+def _is_na(value: object) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is _MISSING:
+        return None
+    return str(value)
+
+
+__all__ = [
+    "FORMATS",
+    "Chunk",
+    "Reject",
+    "SourceError",
+    "format_of",
+    "read_source",
+    "rows_chunk",
+    "source_name",
+]

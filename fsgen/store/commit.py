@@ -1,0 +1,369 @@
+"""The local store's write protocol: one writer at a time, and every chunk atomic across
+the offline and online stores, surviving a kill at any moment.
+
+Per chunk of records (ingestion chunk, ``put_records`` call or delete), all under the store's
+write lock (``<store>/.lock``, fcntl.flock; a second writer waits and says who holds it):
+
+1. write the chunk's Parquet files into ``offline/<group>/_staging/``;
+2. one SQLite transaction: the online upserts plus a journal row naming the staged files;
+   its COMMIT is the chunk's commit point;
+3. ``os.replace`` each staged file into ``offline/<group>/data/...``;
+4. delete the journal row.
+
+A kill before 2 commits leaves only staging files, which recovery deletes: the chunk never
+happened. A kill after it leaves a journal row, and recovery finishes step 3 (roll forward):
+the chunk happened, in both stores. Recovery runs whenever the lock is taken, so every writer
+(and ``LocalStore.open``) first repairs what a killed one left.
+
+:class:`WriteProtocol` is the part of :class:`fsgen.store.LocalStore` that does this;
+:class:`ChunkWriter` is the store's sink (:class:`fsgen.runtime.sinks.Sink`).
+
+The lock stays on ``fcntl.flock`` rather than the filelock package: the store writes who holds
+it into the lock file and closes the descriptor in forked transform workers (so a worker that
+outlives a killed writer cannot keep the lock); filelock opens the file with O_TRUNC on every
+attempt (a waiter would erase the holder's line) and keeps its descriptor private.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fsgen.runtime.bulk import BlockResult
+from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.runtime.sinks import RecordRejected
+from fsgen.store import offline
+from fsgen.store.online import OnlineStore, latest_rows
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import pyarrow as pa
+
+    from fsgen.spec import GroupSpec
+
+
+class WriteProtocol:
+    """Lock, commit and recovery over ``root`` (a mixin of LocalStore, which provides
+    ``root``, ``online``, ``clock``, ``on_wait`` and ``group_spec``)."""
+
+    root: Path
+    online: OnlineStore
+    clock: Callable[[], float]
+    on_wait: Callable[[str], None]
+
+    def group_spec(self, group: str) -> GroupSpec:
+        raise NotImplementedError
+
+    def _known(self, group: str) -> None:
+        """Raise NotFound unless the store holds ``group``."""
+        self.group_spec(group)
+
+    def _targets(self, group: str) -> tuple[bool, bool]:
+        """(online, offline): which stores the group has."""
+        spec = self.group_spec(group)
+        return spec.online.enabled, spec.offline.enabled
+
+    def _init_writes(self) -> None:
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._lock_fd: int | None = None
+        self._last_api_us = 0
+        self._staged = False
+
+    def release_lock_file(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def writer(self, group: str, run_id: str | None = None, pipelined: bool = False) -> ChunkWriter:
+        """The store as a :class:`~fsgen.runtime.sinks.Sink`, committing each chunk
+        atomically (``pipelined``: commits run on a background thread, overlapping the next
+        chunk's transformation; ``close()`` waits and re-raises a failure)."""
+        self._known(group)
+        return ChunkWriter(self, run_id or offline.new_run_id(), pipelined)
+
+    # ------------------------------------------------------------------ commit protocol
+
+    def _commit(
+        self,
+        rt: GroupRuntime,
+        run_id: str,
+        chunk: int,
+        table: pa.Table,
+        seconds: np.ndarray,
+        online_part: Callable[[sqlite3.Connection], None] | None,
+        deleted: bool = False,
+        targets: tuple[bool, bool] = (True, True),
+    ) -> None:
+        has_online, has_offline = self._targets(rt.name)
+        has_online, has_offline = has_online and targets[0], has_offline and targets[1]
+        with self.lock(f"write {rt.name}"):
+            api_us = self._next_api(table.num_rows)
+            write_us = max(time.time_ns() // 1000, int(api_us[-1]) + 1)
+            pairs: list[tuple[Path, Path]] = []
+            gdir = self.root / "offline" / rt.name
+            if has_offline:
+                full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
+                pairs = offline.write_staged(
+                    gdir, run_id, chunk, offline.split_by_hour(full, seconds), write_us
+                )
+            con = self.online.connection()
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                if online_part is not None and has_online:
+                    online_part(con)
+                con.execute(
+                    "INSERT INTO _fsgen_journal VALUES (?, ?, ?, ?)",
+                    (
+                        run_id,
+                        chunk,
+                        rt.name,
+                        json.dumps(
+                            [
+                                [str(s.relative_to(self.root)), str(f.relative_to(self.root))]
+                                for s, f in pairs
+                            ]
+                        ),
+                    ),
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                for staged, _ in pairs:
+                    staged.unlink(missing_ok=True)
+                raise
+            offline.publish(pairs)
+            con.execute(
+                "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
+            )
+            self._staged = self._staged or bool(pairs)
+
+    def _next_api(self, n: int) -> np.ndarray:
+        """Strictly increasing api_invocation_time (µs) per record, so the latest write of an
+        (identifier, event time) is always identifiable, also within one chunk."""
+        base = max(int(self.clock() * 1_000_000), self._last_api_us + 1)
+        self._last_api_us = base + n - 1
+        return np.arange(base, base + n, dtype="int64")
+
+    def recover(self, wait: bool = True) -> int:
+        """Finish or discard what a killed writer left; returns the chunks rolled forward."""
+        try:
+            with self.lock("recover", wait=wait):
+                return self._recover_locked(tidy=True)
+        except _Busy:
+            return 0
+
+    def tidy(self) -> None:
+        """Remove the (empty) staging directories this store's writes left, if no other
+        writer is active; a later writer's recovery removes them otherwise."""
+        if self._staged:
+            self.recover(wait=False)
+            self._staged = False
+
+    def _recover_locked(self, tidy: bool = False) -> int:
+        con = self.online.connection()
+        rows = con.execute("SELECT run_id, chunk, files FROM _fsgen_journal").fetchall()
+        for run_id, chunk, files in rows:
+            offline.publish([(self.root / s, self.root / f) for s, f in json.loads(files)])
+            con.execute(
+                "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
+            )
+        for staging in (self.root / "offline").glob("*/_staging"):
+            # an empty staging directory is what every commit leaves (writers reuse it):
+            # removing it on each lock would cost two directory operations per chunk
+            if tidy or _has_entries(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+        return len(rows)
+
+    # ---------------------------------------------------------------------------- lock
+
+    @contextmanager
+    def lock(self, what: str, wait: bool = True) -> Iterator[None]:
+        """The store's write lock: one writer at a time across threads and processes. A
+        writer that has to wait says who holds it (``on_wait``), then waits."""
+        with self._thread_lock:
+            if self._depth == 0:
+                self._acquire(what, wait)
+                try:
+                    self._recover_locked()
+                except BaseException:
+                    self._release()
+                    raise
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._release()
+
+    def _acquire(self, what: str, wait: bool) -> None:
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._lock_fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise _Busy from None
+            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
+            self.on_wait(f"waiting for the store lock on {self.root} (held by {holder})")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        info = f"pid {os.getpid()}: {what} since {time.strftime('%H:%M:%S')}".encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info, 0)
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    # -------------------------------------------------------------------------- schema
+
+    def _init_schema(self) -> None:
+        con = self.online.connection()
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS _fsgen_journal (run_id TEXT NOT NULL, "
+            "chunk INTEGER NOT NULL, grp TEXT NOT NULL, files TEXT NOT NULL, "
+            "PRIMARY KEY (run_id, chunk))"
+        )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS _fsgen_runs (run_id TEXT PRIMARY KEY, "
+            "grp TEXT NOT NULL, source TEXT NOT NULL, started REAL NOT NULL, "
+            "finished REAL NOT NULL, read INTEGER NOT NULL, written INTEGER NOT NULL, "
+            "rejected INTEGER NOT NULL)"
+        )
+
+
+class _Busy(Exception):
+    """The lock is held and the caller asked not to wait."""
+
+
+@dataclass
+class Processed:
+    """Accepted records laid out for one commit: the stored columns as an Arrow table (types
+    of the offline store), their event times, and the rows the online store must apply (see
+    :func:`fsgen.store.online.latest_rows`)."""
+
+    table: pa.Table
+    seconds: np.ndarray
+    online: np.ndarray
+
+
+class ChunkWriter:
+    """The local store's sink: commits each block as one chunk (see the module docstring),
+    in order. Records the store refuses (an event time outside years 1..9999) raise
+    :class:`~fsgen.runtime.sinks.RecordRejected`, which a stream handler dead-letters."""
+
+    def __init__(self, store: WriteProtocol, run_id: str, pipelined: bool) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.chunks = 0
+        self.targets = (True, True)
+        """(online, offline) for the chunks written next (PutRecord's TargetStores)"""
+        self._queue: queue.Queue[tuple[GroupRuntime, Processed] | None] | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if pipelined:
+            self._queue = queue.Queue(maxsize=1)
+            self._thread = threading.Thread(target=self._run, name="fsgen-writer", daemon=True)
+            self._thread.start()
+
+    def prepare(self, rt: GroupRuntime, block: BlockResult) -> Processed:
+        """Lay a processed block out (pure; the pipeline runs it in its worker processes)."""
+        try:
+            return processed_of(rt, block.columns, block.seconds)
+        except (TypeError, ValueError, OverflowError) as exc:  # pyarrow: a value beyond int64
+            raise RecordRejected(f"{rt.name}: records the store cannot hold: {exc}") from None
+
+    def write(self, rt: GroupRuntime, processed: Processed) -> None:
+        secs = processed.seconds
+        if len(secs) and not (
+            offline.MIN_SECONDS <= secs.min() and secs.max() <= offline.MAX_SECONDS
+        ):
+            raise RecordRejected(f"{rt.name}: {rt.event_time}: event time outside years 1..9999")
+        if self._queue is None:
+            self._commit(rt, processed)
+            return
+        if self._error is not None:
+            raise self._error
+        self._queue.put((rt, processed))
+
+    def _commit(self, rt: GroupRuntime, processed: Processed) -> None:
+        chunk = self.chunks
+        self.chunks += 1
+        online = self.store.online
+
+        def online_part(con: sqlite3.Connection) -> None:
+            online.upsert(
+                con, rt, online.rows_at(rt, processed.table, processed.seconds, processed.online)
+            )
+
+        self.store._commit(
+            rt,
+            self.run_id,
+            chunk,
+            processed.table,
+            processed.seconds,
+            online_part,
+            targets=self.targets,
+        )
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self.store.online.close()  # this thread's connection
+                return
+            if self._error is None:
+                try:
+                    self._commit(*item)
+                except BaseException as exc:  # re-raised in the caller thread
+                    self._error = exc
+
+    def close(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+        if self._error is not None:
+            raise self._error
+        self.store.tidy()
+
+
+def processed_of(
+    rt: GroupRuntime, columns: dict[str, list[object]], seconds: Sequence[float]
+) -> Processed:
+    table = offline.records_table(rt, columns)
+    secs = np.asarray(seconds, dtype="float64")
+    return Processed(table, secs, latest_rows(rt, table, secs))
+
+
+def _has_entries(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return next(entries, None) is not None
+    except OSError:
+        return False
+
+
+def print_wait(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+__all__ = ["ChunkWriter", "Processed", "WriteProtocol", "processed_of"]
