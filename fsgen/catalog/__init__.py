@@ -51,8 +51,12 @@ def make_env() -> jinja2.Environment:
 def _num(value: object) -> str:
     if value is None:
         return "\u2013"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:,.6g}" if abs(value) >= 1000 else f"{value:.6g}"
     return str(value)
 
 
