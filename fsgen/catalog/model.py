@@ -202,8 +202,7 @@ def _numeric_svg(bars: tuple[Bar, ...], width: int = 420, height: int = 120) -> 
         f'viewBox="0 0 {width} {total_h}" xmlns="http://www.w3.org/2000/svg">',
         f'<line class="axis" x1="{left}" y1="{top_pad}" x2="{left}" y2="{base}"/>',
         f'<line class="axis" x1="{left}" y1="{base}" x2="{width - 8}" y2="{base}"/>',
-        f'<text class="y-tick" x="{left - 4}" y="{top_pad + 4}" text-anchor="end">'
-        f"{top:,}</text>",
+        f'<text class="y-tick" x="{left - 4}" y="{top_pad + 4}" text-anchor="end">{top:,}</text>',
         f'<text class="y-tick" x="{left - 4}" y="{base}" text-anchor="end">0</text>',
         f'<text class="y-label" x="10" y="{top_pad + height / 2}" text-anchor="middle" '
         f'transform="rotate(-90 10 {top_pad + height / 2})">count</text>',
@@ -377,7 +376,9 @@ def _set_history(history: dict[str, list[AuditEvent]], groups: list[str]) -> lis
         item = dict(parts[0])
         item["diffs"] = [f"{g}: {d}" for g, p in zip(touched, parts) for d in p["diffs"]]  # type: ignore[attr-defined]
         item["pii"] = [d for d in item["diffs"] if ".parameters.fsgen:pii" in d]  # type: ignore[attr-defined]
-        item["action"] = ", ".join(f"{g} {p['action']}" for g, p in zip(touched, parts) if p["action"])
+        item["action"] = ", ".join(
+            f"{g} {p['action']}" for g, p in zip(touched, parts) if p["action"]
+        )
         items.append(item)
     return items
 

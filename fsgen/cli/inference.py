@@ -61,7 +61,7 @@ def train(app: AppContext, feature_set: str, labels: Path, output: Path, label: 
 )
 @click.option(
     "--port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=8080,
     show_default=True,
     help="Port on 127.0.0.1 (0: any free port).",

@@ -217,7 +217,7 @@ def history(
 @main.command()
 @click.option(
     "--port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=4510,
     show_default=True,
     help="Port on 127.0.0.1 (0 picks a free one).",

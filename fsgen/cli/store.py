@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
+from fsgen.cli._app import (
+    EXIT_ERROR,
+    ISO_TIME,
+    AppContext,
+    echo_json,
+    handle_errors,
+    main,
+    pass_app,
+    per_second,
+)
 
 if TYPE_CHECKING:
     from fsgen.backends.aws import AwsBackend
@@ -81,8 +90,9 @@ def ingest(
     with _Progress(app, path.stat().st_size, f"ingest {group}") as advance:
         result = store.ingest(group, path, rejects, runtime=runtime, fmt=fmt, progress=advance)
     store.close()
-    rate = result.read / result.seconds if result.seconds else 0.0
-    app.err.print(f"{result.summary()} in {result.seconds:.2f}s ({rate:,.0f} rows/s)")
+    app.err.print(
+        f"{result.summary()} in {result.seconds:.2f}s ({per_second(result.read, result.seconds)})"
+    )
     for r in result.samples[:10]:
         app.err.print(
             f"  [red]rejected[/red] {r.source} row {r.row}: {r.field}: {r.reason}", markup=True
@@ -140,6 +150,7 @@ class _Progress:
 @click.option(
     "--as-of",
     "as_of",
+    type=ISO_TIME,
     default=None,
     help="Evaluate TTL expiry at this time (ISO-8601) instead of now.",
 )
@@ -151,15 +162,14 @@ def get(
     record_id: str,
     as_json: bool,
     features: tuple[str, ...],
-    as_of: str | None,
+    as_of: float | None,
 ) -> None:
     """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted)."""
     from fsgen.errors import ConfigError, NotFound
-    from fsgen.runtime.encoding import parse_event_time
 
     backend = _aws(app)
     if backend is not None:
-        if as_of:
+        if as_of is not None:
             raise ConfigError("--as-of needs the local store: SageMaker applies TTL at read time")
         from fsgen.bind import group_runtime
 
@@ -168,8 +178,7 @@ def get(
         record = None if raw is None else runtime.from_sagemaker(raw)
     else:
         store = _store(app, "get")
-        now = parse_event_time("String", as_of) if as_of else None
-        record = store.get_record(group, record_id, list(features) or None, now=now)
+        record = store.get_record(group, record_id, list(features) or None, now=as_of)
     if record is None:
         raise NotFound(f"{group}: no online record {record_id!r} (missing, expired or deleted)")
     if as_json:

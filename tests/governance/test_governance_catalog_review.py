@@ -46,7 +46,9 @@ def test_catalog_survives_a_feature_added_after_the_last_ingestion(
     make_project: Callable[..., Path], tmp_path: Path
 ) -> None:
     root = make_project({"featuredefs/defs.py": DEFS})
-    (root / "rows.csv").write_text("user_id,ts,n\na,2024-05-01T00:00:00Z,3\nb,2024-05-01T00:00:00Z,4\n")
+    (root / "rows.csv").write_text(
+        "user_id,ts,n\na,2024-05-01T00:00:00Z,3\nb,2024-05-01T00:00:00Z,4\n"
+    )
     assert _cli(root, "apply", "--auto-approve")[0] == 0
     assert _cli(root, "ingest", "clicks", str(root / "rows.csv"))[0] == 0
     defs = root / "featuredefs/defs.py"
@@ -106,8 +108,7 @@ def test_a_reviewed_opt_in_publishes_them_and_names_the_reason(
     original = pyproject.read_text()
     try:
         pyproject.write_text(
-            original
-            + '\n[tool.fsgen.catalog.value_statistics]\n"customer-features:age" = '
+            original + '\n[tool.fsgen.catalog.value_statistics]\n"customer-features:age" = '
             '"privacy review PRIV-12: age histogram approved"\n'
         )
         out = _site(example, tmp_path / "site")
