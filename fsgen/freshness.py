@@ -16,8 +16,9 @@ A group is ``stale`` when the newest record of any store it enables is older tha
 later than ``now`` (``--now`` before the data, or event times from a skewed clock: an age
 cannot be judged, so it fails rather than passing as fresh; ``age_seconds`` is then negative
 in the JSON, and the text says "after"), ``fresh`` otherwise, and ``unbounded`` when it
-declares no ``max_staleness`` (measured, never failing, and never counted as fresh). :func:`publish` puts the ages as
-CloudWatch metrics (``PutMetricData``) so alarms can watch them on AWS.
+declares no ``max_staleness`` (measured, never failing, and never counted as fresh).
+:func:`publish` puts the ages as CloudWatch metrics (``PutMetricData``) so alarms can watch
+them on AWS.
 
 ``now`` is a parameter everywhere (``fsgen freshness --now``), so tests and reports are
 reproducible.

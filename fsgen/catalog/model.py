@@ -370,15 +370,14 @@ def _set_history(history: dict[str, list[AuditEvent]], groups: list[str]) -> lis
             seen.setdefault(id(ev), (ev, []))[1].append(g)
     items: list[Item] = []
     for ev, touched in sorted(seen.values(), key=lambda p: p[0].when, reverse=True):
-        parts = [i for i in (_event_item(ev, g) for g in touched) if i]
+        parts = [(g, i) for g in touched if (i := _event_item(ev, g)) is not None]
         if not parts:
             continue
-        item = dict(parts[0])
-        item["diffs"] = [f"{g}: {d}" for g, p in zip(touched, parts) for d in p["diffs"]]  # type: ignore[attr-defined]
-        item["pii"] = [d for d in item["diffs"] if ".parameters.fsgen:pii" in d]  # type: ignore[attr-defined]
-        item["action"] = ", ".join(
-            f"{g} {p['action']}" for g, p in zip(touched, parts) if p["action"]
-        )
+        item = dict(parts[0][1])
+        diffs = [f"{g}: {d}" for g, i in parts for d in i["diffs"]]  # type: ignore[attr-defined]
+        item["diffs"] = diffs
+        item["pii"] = [d for d in diffs if ".parameters.fsgen:pii" in d]
+        item["action"] = ", ".join(f"{g} {i['action']}" for g, i in parts if i["action"])
         items.append(item)
     return items
 

@@ -203,7 +203,7 @@ class UsageFailed(click.ClickException):
 
 def _one_line(exc: click.UsageError) -> click.ClickException:
     if isinstance(exc, click.exceptions.NoArgsIsHelpError):
-        exc.exit_code = EXIT_OK  # a bare 'fsgen' or 'fsgen stream' asks for the help it gets
+        exc.exit_code = EXIT_OK  # type: ignore[misc]  # a bare 'fsgen' or 'fsgen stream' asks for the help it gets
         return exc
     return UsageFailed(exc)
 

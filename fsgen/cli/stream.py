@@ -181,8 +181,8 @@ def replay_cmd(
     if len(result.failures) > 10:
         app.err.print(f"  ... and {len(result.failures) - 10} more")
     if result.dead_lettered:
-        where = dead_letter or app.config.store_path / "dead-letter" / f"{group}.jsonl"
-        app.err.print(f"dead letters: {where}")
+        dlq_at = dead_letter or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
+        app.err.print(f"dead letters: {dlq_at}")
     if as_json:
         echo_json(json.dumps(result.to_json(), sort_keys=True))
     if result.dead_lettered or result.failed:
