@@ -219,6 +219,7 @@ def test_an_unanticipated_exception_is_one_line_named_as_a_bug() -> None:
 
 def test_debug_shows_the_traceback(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _env(monkeypatch, credentials=False)
+    monkeypatch.setenv("FSGEN_DEBUG", "")  # --debug sets it; monkeypatch removes it after
     monkeypatch.chdir(project)
     result = CliRunner().invoke(main, ["--debug", "freshness", "--publish"])
     assert type(result.exception).__name__ == "NoCredentialsError"
