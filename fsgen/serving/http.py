@@ -46,28 +46,57 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: a line per request would swamp a benchmark."""
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         # headers and body in one write: no Nagle / delayed-ACK stall on loopback
         self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
         self.flush_headers()
 
-    def _error(self, status: int, code: str, message: str) -> None:
-        self._send(status, json.dumps({"error": code, "message": message}).encode())
+    def _error(
+        self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        body = json.dumps({"error": code, "message": message}).encode()
+        self._send(status, body, headers=headers)
+
+    def _routed(self, method: str) -> bool:
+        """True when ``method`` is served at this path; else answers 404 (no such path) or
+        405 with ``Allow`` (the path exists, for another method) and returns False."""
+        path = self.path.split("?")[0]
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            self._error(404, "NotFound", f"no route {method} {path}")
+            return False
+        if method not in allowed:
+            methods = ", ".join(allowed)
+            message = f"{method} {path}: the route answers {methods} only"
+            self._error(405, "MethodNotAllowed", message, headers=(("Allow", methods),))
+            return False
+        return True
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/ping":
+        if self._routed("GET"):
             self._send(200, b'{"status": "healthy"}')
-        else:
-            self._error(404, "NotFound", f"no route GET {self.path}")
+
+    def do_PUT(self) -> None:
+        self._routed("PUT")
+
+    def do_DELETE(self) -> None:
+        self._routed("DELETE")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if self.path.split("?")[0] != "/invocations":
-            self._error(404, "NotFound", f"no route POST {self.path}")
+        if not self._routed("POST"):
             return
         try:
             text = self.server.handler.invoke(
@@ -85,6 +114,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._error(500, "InternalFailure", f"{type(exc).__name__}: {exc}")
         else:
             self._send(200, text.encode())
+
+
+#: path -> the methods it answers; another method on a known path is 405, not 404.
+ROUTES: dict[str, tuple[str, ...]] = {"/ping": ("GET",), "/invocations": ("POST",)}
 
 
 def make_server(handler: Handler, port: int = 8080, host: str = "127.0.0.1") -> ModelServer:
