@@ -98,7 +98,7 @@ def ingest(
             f"  [red]rejected[/red] {r.source} row {r.row}: {r.field}: {r.reason}", markup=True
         )
     if result.rejected > 10:
-        app.err.print(f"  ... and {result.rejected - 10} more")
+        app.err.print(f"  ... and {result.rejected - 10:,} more")
     if as_json:
         echo_json(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     if result.rejected:
@@ -247,8 +247,8 @@ def _ingest_aws(
     result = run(runtime, path, writer, rejects=rejects, format=fmt)
     seconds = time.perf_counter() - started
     app.err.print(
-        f"{group}: read {result.read}, written {result.written} (PutRecord), rejected "
-        f"{len(result.rejects)} in {seconds:.2f}s"
+        f"{group}: read {result.read:,}, written {result.written:,} (PutRecord), rejected "
+        f"{len(result.rejects):,} in {seconds:.2f}s"
         + (f"; rejects in {rejects}" if result.rejects else "")
     )
     for r in result.rejects[:10]:

@@ -179,7 +179,7 @@ def replay_cmd(
             f"  [red]{where}[/red] sequence {f['sequenceNumber']}: {f['field']}: {f['message']}"
         )
     if len(result.failures) > 10:
-        app.err.print(f"  ... and {len(result.failures) - 10} more")
+        app.err.print(f"  ... and {len(result.failures) - 10:,} more")
     if result.dead_lettered:
         dlq_at = dead_letter or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
         app.err.print(f"dead letters: {dlq_at}")
