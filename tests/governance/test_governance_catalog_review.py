@@ -163,3 +163,18 @@ def test_histograms_carry_counts_and_axes(example: Path, tmp_path: Path) -> None
     category = (out / "features/merchant-features/category.html").read_text()
     top = category.split('class="hist top-values"', 1)[1].split("</svg>", 1)[0]
     assert top.count('class="count"') == top.count("<rect") > 1
+
+
+def test_a_project_overrides_catalog_templates(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_project({"featuredefs/defs.py": DEFS})
+    packaged = Path(__file__).resolve().parents[2] / "fsgen/templates/catalog/base.html.jinja"
+    override = root / "templates/catalog/base.html.jinja"
+    override.parent.mkdir(parents=True)
+    override.write_text(packaged.read_text().replace("<body>", '<body class="acme">', 1))
+    assert '<body class="acme">' in override.read_text()
+    code, _, err = _cli(root, "catalog", "--output", str(tmp_path / "site"))
+    assert code == 0, err
+    for page in ("index.html", "groups/clicks.html", "features/clicks/n_clicks.html"):
+        assert '<body class="acme">' in (tmp_path / "site" / page).read_text(), page
