@@ -160,6 +160,10 @@ def served(project: Path) -> Iterator[Path]:
 
 def _env(monkeypatch: pytest.MonkeyPatch, credentials: bool) -> None:
     """No AWS configuration from the machine: no credentials, no region, no endpoint."""
+    import boto3
+
+    # boto3's default session caches the credentials an earlier test in this process found
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     for name in (
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
