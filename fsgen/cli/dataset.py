@@ -79,7 +79,7 @@ def dataset(
     write_frame(frame, output)
     n_features = len(app.spec.feature_set(feature_set).items)
     click.echo(
-        f"{feature_set}: {len(frame)} rows x {len(frame.columns)} columns "
+        f"{feature_set}: {len(frame):,} rows x {len(frame.columns):,} columns "
         f"({n_features} features) -> {output}",
         err=True,
     )

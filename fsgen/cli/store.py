@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
+from fsgen.cli._app import (
+    EXIT_ERROR,
+    ISO_TIME,
+    AppContext,
+    echo_json,
+    handle_errors,
+    main,
+    pass_app,
+    per_second,
+)
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
@@ -78,16 +87,16 @@ def ingest(
             result = plane.ingest(group, path, rejects, runtime=runtime, fmt=fmt, progress=advance)
     finally:
         plane.close()
-    rate = result.read / result.seconds if result.seconds else 0.0
     app.err.print(
-        f"{result.summary()} in {result.seconds:.2f}s ({rate:,.0f} rows/s, {plane.name} backend)"
+        f"{result.summary()} in {result.seconds:.2f}s "
+        f"({per_second(result.read, result.seconds)}, {plane.name} backend)"
     )
     for r in result.samples[:10]:
         app.err.print(
             f"  [red]rejected[/red] {r.source} row {r.row}: {r.field}: {r.reason}", markup=True
         )
     if result.rejected > 10:
-        app.err.print(f"  ... and {result.rejected - 10} more")
+        app.err.print(f"  ... and {result.rejected - 10:,} more")
     if as_json:
         echo_json(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     if result.rejected:
@@ -139,6 +148,7 @@ class _Progress:
 @click.option(
     "--as-of",
     "as_of",
+    type=ISO_TIME,
     default=None,
     help="Evaluate TTL expiry at this time (ISO-8601) instead of now.",
 )
@@ -150,16 +160,14 @@ def get(
     record_id: str,
     as_json: bool,
     features: tuple[str, ...],
-    as_of: str | None,
+    as_of: float | None,
 ) -> None:
     """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted)."""
     from fsgen.errors import NotFound
-    from fsgen.runtime.encoding import parse_event_time
 
-    now = parse_event_time("String", as_of) if as_of else None
     plane = open_plane(app)
     try:
-        record = plane.get_record(group, record_id, list(features) or None, now=now)
+        record = plane.get_record(group, record_id, list(features) or None, now=as_of)
     finally:
         plane.close()
     if record is None:
