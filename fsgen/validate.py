@@ -350,7 +350,14 @@ def _set_columns(fs: FeatureSetSpec, groups: dict[str, GroupSpec]) -> Iterator[D
             yield _d(fs.location, "FS109", f"feature set {fs.name!r}: unknown group {group!r}")
 
 
+def rule_aggregations(spec: ProjectSpec) -> Iterator[Diagnostic]:
+    from fsgen.aggregation import rule_aggregations as rules
+
+    yield from rules(spec)
+
+
 RULES: tuple[Rule, ...] = (
+    rule_aggregations,
     rule_names,
     rule_limits,
     rule_types,
