@@ -189,6 +189,15 @@ def _combine(d: AggregationDef, i: int, full: str, head: str, sql: _Sql) -> str:
     return f"coalesce({head}l{i}, {full}l{i})"  # last: the head's events are the newest
 
 
+@dataclass(frozen=True)
+class QueryParts:
+    """The query as a view-model: named CTEs, the output columns and the joins to the labels."""
+
+    ctes: tuple[tuple[str, str], ...]
+    columns: tuple[str, ...]
+    joins: tuple[str, ...]
+
+
 def aggregation_sql(
     query: AggregationQuery,
     events: str,
@@ -201,21 +210,42 @@ def aggregation_sql(
 
     ``tombstones``: ``events`` has an ``is_deleted`` column whose true rows are not events.
     """
+    parts = query_parts(query, events, labels, dialect, tombstones=tombstones)
+    if dialect == "athena":
+        from fsgen.codegen.env import render
+
+        return render(
+            "aggregate_query.athena.sql.jinja", q=parts, query=query, events=events, labels=labels
+        )
+    body = ",\n".join(f"{name} AS (\n  {text}\n)" for name, text in parts.ctes)
+    columns = ",\n  ".join(parts.columns)
+    joins = "\n  ".join(parts.joins)
+    return f"WITH {body}\nSELECT\n  {columns}\nFROM lab0\n  {joins}\nORDER BY lab0._row"
+
+
+def query_parts(
+    query: AggregationQuery,
+    events: str,
+    labels: str,
+    dialect: Dialect,
+    *,
+    tombstones: bool = False,
+) -> QueryParts:
     sql = _Sql(dialect)
     keys = [q(k) for k in query.keys]
     key_list = ", ".join(keys)
     values = {d.name: q(d.value_column) for d in query.definitions}
     ctes: list[tuple[str, str]] = []
-    deleted = "WHERE NOT coalesce(is_deleted, false)" if tombstones else ""
+    deleted = " WHERE NOT coalesce(is_deleted, false)" if tombstones else ""
     value_list = ", ".join(values.values())
     ctes.append(
         (
             "ev0",
             f"SELECT DISTINCT {key_list}, ts, event_sequence AS seq, event_hash AS hash, "
-            f"{value_list} FROM {events} {deleted}".rstrip(),
+            f"{value_list} FROM {events}{deleted}",
         )
     )
-    selects: list[str] = []
+    selects: list[str] = ["lab0._row"]
     joins: list[str] = []
     by_hop: dict[int, list[tuple[int, AggregationDef]]] = {}
     for i, d in enumerate(query.definitions):
@@ -242,13 +272,7 @@ def aggregation_sql(
             joins.append(f"LEFT JOIN agg{b}_{i} USING (_row)")
             for name in d.feature_names:
                 selects.append(_entry_select(d, i, b, name, sql))
-    body = ",\n".join(f"{name} AS (\n  {text}\n)" for name, text in ctes)
-    columns = ",\n  ".join(["lab0._row", *selects])
-    return (
-        f"WITH {body}\nSELECT\n  {columns}\nFROM lab0\n  "
-        + "\n  ".join(joins)
-        + "\nORDER BY lab0._row"
-    )
+    return QueryParts(ctes=tuple(ctes), columns=tuple(selects), joins=tuple(joins))
 
 
 def _wname(w: int | None) -> str:
@@ -342,7 +366,8 @@ def _entry_block(
     for w in d.windows:
         low = "" if w is None else f"t.tile >= l.tile - {w // d.hop} AND "
         cases.append(
-            f"SELECT l._row, '{_wname(w)}' AS win, t.v, t.ts, t.seq, t.hash FROM lab{b} AS l JOIN capped{b}_{i} AS t ON {on} AND {low}t.tile < l.tile"
+            f"SELECT l._row, '{_wname(w)}' AS win, t.v, t.ts, t.seq, t.hash FROM lab{b} AS l "
+            f"JOIN capped{b}_{i} AS t ON {on} AND {low}t.tile < l.tile"
         )
     on_e = " AND ".join(f"e.{k} = l.{k}" for k in keys)
     head = (

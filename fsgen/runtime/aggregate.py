@@ -84,6 +84,8 @@ def window_label(window_us: int | None) -> str:
     """The suffix of a window's feature name: 'lifetime', '30d', '12h', '5m', '90s'."""
     if window_us is None:
         return "lifetime"
+    if window_us % MICROS:
+        return f"{window_us}us"
     seconds = window_us // MICROS
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
