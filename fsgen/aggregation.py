@@ -252,7 +252,7 @@ def rule_aggregations(spec: ProjectSpec) -> Iterator[Diagnostic]:
                     agg,
                     "FS230",
                     f"aggregation {agg.name!r}: its state can reach {size:,} bytes; a SageMaker "
-                    f"record holds at most {MAX_RECORD_BYTES:,}",
+                    f"record holds at most 350 KB ({MAX_RECORD_BYTES:,} bytes)",
                     hint="use a coarser hop, shorter windows or a smaller n",
                 )
         if total > MAX_RECORD_BYTES and all(
@@ -262,7 +262,7 @@ def rule_aggregations(spec: ProjectSpec) -> Iterator[Diagnostic]:
                 g,
                 "FS230",
                 f"group {g.name!r}: its aggregation states together can reach {total:,} bytes; "
-                f"a SageMaker record holds at most {MAX_RECORD_BYTES:,}",
+                f"a SageMaker record holds at most 350 KB ({MAX_RECORD_BYTES:,} bytes)",
                 hint="split the aggregations over several groups or coarsen their hops",
             )
         for agg in g.aggregations:

@@ -90,7 +90,7 @@ def rule_limits(spec: ProjectSpec) -> Iterator[Diagnostic]:
                 f"group {g.name!r} has {len(g.stored_columns())} "
                 f"features; SageMaker allows at most {MAX_FEATURES}",
             )
-        if not g.features:
+        if not g.features and not g.aggregations:
             yield _d(g.location, "FS201", f"group {g.name!r} declares no features")
         if len(g.description) > MAX_GROUP_DESCRIPTION:
             yield _d(

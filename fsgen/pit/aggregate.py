@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from fsgen.runtime.aggregate import FRACTIONAL, INTEGRAL, AggregationDef
+from fsgen.spec import EVENT_HASH_COLUMN, EVENT_SEQUENCE_COLUMN, GroupSpec
 
 if TYPE_CHECKING:
     import duckdb
@@ -445,3 +446,36 @@ def feature_rows(table: pa.Table, columns: Sequence[str]) -> list[dict[str, obje
     """Arrow result -> one dict per label row (tests and the dataset hook)."""
     data = table.to_pydict()
     return [{c: data[c][r] for c in columns} for r in range(table.num_rows)]
+
+
+# --------------------------------------------------------------------------- from the spec
+
+
+def query_for_group(group: GroupSpec, names: Sequence[str] | None = None) -> AggregationQuery:
+    """The query of a group's aggregations (all, or those named), keyed by its entity's keys."""
+    aggs = [a for a in group.aggregations if names is None or a.name in names]
+    return AggregationQuery(
+        keys=tuple(k.name for k in group.entity.keys),
+        definitions=tuple(a.runtime() for a in aggs),
+    )
+
+
+def history_relation(group: GroupSpec, source: str, dialect: Dialect = "duckdb") -> str:
+    """A subquery turning a group's offline event rows (``source``: a table or
+    ``read_parquet(...)``) into the engine's ``events`` input: event time in epoch µs."""
+    column = q(group.event_time.name)
+    if group.event_time.dtype.scalar.value == "String":
+        ts = (
+            f"epoch_us(CAST({column} AS TIMESTAMPTZ))"
+            if dialect == "duckdb"
+            else f"CAST(round(to_unixtime(from_iso8601_timestamp({column})) * 1000000) AS bigint)"
+        )
+    else:
+        ts = f"CAST(round(CAST({column} AS {_SQL_TYPES[dialect][FRACTIONAL]}) * 1000000) AS "
+        ts += f"{_SQL_TYPES[dialect][INTEGRAL]})"
+    keys = ", ".join(q(k.name) for k in group.entity.keys)
+    values = ", ".join(q(a.value_column) for a in group.aggregations)
+    return (
+        f"(SELECT {keys}, {ts} AS ts, {q(EVENT_SEQUENCE_COLUMN)}, {q(EVENT_HASH_COLUMN)}, "
+        f"{values}, is_deleted FROM {source})"
+    )
