@@ -177,6 +177,69 @@ def _ratio(m: int, e: int, divisor: int = 1) -> float:
         return math.copysign(math.inf, m)
 
 
+#: An exact number in compact form: an int; a double; a list of doubles whose exact sum it is
+#: (non-overlapping, largest first, like math.fsum's partials); or [m, e] ints = m * 2**e when
+#: it lies beyond the double range. Most tiles hold a double.
+Exact = int | float | list[float] | list[int]
+
+
+def _exact(m: int, e: int) -> Exact:
+    """The compact form of ``m * 2**e``."""
+    if m.bit_length() <= 53 and e >= -1074 and m.bit_length() + e <= 1024:
+        return math.ldexp(m, e)
+    sign, rest, out = (-1 if m < 0 else 1), abs(m), []
+    try:
+        while rest:
+            shift = max(rest.bit_length() - 53, 0)
+            top = rest >> shift
+            out.append(sign * math.ldexp(top, e + shift))
+            rest -= top << shift
+    except OverflowError:
+        return [m, e]
+    return out
+
+
+def _dy(x: Exact) -> Dyadic:
+    if isinstance(x, list):
+        if x and isinstance(x[0], int):
+            return (x[0], x[1])  # type: ignore[return-value]
+        acc: Dyadic = (0, 0)
+        for part in x:
+            acc = _add(acc, dyadic(part))
+        return acc
+    return dyadic(x)
+
+
+def _exact_sum(parts: Sequence[Exact], integral: bool) -> Exact:
+    """The exact sum of exact numbers, in compact form (ints stay ints)."""
+    if integral:
+        return sum(parts)  # type: ignore[arg-type]
+    acc: Dyadic = (0, 0)
+    for x in parts:
+        acc = _add(acc, _dy(x))
+    return _exact(*acc)
+
+
+def _round(parts: Sequence[Exact], integral: bool) -> int | float:
+    """The exact sum of ``parts`` as an int, or rounded once to a double."""
+    if integral:
+        return sum(parts)  # type: ignore[arg-type]
+    flat: list[float] = []
+    for x in parts:
+        if type(x) is float:
+            flat.append(x)
+        elif x and isinstance(x[0], float):  # type: ignore[index]
+            flat += x  # type: ignore[arg-type]
+        else:
+            m, e = _dy(_exact_sum(parts, False))
+            return _ratio(m, e)
+    try:
+        return math.fsum(flat)  # correctly rounded, whatever the order
+    except OverflowError:
+        m, e = _dy(_exact_sum(parts, False))
+        return _ratio(m, e)
+
+
 # --------------------------------------------------------------------------- partial states
 # A partial is JSON-native (ints, strings, floats, lists) so a state encodes as compact JSON.
 # Each function has unit (one event), merge (two partials, commutative and associative, with a
@@ -188,12 +251,14 @@ def _unit(d: AggregationDef, key: Key, value: Any) -> Partial:
     if f == "count":
         return 1
     if f == "sum":
-        return list(dyadic(value))
+        return value
     if f == "mean":
-        return [1, *dyadic(value)]
+        return [1, value]
     if f in ("variance", "variance_pop", "stddev", "stddev_pop"):
+        if d.value_kind == INTEGRAL:
+            return [1, value, value * value]
         m, e = dyadic(value)
-        return [1, m, e, *_norm(m * m, 2 * e)]
+        return [1, value, _exact(*_norm(m * m, 2 * e))]
     if f in ("min", "max"):
         return value
     if f in ("last", "last_n"):
@@ -210,12 +275,17 @@ def _merge(d: AggregationDef, a: Partial, b: Partial) -> Partial:
     f = d.function
     if f == "count":
         return a + b
+    integral = d.value_kind == INTEGRAL
     if f == "sum":
-        return list(_add(a, b))
+        return _exact_sum([a, b], integral)
     if f == "mean":
-        return [a[0] + b[0], *_add(a[1:], b[1:])]
+        return [a[0] + b[0], _exact_sum([a[1], b[1]], integral)]
     if f in ("variance", "variance_pop", "stddev", "stddev_pop"):
-        return [a[0] + b[0], *_add(a[1:3], b[1:3]), *_add(a[3:], b[3:])]
+        return [
+            a[0] + b[0],
+            _exact_sum([a[1], b[1]], integral),
+            _exact_sum([a[2], b[2]], integral),
+        ]
     if f == "min":
         return min(a, b)
     if f == "max":
@@ -244,12 +314,13 @@ def _final(d: AggregationDef, p: Partial) -> object:
         return len(p) if p else 0
     if f == "last_n":
         return [x[3] for x in p] if p else []
+    integral = d.value_kind == INTEGRAL
     if f == "sum":
-        m, e = p if p else (0, 0)
-        if d.value_kind == FRACTIONAL:
-            return _ratio(m, e)
-        total = m << e
-        return total if INT64_MIN <= total <= INT64_MAX else None
+        if p is None:
+            return 0 if integral else 0.0
+        if integral:
+            return p if INT64_MIN <= p <= INT64_MAX else None
+        return _round([p], False)
     if p is None:
         return None
     if f in ("min", "max"):
@@ -257,16 +328,50 @@ def _final(d: AggregationDef, p: Partial) -> object:
     if f == "last":
         return p[3]
     if f == "mean":
-        n, m, e = p
-        return _ratio(m, e, n)
-    n, m1, e1, m2, e2 = p
+        return _round([p[1]], integral) / p[0]
+    n = p[0]
     sample = f in ("variance", "stddev")
     if sample and n < 2:
         return None
+    m1, e1 = _dy(p[1])
+    m2, e2 = _dy(p[2])
     base = min(e2, 2 * e1)
     num = n * (m2 << (e2 - base)) - ((m1 * m1) << (2 * e1 - base))
     var = _ratio(num, base, n * (n - 1) if sample else n * n)
     return math.sqrt(var) if f.startswith("stddev") else var
+
+
+def _final_many(d: AggregationDef, parts: list[Partial]) -> object:
+    """The feature value of merged partials ``parts``, newest tile first (the read path)."""
+    if not parts:
+        return _final(d, None)
+    f = d.function
+    if f == "count":
+        return sum(parts)
+    if f == "sum":
+        return (
+            _final(d, _exact_sum(parts, True)) if d.value_kind == INTEGRAL else _round(parts, False)
+        )
+    if f == "mean":
+        n = sum(p[0] for p in parts)
+        return _round([p[1] for p in parts], d.value_kind == INTEGRAL) / n
+    if f == "min":
+        return min(parts)
+    if f == "max":
+        return max(parts)
+    if f == "last":
+        return parts[0][3]
+    if f == "last_n" and not d.distinct:
+        out: list[object] = []
+        for p in parts:
+            out += [x[3] for x in p]
+            if len(out) >= (d.n or 0):
+                break
+        return out[: d.n]
+    acc: Partial = None
+    for p in parts:
+        acc = _merge(d, acc, p)
+    return _final(d, acc)
 
 
 def coerce_value(kind: str, value: object) -> Value | None:
@@ -300,7 +405,7 @@ def event_hash(identifier: object, event_time: int, values: Mapping[str, object]
     payload = json.dumps(
         [identifier, event_time, sorted(values.items())], separators=(",", ":"), default=repr
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- state
@@ -401,37 +506,48 @@ class AggregationState:
                 k = wm // d.hop
                 unit = _unit(d, (wm, seq, content_hash), value)
                 tiles[k] = _merge(d, tiles.get(k), unit)
-        ordered = sorted(tiles.items(), reverse=True)
+        keys = sorted(tiles, reverse=True)
+        parts = [tiles[k] for k in keys]  # newest first
         k_query = t // d.hop
-        finite = sorted({w for w in d.windows if w is not None})
         answers: dict[int | None, object] = {}
-        acc: Partial = None
-        i = 0
-        for w in finite:
+        for w in {w for w in d.windows if w is not None}:
             start = k_query - w // d.hop
-            while i < len(ordered) and ordered[i][0] >= start:
-                acc = _merge(d, acc, ordered[i][1])
-                i += 1
-            answers[w] = _final(d, acc)
+            cut = next((j for j, k in enumerate(keys) if k < start), len(keys))
+            answers[w] = _final_many(d, parts[:cut])
         if d.has_lifetime:
-            for _, tile in ordered[i:]:
-                acc = _merge(d, acc, tile)
-            answers[None] = _final(d, _merge(d, acc, self.prefix))
+            answers[None] = _final_many(d, parts if self.prefix is None else [*parts, self.prefix])
         return {name: answers[w] for name, w in zip(d.feature_names, d.windows, strict=True)}
 
     # ------------------------------------------------------------------ encoding
 
     def encode(self) -> str:
         """The state as one String feature value: compact JSON, lossless (floats by repr)."""
-        body = [
-            FORMAT_VERSION,
-            self.watermark,
-            self.max_sequence,
-            [[k, self.tiles[k]] for k in sorted(self.tiles)],
-            self.frontier,
-            self.prefix,
-        ]
+        tiles, prefix = self._needed()
+        body = [FORMAT_VERSION, self.watermark, self.max_sequence, tiles, self.frontier, prefix]
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def _needed(self) -> tuple[list[list[Any]], Partial]:
+        """The tiles (and prefix) a read can still need. For last / last_n, entries behind the
+        newest n (the frontier aside, which a read at the watermark excludes) can never be an
+        answer again, nor can a late event landing behind them; so the encoded state is
+        canonical and small."""
+        d = self.definition
+        keys = sorted(self.tiles)
+        if d.function not in ("last", "last_n"):
+            return [[k, self.tiles[k]] for k in keys], self.prefix
+        need, found = d.n or 1, 0
+        seen: set[object] = set()
+        for i in range(len(keys) - 1, -1, -1):
+            tile = self.tiles[keys[i]]
+            entries = [tile] if d.function == "last" else tile
+            if d.distinct:
+                seen.update(x[3] for x in entries)
+                found = len(seen)
+            else:
+                found += len(entries)
+            if found >= need:
+                return [[k, self.tiles[k]] for k in keys[i:]], None
+        return [[k, self.tiles[k]] for k in keys], self.prefix
 
     @classmethod
     def decode(cls, definition: AggregationDef, text: str | None) -> AggregationState:

@@ -187,8 +187,9 @@ def oracle(
         return min(vals) if f == "min" else max(vals)  # type: ignore[type-var]
     exact = [Fraction(v) for v in vals]  # type: ignore[arg-type]
     n = len(exact)
-    if f == "mean":
-        return float(sum(exact) / n)
+    if f == "mean":  # the exact sum rounded once (an int stays exact), then divided
+        total = sum(exact)
+        return int(total) / n if d.value_kind == INTEGRAL else float(total) / n
     if f in ("variance", "stddev") and n < 2:
         return None
     mean = sum(exact) / n
