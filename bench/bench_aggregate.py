@@ -31,10 +31,10 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import percentiles  # noqa: E402
+from benchlib import percentiles
 
-from fsgen.pit.aggregate import AggregationQuery, compute_local  # noqa: E402
-from fsgen.runtime.aggregate import (  # noqa: E402
+from fsgen.pit.aggregate import AggregationQuery, compute_local
+from fsgen.runtime.aggregate import (
     AggregationDef,
     AggregationState,
     encode_states,

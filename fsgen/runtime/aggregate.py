@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -342,7 +343,7 @@ def _final(d: AggregationDef, p: Partial) -> object:
 
 
 def _final_many(d: AggregationDef, parts: list[Partial]) -> object:
-    """The feature value of merged partials ``parts``, newest tile first (the read path)."""
+    """The feature value of merged partials ``parts``, oldest tile first (the read path)."""
     if not parts:
         return _final(d, None)
     f = d.function
@@ -360,10 +361,10 @@ def _final_many(d: AggregationDef, parts: list[Partial]) -> object:
     if f == "max":
         return max(parts)
     if f == "last":
-        return parts[0][3]
+        return parts[-1][3]
     if f == "last_n" and not d.distinct:
         out: list[object] = []
-        for p in parts:
+        for p in reversed(parts):
             out += [x[3] for x in p]
             if len(out) >= (d.n or 0):
                 break
@@ -500,22 +501,21 @@ class AggregationState:
         d = self.definition
         wm = self.watermark
         t = query_time if wm is None else max(query_time, wm)
-        tiles = dict(self.tiles)
-        if wm is not None and t > wm:
+        tiles = self.tiles
+        if wm is not None and t > wm and self.frontier:
+            tiles = dict(tiles)
+            k = wm // d.hop
             for seq, content_hash, value in self.frontier:
-                k = wm // d.hop
-                unit = _unit(d, (wm, seq, content_hash), value)
-                tiles[k] = _merge(d, tiles.get(k), unit)
-        keys = sorted(tiles, reverse=True)
-        parts = [tiles[k] for k in keys]  # newest first
+                tiles[k] = _merge(d, tiles.get(k), _unit(d, (wm, seq, content_hash), value))
+        keys = sorted(tiles)
+        parts = [tiles[k] for k in keys]  # oldest first
         k_query = t // d.hop
         answers: dict[int | None, object] = {}
-        for w in {w for w in d.windows if w is not None}:
-            start = k_query - w // d.hop
-            cut = next((j for j, k in enumerate(keys) if k < start), len(keys))
-            answers[w] = _final_many(d, parts[:cut])
+        for w in d.windows:
+            if w is not None and w not in answers:
+                answers[w] = _final_many(d, parts[bisect_left(keys, k_query - w // d.hop) :])
         if d.has_lifetime:
-            answers[None] = _final_many(d, parts if self.prefix is None else [*parts, self.prefix])
+            answers[None] = _final_many(d, parts if self.prefix is None else [self.prefix, *parts])
         return {name: answers[w] for name, w in zip(d.feature_names, d.windows, strict=True)}
 
     # ------------------------------------------------------------------ encoding
