@@ -308,7 +308,7 @@ def same(a: object, b: object) -> bool:
     return type(a) is type(b) and a == b
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 def test_four_paths_agree(history: tuple[list[dict[str, object]], list[tuple[str, int]]]) -> None:
     arrivals, queries = history
