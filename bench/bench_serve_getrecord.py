@@ -24,6 +24,11 @@ from pathlib import Path
 from benchlib import percentiles
 
 REPO = Path(__file__).resolve().parent.parent
+# fsgen serve takes only SigV4-shaped requests (it does not verify the signature)
+SIGV4_SHAPED = (
+    "AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/sagemaker/aws4_request, "
+    "SignedHeaders=host, Signature=" + "0" * 64
+)
 
 
 def free_port() -> int:
@@ -156,7 +161,9 @@ def main() -> None:
             for cid in sample:
                 t0 = time.perf_counter_ns()
                 conn.request(
-                    "GET", f"/FeatureGroup/{group.name}?RecordIdentifierValueAsString={cid}"
+                    "GET",
+                    f"/FeatureGroup/{group.name}?RecordIdentifierValueAsString={cid}",
+                    headers={"Authorization": SIGV4_SHAPED},
                 )
                 conn.getresponse().read()
                 raw_ns.append(time.perf_counter_ns() - t0)

@@ -2,6 +2,7 @@
 
 ```toml
 [tool.fsgen]
+project = "churn-model"          # the project's identity (default: [project].name)
 definitions = "featuredefs"      # the definitions package
 generated_dir = "generated"
 store_dir = ".fsgen"             # the local store, its state and history
@@ -14,19 +15,38 @@ offline_s3_uri = "s3://bucket/prefix"
 kms_key_id = "..."               # optional
 endpoint_url = "http://127.0.0.1:4510"   # optional: fsgen serve, or any compatible endpoint
 ```
+
+A project's identity (``project``) is what makes its feature groups its own on a shared account,
+``fsgen serve`` or store directory: it is the ``fsgen:project`` tag of every group it creates, and
+plan considers only groups carrying it. It also names the default offline S3 prefix and the
+catalog. Without ``project`` it is ``[project].name`` normalized (PEP 503: lowercase, runs of
+``-_.`` become ``-``), and without that the definitions package name, which was every project's
+identity before projects had their own.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from fsgen.errors import ConfigError
 
 Backend = Literal["local", "aws"]
+
+PROJECT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+PROJECT_RULE = (
+    "1-63 lowercase letters, digits or '-', starting and ending with a letter or digit "
+    "(it becomes the fsgen:project tag and part of the default S3 URI)"
+)
+
+
+def normalize_project_name(name: str) -> str:
+    """``My_Shop.Features`` -> ``my-shop-features`` (PEP 503 normalization)."""
+    return re.sub(r"[-_.\s]+", "-", name).lower().strip("-")
 
 
 class AwsProfile(BaseModel):
@@ -51,11 +71,27 @@ class ProjectConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     root: Path
+    project: str
+    """The project's identity: see the module docstring."""
     definitions: str = "featuredefs"
     generated_dir: str = "generated"
     store_dir: str = ".fsgen"
     backend: Backend = "local"
     aws: AwsProfile = AwsProfile()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_project(cls, data: object) -> object:
+        if isinstance(data, dict) and "project" not in data:
+            return {**data, "project": data.get("definitions", "featuredefs")}
+        return data
+
+    @field_validator("project")
+    @classmethod
+    def _check_project(cls, value: str) -> str:
+        if not PROJECT_NAME.match(value):
+            raise ValueError(f"identity {value!r} must be {PROJECT_RULE}")
+        return value
 
     @property
     def generated_path(self) -> Path:
@@ -81,15 +117,27 @@ def find_project_root(start: Path | None = None) -> Path:
 
 def load_config(root: Path | None = None) -> ProjectConfig:
     root = find_project_root(root) if root is None or not _has_fsgen(root) else root.resolve()
-    tool = _read_toml(root / "pyproject.toml").get("tool", {})
-    table: dict[str, Any] = dict(tool.get("fsgen", {}))  # type: ignore[call-overload]
+    pyproject = _read_toml(root / "pyproject.toml")
+    table: dict[str, Any] = dict(pyproject.get("tool", {}).get("fsgen", {}))  # type: ignore[call-overload]
+    name = pyproject.get("project", {}).get("name")
+    derived = (
+        "project" not in table and isinstance(name, str) and bool(normalize_project_name(name))
+    )
+    if derived:
+        table["project"] = normalize_project_name(str(name))
     try:
         return ProjectConfig(root=root, **table)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err, derived) for err in exc.errors())
         raise ConfigError(f"{root / 'pyproject.toml'} [tool.fsgen]: {problems}") from None
+
+
+def _problem(err: Any, derived: bool) -> str:
+    where = ".".join(str(p) for p in err["loc"])
+    text = f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
+    if derived and where == "project":
+        text += " (taken from [project].name; set [tool.fsgen] project to choose the identity)"
+    return text
 
 
 def _has_fsgen(root: Path) -> bool:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from fsgen.config import ProjectConfig
 from fsgen.errors import FsgenError
+from fsgen.sagemaker import offline_s3_uri
 from fsgen.spec import GroupSpec, ProjectSpec
 
 if TYPE_CHECKING:
@@ -125,8 +126,7 @@ def s3_list(scope: Scope, uris: list[str], sid: str) -> list[Statement]:
 
 
 def offline_uri(group: GroupSpec, config: ProjectConfig) -> str:
-    from fsgen.codegen.views import offline_s3_uri
-
+    """The S3 URI apply sends for ``group`` (the same translation as its CreateFeatureGroup)."""
     return offline_s3_uri(group, config)
 
 
@@ -377,7 +377,7 @@ def policies(spec: ProjectSpec, config: ProjectConfig) -> dict[str, dict[str, ob
         if statements:
             out[role] = {
                 "Version": POLICY_VERSION,
-                "Id": f"fsgen-{spec.package}-{role.replace('_', '-')}",
+                "Id": f"fsgen-{config.project}-{role.replace('_', '-')}",
                 "Statement": statements,
             }
     return out

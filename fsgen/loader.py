@@ -735,7 +735,7 @@ class _SpecBuilder:
                         f"for {item.qualified!r}, which the set does not contain",
                     )
                 else:
-                    defaults[column] = value  # type: ignore[assignment]
+                    defaults[column] = self.default(fs, item, value, decls, by_group)
         if fs.missing not in ("null", "default", "error"):
             self.error(
                 fs.location,
@@ -764,6 +764,32 @@ class _SpecBuilder:
                 )
             }
         )
+
+    def default(
+        self,
+        fs: a.FeatureSet,
+        item: FeatureSetItem,
+        value: object,
+        decls: Declarations,
+        by_group: dict[str, GroupSpec],
+    ) -> str | int | float | None:
+        """``value`` if it can fill ``item``'s column, else None after an FS109 diagnostic."""
+        from fsgen.validate import default_hint, default_problem
+
+        if item.group:
+            dtype = by_group[item.group].feature(item.name).dtype
+        else:
+            dtype = next(o.dtype for o in decls.on_demand if o.name == item.name)
+        problem = default_problem(dtype, value)
+        if problem is None:
+            return value  # type: ignore[return-value]
+        self.error(
+            fs.location,
+            "FS109",
+            f"feature set {fs.name!r}: default for {item.qualified!r} ({dtype}): {problem}",
+            hint=default_hint(dtype),
+        )
+        return None
 
     def resolve_items(
         self, fs: a.FeatureSet, ref: object, decls: Declarations, by_group: dict[str, GroupSpec]

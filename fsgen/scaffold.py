@@ -1,10 +1,15 @@
-"""``fsgen init``: a new project in which ``fsgen validate`` passes at once."""
+"""``fsgen init``: a new project in which ``fsgen validate`` passes at once.
+
+The project gets its own identity (``[tool.fsgen] project``, from ``--name`` or the directory's
+name), so two scaffolded projects on one account, ``fsgen serve`` or store directory never
+plan over each other's feature groups.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from fsgen.config import PROJECT_NAME, PROJECT_RULE, normalize_project_name
 from fsgen.errors import FsgenError
 
 _PYPROJECT = """\
@@ -15,6 +20,7 @@ requires-python = ">=3.11"
 dependencies = ["fsgen"]
 
 [tool.fsgen]
+project = "{name}"
 definitions = "featuredefs"
 generated_dir = "generated"
 store_dir = ".fsgen"
@@ -73,8 +79,7 @@ def scaffold(directory: Path, name: str | None = None) -> list[Path]:
     directory = Path(directory)
     if (directory / "pyproject.toml").exists():
         raise FsgenError(f"{directory / 'pyproject.toml'} already exists; not overwriting it")
-    default = re.sub(r"[^a-zA-Z0-9_-]+", "-", directory.resolve().name).strip("-")
-    name = name or default or "features"
+    name = project_name(directory, name)
     files = {
         "pyproject.toml": _PYPROJECT.format(name=name),
         "featuredefs/__init__.py": _INIT.format(name=name),
@@ -89,3 +94,17 @@ def scaffold(directory: Path, name: str | None = None) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def project_name(directory: Path, name: str | None) -> str:
+    """The identity of a new project: ``name`` or the directory's name, normalized (lowercase,
+    ``-`` for runs of other characters); refuses one that is still not a valid identity."""
+    given = name if name is not None else Path(directory).resolve().name
+    identity = normalize_project_name("".join(c if c.isalnum() else "-" for c in given))
+    if not PROJECT_NAME.match(identity):
+        source = "--name" if name is not None else f"the directory name {given!r}"
+        raise FsgenError(
+            f"cannot make a project identity of {source} ({identity!r}): it must be "
+            f"{PROJECT_RULE}; pass --name NAME"
+        )
+    return identity

@@ -7,13 +7,27 @@ step with it).
 
 from __future__ import annotations
 
+import builtins
+import difflib
+import dis
+import math
+import os
 import re
+import sys
+import types
 from collections.abc import Callable, Iterator
 
 from fsgen.authoring import PII_CLASSES
 from fsgen.errors import Diagnostic
-from fsgen.spec import FeatureSetSpec, GroupSpec, OnDemandSpec, ProjectSpec, SourceLocation
-from fsgen.types import MAX_VECTOR_DIMENSION, Scalar, python_annotation_matches
+from fsgen.spec import (
+    FeatureSetSpec,
+    FunctionRef,
+    GroupSpec,
+    OnDemandSpec,
+    ProjectSpec,
+    SourceLocation,
+)
+from fsgen.types import MAX_VECTOR_DIMENSION, DType, Scalar, python_annotation_matches
 
 GROUP_NAME = re.compile(r"^[a-zA-Z0-9]([_-]*[a-zA-Z0-9]){0,63}$")
 FEATURE_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
@@ -356,6 +370,160 @@ def rule_aggregations(spec: ProjectSpec) -> Iterator[Diagnostic]:
     yield from rules(spec)
 
 
+# --------------------------------------------------------------------------- FeatureSet defaults
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def default_problem(dtype: DType, value: object) -> str | None:
+    """Why ``value`` cannot fill a missing value of a ``dtype`` column (None: it can).
+
+    The loader asks this for every FeatureSet default (FS109) before the value reaches the spec:
+    a wrong one would otherwise validate and then fail in ``fsgen dataset`` when Arrow fills the
+    column, or (a list) crash building the spec."""
+    if value is None:
+        return None
+    if dtype.is_collection:
+        return (
+            f"a default for a {dtype} feature is not supported (got {value!r}); "
+            "only scalar features take one"
+        )
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return f"{value!r} ({type(value).__name__}) is not a {dtype} value"
+    if dtype.scalar is Scalar.STRING and not isinstance(value, str):
+        return f"{value!r} is not a String value"
+    if dtype.scalar is Scalar.FRACTIONAL and isinstance(value, str):
+        return f"{value!r} is not a Fractional value (a number)"
+    if dtype.scalar is Scalar.INTEGRAL:
+        whole = isinstance(value, int) or (
+            isinstance(value, float) and math.isfinite(value) and value.is_integer()
+        )
+        if not whole:
+            return f"{value!r} is not an Integral value (a whole number)"
+        if not INT64[0] <= int(value) <= INT64[1]:
+            return f"{value!r} does not fit an Integral (64-bit) value"
+    return None
+
+
+def default_hint(dtype: DType) -> str:
+    if dtype.is_collection:
+        return "drop the default or set it to None (the value stays empty)"
+    example = {
+        Scalar.INTEGRAL: "an Integral value such as 0",
+        Scalar.FRACTIONAL: "a Fractional value such as 0.0",
+        Scalar.STRING: "a String value such as 'unknown'",
+    }
+    return f"give {example[dtype.scalar]}, or None to leave it empty"
+
+
+# --------------------------------------------------------------------------- global names
+
+
+def rule_global_names(spec: ProjectSpec) -> Iterator[Diagnostic]:
+    """FS114: a name a transformation (or a helper of the definitions package it calls) reads
+    as a global, which its module does not define and is no builtin: calling it would raise
+    NameError during ingestion or serving. Reads the functions the loader imported."""
+    seen: set[tuple[str, int, str]] = set()
+    for what, ref, loc in _transformations(spec):
+        fn = _function(ref)
+        if fn is None:
+            continue  # not importable at module level: FS104 says so
+        root = _root_of(fn, loc)
+        for helper, name, line in _unresolved(fn, spec.package):
+            path = _relative(helper.__code__.co_filename, root)
+            if (path, line, name) in seen:
+                continue
+            seen.add((path, line, name))
+            used = what if helper is fn else f"helper {helper.__qualname__!r}, which {what} calls,"
+            close = difflib.get_close_matches(name, _visible(helper), n=1, cutoff=0.75)
+            yield Diagnostic(
+                path=path,
+                line=line,
+                code="FS114",
+                message=f"name {name!r} is not defined: {used} would raise NameError",
+                hint=f"did you mean {close[0]!r}?"
+                if close
+                else f"import or define {name!r} in module {helper.__module__!r}",
+            )
+
+
+def _transformations(spec: ProjectSpec) -> Iterator[tuple[str, FunctionRef, SourceLocation]]:
+    for g in spec.groups:
+        for f in g.features:
+            yield f"feature {f.name!r} of group {g.name!r}", f.function, f.location
+    for od in spec.on_demand:
+        yield f"on-demand feature {od.name!r}", od.function, od.location
+
+
+def _function(ref: FunctionRef) -> types.FunctionType | None:
+    fn = getattr(sys.modules.get(ref.module), ref.name, None)
+    return fn if isinstance(fn, types.FunctionType) else None
+
+
+def _root_of(fn: types.FunctionType, loc: SourceLocation) -> str | None:
+    """The project root, from the feature's absolute file and its project-relative path."""
+    file = fn.__code__.co_filename.replace(os.sep, "/")
+    return file[: -len(loc.path)] if file.endswith("/" + loc.path) else None
+
+
+def _relative(file: str, root: str | None) -> str:
+    file = file.replace(os.sep, "/")
+    return file[len(root) :] if root and file.startswith(root) else file
+
+
+def _visible(fn: types.FunctionType) -> list[str]:
+    """Names a misspelt one may have meant: the function's parameters and locals, its module's
+    globals and the builtins."""
+    names = {*fn.__code__.co_varnames, *fn.__globals__, *vars(builtins)}
+    return sorted(n for n in names if not n.startswith("__"))
+
+
+def _unresolved(
+    fn: types.FunctionType, package: str
+) -> Iterator[tuple[types.FunctionType, str, int]]:
+    """(function, name, line) for each global read of ``fn`` and of the package's helpers it
+    reaches that resolves to nothing."""
+    todo, done = [fn], set()
+    while todo:
+        current = todo.pop(0)
+        if current.__code__ in done:
+            continue
+        done.add(current.__code__)
+        scope, available = current.__globals__, vars(builtins)
+        loads = list(_global_loads(current.__code__))
+        assigned = {name for name, _, store in loads if store}
+        for name, line, store in loads:
+            if store or name in assigned:
+                continue
+            if name not in scope and name not in available:
+                yield current, name, line
+            target = scope.get(name)
+            if isinstance(target, types.FunctionType) and (
+                target.__module__ == package or target.__module__.startswith(package + ".")
+            ):
+                todo.append(target)
+
+
+def _global_loads(code: types.CodeType) -> Iterator[tuple[str, int, bool]]:
+    """(name, line, is_store) of the global reads and writes in ``code`` and nested code."""
+    line = code.co_firstlineno
+    class_names: set[str] = set()
+    for ins in dis.get_instructions(code):
+        if ins.positions is not None and ins.positions.lineno is not None:
+            line = ins.positions.lineno
+        if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+            yield str(ins.argval), line, True
+        elif ins.opname == "STORE_NAME":  # a class body's own names
+            class_names.add(str(ins.argval))
+        elif ins.opname == "LOAD_GLOBAL" or (
+            ins.opname == "LOAD_NAME" and ins.argval not in class_names
+        ):
+            yield str(ins.argval), line, False
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _global_loads(const)
+
+
 RULES: tuple[Rule, ...] = (
     rule_aggregations,
     rule_names,
@@ -364,6 +532,7 @@ RULES: tuple[Rule, ...] = (
     rule_metadata,
     rule_stores,
     rule_feature_sets,
+    rule_global_names,
 )
 
 

@@ -48,12 +48,20 @@ def clients(
         connect_timeout=5,
         read_timeout=60,
     )
+    from fsgen.runtime.local_aws import local_client_kwargs
+
     session = boto3.session.Session(region_name=region)
-    control = session.client("sagemaker", endpoint_url=endpoint_url, config=config)
+    control = session.client(
+        "sagemaker",
+        endpoint_url=endpoint_url,
+        config=config,
+        **local_client_kwargs(endpoint_url, region),
+    )
     runtime = session.client(
         "sagemaker-featurestore-runtime",
         endpoint_url=runtime_endpoint_url or endpoint_url,
         config=config,
+        **local_client_kwargs(runtime_endpoint_url or endpoint_url, region),
     )
     return control, runtime
 

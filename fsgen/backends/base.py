@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from fsgen.errors import StoreError
 from fsgen.plan.model import GroupState, Stage
-from fsgen.plan.state import MANAGED_TAG, from_sagemaker
+from fsgen.sagemaker import MANAGED_TAG, from_sagemaker
 
 Progress = Callable[[str], None]
 

@@ -15,6 +15,7 @@ see a half-written registry.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import fcntl
 import json
@@ -36,6 +37,7 @@ MAX_FEATURES = 2500
 MAX_ADDITIONS = 100
 
 Request = dict[str, Any]
+_REGION: contextvars.ContextVar[str | None] = contextvars.ContextVar("fsgen_region", default=None)
 
 
 class ApiError(Exception):
@@ -115,8 +117,15 @@ class Registry:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @property
+    def request_region(self) -> str:
+        """The region of the request being served (its credential scope), else the
+        configured one."""
+        return _REGION.get() or self.region
+
     def arn(self, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.region}:{self.account}:feature-group/{name.lower()}"
+        region = self.request_region
+        return f"arn:aws:sagemaker:{region}:{self.account}:feature-group/{name.lower()}"
 
     def _group(self, data: dict[str, Any], name: object) -> dict[str, Any]:
         if not isinstance(name, str) or name not in data["groups"]:
@@ -135,14 +144,19 @@ class Registry:
         return str(entry["description"]["FeatureGroupStatus"])
 
     # -- operations ------------------------------------------------------------------------
-    def call(self, operation: str, request: Request) -> Request:
+    def call(self, operation: str, request: Request, *, region: str | None = None) -> Request:
+        """Run ``operation``; ``region`` (a request's credential scope) goes into new ARNs."""
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise ApiError(
                 "UnknownOperationException",
                 f"Operation {operation} is not supported by fsgen serve",
             )
-        return handler(self, request)
+        token = _REGION.set(region)
+        try:
+            return handler(self, request)
+        finally:
+            _REGION.reset(token)
 
     def create_feature_group(self, request: Request) -> Request:
         name = _required(request, "FeatureGroupName")
@@ -171,7 +185,7 @@ class Registry:
                 offline = copy.deepcopy(request["OfflineStoreConfig"])
                 s3 = offline["S3StorageConfig"]
                 s3["ResolvedOutputS3Uri"] = (
-                    f"{s3['S3Uri'].rstrip('/')}/{self.account}/sagemaker/{self.region}/"
+                    f"{s3['S3Uri'].rstrip('/')}/{self.account}/sagemaker/{self.request_region}/"
                     f"offline-store/{name}-{int(now)}/data"
                 )
                 offline.setdefault("TableFormat", "Glue")
@@ -192,7 +206,7 @@ class Registry:
                 "tags": list(request.get("Tags", [])),
             }
             self._creating[name] = self.creating_polls
-        return {"FeatureGroupArn": self.arn(name)}
+        return {"FeatureGroupArn": description["FeatureGroupArn"]}
 
     def describe_feature_group(self, request: Request) -> Request:
         with self._lock:
@@ -247,7 +261,7 @@ class Registry:
             desc["LastModifiedTime"] = time.time()
             desc["FeatureGroupStatus"] = "Created"
             desc["LastUpdateStatus"] = {"Status": "Successful"}
-        return {"FeatureGroupArn": self.arn(name)}
+        return {"FeatureGroupArn": desc["FeatureGroupArn"]}
 
     def delete_feature_group(self, request: Request) -> Request:
         name = _required(request, "FeatureGroupName")
@@ -320,6 +334,14 @@ class Registry:
         if request.get("FeatureGroupStatusEquals"):
             wanted = request["FeatureGroupStatusEquals"]
             rows = [r for r in rows if r["FeatureGroupStatus"] == wanted]
+        if request.get("OfflineStoreStatusEquals"):
+            wanted = request["OfflineStoreStatusEquals"]
+            rows = [r for r in rows if r.get("OfflineStoreStatus", {}).get("Status") == wanted]
+        after, before = request.get("CreationTimeAfter"), request.get("CreationTimeBefore")
+        if after is not None:
+            rows = [r for r in rows if r["CreationTime"] > _seconds(after)]
+        if before is not None:
+            rows = [r for r in rows if r["CreationTime"] < _seconds(before)]
         sort_key = {
             "Name": "FeatureGroupName",
             "FeatureGroupStatus": "FeatureGroupStatus",
@@ -332,7 +354,10 @@ class Registry:
         limit = int(request.get("MaxResults", 10))
         if not 1 <= limit <= 100:
             raise _validation("MaxResults must be between 1 and 100")
-        start = int(request.get("NextToken") or 0)
+        token = request.get("NextToken")
+        if token is not None and (not str(token).isdigit() or int(token) > len(rows)):
+            raise _validation(f"Invalid pagination token {token!r}")
+        start = int(token or 0)
         out: Request = {"FeatureGroupSummaries": rows[start : start + limit]}
         if start + limit < len(rows):
             out["NextToken"] = str(start + limit)
@@ -366,6 +391,16 @@ class Registry:
         return {"Tags": copy.deepcopy(entry["tags"])}
 
 
+def _seconds(value: object) -> float:
+    """Epoch seconds of a JSON timestamp (a number, or ISO-8601 text)."""
+    if isinstance(value, int | float):
+        return float(value)
+    from datetime import UTC, datetime
+
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
 def _required(request: Request, key: str) -> str:
     value = request.get(key)
     if not isinstance(value, str) or not value:
@@ -378,7 +413,7 @@ def _required(request: Request, key: str) -> str:
 
 def _check_definition(definition: Request) -> None:
     name = definition.get("FeatureName", "")
-    if not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise _validation(f"FeatureName {name!r} must match {NAME_RE.pattern}")
     if name.lower() in RESERVED_FEATURES:
         raise _validation(f"FeatureName {name!r} is reserved")
@@ -403,7 +438,7 @@ def _check_ttl(ttl: Request) -> None:
 
 def _check_create(request: Request) -> None:
     name = request["FeatureGroupName"]
-    if not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise _validation(f"FeatureGroupName {name!r} must match {NAME_RE.pattern}")
     definitions = request.get("FeatureDefinitions") or []
     if not 1 <= len(definitions) <= MAX_FEATURES:

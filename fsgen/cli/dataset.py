@@ -55,7 +55,13 @@ def dataset(
     if print_sql:
         from fsgen.pit.athena import render_pit_sql
 
-        echo_json(render_pit_sql(app.spec, feature_set, knowledge_time=knowledge_time))
+        sql = render_pit_sql(
+            app.spec,
+            feature_set,
+            database=app.config.aws.glue_database,
+            knowledge_time=knowledge_time,
+        )
+        echo_json(sql)
         return
     if labels_path is None or output is None:
         raise click.UsageError("--labels and --output are required (or --sql)")

@@ -71,7 +71,9 @@ def freshness(
     else:
         click.echo(fr.render(rep), nl=False)
     if publish:
-        sent = fr.publish(rep, app.spec.package, region=app.config.aws.region, namespace=namespace)
+        sent = fr.publish(
+            rep, app.config.project, region=app.config.aws.region, namespace=namespace
+        )
         app.err.print(f"published {sent} CloudWatch metric(s) to namespace {namespace}")
     if rep.failing:
         raise SystemExit(EXIT_ERROR)

@@ -46,7 +46,11 @@ def validate(app: AppContext, as_json: bool) -> None:
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--name", default=None, help="Project name (default: the directory's name).")
+@click.option(
+    "--name",
+    default=None,
+    help="Project name and identity, the fsgen:project tag (default: the directory's name).",
+)
 @handle_errors
 def init(directory: Path, name: str | None) -> None:
     """Scaffold a new fsgen project in DIRECTORY."""

@@ -27,6 +27,7 @@ from fsgen.codegen.env import render, to_json
 from fsgen.codegen.views import Header, snake
 from fsgen.config import ProjectConfig
 from fsgen.hashing import sha256_of
+from fsgen.sagemaker import create_feature_group_request
 from fsgen.spec import ProjectSpec
 
 #: Every artifact builder, in order. Add "your.module:builder" to register a new kind.
@@ -130,7 +131,7 @@ def group_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
     for group in ctx.spec.groups:
         base = f"groups/{snake(group.name)}"
         header = views.group_header(group)
-        request = views.create_feature_group_request(group, ctx.config)
+        request = create_feature_group_request(group, ctx.config)
         yield ctx.artifact(
             f"{base}/feature_group.json",
             kind="feature_group",

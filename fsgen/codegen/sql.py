@@ -46,6 +46,15 @@ def glue_table_name(group: GroupSpec) -> str:
     return group.name.replace("-", "_")
 
 
+def glue_table_placeholder(group: GroupSpec) -> str:
+    """A quoted, clearly unreal table name for generated SQL: the real Glue table of a group's
+    offline store is known only once SageMaker creates it (DescribeFeatureGroup's
+    ``OfflineStoreConfig.DataCatalogConfig.TableName``), so the artifact names what to put
+    there and fails loudly ("table not found") if run unchanged."""
+    ident(group.name, "feature group")  # validated: no quote can break out
+    return f'"<{group.name} offline store table>"'
+
+
 def event_time_expr(group: GroupSpec, column: str | None = None) -> str:
     """The event time as a Trino timestamp: ISO-8601 strings parsed, epoch seconds converted."""
     col = column or ident(group.event_time.name, "event-time column")

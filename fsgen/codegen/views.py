@@ -14,10 +14,9 @@ from fsgen.codegen import sql
 from fsgen.codegen.pyfmt import Call, Code, statement
 from fsgen.config import ProjectConfig
 from fsgen.hashing import sha256_of
+from fsgen.sagemaker import create_feature_group_request
 from fsgen.spec import FeatureSetSpec, FunctionRef, GroupSpec, OnDemandSpec, ProjectSpec
 from fsgen.types import DType, Scalar
-
-_TTL_UNITS = (("Weeks", 604800), ("Days", 86400), ("Hours", 3600), ("Minutes", 60))
 
 
 def snake(name: str) -> str:
@@ -338,74 +337,20 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
 
 
 # --------------------------------------------------------------------------- AWS requests
-
-
-def offline_s3_uri(group: GroupSpec, config: ProjectConfig) -> str:
-    base = group.offline.s3_uri or config.aws.offline_s3_uri
-    if base:
-        return base
-    # never the checkout's directory name: output must not depend on where the project lives
-    bucket = re.sub(r"[^a-z0-9-]+", "-", config.definitions.lower()).strip("-") or "fsgen"
-    return f"s3://{bucket}-offline-store/{snake(group.name).replace('_', '-')}"
-
-
-def ttl_duration(seconds: int) -> dict[str, object]:
-    for unit, size in _TTL_UNITS:
-        if seconds % size == 0:
-            return {"Unit": unit, "Value": seconds // size}
-    return {"Unit": "Seconds", "Value": seconds}
-
-
-def create_feature_group_request(group: GroupSpec, config: ProjectConfig) -> dict[str, object]:
-    """The CreateFeatureGroup parameters for a group (botocore validates this shape)."""
-    request: dict[str, object] = {
-        "FeatureGroupName": group.name,
-        "RecordIdentifierFeatureName": group.entity.identifier,
-        "EventTimeFeatureName": group.event_time.name,
-        "FeatureDefinitions": [t.sagemaker_definition(n) for n, t in group.stored_columns()],
-    }
-    if group.online.enabled:
-        online: dict[str, object] = {"EnableOnlineStore": True}
-        if group.online.ttl_seconds is not None:
-            online["TtlDuration"] = ttl_duration(group.online.ttl_seconds)
-        if group.online.storage != "Standard":
-            online["StorageType"] = group.online.storage
-        if config.aws.online_kms_key_id:
-            online["SecurityConfig"] = {"KmsKeyId": config.aws.online_kms_key_id}
-        request["OnlineStoreConfig"] = online
-    if group.offline.enabled:
-        s3: dict[str, object] = {"S3Uri": offline_s3_uri(group, config)}
-        kms = group.offline.kms_key or config.aws.kms_key_id
-        if kms:
-            s3["KmsKeyId"] = kms
-        offline: dict[str, object] = {
-            "S3StorageConfig": s3,
-            "TableFormat": group.offline.table_format,
-        }
-        if group.offline.disable_glue_table_creation:
-            offline["DisableGlueTableCreation"] = True
-        request["OfflineStoreConfig"] = offline
-    throughput: dict[str, object] = {"ThroughputMode": group.throughput.mode}
-    if group.throughput.mode == "Provisioned":
-        throughput["ProvisionedReadCapacityUnits"] = group.throughput.read_units
-        throughput["ProvisionedWriteCapacityUnits"] = group.throughput.write_units
-    request["ThroughputConfig"] = throughput
-    if config.aws.role_arn:
-        request["RoleArn"] = config.aws.role_arn
-    if group.description:
-        request["Description"] = group.description
-    if group.tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(group.tags.items())]
-    return request
+# The request bodies come from fsgen.sagemaker, the one spec -> SageMaker translation that
+# plan/apply and the IAM policies use too: the reviewed file is the request apply sends.
 
 
 def cloudformation_template(
     group: GroupSpec, config: ProjectConfig, header: Header
 ) -> dict[str, object]:
-    """An AWS::SageMaker::FeatureGroup resource with the same properties as the request."""
+    """An AWS::SageMaker::FeatureGroup resource whose properties are the CreateFeatureGroup
+    request apply sends, except RoleArn, which is the stack's RoleArn parameter (defaulting to
+    the configured role)."""
     request = create_feature_group_request(group, config)
     props: dict[str, object] = {k: v for k, v in request.items() if k != "RoleArn"}
-    props["RoleArn"] = {"Ref": "RoleArn"}
+    if "RoleArn" in request:
+        props["RoleArn"] = {"Ref": "RoleArn"}
     logical = "".join(part.capitalize() for part in re.split(r"[^0-9a-zA-Z]+", group.name))
     meta: dict[str, object] = {
         "generated": header.lines()[0],
@@ -462,7 +407,7 @@ def snapshot_view(group: GroupSpec, config: ProjectConfig) -> SnapshotView:
         header=group_header(group),
         group=group.name,
         database=sql.ident(config.aws.glue_database, "Glue database"),
-        table=sql.ident(sql.glue_table_name(group), "Glue table"),
+        table=sql.glue_table_placeholder(group),
         select=[sql.ident(c, f"column of {group.name!r}") for c in columns],
         identifier=sql.ident(group.entity.identifier, "record identifier"),
         event_time=sql.ident(group.event_time.name, "event-time column"),

@@ -4,7 +4,8 @@
 each group that was current at the label's time: the greatest event time <= T (ties: latest
 api_invocation_time, then write_time), within the TTL, not deleted as of T. The local engine
 is DuckDB (:mod:`fsgen.pit.local`); :mod:`fsgen.pit.athena` renders the same semantics as
-Athena SQL and runs it. Tests prove the two equal, against an independent oracle.
+Athena SQL and :mod:`fsgen.pit.athena_runner` runs it on Athena. Tests prove them equal, on
+DuckDB and PostgreSQL, against an independent oracle.
 """
 
 from __future__ import annotations

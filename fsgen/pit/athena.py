@@ -1,10 +1,19 @@
-"""The point-in-time query as Athena (Trino) SQL, its ``generated/`` artifact, and
-``fsgen dataset --engine athena``.
+"""The point-in-time query as Athena (Trino) SQL and its ``generated/`` artifact.
 
 :func:`render_pit_sql` builds a view-model of validated, quoted identifiers and typed
 expressions from :func:`fsgen.pit.model.plan_for` -- the same plan the local engine runs --
-and formats it with ``pit_query.athena.sql.jinja``. Tests transpile the output with sqlglot to
-DuckDB and require the local engine's rows, on the same offline data, against an oracle.
+and formats it with ``pit_query.athena.sql.jinja``. The runner (:mod:`fsgen.pit.athena_runner`)
+sends this same SQL with the real tables filled in. Tests execute it on DuckDB and PostgreSQL
+(transpiled with sqlglot) and require the local engine's rows, against an oracle.
+
+The query is written in the SQL that all three engines share -- ``row_number``, a running
+``max`` over a window, ``UNION ALL`` and equi-joins; no ``max_by`` over ROW values -- so the
+stored values travel untouched from the Glue table to the result (a ``-0.0`` stays ``-0.0``:
+engines normalise signed zeros inside aggregated structs).
+
+Instants are compared as integer epoch microseconds, never as doubles of seconds where a label
+time can hold microseconds: Trino's ``from_iso8601_timestamp`` keeps milliseconds only, so an
+ISO label time's whole seconds come from the parsed timestamp and its fraction from the text.
 
 Athena reads Hive-table timestamps at millisecond precision, so on AWS the write-time
 tie-breaks see milliseconds; the local store's timestamps are microseconds.
@@ -12,26 +21,24 @@ tie-breaks see milliseconds; the local store's timestamps are microseconds.
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from fsgen.codegen.sql import DEFAULT_DATABASE, glue_table_name, ident, literal
-from fsgen.pit.model import MICROS, GroupJoin, PitError, PitPlan, plan_for
+from fsgen.codegen.sql import DEFAULT_DATABASE, glue_table_placeholder, ident, literal
+from fsgen.pit.model import MICROS, GroupJoin, plan_for
 from fsgen.spec import ProjectSpec
 from fsgen.types import DType, Scalar
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from fsgen.codegen.artifacts import Artifact, BuildContext
-    from fsgen.config import ProjectConfig
-    from fsgen.pit.labels import Labels
 
 LabelTimeType = Literal["iso8601", "epoch_seconds", "epoch_micros", "timestamp"]
+
+#: The labels table's row id: a unique bigint, returned first and giving the output order.
+ROW_COLUMN = "fsgen_row"
+HOUR_MICROS = 3600 * MICROS
+PARTITIONS = ("year", "month", "day", "hour")
 
 _TRINO = {Scalar.INTEGRAL: "bigint", Scalar.FRACTIONAL: "double", Scalar.STRING: "varchar"}
 
@@ -42,6 +49,7 @@ def trino_type(dtype: DType) -> str:
 
 
 def micros_of_timestamp(expr: str) -> str:
+    """A Trino timestamp at millisecond precision (Athena's Hive timestamps) as epoch µs."""
     return f"CAST(round(to_unixtime({expr}) * {MICROS}) AS bigint)"
 
 
@@ -49,9 +57,22 @@ def micros_of_seconds(expr: str) -> str:
     return f"CAST(round(CAST({expr} AS double) * {MICROS}) AS bigint)"
 
 
+def micros_of_iso(column: str) -> str:
+    """ISO-8601 text as exact epoch µs: whole seconds from the parsed timestamp (an integral
+    double, exact), the fraction's first six digits from the text (``from_iso8601_timestamp``
+    returns timestamp(3), which would drop them). Letters are upper-cased first, so ``t`` and
+    ``z`` read as ``T`` and ``Z``, as they do locally."""
+    seconds = f"to_unixtime(date_trunc('second', from_iso8601_timestamp(upper({column}))))"
+    fraction = f"regexp_extract({column}, ':[0-9][0-9][.,]([0-9]{{1,6}})', 1)"
+    return (
+        f"(CAST({seconds} AS bigint) * {MICROS} "
+        f"+ CAST(rpad(coalesce({fraction}, ''), 6, '0') AS bigint))"
+    )
+
+
 def label_micros(column: str, kind: LabelTimeType) -> str:
     if kind == "iso8601":
-        return micros_of_timestamp(f"from_iso8601_timestamp({column})")
+        return micros_of_iso(column)
     if kind == "epoch_seconds":
         return micros_of_seconds(column)
     if kind == "epoch_micros":
@@ -60,6 +81,7 @@ def label_micros(column: str, kind: LabelTimeType) -> str:
 
 
 def event_micros(join: GroupJoin) -> str:
+    """SageMaker's String event times hold at most milliseconds, which the timestamp keeps."""
     column = ident(join.group.event_time.name, "event-time column")
     if join.group.event_time.dtype.scalar is Scalar.STRING:
         return micros_of_timestamp(f"from_iso8601_timestamp({column})")
@@ -72,11 +94,40 @@ def table_ref(name: str, database: str, what: str) -> str:
     return f"{ident(db or database, 'database')}.{ident(table, what)}"
 
 
+def hour_text(micros: int) -> str:
+    """The ``year||month||day||hour`` partition text ('YYYYMMDDHH', UTC) holding ``micros``."""
+    from datetime import UTC, datetime, timedelta
+
+    hour = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=micros // HOUR_MICROS)
+    return f"{hour:%Y%m%d%H}"
+
+
+def _hour_text_sql(micros: str) -> str:
+    hour = f"CAST(floor(({micros}) / {HOUR_MICROS}.0) AS bigint) * 3600"
+    return f"date_format(from_unixtime({hour}), '%Y%m%d%H')"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The label times' range in µs, known when the query is rendered for given labels: the
+    partition filter then holds constants, which Athena prunes on before reading."""
+
+    first: int
+    last: int
+
+
 @dataclass(frozen=True)
 class KeyView:
     alias: str
     history: str
     label: str
+    carried: str
+
+
+@dataclass(frozen=True)
+class ValueView:
+    alias: str
+    expr: str
 
 
 @dataclass(frozen=True)
@@ -88,11 +139,13 @@ class StageView:
     event_column: str
     keys: tuple[KeyView, ...]
     partition: str
+    history_partition: str
+    event: str
     moment: str
-    order: str
-    order_type: str
-    record: str
-    record_type: str
+    rank_order: str
+    deleted: str
+    values: tuple[ValueView, ...]
+    partition_filter: tuple[str, ...]
     previous: str
     carried: tuple[str, ...]
     carried_nulls: tuple[str, ...]
@@ -105,25 +158,47 @@ class QueryView:
     labels_table: str
     label_time: str
     label_time_type: str
+    row_column: str
     key_columns: str
     label_columns: tuple[str, ...]
     label_micros: str
+    missing_time: str
     stages: tuple[StageView, ...]
+    joins: tuple[str, ...]
     select: tuple[str, ...]
     last: str
-    order_by: str | None
+    placeholders: bool
 
 
-_ORDER_TYPE = 'ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)'
+def _partition_filter(join: GroupJoin, bounds: Bounds | None) -> tuple[str, ...]:
+    """Records that can matter lie in the hours from the first label time minus the TTL (an
+    older record can only be expired) to the last label time."""
+    if join.group.offline.table_format != "Glue":
+        return ()  # Iceberg tables partition on the event time themselves
+    hour = "concat(" + ", ".join(f'"{p}"' for p in PARTITIONS) + ")"
+    ttl = join.ttl_micros
+    if bounds is not None:
+        last = hour_text(bounds.last)
+        parts = [f'"year" <= {literal(last[:4])}', f"{hour} <= {literal(last)}"]
+        if ttl is not None:
+            first = hour_text(bounds.first - ttl)
+            parts = [f'"year" >= {literal(first[:4])}', *parts, f"{hour} >= {literal(first)}"]
+        return tuple(parts)
+    last_sql = _hour_text_sql('max("__fsgen_t")')
+    parts = [f'{hour} <= (SELECT {last_sql} FROM "labels")']
+    if ttl is not None:
+        first_sql = _hour_text_sql(f'min("__fsgen_t") - {ttl}')
+        parts.insert(0, f'{hour} >= (SELECT {first_sql} FROM "labels")')
+    return tuple(parts)
 
 
 def _stage(
     join: GroupJoin,
     table: str,
     label_columns: Sequence[str],
-    previous: list[str],
-    record_types: list[str],
+    previous: list[int],
     knowledge_time: bool,
+    bounds: Bounds | None,
 ) -> StageView:
     name = f"g{join.index}"
     keys = tuple(
@@ -131,6 +206,7 @@ def _stage(
             alias=f'"__fsgen_k{j}"',
             history=f"CAST({ident(k.name, 'key column')} AS {trino_type(k.dtype)})",
             label=f"CAST({ident(col, 'label key column')} AS {trino_type(k.dtype)})",
+            carried=f'CAST("s".{ident(col, "label key column")} AS {trino_type(k.dtype)})',
         )
         for j, (k, col) in enumerate(zip(join.keys, join.label_keys, strict=True))
     )
@@ -138,25 +214,15 @@ def _stage(
     write = micros_of_timestamp('"write_time"')
     deleted = 'coalesce("is_deleted", false)'
     api = micros_of_timestamp('"api_invocation_time"')
-    order = f'CAST(ROW({event}, {api}, {write}, {deleted}, "$path") AS {_ORDER_TYPE})'
-    record_type = (
-        "ROW("
-        + ", ".join(
-            [
-                '"e" bigint',
-                '"d" boolean',
-                *(f'"v{n}" {trino_type(i.dtype)}' for n, i in enumerate(join.inputs)),
-            ]
-        )
-        + ")"
+    values = tuple(
+        ValueView(alias=f'"__fsgen_v{n}"', expr=ident(i.feature, "feature column"))
+        for n, i in enumerate(join.inputs)
     )
-    values = [ident(i.feature, "feature column") for i in join.inputs]
-    record = f"CAST(ROW({', '.join([event, deleted, *values])}) AS {record_type})"
-    carried = (*label_columns, '"__fsgen_t"', *(f'"__fsgen_{p}"' for p in previous))
+    carried = (*label_columns, '"__fsgen_t"', *(f'"__fsgen_r{p}"' for p in previous))
     carried_nulls = (
         *("NULL" for _ in label_columns),
-        '"__fsgen_t"',
-        *(f"CAST(NULL AS {t})" for t in record_types),
+        '"__fsgen_m"',
+        *("CAST(NULL AS bigint)" for _ in previous),
     )
     return StageView(
         name=name,
@@ -166,24 +232,33 @@ def _stage(
         event_column=ident(join.group.event_time.name, "event-time column"),
         keys=keys,
         partition=", ".join(k.alias for k in keys),
+        history_partition=", ".join(k.history for k in keys),
+        event=event,
         moment=f"greatest({event}, {write})" if knowledge_time else event,
-        order=order,
-        order_type=_ORDER_TYPE,
-        record=record,
-        record_type=record_type,
+        rank_order=f'{event}, {api}, {write}, {deleted}, "$path"',
+        deleted=deleted,
+        values=values,
+        partition_filter=_partition_filter(join, bounds),
         previous=f"g{join.index - 1}" if join.index else "labels",
         carried=carried,
         carried_nulls=carried_nulls,
     )
 
 
+def _join(join: GroupJoin, stage: StageView) -> str:
+    history = f'"h{join.index}"'
+    on = [f"{history}.{k.alias} = {k.carried}" for k in stage.keys]
+    on.append(f'{history}."__fsgen_r" = "s"."__fsgen_r{join.index}"')
+    return f'LEFT JOIN "{stage.name}_history" AS {history} ON ' + " AND ".join(on)
+
+
 def _output(join: GroupJoin, json_collections: bool) -> Iterator[str]:
-    rec = f'"__fsgen_g{join.index}"'
-    gone = f'{rec}."d"'
+    history = f'"h{join.index}"'
+    gone = f'{history}."__fsgen_d"'
     if join.ttl_micros is not None:
-        gone += f' OR "__fsgen_t" - {rec}."e" > {join.ttl_micros}'
+        gone += f' OR "s"."__fsgen_t" - {history}."__fsgen_e" > {join.ttl_micros}'
     for n, item in enumerate(join.inputs):
-        value = f'{rec}."v{n}"'
+        value = f'{history}."__fsgen_v{n}"'
         if json_collections and item.dtype.is_collection:
             value = f"json_format(CAST({value} AS JSON))"
         yield f"CASE WHEN {gone} THEN NULL ELSE {value} END AS {ident(item.column, 'column')}"
@@ -199,57 +274,62 @@ def query_view(
     label_columns: Sequence[str] | None = None,
     label_time_column: str | None = None,
     label_time_type: LabelTimeType = "iso8601",
-    order_by: str | None = None,
+    row_column: str = ROW_COLUMN,
     knowledge_time: bool = False,
     json_collections: bool = False,
+    bounds: Bounds | None = None,
 ) -> QueryView:
     plan = plan_for(spec, feature_set)
     fs = plan.feature_set
     labels = labels_table or f"{fs.name.replace('-', '_')}_labels"
-    columns = tuple(
-        ident(c, "label column")
-        for c in (label_columns if label_columns is not None else plan.default_label_columns())
-    )
-    order = ident(order_by, "order-by column") if order_by else None
-    carried = columns if order is None or order in columns else (*columns, order)
+    row = ident(row_column, "row id column")
+    wanted = label_columns if label_columns is not None else plan.default_label_columns()
+    columns = tuple(dict.fromkeys([row, *(ident(c, "label column") for c in wanted)]))
+    keys = tuple(ident(c, "label key column") for c in plan.key_columns)
+    # the key columns travel with the label rows even when they are not returned
+    carried = tuple(dict.fromkeys([*columns, *keys]))
     time_column = ident(label_time_column or plan.label_time, "label time column")
     stages: list[StageView] = []
-    previous: list[str] = []
-    record_types: list[str] = []
+    previous: list[int] = []
     for join in plan.joins:
-        name = (tables or {}).get(join.group.name, glue_table_name(join.group))
-        stage = _stage(
-            join,
-            table_ref(name, database, f"table of group {join.group.name!r}"),
-            carried,
-            previous,
-            record_types,
-            knowledge_time,
+        name = (tables or {}).get(join.group.name)
+        table = (
+            table_ref(name, database, f"table of group {join.group.name!r}")
+            if name
+            else f"{ident(database, 'database')}.{glue_table_placeholder(join.group)}"
         )
-        stages.append(stage)
-        previous.append(stage.name)
-        record_types.append(stage.record_type)
-    by_column = {i.column: (join, i) for join in plan.joins for i in join.inputs}
+        stages.append(_stage(join, table, carried, previous, knowledge_time, bounds))
+        previous.append(join.index)
+    by_column = {i.column: join for join in plan.joins for i in join.inputs}
     outputs = {
         join.index: dict(
             zip((i.column for i in join.inputs), _output(join, json_collections), strict=True)
         )
         for join in plan.joins
     }
-    select = (*columns, *(outputs[by_column[i.column][0].index][i.column] for i in plan.stored))
+    select = (
+        *(f'"s".{c}' for c in columns),
+        *(outputs[by_column[i.column].index][i.column] for i in plan.stored),
+    )
+    label_time_name = label_time_column or plan.label_time
+    message = literal(f"fsgen: no label time {label_time_name} in label row {row_column} = ")
+    missing = f"CAST(concat({message}, CAST({row} AS varchar)) AS bigint)"
     return QueryView(
         feature_set=fs.name,
         knowledge_time=knowledge_time,
         labels_table=table_ref(labels, database, "labels table"),
         label_time=time_column,
         label_time_type=label_time_type,
-        key_columns=", ".join(ident(c, "label key column") for c in plan.key_columns),
+        row_column=row,
+        key_columns=", ".join(keys),
         label_columns=carried,
         label_micros=label_micros(time_column, label_time_type),
+        missing_time=missing,
         stages=tuple(stages),
+        joins=tuple(_join(j, s) for j, s in zip(plan.joins, stages, strict=True)),
         select=select,
         last=stages[-1].name if stages else "labels",
-        order_by=order,
+        placeholders=not all(j.group.name in (tables or {}) for j in plan.joins),
     )
 
 
@@ -257,11 +337,13 @@ def render_pit_sql(spec: ProjectSpec, feature_set_name: str, **options: object) 
     """The point-in-time query of a feature set in Athena's dialect.
 
     Options: ``labels_table`` ("table" or "db.table"; default ``<set>_labels``), ``database``,
-    ``tables`` (group name -> Glue table, default the group name with '_'), ``label_columns``
-    (label columns returned first; default keys, label time, request fields, labels),
-    ``label_time_column``, ``label_time_type`` (iso8601, epoch_seconds, epoch_micros,
-    timestamp), ``order_by`` (a label column giving the input order), ``knowledge_time``,
-    ``json_collections`` (collections as JSON text, for GetQueryResults).
+    ``tables`` (group name -> Glue table "db.table", from DescribeFeatureGroup's
+    DataCatalogConfig; a group left out gets an explicit placeholder to replace),
+    ``label_columns`` (label columns returned after the row id; default keys, label time,
+    request fields, labels), ``label_time_column``, ``label_time_type`` (iso8601,
+    epoch_seconds, epoch_micros, timestamp), ``row_column`` (the labels' unique row id,
+    default ``fsgen_row``), ``knowledge_time``, ``json_collections`` (collections as JSON text,
+    for GetQueryResults), ``bounds`` (the label times' range, for constant partition bounds).
     """
     from fsgen.codegen.env import render
 
@@ -277,228 +359,16 @@ def pit_query_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
         yield ctx.artifact(
             f"feature_sets/{snake(fs.name)}/pit_query.athena.sql",
             kind="pit_query",
-            body=render_pit_sql(ctx.spec, fs.name),
+            body=render_pit_sql(ctx.spec, fs.name, database=ctx.config.aws.glue_database),
             header=feature_set_header(ctx.spec, fs),
         )
 
 
-# ---------------------------------------------------------------------------- the runner
-
-ROW_COLUMN = "fsgen_row"
-TIME_COLUMN = "fsgen_label_us"
-
-
-def athena_stored_values(
-    config: ProjectConfig,
-    spec: ProjectSpec,
-    plan: PitPlan,
-    labels: Labels,
-    knowledge_time: bool = False,
-    poll_seconds: float = 0.5,
-    timeout_seconds: float = 3600.0,
-) -> pa.Table:
-    """Run the PIT query on Athena: upload the label keys and times as a Parquet table, create
-    it in Glue, StartQueryExecution, poll GetQueryExecution, page GetQueryResults, drop the
-    table. Returns the stored values in label order (columns as the local engine's)."""
-    import boto3
-
-    aws = config.aws
-    session = boto3.Session(region_name=aws.region)
-    sagemaker = session.client("sagemaker", endpoint_url=aws.endpoint_url)
-    athena = session.client("athena")
-    s3 = session.client("s3")
-    output = aws.athena_output_s3_uri or (
-        aws.offline_s3_uri and aws.offline_s3_uri.rstrip("/") + "/athena-results"
-    )
-    if not output:
-        raise PitError(
-            "set [tool.fsgen.aws] athena_output_s3_uri (or offline_s3_uri) to run "
-            "point-in-time queries on Athena"
-        )
-    tables = {j.group.name: offline_table(sagemaker, j.group.name) for j in plan.joins}
-    run = uuid.uuid4().hex[:12]
-    table = f"fsgen_labels_{run}"
-    bucket, prefix = _split_s3(output.rstrip("/") + f"/fsgen-labels/{run}/")
-    runner = AthenaRunner(athena, output, aws.athena_workgroup, poll_seconds, timeout_seconds)
-    s3.put_object(Bucket=bucket, Key=prefix + "labels.parquet", Body=_label_parquet(plan, labels))
-    try:
-        runner.run(_create_table_ddl(plan, aws.glue_database, table, f"s3://{bucket}/{prefix}"))
-        sql = render_pit_sql(
-            spec,
-            plan.feature_set.name,
-            labels_table=f"{aws.glue_database}.{table}",
-            tables={g: f"{db}.{t}" for g, (db, t) in tables.items()},
-            label_columns=(ROW_COLUMN,),
-            label_time_column=TIME_COLUMN,
-            label_time_type="epoch_micros",
-            order_by=ROW_COLUMN,
-            knowledge_time=knowledge_time,
-            json_collections=True,
-        )
-        result = runner.results(runner.run(sql))
-    finally:
-        try:
-            runner.run(f"DROP TABLE IF EXISTS `{aws.glue_database}`.`{table}`")
-        finally:
-            s3.delete_object(Bucket=bucket, Key=prefix + "labels.parquet")
-    return _to_arrow(plan, labels, result)
-
-
-def offline_table(sagemaker: object, group: str) -> tuple[str, str]:
-    """(database, table) of a group's offline store, from DescribeFeatureGroup."""
-    described = sagemaker.describe_feature_group(FeatureGroupName=group)  # type: ignore[attr-defined]
-    catalog = (described.get("OfflineStoreConfig") or {}).get("DataCatalogConfig") or {}
-    if not catalog.get("TableName"):
-        raise PitError(
-            f"feature group {group!r} has no offline store Glue table; "
-            "apply it with an offline store first"
-        )
-    return str(catalog.get("Database") or DEFAULT_DATABASE), str(catalog["TableName"])
-
-
-@dataclass
-class AthenaRunner:
-    client: object
-    output: str
-    workgroup: str
-    poll_seconds: float = 0.5
-    timeout_seconds: float = 3600.0
-
-    def run(self, sql: str) -> str:
-        """Start a query and wait for it; returns its QueryExecutionId."""
-        started = self.client.start_query_execution(  # type: ignore[attr-defined]
-            QueryString=sql,
-            WorkGroup=self.workgroup,
-            ResultConfiguration={"OutputLocation": self.output},
-        )
-        query_id = str(started["QueryExecutionId"])
-        deadline = time.monotonic() + self.timeout_seconds
-        delay = min(0.1, self.poll_seconds)
-        while True:
-            status = self.client.get_query_execution(  # type: ignore[attr-defined]
-                QueryExecutionId=query_id
-            )["QueryExecution"]["Status"]
-            state = status["State"]
-            if state == "SUCCEEDED":
-                return query_id
-            if state in ("FAILED", "CANCELLED"):
-                reason = status.get("StateChangeReason", "no reason given")
-                raise PitError(f"Athena query {query_id} {state.lower()}: {reason}")
-            if time.monotonic() > deadline:
-                raise PitError(
-                    f"Athena query {query_id} still {state} after {self.timeout_seconds:.0f}s"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, self.poll_seconds)
-
-    def results(self, query_id: str) -> list[dict[str, object]]:
-        """Every result row, typed by the result metadata, across all pages."""
-        rows: list[dict[str, object]] = []
-        names: list[str] = []
-        types: list[str] = []
-        token: str | None = None
-        first = True
-        while True:
-            kwargs: dict[str, object] = {"QueryExecutionId": query_id, "MaxResults": 1000}
-            if token:
-                kwargs["NextToken"] = token
-            page = self.client.get_query_results(**kwargs)  # type: ignore[attr-defined]
-            result = page["ResultSet"]
-            if first:
-                info = result["ResultSetMetadata"]["ColumnInfo"]
-                names = [c["Name"] for c in info]
-                types = [c["Type"].lower() for c in info]
-            data = result.get("Rows", [])
-            if first and data and [d.get("VarCharValue") for d in data[0]["Data"]] == names:
-                data = data[1:]  # the header row Athena puts first on the first page
-            first = False
-            for row in data:
-                cells = [d.get("VarCharValue") for d in row["Data"]]
-                rows.append({n: _typed(t, v) for n, t, v in zip(names, types, cells, strict=True)})
-            token = page.get("NextToken")
-            if not token:
-                return rows
-
-
-def _typed(kind: str, text: str | None) -> object:
-    if text is None:
-        return None
-    if kind in ("bigint", "integer", "smallint", "tinyint"):
-        return int(text)
-    if kind in ("double", "float", "real", "decimal"):
-        return float(text)
-    if kind == "boolean":
-        return text.lower() == "true"
-    if kind == "json":
-        return json.loads(text)
-    return text
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise PitError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
-
-
-def _label_parquet(plan: PitPlan, labels: Labels) -> bytes:
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns: dict[str, pa.Array] = {
-        ROW_COLUMN: pa.array(range(len(labels.frame)), type=pa.int64()),
-        TIME_COLUMN: pa.array(labels.micros),
-    }
-    for join in plan.joins:
-        for column in join.label_keys:
-            columns[column] = labels.keys[column]
-    sink = io.BytesIO()
-    pq.write_table(pa.table(columns), sink)
-    return sink.getvalue()
-
-
-def _create_table_ddl(plan: PitPlan, database: str, table: str, location: str) -> str:
-    hive = {Scalar.STRING: "string", Scalar.INTEGRAL: "bigint"}
-    columns = {ROW_COLUMN: "bigint", TIME_COLUMN: "bigint"}
-    for join in plan.joins:
-        for column, key in zip(join.label_keys, join.keys, strict=True):
-            ident(column, "label key column")
-            columns[column] = hive[key.dtype.scalar]
-    ident(database, "database")
-    ident(table, "table")
-    body = ", ".join(f"`{c}` {t}" for c, t in columns.items())
-    return (
-        f"CREATE EXTERNAL TABLE `{database}`.`{table}` ({body}) STORED AS PARQUET "
-        f"LOCATION {literal(location)}"
-    )
-
-
-def _to_arrow(plan: PitPlan, labels: Labels, rows: list[dict[str, object]]) -> pa.Table:
-    import pyarrow as pa
-
-    from fsgen.pit.dataset import arrow_type
-
-    order = [r.get(ROW_COLUMN) for r in rows]
-    if order != list(range(len(labels.frame))):
-        raise PitError(
-            f"Athena returned {len(rows)} rows for {len(labels.frame)} label rows, "
-            "or not in label order"
-        )
-    arrays = {"__fsgen_row": pa.array(order, type=pa.int64())}
-    for item in plan.stored:
-        arrays[item.column] = pa.array(
-            [r.get(item.column) for r in rows], type=arrow_type(item.dtype)
-        )
-    return pa.table(arrays)
-
-
 __all__ = [
-    "AthenaRunner",
+    "ROW_COLUMN",
+    "Bounds",
     "LabelTimeType",
-    "athena_stored_values",
-    "offline_table",
+    "hour_text",
     "pit_query_artifacts",
     "query_view",
     "render_pit_sql",

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from fsgen.bind import resolve
 from fsgen.config import ProjectConfig
 from fsgen.pit.labels import Labels, LabelSource, read_labels
-from fsgen.pit.model import INTERNAL, PitError, PitPlan, plan_for
+from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type, plan_for
 from fsgen.runtime.inference import Column, FeatureSetRuntime, OnDemandDef, RequestError
 from fsgen.runtime.pipeline import FieldDef
 from fsgen.spec import ProjectSpec
@@ -47,12 +47,13 @@ def build_dataset(
 
     ``labels``: a CSV or Parquet path, or a DataFrame, holding the set's key columns and label
     time. ``knowledge_time``: only records already written at the label time count.
-    ``engine="athena"`` runs the generated Athena SQL through boto3 (see fsgen.pit.athena).
+    ``engine="athena"`` runs the generated Athena SQL through boto3
+    (see fsgen.pit.athena_runner).
     """
     plan = plan_for(spec, feature_set)
     rows = read_labels(labels, plan)
     if engine == "athena":
-        from fsgen.pit.athena import athena_stored_values
+        from fsgen.pit.athena_runner import athena_stored_values
 
         stored = athena_stored_values(config, spec, plan, rows, knowledge_time)
     else:
@@ -173,15 +174,6 @@ def _plain(value: object) -> object:
 
 
 # ---------------------------------------------------------------------------- missing values
-
-
-def arrow_type(dtype: DType) -> pa.DataType:
-    scalar = {
-        Scalar.INTEGRAL: pa.int64(),
-        Scalar.FRACTIONAL: pa.float64(),
-        Scalar.STRING: pa.string(),
-    }[dtype.scalar]
-    return pa.list_(scalar) if dtype.is_collection else scalar
 
 
 def _as_arrow(values: pa.Array | Sequence[object], dtype: DType) -> pa.Array:

@@ -7,6 +7,7 @@ returns it unchanged with the feature columns appended.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
 
@@ -113,8 +114,9 @@ def _read(source: LabelSource, plan: PitPlan) -> tuple[pd.DataFrame, str]:
 
 
 def label_micros(series: pd.Series, column: str, source: str) -> np.ndarray:
-    """Label times as epoch microseconds: ISO-8601 text (a naive time is UTC), epoch seconds
-    (int or float), or datetimes. A missing or unreadable time is an error naming its row."""
+    """Label times as epoch microseconds: ISO-8601 text (a naive time is UTC; ``t``/``z`` as
+    ``T``/``Z``), epoch seconds (int or float), or datetimes (each with its own offset; naive =
+    UTC). A missing or unreadable time is an error naming its row."""
     _refuse_nulls(series, column, source, "label time")
     if pd.api.types.is_datetime64_any_dtype(series):
         values = series.dt.tz_localize("UTC") if series.dt.tz is None else series
@@ -132,12 +134,16 @@ def label_micros(series: pd.Series, column: str, source: str) -> np.ndarray:
             _plausible_seconds(np.asarray(values, dtype="float64"), column, source)
         )
     for row, value in enumerate(values, start=1):
-        if not isinstance(value, str):
+        if not isinstance(value, str | datetime):
             raise PitError(
                 f"{source}: label row {row}: {column} {value!r} is not an ISO-8601 "
                 "timestamp or epoch seconds"
             )
-    parsed = pd.to_datetime(series, utc=True, format="ISO8601", errors="coerce")
+    text = pd.Series([_iso_text(v) for v in values], index=series.index, dtype=object)
+    fast = _iso_micros_fast(text)
+    if fast is not None:
+        return fast
+    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
@@ -146,6 +152,15 @@ def label_micros(series: pd.Series, column: str, source: str) -> np.ndarray:
             "ISO-8601 timestamp like 2024-01-31T12:00:00Z or epoch seconds"
         )
     return _datetime_micros(parsed)
+
+
+def _iso_text(value: str | datetime) -> str:
+    """ISO-8601 text in the form both parsers read: letters upper-cased (ingestion accepts
+    ``t`` and ``z``), a datetime written with its own offset (naive = UTC), so a column of
+    datetimes with different offsets is one column of instants."""
+    if isinstance(value, str):
+        return value.upper()
+    return value.isoformat()
 
 
 def _iso_micros_fast(series: pd.Series) -> np.ndarray | None:

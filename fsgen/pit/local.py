@@ -13,7 +13,8 @@ put back in label order by their row number afterwards.
 
 Knowledge-time mode (only records with write_time <= T count) is a running ``arg_max`` over
 each entity's records ordered by ``greatest(event, write)`` -- the moment a record became
-both true and known -- then the same ASOF join on that moment.
+both true and known -- of the best record's unique tie, then the same ASOF join on that
+moment and a join back to the record by its tie for the values (so a -0.0 stays -0.0).
 
 TTL and deletes are applied to the chosen record: a tombstone or a record older than the TTL
 (``T - event > ttl``; exactly TTL old still counts) yields missing values. A tombstone at D
@@ -154,28 +155,16 @@ def history_sql(
 
 
 def knowledge_sql(join: GroupJoin, history: str) -> str:
-    """Per record, the best record known by the moment it became both true and known."""
-    keys = [q(f"{INTERNAL}k{j}") for j in range(len(join.keys))]
-    fields = ", ".join(
-        [
-            "e := __e",
-            "d := __d",
-            *(f"v{n} := {q(f'{INTERNAL}v{n}')}" for n in range(len(join.inputs))),
-        ]
-    )
-    unpack = ", ".join(
-        [
-            "__best.e AS __e",
-            "__best.d AS __d",
-            *(f"__best.v{n} AS {q(f'{INTERNAL}v{n}')}" for n in range(len(join.inputs))),
-        ]
-    )
+    """Per record, the moment it became both true and known (``__av``) and the tie of the best
+    record known by then (``__bx``, unique per record: file and row). The values are read
+    back by that tie, never carried through ``arg_max`` (which normalises a -0.0 inside a
+    struct to 0.0)."""
+    keys = ", ".join(q(f"{INTERNAL}k{j}") for j in range(len(join.keys)))
     return (
-        f"SELECT {', '.join(keys)}, __av, {unpack} FROM ("
-        f"SELECT {', '.join(keys)}, greatest(__e, __w) AS __av, "
-        f"arg_max(struct_pack({fields}), __o) OVER (PARTITION BY {', '.join(keys)} "
+        f"SELECT {keys}, greatest(__e, __w) AS __av, "
+        f"arg_max((__o).x, __o) OVER (PARTITION BY {keys} "
         "ORDER BY greatest(__e, __w) RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
-        f"AS __best FROM ({history}))"
+        f"AS __bx FROM {history}"
     )
 
 
@@ -205,8 +194,11 @@ def dataset_sql(
             for j in range(len(join.keys))
         )
         if knowledge_time:
-            ctes.append(f"{alias} AS ({knowledge_sql(join, history)})")
-            joins.append(f"ASOF LEFT JOIN {alias} ON {equal} AND {t} >= {alias}.__av")
+            ctes.append(f"{alias}_h AS ({history})")
+            ctes.append(f"{alias}_k AS ({knowledge_sql(join, f'{alias}_h')})")
+            known = equal.replace(f"{alias}.", f"{alias}_k.")
+            joins.append(f"ASOF LEFT JOIN {alias}_k ON {known} AND {t} >= {alias}_k.__av")
+            joins.append(f"LEFT JOIN {alias}_h AS {alias} ON ({alias}.__o).x = {alias}_k.__bx")
             gone, event = f"{alias}.__d", f"{alias}.__e"
         else:
             ctes.append(f"{alias} AS ({history})")

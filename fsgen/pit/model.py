@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from fsgen.errors import FsgenError
 from fsgen.spec import FeatureSetSpec, GroupSpec, KeySpec, OnDemandSpec, ProjectSpec
-from fsgen.types import DType
+from fsgen.types import DType, Scalar
 
 MICROS = 1_000_000
 #: Prefix of every column fsgen adds to a query; labels may not use it.
@@ -96,6 +98,16 @@ class PitPlan:
         )
 
 
+def arrow_type(dtype: DType) -> pa.DataType:
+    """The Arrow type every engine returns a stored value of ``dtype`` in."""
+    scalar = {
+        Scalar.INTEGRAL: pa.int64(),
+        Scalar.FRACTIONAL: pa.float64(),
+        Scalar.STRING: pa.string(),
+    }[dtype.scalar]
+    return pa.list_(scalar) if dtype.is_collection else scalar
+
+
 def hidden_column(group: str, feature: str) -> str:
     return f"{INTERNAL}in_{group.replace('-', '_')}__{feature}"
 
@@ -148,6 +160,7 @@ __all__ = [
     "PitError",
     "PitPlan",
     "StoredInput",
+    "arrow_type",
     "hidden_column",
     "plan_for",
 ]

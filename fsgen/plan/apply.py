@@ -30,9 +30,16 @@ from fsgen.backends.base import Backend, Progress
 from fsgen.config import ProjectConfig
 from fsgen.errors import ConfigError, FsgenError, StoreError
 from fsgen.hashing import sha256_of
-from fsgen.plan.diff import is_managed, make_plan
-from fsgen.plan.model import PLAN_FORMAT_VERSION, Plan, Stage
-from fsgen.plan.state import desired_state, state_fingerprint
+from fsgen.plan.diff import make_plan
+from fsgen.plan.model import PLAN_FORMAT_VERSION, GroupState, Plan, Stage
+from fsgen.plan.state import in_scope, state_fingerprint
+from fsgen.sagemaker import (
+    MANAGED_TAG,
+    PROJECT_TAG,
+    desired_state,
+    is_managed,
+    offline_s3_uri,
+)
 from fsgen.spec import ProjectSpec
 
 
@@ -80,21 +87,27 @@ def compute_plan(
         raise ConfigError(
             "the aws backend needs [tool.fsgen.aws] role_arn for groups with an offline store"
         )
-    deployed = backend.deployed()
-    desired = [] if destroy else [desired_state(g, spec, config) for g in spec.groups]
+    placeholder = [
+        g.name
+        for g in spec.groups
+        if g.offline.enabled and not (g.offline.s3_uri or config.aws.offline_s3_uri)
+    ]
+    if backend.name == "aws" and placeholder and not destroy:
+        raise ConfigError(
+            f"the aws backend needs an S3 URI for the offline store of {', '.join(placeholder)}: "
+            "set [tool.fsgen.aws] offline_s3_uri (or Offline(s3_uri=...) on the group); "
+            f"{offline_s3_uri(spec.group(placeholder[0]), config)} is the local placeholder"
+        )
+    deployed = deployed_in_scope(config, spec, backend)
+    desired = [] if destroy else [desired_state(g, config) for g in spec.groups]
     for want in desired:
         have = deployed.get(want.name)
-        if have is not None and not is_managed(have, spec.package):
-            raise PlanError(
-                f"FS301: feature group {want.name!r} already exists on the "
-                f"{backend.name} backend and is not managed by this project "
-                f"(no fsgen:project={spec.package} tag); rename the group or "
-                "delete the existing one"
-            )
+        if have is not None and not is_managed(have, config.project):
+            raise PlanError(_foreign_group(config, backend.name, have))
     plan = make_plan(
         desired,
         deployed,
-        project=spec.package,
+        project=config.project,
         backend=backend.name,
         state_fingerprint=state_fingerprint(deployed),
         spec_fingerprint=spec_fingerprint(spec),
@@ -105,6 +118,37 @@ def compute_plan(
     ]
     notes = backend.preflight(creating) if creating else []
     return plan.model_copy(update={"notes": tuple(notes)}) if notes else plan
+
+
+def deployed_in_scope(
+    config: ProjectConfig, spec: ProjectSpec, backend: Backend
+) -> dict[str, GroupState]:
+    """The deployed groups this project's plans look at (see :mod:`fsgen.plan.state`)."""
+    return in_scope(backend.deployed(), config.project, (g.name for g in spec.groups))
+
+
+def _foreign_group(config: ProjectConfig, backend: str, have: GroupState) -> str:
+    """FS301: a declared group's name is taken by a group this project does not manage."""
+    owner = have.tags.get(PROJECT_TAG) if have.tags.get(MANAGED_TAG) == "fsgen" else None
+    where = f"feature group {have.name!r} already exists on the {backend} backend"
+    if owner is None:
+        return (
+            f"FS301: {where} and is not managed by fsgen; rename the group in the "
+            "definitions or delete the existing one"
+        )
+    text = (
+        f"FS301: {where} and belongs to fsgen project {owner!r} (tag fsgen:project), "
+        f"not to this project {config.project!r}; fsgen does not take over another "
+        "project's group: rename the group in the definitions"
+    )
+    if owner == config.definitions:
+        text += (
+            f". {owner!r} is also this project's definitions package, the identity every "
+            "project had before [tool.fsgen] project: if this group was deployed from these "
+            f'definitions, keep that identity with project = "{owner}" under [tool.fsgen] '
+            "in pyproject.toml"
+        )
+    return text
 
 
 def load_plan(path: Path) -> Plan:
@@ -255,7 +299,7 @@ def _check_fresh(
         raise StalePlan(
             "FS302: the definitions changed since the plan was made; run 'fsgen plan' again"
         )
-    current = state_fingerprint(backend.deployed())
+    current = state_fingerprint(deployed_in_scope(config, spec, backend))
     if current != plan.state_fingerprint:
         raise StalePlan(
             "FS302: the deployed state changed since the plan was made "

@@ -25,14 +25,13 @@ from fsgen.plan.model import (
     UpdateFeatureMetadata,
     UpdateGroup,
 )
-from fsgen.plan.state import (
-    MANAGED_TAG,
-    PROJECT_TAG,
+from fsgen.sagemaker import (
     create_request,
-    definition_of,
-    metadata_request,
-    throughput_config,
-    ttl_duration,
+    feature_additions_request,
+    is_managed,
+    metadata_requests,
+    online_update_request,
+    throughput_update_request,
 )
 
 K = ChangeKind
@@ -180,10 +179,6 @@ def _feature_diffs(feature: FeatureState, before: FeatureState) -> list[Property
     return out
 
 
-def is_managed(state: GroupState, project: str) -> bool:
-    return state.tags.get(MANAGED_TAG) == "fsgen" and state.tags.get(PROJECT_TAG) == project
-
-
 def plan_changes(
     desired: Sequence[GroupState], deployed: Mapping[str, GroupState], project: str
 ) -> list[ResourceChange]:
@@ -263,13 +258,10 @@ def stages_for(change: ResourceChange) -> list[Stage]:
 
 
 def _metadata_stages(after: GroupState, before: GroupState | None) -> list[Stage]:
-    out: list[Stage] = []
-    for feature in after.features:
-        old = before.feature(feature.name) if before else None
-        request = metadata_request(after.name, feature, old)
-        if request is not None:
-            out.append(UpdateFeatureMetadata(group=after.name, request=request))
-    return out
+    return [
+        UpdateFeatureMetadata(group=after.name, request=request)
+        for request in metadata_requests(after, before)
+    ]
 
 
 def _update_stages(change: ResourceChange) -> list[Stage]:
@@ -281,38 +273,15 @@ def _update_stages(change: ResourceChange) -> list[Stage]:
     for start in range(0, len(added), MAX_FEATURE_ADDITIONS):
         chunk = added[start : start + MAX_FEATURE_ADDITIONS]
         stages.append(
-            UpdateGroup(
-                group=after.name,
-                request={
-                    "FeatureGroupName": after.name,
-                    "FeatureAdditions": [definition_of(f.name, f.type) for f in chunk],
-                },
-            )
+            UpdateGroup(group=after.name, request=feature_additions_request(after.name, chunk))
         )
     # UpdateFeatureGroup takes one of FeatureAdditions / OnlineStoreConfig / ThroughputConfig
     # at a time (API reference), so each is its own stage
     paths = {d.path for d in change.diffs if d.kind is K.UPDATE}
     if paths & {"online_ttl_seconds", "online_storage_type"}:
-        online: dict[str, object] = {"StorageType": after.online_storage_type}
-        online["TtlDuration"] = (
-            ttl_duration(after.online_ttl_seconds) if after.online_ttl_seconds else {}
-        )
-        stages.append(
-            UpdateGroup(
-                group=after.name,
-                request={"FeatureGroupName": after.name, "OnlineStoreConfig": online},
-            )
-        )
+        stages.append(UpdateGroup(group=after.name, request=online_update_request(after)))
     if any(p.startswith("throughput_") for p in paths):
-        stages.append(
-            UpdateGroup(
-                group=after.name,
-                request={
-                    "FeatureGroupName": after.name,
-                    "ThroughputConfig": throughput_config(after),
-                },
-            )
-        )
+        stages.append(UpdateGroup(group=after.name, request=throughput_update_request(after)))
     stages.extend(_metadata_stages(after, before))
     if K.TAGS in kinds:
         add = {k: v for k, v in after.tags.items() if before.tags.get(k) != v}

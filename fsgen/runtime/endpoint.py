@@ -182,8 +182,14 @@ def runtime_client() -> RecordSource:
     configuration (``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME``, region, credentials)."""
     import boto3
 
+    from fsgen.runtime.local_aws import local_client_kwargs
+
     url = os.environ.get(ENDPOINT_ENV) or None
-    client: RecordSource = boto3.client("sagemaker-featurestore-runtime", endpoint_url=url)
+    client: RecordSource = boto3.client(
+        "sagemaker-featurestore-runtime",
+        endpoint_url=url,
+        **local_client_kwargs(url, service="sagemaker-featurestore-runtime"),
+    )
     return client
 
 

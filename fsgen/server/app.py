@@ -1,46 +1,61 @@
-"""An HTTP endpoint that boto3 talks to as if it were SageMaker Feature Store.
+"""An HTTP endpoint that boto3 and the SageMaker Python SDK talk to as if it were SageMaker
+Feature Store.
 
 One port serves both protocols, told apart the way AWS does:
 
 - **control plane** (``sagemaker`` client, JSON 1.1 protocol): ``POST /`` with
-  ``X-Amz-Target: SageMaker.<Operation>``; handled by :class:`fsgen.backends.registry.Registry`
-  (the same registry the local backend writes, so ``fsgen apply`` and boto3 see one state).
-  Errors: HTTP 400 with ``{"__type": code, "message": ...}`` (ValidationException,
-  ResourceNotFound, ResourceInUse, ResourceLimitExceeded).
-- **runtime** (``sagemaker-featurestore-runtime`` client, REST-JSON protocol):
-  ``PUT/GET/DELETE /FeatureGroup/{name}`` (PutRecord, GetRecord, DeleteRecord),
-  ``POST /BatchGetRecord`` and ``POST /BatchWriteRecord``; handled by
-  :class:`fsgen.server.runtime.RuntimeService` over :class:`fsgen.store.LocalStore`. Errors carry
-  ``X-Amzn-ErrorType`` (ValidationError 400, ResourceNotFound 404).
+  ``X-Amz-Target: SageMaker.<Operation>`` for the feature-store operations of
+  :data:`fsgen.server.model.CONTROL_OPERATIONS`; handled by
+  :class:`fsgen.backends.registry.Registry` (the registry the local backend writes, so
+  ``fsgen apply`` and boto3 see one state) and :mod:`fsgen.server.search`. Errors: HTTP 400 with
+  ``{"__type": code, "message": ...}``.
+- **runtime** (``sagemaker-featurestore-runtime`` client, REST-JSON protocol): every route of
+  the installed service model, found by its ``requestUri`` template; handled by
+  :class:`fsgen.server.runtime.RuntimeService`. Errors carry ``X-Amzn-ErrorType`` with the
+  model's status (ValidationError 400, AccessForbidden 403, ResourceNotFound 404,
+  ConflictException 409).
 
-Request signatures are not checked (any dummy credentials work); the endpoint binds to
-127.0.0.1 only. A stdlib ThreadingHTTPServer with HTTP/1.1 keep-alive is enough: botocore keeps
-its connections open, so a GetRecord costs one request parse, one SQLite point read and one
-JSON dump.
+Every request is checked against botocore's service model before it runs
+(:mod:`fsgen.server.model`), and every response is reduced to the model's output shape. The
+endpoint binds to 127.0.0.1 and takes only what an AWS SDK sends: a SigV4-shaped
+``Authorization`` header (its credential scope gives the region; the signature itself is not
+verified), AWS's JSON content types, a loopback ``Host``, no browser ``Origin``; bodies,
+connections and read time are bounded (:mod:`fsgen.server.limits`).
 """
 
 from __future__ import annotations
 
 import json
-import socket
+import re
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from fsgen.backends.registry import ApiError, Registry
 from fsgen.config import ProjectConfig
+from fsgen.server import model
+from fsgen.server.limits import LimitedHandler, LimitedServer, Refusal
 from fsgen.server.runtime import RuntimeService
+from fsgen.server.search import search
 from fsgen.spec import ProjectSpec
 
 JSON_11 = "application/x-amz-json-1.1"
+CONTROL_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0")
+SIGV4 = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=[^/\s,]+/[0-9]{8}/([a-z0-9-]+)/[a-z0-9-]+/aws4_request,"
+    r"\s*SignedHeaders=[a-z0-9;-]+,\s*Signature=[0-9a-f]{64}"
+)
+DEFAULT_ACCOUNT = "000000000000"
 
 
-class FeatureStoreServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def account_of(role_arn: str | None) -> str:
+    """The account of ``role_arn`` (``arn:aws:iam::123456789012:role/x``), else 12 zeros."""
+    match = re.fullmatch(r"arn:aws[a-z-]*:iam::([0-9]{12}):.+", role_arn or "")
+    return match.group(1) if match else DEFAULT_ACCOUNT
 
+
+class FeatureStoreServer(LimitedServer):
     def __init__(
         self, address: tuple[str, int], registry: Registry, runtime: RuntimeService
     ) -> None:
@@ -48,87 +63,116 @@ class FeatureStoreServer(ThreadingHTTPServer):
         self.registry = registry
         self.runtime = runtime
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        host_text = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{host_text}:{port}"
+
+def _json(data: bytes) -> dict[str, Any]:
+    if not data:
+        return {}
+
+    def refuse(text: str) -> None:
+        raise ValueError(f"{text} is not JSON")
+
+    try:
+        parsed = json.loads(data, parse_constant=refuse)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError("SerializationException", f"malformed JSON body: {exc}"[:300]) from None
+    if not isinstance(parsed, dict):
+        raise ApiError("SerializationException", "the request body must be a JSON object")
+    return parsed
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(LimitedHandler):
     server: FeatureStoreServer
 
-    def setup(self) -> None:
-        super().setup()
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: one line per request would swamp a benchmark."""
-
-    # -- plumbing --------------------------------------------------------------------------
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if not length:
-            return {}
-        data = json.loads(self.rfile.read(length) or b"{}")
-        if not isinstance(data, dict):
-            raise ApiError("SerializationException", "request body must be a JSON object")
-        return data
-
     def _send(
-        self,
-        status: int,
-        payload: dict[str, Any] | None,
-        content_type: str,
-        extra: dict[str, str] | None = None,
+        self, status: int, payload: dict[str, Any] | None, content_type: str, extra: Any = None
     ) -> None:
         body = json.dumps(payload).encode() if payload is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        # headers and body in ONE write: two small writes meet Nagle's algorithm and the
-        # client's delayed ACK, which costs ~40 ms a request on Linux loopback
-        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
-        self.flush_headers()
+        headers = {"Content-Type": content_type, "x-amzn-RequestId": str(uuid.uuid4())}
+        headers.update(extra or {})
+        self.send_all(status, body, headers)
 
-    def _error(self, exc: ApiError, rest: bool) -> None:
+    def _error(self, code: str, message: str, status: int, rest: bool) -> None:
         if rest:
-            self._send(
-                exc.status,
-                {"message": exc.message},
-                "application/json",
-                {"X-Amzn-ErrorType": exc.code},
-            )
+            self._send(status, {"message": message}, "application/json", {"X-Amzn-ErrorType": code})
         else:
-            self._send(exc.status, {"__type": exc.code, "message": exc.message}, JSON_11)
+            self._send(status, {"__type": code, "message": message}, JSON_11)
+
+    def _region(self) -> str:
+        match = SIGV4.match(self.headers.get("Authorization") or "")
+        if match is None:
+            raise Refusal(
+                403,
+                "MissingAuthenticationToken",
+                "Request must carry an AWS Signature Version 4 Authorization header",
+            )
+        return match.group(1)
 
     def _dispatch(self, method: str) -> None:
         target = self.headers.get("X-Amz-Target")
         rest = target is None
         try:
-            if target is not None:
-                service, _, operation = target.partition(".")
-                if service != "SageMaker" or method != "POST":
-                    raise ApiError("UnknownOperationException", f"unknown target {target}")
-                response = self.server.registry.call(operation, self._body())
-                self._send(200, response, JSON_11)
-                return
-            url = urlsplit(self.path)
-            query = parse_qs(url.query, keep_blank_values=True)
-            status, payload = self.server.runtime.handle(
-                method, unquote(url.path), query, self._body() if method in ("POST", "PUT") else {}
-            )
-            self._send(status, payload, "application/json")
+            self.check_origin()
+            body = self.read_body()
+            region = self._region()
+            if rest:
+                payload = self._runtime(method, body)
+                self._send(200, payload, "application/json")
+            else:
+                self._send(200, self._control(method, target or "", body, region), JSON_11)
+        except Refusal as exc:
+            self._error(exc.code, exc.message, exc.status, rest)
         except ApiError as exc:
-            self._error(exc, rest)
-        except json.JSONDecodeError as exc:
-            self._error(ApiError("SerializationException", f"malformed JSON: {exc}"), rest)
+            self._error(exc.code, exc.message, exc.status, rest)
         except Exception as exc:  # the client must get an answer, not a dropped connection
-            self._error(ApiError("InternalFailure", f"{type(exc).__name__}: {exc}", 500), rest)
+            self._error("InternalFailure", f"{type(exc).__name__}: {exc}", 500, rest)
+
+    def _control(self, method: str, target: str, body: bytes, region: str) -> dict[str, Any]:
+        service, _, operation = target.partition(".")
+        if service != "SageMaker" or method != "POST" or self.path.split("?")[0] != "/":
+            raise ApiError("UnknownOperationException", f"unknown target {target}")
+        if operation not in model.CONTROL_OPERATIONS:
+            raise ApiError(
+                "UnknownOperationException",
+                f"Operation {operation} is not supported by fsgen serve",
+            )
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if content_type not in CONTROL_TYPES:
+            raise ApiError(
+                "SerializationException", f"Content-Type must be {JSON_11}, not {content_type!r}"
+            )
+        request = _json(body)
+        op = model.operation(model.CONTROL, operation)
+        model.validate(op, request, "ValidationException")
+        if operation != "CreateFeatureGroup" and "FeatureGroupName" in request:
+            try:
+                request["FeatureGroupName"] = self.server.runtime.resolve(
+                    request["FeatureGroupName"]
+                )
+            except ApiError:
+                pass  # the registry answers ResourceNotFound with the name given
+        if operation == "Search":
+            response = search(self.server.registry, request)
+        else:
+            response = self.server.registry.call(operation, request, region=region)
+        return model.conform(op.output_shape, response) or {}
+
+    def _runtime(self, method: str, body: bytes) -> dict[str, Any]:
+        url = urlsplit(self.path)
+        name, labels = model.route(method, url.path)
+        data: dict[str, Any] = {}
+        if method in ("POST", "PUT"):
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if content_type != "application/json":
+                raise ApiError(
+                    "SerializationException",
+                    f"Content-Type must be application/json, not {content_type!r}",
+                )
+            data = _json(body)
+        query = parse_qs(url.query, keep_blank_values=True)
+        request = model.rest_request(name, labels, query, data)
+        op = model.operation(model.RUNTIME, name)
+        model.validate(op, request, "ValidationError")
+        return model.conform(op.output_shape, self.server.runtime.call(name, request)) or {}
 
     def do_POST(self) -> None:
         self._dispatch("POST")
@@ -151,11 +195,13 @@ def make_server(
     host: str = "127.0.0.1",
     creating_polls: int = 0,
 ) -> FeatureStoreServer:
-    """A server for ``config``'s local store (not started; call ``serve_forever``)."""
+    """A server for ``config``'s local store (not started; call ``serve_forever``). ARNs carry
+    the account of ``[tool.fsgen.aws] role_arn`` and each request's region."""
     runtime = RuntimeService(config, spec)
     registry = Registry(
         config.store_path,
         region=config.aws.region,
+        account=account_of(config.aws.role_arn),
         creating_polls=creating_polls,
         on_delete=runtime.drop_group,
     )

@@ -5,67 +5,57 @@ and ``POST /invocations`` (the handler's input_fn -> predict_fn -> output_fn).
 Errors are JSON ``{"error": code, "message": ...}``: 400 for a bad request (missing key, bad
 request field, unreadable body), 424 when a feature is missing under ``missing="error"``
 (SageMaker's status for a failed model dependency), 502 when the feature store fails, 500
-for anything else. The server never drops a connection for a bad request.
+for anything else. The server never drops a connection for a bad request. The HTTP layer is
+``fsgen serve``'s (:mod:`fsgen.server.limits`): loopback ``Host`` only, no browser ``Origin``,
+bodies up to 6 MB (SageMaker's invocation limit), bounded connections and read time.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from fsgen.runtime.endpoint import FeatureStoreError
 from fsgen.runtime.inference import MissingFeatureError, RequestError
+from fsgen.server.limits import LimitedHandler, LimitedServer, Refusal
 from fsgen.serving.handler import Handler
 
 
-class ModelServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class ModelServer(LimitedServer):
     def __init__(self, address: tuple[str, int], handler: Handler) -> None:
         super().__init__(address, _RequestHandler)
         self.handler = handler
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
 
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _RequestHandler(LimitedHandler):
     server: ModelServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: a line per request would swamp a benchmark."""
+    max_body = 6 * 1024 * 1024
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        # headers and body in one write: no Nagle / delayed-ACK stall on loopback
-        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
-        self.flush_headers()
+        self.send_all(status, body, {"Content-Type": content_type})
 
     def _error(self, status: int, code: str, message: str) -> None:
         self._send(status, json.dumps({"error": code, "message": message}).encode())
 
     def do_GET(self) -> None:
+        try:
+            self.check_origin()
+            self.read_body()
+        except Refusal as exc:
+            self._error(exc.status, exc.code, exc.message)
+            return
         if self.path.split("?")[0] == "/ping":
             self._send(200, b'{"status": "healthy"}')
         else:
             self._error(404, "NotFound", f"no route GET {self.path}")
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            self.check_origin()
+            body = self.read_body()
+        except Refusal as exc:
+            self._error(exc.status, exc.code, exc.message)
+            return
         if self.path.split("?")[0] != "/invocations":
             self._error(404, "NotFound", f"no route POST {self.path}")
             return

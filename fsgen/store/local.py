@@ -90,6 +90,8 @@ class LocalStore:
         self.online = OnlineStore(self.root / "online.sqlite", clock=clock)
         self._runtimes: dict[str, GroupRuntime] = {}
         self._groups: dict[str, GroupSpec] = {g.name: g for g in spec.groups}
+        self._adopted: dict[str, tuple[bool, bool]] = {}
+        """groups served with a runtime of their own (see :meth:`adopt`) -> (online, offline)"""
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._lock_fd: int | None = None
@@ -120,6 +122,30 @@ class LocalStore:
         self.close()
 
     # ------------------------------------------------------------------------- groups
+
+    def adopt(self, runtime: GroupRuntime, *, online: bool = True, offline: bool = True) -> None:
+        """Store and serve group ``runtime.name`` with ``runtime`` instead of the project's
+        definition: a group deployed with a definition of its own (``fsgen serve``'s
+        CreateFeatureGroup, or a later UpdateFeatureGroup of it). ``online`` / ``offline``
+        say which stores it has. Records written before keep their values; added features
+        become new (empty) columns. Its records are read and written through every method
+        below, like a declared group's; its runtime has no transformations (records arrive as
+        stored values)."""
+        with self._thread_lock:
+            self._runtimes[runtime.name] = runtime
+            self._adopted[runtime.name] = (online, offline)
+            self.online.forget(runtime.name)
+
+    def _known(self, group: str) -> None:
+        if group not in self._groups and group not in self._adopted:
+            self.spec.group(group)  # raises NotFound with the known names
+
+    def _targets(self, group: str) -> tuple[bool, bool]:
+        """(online, offline): which stores the group has."""
+        if group in self._adopted:
+            return self._adopted[group]
+        spec = self.group_spec(group)
+        return spec.online.enabled, spec.offline.enabled
 
     def group_spec(self, group: str) -> GroupSpec:
         if group not in self._groups:
@@ -161,7 +187,7 @@ class LocalStore:
 
     def offline_dir(self, group: str) -> Path:
         """``<store>/offline/<group>``; its files are ``data/year=/month=/day=/hour=/*.parquet``."""
-        self.group_spec(group)
+        self._known(group)
         return self.root / "offline" / group
 
     # -------------------------------------------------------------------------- writes
@@ -223,7 +249,7 @@ class LocalStore:
         """A :class:`~fsgen.store.ingest.RecordWriter` committing each chunk atomically
         (``pipelined``: commits run on a background thread, overlapping the next chunk's
         transformation; ``close()`` waits and re-raises a failure)."""
-        self.group_spec(group)
+        self._known(group)
         return ChunkWriter(self, run_id or offline.new_run_id(), pipelined)
 
     def put_records(self, group: str, records: Sequence[dict[str, object]]) -> int:
@@ -251,14 +277,22 @@ class LocalStore:
         self.writer(group).write(rt, _processed_of(rt, columns, seconds))
         return len(records)
 
-    def put_block(self, runtime: GroupRuntime, block: BlockResult) -> int:
+    def put_block(
+        self,
+        runtime: GroupRuntime,
+        block: BlockResult,
+        *,
+        online_store: bool = True,
+        offline_store: bool = True,
+    ) -> int:
         """Write the accepted records of a processed column block (what
         :func:`~fsgen.runtime.bulk.process_block` or ``process_many`` returns for
         ``runtime``) as one atomic chunk, like :meth:`put_records` without building a dict
         per record. Returns the number written. An event time outside years 1..9999 raises
-        StoreError and nothing is written."""
+        StoreError and nothing is written. ``online_store`` / ``offline_store`` False skip that
+        store (PutRecord's TargetStores); the online expiry is ``runtime.ttl_seconds``."""
         if runtime.name not in self._groups:
-            self.group_spec(runtime.name)  # NotFound with the known names
+            self._known(runtime.name)  # NotFound with the known names
         seconds = block.seconds
         if not seconds:
             return 0
@@ -266,7 +300,9 @@ class LocalStore:
             not all(map(math.isfinite, seconds))
         ):
             raise StoreError(f"{runtime.event_time}: event time outside years 1..9999")
-        self.writer(runtime.name).write(runtime, _processed_of(runtime, block.columns, seconds))
+        writer = self.writer(runtime.name)
+        writer.targets = (online_store, offline_store)
+        writer.write(runtime, _processed_of(runtime, block.columns, seconds))
         return len(seconds)
 
     def put_raw(self, group: str, rows: Sequence[dict[str, object]]) -> BlockResult:
@@ -379,6 +415,12 @@ class LocalStore:
         rt = self._runtimes.get(group) or self.runtime(group)
         return self.online.batch_get(rt, [str(r) for r in record_ids], feature_names, now)
 
+    def expiry(self, group: str, record_ids: Sequence[str]) -> list[float | None]:
+        """The online ExpiresAt (epoch seconds, None without TTL or record) of each record,
+        as written (EventTime + the TTL in force at its write, or its own TtlDuration)."""
+        rt = self._runtimes.get(group) or self.runtime(group)
+        return self.online.expiry(rt, [str(r) for r in record_ids])
+
     def read_offline(self, group: str, dedup: bool = True) -> pd.DataFrame:
         """Offline records as a DataFrame: the visible ones (latest write per identifier and
         event time), or with ``dedup=False`` every row ever appended."""
@@ -419,14 +461,16 @@ class LocalStore:
         seconds: np.ndarray,
         online_part: Callable[[sqlite3.Connection], None] | None,
         deleted: bool = False,
+        targets: tuple[bool, bool] = (True, True),
     ) -> None:
-        group = self.group_spec(rt.name)
+        has_online, has_offline = self._targets(rt.name)
+        has_online, has_offline = has_online and targets[0], has_offline and targets[1]
         with self.lock(f"write {rt.name}"):
             api_us = self._next_api(table.num_rows)
             write_us = max(time.time_ns() // 1000, int(api_us[-1]) + 1)
             pairs: list[tuple[Path, Path]] = []
             gdir = self.root / "offline" / rt.name
-            if group.offline.enabled:
+            if has_offline:
                 full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
                 pairs = offline.write_staged(
                     gdir, run_id, chunk, offline.split_by_hour(full, seconds), write_us
@@ -434,7 +478,7 @@ class LocalStore:
             con = self.online.connection()
             try:
                 con.execute("BEGIN IMMEDIATE")
-                if online_part is not None and group.online.enabled:
+                if online_part is not None and has_online:
                     online_part(con)
                 con.execute(
                     "INSERT INTO _fsgen_journal VALUES (?, ?, ?, ?)",
@@ -599,6 +643,8 @@ class ChunkWriter:
         self.store = store
         self.run_id = run_id
         self.chunks = 0
+        self.targets = (True, True)
+        """(online, offline) for the chunks written next (PutRecord's TargetStores)"""
         self._queue: queue.Queue[tuple[GroupRuntime, Processed] | None] | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -625,7 +671,15 @@ class ChunkWriter:
                 con, rt, online.rows_at(rt, processed.table, processed.seconds, processed.online)
             )
 
-        self.store._commit(rt, self.run_id, chunk, processed.table, processed.seconds, online_part)
+        self.store._commit(
+            rt,
+            self.run_id,
+            chunk,
+            processed.table,
+            processed.seconds,
+            online_part,
+            targets=self.targets,
+        )
 
     def _run(self) -> None:
         assert self._queue is not None

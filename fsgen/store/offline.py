@@ -225,11 +225,22 @@ def compact(rt: GroupRuntime, group_dir: Path, min_files: int = 2) -> tuple[int,
             after += len(files)
             continue
         listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        ident, et = _q(rt.identifier), _q(rt.event_time)
+        # rows stay in (file, row) order, the last tie-break of a point-in-time join; of exact
+        # copies the last is kept, so a complete tie is won by the same row as before
+        source = (
+            f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false, "
+            "file_row_number = true)"
+        )
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        columns = ", ".join(_q(n) for n in names if n != "file_row_number")
+        # (the kept rows are picked by position, so no value passes through a grouping key,
+        # which would turn a -0.0 into 0.0)
+        positioned = (
+            f"(SELECT *, (file_index::BIGINT << 40) | file_row_number AS __pos FROM {source})"
+        )
         table = con.sql(
-            f"SELECT DISTINCT * FROM read_parquet([{listed}], union_by_name = true, "
-            f"hive_partitioning = false) ORDER BY api_invocation_time, write_time, is_deleted, "
-            f"{et}, {ident}"
+            f"SELECT {columns} FROM {positioned} WHERE __pos IN (SELECT max(__pos) FROM "
+            f"{positioned} GROUP BY {columns}) ORDER BY __pos"
         ).to_arrow_table()
         table = _conform(table, arrow_schema(rt))
         newest = max(f.name.split("_", 1)[0] for f in files)

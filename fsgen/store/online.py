@@ -156,10 +156,17 @@ class OnlineStore:
         self._tables[rt.name] = table
         return table
 
+    def forget(self, group: str) -> None:
+        """Drop the cached SQL of a group whose columns changed (the table is re-checked and
+        missing columns added on next use)."""
+        self._tables.pop(group, None)
+        for key in [k for k in _MANY if k[0] == group]:
+            _MANY.pop(key, None)
+
     def drop(self, group: str) -> None:
         """Forget a group's online data (a replaced or destroyed feature group)."""
         self.connection().execute(f"DROP TABLE IF EXISTS {quote('fg:' + group)}")
-        self._tables.pop(group, None)
+        self.forget(group)
 
     # ------------------------------------------------------------------------- writes
 
@@ -281,6 +288,17 @@ class OnlineStore:
                     record = {name: record.get(name) for name in feature_names}
                 found[row[0]] = record
         return [found.get(r) for r in record_ids]
+
+    def expiry(self, rt: GroupRuntime, record_ids: Sequence[str]) -> list[float | None]:
+        """Stored ``_expires_at`` of each record (None: no TTL, or no such record)."""
+        table = self._tables.get(rt.name) or self.table(rt)
+        sql = f"SELECT _expires_at FROM {quote(table.name)} WHERE _record_id = ?"
+        con = self.connection()
+        out: list[float | None] = []
+        for record_id in record_ids:
+            row = con.execute(sql, (record_id,)).fetchone()
+            out.append(None if row is None or row[0] is None else float(row[0]))
+        return out
 
     def count(self, rt: GroupRuntime) -> int:
         row = (

@@ -212,9 +212,12 @@ def kinesis_client(endpoint_url: str | None, region: str | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    kwargs: dict[str, Any] = {"config": Config(retries={"mode": "standard", "max_attempts": 5})}
-    if region:
-        kwargs["region_name"] = region
+    from fsgen.runtime.local_aws import local_client_kwargs
+
+    kwargs: dict[str, Any] = {
+        "config": Config(retries={"mode": "standard", "max_attempts": 5}),
+        **local_client_kwargs(endpoint_url, region),
+    }
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
     return boto3.client("kinesis", **kwargs)

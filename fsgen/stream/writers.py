@@ -47,9 +47,11 @@ def endpoint_writer(
     import boto3
     from botocore.config import Config
 
+    from fsgen.runtime.local_aws import local_client_kwargs
+
     kwargs: dict[str, Any] = {
-        "region_name": region,
         "config": Config(retries={"mode": "standard", "max_attempts": 3}),
+        **local_client_kwargs(endpoint_url, region),
     }
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url

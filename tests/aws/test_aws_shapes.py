@@ -14,7 +14,7 @@ from fsgen.config import ProjectConfig
 from fsgen.plan.apply import compute_plan
 from fsgen.plan.diff import make_plan, stages_for
 from fsgen.plan.model import GroupState, ResourceChange
-from fsgen.plan.state import create_request, desired_state, from_sagemaker
+from fsgen.sagemaker import create_request, desired_state, from_sagemaker
 from fsgen.spec import ProjectSpec
 
 Example = tuple[ProjectConfig, ProjectSpec]
@@ -22,7 +22,7 @@ Example = tuple[ProjectConfig, ProjectSpec]
 
 def desired(example: Example) -> list[GroupState]:
     config, spec = example
-    return [desired_state(g, spec, config) for g in spec.groups]
+    return [desired_state(g, config) for g in spec.groups]
 
 
 def test_create_stages_satisfy_the_service_model(example: Example, tmp_path: Path) -> None:

@@ -69,13 +69,14 @@ def test_snapshot_sql_matches_the_oracle(raw: list[tuple[object, ...]]) -> None:
     duck_sql = sqlglot.transpile(text, read="athena", write="duckdb")[0]
     con = duckdb.connect()
     con.execute("CREATE SCHEMA sagemaker_featurestore")
-    con.execute("""CREATE TABLE sagemaker_featurestore.customer_features (
+    con.execute("""CREATE TABLE sagemaker_featurestore."<customer-features offline store table>" (
         customer_id VARCHAR, last_updated_time VARCHAR, age BIGINT, avg_monthly_spend DOUBLE,
         is_prime_member BIGINT, api_invocation_time TIMESTAMPTZ, write_time TIMESTAMPTZ,
         is_deleted BOOLEAN)""")
     for r in rows:
         con.execute(
-            "INSERT INTO sagemaker_featurestore.customer_features VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            'INSERT INTO sagemaker_featurestore."<customer-features offline store table>" '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             list(r.values()),
         )
     got = sorted((c, t, a) for c, t, a, *_ in con.execute(duck_sql).fetchall())

@@ -9,6 +9,7 @@ from codegen_helpers import GOLDEN, REPO, load_project
 
 from fsgen.codegen import views
 from fsgen.codegen.pyfmt import literal, string
+from fsgen.sagemaker import LOCAL_ROLE_ARN, create_feature_group_request, ttl_duration
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,7 @@ from fsgen.codegen.pyfmt import literal, string
 def test_ttl_duration_uses_the_largest_exact_unit(
     seconds: int, expected: dict[str, object]
 ) -> None:
-    assert views.ttl_duration(seconds) == expected
+    assert ttl_duration(seconds) == expected
 
 
 @pytest.mark.parametrize(
@@ -76,15 +77,17 @@ def test_parser_types_follow_the_missing_policy() -> None:
 def test_request_uses_group_then_profile_storage_settings() -> None:
     config, spec = load_project(GOLDEN / "rides")
     group = spec.group("rider-profile")
-    request = views.create_feature_group_request(group, config)
+    request = create_feature_group_request(group, config)
     assert request["OfflineStoreConfig"] == {
-        "S3StorageConfig": {"S3Uri": "s3://ridedefs-offline-store/rider-profile"},
+        # no S3 URI configured: the local placeholder under the project's identity
+        "S3StorageConfig": {"S3Uri": "s3://fsgen-local/rides-golden"},
+        "DisableGlueTableCreation": False,
         "TableFormat": "Glue",
     }
-    assert "RoleArn" not in request  # no aws profile role: the CloudFormation parameter has none
-    assert request["OnlineStoreConfig"] == {"EnableOnlineStore": True}
+    assert request["RoleArn"] == LOCAL_ROLE_ARN  # no aws profile role: the local placeholder
+    assert request["OnlineStoreConfig"] == {"EnableOnlineStore": True, "StorageType": "Standard"}
     config, spec = load_project(REPO)
-    request = views.create_feature_group_request(spec.group("customer-features"), config)
+    request = create_feature_group_request(spec.group("customer-features"), config)
     assert request["RoleArn"] == config.aws.role_arn
     assert request["OfflineStoreConfig"]["S3StorageConfig"]["S3Uri"] == config.aws.offline_s3_uri
 

@@ -237,3 +237,36 @@ def test_large_batches_respect_the_batch_get_limit(project: Project) -> None:
         one_by_one = [handler.endpoint.vectors([r])[0] for r in requests]
     assert together == one_by_one
     assert together[0][0] != -1 and together[200][0] == -1  # C000 exists, C200 does not
+
+
+def test_serve_model_refuses_browsers_and_bounds_bodies(
+    served: tuple[ModelServer, Handler, Path],
+) -> None:
+    """serve-model shares fsgen serve's HTTP layer: a browser Origin or foreign Host is refused,
+    a bad or oversized Content-Length is answered from the headers alone, and the server keeps
+    answering well-formed requests."""
+    import http.client
+    import socket
+
+    server, _, _ = served
+    host, port = server.server_address[:2]
+    for headers, status in [
+        ({"Origin": "http://evil.example"}, 403),
+        ({"Host": "evil.example"}, 403),
+    ]:
+        con = http.client.HTTPConnection(str(host), int(port), timeout=10)
+        con.request(
+            "POST",
+            "/invocations",
+            body=b"{}",
+            headers={"Content-Type": "application/json", **headers},
+        )
+        assert con.getresponse().status == status
+        con.close()
+    for length, status in [("-1", b"400"), (str(7 * 1024 * 1024), b"413")]:
+        with socket.create_connection((str(host), int(port)), timeout=10) as sock:
+            request = "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            sock.sendall(f"{request}Content-Length: {length}\r\n\r\n".encode())
+            assert sock.recv(100).split(b" ")[1] == status
+    with urllib.request.urlopen(server.url + "/ping", timeout=10) as response:
+        assert response.status == 200

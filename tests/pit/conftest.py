@@ -18,3 +18,20 @@ from fsgen.spec import ProjectSpec
 def pit_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[ProjectConfig, ProjectSpec]:
     root = write_pit_project(tmp_path_factory.mktemp("pitproject"))
     return load_with_config(root)
+
+
+@pytest.fixture(scope="session")
+def postgres():  # type: ignore[no-untyped-def]
+    """A throw-away PostgreSQL cluster for the whole session (skipped only outside CI)."""
+    from sqlengines import postgres_cluster
+
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def sql_engine(request: pytest.FixtureRequest) -> tuple[str, object]:
+    """Each engine that executes the generated Athena SQL, with its handle."""
+    if request.param == "postgres":
+        return "postgres", request.getfixturevalue("postgres")
+    return "duckdb", None

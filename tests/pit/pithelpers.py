@@ -163,7 +163,9 @@ def iso(us: int) -> str:
     return f"{text}.{micros // 1000:03d}Z" if micros else f"{text}Z"
 
 
-def athena_on_duckdb(
+def athena_on(
+    engine: str,
+    postgres: object,
     spec: object,
     feature_set: str,
     store: Path,
@@ -171,54 +173,85 @@ def athena_on_duckdb(
     label_time_type: str,
     knowledge_time: bool = False,
 ) -> pa.Table:
-    """Render the feature set's Athena SQL, transpile it with sqlglot to DuckDB and run it on
-    the store's offline files exposed as the groups' Glue tables (with Athena's "$path").
-    Returns the stored values in label order, shaped like the local engine's output."""
-    import duckdb
+    """Render the feature set's Athena SQL as ``fsgen generate`` does (its Glue tables the
+    explicit placeholders), check it with trino-sql-validator, and execute it on ``engine``
+    (DuckDB or PostgreSQL) over the store's offline files exposed under those names.
+    Returns the stored values shaped like the local engine's output, after checking that the
+    rows came back in label order."""
     import pandas as pd
-    import sqlglot
+    from sqlengines import Table, execute, group_tables, validate_trino
 
-    from fsgen.codegen.sql import glue_table_name
+    from fsgen.codegen.sql import glue_table_placeholder
     from fsgen.pit.athena import render_pit_sql
-    from fsgen.pit.local import data_files, fetch_arrow
     from fsgen.pit.model import plan_for
 
     assert isinstance(labels, pd.DataFrame)
     plan = plan_for(spec, feature_set)  # type: ignore[arg-type]
     sql = render_pit_sql(
-        spec,
-        feature_set,
-        label_columns=list(labels.columns),  # type: ignore[arg-type]
-        order_by="label_row",
-        label_time_type=label_time_type,
-        knowledge_time=knowledge_time,
+        spec, feature_set, label_time_type=label_time_type, knowledge_time=knowledge_time
     )
-    duck = sqlglot.transpile(sql, read="athena", write="duckdb")[0]
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA sagemaker_featurestore")
-    for join in plan.joins:
-        table = f"sagemaker_featurestore.{glue_table_name(join.group)}"
-        files = [p.as_posix() for p in data_files(store / "offline" / join.group.name)]
-        if files:
-            con.execute(
-                f'CREATE VIEW {table} AS SELECT *, filename AS "$path" FROM '
-                f"read_parquet({files!r}, union_by_name = true)"
-            )
-        else:
-            empty = arrow_schema(join.group).empty_table()
-            con.register("empty_history", empty)
-            con.execute(f"CREATE TABLE {table} AS SELECT *, '' AS \"$path\" FROM empty_history")
-            con.unregister("empty_history")
+    validate_trino(sql)
+    names = {j.group.name: glue_table_placeholder(j.group).strip('"') for j in plan.joins}
     frame = labels.copy()
-    frame["label_row"] = range(len(frame))
-    con.register("labels_frame", frame)
-    con.execute("CREATE TABLE sagemaker_featurestore.pit_set_labels AS SELECT * FROM labels_frame")
-    con.execute(
-        "CREATE TABLE sagemaker_featurestore.pit_defaults_labels AS SELECT * FROM labels_frame"
+    frame.insert(0, "fsgen_row", range(len(frame)))
+    label_table = Table(
+        "sagemaker_featurestore",
+        f"{feature_set.replace('-', '_')}_labels",
+        pa.Table.from_pandas(frame, preserve_index=False),
     )
-    result = fetch_arrow(con, duck)
-    con.close()
+    result = execute(
+        engine,  # type: ignore[arg-type]
+        postgres,  # type: ignore[arg-type]
+        sql,
+        [label_table, *group_tables(spec, plan, store, names)],
+    )
+    assert result.column("fsgen_row").to_pylist() == list(range(len(frame)))
     columns = {"__fsgen_row": pa.array(range(result.num_rows), type=pa.int64())}
     for item in plan.stored:
         columns[item.column] = result.column(item.column)
     return pa.table(columns)
+
+
+def runner_on(
+    engine: str,
+    postgres: object,
+    spec: object,
+    feature_set: str,
+    store: Path,
+    labels: object,
+    knowledge_time: bool = False,
+) -> pa.Table:
+    """The query ``fsgen dataset --engine athena`` sends for these labels (tables named by
+    their placeholders, label times as exact µs, constant partition bounds), executed on
+    ``engine``, its rows rendered as GetQueryResults text and converted back by the runner."""
+    from sqlengines import Table, athena_text, execute, group_tables, validate_trino
+
+    from fsgen.pit.athena_runner import athena_job, label_table, to_arrow
+    from fsgen.pit.labels import read_labels
+    from fsgen.pit.model import plan_for
+
+    plan = plan_for(spec, feature_set)  # type: ignore[arg-type]
+    rows = read_labels(labels, plan)  # type: ignore[arg-type]
+    names = {j.group.name: f"{j.group.name}-1710028800" for j in plan.joins}  # as SageMaker
+    job = athena_job(
+        spec,  # type: ignore[arg-type]
+        plan,
+        rows,
+        {g: ("sagemaker_featurestore", t) for g, t in names.items()},
+        database="sagemaker_featurestore",
+        location="s3://bucket/labels/",
+        run_id="prop",
+        knowledge_time=knowledge_time,
+    )
+    validate_trino(job.query)
+    answer = execute(
+        engine,  # type: ignore[arg-type]
+        postgres,  # type: ignore[arg-type]
+        job.query,
+        [
+            Table("sagemaker_featurestore", job.labels_table, label_table(plan, rows)),
+            *group_tables(spec, plan, store, names),
+        ],
+    )
+    text = [{k: athena_text(v) for k, v in r.items()} for r in answer.to_pylist()]
+    return to_arrow(plan, len(rows.frame), text)

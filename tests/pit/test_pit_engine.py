@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from pithelpers import Row, athena_on_duckdb, iso, write_offline
+from pithelpers import Row, athena_on, iso, write_offline
 
 from fsgen.cli import main
 from fsgen.pit import PitError, build_dataset, finish, plan_for
@@ -190,7 +190,7 @@ def test_csv_labels_keep_string_keys_as_text(pit_project, tmp_path) -> None:
     assert out["acct_id"].tolist() == ["007"] and levels(out) == [9]
 
 
-def test_local_store_end_to_end_and_athena_sql_agree(pit_project, tmp_path) -> None:
+def test_local_store_end_to_end_and_athena_sql_agree(pit_project, tmp_path, sql_engine) -> None:
     """Records written through LocalStore (put_records, delete_record) come back point in time
     correct, and the transpiled Athena SQL reads the same store identically."""
     from fsgen.store import LocalStore
@@ -243,7 +243,7 @@ def test_local_store_end_to_end_and_athena_sql_agree(pit_project, tmp_path) -> N
     athena = finish(
         plan,
         read_labels(frame, plan),
-        athena_on_duckdb(spec, "pit-set", config.store_path, frame, "iso8601"),
+        athena_on(*sql_engine, spec, "pit-set", config.store_path, frame, "iso8601"),
     )
     pd.testing.assert_frame_equal(athena, out)
 
@@ -308,3 +308,35 @@ def test_files_written_before_a_feature_existed(pit_project, tmp_path, old_first
     assert levels(out) == [1, 2]
     assert [None if pd.isna(v) else v for v in out["label"]] == [None, "L2"]
     assert out["hist"].tolist() == [None, []]
+
+
+def test_compaction_keeps_complete_ties_decided(pit_project, tmp_path) -> None:
+    """Records identical in event, api and write time, in different files and rows of one
+    partition: the later file, then the later row, wins -- before and after compaction (which
+    merges them into one file), and an exact copy left by an interrupted compaction changes
+    nothing either."""
+    import random
+
+    from fsgen.store import LocalStore
+
+    config, spec = pit_project
+    config = config.model_copy(update={"store_dir": str(tmp_path / "store")})
+    group = spec.group("accounts")
+    e = T0 + 10 * MIN
+    rng = random.Random(7)
+    keys = [f"k{i}" for i in range(20)]
+    for batch in range(4):
+        rows = [acct(k, e, rng.randrange(100)) for k in keys for _ in range(rng.randrange(3))]
+        rng.shuffle(rows)
+        write_offline(config.store_path, group, rows, f"b{batch}")
+    copy = next((config.store_path / "offline" / "accounts").rglob("b1.parquet"))
+    (copy.parent / "b3x.parquet").write_bytes(copy.read_bytes())  # an exact copy, later
+    frame = pd.DataFrame({"acct_id": keys, "ts_label": [iso(e)] * len(keys)}).assign(
+        p=1, q="x", amount=1.0
+    )
+    before = build_dataset(config, spec, "pit-defaults", frame)
+    with LocalStore.open(config, spec) as store:
+        files, after_files = store.compact("accounts")
+    assert (files, after_files) == (5, 1)
+    after = build_dataset(config, spec, "pit-defaults", frame)
+    pd.testing.assert_frame_equal(after, before)

@@ -7,7 +7,7 @@ pandas path unchanged -- same values, same errors naming the row.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -92,3 +92,19 @@ def test_bad_text_still_names_its_row() -> None:
     assert _iso_micros_fast(values) is None
     with pytest.raises(PitError, match=r"label row 2: t '2024-02-30T00:00:00Z' is not an ISO"):
         label_micros(values, "t", "labels")
+
+
+def test_lowercase_letters_and_mixed_offset_datetimes() -> None:
+    """What ingestion accepts for event times, labels accept too: ``t``/``z``, and Python
+    datetimes each with its own offset (naive = UTC), alone or mixed with text."""
+    base = datetime(2024, 3, 10, 1, 10, 0, 7001, tzinfo=UTC)
+    micros = int(base.replace(microsecond=0).timestamp()) * 1_000_000 + 7001
+    lower = pd.Series(["2024-03-10t01:10:00.007001z", "2024-03-10T01:10:00.007001z"])
+    assert label_micros(lower, "t", "labels").tolist() == [micros, micros]
+    zones = [timezone(timedelta(hours=h, minutes=m)) for h, m in ((0, 0), (5, 30), (-8, 0))]
+    moments = pd.Series([base.astimezone(z) for z in zones], dtype=object)
+    assert label_micros(moments, "t", "labels").tolist() == [micros] * 3
+    naive = pd.Series([base.replace(tzinfo=None), base.isoformat()], dtype=object)
+    assert label_micros(naive, "t", "labels").tolist() == [micros] * 2
+    with pytest.raises(PitError, match=r"label row 2: t 'later' is not an ISO"):
+        label_micros(pd.Series([base, "later"], dtype=object), "t", "labels")

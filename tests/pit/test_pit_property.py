@@ -11,6 +11,7 @@ times as ISO-8601 text, epoch seconds or datetimes; knowledge-time mode.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,12 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pithelpers import Row, athena_on_duckdb, iso, write_offline
+from pithelpers import Row, athena_on, iso, runner_on, write_offline
 
-from fsgen.pit import build_dataset, finish, plan_for
+from fsgen.pit import PitError, build_dataset, finish, plan_for
 from fsgen.pit.labels import read_labels
+from fsgen.store import LocalStore
 
 BASE_US = int(datetime(2024, 3, 10, tzinfo=UTC).timestamp()) * 1_000_000
 UNIT_US = 600 * 1_000_000  # ten minutes
@@ -70,7 +73,7 @@ label_rows = st.tuples(
     st.integers(0, 4),  # pair
     st.integers(0, 3),  # dual
     st.integers(0, 15),  # label time unit
-    st.sampled_from([-MS, 0, MS]),  # label time jitter: one tick either side
+    st.sampled_from([-MS, -1, 0, 1, MS]),  # label time jitter: a ms or a µs either side
     st.sampled_from([1.5, -2.0, 3.25]),  # amount (request field)
     # anchor: (group, record index, offset) puts T exactly at a record's event time, at its
     # TTL boundary or one tick either side of those, on that record's entity
@@ -80,7 +83,7 @@ label_rows = st.tuples(
             st.sampled_from(["accounts", "pairs", "duals"]),
             st.integers(0, 20),
             st.sampled_from(["at", "ttl"]),
-            st.sampled_from([-MS, 0, MS]),
+            st.sampled_from([-MS, -1, 0, 1, MS]),
         ),
     ),
 )
@@ -110,7 +113,7 @@ def values_of(group: str, rec: Rec) -> dict[str, object]:
     v = rec.value
     return {
         "accounts": {"level": v, "label": f"L{v}", "hist": [v, v + 1][: abs(v) % 3]},
-        "pairs": {"x": v / 4},
+        "pairs": {"x": v / 4 if v else (-0.0 if rec.api_us % 2 else 0.0)},  # signed zeros
         "duals": {"y": v * 10},
     }[group]
 
@@ -195,13 +198,21 @@ def oracle(
     return out
 
 
+def label_iso(us: int, row: int) -> str:
+    """A label time as ISO-8601 text with all its microseconds; odd rows in lowercase."""
+    seconds, micros = divmod(us, 1_000_000)
+    text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{text}.{micros:06d}Z" if micros % 1000 else iso(us)
+    return text.lower() if row % 2 else text
+
+
 def label_frame(labels: list[Label], time_format: str) -> pd.DataFrame:
     rows = []
     for acct, pair, dual, us, amount in labels:
         a = ACCOUNTS[acct] if acct < 4 else UNKNOWN["accounts"][0]
         p, q = PAIRS[pair] if pair < 4 else UNKNOWN["pairs"]
         lu, lv = DUALS[dual] if dual < 3 else UNKNOWN["duals"]
-        ts: object = iso(us) if time_format == "iso8601" else us / 1_000_000
+        ts: object = label_iso(us, len(rows)) if time_format == "iso8601" else us / 1_000_000
         rows.append(
             {
                 "acct_id": a,
@@ -223,19 +234,37 @@ def label_frame(labels: list[Label], time_format: str) -> pd.DataFrame:
 COLUMNS = ["level", "label", "hist", "x", "y", "combo"]
 
 
+def cell(v: object) -> object:
+    """A value as compared: lists as lists, missing as None, a double with its sign bit."""
+    if isinstance(v, list):
+        return [cell(x) for x in v]
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float):
+        return (v, math.copysign(1.0, v))  # -0.0 and 0.0 differ
+    return v
+
+
 def cells(frame: pd.DataFrame) -> list[list[object]]:
-    out = []
-    for values in frame[COLUMNS].itertuples(index=False):
-        row = []
-        for v in values:
-            if isinstance(v, list):
-                row.append(list(v))
-            elif v is None or v is pd.NA or (isinstance(v, float) and v != v):
-                row.append(None)
-            else:
-                row.append(v.item() if hasattr(v, "item") else v)
-        out.append(row)
-    return out
+    return [[cell(v) for v in values] for values in frame[COLUMNS].itertuples(index=False)]
+
+
+def refused_without_a_label_time(
+    spec: object, store: Path, frame: pd.DataFrame, row: int, time_format: str, postgres: object
+) -> None:
+    """A label row without a time: every engine refuses the query, naming that row."""
+    frame = frame.copy()
+    frame["ts_label"] = frame["ts_label"].astype(object)
+    frame.loc[row, "ts_label"] = None
+    with pytest.raises(PitError, match=rf"label row {row + 1}: label time 'ts_label' is empty"):
+        build_dataset(None, spec, "pit-set", frame, store=store)  # type: ignore[arg-type]
+    for engine, handle in (("duckdb", None), ("postgres", postgres)):
+        with pytest.raises(
+            Exception, match=rf"no label time ts_label in label row fsgen_row = {row}"
+        ):
+            athena_on(engine, handle, spec, "pit-set", store, frame, time_format)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -247,10 +276,23 @@ def cells(frame: pd.DataFrame) -> list[list[object]]:
     duplicates=st.lists(st.integers(0, 9), max_size=3),
     time_format=st.sampled_from(["iso8601", "epoch_seconds", "timestamp"]),
     knowledge_time=st.booleans(),
+    null_row=st.one_of(st.none(), st.integers(0, 12)),
 )
 def test_local_athena_and_oracle_agree(
-    pit_project, accounts, pairs, duals, labels, duplicates, time_format, knowledge_time
+    pit_project,
+    postgres,
+    accounts,
+    pairs,
+    duals,
+    labels,
+    duplicates,
+    time_format,
+    knowledge_time,
+    null_row,
 ) -> None:
+    """Local engine, the generated artifact and the runner's query (each on DuckDB and on
+    PostgreSQL, the runner's through its GetQueryResults conversion) and the oracle agree;
+    then again after compaction merged the files (complete ties across files included)."""
     config, spec = pit_project
     histories = {
         "accounts": distinct_in_batch("accounts", accounts),
@@ -269,15 +311,27 @@ def test_local_athena_and_oracle_agree(
         frame = label_frame(labels, time_format)
         local = build_dataset(config, spec, "pit-set", frame, knowledge_time, store=store)
         plan = plan_for(spec, "pit-set")
-        athena = finish(
-            plan,
-            read_labels(frame, plan),
-            athena_on_duckdb(spec, "pit-set", store, frame, time_format, knowledge_time),
-        )
-        expected = [[r[c] for c in COLUMNS] for r in oracle(histories, labels, knowledge_time)]
+        expected = [
+            [cell(r[c]) for c in COLUMNS] for r in oracle(histories, labels, knowledge_time)
+        ]
         assert list(local.columns) == [*frame.columns, *COLUMNS]
         pd.testing.assert_frame_equal(local[list(frame.columns)], frame)
         assert cells(local) == expected
-        assert cells(athena) == expected
+        rows = read_labels(frame, plan)
+        for engine, handle in (("duckdb", None), ("postgres", postgres)):
+            for stored in (
+                athena_on(
+                    engine, handle, spec, "pit-set", store, frame, time_format, knowledge_time
+                ),
+                runner_on(engine, handle, spec, "pit-set", store, frame, knowledge_time),
+            ):
+                assert cells(finish(plan, rows, stored)) == expected, engine
+        if null_row is not None and null_row < len(frame):
+            refused_without_a_label_time(spec, store, frame, null_row, time_format, postgres)
+        with LocalStore.open(config.model_copy(update={"store_dir": str(store)}), spec) as s:
+            for group in histories:
+                s.compact(group)
+        compacted = build_dataset(config, spec, "pit-set", frame, knowledge_time, store=store)
+        assert cells(compacted) == expected
     finally:
         shutil.rmtree(store, ignore_errors=True)

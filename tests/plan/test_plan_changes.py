@@ -210,7 +210,7 @@ def test_a_failed_group_is_replaced(project: MakeProject) -> None:
     plan = make_plan(
         [healthy],
         broken,
-        project="defs",
+        project="scratch",
         backend="local",
         state_fingerprint="-",
         spec_fingerprint="-",

@@ -26,7 +26,7 @@ fsgen will perform the following actions:
       + record_identifier  = "user_id"
       + event_time_feature = "ts"
       + online_store       = Standard, ttl 30d
-      + offline_store      = Glue at s3://fsgen-local/defs
+      + offline_store      = Glue at s3://fsgen-local/scratch
       + feature "user_id" String
       + feature "ts" String
       + feature "age" Integral

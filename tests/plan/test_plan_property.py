@@ -14,7 +14,7 @@ from fsgen.backends.local import LocalBackend
 from fsgen.config import ProjectConfig
 from fsgen.plan.diff import make_plan
 from fsgen.plan.model import ChangeKind, FeatureState, GroupState
-from fsgen.plan.state import LOCAL_ROLE_ARN, MANAGED_TAG, PROJECT_TAG
+from fsgen.sagemaker import LOCAL_ROLE_ARN, MANAGED_TAG, PROJECT_TAG
 
 TYPES = ["Integral", "Fractional", "String", "List(String)", "Set(Integral)", "Vector(4)"]
 POOL = [f"f{i}" for i in range(6)]

@@ -10,47 +10,68 @@
 -- event time <= T (ties: latest api_invocation_time, then write_time, then a delete, then the
 -- greater "$path"), not older than the TTL
 -- (T - event <= TTL), and missing when that record is a delete. Every label row comes back
--- exactly once. Groups are joined on their real key columns.
+-- exactly once, in the order of "fsgen_row"; a label row without a label time fails the
+-- query, naming its "fsgen_row". Groups are joined on their real key columns.
 --
--- How: per group, label rows and offline records are one stream partitioned by the key
--- columns and ordered by time; a running max_by over the stream gives each label row its
--- record -- no labels x history inequality join, so cost grows with the data, not with the
--- history depth of an entity. Times are compared as epoch microseconds.
+-- How: per group, records are ranked by that order within their key; label rows and records
+-- are then one stream partitioned by the key columns and ordered by time, and a running max of
+-- the rank gives each label row its record, whose values a join on (key, rank) reads back --
+-- no labels x history inequality join, and the stored values are never aggregated. Times are
+-- compared as exact epoch microseconds. Partitions outside the label times' hours (less the
+-- TTL) are not read.
 --
 -- Parameters (fsgen.pit.athena.render_pit_sql):
---   labels table  "sagemaker_featurestore"."fraud_model_labels" with "event_time" (iso8601) and key column(s) "customer_id", "merchant_id"
---   customer-features  "sagemaker_featurestore"."customer_features"  TTL 2592000s
---   merchant-features  "sagemaker_featurestore"."merchant_features"  TTL 604800s
+--   labels table  "sagemaker_featurestore"."fraud_model_labels" with "fsgen_row" (unique bigint), "event_time" (iso8601) and key column(s) "customer_id", "merchant_id"
+--   customer-features  "sagemaker_featurestore"."<customer-features offline store table>"  TTL 2592000s
+--   merchant-features  "sagemaker_featurestore"."<merchant-features offline store table>"  TTL 604800s
+--   Replace each "<... offline store table>" by the group's Glue table: DescribeFeatureGroup's
+--   OfflineStoreConfig.DataCatalogConfig.TableName (SageMaker adds a creation-time suffix).
+--   `fsgen dataset --engine athena` looks them up itself.
 WITH "labels" AS (
     SELECT
+        "fsgen_row",
         "customer_id",
         "merchant_id",
         "event_time",
         "amount",
         "is_fraud",
-        CAST(round(to_unixtime(from_iso8601_timestamp("event_time")) * 1000000) AS bigint) AS "__fsgen_t"
+        CASE
+            WHEN "event_time" IS NULL THEN CAST(concat('fsgen: no label time event_time in label row fsgen_row = ', CAST("fsgen_row" AS varchar)) AS bigint)
+            ELSE (CAST(to_unixtime(date_trunc('second', from_iso8601_timestamp(upper("event_time")))) AS bigint) * 1000000 + CAST(rpad(coalesce(regexp_extract("event_time", ':[0-9][0-9][.,]([0-9]{1,6})', 1), ''), 6, '0') AS bigint))
+        END AS "__fsgen_t"
     FROM "sagemaker_featurestore"."fraud_model_labels"
 ),
 "g0_history" AS (
     SELECT
         CAST("customer_id" AS varchar) AS "__fsgen_k0",
-        CAST(round(to_unixtime(from_iso8601_timestamp("last_updated_time")) * 1000000) AS bigint) AS "__fsgen_t",
-        CAST(ROW(CAST(round(to_unixtime(from_iso8601_timestamp("last_updated_time")) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path") AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-        CAST(ROW(CAST(round(to_unixtime(from_iso8601_timestamp("last_updated_time")) * 1000000) AS bigint), coalesce("is_deleted", false), "age", "avg_monthly_spend", "is_prime_member") AS ROW("e" bigint, "d" boolean, "v0" bigint, "v1" double, "v2" bigint)) AS "__fsgen_r"
-    FROM "sagemaker_featurestore"."customer_features"
+        CAST(round(to_unixtime(from_iso8601_timestamp("last_updated_time")) * 1000000) AS bigint) AS "__fsgen_e",
+        CAST(round(to_unixtime(from_iso8601_timestamp("last_updated_time")) * 1000000) AS bigint) AS "__fsgen_m",
+        coalesce("is_deleted", false) AS "__fsgen_d",
+        "age" AS "__fsgen_v0",
+        "avg_monthly_spend" AS "__fsgen_v1",
+        "is_prime_member" AS "__fsgen_v2",
+        row_number() OVER (
+            PARTITION BY CAST("customer_id" AS varchar)
+            ORDER BY CAST(round(to_unixtime(from_iso8601_timestamp("last_updated_time")) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path"
+        ) AS "__fsgen_r"
+    FROM "sagemaker_featurestore"."<customer-features offline store table>"
     WHERE "last_updated_time" IS NOT NULL
+        AND concat("year", "month", "day", "hour") >= (SELECT date_format(from_unixtime(CAST(floor((min("__fsgen_t") - 2592000000000) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
+        AND concat("year", "month", "day", "hour") <= (SELECT date_format(from_unixtime(CAST(floor((max("__fsgen_t")) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
 ),
 "g0" AS (
     SELECT
+        "fsgen_row",
         "customer_id",
         "merchant_id",
         "event_time",
         "amount",
         "is_fraud",
         "__fsgen_t",
-        "__fsgen_r" AS "__fsgen_g0"
+        "__fsgen_r" AS "__fsgen_r0"
     FROM (
         SELECT
+            "fsgen_row",
             "customer_id",
             "merchant_id",
             "event_time",
@@ -58,13 +79,14 @@ WITH "labels" AS (
             "is_fraud",
             "__fsgen_t",
             "__fsgen_kind",
-            max_by("__fsgen_r", "__fsgen_o") OVER (
+            max("__fsgen_r") OVER (
                 PARTITION BY "__fsgen_k0"
-                ORDER BY "__fsgen_t", "__fsgen_kind"
+                ORDER BY "__fsgen_m", "__fsgen_kind"
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS "__fsgen_r"
         FROM (
             SELECT
+                "fsgen_row",
                 "customer_id",
                 "merchant_id",
                 "event_time",
@@ -72,9 +94,9 @@ WITH "labels" AS (
                 "is_fraud",
                 "__fsgen_t",
                 CAST("customer_id" AS varchar) AS "__fsgen_k0",
+                "__fsgen_t" AS "__fsgen_m",
                 1 AS "__fsgen_kind",
-                CAST(NULL AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-                CAST(NULL AS ROW("e" bigint, "d" boolean, "v0" bigint, "v1" double, "v2" bigint)) AS "__fsgen_r"
+                CAST(NULL AS bigint) AS "__fsgen_r"
             FROM "labels"
             UNION ALL
             SELECT
@@ -83,10 +105,11 @@ WITH "labels" AS (
                 NULL,
                 NULL,
                 NULL,
-                "__fsgen_t",
+                NULL,
+                "__fsgen_m",
                 "__fsgen_k0",
+                "__fsgen_m",
                 0 AS "__fsgen_kind",
-                "__fsgen_o",
                 "__fsgen_r"
             FROM "g0_history"
         ) AS "events"
@@ -96,50 +119,63 @@ WITH "labels" AS (
 "g1_history" AS (
     SELECT
         CAST("merchant_id" AS varchar) AS "__fsgen_k0",
-        CAST(round(CAST("updated_at" AS double) * 1000000) AS bigint) AS "__fsgen_t",
-        CAST(ROW(CAST(round(CAST("updated_at" AS double) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path") AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-        CAST(ROW(CAST(round(CAST("updated_at" AS double) * 1000000) AS bigint), coalesce("is_deleted", false), "category", "chargeback_rate", "avg_ticket", "is_high_risk") AS ROW("e" bigint, "d" boolean, "v0" varchar, "v1" double, "v2" double, "v3" bigint)) AS "__fsgen_r"
-    FROM "sagemaker_featurestore"."merchant_features"
+        CAST(round(CAST("updated_at" AS double) * 1000000) AS bigint) AS "__fsgen_e",
+        CAST(round(CAST("updated_at" AS double) * 1000000) AS bigint) AS "__fsgen_m",
+        coalesce("is_deleted", false) AS "__fsgen_d",
+        "category" AS "__fsgen_v0",
+        "chargeback_rate" AS "__fsgen_v1",
+        "avg_ticket" AS "__fsgen_v2",
+        "is_high_risk" AS "__fsgen_v3",
+        row_number() OVER (
+            PARTITION BY CAST("merchant_id" AS varchar)
+            ORDER BY CAST(round(CAST("updated_at" AS double) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path"
+        ) AS "__fsgen_r"
+    FROM "sagemaker_featurestore"."<merchant-features offline store table>"
     WHERE "updated_at" IS NOT NULL
+        AND concat("year", "month", "day", "hour") >= (SELECT date_format(from_unixtime(CAST(floor((min("__fsgen_t") - 604800000000) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
+        AND concat("year", "month", "day", "hour") <= (SELECT date_format(from_unixtime(CAST(floor((max("__fsgen_t")) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
 ),
 "g1" AS (
     SELECT
+        "fsgen_row",
         "customer_id",
         "merchant_id",
         "event_time",
         "amount",
         "is_fraud",
         "__fsgen_t",
-        "__fsgen_g0",
-        "__fsgen_r" AS "__fsgen_g1"
+        "__fsgen_r0",
+        "__fsgen_r" AS "__fsgen_r1"
     FROM (
         SELECT
+            "fsgen_row",
             "customer_id",
             "merchant_id",
             "event_time",
             "amount",
             "is_fraud",
             "__fsgen_t",
-            "__fsgen_g0",
+            "__fsgen_r0",
             "__fsgen_kind",
-            max_by("__fsgen_r", "__fsgen_o") OVER (
+            max("__fsgen_r") OVER (
                 PARTITION BY "__fsgen_k0"
-                ORDER BY "__fsgen_t", "__fsgen_kind"
+                ORDER BY "__fsgen_m", "__fsgen_kind"
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS "__fsgen_r"
         FROM (
             SELECT
+                "fsgen_row",
                 "customer_id",
                 "merchant_id",
                 "event_time",
                 "amount",
                 "is_fraud",
                 "__fsgen_t",
-                "__fsgen_g0",
+                "__fsgen_r0",
                 CAST("merchant_id" AS varchar) AS "__fsgen_k0",
+                "__fsgen_t" AS "__fsgen_m",
                 1 AS "__fsgen_kind",
-                CAST(NULL AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-                CAST(NULL AS ROW("e" bigint, "d" boolean, "v0" varchar, "v1" double, "v2" double, "v3" bigint)) AS "__fsgen_r"
+                CAST(NULL AS bigint) AS "__fsgen_r"
             FROM "g0"
             UNION ALL
             SELECT
@@ -148,11 +184,12 @@ WITH "labels" AS (
                 NULL,
                 NULL,
                 NULL,
-                "__fsgen_t",
-                CAST(NULL AS ROW("e" bigint, "d" boolean, "v0" bigint, "v1" double, "v2" bigint)),
+                NULL,
+                "__fsgen_m",
+                CAST(NULL AS bigint),
                 "__fsgen_k0",
+                "__fsgen_m",
                 0 AS "__fsgen_kind",
-                "__fsgen_o",
                 "__fsgen_r"
             FROM "g1_history"
         ) AS "events"
@@ -160,16 +197,20 @@ WITH "labels" AS (
     WHERE "__fsgen_kind" = 1
 )
 SELECT
-    "customer_id",
-    "merchant_id",
-    "event_time",
-    "amount",
-    "is_fraud",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 2592000000000 THEN NULL ELSE "__fsgen_g0"."v0" END AS "age",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 2592000000000 THEN NULL ELSE "__fsgen_g0"."v1" END AS "avg_monthly_spend",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 2592000000000 THEN NULL ELSE "__fsgen_g0"."v2" END AS "is_prime_member",
-    CASE WHEN "__fsgen_g1"."d" OR "__fsgen_t" - "__fsgen_g1"."e" > 604800000000 THEN NULL ELSE "__fsgen_g1"."v0" END AS "category",
-    CASE WHEN "__fsgen_g1"."d" OR "__fsgen_t" - "__fsgen_g1"."e" > 604800000000 THEN NULL ELSE "__fsgen_g1"."v1" END AS "chargeback_rate",
-    CASE WHEN "__fsgen_g1"."d" OR "__fsgen_t" - "__fsgen_g1"."e" > 604800000000 THEN NULL ELSE "__fsgen_g1"."v2" END AS "avg_ticket",
-    CASE WHEN "__fsgen_g1"."d" OR "__fsgen_t" - "__fsgen_g1"."e" > 604800000000 THEN NULL ELSE "__fsgen_g1"."v3" END AS "is_high_risk"
-FROM "g1"
+    "s"."fsgen_row",
+    "s"."customer_id",
+    "s"."merchant_id",
+    "s"."event_time",
+    "s"."amount",
+    "s"."is_fraud",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 2592000000000 THEN NULL ELSE "h0"."__fsgen_v0" END AS "age",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 2592000000000 THEN NULL ELSE "h0"."__fsgen_v1" END AS "avg_monthly_spend",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 2592000000000 THEN NULL ELSE "h0"."__fsgen_v2" END AS "is_prime_member",
+    CASE WHEN "h1"."__fsgen_d" OR "s"."__fsgen_t" - "h1"."__fsgen_e" > 604800000000 THEN NULL ELSE "h1"."__fsgen_v0" END AS "category",
+    CASE WHEN "h1"."__fsgen_d" OR "s"."__fsgen_t" - "h1"."__fsgen_e" > 604800000000 THEN NULL ELSE "h1"."__fsgen_v1" END AS "chargeback_rate",
+    CASE WHEN "h1"."__fsgen_d" OR "s"."__fsgen_t" - "h1"."__fsgen_e" > 604800000000 THEN NULL ELSE "h1"."__fsgen_v2" END AS "avg_ticket",
+    CASE WHEN "h1"."__fsgen_d" OR "s"."__fsgen_t" - "h1"."__fsgen_e" > 604800000000 THEN NULL ELSE "h1"."__fsgen_v3" END AS "is_high_risk"
+FROM "g1" AS "s"
+LEFT JOIN "g0_history" AS "h0" ON "h0"."__fsgen_k0" = CAST("s"."customer_id" AS varchar) AND "h0"."__fsgen_r" = "s"."__fsgen_r0"
+LEFT JOIN "g1_history" AS "h1" ON "h1"."__fsgen_k0" = CAST("s"."merchant_id" AS varchar) AND "h1"."__fsgen_r" = "s"."__fsgen_r1"
+ORDER BY "s"."fsgen_row"

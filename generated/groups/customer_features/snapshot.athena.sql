@@ -4,9 +4,9 @@
 -- regenerate: fsgen generate
 -- Latest snapshot of feature group customer-features: for each record identifier the record with
 -- the greatest event time (ties: the latest api_invocation_time, then write_time), left out
--- when that record is a delete. Athena (Trino) over the offline store's Glue table
--- "sagemaker_featurestore"."customer_features"; pass the group's real table (DescribeFeatureGroup's
--- OfflineStoreConfig.DataCatalogConfig) when it differs.
+-- when that record is a delete. Athena (Trino) over the offline store's Glue table: replace
+-- "<customer-features offline store table>" by the group's real table, DescribeFeatureGroup's
+-- OfflineStoreConfig.DataCatalogConfig.TableName (SageMaker adds a creation-time suffix).
 SELECT
     "customer_id",
     "last_updated_time",
@@ -23,7 +23,7 @@ FROM (
                 "api_invocation_time" DESC,
                 "write_time" DESC
         ) AS "fsgen_rank"
-    FROM "sagemaker_featurestore"."customer_features"
+    FROM "sagemaker_featurestore"."<customer-features offline store table>"
 ) AS "ranked"
 WHERE "fsgen_rank" = 1
     AND NOT "is_deleted"

@@ -9,40 +9,60 @@
 -- event time <= T (ties: latest api_invocation_time, then write_time, then a delete, then the
 -- greater "$path"), not older than the TTL
 -- (T - event <= TTL), and missing when that record is a delete. Every label row comes back
--- exactly once. Groups are joined on their real key columns.
+-- exactly once, in the order of "fsgen_row"; a label row without a label time fails the
+-- query, naming its "fsgen_row". Groups are joined on their real key columns.
 --
--- How: per group, label rows and offline records are one stream partitioned by the key
--- columns and ordered by time; a running max_by over the stream gives each label row its
--- record -- no labels x history inequality join, so cost grows with the data, not with the
--- history depth of an entity. Times are compared as epoch microseconds.
+-- How: per group, records are ranked by that order within their key; label rows and records
+-- are then one stream partitioned by the key columns and ordered by time, and a running max of
+-- the rank gives each label row its record, whose values a join on (key, rank) reads back --
+-- no labels x history inequality join, and the stored values are never aggregated. Times are
+-- compared as exact epoch microseconds. Partitions outside the label times' hours (less the
+-- TTL) are not read.
 --
 -- Parameters (fsgen.pit.athena.render_pit_sql):
---   labels table  "sagemaker_featurestore"."dispatch_model_labels" with "requested_at" (iso8601) and key column(s) "city", "driver_id", "rider_id"
---   driver-city-stats  "sagemaker_featurestore"."driver_city_stats"  TTL 21600s
---   rider-profile  "sagemaker_featurestore"."rider_profile"
+--   labels table  "sagemaker_featurestore"."dispatch_model_labels" with "fsgen_row" (unique bigint), "requested_at" (iso8601) and key column(s) "city", "driver_id", "rider_id"
+--   driver-city-stats  "sagemaker_featurestore"."<driver-city-stats offline store table>"  TTL 21600s
+--   rider-profile  "sagemaker_featurestore"."<rider-profile offline store table>"
+--   Replace each "<... offline store table>" by the group's Glue table: DescribeFeatureGroup's
+--   OfflineStoreConfig.DataCatalogConfig.TableName (SageMaker adds a creation-time suffix).
+--   `fsgen dataset --engine athena` looks them up itself.
 WITH "labels" AS (
     SELECT
+        "fsgen_row",
         "city",
         "driver_id",
         "rider_id",
         "requested_at",
         "fare",
         "accepted",
-        CAST(round(to_unixtime(from_iso8601_timestamp("requested_at")) * 1000000) AS bigint) AS "__fsgen_t"
+        CASE
+            WHEN "requested_at" IS NULL THEN CAST(concat('fsgen: no label time requested_at in label row fsgen_row = ', CAST("fsgen_row" AS varchar)) AS bigint)
+            ELSE (CAST(to_unixtime(date_trunc('second', from_iso8601_timestamp(upper("requested_at")))) AS bigint) * 1000000 + CAST(rpad(coalesce(regexp_extract("requested_at", ':[0-9][0-9][.,]([0-9]{1,6})', 1), ''), 6, '0') AS bigint))
+        END AS "__fsgen_t"
     FROM "sagemaker_featurestore"."dispatch_model_labels"
 ),
 "g0_history" AS (
     SELECT
         CAST("city" AS varchar) AS "__fsgen_k0",
         CAST("driver_id" AS bigint) AS "__fsgen_k1",
-        CAST(round(CAST("ts" AS double) * 1000000) AS bigint) AS "__fsgen_t",
-        CAST(ROW(CAST(round(CAST("ts" AS double) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path") AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-        CAST(ROW(CAST(round(CAST("ts" AS double) * 1000000) AS bigint), coalesce("is_deleted", false), "trips_today", "acceptance_rate", "route_embedding") AS ROW("e" bigint, "d" boolean, "v0" bigint, "v1" double, "v2" array(double))) AS "__fsgen_r"
-    FROM "sagemaker_featurestore"."driver_city_stats"
+        CAST(round(CAST("ts" AS double) * 1000000) AS bigint) AS "__fsgen_e",
+        CAST(round(CAST("ts" AS double) * 1000000) AS bigint) AS "__fsgen_m",
+        coalesce("is_deleted", false) AS "__fsgen_d",
+        "trips_today" AS "__fsgen_v0",
+        "acceptance_rate" AS "__fsgen_v1",
+        "route_embedding" AS "__fsgen_v2",
+        row_number() OVER (
+            PARTITION BY CAST("city" AS varchar), CAST("driver_id" AS bigint)
+            ORDER BY CAST(round(CAST("ts" AS double) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path"
+        ) AS "__fsgen_r"
+    FROM "sagemaker_featurestore"."<driver-city-stats offline store table>"
     WHERE "ts" IS NOT NULL
+        AND concat("year", "month", "day", "hour") >= (SELECT date_format(from_unixtime(CAST(floor((min("__fsgen_t") - 21600000000) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
+        AND concat("year", "month", "day", "hour") <= (SELECT date_format(from_unixtime(CAST(floor((max("__fsgen_t")) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
 ),
 "g0" AS (
     SELECT
+        "fsgen_row",
         "city",
         "driver_id",
         "rider_id",
@@ -50,9 +70,10 @@ WITH "labels" AS (
         "fare",
         "accepted",
         "__fsgen_t",
-        "__fsgen_r" AS "__fsgen_g0"
+        "__fsgen_r" AS "__fsgen_r0"
     FROM (
         SELECT
+            "fsgen_row",
             "city",
             "driver_id",
             "rider_id",
@@ -61,13 +82,14 @@ WITH "labels" AS (
             "accepted",
             "__fsgen_t",
             "__fsgen_kind",
-            max_by("__fsgen_r", "__fsgen_o") OVER (
+            max("__fsgen_r") OVER (
                 PARTITION BY "__fsgen_k0", "__fsgen_k1"
-                ORDER BY "__fsgen_t", "__fsgen_kind"
+                ORDER BY "__fsgen_m", "__fsgen_kind"
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS "__fsgen_r"
         FROM (
             SELECT
+                "fsgen_row",
                 "city",
                 "driver_id",
                 "rider_id",
@@ -77,9 +99,9 @@ WITH "labels" AS (
                 "__fsgen_t",
                 CAST("city" AS varchar) AS "__fsgen_k0",
                 CAST("driver_id" AS bigint) AS "__fsgen_k1",
+                "__fsgen_t" AS "__fsgen_m",
                 1 AS "__fsgen_kind",
-                CAST(NULL AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-                CAST(NULL AS ROW("e" bigint, "d" boolean, "v0" bigint, "v1" double, "v2" array(double))) AS "__fsgen_r"
+                CAST(NULL AS bigint) AS "__fsgen_r"
             FROM "labels"
             UNION ALL
             SELECT
@@ -89,11 +111,12 @@ WITH "labels" AS (
                 NULL,
                 NULL,
                 NULL,
-                "__fsgen_t",
+                NULL,
+                "__fsgen_m",
                 "__fsgen_k0",
                 "__fsgen_k1",
+                "__fsgen_m",
                 0 AS "__fsgen_kind",
-                "__fsgen_o",
                 "__fsgen_r"
             FROM "g0_history"
         ) AS "events"
@@ -103,14 +126,22 @@ WITH "labels" AS (
 "g1_history" AS (
     SELECT
         CAST("rider_id" AS varchar) AS "__fsgen_k0",
-        CAST(round(to_unixtime(from_iso8601_timestamp("updated")) * 1000000) AS bigint) AS "__fsgen_t",
-        CAST(ROW(CAST(round(to_unixtime(from_iso8601_timestamp("updated")) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path") AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-        CAST(ROW(CAST(round(to_unixtime(from_iso8601_timestamp("updated")) * 1000000) AS bigint), coalesce("is_deleted", false), "rider_rating", "is_new_rider") AS ROW("e" bigint, "d" boolean, "v0" double, "v1" bigint)) AS "__fsgen_r"
-    FROM "sagemaker_featurestore"."rider_profile"
+        CAST(round(to_unixtime(from_iso8601_timestamp("updated")) * 1000000) AS bigint) AS "__fsgen_e",
+        CAST(round(to_unixtime(from_iso8601_timestamp("updated")) * 1000000) AS bigint) AS "__fsgen_m",
+        coalesce("is_deleted", false) AS "__fsgen_d",
+        "rider_rating" AS "__fsgen_v0",
+        "is_new_rider" AS "__fsgen_v1",
+        row_number() OVER (
+            PARTITION BY CAST("rider_id" AS varchar)
+            ORDER BY CAST(round(to_unixtime(from_iso8601_timestamp("updated")) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path"
+        ) AS "__fsgen_r"
+    FROM "sagemaker_featurestore"."<rider-profile offline store table>"
     WHERE "updated" IS NOT NULL
+        AND concat("year", "month", "day", "hour") <= (SELECT date_format(from_unixtime(CAST(floor((max("__fsgen_t")) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
 ),
 "g1" AS (
     SELECT
+        "fsgen_row",
         "city",
         "driver_id",
         "rider_id",
@@ -118,10 +149,11 @@ WITH "labels" AS (
         "fare",
         "accepted",
         "__fsgen_t",
-        "__fsgen_g0",
-        "__fsgen_r" AS "__fsgen_g1"
+        "__fsgen_r0",
+        "__fsgen_r" AS "__fsgen_r1"
     FROM (
         SELECT
+            "fsgen_row",
             "city",
             "driver_id",
             "rider_id",
@@ -129,15 +161,16 @@ WITH "labels" AS (
             "fare",
             "accepted",
             "__fsgen_t",
-            "__fsgen_g0",
+            "__fsgen_r0",
             "__fsgen_kind",
-            max_by("__fsgen_r", "__fsgen_o") OVER (
+            max("__fsgen_r") OVER (
                 PARTITION BY "__fsgen_k0"
-                ORDER BY "__fsgen_t", "__fsgen_kind"
+                ORDER BY "__fsgen_m", "__fsgen_kind"
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS "__fsgen_r"
         FROM (
             SELECT
+                "fsgen_row",
                 "city",
                 "driver_id",
                 "rider_id",
@@ -145,11 +178,11 @@ WITH "labels" AS (
                 "fare",
                 "accepted",
                 "__fsgen_t",
-                "__fsgen_g0",
+                "__fsgen_r0",
                 CAST("rider_id" AS varchar) AS "__fsgen_k0",
+                "__fsgen_t" AS "__fsgen_m",
                 1 AS "__fsgen_kind",
-                CAST(NULL AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-                CAST(NULL AS ROW("e" bigint, "d" boolean, "v0" double, "v1" bigint)) AS "__fsgen_r"
+                CAST(NULL AS bigint) AS "__fsgen_r"
             FROM "g0"
             UNION ALL
             SELECT
@@ -159,11 +192,12 @@ WITH "labels" AS (
                 NULL,
                 NULL,
                 NULL,
-                "__fsgen_t",
-                CAST(NULL AS ROW("e" bigint, "d" boolean, "v0" bigint, "v1" double, "v2" array(double))),
+                NULL,
+                "__fsgen_m",
+                CAST(NULL AS bigint),
                 "__fsgen_k0",
+                "__fsgen_m",
                 0 AS "__fsgen_kind",
-                "__fsgen_o",
                 "__fsgen_r"
             FROM "g1_history"
         ) AS "events"
@@ -171,15 +205,19 @@ WITH "labels" AS (
     WHERE "__fsgen_kind" = 1
 )
 SELECT
-    "city",
-    "driver_id",
-    "rider_id",
-    "requested_at",
-    "fare",
-    "accepted",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 21600000000 THEN NULL ELSE "__fsgen_g0"."v0" END AS "trips_today",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 21600000000 THEN NULL ELSE "__fsgen_g0"."v1" END AS "acceptance_rate",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 21600000000 THEN NULL ELSE "__fsgen_g0"."v2" END AS "route_embedding",
-    CASE WHEN "__fsgen_g1"."d" THEN NULL ELSE "__fsgen_g1"."v0" END AS "rider_rating",
-    CASE WHEN "__fsgen_g1"."d" THEN NULL ELSE "__fsgen_g1"."v1" END AS "is_new_rider"
-FROM "g1"
+    "s"."fsgen_row",
+    "s"."city",
+    "s"."driver_id",
+    "s"."rider_id",
+    "s"."requested_at",
+    "s"."fare",
+    "s"."accepted",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 21600000000 THEN NULL ELSE "h0"."__fsgen_v0" END AS "trips_today",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 21600000000 THEN NULL ELSE "h0"."__fsgen_v1" END AS "acceptance_rate",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 21600000000 THEN NULL ELSE "h0"."__fsgen_v2" END AS "route_embedding",
+    CASE WHEN "h1"."__fsgen_d" THEN NULL ELSE "h1"."__fsgen_v0" END AS "rider_rating",
+    CASE WHEN "h1"."__fsgen_d" THEN NULL ELSE "h1"."__fsgen_v1" END AS "is_new_rider"
+FROM "g1" AS "s"
+LEFT JOIN "g0_history" AS "h0" ON "h0"."__fsgen_k0" = CAST("s"."city" AS varchar) AND "h0"."__fsgen_k1" = CAST("s"."driver_id" AS bigint) AND "h0"."__fsgen_r" = "s"."__fsgen_r0"
+LEFT JOIN "g1_history" AS "h1" ON "h1"."__fsgen_k0" = CAST("s"."rider_id" AS varchar) AND "h1"."__fsgen_r" = "s"."__fsgen_r1"
+ORDER BY "s"."fsgen_row"

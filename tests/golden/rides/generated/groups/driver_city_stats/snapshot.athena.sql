@@ -4,9 +4,9 @@
 -- regenerate: fsgen generate
 -- Latest snapshot of feature group driver-city-stats: for each record identifier the record with
 -- the greatest event time (ties: the latest api_invocation_time, then write_time), left out
--- when that record is a delete. Athena (Trino) over the offline store's Glue table
--- "sagemaker_featurestore"."driver_city_stats"; pass the group's real table (DescribeFeatureGroup's
--- OfflineStoreConfig.DataCatalogConfig) when it differs.
+-- when that record is a delete. Athena (Trino) over the offline store's Glue table: replace
+-- "<driver-city-stats offline store table>" by the group's real table, DescribeFeatureGroup's
+-- OfflineStoreConfig.DataCatalogConfig.TableName (SageMaker adds a creation-time suffix).
 SELECT
     "driver_city_key",
     "city",
@@ -26,7 +26,7 @@ FROM (
                 "api_invocation_time" DESC,
                 "write_time" DESC
         ) AS "fsgen_rank"
-    FROM "sagemaker_featurestore"."driver_city_stats"
+    FROM "sagemaker_featurestore"."<driver-city-stats offline store table>"
 ) AS "ranked"
 WHERE "fsgen_rank" = 1
     AND NOT "is_deleted"

@@ -8,72 +8,95 @@
 -- event time <= T (ties: latest api_invocation_time, then write_time, then a delete, then the
 -- greater "$path"), not older than the TTL
 -- (T - event <= TTL), and missing when that record is a delete. Every label row comes back
--- exactly once. Groups are joined on their real key columns.
+-- exactly once, in the order of "fsgen_row"; a label row without a label time fails the
+-- query, naming its "fsgen_row". Groups are joined on their real key columns.
 --
--- How: per group, label rows and offline records are one stream partitioned by the key
--- columns and ordered by time; a running max_by over the stream gives each label row its
--- record -- no labels x history inequality join, so cost grows with the data, not with the
--- history depth of an entity. Times are compared as epoch microseconds.
+-- How: per group, records are ranked by that order within their key; label rows and records
+-- are then one stream partitioned by the key columns and ordered by time, and a running max of
+-- the rank gives each label row its record, whose values a join on (key, rank) reads back --
+-- no labels x history inequality join, and the stored values are never aggregated. Times are
+-- compared as exact epoch microseconds. Partitions outside the label times' hours (less the
+-- TTL) are not read.
 --
 -- Parameters (fsgen.pit.athena.render_pit_sql):
---   labels table  "sagemaker_featurestore"."ranking_model_labels" with "event_time" (iso8601) and key column(s) "product_id"
---   product-stats  "sagemaker_featurestore"."product_stats"  TTL 86400s
+--   labels table  "sagemaker_featurestore"."ranking_model_labels" with "fsgen_row" (unique bigint), "event_time" (iso8601) and key column(s) "product_id"
+--   product-stats  "sagemaker_featurestore"."<product-stats offline store table>"  TTL 86400s
+--   Replace each "<... offline store table>" by the group's Glue table: DescribeFeatureGroup's
+--   OfflineStoreConfig.DataCatalogConfig.TableName (SageMaker adds a creation-time suffix).
+--   `fsgen dataset --engine athena` looks them up itself.
 WITH "labels" AS (
     SELECT
+        "fsgen_row",
         "product_id",
         "event_time",
         "clicked",
-        CAST(round(to_unixtime(from_iso8601_timestamp("event_time")) * 1000000) AS bigint) AS "__fsgen_t"
+        CASE
+            WHEN "event_time" IS NULL THEN CAST(concat('fsgen: no label time event_time in label row fsgen_row = ', CAST("fsgen_row" AS varchar)) AS bigint)
+            ELSE (CAST(to_unixtime(date_trunc('second', from_iso8601_timestamp(upper("event_time")))) AS bigint) * 1000000 + CAST(rpad(coalesce(regexp_extract("event_time", ':[0-9][0-9][.,]([0-9]{1,6})', 1), ''), 6, '0') AS bigint))
+        END AS "__fsgen_t"
     FROM "sagemaker_featurestore"."ranking_model_labels"
 ),
 "g0_history" AS (
     SELECT
         CAST("product_id" AS bigint) AS "__fsgen_k0",
-        CAST(round(to_unixtime(from_iso8601_timestamp("observed_at")) * 1000000) AS bigint) AS "__fsgen_t",
-        CAST(ROW(CAST(round(to_unixtime(from_iso8601_timestamp("observed_at")) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path") AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-        CAST(ROW(CAST(round(to_unixtime(from_iso8601_timestamp("observed_at")) * 1000000) AS bigint), coalesce("is_deleted", false), "rating", "review_count", "price_band") AS ROW("e" bigint, "d" boolean, "v0" double, "v1" bigint, "v2" varchar)) AS "__fsgen_r"
-    FROM "sagemaker_featurestore"."product_stats"
+        CAST(round(to_unixtime(from_iso8601_timestamp("observed_at")) * 1000000) AS bigint) AS "__fsgen_e",
+        CAST(round(to_unixtime(from_iso8601_timestamp("observed_at")) * 1000000) AS bigint) AS "__fsgen_m",
+        coalesce("is_deleted", false) AS "__fsgen_d",
+        "rating" AS "__fsgen_v0",
+        "review_count" AS "__fsgen_v1",
+        "price_band" AS "__fsgen_v2",
+        row_number() OVER (
+            PARTITION BY CAST("product_id" AS bigint)
+            ORDER BY CAST(round(to_unixtime(from_iso8601_timestamp("observed_at")) * 1000000) AS bigint), CAST(round(to_unixtime("api_invocation_time") * 1000000) AS bigint), CAST(round(to_unixtime("write_time") * 1000000) AS bigint), coalesce("is_deleted", false), "$path"
+        ) AS "__fsgen_r"
+    FROM "sagemaker_featurestore"."<product-stats offline store table>"
     WHERE "observed_at" IS NOT NULL
+        AND concat("year", "month", "day", "hour") >= (SELECT date_format(from_unixtime(CAST(floor((min("__fsgen_t") - 86400000000) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
+        AND concat("year", "month", "day", "hour") <= (SELECT date_format(from_unixtime(CAST(floor((max("__fsgen_t")) / 3600000000.0) AS bigint) * 3600), '%Y%m%d%H') FROM "labels")
 ),
 "g0" AS (
     SELECT
+        "fsgen_row",
         "product_id",
         "event_time",
         "clicked",
         "__fsgen_t",
-        "__fsgen_r" AS "__fsgen_g0"
+        "__fsgen_r" AS "__fsgen_r0"
     FROM (
         SELECT
+            "fsgen_row",
             "product_id",
             "event_time",
             "clicked",
             "__fsgen_t",
             "__fsgen_kind",
-            max_by("__fsgen_r", "__fsgen_o") OVER (
+            max("__fsgen_r") OVER (
                 PARTITION BY "__fsgen_k0"
-                ORDER BY "__fsgen_t", "__fsgen_kind"
+                ORDER BY "__fsgen_m", "__fsgen_kind"
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS "__fsgen_r"
         FROM (
             SELECT
+                "fsgen_row",
                 "product_id",
                 "event_time",
                 "clicked",
                 "__fsgen_t",
                 CAST("product_id" AS bigint) AS "__fsgen_k0",
+                "__fsgen_t" AS "__fsgen_m",
                 1 AS "__fsgen_kind",
-                CAST(NULL AS ROW("e" bigint, "a" bigint, "w" bigint, "d" boolean, "p" varchar)) AS "__fsgen_o",
-                CAST(NULL AS ROW("e" bigint, "d" boolean, "v0" double, "v1" bigint, "v2" varchar)) AS "__fsgen_r"
+                CAST(NULL AS bigint) AS "__fsgen_r"
             FROM "labels"
             UNION ALL
             SELECT
                 NULL,
                 NULL,
                 NULL,
-                "__fsgen_t",
+                NULL,
+                "__fsgen_m",
                 "__fsgen_k0",
+                "__fsgen_m",
                 0 AS "__fsgen_kind",
-                "__fsgen_o",
                 "__fsgen_r"
             FROM "g0_history"
         ) AS "events"
@@ -81,10 +104,13 @@ WITH "labels" AS (
     WHERE "__fsgen_kind" = 1
 )
 SELECT
-    "product_id",
-    "event_time",
-    "clicked",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 86400000000 THEN NULL ELSE "__fsgen_g0"."v0" END AS "rating",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 86400000000 THEN NULL ELSE "__fsgen_g0"."v1" END AS "review_count",
-    CASE WHEN "__fsgen_g0"."d" OR "__fsgen_t" - "__fsgen_g0"."e" > 86400000000 THEN NULL ELSE "__fsgen_g0"."v2" END AS "price_band"
-FROM "g0"
+    "s"."fsgen_row",
+    "s"."product_id",
+    "s"."event_time",
+    "s"."clicked",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 86400000000 THEN NULL ELSE "h0"."__fsgen_v0" END AS "rating",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 86400000000 THEN NULL ELSE "h0"."__fsgen_v1" END AS "review_count",
+    CASE WHEN "h0"."__fsgen_d" OR "s"."__fsgen_t" - "h0"."__fsgen_e" > 86400000000 THEN NULL ELSE "h0"."__fsgen_v2" END AS "price_band"
+FROM "g0" AS "s"
+LEFT JOIN "g0_history" AS "h0" ON "h0"."__fsgen_k0" = CAST("s"."product_id" AS bigint) AND "h0"."__fsgen_r" = "s"."__fsgen_r0"
+ORDER BY "s"."fsgen_row"

@@ -1,0 +1,1 @@
+"""Transformations that read names nothing defines (each is FS114)."""
