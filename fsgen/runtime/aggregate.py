@@ -193,6 +193,8 @@ def _exact(m: int, e: int) -> Exact:
         while rest:
             shift = max(rest.bit_length() - 53, 0)
             top = rest >> shift
+            if e + shift + (top & -top).bit_length() - 1 < -1074:
+                return [m, e]  # a part below the smallest subnormal: no double holds it
             out.append(sign * math.ldexp(top, e + shift))
             rest -= top << shift
     except OverflowError:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fsgen.runtime.aggregate import (
     APPLIED,
@@ -130,3 +132,15 @@ def test_the_runtime_imports_nothing_else_from_fsgen() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@given(m=st.integers(-(2**300), 2**300), e=st.integers(-2400, 1200))
+def test_exact_numbers_keep_every_bit_even_below_the_subnormals(m: int, e: int) -> None:
+    """The compact form of m * 2**e reads back as the same number: squares of subnormal
+    values (variance states) fall below the smallest double and must not round to zero."""
+    from fractions import Fraction
+
+    from fsgen.runtime.aggregate import _dy, _exact
+
+    back_m, back_e = _dy(_exact(m, e))
+    assert Fraction(back_m) * Fraction(2) ** back_e == Fraction(m) * Fraction(2) ** e
