@@ -24,10 +24,11 @@ from fsgen.cli._app import AppContext, echo_json, handle_errors, main, pass_app
 )
 @click.option(
     "--engine",
-    type=click.Choice(["local", "athena"]),
+    type=click.Choice(["local", "athena", "spark"]),
     default="local",
     show_default=True,
-    help="local: DuckDB over the local offline store; athena: the generated SQL on Amazon Athena.",
+    help="local: DuckDB over the local offline store; athena: the generated SQL on Amazon "
+    "Athena; spark: Spark SQL over the local offline store (the spark extra).",
 )
 @click.option(
     "--sql",
