@@ -189,29 +189,28 @@ def label_frame(labels: list[Label], time_format: str) -> pd.DataFrame:
     return frame
 
 
-def cell(value: object, signed_zero: bool) -> object:
+def cell(value: object) -> object:
     """A value compared exactly: floats by repr (-0.0 is not 0.0, NaN equals NaN)."""
     if isinstance(value, list | tuple | np.ndarray):
-        return ("list", tuple(cell(v, signed_zero) for v in value))
+        return ("list", tuple(cell(v) for v in value))
     if value is None or value is pd.NA:
         return None
     if isinstance(value, float | np.floating):
-        if value == 0 and not signed_zero:
-            return "0.0"
         return repr(float(value))
     if isinstance(value, np.integer):
         return int(value)
     return value
 
 
-def cells(frame: pd.DataFrame, signed_zero: bool = True) -> list[tuple[object, ...]]:
-    return [tuple(cell(v, signed_zero) for v in row) for row in frame.itertuples(index=False)]
+def cells(frame: pd.DataFrame) -> list[tuple[object, ...]]:
+    return [tuple(cell(v) for v in row) for row in frame.itertuples(index=False)]
 
 
-def assert_same(local: pd.DataFrame, spark: pd.DataFrame, signed_zero: bool = True) -> None:
+def assert_same(local: pd.DataFrame, spark: pd.DataFrame) -> None:
+    """Equal frames, cell for cell, the sign of zero included."""
     assert list(spark.columns) == list(local.columns)
     assert spark.dtypes.to_dict() == local.dtypes.to_dict()
-    assert cells(spark, signed_zero) == cells(local, signed_zero)
+    assert cells(spark) == cells(local)
 
 
 def write_histories(store: Path, spec: object, histories: dict[str, list[Rec]]) -> None:
@@ -271,9 +270,7 @@ def test_spark_and_local_agree(
             config, spec, feature_set, frame, knowledge_time, store=store, engine="spark"
         )
         pd.testing.assert_frame_equal(spark[list(frame.columns)], frame)
-        # DuckDB's arg_max over a struct (the local knowledge-time mode) turns -0.0 into 0.0;
-        # test_signed_zero_nan_and_lists_survive pins Spark's exact values in both modes
-        assert_same(local, spark, signed_zero=not knowledge_time)
+        assert_same(local, spark)
     finally:
         shutil.rmtree(store, ignore_errors=True)
 
@@ -374,7 +371,7 @@ def test_knowledge_time_ignores_records_written_later(pit_project, tmp_path) -> 
     frame = full(pd.DataFrame({"acct_id": ["a"] * 3, "ts_label": [iso_us(t) for t in times]}))
     local, spark = both(config, spec, "pit-set", frame, tmp_path, knowledge_time=True)
     assert levels(spark) == [1, 1, 2]
-    assert_same(local, spark, signed_zero=False)
+    assert_same(local, spark)
     assert levels(
         build_dataset(config, spec, "pit-set", frame, store=tmp_path, engine="spark")
     ) == [
@@ -418,15 +415,15 @@ def test_signed_zero_nan_and_lists_survive(pit_project, tmp_path, knowledge_time
     spark = build_dataset(
         config, spec, "pit-set", frame, knowledge_time, store=tmp_path, engine="spark"
     )
-    assert [cell(x, True) for x in spark["x"]] == [cell(x, True) for x in xs]
-    assert [cell(h, True) for h in spark["hist"]] == [
+    assert [cell(x) for x in spark["x"]] == [cell(x) for x in xs]
+    assert [cell(h) for h in spark["hist"]] == [
         ("list", (-3, 0, 7)),
         ("list", ()),
         None,
         None,
     ]
-    if not knowledge_time:
-        assert_same(build_dataset(config, spec, "pit-set", frame, store=tmp_path), spark)
+    local = build_dataset(config, spec, "pit-set", frame, knowledge_time, store=tmp_path)
+    assert_same(local, spark)
 
 
 def test_files_written_before_a_feature_existed(pit_project, tmp_path) -> None:
