@@ -258,6 +258,8 @@ def refused_without_a_label_time(
     frame = frame.copy()
     frame["ts_label"] = frame["ts_label"].astype(object)
     frame.loc[row, "ts_label"] = None
+    if time_format == "timestamp":  # a labels table's column keeps its type when all are null
+        frame["ts_label"] = pd.to_datetime(frame["ts_label"], utc=True)
     with pytest.raises(PitError, match=rf"label row {row + 1}: label time 'ts_label' is empty"):
         build_dataset(None, spec, "pit-set", frame, store=store)  # type: ignore[arg-type]
     for engine, handle in (("duckdb", None), ("postgres", postgres)):
