@@ -83,7 +83,7 @@ def ingest(
         rejects = _default_rejects(app, group)
     plane = open_plane(app)
     try:
-        with _Progress(app, path.stat().st_size, f"ingest {group}") as advance:
+        with _Progress(app, path, fmt, f"ingest {group}") as advance:
             result = plane.ingest(group, path, rejects, runtime=runtime, fmt=fmt, progress=advance)
     finally:
         plane.close()
@@ -104,10 +104,15 @@ def ingest(
 
 
 class _Progress:
-    """A rich progress bar on stderr for runs that take more than a moment."""
+    """A rich progress bar on stderr (on a terminal): records written or rejected so far
+    against the source's record count, the rate, the rejects and the time left.
 
-    def __init__(self, app: AppContext, total: int, label: str) -> None:
-        self.app, self.total, self.label = app, total, label
+    The bar counts records the pipeline has finished with, never the reader's read-ahead;
+    the total is the file's record count (Parquet metadata; lines for JSON lines and CSV, so
+    a CSV with line breaks inside quoted values finishes short of it)."""
+
+    def __init__(self, app: AppContext, path: Path, fmt: str | None, label: str) -> None:
+        self.app, self.path, self.fmt, self.label = app, path, fmt, label
         self.progress: object = None
 
     def __enter__(self) -> Callable[[int, int], None]:
@@ -117,25 +122,56 @@ class _Progress:
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.fields[rows]:,} rows"),
+            TextColumn("{task.fields[count]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[rejected]:,} rejected"),
             TimeRemainingColumn(),
             console=console,
             transient=True,
             disable=not console.is_terminal,
         )
-        task = progress.add_task(self.label, total=max(self.total, 1), rows=0)
+        total = _records_in(self.path, self.fmt) if console.is_terminal else None
+        of = "" if total is None else f"/{total:,}"
+        task = progress.add_task(
+            self.label, total=total, count=f"0{of} records", rate="", rejected=0
+        )
         progress.start()
         self.progress = progress
-        seen = [0]
+        started = time.perf_counter()
+        done = [0, 0]
 
-        def advance(rows: int, position: int) -> None:
-            seen[0] += rows
-            progress.update(task, completed=position, rows=seen[0])
+        def advance(rows: int, rejected: int) -> None:
+            done[0] += rows
+            done[1] += rejected
+            rate = per_second(done[0], time.perf_counter() - started, "record")
+            count = f"{done[0]:,}{of} records"
+            progress.update(task, completed=done[0], count=count, rate=rate, rejected=done[1])
 
         return advance
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()  # type: ignore[attr-defined]
+
+
+def _records_in(path: Path, fmt: str | None) -> int | None:
+    """The number of records of a source file, for the progress bar (None: unknown)."""
+    kind = fmt or {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}.get(
+        path.suffix.lower(), "csv"
+    )
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        lines, last = 0, b"\n"
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        lines += last != b"\n"  # a last line without its newline
+        return max(lines - (kind == "csv"), 0)  # the CSV header is not a record
+    except Exception:  # an unreadable file: the pipeline reports it; the bar has no total
+        return None
 
 
 @main.command()

@@ -165,6 +165,8 @@ def run(
     extend. ``workers``: processes that validate and transform while this one writes (None:
     one per CPU but one for files over 8 MB); the outcome does not depend on it.
     ``on_finish(result, error)`` is called once, also when the run fails (then re-raised).
+    ``progress(rows, rejected)`` is called after each chunk is written, with the chunk's
+    records read and rejected.
 
     Raises :class:`fsgen.runtime.sources.SourceError` before anything is written when the
     source cannot be read."""
@@ -222,7 +224,7 @@ def ingest_chunks(
         result.read += prepared.read
         result.valid += prepared.accepted
         if progress is not None:
-            progress(prepared.read, prepared.progress)
+            progress(prepared.read, len(prepared.rejects))
     result.rejected = rejects.count
     result.samples = list(rejects.samples)
     return result

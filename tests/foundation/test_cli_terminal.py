@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import struct
 import subprocess
@@ -183,3 +184,30 @@ def test_no_answer_from_a_pipe_changes_nothing(project: Path) -> None:
     assert result.stderr.decode().strip().splitlines()[-1] == (
         "error: apply cancelled; nothing was changed"
     )
+
+
+def test_the_ingest_bar_counts_records_written_with_rate_and_rejects(
+    project: Path, terminal: Callable[..., Terminal]
+) -> None:
+    """The bar follows records the pipeline has finished with (chunks of 100,000), not the
+    reader's read-ahead: it never shows the whole file done before the last chunk, and it
+    shows the rate and the rejects so far."""
+    subprocess.run(
+        [sys.executable, "-m", "fsgen.cli", "--project", str(project), "apply", "--auto-approve"],
+        capture_output=True,
+        check=True,
+    )
+    rows = ["user_id,ts,n"] + [
+        f"u{i},2024-01-01T00:00:00Z,{'x' if i % 1000 == 0 else i}" for i in range(250_000)
+    ]
+    (project / "clicks.csv").write_text("\n".join(rows) + "\n")
+    term = terminal(project, "ingest", "clicks", "clicks.csv")
+    assert term.finish() == 1  # 250 rows rejected
+    screen = term.seen.decode("utf-8", "replace")
+    shown = {int(n.replace(",", "")) for n in re.findall(r"([\d,]+)/250,000 records", screen)}
+    assert shown, screen
+    assert shown <= {0, 100_000, 200_000, 250_000}, shown
+    assert shown & {100_000, 200_000}, shown  # a frame between chunks was drawn
+    assert re.search(r"\d[\d,]* records/s", screen), screen
+    assert re.search(r"(100|200) rejected", screen), screen
+    assert "read 250,000, written 249,750, rejected 250" in screen
