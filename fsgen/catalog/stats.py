@@ -72,7 +72,15 @@ def _q(name: str) -> str:
 
 
 def group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
-    """Statistics of ``group``'s offline store; None when it has no data."""
+    """Statistics of ``group``'s offline store; None when it has no data. Read under the
+    store's lock, after finishing what a killed writer left (a consistent snapshot)."""
+    from fsgen.store.commit import settled
+
+    with settled(store_path, "catalog stats"):
+        return _group_stats(store_path, group)
+
+
+def _group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
     import duckdb
 
     from fsgen.store import offline
