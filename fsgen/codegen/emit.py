@@ -66,11 +66,24 @@ def build(
     for builder in builders if builders is not None else load_builders():
         for artifact in builder(ctx):
             _check_path(artifact.path)
+            check_parses(artifact.path, artifact.content)
             if artifact.path in found:
                 raise CodegenError(f"two artifact builders produce {artifact.path!r}")
             found[artifact.path] = artifact
     artifacts = [found[p] for p in sorted(found)]
     return [*artifacts, manifest_artifact(artifacts)]
+
+
+def check_parses(path: str, text: str) -> None:
+    """Every generated Python file compiles and every JSON file loads, or generation fails
+    (a hostile name, description or path must be escaped, never break an artifact)."""
+    try:
+        if path.endswith(".py"):
+            compile(text, path, "exec", dont_inherit=True)
+        elif path.endswith(".json"):
+            json.loads(text)
+    except (SyntaxError, ValueError) as exc:
+        raise CodegenError(f"generated {path} does not parse: {exc}") from None
 
 
 def _check_path(path: str) -> None:

@@ -8,7 +8,9 @@ instead of an empty string.
 from __future__ import annotations
 
 import functools
+import html
 import json
+import re
 
 import jinja2
 
@@ -28,6 +30,19 @@ def duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def md_text(value: object) -> str:
+    """Text for a Markdown page: ``&``, ``<`` and ``>`` escaped, so a description can never be
+    raw HTML (``<script>``, ``<img onerror=...>``) where the page is rendered."""
+    return html.escape(str(value), quote=False)
+
+
+def fence(text: str) -> str:
+    """A Markdown code fence longer than any run of backticks in ``text`` (at least three),
+    so source code shown in a page can never close its block early."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 @functools.cache
 def make_env() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -43,6 +58,8 @@ def make_env() -> jinja2.Environment:
     env.filters["sql_ident"] = sql.ident
     env.filters["sql_literal"] = sql.literal
     env.filters["duration"] = duration
+    env.filters["md_text"] = md_text
+    env.filters["fence"] = fence
     return env
 
 
