@@ -284,7 +284,8 @@ def _prepared(
 
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(rt, prepare, close_fds)
+        workers, mp_context=context, initializer=_worker_init,
+        initargs=(rt, prepare, close_fds, os.getpid()),
     ) as pool:
         pending: deque[Future[Prepared]] = deque()
         for chunk in chunks:
@@ -296,9 +297,38 @@ def _prepared(
 
 
 _WORKER: list[Any] = []
+_PR_SET_PDEATHSIG = 1
 
 
-def _worker_init(rt: GroupRuntime, prepare: Prepare, close_fds: tuple[int, ...]) -> None:
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this (worker) process when its parent dies, so a killed
+    ``fsgen ingest`` leaves no worker behind (Linux: prctl PR_SET_PDEATHSIG). Elsewhere a
+    thread polls the parent instead."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="fsgen-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _worker_init(
+    rt: GroupRuntime, prepare: Prepare, close_fds: tuple[int, ...], parent: int
+) -> None:
+    die_with_parent(parent)
     for fd in close_fds:
         with contextlib.suppress(OSError):
             os.close(fd)

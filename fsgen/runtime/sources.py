@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "parquet", "jsonl")
 _GZIP = b"\x1f\x8b"
 _SHOWN = 2000
+#: The longest JSON line read (bytes): a longer one is a reject, read past in blocks, never
+#: held in memory whole. SageMaker's largest record is far smaller (PutRecord takes 350 KB).
+MAX_LINE_BYTES = 16 * 1024 * 1024
 """characters of an unparsable row's text kept in its reject"""
 
 
@@ -415,7 +418,23 @@ def _read_jsonl(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
     rejected: list[Reject] = []
     number = 0
     with path.open("rb") as fh:
-        for line in fh:
+        while line := fh.readline(MAX_LINE_BYTES + 1):
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                number += 1
+                size = len(line) + _skip_line(fh)
+                rejected.append(
+                    Reject(
+                        name,
+                        number,
+                        "<record>",
+                        f"line of {size} bytes is longer than the limit of {MAX_LINE_BYTES}",
+                        line[:_SHOWN].decode("utf-8", errors="replace"),
+                    )
+                )
+                if len(rows) + len(rejected) >= chunk_rows:
+                    yield rows_chunk(name, rows, numbers, rejected, fh.tell())
+                    rows, numbers, rejected = [], [], []
+                continue
             text = line.strip()
             if not text:
                 continue
@@ -444,6 +463,16 @@ def _read_jsonl(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
                 rows, numbers, rejected = [], [], []
         if rows or rejected:
             yield rows_chunk(name, rows, numbers, rejected, fh.tell())
+
+
+def _skip_line(fh: Any) -> int:
+    """Read past the rest of a line in blocks; returns the bytes skipped."""
+    skipped = 0
+    while block := fh.readline(1 << 20):
+        skipped += len(block)
+        if block.endswith(b"\n"):
+            break
+    return skipped
 
 
 def rows_chunk(
