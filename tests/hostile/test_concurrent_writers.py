@@ -86,7 +86,13 @@ def test_a_later_run_appends_to_an_existing_rejects_file(tmp_path: Path) -> None
 
 def test_same_sequence_number_different_payload_is_kept(tmp_path: Path) -> None:
     dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
-    first = {"group": "g", "shardId": "replay", "sequenceNumber": "2", "data": "YQ==", "reason": "r"}
+    first = {
+        "group": "g",
+        "shardId": "replay",
+        "sequenceNumber": "2",
+        "data": "YQ==",
+        "reason": "r",
+    }
     dlq.send([first])
     dlq.send([{**first, "data": "Yg=="}])
     dlq.send([first])  # the same record again (a re-run): not a new line
