@@ -7,8 +7,8 @@ AWS request bodies) is made here, in Python, where it can be unit-tested.
 from __future__ import annotations
 
 import keyword
-import shlex
 import re
+import shlex
 from dataclasses import dataclass
 
 from fsgen import bind

@@ -134,7 +134,6 @@ class RejectSink:
             pass  # another run replaced the file while we waited for its lock: lock the new one
         return self.path
 
-
     def _publish(self) -> bool:
         """Move or append the temporary file into ``path`` under its lock; False when the
         file locked is no longer the one under that name (try again)."""
@@ -284,7 +283,9 @@ def _prepared(
 
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init,
+        workers,
+        mp_context=context,
+        initializer=_worker_init,
         initargs=(rt, prepare, close_fds, os.getpid()),
     ) as pool:
         pending: deque[Future[Prepared]] = deque()

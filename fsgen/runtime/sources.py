@@ -210,7 +210,7 @@ def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
                 null_values=[],
             ),
         )
-    except pa.ArrowInvalid as exc:
+    except pa.ArrowException as exc:
         if "Empty CSV file" in str(exc):  # a header and no newline: no records
             return iter(())
         raise SourceError(f"{name}: {exc}") from None
@@ -252,7 +252,7 @@ def _csv_chunks(
             done = False
         except StopIteration:
             done = True
-        except pa.ArrowInvalid as exc:
+        except pa.ArrowException as exc:
             raise SourceError(f"{name}: near row {numbering.next_row}: {exc}") from None
         else:
             pending.append(batch)
@@ -378,12 +378,37 @@ def _read_parquet(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
 
     try:
         pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise SourceError(f"{name}: not a readable Parquet file: {exc}") from None
     names = pf.schema_arrow.names
     if len(set(names)) != len(names):
         raise SourceError(f"{name}: duplicate column names in the Parquet schema")
+    _check_parquet(pf, name)
     return _parquet_chunks(pf, name, chunk_rows, path.stat().st_size)
+
+
+def _check_parquet(pf: Any, name: str) -> None:
+    """Decode every page and check every value (UTF-8 of strings included) before the first
+    chunk is written: a corrupt page anywhere in the file is one clear error up front, never
+    a run aborted after earlier chunks were committed. Reads the file once more, a batch at a
+    time (bounded memory)."""
+    import pyarrow as pa
+
+    row = 1
+    try:
+        for batch in pf.iter_batches(batch_size=65_536):
+            try:
+                batch.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise SourceError(
+                    f"{name}: invalid Parquet data in rows {row}-{row + batch.num_rows - 1}: "
+                    f"{exc}; nothing was written"
+                ) from None
+            row += batch.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(
+            f"{name}: unreadable Parquet data after row {row - 1}: {exc}; nothing was written"
+        ) from None
 
 
 def _parquet_chunks(pf: Any, name: str, chunk_rows: int, size: int) -> Iterator[Chunk]:
@@ -398,7 +423,7 @@ def _parquet_chunks(pf: Any, name: str, chunk_rows: int, size: int) -> Iterator[
             batch = next(batches)
         except StopIteration:
             return
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise SourceError(
                 f"{name}: unreadable Parquet data after row {row - 1}: {exc}"
             ) from None
