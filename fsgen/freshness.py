@@ -170,8 +170,11 @@ def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFr
 
 
 def group_freshness(store_path: Path, group: GroupSpec, now: float) -> GroupFreshness:
-    online = online_freshness(store_path, group, now) if group.online.enabled else None
-    offline = offline_freshness(store_path, group, now) if group.offline.enabled else None
+    from fsgen.store.commit import settled
+
+    with settled(store_path, "freshness"):  # online and offline read at one consistent moment
+        online = online_freshness(store_path, group, now) if group.online.enabled else None
+        offline = offline_freshness(store_path, group, now) if group.offline.enabled else None
     stores = {name: s for name, s in (("online", online), ("offline", offline)) if s}
     limit = group.max_staleness_seconds
     if not any(s.records for s in stores.values()):

@@ -44,7 +44,12 @@ ROLES: tuple[str, ...] = ("batch_ingestion", "stream_handler", "inference", "dat
 POLICY_VERSION = "2012-10-17"
 
 #: Resource suffixes that stand for names made at run time (see the module docstring).
-RUN_TIME_SUFFIXES: tuple[str, ...] = ("/*", "_*", ":*")
+RUN_TIME_SUFFIXES: tuple[str, ...] = ("/*", "_" + "?" * 10, ":*")
+
+#: SageMaker's creation-time suffix of a Glue table (``<table>_<10-digit epoch>``) and of an
+#: offline store folder (``<group>-<epoch>``): exactly ten characters, so the pattern of group
+#: ``customer_features`` cannot match group ``customer_features_pii``'s table or folder.
+EPOCH = "?" * 10
 
 Statement = dict[str, object]
 
@@ -103,6 +108,14 @@ def s3_object_arns(scope: Scope, uri: str) -> list[str]:
         if prefix
         else f"arn:{scope.partition}:s3:::{bucket}/*"
     ]
+
+
+def offline_data_prefix(scope: Scope, group: GroupSpec, config: ProjectConfig) -> str:
+    """``s3://bucket/prefix/<account>/sagemaker/<region>/offline-store/<group>-<epoch>``:
+    where SageMaker puts this group's offline files (and no other group's), as an S3 URI
+    whose last part is a pattern."""
+    uri = offline_uri(group, config).rstrip("/")
+    return f"{uri}/{scope.account}/sagemaker/{scope.region}/offline-store/{group.name}-{EPOCH}"
 
 
 def s3_list(scope: Scope, uris: list[str], sid: str) -> list[Statement]:
@@ -303,9 +316,9 @@ def dataset_building(spec: ProjectSpec, config: ProjectConfig, scope: Scope) -> 
     tables = [
         scope.arn("glue", f"table/{db}/{glue_table_name(g)}{suffix}")
         for g in groups
-        for suffix in ("", "_*")
+        for suffix in ("", "_" + EPOCH)
     ]
-    uris = sorted({offline_uri(g, config) for g in groups})
+    uris = sorted({offline_data_prefix(scope, g, config) for g in groups})
     out = [
         _statement(
             "DescribeGroups",

@@ -95,6 +95,43 @@ def rule_names(spec: ProjectSpec) -> Iterator[Diagnostic]:
                 )
 
 
+# Kinesis's StreamName pattern (1-128); a region like us-east-1 / cn-north-1 / us-gov-west-1
+STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}\Z")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}\Z")
+
+
+def rule_sources(spec: ProjectSpec) -> Iterator[Diagnostic]:
+    """Source names that end up in IAM policies, ARNs and generated code: a stream name is
+    exactly one Kinesis stream (no wildcard, which would grant every stream), a region is a
+    region, and a batch path has no control characters (quotes are escaped where generated
+    code carries the path)."""
+    for g in spec.groups:
+        for src in g.sources:
+            if src.kind == "stream" and not STREAM_NAME.match(src.stream or ""):
+                yield _d(
+                    src.location,
+                    "FS209",
+                    f"stream name {src.stream!r} of group {g.name!r} is not a Kinesis stream name",
+                    hint="1-128 letters, digits, '_', '-' or '.'; no wildcards ('*', '?')",
+                )
+            if src.region is not None and not REGION.match(src.region):
+                yield _d(
+                    src.location,
+                    "FS209",
+                    f"region {src.region!r} of group {g.name!r} is not an AWS region name",
+                    hint="for example us-east-1",
+                )
+            if src.kind == "batch" and (
+                not src.path or any(ord(c) < 32 or ord(c) == 127 for c in src.path)
+            ):
+                yield _d(
+                    src.location,
+                    "FS209",
+                    f"batch path {src.path!r} of group {g.name!r} is empty or has control "
+                    "characters",
+                )
+
+
 def rule_limits(spec: ProjectSpec) -> Iterator[Diagnostic]:
     for g in spec.groups:
         if len(g.stored_columns()) > MAX_FEATURES:
@@ -530,6 +567,7 @@ RULES: tuple[Rule, ...] = (
     rule_limits,
     rule_types,
     rule_metadata,
+    rule_sources,
     rule_stores,
     rule_feature_sets,
     rule_global_names,

@@ -79,7 +79,15 @@ def group_stats(
     store_path: Path, group: GroupSpec, withheld: frozenset[str] = frozenset()
 ) -> GroupStats | None:
     """Statistics of ``group``'s offline store; None when it has no data. Features named in
-    ``withheld`` get counts and nulls only: their values never leave DuckDB."""
+    ``withheld`` get counts and nulls only: their values never leave DuckDB. Read under the
+    store's lock, after finishing what a killed writer left (a consistent snapshot)."""
+    from fsgen.store.commit import settled
+
+    with settled(store_path, "catalog stats"):
+        return _group_stats(store_path, group, withheld)
+
+
+def _group_stats(store_path: Path, group: GroupSpec, withheld: frozenset[str]) -> GroupStats | None:
     import duckdb
 
     from fsgen.store import offline

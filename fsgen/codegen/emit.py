@@ -72,6 +72,7 @@ def build(
             try:
                 for artifact in builder(ctx):
                     _check_path(artifact.path)
+                    check_parses(artifact.path, artifact.content)
                     if artifact.path in found:
                         raise CodegenError(f"two artifact builders produce {artifact.path!r}")
                     found[artifact.path] = artifact
@@ -94,6 +95,18 @@ def _template_error(exc: BaseException, root: Path) -> str:
     with contextlib.suppress(ValueError):
         shown = Path(shown).resolve().relative_to(root.resolve()).as_posix()
     return f"{shown}:{line or 0}: template error: {type(exc).__name__}: {exc}"
+
+
+def check_parses(path: str, text: str) -> None:
+    """Every generated Python file compiles and every JSON file loads, or generation fails
+    (a hostile name, description or path must be escaped, never break an artifact)."""
+    try:
+        if path.endswith(".py"):
+            compile(text, path, "exec", dont_inherit=True)
+        elif path.endswith(".json"):
+            json.loads(text)
+    except (SyntaxError, ValueError) as exc:
+        raise CodegenError(f"generated {path} does not parse: {exc}") from None
 
 
 def _check_path(path: str) -> None:

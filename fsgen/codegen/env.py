@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import html
 import json
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -78,6 +80,19 @@ def make_env(overrides: Path | None = None) -> jinja2.Environment:
     return _env(str(overrides) if overrides is not None else None)
 
 
+def md_text(value: object) -> str:
+    """Text for a Markdown page: ``&``, ``<`` and ``>`` escaped, so a description can never be
+    raw HTML (``<script>``, ``<img onerror=...>``) where the page is rendered."""
+    return html.escape(str(value), quote=False)
+
+
+def fence(text: str) -> str:
+    """A Markdown code fence longer than any run of backticks in ``text`` (at least three),
+    so source code shown in a page can never close its block early."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 @functools.cache
 def _env(overrides: str | None) -> jinja2.Environment:
     packaged = jinja2.PackageLoader("fsgen", "templates")
@@ -99,6 +114,8 @@ def _env(overrides: str | None) -> jinja2.Environment:
     env.filters["sql_ident"] = sql.ident
     env.filters["sql_literal"] = sql.literal
     env.filters["duration"] = duration
+    env.filters["md_text"] = md_text
+    env.filters["fence"] = fence
     return env
 
 

@@ -41,6 +41,21 @@ def string(text: str) -> str:
     return _quoted(text, '"')
 
 
+def doc(text: str) -> str:
+    """``text`` made safe inside a generated (non-raw, triple-double-quoted) docstring: a
+    backslash, a quote or a control character cannot end the docstring or change its
+    meaning."""
+    out = []
+    for ch in text:
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
+
+
 def _quoted(text: str, quote: str) -> str:
     out = []
     for ch in text:

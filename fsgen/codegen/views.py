@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import keyword
 import re
+import shlex
 from dataclasses import dataclass
 
 from fsgen import bind
-from fsgen.codegen import sql
+from fsgen.codegen import pyfmt, sql
 from fsgen.codegen.pyfmt import Call, Code, declaration, statement
 from fsgen.config import ProjectConfig
 from fsgen.hashing import sha256_of
@@ -126,7 +127,7 @@ def group_view(group: GroupSpec) -> GroupView:
             tuple(s.stream for s in group.sources if s.kind == "stream" and s.stream),
             "tuple[str, ...]",
         ),
-        doc_source=batch[0] if batch else "PATH",
+        doc_source=pyfmt.doc(shlex.quote(batch[0])) if batch else "PATH",
     )
 
 

@@ -62,10 +62,11 @@ def build_dataset(
         stored = spark_stored_values(plan, rows, store or config.store_path, knowledge_time)
     else:
         from fsgen.pit.local import stored_values
+        from fsgen.store.commit import settled
 
-        stored = stored_values(
-            plan, rows, store or config.store_path, knowledge_time, threads=threads
-        )
+        root = store or config.store_path
+        with settled(root, "dataset"):  # a consistent snapshot; a killed writer's chunk finished
+            stored = stored_values(plan, rows, root, knowledge_time, threads=threads)
     return finish(plan, rows, stored)
 
 

@@ -7,58 +7,98 @@ They live in the runtime, not in ``fsgen.stream``, because a deployed Lambda nee
 ships only :mod:`fsgen.runtime`. Standard library only; boto3 is imported when an AWS
 destination is first used (it is in every Lambda runtime). ``send`` stores every entry or
 raises, and re-sending the same entries adds no visible duplicate where the destination can
-tell (file: same shard and sequence number; S3: same object key).
+tell (file: same shard, sequence number and payload; S3: same object key).
+
+The file destination is safe for concurrent writers (two ``stream replay`` or ``consume``
+processes dead-lettering into one file): each ``send`` holds an exclusive ``flock`` on the
+file while it reads what others appended since, de-duplicates and appends. The
+de-duplication key includes the raw payload and the reason, so two distinct records that
+share a sequence number (two replayed files, both numbered from their line 1) are both kept.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 Entry = dict[str, object]
 
 
-def _key(entry: Entry) -> tuple[str, str, str]:
-    return (str(entry.get("group")), str(entry.get("shardId")), str(entry.get("sequenceNumber")))
+Key = tuple[str, str, str, str, str]
+
+
+def _key(entry: Entry) -> Key:
+    """What makes an entry the same record: where it was in the stream *and* what it was."""
+    return (
+        str(entry.get("group")),
+        str(entry.get("shardId")),
+        str(entry.get("sequenceNumber")),
+        str(entry.get("data")),
+        str(entry.get("reason")),
+    )
 
 
 class JsonlDeadLetter:
     """Appends entries to a JSON-lines file, fsync'ed before ``send`` returns.
 
-    An entry already in the file (same group, shard and sequence number, as when a batch is
-    re-run after a crash) is not appended again."""
+    An entry already in the file (same group, shard, sequence number, payload and reason, as
+    when a batch is re-run after a crash) is not appended again. Writers in other processes
+    are serialized by an exclusive ``flock`` on the file; what they appended is read before
+    de-duplicating, so no line of theirs or ours is lost."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._seen: set[tuple[str, str, str]] | None = None
+        self._seen: set[Key] = set()
+        self._read_to = 0  # bytes of the file already read into _seen
 
-    def _known(self) -> set[tuple[str, str, str]]:
-        if self._seen is None:
-            self._seen = {_key(e) for e in read_jsonl(self.path)}
-        return self._seen
+    def _catch_up(self, fh: IO[bytes]) -> None:
+        """Read the complete lines appended since the last send (by anyone) into _seen."""
+        if fh.seek(0, os.SEEK_END) < self._read_to:  # replaced or truncated: read it anew
+            self._seen, self._read_to = set(), 0
+        fh.seek(self._read_to)
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break  # a torn last line (a crash mid-write): not an entry
+            self._read_to += len(raw)
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                self._seen.add(_key(value))
 
     def send(self, entries: list[Entry]) -> None:
-        seen = self._known()
-        fresh = []
-        for entry in entries:
-            key = _key(entry)
-            if key not in seen:
-                seen.add(key)
-                fresh.append(entry)
-        if not fresh:
+        if not entries:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in fresh)
-        if _ends_torn(self.path):  # a crash mid-line: start on a line of our own
-            text = "\n" + text
-        with self.path.open("a", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self.path.open("a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                self._catch_up(fh)
+                fresh = []
+                for entry in entries:
+                    key = _key(entry)
+                    if key not in self._seen:
+                        self._seen.add(key)
+                        fresh.append(entry)
+                if not fresh:
+                    return
+                text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in fresh)
+                size = fh.seek(0, os.SEEK_END)
+                if size and _ends_torn(self.path):  # a crash mid-line: start a line of our own
+                    text = "\n" + text
+                data = text.encode("utf-8", "backslashreplace")
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+                self._read_to = size + len(data)
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def __repr__(self) -> str:
         return f"JsonlDeadLetter({str(self.path)!r})"

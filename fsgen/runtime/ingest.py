@@ -24,7 +24,9 @@ Standard library only at import time, like the rest of :mod:`fsgen.runtime`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -89,7 +91,11 @@ class IngestResult:
 class RejectSink:
     """The one rejects writer: JSON lines, one per reject, into a temporary file that becomes
     ``path`` when the run ends (so a crash never leaves a half-written rejects file under the
-    final name); keeps the first ``keep`` as samples and, when ``into`` is a list, all."""
+    final name); keeps the first ``keep`` as samples and, when ``into`` is a list, all.
+
+    When ``path`` already holds rejects (another run, maybe one running at the same time,
+    named the same file) this run's lines are appended to it under an exclusive ``flock``,
+    whole and fsync'ed: no run's rejects replace another's."""
 
     def __init__(
         self, path: str | os.PathLike[str] | None, keep: int = 20, into: list[Reject] | None = None
@@ -111,7 +117,9 @@ class RejectSink:
         if self.path is not None:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                self._tmp = self.path.with_name(
+                    f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+                )
                 # a lone surrogate in a raw value is written as its JSON escape
                 self._fh = self._tmp.open(
                     "w", encoding="utf-8", errors="backslashreplace", newline="\n"
@@ -125,8 +133,34 @@ class RejectSink:
         self._fh.close()
         self._fh = None
         assert self._tmp is not None and self.path is not None
-        os.replace(self._tmp, self.path)
+        while not self._publish():
+            pass  # another run replaced the file while we waited for its lock: lock the new one
         return self.path
+
+    def _publish(self) -> bool:
+        """Move or append the temporary file into ``path`` under its lock; False when the
+        file locked is no longer the one under that name (try again)."""
+        assert self._tmp is not None and self.path is not None
+        with self.path.open("a+b") as dest:
+            fcntl.flock(dest.fileno(), fcntl.LOCK_EX)
+            try:
+                if os.stat(self.path).st_ino != os.fstat(dest.fileno()).st_ino:
+                    return False
+                size = dest.seek(0, os.SEEK_END)
+                if size == 0:
+                    os.replace(self._tmp, self.path)  # the usual case: a file of our own
+                    return True
+                with self._tmp.open("rb") as src:
+                    dest.seek(size - 1)
+                    if dest.read(1) != b"\n":  # a torn line: start a line of our own
+                        dest.write(b"\n")
+                    shutil.copyfileobj(src, dest)
+                dest.flush()
+                os.fsync(dest.fileno())
+                self._tmp.unlink()
+                return True
+            finally:
+                fcntl.flock(dest.fileno(), fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------- the loop
@@ -254,7 +288,10 @@ def _prepared(
 
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(rt, prepare, close_fds)
+        workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(rt, prepare, close_fds, os.getpid()),
     ) as pool:
         pending: deque[Future[Prepared]] = deque()
         for chunk in chunks:
@@ -266,9 +303,38 @@ def _prepared(
 
 
 _WORKER: list[Any] = []
+_PR_SET_PDEATHSIG = 1
 
 
-def _worker_init(rt: GroupRuntime, prepare: Prepare, close_fds: tuple[int, ...]) -> None:
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this (worker) process when its parent dies, so a killed
+    ``fsgen ingest`` leaves no worker behind (Linux: prctl PR_SET_PDEATHSIG). Elsewhere a
+    thread polls the parent instead."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="fsgen-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _worker_init(
+    rt: GroupRuntime, prepare: Prepare, close_fds: tuple[int, ...], parent: int
+) -> None:
+    die_with_parent(parent)
     for fd in close_fds:
         with contextlib.suppress(OSError):
             os.close(fd)

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "parquet", "jsonl")
 _GZIP = b"\x1f\x8b"
 _SHOWN = 2000
+#: The longest JSON line read (bytes): a longer one is a reject, read past in blocks, never
+#: held in memory whole. SageMaker's largest record is far smaller (PutRecord takes 350 KB).
+MAX_LINE_BYTES = 16 * 1024 * 1024
 """characters of an unparsable row's text kept in its reject"""
 
 
@@ -207,7 +210,7 @@ def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
                 null_values=[],
             ),
         )
-    except pa.ArrowInvalid as exc:
+    except pa.ArrowException as exc:
         if "Empty CSV file" in str(exc):  # a header and no newline: no records
             return iter(())
         raise SourceError(f"{name}: {exc}") from None
@@ -249,7 +252,7 @@ def _csv_chunks(
             done = False
         except StopIteration:
             done = True
-        except pa.ArrowInvalid as exc:
+        except pa.ArrowException as exc:
             raise SourceError(f"{name}: near row {numbering.next_row}: {exc}") from None
         else:
             pending.append(batch)
@@ -375,12 +378,37 @@ def _read_parquet(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
 
     try:
         pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+        names = pf.schema_arrow.names
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # a name not UTF-8
         raise SourceError(f"{name}: not a readable Parquet file: {exc}") from None
-    names = pf.schema_arrow.names
     if len(set(names)) != len(names):
         raise SourceError(f"{name}: duplicate column names in the Parquet schema")
+    _check_parquet(pf, name)
     return _parquet_chunks(pf, name, chunk_rows, path.stat().st_size)
+
+
+def _check_parquet(pf: Any, name: str) -> None:
+    """Decode every page and check every value (UTF-8 of strings included) before the first
+    chunk is written: a corrupt page anywhere in the file is one clear error up front, never
+    a run aborted after earlier chunks were committed. Reads the file once more, a batch at a
+    time (bounded memory)."""
+    import pyarrow as pa
+
+    row = 1
+    try:
+        for batch in pf.iter_batches(batch_size=65_536):
+            try:
+                batch.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise SourceError(
+                    f"{name}: invalid Parquet data in rows {row}-{row + batch.num_rows - 1}: "
+                    f"{exc}; nothing was written"
+                ) from None
+            row += batch.num_rows
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise SourceError(
+            f"{name}: unreadable Parquet data after row {row - 1}: {exc}; nothing was written"
+        ) from None
 
 
 def _parquet_chunks(pf: Any, name: str, chunk_rows: int, size: int) -> Iterator[Chunk]:
@@ -395,7 +423,7 @@ def _parquet_chunks(pf: Any, name: str, chunk_rows: int, size: int) -> Iterator[
             batch = next(batches)
         except StopIteration:
             return
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise SourceError(
                 f"{name}: unreadable Parquet data after row {row - 1}: {exc}"
             ) from None
@@ -415,7 +443,23 @@ def _read_jsonl(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
     rejected: list[Reject] = []
     number = 0
     with path.open("rb") as fh:
-        for line in fh:
+        while line := fh.readline(MAX_LINE_BYTES + 1):
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                number += 1
+                size = len(line) + _skip_line(fh)
+                rejected.append(
+                    Reject(
+                        name,
+                        number,
+                        "<record>",
+                        f"line of {size} bytes is longer than the limit of {MAX_LINE_BYTES}",
+                        line[:_SHOWN].decode("utf-8", errors="replace"),
+                    )
+                )
+                if len(rows) + len(rejected) >= chunk_rows:
+                    yield rows_chunk(name, rows, numbers, rejected, fh.tell())
+                    rows, numbers, rejected = [], [], []
+                continue
             text = line.strip()
             if not text:
                 continue
@@ -444,6 +488,16 @@ def _read_jsonl(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
                 rows, numbers, rejected = [], [], []
         if rows or rejected:
             yield rows_chunk(name, rows, numbers, rejected, fh.tell())
+
+
+def _skip_line(fh: Any) -> int:
+    """Read past the rest of a line in blocks; returns the bytes skipped."""
+    skipped = 0
+    while block := fh.readline(1 << 20):
+        skipped += len(block)
+        if block.endswith(b"\n"):
+            break
+    return skipped
 
 
 def rows_chunk(

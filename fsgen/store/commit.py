@@ -177,18 +177,13 @@ class WriteProtocol:
 
     def _recover_locked(self, tidy: bool = False) -> int:
         con = self.online.connection()
-        rows = con.execute("SELECT run_id, chunk, files FROM _fsgen_journal").fetchall()
-        for run_id, chunk, files in rows:
-            offline.publish([(self.root / s, self.root / f) for s, f in json.loads(files)])
-            con.execute(
-                "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
-            )
+        rows = roll_forward(con, self.root)
         for staging in (self.root / "offline").glob("*/_staging"):
             # an empty staging directory is what every commit leaves (writers reuse it):
             # removing it on each lock would cost two directory operations per chunk
             if tidy or _has_entries(staging):
                 shutil.rmtree(staging, ignore_errors=True)
-        return len(rows)
+        return rows
 
     # ---------------------------------------------------------------------------- lock
 
@@ -352,6 +347,51 @@ def processed_of(
     table = offline.records_table(rt, columns)
     secs = np.asarray(seconds, dtype="float64")
     return Processed(table, secs, latest_rows(rt, table, secs))
+
+
+def roll_forward(con: sqlite3.Connection, root: Path) -> int:
+    """Finish step 3 of every chunk whose journal row a killed writer left (call with the
+    store's lock held); returns how many."""
+    rows = con.execute("SELECT run_id, chunk, files FROM _fsgen_journal").fetchall()
+    for run_id, chunk, files in rows:
+        offline.publish([(root / s, root / f) for s, f in json.loads(files)])
+        con.execute("DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk))
+    return len(rows)
+
+
+@contextmanager
+def settled(root: str | os.PathLike[str], what: str = "read") -> Iterator[int]:
+    """A consistent read of the store at ``root``, for readers that do not open a
+    :class:`fsgen.store.LocalStore` (``fsgen dataset``, the catalog's statistics, freshness).
+
+    Takes the store's write lock (waiting at most for the chunk being committed), rolls
+    forward any chunk a killed writer left inside its commit window, and holds the lock for
+    the block: within it no chunk is half-published, online and offline agree, and no writer
+    or compaction changes the files being read. Yields the chunks rolled forward. A store
+    that does not exist yet is read as it is."""
+    import sqlite3
+
+    base = Path(root)
+    if not (base / "online.sqlite").exists():
+        yield 0
+        return
+    fd = os.open(base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {what} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        con = sqlite3.connect(base / "online.sqlite", timeout=60.0, isolation_level=None)
+        try:
+            journal = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_fsgen_journal'"
+            ).fetchone()
+            rolled = roll_forward(con, base) if journal else 0
+        finally:
+            con.close()
+        yield rolled
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _has_entries(directory: Path) -> bool:

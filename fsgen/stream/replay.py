@@ -109,10 +109,10 @@ def partition_key(data: bytes, identifier: str, fallback: str) -> str:
     it), else the line number."""
     try:
         value = json.loads(data)
-    except ValueError:
+        key = value.get(identifier) if isinstance(value, dict) else None
+        return str(key) if key not in (None, "") else fallback
+    except (ValueError, RecursionError):  # not JSON, nested too deep, a 5,000-digit id
         return fallback
-    key = value.get(identifier) if isinstance(value, dict) else None
-    return str(key) if key not in (None, "") else fallback
 
 
 def events(

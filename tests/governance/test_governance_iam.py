@@ -177,9 +177,21 @@ def test_dataset_building_reads_offline_store_through_athena() -> None:
         "glue:GetTable",
         f"arn:aws:glue:us-east-1:{ACCOUNT}:table/sagemaker_featurestore/customer_features",
     ) in pairs
-    assert ("s3:GetObject", "arn:aws:s3:::fsgen-example-offline-store/features/*") in pairs
+    assert (
+        "s3:GetObject",
+        "arn:aws:s3:::fsgen-example-offline-store/features/"
+        f"{ACCOUNT}/sagemaker/us-east-1/offline-store/customer-features-??????????/*",
+    ) in pairs
     listing = next(s for s in _statements(policy) if s["Sid"] == "ListOfflineStore")
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["features/*"]}}
+    under = f"features/{ACCOUNT}/sagemaker/us-east-1/offline-store"
+    assert listing["Condition"] == {
+        "StringLike": {
+            "s3:prefix": [
+                f"{under}/customer-features-??????????/*",
+                f"{under}/merchant-features-??????????/*",
+            ]
+        }
+    }
 
 
 SCOPED_PYPROJECT = """\
@@ -258,7 +270,10 @@ def test_configured_keys_buckets_and_workgroup_are_exact(make_project: Callable[
         f"arn:aws:athena:eu-west-1:{account}:workgroup/features",
     ) in dataset
     assert ("s3:PutObject", "arn:aws:s3:::athena-results/fsgen/*") in dataset
-    assert ("s3:GetObject", "arn:aws:s3:::offline-bucket/fs/*") in dataset
+    assert (
+        "s3:GetObject",
+        f"arn:aws:s3:::offline-bucket/fs/{account}/sagemaker/eu-west-1/offline-store/clicks-??????????/*",
+    ) in dataset
     assert ("glue:GetTable", f"arn:aws:glue:eu-west-1:{account}:table/fs_db/orders") in dataset
     keys = {r for a, r in dataset if a == "kms:Decrypt"}
     assert keys == {

@@ -286,3 +286,30 @@ def test_poison_values_are_dead_lettered_never_block_the_shard(
     assert result.response() == {"batchItemFailures": []}
     assert (result.written, result.dead_lettered, result.failed) == (1, 4, 0)
     assert len(list(read_jsonl(dlq.path))) == 4
+
+
+@pytest.mark.parametrize("sink", ["local", "putrecord"])
+def test_replay_dead_letters_every_poison_line_and_writes_the_rest(
+    handler: Handler, store: LocalStore, tmp_path: Path, sink: str
+) -> None:
+    from fsgen.stream.replay import replay
+
+    src = tmp_path / "poison.jsonl"
+    src.write_bytes(
+        b"\n".join(
+            [json.dumps(good("C1")).encode(), *POISON_VALUES, json.dumps(good("C2")).encode()]
+        )
+        + b"\n"
+    )
+    dlq = JsonlDeadLetter(tmp_path / "d.jsonl")
+    if sink == "local":
+        result = replay(handler, src, store.writer(GROUP), dlq, batch_size=3, retry=NO_WAIT)
+    else:
+        writer, stub = _stubbed_writer(handler)
+        with stub:
+            stub.add_response("put_record", {})
+            stub.add_response("put_record", {})
+            result = replay(handler, src, writer, dlq, batch_size=3, retry=NO_WAIT)
+            stub.assert_no_pending_responses()
+    assert (result.read, result.written, result.dead_lettered, result.failed) == (6, 2, 4, 0)
+    assert len(list(read_jsonl(dlq.path))) == 4
