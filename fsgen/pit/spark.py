@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fsgen.pit.dataset import arrow_type
+from fsgen.pit.model import arrow_type
 from fsgen.pit.labels import Labels, key_alias
 from fsgen.pit.local import data_file_names, in_label_order
 from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan

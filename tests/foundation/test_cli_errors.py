@@ -79,7 +79,7 @@ CASES: list[Case] = [
         ("dataset", "fraud-model", "--labels", "data/customers.csv", "--output", "{out}/t.csv"),
         "labels lack column(s)",
     ),
-    Case(("dataset", "fraud-model", "--engine", "spark", "--sql"), "'--engine'"),
+    Case(("dataset", "fraud-model", "--engine", "duck", "--sql"), "'--engine'"),
     Case(("serve", "--port", "99999"), "'--port': 99999 is not in the range"),
     Case(("serve-model", "fraud-model", "--model", "{missing}"), "does not exist"),
     Case(("skew-check", "no-such-set"), "no feature set named"),
