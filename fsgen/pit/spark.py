@@ -43,10 +43,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fsgen.pit.model import arrow_type
 from fsgen.pit.labels import Labels, key_alias
 from fsgen.pit.local import data_file_names, in_label_order
-from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan
+from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan, arrow_type
 from fsgen.types import Scalar
 
 if TYPE_CHECKING:
