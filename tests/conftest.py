@@ -68,3 +68,20 @@ def _restore_sys_path() -> object:
     before = list(sys.path)
     yield
     sys.path[:] = before
+
+
+def apply_local(root: Path) -> None:
+    """``fsgen apply --auto-approve`` on the local backend: records go only to deployed
+    groups, as on SageMaker."""
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    result = CliRunner().invoke(main, ["--project", str(root), "apply", "--auto-approve"])
+    assert result.exit_code == 0, result.output + result.stderr
+
+
+@pytest.fixture(scope="session")
+def deploy() -> Callable[[Path], None]:
+    """Deploy a project's groups into its local store (see :func:`apply_local`)."""
+    return apply_local
