@@ -438,6 +438,26 @@ def test_ttl_change_plan_and_serving_agree_on_stored_expiry(deployed: Path) -> N
     at = ["--as-of", "2024-01-06T00:00:00Z"]
     code, out, err = run(deployed, "get", "listens", *L902_77, "--json", *at)
     assert code == 0, err
+    # serve-model, the endpoint handler and skew-check read through this source: it sends the
+    # stored ExpiresAt (EventTime + 7d), not one recomputed from the new 3d TTL
+    from datetime import UTC, datetime
+
+    from fsgen.config import load_config
+    from fsgen.loader import load
+    from fsgen.serving.sources import LocalRecordSource
+    from fsgen.store import LocalStore
+
+    written = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+    with LocalStore.open(load_config(deployed), load(deployed)) as store:
+        source = LocalRecordSource(store, lambda: written + 5 * 86400)
+        response = source.batch_get_record(
+            Identifiers=[
+                {"FeatureGroupName": "listens", "RecordIdentifiersValueAsString": ["4:L902;2:77;"]}
+            ],
+            ExpirationTimeResponse="Enabled",
+        )
+    (served,) = response["Records"]
+    assert served["ExpiresAt"] == written + 7 * 86400
     # a re-ingest re-stamps the stored records with the new TTL
     code, _, err = run(deployed, "ingest", "listens", str(deployed / "listens.csv"))
     assert code == 0, err
