@@ -274,6 +274,12 @@ def get(
     help="The delete's event time (ISO-8601, or epoch seconds for Fractional).",
 )
 @click.option("--hard", is_flag=True, help="HardDelete: remove the online row entirely.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Delete even when the online store has no such record (a tombstone for offline "
+    "history only, e.g. of a record the online store no longer returns).",
+)
 @pass_app
 @handle_errors
 def delete_record(
@@ -283,6 +289,7 @@ def delete_record(
     keys: tuple[str, ...],
     event_time: str,
     hard: bool,
+    force: bool,
 ) -> None:
     """Delete RECORD_ID from GROUP like SageMaker's DeleteRecord (SoftDelete by default);
     a tombstone (is_deleted=true) is appended to the offline store, and the delete is
@@ -299,10 +306,11 @@ def delete_record(
     mode = "HardDelete" if hard else "SoftDelete"
     plane = open_plane(app)
     try:
-        if spec.online.enabled and plane.get_record(group, rid, None, now=-math.inf) is None:
+        missing = spec.online.enabled and not force
+        if missing and plane.get_record(group, rid, None, now=-math.inf) is None:
             raise NotFound(
                 f"{group}: no online record {rid!r} to delete (never written, or already "
-                "deleted); nothing written"
+                "deleted); nothing written (--force writes the offline tombstone anyway)"
             )
         result = plane.delete_record(group, rid, event_time, hard=hard)
     finally:

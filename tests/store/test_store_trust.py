@@ -342,10 +342,15 @@ def test_delete_is_audited_and_a_missing_id_is_an_error(deployed: Path) -> None:
     )
     assert code == 1 and "no online record" in err and "nothing written" in err
     assert "deleted" not in out
+    code, out, err = run(
+        deployed, "delete-record", "listens", "--key", "listener_id=NOPE", "--key",
+        "artist_id=1", "--event-time", "2024-01-04T00:00:00Z", "--force",
+    )  # fmt: skip
+    assert code == 0 and "tombstone written offline" in out, err
     code, out, err = run(deployed, "history", "--kind", "delete", "--json")
     assert code == 0, err
     entries = [json.loads(line) for line in out.splitlines()]
-    assert len(entries) == 1
+    assert len(entries) == 2 and entries[1]["details"]["record_id"] == "4:NOPE;1:1;"
     assert entries[0]["groups"] == ["listens"] and entries[0]["kind"] == "delete"
     assert entries[0]["details"]["record_id"] == "4:L902;2:77;"
     assert entries[0]["details"]["mode"] == "SoftDelete"
