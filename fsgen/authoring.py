@@ -32,6 +32,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 FEATURE_ATTR = "__fsgen_feature__"
 ON_DEMAND_ATTR = "__fsgen_on_demand__"
+AGGREGATION_ATTR = "__fsgen_aggregation__"
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ class FeatureGroup:
         self.max_staleness = max_staleness
         self.allow_sensitive_online = allow_sensitive_online
         self.features: list[FeatureDecl] = []
+        self.aggregations: list[AggregationDecl] = []
 
     def __repr__(self) -> str:
         return f"FeatureGroup({self.name!r})"
@@ -280,6 +282,83 @@ class FeatureGroup:
             return fn
 
         return decorate
+
+    def aggregation(
+        self,
+        dtype: DType,
+        *,
+        function: str,
+        windows: Sequence[str | int],
+        hop: str | int = "1h",
+        lateness: str | int | None = None,
+        n: int | None = None,
+        distinct: bool = False,
+        description: str = "",
+        pii: PiiClass = "none",
+        tags: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Declare a time-window aggregation over this group's events, one feature per window.
+
+        The decorated function maps one raw event to the value to aggregate (None: the event
+        does not contribute); ``function`` is one of count, sum, mean, min, max, variance,
+        variance_pop, stddev, stddev_pop, last, last_n (``n``, ``distinct``) or count_distinct
+        (exact up to ``n``). ``windows`` are durations ('1h', '7d', ...) that are multiples of
+        ``hop``, or 'lifetime'; the features are named ``<name>_<window>``. ``lateness`` (default:
+        the hop) is how far behind an entity's newest event a late event may still land. ``dtype``
+        is the type of the features produced. The same function object is returned.
+        """
+        location = _caller()
+
+        def decorate(fn: F) -> F:
+            if not callable(fn) or not hasattr(fn, "__code__"):
+                raise DefinitionError(
+                    f"@{self.name}.aggregation decorates a function, got {fn!r}",
+                    path=location.path,
+                    line=location.line,
+                    code="FS104",
+                )
+            decl = AggregationDecl(
+                fn=fn,
+                group=self,
+                dtype=dtype,
+                name=name or fn.__name__,
+                function=function,
+                windows=tuple(windows),
+                hop=hop,
+                lateness=lateness,
+                n=n,
+                distinct=distinct,
+                description=description,
+                pii=pii,
+                tags=dict(tags or {}),
+                location=_function_location(fn),
+            )
+            setattr(fn, AGGREGATION_ATTR, decl)
+            self.aggregations.append(decl)
+            return fn
+
+        return decorate
+
+
+@dataclass
+class AggregationDecl:
+    """What ``@group.aggregation`` attaches to its function (and records on its group)."""
+
+    fn: Callable[..., object]
+    group: FeatureGroup
+    dtype: DType
+    name: str
+    function: str
+    windows: tuple[str | int, ...]
+    hop: str | int
+    lateness: str | int | None
+    n: int | None
+    distinct: bool
+    description: str
+    pii: str
+    tags: dict[str, str]
+    location: Location
 
 
 def on_demand(
@@ -370,6 +449,7 @@ class FeatureSet:
 
 __all__ = [
     "PII_CLASSES",
+    "AggregationDecl",
     "Entity",
     "FeatureDecl",
     "FeatureGroup",

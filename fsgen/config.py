@@ -67,6 +67,15 @@ class AwsProfile(BaseModel):
     deployed Lambda gets it as FSGEN_DEAD_LETTER; the stream handler's IAM policy allows it)."""
 
 
+class CatalogProfile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value_statistics: dict[str, str] = {}
+    """``"group:feature" = "reason"``: personal, sensitive or pseudonymous features whose value
+    statistics (min/max/mean, histogram, top values) the catalog publishes after a review; the
+    reason is shown on the feature's page. Without an entry it shows counts and null rates."""
+
+
 class ProjectConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -78,6 +87,7 @@ class ProjectConfig(BaseModel):
     store_dir: str = ".fsgen"
     backend: Backend = "local"
     aws: AwsProfile = AwsProfile()
+    catalog: CatalogProfile = CatalogProfile()
 
     @model_validator(mode="before")
     @classmethod

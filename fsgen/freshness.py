@@ -12,9 +12,13 @@ module measures, in the local store:
 
 A group is ``stale`` when the newest record of any store it enables is older than its
 ``max_staleness`` (a pipeline that feeds one store but not the other is broken too),
-``empty`` when no enabled store has a record, ``fresh`` otherwise, and ``unbounded`` when it
-declares no ``max_staleness`` (measured, never failing). :func:`publish` puts the ages as
-CloudWatch metrics (``PutMetricData``) so alarms can watch them on AWS.
+``empty`` when no enabled store has a record, ``future`` when a store's newest record is
+later than ``now`` (``--now`` before the data, or event times from a skewed clock: an age
+cannot be judged, so it fails rather than passing as fresh; ``age_seconds`` is then negative
+in the JSON, and the text says "after"), ``fresh`` otherwise, and ``unbounded`` when it
+declares no ``max_staleness`` (measured, never failing, and never counted as fresh).
+:func:`publish` puts the ages as CloudWatch metrics (``PutMetricData``) so alarms can watch
+them on AWS.
 
 ``now`` is a parameter everywhere (``fsgen freshness --now``), so tests and reports are
 reproducible.
@@ -34,8 +38,8 @@ if TYPE_CHECKING:
     from fsgen.config import ProjectConfig
     from fsgen.spec import GroupSpec, ProjectSpec
 
-Status = Literal["fresh", "stale", "empty", "unbounded"]
-FAILING: tuple[str, ...] = ("stale", "empty")
+Status = Literal["fresh", "stale", "empty", "future", "unbounded"]
+FAILING: tuple[str, ...] = ("stale", "empty", "future")
 NAMESPACE = "fsgen/FeatureStore"
 
 
@@ -179,6 +183,20 @@ def group_freshness(store_path: Path, group: GroupSpec, now: float) -> GroupFres
             "empty",
             "no records in " + " or ".join(stores) + " store",
         )
+    ahead = [
+        f"newest {name} record is {_span(-s.age_seconds)} after now"
+        for name, s in stores.items()
+        if s.age_seconds is not None and s.age_seconds < 0
+    ]
+    if ahead:
+        return GroupFreshness(
+            group.name,
+            limit,
+            online,
+            offline,
+            "future",
+            "; ".join(ahead) + " (is --now before the data, or a clock skewed?)",
+        )
     too_old = [
         f"newest {name} record is {_span(s.age_seconds)} old"
         for name, s in stores.items()
@@ -236,21 +254,41 @@ def render(rep: FreshnessReport) -> str:
             s: StoreFreshness | None = getattr(g, name)
             if s is None:
                 continue
-            newest = (
-                f"newest {s.newest_event_time} ({_span(s.age_seconds)} old)"
-                if s.newest_event_time
-                else "no records"
-            )
-            expired = f", {s.expired} expired ({s.expired_share:.1%})" if name == "online" else ""
-            lines.append(f"    {name:<8} {s.records} records, {newest}{expired}")
-    failing = rep.failing
-    lines.append(
-        f"{len(failing)} of {len(rep.groups)} group(s) stale or empty: "
-        + ", ".join(g.group for g in failing)
-        if failing
-        else f"All {len(rep.groups)} group(s) fresh."
-    )
+            newest = f"newest {s.newest_event_time} ({_age(s.age_seconds)})"
+            expired = f", {s.expired:,} expired ({s.expired_share:.1%})" if name == "online" else ""
+            count = f"{s.records:,} record{'' if s.records == 1 else 's'}"
+            text = f"{count}, {newest}{expired}" if s.records else "no records"
+            lines.append(f"    {name:<8} {text}")
+    lines.append(_verdict(rep))
     return "\n".join(lines) + "\n"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is not None and seconds < 0:
+        return f"{_span(-seconds)} after now"
+    return f"{_span(seconds)} old"
+
+
+def _verdict(rep: FreshnessReport) -> str:
+    """The closing line: failing groups by name, and unbounded ones never called fresh."""
+    failing = rep.failing
+    unbounded = [g.group for g in rep.groups if g.status == "unbounded"]
+    fresh = sum(g.status == "fresh" for g in rep.groups)
+    parts = []
+    if failing:
+        parts.append(
+            f"{len(failing)} of {len(rep.groups)} group(s) failing: "
+            + ", ".join(f"{g.group} ({g.status})" for g in failing)
+        )
+    elif fresh == len(rep.groups):
+        parts.append(f"All {fresh} group(s) fresh")
+    else:
+        parts.append(f"{fresh} of {len(rep.groups)} group(s) fresh")
+    if unbounded:
+        parts.append(
+            f"{len(unbounded)} unbounded (no max_staleness, not judged): " + ", ".join(unbounded)
+        )
+    return "; ".join(parts) + "."
 
 
 def metric_data(rep: FreshnessReport, project: str) -> list[dict[str, Any]]:
@@ -274,11 +312,14 @@ def metric_data(rep: FreshnessReport, project: str) -> list[dict[str, Any]]:
                     }
                 )
 
+        # a record after ``now`` has no age to report (status ``future`` says so: Stale = 1)
         if g.online is not None and g.online.age_seconds is not None:
-            put("OnlineNewestRecordAge", g.online.age_seconds, "Seconds")
+            if g.online.age_seconds >= 0:
+                put("OnlineNewestRecordAge", g.online.age_seconds, "Seconds")
             put("OnlineExpiredRecordShare", g.online.expired_share * 100.0, "Percent")
         if g.offline is not None and g.offline.age_seconds is not None:
-            put("OfflineNewestRecordAge", g.offline.age_seconds, "Seconds")
+            if g.offline.age_seconds >= 0:
+                put("OfflineNewestRecordAge", g.offline.age_seconds, "Seconds")
         put("Stale", 1.0 if g.failing else 0.0, "Count")
     return data
 

@@ -28,6 +28,7 @@ from fsgen.config import ProjectConfig, load_config
 from fsgen.errors import DefinitionError, Diagnostic, ValidationFailed
 from fsgen.hashing import function_source, logic_hash, sha256_of
 from fsgen.spec import (
+    AggregationSpec,
     EntitySpec,
     EventTimeSpec,
     FeatureSetItem,
@@ -35,6 +36,7 @@ from fsgen.spec import (
     FeatureSpec,
     FunctionRef,
     GroupSpec,
+    InputKind,
     InputRef,
     KeySpec,
     OfflineSpec,
@@ -359,6 +361,7 @@ class _SpecBuilder:
                     location=self.loc(decl.location),
                 )
             )
+        aggregations = self.aggregations(g, key_names, raw)
         et_type = g.event_time_type if isinstance(g.event_time_type, DType) else None
         if et_type is None:
             self.error(g.location, "FS110", f"group {g.name!r}: event_time_type is not a dtype")
@@ -406,8 +409,84 @@ class _SpecBuilder:
             allow_sensitive_online=g.allow_sensitive_online,
             module=_module_of(g.location.path, self.config.root),
             location=location,
+            aggregations=aggregations,
         )
-        return with_group_hashes(spec)
+        spec = with_group_hashes(spec)
+        return with_aggregation_hashes(spec) if spec.aggregations else spec
+
+    # ------------------------------------------------------------------ aggregations
+
+    def aggregations(
+        self,
+        g: a.FeatureGroup,
+        key_names: set[str],
+        raw: dict[str, tuple[RawType, bool, list[str], a.Location]],
+    ) -> tuple[AggregationSpec, ...]:
+        decls: list[a.AggregationDecl] = list(getattr(g, "aggregations", []))
+        self.duplicates(
+            f"aggregation in group {g.name!r}",
+            [(d.name, d.location) for d in decls] + [(d.name, d.location) for d in g.features],
+        )
+        return tuple(
+            spec
+            for spec in (self.aggregation(d, key_names, g.event_time, raw) for d in decls)
+            if spec is not None
+        )
+
+    def aggregation(
+        self,
+        decl: a.AggregationDecl,
+        key_names: set[str],
+        event_time: str,
+        raw: dict[str, tuple[RawType, bool, list[str], a.Location]],
+    ) -> AggregationSpec | None:
+        from fsgen.aggregation import parse_aggregation
+
+        refs: list[InputRef] = []
+        hints = _type_hints(decl.fn)
+        for param in inspect.signature(decl.fn).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                self.error(
+                    decl.location,
+                    "FS104",
+                    f"aggregation {decl.name!r}: *{param.name} is not allowed; "
+                    "each parameter names one field of the event",
+                )
+            elif param.name in key_names or param.name == event_time:
+                kind: InputKind = "key" if param.name in key_names else "event_time"
+                refs.append(InputRef(name=param.name, kind=kind))
+                raw.setdefault(param.name, ("str", False, [], decl.location))[2].append(decl.name)
+            else:
+                typed = self.raw_type(decl, param.name, hints)  # type: ignore[arg-type]
+                if typed is not None:
+                    refs.append(InputRef(name=param.name, kind="raw"))
+                    self.merge_raw(decl, param.name, typed, raw)  # type: ignore[arg-type]
+        parsed = parse_aggregation(decl, _return_annotation(decl.fn))
+        for code, message, hint in parsed.problems:
+            self.error(decl.location, code, message, hint)
+        if parsed.value_dtype is None:
+            return None
+        return AggregationSpec(
+            name=decl.name,
+            group=decl.group.name,
+            dtype=decl.dtype if isinstance(decl.dtype, DType) else parsed.value_dtype,
+            value_dtype=parsed.value_dtype,
+            function=decl.function,
+            windows=parsed.windows,
+            hop_seconds=parsed.hop_seconds,
+            lateness_seconds=parsed.lateness_seconds,
+            n=decl.n,
+            distinct=bool(decl.distinct),
+            description=decl.description,
+            pii=decl.pii,
+            tags=dict(sorted(decl.tags.items())),
+            transform=self.function_ref(decl.fn, decl.location),
+            inputs=tuple(refs),
+            return_annotation=_return_annotation(decl.fn),
+            source=function_source(decl.fn),
+            logic_hash=logic_hash(decl.fn, package=self.package),
+            location=self.loc(decl.location),
+        )
 
     def duration(self, value: str | int | None, location: a.Location, what: str) -> int | None:
         try:
@@ -825,6 +904,34 @@ def with_group_hashes(g: GroupSpec) -> GroupSpec:
             "schema_hash": sha256_of(schema),
             "logic_hash": sha256_of(logic),
             "metadata_hash": sha256_of(metadata),
+        }
+    )
+
+
+def with_aggregation_hashes(g: GroupSpec) -> GroupSpec:
+    """Fold a group's aggregations into its three hashes (groups without any keep theirs)."""
+    schema = [
+        {
+            "name": x.name,
+            "function": x.function,
+            "dtype": str(x.dtype),
+            "value_dtype": str(x.value_dtype),
+            "windows": [w.model_dump(mode="json") for w in x.windows],
+            "hop": x.hop_seconds,
+            "n": x.n,
+            "distinct": x.distinct,
+        }
+        for x in g.aggregations
+    ]
+    logic = {x.name: [x.logic_hash, x.lateness_seconds] for x in g.aggregations}
+    metadata = {
+        x.name: {"description": x.description, "pii": x.pii, "tags": x.tags} for x in g.aggregations
+    }
+    return g.model_copy(
+        update={
+            "schema_hash": sha256_of({"group": g.schema_hash, "aggregations": schema}),
+            "logic_hash": sha256_of({"group": g.logic_hash, "aggregations": logic}),
+            "metadata_hash": sha256_of({"group": g.metadata_hash, "aggregations": metadata}),
         }
     )
 

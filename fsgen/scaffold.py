@@ -43,6 +43,7 @@ user_activity = FeatureGroup(
     owner="{owner}",
     description="Daily activity per user",
     sources=[Source.batch("data/user_activity.csv")],
+    max_staleness="2d",  # daily batches: fsgen freshness fails when two days pass without one
 )
 
 

@@ -8,11 +8,14 @@ means something (features are columns) and sorted by name elsewhere.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fsgen.types import DType
+
+if TYPE_CHECKING:
+    from fsgen.runtime.aggregate import AggregationDef
 
 InputKind = Literal["raw", "key", "event_time", "feature"]
 RawType = Literal["int", "float", "str", "bool", "list[int]", "list[float]", "list[str]"]
@@ -117,6 +120,75 @@ class FeatureSpec(Frozen):
     location: SourceLocation
 
 
+class WindowSpec(Frozen):
+    """One window of an aggregation: its feature-name suffix and length (None: lifetime)."""
+
+    label: str
+    seconds: int | None
+
+
+class AggregationSpec(Frozen):
+    """A time-window aggregation: one function over the group's events, one stored-and-served
+    feature per window (``<name>_<window>``), all sharing one tiled state.
+
+    ``dtype`` is the type of the produced features, ``value_dtype`` the type of the value the
+    function maps each event to. Online, the state is the String feature ``<name>__state``;
+    offline, each event row holds the value in ``<name>__value``.
+    """
+
+    name: str
+    group: str
+    dtype: DType
+    value_dtype: DType
+    function: str
+    windows: tuple[WindowSpec, ...]
+    hop_seconds: int
+    lateness_seconds: int
+    n: int | None = None
+    distinct: bool = False
+    description: str
+    pii: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    transform: FunctionRef
+    inputs: tuple[InputRef, ...]
+    return_annotation: str | None
+    source: str
+    logic_hash: str
+    location: SourceLocation
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}_{w.label}" for w in self.windows)
+
+    @property
+    def state_column(self) -> str:
+        return f"{self.name}__state"
+
+    @property
+    def value_column(self) -> str:
+        return f"{self.name}__value"
+
+    def runtime(self) -> AggregationDef:
+        """The stdlib runtime's definition (times in microseconds)."""
+        from fsgen.runtime.aggregate import MICROS, AggregationDef
+
+        return AggregationDef(
+            name=self.name,
+            function=self.function,
+            value_kind=self.value_dtype.scalar.value,
+            windows=tuple(None if w.seconds is None else w.seconds * MICROS for w in self.windows),
+            hop=self.hop_seconds * MICROS,
+            lateness=self.lateness_seconds * MICROS,
+            n=self.n,
+            distinct=self.distinct,
+        )
+
+
+#: columns every aggregation group's offline event rows carry besides keys and event time
+EVENT_SEQUENCE_COLUMN = "event_sequence"
+EVENT_HASH_COLUMN = "event_hash"
+
+
 class GroupSpec(Frozen):
     name: str
     entity: EntitySpec
@@ -135,6 +207,7 @@ class GroupSpec(Frozen):
     allow_sensitive_online: bool = False
     module: str
     location: SourceLocation
+    aggregations: tuple[AggregationSpec, ...] = ()
     schema_hash: str = ""
     logic_hash: str = ""
     metadata_hash: str = ""
@@ -171,6 +244,28 @@ class GroupSpec(Frozen):
                 cols.append((f.name, f.dtype))
                 seen.add(f.name)
         return cols
+
+    def aggregation_columns(self) -> list[tuple[str, DType]]:
+        """The FeatureDefinitions an aggregation group adds after :meth:`stored_columns`: the
+        event rows' ordering columns and per-aggregation values (written to the offline store)
+        and the encoded states (written to the online store)."""
+        from fsgen.types import Integral, String
+
+        if not self.aggregations:
+            return []
+        cols: list[tuple[str, DType]] = [
+            (EVENT_SEQUENCE_COLUMN, Integral),
+            (EVENT_HASH_COLUMN, String),
+        ]
+        cols += [(a.value_column, a.value_dtype) for a in self.aggregations]
+        cols += [(a.state_column, String) for a in self.aggregations]
+        return cols
+
+    def aggregation(self, name: str) -> AggregationSpec:
+        for agg in self.aggregations:
+            if agg.name == name:
+                return agg
+        raise KeyError(name)
 
 
 class StoredRef(Frozen):

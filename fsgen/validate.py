@@ -104,7 +104,7 @@ def rule_limits(spec: ProjectSpec) -> Iterator[Diagnostic]:
                 f"group {g.name!r} has {len(g.stored_columns())} "
                 f"features; SageMaker allows at most {MAX_FEATURES}",
             )
-        if not g.features:
+        if not g.features and not g.aggregations:
             yield _d(g.location, "FS201", f"group {g.name!r} declares no features")
         if len(g.description) > MAX_GROUP_DESCRIPTION:
             yield _d(
@@ -364,6 +364,12 @@ def _set_columns(fs: FeatureSetSpec, groups: dict[str, GroupSpec]) -> Iterator[D
             yield _d(fs.location, "FS109", f"feature set {fs.name!r}: unknown group {group!r}")
 
 
+def rule_aggregations(spec: ProjectSpec) -> Iterator[Diagnostic]:
+    from fsgen.aggregation import rule_aggregations as rules
+
+    yield from rules(spec)
+
+
 # --------------------------------------------------------------------------- FeatureSet defaults
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -519,6 +525,7 @@ def _global_loads(code: types.CodeType) -> Iterator[tuple[str, int, bool]]:
 
 
 RULES: tuple[Rule, ...] = (
+    rule_aggregations,
     rule_names,
     rule_limits,
     rule_types,

@@ -62,12 +62,24 @@ def moto_url() -> Iterator[str]:
         server.stop()
 
 
+def _example_modules() -> dict[str, object]:
+    return {
+        n: m for n, m in sys.modules.items() if n == "featuredefs" or n.startswith("featuredefs.")
+    }
+
+
 @pytest.fixture(autouse=True)
 def _restore_sys_path() -> object:
-    """Loading a project puts its root on sys.path; keep tests independent of each other."""
+    """Loading a project puts its root on sys.path and its definitions in sys.modules; keep
+    tests independent of each other (a throw-away project's 'featuredefs' package must not
+    shadow the example's for a later test that resolves its functions by module name)."""
     before = list(sys.path)
+    modules = _example_modules()
     yield
     sys.path[:] = before
+    for name in _example_modules().keys() - modules.keys():
+        del sys.modules[name]
+    sys.modules.update(modules)  # type: ignore[arg-type]
 
 
 def apply_local(root: Path) -> None:

@@ -28,13 +28,22 @@ if TYPE_CHECKING:
 PAGE_DIRS = ("groups", "features", "on-demand", "feature-sets")
 
 
+def make_env(overrides: Path | None = None) -> jinja2.Environment:
+    """HTML templates (``fsgen/templates/catalog/``), autoescaped, StrictUndefined; a
+    project's ``templates/catalog/`` overrides them file for file, as for ``generated/``."""
+    chosen = overrides if overrides is not None and overrides.is_dir() else None
+    return _env(str(chosen.resolve()) if chosen is not None else None)
+
+
 @functools.cache
-def make_env() -> jinja2.Environment:
-    """HTML templates (``fsgen/templates/catalog/``), autoescaped, StrictUndefined."""
+def _env(overrides: str | None) -> jinja2.Environment:
     import jinja2
 
+    packaged = jinja2.PackageLoader("fsgen", "templates/catalog")
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("fsgen", "templates/catalog"),
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(overrides), packaged])
+        if overrides is not None
+        else packaged,
         undefined=jinja2.StrictUndefined,
         autoescape=True,
         trim_blocks=True,
@@ -51,8 +60,12 @@ def make_env() -> jinja2.Environment:
 def _num(value: object) -> str:
     if value is None:
         return "\u2013"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:,.6g}" if abs(value) >= 1000 else f"{value:.6g}"
     return str(value)
 
 
@@ -64,9 +77,10 @@ def _span(seconds: object) -> str:
     return duration(int(seconds))  # type: ignore[call-overload]
 
 
-def render_pages(catalog: Catalog) -> dict[str, str]:
-    """Relative path -> HTML for every page of ``catalog``."""
-    env = make_env()
+def render_pages(catalog: Catalog, templates: Path | None = None) -> dict[str, str]:
+    """Relative path -> HTML for every page of ``catalog`` (``templates``: a directory of
+    overriding templates)."""
+    env = make_env(templates)
     pages = {
         "index.html": env.get_template("index.html.jinja").render(
             c=catalog, root="", title=f"{catalog.project} feature catalog"
@@ -83,7 +97,9 @@ def write_catalog(
     config: ProjectConfig, spec: ProjectSpec, output: Path, *, stats: bool = True
 ) -> Path:
     """Write the catalog into ``output``; returns the path of ``index.html``."""
-    pages = render_pages(build_catalog(config, spec, stats=stats))
+    pages = render_pages(
+        build_catalog(config, spec, stats=stats), config.root / "templates" / "catalog"
+    )
     output.mkdir(parents=True, exist_ok=True)
     written = set()
     for rel, text in pages.items():

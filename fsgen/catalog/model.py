@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from fsgen.catalog.stats import FeatureStats, GroupStats, group_stats
+from fsgen.catalog.stats import Bar, FeatureStats, GroupStats, group_stats
 from fsgen.codegen.catalog import catalog_data
 from fsgen.pii import is_personal
 
@@ -179,42 +179,92 @@ def _history(config: ProjectConfig) -> dict[str, list[AuditEvent]]:
 # ----------------------------------------------------------------------------- statistics
 
 
-def histogram_svg(stats: FeatureStats, width: int = 360, height: int = 120) -> str:
-    """An inline SVG bar chart (histogram, or top values for strings); empty without bars."""
-    bars = stats.bars
-    if not bars:
+def histogram_svg(stats: FeatureStats) -> str:
+    """An inline SVG chart with its axes and counts: a histogram (numbers) or the most
+    frequent values as horizontal bars (strings); empty without bars."""
+    if not stats.bars:
         return ""
+    if stats.kind == "numeric":
+        return _numeric_svg(stats.bars)
+    return _top_values_svg(stats.bars)
+
+
+def _numeric_svg(bars: tuple[Bar, ...], width: int = 420, height: int = 120) -> str:
+    left, bottom, top_pad = 48, 34, 8
+    plot_w = width - left - 8
+    total_h = top_pad + height + bottom
     top = max(b.count for b in bars) or 1
     gap = 2
-    bar_w = (width - gap * (len(bars) - 1)) / len(bars)
+    bar_w = (plot_w - gap * (len(bars) - 1)) / len(bars)
+    base = top_pad + height
     parts = [
-        f'<svg class="hist" role="img" width="{width}" height="{height + 16}" '
-        f'viewBox="0 0 {width} {height + 16}" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg class="hist" role="img" width="{width}" height="{total_h}" '
+        f'viewBox="0 0 {width} {total_h}" xmlns="http://www.w3.org/2000/svg">',
+        f'<line class="axis" x1="{left}" y1="{top_pad}" x2="{left}" y2="{base}"/>',
+        f'<line class="axis" x1="{left}" y1="{base}" x2="{width - 8}" y2="{base}"/>',
+        f'<text class="y-tick" x="{left - 4}" y="{top_pad + 4}" text-anchor="end">{top:,}</text>',
+        f'<text class="y-tick" x="{left - 4}" y="{base}" text-anchor="end">0</text>',
+        f'<text class="y-label" x="10" y="{top_pad + height / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 10 {top_pad + height / 2})">count</text>',
     ]
     for i, b in enumerate(bars):
         h = round(b.count / top * height, 2)
-        x = round(i * (bar_w + gap), 2)
-        title = html.escape(f"{b.label}: {b.count}")
+        x = round(left + i * (bar_w + gap), 2)
+        title = html.escape(f"{b.label}: {b.count:,}")
         parts.append(
-            f'<rect x="{x}" y="{round(height - h, 2)}" width="{round(bar_w, 2)}" '
+            f'<rect x="{x}" y="{round(base - h, 2)}" width="{round(bar_w, 2)}" '
             f'height="{h}"><title>{title}</title></rect>'
         )
     first, last = bars[0], bars[-1]
-    if stats.kind == "numeric":
-        parts.append(f'<text x="0" y="{height + 13}">{html.escape(_short(first.low))}</text>')
+    mid = None if first.low is None or last.high is None else (first.low + last.high) / 2
+    for x, anchor, value in (
+        (left, "start", first.low),
+        (left + plot_w / 2, "middle", mid),
+        (width - 8, "end", last.high),
+    ):
         parts.append(
-            f'<text x="{width}" y="{height + 13}" text-anchor="end">'
-            f"{html.escape(_short(last.high))}</text>"
+            f'<text class="x-tick" x="{round(x, 2)}" y="{base + 14}" text-anchor="{anchor}">'
+            f"{html.escape(_short(value))}</text>"
+        )
+    parts.append(
+        f'<text class="x-label" x="{left + plot_w / 2}" y="{base + 29}" '
+        f'text-anchor="middle">value</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _top_values_svg(bars: tuple[Bar, ...], width: int = 420, row: int = 18) -> str:
+    label_w, count_w = 130, 56
+    plot_w = width - label_w - count_w
+    top = max(b.count for b in bars) or 1
+    total_h = row * len(bars) + 4
+    parts = [
+        f'<svg class="hist top-values" role="img" width="{width}" height="{total_h}" '
+        f'viewBox="0 0 {width} {total_h}" xmlns="http://www.w3.org/2000/svg">',
+        f'<line class="axis" x1="{label_w}" y1="0" x2="{label_w}" y2="{total_h}"/>',
+    ]
+    for i, b in enumerate(bars):
+        y = i * row + 2
+        w = round(b.count / top * plot_w, 2)
+        label = b.label if len(b.label) <= 20 else b.label[:19] + "\u2026"
+        title = html.escape(f"{b.label}: {b.count:,}")
+        parts.append(
+            f'<text class="y-tick" x="{label_w - 4}" y="{y + row - 6}" text-anchor="end">'
+            f"{html.escape(label)}</text>"
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{row - 4}"><title>{title}</title>'
+            f'</rect><text class="count" x="{label_w + w + 4}" y="{y + row - 6}">'
+            f"{b.count:,}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _short(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
+    return "" if value is None else f"{value:,.4g}"
 
 
-def _stats_item(stats: FeatureStats | None) -> Item | None:
+def _stats_item(stats: FeatureStats | None, pii: str, reviewed: str | None) -> Item | None:
     if stats is None:
         return None
     return {
@@ -227,9 +277,35 @@ def _stats_item(stats: FeatureStats | None) -> Item | None:
         "distinct": stats.distinct,
         "mean_length": stats.mean_length,
         "kind": stats.kind,
-        "bars": [{"label": b.label, "count": b.count} for b in stats.bars],
+        "withheld": stats.withheld,
+        "pii": pii,
+        "reviewed": reviewed,
+        "bars": [
+            {"label": b.label, "count": b.count, "low": b.low, "high": b.high} for b in stats.bars
+        ],
         "svg": histogram_svg(stats),
     }
+
+
+def value_statistics_optins(config: ProjectConfig, spec: ProjectSpec) -> dict[str, str]:
+    """``[tool.fsgen.catalog] value_statistics``, checked: every key names a declared feature
+    (``group:feature``) and every reason is non-empty."""
+    from fsgen.errors import ConfigError
+
+    known = {f"{g.name}:{f.name}" for g in spec.groups for f in g.features}
+    where = f"{config.root / 'pyproject.toml'} [tool.fsgen.catalog] value_statistics"
+    optins = dict(config.catalog.value_statistics)
+    unknown = sorted(k for k in optins if k not in known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: no such feature {', '.join(map(repr, unknown))} (write 'group:feature')"
+        )
+    blank = sorted(k for k, why in optins.items() if not why.strip())
+    if blank:
+        raise ConfigError(
+            f"{where}: {', '.join(map(repr, blank))} needs the review's reason as its value"
+        )
+    return optins
 
 
 # ------------------------------------------------------------------------------- assemble
@@ -237,6 +313,7 @@ def _stats_item(stats: FeatureStats | None) -> Item | None:
 
 def build_catalog(config: ProjectConfig, spec: ProjectSpec, *, stats: bool = True) -> Catalog:
     data = catalog_data(spec)
+    optins = value_statistics_optins(config, spec)
     refs, note = artifact_refs(config, spec)
     history = _history(config)
     notes = [note] if note else []
@@ -250,7 +327,7 @@ def build_catalog(config: ProjectConfig, spec: ProjectSpec, *, stats: bool = Tru
         notes=notes,
     )
     for g in groups:
-        _enrich_group(config, spec, g, refs, history.get(str(g["name"]), []), stats)
+        _enrich_group(config, spec, g, refs, history.get(str(g["name"]), []), stats, optins)
     for od in catalog.on_demand:
         od["page"] = on_demand_page(str(od["name"]))
         stored_inputs: list[str] = od["stored_inputs"]  # type: ignore[assignment]
@@ -261,6 +338,9 @@ def build_catalog(config: ProjectConfig, spec: ProjectSpec, *, stats: bool = Tru
         od["feature_set_links"] = [{"name": s, "page": feature_set_page(s)} for s in used_by]
     for fs in catalog.feature_sets:
         fs["page"] = feature_set_page(str(fs["name"]))
+        set_groups = sorted({str(c["group"]) for c in fs["columns"] if c["group"]})  # type: ignore[attr-defined]
+        fs["group_links"] = [{"name": g, "page": group_page(g)} for g in set_groups]
+        fs["history"] = _set_history(history, set_groups)
         for col in fs["columns"]:  # type: ignore[attr-defined]
             col["page"] = (
                 feature_page(col["group"], col["feature"])
@@ -272,8 +352,34 @@ def build_catalog(config: ProjectConfig, spec: ProjectSpec, *, stats: bool = Tru
                 if col["group"]
                 else spec.on_demand_feature(col["feature"]).pii
             )
+        fs["personal"] = [
+            {"name": c["column"], "pii": c["pii"], "page": c["page"]}
+            for c in fs["columns"]  # type: ignore[attr-defined]
+            if is_personal(str(c["pii"]))
+        ]
     catalog.rows = _rows(catalog)
     return catalog
+
+
+def _set_history(history: dict[str, list[AuditEvent]], groups: list[str]) -> list[Item]:
+    """Events touching any of a feature set's groups, newest first, each once; diffs are
+    prefixed with their group."""
+    seen: dict[int, tuple[AuditEvent, list[str]]] = {}
+    for g in groups:
+        for ev in history.get(g, []):
+            seen.setdefault(id(ev), (ev, []))[1].append(g)
+    items: list[Item] = []
+    for ev, touched in sorted(seen.values(), key=lambda p: p[0].when, reverse=True):
+        parts = [(g, i) for g in touched if (i := _event_item(ev, g)) is not None]
+        if not parts:
+            continue
+        item = dict(parts[0][1])
+        diffs = [f"{g}: {d}" for g, i in parts for d in i["diffs"]]  # type: ignore[attr-defined]
+        item["diffs"] = diffs
+        item["pii"] = [d for d in diffs if ".parameters.fsgen:pii" in d]
+        item["action"] = ", ".join(f"{g} {i['action']}" for g, i in parts if i["action"])
+        items.append(item)
+    return items
 
 
 def _enrich_group(
@@ -283,10 +389,16 @@ def _enrich_group(
     refs: list[ArtifactRef],
     events: list[AuditEvent],
     with_stats: bool,
+    optins: dict[str, str],
 ) -> None:
     name = str(g["name"])
     group = spec.group(name)
-    gstats: GroupStats | None = group_stats(config.store_path, group) if with_stats else None
+    withheld = frozenset(
+        f.name for f in group.features if is_personal(f.pii) and f"{name}:{f.name}" not in optins
+    )
+    gstats: GroupStats | None = (
+        group_stats(config.store_path, group, withheld) if with_stats else None
+    )
     sets = sorted({s for f in g["features"] for s in f["feature_sets"]})  # type: ignore[attr-defined]
     g["page"] = group_page(name)
     g["stats"] = (
@@ -328,7 +440,12 @@ def _enrich_group(
             for od in spec.on_demand
             if any(r.group == name and r.feature == fname for _, r in od.stored_inputs)
         ]
-        f["stats"] = _stats_item(gstats.features.get(fname) if gstats else None)
+        f["stats"] = _stats_item(
+            gstats.features.get(fname) if gstats else None,
+            str(f["pii"]),
+            optins.get(f"{name}:{fname}") if is_personal(str(f["pii"])) else None,
+        )
+        f["group_tags"] = {k: v for k, v in dict(g["tags"]).items() if k not in f["tags"]}  # type: ignore[call-overload, operator]
         f["artifacts"] = [
             vars(r)
             for r in _group_artifacts(refs, config, name, list(f["feature_sets"]))

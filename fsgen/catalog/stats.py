@@ -41,8 +41,12 @@ class FeatureStats:
     distinct: int | None = None
     mean_length: float | None = None
     bars: tuple[Bar, ...] = ()
+    withheld: bool = False
+    """True when value statistics were not computed (a personal feature without a reviewed
+    opt-in): only ``rows`` and ``nulls`` are set."""
     kind: str = "numeric"
-    """``numeric`` (histogram bars), ``categorical`` (top values) or ``collection``."""
+    """``numeric`` (histogram bars), ``categorical`` (top values), ``collection``, or
+    ``absent`` (no offline file has the column yet: the feature was added since)."""
 
     @property
     def null_rate(self) -> float:
@@ -71,8 +75,11 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
-    """Statistics of ``group``'s offline store; None when it has no data."""
+def group_stats(
+    store_path: Path, group: GroupSpec, withheld: frozenset[str] = frozenset()
+) -> GroupStats | None:
+    """Statistics of ``group``'s offline store; None when it has no data. Features named in
+    ``withheld`` get counts and nulls only: their values never leave DuckDB."""
     import duckdb
 
     from fsgen.store import offline
@@ -89,15 +96,27 @@ def group_stats(store_path: Path, group: GroupSpec) -> GroupStats | None:
             + ") WHERE NOT is_deleted"
         )
         rows, records = _one(con, f"SELECT count(*), count(DISTINCT {_q(group.identifier)}) FROM v")
-        features = {f.name: feature_stats(con, f, int(rows)) for f in group.features}
+        present = {str(r[0]) for r in con.execute("DESCRIBE v").fetchall()}
+        # A feature added since the last ingestion has no column in any file yet: it is
+        # reported as absent, not queried (a schema change must never break the catalog).
+        features = {
+            f.name: feature_stats(con, f, int(rows), values=f.name not in withheld)
+            if f.name in present
+            else FeatureStats(rows=int(rows), nulls=int(rows), kind="absent")
+            for f in group.features
+        }
     finally:
         con.close()
     return GroupStats(rows=int(rows), records=int(records), files=len(files), features=features)
 
 
-def feature_stats(con: duckdb.DuckDBPyConnection, feature: FeatureSpec, rows: int) -> FeatureStats:
+def feature_stats(
+    con: duckdb.DuckDBPyConnection, feature: FeatureSpec, rows: int, *, values: bool = True
+) -> FeatureStats:
     col = _q(feature.name)
     nulls = int(_one(con, f"SELECT count(*) FILTER (WHERE {col} IS NULL) FROM v")[0])
+    if not values:
+        return FeatureStats(rows=rows, nulls=nulls, withheld=True, kind=_kind(feature))
     if feature.dtype.collection:
         mean_len = _one(con, f"SELECT avg(len({col})) FROM v")[0]
         return FeatureStats(
@@ -138,6 +157,12 @@ def feature_stats(con: duckdb.DuckDBPyConnection, feature: FeatureSpec, rows: in
         distinct=int(distinct),
         bars=bars,
     )
+
+
+def _kind(feature: FeatureSpec) -> str:
+    if feature.dtype.collection:
+        return "collection"
+    return "categorical" if feature.dtype.scalar.value == "String" else "numeric"
 
 
 def _num(value: object) -> float | None:

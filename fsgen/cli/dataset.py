@@ -25,10 +25,11 @@ from fsgen.cli._app import AppContext, echo_json, handle_errors, main, pass_app
 )
 @click.option(
     "--engine",
-    type=click.Choice(["local", "athena"]),
+    type=click.Choice(["local", "athena", "spark"]),
     default="local",
     show_default=True,
-    help="local: DuckDB over the local offline store; athena: the generated SQL on Amazon Athena.",
+    help="local: DuckDB over the local offline store; athena: the generated SQL on Amazon "
+    "Athena; spark: Spark SQL over the local offline store (the spark extra).",
 )
 @click.option(
     "--sql",
@@ -92,7 +93,7 @@ def dataset(
     for warning in warnings:
         app.err.print(f"[bold yellow]warning:[/bold yellow] {escape(warning['message'])}")
     click.echo(
-        f"{feature_set}: {len(frame)} rows x {len(frame.columns)} columns "
+        f"{feature_set}: {len(frame):,} rows x {len(frame.columns):,} columns "
         f"({n_features} features) -> {output}",
         err=True,
     )

@@ -7,21 +7,15 @@ from pathlib import Path
 
 import click
 
-from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
-
-
-def _parse_now(text: str | None) -> float:
-    import time
-
-    from fsgen.errors import ConfigError
-    from fsgen.runtime.encoding import parse_event_time
-
-    if text is None:
-        return time.time()
-    try:
-        return parse_event_time("String", text)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"--now {text!r}: {exc}") from None
+from fsgen.cli._app import (
+    EXIT_ERROR,
+    ISO_TIME,
+    AppContext,
+    echo_json,
+    handle_errors,
+    main,
+    pass_app,
+)
 
 
 @main.command()
@@ -29,9 +23,9 @@ def _parse_now(text: str | None) -> float:
 @click.option("--group", "groups", multiple=True, help="Only this group (repeatable).")
 @click.option(
     "--now",
-    "now_text",
+    "now",
+    type=ISO_TIME,
     default=None,
-    metavar="ISO-8601",
     help="Measure ages as of this time (default: now).",
 )
 @click.option(
@@ -51,16 +45,20 @@ def freshness(
     app: AppContext,
     as_json: bool,
     groups: tuple[str, ...],
-    now_text: str | None,
+    now: float | None,
     publish: bool,
     namespace: str,
 ) -> None:
     """Age of each group's newest online and offline record and its share of expired records;
     exit 1 when a group is older than its max_staleness, or empty."""
+    import time
+
     from fsgen import freshness as fr
 
     app.err.print(f"[dim]freshness of the local store {app.config.store_path}[/dim]")
-    rep = fr.report(app.config, app.spec, now=_parse_now(now_text), groups=list(groups) or None)
+    rep = fr.report(
+        app.config, app.spec, now=time.time() if now is None else now, groups=list(groups) or None
+    )
     if as_json:
         echo_json(json.dumps(rep.to_dict(), indent=2, sort_keys=True))
     else:

@@ -47,7 +47,7 @@ def train(app: AppContext, feature_set: str, labels: Path, output: Path, label: 
     from fsgen.train import train_from_labels
 
     path, frame, model = train_from_labels(app.config, app.spec, feature_set, labels, output, label)
-    app.err.print(f"trained on {len(frame)} rows ({model['label']}); model written to {path}")
+    app.err.print(f"trained on {len(frame):,} rows ({model['label']}); model written to {path}")
 
 
 @main.command("serve-model")
@@ -61,7 +61,7 @@ def train(app: AppContext, feature_set: str, labels: Path, output: Path, label: 
 )
 @click.option(
     "--port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=8080,
     show_default=True,
     help="Port on 127.0.0.1 (0: any free port).",

@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from fsgen.plan.model import Plan
 
 
+def echo_plan(text: str) -> None:
+    """A rendered plan on stdout, in Terraform's colours when stdout is a terminal (and
+    NO_COLOR is unset); plain text into pipes and files."""
+    import os
+
+    from fsgen.plan.render import paint
+
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    click.echo(paint(text) if color else text, nl=False, color=color)
+
+
 def _backend(app: AppContext) -> Backend:
     from fsgen.backends import open_backend
 
@@ -50,7 +61,7 @@ def plan(app: AppContext, as_json: bool, detailed_exitcode: bool, out: Path | No
     if as_json:
         echo_json(result.model_dump_json(indent=2))
     else:
-        click.echo(render_plan(result), nl=False)
+        echo_plan(render_plan(result))
         if out is not None:
             click.echo(f"\nSaved the plan to {out}. Apply it with: fsgen apply {out}")
     if detailed_exitcode and result.has_changes:
@@ -85,7 +96,7 @@ def _run_apply(
     destroy: bool,
     lock_timeout: float,
 ) -> None:
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
     from fsgen.plan.apply import apply_plan, compute_plan, load_plan
     from fsgen.plan.render import render_plan
@@ -95,26 +106,34 @@ def _run_apply(
     the_plan: Plan = saved or compute_plan(app.config, app.spec, backend, destroy=destroy)
     if saved is not None:
         click.echo(f"Applying the saved plan {plan_file}:")
-    click.echo(render_plan(the_plan), nl=False)
+    echo_plan(render_plan(the_plan))
     if not the_plan.has_changes:
         return
+
+    # The spinner starts with the first stage, after the question: a live display redraws
+    # its line many times a second and would overwrite the prompt and the typed answer.
+    bar = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=app.err, transient=True
+    )
+    task: list[TaskID] = []
 
     def confirm(p: Plan) -> bool:
         if auto_approve:
             return True
+        if task:
+            bar.stop()
         verb = "destroy these feature groups" if destroy else "perform these actions"
         return _confirm(f"Do you want to {verb}?")
 
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), console=app.err, transient=True
-    ) as bar:
-        task = bar.add_task("applying", total=None)
+    def progress(text: str) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("applying", total=None))
+        if text.startswith("["):
+            bar.console.print(f"  {text}")
+        bar.update(task[0], description=text)
 
-        def progress(text: str) -> None:
-            if text.startswith("["):
-                app.err.print(f"  {text}")
-            bar.update(task, description=text)
-
+    try:
         result = apply_plan(
             app.config,
             app.spec,
@@ -125,11 +144,13 @@ def _run_apply(
             lock_timeout=lock_timeout,
             confirm=confirm,
         )
+    finally:
+        bar.stop()
     for path in result.regenerated:
         app.err.print(f"  regenerated {path}")
     from fsgen.plan.render import apply_summary
 
-    click.echo(apply_summary(the_plan))
+    echo_plan(apply_summary(the_plan) + "\n")
     for group, features in the_plan.backfill.items():
         click.echo(
             f"Backfill needed: {group} ({', '.join(features)}): stored values were "
@@ -217,7 +238,7 @@ def history(
 @main.command()
 @click.option(
     "--port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=4510,
     show_default=True,
     help="Port on 127.0.0.1 (0 picks a free one).",

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
+from fsgen.cli._app import (
+    EXIT_ERROR,
+    ISO_TIME,
+    AppContext,
+    echo_json,
+    handle_errors,
+    main,
+    pass_app,
+    per_second,
+)
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
@@ -85,16 +94,16 @@ def ingest(
         ) from None
     finally:
         plane.close()
-    rate = result.read / result.seconds if result.seconds else 0.0
     app.err.print(
-        f"{result.summary()} in {result.seconds:.2f}s ({rate:,.0f} rows/s, {plane.name} backend)"
+        f"{result.summary()} in {result.seconds:.2f}s "
+        f"({per_second(result.read, result.seconds)}, {plane.name} backend)"
     )
     for r in result.samples[:10]:
         app.err.print(
             f"  [red]rejected[/red] {r.source} row {r.row}: {r.field}: {r.reason}", markup=True
         )
     if result.rejected > 10:
-        app.err.print(f"  ... and {result.rejected - 10} more")
+        app.err.print(f"  ... and {result.rejected - 10:,} more")
     if as_json:
         echo_json(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     if result.rejected:
@@ -206,6 +215,7 @@ _KEY_OPTION = click.option(
 @click.option(
     "--as-of",
     "as_of",
+    type=ISO_TIME,
     default=None,
     help="The record as of this time (ISO-8601): TTL expiry is judged then, and a record "
     "whose event time is after it is not returned.",
@@ -219,14 +229,14 @@ def get(
     keys: tuple[str, ...],
     as_json: bool,
     features: tuple[str, ...],
-    as_of: str | None,
+    as_of: float | None,
 ) -> None:
     """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted).
 
     A composite key is given by its parts: ``--key listener_id=L902 --key artist_id=77``."""
     from fsgen.bind import group_runtime
     from fsgen.errors import NotFound
-    from fsgen.runtime.encoding import parse_event_time
+    from fsgen.runtime.encoding import format_event_time
 
     rid = _record_id(app, group, record_id, keys)
     spec = app.spec.group(group)
@@ -236,7 +246,7 @@ def get(
         raise NotFound(
             f"{group}: no feature {', '.join(map(repr, unknown))} (known: {', '.join(known)})"
         )
-    now = parse_event_time("String", as_of) if as_of else None
+    now = as_of
     plane = open_plane(app)
     try:
         record = plane.get_record(group, rid, None, now=now)
@@ -250,7 +260,8 @@ def get(
         if event > now:
             raise NotFound(
                 f"{group}: the online record {rid!r} has event time "
-                f"{record.get(rt.event_time)}, after --as-of {as_of}; the online store keeps "
+                f"{record.get(rt.event_time)}, after --as-of {format_event_time('String', now)}; "
+                "the online store keeps "
                 "only the latest record (use `fsgen dataset` for older values)"
             )
     if features:
@@ -299,10 +310,13 @@ def delete_record(
     import math
 
     from fsgen import audit
+    from fsgen.bind import group_runtime
     from fsgen.errors import NotFound
+    from fsgen.store.local import event_time_value
 
     rid = _record_id(app, group, record_id, keys)
     spec = app.spec.group(group)
+    event_time_value(group_runtime(spec), event_time)  # a bad event time fails first
     mode = "HardDelete" if hard else "SoftDelete"
     plane = open_plane(app)
     try:

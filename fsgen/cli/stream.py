@@ -170,9 +170,10 @@ def replay_cmd(
             f"  [red]{where}[/red] sequence {f['sequenceNumber']}: {f['field']}: {f['message']}"
         )
     if len(result.failures) > 10:
-        app.err.print(f"  ... and {len(result.failures) - 10} more")
+        app.err.print(f"  ... and {len(result.failures) - 10:,} more")
     if result.dead_lettered:
-        app.err.print(f"dead letters: {dlq!r}")
+        dlq_at = dead_letter or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
+        app.err.print(f"dead letters: {dlq_at}")
     if as_json:
         echo_json(json.dumps(result.to_json(), sort_keys=True))
     if result.dead_lettered or result.failed:
@@ -187,7 +188,7 @@ def replay_cmd(
     default=None,
     help="Kinesis endpoint (a local Kinesis such as moto); default: AWS.",
 )
-@click.option("--region", default=None, help="AWS region (default: boto3's).")
+@click.option("--region", default=None, help="AWS region (default: [tool.fsgen.aws] region).")
 @click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 10000))
 @click.option(
     "--max-records",
@@ -242,7 +243,7 @@ def consume_cmd(
     checkpoints = Checkpoints(app.config.store_path, stream_name, group)
     consumer = Consumer(
         handler,
-        kinesis_client(endpoint_url, region),
+        kinesis_client(endpoint_url, region or app.config.aws.region),
         stream_name,
         plane.sink(group),
         _dead_letter(app, group, dead_letter),

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from fsgen.codegen import views
-from fsgen.codegen.env import render, to_json
+from fsgen.codegen.env import OVERRIDES_DIR, render, take_overrides, to_json
 from fsgen.codegen.views import Header, snake
 from fsgen.config import ProjectConfig
 from fsgen.hashing import sha256_of
@@ -53,6 +53,8 @@ class Artifact:
     content: str
     sources: tuple[str, ...]
     spec_hash: str
+    templates: tuple[tuple[str, str], ...] = ()
+    """Project templates (``templates/<name>``, sha256) that overrode packaged ones."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,19 @@ class BuildContext:
         Python and SQL start with a comment block, Markdown with an HTML comment; JSON cannot
         hold comments, so its header lives in MANIFEST.json (and in the document itself where
         the format has a place for it, e.g. CloudFormation ``Metadata``).
+
+        Project templates that rendered the body (see :mod:`fsgen.codegen.env`) are sources
+        too: they are named in the header and their hashes folded into its spec hash.
         """
+        overrides = take_overrides()
+        if overrides:
+            header = Header(
+                sources=(
+                    *header.sources,
+                    *(f"{OVERRIDES_DIR}/{name} (template override)" for name in overrides),
+                ),
+                spec_hash=sha256_of({"spec": header.spec_hash, "templates": overrides}),
+            )
         suffix = path[path.rfind(".") :]
         if suffix in _COMMENT:
             mark = _COMMENT[suffix]
@@ -83,7 +97,12 @@ class BuildContext:
         if not text.endswith("\n"):
             text += "\n"
         return Artifact(
-            path=path, kind=kind, content=text, sources=header.sources, spec_hash=header.spec_hash
+            path=path,
+            kind=kind,
+            content=text,
+            sources=header.sources,
+            spec_hash=header.spec_hash,
+            templates=tuple(overrides.items()),
         )
 
     def render(self, template_name: str, **context: object) -> str:

@@ -9,6 +9,7 @@ last, so an interrupted run leaves every file either old or new and the next run
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fsgen.codegen.artifacts import Artifact, BuildContext, Builder, load_builders
-from fsgen.codegen.env import to_json
+from fsgen.codegen.env import project_templates, take_overrides, to_json
 from fsgen.config import ProjectConfig
 from fsgen.errors import FsgenError
 from fsgen.spec import ProjectSpec
@@ -63,14 +64,36 @@ def build(
     """Every artifact including MANIFEST.json, sorted by path."""
     ctx = BuildContext(spec=spec, config=config)
     found: dict[str, Artifact] = {}
-    for builder in builders if builders is not None else load_builders():
-        for artifact in builder(ctx):
-            _check_path(artifact.path)
-            if artifact.path in found:
-                raise CodegenError(f"two artifact builders produce {artifact.path!r}")
-            found[artifact.path] = artifact
+    import jinja2
+
+    with project_templates(config.root):  # the project's templates/ overrides, if any
+        for builder in builders if builders is not None else load_builders():
+            take_overrides()  # a builder's renders belong to its own artifacts only
+            try:
+                for artifact in builder(ctx):
+                    _check_path(artifact.path)
+                    if artifact.path in found:
+                        raise CodegenError(f"two artifact builders produce {artifact.path!r}")
+                    found[artifact.path] = artifact
+            except jinja2.TemplateError as exc:
+                raise CodegenError(_template_error(exc, config.root)) from exc
     artifacts = [found[p] for p in sorted(found)]
     return [*artifacts, manifest_artifact(artifacts)]
+
+
+def _template_error(exc: BaseException, root: Path) -> str:
+    """``templates/x.jinja:12: template error: ...``: where a (most likely overridden)
+    template failed, from the syntax error or the template frame of the traceback."""
+    where, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+    tb = exc.__traceback__
+    while tb is not None:  # jinja maps a render-time error to the template's own line
+        if tb.tb_frame.f_code.co_filename.endswith(".jinja"):
+            where, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        tb = tb.tb_next
+    shown = where or "<template>"
+    with contextlib.suppress(ValueError):
+        shown = Path(shown).resolve().relative_to(root.resolve()).as_posix()
+    return f"{shown}:{line or 0}: template error: {type(exc).__name__}: {exc}"
 
 
 def _check_path(path: str) -> None:
@@ -82,12 +105,13 @@ def _check_path(path: str) -> None:
 
 
 def manifest_artifact(artifacts: list[Artifact]) -> Artifact:
-    files = {
+    files: dict[str, dict[str, object]] = {
         a.path: {
             "kind": a.kind,
             "sha256": sha256_text(a.content),
             "sources": list(a.sources),
             "spec_hash": a.spec_hash,
+            **({"templates": dict(a.templates)} if a.templates else {}),
         }
         for a in artifacts
     }

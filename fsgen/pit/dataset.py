@@ -28,7 +28,7 @@ from fsgen.runtime.inference import Column, FeatureSetRuntime, RequestError
 from fsgen.spec import ProjectSpec
 from fsgen.types import DType, Scalar
 
-Engine = Literal["local", "athena"]
+Engine = Literal["local", "athena", "spark"]
 
 
 def build_dataset(
@@ -47,7 +47,8 @@ def build_dataset(
     ``labels``: a CSV or Parquet path, or a DataFrame, holding the set's key columns and label
     time. ``knowledge_time``: only records already written at the label time count.
     ``engine="athena"`` runs the generated Athena SQL through boto3
-    (see fsgen.pit.athena_runner).
+    (see fsgen.pit.athena_runner); ``engine="spark"`` the same join on Spark SQL over the
+    local store (fsgen.pit.spark).
     """
     plan = plan_for(spec, feature_set)
     rows = read_labels(labels, plan)
@@ -55,6 +56,10 @@ def build_dataset(
         from fsgen.pit.athena_runner import athena_stored_values
 
         stored = athena_stored_values(config, spec, plan, rows, knowledge_time)
+    elif engine == "spark":
+        from fsgen.pit.spark import spark_stored_values
+
+        stored = spark_stored_values(plan, rows, store or config.store_path, knowledge_time)
     else:
         from fsgen.pit.local import stored_values
 

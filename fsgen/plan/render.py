@@ -4,6 +4,7 @@ dumps, so the two cannot disagree."""
 from __future__ import annotations
 
 import json
+import re
 
 from fsgen.pii import plan_annotations
 from fsgen.plan.model import ChangeKind, GroupState, Plan, PropertyDiff, ResourceChange
@@ -168,3 +169,39 @@ def _offline(state: GroupState) -> str:
     if not state.offline_enabled:
         return "disabled"
     return f"{state.offline_table_format} at {state.offline_s3_uri}"
+
+
+# ----------------------------------------------------------------------------- colour
+
+_SIGN = re.compile(r"^(\s*)(-/\+|\+|~|-|!)(?= )")
+_SGR = {"+": "32", "~": "33", "-": "31", "!": "33"}
+_RESET = "\x1b[0m"
+
+
+def _sgr(codes: str, text: str) -> str:
+    return f"\x1b[{codes}m{text}{_RESET}"
+
+
+def paint(text: str) -> str:
+    """``text`` (a rendered plan) with Terraform's colours as ANSI escapes: ``+`` green, ``~``
+    yellow, ``-`` red, ``-/+`` red and green, headers and the summary bold, what forces a
+    replacement or loses data red. For terminals only; the plain text is what pipes get."""
+    out = []
+    for line in text.split("\n"):
+        m = _SIGN.match(line)
+        if m:
+            sign = m.group(2)
+            mark = (
+                _sgr("31", "-") + "/" + _sgr("32", "+") if sign == "-/+" else _sgr(_SGR[sign], sign)
+            )
+            line = m.group(1) + mark + line[m.end(2) :]
+        for note in ("# forces replacement", "# data loss:"):
+            line = line.replace(note, _sgr("31", note))
+        if line.startswith("  # feature group"):
+            line = _sgr("1", line)
+        elif line.startswith(("Plan:", "Apply complete!", "fsgen will perform")):
+            line = _sgr("1", line)
+        elif line.startswith("Warning:"):
+            line = _sgr("1;33", "Warning:") + line[len("Warning:") :]
+        out.append(line)
+    return "\n".join(out)

@@ -64,7 +64,10 @@ class IngestResult:
         return self.rejected == 0
 
     def summary(self) -> str:
-        text = f"{self.group}: read {self.read}, written {self.written}, rejected {self.rejected}"
+        text = (
+            f"{self.group}: read {self.read:,}, written {self.written:,}, "
+            f"rejected {self.rejected:,}"
+        )
         if self.rejected and self.rejects_path is not None:
             text += f" (see {self.rejects_path})"
         return text

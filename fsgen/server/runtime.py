@@ -221,7 +221,9 @@ class RuntimeService:
             if name in out:
                 raise _validation(f"Feature {name} appears more than once in the record")
             kind, coll, dim = known[name]
-            has_list, has_str = "ValueAsStringList" in entry, "ValueAsString" in entry
+            # a JSON null member is an absent member, as in AWS's JSON protocols
+            has_list = entry.get("ValueAsStringList") is not None
+            has_str = entry.get("ValueAsString") is not None
             if has_list == has_str or has_list != bool(coll):
                 want = "ValueAsStringList" if coll else "ValueAsString"
                 raise _validation(

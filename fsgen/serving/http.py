@@ -31,33 +31,60 @@ class _RequestHandler(LimitedHandler):
     server: ModelServer
     max_body = 6 * 1024 * 1024
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_all(status, body, {"Content-Type": content_type})
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.send_all(status, body, {"Content-Type": content_type, **dict(headers)})
 
-    def _error(self, status: int, code: str, message: str) -> None:
-        self._send(status, json.dumps({"error": code, "message": message}).encode())
+    def _error(
+        self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        body = json.dumps({"error": code, "message": message}).encode()
+        self._send(status, body, headers=headers)
 
-    def do_GET(self) -> None:
-        try:
-            self.check_origin()
-            self.read_body()
-        except Refusal as exc:
-            self._error(exc.status, exc.code, exc.message)
-            return
-        if self.path.split("?")[0] == "/ping":
-            self._send(200, b'{"status": "healthy"}')
-        else:
-            self._error(404, "NotFound", f"no route GET {self.path}")
+    def _routed(self, method: str) -> bool:
+        """True when ``method`` is served at this path; else answers 404 (no such path) or
+        405 with ``Allow`` (the path exists, for another method) and returns False."""
+        path = self.path.split("?")[0]
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            self._error(404, "NotFound", f"no route {method} {path}")
+            return False
+        if method not in allowed:
+            methods = ", ".join(allowed)
+            message = f"{method} {path}: the route answers {methods} only"
+            self._error(405, "MethodNotAllowed", message, headers=(("Allow", methods),))
+            return False
+        return True
 
-    def do_POST(self) -> None:
+    def _accepted(self, method: str) -> bytes | None:
+        """The request's body when it passes the server's limits and its route serves
+        ``method``; else the refusal has been answered and None is returned."""
         try:
             self.check_origin()
             body = self.read_body()
         except Refusal as exc:
             self._error(exc.status, exc.code, exc.message)
-            return
-        if self.path.split("?")[0] != "/invocations":
-            self._error(404, "NotFound", f"no route POST {self.path}")
+            return None
+        return body if self._routed(method) else None
+
+    def do_GET(self) -> None:
+        if self._accepted("GET") is not None:
+            self._send(200, b'{"status": "healthy"}')
+
+    def do_PUT(self) -> None:
+        self._accepted("PUT")
+
+    def do_DELETE(self) -> None:
+        self._accepted("DELETE")
+
+    def do_POST(self) -> None:
+        body = self._accepted("POST")
+        if body is None:
             return
         try:
             text = self.server.handler.invoke(
@@ -75,6 +102,10 @@ class _RequestHandler(LimitedHandler):
             self._error(500, "InternalFailure", f"{type(exc).__name__}: {exc}")
         else:
             self._send(200, text.encode())
+
+
+#: path -> the methods it answers; another method on a known path is 405, not 404.
+ROUTES: dict[str, tuple[str, ...]] = {"/ping": ("GET",), "/invocations": ("POST",)}
 
 
 def make_server(handler: Handler, port: int = 8080, host: str = "127.0.0.1") -> ModelServer:

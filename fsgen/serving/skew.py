@@ -135,14 +135,14 @@ class SkewReport:
                 f"{_show(m.online)} != training {_show(m.training)}"
             )
         if len(self.mismatches) > limit:
-            lines.append(f"  ... and {len(self.mismatches) - limit} more")
+            lines.append(f"  ... and {len(self.mismatches) - limit:,} more")
         if self.rows == 0:
             lines.append("FAILED: nothing to compare")
         else:
             lines.append(
                 "OK: training = serving"
                 if self.ok
-                else f"FAILED: {len(self.mismatches)} mismatching values"
+                else f"FAILED: {len(self.mismatches):,} mismatching values"
                 + (", stale generated code" if self.stale else "")
             )
         return "\n".join(lines)

@@ -53,9 +53,9 @@ class ConsumeResult:
 
     def summary(self) -> str:
         return (
-            f"{self.group} <- {self.stream}: read {self.read}, written {self.written}, "
-            f"dead-lettered {self.dead_lettered}, retried {self.retried} "
-            f"({self.batches} batches; stopped: {self.stopped})"
+            f"{self.group} <- {self.stream}: read {self.read:,}, written {self.written:,}, "
+            f"dead-lettered {self.dead_lettered:,}, retried {self.retried:,} "
+            f"({self.batches:,} batches; stopped: {self.stopped})"
         )
 
 

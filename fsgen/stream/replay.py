@@ -79,8 +79,8 @@ class ReplayResult:
 
     def summary(self) -> str:
         return (
-            f"{self.group}: read {self.read}, written {self.written}, dead-lettered "
-            f"{self.dead_lettered}, failed {self.failed} ({self.batches} batches)"
+            f"{self.group}: read {self.read:,}, written {self.written:,}, dead-lettered "
+            f"{self.dead_lettered:,}, failed {self.failed:,} ({self.batches:,} batches)"
         )
 
 

@@ -20,6 +20,7 @@ ROOTS = {
     "example": (REPO, "featuredefs"),
     "shop": (GOLDEN / "shop", "shopdefs"),
     "rides": (GOLDEN / "rides", "ridedefs"),
+    "overrides": (GOLDEN / "overrides", "orderdefs"),
 }
 assert set(ROOTS) == {"example", *SCENARIOS}
 

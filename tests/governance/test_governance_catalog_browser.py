@@ -207,3 +207,37 @@ def test_links_resolve_and_screenshot(browser: object, site: tuple[Path, Path]) 
     )
     assert driver.save_screenshot(str(artifacts / "catalog.png"))  # type: ignore[attr-defined]
     assert (artifacts / "catalog.png").stat().st_size > 10_000
+
+
+def test_review_details_render(browser: object, site: tuple[Path, Path]) -> None:
+    """PII banner on the feature-set page, history timestamps on one line at a narrow width,
+    value statistics of personal data withheld, histograms with axes and counts."""
+    from selenium.webdriver.common.by import By
+
+    _, out = site
+    driver = browser
+    driver.set_window_size(900, 1200)  # type: ignore[attr-defined]
+    driver.get((out / "feature-sets/fraud-model.html").as_uri())  # type: ignore[attr-defined]
+    banner = driver.find_element(By.CSS_SELECTOR, ".pii-banner")  # type: ignore[attr-defined]
+    assert banner.is_displayed() and "age (personal)" in banner.text
+    cells = driver.find_elements(By.CSS_SELECTOR, "table.history td.when code")  # type: ignore[attr-defined]
+    assert cells
+    for cell in cells:
+        line = driver.execute_script(  # type: ignore[attr-defined]
+            "const s = getComputedStyle(arguments[0]); "
+            "return [arguments[0].getClientRects().length, s.whiteSpace];",
+            cell,
+        )
+        assert line == [1, "nowrap"], cell.text  # one box: the timestamp did not wrap
+    driver.get((out / "features/customer-features/age.html").as_uri())  # type: ignore[attr-defined]
+    assert driver.find_element(By.CSS_SELECTOR, ".withheld").is_displayed()  # type: ignore[attr-defined]
+    assert not driver.find_elements(By.CSS_SELECTOR, "svg.hist")  # type: ignore[attr-defined]
+    tags = driver.find_elements(By.CSS_SELECTOR, ".group-tags .tag")  # type: ignore[attr-defined]
+    assert [t.text for t in tags] == ["cost-center=growth", "domain=customer"]
+    driver.get((out / "features/merchant-features/chargeback_rate.html").as_uri())  # type: ignore[attr-defined]
+    ticks = driver.find_elements(By.CSS_SELECTOR, "svg.hist text.y-tick")  # type: ignore[attr-defined]
+    assert [t.text for t in ticks][-1] == "0" and int(ticks[0].text.replace(",", "")) > 0
+    driver.find_element(By.CSS_SELECTOR, "details.bins summary").click()  # type: ignore[attr-defined]
+    counts = driver.find_elements(By.CSS_SELECTOR, "td.bin-count")  # type: ignore[attr-defined]
+    assert len(counts) == 20 and all(c.is_displayed() for c in counts)
+    _no_script_errors(driver)

@@ -4,6 +4,7 @@ status and exit codes, and CloudWatch metrics (moto server)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,7 +174,7 @@ def test_cli_exit_codes_and_json(project: Path) -> None:
     code, out = _cli(project, "--now", iso(T0 + 86400), "--group", "clicks")
     assert code == 1 and "CLICKS" not in out and "clicks: STALE" in out
     result = CliRunner().invoke(main, ["--project", str(project), "freshness", "--now", "tomorrow"])
-    assert result.exit_code == 1 and "--now 'tomorrow'" in result.stderr
+    assert result.exit_code == 1 and "'--now': expected an ISO-8601 timestamp" in result.stderr
 
 
 def test_publish_cloudwatch_metrics(project: Path, aws_env: str) -> None:
@@ -250,3 +251,37 @@ def test_cli_publish(project: Path, aws_env: str) -> None:
         "OfflineNewestRecordAge",
         "Stale",
     }
+
+
+def test_now_before_the_newest_record_is_future_never_fresh(project: Path) -> None:
+    _put(project, "clicks", [{"user_id": "a", "ts": iso(T0), "n": 1}])
+    code, out = _cli(project, "--now", iso(T0 - 5400), "--group", "clicks")
+    assert code == 1
+    assert "clicks: FUTURE (newest online record is 1h 30m after now;" in out
+    assert "(1h 30m after now)" in out and not re.search(r"(?<![\d-])-\d", out)
+    assert "FRESH" not in out and out.rstrip().endswith("1 of 1 group(s) failing: clicks (future).")
+    data = json.loads(_cli(project, "--now", iso(T0 - 5400), "--group", "clicks", "--json")[1])
+    assert data["ok"] is False and data["groups"][0]["online"]["age_seconds"] == -5400
+    rep = freshness.report(load_config(project), load(project), now=T0 - 5400, groups=["clicks"])
+    names = {m["MetricName"]: m["Value"] for m in freshness.metric_data(rep, "p")}
+    assert names["Stale"] == 1.0 and "OnlineNewestRecordAge" not in names  # no negative age
+
+
+def test_unbounded_groups_are_not_summarised_as_fresh(project: Path) -> None:
+    _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
+    _put(project, "pages", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
+    code, out = _cli(project, "--now", iso(T0), "--group", "clicks", "--group", "pages")
+    assert code == 0
+    assert out.rstrip().splitlines()[-1] == (
+        "1 of 2 group(s) fresh; 1 unbounded (no max_staleness, not judged): pages."
+    )
+    assert "All" not in out and "online   1 record, newest" in out
+
+
+def test_the_scaffold_declares_max_staleness(tmp_path: Path) -> None:
+    target = tmp_path / "new"
+    assert CliRunner().invoke(main, ["init", str(target)]).exit_code == 0
+    (group,) = load(target).groups
+    assert group.max_staleness_seconds == 2 * 86400
+    code, out = _cli(target, "--now", "2024-01-01T00:00:00Z")
+    assert code == 1 and "user-activity: EMPTY" in out  # judged, not 'unbounded'

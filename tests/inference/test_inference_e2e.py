@@ -176,6 +176,13 @@ def test_ping_and_bad_requests(served: tuple[ModelServer, Handler, Path]) -> Non
     assert status == 400 and "amount" in str(answer["message"])
     status, _ = post(server.url, {}, path="/nowhere")
     assert status == 404
+    # a known route with the wrong method is 405 naming the allowed one, not 404
+    for method, path, allowed in (("GET", "/invocations", "POST"), ("POST", "/ping", "GET")):
+        request = urllib.request.Request(server.url + path, method=method, data=b"{}")
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=10)
+        assert caught.value.code == 405 and caught.value.headers["Allow"] == allowed
+        assert json.loads(caught.value.read())["error"] == "MethodNotAllowed"
 
 
 def test_expired_record_is_missing_at_serving_as_in_training(

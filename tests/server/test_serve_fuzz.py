@@ -166,3 +166,15 @@ def test_any_part_of_a_valid_request_replaced(
         _, rt = clients(server.url)
         stored = rt.get_record(FeatureGroupName="g", RecordIdentifierValueAsString="r")
         assert stored["Record"], "an accepted record reads back"
+
+
+@pytest.mark.parametrize("member", ["ValueAsString", "ValueAsStringList"])
+def test_a_null_value_member_is_an_absent_one(server: FeatureStoreServer, member: str) -> None:
+    """``{"ValueAsStringList": null}`` (found by the fuzz test) is a missing value: 400."""
+    index = next(i for i, e in enumerate(PUT["Record"]) if member in e)
+    body = replaced(PUT, ("Record", index, member), None)
+    status, answer = send(
+        server, "PUT", "/FeatureGroup/g", json.dumps(body).encode(), TARGETS[0][3]
+    )
+    assert status == 400, answer
+    assert "needs exactly one value" in str(answer), answer

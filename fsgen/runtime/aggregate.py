@@ -1,0 +1,607 @@
+"""Time-window aggregation state: tiles, their partial states, merge, finalize and encoding.
+
+Standard library only, and nothing from the rest of fsgen: the stream handler (in a Lambda)
+updates this state per event, the online store keeps it encoded in String features, and the
+generated inference parser decodes, merges and finalizes it at request time.
+
+Semantics (README "Aggregations"), with times as integer epoch microseconds:
+
+- A window w with hop h answers at query time T over ``[floor_h(T - w), T)``; lifetime has no
+  start. An event at exactly T is not included.
+- Tile k holds the partial state of the events in ``[k*h, (k+1)*h)``. Partials are *exact* and
+  canonical: counts and sums are integers or dyadic rationals ``m * 2**e`` (every double is one),
+  so merging in any order gives the same bits, and a mean, variance or sum is rounded once, at
+  finalization. min/max are kept as values (never derived by subtraction); last / last-n keep
+  the greatest ``(event time, sequence, content hash)`` keys; count-distinct keeps the n smallest
+  distinct values, so ``min(distinct values, n)`` is exact.
+- Order is total: ``(event time, sequence, content hash)``. An event whose sequence is not above
+  the highest sequence already applied to the state is a replay and changes nothing.
+- The *watermark* is the newest event time applied to the state. An event older than
+  ``watermark - allowed lateness`` is rejected (:data:`LATE`); a late event within it updates the
+  tile of its own event time. Tiles older than ``watermark - (largest window + lateness)`` are
+  folded into the lifetime prefix (or dropped when the definition has no lifetime window).
+- Events at exactly the watermark are kept raw (the *frontier*) until a newer event arrives, so
+  a read at T equal to the watermark excludes them exactly. Reads are exact for every
+  ``T >= watermark`` (serving reads at "now"); an earlier T is answered as of the watermark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+INTEGRAL, FRACTIONAL, STRING = "Integral", "Fractional", "String"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MICROS = 1_000_000
+#: SageMaker's limit on one record (all features); the state strings of a group share it.
+MAX_RECORD_BYTES = 350 * 1024
+FORMAT_VERSION = 1
+
+#: function -> value kinds it accepts
+FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "count": (INTEGRAL, FRACTIONAL, STRING),
+    "sum": (INTEGRAL, FRACTIONAL),
+    "mean": (INTEGRAL, FRACTIONAL),
+    "min": (INTEGRAL, FRACTIONAL, STRING),
+    "max": (INTEGRAL, FRACTIONAL, STRING),
+    "variance": (INTEGRAL, FRACTIONAL),
+    "variance_pop": (INTEGRAL, FRACTIONAL),
+    "stddev": (INTEGRAL, FRACTIONAL),
+    "stddev_pop": (INTEGRAL, FRACTIONAL),
+    "last": (INTEGRAL, FRACTIONAL, STRING),
+    "last_n": (INTEGRAL, FRACTIONAL, STRING),
+    "count_distinct": (INTEGRAL, STRING),
+}
+#: functions that take ``n``
+SIZED = frozenset({"last_n", "count_distinct"})
+
+APPLIED, DUPLICATE, LATE = "applied", "duplicate", "late"
+
+Value = int | float | str
+Key = tuple[int, int, str]  # (event time µs, sequence, content hash)
+#: a partial state: JSON-native (ints, floats, strings and lists of them); None is empty
+Partial = Any
+
+
+class AggregationError(ValueError):
+    """An event or a state string that cannot be used (bad value, corrupt or oversized state)."""
+
+
+def output_kind(function: str, value_kind: str) -> tuple[str, bool]:
+    """(scalar kind, is a list) of the features a function produces from ``value_kind``."""
+    if function in ("count", "count_distinct"):
+        return INTEGRAL, False
+    if function in ("mean", "variance", "variance_pop", "stddev", "stddev_pop"):
+        return FRACTIONAL, False
+    return value_kind, function == "last_n"
+
+
+def window_label(window_us: int | None) -> str:
+    """The suffix of a window's feature name: 'lifetime', '30d', '12h', '5m', '90s'."""
+    if window_us is None:
+        return "lifetime"
+    if window_us % MICROS:
+        return f"{window_us}us"
+    seconds = window_us // MICROS
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class AggregationDef:
+    """One declared aggregation: a function over several windows sharing one tiled state."""
+
+    name: str
+    function: str
+    value_kind: str
+    windows: tuple[int | None, ...]  # µs, None = lifetime
+    hop: int  # µs
+    lateness: int  # µs
+    n: int | None = None
+    distinct: bool = False
+
+    def __post_init__(self) -> None:
+        if self.function not in FUNCTIONS:
+            raise AggregationError(f"unknown aggregation function {self.function!r}")
+        if self.hop <= 0 or self.lateness < 0:
+            raise AggregationError("hop must be positive and lateness not negative")
+        if any(w is not None and (w <= 0 or w % self.hop) for w in self.windows):
+            raise AggregationError("every window must be a positive multiple of the hop")
+        if (self.function in SIZED) != (self.n is not None) or (self.n is not None and self.n < 1):
+            raise AggregationError(f"{self.function} needs n >= 1 exactly when it takes one")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}_{window_label(w)}" for w in self.windows)
+
+    @property
+    def state_column(self) -> str:
+        return f"{self.name}__state"
+
+    @property
+    def value_column(self) -> str:
+        return f"{self.name}__value"
+
+    @property
+    def retention(self) -> int:
+        """How far behind the watermark tiles are kept (largest finite window + lateness)."""
+        finite = [w for w in self.windows if w is not None]
+        return max(finite, default=0) + self.lateness
+
+    @property
+    def has_lifetime(self) -> bool:
+        return None in self.windows
+
+
+# --------------------------------------------------------------------------- exact numbers
+
+Dyadic = tuple[int, int]  # m * 2**e, m odd or zero (then e == 0)
+
+
+def _norm(m: int, e: int) -> Dyadic:
+    if m == 0:
+        return (0, 0)
+    tz = (m & -m).bit_length() - 1
+    return (m >> tz, e + tz)
+
+
+def dyadic(x: int | float) -> Dyadic:
+    if isinstance(x, int):
+        return _norm(x, 0)
+    num, den = x.as_integer_ratio()
+    return _norm(num, 1 - den.bit_length())
+
+
+def _add(a: Sequence[int], b: Sequence[int]) -> Dyadic:
+    m1, e1 = a
+    m2, e2 = b
+    if m1 == 0:
+        return (m2, e2)
+    if m2 == 0:
+        return (m1, e1)
+    e = min(e1, e2)
+    return _norm((m1 << (e1 - e)) + (m2 << (e2 - e)), e)
+
+
+def _ratio(m: int, e: int, divisor: int = 1) -> float:
+    """``m * 2**e / divisor`` rounded once to the nearest double (Python's int division)."""
+    try:
+        return (m << e) / divisor if e >= 0 else m / (divisor << -e)
+    except OverflowError:
+        return math.copysign(math.inf, m)
+
+
+#: An exact number in compact form: an int; a double; a list of doubles whose exact sum it is
+#: (non-overlapping, largest first, like math.fsum's partials); or [m, e] ints = m * 2**e when
+#: it lies beyond the double range. Most tiles hold a double.
+Exact = int | float | list[float] | list[int]
+
+
+def _exact(m: int, e: int) -> Exact:
+    """The compact form of ``m * 2**e``."""
+    if m.bit_length() <= 53 and e >= -1074 and m.bit_length() + e <= 1024:
+        return math.ldexp(m, e)
+    sign, rest, out = (-1 if m < 0 else 1), abs(m), []
+    try:
+        while rest:
+            shift = max(rest.bit_length() - 53, 0)
+            top = rest >> shift
+            if e + shift + (top & -top).bit_length() - 1 < -1074:
+                return [m, e]  # a part below the smallest subnormal: no double holds it
+            out.append(sign * math.ldexp(top, e + shift))
+            rest -= top << shift
+    except OverflowError:
+        return [m, e]
+    return out
+
+
+def _dy(x: Exact) -> Dyadic:
+    if isinstance(x, list):
+        if x and isinstance(x[0], int):
+            return (x[0], x[1])  # type: ignore[return-value]
+        acc: Dyadic = (0, 0)
+        for part in x:
+            acc = _add(acc, dyadic(part))
+        return acc
+    return dyadic(x)
+
+
+def _exact_sum(parts: Sequence[Exact], integral: bool) -> Exact:
+    """The exact sum of exact numbers, in compact form (ints stay ints)."""
+    if integral:
+        return sum(parts)  # type: ignore[arg-type]
+    acc: Dyadic = (0, 0)
+    for x in parts:
+        acc = _add(acc, _dy(x))
+    return _exact(*acc)
+
+
+def _round(parts: Sequence[Exact], integral: bool) -> int | float:
+    """The exact sum of ``parts`` as an int, or rounded once to a double."""
+    if integral:
+        return sum(parts)  # type: ignore[arg-type]
+    flat: list[float] = []
+    for x in parts:
+        if type(x) is float:
+            flat.append(x)
+        elif x and isinstance(x[0], float):  # type: ignore[index]
+            flat += x  # type: ignore[arg-type]
+        else:
+            m, e = _dy(_exact_sum(parts, False))
+            return _ratio(m, e)
+    try:
+        return math.fsum(flat)  # correctly rounded, whatever the order
+    except OverflowError:
+        m, e = _dy(_exact_sum(parts, False))
+        return _ratio(m, e)
+
+
+# --------------------------------------------------------------------------- partial states
+# A partial is JSON-native (ints, strings, floats, lists) so a state encodes as compact JSON.
+# Each function has unit (one event), merge (two partials, commutative and associative, with a
+# canonical result) and final (partial -> feature value); None is the empty partial.
+
+
+def _unit(d: AggregationDef, key: Key, value: Any) -> Partial:
+    f = d.function
+    if f == "count":
+        return 1
+    if f == "sum":
+        return value
+    if f == "mean":
+        return [1, value]
+    if f in ("variance", "variance_pop", "stddev", "stddev_pop"):
+        if d.value_kind == INTEGRAL:
+            return [1, value, value * value]
+        m, e = dyadic(value)
+        return [1, value, _exact(*_norm(m * m, 2 * e))]
+    if f in ("min", "max"):
+        return value
+    if f in ("last", "last_n"):
+        entry = [key[0], key[1], key[2], value]
+        return entry if f == "last" else [entry]
+    return [value]  # count_distinct
+
+
+def _merge(d: AggregationDef, a: Partial, b: Partial) -> Partial:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    f = d.function
+    if f == "count":
+        return a + b
+    integral = d.value_kind == INTEGRAL
+    if f == "sum":
+        return _exact_sum([a, b], integral)
+    if f == "mean":
+        return [a[0] + b[0], _exact_sum([a[1], b[1]], integral)]
+    if f in ("variance", "variance_pop", "stddev", "stddev_pop"):
+        return [
+            a[0] + b[0],
+            _exact_sum([a[1], b[1]], integral),
+            _exact_sum([a[2], b[2]], integral),
+        ]
+    if f == "min":
+        return min(a, b)
+    if f == "max":
+        return max(a, b)
+    if f == "last":
+        return a if a[:3] >= b[:3] else b
+    if f == "last_n":
+        merged = sorted([*a, *b], key=lambda x: x[:3], reverse=True)
+        if d.distinct:
+            seen: set[object] = set()
+            unique = []
+            for x in merged:
+                if x[3] not in seen:
+                    seen.add(x[3])
+                    unique.append(x)
+            merged = unique
+        return merged[: d.n]
+    return sorted({*a, *b})[: d.n]
+
+
+def _final(d: AggregationDef, p: Partial) -> object:
+    f = d.function
+    if f == "count":
+        return p or 0
+    if f == "count_distinct":
+        return len(p) if p else 0
+    if f == "last_n":
+        return [x[3] for x in p] if p else []
+    integral = d.value_kind == INTEGRAL
+    if f == "sum":
+        if p is None:
+            return 0 if integral else 0.0
+        if integral:
+            return p if INT64_MIN <= p <= INT64_MAX else None
+        return _round([p], False)
+    if p is None:
+        return None
+    if f in ("min", "max"):
+        return p
+    if f == "last":
+        return p[3]
+    if f == "mean":
+        return _round([p[1]], integral) / p[0]
+    n = p[0]
+    sample = f in ("variance", "stddev")
+    if sample and n < 2:
+        return None
+    m1, e1 = _dy(p[1])
+    m2, e2 = _dy(p[2])
+    base = min(e2, 2 * e1)
+    num = n * (m2 << (e2 - base)) - ((m1 * m1) << (2 * e1 - base))
+    var = _ratio(num, base, n * (n - 1) if sample else n * n)
+    return math.sqrt(var) if f.startswith("stddev") else var
+
+
+def _final_many(d: AggregationDef, parts: list[Partial]) -> object:
+    """The feature value of merged partials ``parts``, oldest tile first (the read path)."""
+    if not parts:
+        return _final(d, None)
+    f = d.function
+    if f == "count":
+        return sum(parts)
+    if f == "sum":
+        return (
+            _final(d, _exact_sum(parts, True)) if d.value_kind == INTEGRAL else _round(parts, False)
+        )
+    if f == "mean":
+        n = sum(p[0] for p in parts)
+        return _round([p[1] for p in parts], d.value_kind == INTEGRAL) / n
+    if f == "min":
+        return min(parts)
+    if f == "max":
+        return max(parts)
+    if f == "last":
+        return parts[-1][3]
+    if f == "last_n" and not d.distinct:
+        out: list[object] = []
+        for p in reversed(parts):
+            out += [x[3] for x in p]
+            if len(out) >= (d.n or 0):
+                break
+        return out[: d.n]
+    acc: Partial = None
+    for p in parts:
+        acc = _merge(d, acc, p)
+    return _final(d, acc)
+
+
+def coerce_value(kind: str, value: object) -> Value | None:
+    """The value an event contributes, canonical (-0.0 becomes 0.0); None contributes nothing.
+
+    Raises AggregationError for a value of the wrong type or a non-finite number, which the
+    caller rejects with the event's position.
+    """
+    if value is None:
+        return None
+    if kind == INTEGRAL:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AggregationError(f"expected an integer to aggregate, got {value!r}")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise AggregationError(f"integer {value} does not fit 64 bits")
+        return value
+    if kind == FRACTIONAL:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise AggregationError(f"expected a number to aggregate, got {value!r}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise AggregationError(f"cannot aggregate the non-finite number {value!r}")
+        return number + 0.0
+    if not isinstance(value, str):
+        raise AggregationError(f"expected a string to aggregate, got {value!r}")
+    return value
+
+
+def event_hash(identifier: object, event_time: int, values: Mapping[str, object]) -> str:
+    """The stable content hash that breaks ties between equal (event time, sequence) keys."""
+    payload = json.dumps(
+        [identifier, event_time, sorted(values.items())], separators=(",", ":"), default=repr
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class AggregationState:
+    """The tiled state of one aggregation for one entity (one String feature online)."""
+
+    definition: AggregationDef
+    watermark: int | None = None
+    max_sequence: int = -1
+    tiles: dict[int, Partial] = field(default_factory=dict)
+    frontier: list[list[Any]] = field(default_factory=list)  # [seq, hash, value] at watermark
+    prefix: Partial = None
+
+    # ------------------------------------------------------------------ writing
+
+    def apply(self, event_time: int, sequence: int, content_hash: str, value: Value | None) -> str:
+        """Apply one event as the stream does: APPLIED, DUPLICATE (a replay) or LATE."""
+        if sequence <= self.max_sequence:
+            return DUPLICATE
+        wm = self.watermark
+        if wm is not None and event_time < wm - self.definition.lateness:
+            return LATE
+        self.max_sequence = sequence
+        self._place(event_time, sequence, content_hash, value)
+        return APPLIED
+
+    def late_reason(self, event_time: int) -> str:
+        d, wm = self.definition, self.watermark or 0
+        return (
+            f"event time {event_time} µs is {wm - event_time} µs older than the newest event "
+            f"({wm} µs) of this entity; aggregation {d.name!r} allows {d.lateness} µs"
+        )
+
+    def _place(self, t: int, seq: int, content_hash: str, value: Value | None) -> None:
+        wm = self.watermark
+        if wm is None or t > wm:
+            self._fold_frontier()
+            self.watermark = t
+            self._evict()
+        if value is None:
+            return
+        if t == self.watermark:
+            self.frontier.append([seq, content_hash, value])
+            return
+        self._add_to_tile(t, seq, content_hash, value)
+
+    def _add_to_tile(self, t: int, seq: int, content_hash: str, value: Value) -> None:
+        d = self.definition
+        k = t // d.hop
+        unit = _unit(d, (t, seq, content_hash), value)
+        if self.watermark is not None and (k + 1) * d.hop <= self.watermark - d.retention:
+            if d.has_lifetime:
+                self.prefix = _merge(d, self.prefix, unit)
+            return
+        self.tiles[k] = _merge(d, self.tiles.get(k), unit)
+
+    def _fold_frontier(self) -> None:
+        if self.watermark is None:
+            return
+        for seq, content_hash, value in self.frontier:
+            self._add_to_tile(self.watermark, seq, content_hash, value)
+        self.frontier = []
+
+    def _evict(self) -> None:
+        d = self.definition
+        assert self.watermark is not None
+        horizon = self.watermark - d.retention
+        for k in sorted(k for k in self.tiles if (k + 1) * d.hop <= horizon):
+            tile = self.tiles.pop(k)
+            if d.has_lifetime:
+                self.prefix = _merge(d, self.prefix, tile)
+
+    @classmethod
+    def rebuild(
+        cls, definition: AggregationDef, events: Iterable[tuple[int, int, str, Value | None]]
+    ) -> AggregationState:
+        """The state from an event history (the batch backfill): every distinct event counts,
+        in the total order, whatever order it arrived in; lateness does not apply."""
+        state = cls(definition)
+        for t, seq, content_hash, value in sorted(set(events), key=lambda e: e[:3]):
+            state._place(t, seq, content_hash, value)
+            state.max_sequence = max(state.max_sequence, seq)
+        return state
+
+    # ------------------------------------------------------------------ reading
+
+    def finalize(self, query_time: int) -> dict[str, object]:
+        """Feature name -> value at ``query_time`` (µs) for each window of the definition."""
+        d = self.definition
+        wm = self.watermark
+        t = query_time if wm is None else max(query_time, wm)
+        tiles = self.tiles
+        if wm is not None and t > wm and self.frontier:
+            tiles = dict(tiles)
+            k = wm // d.hop
+            for seq, content_hash, value in self.frontier:
+                tiles[k] = _merge(d, tiles.get(k), _unit(d, (wm, seq, content_hash), value))
+        keys = sorted(tiles)
+        parts = [tiles[k] for k in keys]  # oldest first
+        k_query = t // d.hop
+        answers: dict[int | None, object] = {}
+        for w in d.windows:
+            if w is not None and w not in answers:
+                answers[w] = _final_many(d, parts[bisect_left(keys, k_query - w // d.hop) :])
+        if d.has_lifetime:
+            answers[None] = _final_many(d, parts if self.prefix is None else [self.prefix, *parts])
+        return {name: answers[w] for name, w in zip(d.feature_names, d.windows, strict=True)}
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode(self) -> str:
+        """The state as one String feature value: compact JSON, lossless (floats by repr)."""
+        tiles, prefix = self._needed()
+        body = [FORMAT_VERSION, self.watermark, self.max_sequence, tiles, self.frontier, prefix]
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def _needed(self) -> tuple[list[list[Any]], Partial]:
+        """The tiles (and prefix) a read can still need. For last / last_n, entries behind the
+        newest n (the frontier aside, which a read at the watermark excludes) can never be an
+        answer again, nor can a late event landing behind them; so the encoded state is
+        canonical and small."""
+        d = self.definition
+        keys = sorted(self.tiles)
+        if d.function not in ("last", "last_n"):
+            return [[k, self.tiles[k]] for k in keys], self.prefix
+        need, found = d.n or 1, 0
+        seen: set[object] = set()
+        for i in range(len(keys) - 1, -1, -1):
+            tile = self.tiles[keys[i]]
+            entries = [tile] if d.function == "last" else tile
+            if d.distinct:
+                seen.update(x[3] for x in entries)
+                found = len(seen)
+            else:
+                found += len(entries)
+            if found >= need:
+                return [[k, self.tiles[k]] for k in keys[i:]], None
+        return [[k, self.tiles[k]] for k in keys], self.prefix
+
+    @classmethod
+    def decode(cls, definition: AggregationDef, text: str | None) -> AggregationState:
+        """The state a String feature holds; None or '' is the empty state."""
+        if not text:
+            return cls(definition)
+        try:
+            version, wm, max_seq, tiles, frontier, prefix = json.loads(text)
+        except (ValueError, TypeError) as exc:
+            raise AggregationError(f"state of {definition.name!r} is not readable: {exc}") from None
+        if version != FORMAT_VERSION:
+            raise AggregationError(f"state of {definition.name!r} has format {version!r}")
+        return cls(definition, wm, max_seq, {k: p for k, p in tiles}, frontier, prefix)
+
+
+def encode_states(states: Sequence[AggregationState]) -> dict[str, str]:
+    """State column -> encoded state for one record; refuses a record over 350 KB."""
+    out = {s.definition.state_column: s.encode() for s in states}
+    size = sum(len(k) + len(v.encode("utf-8")) for k, v in out.items())
+    if size > MAX_RECORD_BYTES:
+        raise AggregationError(
+            f"aggregation state is {size} bytes; a SageMaker record holds at most "
+            f"{MAX_RECORD_BYTES} (use a coarser hop or shorter windows)"
+        )
+    return out
+
+
+def finalize_record(
+    definitions: Sequence[AggregationDef], record: Mapping[str, str | None], query_time: int
+) -> dict[str, object]:
+    """Every aggregation feature of an online record at ``query_time`` (what the parser does)."""
+    out: dict[str, object] = {}
+    for d in definitions:
+        out.update(AggregationState.decode(d, record.get(d.state_column)).finalize(query_time))
+    return out
+
+
+__all__ = [
+    "APPLIED",
+    "DUPLICATE",
+    "FUNCTIONS",
+    "LATE",
+    "MAX_RECORD_BYTES",
+    "SIZED",
+    "AggregationDef",
+    "AggregationError",
+    "AggregationState",
+    "coerce_value",
+    "dyadic",
+    "encode_states",
+    "event_hash",
+    "finalize_record",
+    "output_kind",
+    "window_label",
+]

@@ -1,0 +1,146 @@
+"""The stdlib state library: exactness, decay, lateness, replays, encoding and its limits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fsgen.runtime.aggregate import (
+    APPLIED,
+    DUPLICATE,
+    LATE,
+    AggregationDef,
+    AggregationError,
+    AggregationState,
+    coerce_value,
+    encode_states,
+    finalize_record,
+)
+
+RUNTIME = Path(__file__).resolve().parents[2] / "fsgen" / "runtime" / "aggregate.py"
+S = 1_000_000
+HOUR = 3600 * S
+
+
+def define(function: str, kind: str = "Fractional", **kw: object) -> AggregationDef:
+    return AggregationDef(
+        name="x",
+        function=function,
+        value_kind=kind,
+        windows=kw.pop("windows", (HOUR, 24 * HOUR, None)),  # type: ignore[arg-type]
+        hop=kw.pop("hop", HOUR),  # type: ignore[arg-type]
+        lateness=kw.pop("lateness", HOUR),  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_sums_and_means_are_rounded_once_whatever_the_order() -> None:
+    d = define("sum")
+    values = [0.1, 0.2, 0.3, 1e16, -1e16]
+    forward, backward = AggregationState(d), AggregationState(d)
+    for i, v in enumerate(values):
+        forward.apply(i, i, "h", v)
+    for i, v in enumerate(reversed(values)):
+        backward.apply(10 - i, i, "h", v)
+    assert forward.finalize(HOUR)["x_1h"] == 0.6  # naive left-to-right gives 0.0
+    assert backward.finalize(HOUR)["x_1h"] == 0.6
+
+
+def test_variance_has_no_cancellation() -> None:
+    d = define("variance")
+    state = AggregationState(d)
+    for i, v in enumerate([1e9 + 4, 1e9 + 7, 1e9 + 13, 1e9 + 16]):
+        state.apply(i, i, "h", v)
+    assert state.finalize(HOUR)["x_1h"] == 30.0
+
+
+def test_a_count_decays_when_events_stop() -> None:
+    state = AggregationState(define("count"))
+    for i in range(3):
+        state.apply(i * S, i, "h", 1.0)
+    assert state.finalize(10 * S) == {"x_1h": 3, "x_1d": 3, "x_lifetime": 3}
+    assert state.finalize(2 * HOUR) == {"x_1h": 0, "x_1d": 3, "x_lifetime": 3}
+    assert state.finalize(30 * HOUR) == {"x_1h": 0, "x_1d": 0, "x_lifetime": 3}
+
+
+def test_an_event_at_exactly_the_read_time_is_excluded() -> None:
+    state = AggregationState(define("last", "String"))
+    state.apply(5 * S, 0, "h", "before")
+    state.apply(9 * S, 1, "h", "trigger")
+    assert state.finalize(9 * S)["x_1h"] == "before"
+    assert state.finalize(9 * S + 1)["x_1h"] == "trigger"
+
+
+def test_late_events_land_in_their_tile_or_are_rejected_with_a_reason() -> None:
+    state = AggregationState(define("count"))
+    assert state.apply(3 * HOUR, 0, "a", 1.0) == APPLIED
+    assert state.apply(2 * HOUR, 1, "b", 1.0) == APPLIED  # exactly the allowed lateness
+    assert state.apply(2 * HOUR - 1, 2, "c", 1.0) == LATE
+    assert "allows 3600000000 µs" in state.late_reason(2 * HOUR - 1)
+    assert state.apply(2 * HOUR, 1, "b", 1.0) == DUPLICATE  # a retried batch
+    assert state.finalize(3 * HOUR + 1)["x_1d"] == 2
+
+
+def test_old_tiles_fold_into_the_lifetime_prefix() -> None:
+    state = AggregationState(define("sum", windows=(HOUR, None), lateness=0))
+    for i in range(48):
+        state.apply(i * HOUR, i, "h", 1.0)
+    assert len(state.tiles) <= 2 and state.prefix is not None
+    assert state.finalize(48 * HOUR) == {"x_1h": 1.0, "x_lifetime": 48.0}
+
+
+def test_encoding_round_trips_and_refuses_an_oversized_record() -> None:
+    d = define("last_n", "String", n=50, windows=(24 * HOUR,), hop=60 * S, lateness=60 * S)
+    state = AggregationState(d)
+    for i in range(200):
+        state.apply(i * S, i, f"h{i}", f"v{i}" * 3)
+    text = state.encode()
+    assert AggregationState.decode(d, text).encode() == text
+    assert finalize_record([d], {"x__state": text}, 500 * S) == state.finalize(500 * S)
+    assert encode_states([state]) == {"x__state": text}
+    wide = define("count_distinct", "String", n=10**6, windows=(24 * HOUR,), hop=60 * S)
+    big = AggregationState(wide)
+    for i in range(5000):
+        big.apply(i * S, i, "h", f"{i:0100d}")
+    with pytest.raises(AggregationError, match="at most 358400"):
+        encode_states([big])
+    with pytest.raises(AggregationError, match="not readable"):
+        AggregationState.decode(d, "{oops")
+
+
+def test_values_are_coerced_or_refused() -> None:
+    assert repr(coerce_value("Fractional", -0.0)) == "0.0"
+    assert coerce_value("Fractional", 3) == 3.0
+    for kind, bad in (("Fractional", float("nan")), ("Integral", 1.5), ("String", 1)):
+        with pytest.raises(AggregationError):
+            coerce_value(kind, bad)
+
+
+def test_the_runtime_imports_nothing_else_from_fsgen() -> None:
+    code = (
+        "import sys, importlib.util, pathlib\n"
+        f"path = pathlib.Path({str(RUNTIME)!r})\n"
+        "spec = importlib.util.spec_from_file_location('aggregate', path)\n"
+        "module = importlib.util.module_from_spec(spec); sys.modules['aggregate'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fsgen')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@given(m=st.integers(-(2**300), 2**300), e=st.integers(-2400, 1200))
+def test_exact_numbers_keep_every_bit_even_below_the_subnormals(m: int, e: int) -> None:
+    """The compact form of m * 2**e reads back as the same number: squares of subnormal
+    values (variance states) fall below the smallest double and must not round to zero."""
+    from fractions import Fraction
+
+    from fsgen.runtime.aggregate import _dy, _exact
+
+    back_m, back_e = _dy(_exact(m, e))
+    assert Fraction(back_m) * Fraction(2) ** back_e == Fraction(m) * Fraction(2) ** e

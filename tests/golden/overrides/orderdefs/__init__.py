@@ -1,0 +1,1 @@
+"""A project that overrides packaged templates from its own templates/ directory."""
