@@ -8,7 +8,9 @@ at the moment it finished:
   plan, when, the plan's summary and stages, and the result;
 - the **ingestion log** ``<store>/audit.jsonl`` (written here, by :func:`record_ingest`, which
   the local store calls after every ingestion run): the group, the source, counts read /
-  written / rejected, where the rejects went, and the result.
+  written / rejected, where the rejects went, and the result; and every ``fsgen
+  delete-record`` (:func:`record_delete`: group, record id, event time, mode), so erasures
+  are auditable too.
 
 :func:`query` reads both into one time-ordered list of :class:`AuditEvent` (``fsgen history``).
 Keeping each log with its writer means an apply never has to know about ingestion and no
@@ -38,8 +40,8 @@ if TYPE_CHECKING:
 
 AUDIT_FILE = "audit.jsonl"
 HISTORY_FILE = "history.jsonl"
-EventKind = Literal["apply", "ingest"]
-KINDS: tuple[str, ...] = ("apply", "ingest")
+EventKind = Literal["apply", "ingest", "delete"]
+KINDS: tuple[str, ...] = ("apply", "ingest", "delete")
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,36 @@ def record_ingest(
             "rejects_path": rejects,
             "seconds": round(run.seconds, 3),
             "error": error,
+        },
+    )
+    record(store_path, event)
+    return event
+
+
+def record_delete(
+    store_path: Path,
+    *,
+    group: str,
+    record_id: str,
+    event_time: str,
+    mode: str,
+    online_applied: bool,
+    backend: str = "local",
+) -> AuditEvent:
+    """Log one DeleteRecord (``fsgen delete-record``): an erasure is auditable like a write."""
+    event = AuditEvent(
+        kind="delete",
+        when=now_utc(),
+        who=who(),
+        backend=backend,
+        result="ok" if online_applied else "kept-newer",
+        summary=f"{mode} {record_id} at {event_time}",
+        groups=(group,),
+        details={
+            "record_id": record_id,
+            "event_time": event_time,
+            "mode": mode,
+            "online_applied": online_applied,
         },
     )
     record(store_path, event)
@@ -363,6 +395,8 @@ def render_line(event: AuditEvent) -> str:
             head + f"{details.get('stages_done')}/{details.get('stages_total')} stages  "
             f"{event.summary}"
         )
+    elif event.kind == "delete":
+        text = head + f"delete {','.join(event.groups)}: {event.summary}"
     else:
         text = (
             head + f"ingest {','.join(event.groups)} from {details.get('source')}: {event.summary}"

@@ -8,20 +8,34 @@ two accept the same values and produce the same results.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, create_model
 
 from fsgen.spec import GroupSpec, OnDemandSpec, RawField
 
+
+def _json_array(value: object) -> object:
+    """A collection given as text is a JSON array (how a CSV cell holds one)."""
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        return decoded if isinstance(decoded, list) else value
+    return value
+
+
+_JSON_TEXT = BeforeValidator(_json_array)
 _PY_TYPES: dict[str, Any] = {
     "int": int,
     "float": float,
     "str": str,
     "bool": bool,
-    "list[int]": list[int],
-    "list[float]": list[float],
-    "list[str]": list[str],
+    "list[int]": Annotated[list[int], _JSON_TEXT],
+    "list[float]": Annotated[list[float], _JSON_TEXT],
+    "list[str]": Annotated[list[str], _JSON_TEXT],
 }
 
 

@@ -80,3 +80,33 @@ def _restore_sys_path() -> object:
     for name in _example_modules().keys() - modules.keys():
         del sys.modules[name]
     sys.modules.update(modules)  # type: ignore[arg-type]
+
+
+def apply_local(root: Path) -> None:
+    """``fsgen apply --auto-approve`` on the local backend: records go only to deployed
+    groups, as on SageMaker. The modules and sys.path entries the apply loaded (the
+    project's definitions and generated packages) are put back as they were, so a project
+    copy's packages never stand in for the repository's in later tests."""
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    path, modules = list(sys.path), dict(sys.modules)
+    try:
+        result = CliRunner().invoke(main, ["--project", str(root), "apply", "--auto-approve"])
+    finally:
+        sys.path[:] = path
+        project = str(root.resolve())
+        for name, module in list(sys.modules.items()):
+            where = str(getattr(module, "__file__", None) or "")
+            paths = [str(p) for p in getattr(module, "__path__", None) or []]
+            if any(p.startswith(project) for p in (where, *paths) if p):
+                del sys.modules[name]
+        sys.modules.update({n: m for n, m in modules.items() if n not in sys.modules})
+    assert result.exit_code == 0, result.output + result.stderr
+
+
+@pytest.fixture(scope="session")
+def deploy() -> Callable[[Path], None]:
+    """Deploy a project's groups into its local store (see :func:`apply_local`)."""
+    return apply_local

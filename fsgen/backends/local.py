@@ -79,9 +79,13 @@ class LocalDataPlane:
 
     name = "local"
 
-    def __init__(self, config: ProjectConfig, store: LocalStore) -> None:
+    def __init__(
+        self, config: ProjectConfig, store: LocalStore, deployed: frozenset[str] | None = None
+    ) -> None:
         self.config = config
         self.store = store
+        self.deployed = deployed
+        """Groups in the registry when the plane was opened (None: not checked)."""
 
     @classmethod
     def open(
@@ -92,9 +96,25 @@ class LocalDataPlane:
     ) -> LocalDataPlane:
         from fsgen.store import LocalStore
 
-        return cls(config, LocalStore.open(config, spec, on_wait=on_wait))
+        deployed = frozenset(Registry(config.store_path).snapshot()["groups"])
+        return cls(config, LocalStore.open(config, spec, on_wait=on_wait), deployed)
+
+    def require_deployed(self, group: str, operation: str) -> None:
+        """SageMaker's answer to a record operation on a group that does not exist: a group of
+        the definitions that was never applied (or was destroyed) has no store to write to or
+        read from, locally as on AWS."""
+        if self.deployed is None or group in self.deployed:
+            return
+        self.store.group_spec(group)  # a group that is not even defined: NotFound, known names
+        raise BackendError(
+            operation,
+            "ResourceNotFound",
+            f"feature group {group!r} is not deployed on the local backend (defined, but never "
+            "applied or since destroyed); run `fsgen apply` to create it",
+        )
 
     def sink(self, group: str) -> Sink:
+        self.require_deployed(group, "PutRecord")
         return self.store.writer(group)
 
     def ingest(
@@ -108,6 +128,7 @@ class LocalDataPlane:
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
     ) -> IngestResult:
+        self.require_deployed(group, "PutRecord")
         return self.store.ingest(
             group, source, rejects, runtime=runtime, fmt=fmt, progress=progress, run_id=run_id
         )
@@ -128,11 +149,13 @@ class LocalDataPlane:
         *,
         now: float | None = None,
     ) -> dict[str, object] | None:
+        self.require_deployed(group, "GetRecord")
         return self.store.get_record(group, record_id, feature_names, now=now)
 
     def delete_record(
         self, group: str, record_id: str, event_time: str, hard: bool = False
     ) -> DeleteOutcome:
+        self.require_deployed(group, "DeleteRecord")
         done = self.store.delete_record(group, record_id, event_time, hard=hard)
         return DeleteOutcome(group, done.record_id, done.event_time, hard, done.online_applied)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -41,6 +42,9 @@ from fsgen.cli._app import AppContext, echo_json, handle_errors, main, pass_app
     is_flag=True,
     help="Count only records already written (write_time <= label time).",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a summary (rows, columns, warnings) as JSON."
+)
 @pass_app
 @handle_errors
 def dataset(
@@ -51,8 +55,12 @@ def dataset(
     engine: str,
     print_sql: bool,
     knowledge_time: bool,
+    as_json: bool,
 ) -> None:
-    """Join every label row with the feature values current at its time (never later)."""
+    """Join every label row with the feature values current at its time (never later).
+
+    A feature group that contributes no stored value to any row (not ingested yet, replaced,
+    or nothing known by the label times) is named in a warning on stderr and in --json."""
     if print_sql:
         from fsgen.pit.athena import render_pit_sql
 
@@ -79,8 +87,23 @@ def dataset(
     )
     write_frame(frame, output)
     n_features = len(app.spec.feature_set(feature_set).items)
+    warnings: list[dict[str, str]] = list(frame.attrs.get("warnings", []))
+    from rich.markup import escape
+
+    for warning in warnings:
+        app.err.print(f"[bold yellow]warning:[/bold yellow] {escape(warning['message'])}")
     click.echo(
         f"{feature_set}: {len(frame):,} rows x {len(frame.columns):,} columns "
         f"({n_features} features) -> {output}",
         err=True,
     )
+    if as_json:
+        summary = {
+            "feature_set": feature_set,
+            "rows": len(frame),
+            "columns": len(frame.columns),
+            "features": n_features,
+            "output": str(output),
+            "warnings": warnings,
+        }
+        echo_json(json.dumps(summary, indent=2, sort_keys=True))

@@ -208,9 +208,9 @@ def destroy(app: AppContext, auto_approve: bool, lock_timeout: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON lines.")
 @click.option(
     "--kind",
-    type=click.Choice(["apply", "ingest"]),
+    type=click.Choice(["apply", "ingest", "delete"]),
     default=None,
-    help="Only applies or only ingestion runs.",
+    help="Only applies, only ingestion runs or only record deletes.",
 )
 @click.option("--group", default=None, help="Only events that touched this feature group.")
 @click.option("--limit", type=int, default=None, help="Only the newest N events.")

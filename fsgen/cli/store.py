@@ -76,6 +76,8 @@ def ingest(
     """Validate, transform and write the records of PATH (CSV, Parquet, JSON lines) into
     GROUP's offline and online stores. Exit status 1 when any record was rejected."""
     from fsgen.bind import generated_runtime
+    from fsgen.errors import IngestError
+    from fsgen.runtime.errors import ConfigurationError
 
     runtime, note = generated_runtime(app.config, app.spec, group)
     app.err.print(f"[dim]{note}[/dim]")
@@ -85,6 +87,11 @@ def ingest(
     try:
         with _Progress(app, path, fmt, f"ingest {group}") as advance:
             result = plane.ingest(group, path, rejects, runtime=runtime, fmt=fmt, progress=advance)
+    except ConfigurationError as exc:
+        raise IngestError(
+            f"{group}: the run stopped on a configuration error, not a bad record (no row was "
+            f"rejected for it): {exc}"
+        ) from None
     finally:
         plane.close()
     app.err.print(
@@ -174,9 +181,69 @@ def _records_in(path: Path, fmt: str | None) -> int | None:
         return None
 
 
+def _record_id(app: AppContext, group: str, record_id: str | None, keys: tuple[str, ...]) -> str:
+    """The record identifier of ``RECORD_ID`` or of ``--key name=value`` parts (a composite key
+    by its parts, in any order; the stored identifier is :func:`composite_identifier`)."""
+    from click import UsageError
+
+    from fsgen.runtime.pipeline import composite_identifier
+
+    spec = app.spec.group(group)
+    names = [k.name for k in spec.entity.keys]
+    if record_id is not None and keys:
+        raise UsageError("give either RECORD_ID or --key NAME=VALUE parts, not both")
+    if not keys:
+        if record_id is None:
+            raise UsageError(
+                f"{group}: missing record id: give RECORD_ID or "
+                + " ".join(f"--key {n}=VALUE" for n in names)
+            )
+        if len(names) > 1 and not record_id.endswith(";"):
+            raise UsageError(
+                f"{group} has a composite key ({', '.join(names)}): address a record by its "
+                "parts, " + " ".join(f"--key {n}=VALUE" for n in names)
+            )
+        return record_id
+    parts: dict[str, str] = {}
+    for item in keys:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--key {item!r}: expected NAME=VALUE (key parts: {', '.join(names)})")
+        if name not in names:
+            raise UsageError(
+                f"--key {name}: {group} has no key part {name!r} (key parts: {', '.join(names)})"
+            )
+        if name in parts:
+            raise UsageError(f"--key {name} is given twice")
+        parts[name] = value
+    missing = [n for n in names if n not in parts]
+    if missing:
+        raise UsageError(
+            f"{group}: missing key part{'s' if len(missing) > 1 else ''} "
+            + ", ".join(missing)
+            + " (give "
+            + " ".join(f"--key {n}=VALUE" for n in missing)
+            + ")"
+        )
+    if len(names) == 1:
+        return parts[names[0]]
+    return composite_identifier([parts[n] for n in names])
+
+
+_KEY_OPTION = click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A key part by name instead of RECORD_ID (repeat for each part of a composite key).",
+)
+
+
 @main.command()
 @click.argument("group")
-@click.argument("record_id")
+@click.argument("record_id", required=False)
+@_KEY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON on stdout.")
 @click.option(
     "--feature", "features", multiple=True, help="Only these features (repeatable; default: all)."
@@ -186,28 +253,55 @@ def _records_in(path: Path, fmt: str | None) -> int | None:
     "as_of",
     type=ISO_TIME,
     default=None,
-    help="Evaluate TTL expiry at this time (ISO-8601) instead of now.",
+    help="The record as of this time (ISO-8601): TTL expiry is judged then, and a record "
+    "whose event time is after it is not returned.",
 )
 @pass_app
 @handle_errors
 def get(
     app: AppContext,
     group: str,
-    record_id: str,
+    record_id: str | None,
+    keys: tuple[str, ...],
     as_json: bool,
     features: tuple[str, ...],
     as_of: float | None,
 ) -> None:
-    """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted)."""
-    from fsgen.errors import NotFound
+    """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted).
 
+    A composite key is given by its parts: ``--key listener_id=L902 --key artist_id=77``."""
+    from fsgen.bind import group_runtime
+    from fsgen.errors import NotFound
+    from fsgen.runtime.encoding import format_event_time
+
+    rid = _record_id(app, group, record_id, keys)
+    spec = app.spec.group(group)
+    known = [name for name, _ in spec.stored_columns()]
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise NotFound(
+            f"{group}: no feature {', '.join(map(repr, unknown))} (known: {', '.join(known)})"
+        )
+    now = as_of
     plane = open_plane(app)
     try:
-        record = plane.get_record(group, record_id, list(features) or None, now=as_of)
+        record = plane.get_record(group, rid, None, now=now)
     finally:
         plane.close()
     if record is None:
-        raise NotFound(f"{group}: no online record {record_id!r} (missing, expired or deleted)")
+        raise NotFound(f"{group}: no online record {rid!r} (missing, expired or deleted)")
+    if now is not None:
+        rt = group_runtime(spec)
+        event = rt.event_seconds(record)
+        if event > now:
+            raise NotFound(
+                f"{group}: the online record {rid!r} has event time "
+                f"{record.get(rt.event_time)}, after --as-of {format_event_time('String', now)}; "
+                "the online store keeps "
+                "only the latest record (use `fsgen dataset` for older values)"
+            )
+    if features:
+        record = {f: record.get(f) for f in features}
     if as_json:
         echo_json(json.dumps(record, indent=2, sort_keys=False))
         return
@@ -218,7 +312,8 @@ def get(
 
 @main.command("delete-record")
 @click.argument("group")
-@click.argument("record_id")
+@click.argument("record_id", required=False)
+@_KEY_OPTION
 @click.option(
     "--event-time",
     "event_time",
@@ -226,25 +321,67 @@ def get(
     help="The delete's event time (ISO-8601, or epoch seconds for Fractional).",
 )
 @click.option("--hard", is_flag=True, help="HardDelete: remove the online row entirely.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Delete even when the online store has no such record (a tombstone for offline "
+    "history only, e.g. of a record the online store no longer returns).",
+)
 @pass_app
 @handle_errors
-def delete_record(app: AppContext, group: str, record_id: str, event_time: str, hard: bool) -> None:
+def delete_record(
+    app: AppContext,
+    group: str,
+    record_id: str | None,
+    keys: tuple[str, ...],
+    event_time: str,
+    hard: bool,
+    force: bool,
+) -> None:
     """Delete RECORD_ID from GROUP like SageMaker's DeleteRecord (SoftDelete by default);
-    a tombstone (is_deleted=true) is appended to the offline store."""
+    a tombstone (is_deleted=true) is appended to the offline store, and the delete is
+    recorded in the audit trail (``fsgen history --kind delete``). A record that is not in
+    the online store (never written, or already deleted) is an error and nothing is written.
+    """
+    import math
+
+    from fsgen import audit
+    from fsgen.bind import group_runtime
+    from fsgen.errors import NotFound
+    from fsgen.store.local import event_time_value
+
+    rid = _record_id(app, group, record_id, keys)
+    spec = app.spec.group(group)
+    event_time_value(group_runtime(spec), event_time)  # a bad event time fails first
     mode = "HardDelete" if hard else "SoftDelete"
     plane = open_plane(app)
     try:
-        result = plane.delete_record(group, record_id, event_time, hard=hard)
+        missing = spec.online.enabled and not force
+        if missing and plane.get_record(group, rid, None, now=-math.inf) is None:
+            raise NotFound(
+                f"{group}: no online record {rid!r} to delete (never written, or already "
+                "deleted); nothing written (--force writes the offline tombstone anyway)"
+            )
+        result = plane.delete_record(group, rid, event_time, hard=hard)
     finally:
         plane.close()
+    audit.record_delete(
+        app.config.store_path,
+        group=group,
+        record_id=rid,
+        event_time=str(result.event_time),
+        mode=mode,
+        online_applied=result.online_applied,
+        backend=plane.name,
+    )
     if result.online_applied:
         click.echo(
-            f"{mode} {group} {record_id} at {result.event_time}: deleted online, "
+            f"{mode} {group} {rid} at {result.event_time}: deleted online, "
             "tombstone written offline"
         )
     else:
         click.echo(
-            f"{mode} {group} {record_id} at {result.event_time}: the online record is "
+            f"{mode} {group} {rid} at {result.event_time}: the online record is "
             "newer and was kept; tombstone written offline",
             err=True,
         )

@@ -67,7 +67,70 @@ def build_dataset(
         root = store or config.store_path
         with settled(root, "dataset"):  # a consistent snapshot; a killed writer's chunk finished
             stored = stored_values(plan, rows, root, knowledge_time, threads=threads)
-    return finish(plan, rows, stored)
+    frame = finish(plan, rows, stored)
+    local = None if engine == "athena" else (store or config.store_path)
+    frame.attrs["warnings"] = empty_group_warnings(plan, stored, local, knowledge_time)
+    return frame
+
+
+def empty_group_warnings(
+    plan: PitPlan, stored: pa.Table, store: Path | None, knowledge_time: bool
+) -> list[dict[str, str]]:
+    """One warning per feature group that contributed no stored value to any label row: its
+    columns are all missing (then filled by the missing-value policy), which is almost never
+    what a training set should be. ``store`` (the local engine's store) lets the warning say
+    why: no offline data (not ingested yet), or history only in the archive (the group was
+    replaced or destroyed)."""
+    if stored.num_rows == 0:
+        return []
+    by_group: dict[str, list[str]] = {}
+    for item in plan.stored:
+        by_group.setdefault(item.group, []).append(item.column)
+    out: list[dict[str, str]] = []
+    for group, columns in by_group.items():
+        if any(stored.column(c).null_count < stored.num_rows for c in columns):
+            continue
+        reason, hint = _why_empty(group, store, knowledge_time)
+        out.append(
+            {
+                "group": group,
+                "columns": ", ".join(columns),
+                "reason": reason,
+                "hint": hint,
+                "message": (
+                    f"feature group {group!r} has no stored value for any of the "
+                    f"{stored.num_rows} label rows ({reason}); its columns "
+                    f"({', '.join(columns)}) are all missing-value fills. {hint}"
+                ),
+            }
+        )
+    return out
+
+
+def _why_empty(group: str, store: Path | None, knowledge_time: bool) -> tuple[str, str]:
+    if store is not None:
+        offline = store / "offline" / group
+        has_data = offline.is_dir() and any(offline.rglob("*.parquet"))
+        if not has_data and (store / "archive" / group).is_dir():
+            return (
+                "it was replaced or destroyed: its history is in "
+                f"{store / 'archive' / group}, the new group has no records",
+                f"re-ingest it (`fsgen ingest {group} SOURCE`) before building the dataset",
+            )
+        if not has_data:
+            return (
+                "nothing has been ingested into it yet",
+                f"ingest it first (`fsgen ingest {group} SOURCE`)",
+            )
+    if knowledge_time:
+        return (
+            "no record at or before the label times was written by then (--knowledge-time)",
+            "check the label times against when the group was ingested",
+        )
+    return (
+        "no record at or before the label times within the TTL",
+        "check the label times, the keys and the group's TTL",
+    )
 
 
 def finish(plan: PitPlan, labels: Labels, stored: pa.Table) -> pd.DataFrame:

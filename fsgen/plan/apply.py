@@ -117,7 +117,7 @@ def compute_plan(
         c.after for c in plan.changes if c.action in ("create", "replace") and c.after is not None
     ]
     notes = backend.preflight(creating) if creating else []
-    return plan.model_copy(update={"notes": tuple(notes)}) if notes else plan
+    return plan.model_copy(update={"notes": (*plan.notes, *notes)}) if notes else plan
 
 
 def deployed_in_scope(

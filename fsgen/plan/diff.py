@@ -239,8 +239,43 @@ def _loss(name: str, state: GroupState) -> str:
     if state.online_enabled:
         parts.append("its online store records are deleted")
     if state.offline_enabled:
-        parts.append("offline data is kept")
+        parts.append(
+            "offline data is kept but no longer read (archived): training sets get no "
+            "values from it until it is ingested again"
+        )
     return "; ".join(parts) or "nothing is stored in this group"
+
+
+def ttl_notes(changes: Sequence[ResourceChange]) -> list[str]:
+    """What a TTL change does to stored records (plan warnings). SageMaker keeps the
+    ExpiresAt each online record got at its write; fsgen does the same on every backend."""
+    notes: list[str] = []
+    for change in changes:
+        if change.action != "update":
+            continue
+        for diff in change.diffs:
+            if diff.path != "online_ttl_seconds":
+                continue
+            old = _duration(diff.old)
+            new = _duration(diff.new)
+            notes.append(
+                f"{change.group}: online TTL {old} -> {new}. Records already stored online keep "
+                f"the ExpiresAt they were written with (EventTime + {old}); only records written "
+                f"after the apply expire after {new}. Serving (fsgen get, serve-model) follows "
+                f"each record's stored ExpiresAt; training sets (fsgen dataset) apply {new} to "
+                "the whole history, so for older records they can disagree (fsgen skew-check "
+                f"reports it) until those records are written again (fsgen ingest "
+                f"{change.group} ...)."
+            )
+    return notes
+
+
+def _duration(value: object) -> str:
+    if isinstance(value, int):
+        from fsgen.plan.render import duration
+
+        return duration(value)
+    return "no TTL" if value is None else str(value)
 
 
 def stages_for(change: ResourceChange) -> list[Stage]:
@@ -303,6 +338,7 @@ def make_plan(
     changes = plan_changes(desired, deployed, project)
     stages = [stage for change in changes for stage in stages_for(change)]
     return Plan(
+        notes=tuple(ttl_notes(changes)),
         backend=backend,
         state_fingerprint=state_fingerprint,
         spec_fingerprint=spec_fingerprint,

@@ -10,8 +10,11 @@ the good records of the event are written together. Every record ends in exactly
   to the dead-letter destination with its reason, sequence number and raw payload, so it never
   blocks the shard;
 - **failed** -- a retryable failure (throttling, an unavailable endpoint) that survived the
-  in-handler back-off, returned in ``batchItemFailures`` (Lambda's ReportBatchItemFailures
-  contract) so Lambda retries from there. Without a dead-letter destination poison records are
+  in-handler back-off, or a configuration failure that is no record's fault (a
+  :class:`~fsgen.runtime.errors.ConfigurationError`: no pseudonymization key, Secrets Manager
+  unreachable; then every record of the batch fails this way and none is dead-lettered),
+  returned in ``batchItemFailures`` (Lambda's ReportBatchItemFailures contract) so Lambda
+  retries from there. Without a dead-letter destination poison records are
   reported there too, and the event source mapping's own retry/on-failure policy applies.
 
 Re-running records is harmless (no duplicate visible record): the online store keeps a record
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fsgen.runtime.bulk import BlockResult, process_many
+from fsgen.runtime.errors import ConfigurationError
 from fsgen.runtime.ingest import check_years
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import PartialWrite, RecordRejected, Sink, block_rows, stored_records
@@ -297,7 +301,10 @@ def process_event(
             poison.append((item, Failure(seq, "<record>", str(exc))))
             continue
         decoded.append((item, seq))
-    block = check_years(runtime, process_many(runtime, raws))
+    try:
+        block = check_years(runtime, process_many(runtime, raws))
+    except ConfigurationError as exc:
+        return _configuration_failure(runtime, records, exc)
     for index, error in block.errors:
         item, seq = decoded[index]
         poison.append((item, Failure(seq, error.field, error.message)))
@@ -332,6 +339,28 @@ def process_event(
                 "deadLettered": failure.dead_lettered,
             }
         )
+    return result
+
+
+def _configuration_failure(
+    runtime: GroupRuntime, records: list[object], exc: ConfigurationError
+) -> StreamResult:
+    """The handler cannot work (no pseudonymization key, Secrets Manager unreachable): no
+    record is at fault, so none is dead-lettered and none is written; every record of the
+    batch goes back in ``batchItemFailures`` and Lambda retries it once the configuration
+    is fixed."""
+    message = f"configuration error, the batch is retried: {exc}"
+    result = StreamResult(group=runtime.name, read=len(records))
+    result.failures = [
+        Failure(
+            sequence_number(item, position) if isinstance(item, Mapping) else str(position),
+            "<configuration>",
+            message,
+            RETRY,
+        )
+        for position, item in enumerate(records, start=1)
+    ]
+    log({"level": "error", "group": runtime.name, "kind": "configuration", "message": message})
     return result
 
 

@@ -21,7 +21,8 @@ variable ``FSGEN_PSEUDONYMIZATION_KEY`` (UTF-8 text); or, when
 UTF-8, or SecretBinary), fetched once per process with boto3, which every Lambda runtime has.
 A key shorter than 16 bytes is refused.
 
-This module imports nothing outside the standard library at import time, so generated Lambda
+This module imports nothing outside the standard library and :mod:`fsgen.runtime` at import
+time, so generated Lambda
 handlers and featuredefs functions can call it.
 """
 
@@ -32,6 +33,8 @@ import hmac
 import os
 import threading
 
+from fsgen.runtime.errors import ConfigurationError
+
 FORMAT_PREFIX = "ps1:"
 KEY_ENV = "FSGEN_PSEUDONYMIZATION_KEY"
 SECRET_ENV = "FSGEN_PSEUDONYMIZATION_SECRET_ID"
@@ -41,8 +44,10 @@ _secret_cache: dict[str, bytes] = {}
 _secret_lock = threading.Lock()
 
 
-class PseudonymizationKeyError(RuntimeError):
-    """No usable pseudonymization key: unset, too short, or the secret could not be read."""
+class PseudonymizationKeyError(ConfigurationError):
+    """No usable pseudonymization key: unset, too short, or the secret could not be read. A
+    configuration failure, not a bad record: a run stops on it (see
+    :mod:`fsgen.runtime.errors`)."""
 
 
 def pseudonymize(value: str | int | bytes | None, *, key: str | bytes | None = None) -> str | None:

@@ -9,6 +9,7 @@ input model of :mod:`fsgen.schema` (a differential test keeps the two equal).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -24,6 +25,7 @@ from fsgen.runtime.encoding import (
     format_event_time,
     parse_event_time,
 )
+from fsgen.runtime.errors import ConfigurationError
 
 _MISSING = object()
 
@@ -101,11 +103,14 @@ def coerce(type_name: str, value: object) -> object:
     The rules are pydantic's lax mode for the group's input model (see fsgen.schema): numeric
     text is accepted for numbers (ASCII digits, optional sign, underscores between digits),
     integral floats for ints, 0/1 and yes/no words (unpadded) for bools; nothing becomes a
-    string that was not one.
+    string that was not one. A collection (List, Set, Vector raw field) is a list, or text
+    holding a JSON array -- the encoding of a collection in a CSV cell.
     """
     if type_name.startswith("list["):
         inner = type_name[5:-1]
-        if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
+        if isinstance(value, str):
+            value = _json_array(value, inner)
+        if isinstance(value, bytes | dict) or not isinstance(value, Iterable):
             raise ValueError(f"expected a list of {inner}, got {_show(value)}")
         return [coerce(inner, v) for v in value]
     if type_name == "int":
@@ -117,6 +122,20 @@ def coerce(type_name: str, value: object) -> object:
     if isinstance(value, str):
         return value
     raise ValueError(f"expected a string, got {_show(value)}")
+
+
+def _json_array(text: str, inner: str) -> object:
+    """A collection written as text -- how a CSV cell holds one -- is a JSON array
+    (``[9, 20, 22]``, ``["a", "b"]``); anything else is refused, naming that encoding."""
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, list):
+        raise ValueError(
+            f"expected a list of {inner} (as text: a JSON array such as [1, 2]), got {_show(text)}"
+        )
+    return decoded
 
 
 def _to_int(value: object) -> int:
@@ -218,6 +237,8 @@ class GroupRuntime:
             }
             try:
                 result = feat.fn(**args)
+            except ConfigurationError:
+                raise  # not this record's fault: the run stops (fsgen.runtime.errors)
             except Exception as exc:
                 raise TransformError(feat.name, exc, _user_frame(exc)) from exc
             values[feat.name] = self._check_value(feat, result)

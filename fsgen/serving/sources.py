@@ -50,9 +50,11 @@ class LocalRecordSource:
                 )
                 continue
             rt = self.store.runtime(group)
-            for record_id, record in zip(
-                ids, self.store.batch_get(group, ids, now=now), strict=True
-            ):
+            found = self.store.batch_get(group, ids, now=now)
+            # each record's own ExpiresAt, as stored at its write (SageMaker keeps it across
+            # a TTL change), never EventTime + the TTL of the current definition
+            expiry = self.store.expiry(group, ids) if enabled else [None] * len(ids)
+            for record_id, record, expires in zip(ids, found, expiry, strict=True):
                 if record is None:
                     continue
                 row: dict[str, Any] = {
@@ -62,10 +64,10 @@ class LocalRecordSource:
                         {k: v for k, v in record.items() if names is None or k in names}
                     ),
                 }
-                if enabled and rt.ttl_seconds:
+                if enabled and expires is not None:
                     # epoch seconds, not a datetime: exact, so a record exactly TTL old at
                     # ``now`` still counts here as in the store and in datasets
-                    row["ExpiresAt"] = rt.event_seconds(record) + rt.ttl_seconds
+                    row["ExpiresAt"] = expires
                 records.append(row)
         return {"Records": records, "Errors": errors, "UnprocessedIdentifiers": []}
 

@@ -266,7 +266,7 @@ class LocalStore(WriteProtocol):
         writes nothing. Every delete that is not refused appends a tombstone offline."""
         rt = self.runtime(group)
         record_id = str(record_id)
-        canonical, seconds = _event_time_value(rt, event_time)
+        canonical, seconds = event_time_value(rt, event_time)
         keys = _keys_of(rt, record_id)
         columns: dict[str, list[object]] = {c[0]: [None] for c in rt.columns}
         for k, v in keys.items():
@@ -386,7 +386,7 @@ class LocalStore(WriteProtocol):
         )
 
 
-def _event_time_value(rt: GroupRuntime, value: object) -> tuple[object, float]:
+def event_time_value(rt: GroupRuntime, value: object) -> tuple[object, float]:
     """(canonical stored event time, epoch seconds) of a user-given event time."""
     try:
         if rt.event_time_kind == FRACTIONAL:

@@ -8,6 +8,7 @@ import json
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -450,7 +451,9 @@ def test_parser_composite_keys_error_policy_and_batch_get_request(rides) -> None
     assert timedelta(hours=6).total_seconds() == drivers.ttl_seconds
 
 
-def test_batch_job_default_writer_is_the_projects_local_store(tmp_path: Path) -> None:
+def test_batch_job_default_writer_is_the_projects_local_store(
+    tmp_path: Path, deploy: Callable[[Path], None]
+) -> None:
     """`python -m` without --output/--dry-run writes to the configured backend (local store)."""
     import shutil
 
@@ -462,6 +465,7 @@ def test_batch_job_default_writer_is_the_projects_local_store(tmp_path: Path) ->
             shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, project / name)
+    deploy(project)  # records go only to deployed groups
     proc = subprocess.run(
         [
             sys.executable,

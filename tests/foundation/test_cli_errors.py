@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +57,7 @@ CASES: list[Case] = [
         serve=True,
     ),
     Case(("get", "customer-features", "C0001", "--as-of", "yesterday"), "'--as-of'"),
-    Case(("get", "customer-features"), "Missing argument 'RECORD_ID'"),
+    Case(("get", "customer-features"), "missing record id: give RECORD_ID or --key customer_id="),
     Case(
         ("delete-record", "customer-features", "C0001", "--event-time", "soon"),
         "event time 'soon'",
@@ -119,7 +119,7 @@ def test_every_command_has_a_bad_input_case() -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(tmp_path_factory: pytest.TempPathFactory, deploy: Callable[[Path], None]) -> Path:
     root = tmp_path_factory.mktemp("errors") / "example"
     root.mkdir()
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
@@ -127,6 +127,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         REPO / "featuredefs", root / "featuredefs", ignore=shutil.ignore_patterns("__pycache__")
     )
     shutil.copytree(REPO / "data", root / "data")
+    deploy(root)  # records go only to deployed groups: the cases test the input, not that
+    shutil.rmtree(root / "generated")
     (root / "a-file").write_text("not a directory, not a dataset\n")
     (root / "garbage.json").write_text("{ not json")
     (root.parent / "empty").mkdir()  # outside any project
@@ -141,7 +143,7 @@ def served(project: Path) -> Iterator[Path]:
     from fsgen.server import make_server
 
     root = project.parent / "served"
-    shutil.copytree(project, root)
+    shutil.copytree(project, root, ignore=shutil.ignore_patterns(".fsgen"))  # nothing deployed
     server = make_server(load_config(root), load(root), port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,12 +172,15 @@ def test_history_command_filters_and_json(
     assert out == "No applies or ingestions recorded yet.\n"
 
 
-def test_generated_batch_job_runs_join_the_trail(example_project: Path) -> None:
+def test_generated_batch_job_runs_join_the_trail(
+    example_project: Path, deploy: Callable[[Path], None]
+) -> None:
     from fsgen.backends import project_data_plane
     from fsgen.bind import group_runtime
     from fsgen.loader import load
     from fsgen.runtime.batch import main as batch_main
 
+    deploy(example_project)
     config, spec = load_config(example_project), load(example_project)
     runtime = group_runtime(spec.group("customer-features"))
     source = str(example_project / "data/customers_with_errors.csv")
@@ -198,11 +202,14 @@ def test_generated_batch_job_runs_join_the_trail(example_project: Path) -> None:
     assert str(event.details["run_id"]).startswith("batch-")
 
 
-def test_stream_replay_joins_the_trail(example_project: Path) -> None:
+def test_stream_replay_joins_the_trail(
+    example_project: Path, deploy: Callable[[Path], None]
+) -> None:
     from click.testing import CliRunner
 
     from fsgen.cli import main
 
+    deploy(example_project)
     source = example_project / "data/updates.jsonl"
     good = (example_project / "data/customer_updates.jsonl").read_text().splitlines()[:5]
     source.write_text("\n".join([*good, "{not json"]) + "\n")

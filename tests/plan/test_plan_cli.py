@@ -53,17 +53,21 @@ fsgen will perform the following actions:
     }
 """
 
+LOSS = (
+    "its online store records are deleted; offline data is kept but no longer read "
+    "(archived): training sets get no values from it until it is ingested again"
+)
 REPLACE = """\
 fsgen will perform the following actions:
 
   # feature group 'users' must be replaced
-  # data loss: its online store records are deleted; offline data is kept
+  # data loss: LOSS
 -/+ feature_group "users" {
       - features.score = "Fractional" # forces replacement
       ~ tags.fsgen:*-hash (3 definition hashes updated)
         # (3 unchanged features hidden)
     }
-"""
+""".replace("LOSS", LOSS)
 
 
 def run(proj: Project, *args: str, stdin: str | None = None) -> Result:

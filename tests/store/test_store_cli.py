@@ -4,6 +4,7 @@ delete-record."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ HEADER = "user_id,ts,amount,count,name,tags\n"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_project(tmp_path_factory.mktemp("cliproject"), package="storeclidefs")
+def root(tmp_path_factory: pytest.TempPathFactory, deploy: Callable[[Path], None]) -> Path:
+    project = make_project(tmp_path_factory.mktemp("cliproject"), package="storeclidefs")
+    deploy(project)
+    return project
 
 
 def run(root: Path, *args: str) -> tuple[int, str, str]:

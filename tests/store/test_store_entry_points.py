@@ -10,6 +10,7 @@ import importlib
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,14 +32,23 @@ GENERATED = "dp_entry_generated"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def root(tmp_path_factory: pytest.TempPathFactory, deploy: Callable[[Path], None]) -> Path:
     root = make_project(tmp_path_factory.mktemp("entrypoints"), package="entrydefs")
     pyproject = root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + f'generated_dir = "{GENERATED}"\n')
     config = load_config(root)
     generate(config, load(root))
+    deploy(root)  # the CLI and the batch job write only to deployed groups
+    shutil.copy(root / ".fsgen" / "registry.json", root / "registry.json")
     sys.path.insert(0, str(root))
     return root
+
+
+def fresh_store(root: Path) -> None:
+    """An empty store in which the project's groups are deployed."""
+    shutil.rmtree(root / ".fsgen", ignore_errors=True)
+    (root / ".fsgen").mkdir()
+    shutil.copy(root / "registry.json", root / ".fsgen" / "registry.json")
 
 
 value = st.one_of(
@@ -130,7 +140,7 @@ def test_cli_batch_job_and_python_api_agree(root: Path, tmp_path: Path, lines) -
             pyproject = root / "pyproject.toml"
             text = pyproject.read_text()
             if entry == "cli":
-                shutil.rmtree(root / ".fsgen", ignore_errors=True)
+                fresh_store(root)
                 CliRunner().invoke(
                     main,
                     [
@@ -145,7 +155,7 @@ def test_cli_batch_job_and_python_api_agree(root: Path, tmp_path: Path, lines) -
                 )
                 shutil.move(str(root / ".fsgen"), str(store_dir))
             elif entry == "job":
-                shutil.rmtree(root / ".fsgen", ignore_errors=True)
+                fresh_store(root)
                 job.main([str(source), "--rejects", str(rejects), "--project", str(root)])
                 shutil.move(str(root / ".fsgen"), str(store_dir))
             else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,11 +70,13 @@ def store(example: tuple[ProjectConfig, ProjectSpec]) -> Iterator[LocalStore]:
 
 
 @pytest.fixture
-def project_copy(tmp_path: Path) -> ProjectConfig:
-    """A copy of the example project (definitions, generated/, pyproject) for subprocesses."""
+def project_copy(tmp_path: Path, deploy: Callable[[Path], None]) -> ProjectConfig:
+    """A copy of the example project (definitions, generated/, pyproject) for subprocesses,
+    its groups deployed in its local store."""
     root = tmp_path / "project"
     root.mkdir()
     for name in ("featuredefs", "generated"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    deploy(root)
     return load_config(root)
