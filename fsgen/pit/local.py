@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from fsgen.pit.labels import Labels, key_alias
 from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan
+from fsgen.pit.planner import plan_form
 from fsgen.types import DType, Scalar
 
 GLOB = "data/*/*/*/*/*.parquet"
@@ -168,14 +169,35 @@ def knowledge_sql(join: GroupJoin, history: str) -> str:
     )
 
 
+def window_sql(join: GroupJoin, alias: str, knowledge_time: bool) -> str:
+    """The window form for one group: every (label, record) pair of the same key with the
+    record at or before the label time (and, in knowledge-time mode, written by then), the
+    greatest ordering struct per label row kept -- the record the ASOF form picks, since the
+    struct (event, api, write, tie) is a total order."""
+    t = f"l.{q(INTERNAL + 't')}"
+    equal = " AND ".join(
+        f"l.{q(key_alias(join.index, j))} = h.{q(f'{INTERNAL}k{j}')}" for j in range(len(join.keys))
+    )
+    known = f" AND h.__w <= {t}" if knowledge_time else ""
+    values = "".join(f", h.{q(f'{INTERNAL}v{n}')}" for n in range(len(join.inputs)))
+    return (
+        f"SELECT l.{q(INTERNAL + 'row')} AS __r, h.__o{values} "
+        f"FROM labels AS l JOIN {alias}_h AS h ON {equal} AND h.__e <= {t}{known} "
+        f"QUALIFY row_number() OVER (PARTITION BY l.{q(INTERNAL + 'row')} "
+        "ORDER BY h.__o DESC) = 1"
+    )
+
+
 def dataset_sql(
     con: duckdb.DuckDBPyConnection,
     plan: PitPlan,
     store: Path,
     knowledge_time: bool = False,
     union_by_name: bool = False,
+    labels: int = 0,
 ) -> str:
-    """The full query over the registered ``labels`` relation (see Labels.join_table)."""
+    """The full query over the registered ``labels`` relation (see Labels.join_table) of
+    ``labels`` rows; each group's join form comes from fsgen.pit.planner."""
     ctes: list[str] = []
     joins: list[str] = []
     select = [f"l.{q(INTERNAL + 'row')}"]
@@ -193,7 +215,13 @@ def dataset_sql(
             f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
             for j in range(len(join.keys))
         )
-        if knowledge_time:
+        form = plan_form(con, join, store / "offline" / join.group.name, files, labels)
+        if form == "window":
+            ctes.append(f"{alias}_h AS ({history})")
+            ctes.append(f"{alias}_m AS ({window_sql(join, alias, knowledge_time)})")
+            joins.append(f"LEFT JOIN {alias}_m AS {alias} ON {alias}.__r = l.{q(INTERNAL + 'row')}")
+            gone, event = f"(({alias}.__o).x >> 62) = 1", f"({alias}.__o).e"
+        elif knowledge_time:
             ctes.append(f"{alias}_h AS ({history})")
             ctes.append(f"{alias}_k AS ({knowledge_sql(join, f'{alias}_h')})")
             known = equal.replace(f"{alias}.", f"{alias}_k.")
@@ -243,12 +271,13 @@ def stored_values(
             con.execute(f"SET threads = {int(threads)}")
         # the schema probe and the query read the same footers once
         con.execute("SET parquet_metadata_cache = true")
+        n = len(labels.frame)
         con.register("labels", labels.join_table(plan))
         try:
-            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time))
+            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, labels=n))
         except (duckdb.InvalidInputException, duckdb.BinderException):
             # files written under different schemas (a feature added later): unify them
-            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, True))
+            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, True, labels=n))
     finally:
         con.close()
     return in_label_order(table)

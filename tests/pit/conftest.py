@@ -35,3 +35,10 @@ def sql_engine(request: pytest.FixtureRequest) -> tuple[str, object]:
     if request.param == "postgres":
         return "postgres", request.getfixturevalue("postgres")
     return "duckdb", None
+
+
+@pytest.fixture(params=["window", "asof"])
+def pit_join_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The local engine's join form, forced for one test (see fsgen.pit.planner)."""
+    monkeypatch.setenv("FSGEN_PIT_FORM", request.param)
+    return str(request.param)

@@ -3,8 +3,10 @@ writer that puts offline records straight into the store's layout (contracts.md 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -255,3 +257,20 @@ def runner_on(
     )
     text = [{k: athena_text(v) for k, v in r.items()} for r in answer.to_pylist()]
     return to_arrow(plan, len(rows.frame), text)
+
+
+FORMS = ("auto", "window", "asof")
+
+
+@contextlib.contextmanager
+def pit_form(form: str) -> Iterator[None]:
+    """The local engine's join form forced to ``form`` (``auto``: the planner's choice)."""
+    before = os.environ.get("FSGEN_PIT_FORM")
+    os.environ["FSGEN_PIT_FORM"] = form
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FSGEN_PIT_FORM", None)
+        else:
+            os.environ["FSGEN_PIT_FORM"] = before

@@ -15,6 +15,9 @@ from fsgen.cli import main
 from fsgen.pit import PitError, build_dataset, finish, plan_for
 from fsgen.pit.labels import read_labels
 
+# every engine test runs under each join form the planner can choose
+pytestmark = pytest.mark.usefixtures("pit_join_form")
+
 T0 = 1_710_028_800 * 1_000_000  # 2024-03-10T00:00:00Z in µs
 MIN = 60 * 1_000_000
 
