@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from fsgen.pit.cache import COMPUTED, cached_history
 from fsgen.pit.labels import Labels, key_alias
 from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan
 from fsgen.pit.planner import plan_form
@@ -83,14 +84,19 @@ def event_micros(join: GroupJoin, column: str) -> str:
 
 
 def history_sql(
-    con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[str], union_by_name: bool = False
+    con: duckdb.DuckDBPyConnection,
+    join: GroupJoin,
+    files: list[str],
+    union_by_name: bool = False,
+    cached: str | None = None,
 ) -> str:
     """One row per offline record: keys, ``__e`` (event µs), ``__w`` (write µs), ``__d``,
     ``__o`` (ordering struct) and the needed values ``__v<i>``.
 
     Files are read by the first file's schema (DuckDB matches columns by name and fails on a
     file that lacks one, which makes :func:`stored_values` retry) unless ``union_by_name`` or
-    the first file lacks a needed column: then every file's schema is unified (slower)."""
+    the first file lacks a needed column: then every file's schema is unified (slower).
+    ``cached``: the group's history cache for ``files`` (fsgen.pit.cache), read instead."""
     keys = [
         f"CAST({q(k.name)} AS {duck_type(k.dtype)}) AS {q(f'{INTERNAL}k{j}')}"
         for j, k in enumerate(join.keys)
@@ -121,13 +127,17 @@ def history_sql(
     def columns_of(source: str) -> set[str]:
         return {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
 
-    source = source_of(union_by_name, files)
-    # without union_by_name DuckDB binds the first file's schema: describe just that file
-    present = columns_of(source if union_by_name else source_of(False, files[:1]))
-    needed = {k.name for k in join.keys} | {i.feature for i in join.inputs}
-    if not union_by_name and not needed <= present:
-        source = source_of(True, files)
+    if cached is not None:
+        source = "read_parquet('" + cached.replace("'", "''") + "')"
         present = columns_of(source)
+    else:
+        source = source_of(union_by_name, files)
+        # without union_by_name DuckDB binds the first file's schema: describe just that file
+        present = columns_of(source if union_by_name else source_of(False, files[:1]))
+        needed = {k.name for k in join.keys} | {i.feature for i in join.inputs}
+        if not union_by_name and not needed <= present:
+            source = source_of(True, files)
+            present = columns_of(source)
     values = [
         (
             f"CAST({q(i.feature)} AS {duck_type(i.dtype)})"
@@ -144,6 +154,14 @@ def history_sql(
     )
     names = [q(f"{INTERNAL}k{j}") for j in range(len(join.keys))]
     names += [q(f"{INTERNAL}v{n}") for n in range(len(join.inputs))]
+    if cached is not None:  # computed once when the cache was written
+        e, w, a, x, d = (q(INTERNAL + c) for c in COMPUTED)
+        return (
+            f"SELECT {', '.join(names)}, __e, __w, __d, "
+            "struct_pack(e := __e, a := __a, w := __w, x := __x) AS __o FROM ("
+            f"SELECT {', '.join(keys)}, {e} AS __e, {w} AS __w, {a} AS __a, {x} AS __x, "
+            f"{d} AS __d{''.join(', ' + v for v in values)} FROM {source})"
+        )
     return (
         f"SELECT {', '.join(names)}, __e, __w, __d, "
         "struct_pack(e := __e, a := __a, w := __w, x := __x) AS __o FROM ("
@@ -210,7 +228,18 @@ def dataset_sql(
                 f"group {join.group.name!r} has {len(files)} offline files; at most "
                 f"{(1 << 22) - 1} can be joined"
             )
-        history = history_sql(con, join, files, union_by_name)
+        cached = (
+            None
+            if union_by_name
+            else cached_history(
+                con,
+                store / "offline" / join.group.name,
+                files,
+                q(join.group.event_time.name),
+                event_micros(join, q(join.group.event_time.name)),
+            )
+        )
+        history = history_sql(con, join, files, union_by_name, cached)
         equal = " AND ".join(
             f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
             for j in range(len(join.keys))
@@ -275,8 +304,9 @@ def stored_values(
         con.register("labels", labels.join_table(plan))
         try:
             table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, labels=n))
-        except (duckdb.InvalidInputException, duckdb.BinderException):
-            # files written under different schemas (a feature added later): unify them
+        except (duckdb.InvalidInputException, duckdb.BinderException, duckdb.IOException):
+            # files written under different schemas (a feature added later): unify them; or
+            # a history cache replaced by a concurrent build: read the published files
             table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, True, labels=n))
     finally:
         con.close()

@@ -11,7 +11,7 @@ Two forms give the same answer (see fsgen.pit.local):
 
 The planner estimates the pairs from the offline row count and the number of entities and
 takes the window form while they stay within :data:`PAIRS_PER_ROW` times ``labels + rows``.
-The counts come from ``_fsgen_stats.json`` beside the group's ``data/`` folder, keyed by the
+The counts come from ``_fsgen_cache/stats.json`` beside the group's ``data/`` folder, keyed by the
 sorted file list with sizes and modification times; when the key does not match (new files,
 compaction) they are counted again -- Parquet footers for the rows, an approximate distinct
 count over the key columns for the entities -- and the file is rewritten atomically (a
@@ -20,7 +20,7 @@ read-only store just counts every time). ``FSGEN_PIT_FORM=window|asof`` forces a
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -29,11 +29,12 @@ from typing import Literal
 
 import duckdb
 
+from fsgen.pit.cache import CACHE_DIR, fingerprint
 from fsgen.pit.model import GroupJoin, PitError
 
 Form = Literal["window", "asof"]
 FORMS: tuple[Form, ...] = ("window", "asof")
-STATS_FILE = "_fsgen_stats.json"
+STATS_FILE = "stats.json"
 PAIRS_PER_ROW = 2.0
 ENV = "FSGEN_PIT_FORM"
 
@@ -75,20 +76,12 @@ def plan_form(
     return choose_form(labels, group_stats(con, join, group_dir, files))
 
 
-def _fingerprint(files: list[str]) -> str:
-    h = hashlib.sha256()
-    for name in files:
-        st = os.stat(name)
-        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
 def group_stats(
     con: duckdb.DuckDBPyConnection, join: GroupJoin, group_dir: Path, files: list[str]
 ) -> GroupStats:
     """Rows and (approximate) entities of the group's offline files, cached by file list."""
-    path = group_dir / STATS_FILE
-    key = _fingerprint(files)
+    path = group_dir / CACHE_DIR / STATS_FILE
+    key = fingerprint(files)
     try:
         cached = json.loads(path.read_text())
         if cached.get("files") == key:
@@ -103,14 +96,16 @@ def group_stats(
         else (f"approx_count_distinct({keys})")
     )
     source = f"read_parquet({listed}, union_by_name = true, hive_partitioning = false)"
-    row = con.execute(f"SELECT count(*), {distinct} FROM {source}").fetchone()
-    stats = GroupStats(int(row[0]) if row else 0, int(row[1] or 0) if row else 0)
+    rows, entities = con.execute(f"SELECT count(*), {distinct} FROM {source}").fetchall()[0]
+    stats = GroupStats(int(rows), int(entities or 0))
     tmp = path.with_name(f".{STATS_FILE}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(exist_ok=True)
         tmp.write_text(json.dumps({"files": key, "rows": stats.rows, "entities": stats.entities}))
         os.replace(tmp, path)
     except OSError:  # a read-only store: count again next time
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return stats
 
 

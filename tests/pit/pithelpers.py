@@ -260,17 +260,29 @@ def runner_on(
 
 
 FORMS = ("auto", "window", "asof")
+# (join form, history cache): the planner's choice and each form, from the cache and from the
+# published files directly
+VARIANTS = (
+    ("auto", "on"),
+    ("window", "on"),
+    ("asof", "on"),
+    ("window", "off"),
+    ("asof", "off"),
+)
 
 
 @contextlib.contextmanager
-def pit_form(form: str) -> Iterator[None]:
-    """The local engine's join form forced to ``form`` (``auto``: the planner's choice)."""
-    before = os.environ.get("FSGEN_PIT_FORM")
-    os.environ["FSGEN_PIT_FORM"] = form
+def pit_form(form: str, cache: str = "on") -> Iterator[None]:
+    """The local engine's join form forced to ``form`` (``auto``: the planner's choice), its
+    history cache on or off."""
+    settings = {"FSGEN_PIT_FORM": form, "FSGEN_PIT_CACHE": cache}
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("FSGEN_PIT_FORM", None)
-        else:
-            os.environ["FSGEN_PIT_FORM"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
