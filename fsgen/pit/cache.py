@@ -14,7 +14,9 @@ Rows without an event time are left out, as the join leaves them out.
 time's parse rule, so any write, compaction or delete that changes a file makes a new cache on
 the next build; a build then writes it atomically (temp name, ``os.replace``) and removes the
 older ones. A store that cannot be written, or a cache that cannot be built, means reading the
-published files directly, as before. ``FSGEN_PIT_CACHE=off`` turns the cache off.
+published files directly, as before. The cache costs one copy of the group's history on disk
+(columnar, compressed) and one extra scan-and-write on the first build after a change.
+``FSGEN_PIT_CACHE=off`` turns it off.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -68,7 +71,7 @@ def cached_history(
     path = directory / name
     if path.is_file():
         return path.as_posix()
-    temp = directory / f".{name}.{os.getpid()}.tmp"
+    temp = directory / f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
     tie = (
         "(CAST(coalesce(is_deleted, false) AS BIGINT) << 62) "
         "| (CAST(file_index AS BIGINT) << 40) | file_row_number"

@@ -16,6 +16,12 @@ each entity's records ordered by ``greatest(event, write)`` -- the moment a reco
 both true and known -- of the best record's unique tie, then the same ASOF join on that
 moment and a join back to the record by its tie for the values (so a -0.0 stays -0.0).
 
+The ASOF form's cost follows labels + history whatever the depth; on shallow histories the
+window form -- the key / time inequality join and ``row_number()`` over the same ordering
+struct per label row -- is cheaper, and fsgen.pit.planner picks between them per group from the
+data (same answer: the struct is a total order). Both read the group's history cache
+(fsgen.pit.cache: one file, times parsed once) when there is one for the current file list.
+
 TTL and deletes are applied to the chosen record: a tombstone or a record older than the TTL
 (``T - event > ttl``; exactly TTL old still counts) yields missing values. A tombstone at D
 thus hides older records for label times >= D only.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -98,7 +99,7 @@ def group_stats(
     source = f"read_parquet({listed}, union_by_name = true, hive_partitioning = false)"
     rows, entities = con.execute(f"SELECT count(*), {distinct} FROM {source}").fetchall()[0]
     stats = GroupStats(int(rows), int(entities or 0))
-    tmp = path.with_name(f".{STATS_FILE}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{STATS_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(exist_ok=True)
         tmp.write_text(json.dumps({"files": key, "rows": stats.rows, "entities": stats.entities}))
