@@ -207,8 +207,11 @@ def window_sql(join: GroupJoin, alias: str, knowledge_time: bool) -> str:
     return (
         f"SELECT l.{q(INTERNAL + 'row')} AS __r, h.__o{values} "
         f"FROM labels AS l JOIN {alias}_h AS h ON {equal} AND h.__e <= {t}{known} "
-        f"QUALIFY row_number() OVER (PARTITION BY l.{q(INTERNAL + 'row')} "
-        "ORDER BY h.__o DESC) = 1"
+        f"QUALIFY row_number() OVER (PARTITION BY l.{q(INTERNAL + 'row')} ORDER BY "
+        # field by field: sorting by the struct itself turns a -0.0 in the payload into 0.0;
+        # NULLS FIRST ranks a missing time above every value, as the struct comparison does
+        "(h.__o).e DESC, (h.__o).a DESC NULLS FIRST, (h.__o).w DESC NULLS FIRST, "
+        "(h.__o).x DESC) = 1"
     )
 
 
