@@ -24,8 +24,9 @@ runs read it. The medians include that first run; ``fsgen_first_run`` reports it
 
 Every run is its own subprocess (cold process, warm page cache); runs are interleaved
 (fsgen, window, asof, fsgen, ...) and each reports wall seconds, CPU seconds (user + system,
-all threads, ``getrusage``) and peak RSS. Prints JSON: medians per contender, fsgen's ratio to
-the best hand-written form (by median wall and by median CPU), peak memory ratio, and whether
+all threads, ``getrusage``) and peak RSS (``VmHWM``). Prints JSON: medians per contender,
+fsgen's ratio to the best hand-written form (by median wall and by median CPU), peak memory
+ratio, and whether
 every contender returned the same values (a digest of the feature columns).
 """
 
@@ -265,6 +266,17 @@ def digest(frame: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM). Not ``ru_maxrss``: Linux carries that over
+    ``execve`` from the forking parent, which holds the generated data."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(contender: str, root: Path) -> None:
     """One measured run in this (fresh) process; prints its JSON line."""
     import resource
@@ -297,7 +309,7 @@ def child(contender: str, root: Path) -> None:
             {
                 "wall_s": wall,
                 "cpu_s": cpu,
-                "peak_rss_mib": after.ru_maxrss / 1024,
+                "peak_rss_mib": _peak_rss_mib(),
                 "digest": digest(out),
                 "missing": int(out["age"].isna().sum()),
                 "form": os.environ.get("FSGEN_PIT_FORM", "auto"),
