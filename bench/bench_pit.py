@@ -333,6 +333,7 @@ def run_shape(
     window = n_labels * (rows // entities) // 2 <= 100_000_000
     contenders = ("fsgen", *(("window",) if window else ()), "asof", floor)
     runs: dict[str, list[dict[str, object]]] = {c: [] for c in contenders}
+    load_before = os.getloadavg()
     for _ in range(repeat):
         for contender in contenders:  # interleaved: A B C D A B C D ...
             proc = subprocess.run(
@@ -382,6 +383,7 @@ def run_shape(
             "ratio_cpu": round(float(first["cpu_s"]) / med(best, "cpu_s"), 3),  # type: ignore[arg-type]
         },
         "values_agree": len(digests) == 1,
+        "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
         "missing": runs["fsgen"][0]["missing"],
     }
 

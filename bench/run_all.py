@@ -67,8 +67,8 @@ def table() -> str:
     ]
     pit = _load("bench_pit")
     if pit:
-        load = pit["load_average"]
         for r in pit["shapes"]:
+            load = r.get("load_average", pit["load_average"])
             best = r[r["best_hand_written"]]
             other = "asof" if r["best_hand_written"] == "window" else "window"
             others = f"; {other}: {_fig(r[other], False)}" if other in r else ""
