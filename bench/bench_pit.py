@@ -413,10 +413,10 @@ def main() -> None:
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="fsgen-bench-pit-"))
     try:
-        results = [
-            run_shape(name, rows, entities, rows // 10, repeat, workdir)
-            for name, rows, entities in shapes
-        ]
+        results = []
+        for name, rows, entities in shapes:
+            results.append(run_shape(name, rows, entities, rows // 10, repeat, workdir))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # each shape as done
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
