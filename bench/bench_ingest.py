@@ -10,8 +10,10 @@ Measured: ``LocalStore.ingest`` (what ``fsgen ingest`` runs) and the generated b
 (``python -m generated.groups.<g>.batch_job``, start-up included); both run the one batch
 pipeline. Baselines: (1) pandas: the same five features computed vectorized, one Parquet
 file, and the latest record per id into SQLite with ``to_sql`` (no validation, no per-record
-rejects, no partitions, no crash safety); (2) the per-row path: ``GroupRuntime.process`` on
-each row plus a SQLite ``executemany``, measured on a slice of at most 100,000 rows.
+rejects, no partitions, no crash safety); (2) the same as a plain DuckDB script (features in
+SQL, ``COPY`` to one Parquet file, the latest per id into SQLite); (3) the per-row path:
+``GroupRuntime.process`` on each row plus a SQLite ``executemany``, measured on a slice of at
+most 100,000 rows.
 """
 
 from __future__ import annotations
@@ -209,6 +211,49 @@ def bench_pandas(src: Path, out: Path) -> dict[str, object]:
     }
 
 
+def bench_duckdb(src: Path, out: Path) -> dict[str, object]:
+    """The plain DuckDB script: the five features in SQL over the CSV, one Parquet file, and
+    the latest record per id into SQLite (no validation, no rejects, no partitions)."""
+    import duckdb
+
+    cpu = _cpu()
+    start = time.perf_counter()
+    con = duckdb.connect()
+    path = src.as_posix().replace("'", "''")
+    con.execute(
+        f"""CREATE TEMP TABLE feats AS
+        SELECT account_id, event_time, amount / greatest(txn_count, 1) AS avg_amount,
+               least(txn_count // 10, 9) AS count_bucket, lower(trim(channel)) AS channel_norm,
+               CAST(amount > 500.0 AS BIGINT) AS high_value,
+               ln(1 + greatest(amount, 0.0)) AS log_amount
+        FROM read_csv('{path}', header = true,
+                      types = {{'account_id': 'VARCHAR', 'event_time': 'VARCHAR',
+                               'channel': 'VARCHAR'}})"""
+    )
+    target = (out / "duckdb.parquet").as_posix().replace("'", "''")
+    con.execute(f"COPY feats TO '{target}' (FORMAT parquet)")
+    latest = con.execute(
+        "SELECT * FROM feats QUALIFY row_number() OVER "
+        "(PARTITION BY account_id ORDER BY event_time DESC) = 1"
+    ).fetchall()
+    rows = con.execute("SELECT count(*) FROM feats").fetchall()[0][0]
+    con.close()
+    with sqlite3.connect(out / "duckdb.sqlite") as db:
+        db.execute(
+            "CREATE TABLE online (id TEXT PRIMARY KEY, t TEXT, a REAL, b INT, c TEXT, d INT, "
+            "e REAL)"
+        )
+        db.executemany("INSERT INTO online VALUES (?,?,?,?,?,?,?)", latest)
+    seconds = time.perf_counter() - start
+    cpu = _cpu() - cpu
+    return {
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds),
+        "cpu_seconds": round(cpu, 3),
+        "rows_per_cpu_s": round(rows / cpu),
+    }
+
+
 def bench_per_row(root: Path, src: Path, out: Path, rows: int) -> dict[str, object]:
     import csv
     import itertools
@@ -254,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         fsgen = bench_fsgen(root, src, args.chunk_rows, args.workers)
         job = bench_batch_job(root, src)
         pandas = bench_pandas(src, Path(tmp))
+        duck = bench_duckdb(src, Path(tmp))
         per_row = bench_per_row(root, src, Path(tmp), min(rows, 100_000))
     print(
         json.dumps(
@@ -273,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
                 "generated_batch_job": job,
                 "batch_job_meets_target": job["rows_per_s"] >= 250_000,  # type: ignore[operator]
                 "baseline_pandas_vectorized": pandas,
+                "baseline_duckdb_script": duck,
+                "cpu_ratio_to_duckdb_script": round(
+                    float(fsgen["cpu_seconds"]) / float(duck["cpu_seconds"]),  # type: ignore[arg-type]
+                    3,
+                ),
+                "cpu_target_ratio": 2.0,
                 "baseline_per_row_runtime_sqlite": per_row,
             },
             indent=2,

@@ -16,6 +16,12 @@ each entity's records ordered by ``greatest(event, write)`` -- the moment a reco
 both true and known -- of the best record's unique tie, then the same ASOF join on that
 moment and a join back to the record by its tie for the values (so a -0.0 stays -0.0).
 
+The ASOF form's cost follows labels + history whatever the depth; on shallow histories the
+window form -- the key / time inequality join and ``row_number()`` over the same ordering
+struct per label row -- is cheaper, and fsgen.pit.planner picks between them per group from the
+data (same answer: the struct is a total order). Both read the group's history cache
+(fsgen.pit.cache: one file, times parsed once) when there is one for the current file list.
+
 TTL and deletes are applied to the chosen record: a tombstone or a record older than the TTL
 (``T - event > ttl``; exactly TTL old still counts) yields missing values. A tombstone at D
 thus hides older records for label times >= D only.
@@ -30,8 +36,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from fsgen.pit.cache import COMPUTED, cached_history
 from fsgen.pit.labels import Labels, key_alias
 from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan
+from fsgen.pit.planner import plan_form
 from fsgen.types import DType, Scalar
 
 GLOB = "data/*/*/*/*/*.parquet"
@@ -82,14 +90,19 @@ def event_micros(join: GroupJoin, column: str) -> str:
 
 
 def history_sql(
-    con: duckdb.DuckDBPyConnection, join: GroupJoin, files: list[str], union_by_name: bool = False
+    con: duckdb.DuckDBPyConnection,
+    join: GroupJoin,
+    files: list[str],
+    union_by_name: bool = False,
+    cached: str | None = None,
 ) -> str:
     """One row per offline record: keys, ``__e`` (event µs), ``__w`` (write µs), ``__d``,
     ``__o`` (ordering struct) and the needed values ``__v<i>``.
 
     Files are read by the first file's schema (DuckDB matches columns by name and fails on a
     file that lacks one, which makes :func:`stored_values` retry) unless ``union_by_name`` or
-    the first file lacks a needed column: then every file's schema is unified (slower)."""
+    the first file lacks a needed column: then every file's schema is unified (slower).
+    ``cached``: the group's history cache for ``files`` (fsgen.pit.cache), read instead."""
     keys = [
         f"CAST({q(k.name)} AS {duck_type(k.dtype)}) AS {q(f'{INTERNAL}k{j}')}"
         for j, k in enumerate(join.keys)
@@ -120,13 +133,17 @@ def history_sql(
     def columns_of(source: str) -> set[str]:
         return {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
 
-    source = source_of(union_by_name, files)
-    # without union_by_name DuckDB binds the first file's schema: describe just that file
-    present = columns_of(source if union_by_name else source_of(False, files[:1]))
-    needed = {k.name for k in join.keys} | {i.feature for i in join.inputs}
-    if not union_by_name and not needed <= present:
-        source = source_of(True, files)
+    if cached is not None:
+        source = "read_parquet('" + cached.replace("'", "''") + "')"
         present = columns_of(source)
+    else:
+        source = source_of(union_by_name, files)
+        # without union_by_name DuckDB binds the first file's schema: describe just that file
+        present = columns_of(source if union_by_name else source_of(False, files[:1]))
+        needed = {k.name for k in join.keys} | {i.feature for i in join.inputs}
+        if not union_by_name and not needed <= present:
+            source = source_of(True, files)
+            present = columns_of(source)
     values = [
         (
             f"CAST({q(i.feature)} AS {duck_type(i.dtype)})"
@@ -143,6 +160,14 @@ def history_sql(
     )
     names = [q(f"{INTERNAL}k{j}") for j in range(len(join.keys))]
     names += [q(f"{INTERNAL}v{n}") for n in range(len(join.inputs))]
+    if cached is not None:  # computed once when the cache was written
+        e, w, a, x, d = (q(INTERNAL + c) for c in COMPUTED)
+        return (
+            f"SELECT {', '.join(names)}, __e, __w, __d, "
+            "struct_pack(e := __e, a := __a, w := __w, x := __x) AS __o FROM ("
+            f"SELECT {', '.join(keys)}, {e} AS __e, {w} AS __w, {a} AS __a, {x} AS __x, "
+            f"{d} AS __d{''.join(', ' + v for v in values)} FROM {source})"
+        )
     return (
         f"SELECT {', '.join(names)}, __e, __w, __d, "
         "struct_pack(e := __e, a := __a, w := __w, x := __x) AS __o FROM ("
@@ -168,14 +193,38 @@ def knowledge_sql(join: GroupJoin, history: str) -> str:
     )
 
 
+def window_sql(join: GroupJoin, alias: str, knowledge_time: bool) -> str:
+    """The window form for one group: every (label, record) pair of the same key with the
+    record at or before the label time (and, in knowledge-time mode, written by then), the
+    greatest ordering struct per label row kept -- the record the ASOF form picks, since the
+    struct (event, api, write, tie) is a total order."""
+    t = f"l.{q(INTERNAL + 't')}"
+    equal = " AND ".join(
+        f"l.{q(key_alias(join.index, j))} = h.{q(f'{INTERNAL}k{j}')}" for j in range(len(join.keys))
+    )
+    known = f" AND h.__w <= {t}" if knowledge_time else ""
+    values = "".join(f", h.{q(f'{INTERNAL}v{n}')}" for n in range(len(join.inputs)))
+    return (
+        f"SELECT l.{q(INTERNAL + 'row')} AS __r, h.__o{values} "
+        f"FROM labels AS l JOIN {alias}_h AS h ON {equal} AND h.__e <= {t}{known} "
+        f"QUALIFY row_number() OVER (PARTITION BY l.{q(INTERNAL + 'row')} ORDER BY "
+        # field by field: sorting by the struct itself turns a -0.0 in the payload into 0.0;
+        # NULLS FIRST ranks a missing time above every value, as the struct comparison does
+        "(h.__o).e DESC, (h.__o).a DESC NULLS FIRST, (h.__o).w DESC NULLS FIRST, "
+        "(h.__o).x DESC) = 1"
+    )
+
+
 def dataset_sql(
     con: duckdb.DuckDBPyConnection,
     plan: PitPlan,
     store: Path,
     knowledge_time: bool = False,
     union_by_name: bool = False,
+    labels: int = 0,
 ) -> str:
-    """The full query over the registered ``labels`` relation (see Labels.join_table)."""
+    """The full query over the registered ``labels`` relation (see Labels.join_table) of
+    ``labels`` rows; each group's join form comes from fsgen.pit.planner."""
     ctes: list[str] = []
     joins: list[str] = []
     select = [f"l.{q(INTERNAL + 'row')}"]
@@ -188,12 +237,29 @@ def dataset_sql(
                 f"group {join.group.name!r} has {len(files)} offline files; at most "
                 f"{(1 << 22) - 1} can be joined"
             )
-        history = history_sql(con, join, files, union_by_name)
+        cached = (
+            None
+            if union_by_name
+            else cached_history(
+                con,
+                store / "offline" / join.group.name,
+                files,
+                q(join.group.event_time.name),
+                event_micros(join, q(join.group.event_time.name)),
+            )
+        )
+        history = history_sql(con, join, files, union_by_name, cached)
         equal = " AND ".join(
             f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
             for j in range(len(join.keys))
         )
-        if knowledge_time:
+        form = plan_form(con, join, store / "offline" / join.group.name, files, labels)
+        if form == "window":
+            ctes.append(f"{alias}_h AS ({history})")
+            ctes.append(f"{alias}_m AS ({window_sql(join, alias, knowledge_time)})")
+            joins.append(f"LEFT JOIN {alias}_m AS {alias} ON {alias}.__r = l.{q(INTERNAL + 'row')}")
+            gone, event = f"(({alias}.__o).x >> 62) = 1", f"({alias}.__o).e"
+        elif knowledge_time:
             ctes.append(f"{alias}_h AS ({history})")
             ctes.append(f"{alias}_k AS ({knowledge_sql(join, f'{alias}_h')})")
             known = equal.replace(f"{alias}.", f"{alias}_k.")
@@ -243,12 +309,14 @@ def stored_values(
             con.execute(f"SET threads = {int(threads)}")
         # the schema probe and the query read the same footers once
         con.execute("SET parquet_metadata_cache = true")
+        n = len(labels.frame)
         con.register("labels", labels.join_table(plan))
         try:
-            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time))
-        except (duckdb.InvalidInputException, duckdb.BinderException):
-            # files written under different schemas (a feature added later): unify them
-            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, True))
+            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, labels=n))
+        except (duckdb.InvalidInputException, duckdb.BinderException, duckdb.IOException):
+            # files written under different schemas (a feature added later): unify them; or
+            # a history cache replaced by a concurrent build: read the published files
+            table = fetch_arrow(con, dataset_sql(con, plan, store, knowledge_time, True, labels=n))
     finally:
         con.close()
     return in_label_order(table)

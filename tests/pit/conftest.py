@@ -35,3 +35,13 @@ def sql_engine(request: pytest.FixtureRequest) -> tuple[str, object]:
     if request.param == "postgres":
         return "postgres", request.getfixturevalue("postgres")
     return "duckdb", None
+
+
+@pytest.fixture(params=["window", "asof", "asof-uncached"])
+def pit_join_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The local engine's join form forced for one test (fsgen.pit.planner), with and
+    without the history cache (fsgen.pit.cache)."""
+    form, _, uncached = str(request.param).partition("-")
+    monkeypatch.setenv("FSGEN_PIT_FORM", form)
+    monkeypatch.setenv("FSGEN_PIT_CACHE", "off" if uncached else "on")
+    return str(request.param)

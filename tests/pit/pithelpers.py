@@ -3,8 +3,10 @@ writer that puts offline records straight into the store's layout (contracts.md 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -255,3 +257,32 @@ def runner_on(
     )
     text = [{k: athena_text(v) for k, v in r.items()} for r in answer.to_pylist()]
     return to_arrow(plan, len(rows.frame), text)
+
+
+FORMS = ("auto", "window", "asof")
+# (join form, history cache): the planner's choice and each form, from the cache and from the
+# published files directly
+VARIANTS = (
+    ("auto", "on"),
+    ("window", "on"),
+    ("asof", "on"),
+    ("window", "off"),
+    ("asof", "off"),
+)
+
+
+@contextlib.contextmanager
+def pit_form(form: str, cache: str = "on") -> Iterator[None]:
+    """The local engine's join form forced to ``form`` (``auto``: the planner's choice), its
+    history cache on or off."""
+    settings = {"FSGEN_PIT_FORM": form, "FSGEN_PIT_CACHE": cache}
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pithelpers import Row, athena_on, iso, runner_on, write_offline
+from pithelpers import VARIANTS, Row, athena_on, iso, pit_form, runner_on, write_offline
 
 from fsgen.pit import PitError, build_dataset, finish, plan_for
 from fsgen.pit.labels import read_labels
@@ -311,14 +311,16 @@ def test_local_athena_and_oracle_agree(
                 if rows:
                     write_offline(store, spec.group(group), rows, f"b{batch}")
         frame = label_frame(labels, time_format)
-        local = build_dataset(config, spec, "pit-set", frame, knowledge_time, store=store)
         plan = plan_for(spec, "pit-set")
         expected = [
             [cell(r[c]) for c in COLUMNS] for r in oracle(histories, labels, knowledge_time)
         ]
-        assert list(local.columns) == [*frame.columns, *COLUMNS]
-        pd.testing.assert_frame_equal(local[list(frame.columns)], frame)
-        assert cells(local) == expected
+        for form, cache in VARIANTS:  # the planner's choice, each form, cached or not
+            with pit_form(form, cache):
+                local = build_dataset(config, spec, "pit-set", frame, knowledge_time, store=store)
+            assert list(local.columns) == [*frame.columns, *COLUMNS]
+            pd.testing.assert_frame_equal(local[list(frame.columns)], frame)
+            assert cells(local) == expected, (form, cache)
         rows = read_labels(frame, plan)
         for engine, handle in (("duckdb", None), ("postgres", postgres)):
             for stored in (
@@ -333,7 +335,11 @@ def test_local_athena_and_oracle_agree(
         with LocalStore.open(config.model_copy(update={"store_dir": str(store)}), spec) as s:
             for group in histories:
                 s.compact(group)
-        compacted = build_dataset(config, spec, "pit-set", frame, knowledge_time, store=store)
-        assert cells(compacted) == expected
+        for form, cache in VARIANTS:
+            with pit_form(form, cache):
+                compacted = build_dataset(
+                    config, spec, "pit-set", frame, knowledge_time, store=store
+                )
+            assert cells(compacted) == expected, (form, cache)
     finally:
         shutil.rmtree(store, ignore_errors=True)
