@@ -107,6 +107,13 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # the reader of stdout stopped reading (``fsgen history --json | head``): that is
+            # the reader's choice, not an error; stdout goes to /dev/null so the interpreter's
+            # final flush does not complain either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
         except Exception as exc:
             if (app is not None and app.debug) or os.environ.get("FSGEN_DEBUG") == "1":
                 raise

@@ -123,7 +123,11 @@ def _run_apply(
         if task:
             bar.stop()
         verb = "destroy these feature groups" if destroy else "perform these actions"
-        return _confirm(f"Do you want to {verb}?")
+        if _confirm(f"Do you want to {verb}?"):
+            return True
+        from fsgen.plan.apply import PlanError
+
+        raise PlanError(f"{'destroy' if destroy else 'apply'} cancelled; nothing was changed")
 
     def progress(text: str) -> None:
         if not task:

@@ -30,10 +30,15 @@ if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
 
 
-def open_plane(app: AppContext, endpoint_url: str | None = None) -> DataPlane:
-    """The backend's data plane (``--backend``), opened once for the command."""
+def open_plane(
+    app: AppContext, endpoint_url: str | None = None, group: str | None = None
+) -> DataPlane:
+    """The backend's data plane (``--backend``), opened once for the command; ``group``: the
+    group the command reads or writes records of (checked first, see :func:`records_of`)."""
     from fsgen.backends import open_data_plane
 
+    if group is not None:
+        records_of(app, group)
     return open_data_plane(
         app.config,
         app.spec,
@@ -41,6 +46,22 @@ def open_plane(app: AppContext, endpoint_url: str | None = None) -> DataPlane:
         on_wait=lambda msg: app.err.print(f"[yellow]{msg}[/yellow]"),
         endpoint_url=endpoint_url,
     )
+
+
+def records_of(app: AppContext, group: str) -> None:
+    """Refuse a record command on a group whose features are aggregations: ingestion, the
+    stream handler and GetRecord do not compute them yet, and a run that stored only the keys
+    and the event time must not report success (the README's Aggregations section)."""
+    spec = app.spec.group(group)
+    if spec.aggregations:
+        from fsgen.errors import FsgenError
+
+        names = ", ".join(a.name for a in spec.aggregations)
+        raise FsgenError(
+            f"{group}: its features are aggregations ({names}), which ingest, the stream "
+            "handler and get do not compute yet; nothing was read or written (see the "
+            "README's Aggregations section: Status)"
+        )
 
 
 def _default_rejects(app: AppContext, group: str) -> Path:
@@ -79,6 +100,7 @@ def ingest(
     from fsgen.errors import IngestError
     from fsgen.runtime.errors import ConfigurationError
 
+    records_of(app, group)
     runtime, note = generated_runtime(app.config, app.spec, group)
     app.err.print(f"[dim]{note}[/dim]")
     if rejects is None:
@@ -274,6 +296,7 @@ def get(
     from fsgen.errors import NotFound
     from fsgen.runtime.encoding import format_event_time
 
+    records_of(app, group)
     rid = _record_id(app, group, record_id, keys)
     spec = app.spec.group(group)
     known = [name for name, _ in spec.stored_columns()]
@@ -350,6 +373,7 @@ def delete_record(
     from fsgen.errors import NotFound
     from fsgen.store.local import event_time_value
 
+    records_of(app, group)
     rid = _record_id(app, group, record_id, keys)
     spec = app.spec.group(group)
     event_time_value(group_runtime(spec), event_time)  # a bad event time fails first

@@ -29,10 +29,12 @@ def _dead_letter(app: AppContext, group: str, url: str | None) -> DeadLetter:
     return from_url(_dead_letter_path(app, group, url))
 
 
-def _plane(app: AppContext, put_endpoint_url: str | None) -> DataPlane:
+def _plane(app: AppContext, put_endpoint_url: str | None, group: str) -> DataPlane:
     """The backend's data plane, opened once; ``--endpoint-url`` means PutRecord there
     (``fsgen serve``, SageMaker)."""
-    from fsgen.cli.store import open_plane
+    from fsgen.cli.store import open_plane, records_of
+
+    records_of(app, group)
 
     if put_endpoint_url:
         from fsgen.backends import open_data_plane
@@ -134,7 +136,7 @@ def replay_cmd(
 
     handler = load_handler(app.config, app.spec, group)
     app.err.print(f"[dim]{handler.note}[/dim]")
-    plane = _plane(app, endpoint_url)
+    plane = _plane(app, endpoint_url, group)
     dlq = _dead_letter(app, group, dead_letter)
     ids = list(show_ids) or _first_ids(path, handler.runtime.identifier, 2)
     as_of = _newest_event_time(handler, path)
@@ -239,7 +241,7 @@ def consume_cmd(
 
     handler = load_handler(app.config, app.spec, group)
     app.err.print(f"[dim]{handler.note}[/dim]")
-    plane = _plane(app, put_endpoint_url)
+    plane = _plane(app, put_endpoint_url, group)
     checkpoints = Checkpoints(app.config.store_path, stream_name, group)
     consumer = Consumer(
         handler,

@@ -1,0 +1,96 @@
+"""Commands never report success for something that did not happen: a record command on a
+group whose features are aggregations (not computed by ingestion yet) refuses it, destroy's
+refusal names destroy, and a reader that closes stdout early ends a command quietly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+DEFS = """\
+from fsgen import Entity, FeatureGroup, Fractional, Integral, Online, String
+
+customer = Entity("customer_id", String, description="c")
+purchases = FeatureGroup("purchases", entity=customer, event_time="purchased_at",
+                         owner="o", description="Purchase events", online=Online(ttl="30d"))
+profile = FeatureGroup("profile", entity=customer, event_time="ts", owner="o",
+                       description="Profile", online=Online(ttl="30d"))
+
+
+@purchases.aggregation(Fractional, function="mean", windows=["1d", "7d"], hop="1h",
+                       description="Average purchase value")
+def avg_purchase_value(amount: float) -> float:
+    return amount
+
+
+@profile.feature(Integral, description="Age")
+def age(age: int) -> int:
+    return age
+"""
+
+
+def fsgen(root: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fsgen.cli", "--project", str(root), *args],
+        capture_output=True,
+        text=True,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+@pytest.fixture
+def project(make_project: Callable[..., Path]) -> Path:
+    root = make_project({"featuredefs/defs.py": DEFS})
+    assert fsgen(root, "apply", "--auto-approve").returncode == 0
+    return root
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ingest", "purchases", "events.csv"),
+        ("get", "purchases", "c1"),
+        ("delete-record", "purchases", "c1", "--event-time", "2024-01-01T00:00:00Z"),
+        ("stream", "replay", "purchases", "events.jsonl"),
+    ],
+)
+def test_record_commands_refuse_an_aggregation_group(project: Path, command: tuple) -> None:
+    (project / "events.csv").write_text(
+        "customer_id,purchased_at,amount\nc1,2024-01-01T00:00:00Z,5\n"
+    )
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+    )
+    result = fsgen(project, *command)
+    assert result.returncode == 1, result
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: purchases: its features are aggregations"), result.stderr
+    assert "nothing was read or written" in last
+    assert not list((project / ".fsgen").rglob("purchases/data/**/*.parquet"))
+
+
+def test_destroy_refused_says_destroy(project: Path) -> None:
+    result = fsgen(project, "destroy", input="no\n")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: destroy cancelled; nothing was changed"
+    )
+
+
+def test_a_closed_stdout_ends_a_command_quietly(project: Path) -> None:
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes: every write is EPIPE
+    result = subprocess.run(
+        [sys.executable, "-m", "fsgen.cli", "--project", str(project), "validate", "--json"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write)
+    assert result.returncode == 0, result.stderr
+    assert "error" not in result.stderr and "Traceback" not in result.stderr, result.stderr
