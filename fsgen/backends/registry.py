@@ -240,7 +240,6 @@ class Registry:
                         f"Feature {definition['FeatureName']} already exists in FeatureGroup {name}"
                     )
                 existing.add(definition["FeatureName"])
-            _check_collections(additions, desc.get("OnlineStoreConfig") or {})
             if len(existing) > MAX_FEATURES:
                 raise ApiError("ResourceLimitExceeded", f"at most {MAX_FEATURES} features")
             desc["FeatureDefinitions"] = [*desc["FeatureDefinitions"], *additions]
@@ -464,7 +463,6 @@ def _check_create(request: Request) -> None:
         _check_ttl(online["TtlDuration"])
     if online.get("StorageType", "Standard") not in ("Standard", "InMemory"):
         raise _validation("StorageType must be Standard or InMemory")
-    _check_collections(definitions, online)
     if "OfflineStoreConfig" in request:
         s3 = (request["OfflineStoreConfig"] or {}).get("S3StorageConfig") or {}
         if not re.match(r"^(https|s3)://([^/]+)/?(.*)$", str(s3.get("S3Uri", ""))):
@@ -473,17 +471,6 @@ def _check_create(request: Request) -> None:
             raise _validation("RoleArn is required when OfflineStoreConfig is specified")
     if not online.get("EnableOnlineStore") and "OfflineStoreConfig" not in request:
         raise _validation("You must enable at least one of the online store and the offline store")
-
-
-def _check_collections(definitions: list[Request], online: Request) -> None:
-    """SageMaker holds collection types (List, Set, Vector) only in an InMemory online store."""
-    collections = [d["FeatureName"] for d in definitions if d.get("CollectionType")]
-    in_memory = online.get("EnableOnlineStore") and online.get("StorageType") == "InMemory"
-    if collections and not in_memory:
-        raise _validation(
-            f"Feature {collections[0]} has a CollectionType: collection types are supported "
-            "only by feature groups with an InMemory online store"
-        )
 
 
 OPERATIONS: dict[str, Callable[[Registry, Request], Request]] = {

@@ -66,7 +66,7 @@ def test_record_commands_refuse_an_aggregation_group(project: Path, command: tup
     (project / "events.jsonl").write_text(
         '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
     )
-    result = fsgen(project, *command)
+    result = fsgen(project, *command, cwd=project)
     assert result.returncode == 1, result
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: purchases: its features are aggregations"), result.stderr

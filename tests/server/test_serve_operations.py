@@ -408,39 +408,3 @@ def test_concurrent_clients(served: FeatureStoreServer) -> None:
     assert len(ids["RecordIdentifiers"]) == 100 and ids["NextToken"]
     rest = rt.list_records(FeatureGroupName="busy", MaxResults=100, NextToken=ids["NextToken"])
     assert len(rest["RecordIdentifiers"]) == 100 and "NextToken" not in rest
-
-
-def test_collection_types_need_an_in_memory_online_store(served: FeatureStoreServer) -> None:
-    """As SageMaker: a List/Set/Vector feature only in a group whose online store is InMemory,
-    at creation and in FeatureAdditions."""
-    sm, _ = clients(served.url)
-    base = [
-        {"FeatureName": "id", "FeatureType": "String"},
-        {"FeatureName": "t", "FeatureType": "String"},
-    ]
-    listed = {"FeatureName": "tags", "FeatureType": "String", "CollectionType": "List"}
-    with pytest.raises(ClientError, match="InMemory online store") as exc:
-        sm.create_feature_group(
-            FeatureGroupName="standard-lists",
-            RecordIdentifierFeatureName="id",
-            EventTimeFeatureName="t",
-            FeatureDefinitions=[*base, listed],
-            OnlineStoreConfig={"EnableOnlineStore": True},
-        )
-    assert exc.value.response["Error"]["Code"] == "ValidationException"
-    sm.create_feature_group(
-        FeatureGroupName="standard-plain",
-        RecordIdentifierFeatureName="id",
-        EventTimeFeatureName="t",
-        FeatureDefinitions=base,
-        OnlineStoreConfig={"EnableOnlineStore": True},
-    )
-    with pytest.raises(ClientError, match="InMemory online store"):
-        sm.update_feature_group(FeatureGroupName="standard-plain", FeatureAdditions=[listed])
-    sm.create_feature_group(
-        FeatureGroupName="memory-lists",
-        RecordIdentifierFeatureName="id",
-        EventTimeFeatureName="t",
-        FeatureDefinitions=[*base, listed],
-        OnlineStoreConfig={"EnableOnlineStore": True, "StorageType": "InMemory"},
-    )
