@@ -164,7 +164,8 @@ def test_any_part_of_a_valid_request_replaced(
         sm.delete_feature_group(FeatureGroupName=body["FeatureGroupName"])
     if path.startswith("/FeatureGroup") and status == 200:
         _, rt = clients(server.url)
-        stored = rt.get_record(FeatureGroupName="g", RecordIdentifierValueAsString="r")
+        rid = next(f["ValueAsString"] for f in body["Record"] if f["FeatureName"] == "id")
+        stored = rt.get_record(FeatureGroupName="g", RecordIdentifierValueAsString=rid)
         assert stored["Record"], "an accepted record reads back"
 
 
