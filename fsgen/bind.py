@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -153,13 +152,11 @@ def generated_runtime(
     and matches the definitions, else the one bound from the spec; with a note saying which
     (and why) for the user."""
     bound = group_runtime(spec.group(group))
-    package = config.generated_dir.strip("/").replace("/", ".")
-    module_name = f"{package}.groups.{package_name(group)}.runtime"
-    root = str(config.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    from fsgen.generated_imports import generated_module_name, import_generated
+
+    module_name = generated_module_name(config, f"groups.{package_name(group)}.runtime")
     try:
-        module = importlib.import_module(module_name)
+        module = import_generated(config, f"groups.{package_name(group)}.runtime")
     except ImportError:
         return bound, "generated runtime not found; using the definitions directly"
     generated = getattr(module, "RUNTIME", None)

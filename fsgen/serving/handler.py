@@ -9,8 +9,6 @@ exists to rule out.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from types import ModuleType
 from fsgen.codegen.views import snake
 from fsgen.config import ProjectConfig
 from fsgen.errors import FsgenError
+from fsgen.generated_imports import import_generated
 from fsgen.runtime.endpoint import Endpoint, RecordSource, Request
 from fsgen.spec import ProjectSpec
 
@@ -70,32 +69,6 @@ def check_fresh(config: ProjectConfig, spec: ProjectSpec, feature_set: str) -> N
             "'fsgen generate' (a stale parser could serve values that differ "
             "from the training set's)"
         )
-
-
-def import_generated(config: ProjectConfig, module: str) -> ModuleType:
-    """``<generated package>.<module>`` of this project, e.g. ``groups.x.stream_handler``.
-
-    The project root goes first on ``sys.path``; a generated package of another project
-    already imported in this process (tests, two projects in one interpreter) is forgotten
-    first, so the import cannot pick up the other project's code.
-    """
-    package_name = config.generated_dir.rstrip("/").replace("/", ".")
-    name = f"{package_name}.{module}"
-    top = name.split(".", 1)[0]
-    root = str(config.root)
-    if root in sys.path:
-        sys.path.remove(root)
-    sys.path.insert(0, root)
-    package = sys.modules.get(top)
-    expected = [(config.root / top).resolve()]
-    if (
-        package is not None
-        and [Path(p).resolve() for p in getattr(package, "__path__", [])] != expected
-    ):
-        for loaded in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
-            del sys.modules[loaded]
-    importlib.invalidate_caches()
-    return importlib.import_module(name)
 
 
 def import_handler(config: ProjectConfig, feature_set: str) -> ModuleType:

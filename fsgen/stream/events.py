@@ -8,14 +8,13 @@ the same runtime function with the group's runtime bound from the definitions, w
 from __future__ import annotations
 
 import base64
-import importlib
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from fsgen.config import ProjectConfig
+from fsgen.generated_imports import generated_module_name, import_generated
 from fsgen.runtime import kinesis
 from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
 from fsgen.runtime.pipeline import GroupRuntime
@@ -117,13 +116,9 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
 
     snake = re.sub(r"[^0-9a-zA-Z_]", "_", group).lower()
     snake = f"_{snake}" if snake[:1].isdigit() else snake
-    package = config.generated_dir.replace("/", ".")
-    name = f"{package}.groups.{snake}.stream_handler"
-    root = str(config.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    name = generated_module_name(config, f"groups.{snake}.stream_handler")
     try:
-        module = importlib.import_module(name)
+        module = import_generated(config, f"groups.{snake}.stream_handler")
     except ImportError:
         return Handler(
             group,
