@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsgen.bind import on_demand_def
+from fsgen.bind import on_demand_def, typed_default
 from fsgen.config import ProjectConfig
 from fsgen.pit.labels import Labels, LabelSource, read_labels
 from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type, plan_for, with_ttl_history
@@ -264,17 +264,6 @@ def _as_arrow(values: pa.Array | Sequence[object], dtype: DType) -> pa.Array:
     if isinstance(values, pa.Array):
         return values if values.type == arrow_type(dtype) else values.cast(arrow_type(dtype))
     return pa.array(list(values), type=arrow_type(dtype))
-
-
-def typed_default(dtype: DType, value: object) -> object:
-    """A default in the column's own type (Fractional 0 -> 0.0), as the parser fills it."""
-    if value is None or dtype.is_collection:
-        return value
-    if dtype.scalar is Scalar.FRACTIONAL and isinstance(value, int | float):
-        return float(value)
-    if dtype.scalar is Scalar.INTEGRAL and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _apply_policy(
