@@ -266,6 +266,35 @@ def runner_on(
     return to_arrow(plan, len(rows.frame), text)
 
 
+def deploy_with_ttl_history(
+    config: object,
+    spec: object,
+    store: Path,
+    changes: dict[str, list[tuple[int, int | None, int | None]]],
+) -> dict[str, tuple[object, ...]]:
+    """Deploy the groups in ``store``'s registry, each with its TTL changes in the tag
+    ``fsgen apply`` keeps (µs -> seconds); returns them as the engines' ``ttl_history``."""
+    from fsgen.backends.registry import Registry
+    from fsgen.sagemaker import create_request, desired_state
+    from fsgen.ttl_history import TAG, TtlChange, render
+
+    registry = Registry(store)
+    out: dict[str, tuple[object, ...]] = {}
+    for group in spec.groups:  # type: ignore[attr-defined]
+        registry.create_feature_group(create_request(desired_state(group, config)))  # type: ignore[arg-type]
+        seconds = [
+            TtlChange(at, *(None if t is None else t // 1_000_000 for t in (old, new)))
+            for at, old, new in changes.get(group.name, [])
+        ]
+        if seconds:
+            value = render(seconds)
+            registry.add_tags(
+                {"ResourceArn": registry.arn(group.name), "Tags": [{"Key": TAG, "Value": value}]}
+            )
+            out[group.name] = tuple(sorted(seconds))
+    return out
+
+
 FORMS = ("auto", "window", "asof")
 # (join form, history cache): the planner's choice and each form, from the cache and from the
 # published files directly

@@ -22,7 +22,16 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pithelpers import VARIANTS, Row, athena_on, iso, pit_form, runner_on, write_offline
+from pithelpers import (
+    VARIANTS,
+    Row,
+    athena_on,
+    deploy_with_ttl_history,
+    iso,
+    pit_form,
+    runner_on,
+    write_offline,
+)
 
 from fsgen.pit import PitError, build_dataset, finish, plan_for
 from fsgen.pit.labels import read_labels
@@ -280,32 +289,6 @@ def cell(v: object) -> object:
 
 def cells(frame: pd.DataFrame) -> list[list[object]]:
     return [[cell(v) for v in values] for values in frame[COLUMNS].itertuples(index=False)]
-
-
-def deploy_with_ttl_history(
-    config: object, spec: object, store: Path, changes: Changes
-) -> dict[str, tuple[object, ...]]:
-    """Deploy the groups in ``store``'s registry, each with its TTL changes in the tag
-    ``fsgen apply`` keeps (µs -> seconds); returns them as the engines' ``ttl_history``."""
-    from fsgen.backends.registry import Registry
-    from fsgen.sagemaker import create_request, desired_state
-    from fsgen.ttl_history import TAG, TtlChange, render
-
-    registry = Registry(store)
-    out: dict[str, tuple[object, ...]] = {}
-    for group in spec.groups:  # type: ignore[attr-defined]
-        registry.create_feature_group(create_request(desired_state(group, config)))  # type: ignore[arg-type]
-        seconds = [
-            TtlChange(at, *(None if t is None else t // 1_000_000 for t in (old, new)))
-            for at, old, new in changes.get(group.name, [])
-        ]
-        if seconds:
-            value = render(seconds)
-            registry.add_tags(
-                {"ResourceArn": registry.arn(group.name), "Tags": [{"Key": TAG, "Value": value}]}
-            )
-            out[group.name] = tuple(sorted(seconds))
-    return out
 
 
 def refused_without_a_label_time(
