@@ -273,7 +273,7 @@ def ttl_notes(changes: Sequence[ResourceChange]) -> list[str]:
                 f"new records {later}. Training sets (fsgen dataset, every engine) and the skew "
                 "check judge each record by the TTL in force when it was written, which apply "
                 f"records in the group's tag {TTL_HISTORY_TAG}, so training and serving agree; "
-                f"re-ingesting ({change.group} ...) re-stamps records with {new}."
+                f"re-ingesting (fsgen ingest {change.group} ...) re-stamps records with {new}."
             )
     return notes
 
