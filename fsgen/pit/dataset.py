@@ -20,12 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsgen.bind import on_demand_def
+from fsgen.bind import on_demand_def, typed_default
 from fsgen.config import ProjectConfig
 from fsgen.pit.labels import Labels, LabelSource, read_labels
-from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type, plan_for
+from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type, plan_for, with_ttl_history
 from fsgen.runtime.inference import Column, FeatureSetRuntime, RequestError
 from fsgen.spec import ProjectSpec
+from fsgen.ttl_history import TtlChange, TtlHistoryError, from_tags
 from fsgen.types import DType, Scalar
 
 Engine = Literal["local", "athena", "spark"]
@@ -59,18 +60,42 @@ def build_dataset(
     elif engine == "spark":
         from fsgen.pit.spark import spark_stored_values
 
-        stored = spark_stored_values(plan, rows, store or config.store_path, knowledge_time)
+        root = store or config.store_path
+        plan = with_ttl_history(plan, local_ttl_history(root, plan))
+        stored = spark_stored_values(plan, rows, root, knowledge_time)
     else:
         from fsgen.pit.local import stored_values
         from fsgen.store.commit import settled
 
         root = store or config.store_path
+        plan = with_ttl_history(plan, local_ttl_history(root, plan))
         with settled(root, "dataset"):  # a consistent snapshot; a killed writer's chunk finished
             stored = stored_values(plan, rows, root, knowledge_time, threads=threads)
     frame = finish(plan, rows, stored)
     local = None if engine == "athena" else (store or config.store_path)
     frame.attrs["warnings"] = empty_group_warnings(plan, stored, local, knowledge_time)
     return frame
+
+
+def local_ttl_history(store: Path, plan: PitPlan) -> dict[str, tuple[TtlChange, ...]]:
+    """Each group's TTL history as the local registry holds it (the ``fsgen:ttl-history``
+    tag ``fsgen apply`` keeps; fsgen.ttl_history), so every record is judged by the TTL in
+    force when it was written -- the ExpiresAt its online record was stamped with."""
+    from fsgen.backends.registry import Registry
+
+    if not (store / "registry.json").is_file():
+        return {}
+    groups = Registry(store).snapshot()["groups"]
+    out: dict[str, tuple[TtlChange, ...]] = {}
+    for join in plan.joins:
+        entry = groups.get(join.group.name)
+        if entry is None:
+            continue
+        try:
+            out[join.group.name] = from_tags(entry.get("tags", []))
+        except TtlHistoryError as exc:
+            raise PitError(f"feature group {join.group.name!r}: {exc}") from None
+    return out
 
 
 def empty_group_warnings(
@@ -239,17 +264,6 @@ def _as_arrow(values: pa.Array | Sequence[object], dtype: DType) -> pa.Array:
     if isinstance(values, pa.Array):
         return values if values.type == arrow_type(dtype) else values.cast(arrow_type(dtype))
     return pa.array(list(values), type=arrow_type(dtype))
-
-
-def typed_default(dtype: DType, value: object) -> object:
-    """A default in the column's own type (Fractional 0 -> 0.0), as the parser fills it."""
-    if value is None or dtype.is_collection:
-        return value
-    if dtype.scalar is Scalar.FRACTIONAL and isinstance(value, int | float):
-        return float(value)
-    if dtype.scalar is Scalar.INTEGRAL and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _apply_policy(
