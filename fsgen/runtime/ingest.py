@@ -350,6 +350,8 @@ def prepare_chunk(rt: GroupRuntime, chunk: Chunk, prepare: Prepare) -> Prepared:
     rejected = RejectSink(None, keep=0, into=list(chunk.rejected))
     block = process_chunk(rt, chunk, rejected)
     assert rejected.into is not None
+    if chunk.rejected and len(rejected.into) > len(chunk.rejected):
+        rejected.into.sort(key=lambda r: r.row)  # the reader's and validation's, in row order
     data = None
     if block.rows:
         try:
