@@ -83,9 +83,7 @@ def test_rejects_under_a_file_is_one_clear_error(root: Path, tmp_path: Path, und
     src.write_text(HEADER + "z1,2024-02-01T00:00:00Z,x,1,n,a\nz2,2024-02-01T00:00:00Z,1,1,n,a\n")
     store = root / ".fsgen"
     before = sorted(p.relative_to(store) for p in store.rglob("*") if "offline" in p.parts)
-    code, _, err = run(
-        root, "ingest", "user-events", str(src), "--rejects", str(tmp_path / under)
-    )
+    code, _, err = run(root, "ingest", "user-events", str(src), "--rejects", str(tmp_path / under))
     assert code == 1
     assert err.splitlines()[-1] == (
         f"error: rejects file {tmp_path / under}: {tmp_path / 'afile'} is a file, not a "
