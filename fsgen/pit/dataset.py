@@ -192,10 +192,47 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     if suffix == ".csv":
-        frame.to_csv(temp, index=False)
+        csv_cells(frame).to_csv(temp, index=False)
     else:
         frame.to_parquet(temp, index=False)
     os.replace(temp, path)
+
+
+def csv_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with collection values (List, Set, Vector) as JSON arrays, the encoding
+    ingestion reads from a CSV cell, so a dataset written to CSV can be read back (pandas
+    would write Python's repr: ``['a', 'b']``)."""
+    import json
+
+    import numpy as np
+
+    def cell(value: object) -> object:
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, list | tuple):
+            return json.dumps(list(value), ensure_ascii=False, default=_json_scalar)
+        return value
+
+    out = frame
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object and column.map(_is_collection).any():
+            out = out.copy() if out is frame else out
+            out[name] = column.map(cell)
+    return out
+
+
+def _is_collection(value: object) -> bool:
+    import numpy as np
+
+    return isinstance(value, list | tuple | np.ndarray)
+
+
+def _json_scalar(value: object) -> object:
+    item = getattr(value, "item", None)  # a NumPy scalar
+    if callable(item):
+        return item()
+    raise TypeError(f"not JSON: {value!r}")
 
 
 # ---------------------------------------------------------------------------- on-demand
