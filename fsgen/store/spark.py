@@ -27,20 +27,25 @@ from fsgen.store.online import latest_rows
 if TYPE_CHECKING:
     from fsgen.config import ProjectConfig
     from fsgen.runtime.pipeline import GroupRuntime
+    from fsgen.spec import GroupSpec
     from fsgen.store.local import LocalStore
 
 
-def job_module(config: ProjectConfig, runtime: GroupRuntime) -> str:
-    """The generated Spark job's module name, after checking it is there and current."""
+def job_module(config: ProjectConfig, group: GroupSpec) -> str:
+    """The generated Spark job's module name, after checking that it exists and that its
+    header's spec hash is the definitions' (the Spark tasks import it, not the definitions)."""
     from fsgen.bind import package_name
-    from fsgen.generated_imports import generated_module_name, import_generated
+    from fsgen.codegen.views import group_header
+    from fsgen.generated_imports import generated_module_name
 
-    name = generated_module_name(config, f"groups.{package_name(runtime.name)}.spark_job")
-    try:
-        module = import_generated(config, f"groups.{package_name(runtime.name)}.spark_job")
-    except ImportError:
-        raise IngestError(f"{name} does not exist; run 'fsgen generate'") from None
-    if getattr(module, "RUNTIME", None) != runtime:
+    module = f"groups.{package_name(group.name)}.spark_job"
+    name = generated_module_name(config, module)
+    path = config.generated_path / (module.replace(".", "/") + ".py")
+    if not path.is_file():
+        raise IngestError(f"{name} does not exist; run 'fsgen generate'")
+    with path.open(encoding="utf-8") as fh:
+        head = [fh.readline() for _ in range(5)]
+    if f"# spec-hash: {group_header(group).spec_hash}\n" not in head:
         raise IngestError(f"{name} is stale; run 'fsgen generate'")
     return name
 
@@ -63,7 +68,7 @@ def ingest(
     ``spark``: a session to use (default: the active one or a new ``local[2]``)."""
     from fsgen.runtime import sparkjob
 
-    module = job_module(config, runtime)
+    module = job_module(config, store.group_spec(runtime.name))
     started = time.perf_counter()
     run_id = run_id or offline.new_run_id()
     result = IngestResult(runtime.name, str(source), run_id=run_id)
