@@ -159,7 +159,9 @@ def glue_job_template(
         "--enable-metrics": "true",
         "--enable-continuous-cloudwatch-log": "true",
     }
-    batch = ",".join(s.path for s in group.sources if s.kind == "batch" and s.path)
+    batch = ",".join(
+        s.path for s in group.sources if s.kind == "batch" and s.path and s.path.startswith("s3:")
+    )
     string = {"Type": "String"}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
