@@ -591,6 +591,13 @@ def run_sagemaker(
     return result
 
 
+def _root_of(module: str) -> str:
+    """The directory (or zip) the generated package was imported from: the tasks put it first
+    on their path (on Glue the ``--extra-py-files`` zip is there already)."""
+    path = Path(str(importlib.import_module(module).__file__))
+    return str(path.parents[module.count(".")])
+
+
 def resolved_offline_uri(group: str, endpoint_url: str | None, region: str | None) -> str | None:
     """The group's offline folder (DescribeFeatureGroup's ResolvedOutputS3Uri; None when the
     group has no offline store)."""
@@ -635,6 +642,7 @@ def main(
     sources = [s for s in str(args.source).split(",") if s]
     spark = builder() if builder is not None else session(app=module)
     rt = load_runtime(None, module)
+    root = _root_of(module)
     offline_uri = args.offline_uri
     if offline_uri is None and offline_default:
         offline_uri = resolved_offline_uri(rt.name, args.endpoint_url, args.region)
@@ -646,6 +654,7 @@ def main(
             offline_uri=offline_uri,
             rejects_uri=args.rejects,
             online=OnlineTarget(online_default, args.endpoint_url, args.region),
+            root=root,
             fmt=args.format,
             chunk_rows=args.chunk_rows or CHUNK_ROWS,
         )
