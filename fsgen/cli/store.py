@@ -28,6 +28,8 @@ from fsgen.cli._app import (
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
+    from fsgen.runtime.ingest import IngestResult
+    from fsgen.runtime.pipeline import GroupRuntime
 
 
 def open_plane(
@@ -88,11 +90,24 @@ def _default_rejects(app: AppContext, group: str) -> Path:
     default=None,
     help="Source format (default: from the file name).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    help="local: this process; spark: the generated Spark job on local[2] (FSGEN_SPARK_MASTER), "
+    "local backend only; needs pip install 'fsgen[spark]' and Java 17.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @pass_app
 @handle_errors
 def ingest(
-    app: AppContext, group: str, path: Path, rejects: Path | None, fmt: str | None, as_json: bool
+    app: AppContext,
+    group: str,
+    path: Path,
+    rejects: Path | None,
+    fmt: str | None,
+    engine: str,
+    as_json: bool,
 ) -> None:
     """Validate, transform and write the records of PATH (CSV, Parquet, JSON lines) into
     GROUP's offline and online stores. Exit status 1 when any record was rejected."""
@@ -108,7 +123,12 @@ def ingest(
     plane = open_plane(app)
     try:
         with _Progress(app, path, fmt, f"ingest {group}") as advance:
-            result = plane.ingest(group, path, rejects, runtime=runtime, fmt=fmt, progress=advance)
+            if engine == "spark":
+                result = _ingest_spark(app, plane, group, path, rejects, runtime, fmt, advance)
+            else:
+                result = plane.ingest(
+                    group, path, rejects, runtime=runtime, fmt=fmt, progress=advance
+                )
     except ConfigurationError as exc:
         raise IngestError(
             f"{group}: the run stopped on a configuration error, not a bad record (no row was "
@@ -130,6 +150,37 @@ def ingest(
         echo_json(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     if result.rejected:
         raise SystemExit(EXIT_ERROR)
+
+
+def _ingest_spark(
+    app: AppContext,
+    plane: DataPlane,
+    group: str,
+    path: Path,
+    rejects: Path,
+    runtime: GroupRuntime,
+    fmt: str | None,
+    advance: Callable[[int, int], None],
+) -> IngestResult:
+    """The generated Spark job into the local store (:mod:`fsgen.store.spark`)."""
+    from fsgen.backends.local import LocalDataPlane
+    from fsgen.errors import FsgenError
+    from fsgen.store import spark
+
+    if not isinstance(plane, LocalDataPlane):
+        raise FsgenError(
+            f"--engine spark writes the local store; on the {plane.name} backend run the "
+            "generated Glue job (README: Scale-out with Spark / Glue)"
+        )
+    from fsgen.runtime.sparkjob import SparkUnavailable
+
+    plane.require_deployed(group, "PutRecord")
+    try:
+        return spark.ingest(
+            app.config, plane.store, runtime, path, rejects, fmt=fmt, progress=advance
+        )
+    except SparkUnavailable as exc:
+        raise FsgenError(str(exc)) from None
 
 
 class _Progress:

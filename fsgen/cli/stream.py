@@ -314,3 +314,28 @@ def package_lambda(app: AppContext, group: str, output: Path | None, as_json: bo
     )
     if as_json:
         echo_json(json.dumps(result.to_json(), sort_keys=True))
+
+
+@package.command("glue")
+@click.argument("group")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory (default: <store>/glue/<group>/).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@pass_app
+@handle_errors
+def package_glue(app: AppContext, group: str, output: Path | None, as_json: bool) -> None:
+    """Build GROUP's Glue job files: spark_job.py (the script) and fsgen-glue-<group>.zip
+    (--extra-py-files: the job, definitions, fsgen.runtime), checked to import on its own."""
+    from fsgen.stream.package import build_glue
+
+    result = build_glue(app.config, app.spec, group, output)
+    app.err.print(
+        f"{result.path}: {len(result.files)} files, {result.size:,} bytes; script "
+        f"{result.path.with_name('spark_job.py')} (imports from the zip alone: ok)"
+    )
+    if as_json:
+        echo_json(json.dumps(result.to_json(), sort_keys=True))

@@ -39,6 +39,7 @@ BUILDERS: tuple[str, ...] = (
     "fsgen.serving.codegen:inference_artifacts",
     "fsgen.codegen.artifacts:catalog_artifacts",
     "fsgen.iam:iam_artifacts",
+    "fsgen.glue:glue_artifacts",
 )
 
 _COMMENT = {".py": "# ", ".sql": "-- "}

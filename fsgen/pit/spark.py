@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,6 +103,7 @@ def spark_session() -> SparkSession:
     if active is not None:
         return active
     find_java()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # a later Python task: this venv
     master = os.environ.get("FSGEN_SPARK_MASTER", "local[*]")
     cores = os.cpu_count() or 2
     builder = SparkSession.builder.master(master).appName("fsgen-dataset")

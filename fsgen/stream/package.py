@@ -66,12 +66,15 @@ def _python_files(root: Path, package_dir: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def contents(config: ProjectConfig, spec: ProjectSpec, group: str) -> dict[str, bytes]:
-    """Archive name -> bytes of everything the zip holds."""
+def contents(
+    config: ProjectConfig, spec: ProjectSpec, group: str, module: str = "stream_handler"
+) -> dict[str, bytes]:
+    """Archive name -> bytes of everything the zip holds (``module``: the generated module
+    it is for, ``stream_handler`` or ``spark_job``)."""
     spec.group(group)  # NotFound names the known groups
     root = config.root
     gen = config.generated_path
-    handler = gen / "groups" / _snake(group) / "stream_handler.py"
+    handler = gen / "groups" / _snake(group) / f"{module}.py"
     if not handler.is_file():
         raise PackageError(f"{handler.relative_to(root)} does not exist; run 'fsgen generate'")
     files: dict[str, bytes] = {}
@@ -82,7 +85,7 @@ def contents(config: ProjectConfig, spec: ProjectSpec, group: str) -> dict[str, 
         gen / "groups" / _snake(group) / "__init__.py",
     ):
         files[f"{gen_name}/{init.relative_to(gen)}"] = init.read_bytes() if init.is_file() else b""
-    files[f"{gen_name}/groups/{_snake(group)}/stream_handler.py"] = handler.read_bytes()
+    files[f"{gen_name}/groups/{_snake(group)}/{module}.py"] = handler.read_bytes()
     runtime = handler.with_name("runtime.py")
     if not runtime.is_file():
         raise PackageError(f"{runtime.relative_to(root)} does not exist; run 'fsgen generate'")
@@ -108,15 +111,7 @@ def build(
     """Write the zip (default ``<store>/lambda/<group>.zip``) and verify it imports alone."""
     files = contents(config, spec, group)
     target = output or config.store_path / "lambda" / f"{group}.zip"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, FIXED_TIME)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, files[name])
-    tmp.replace(target)
+    write_zip(files, target)
     module = (
         f"{config.generated_dir.strip('/').replace('/', '.')}.groups.{_snake(group)}.stream_handler"
     )
@@ -126,6 +121,43 @@ def build(
     if verify:
         check_imports_alone(package, module)
     return package
+
+
+def build_glue(
+    config: ProjectConfig, spec: ProjectSpec, group: str, output: Path | None = None
+) -> LambdaPackage:
+    """The Glue job's ``--extra-py-files`` zip, ``fsgen-glue-<group>.zip``, next to a copy of
+    its script ``spark_job.py`` (default directory ``<store>/glue/<group>/``; upload both to
+    the stack's ``s3://ArtifactsBucket/ArtifactsPrefix/``). The same contents as the Lambda
+    zip with the Spark job instead of the stream handler; verified to import alone."""
+    if spec.group(group).aggregations:
+        raise PackageError(
+            f"{group}: its features are aggregations, which the Spark job does not compute yet"
+        )
+    files = contents(config, spec, group, "spark_job")
+    directory = output or config.store_path / "glue" / group
+    target = directory / f"fsgen-glue-{group}.zip"
+    write_zip(files, target)
+    module = f"{config.generated_dir.strip('/').replace('/', '.')}.groups.{_snake(group)}.spark_job"
+    (directory / "spark_job.py").write_bytes(files[module.replace(".", "/") + ".py"])
+    package = LambdaPackage(
+        group, target, f"{module}.main", tuple(sorted(files)), target.stat().st_size
+    )
+    check_imports_alone(package, module)
+    return package
+
+
+def write_zip(files: dict[str, bytes], target: Path) -> None:
+    """A deterministic zip: sorted entries, fixed time and permissions; written atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, files[name])
+    tmp.replace(target)
 
 
 _CHECK = """

@@ -43,6 +43,7 @@ def spark() -> Iterator[Any]:
     except PitError as exc:
         _unavailable(str(exc))
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the driver listens on loopback
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers: this venv
     session = (
         SparkSession.builder.master("local[2]")
         .config("spark.driver.bindAddress", "127.0.0.1")
