@@ -158,10 +158,10 @@ def ensure_table(
 ) -> Any:
     """The group's table, created (atomically, partition spec included) when missing, its
     schema widened by name when ``schema`` has columns it lacks (features added in place)."""
+    cat = catalog(store, group)
     from pyiceberg.exceptions import NoSuchTableError
     from pyiceberg.transforms import TruncateTransform
 
-    cat = catalog(store, group)
     try:
         table = cat.load_table(table_id(group))
     except NoSuchTableError:
@@ -236,10 +236,11 @@ def data_file_names(store: Path, group: str) -> list[str]:
     if not has_table(group_dir):
         check_layout(group_dir, group, ICEBERG)
         return []
+    cat = catalog(store, group)
     from pyiceberg.exceptions import NoSuchTableError
 
     try:
-        table = catalog(store, group).load_table(table_id(group))
+        table = cat.load_table(table_id(group))
     except NoSuchTableError:
         return []
     return sorted(current_files(table))
@@ -304,12 +305,13 @@ def compact(rt: GroupRuntime, store: Path, min_files: int = 2) -> tuple[int, int
     row) order and only exact copies go, as for a Glue group. The caller holds the write
     lock. Returns (files before, files after)."""
     import duckdb
-    from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
     group_dir = Path(store) / "offline" / rt.name
     if not has_table(group_dir):
         return 0, 0
     table = catalog(store, rt.name).load_table(table_id(rt.name))
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
     tasks = list(table.scan().plan_files())
     referenced = {os.path.realpath(str(t.file.file_path)) for t in tasks}
     for path in (group_dir / "data").rglob("*.parquet"):
