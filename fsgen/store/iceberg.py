@@ -57,6 +57,14 @@ CATALOG_FILE = "_catalog.db"
 TRUNCATE = 10
 """SageMaker partitions an Iceberg group by the first ten characters of its String event time."""
 
+PROPERTIES = {
+    # every chunk is one append: merge manifests (a scan plan then reads a bounded number of
+    # them) and keep the last few metadata files only
+    "commit.manifest-merge.enabled": "true",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "10",
+}
+
 _catalogs: dict[tuple[int, int, str], Any] = {}
 _guard = threading.Lock()
 
@@ -166,7 +174,9 @@ def ensure_table(
         table = cat.load_table(table_id(group))
     except NoSuchTableError:
         location = (Path(store) / "offline" / group).absolute().as_posix()
-        tx = cat.create_table_transaction(table_id(group), schema=schema, location=location)
+        tx = cat.create_table_transaction(
+            table_id(group), schema=schema, location=location, properties=PROPERTIES
+        )
         if event_kind == "String":
             with tx.update_spec() as spec:
                 spec.add_field(event_time, TruncateTransform(TRUNCATE), f"{event_time}_trunc")
@@ -359,6 +369,14 @@ def compact(rt: GroupRuntime, store: Path, min_files: int = 2) -> tuple[int, int
     for data_file in replaced:
         with contextlib.suppress(OSError):
             os.unlink(str(data_file.file_path))
+    # the replaced files are gone, so are the snapshots that read them (VACUUM's job)
+    table = catalog(store, rt.name).load_table(table_id(rt.name))
+    current = table.current_snapshot()
+    older = [
+        s.snapshot_id for s in table.snapshots() if current and s.snapshot_id != current.snapshot_id
+    ]
+    if older:
+        table.maintenance.expire_snapshots().by_ids(older).commit()
     return before, after
 
 
