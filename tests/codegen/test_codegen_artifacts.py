@@ -95,10 +95,8 @@ def test_cloudformation_mirrors_the_request(root: Path) -> None:
 def test_every_sql_statement_parses_as_athena(root: Path) -> None:
     files = _artifacts(root)
     # maintenance.athena.sql holds Athena DDL (OPTIMIZE, VACUUM), no query: see
-    # test_codegen_maintenance_sql.py
-    sqls = {
-        p: t for p, t in files.items() if p.endswith(".sql") and "/maintenance." not in p
-    }
+    # test_codegen_maintenance.py and tests/pit/test_pit_athena_sql.py
+    sqls = {p: t for p, t in files.items() if p.endswith(".sql") and "/maintenance." not in p}
     assert sqls
     for path, text in sqls.items():
         tree = sqlglot.parse_one(text, read="athena")
