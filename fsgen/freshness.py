@@ -138,11 +138,20 @@ def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFre
 def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFreshness:
     import duckdb
 
+    from fsgen.store import iceberg, offline
+
     data = store_path / "offline" / group.name / "data"
-    if not any(data.glob("*/*/*/*/*.parquet")):
-        return _store(0, None, now)
+    if group.offline.table_format == iceberg.ICEBERG:
+        files = iceberg.data_file_names(store_path, group.name)
+        if not files:
+            return _store(0, None, now)
+        source = offline.files_source_sql(files)
+    else:
+        iceberg.check_layout(data.parent, group.name, group.offline.table_format)
+        if not any(data.glob("*/*/*/*/*.parquet")):
+            return _store(0, None, now)
+        source = f"read_parquet('{data.as_posix()}/*/*/*/*/[!._]*.parquet')"
     col = '"' + group.event_time.name.replace('"', '""') + '"'
-    source = f"read_parquet('{data.as_posix()}/*/*/*/*/[!._]*.parquet')"
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")  # ISO-8601 without an offset is UTC, as in fsgen

@@ -44,8 +44,21 @@ def drop_group_data(store_path: Path, group: str) -> None:
     archive_offline(store_path, group)
 
 
+def create_offline_table(store_path: Path, description: dict[str, Any]) -> None:
+    """CreateFeatureGroup of a group with an Iceberg offline store creates its (empty) local
+    Iceberg table, as SageMaker creates the Glue catalog's (fsgen.store.iceberg)."""
+    from fsgen.store import iceberg
+
+    iceberg.create_for(store_path, description)
+
+
 def archive_offline(store_path: Path, group: str) -> None:
-    """Move ``<store>/offline/<group>`` under ``<store>/archive/<group>/<UTC timestamp>``."""
+    """Move ``<store>/offline/<group>`` under ``<store>/archive/<group>/<UTC timestamp>``
+    (an Iceberg group's table leaves the catalog first: the new group starts a table of its
+    own)."""
+    from fsgen.store import iceberg
+
+    iceberg.forget(store_path, group)
     offline = store_path / "offline" / group
     if offline.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -65,6 +78,7 @@ class LocalBackend(ControlPlaneBackend):
             config.store_path,
             region=config.aws.region,
             on_delete=lambda group: drop_group_data(config.store_path, group),
+            on_create=lambda description: create_offline_table(config.store_path, description),
         )
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -69,6 +69,7 @@ class Registry:
         account: str = "000000000000",
         creating_polls: int = 0,
         on_delete: Callable[[str], None] | None = None,
+        on_create: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store_path = store_path
         self.path = store_path / "registry.json"
@@ -78,6 +79,8 @@ class Registry:
         self._creating: dict[str, int] = {}
         """name -> DescribeFeatureGroup calls left that still report Creating (in memory)"""
         self.on_delete = on_delete
+        self.on_create = on_create
+        """called with a new group's description before it is stored (a failure refuses it)"""
         self._lock = threading.RLock()
         self._cache: tuple[float, int, dict[str, Any]] | None = None
 
@@ -200,6 +203,8 @@ class Registry:
             for key in ("RoleArn", "Description"):
                 if key in request:
                     description[key] = request[key]
+            if self.on_create is not None:
+                self.on_create(description)
             data["groups"][name] = {
                 "description": description,
                 "metadata": {},

@@ -90,19 +90,24 @@ def group_stats(
 def _group_stats(store_path: Path, group: GroupSpec, withheld: frozenset[str]) -> GroupStats | None:
     import duckdb
 
-    from fsgen.store import offline
+    from fsgen.store import iceberg, offline
 
     group_dir = store_path / "offline" / group.name
-    files = offline.data_files(group_dir)
-    if not files:
+    if group.offline.table_format == iceberg.ICEBERG:
+        names = iceberg.data_file_names(store_path, group.name)
+        count = len(names)
+        visible = offline.visible_sql(
+            offline.files_source_sql(names), group.identifier, group.event_time.name
+        )
+    else:
+        iceberg.check_layout(group_dir, group.name, group.offline.table_format)
+        count = len(offline.data_files(group_dir))
+        visible = offline.dedup_sql(group_dir, group.identifier, group.event_time.name)
+    if not count:
         return None
     con = duckdb.connect()
     try:
-        con.execute(
-            "CREATE TEMP TABLE v AS SELECT * FROM ("
-            + offline.dedup_sql(group_dir, group.identifier, group.event_time.name)
-            + ") WHERE NOT is_deleted"
-        )
+        con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + visible + ") WHERE NOT is_deleted")
         rows, records = _one(con, f"SELECT count(*), count(DISTINCT {_q(group.identifier)}) FROM v")
         present = {str(r[0]) for r in con.execute("DESCRIBE v").fetchall()}
         # A feature added since the last ingestion has no column in any file yet: it is
@@ -115,7 +120,7 @@ def _group_stats(store_path: Path, group: GroupSpec, withheld: frozenset[str]) -
         }
     finally:
         con.close()
-    return GroupStats(rows=int(rows), records=int(records), files=len(files), features=features)
+    return GroupStats(rows=int(rows), records=int(records), files=count, features=features)
 
 
 def feature_stats(

@@ -43,6 +43,7 @@ from fsgen.pit.cache import COMPUTED, cached_history
 from fsgen.pit.labels import Labels, key_alias
 from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan
 from fsgen.pit.planner import plan_form
+from fsgen.spec import GroupSpec
 from fsgen.types import DType, Scalar
 
 GLOB = "data/*/*/*/*/*.parquet"
@@ -72,6 +73,19 @@ def data_file_names(group_dir: Path) -> list[str]:
         for entry in _entries(d)
         if entry.name.endswith(".parquet") and not entry.name.startswith((".", "_"))
     )
+
+
+def group_files(store: Path, group: GroupSpec) -> list[str]:
+    """The files holding ``group``'s offline history, sorted: a Glue-format group's published
+    files, or an Iceberg group's current data files from its scan plan
+    (:mod:`fsgen.store.iceberg`); both orders break complete ties alike."""
+    from fsgen.store import iceberg
+
+    group_dir = store / "offline" / group.name
+    if group.offline.table_format == iceberg.ICEBERG:
+        return iceberg.data_file_names(store, group.name)
+    iceberg.check_layout(group_dir, group.name, group.offline.table_format)
+    return data_file_names(group_dir)
 
 
 def _entries(directory: str) -> list[os.DirEntry[str]]:
@@ -234,7 +248,7 @@ def dataset_sql(
     t = f"l.{q(INTERNAL + 't')}"
     for join in plan.joins:
         alias = f"g{join.index}"
-        files = data_file_names(store / "offline" / join.group.name)
+        files = group_files(store, join.group)
         if len(files) >= 1 << 22:  # the tie packs the file index in bits 40-61
             raise PitError(
                 f"group {join.group.name!r} has {len(files)} offline files; at most "
@@ -341,4 +355,11 @@ def in_label_order(table: pa.Table) -> pa.Table:
     return table.take(pa.array(order))
 
 
-__all__ = ["data_file_names", "data_files", "dataset_sql", "history_sql", "stored_values"]
+__all__ = [
+    "data_file_names",
+    "data_files",
+    "dataset_sql",
+    "group_files",
+    "history_sql",
+    "stored_values",
+]

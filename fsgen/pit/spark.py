@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fsgen.pit.labels import Labels, key_alias
-from fsgen.pit.local import data_file_names, in_label_order
+from fsgen.pit.local import group_files, in_label_order
 from fsgen.pit.model import INTERNAL, GroupJoin, PitError, PitPlan, arrow_type
 from fsgen.types import Scalar
 
@@ -253,10 +253,7 @@ def spark_stored_values(
     """Row number plus every stored value of every label row (NULL when missing), in label
     order: what :func:`fsgen.pit.local.stored_values` returns, computed by Spark."""
     n = len(labels.frame)
-    listed = {
-        join.index: data_file_names((store / "offline" / join.group.name).absolute())
-        for join in plan.joins
-    }
+    listed = {join.index: group_files(store.absolute(), join.group) for join in plan.joins}
     found: dict[int, pa.Table] = {}
     queried = [j for j in plan.joins if listed[j.index]]
     if n and queried:

@@ -204,6 +204,7 @@ def make_server(
         account=account_of(config.aws.role_arn),
         creating_polls=creating_polls,
         on_delete=runtime.drop_group,
+        on_create=runtime.create_group,
     )
     runtime.registry = registry
     return FeatureStoreServer((host, port), registry, runtime)

@@ -140,6 +140,13 @@ class RuntimeService:
         with self._lock:
             self._groups.pop(group, None)
 
+    def create_group(self, description: Payload) -> None:
+        """CreateFeatureGroup: an Iceberg offline store gets its (empty) local table."""
+        from fsgen.backends.local import create_offline_table
+
+        with self.store.lock(f"create {description['FeatureGroupName']}"):
+            create_offline_table(self.config.store_path, description)
+
     # -- groups ----------------------------------------------------------------------------
     def resolve(self, name_or_arn: str) -> str:
         """The deployed group's name for a name or ARN; ResourceNotFound otherwise."""
@@ -173,7 +180,8 @@ class RuntimeService:
             rt = deployed_runtime(desc, declared)
             online = bool((desc.get("OnlineStoreConfig") or {}).get("EnableOnlineStore"))
             offline = "OfflineStoreConfig" in desc
-            self.store.adopt(rt, online=online, offline=offline)
+            table_format = str((desc.get("OfflineStoreConfig") or {}).get("TableFormat", "Glue"))
+            self.store.adopt(rt, online=online, offline=offline, table_format=table_format)
             deployed = self._groups[name] = Deployed(name, rt, online, offline, fingerprint)
         return deployed
 

@@ -7,7 +7,9 @@ write lock (``<store>/.lock``, fcntl.flock; a second writer waits and says who h
 1. write the chunk's Parquet files into ``offline/<group>/_staging/``;
 2. one SQLite transaction: the online upserts plus a journal row naming the staged files;
    its COMMIT is the chunk's commit point;
-3. ``os.replace`` each staged file into ``offline/<group>/data/...``;
+3. ``os.replace`` each staged file into ``offline/<group>/data/...`` (for a group whose
+   offline store is an Iceberg table, then one Iceberg append of those files:
+   :mod:`fsgen.store.iceberg`);
 4. delete the journal row.
 
 A kill before 2 commits leaves only staging files, which recovery deletes: the chunk never
@@ -45,7 +47,7 @@ import numpy as np
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected
-from fsgen.store import offline
+from fsgen.store import iceberg, offline
 from fsgen.store.online import OnlineStore, latest_rows
 
 if TYPE_CHECKING:
@@ -77,12 +79,18 @@ class WriteProtocol:
         spec = self.group_spec(group)
         return spec.online.enabled, spec.offline.enabled
 
+    def table_format(self, group: str) -> str:
+        """The group's offline table format, ``Glue`` or ``Iceberg`` (fsgen.store.iceberg)."""
+        return self.group_spec(group).offline.table_format
+
     def _init_writes(self) -> None:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._lock_fd: int | None = None
         self._last_api_us = 0
         self._staged = False
+        self._layout_checked: set[str] = set()
+        self._tables: set[tuple[str, tuple[str, ...]]] = set()
 
     def release_lock_file(self) -> None:
         if self._lock_fd is not None:
@@ -116,11 +124,18 @@ class WriteProtocol:
             write_us = max(time.time_ns() // 1000, int(api_us[-1]) + 1)
             pairs: list[tuple[Path, Path]] = []
             gdir = self.root / "offline" / rt.name
+            is_iceberg = has_offline and self._offline_table(rt, gdir) == iceberg.ICEBERG
             if has_offline:
                 full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
-                pairs = offline.write_staged(
-                    gdir, run_id, chunk, offline.split_by_hour(full, seconds), write_us
+                parts = (
+                    iceberg.split_by_partition(rt, full)
+                    if is_iceberg
+                    else offline.split_by_hour(full, seconds)
                 )
+                pairs = offline.write_staged(gdir, run_id, chunk, parts, write_us)
+            listed = [
+                [str(s.relative_to(self.root)), str(f.relative_to(self.root))] for s, f in pairs
+            ]
             con = self.online.connection()
             try:
                 con.execute("BEGIN IMMEDIATE")
@@ -133,10 +148,9 @@ class WriteProtocol:
                         chunk,
                         rt.name,
                         json.dumps(
-                            [
-                                [str(s.relative_to(self.root)), str(f.relative_to(self.root))]
-                                for s, f in pairs
-                            ]
+                            {"format": iceberg.ICEBERG, "group": rt.name, "files": listed}
+                            if is_iceberg
+                            else listed
                         ),
                     ),
                 )
@@ -148,10 +162,28 @@ class WriteProtocol:
                     staged.unlink(missing_ok=True)
                 raise
             offline.publish(pairs)
+            if is_iceberg:
+                finals = [os.path.abspath(f) for _, f in pairs]
+                iceberg.append(self.root, rt.name, finals, f"{run_id}:{chunk}", recover=False)
             con.execute(
                 "DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk)
             )
             self._staged = self._staged or bool(pairs)
+
+    def _offline_table(self, rt: GroupRuntime, gdir: Path) -> str:
+        """The group's table format, its on-disk layout checked once per store; an Iceberg
+        group's table is created (or widened to new features) before a chunk is staged, so
+        publishing it can only append."""
+        fmt = self.table_format(rt.name)
+        if rt.name not in self._layout_checked:
+            iceberg.check_layout(gdir, rt.name, fmt)
+            self._layout_checked.add(rt.name)
+        if fmt == iceberg.ICEBERG:
+            key = (rt.name, tuple(c[0] for c in rt.columns))
+            if key not in self._tables:
+                iceberg.ensure_for(self.root, rt)
+                self._tables.add(key)
+        return fmt
 
     def _next_api(self, n: int) -> np.ndarray:
         """Strictly increasing api_invocation_time (µs) per record, so the latest write of an
@@ -394,7 +426,12 @@ def roll_forward(con: sqlite3.Connection, root: Path) -> int:
     store's lock held); returns how many."""
     rows = con.execute("SELECT run_id, chunk, files FROM _fsgen_journal").fetchall()
     for run_id, chunk, files in rows:
-        offline.publish([(root / s, root / f) for s, f in json.loads(files)])
+        entry = json.loads(files)
+        listed = entry["files"] if isinstance(entry, dict) else entry
+        offline.publish([(root / s, root / f) for s, f in listed])
+        if isinstance(entry, dict) and entry.get("format") == iceberg.ICEBERG:
+            finals = [os.path.abspath(root / f) for _, f in listed]
+            iceberg.append(root, entry["group"], finals, f"{run_id}:{chunk}", recover=True)
         con.execute("DELETE FROM _fsgen_journal WHERE run_id = ? AND chunk = ?", (run_id, chunk))
     return len(rows)
 

@@ -30,7 +30,7 @@ from fsgen.runtime.ingest import IngestResult, check_years
 from fsgen.runtime.ingest import run as run_pipeline
 from fsgen.runtime.pipeline import GroupRuntime, coerce
 from fsgen.runtime.sources import SourceError
-from fsgen.store import offline
+from fsgen.store import iceberg, offline
 from fsgen.store.commit import ChunkWriter, Processed, WriteProtocol, print_wait, processed_of
 from fsgen.store.online import OnlineStore
 
@@ -76,6 +76,8 @@ class LocalStore(WriteProtocol):
         self._groups: dict[str, GroupSpec] = {g.name: g for g in spec.groups}
         self._adopted: dict[str, tuple[bool, bool]] = {}
         """groups served with a runtime of their own (see :meth:`adopt`) -> (online, offline)"""
+        self._formats: dict[str, str] = {}
+        """adopted groups' offline table formats"""
         self._init_writes()
         self.root.mkdir(parents=True, exist_ok=True)
         self._init_schema()
@@ -101,17 +103,25 @@ class LocalStore(WriteProtocol):
 
     # ------------------------------------------------------------------------- groups
 
-    def adopt(self, runtime: GroupRuntime, *, online: bool = True, offline: bool = True) -> None:
+    def adopt(
+        self,
+        runtime: GroupRuntime,
+        *,
+        online: bool = True,
+        offline: bool = True,
+        table_format: str = "Glue",
+    ) -> None:
         """Store and serve group ``runtime.name`` with ``runtime`` instead of the project's
         definition: a group deployed with a definition of its own (``fsgen serve``'s
         CreateFeatureGroup, or a later UpdateFeatureGroup of it). ``online`` / ``offline``
         say which stores it has. Records written before keep their values; added features
         become new (empty) columns. Its records are read and written through every method
         below, like a declared group's; its runtime has no transformations (records arrive as
-        stored values)."""
+        stored values). ``table_format``: its offline store's (``Glue`` or ``Iceberg``)."""
         with self._thread_lock:
             self._runtimes[runtime.name] = runtime
             self._adopted[runtime.name] = (online, offline)
+            self._formats[runtime.name] = table_format
             self.online.forget(runtime.name)
 
     def _known(self, group: str) -> None:
@@ -124,6 +134,11 @@ class LocalStore(WriteProtocol):
             return self._adopted[group]
         spec = self.group_spec(group)
         return spec.online.enabled, spec.offline.enabled
+
+    def table_format(self, group: str) -> str:
+        if group in self._adopted:
+            return self._formats.get(group, "Glue")
+        return self.group_spec(group).offline.table_format
 
     def group_spec(self, group: str) -> GroupSpec:
         if group not in self._groups:
@@ -343,19 +358,27 @@ class LocalStore(WriteProtocol):
     def read_offline(self, group: str, dedup: bool = True) -> pd.DataFrame:
         """Offline records as a DataFrame: the visible ones (latest write per identifier and
         event time), or with ``dedup=False`` every row ever appended."""
+        if self.table_format(group) == iceberg.ICEBERG:
+            return iceberg.read_offline(self.runtime(group), self.root, dedup)
         return offline.read_offline(self.runtime(group), self.offline_dir(group), dedup)
 
     def compact(self, group: str) -> tuple[int, int]:
         """Merge small files per partition without changing any query result; returns
-        (files before, files after)."""
+        (files before, files after). An Iceberg group's files are rewritten through one
+        Iceberg commit (see :func:`fsgen.store.iceberg.compact`)."""
         with self.lock(f"compact {group}"):
+            if self.table_format(group) == iceberg.ICEBERG:
+                return iceberg.compact(self.runtime(group), self.root)
             return offline.compact(self.runtime(group), self.offline_dir(group))
 
     def drop_group(self, group: str) -> None:
         """Delete a group's online and offline data (a destroyed or replaced group)."""
         with self.lock(f"drop {group}"):
             self.online.drop(group)
+            iceberg.forget(self.root, group)
             shutil.rmtree(self.root / "offline" / group, ignore_errors=True)
+            self._layout_checked.discard(group)
+            self._tables = {t for t in self._tables if t[0] != group}
 
     def runs(self, group: str | None = None) -> list[dict[str, object]]:
         """Completed ingestion runs, newest first."""

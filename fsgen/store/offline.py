@@ -166,13 +166,24 @@ def _source_sql(group_dir: Path) -> str:
     return f"read_parquet('{pattern}', union_by_name = true, hive_partitioning = false)"
 
 
+def files_source_sql(files: Sequence[str]) -> str:
+    """``read_parquet`` of a listed set of files (an Iceberg group's current data files)."""
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+
+
 def dedup_sql(group_dir: Path, identifier: str, event_time: str) -> str:
     """SQL of the visible records: one row per (identifier, event time), the latest write."""
+    return visible_sql(_source_sql(group_dir), identifier, event_time)
+
+
+def visible_sql(source: str, identifier: str, event_time: str) -> str:
+    """The visible records of the rows ``source`` reads (see :func:`dedup_sql`)."""
     ident, et = _q(identifier), _q(event_time)
     return (
         f"SELECT * EXCLUDE (_fsgen_rank) FROM (SELECT *, row_number() OVER ("
         f"PARTITION BY {ident}, {et} ORDER BY api_invocation_time DESC, write_time DESC"
-        f") AS _fsgen_rank FROM {_source_sql(group_dir)}) WHERE _fsgen_rank = 1"
+        f") AS _fsgen_rank FROM {source}) WHERE _fsgen_rank = 1"
     )
 
 

@@ -21,6 +21,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[ProjectConfig, Pr
 
 
 @pytest.fixture(scope="session")
+def iceberg_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[ProjectConfig, ProjectSpec]:
+    """The same project with both groups' offline stores as Iceberg tables."""
+    root = make_project(
+        tmp_path_factory.mktemp("iceproject"), package="icestoredefs", table_format="Iceberg"
+    )
+    return load_config(root), load(root)
+
+
+@pytest.fixture(scope="session")
 def spec(project: tuple[ProjectConfig, ProjectSpec]) -> ProjectSpec:
     return project[1]
 

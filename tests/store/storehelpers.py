@@ -57,10 +57,18 @@ def units_on_hand(units: int) -> int:
 '''
 
 
-def make_project(root: Path, package: str = "storetestdefs") -> Path:
+def make_project(root: Path, package: str = "storetestdefs", table_format: str = "Glue") -> Path:
+    """The store tests' project; ``table_format="Iceberg"`` declares both groups'
+    offline stores as Iceberg tables (everything else equal)."""
+    defs = textwrap.dedent(DEFS)
+    if table_format != "Glue":
+        defs = defs.replace(
+            'owner="store-tests"',
+            f'offline=Offline(table_format="{table_format}"), owner="store-tests"',
+        ).replace("List, Online,", "List, Offline, Online,")
     (root / package).mkdir(parents=True)
     (root / package / "__init__.py").write_text('"""Store test definitions."""\n')
-    (root / package / "groups.py").write_text(textwrap.dedent(DEFS))
+    (root / package / "groups.py").write_text(defs)
     (root / "pyproject.toml").write_text(
         f'[project]\nname = "storetest"\nversion = "0"\n\n[tool.fsgen]\ndefinitions = "{package}"\n'
     )

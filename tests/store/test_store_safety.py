@@ -19,14 +19,14 @@ import pytest
 from fsgen.config import ProjectConfig
 from fsgen.runtime.encoding import parse_event_time
 from fsgen.spec import ProjectSpec
-from fsgen.store import LocalStore
+from fsgen.store import LocalStore, iceberg
 from fsgen.store.offline import GLOB
 
 CHILD = """
 import sys
 from pathlib import Path
 from fsgen.loader import load
-from fsgen.store import LocalStore
+from fsgen.store import LocalStore, iceberg
 root, store_dir, src, chunk = sys.argv[1:5]
 store = LocalStore(Path(store_dir), load(Path(root)))
 print("ready", flush=True)
@@ -62,15 +62,25 @@ def child(project: ProjectConfig, store_dir: Path, src: Path, chunk: int) -> sub
 
 
 def check_consistent(store: LocalStore, chunk: int, total_rows: int) -> None:
-    """No partial file, whole chunks only, online == latest visible offline record."""
+    """No partial file, whole chunks only, online == latest visible offline record. For an
+    Iceberg group: every data file on disk is one the table references, and nothing but its
+    metadata is not Parquet."""
     gdir = store.offline_dir("user-events")
-    assert not [p for p in gdir.rglob("*") if p.is_file() and p.suffix != ".parquet"]
+    if store.table_format("user-events") == "Iceberg":
+        files = iceberg.data_file_names(store.root, "user-events")
+        assert sorted(str(p) for p in (gdir / "data").rglob("*.parquet")) == files
+        listed = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+        others = [p for p in gdir.rglob("*") if p.is_file() and "metadata" not in p.parts]
+    else:
+        files = [str(p) for p in gdir.glob(GLOB)]
+        listed = f"'{gdir}/{GLOB}'"
+        others = [p for p in gdir.rglob("*") if p.is_file()]
+    assert not [p for p in others if p.suffix != ".parquet"]
     assert not (gdir / "_staging").exists()
-    files = list(gdir.glob(GLOB))
     if files:
         per_chunk = duckdb.sql(
             f"SELECT regexp_extract(filename, '_([0-9a-f]+_[0-9]+)\\.parquet$', 1) AS c, "
-            f"count(*) FROM read_parquet('{gdir}/{GLOB}', filename = true) GROUP BY c"
+            f"count(*) FROM read_parquet({listed}, filename = true) GROUP BY c"
         ).fetchall()
         for name, count in per_chunk:
             number = int(name.rsplit("_", 1)[1])
@@ -90,10 +100,12 @@ def check_consistent(store: LocalStore, chunk: int, total_rows: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("table_format", ["Glue", "Iceberg"])
 def test_kill_at_random_points_then_rerun(
-    project: tuple[ProjectConfig, ProjectSpec], tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path, table_format: str
 ) -> None:
-    config, spec = project
+    fixture = "iceberg_project" if table_format == "Iceberg" else "project"
+    config, spec = request.getfixturevalue(fixture)
     rows, chunk = 8_000, 400
     src = make_csv(tmp_path / "in.csv", rows, seed=7)
     rng = random.Random(20240301)
