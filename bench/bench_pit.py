@@ -283,7 +283,7 @@ def child(contender: str, root: Path) -> None:
 
     labels = pd.read_parquet(root / "labels.parquet")
     store = root / ".fsgen"
-    if contender == "fsgen":
+    if contender.startswith("fsgen"):
         from fsgen.loader import load_with_config
         from fsgen.pit import build_dataset
 
@@ -318,6 +318,25 @@ def child(contender: str, root: Path) -> None:
     )
 
 
+def compact_store(root: Path) -> None:
+    """Build the store's compacted layer (as ``LocalStore.compact`` does)."""
+    from fsgen.loader import load_with_config
+    from fsgen.store import LocalStore
+
+    config, spec = load_with_config(root)
+    with LocalStore.open(config, spec) as store:
+        store.compact("profile")
+
+
+def count_files(root: Path, layered: bool) -> int:
+    """How many files the local engine reads for the group."""
+    from fsgen.store import layer
+
+    gdir = root / ".fsgen" / "offline" / "profile"
+    published = layer.published_files(gdir)
+    return len(layer.read_files(gdir, published) if layered else published)
+
+
 def run_shape(
     name: str, rows: int, entities: int, n_labels: int, repeat: int, workdir: Path
 ) -> dict[str, object]:
@@ -326,18 +345,25 @@ def run_shape(
     write_store(root / ".fsgen", rows, entities, seed=len(name))
     labels_frame(n_labels, entities, seed=len(name)).to_parquet(root / "labels.parquet")
     write_floor(root)
+    # the same store with its compacted layer (fsgen.store.layer), built untimed
+    compacted = workdir / f"{name}-{rows}-compacted"
+    shutil.copytree(root, compacted)
+    subprocess.run(
+        [sys.executable, __file__, "--compact", str(compacted)], check=True, capture_output=True
+    )
     # the floor runs the form that suits the shape (window on shallow, ASOF on deep histories)
     floor = "floor-window" if rows // entities <= 100 else "floor-asof"
     # the window form's pairs grow as labels x rows per entity / 2: past 1e8 it is left out
     # (minutes a run, and never the best form there)
     window = n_labels * (rows // entities) // 2 <= 100_000_000
-    contenders = ("fsgen", *(("window",) if window else ()), "asof", floor)
+    contenders = ("fsgen", "fsgen-compacted", *(("window",) if window else ()), "asof", floor)
     runs: dict[str, list[dict[str, object]]] = {c: [] for c in contenders}
+    where = {c: compacted if c == "fsgen-compacted" else root for c in contenders}
     load_before = os.getloadavg()
     for _ in range(repeat):
         for contender in contenders:  # interleaved: A B C D A B C D ...
             proc = subprocess.run(
-                [sys.executable, __file__, "--child", contender, str(root)],
+                [sys.executable, __file__, "--child", contender, str(where[contender])],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -345,7 +371,9 @@ def run_shape(
             if proc.returncode != 0:
                 raise SystemExit(f"{contender} run failed:\n{proc.stderr[-2000:]}")
             runs[contender].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    files = {"published": count_files(root, False), "compacted": count_files(compacted, True)}
     shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(compacted, ignore_errors=True)
 
     def med(contender: str, field: str) -> float:
         return float(statistics.median(float(r[field]) for r in runs[contender]))  # type: ignore[arg-type]
@@ -375,6 +403,16 @@ def run_shape(
         "ratio_cpu": round(med("fsgen", "cpu_s") / med(best, "cpu_s"), 3),
         "ratio_peak_rss": round(med("fsgen", "peak_rss_mib") / med(best, "peak_rss_mib"), 3),
         "floor": floor,
+        "files_read": files,
+        "ratio_wall_compacted": round(med("fsgen-compacted", "wall_s") / med(best, "wall_s"), 3),
+        "ratio_cpu_compacted": round(med("fsgen-compacted", "cpu_s") / med(best, "cpu_s"), 3),
+        "ratio_peak_rss_compacted": round(
+            med("fsgen-compacted", "peak_rss_mib") / med(best, "peak_rss_mib"), 3
+        ),
+        "fsgen_compacted_first_run": {
+            "wall_s": round(float(runs["fsgen-compacted"][0]["wall_s"]), 3),  # type: ignore[arg-type]
+            "cpu_s": round(float(runs["fsgen-compacted"][0]["cpu_s"]), 3),  # type: ignore[arg-type]
+        },
         "ratio_cpu_to_floor": round(med("fsgen", "cpu_s") / med(floor, "cpu_s"), 3),
         "fsgen_first_run": {
             "wall_s": round(float(first["wall_s"]), 3),  # type: ignore[arg-type]
@@ -396,9 +434,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, action="append", help="offline rows (repeatable)")
     parser.add_argument("--only", choices=["wide", "deep"], default=None)
     parser.add_argument("--child", nargs=2, metavar=("CONTENDER", "ROOT"), help=argparse.SUPPRESS)
+    parser.add_argument("--compact", metavar="ROOT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], Path(args.child[1]))
+        return
+    if args.compact:
+        compact_store(Path(args.compact))
         return
     sizes = args.rows or ([100_000] if args.quick else [1_000_000])
     if args.big:

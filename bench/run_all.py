@@ -73,12 +73,22 @@ def table() -> str:
             other = "asof" if r["best_hand_written"] == "window" else "window"
             others = f"; {other}: {_fig(r[other], False)}" if other in r else ""
             first = r["fsgen_first_run"]
+            compacted = ""
+            if "fsgen-compacted" in r:
+                files = r["files_read"]
+                compacted = (
+                    f"; after compaction, {files['compacted']:,} file(s) read instead of "
+                    f"{files['published']:,}: {_fig(r['fsgen-compacted'], False)} "
+                    f"({r['ratio_cpu_compacted']:.2f}x; {r['ratio_wall_compacted']:.2f}x; "
+                    f"{r['ratio_peak_rss_compacted']:.2f}x; first run "
+                    f"{r['fsgen_compacted_first_run']['cpu_s']:.2f} CPU-s)"
+                )
             met = r["ratio_cpu"] <= 1.1 and r["ratio_wall"] <= 1.1
             lines.append(
                 f"| PIT {r['shape']}: {r['feature_rows']:,} rows, {r['rows_per_entity']:,} per "
-                f"entity, {r['labels']:,} labels (median of {pit['repeat']}) "
+                f"entity, {r['labels']:,} labels (median of {r.get('repeat', pit['repeat'])}) "
                 f"| {_fig(r['fsgen'])} (first run, writing the history cache: "
-                f"{first['cpu_s']:.2f} CPU-s) "
+                f"{first['cpu_s']:.2f} CPU-s){compacted} "
                 f"| {r['best_hand_written']}: {_fig(best)}{others}; single-file floor: "
                 f"{_fig(r[r['floor']], False)} "
                 f"| {r['ratio_cpu']:.2f}x; {r['ratio_wall']:.2f}x; {r['ratio_peak_rss']:.2f}x "
@@ -90,9 +100,16 @@ def table() -> str:
         f, d = ingest["fsgen"], ingest["baseline_duckdb_script"]
         m = ingest["machine"]
         ratio = ingest["cpu_ratio_to_duckdb_script"]
+        job = ingest.get("generated_batch_job")
+        batch = (
+            f"; generated batch job: {job['seconds']:.2f} s wall, {job['cpu_seconds']:.2f} "
+            "CPU-s (start-up included)"
+            if job
+            else ""
+        )
         lines.append(
             f"| `fsgen ingest` {ingest['rows']:,} CSV rows, 5 features, offline + online "
-            f"| {f['seconds']:.2f} s wall, {f['cpu_seconds']:.2f} CPU-s "
+            f"| {f['seconds']:.2f} s wall, {f['cpu_seconds']:.2f} CPU-s{batch} "
             f"| plain DuckDB script: {d['seconds']:.2f} s wall, {d['cpu_seconds']:.2f} CPU-s "
             f"| {ratio:.2f}x; {f['seconds'] / d['seconds']:.2f}x; - "
             f"| {m['load_average_1m_before']:.1f} / {m['load_average_1m_after']:.1f} "

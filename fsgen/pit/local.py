@@ -32,7 +32,6 @@ stored in the history cache, so the cache's key needs no TTL.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
@@ -61,18 +60,13 @@ def data_files(group_dir: Path) -> list[Path]:
 
 
 def data_file_names(group_dir: Path) -> list[str]:
-    """:func:`data_files` as sorted POSIX path strings: the files ``group_dir.glob(GLOB)``
-    finds, by a directory walk without pathlib's per-entry objects (hundreds of hourly
-    partitions)."""
-    level = [(group_dir / "data").as_posix()]
-    for _ in range(GLOB.count("/") - 1):
-        level = [entry.path for d in level for entry in _entries(d) if entry.is_dir()]
-    return sorted(
-        entry.path
-        for d in level
-        for entry in _entries(d)
-        if entry.name.endswith(".parquet") and not entry.name.startswith((".", "_"))
-    )
+    """:func:`data_files` as POSIX path strings: the compacted layer's files followed by the
+    published files written after it (fsgen.store.layer), or, without a valid layer, every
+    published file in sorted order -- the same rows in an order that decides every tie the
+    same way."""
+    from fsgen.store.layer import published_files, read_files
+
+    return read_files(group_dir, published_files(group_dir))
 
 
 def group_files(store: Path, group: GroupSpec) -> list[str]:
@@ -86,14 +80,6 @@ def group_files(store: Path, group: GroupSpec) -> list[str]:
         return iceberg.data_file_names(store, group.name)
     iceberg.check_layout(group_dir, group.name, group.offline.table_format)
     return data_file_names(group_dir)
-
-
-def _entries(directory: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(directory) as it:
-            return list(it)
-    except OSError:  # absent, or not a directory
-        return []
 
 
 def duck_type(dtype: DType) -> str:

@@ -83,6 +83,15 @@ def process_block(rt: GroupRuntime, columns: Columns, n: int, min_block: int = 6
     return result
 
 
+def fast_block(rt: GroupRuntime, columns: Columns, n: int) -> BlockResult | None:
+    """The block by the fast path when it is provably easy as a whole, else None (nothing
+    rejected: a caller then processes it with :func:`process_block`)."""
+    try:
+        return _fast(rt, columns, n)
+    except _Slow:
+        return None
+
+
 def process_rows(rt: GroupRuntime, rows: Sequence[Mapping[str, object]]) -> BlockResult:
     """The reference path: ``GroupRuntime.process`` on each row, gathered column-wise."""
     names = [c[0] for c in rt.columns]
@@ -317,4 +326,4 @@ def _extend(into: BlockResult, block: BlockResult, offset: int) -> None:
     into.errors.extend((i + offset, e) for i, e in block.errors)
 
 
-__all__ = ["BlockResult", "process_block", "process_many", "process_rows", "row_of"]
+__all__ = ["BlockResult", "fast_block", "process_block", "process_many", "process_rows", "row_of"]

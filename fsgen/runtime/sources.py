@@ -407,10 +407,15 @@ class _Numbering:
         self.skipped.append(row)  # pyarrow reports them in file order
 
     def take(self, n: int) -> list[int]:
-        out: list[int] = []
         skipped = self.skipped
-        i = 0
         row = self.next_row
+        if not skipped or skipped[-1] < row or skipped[0] >= row + n:
+            # no skipped row before or inside this range (the usual case): consecutive
+            self.skipped = [r for r in skipped if r >= row] if skipped else skipped
+            self.next_row = row + n
+            return list(range(row, row + n))
+        out: list[int] = []
+        i = 0
         while len(out) < n:
             while i < len(skipped) and skipped[i] < row:
                 i += 1

@@ -30,7 +30,7 @@ from fsgen.runtime.ingest import IngestResult, check_years
 from fsgen.runtime.ingest import run as run_pipeline
 from fsgen.runtime.pipeline import GroupRuntime, coerce
 from fsgen.runtime.sources import SourceError
-from fsgen.store import iceberg, offline
+from fsgen.store import iceberg, layer, offline
 from fsgen.store.commit import ChunkWriter, Processed, WriteProtocol, print_wait, processed_of
 from fsgen.store.online import OnlineStore
 
@@ -363,13 +363,26 @@ class LocalStore(WriteProtocol):
         return offline.read_offline(self.runtime(group), self.offline_dir(group), dedup)
 
     def compact(self, group: str) -> tuple[int, int]:
-        """Merge small files per partition without changing any query result; returns
-        (files before, files after). An Iceberg group's files are rewritten through one
-        Iceberg commit (see :func:`fsgen.store.iceberg.compact`)."""
+        """Merge small files per partition without changing any query result, then merge the
+        whole history into the compacted layer the local engines read (fsgen.store.layer);
+        returns the published files (before, after). An Iceberg group's files are rewritten
+        through one Iceberg commit (see :func:`fsgen.store.iceberg.compact`)."""
         with self.lock(f"compact {group}"):
             if self.table_format(group) == iceberg.ICEBERG:
                 return iceberg.compact(self.runtime(group), self.root)
-            return offline.compact(self.runtime(group), self.offline_dir(group))
+            gdir = self.offline_dir(group)
+            counts = offline.compact(self.runtime(group), gdir)
+            layer.build(gdir, layer.published_files(gdir))
+            return counts
+
+    def read_files(self, group: str) -> list[str]:
+        """The files the local engines read for ``group``: an Iceberg group's current data
+        files; else the compacted layer's and the published files written after it (or every
+        published file without a valid layer)."""
+        if self.table_format(group) == iceberg.ICEBERG:
+            return iceberg.data_file_names(self.root, group)
+        gdir = self.offline_dir(group)
+        return layer.read_files(gdir, layer.published_files(gdir))
 
     def drop_group(self, group: str) -> None:
         """Delete a group's online and offline data (a destroyed or replaced group)."""

@@ -26,7 +26,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -195,8 +195,11 @@ class OnlineStore:
 
     def rows_at(
         self, rt: GroupRuntime, table: pa.Table, seconds: np.ndarray, index: np.ndarray
-    ) -> list[tuple[object, ...]]:
-        """Upsert parameter rows for the records of ``table`` at ``index``."""
+    ) -> Iterator[tuple[object, ...]]:
+        """Upsert parameter rows for the records of ``table`` at ``index``, made as they are
+        consumed: a list of them would be hundreds of thousands of live tuples, which the
+        cyclic garbage collector would scan again and again while the list is built (that
+        cost as much as building it)."""
         import numpy as np
         import pyarrow as pa
 
@@ -207,7 +210,7 @@ class OnlineStore:
         ids = cols.get(rt.identifier)
         if ids is None or sub.column(rt.identifier).type != pa.string():
             ids = [str(v) for v in sub.column(rt.identifier).to_pylist()]
-        return list(self.rows_for(rt, cols, secs, ids))
+        return iter(self.rows_for(rt, cols, secs, ids))
 
     def upsert(
         self, con: sqlite3.Connection, rt: GroupRuntime, rows: Iterable[tuple[object, ...]]
