@@ -112,10 +112,28 @@ def test_update_stages_satisfy_the_service_model(example: Example, tmp_path: Pat
                         "Tags": [{"Key": k, "Value": v} for k, v in stage.add.items()],
                     },
                 )
+            elif stage.kind == "record_ttl_change":  # the tag the PIT engines read
+                modified = {**described, "LastModifiedTime": now}
+                stub.add_response(
+                    "describe_feature_group", modified, {"FeatureGroupName": before.name}
+                )
+                stub.add_response("list_tags", {"Tags": []}, {"ResourceArn": "arn:x"})
+                at = int(now.timestamp()) * 1_000_000
+                old = before.online_ttl_seconds
+                value = f"{at}={'none' if old is None else old}:3600"
+                stub.add_response(
+                    "add_tags",
+                    {"Tags": []},
+                    {
+                        "ResourceArn": "arn:x",
+                        "Tags": [{"Key": "fsgen:ttl-history", "Value": value}],
+                    },
+                )
             backend.execute(stage, lambda _: None)
         stub.assert_no_pending_responses()
     kinds = [s.kind for s in plan.stages]
     assert kinds.count("update_group") == 3 and "set_tags" in kinds  # one parameter a call
+    assert kinds[kinds.index("record_ttl_change") - 1] == "update_group"  # right after the TTL
 
 
 def test_sagemaker_create_on_moto_matches_desired_schema(
