@@ -151,8 +151,8 @@ class AggregationSink(Protocol):
 # --------------------------------------------------------------------------- sequences
 
 _KINESIS_BITS = 186  # Kinesis's sequence numbers: 56 decimal digits, 47 hex digits
-_EPOCH_2020 = 1_577_836_800
-_INDEX_BITS = 39
+_EPOCH_2010 = 1_262_304_000
+_INDEX_BITS = 38
 
 
 def kinesis_sequence(text: str) -> int:
@@ -161,10 +161,11 @@ def kinesis_sequence(text: str) -> int:
     A number that fits in int64 (emulators, ``fsgen stream replay``) is its own sequence.
     A Kinesis number (186 bits: version, the shard's creation time in seconds, the shard's
     64-bit record index, the put time, the shard index) maps to
-    ``(minutes from 2020-01-01 to the shard's creation) << 39 | record index``: increasing
+    ``(minutes from 2010-01-01 to the shard's creation) << 38 | record index``: increasing
     within a shard, and from a parent shard to its children (created later), the same for the
-    same record on every retry. Raises ValueError for anything else, or a record index past
-    2**39 (5.5e11 records in one shard), which has no int64 order."""
+    same record on every retry; shards created until 2073. Raises ValueError for anything
+    else, or a record index past 2**38 (2.7e11 records in one shard: 8.7 years at a shard's
+    1,000 records/s), which has no int64 order."""
     if not text.isascii() or not text.isdigit():
         raise ValueError(f"sequence number {text!r} is not a decimal number")
     number = int(text)
@@ -175,7 +176,7 @@ def kinesis_sequence(text: str) -> int:
         raise ValueError(f"sequence number {text} has no known int64 order")
     created = int(digits[1:11], 16) >> 4
     index = int(digits[11:27], 16)
-    minutes = (created - _EPOCH_2020) // 60
+    minutes = (created - _EPOCH_2010) // 60
     if index >= 1 << _INDEX_BITS or not 0 <= minutes < 1 << (63 - _INDEX_BITS):
         raise ValueError(f"sequence number {text} is beyond the int64 sequence range")
     return (minutes << _INDEX_BITS) | index
