@@ -227,3 +227,53 @@ def test_kinesis_sequence_numbers_map_to_int64_in_shard_order() -> None:
     for bad in ("49000000000000000000933585057086000000000001", "-1", "x", "1e5"):
         with pytest.raises(ValueError):
             kinesis_sequence(bad)
+
+
+def test_putrecord_sink_sends_events_offline_and_states_online(
+    example: tuple[object, object],
+) -> None:
+    """On AWS the handler loads states with BatchGetRecord, writes event rows with
+    TargetStores=["OfflineStore"] and states with ["OnlineStore"] (botocore validates every
+    request against its model)."""
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from fsgen.bind import aggregation_runtime
+    from fsgen.runtime.kinesis import process_event
+    from fsgen.runtime.sinks import PutRecordSink
+
+    _, spec = example
+    art = aggregation_runtime(spec.group(GROUP))  # type: ignore[attr-defined]
+    client = boto3.client(
+        "sagemaker-featurestore-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    rows = [
+        {"customer_id": "C1", "purchased_at": iso(START), "amount": 5.0},
+        {"customer_id": "C1", "purchased_at": iso(START + timedelta(minutes=1)), "amount": 0.0},
+    ]
+    with Stubber(client) as stub:
+        stub.add_response(
+            "batch_get_record",
+            {"Records": [], "Errors": [], "UnprocessedIdentifiers": []},
+            {
+                "Identifiers": [
+                    {
+                        "FeatureGroupName": GROUP,
+                        "RecordIdentifiersValueAsString": ["C1"],
+                        "FeatureNames": ["purchased_at", *STATES],
+                    }
+                ]
+            },
+        )
+        for stores in (["OfflineStore"], ["OfflineStore"], ["OnlineStore"]):
+            stub.add_response(
+                "put_record",
+                {},
+                {"FeatureGroupName": GROUP, "Record": ANY, "TargetStores": stores},
+            )
+        result = process_event(art, kinesis_event(rows, 1), PutRecordSink(client=client))
+        stub.assert_no_pending_responses()
+    assert (result.written, result.failed, result.dead_lettered) == (2, 0, 0)
