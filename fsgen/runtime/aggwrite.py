@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from fsgen.runtime.aggregate import (
-    DUPLICATE,
     INT64_MAX,
     AggregationDef,
     AggregationError,
@@ -43,11 +42,31 @@ from fsgen.runtime.aggregate import (
 )
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.encoding import format_event_time, parse_event_time
-from fsgen.runtime.pipeline import GroupRuntime, RecordError
+from fsgen.runtime.pipeline import GroupRuntime
 
 if TYPE_CHECKING:
-    from fsgen.runtime.ingest import IngestResult, RejectSink
-    from fsgen.runtime.sources import Chunk
+    from fsgen.runtime.sources import Chunk, Reject
+
+
+class _Rejects(Protocol):
+    """The batch pipeline's :class:`fsgen.runtime.ingest.RejectSink` (not imported: it
+    imports the sinks, which know this module)."""
+
+    count: int
+    samples: list[Reject]
+
+    def add(self, reject: Reject) -> None: ...
+
+
+class _Result(Protocol):
+    """The counts of :class:`fsgen.runtime.ingest.IngestResult`."""
+
+    read: int
+    valid: int
+    written: int
+    rejected: int
+    samples: list[Reject]
+
 
 EVENT_SEQUENCE = "event_sequence"
 EVENT_HASH = "event_hash"
@@ -290,7 +309,11 @@ def apply_events(
     states_out: dict[str, tuple[Event, dict[str, str], float]] = {}
     for record_id, mine in by_entity.items():
         record = stored.get(record_id)
-        states = decode_stored(art, record)
+        try:
+            states = decode_stored(art, record)
+        except AggregationError as exc:  # a corrupt stored state: a backfill rebuilds it
+            rejected += [Rejected(e.index, "<state>", f"{record_id}: {exc}") for e in mine]
+            continue
         took: list[Event] = []
         for e in mine:
             top = max(s.max_sequence for s in states)
@@ -308,8 +331,7 @@ def apply_events(
                 )
                 continue
             for s, value in zip(states, e.values, strict=True):
-                outcome = s.apply(e.micros, e.sequence, e.content_hash, value)
-                assert outcome != DUPLICATE or value is None
+                s.apply(e.micros, e.sequence, e.content_hash, value)  # above every state's
             took.append(e)
         if not took:
             continue
@@ -340,7 +362,11 @@ def state_records(
         if key != rt.identifier or len(rt.keys) == 1:
             cols[key] = [e.keys[i] for _, (e, _, _) in items]
     seconds = [s for _, (_, _, s) in items]
-    cols[rt.event_time] = [format_event_time(rt.event_time_kind, s) for s in seconds]
+    formatted: dict[float, object] = {}  # one write time for most records of a step
+    for s in seconds:
+        if s not in formatted:
+            formatted[s] = format_event_time(rt.event_time_kind, s)
+    cols[rt.event_time] = [formatted[s] for s in seconds]
     for name in art.state_columns:
         cols[name] = [enc[name] for _, (_, enc, _) in items]
     return BlockResult(cols, list(range(n)), seconds)
@@ -386,10 +412,6 @@ def rebuild_states(
     return state_records(art, out), refused
 
 
-def reject_record(field_name: str, message: str) -> RecordError:
-    return RecordError(field_name, message)
-
-
 __all__ = [
     "EVENT_HASH",
     "EVENT_SEQUENCE",
@@ -418,8 +440,8 @@ def ingest_chunks(
     art: AggregationRuntime,
     chunks: Iterable[Chunk],
     sink: AggregationSink | None,
-    rejects: RejectSink,
-    result: IngestResult,
+    rejects: _Rejects,
+    result: _Result,
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> None:
@@ -438,7 +460,7 @@ def ingest_chunks(
     keys: dict[str, tuple[object, ...]] = {}
     raw_of: dict[str, tuple[str, int, dict[str, object]]] = {}
     for chunk in chunks:
-        block = process_chunk(art.values, chunk, rejects)
+        block = process_chunk(art.values, chunk, rejects)  # type: ignore[arg-type]
         sequences = [chunk.row_number(i) for i in block.rows]
         events, bad = events_of(art, block, sequences)
         for r in bad:
