@@ -13,6 +13,13 @@ returned as ``batchItemFailures`` so Lambda retries only those. Imports neither 
 duckdb. PutRecord goes to ``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME`` when set (for
 example ``fsgen serve``).
 
+This group's features are aggregations (``AGGREGATIONS``): per Kinesis batch the handler
+loads the touched entities' states (BatchGetRecord), applies the events in arrival order with
+``event_sequence`` from each record's sequence number (a replayed record changes nothing), and
+writes the event rows to the offline store and the states to the online store (PutRecord
+TargetStores). An event older than an entity's newest minus the allowed lateness is
+dead-lettered with that reason.
+
 Lambda handler: generated.groups.purchases.stream_handler.handler
 """
 
