@@ -5,7 +5,8 @@ role                   may
 =====================  =======================================================================
 ``batch_ingestion``    PutRecord / DescribeFeatureGroup on every group; read its s3:// batch
                        sources; use the online store's KMS key to write
-``stream_handler``     read the groups' Kinesis streams; PutRecord on the groups they feed;
+``stream_handler``     read the groups' Kinesis streams; PutRecord on the groups they feed
+                       (BatchGetRecord too on aggregation groups: it loads their states);
                        write its own Lambda log groups
 ``inference``          GetRecord / BatchGetRecord on the groups the feature sets read; decrypt
                        with the online store's KMS key
@@ -265,6 +266,17 @@ def stream_handler(spec: ProjectSpec, config: ProjectConfig, scope: Scope) -> li
         ),
         _statement(
             "PutRecords", ["sagemaker:PutRecord"], [scope.feature_group(g.name) for g in streamed]
+        ),
+        *(
+            [
+                _statement(  # the handler loads the states it updates
+                    "ReadAggregationStates",
+                    ["sagemaker:BatchGetRecord"],
+                    [scope.feature_group(g.name) for g in aggregated],
+                )
+            ]
+            if (aggregated := [g for g in streamed if g.aggregations])
+            else []
         ),
         _statement(
             "WriteLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs

@@ -71,7 +71,13 @@ class Header:
 
 
 def group_header(group: GroupSpec) -> Header:
-    paths = sorted({group.location.path, *(f.location.path for f in group.features)})
+    paths = sorted(
+        {
+            group.location.path,
+            *(f.location.path for f in group.features),
+            *(a.location.path for a in group.aggregations),
+        }
+    )
     sources = [
         f"{p} (feature group '{group.name}')" if p == group.location.path else p for p in paths
     ]
@@ -105,6 +111,10 @@ class GroupView:
     header: Header
     imports: list[str]
     runtime: str
+    aggregations: str
+    """``AGGREGATIONS = AggregationRuntime(RUNTIME, ...)`` of an aggregation group, else ''"""
+    job: str
+    """what the batch job and stream handler run: ``AGGREGATIONS`` or ``RUNTIME``"""
     default_sources: str
     streams: str
     doc_source: str
@@ -119,8 +129,20 @@ def group_view(group: GroupSpec) -> GroupView:
         name=group.name,
         package=snake(group.name),
         header=group_header(group),
-        imports=_imports([f.function for f in features]),
+        imports=_imports(
+            [f.function for f in features] + [a.transform for a in group.aggregations]
+        ),
         runtime=statement("RUNTIME", runtime),
+        aggregations=statement(
+            "AGGREGATIONS",
+            Call(
+                "AggregationRuntime",
+                (Code("RUNTIME"), tuple(declaration(a.runtime()) for a in group.aggregations)),
+            ),
+        )
+        if group.aggregations
+        else "",
+        job="AGGREGATIONS" if group.aggregations else "RUNTIME",
         default_sources=statement("DEFAULT_SOURCES", tuple(batch), "tuple[str, ...]"),
         streams=statement(
             "STREAMS",

@@ -90,6 +90,10 @@ class FeatureGroup(_Declaration):
         """The decorator returns the function itself, exactly as the real one does."""
         return _identity
 
+    def aggregation(self, *args: object, **kwargs: object) -> Callable[[F], F]:
+        """As ``feature``: an aggregation's function is returned as it is."""
+        return _identity
+
 
 def on_demand(*args: object, **kwargs: object) -> Callable[[F], F]:
     return _identity

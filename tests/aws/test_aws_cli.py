@@ -39,7 +39,7 @@ def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreSer
     assert '"backend": "aws"' in plan.stdout
     applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
     assert applied.exit_code == 0, applied.output
-    assert "Apply complete! 2 added" in applied.stdout
+    assert "Apply complete! 3 added" in applied.stdout
     again = runner.invoke(main, [*args, "plan", "--detailed-exitcode"], env=ENV)
     assert again.exit_code == 0, again.output  # apply also wrote generated/
     assert again.stdout == "No changes. Feature store matches the definitions.\n"

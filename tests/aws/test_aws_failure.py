@@ -109,10 +109,13 @@ def test_failed_stage_stops_and_next_plan_is_truthful(
     assert "run 'fsgen plan'" in message
     (entry,) = read_history(flaky.state_dir)
     assert entry["result"] == "failed" and "ResourceLimitExceeded" in str(entry["error"])
-    # the group created before the failure stays, complete; the next plan creates the other
+    # the group created before the failure stays, complete; the next plan creates the others
     direct = make_backend(served.url, config)
     after = compute_plan(config, spec, direct, artifacts=False)
-    assert [(c.group, c.action) for c in after.changes] == [(FAIL_GROUP, "create")]
+    assert [(c.group, c.action) for c in after.changes] == [
+        (FAIL_GROUP, "create"),
+        ("purchases", "create"),
+    ]
     apply_plan(config, spec, direct, after, regenerate=False)
     assert not compute_plan(config, spec, direct, artifacts=False).stages
 

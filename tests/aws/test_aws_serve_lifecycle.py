@@ -27,7 +27,7 @@ def boto(served: FeatureStoreServer, service: str) -> object:
 def deploy(example: Example, aws: AwsBackend) -> None:
     config, spec = example
     plan = compute_plan(config, spec, aws, artifacts=False)
-    assert [c.action for c in plan.changes] == ["create", "create"]
+    assert [c.action for c in plan.changes] == ["create", "create", "create"]
     apply_plan(config, spec, aws, plan, regenerate=False)
 
 
@@ -70,7 +70,7 @@ def test_groups_carry_fsgen_tags_and_feature_parameters(
             SortBy="Name"
         )["FeatureGroupSummaries"]
     ]
-    assert names == ["customer-features", "merchant-features"]
+    assert names == ["customer-features", "merchant-features", "purchases"]
 
 
 def test_record_lifecycle_through_boto3(
@@ -235,7 +235,7 @@ def test_destroy_drops_online_data(
         ],
     )
     plan = compute_plan(config, spec, aws, destroy=True)
-    assert [c.action for c in plan.changes] == ["destroy", "destroy"]
+    assert [c.action for c in plan.changes] == ["destroy", "destroy", "destroy"]
     apply_plan(config, spec, aws, plan, allow_destructive=True, regenerate=False)
     assert aws.deployed() == {}
     offline = config.store_path / "offline" / "merchant-features"

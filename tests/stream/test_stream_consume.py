@@ -272,3 +272,66 @@ def test_consume_dead_letters_poison_records_and_never_blocks_the_shard(
         assert len(store.read_offline(GROUP)) == 2
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert json.loads(again.stdout)["read"] == 0  # the checkpoint is past every record
+
+
+def test_consume_an_aggregation_group_equals_its_backfill(
+    kinesis_url: str, example: tuple[ProjectConfig, object], tmp_path: Path
+) -> None:
+    """Purchases on two shards, keyed by customer, consumed in two steps through the
+    generated handler: each customer's features equal those of a batch backfill of the same
+    events, and every event is one offline row."""
+    from fsgen.runtime.aggregate import finalize_record
+
+    config, _ = example
+    spec = load(config.root)
+    handler = load_handler(config, spec, "purchases")
+    assert handler.note.startswith("running ") and handler.aggregations
+    rows = [
+        {
+            "customer_id": f"C{i % 5}",
+            "purchased_at": f"2024-03-01T{(i * 11) // 60:02d}:{(i * 11) % 60:02d}:00Z",
+            "amount": float(i % 4),
+        }
+        for i in range(40)
+    ]
+    client = boto3.client("kinesis", endpoint_url=kinesis_url, region_name="us-east-1")
+    name = f"purchases-{uuid.uuid4().hex[:8]}"
+    client.create_stream(StreamName=name, ShardCount=2)
+    client.get_waiter("stream_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50}
+    )
+    for row in rows:
+        client.put_record(
+            StreamName=name, Data=json.dumps(row).encode(), PartitionKey=str(row["customer_id"])
+        )
+    dlq = tmp_path / "dlq.jsonl"
+    with LocalStore(tmp_path / "stream", spec) as live:
+
+        def consumer() -> Consumer:
+            return Consumer(
+                handler,
+                kinesis_client(kinesis_url, "us-east-1"),
+                name,
+                live.writer("purchases"),
+                JsonlDeadLetter(dlq),
+                Checkpoints(tmp_path / "checkpoints", name, "purchases"),
+                batch_size=6,
+                poll_interval=0.01,
+            )
+
+        first = consumer().run(max_records=13)
+        rest = consumer().run(idle_timeout=0.5)
+        assert first.written + rest.written == 40 and not dlq.exists()
+        streamed = live.batch_get("purchases", [f"C{i}" for i in range(5)])
+        assert len(live.read_offline("purchases", dedup=False)) == 40
+    (tmp_path / "events.csv").write_text(
+        "customer_id,purchased_at,amount\n"
+        + "".join(f"{r['customer_id']},{r['purchased_at']},{r['amount']}\n" for r in rows)
+    )
+    with LocalStore(tmp_path / "batch", spec) as batch:
+        batch.ingest("purchases", tmp_path / "events.csv", workers=0)
+        backfilled = batch.batch_get("purchases", [f"C{i}" for i in range(5)])
+    definitions = [a.runtime() for a in spec.group("purchases").aggregations]
+    for at in (1709251200_000000 + k * 1800_000000 for k in range(0, 18, 2)):
+        for s, b in zip(streamed, backfilled, strict=True):
+            assert finalize_record(definitions, s, at) == finalize_record(definitions, b, at)  # type: ignore[arg-type]

@@ -64,6 +64,18 @@ def test_zip_holds_the_handler_definitions_and_runtime_only(
     assert contents(project_copy, spec, GROUP)["fsgen/__init__.py"].startswith(b'"""fsgen inside')
 
 
+def test_an_aggregation_group_packages_and_imports_from_the_zip_alone(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    """The definitions' @group.aggregation resolves to the zip's inert stand-in; ``build``
+    imports the handler with only the zip on the path (``verify``)."""
+    spec = load(project_copy.root)
+    package = build(project_copy, spec, "purchases", tmp_path / "p.zip")
+    names = zipfile.ZipFile(package.path).namelist()
+    assert "generated/groups/purchases/stream_handler.py" in names
+    assert "fsgen/runtime/aggwrite.py" in names
+
+
 def test_packaged_handler_runs_in_a_clean_venv_against_fsgen_serve(
     boto3_venv: Path, project_copy: ProjectConfig, tmp_path: Path
 ) -> None:
