@@ -333,14 +333,14 @@ class ChunkWriter:
             raise RecordRejected(f"{rt.name}: {rt.event_time}: event time outside years 1..9999")
         if self.coalesce > 0:
             if self._held and self._held[0][:2] != (rt, self.targets):
-                self.flush()
+                self._flush_held()
             self._held.append((rt, self.targets, processed))
             if sum(p.table.num_rows for _, _, p in self._held) >= self.coalesce:
-                self.flush()
+                self._flush_held()
             return
         self._submit(rt, processed, self.targets)
 
-    def flush(self) -> None:
+    def _flush_held(self) -> None:
         """Commit the held blocks (see ``coalesce``) as one chunk, in the order written:
         applying them together leaves the same online state as one by one, and the offline
         store the same rows."""
@@ -461,7 +461,9 @@ class ChunkWriter:
         )
 
     def flush(self) -> None:
-        """Wait for the background commits (a pipelined writer), re-raising their failure."""
+        """Commit the held blocks, then wait for the background commits (a pipelined
+        writer), re-raising their failure."""
+        self._flush_held()
         if self._queue is not None:
             self._queue.join()
         if self._error is not None:
