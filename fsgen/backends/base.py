@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fsgen import ttl_history
 from fsgen.errors import StoreError
 from fsgen.plan.model import GroupState, Stage
 from fsgen.sagemaker import MANAGED_TAG, from_sagemaker
@@ -131,6 +132,25 @@ class ControlPlaneBackend:
                 )
         return from_sagemaker(desc, metadata, tags)
 
+    def record_ttl_change(self, group: str, old: int | None, new: int | None) -> None:
+        """Append (LastModifiedTime of the update just made, old, new) to the group's tag
+        ``fsgen:ttl-history``: from that instant records are written with the new TTL."""
+        desc = self.describe(group)
+        if desc is None:
+            raise BackendError("AddTags", "ResourceNotFound", f"{group} not found")
+        arn = desc["FeatureGroupArn"]
+        current = {t["Key"]: t["Value"] for t in self.tags(arn)}
+        try:
+            value = ttl_history.appended(
+                current.get(ttl_history.TAG),
+                ttl_history.TtlChange(_micros(desc["LastModifiedTime"]), old, new),
+            )
+        except ttl_history.TtlHistoryError as exc:
+            raise BackendError("AddTags", "ValidationException", f"{group}: {exc}") from None
+        self.call(
+            "AddTags", {"ResourceArn": arn, "Tags": [{"Key": ttl_history.TAG, "Value": value}]}
+        )
+
     def deployed(self) -> dict[str, GroupState]:
         out: dict[str, GroupState] = {}
         for name in self.group_names():
@@ -167,6 +187,8 @@ class ControlPlaneBackend:
                 )
             if stage.remove:
                 self.call("DeleteTags", {"ResourceArn": arn, "TagKeys": list(stage.remove)})
+        elif stage.kind == "record_ttl_change":
+            self.record_ttl_change(stage.group, stage.old_seconds, stage.new_seconds)
         else:  # pragma: no cover - the Stage union is closed
             raise AssertionError(stage)
 
@@ -273,3 +295,15 @@ class DataPlane(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def _micros(value: object) -> int:
+    """DescribeFeatureGroup's LastModifiedTime (boto3: a datetime; the local registry: epoch
+    seconds) as epoch µs."""
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1_000_000)
+    if isinstance(value, int | float):
+        return round(float(value) * 1_000_000)
+    raise BackendError("DescribeFeatureGroup", "InvalidResponse", f"LastModifiedTime {value!r}")

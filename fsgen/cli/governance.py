@@ -55,6 +55,8 @@ def freshness(
 
     from fsgen import freshness as fr
 
+    for group in groups:  # an unknown name is the only output, before any note
+        app.spec.group(group)
     app.err.print(f"[dim]freshness of the local store {app.config.store_path}[/dim]")
     rep = fr.report(
         app.config, app.spec, now=time.time() if now is None else now, groups=list(groups) or None

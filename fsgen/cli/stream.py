@@ -53,19 +53,30 @@ def _first_ids(path: Path, identifier: str, n: int) -> list[str]:
         for line in fh:
             try:
                 value = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep
                 continue
             key = value.get(identifier) if isinstance(value, dict) else None
-            if key not in (None, "") and str(key) not in ids:
+            if key not in (None, "") and _storable(str(key)) and str(key) not in ids:
                 ids.append(str(key))
                 if len(ids) == n:
                     break
     return ids
 
 
+def _storable(text: str) -> bool:
+    """False for an id no store can hold (a lone surrogate: not encodable text)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _newest_event_time(handler: Handler, path: Path) -> float | None:
-    """Epoch seconds of the newest valid event time in PATH (to show values as of then)."""
+    """Epoch seconds of the newest valid event time in PATH (to show values as of then);
+    event times the store refuses (outside years 1..9999) do not count."""
     from fsgen.runtime.encoding import parse_event_time
+    from fsgen.store.offline import MAX_SECONDS, MIN_SECONDS
 
     newest: float | None = None
     with path.open("rb") as fh:
@@ -75,7 +86,9 @@ def _newest_event_time(handler: Handler, path: Path) -> float | None:
                 seconds = parse_event_time(
                     handler.runtime.event_time_kind, value[handler.runtime.event_time]
                 )
-            except (ValueError, TypeError, KeyError):
+            except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+                continue
+            if not MIN_SECONDS <= seconds <= MAX_SECONDS:
                 continue
             newest = seconds if newest is None else max(newest, seconds)
     return newest

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal
 from fsgen.codegen.sql import DEFAULT_DATABASE, glue_table_placeholder, ident, literal
 from fsgen.pit.model import MICROS, GroupJoin, plan_for
 from fsgen.spec import ProjectSpec
+from fsgen.ttl_history import TtlChange
 from fsgen.types import DType, Scalar
 
 if TYPE_CHECKING:
@@ -144,6 +145,8 @@ class StageView:
     moment: str
     rank_order: str
     deleted: str
+    ttl: str | None
+    """Per record, the TTL in µs in force at its write, when the TTL changed (else None)."""
     values: tuple[ValueView, ...]
     partition_filter: tuple[str, ...]
     previous: str
@@ -171,12 +174,12 @@ class QueryView:
 
 
 def _partition_filter(join: GroupJoin, bounds: Bounds | None) -> tuple[str, ...]:
-    """Records that can matter lie in the hours from the first label time minus the TTL (an
-    older record can only be expired) to the last label time."""
+    """Records that can matter lie in the hours from the first label time minus the longest
+    TTL a record can have (an older record can only be expired) to the last label time."""
     if join.group.offline.table_format != "Glue":
         return ()  # Iceberg tables partition on the event time themselves
     hour = "concat(" + ", ".join(f'"{p}"' for p in PARTITIONS) + ")"
-    ttl = join.ttl_micros
+    ttl = join.max_ttl_micros
     if bounds is not None:
         last = hour_text(bounds.last)
         parts = [f'"year" <= {literal(last[:4])}', f"{hour} <= {literal(last)}"]
@@ -237,6 +240,7 @@ def _stage(
         moment=f"greatest({event}, {write})" if knowledge_time else event,
         rank_order=f'{event}, {api}, {write}, {deleted}, "$path"',
         deleted=deleted,
+        ttl=join.ttl_sql(api) if len(join.ttl_segments) > 1 else None,
         values=values,
         partition_filter=_partition_filter(join, bounds),
         previous=f"g{join.index - 1}" if join.index else "labels",
@@ -255,7 +259,10 @@ def _join(join: GroupJoin, stage: StageView) -> str:
 def _output(join: GroupJoin, json_collections: bool) -> Iterator[str]:
     history = f'"h{join.index}"'
     gone = f'{history}."__fsgen_d"'
-    if join.ttl_micros is not None:
+    if len(join.ttl_segments) > 1:  # the TTL in force at each record's write
+        age = f'"s"."__fsgen_t" - {history}."__fsgen_e"'
+        gone += f' OR coalesce({age} > {history}."__fsgen_l", false)'
+    elif join.ttl_micros is not None:
         gone += f' OR "s"."__fsgen_t" - {history}."__fsgen_e" > {join.ttl_micros}'
     for n, item in enumerate(join.inputs):
         value = f'{history}."__fsgen_v{n}"'
@@ -278,8 +285,9 @@ def query_view(
     knowledge_time: bool = False,
     json_collections: bool = False,
     bounds: Bounds | None = None,
+    ttl_history: Mapping[str, tuple[TtlChange, ...]] | None = None,
 ) -> QueryView:
-    plan = plan_for(spec, feature_set)
+    plan = plan_for(spec, feature_set, ttl_history)
     fs = plan.feature_set
     labels = labels_table or f"{fs.name.replace('-', '_')}_labels"
     row = ident(row_column, "row id column")
@@ -343,7 +351,10 @@ def render_pit_sql(spec: ProjectSpec, feature_set_name: str, **options: object) 
     request fields, labels), ``label_time_column``, ``label_time_type`` (iso8601,
     epoch_seconds, epoch_micros, timestamp), ``row_column`` (the labels' unique row id,
     default ``fsgen_row``), ``knowledge_time``, ``json_collections`` (collections as JSON text,
-    for GetQueryResults), ``bounds`` (the label times' range, for constant partition bounds).
+    for GetQueryResults), ``bounds`` (the label times' range, for constant partition bounds),
+    ``ttl_history`` (group -> its deployed TTL changes, fsgen.ttl_history: each record is then
+    judged by the TTL in force at its api_invocation_time; the ``generated/`` artifact, made
+    from the definitions alone, applies the declared TTL).
     """
     from fsgen.codegen.env import render
 

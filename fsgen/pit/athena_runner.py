@@ -16,11 +16,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fsgen.codegen.sql import DEFAULT_DATABASE, ident, literal
 from fsgen.pit.athena import ROW_COLUMN, Bounds, render_pit_sql
-from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type
+from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type, with_ttl_history
+from fsgen.ttl_history import TtlChange, TtlHistoryError, from_tags
 from fsgen.types import DType, Scalar
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def athena_job(
         knowledge_time=knowledge_time,
         json_collections=True,
         bounds=bounds,
+        ttl_history={j.group.name: j.ttl_history for j in plan.joins},
     )
     return AthenaJob(
         database=database,
@@ -122,11 +124,18 @@ def athena_stored_values(
         )
     run = run_id or uuid.uuid4().hex[:12]
     bucket, prefix = split_s3(output.rstrip("/") + f"/fsgen-labels/{run}/")
+    tables: dict[str, tuple[str, str]] = {}
+    history: dict[str, tuple[TtlChange, ...]] = {}
+    for join in plan.joins:
+        tables[join.group.name], history[join.group.name] = deployed_group(
+            sagemaker, join.group.name
+        )
+    plan = with_ttl_history(plan, history)
     job = athena_job(
         spec,
         plan,
         labels,
-        {j.group.name: offline_table(sagemaker, j.group.name) for j in plan.joins},
+        tables,
         database=aws.glue_database,
         location=f"s3://{bucket}/{prefix}",
         run_id=run,
@@ -145,10 +154,35 @@ def athena_stored_values(
     return to_arrow(plan, len(labels.frame), result)
 
 
+def deployed_group(sagemaker: object, group: str) -> tuple[tuple[str, str], tuple[TtlChange, ...]]:
+    """(database, table) of a group's offline store and its TTL history (the tag
+    ``fsgen:ttl-history`` that ``fsgen apply`` keeps, read with ListTags)."""
+    described = sagemaker.describe_feature_group(FeatureGroupName=group)  # type: ignore[attr-defined]
+    table = _offline_table(described, group)
+    tags: list[dict[str, str]] = []
+    token: str | None = None
+    while True:
+        page = sagemaker.list_tags(  # type: ignore[attr-defined]
+            ResourceArn=described["FeatureGroupArn"], **({"NextToken": token} if token else {})
+        )
+        tags.extend(page.get("Tags", []))
+        token = page.get("NextToken")
+        if not token:
+            break
+    try:
+        return table, from_tags(tags)
+    except TtlHistoryError as exc:
+        raise PitError(f"feature group {group!r}: {exc}") from None
+
+
 def offline_table(sagemaker: object, group: str) -> tuple[str, str]:
     """(database, table) of a group's offline store, from DescribeFeatureGroup: SageMaker
     names the table itself (with a creation-time suffix)."""
     described = sagemaker.describe_feature_group(FeatureGroupName=group)  # type: ignore[attr-defined]
+    return _offline_table(described, group)
+
+
+def _offline_table(described: dict[str, Any], group: str) -> tuple[str, str]:
     catalog = (described.get("OfflineStoreConfig") or {}).get("DataCatalogConfig") or {}
     if not catalog.get("TableName"):
         raise PitError(
@@ -311,6 +345,7 @@ __all__ = [
     "athena_stored_values",
     "cell_value",
     "create_table_ddl",
+    "deployed_group",
     "label_table",
     "offline_table",
     "to_arrow",

@@ -17,6 +17,10 @@ older ones. A store that cannot be written, or a cache that cannot be built, mea
 published files directly, as before. The cache costs one copy of the group's history on disk
 (columnar, compressed) and one extra scan-and-write on the first build after a change.
 ``FSGEN_PIT_CACHE=off`` turns it off.
+
+The cache holds no TTL: the join judges each record by the TTL in force at its write from the
+cached ``__fsgen_a`` and the group's TTL history (fsgen.ttl_history), so a TTL change needs no
+new cache and the key does not include one.
 """
 
 from __future__ import annotations

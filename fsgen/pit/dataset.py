@@ -20,12 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsgen.bind import on_demand_def
+from fsgen.bind import on_demand_def, typed_default
 from fsgen.config import ProjectConfig
 from fsgen.pit.labels import Labels, LabelSource, read_labels
-from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type, plan_for
+from fsgen.pit.model import INTERNAL, PitError, PitPlan, arrow_type, plan_for, with_ttl_history
 from fsgen.runtime.inference import Column, FeatureSetRuntime, RequestError
 from fsgen.spec import ProjectSpec
+from fsgen.ttl_history import TtlChange, TtlHistoryError, from_tags
 from fsgen.types import DType, Scalar
 
 Engine = Literal["local", "athena", "spark"]
@@ -59,18 +60,42 @@ def build_dataset(
     elif engine == "spark":
         from fsgen.pit.spark import spark_stored_values
 
-        stored = spark_stored_values(plan, rows, store or config.store_path, knowledge_time)
+        root = store or config.store_path
+        plan = with_ttl_history(plan, local_ttl_history(root, plan))
+        stored = spark_stored_values(plan, rows, root, knowledge_time)
     else:
         from fsgen.pit.local import stored_values
         from fsgen.store.commit import settled
 
         root = store or config.store_path
+        plan = with_ttl_history(plan, local_ttl_history(root, plan))
         with settled(root, "dataset"):  # a consistent snapshot; a killed writer's chunk finished
             stored = stored_values(plan, rows, root, knowledge_time, threads=threads)
     frame = finish(plan, rows, stored)
     local = None if engine == "athena" else (store or config.store_path)
     frame.attrs["warnings"] = empty_group_warnings(plan, stored, local, knowledge_time)
     return frame
+
+
+def local_ttl_history(store: Path, plan: PitPlan) -> dict[str, tuple[TtlChange, ...]]:
+    """Each group's TTL history as the local registry holds it (the ``fsgen:ttl-history``
+    tag ``fsgen apply`` keeps; fsgen.ttl_history), so every record is judged by the TTL in
+    force when it was written -- the ExpiresAt its online record was stamped with."""
+    from fsgen.backends.registry import Registry
+
+    if not (store / "registry.json").is_file():
+        return {}
+    groups = Registry(store).snapshot()["groups"]
+    out: dict[str, tuple[TtlChange, ...]] = {}
+    for join in plan.joins:
+        entry = groups.get(join.group.name)
+        if entry is None:
+            continue
+        try:
+            out[join.group.name] = from_tags(entry.get("tags", []))
+        except TtlHistoryError as exc:
+            raise PitError(f"feature group {join.group.name!r}: {exc}") from None
+    return out
 
 
 def empty_group_warnings(
@@ -167,10 +192,47 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     if suffix == ".csv":
-        frame.to_csv(temp, index=False)
+        csv_cells(frame).to_csv(temp, index=False)
     else:
         frame.to_parquet(temp, index=False)
     os.replace(temp, path)
+
+
+def csv_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with collection values (List, Set, Vector) as JSON arrays, the encoding
+    ingestion reads from a CSV cell, so a dataset written to CSV can be read back (pandas
+    would write Python's repr: ``['a', 'b']``)."""
+    import json
+
+    import numpy as np
+
+    def cell(value: object) -> object:
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, list | tuple):
+            return json.dumps(list(value), ensure_ascii=False, default=_json_scalar)
+        return value
+
+    out = frame
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object and column.map(_is_collection).any():
+            out = out.copy() if out is frame else out
+            out[name] = column.map(cell)
+    return out
+
+
+def _is_collection(value: object) -> bool:
+    import numpy as np
+
+    return isinstance(value, list | tuple | np.ndarray)
+
+
+def _json_scalar(value: object) -> object:
+    item = getattr(value, "item", None)  # a NumPy scalar
+    if callable(item):
+        return item()
+    raise TypeError(f"not JSON: {value!r}")
 
 
 # ---------------------------------------------------------------------------- on-demand
@@ -239,17 +301,6 @@ def _as_arrow(values: pa.Array | Sequence[object], dtype: DType) -> pa.Array:
     if isinstance(values, pa.Array):
         return values if values.type == arrow_type(dtype) else values.cast(arrow_type(dtype))
     return pa.array(list(values), type=arrow_type(dtype))
-
-
-def typed_default(dtype: DType, value: object) -> object:
-    """A default in the column's own type (Fractional 0 -> 0.0), as the parser fills it."""
-    if value is None or dtype.is_collection:
-        return value
-    if dtype.scalar is Scalar.FRACTIONAL and isinstance(value, int | float):
-        return float(value)
-    if dtype.scalar is Scalar.INTEGRAL and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _apply_policy(

@@ -24,7 +24,10 @@ data (same answer: the struct is a total order). Both read the group's history c
 
 TTL and deletes are applied to the chosen record: a tombstone or a record older than the TTL
 (``T - event > ttl``; exactly TTL old still counts) yields missing values. A tombstone at D
-thus hides older records for label times >= D only.
+thus hides older records for label times >= D only. The TTL is the one in force when the
+record was written (its api_invocation_time against the group's TTL history,
+fsgen.ttl_history), as its online ExpiresAt was stamped; it is applied in the query, never
+stored in the history cache, so the cache's key needs no TTL.
 """
 
 from __future__ import annotations
@@ -289,8 +292,10 @@ def dataset_sql(
             # read from the ordering struct the join carries anyway (a narrower payload):
             # its event time, and the delete flag packed in the tie's bit 62
             gone, event = f"(({alias}.__o).x >> 62) = 1", f"({alias}.__o).e"
-        if join.ttl_micros is not None:
-            gone += f" OR {t} - {event} > {join.ttl_micros}"
+        # the TTL in force at the record's write (its api_invocation_time), as serving has it
+        expired = join.expired_sql(t, event, f"({alias}.__o).a")
+        if expired is not None:
+            gone += f" OR {expired}"
         for n, item in enumerate(join.inputs):
             select.append(
                 f"CASE WHEN {gone} THEN NULL ELSE {alias}.{q(f'{INTERNAL}v{n}')} END "

@@ -11,12 +11,15 @@ the precision a double holds for present-day epochs.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from fsgen.errors import FsgenError
 from fsgen.spec import FeatureSetSpec, GroupSpec, KeySpec, OnDemandSpec, ProjectSpec
+from fsgen.ttl_history import TtlChange, segments
 from fsgen.types import DType, Scalar
 
 MICROS = 1_000_000
@@ -50,10 +53,55 @@ class GroupJoin:
     keys: tuple[KeySpec, ...]
     ttl_seconds: int | None
     inputs: tuple[StoredInput, ...]
+    ttl_history: tuple[TtlChange, ...] = ()
+    """The deployed group's TTL changes (fsgen.ttl_history); empty when the feature set has
+    a TTL of its own, which applies to every record alike."""
 
     @property
     def ttl_micros(self) -> int | None:
+        """The TTL of records written after the last TTL change (the current definition's)."""
         return None if self.ttl_seconds is None else self.ttl_seconds * MICROS
+
+    @property
+    def ttl_segments(self) -> tuple[tuple[int | None, int | None], ...]:
+        """``((until api µs, ttl µs), ...)``: the TTL in force for records written before
+        each bound (see fsgen.ttl_history.segments); one segment without a TTL change."""
+        return tuple(
+            (until, None if ttl is None else ttl * MICROS)
+            for until, ttl in segments(self.ttl_history, self.ttl_seconds)
+        )
+
+    @property
+    def max_ttl_micros(self) -> int | None:
+        """The longest TTL any record can have (None: some record never expires)."""
+        ttls = [ttl for _, ttl in self.ttl_segments]
+        return None if any(t is None for t in ttls) else max(t for t in ttls if t is not None)
+
+    def ttl_sql(self, api: str) -> str | None:
+        """SQL (DuckDB, Trino, Spark alike) for the TTL in µs of a record written at ``api``
+        (its api_invocation_time in µs): the TTL in force at that write. None: no record of
+        the group expires. A constant when the TTL never changed; otherwise a CASE that may
+        be NULL (no TTL at that write; a record without api time gets the current TTL)."""
+        parts = self.ttl_segments
+        if len(parts) == 1:
+            ttl = parts[0][1]
+            return None if ttl is None else str(ttl)
+        branches = " ".join(
+            f"WHEN {api} < {until} THEN {'NULL' if ttl is None else ttl}"
+            for until, ttl in parts[:-1]
+        )
+        last = parts[-1][1]
+        return f"CASE {branches} ELSE {'NULL' if last is None else last} END"
+
+    def expired_sql(self, label: str, event: str, api: str) -> str | None:
+        """SQL true when the record (event µs, api µs) is older than its TTL at ``label`` µs
+        (exactly TTL old still counts); None when nothing of the group expires."""
+        ttl = self.ttl_sql(api)
+        if ttl is None:
+            return None
+        if len(self.ttl_segments) == 1:
+            return f"{label} - {event} > {ttl}"
+        return f"coalesce({label} - {event} > ({ttl}), false)"
 
     @property
     def event_time_kind(self) -> str:
@@ -112,8 +160,15 @@ def hidden_column(group: str, feature: str) -> str:
     return f"{INTERNAL}in_{group.replace('-', '_')}__{feature}"
 
 
-def plan_for(spec: ProjectSpec, feature_set: str) -> PitPlan:
-    """The join plan of ``feature_set``: groups in the set's order, each with its inputs."""
+def plan_for(
+    spec: ProjectSpec,
+    feature_set: str,
+    ttl_history: Mapping[str, tuple[TtlChange, ...]] | None = None,
+) -> PitPlan:
+    """The join plan of ``feature_set``: groups in the set's order, each with its inputs.
+
+    ``ttl_history``: group -> its deployed TTL changes, so each record is judged by the TTL
+    in force at its write (a feature set's own TTL ignores them)."""
     fs = spec.feature_set(feature_set)
     on_demand = tuple(spec.on_demand_feature(i.name) for i in fs.items if i.kind == "on_demand")
     wanted: dict[str, dict[str, StoredInput]] = {g: {} for g in fs.groups}
@@ -148,9 +203,23 @@ def plan_for(spec: ProjectSpec, feature_set: str) -> PitPlan:
                 keys=group.entity.keys,
                 ttl_seconds=ttl,
                 inputs=tuple(inputs.values()),
+                ttl_history=(
+                    () if fs.ttl_seconds is not None else tuple((ttl_history or {}).get(name, ()))
+                ),
             )
         )
     return PitPlan(feature_set=fs, joins=tuple(joins), on_demand=on_demand)
+
+
+def with_ttl_history(plan: PitPlan, ttl_history: Mapping[str, tuple[TtlChange, ...]]) -> PitPlan:
+    """``plan`` with each group's deployed TTL history (see :func:`plan_for`)."""
+    if plan.feature_set.ttl_seconds is not None:
+        return plan
+    joins = tuple(
+        dataclasses.replace(j, ttl_history=tuple(ttl_history.get(j.group.name, ())))
+        for j in plan.joins
+    )
+    return dataclasses.replace(plan, joins=joins)
 
 
 __all__ = [
@@ -163,4 +232,5 @@ __all__ = [
     "arrow_type",
     "hidden_column",
     "plan_for",
+    "with_ttl_history",
 ]

@@ -16,7 +16,9 @@ write time orders above every value, as in DuckDB's struct comparison.
 
 TTL and deletes apply to the chosen record, exactly as locally: a tombstone, or a record
 older than the TTL (``T - event > ttl``; exactly TTL old still counts), yields missing
-values, so a tombstone at D hides older records for label times >= D only.
+values, so a tombstone at D hides older records for label times >= D only. The TTL is the
+one in force at the record's api_invocation_time (the group's TTL history, carried in the
+chosen record as ``a``).
 
 Instants are integer epoch microseconds throughout. Label times arrive already converted by
 :mod:`fsgen.pit.labels` (the local engine's own code), so sub-millisecond label times are
@@ -195,7 +197,12 @@ def group_values(
     n_keys = len(join.keys)
     instant = "greatest(__e, __w)" if knowledge_time else "__e"
     payload = ", ".join(
-        ["__e AS e", "__d AS d", *(f"{v(n)} AS {v(n)}" for n in range(len(join.inputs)))]
+        [
+            "__e AS e",
+            "__a AS a",
+            "__d AS d",
+            *(f"{v(n)} AS {v(n)}" for n in range(len(join.inputs))),
+        ]
     )
     left = records.selectExpr(
         *(k(j) for j in range(n_keys)),
@@ -222,8 +229,9 @@ def group_values(
         .where("__kind = 1")
     )
     gone = "__b IS NULL OR __b.d"
-    if join.ttl_micros is not None:
-        gone += f" OR {T} - __b.e > {join.ttl_micros}"
+    expired = join.expired_sql(T, "__b.e", "__b.a")  # the TTL in force at the record's write
+    if expired is not None:
+        gone += f" OR {expired}"
     return best.selectExpr(
         f"{join.index} AS {GROUP}",
         ROW,

@@ -232,6 +232,8 @@ def describe_stage(stage: Stage) -> str:
         return f"update feature group {stage.group}: {what}"
     if stage.kind == "update_feature_metadata":
         return f"update metadata of {stage.group}.{stage.request['FeatureName']}"
+    if stage.kind == "record_ttl_change":
+        return f"record the TTL change of {stage.group} (tag fsgen:ttl-history)"
     return f"tag feature group {stage.group}"
 
 

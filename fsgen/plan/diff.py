@@ -19,6 +19,7 @@ from fsgen.plan.model import (
     JsonScalar,
     Plan,
     PropertyDiff,
+    RecordTtlChange,
     ResourceChange,
     SetTags,
     Stage,
@@ -33,6 +34,7 @@ from fsgen.sagemaker import (
     online_update_request,
     throughput_update_request,
 )
+from fsgen.ttl_history import TAG as TTL_HISTORY_TAG
 
 K = ChangeKind
 
@@ -143,6 +145,8 @@ def diff_group(desired: GroupState, deployed: GroupState) -> tuple[list[Property
         if before.name not in declared:
             diffs.append(_diff(f"features.{before.name}", before.type, None))
     for key in sorted(set(deployed.tags) | set(desired.tags)):
+        if key == TTL_HISTORY_TAG:
+            continue  # kept by apply itself (a record of deployed state, not a definition)
         old, new = deployed.tags.get(key), desired.tags.get(key)
         if old != new:
             diffs.append(_diff(f"tags.{key}", old, new, rule="tags.*"))
@@ -258,14 +262,18 @@ def ttl_notes(changes: Sequence[ResourceChange]) -> list[str]:
                 continue
             old = _duration(diff.old)
             new = _duration(diff.new)
+            kept = (
+                f"keep the ExpiresAt they were written with (EventTime + {old})"
+                if diff.old is not None
+                else "keep no ExpiresAt (they do not expire)"
+            )
+            later = f"expire after {new}" if diff.new is not None else "do not expire"
             notes.append(
-                f"{change.group}: online TTL {old} -> {new}. Records already stored online keep "
-                f"the ExpiresAt they were written with (EventTime + {old}); only records written "
-                f"after the apply expire after {new}. Serving (fsgen get, serve-model) follows "
-                f"each record's stored ExpiresAt; training sets (fsgen dataset) apply {new} to "
-                "the whole history, so for older records they can disagree (fsgen skew-check "
-                f"reports it) until those records are written again (fsgen ingest "
-                f"{change.group} ...)."
+                f"{change.group}: online TTL {old} -> {new}. Records already written {kept}; "
+                f"new records {later}. Training sets (fsgen dataset, every engine) and the skew "
+                "check judge each record by the TTL in force when it was written, which apply "
+                f"records in the group's tag {TTL_HISTORY_TAG}, so training and serving agree; "
+                f"re-ingesting (fsgen ingest {change.group} ...) re-stamps records with {new}."
             )
     return notes
 
@@ -315,12 +323,20 @@ def _update_stages(change: ResourceChange) -> list[Stage]:
     paths = {d.path for d in change.diffs if d.kind is K.UPDATE}
     if paths & {"online_ttl_seconds", "online_storage_type"}:
         stages.append(UpdateGroup(group=after.name, request=online_update_request(after)))
+    if "online_ttl_seconds" in paths:  # right after the update: its LastModifiedTime
+        stages.append(
+            RecordTtlChange(
+                group=after.name,
+                old_seconds=before.online_ttl_seconds,
+                new_seconds=after.online_ttl_seconds,
+            )
+        )
     if any(p.startswith("throughput_") for p in paths):
         stages.append(UpdateGroup(group=after.name, request=throughput_update_request(after)))
     stages.extend(_metadata_stages(after, before))
     if K.TAGS in kinds:
         add = {k: v for k, v in after.tags.items() if before.tags.get(k) != v}
-        remove = tuple(k for k in before.tags if k not in after.tags)
+        remove = tuple(k for k in before.tags if k not in after.tags and k != TTL_HISTORY_TAG)
         stages.append(SetTags(group=after.name, add=add, remove=remove))
     return stages
 

@@ -133,8 +133,18 @@ class SetTags(Frozen):
     remove: tuple[str, ...] = ()
 
 
+class RecordTtlChange(Frozen):
+    """Append the TTL change just applied (at the group's LastModifiedTime) to the group's tag
+    ``fsgen:ttl-history`` (fsgen.ttl_history), which point-in-time datasets read."""
+
+    kind: Literal["record_ttl_change"] = "record_ttl_change"
+    group: str
+    old_seconds: int | None
+    new_seconds: int | None
+
+
 Stage = Annotated[
-    CreateGroup | DeleteGroup | UpdateGroup | UpdateFeatureMetadata | SetTags,
+    CreateGroup | DeleteGroup | UpdateGroup | UpdateFeatureMetadata | SetTags | RecordTtlChange,
     Field(discriminator="kind"),
 ]
 

@@ -37,7 +37,7 @@ from typing import IO, Any
 from fsgen.runtime.bulk import BlockResult, process_block
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
-from fsgen.runtime.sources import Chunk, Reject, read_source, source_name
+from fsgen.runtime.sources import Chunk, Reject, SourceError, read_source, source_name
 
 MIN_SECONDS = -62135596800.0  # 0001-01-01T00:00:00Z
 MAX_SECONDS = 253402300799.0  # 9999-12-31T23:59:59Z
@@ -88,6 +88,21 @@ class IngestResult:
         }
 
 
+def check_output_path(path: Path, what: str) -> None:
+    """Refuse, before anything is read or created, an output path that cannot become a file:
+    one that is a directory, or under a file (the directories up to it are made on first
+    write, so they must be directories or not exist)."""
+    if path.is_dir():
+        raise SourceError(f"{what} {path}: is a directory; nothing was read")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SourceError(
+                    f"{what} {path}: {parent} is a file, not a directory; nothing was read"
+                )
+            return
+
+
 class RejectSink:
     """The one rejects writer: JSON lines, one per reject, into a temporary file that becomes
     ``path`` when the run ends (so a crash never leaves a half-written rejects file under the
@@ -101,6 +116,8 @@ class RejectSink:
         self, path: str | os.PathLike[str] | None, keep: int = 20, into: list[Reject] | None = None
     ) -> None:
         self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            check_output_path(self.path, "rejects file")
         self.keep = keep
         self.into = into
         self.samples: list[Reject] = []
@@ -350,6 +367,8 @@ def prepare_chunk(rt: GroupRuntime, chunk: Chunk, prepare: Prepare) -> Prepared:
     rejected = RejectSink(None, keep=0, into=list(chunk.rejected))
     block = process_chunk(rt, chunk, rejected)
     assert rejected.into is not None
+    if chunk.rejected and len(rejected.into) > len(chunk.rejected):
+        rejected.into.sort(key=lambda r: r.row)  # the reader's and validation's, in row order
     data = None
     if block.rows:
         try:

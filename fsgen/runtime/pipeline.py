@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from fsgen.runtime.encoding import (
@@ -138,10 +139,21 @@ def _json_array(text: str, inner: str) -> object:
     return decoded
 
 
+_MAX_DIGITS = 4300
+"""digits of the largest Decimal turned into an int (Python's own limit for int text)"""
+
+
 def _to_int(value: object) -> int:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if (  # a Parquet DECIMAL(p, 0) column: how files carry integers beyond 64 bits
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value == value.to_integral_value()
+        and value.adjusted() < _MAX_DIGITS
+    ):
         return int(value)
     if isinstance(value, str):
         text = value.strip()
@@ -153,6 +165,8 @@ def _to_int(value: object) -> int:
 def _to_float(value: object) -> float:
     number: float | None = None
     if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, Decimal) and value.is_finite():
         number = float(value)
     elif isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
         number = float(value.strip())
@@ -166,7 +180,7 @@ def _to_float(value: object) -> float:
 def _to_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | float) and value in (0, 1):
+    if isinstance(value, int | float | Decimal) and value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.lower() in _BOOL_TEXT:
         return _BOOL_TEXT[value.lower()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -146,8 +147,11 @@ def read_source(
     path = _local_path(name)
     if not path.is_file():
         raise SourceError(f"{name}: no such file")
-    if kind != "parquet" and not name.lower().endswith(".gz") and _starts_with(path, _GZIP):
-        raise SourceError(f"{name}: the file is gzip-compressed; name it *.gz or decompress it")
+    if kind != "parquet" and _starts_with(path, _GZIP):
+        raise SourceError(
+            f"{name}: the file is gzip-compressed; decompress it first (CSV and JSON lines "
+            "are read as plain text)"
+        )
     if kind == "csv":
         return _read_csv(path, name, chunk_rows)
     if kind == "parquet":
@@ -192,10 +196,13 @@ def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
     invalid: list[tuple[int, str, int, int]] = []
 
     def on_invalid(row: Any) -> str:
-        invalid.append((row.number, row.text, row.actual_columns, row.expected_columns))
+        text = row.text
+        if stream.escaped and _ESCAPE_TEXT in text:  # show the row's own bytes
+            text = unescape(text.encode("utf-8")).decode("utf-8", errors="replace")
+        invalid.append((row.number, text, row.actual_columns, row.expected_columns))
         return "skip"
 
-    stream = pa.input_stream(str(path), compression=None)
+    stream = Utf8Guard(path)
     try:
         reader = pacsv.open_csv(
             stream,
@@ -211,10 +218,122 @@ def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
             ),
         )
     except pa.ArrowException as exc:
+        stream.close()
         if "Empty CSV file" in str(exc):  # a header and no newline: no records
             return iter(())
         raise SourceError(f"{name}: {exc}") from None
-    return _csv_chunks(reader, stream, name, chunk_rows, invalid)
+    return _closing(_csv_chunks(reader, stream, name, chunk_rows, invalid), stream)
+
+
+def _closing(chunks: Iterator[Chunk], stream: Utf8Guard) -> Iterator[Chunk]:
+    """``chunks``, closing the file when they end (or the reader stops early)."""
+    try:
+        yield from chunks
+    finally:
+        stream.close()
+
+
+_ESCAPE_TEXT = "\ufdd0"
+"""A Unicode noncharacter (reserved for a program's internal use): the escape of
+:class:`Utf8Guard`"""
+_ESCAPE = _ESCAPE_TEXT.encode("utf-8")
+_ESCAPES = {0xDC00 + b: f"{_ESCAPE_TEXT}{b:02x}" for b in range(128, 256)}
+_ESCAPED = re.compile(re.escape(_ESCAPE) + b"(" + re.escape(_ESCAPE) + b"|[0-9a-f]{2})")
+
+
+class Utf8Guard:
+    """The CSV file as pyarrow reads it: its bytes, except that in a block that is not valid
+    UTF-8 (or holds the escape character) each invalid byte becomes the escape plus two hex
+    digits and a literal escape is doubled, so pyarrow only ever sees valid UTF-8.
+
+    Why: pyarrow decodes the text of a row with the wrong number of values as UTF-8 before
+    calling the invalid-row handler, and fails (taking the whole read down) when it is not.
+    With the guard such a row is a reject like any other; :func:`unescape` gives the exact
+    bytes back, so a value that was not UTF-8 is still rejected as such and a value that was
+    is unchanged. Valid blocks (nearly every file) pass through as they are. The header line
+    passes verbatim (it was checked to be UTF-8)."""
+
+    BLOCK = 8 << 20
+
+    def __init__(self, path: Path) -> None:
+        self._fh = path.open("rb")
+        self._out = bytearray(self._fh.readline())
+        self._carry = b""
+        self._eof = False
+        self.escaped = False
+        """whether any block was escaped (else no value can hold an escape)"""
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._out) < size):
+            block = self._fh.read(self.BLOCK)
+            data = self._carry + block
+            if not block:
+                self._eof, self._carry = True, b""
+            else:
+                cut = _char_boundary(data)
+                data, self._carry = data[:cut], data[cut:]
+            self._out += self._guard(data)
+        take = len(self._out) if size < 0 else min(size, len(self._out))
+        out = bytes(self._out[:take])
+        del self._out[:take]
+        return out
+
+    def _guard(self, data: bytes) -> bytes:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if _ESCAPE_TEXT not in text:
+                return data
+        self.escaped = True
+        text = data.decode("utf-8", errors="surrogateescape")
+        return text.replace(_ESCAPE_TEXT, _ESCAPE_TEXT * 2).translate(_ESCAPES).encode("utf-8")
+
+    def tell(self) -> int:
+        """Bytes of the file read so far."""
+        return self._fh.tell()
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _char_boundary(data: bytes) -> int:
+    """The length of ``data`` without a UTF-8 character cut off at its end (a block ends
+    anywhere)."""
+    end = len(data)
+    for back in range(1, min(4, end) + 1):
+        byte = data[end - back]
+        if byte < 0x80:
+            return end
+        if byte >= 0xC0:  # a lead byte: does its sequence end within data?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return end if back >= need else end - back
+    return end
+
+
+def _has_escape(column: Any) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.match_substring(column, _ESCAPE_TEXT)).as_py())
+
+
+def unescape(data: bytes) -> bytes:
+    """The file's own bytes of text read through :class:`Utf8Guard`."""
+    return _ESCAPED.sub(
+        lambda m: _ESCAPE if m.group(1) == _ESCAPE else bytes.fromhex(m.group(1).decode("ascii")),
+        data,
+    )
 
 
 def _csv_header(path: Path, name: str) -> list[str]:
@@ -266,12 +385,14 @@ def _csv_chunks(
             table = pa.Table.from_batches(pending, schema=reader.schema)
             numbers = numbering.take(take)
             mine = {r: bad.pop(r) for r in sorted(bad) if r < numbers[-1]}
-            yield _csv_chunk(name, table.slice(0, take), numbers, mine, stream.tell())
+            yield _csv_chunk(
+                name, table.slice(0, take), numbers, mine, stream.tell(), stream.escaped
+            )
             rest = table.slice(take)
             pending, size = rest.to_batches(), rest.num_rows
         if done:
             if bad:
-                yield _csv_chunk(name, None, [], bad, stream.tell())
+                yield _csv_chunk(name, None, [], bad, stream.tell(), stream.escaped)
             return
 
 
@@ -310,6 +431,7 @@ def _csv_chunk(
     numbers: list[int],
     bad: dict[int, tuple[str, int, int]],
     position: int,
+    escapes: bool = False,
 ) -> Chunk:
     import pyarrow as pa
 
@@ -329,10 +451,15 @@ def _csv_chunk(
     columns: list[Any] = []
     broken: set[int] = set()
     for i, column in enumerate(table.columns):
+        escaped = escapes and _has_escape(column)
         try:
+            if escaped:
+                raise pa.ArrowInvalid("escaped bytes")
             columns.append(column.cast(pa.string()))
         except pa.ArrowInvalid:
             values = column.to_pylist()
+            if escaped:
+                values = [unescape(v) if _ESCAPE in v else v for v in values]
             for j, v in enumerate(values):
                 try:
                     v.decode("utf-8")
@@ -383,35 +510,83 @@ def _read_parquet(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
         raise SourceError(f"{name}: not a readable Parquet file: {exc}") from None
     if len(set(names)) != len(names):
         raise SourceError(f"{name}: duplicate column names in the Parquet schema")
-    _check_parquet(pf, name)
-    return _parquet_chunks(pf, name, chunk_rows, path.stat().st_size)
+    bad = _check_parquet(pf, name)
+    return _parquet_chunks(pf, name, chunk_rows, path.stat().st_size, bad)
 
 
-def _check_parquet(pf: Any, name: str) -> None:
-    """Decode every page and check every value (UTF-8 of strings included) before the first
-    chunk is written: a corrupt page anywhere in the file is one clear error up front, never
-    a run aborted after earlier chunks were committed. Reads the file once more, a batch at a
-    time (bounded memory)."""
+def _check_parquet(pf: Any, name: str) -> dict[int, tuple[str, str]]:
+    """Decode every page and check every value before the first chunk is written: a corrupt
+    page anywhere in the file is one clear error up front, never a run aborted after earlier
+    chunks were committed. Reads the file once more, a batch at a time (bounded memory).
+
+    Returns the rows holding a string that is not UTF-8 (row -> (column, reason)): those are
+    rejects, the other rows are read."""
     import pyarrow as pa
 
     row = 1
+    bad: dict[int, tuple[str, str]] = {}
     try:
         for batch in pf.iter_batches(batch_size=65_536):
             try:
                 batch.validate(full=True)
             except pa.ArrowInvalid as exc:
-                raise SourceError(
-                    f"{name}: invalid Parquet data in rows {row}-{row + batch.num_rows - 1}: "
-                    f"{exc}; nothing was written"
-                ) from None
+                found = _not_utf8(batch, row)
+                if not found:
+                    raise SourceError(
+                        f"{name}: invalid Parquet data in rows {row}-"
+                        f"{row + batch.num_rows - 1}: {exc}; nothing was written"
+                    ) from None
+                for r, problem in found.items():
+                    bad.setdefault(r, problem)
             row += batch.num_rows
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise SourceError(
             f"{name}: unreadable Parquet data after row {row - 1}: {exc}; nothing was written"
         ) from None
+    return bad
 
 
-def _parquet_chunks(pf: Any, name: str, chunk_rows: int, size: int) -> Iterator[Chunk]:
+def _not_utf8(batch: Any, first_row: int) -> dict[int, tuple[str, str]]:
+    """Rows of ``batch`` whose (top-level) string value is not UTF-8: row -> (column,
+    reason); empty when what fails validation is something else (then the file is
+    refused)."""
+    import pyarrow as pa
+
+    found: dict[int, tuple[str, str]] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if column.type not in (pa.string(), pa.large_string()):
+            continue
+        raw = column.view(pa.binary() if column.type == pa.string() else pa.large_binary())
+        try:
+            raw.cast(column.type)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        for j, value in enumerate(raw.to_pylist()):
+            if value is None:
+                continue
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                found.setdefault(first_row + j, (name, f"not UTF-8 text: {exc}"))
+    try:  # anything else wrong with the batch is a corrupt file
+        pa.RecordBatch.from_arrays(
+            [
+                c.view(pa.binary() if c.type == pa.string() else pa.large_binary())
+                if c.type in (pa.string(), pa.large_string())
+                else c
+                for c in batch.columns
+            ],
+            names=batch.schema.names,
+        ).validate(full=True)
+    except pa.ArrowInvalid:
+        return {}
+    return found
+
+
+def _parquet_chunks(
+    pf: Any, name: str, chunk_rows: int, size: int, bad: dict[int, tuple[str, str]]
+) -> Iterator[Chunk]:
     import pyarrow as pa
 
     row = 1
@@ -429,8 +604,42 @@ def _parquet_chunks(pf: Any, name: str, chunk_rows: int, size: int) -> Iterator[
             ) from None
         done += batch.num_rows
         table = pa.Table.from_batches([batch])
-        yield Chunk(name, row, table, table.num_rows, size * done // total)
+        mine = sorted(r for r in bad if row <= r < row + table.num_rows) if bad else []
+        if not mine:
+            yield Chunk(name, row, table, table.num_rows, size * done // total)
+        else:
+            yield _without_rows(name, table, row, mine, bad, size * done // total)
         row += batch.num_rows
+
+
+def _without_rows(
+    name: str,
+    table: Any,
+    first: int,
+    rows: list[int],
+    bad: dict[int, tuple[str, str]],
+    progress: int,
+) -> Chunk:
+    """The chunk of ``table`` (rows from ``first``) with ``rows`` as rejects."""
+    import pyarrow as pa
+
+    skip = {r - first for r in rows}
+    keep = [j for j in range(table.num_rows) if j not in skip]
+    shown = pa.Table.from_arrays(
+        [c.cast(pa.binary()) if c.type == pa.string() else c for c in table.columns],
+        names=table.column_names,
+    )
+    rejected = []
+    for r in rows:
+        record = {
+            k: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v
+            for k, v in shown.slice(r - first, 1).to_pylist()[0].items()
+        }
+        rejected.append(Reject(name, r, bad[r][0], bad[r][1], record))
+    kept = table.take(pa.array(keep, pa.int64()))
+    numbers = [first + j for j in keep]
+    start = numbers[0] if numbers else rows[0]
+    return Chunk(name, start, kept, kept.num_rows, progress, numbers, rejected)
 
 
 # ------------------------------------------------------------------------------- JSON lines

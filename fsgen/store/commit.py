@@ -302,7 +302,14 @@ class ChunkWriter:
         self.chunks = 0
         self.targets = (True, True)
         """(online, offline) for the chunks written next (PutRecord's TargetStores)"""
-        self._queue: queue.Queue[tuple[GroupRuntime, Processed] | None] | None = None
+        self.coalesce = 0
+        """when > 0, blocks are held and committed together once this many records are held
+        (and by ``flush``/``close``), so many small writes -- a replay's batches -- make one
+        file per event-time hour instead of one per hour per batch"""
+        self._held: list[tuple[GroupRuntime, tuple[bool, bool], Processed]] = []
+        self._queue: (
+            queue.Queue[tuple[GroupRuntime, Processed, tuple[bool, bool]] | None] | None
+        ) = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         if pipelined:
@@ -323,14 +330,46 @@ class ChunkWriter:
             offline.MIN_SECONDS <= secs.min() and secs.max() <= offline.MAX_SECONDS
         ):
             raise RecordRejected(f"{rt.name}: {rt.event_time}: event time outside years 1..9999")
+        if self.coalesce > 0:
+            if self._held and self._held[0][:2] != (rt, self.targets):
+                self.flush()
+            self._held.append((rt, self.targets, processed))
+            if sum(p.table.num_rows for _, _, p in self._held) >= self.coalesce:
+                self.flush()
+            return
+        self._submit(rt, processed, self.targets)
+
+    def flush(self) -> None:
+        """Commit the held blocks (see ``coalesce``) as one chunk, in the order written:
+        applying them together leaves the same online state as one by one, and the offline
+        store the same rows."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        rt, targets = held[0][0], held[0][1]
+        if len(held) == 1:
+            merged = held[0][2]
+        else:
+            import pyarrow as pa
+
+            table = pa.concat_tables([p.table for _, _, p in held])
+            secs = np.concatenate([p.seconds for _, _, p in held])
+            merged = Processed(table, secs, latest_rows(rt, table, secs))
+        self._submit(rt, merged, targets)
+
+    def discard(self) -> None:
+        """Drop the held blocks unwritten (a run that stops on an error)."""
+        self._held = []
+
+    def _submit(self, rt: GroupRuntime, processed: Processed, targets: tuple[bool, bool]) -> None:
         if self._queue is None:
-            self._commit(rt, processed)
+            self._commit(rt, processed, targets)
             return
         if self._error is not None:
             raise self._error
-        self._queue.put((rt, processed))
+        self._queue.put((rt, processed, targets))
 
-    def _commit(self, rt: GroupRuntime, processed: Processed) -> None:
+    def _commit(self, rt: GroupRuntime, processed: Processed, targets: tuple[bool, bool]) -> None:
         chunk = self.chunks
         self.chunks += 1
         online = self.store.online
@@ -347,7 +386,7 @@ class ChunkWriter:
             processed.table,
             processed.seconds,
             online_part,
-            targets=self.targets,
+            targets=targets,
         )
 
     def _run(self) -> None:
@@ -364,6 +403,7 @@ class ChunkWriter:
                     self._error = exc
 
     def close(self) -> None:
+        self.flush()
         if self._queue is not None and self._thread is not None:
             self._queue.put(None)
             self._thread.join()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,10 @@ VALUES = st.one_of(
     st.booleans(),
     st.integers(-(10**20), 10**20),
     st.floats(allow_nan=True, allow_infinity=True),
+    # what a Parquet DECIMAL column reads as (integers beyond 64 bits among them)
+    st.decimals(min_value=-(10**30), max_value=10**30, places=0),
+    st.decimals(min_value=-(10**6), max_value=10**6, places=4),
+    st.sampled_from([Decimal("NaN"), Decimal("Infinity"), Decimal("-0"), Decimal("1E+2")]),
     NUMERIC_TEXT,
     st.sampled_from(
         [

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fsgen.errors import IngestError
@@ -101,6 +101,9 @@ def _check(spec, tmp_path: Path, name: str, data: bytes) -> None:  # type: ignor
 
 @FUZZ
 @given(data=mutated(HEADER + ROWS))
+@example(data=HEADER + ROWS[:40] + b"u\xff,2024\n" + ROWS[40:])  # ragged and not UTF-8
+@example(data=HEADER + b"\xef\xb7\x90,\xff\xef\xb7\x90ff,1\n")  # the reader's escape as data
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_fuzz_csv(spec, tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:  # type: ignore[no-untyped-def]
     _check(spec, tmp_path_factory.mktemp("csv"), "in.csv", data)
 

@@ -174,9 +174,11 @@ def athena_on(
     labels: object,
     label_time_type: str,
     knowledge_time: bool = False,
+    ttl_history: dict[str, tuple[object, ...]] | None = None,
 ) -> pa.Table:
     """Render the feature set's Athena SQL as ``fsgen generate`` does (its Glue tables the
-    explicit placeholders), check it with trino-sql-validator, and execute it on ``engine``
+    explicit placeholders; with ``ttl_history``, the groups' deployed TTL changes), check it
+    with trino-sql-validator, and execute it on ``engine``
     (DuckDB or PostgreSQL) over the store's offline files exposed under those names.
     Returns the stored values shaped like the local engine's output, after checking that the
     rows came back in label order."""
@@ -188,9 +190,13 @@ def athena_on(
     from fsgen.pit.model import plan_for
 
     assert isinstance(labels, pd.DataFrame)
-    plan = plan_for(spec, feature_set)  # type: ignore[arg-type]
+    plan = plan_for(spec, feature_set, ttl_history)  # type: ignore[arg-type]
     sql = render_pit_sql(
-        spec, feature_set, label_time_type=label_time_type, knowledge_time=knowledge_time
+        spec,
+        feature_set,
+        label_time_type=label_time_type,
+        knowledge_time=knowledge_time,
+        ttl_history=ttl_history,
     )
     validate_trino(sql)
     names = {j.group.name: glue_table_placeholder(j.group).strip('"') for j in plan.joins}
@@ -222,6 +228,7 @@ def runner_on(
     store: Path,
     labels: object,
     knowledge_time: bool = False,
+    ttl_history: dict[str, tuple[object, ...]] | None = None,
 ) -> pa.Table:
     """The query ``fsgen dataset --engine athena`` sends for these labels (tables named by
     their placeholders, label times as exact µs, constant partition bounds), executed on
@@ -232,7 +239,7 @@ def runner_on(
     from fsgen.pit.labels import read_labels
     from fsgen.pit.model import plan_for
 
-    plan = plan_for(spec, feature_set)  # type: ignore[arg-type]
+    plan = plan_for(spec, feature_set, ttl_history)  # type: ignore[arg-type]
     rows = read_labels(labels, plan)  # type: ignore[arg-type]
     names = {j.group.name: f"{j.group.name}-1710028800" for j in plan.joins}  # as SageMaker
     job = athena_job(
@@ -257,6 +264,35 @@ def runner_on(
     )
     text = [{k: athena_text(v) for k, v in r.items()} for r in answer.to_pylist()]
     return to_arrow(plan, len(rows.frame), text)
+
+
+def deploy_with_ttl_history(
+    config: object,
+    spec: object,
+    store: Path,
+    changes: dict[str, list[tuple[int, int | None, int | None]]],
+) -> dict[str, tuple[object, ...]]:
+    """Deploy the groups in ``store``'s registry, each with its TTL changes in the tag
+    ``fsgen apply`` keeps (µs -> seconds); returns them as the engines' ``ttl_history``."""
+    from fsgen.backends.registry import Registry
+    from fsgen.sagemaker import create_request, desired_state
+    from fsgen.ttl_history import TAG, TtlChange, render
+
+    registry = Registry(store)
+    out: dict[str, tuple[object, ...]] = {}
+    for group in spec.groups:  # type: ignore[attr-defined]
+        registry.create_feature_group(create_request(desired_state(group, config)))  # type: ignore[arg-type]
+        seconds = [
+            TtlChange(at, *(None if t is None else t // 1_000_000 for t in (old, new)))
+            for at, old, new in changes.get(group.name, [])
+        ]
+        if seconds:
+            value = render(seconds)
+            registry.add_tags(
+                {"ResourceArn": registry.arn(group.name), "Tags": [{"Key": TAG, "Value": value}]}
+            )
+            out[group.name] = tuple(sorted(seconds))
+    return out
 
 
 FORMS = ("auto", "window", "asof")

@@ -36,6 +36,7 @@ from fsgen.pit.athena_runner import (
     to_arrow,
 )
 from fsgen.pit.labels import read_labels
+from fsgen.ttl_history import TtlChange
 from fsgen.types import Fractional, Integral, List
 
 T0 = 1_710_028_800 * 1_000_000
@@ -68,13 +69,17 @@ def seed_results(url: str, rows: list[list[str | None]], types: list[tuple[str, 
     urllib.request.urlopen(request, timeout=10).read()
 
 
-_CREATED: set[tuple[str, str]] = set()
-
-
 @pytest.fixture
 def aws(pit_project, tmp_path, moto_url, monkeypatch) -> Iterator[tuple[object, object]]:
-    """The project pointed at moto, with the three groups created in SageMaker."""
+    """The project pointed at moto for Athena, S3 and Glue, and at ``fsgen serve`` for
+    SageMaker (moto's ListTags knows no feature groups; the runner reads each group's TTL
+    history tag with it), with the three groups created there."""
+    from fsgen.server import serve_in_thread
+
     config, spec = pit_project
+    served = serve_in_thread(
+        config.model_copy(update={"store_dir": str(tmp_path / "serve")}), spec, port=0
+    )
     for name, value in {
         "AWS_ENDPOINT_URL": moto_url,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -87,17 +92,14 @@ def aws(pit_project, tmp_path, moto_url, monkeypatch) -> Iterator[tuple[object, 
             "store_dir": str(tmp_path / "store"),
             "aws": AwsProfile(
                 region="us-east-1",
-                endpoint_url=moto_url,
+                endpoint_url=served.url,
                 athena_output_s3_uri="s3://pit-athena/results",
             ),
         }
     )
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="pit-athena")
-    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=served.url)
     for group, (identifier, event, kind) in GROUPS.items():
-        if (moto_url, group) in _CREATED:  # by an earlier test on this module's moto server
-            continue
-        _CREATED.add((moto_url, group))
         sagemaker.create_feature_group(
             FeatureGroupName=group,
             RecordIdentifierFeatureName=identifier,
@@ -109,7 +111,12 @@ def aws(pit_project, tmp_path, moto_url, monkeypatch) -> Iterator[tuple[object, 
             OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://pit-athena/offline"}},
             RoleArn="arn:aws:iam::123456789012:role/fsgen",
         )
-    yield config, spec
+    try:
+        yield config, spec
+    finally:
+        served.shutdown()
+        served.server_close()
+        served.runtime.store.close()
 
 
 def sent_queries() -> list[str]:
@@ -129,13 +136,18 @@ def run_through_engine(
     run_id: str,
     moto_url: str,
     knowledge_time: bool = False,
+    ttl_history: dict[str, tuple[TtlChange, ...]] | None = None,
 ) -> pd.DataFrame:
     """The runner's statements built as the runner builds them, checked by the Trino
     validator, the query executed on ``engine``, its answer queued on moto, then the runner
     run for real; returns its dataset after checking moto received exactly those statements."""
-    plan = plan_for(spec, "pit-set")  # type: ignore[arg-type]
+    plan = plan_for(spec, "pit-set", ttl_history)  # type: ignore[arg-type]
     rows = read_labels(frame, plan)
-    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker = boto3.client(
+        "sagemaker",
+        region_name="us-east-1",
+        endpoint_url=config.aws.endpoint_url,  # type: ignore[attr-defined]
+    )
     tables = {j.group.name: offline_table(sagemaker, j.group.name) for j in plan.joins}
     job = athena_job(
         spec,  # type: ignore[arg-type]
@@ -283,6 +295,48 @@ def test_runner_knowledge_time_keeps_signed_zero(aws, sql_engine, moto_url) -> N
     pd.testing.assert_frame_equal(remote, local)
 
 
+def test_runner_reads_the_ttl_history_tag(aws, moto_url) -> None:
+    """The runner reads each group's ``fsgen:ttl-history`` tag (ListTags) and its query judges
+    a record by the TTL in force at its write: written under 2h, it is live 90 minutes on
+    although the group's TTL is 1h now; one written after the change is not."""
+    from fsgen.ttl_history import TAG
+
+    config, spec = aws
+    change = TtlChange(T0 + MIN, 7200, 3600)
+    sagemaker = boto3.client(
+        "sagemaker", region_name="us-east-1", endpoint_url=config.aws.endpoint_url
+    )
+    arn = sagemaker.describe_feature_group(FeatureGroupName="accounts")["FeatureGroupArn"]
+    value = f"{change.at_micros}=7200:3600"
+    sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": TAG, "Value": value}])
+    rows = [  # api_invocation_time before / after the change
+        Row({"acct_id": "a", "ts": iso(T0), "level": 4, "label": "x", "hist": [1]}, T0, T0, T0),
+        Row(
+            {"acct_id": "b", "ts": iso(T0), "level": 5, "label": "y", "hist": []},
+            T0,
+            T0 + 2 * MIN,
+            T0 + 2 * MIN,
+        ),
+    ]
+    write_offline(config.store_path, spec.group("accounts"), rows, "b0")
+    frame = pd.DataFrame(
+        {
+            "acct_id": ["a", "b"],
+            "p": [None, None],
+            "q": [None, None],
+            "lu": [None, None],
+            "lv": [None, None],
+            "ts_label": [iso(T0 + 90 * MIN)] * 2,
+            "amount": [1.0, 1.0],
+            "target": [1, 0],
+        }
+    )
+    remote = run_through_engine(
+        config, spec, frame, "duckdb", None, "ttl", moto_url, ttl_history={"accounts": (change,)}
+    )
+    assert remote["level"].tolist()[0] == 4 and pd.isna(remote["level"].tolist()[1])
+
+
 def test_missing_values_and_null_label_times_through_moto(aws, moto_url) -> None:
     config, spec = aws
     e = T0
@@ -310,7 +364,10 @@ def test_missing_values_and_null_label_times_through_moto(aws, moto_url) -> None
 
     queries = sent_queries()
     pit = [q for q in queries if "row_number()" in q]
-    table = offline_table(boto3.client("sagemaker", region_name="us-east-1"), "accounts")[1]
+    sagemaker = boto3.client(
+        "sagemaker", region_name="us-east-1", endpoint_url=config.aws.endpoint_url
+    )
+    table = offline_table(sagemaker, "accounts")[1]
     assert f'"sagemaker_featurestore"."{table}"' in pit[-1]
     assert "offline store table>" not in pit[-1]
     # a null label time is refused before anything is sent, as the local engine refuses it

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from pithelpers import Row, athena_on, iso, write_offline
+from pithelpers import Row, athena_on, deploy_with_ttl_history, iso, write_offline
 
 from fsgen.cli import main
 from fsgen.pit import PitError, build_dataset, finish, plan_for
@@ -87,6 +87,32 @@ def test_feature_set_ttl_overrides_group_ttl_and_defaults_fill(pit_project, tmp_
     assert out["x"].tolist() == [0.0, 2.0, 2.0, 0.0]  # default 0 typed as 0.0
     assert out["combo"].tolist() == [0.0, 6.5, 6.5, 0.0]  # missing input -> default
     assert out["level"].dtype == "int64"
+
+
+def test_ttl_in_force_at_write_and_the_cache_survives_a_ttl_change(pit_project, tmp_path) -> None:
+    """The group's TTL (1h) changed from 2h at T0 + 1 min: a record written before lives 2h,
+    one written at or after the change 1h; the set's own TTL (30m) ignores the history. The
+    history cache holds no TTL, so recording a change reuses it and changes the answer."""
+    config, spec = pit_project
+    e = T0 + 10 * MIN
+    rows = [acct("a", e, 1), acct("b", e, 2, api=MIN), acct("c", e, 3, api=MIN - 1)]
+    write_offline(tmp_path, spec.group("accounts"), rows, "b0")
+    times = [e + 60 * MIN, e + 60 * MIN + 1000, e + 120 * MIN, e + 120 * MIN + 1000]
+    frame = pd.concat([labels_at(*times, key=k) for k in "abc"], ignore_index=True)
+    before = build_dataset(config, spec, "pit-strict", frame.iloc[[0, 4, 8]], store=tmp_path)
+    assert levels(before) == [1, 2, 3]
+    cached = sorted((tmp_path / "offline" / "accounts").rglob("history-*.parquet"))
+    deploy_with_ttl_history(
+        config, spec, tmp_path, {"accounts": [(T0 + MIN, 7200 * 10**6, 3600 * 10**6)]}
+    )
+    full = frame.assign(p=1, q="x", lu="x", lv="y", amount=1.0)
+    out = build_dataset(config, spec, "pit-set", full, store=tmp_path)
+    assert levels(out) == [1, 1, 1, None, 2, None, None, None, 3, 3, 3, None]
+    assert sorted((tmp_path / "offline" / "accounts").rglob("history-*.parquet")) == cached
+    own = build_dataset(
+        config, spec, "pit-defaults", frame.assign(p=1, q="x", amount=1.0), store=tmp_path
+    )
+    assert levels(own) == [-1] * 12  # 30 minutes on the set, whatever the group's history
 
 
 def test_missing_error_names_the_row(pit_project, tmp_path) -> None:

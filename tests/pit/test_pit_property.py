@@ -22,7 +22,16 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pithelpers import VARIANTS, Row, athena_on, iso, pit_form, runner_on, write_offline
+from pithelpers import (
+    VARIANTS,
+    Row,
+    athena_on,
+    deploy_with_ttl_history,
+    iso,
+    pit_form,
+    runner_on,
+    write_offline,
+)
 
 from fsgen.pit import PitError, build_dataset, finish, plan_for
 from fsgen.pit.labels import read_labels
@@ -90,8 +99,34 @@ label_rows = st.tuples(
 
 Label = tuple[int, int, int, int, float]  # account, pair, dual, T (µs), amount
 
+# TTL changes a deployed group went through: (instant, TTL before, TTL after), any order; the
+# declared TTL (TTL_US) is the one of records written after the last change
+TTLS = [1800 * 1_000_000, 3600 * 1_000_000, 7200 * 1_000_000, None]
+ttl_changes = st.lists(
+    st.tuples(
+        st.builds(instant, st.integers(0, 14), st.sampled_from([0, 1])),
+        st.sampled_from(TTLS),
+        st.sampled_from(TTLS),
+    ),
+    max_size=3,
+    unique_by=lambda c: c[0],
+)
+Changes = dict[str, list[tuple[int, int | None, int | None]]]
 
-def resolve(raw: tuple[object, ...], histories: dict[str, list[Rec]]) -> Label:
+
+def ttl_at_write(group: str, rec: Rec, changes: Changes) -> int | None:
+    """The TTL in force when ``rec`` was written (its api_invocation_time): the TTL before
+    the first change after that instant, else the declared one. A change at exactly the
+    write instant already applies to it."""
+    later = [c for c in changes.get(group, []) if rec.api_us < c[0]]
+    if later:
+        return min(later)[1]
+    return TTL_US[group]
+
+
+def resolve(
+    raw: tuple[object, ...], histories: dict[str, list[Rec]], changes: Changes | None = None
+) -> Label:
     acct, pair, dual, unit, jitter, amount, anchor = raw
     entity = {"accounts": acct, "pairs": pair, "duals": dual}
     t = instant(unit, jitter)  # type: ignore[arg-type]
@@ -103,7 +138,8 @@ def resolve(raw: tuple[object, ...], histories: dict[str, list[Rec]]) -> Label:
             entity[group] = recs[index % len(recs)].entity % n
             # the entity's latest record, so that it is the one chosen at T
             rec = max((r for r in recs if r.entity % n == entity[group]), key=lambda r: r.event_us)
-            t = rec.event_us + tick + ((TTL_US[group] or 0) if where == "ttl" else 0)
+            ttl = ttl_at_write(group, rec, changes or {})
+            t = rec.event_us + tick + ((ttl or 0) if where == "ttl" else 0)
     return entity["accounts"], entity["pairs"], entity["duals"], t, amount  # type: ignore[return-value]
 
 
@@ -161,9 +197,13 @@ def distinct_in_batch(group: str, recs: list[Rec]) -> list[Rec]:
 
 
 def oracle(
-    histories: dict[str, list[Rec]], labels: list[Label], knowledge_time: bool
+    histories: dict[str, list[Rec]],
+    labels: list[Label],
+    knowledge_time: bool,
+    changes: Changes | None = None,
 ) -> list[dict[str, object]]:
-    """Brute force, straight from DESIGN semantics 5."""
+    """Brute force, straight from DESIGN semantics 5; the TTL of each record is the one in
+    force at its write (``changes``), as serving stamps its ExpiresAt."""
     out = []
     for acct, pair, dual, t, amount in labels:
         wanted = {"accounts": acct, "pairs": pair, "duals": dual}
@@ -184,7 +224,7 @@ def oracle(
                         candidates,
                         key=lambda r: (r.event_us, r.api_us, r.write_us, r.deleted, r.batch),
                     )
-            ttl = TTL_US[group]
+            ttl = ttl_at_write(group, chosen, changes or {}) if chosen else None
             alive = (
                 chosen is not None
                 and not chosen.deleted
@@ -279,6 +319,12 @@ def refused_without_a_label_time(
     time_format=st.sampled_from(["iso8601", "epoch_seconds", "timestamp"]),
     knowledge_time=st.booleans(),
     null_row=st.one_of(st.none(), st.integers(0, 12)),
+    changes=st.one_of(
+        st.just({}),
+        st.fixed_dictionaries(
+            {"accounts": ttl_changes, "pairs": ttl_changes, "duals": ttl_changes}
+        ),
+    ),
 )
 def test_local_athena_and_oracle_agree(
     pit_project,
@@ -291,20 +337,24 @@ def test_local_athena_and_oracle_agree(
     time_format,
     knowledge_time,
     null_row,
+    changes,
 ) -> None:
     """Local engine, the generated artifact and the runner's query (each on DuckDB and on
     PostgreSQL, the runner's through its GetQueryResults conversion) and the oracle agree;
-    then again after compaction merged the files (complete ties across files included)."""
+    then again after compaction merged the files (complete ties across files included).
+    ``changes``: the groups' TTL changes, deployed in the store's registry as ``fsgen apply``
+    records them; each record is judged by the TTL in force at its write."""
     config, spec = pit_project
     histories = {
         "accounts": distinct_in_batch("accounts", accounts),
         "pairs": distinct_in_batch("pairs", pairs),
         "duals": distinct_in_batch("duals", duals),
     }
-    resolved = [resolve(raw, histories) for raw in labels]
+    resolved = [resolve(raw, histories, changes) for raw in labels]
     labels = resolved + [resolved[i % len(resolved)] for i in duplicates]
     store = Path(tempfile.mkdtemp(prefix="pit-"))
     try:
+        ttl_history = deploy_with_ttl_history(config, spec, store, changes)
         for group, recs in histories.items():
             for batch in range(3):
                 rows = [stored_row(group, r) for r in recs if r.batch == batch]
@@ -313,7 +363,8 @@ def test_local_athena_and_oracle_agree(
         frame = label_frame(labels, time_format)
         plan = plan_for(spec, "pit-set")
         expected = [
-            [cell(r[c]) for c in COLUMNS] for r in oracle(histories, labels, knowledge_time)
+            [cell(r[c]) for c in COLUMNS]
+            for r in oracle(histories, labels, knowledge_time, changes)
         ]
         for form, cache in VARIANTS:  # the planner's choice, each form, cached or not
             with pit_form(form, cache):
@@ -325,9 +376,19 @@ def test_local_athena_and_oracle_agree(
         for engine, handle in (("duckdb", None), ("postgres", postgres)):
             for stored in (
                 athena_on(
-                    engine, handle, spec, "pit-set", store, frame, time_format, knowledge_time
+                    engine,
+                    handle,
+                    spec,
+                    "pit-set",
+                    store,
+                    frame,
+                    time_format,
+                    knowledge_time,
+                    ttl_history,
                 ),
-                runner_on(engine, handle, spec, "pit-set", store, frame, knowledge_time),
+                runner_on(
+                    engine, handle, spec, "pit-set", store, frame, knowledge_time, ttl_history
+                ),
             ):
                 assert cells(finish(plan, rows, stored)) == expected, engine
         if null_row is not None and null_row < len(frame):

@@ -29,7 +29,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pithelpers import Row, iso, write_offline
+from pithelpers import Row, deploy_with_ttl_history, iso, write_offline
 
 from fsgen.cli import main
 from fsgen.pit import PitError, build_dataset
@@ -240,6 +240,20 @@ def write_histories(store: Path, spec: object, histories: dict[str, list[Rec]]) 
     time_format=st.sampled_from(["iso8601", "epoch_seconds", "timestamp"]),
     knowledge_time=st.booleans(),
     feature_set=st.sampled_from(["pit-set", "pit-defaults"]),
+    changes=st.fixed_dictionaries(
+        {
+            group: st.lists(
+                st.tuples(
+                    st.builds(instant, st.integers(0, 14), st.sampled_from([0, 1])),
+                    st.sampled_from([HOUR_US // 2, HOUR_US, None]),
+                    st.sampled_from([HOUR_US // 2, 2 * HOUR_US, None]),
+                ),
+                max_size=2,
+                unique_by=lambda c: c[0],
+            )
+            for group in ("accounts", "pairs", "duals")
+        }
+    ),
 )
 def test_spark_and_local_agree(
     pit_project,
@@ -252,7 +266,10 @@ def test_spark_and_local_agree(
     time_format,
     knowledge_time,
     feature_set,
+    changes,
 ) -> None:
+    """``changes``: TTL changes deployed in the store's registry; both engines judge each
+    record by the TTL in force at its write."""
     config, spec = pit_project
     histories = {"accounts": accounts, "pairs": pairs, "duals": duals}
     for group, index, batch, value in twins:  # complete ties: same entity and timestamps
@@ -263,6 +280,7 @@ def test_spark_and_local_agree(
     labels = resolved + [resolved[i % len(resolved)] for i in duplicates]
     store = Path(tempfile.mkdtemp(prefix="pit-spark-"))
     try:
+        deploy_with_ttl_history(config, spec, store, changes)
         write_histories(store, spec, histories)
         frame = label_frame(labels, time_format)
         local = build_dataset(config, spec, feature_set, frame, knowledge_time, store=store)
@@ -346,6 +364,24 @@ def test_sub_millisecond_label_times_and_ttl_edges(pit_project, tmp_path) -> Non
         local, spark = both(config, spec, "pit-set", frame, tmp_path)
         assert levels(spark) == [None, 9, 9, 9, None]
         assert_same(local, spark)
+
+
+def test_ttl_in_force_at_each_records_write(pit_project, tmp_path) -> None:
+    """After a TTL change 2h -> 1h (recorded in the registry as apply records it), a record
+    written before it lives 2h, one written after it 1h, to the microsecond, on both engines."""
+    config, spec = pit_project
+    deploy_with_ttl_history(
+        config, spec, tmp_path, {"accounts": [(T0 + MIN, 2 * HOUR_US, HOUR_US)]}
+    )
+    e = T0 + 10 * MS
+    rows = [acct("a", e, 1), acct("b", e, 2, api=MIN), acct("c", e, 3, api=MIN - 1)]
+    write_offline(tmp_path, spec.group("accounts"), rows, "b0")
+    times = [e + HOUR_US, e + HOUR_US + 1, e + 2 * HOUR_US, e + 2 * HOUR_US + 1]
+    keys = [k for k in "abc" for _ in times]
+    frame = full(pd.DataFrame({"acct_id": keys, "ts_label": [iso_us(t) for t in times] * 3}))
+    local, spark = both(config, spec, "pit-set", frame, tmp_path)
+    assert levels(spark) == [1, 1, 1, None, 2, None, None, None, 3, 3, 3, None]
+    assert_same(local, spark)
 
 
 def test_tombstone_hides_older_records_only_from_its_time_on(pit_project, tmp_path) -> None:

@@ -468,3 +468,120 @@ def test_ttl_change_plan_and_serving_agree_on_stored_expiry(deployed: Path) -> N
     assert code == 0, err
     code, _, _ = run(deployed, "get", "listens", *L902_77, *at)
     assert code == 1
+
+
+MOODS_DEFS = """
+
+listener_only = Entity("listener_id", String, description="A listener by id")
+moods = FeatureGroup(
+    "moods", entity=listener_only, event_time="ts", online=Online(ttl="30d"),
+    owner="music", description="Listener moods",
+)
+
+
+@moods.feature(Integral, description="Mood score")
+def mood(mood: int) -> int:
+    return mood
+
+
+pair = FeatureSet("pair", [n_tracks, mood], label_time="label_time", labels=["liked"])
+"""
+AT = "2024-01-05T00:00:00Z"  # listens L902/77 (2024-01-01) is 4 days old: within 7d, not 3d
+
+
+def _serve_model_vector(root: Path, model: Path, request: dict[str, object]) -> dict[str, object]:
+    """``fsgen serve-model --as-of AT`` in its own process: one POST /invocations."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["--project", str(root), "serve-model", "pair", "--model", str(model)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fsgen.cli", *args, "--port", str(port), "--as-of", AT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):  # wait for the server to come up (not a timing assertion)
+            try:
+                with urllib.request.urlopen(url + "/ping", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    pytest.fail(f"serve-model exited: {process.stderr.read()}")  # type: ignore[union-attr]
+                time.sleep(0.1)
+        else:
+            pytest.fail("serve-model did not answer /ping")
+        call = urllib.request.Request(
+            url + "/invocations",
+            data=json.dumps(request).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(call, timeout=30) as response:
+            features: dict[str, object] = json.loads(response.read())["predictions"][0]["features"]
+        return features
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_ttl_change_training_serving_and_skew_check_agree(deployed: Path, tmp_path: Path) -> None:
+    """7d -> 3d and apply: at one instant `get --as-of`, `fsgen dataset`, `serve-model` and
+    `skew-check` all see the record written under 7d (its ExpiresAt is EventTime + 7d), and
+    after a re-ingest (stamped with 3d) all miss it."""
+    defs = deployed / "musicdefs" / "groups.py"
+    defs.write_text(defs.read_text() + MOODS_DEFS)
+    apply(deployed)
+    (deployed / "moods.csv").write_text("listener_id,ts,mood\nL902,2024-01-05T00:00:00Z,4\n")
+    for group in ("listens", "moods"):
+        code, _, err = run(deployed, "ingest", group, str(deployed / f"{group}.csv"))
+        assert code == 0, err
+    defs.write_text(
+        defs.read_text().replace(
+            '"listens", entity=listener, event_time="ts", online=Online(ttl="7d")',
+            '"listens", entity=listener, event_time="ts", online=Online(ttl="3d")',
+        )
+    )
+    code, out, err = run(deployed, "plan")
+    assert code == 0, err
+    assert "Records already written keep the ExpiresAt they were written with" in out
+    assert "new records expire after 3d" in out
+    apply(deployed)
+    code, out, _ = run(deployed, "plan", "--detailed-exitcode")
+    assert code == 0, out  # the recorded history is no change to plan
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"listener_id,artist_id,label_time,liked\nL902,77,{AT},1\nL902,78,{AT},0\n")
+
+    def agree(n_tracks: int | None) -> None:
+        code, out, err = run(deployed, "get", "listens", *L902_77, "--json", "--as-of", AT)
+        assert code == (0 if n_tracks is not None else 1), (out, err)
+        if n_tracks is not None:
+            assert json.loads(out)["n_tracks"] == n_tracks
+        output = tmp_path / "train.csv"
+        code, _, err = run(
+            deployed, "dataset", "pair", "--labels", str(labels), "--output", str(output)
+        )
+        assert code == 0, err
+        import pandas as pd
+
+        row = pd.read_csv(output).iloc[0]
+        assert (None if pd.isna(row["n_tracks"]) else int(row["n_tracks"])) == n_tracks
+        code, out, err = run(deployed, "skew-check", "pair", "--labels", str(labels), "--json")
+        assert code == 0, (out, err)
+        model = tmp_path / "model.json"
+        code, _, err = run(
+            deployed, "train", "pair", "--labels", str(labels), "--output", str(model)
+        )
+        assert code == 0, err
+        served = _serve_model_vector(deployed, model, {"listener_id": "L902", "artist_id": 77})
+        assert served["n_tracks"] == n_tracks and served["mood"] == 4
+
+    agree(3)  # written under 7d: training, serving and the check all see it on 2024-01-05
+    code, _, err = run(deployed, "ingest", "listens", str(deployed / "listens.csv"))
+    assert code == 0, err
+    agree(None)  # re-stamped with 3d: expired on 2024-01-05 everywhere

@@ -4,6 +4,7 @@ with SIGKILL mid-run and restarted from its checkpoints."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -213,3 +214,61 @@ def test_killed_consumer_restarts_without_loss_or_duplicates(
     runs = [e for e in audit.events(project_copy) if e.kind == "ingest"]
     assert runs and runs[-1].details["source"] == f"kinesis:{stream}", runs
     assert str(runs[-1].details["run_id"]).startswith("stream-consume-")
+
+
+def test_consume_dead_letters_poison_records_and_never_blocks_the_shard(
+    kinesis_url: str, project_copy: ProjectConfig
+) -> None:
+    """A lone surrogate, a 401-digit integer, 100,000 nested ``[`` and an event time in year
+    10000 put on a real (moto) stream: ``fsgen stream consume`` dead-letters each with its
+    Kinesis sequence number, writes the rest, and its checkpoint moves past them all."""
+    from test_stream_poison import POISON_VALUES
+
+    client = boto3.client("kinesis", endpoint_url=kinesis_url, region_name="us-east-1")
+    name = f"poison-{uuid.uuid4().hex[:8]}"
+    client.create_stream(StreamName=name, ShardCount=1)
+    client.get_waiter("stream_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50}
+    )
+    sent = [json.dumps(good("G1")).encode(), *POISON_VALUES, json.dumps(good("G2")).encode()]
+    sequence = [
+        client.put_record(StreamName=name, Data=d, PartitionKey="k")["SequenceNumber"] for d in sent
+    ]
+    cmd = [
+        FSGEN,
+        "--project",
+        str(project_copy.root),
+        "stream",
+        "consume",
+        GROUP,
+        "--stream",
+        name,
+        "--endpoint-url",
+        kinesis_url,
+        "--region",
+        "us-east-1",
+        "--batch-size",
+        "3",
+        "--poll-interval",
+        "0",
+        "--idle-timeout",
+        "1",
+        "--json",
+    ]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "error:" not in done.stderr
+    counts = json.loads(done.stdout)
+    assert (counts["read"], counts["written"], counts["dead_lettered"]) == (6, 2, 4)
+    assert counts["retried"] == 0
+    dlq = project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"
+    entries = list(read_jsonl(dlq))
+    assert sorted(e["sequenceNumber"] for e in entries) == sorted(sequence[1:5])
+    assert sorted(base64.b64decode(str(e["data"])) for e in entries) == sorted(sent[1:5])
+    spec = load(project_copy.root)
+    with LocalStore.open(project_copy, spec) as store:
+        assert [r is not None for r in store.batch_get(GROUP, ["G1", "G2"], now=0)] == [True] * 2
+        assert len(store.read_offline(GROUP)) == 2
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert json.loads(again.stdout)["read"] == 0  # the checkpoint is past every record

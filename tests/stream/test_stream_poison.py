@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 from streamhelpers import GROUP, event, free_port, good, raw_event
 
+from fsgen.config import ProjectConfig
 from fsgen.runtime.deadletter import JsonlDeadLetter, S3DeadLetter, SqsDeadLetter, read_jsonl
 from fsgen.runtime.kinesis import RETRY, RetryPolicy
 from fsgen.runtime.sinks import PutRecordSink
@@ -313,3 +314,34 @@ def test_replay_dead_letters_every_poison_line_and_writes_the_rest(
             stub.assert_no_pending_responses()
     assert (result.read, result.written, result.dead_lettered, result.failed) == (6, 2, 4, 0)
     assert len(list(read_jsonl(dlq.path))) == 4
+
+
+def test_replay_command_of_poison_lines_dead_letters_them(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    """Through the command line (which also reads the file for the ids to show and the as-of
+    time): the poison lines are dead-lettered, the rest written, no traceback."""
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    src = tmp_path / "poison.jsonl"
+    src.write_bytes(
+        b"\n".join(
+            [*POISON_VALUES, json.dumps(good("C1")).encode(), json.dumps(good("C2")).encode()]
+        )
+        + b"\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["--project", str(project_copy.root), "stream", "replay", GROUP, str(src), "--json"],
+        env={"COLUMNS": "200", "NO_COLOR": "1"},
+    )
+    assert result.exit_code == 1, result.stderr  # dead letters: exit status 1
+    assert "error:" not in result.stderr and "Traceback" not in result.stderr
+    counts = json.loads(result.stdout)
+    assert (counts["read"], counts["written"], counts["dead_lettered"]) == (6, 2, 4)
+    # the ids shown: the first two that can be stored (not the lone surrogate's)
+    assert "C5: after  (none)" in result.stderr and "C6: after  (none)" in result.stderr
+    dlq = project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"
+    assert len(list(read_jsonl(dlq))) == 4
