@@ -89,6 +89,7 @@ CASES: list[Case] = [
         NO_CREDENTIALS,  # the region comes from [tool.fsgen.aws], so no NoRegionError
     ),
     Case(("package", "lambda", "no-such-group"), "no feature group named"),
+    Case(("package", "glue", "no-such-group"), "no feature group named"),
     Case(
         ("train", "fraud-model", "--labels", "{missing}", "--output", "{out}/m"), "does not exist"
     ),
