@@ -98,7 +98,7 @@ def feature_set_runtime(
             on_demand.append(od)
             dtypes[item.column] = od.dtype
         else:
-            dtypes[item.column] = spec.group(item.group or "").feature(item.name).dtype
+            dtypes[item.column] = spec.group(item.group or "").output(item.name).dtype
     readers = []
     for gname, cols in fs.keys.items():
         g = spec.group(gname)

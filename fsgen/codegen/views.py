@@ -84,7 +84,7 @@ def feature_set_header(spec: ProjectSpec, fs: FeatureSetSpec) -> Header:
         if item.kind == "on_demand":
             paths.add(spec.on_demand_feature(item.name).location.path)
         else:
-            paths.add(spec.group(item.group or "").feature(item.name).location.path)
+            paths.add(spec.group(item.group or "").output(item.name).location.path)
     sources = [
         f"{p} (feature set '{fs.name}')" if p == fs.location.path else p for p in sorted(paths)
     ]
@@ -165,7 +165,7 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
             on_demand.append(od)
             dtypes[item.column] = od.dtype
         else:
-            dtypes[item.column] = spec.group(item.group or "").feature(item.name).dtype
+            dtypes[item.column] = spec.group(item.group or "").output(item.name).dtype
     runtime = declaration(bind.feature_set_runtime(spec, fs, fn=fn_code))
     key_columns = tuple(dict.fromkeys(c for cols in fs.keys.values() for c in cols))
     request_fields = tuple(dict.fromkeys(r.name for od in on_demand for r in od.request_fields))
