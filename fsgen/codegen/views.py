@@ -187,6 +187,8 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
         names.append("OnDemandDef")
     names.append("Value")
     runtime_imports = ["from fsgen.runtime.inference import " + ", ".join(names)]
+    if any(spec.group(g).aggregations for g in fs.keys):
+        runtime_imports.insert(0, "from fsgen.runtime.aggregate import AggregationDef")
     if any(od.request_fields for od in on_demand):
         runtime_imports.insert(0, "from fsgen.runtime import FieldDef")
     return FeatureSetView(

@@ -71,6 +71,7 @@ only_aggregations = FeatureSet("only-aggregations", [purchases], label_time="lab
 """
 
 HOUR = 3600
+DAY = 24 * HOUR
 T0 = 1_710_028_800  # 2024-03-10T00:00:00Z
 
 
@@ -87,25 +88,28 @@ def make(make_project: Callable[..., Path]) -> tuple[ProjectConfig, ProjectSpec]
     return load_with_config(root)
 
 
-def event_runtime(group: GroupSpec):  # type: ignore[no-untyped-def]
-    """The group's runtime with the event rows' columns (keys, time, ordering, values)."""
+def _runtime_with(group: GroupSpec, state: bool):  # type: ignore[no-untyped-def]
+    """The group's runtime storing either its event rows' columns (keys, time, ordering,
+    values) or its state records' (keys, time, states), whatever the bound one holds."""
     rt = group_runtime(group)
-    extra = [
-        (n, t.scalar.value, t.collection, t.dimension)
-        for n, t in group.aggregation_columns()
-        if not n.endswith("__state")
+    columns = [
+        *group.stored_columns(),
+        *((n, t) for n, t in group.aggregation_columns() if n.endswith("__state") == state),
     ]
-    return dataclasses.replace(rt, columns=(*rt.columns, *extra))
+    return dataclasses.replace(
+        rt,
+        features=(),
+        columns=tuple((n, t.scalar.value, t.collection, t.dimension) for n, t in columns),
+        ttl_seconds=None,
+    )
+
+
+def event_runtime(group: GroupSpec):  # type: ignore[no-untyped-def]
+    return _runtime_with(group, state=False)
 
 
 def state_runtime(group: GroupSpec):  # type: ignore[no-untyped-def]
-    rt = group_runtime(group)
-    extra = [
-        (n, t.scalar.value, t.collection, t.dimension)
-        for n, t in group.aggregation_columns()
-        if n.endswith("__state")
-    ]
-    return dataclasses.replace(rt, columns=(*rt.columns, *extra), ttl_seconds=None)
+    return _runtime_with(group, state=True)
 
 
 def event_rows(
