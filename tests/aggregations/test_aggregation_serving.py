@@ -129,3 +129,22 @@ def _bound_columns(group):  # type: ignore[no-untyped-def]
     from fsgen.bind import group_runtime
 
     return group_runtime(group).columns
+
+
+def test_the_catalog_lists_aggregation_features_with_function_and_windows(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    config, _, _ = _project(make_project)
+    out = tmp_path / "catalog"
+    result = CliRunner().invoke(
+        main, ["--project", str(config.root), "catalog", "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / "features" / "purchases" / "avg_purchase_value_7d.html").read_text()
+    assert "<code>mean</code> of <code>Fractional</code> values over <code>7d</code>" in page
+    assert "windows 1d, 7d; hop 3600s" in page and "avg_purchase_value__state" in page
+    index = (out / "index.html").read_text()
+    for name in ("avg_purchase_value_1d", "purchase_count_lifetime", "last_categories_7d"):
+        assert name in index
+    md = (config.root / "generated" / "catalog.md").read_text()
+    assert "Average purchase value (mean over a 1d window, hop 3600s)" in md
