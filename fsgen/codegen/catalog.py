@@ -63,9 +63,9 @@ def _aggregation_features(
     group: GroupSpec, agg: AggregationSpec, users: dict[str, list[str]]
 ) -> list[dict[str, object]]:
     """One catalog feature per window of an aggregation, saying what it aggregates and how."""
-    out = []
+    out: list[dict[str, object]] = []
     for window, name in zip(agg.windows, agg.feature_names, strict=True):
-        how = {
+        how: dict[str, object] = {
             "function": agg.function,
             "window": window.label,
             "windows": [w.label for w in agg.windows],
