@@ -34,6 +34,9 @@ def resolve(ref: FunctionRef) -> Callable[..., object]:
 
 
 def group_runtime(group: GroupSpec, fn: Bind = resolve) -> GroupRuntime:
+    """An aggregation group's runtime computes each aggregation's value ``<name>__value``
+    (its function, as a feature) and has every FeatureDefinition of the group as columns:
+    the event rows' and the state records' (``GroupSpec.aggregation_columns``)."""
     by_name = {f.name: f for f in group.features}
     features = tuple(
         FeatureDef(
@@ -46,6 +49,16 @@ def group_runtime(group: GroupSpec, fn: Bind = resolve) -> GroupRuntime:
         )
         for f in (by_name[n] for n in group.compute_order)
     )
+    features += tuple(
+        FeatureDef(
+            name=a.value_column,
+            fn=fn(a.transform),
+            kind=a.value_dtype.scalar.value,
+            params=tuple((i.name, i.kind) for i in a.inputs),
+        )
+        for a in group.aggregations
+    )
+    columns = [*group.stored_columns(), *group.aggregation_columns()]
     return GroupRuntime(
         name=group.name,
         identifier=group.entity.identifier,
@@ -54,9 +67,7 @@ def group_runtime(group: GroupSpec, fn: Bind = resolve) -> GroupRuntime:
         event_time_kind=group.event_time.dtype.scalar.value,
         fields=tuple(FieldDef(r.name, r.type, r.optional) for r in group.raw_fields),
         features=features,
-        columns=tuple(
-            (n, t.scalar.value, t.collection, t.dimension) for n, t in group.stored_columns()
-        ),
+        columns=tuple((n, t.scalar.value, t.collection, t.dimension) for n, t in columns),
         ttl_seconds=group.online.ttl_seconds,
     )
 

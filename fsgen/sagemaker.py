@@ -125,7 +125,33 @@ def _features(group: GroupSpec) -> tuple[FeatureState, ...]:
                 logic_hash=f.logic_hash,
             )
         )
+    features += _aggregation_features(group)
     return tuple(features)
+
+
+def _aggregation_features(group: GroupSpec) -> list[FeatureState]:
+    """An aggregation group's event and state columns (``GroupSpec.aggregation_columns``):
+    each aggregation's value and state carry its description, PII class and logic hash."""
+    owners = {a.value_column: a for a in group.aggregations}
+    owners.update({a.state_column: a for a in group.aggregations})
+    out: list[FeatureState] = []
+    for name, dtype in group.aggregation_columns():
+        agg = owners.get(name)
+        if agg is None:
+            out.append(FeatureState(name=name, type=_type_text(dtype)))
+            continue
+        what = "value" if name == agg.value_column else "state"
+        params = {**agg.tags, PII_PARAM: agg.pii}
+        out.append(
+            FeatureState(
+                name=name,
+                type=_type_text(dtype),
+                description=f"{agg.description} ({agg.function} {what})"[:255],
+                parameters=dict(sorted(params.items())),
+                logic_hash=agg.logic_hash,
+            )
+        )
+    return out
 
 
 def desired_state(group: GroupSpec, config: ProjectConfig) -> GroupState:

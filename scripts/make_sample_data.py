@@ -120,6 +120,47 @@ def stream_updates(rng: random.Random) -> list[dict[str, object]]:
     return rows
 
 
+def purchases(rng: random.Random) -> list[dict[str, object]]:
+    """Card purchases over the labels' 45 days: a few per customer, some on the same minute."""
+    rows = []
+    for i in range(N_CUSTOMERS):
+        cid = f"C{i:04d}"
+        for _ in range(rng.randint(0, 5)):
+            when = START + timedelta(minutes=5 * rng.randint(0, 12 * 24 * 45 - 1))
+            rows.append(
+                {
+                    "customer_id": cid,
+                    "purchased_at": iso(when),
+                    "amount": round(rng.lognormvariate(3.5, 0.8), 2),
+                }
+            )
+    rows.sort(key=lambda r: (str(r["purchased_at"]), str(r["customer_id"])))
+    return rows
+
+
+def purchase_stream(rng: random.Random) -> list[dict[str, object]]:
+    """Purchases arriving on the stream after the batch history: a few customers, a refund
+    (amount 0: no count), one event 5 minutes late (within lateness) and one 2 hours late
+    (dead-lettered)."""
+    when = START + timedelta(days=45)
+    rows: list[dict[str, object]] = []
+    for i in range(24):
+        rows.append(
+            {
+                "customer_id": f"C{rng.randint(0, 5):04d}",
+                "purchased_at": iso(when + timedelta(minutes=3 * i)),
+                "amount": round(rng.lognormvariate(3.5, 0.8), 2),
+            }
+        )
+    rows[10]["amount"] = 0.0
+    late = dict(rows[20], purchased_at=iso(when + timedelta(minutes=3 * 20 - 5)))
+    too_late = dict(rows[21], purchased_at=iso(when + timedelta(minutes=3 * 21 - 120)))
+    rows[20:22] = [rows[20], late, rows[21], too_late]
+    for row in rows[-5:]:
+        row["customer_id"] = "C0001"
+    return rows
+
+
 def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
@@ -142,6 +183,9 @@ def main() -> None:
     write_jsonl(out / "merchants.jsonl", merchant_rows)
     write_csv(out / "labels.csv", labels(rng, merchant_rows))
     write_jsonl(out / "customer_updates.jsonl", stream_updates(rng))
+    events = random.Random(SEED + 15)  # its own generator: the files above stay as they are
+    write_csv(out / "purchases.csv", purchases(events))
+    write_jsonl(out / "purchase_stream.jsonl", purchase_stream(events))
     bad = [
         {
             "customer_id": "C9001",

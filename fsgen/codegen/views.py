@@ -71,7 +71,13 @@ class Header:
 
 
 def group_header(group: GroupSpec) -> Header:
-    paths = sorted({group.location.path, *(f.location.path for f in group.features)})
+    paths = sorted(
+        {
+            group.location.path,
+            *(f.location.path for f in group.features),
+            *(a.location.path for a in group.aggregations),
+        }
+    )
     sources = [
         f"{p} (feature group '{group.name}')" if p == group.location.path else p for p in paths
     ]
@@ -119,7 +125,9 @@ def group_view(group: GroupSpec) -> GroupView:
         name=group.name,
         package=snake(group.name),
         header=group_header(group),
-        imports=_imports([f.function for f in features]),
+        imports=_imports(
+            [f.function for f in features] + [a.transform for a in group.aggregations]
+        ),
         runtime=statement("RUNTIME", runtime),
         default_sources=statement("DEFAULT_SOURCES", tuple(batch), "tuple[str, ...]"),
         streams=statement(

@@ -113,12 +113,13 @@ def test_applies_and_ingestions_in_one_trail(example_project: Path) -> None:
     ]
     applied = trail[0]
     assert applied.result == "applied"
-    assert applied.groups == ("customer-features", "merchant-features")
+    assert applied.groups == ("customer-features", "merchant-features", "purchases")
     assert applied.details["actions"] == {
         "customer-features": "create",
         "merchant-features": "create",
+        "purchases": "create",
     }
-    assert applied.summary.startswith("Plan: 2 to add")
+    assert applied.summary.startswith("Plan: 3 to add")
     assert [e.kind for e in audit.query(config, group="merchant-features")] == ["apply"]
     assert trail[1].details["written"] == result.written > 0
     assert trail[1].details["run_id"] == result.run_id
@@ -154,7 +155,7 @@ def test_history_command_filters_and_json(
     code, text = run("history")
     lines = [line for line in text.splitlines() if not line.startswith("    ")]
     assert code == 0 and len(lines) == 3
-    assert "reviewer@" in lines[0] and "applied  9/9 stages  Plan: 2 to add" in lines[0]
+    assert "reviewer@" in lines[0] and "applied  14/14 stages  Plan: 3 to add" in lines[0]
     merchants = "ok  ingest merchant-features from data/merchants.jsonl: read 403, written 403"
     assert merchants in lines[1]
     assert "rejects  ingest customer-features" in lines[2]

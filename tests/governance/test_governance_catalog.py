@@ -75,7 +75,7 @@ def test_every_page_exists_and_every_link_resolves(built: tuple[Path, Path]) -> 
         "on-demand/amount_to_monthly_spend.html",
         "feature-sets/fraud-model.html",
     } <= names
-    assert len(names) == 1 + 2 + 7 + 1 + 1
+    assert len(names) == 1 + 3 + 7 + 1 + 1
     for path in pages:
         page = read(path)
         for resource in page.resources:

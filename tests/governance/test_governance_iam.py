@@ -102,7 +102,7 @@ def test_batch_ingestion_writes_every_group_and_reads_nothing() -> None:
     assert _pairs(policy) == {
         (a, FG + g)
         for a in ("sagemaker:DescribeFeatureGroup", "sagemaker:PutRecord")
-        for g in ("customer-features", "merchant-features")
+        for g in ("customer-features", "merchant-features", "purchases")
     }
 
 
@@ -189,6 +189,7 @@ def test_dataset_building_reads_offline_store_through_athena() -> None:
             "s3:prefix": [
                 f"{under}/customer-features-??????????/*",
                 f"{under}/merchant-features-??????????/*",
+                f"{under}/purchases-??????????/*",
             ]
         }
     }
