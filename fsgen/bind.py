@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fsgen.runtime.aggwrite import AggregationRuntime
 from fsgen.runtime.inference import Column, FeatureSetRuntime, GroupReader, OnDemandDef
 from fsgen.runtime.pipeline import FeatureDef, FieldDef, GroupRuntime
 from fsgen.spec import FeatureSetSpec, FunctionRef, GroupSpec, OnDemandSpec, ProjectSpec
@@ -69,6 +70,13 @@ def group_runtime(group: GroupSpec, fn: Bind = resolve) -> GroupRuntime:
         features=features,
         columns=tuple((n, t.scalar.value, t.collection, t.dimension) for n, t in columns),
         ttl_seconds=group.online.ttl_seconds,
+    )
+
+
+def aggregation_runtime(group: GroupSpec, fn: Bind = resolve) -> AggregationRuntime:
+    """An aggregation group's runtime and its aggregations' definitions (the write step's)."""
+    return AggregationRuntime(
+        group_runtime(group, fn), tuple(a.runtime() for a in group.aggregations)
     )
 
 

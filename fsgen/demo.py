@@ -97,6 +97,7 @@ STEPS: list[tuple[str, Step]] = [
     ("Read online records", store_demo.step_get),
     ("Build a point-in-time training set", pit_demo.step_dataset),
     ("Stream updates through the Kinesis -> Lambda handler", stream_demo.step_stream),
+    ("Aggregations: backfill purchases, then stream them", stream_demo.step_aggregations),
     ("Train a model on the point-in-time training set", serving_demo.step_train),
     ("Serve the model and send requests", serving_demo.step_serve),
     ("Skew check: training = serving", serving_demo.step_skew_check),

@@ -224,6 +224,12 @@ class AwsDataPlane:
         from fsgen.runtime.sources import SourceError
 
         rt = runtime or self.runtime(group)
+        spec = self.spec.group(group)
+        aggregations = None
+        if spec.aggregations:
+            from fsgen.runtime.aggwrite import AggregationRuntime
+
+            aggregations = AggregationRuntime(rt, tuple(a.runtime() for a in spec.aggregations))
         try:
             return run(
                 rt,
@@ -235,6 +241,7 @@ class AwsDataPlane:
                 progress=progress,
                 on_finish=self.finish,
                 run_id=run_id,
+                aggregations=aggregations,
             )
         except SourceError as exc:
             raise IngestError(str(exc)) from None

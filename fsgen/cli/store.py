@@ -49,18 +49,18 @@ def open_plane(
 
 
 def records_of(app: AppContext, group: str) -> None:
-    """Refuse a record command on a group whose features are aggregations: ingestion, the
-    stream handler and GetRecord do not compute them yet, and a run that stored only the keys
-    and the event time must not report success (the README's Aggregations section)."""
+    """Refuse get / delete-record on a group whose features are aggregations: they do not
+    read or delete aggregation states yet, and must not report success (the README's
+    Aggregations section). Ingestion and the stream commands write them."""
     spec = app.spec.group(group)
     if spec.aggregations:
         from fsgen.errors import FsgenError
 
         names = ", ".join(a.name for a in spec.aggregations)
         raise FsgenError(
-            f"{group}: its features are aggregations ({names}), which ingest, the stream "
-            "handler and get do not compute yet; nothing was read or written (see the "
-            "README's Aggregations section: Status)"
+            f"{group}: its features are aggregations ({names}), which get and delete-record "
+            "do not handle yet; nothing was read or written (see the README's Aggregations "
+            "section)"
         )
 
 
@@ -100,7 +100,6 @@ def ingest(
     from fsgen.errors import IngestError
     from fsgen.runtime.errors import ConfigurationError
 
-    records_of(app, group)
     runtime, note = generated_runtime(app.config, app.spec, group)
     app.err.print(f"[dim]{note}[/dim]")
     if rejects is None:

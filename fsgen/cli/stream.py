@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,9 +33,9 @@ def _dead_letter(app: AppContext, group: str, url: str | None) -> DeadLetter:
 def _plane(app: AppContext, put_endpoint_url: str | None, group: str) -> DataPlane:
     """The backend's data plane, opened once; ``--endpoint-url`` means PutRecord there
     (``fsgen serve``, SageMaker)."""
-    from fsgen.cli.store import open_plane, records_of
+    from fsgen.cli.store import open_plane
 
-    records_of(app, group)
+    app.spec.group(group)  # an unknown group: NotFound with the known names
 
     if put_endpoint_url:
         from fsgen.backends import open_data_plane
@@ -79,6 +80,29 @@ def _newest_event_time(handler: Handler, path: Path) -> float | None:
                 continue
             newest = seconds if newest is None else max(newest, seconds)
     return newest
+
+
+def _shower(
+    app: AppContext, group: str, as_of: float | None
+) -> Callable[[dict[str, object] | None], str]:
+    """How a record is shown: its values, or for an aggregation group its aggregation
+    features finalized one second after ``as_of`` (so the newest event counts)."""
+    spec = app.spec.group(group)
+    if not spec.aggregations:
+        return _show
+    from fsgen.runtime.aggregate import finalize_record
+
+    definitions = [a.runtime() for a in spec.aggregations]
+    at = int(((as_of or 0.0) + 1) * 1_000_000)
+
+    def show(record: dict[str, object] | None) -> str:
+        if record is None:
+            return "(none)"
+        states = {k: v for k, v in record.items() if isinstance(v, str)}
+        values = finalize_record(definitions, states, at)
+        return ", ".join(f"{k}={v!r}" for k, v in values.items())
+
+    return show
 
 
 def _show(record: dict[str, object] | None) -> str:
@@ -161,9 +185,10 @@ def replay_cmd(
                 f"online values as of {format_event_time('String', as_of)} "
                 "(the newest event time replayed; TTL counts from there):"
             )
+        show = _shower(app, group, as_of)
         for i in ids:
-            app.err.print(f"  {i}: before {_show(before[i])}")
-            app.err.print(f"  {i}: after  {_show(plane.get_record(group, i, now=as_of))}")
+            app.err.print(f"  {i}: before {show(before[i])}")
+            app.err.print(f"  {i}: after  {show(plane.get_record(group, i, now=as_of))}")
     finally:
         plane.close()
     for f in result.failures[:10]:

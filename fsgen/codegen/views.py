@@ -111,6 +111,10 @@ class GroupView:
     header: Header
     imports: list[str]
     runtime: str
+    aggregations: str
+    """``AGGREGATIONS = AggregationRuntime(RUNTIME, ...)`` of an aggregation group, else ''"""
+    job: str
+    """what the batch job and stream handler run: ``AGGREGATIONS`` or ``RUNTIME``"""
     default_sources: str
     streams: str
     doc_source: str
@@ -129,6 +133,16 @@ def group_view(group: GroupSpec) -> GroupView:
             [f.function for f in features] + [a.transform for a in group.aggregations]
         ),
         runtime=statement("RUNTIME", runtime),
+        aggregations=statement(
+            "AGGREGATIONS",
+            Call(
+                "AggregationRuntime",
+                (Code("RUNTIME"), tuple(declaration(a.runtime()) for a in group.aggregations)),
+            ),
+        )
+        if group.aggregations
+        else "",
+        job="AGGREGATIONS" if group.aggregations else "RUNTIME",
         default_sources=statement("DEFAULT_SOURCES", tuple(batch), "tuple[str, ...]"),
         streams=statement(
             "STREAMS",

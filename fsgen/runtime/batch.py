@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from fsgen.runtime.aggwrite import AggregationRuntime
 from fsgen.runtime.ingest import IngestResult, OnFinish, RejectSink, process_chunk
 from fsgen.runtime.ingest import run as run_pipeline
 from fsgen.runtime.pipeline import GroupRuntime
@@ -72,7 +73,7 @@ def process_rows(
 
 
 def run(
-    runtime: GroupRuntime,
+    runtime: GroupRuntime | AggregationRuntime,
     source: object,
     sink: Sink | None,
     *,
@@ -82,8 +83,9 @@ def run(
 ) -> IngestResult:
     """Ingest one source into ``sink`` (None: a dry run); see :func:`fsgen.runtime.ingest.run`.
     The run's id starts with ``batch-`` (how the audit trail tells batch-job runs apart)."""
+    aggregations = runtime if isinstance(runtime, AggregationRuntime) else None
     return run_pipeline(
-        runtime,
+        group_of(runtime),
         source,
         sink,
         rejects=rejects,
@@ -91,7 +93,12 @@ def run(
         workers=None,
         on_finish=on_finish,
         run_id=batch_run_id(),
+        aggregations=aggregations,
     )
+
+
+def group_of(runtime: GroupRuntime | AggregationRuntime) -> GroupRuntime:
+    return runtime.group if isinstance(runtime, AggregationRuntime) else runtime
 
 
 def batch_run_id() -> str:
@@ -99,12 +106,13 @@ def batch_run_id() -> str:
 
 
 def main(
-    runtime: GroupRuntime,
+    job: GroupRuntime | AggregationRuntime,
     default_sources: Sequence[str],
     argv: Sequence[str] | None = None,
     destination: OpenDestination | None = None,
 ) -> int:
     """``python -m <generated batch job> [SOURCE] [--rejects PATH] ...``; exit 1 on rejects."""
+    runtime = group_of(job)
     parser = argparse.ArgumentParser(
         prog=f"batch job of {runtime.name}",
         description=f"Validate, transform and write raw records of feature group {runtime.name}.",
@@ -131,7 +139,7 @@ def main(
     try:
         if args.output or args.dry_run:
             sink = JsonlSink(args.output) if args.output else None
-            result = run(runtime, source, sink, rejects=args.rejects, format=args.format)
+            result = run(job, source, sink, rejects=args.rejects, format=args.format)
         else:
             if destination is None:
                 parser.error("no backend to write to: use --dry-run or --output")

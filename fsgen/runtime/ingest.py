@@ -32,12 +32,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fsgen.runtime.bulk import BlockResult, process_block
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Reject, read_source, source_name
+
+if TYPE_CHECKING:
+    from fsgen.runtime.aggwrite import AggregationRuntime
 
 MIN_SECONDS = -62135596800.0  # 0001-01-01T00:00:00Z
 MAX_SECONDS = 253402300799.0  # 9999-12-31T23:59:59Z
@@ -193,6 +196,7 @@ def run(
     on_finish: OnFinish | None = None,
     close_fds: Sequence[int] = (),
     run_id: str | None = None,
+    aggregations: AggregationRuntime | None = None,
 ) -> IngestResult:
     """Ingest one source (a path, ``s3://`` URI or DataFrame) into ``sink`` (None: a dry run
     that validates and transforms only). ``rejects`` is a JSON-lines path or a list to
@@ -201,6 +205,10 @@ def run(
     ``on_finish(result, error)`` is called once, also when the run fails (then re-raised).
     ``progress(rows, rejected)`` is called after each chunk is written, with the chunk's
     records read and rejected.
+
+    ``aggregations`` (the group's :class:`~fsgen.runtime.aggwrite.AggregationRuntime`) runs
+    the aggregation step instead of the row loop: event rows offline, then the touched
+    entities' states rebuilt online (``sink`` is then an aggregation sink).
 
     Raises :class:`fsgen.runtime.sources.SourceError` before anything is written when the
     source cannot be read."""
@@ -214,9 +222,21 @@ def run(
     )
     try:
         chunks = read_source(source, chunk_rows, fmt)
-        ingest_chunks(
-            rt, chunks, sink, sink_rejects, result, progress, _workers(source, workers), close_fds
-        )
+        if aggregations is not None:  # an aggregation group: events offline, states online
+            from fsgen.runtime.aggwrite import ingest_chunks as ingest_events
+
+            ingest_events(aggregations, chunks, sink, sink_rejects, result, progress)  # type: ignore[arg-type]
+        else:
+            ingest_chunks(
+                rt,
+                chunks,
+                sink,
+                sink_rejects,
+                result,
+                progress,
+                _workers(source, workers),
+                close_fds,
+            )
         if sink is not None:
             sink.close()
     except BaseException as exc:

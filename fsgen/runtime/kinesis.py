@@ -35,6 +35,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fsgen.runtime.aggwrite import (
+    AggregationRuntime,
+    Writes,
+    apply_events,
+    events_of,
+    kinesis_sequence,
+)
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.errors import ConfigurationError
 from fsgen.runtime.ingest import check_years
@@ -266,7 +273,7 @@ def dead_letter_entry(group: str, item: object, failure: Failure) -> dict[str, o
 
 
 def process_event(
-    runtime: GroupRuntime,
+    runtime: GroupRuntime | AggregationRuntime,
     event: Mapping[str, object],
     sink: Sink,
     dead_letter: DeadLetter | None = None,
@@ -280,7 +287,14 @@ def process_event(
     (proven equal to ``GroupRuntime.process`` record by record), with the batch pipeline's
     event-time check. The good ones go to the sink in one ``write``; a sink that writes record
     by record reports how far it got (``PartialWrite``), and a batch an atomic sink rejects is
-    written again record by record to isolate the bad one."""
+    written again record by record to isolate the bad one.
+
+    An aggregation group (``runtime`` an :class:`~fsgen.runtime.aggwrite.AggregationRuntime`)
+    updates its entities' states instead: see :func:`process_aggregation_event`."""
+    if isinstance(runtime, AggregationRuntime):
+        return process_aggregation_event(
+            runtime, event, sink, dead_letter, retry=retry, context=context
+        )
     records = event.get("Records")
     if not isinstance(records, list):
         raise DecodeError("event has no Records list")
@@ -332,6 +346,97 @@ def process_event(
             {
                 "level": "error",
                 "group": runtime.name,
+                "sequenceNumber": failure.sequence_number,
+                "field": failure.field,
+                "message": failure.message,
+                "kind": failure.kind,
+                "deadLettered": failure.dead_lettered,
+            }
+        )
+    return result
+
+
+def process_aggregation_event(
+    art: AggregationRuntime,
+    event: Mapping[str, object],
+    sink: object,
+    dead_letter: DeadLetter | None = None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    context: object = None,
+    clock: Callable[[], float] = time.time,
+) -> StreamResult:
+    """The stream step of an aggregation group for one Kinesis event (one shard's batch).
+
+    Records are decoded and processed like a row group's (same functions, same poison
+    outcomes), each gets ``event_sequence = kinesis_sequence(sequenceNumber)``; then the
+    touched entities' states are loaded, the events applied in arrival order, the event rows
+    written offline and the states online (``sink.update_states``). A replayed record (its
+    sequence not above its entity's state) changes nothing and counts as written, so a retried
+    batch is idempotent; a LATE event is dead-lettered with its reason and nothing of it is
+    written. A write that fails after the back-off reports every applied record for retry."""
+    records = event.get("Records")
+    if not isinstance(records, list):
+        raise DecodeError("event has no Records list")
+    rt = art.group
+    result = StreamResult(group=rt.name, read=len(records))
+    poison: list[tuple[object, Failure]] = []
+    decoded: list[tuple[object, str, int]] = []
+    raws: list[dict[str, object]] = []
+    for position, item in enumerate(records, start=1):
+        if not isinstance(item, Mapping):
+            poison.append(
+                (item, Failure(str(position), "<record>", "event record is not an object"))
+            )
+            continue
+        seq = sequence_number(item, position)
+        try:
+            sequence = kinesis_sequence(seq)
+            raws.append(decode_record(item))
+        except (DecodeError, ValueError) as exc:
+            poison.append((item, Failure(seq, "<record>", str(exc))))
+            continue
+        decoded.append((item, seq, sequence))
+    try:
+        block = check_years(art.values, process_many(art.values, raws))
+    except ConfigurationError as exc:
+        return _configuration_failure(rt, records, exc)
+    for index, error in block.errors:
+        item, seq, _ = decoded[index]
+        poison.append((item, Failure(seq, error.field, error.message)))
+    events, bad = events_of(art, block, [decoded[i][2] for i in block.rows])
+    for r in bad:
+        item, seq, _ = decoded[r.index]
+        poison.append((item, Failure(seq, r.field, r.message)))
+    ids = list(dict.fromkeys(e.record_id for e in events))
+    done: list[Writes] = []
+
+    def step() -> None:
+        done[:] = [
+            sink.update_states(  # type: ignore[attr-defined]
+                art, ids, lambda stored: apply_events(art, events, stored, clock())
+            )
+        ]
+
+    outcome = attempt(step, retry, context) if events else None
+    if outcome is not None:
+        for e in events:
+            _, seq, _ = decoded[e.index]
+            result.failures.append(Failure(seq, "<write>", outcome[1], RETRY))
+    elif done:
+        writes = done[0]
+        result.written += len(writes.applied)
+        for r in writes.rejected:
+            item, seq, _ = decoded[r.index]
+            poison.append((item, Failure(seq, r.field, r.message)))
+    result.failures.extend(_dead_letter(rt.name, poison, dead_letter, retry, context))
+    order = {seq: i for i, (_, seq, _) in enumerate(decoded)}
+    result.failures.sort(key=lambda f: order.get(f.sequence_number, -1))
+    for failure in result.failures:
+        log(
+            {
+                "level": "error",
+                "group": rt.name,
                 "sequenceNumber": failure.sequence_number,
                 "field": failure.field,
                 "message": failure.message,

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.pipeline import GroupRuntime
+
+if TYPE_CHECKING:
+    from fsgen.runtime.aggwrite import AggregationRuntime, History, Stored, Writes
 
 Record = dict[str, object]
 
@@ -110,6 +113,21 @@ class JsonlSink:
         with self.path.open("a", encoding="utf-8", newline="\n") as fh:
             fh.write(prepared)
 
+    # aggregation groups: event rows, then the states rebuilt from the run's events
+
+    def write_events(self, art: AggregationRuntime, events: BlockResult) -> None:
+        self.write(art.group, self.prepare(art.group, events))
+
+    def rebuild_states(
+        self,
+        art: AggregationRuntime,
+        ids: Sequence[str],
+        step: Callable[[History | None], BlockResult],
+    ) -> int:
+        states = step(None)
+        self.write(art.group, self.prepare(art.group, states))
+        return len(states.rows)
+
     def close(self) -> None:
         return None
 
@@ -184,6 +202,79 @@ class PutRecordSink:
                 self.client.put_record(**request)
             except Exception as exc:
                 raise PartialWrite(i, exc) from exc
+
+    # ------------------------------------------------------------ aggregation groups
+    # (fsgen.runtime.aggwrite.AggregationSink): event rows go to the offline store only, state
+    # records to the online store only (PutRecord TargetStores)
+
+    def update_states(
+        self, art: AggregationRuntime, ids: Sequence[str], step: Callable[[Stored], Writes]
+    ) -> Writes:
+        """BatchGetRecord the states of ``ids``, run ``step``, PutRecord its event rows
+        (OfflineStore) then its states (OnlineStore). A retry after a failure part-way is
+        harmless: event rows are written again identically, applied events are replays."""
+        writes = step(self.load_states(art, ids))
+        self.write_events(art, writes.events)
+        self._put(art.group, writes.states, ["OnlineStore"])
+        return writes
+
+    def write_events(self, art: AggregationRuntime, events: BlockResult) -> None:
+        self._put(art.group, events, ["OfflineStore"])
+
+    def rebuild_states(
+        self,
+        art: AggregationRuntime,
+        ids: Sequence[str],
+        step: Callable[[History | None], BlockResult],
+    ) -> int:
+        """The offline history is not readable through PutRecord's API: ``step`` rebuilds
+        from the run's own events."""
+        states = step(None)
+        self._put(art.group, states, ["OnlineStore"])
+        return len(states.rows)
+
+    def load_states(self, art: AggregationRuntime, ids: Sequence[str]) -> dict[str, Record]:
+        rt = art.group
+        names = [rt.event_time, *art.state_columns]
+        out: dict[str, Record] = {}
+        for start in range(0, len(ids), 100):
+            pending = list(ids[start : start + 100])
+            while pending:
+                response = self.client.batch_get_record(
+                    Identifiers=[
+                        {
+                            "FeatureGroupName": rt.name,
+                            "RecordIdentifiersValueAsString": pending,
+                            "FeatureNames": names,
+                        }
+                    ]
+                )
+                for found in response.get("Records", []):
+                    out[str(found["RecordIdentifierValueAsString"])] = rt.from_sagemaker(
+                        found["Record"]
+                    )
+                errors = response.get("Errors") or []
+                if errors:
+                    first = errors[0]
+                    raise RuntimeError(
+                        f"BatchGetRecord {rt.name}: {first.get('ErrorCode')}: "
+                        f"{first.get('ErrorMessage')}"
+                    )
+                pending = [
+                    str(i)
+                    for u in response.get("UnprocessedIdentifiers") or []
+                    for i in u.get("RecordIdentifiersValueAsString", [])
+                ]
+        return out
+
+    def _put(self, rt: GroupRuntime, block: BlockResult, stores: list[str]) -> None:
+        if not block.rows:
+            return
+        saved, self.target_stores = self.target_stores, stores
+        try:
+            self.write(rt, self.prepare(rt, block))
+        finally:
+            self.target_stores = saved
 
     def put_records(self, group: str, records: list[Record]) -> int:
         """Stored record dicts of a group this sink knows (``runtimes``)."""

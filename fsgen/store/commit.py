@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from fsgen.runtime.aggwrite import AggregationRuntime, History, Stored, Writes
     from fsgen.spec import GroupSpec
 
 
@@ -318,18 +319,97 @@ class ChunkWriter:
             targets=self.targets,
         )
 
+    # ------------------------------------------------------------------ aggregation groups
+    # (fsgen.runtime.aggwrite.AggregationSink): each call commits under the store's lock, so
+    # a state is read, updated and written with no other writer in between
+
+    def update_states(
+        self, art: AggregationRuntime, ids: Sequence[str], step: Callable[[Stored], Writes]
+    ) -> Writes:
+        """Load the states of ``ids``, run ``step``, commit its event rows (offline) and its
+        states (online) as one chunk."""
+        self.flush()
+        rt = art.group
+        with self.store.lock(f"write {rt.name}"):
+            found = self.store.online.batch_get(rt, list(ids), now=float("-inf"))
+            stored = {i: r for i, r in zip(ids, found, strict=True) if r is not None}
+            writes = step(stored)
+            self._commit_aggregation(art, writes.events, writes.states)
+        return writes
+
+    def write_events(self, art: AggregationRuntime, events: BlockResult) -> None:
+        """Commit event rows (offline only) as one chunk."""
+        self.flush()
+        self._commit_aggregation(art, events, None)
+
+    def rebuild_states(
+        self,
+        art: AggregationRuntime,
+        ids: Sequence[str],
+        step: Callable[[History | None], BlockResult],
+    ) -> int:
+        """Rebuild the states of ``ids`` from their whole offline event history."""
+        self.flush()
+        rt = art.group
+        with self.store.lock(f"rebuild {rt.name}"):
+            history: History = offline.event_history(
+                art, self.store.root / "offline" / rt.name, ids
+            )
+            states = step(history)
+            self._commit_aggregation(art, None, states)
+        return len(states.rows)
+
+    def _commit_aggregation(
+        self, art: AggregationRuntime, events: BlockResult | None, states: BlockResult | None
+    ) -> None:
+        rt = art.group
+        has_events = events is not None and bool(events.rows)
+        has_states = states is not None and bool(states.rows)
+        if not (has_events or has_states):
+            return
+        table_of = events if has_events else states  # offline: the events (or nothing)
+        assert table_of is not None
+        processed = processed_of(rt, table_of.columns, table_of.seconds)
+        online = self.store.online
+
+        def online_part(con: sqlite3.Connection) -> None:
+            if has_states:
+                assert states is not None
+                online.upsert(con, rt, online.rows_for(rt, states.columns, states.seconds))
+
+        chunk = self.chunks
+        self.chunks += 1
+        self.store._commit(
+            rt,
+            self.run_id,
+            chunk,
+            processed.table,
+            processed.seconds,
+            online_part,
+            targets=(has_states, has_events),
+        )
+
+    def flush(self) -> None:
+        """Wait for the background commits (a pipelined writer), re-raising their failure."""
+        if self._queue is not None:
+            self._queue.join()
+        if self._error is not None:
+            raise self._error
+
     def _run(self) -> None:
         assert self._queue is not None
         while True:
             item = self._queue.get()
             if item is None:
                 self.store.online.close()  # this thread's connection
+                self._queue.task_done()
                 return
             if self._error is None:
                 try:
                     self._commit(*item)
                 except BaseException as exc:  # re-raised in the caller thread
                     self._error = exc
+            self._queue.task_done()
 
     def close(self) -> None:
         if self._queue is not None and self._thread is not None:

@@ -168,7 +168,13 @@ class LocalStore(WriteProtocol):
         if rt.name != group:
             raise IngestError(f"runtime is for group {rt.name!r}, not {group!r}")
         run_id = run_id or offline.new_run_id()
-        sink = self.writer(group, run_id, pipelined=True)
+        spec = self._groups.get(group)
+        aggregations = None
+        if spec is not None and spec.aggregations and group not in self._adopted:
+            from fsgen.runtime.aggwrite import AggregationRuntime
+
+            aggregations = AggregationRuntime(rt, tuple(a.runtime() for a in spec.aggregations))
+        sink = self.writer(group, run_id, pipelined=aggregations is None)
         try:
             return run_pipeline(
                 rt,
@@ -182,6 +188,7 @@ class LocalStore(WriteProtocol):
                 on_finish=self.finish_run,
                 close_fds=[self._lock_fd] if self._lock_fd is not None else [],
                 run_id=run_id,
+                aggregations=aggregations,
             )
         except SourceError as exc:
             raise IngestError(str(exc)) from None

@@ -23,6 +23,7 @@ the rows that rule hides, so no query result changes.
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from collections.abc import Sequence
@@ -39,6 +40,9 @@ from fsgen.runtime.pipeline import GroupRuntime
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
+
+    from fsgen.runtime.aggregate import Value
+    from fsgen.runtime.aggwrite import AggregationRuntime
 
 _ARROW = {"Integral": pa.int64(), "Fractional": pa.float64(), "String": pa.string()}
 TS = pa.timestamp("us", tz="UTC")
@@ -196,6 +200,38 @@ def read_offline(
     )
     order = f"{_q(rt.event_time)}, {_q(rt.identifier)}, api_invocation_time, write_time"
     return con.execute(f"SELECT * FROM ({sql}) ORDER BY {order}").df()
+
+
+def event_history(
+    art: AggregationRuntime, group_dir: Path, ids: Sequence[str]
+) -> dict[str, list[tuple[int, int, str, tuple[Value | None, ...]]]]:
+    """The event rows of an aggregation group's entities ``ids`` (not deleted), as
+    ``fsgen.runtime.aggwrite.History``: (event time µs, sequence, hash, values). Every copy
+    is returned; the rebuild counts distinct events."""
+    import duckdb
+    import pyarrow as pa
+
+    from fsgen.runtime.encoding import parse_event_time
+
+    rt = art.group
+    out: dict[str, list[tuple[int, int, str, tuple[Value | None, ...]]]] = {i: [] for i in ids}
+    if not ids or not data_files(group_dir):
+        return out
+    con = duckdb.connect()
+    con.register("wanted", pa.table({"id": pa.array(list(ids), pa.string())}))
+    values = ", ".join(_q(d.value_column) for d in art.definitions)
+    ident = _q(rt.identifier)
+    rows = con.execute(
+        f"SELECT CAST({ident} AS VARCHAR), {_q(rt.event_time)}, event_sequence, event_hash, "
+        f"{values} FROM {_source_sql(group_dir)} WHERE NOT is_deleted AND event_sequence IS "
+        f"NOT NULL AND CAST({ident} AS VARCHAR) IN (SELECT id FROM wanted)"
+    ).fetchall()
+    kind = rt.event_time_kind
+    for record_id, when, seq, content_hash, *vals in rows:
+        micros = round(parse_event_time(kind, when) * 1_000_000)
+        clean = tuple(None if isinstance(v, float) and math.isnan(v) else v for v in vals)
+        out[record_id].append((micros, int(seq), str(content_hash), clean))
+    return out
 
 
 def _q(name: str) -> str:

@@ -89,6 +89,8 @@ class Handler:
     runtime: GroupRuntime
     note: str
     _process: Process
+    aggregations: bool = False
+    """an aggregation group: its events need sequence numbers that increase across replays"""
 
     def process(
         self,
@@ -102,9 +104,12 @@ class Handler:
 
 def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handler:
     """The generated stream handler of ``group`` if it is current, else the runtime's."""
-    from fsgen.bind import group_runtime
+    from fsgen.bind import aggregation_runtime, group_runtime
 
-    bound = group_runtime(spec.group(group))
+    gspec = spec.group(group)
+    bound = group_runtime(gspec)
+    job = aggregation_runtime(gspec) if gspec.aggregations else bound
+    agg = bool(gspec.aggregations)
 
     def fallback(
         event: Mapping[str, object],
@@ -112,7 +117,7 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
         dead_letter: DeadLetter | None,
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> StreamResult:
-        return kinesis.process_event(bound, event, sink, dead_letter, retry=retry)
+        return kinesis.process_event(job, event, sink, dead_letter, retry=retry)
 
     snake = re.sub(r"[^0-9a-zA-Z_]", "_", group).lower()
     snake = f"_{snake}" if snake[:1].isdigit() else snake
@@ -125,6 +130,7 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
             bound,
             "generated stream handler not found; using the definitions directly",
             fallback,
+            agg,
         )
     runtime = getattr(module, "RUNTIME", None)
     if (
@@ -137,8 +143,9 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
             bound,
             f"{name} is stale (run 'fsgen generate'); using the definitions directly",
             fallback,
+            agg,
         )
-    return Handler(group, runtime, f"running {name}", module.process_event)
+    return Handler(group, runtime, f"running {name}", module.process_event, agg)
 
 
 def _shape(rt: GroupRuntime) -> object:

@@ -115,6 +115,13 @@ def partition_key(data: bytes, identifier: str, fallback: str) -> str:
         return fallback
 
 
+def arrival_sequence(n: int, run: int) -> str:
+    """The sequence number of the n-th record of a replay of an aggregation group started at
+    ``run`` (epoch milliseconds): it fits int64 and increases across replays, as Kinesis's
+    do over time, so a later replay's events are never taken for replays of earlier ones."""
+    return str(run * 10**6 + n)
+
+
 def events(
     handler: Handler,
     payloads: Sequence[bytes],
@@ -126,11 +133,12 @@ def events(
     """Lambda events of ``batch_size`` records each."""
     arn = stream_arn(stream)
     batch: list[dict[str, object]] = []
+    number = arrival_sequence if handler.aggregations else sequence_number
     for n, data in enumerate(payloads, start=start):
         batch.append(
             event_record(
                 data,
-                sequence_number(n, run),
+                number(n, run),
                 partition_key(data, handler.runtime.identifier, str(n)),
                 shard=SHARD,
                 source_arn=arn,
@@ -164,7 +172,7 @@ def replay(
     result = ReplayResult(handler.group, str(path))
     started = time.perf_counter()
     payloads = lines(path)
-    run = file_number(path)
+    run = int(time.time() * 1000) if handler.aggregations else file_number(path)
     n = 0
     while True:
         chunk: list[bytes] = []

@@ -1,5 +1,6 @@
-"""Commands never report success for something that did not happen: a record command on a
-group whose features are aggregations (not computed by ingestion yet) refuses it, destroy's
+"""Commands never report success for something that did not happen: get and delete-record on
+a group whose features are aggregations (which they do not handle yet) refuse it, ingest and
+stream replay write its events and states, destroy's
 refusal names destroy, and a reader that closes stdout early ends a command quietly."""
 
 from __future__ import annotations
@@ -53,10 +54,8 @@ def project(make_project: Callable[..., Path]) -> Path:
 @pytest.mark.parametrize(
     "command",
     [
-        ("ingest", "purchases", "events.csv"),
         ("get", "purchases", "c1"),
         ("delete-record", "purchases", "c1", "--event-time", "2024-01-01T00:00:00Z"),
-        ("stream", "replay", "purchases", "events.jsonl"),
     ],
 )
 def test_record_commands_refuse_an_aggregation_group(project: Path, command: tuple) -> None:
@@ -72,6 +71,39 @@ def test_record_commands_refuse_an_aggregation_group(project: Path, command: tup
     assert last.startswith("error: purchases: its features are aggregations"), result.stderr
     assert "nothing was read or written" in last
     assert not list((project / ".fsgen").rglob("purchases/data/**/*.parquet"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("ingest", "purchases", "events.csv"), ("stream", "replay", "purchases", "events.jsonl")],
+)
+def test_ingest_and_replay_write_an_aggregation_group(project: Path, command: tuple) -> None:
+    (project / "events.csv").write_text(
+        "customer_id,purchased_at,amount\nc1,2024-01-01T00:00:00Z,5\nc1,2024-01-01T00:30:00Z,7\n"
+    )
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:30:00Z", "amount": 7}\n'
+    )
+    result = fsgen(project, *command, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "written 2" in result.stderr, result.stderr
+    from fsgen.config import load_config
+    from fsgen.loader import load
+    from fsgen.runtime.aggregate import finalize_record
+    from fsgen.store import LocalStore
+
+    config = load_config(project)
+    spec = load(project)
+    with LocalStore.open(config, spec) as store:
+        events = store.read_offline("purchases", dedup=False)
+        record = store.get_record("purchases", "c1")
+    assert sorted(events["avg_purchase_value__value"]) == [5.0, 7.0]
+    assert events["avg_purchase_value__state"].isna().all()
+    assert record is not None and record["event_sequence"] is None
+    definitions = [a.runtime() for a in spec.group("purchases").aggregations]
+    at = 1704067200_000000 + 3600_000000  # 2024-01-01T01:00:00Z
+    assert finalize_record(definitions, record, at)["avg_purchase_value_1d"] == 6.0  # type: ignore[arg-type]
 
 
 def test_destroy_refused_says_destroy(project: Path) -> None:

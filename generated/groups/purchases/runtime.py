@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import featuredefs.purchases
 from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime
+from fsgen.runtime.aggregate import AggregationDef
+from fsgen.runtime.aggwrite import AggregationRuntime
 
 GROUP = "purchases"
 
@@ -50,5 +52,27 @@ RUNTIME = GroupRuntime(
         ("purchase_count__value", "Integral", None, None),
         ("avg_purchase_value__state", "String", None, None),
         ("purchase_count__state", "String", None, None),
+    ),
+)
+
+AGGREGATIONS = AggregationRuntime(
+    RUNTIME,
+    (
+        AggregationDef(
+            name="avg_purchase_value",
+            function="mean",
+            value_kind="Fractional",
+            windows=(86400000000, 604800000000, 2592000000000),
+            hop=3600000000,
+            lateness=3600000000,
+        ),
+        AggregationDef(
+            name="purchase_count",
+            function="count",
+            value_kind="Integral",
+            windows=(3600000000, None),
+            hop=300000000,
+            lateness=600000000,
+        ),
     ),
 )

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from fsgen.runtime import deadletter, kinesis
 from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
 from fsgen.runtime.sinks import PutRecordSink, Sink
-from generated.groups.purchases.runtime import GROUP, RUNTIME
+from generated.groups.purchases.runtime import AGGREGATIONS, GROUP, RUNTIME
 
-__all__ = ["GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
+__all__ = ["AGGREGATIONS", "GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
 
 STREAMS: tuple[str, ...] = ("customer-purchases",)
 
@@ -61,7 +61,7 @@ def process_event(
 ) -> StreamResult:
     """Validate, transform and write each record of a Kinesis event."""
     return kinesis.process_event(
-        RUNTIME,
+        AGGREGATIONS,
         event,
         sink or default_sink(),
         dead_letter or default_dead_letter(),

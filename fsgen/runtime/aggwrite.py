@@ -1,0 +1,478 @@
+"""The write step of aggregation groups: raw events in, offline event rows and online states out.
+
+Batch ingestion, the generated batch job and the generated stream handler all run it:
+
+1. the group's :class:`GroupRuntime` validates each raw event and calls the featuredefs
+   functions (one per aggregation, as the feature ``<name>__value``) -- the same functions,
+   on the same column-wise path, as row groups;
+2. :func:`events_of` coerces each value (:func:`fsgen.runtime.aggregate.coerce_value`), gives
+   every event its ``event_sequence`` and content ``event_hash``; a value no aggregation can
+   take is a reject naming the aggregation;
+3. the stream (:func:`apply_events`) loads the touched entities' states, applies the events in
+   arrival order (a sequence not above the state's is a replay and changes nothing; an event
+   older than ``watermark - lateness`` of any aggregation is LATE and rejected, nothing of it
+   written); the batch backfill (:func:`rebuild_states`) rebuilds them from the entity's whole
+   event history with :meth:`AggregationState.rebuild`, which is the state the stream builds
+   from the same accepted events, byte for byte;
+4. the sink stores the event rows offline and the states online (one record per entity, event
+   time = write time, so the online store's latest-record rule never discards an update).
+
+Sequences (README "Aggregations"): a batch row's sequence is its row number in the source; a
+Kinesis record's is :func:`kinesis_sequence` of its sequence number.
+
+Standard library only, and nothing from fsgen outside :mod:`fsgen.runtime`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from fsgen.runtime.aggregate import (
+    DUPLICATE,
+    INT64_MAX,
+    AggregationDef,
+    AggregationError,
+    AggregationState,
+    Value,
+    coerce_value,
+    encode_states,
+    event_hash,
+)
+from fsgen.runtime.bulk import BlockResult
+from fsgen.runtime.encoding import format_event_time, parse_event_time
+from fsgen.runtime.pipeline import GroupRuntime, RecordError
+
+if TYPE_CHECKING:
+    from fsgen.runtime.ingest import IngestResult, RejectSink
+    from fsgen.runtime.sources import Chunk
+
+EVENT_SEQUENCE = "event_sequence"
+EVENT_HASH = "event_hash"
+LATE_FIELD = "<late>"
+MICROS = 1_000_000
+
+
+@dataclass(frozen=True)
+class AggregationRuntime:
+    """An aggregation group: its :class:`GroupRuntime` (raw fields, one ``<name>__value``
+    feature per aggregation, every column of the group) and the aggregations' definitions."""
+
+    group: GroupRuntime
+    definitions: tuple[AggregationDef, ...]
+    values: GroupRuntime = field(init=False, repr=False, compare=False)
+    """the group's runtime with the columns an event's processing produces"""
+
+    def __post_init__(self) -> None:
+        produced = {self.group.identifier, *self.group.keys, self.group.event_time}
+        produced |= {d.value_column for d in self.definitions}
+        columns = tuple(c for c in self.group.columns if c[0] in produced)
+        object.__setattr__(self, "values", dataclasses.replace(self.group, columns=columns))
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        rt = self.group
+        return tuple(dict.fromkeys((rt.identifier, *rt.keys)))
+
+    @property
+    def state_columns(self) -> tuple[str, ...]:
+        return tuple(d.state_column for d in self.definitions)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One accepted raw event, ready to apply: ``index`` is its position in its block."""
+
+    index: int
+    record_id: str
+    keys: tuple[object, ...]
+    event_time: object
+    micros: int
+    sequence: int
+    content_hash: str
+    values: tuple[Value | None, ...]
+
+
+@dataclass
+class Rejected:
+    """A raw event that is not applied: its block position and why."""
+
+    index: int
+    field: str
+    message: str
+
+
+@dataclass
+class Writes:
+    """What one step stores: event rows (offline) and state records (online), column-wise in
+    the group's columns, with their event times in epoch seconds; and the events rejected."""
+
+    events: BlockResult
+    states: BlockResult
+    rejected: list[Rejected] = field(default_factory=list)
+    applied: list[int] = field(default_factory=list)
+    """block positions of the events that were applied (or were replays of applied ones)"""
+
+
+Stored = Mapping[str, Mapping[str, object]]
+"""record id -> the stored online state record (column -> value)"""
+History = Mapping[str, Sequence[tuple[int, int, str, tuple[Value | None, ...]]]]
+"""record id -> its event rows: (event time µs, sequence, hash, value per aggregation)"""
+
+
+class AggregationSink(Protocol):
+    """What a sink offers aggregation groups besides the row :class:`~fsgen.runtime.sinks.Sink`
+    protocol. ``update_states`` loads the states of ``ids``, calls ``step`` with them and
+    stores what it returns (events offline, states online), atomically where the store can;
+    ``rebuild_states`` does the same with the entities' event histories (None when the sink
+    cannot read them: then the run's own events are the history); ``write_events`` stores
+    event rows only."""
+
+    def update_states(
+        self, art: AggregationRuntime, ids: Sequence[str], step: Callable[[Stored], Writes]
+    ) -> Writes: ...
+
+    def write_events(self, art: AggregationRuntime, events: BlockResult) -> None: ...
+
+    def rebuild_states(
+        self,
+        art: AggregationRuntime,
+        ids: Sequence[str],
+        step: Callable[[History | None], BlockResult],
+    ) -> int: ...
+
+
+# --------------------------------------------------------------------------- sequences
+
+_KINESIS_BITS = 186  # Kinesis's sequence numbers: 56 decimal digits, 47 hex digits
+_EPOCH_2010 = 1_262_304_000
+_INDEX_BITS = 38
+
+
+def kinesis_sequence(text: str) -> int:
+    """The ``event_sequence`` (int64) of a Kinesis record's sequence number.
+
+    A number that fits in int64 (emulators, ``fsgen stream replay``) is its own sequence.
+    A Kinesis number (186 bits: version, the shard's creation time in seconds, the shard's
+    64-bit record index, the put time, the shard index) maps to
+    ``(minutes from 2010-01-01 to the shard's creation) << 38 | record index``: increasing
+    within a shard, and from a parent shard to its children (created later), the same for the
+    same record on every retry; shards created until 2073. Raises ValueError for anything
+    else, or a record index past 2**38 (2.7e11 records in one shard: 8.7 years at a shard's
+    1,000 records/s), which has no int64 order."""
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"sequence number {text!r} is not a decimal number")
+    number = int(text)
+    if number <= INT64_MAX:
+        return number
+    digits = format(number, "x")
+    if number.bit_length() != _KINESIS_BITS or len(digits) != 47 or digits[-1] != "2":
+        raise ValueError(f"sequence number {text} has no known int64 order")
+    created = int(digits[1:11], 16) >> 4
+    index = int(digits[11:27], 16)
+    minutes = (created - _EPOCH_2010) // 60
+    if index >= 1 << _INDEX_BITS or not 0 <= minutes < 1 << (63 - _INDEX_BITS):
+        raise ValueError(f"sequence number {text} is beyond the int64 sequence range")
+    return (minutes << _INDEX_BITS) | index
+
+
+# --------------------------------------------------------------------------- events
+
+
+def events_of(
+    art: AggregationRuntime, block: BlockResult, sequences: Sequence[int]
+) -> tuple[list[Event], list[Rejected]]:
+    """The accepted rows of a processed block (``art.values``) as events, with the sequence
+    of each accepted row (``sequences[j]`` for row ``block.rows[j]``)."""
+    rt = art.group
+    cols = block.columns
+    ids = cols[rt.identifier]
+    keys = [cols[k] for k in rt.keys]
+    times = cols[rt.event_time]
+    values = [cols[d.value_column] for d in art.definitions]
+    events: list[Event] = []
+    rejected: list[Rejected] = []
+    for j, index in enumerate(block.rows):
+        try:
+            mapped = tuple(
+                coerce_value(d.value_kind, v[j])
+                for d, v in zip(art.definitions, values, strict=True)
+            )
+        except AggregationError as exc:
+            bad = next(
+                d.name for d, v in zip(art.definitions, values, strict=True) if _bad(d, v[j])
+            )
+            rejected.append(Rejected(index, bad, f"aggregation {bad!r}: {exc}"))
+            continue
+        micros = round(block.seconds[j] * MICROS)
+        record_id = str(ids[j])
+        named = {d.value_column: v for d, v in zip(art.definitions, mapped, strict=True)}
+        events.append(
+            Event(
+                index,
+                record_id,
+                tuple(k[j] for k in keys),
+                times[j],
+                micros,
+                sequences[j],
+                event_hash(record_id, micros, named),
+                mapped,
+            )
+        )
+    return events, rejected
+
+
+def _bad(d: AggregationDef, value: object) -> bool:
+    try:
+        coerce_value(d.value_kind, value)
+    except AggregationError:
+        return True
+    return False
+
+
+def event_rows(art: AggregationRuntime, events: Sequence[Event]) -> BlockResult:
+    """Offline event rows of ``events``: keys, event time, sequence, hash, values."""
+    rt = art.group
+    cols: dict[str, list[object]] = {c[0]: [None] * len(events) for c in rt.columns}
+    cols[rt.identifier] = [e.record_id for e in events]
+    for i, key in enumerate(rt.keys):
+        if key != rt.identifier or len(rt.keys) == 1:
+            cols[key] = [e.keys[i] for e in events]
+    cols[rt.event_time] = [e.event_time for e in events]
+    cols[EVENT_SEQUENCE] = [e.sequence for e in events]
+    cols[EVENT_HASH] = [e.content_hash for e in events]
+    for n, d in enumerate(art.definitions):
+        cols[d.value_column] = [e.values[n] for e in events]
+    return BlockResult(cols, [e.index for e in events], [e.micros / MICROS for e in events])
+
+
+def decode_stored(
+    art: AggregationRuntime, record: Mapping[str, object] | None
+) -> list[AggregationState]:
+    """The states a stored online record holds (an absent or empty one: empty states)."""
+    record = record or {}
+    return [AggregationState.decode(d, _text(record.get(d.state_column))) for d in art.definitions]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def stored_seconds(art: AggregationRuntime, record: Mapping[str, object] | None) -> float:
+    rt = art.group
+    if not record or record.get(rt.event_time) is None:
+        return float("-inf")
+    return parse_event_time(rt.event_time_kind, record[rt.event_time])
+
+
+# --------------------------------------------------------------------------- the stream
+
+
+def apply_events(
+    art: AggregationRuntime, events: Sequence[Event], stored: Stored, now: float
+) -> Writes:
+    """Apply ``events`` (arrival order) to the stored states: the stream's step. Replays
+    change nothing; late events and entities whose state would not fit a record are
+    rejected; each changed entity gets one state record at write time ``now`` (or its stored
+    event time, if that is later)."""
+    by_entity: dict[str, list[Event]] = {}
+    for e in events:
+        by_entity.setdefault(e.record_id, []).append(e)
+    rejected: list[Rejected] = []
+    written: list[Event] = []
+    applied: list[int] = []
+    states_out: dict[str, tuple[Event, dict[str, str], float]] = {}
+    for record_id, mine in by_entity.items():
+        record = stored.get(record_id)
+        states = decode_stored(art, record)
+        took: list[Event] = []
+        for e in mine:
+            top = max(s.max_sequence for s in states)
+            if e.sequence <= top:
+                applied.append(e.index)  # a replay of an applied event: nothing changes
+                continue
+            late = [
+                s
+                for s in states
+                if s.watermark is not None and e.micros < s.watermark - s.definition.lateness
+            ]
+            if late:
+                rejected.append(
+                    Rejected(e.index, LATE_FIELD, "late: " + late[0].late_reason(e.micros))
+                )
+                continue
+            for s, value in zip(states, e.values, strict=True):
+                outcome = s.apply(e.micros, e.sequence, e.content_hash, value)
+                assert outcome != DUPLICATE or value is None
+            took.append(e)
+        if not took:
+            continue
+        try:
+            encoded = encode_states(states)
+        except AggregationError as exc:
+            rejected += [Rejected(e.index, "<state>", str(exc)) for e in took]
+            continue
+        written += took
+        applied += [e.index for e in took]
+        states_out[record_id] = (took[0], encoded, max(now, stored_seconds(art, record)))
+    rejected.sort(key=lambda r: r.index)
+    return Writes(
+        event_rows(art, written), state_records(art, states_out), rejected, sorted(applied)
+    )
+
+
+def state_records(
+    art: AggregationRuntime, states: Mapping[str, tuple[Event, Mapping[str, str], float]]
+) -> BlockResult:
+    """One online record per entity: keys, event time (the write time), the encoded states."""
+    rt = art.group
+    n = len(states)
+    cols: dict[str, list[object]] = {c[0]: [None] * n for c in rt.columns}
+    items = list(states.items())
+    cols[rt.identifier] = [rid for rid, _ in items]
+    for i, key in enumerate(rt.keys):
+        if key != rt.identifier or len(rt.keys) == 1:
+            cols[key] = [e.keys[i] for _, (e, _, _) in items]
+    seconds = [s for _, (_, _, s) in items]
+    cols[rt.event_time] = [format_event_time(rt.event_time_kind, s) for s in seconds]
+    for name in art.state_columns:
+        cols[name] = [enc[name] for _, (_, enc, _) in items]
+    return BlockResult(cols, list(range(n)), seconds)
+
+
+# --------------------------------------------------------------------------- the backfill
+
+
+def history_of(
+    events: Iterable[Event],
+) -> dict[str, list[tuple[int, int, str, tuple[Value | None, ...]]]]:
+    """A history (see :data:`History`) from events."""
+    out: dict[str, list[tuple[int, int, str, tuple[Value | None, ...]]]] = {}
+    for e in events:
+        out.setdefault(e.record_id, []).append((e.micros, e.sequence, e.content_hash, e.values))
+    return out
+
+
+def rebuild_states(
+    art: AggregationRuntime,
+    history: History,
+    keys: Mapping[str, tuple[object, ...]],
+    now: float,
+) -> tuple[BlockResult, list[tuple[str, str]]]:
+    """The backfill's states: each entity's from its whole event history
+    (:meth:`AggregationState.rebuild`; no lateness: the history is the source of truth).
+    Returns the state records and, per entity whose state would not fit a record, its
+    (record id, reason)."""
+    out: dict[str, tuple[Event, dict[str, str], float]] = {}
+    refused: list[tuple[str, str]] = []
+    for record_id, rows in history.items():
+        states = [
+            AggregationState.rebuild(d, [(t, q, h, v[n]) for t, q, h, v in rows])
+            for n, d in enumerate(art.definitions)
+        ]
+        try:
+            encoded = encode_states(states)
+        except AggregationError as exc:
+            refused.append((record_id, str(exc)))
+            continue
+        probe = Event(0, record_id, keys[record_id], None, 0, 0, "", ())
+        out[record_id] = (probe, encoded, now)
+    return state_records(art, out), refused
+
+
+def reject_record(field_name: str, message: str) -> RecordError:
+    return RecordError(field_name, message)
+
+
+__all__ = [
+    "EVENT_HASH",
+    "EVENT_SEQUENCE",
+    "LATE_FIELD",
+    "AggregationRuntime",
+    "AggregationSink",
+    "Event",
+    "History",
+    "Rejected",
+    "Stored",
+    "Writes",
+    "apply_events",
+    "event_rows",
+    "events_of",
+    "history_of",
+    "kinesis_sequence",
+    "rebuild_states",
+    "state_records",
+]
+
+
+# --------------------------------------------------------------------------- batch driver
+
+
+def ingest_chunks(
+    art: AggregationRuntime,
+    chunks: Iterable[Chunk],
+    sink: AggregationSink | None,
+    rejects: RejectSink,
+    result: IngestResult,
+    progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> None:
+    """The batch pipeline's loop for an aggregation group (``fsgen.runtime.ingest.run``):
+    every chunk's accepted events are written offline as they come (sequence = row number);
+    then every touched entity's state is rebuilt from its history (the sink's, or the run's
+    own events when the sink cannot read one) and written online. Rejects and counts go where
+    the row loop puts them: ``read == valid + rejected``."""
+    import time
+
+    from fsgen.runtime.ingest import process_chunk
+    from fsgen.runtime.sources import Reject
+
+    now = clock or time.time
+    run_events: list[Event] = []
+    keys: dict[str, tuple[object, ...]] = {}
+    raw_of: dict[str, tuple[str, int, dict[str, object]]] = {}
+    for chunk in chunks:
+        block = process_chunk(art.values, chunk, rejects)
+        sequences = [chunk.row_number(i) for i in block.rows]
+        events, bad = events_of(art, block, sequences)
+        for r in bad:
+            rejects.add(
+                Reject(
+                    chunk.source, chunk.row_number(r.index), r.field, r.message, chunk.raw(r.index)
+                )
+            )
+        if sink is not None and events:
+            sink.write_events(art, event_rows(art, events))
+        for e in events:
+            keys.setdefault(e.record_id, e.keys)
+            raw_of.setdefault(
+                e.record_id,
+                (chunk.source, chunk.row_number(e.index), chunk.raw(e.index)),
+            )
+        run_events += events
+        result.written += len(events) if sink is not None else 0
+        result.read += chunk.rows + len(chunk.rejected)
+        result.valid += len(events)
+        if progress is not None:
+            progress(chunk.rows + len(chunk.rejected), len(bad))
+    if sink is not None and keys:
+        own = history_of(run_events)
+        refused: list[tuple[str, str]] = []
+
+        def step(history: History | None) -> BlockResult:
+            states, no = rebuild_states(art, own if history is None else history, keys, now())
+            refused.extend(no)
+            return states
+
+        sink.rebuild_states(art, list(keys), step)
+        for record_id, reason in refused:
+            source, row, raw = raw_of[record_id]
+            rejects.add(Reject(source, row, "<state>", f"{record_id}: {reason}", raw))
+    result.rejected = rejects.count
+    result.samples = list(rejects.samples)

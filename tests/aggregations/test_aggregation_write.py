@@ -1,0 +1,229 @@
+"""The aggregation write step: batch ingestion and the generated stream handler store the same
+event rows and the same state bytes; a retried Lambda batch changes nothing; late and poison
+events are dead-lettered and counted; Kinesis sequence numbers map to int64 in order."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fsgen.config import load_config
+from fsgen.generated_imports import import_generated
+from fsgen.loader import load
+from fsgen.runtime.aggregate import AggregationState
+from fsgen.runtime.aggwrite import kinesis_sequence
+from fsgen.store import LocalStore
+from fsgen.stream.events import load_handler
+
+REPO = Path(__file__).resolve().parents[2]
+GROUP = "purchases"
+START = datetime(2024, 3, 1, tzinfo=UTC)
+STATES = ["avg_purchase_value__state", "purchase_count__state"]
+EVENT_COLUMNS = [
+    "customer_id",
+    "purchased_at",
+    "event_sequence",
+    "event_hash",
+    "avg_purchase_value__value",
+    "purchase_count__value",
+]
+
+
+class ListDeadLetter:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, object]] = []
+
+    def send(self, entries: list[dict[str, object]]) -> None:
+        self.entries += entries
+
+
+@pytest.fixture(scope="module")
+def example() -> tuple[object, object]:
+    config = load_config(REPO)
+    return config, load(REPO)
+
+
+def handler_module(config: object) -> object:
+    return import_generated(config, "groups.purchases.stream_handler")  # type: ignore[arg-type]
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def kinesis_event(rows: list[dict[str, object]], first: int) -> dict[str, object]:
+    records = []
+    for n, row in enumerate(rows, start=first):
+        data = base64.b64encode(json.dumps(row).encode()).decode()
+        records.append(
+            {
+                "kinesis": {
+                    "partitionKey": str(row.get("customer_id")),
+                    "sequenceNumber": str(n),
+                    "data": data,
+                    "approximateArrivalTimestamp": 0.0,
+                },
+                "eventID": f"shardId-000000000000:{n}",
+                "eventSource": "aws:kinesis",
+            }
+        )
+    return {"Records": records}
+
+
+def stream(store: LocalStore, module: object, rows: list[dict[str, object]], sizes: Iterator[int]):
+    dead = ListDeadLetter()
+    results = []
+    position = 0
+    while position < len(rows):
+        size = next(sizes)
+        part = rows[position : position + size]
+        event = kinesis_event(part, position + 1)
+        results.append(module.process_event(event, store.writer(GROUP), dead))  # type: ignore[attr-defined]
+        position += size
+    return results, dead
+
+
+def offline_rows(store: LocalStore) -> list[tuple[object, ...]]:
+    frame = store.read_offline(GROUP, dedup=False)
+    rows = frame[EVENT_COLUMNS].astype(object).where(frame[EVENT_COLUMNS].notna(), None)
+    return sorted(map(tuple, rows.itertuples(index=False)), key=repr)
+
+
+def states(store: LocalStore, ids: list[str]) -> dict[str, tuple[object, ...]]:
+    out = {}
+    for i in ids:
+        record = store.get_record(GROUP, i)
+        out[i] = tuple(record[s] for s in STATES) if record else None
+    return out
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    lines = ["customer_id,purchased_at,amount"]
+    lines += [f"{r['customer_id']},{r['purchased_at']},{r['amount']}" for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+# arrival order: each event is at most 9 minutes older than the newest so far (purchase_count
+# allows 10 minutes), with equal times, tile and hour edges, refunds (amount 0: no count)
+step = st.tuples(
+    st.sampled_from(["C1", "C2"]),
+    st.integers(-9, 70),  # minutes after (or before) the newest event time so far
+    st.sampled_from([0.0, 1.5, 12.25, 99.99, 3.0]),
+)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(step, min_size=1, max_size=30), sizes=st.lists(st.integers(1, 7), min_size=1))
+def test_batch_and_stream_store_identical_rows_and_state_bytes(
+    tmp_path_factory: pytest.TempPathFactory, example: tuple[object, object], steps, sizes
+) -> None:
+    config, spec = example
+    newest = START
+    rows = []
+    for customer, minutes, amount in steps:
+        when = newest + timedelta(minutes=minutes)
+        newest = max(newest, when)
+        rows.append({"customer_id": customer, "purchased_at": iso(when), "amount": amount})
+    root = tmp_path_factory.mktemp("agg")
+    write_csv(root / "events.csv", rows)
+    with LocalStore(root / "batch", spec) as batch:  # type: ignore[arg-type]
+        result = batch.ingest(GROUP, root / "events.csv", workers=0)
+        assert (result.read, result.written, result.rejected) == (len(rows), len(rows), 0)
+        batch_rows, batch_states = offline_rows(batch), states(batch, ["C1", "C2"])
+    module = handler_module(config)
+    with LocalStore(root / "stream", spec) as live:  # type: ignore[arg-type]
+        cycle = iter(sizes * (len(rows) + 1))
+        results, dead = stream(live, module, rows, cycle)
+        assert sum(r.written for r in results) == len(rows) and not dead.entries
+        assert offline_rows(live) == batch_rows
+        assert states(live, ["C1", "C2"]) == batch_states
+        # the whole batch retried: nothing changes
+        again, dead = stream(live, module, rows, iter([len(rows)]))
+        assert again[0].written == len(rows) and not dead.entries
+        assert offline_rows(live) == batch_rows
+        assert states(live, ["C1", "C2"]) == batch_states
+
+
+def test_late_and_poison_events_are_dead_lettered_and_counted(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    config, spec = example
+    module = handler_module(config)
+    rows = [
+        {"customer_id": "C1", "purchased_at": iso(START + timedelta(hours=2)), "amount": 5.0},
+        {"customer_id": "C1", "purchased_at": iso(START + timedelta(hours=1)), "amount": 7.0},
+        {"customer_id": "C1", "purchased_at": iso(START), "amount": "lots"},
+        {"customer_id": "C2", "purchased_at": iso(START), "amount": 1.0},
+    ]
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        event = kinesis_event(rows, 1)
+        event["Records"].append({"kinesis": {"sequenceNumber": "9", "data": "bm90IGpzb24="}})  # type: ignore[attr-defined]
+        dead = ListDeadLetter()
+        result = module.process_event(event, store.writer(GROUP), dead)  # type: ignore[attr-defined]
+        assert (result.read, result.written, result.dead_lettered, result.failed) == (5, 2, 3, 0)
+        reasons = {e["sequenceNumber"]: (e["field"], e["reason"]) for e in dead.entries}
+        assert reasons["2"][0] == "<late>" and reasons["2"][1].startswith("late: event time")
+        assert "older than the newest event" in reasons["2"][1]
+        assert reasons["3"][0] == "amount"
+        assert reasons["9"][0] == "<record>" and "not JSON" in reasons["9"][1]
+        assert sorted(store.read_offline(GROUP, dedup=False)["event_sequence"]) == [1, 4]
+        record = store.get_record(GROUP, "C1")
+        assert record is not None
+        d = spec.group(GROUP).aggregation("purchase_count").runtime()  # type: ignore[attr-defined]
+        state = AggregationState.decode(d, record["purchase_count__state"])  # type: ignore[arg-type]
+        assert state.finalize(int((START + timedelta(hours=3)).timestamp() * 1e6)) == {
+            "purchase_count_1h": 1,  # [02:00, 03:00) holds the event at 02:00, not the late one
+            "purchase_count_lifetime": 1,
+        }
+
+
+def test_backfill_rebuild_equals_the_stream_state(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    """After streaming, an ingest of nothing new rebuilds the states from the offline
+    history: the same bytes."""
+    config, spec = example
+    module = handler_module(config)
+    rows = [
+        {"customer_id": "C1", "purchased_at": iso(START + timedelta(minutes=m)), "amount": a}
+        for m, a in [(0, 2.0), (0, 3.0), (65, 4.5), (60, 1.0), (61, 0.0), (24 * 60, 8.0)]
+    ]
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        stream(store, module, rows, iter([2, 1, 3]))
+        streamed = states(store, ["C1"])
+        (tmp_path / "one.csv").write_text(
+            f"customer_id,purchased_at,amount\nC1,{rows[0]['purchased_at']},2.0\n"
+        )
+        store.ingest(GROUP, tmp_path / "one.csv", workers=0)  # row 1: the same event as seq 1
+        assert states(store, ["C1"]) == streamed
+
+
+def test_the_generated_handler_runs(example: tuple[object, object]) -> None:
+    config, spec = example
+    handler = load_handler(config, spec, GROUP)  # type: ignore[arg-type]
+    assert handler.note == "running generated.groups.purchases.stream_handler"
+    assert handler.aggregations
+    assert handler._process is handler_module(config).process_event  # type: ignore[attr-defined]
+
+
+def test_kinesis_sequence_numbers_map_to_int64_in_shard_order() -> None:
+    # consecutive records of one shard, from AWS's documentation examples
+    a = kinesis_sequence("49546986683135544286507457936321625675700192471156785154")
+    b = kinesis_sequence("49546986683135544286507457936322834601519807100331491330")
+    assert 0 < a < b < 2**63
+    c = kinesis_sequence("49590338271490256608559692538361571095921575989136588898")
+    d = kinesis_sequence("49590338271490256608559692540925702759324208523137515618")
+    assert a < c < d < 2**63  # a shard created later orders after an older one's
+    assert kinesis_sequence("42") == 42
+    for bad in ("49000000000000000000933585057086000000000001", "-1", "x", "1e5"):
+        with pytest.raises(ValueError):
+            kinesis_sequence(bad)
