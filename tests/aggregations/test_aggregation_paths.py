@@ -8,10 +8,13 @@ aggregation feature of a project at every query time:
    PIT query and one aggregation query per group), each through trino-sql-validator, executed
    on DuckDB by sqlglot over the offline files as the Glue tables, read back from
    GetQueryResults text by the runner;
-4. serving: the events that have arrived by T, in arrival order, applied to the online state
-   (accepting, ignoring replays, rejecting late ones, as the stream handler does), the state
-   record stored in the online store, then read through the generated parser (BatchGetRecord
-   over the store) at T.
+4. streaming and serving: the events that have arrived by T, in arrival order, streamed as
+   Kinesis batches through the generated stream handler into a local store, then read
+   through the generated parser (BatchGetRecord over the store) at T.
+
+Paths 2 and 3 read the offline event rows the generated stream handler wrote for the whole
+history (accepted events; replays and late events are not written), so the four paths share
+nothing but the featuredefs functions and the raw events.
 
 Hypothesis draws the histories: equal event times, late and out-of-order arrivals, events on
 tile and window edges and at the query times, replays (the same event again, as a retried
@@ -23,6 +26,8 @@ serving and within the README's SQL bound for the two SQL paths.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import sys
 import tempfile
@@ -41,7 +46,7 @@ from fsgen.config import ProjectConfig
 from fsgen.generated_imports import import_generated
 from fsgen.loader import load_with_config
 from fsgen.pit import build_dataset, plan_for
-from fsgen.runtime.aggregate import AggregationState, coerce_value, encode_states, event_hash
+from fsgen.runtime.aggregate import coerce_value, event_hash
 from fsgen.serving.sources import LocalRecordSource
 from fsgen.spec import ProjectSpec
 from fsgen.store.local import LocalStore
@@ -68,7 +73,7 @@ def fsum(x: float) -> float:
 
 
 @events.aggregation(Fractional, function="mean", windows=["6s", "12s"], hop="6s",
-                    lateness="0s", description="m")
+                    description="m")
 def fmean(x: float) -> float | None:
     return None if x > 1e8 else x
 
@@ -181,69 +186,85 @@ def _with_values(spec: ProjectSpec, arrivals: list[dict[str, object]]) -> None:
         e["hash"] = event_hash(e["entity"], int(e["ts"]), values)  # type: ignore[call-overload]
 
 
-def _offline_rows(spec: ProjectSpec, arrivals: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The event rows the stream writes offline: every arrival (replays too), a value the
-    stream rejected as late for its aggregation stored as null."""
-    group = spec.group("events")
-    kept = {
-        a.name: {id(e) for e in accepted_events(a.runtime(), arrivals)[0]}
-        for a in group.aggregations
-    }
-    first = {}
+def kept_events(spec: ProjectSpec, arrivals: list[dict[str, object]]) -> list[dict[str, object]]:
+    """What the stream accepts: an event older than the entity's newest by more than the
+    lateness of any of the group's aggregations is rejected whole (dead-lettered)."""
+    tightest = min(
+        (a.runtime() for a in spec.group("events").aggregations), key=lambda d: d.lateness
+    )
+    return accepted_events(tightest, arrivals)[0]
+
+
+def kinesis_event(arrivals: list[dict[str, object]]) -> dict[str, object]:
+    """Arrivals as one Kinesis batch: the raw record as JSON, the arrival's sequence number
+    (a replay carries its original's, as a retried batch does)."""
+    records = []
     for e in arrivals:
-        first.setdefault((e["entity"], e["seq"]), e)
-    rows = []
-    for e in arrivals:
-        original = first[(e["entity"], e["seq"])]
-        row = {
-            "thing_id": e["entity"],
-            "at": iso_us(int(e["ts"])),  # type: ignore[call-overload]
-            "event_sequence": e["seq"],
-            "event_hash": e["hash"],
-        }
-        for agg in group.aggregations:
-            value = e["values"][agg.value_column]  # type: ignore[index]
-            row[agg.value_column] = value if id(original) in kept[agg.name] else None
-        rows.append(row)
-    return rows
+        raw = {"thing_id": e["entity"], "at": iso_us(int(e["ts"])), **e["raw"]}  # type: ignore[call-overload,dict-item]
+        records.append(
+            {
+                "kinesis": {
+                    "partitionKey": str(e["entity"]),
+                    "sequenceNumber": str(int(e["seq"]) + 1),  # type: ignore[call-overload]
+                    "data": base64.b64encode(json.dumps(raw).encode()).decode(),
+                    "approximateArrivalTimestamp": 0.0,
+                },
+                "eventID": f"shardId-000000000000:{e['seq']}",
+                "eventSource": "aws:kinesis",
+            }
+        )
+    return {"Records": records}
+
+
+class _Dead:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, object]] = []
+
+    def send(self, entries: list[dict[str, object]]) -> None:
+        self.entries += entries
+
+
+def stream(config: ProjectConfig, store: LocalStore, arrivals: list[dict[str, object]]) -> int:
+    """The arrivals through the generated stream handler in batches of three; returns how many
+    were dead-lettered."""
+    handler = import_generated(config, "groups.events.stream_handler")
+    dead = _Dead()
+    for start in range(0, len(arrivals), 3):
+        batch = kinesis_event(arrivals[start : start + 3])
+        handler.process_event(batch, store.writer("events"), dead)
+    return len(dead.entries)
 
 
 def _served(
     config: ProjectConfig,
     spec: ProjectSpec,
-    store_root: Path,
+    root: Path,
     arrivals: list[dict[str, object]],
     queries: list[tuple[str, int]],
 ) -> list[dict[str, object]]:
-    """Path 4: per query, the state the stream holds at T, stored online, read by the parser."""
-    from aggproject import state_runtime
-
-    group = spec.group("events")
+    """Path 4: per query (entity, T), the entity's arrivals with event time <= T (the stream's
+    state can be read exactly from its watermark on) streamed through the generated handler
+    into a store of their own, then read through the generated parser at T. Events the
+    stream rejects as late in the whole history are left out: they never reach a state."""
     parser = import_generated(config, "feature_sets.every.parser")
+    kept = {id(e) for e in kept_events(spec, arrivals)}
     out = []
-    with LocalStore(store_root / "served", spec) as store:
-        store.adopt(state_runtime(group), online=True, offline=False)
-        source = LocalRecordSource(store, clock=lambda: 0.0)
-        for n, (entity, t) in enumerate(queries):
-            states = []
-            for agg in group.aggregations:
-                d = agg.runtime()
-                kept = {id(e) for e in accepted_events(d, arrivals)[0]}
-                state = AggregationState(d)
-                for e in arrivals:
-                    if e["entity"] != entity or int(e["ts"]) > t:  # type: ignore[call-overload]
-                        continue
-                    if id(e) not in kept and not _replay_of_kept(e, arrivals, kept):
-                        continue  # rejected as late in the full history: never in the state
-                    value = e["values"][d.value_column]  # type: ignore[index]
-                    state.apply(int(e["ts"]), int(e["seq"]), str(e["hash"]), value)  # type: ignore[call-overload]
-                states.append(state)
-            record = {"thing_id": entity, "at": iso_us((T0 + n) * US), **encode_states(states)}
-            store.put_records("events", [record])
+    for n, (entity, t) in enumerate(queries):
+        mine = [
+            e
+            for e in arrivals
+            if e["entity"] == entity
+            and int(e["ts"]) <= t  # type: ignore[call-overload]
+            and (id(e) in kept or _replay_of_kept(e, arrivals, kept))
+        ]
+        with LocalStore(root / f"served{n}", spec) as store:
+            dead = stream(config, store, mine)
+            assert dead == 0, "an event accepted in the whole history was dead-lettered"
+            source = LocalRecordSource(store, clock=lambda: 0.0)
             request = {"thing_id": entity}
             response = source.batch_get_record(**parser.batch_get_request(request))
             vector = parser.from_batch_get_record(response, request, now=t / US)
-            out.append(dict(zip(parser.COLUMNS, vector, strict=True)))
+        out.append(dict(zip(parser.COLUMNS, vector, strict=True)))
     return out
 
 
@@ -314,22 +335,19 @@ def test_oracle_dataset_athena_and_serving_agree(
     labels = pd.DataFrame(
         {"thing_id": [k for k, _ in queries], "label_time": [iso_us(t) for _, t in queries]}
     )
-    from aggproject import event_runtime
-
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        rows = _offline_rows(spec, arrivals)
-        with LocalStore(root, spec) as store:
-            if rows:
-                store.adopt(event_runtime(group), online=False, offline=True)
-                store.put_records("events", rows)
-        local = build_dataset(config, spec, "every", labels, store=root)
-        athena = _athena(config, spec, root, labels)
+        with LocalStore(root / "store", spec) as store:
+            dead = stream(config, store, arrivals)
+        kept = kept_events(spec, arrivals)
+        late = len([e for e in arrivals if not any(e is k for k in kept)])
+        assert dead <= late
+        local = build_dataset(config, spec, "every", labels, store=root / "store")
+        athena = _athena(config, spec, root / "store", labels)
         served = _served(config, spec, root, arrivals, queries)
     for row, (entity, t) in enumerate(queries):
         for agg in group.aggregations:
             d = agg.runtime()
-            kept = accepted_events(d, arrivals)[0]
             for w, name in zip(d.windows, d.feature_names, strict=True):
                 expected = oracle(d, kept, entity, t, w)
                 where = f"{name} at {t} for {entity}"
