@@ -49,17 +49,17 @@ def open_plane(
 
 
 def records_of(app: AppContext, group: str) -> None:
-    """Refuse get / delete-record on a group whose features are aggregations: they do not
-    read or delete aggregation states yet, and must not report success (the README's
-    Aggregations section). Ingestion and the stream commands write them."""
+    """Refuse delete-record on a group whose features are aggregations: it does not delete
+    aggregation states yet, and must not report success (the README's Aggregations section).
+    Ingestion and the stream commands write them; get reads them (:func:`_aggregated_record`)."""
     spec = app.spec.group(group)
     if spec.aggregations:
         from fsgen.errors import FsgenError
 
         names = ", ".join(a.name for a in spec.aggregations)
         raise FsgenError(
-            f"{group}: its features are aggregations ({names}), which get and delete-record "
-            "do not handle yet; nothing was read or written (see the README's Aggregations "
+            f"{group}: its features are aggregations ({names}), which delete-record "
+            "does not handle yet; nothing was read or written (see the README's Aggregations "
             "section)"
         )
 
