@@ -117,10 +117,14 @@ def feature_set_runtime(
             on_demand.append(od)
             dtypes[item.column] = od.dtype
         else:
-            dtypes[item.column] = spec.group(item.group or "").feature(item.name).dtype
+            dtypes[item.column] = spec.group(item.group or "").output(item.name).dtype
     readers = []
     for gname, cols in fs.keys.items():
         g = spec.group(gname)
+        named = {item.name for item in fs.items if item.group == gname}
+        aggregations = tuple(a.runtime() for a in g.aggregations if named & set(a.feature_names))
+        stored = [(n, t.scalar.value, t.collection) for n, t in g.stored_columns()]
+        stored += [(d.state_column, "String", None) for d in aggregations]
         readers.append(
             GroupReader(
                 name=g.name,
@@ -130,9 +134,10 @@ def feature_set_runtime(
                 ),
                 event_time=g.event_time.name,
                 event_time_kind=g.event_time.dtype.scalar.value,
-                columns=tuple((n, t.scalar.value, t.collection) for n, t in g.stored_columns()),
-                ttl_seconds=g.online.ttl_seconds,
-                max_age_seconds=fs.ttl_seconds,
+                columns=tuple(stored),
+                ttl_seconds=None if g.aggregations else g.online.ttl_seconds,
+                max_age_seconds=None if g.aggregations else fs.ttl_seconds,
+                aggregations=aggregations,
             )
         )
     columns = tuple(

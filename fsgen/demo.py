@@ -98,6 +98,7 @@ STEPS: list[tuple[str, Step]] = [
     ("Build a point-in-time training set", pit_demo.step_dataset),
     ("Stream updates through the Kinesis -> Lambda handler", stream_demo.step_stream),
     ("Aggregations: backfill purchases, then stream them", stream_demo.step_aggregations),
+    ("Aggregation features: training set, serving, skew check", pit_demo.step_aggregation_features),
     ("Train a model on the point-in-time training set", serving_demo.step_train),
     ("Serve the model and send requests", serving_demo.step_serve),
     ("Skew check: training = serving", serving_demo.step_skew_check),

@@ -267,6 +267,26 @@ class GroupSpec(Frozen):
                 return agg
         raise KeyError(name)
 
+    def window_feature(self, name: str) -> tuple[AggregationSpec, WindowSpec] | None:
+        """The aggregation and window behind feature ``<name>_<window>``, if it is one."""
+        for agg in self.aggregations:
+            for window, feature in zip(agg.windows, agg.feature_names, strict=True):
+                if feature == name:
+                    return agg, window
+        return None
+
+    def output_names(self) -> tuple[str, ...]:
+        """The features a feature set can name: row features, or each aggregation's windows."""
+        return (
+            *(f.name for f in self.features),
+            *(n for a in self.aggregations for n in a.feature_names),
+        )
+
+    def output(self, name: str) -> FeatureSpec | AggregationSpec:
+        """The declaration behind a feature a feature set names (its dtype, pii, location)."""
+        found = self.window_feature(name)
+        return found[0] if found else self.feature(name)
+
 
 class StoredRef(Frozen):
     group: str

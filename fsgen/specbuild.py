@@ -621,7 +621,7 @@ class SpecBuilder:
         from fsgen.validate import default_hint, default_problem
 
         if item.group:
-            dtype = by_group[item.group].feature(item.name).dtype
+            dtype = by_group[item.group].output(item.name).dtype
         else:
             dtype = next(o.dtype for o in decls.on_demand if o.name == item.name)
         problem = default_problem(dtype, value)
@@ -641,12 +641,24 @@ class SpecBuilder:
         if isinstance(ref, a.FeatureGroup):
             for d in ref.features:
                 yield FeatureSetItem(kind="stored", name=d.name, group=ref.name, column=d.name)
+            resolved = by_group.get(ref.name)
+            for name in resolved.output_names()[len(resolved.features) :] if resolved else ():
+                yield FeatureSetItem(kind="stored", name=name, group=ref.name, column=name)
             return
         feature = getattr(ref, a.FEATURE_ATTR, None)
         if isinstance(feature, a.FeatureDecl):
             yield FeatureSetItem(
                 kind="stored", name=feature.name, group=feature.group.name, column=feature.name
             )
+            return
+        aggregation = getattr(ref, a.AGGREGATION_ATTR, None)
+        if isinstance(aggregation, a.AggregationDecl):  # every window of the aggregation
+            group = by_group.get(aggregation.group.name)
+            found = [x for x in group.aggregations if x.name == aggregation.name] if group else []
+            for name in found[0].feature_names if found else ():
+                yield FeatureSetItem(
+                    kind="stored", name=name, group=aggregation.group.name, column=name
+                )
             return
         od = getattr(ref, a.ON_DEMAND_ATTR, None)
         if isinstance(od, a.OnDemandDecl):
@@ -655,11 +667,11 @@ class SpecBuilder:
         if isinstance(ref, str):
             group_name, _, fname = ref.rpartition(":")
             matches = [
-                FeatureSetItem(kind="stored", name=f.name, group=g.name, column=f.name)
+                FeatureSetItem(kind="stored", name=f, group=g.name, column=f)
                 for g in by_group.values()
                 if not group_name or g.name == group_name
-                for f in g.features
-                if f.name == fname
+                for f in g.output_names()
+                if f == fname
             ]
             if not group_name:
                 matches += [

@@ -36,7 +36,7 @@ def _column_kinds(spec: ProjectSpec, feature_set: str) -> dict[str, Scalar]:
         dtype = (
             spec.on_demand_feature(item.name).dtype
             if item.kind == "on_demand"
-            else spec.group(item.group or "").feature(item.name).dtype
+            else spec.group(item.group or "").output(item.name).dtype
         )
         if dtype.is_collection:
             continue  # a linear model has no use for a list; the handler ignores it

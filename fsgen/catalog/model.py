@@ -348,7 +348,7 @@ def build_catalog(config: ProjectConfig, spec: ProjectSpec, *, stats: bool = Tru
                 else on_demand_page(col["feature"])
             )
             col["pii"] = (
-                spec.group(col["group"]).feature(col["feature"]).pii
+                spec.group(col["group"]).output(col["feature"]).pii
                 if col["group"]
                 else spec.on_demand_feature(col["feature"]).pii
             )

@@ -51,17 +51,17 @@ def open_plane(
 
 
 def records_of(app: AppContext, group: str) -> None:
-    """Refuse get / delete-record on a group whose features are aggregations: they do not
-    read or delete aggregation states yet, and must not report success (the README's
-    Aggregations section). Ingestion and the stream commands write them."""
+    """Refuse delete-record on a group whose features are aggregations: it does not delete
+    aggregation states yet, and must not report success (the README's Aggregations section).
+    Ingestion and the stream commands write them; get reads them (:func:`_aggregated_record`)."""
     spec = app.spec.group(group)
     if spec.aggregations:
         from fsgen.errors import FsgenError
 
         names = ", ".join(a.name for a in spec.aggregations)
         raise FsgenError(
-            f"{group}: its features are aggregations ({names}), which get and delete-record "
-            "do not handle yet; nothing was read or written (see the README's Aggregations "
+            f"{group}: its features are aggregations ({names}), which delete-record "
+            "does not handle yet; nothing was read or written (see the README's Aggregations "
             "section)"
         )
 
@@ -346,6 +346,10 @@ def get(
     from fsgen.errors import NotFound
     from fsgen.runtime.encoding import format_event_time
 
+    if app.spec.group(group).aggregations:
+        rid = _record_id(app, group, record_id, keys)
+        _print_record(_aggregated_record(app, group, rid, features, as_of), as_json)
+        return
     records_of(app, group)
     rid = _record_id(app, group, record_id, keys)
     spec = app.spec.group(group)
@@ -375,12 +379,56 @@ def get(
             )
     if features:
         record = {f: record.get(f) for f in features}
+    _print_record(record, as_json)
+
+
+def _print_record(record: dict[str, object], as_json: bool) -> None:
     if as_json:
         echo_json(json.dumps(record, indent=2, sort_keys=False))
         return
     width = max(len(k) for k in record)
     for key, value in record.items():
         click.echo(f"{key.ljust(width)}  {'-' if value is None else value}")
+
+
+def _aggregated_record(
+    app: AppContext, group: str, rid: str, features: tuple[str, ...], as_of: float | None
+) -> dict[str, object]:
+    """An aggregation group's online state for ``rid``, finalized at ``as_of`` (default now)
+    exactly as the generated parser does: the keys, the state's write time and every
+    ``<name>_<window>`` feature (or the ``features`` named)."""
+    import time
+
+    from fsgen.errors import NotFound
+    from fsgen.runtime.aggregate import finalize_record
+
+    spec = app.spec.group(group)
+    known = list(spec.output_names())
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise NotFound(
+            f"{group}: no feature {', '.join(map(repr, unknown))} (known: {', '.join(known)})"
+        )
+    plane = open_plane(app)
+    try:
+        record = plane.get_record(group, rid, None, now=as_of)
+    finally:
+        plane.close()
+    if record is None:
+        raise NotFound(
+            f"{group}: no online aggregation state for {rid!r} (no event ingested or streamed "
+            "for it, or it was deleted)"
+        )
+    at = time.time_ns() // 1000 if as_of is None else round(as_of * 1_000_000)
+    states = {a.state_column: record.get(a.state_column) for a in spec.aggregations}
+    values = finalize_record(
+        [a.runtime() for a in spec.aggregations],
+        {k: v if isinstance(v, str) else None for k, v in states.items()},
+        at,
+    )
+    head = {k.name: record.get(k.name) for k in spec.entity.keys}
+    head["state written at"] = record.get(spec.event_time.name)
+    return {**head, **{f: values[f] for f in (features or known)}}
 
 
 @main.command("delete-record")

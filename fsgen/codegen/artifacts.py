@@ -37,6 +37,7 @@ BUILDERS: tuple[str, ...] = (
     "fsgen.codegen.artifacts:feature_set_artifacts",
     "fsgen.pit.athena:pit_query_artifacts",
     "fsgen.codegen.maintenance:maintenance_artifacts",
+    "fsgen.pit.aggregate_dataset:aggregation_artifacts",
     "fsgen.serving.codegen:inference_artifacts",
     "fsgen.codegen.artifacts:catalog_artifacts",
     "fsgen.iam:iam_artifacts",

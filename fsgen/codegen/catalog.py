@@ -5,7 +5,7 @@ hash, and the feature sets that use it. ``catalog.json`` is this data; ``catalog
 
 from __future__ import annotations
 
-from fsgen.spec import FeatureSpec, GroupSpec, ProjectSpec
+from fsgen.spec import AggregationSpec, FeatureSpec, GroupSpec, ProjectSpec
 
 
 def _users(spec: ProjectSpec) -> dict[str, list[str]]:
@@ -59,6 +59,49 @@ def _feature(group: GroupSpec, f: FeatureSpec, users: dict[str, list[str]]) -> d
     }
 
 
+def _aggregation_features(
+    group: GroupSpec, agg: AggregationSpec, users: dict[str, list[str]]
+) -> list[dict[str, object]]:
+    """One catalog feature per window of an aggregation, saying what it aggregates and how."""
+    out: list[dict[str, object]] = []
+    for window, name in zip(agg.windows, agg.feature_names, strict=True):
+        how: dict[str, object] = {
+            "function": agg.function,
+            "window": window.label,
+            "windows": [w.label for w in agg.windows],
+            "hop_seconds": agg.hop_seconds,
+            "lateness_seconds": agg.lateness_seconds,
+            "n": agg.n,
+            "distinct": agg.distinct,
+            "value_dtype": str(agg.value_dtype),
+            "state_column": agg.state_column,
+            "value_column": agg.value_column,
+        }
+        span = "all events before T" if window.seconds is None else f"a {window.label} window"
+        out.append(
+            {
+                "name": name,
+                "dtype": str(agg.dtype),
+                "description": f"{agg.description} ({agg.function} over {span}, hop "
+                f"{agg.hop_seconds}s)",
+                "owner": group.owner,
+                "pii": agg.pii,
+                "tags": dict(agg.tags),
+                "inputs": [{"name": i.name, "kind": i.kind} for i in agg.inputs],
+                "raw_inputs": sorted(i.name for i in agg.inputs if i.kind != "feature"),
+                "transformation": {
+                    "function": f"{agg.transform.module}.{agg.transform.name}",
+                    "location": str(agg.location),
+                    "source": agg.source,
+                    "logic_hash": agg.logic_hash,
+                },
+                "feature_sets": users.get(f"{group.name}:{name}", []),
+                "aggregation": how,
+            }
+        )
+    return out
+
+
 def catalog_data(spec: ProjectSpec) -> dict[str, object]:
     users = _users(spec)
     groups = []
@@ -94,7 +137,10 @@ def catalog_data(spec: ProjectSpec) -> dict[str, object]:
                     }
                     for r in g.raw_fields
                 ],
-                "features": [_feature(g, f, users) for f in g.features],
+                "features": [
+                    *(_feature(g, f, users) for f in g.features),
+                    *(x for a in g.aggregations for x in _aggregation_features(g, a, users)),
+                ],
             }
         )
     on_demand = [

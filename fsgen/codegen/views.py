@@ -90,7 +90,7 @@ def feature_set_header(spec: ProjectSpec, fs: FeatureSetSpec) -> Header:
         if item.kind == "on_demand":
             paths.add(spec.on_demand_feature(item.name).location.path)
         else:
-            paths.add(spec.group(item.group or "").feature(item.name).location.path)
+            paths.add(spec.group(item.group or "").output(item.name).location.path)
     sources = [
         f"{p} (feature set '{fs.name}')" if p == fs.location.path else p for p in sorted(paths)
     ]
@@ -187,7 +187,7 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
             on_demand.append(od)
             dtypes[item.column] = od.dtype
         else:
-            dtypes[item.column] = spec.group(item.group or "").feature(item.name).dtype
+            dtypes[item.column] = spec.group(item.group or "").output(item.name).dtype
     runtime = declaration(bind.feature_set_runtime(spec, fs, fn=fn_code))
     key_columns = tuple(dict.fromkeys(c for cols in fs.keys.values() for c in cols))
     request_fields = tuple(dict.fromkeys(r.name for od in on_demand for r in od.request_fields))
@@ -209,6 +209,8 @@ def feature_set_view(spec: ProjectSpec, fs: FeatureSetSpec) -> FeatureSetView:
         names.append("OnDemandDef")
     names.append("Value")
     runtime_imports = ["from fsgen.runtime.inference import " + ", ".join(names)]
+    if any(spec.group(g).aggregations for g in fs.keys):
+        runtime_imports.insert(0, "from fsgen.runtime.aggregate import AggregationDef")
     if any(od.request_fields for od in on_demand):
         runtime_imports.insert(0, "from fsgen.runtime import FieldDef")
     return FeatureSetView(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +45,12 @@ class AthenaJob:
     ddl: str
     query: str
     drop: str
+    aggregations: tuple[str, ...] = ()
+    """One query per aggregation group (fsgen.pit.aggregate_dataset), run after ``query``."""
 
     @property
-    def statements(self) -> tuple[str, str, str]:
-        return (self.ddl, self.query, self.drop)
+    def statements(self) -> tuple[str, ...]:
+        return (self.ddl, self.query, *self.aggregations, self.drop)
 
 
 def athena_job(
@@ -83,6 +85,19 @@ def athena_job(
         bounds=bounds,
         ttl_history={j.group.name: j.ttl_history for j in plan.joins},
     )
+    from fsgen.pit.aggregate_dataset import athena_aggregation_sql
+
+    aggregations = tuple(
+        athena_aggregation_sql(
+            join,
+            ".".join(ident(p, "table") for p in tables[join.group.name]),
+            f"{ident(database, 'database')}.{ident(table, 'labels table')}",
+            row_column=ROW_COLUMN,
+            time_column=TIME_COLUMN,
+            json_collections=True,
+        )
+        for join in plan.aggregations
+    )
     return AthenaJob(
         database=database,
         labels_table=table,
@@ -91,6 +106,7 @@ def athena_job(
         ddl=create_table_ddl(plan, database, table, location),
         query=query,
         drop=f"DROP TABLE IF EXISTS `{database}`.`{table}`",
+        aggregations=aggregations,
     )
 
 
@@ -126,7 +142,7 @@ def athena_stored_values(
     bucket, prefix = split_s3(output.rstrip("/") + f"/fsgen-labels/{run}/")
     tables: dict[str, tuple[str, str]] = {}
     history: dict[str, tuple[TtlChange, ...]] = {}
-    for join in plan.joins:
+    for join in plan.all_joins:
         tables[join.group.name], history[join.group.name] = deployed_group(
             sagemaker, join.group.name
         )
@@ -145,13 +161,19 @@ def athena_stored_values(
     s3.put_object(Bucket=bucket, Key=prefix + "labels.parquet", Body=job.labels_parquet)
     try:
         runner.run(job.ddl)
-        result = runner.results(runner.run(job.query))
+        result = runner.results(runner.run(job.query)) if plan.joins else _rows(len(labels.frame))
+        aggregated = [runner.results(runner.run(sql)) for sql in job.aggregations]
     finally:
         try:
             runner.run(job.drop)
         finally:
             s3.delete_object(Bucket=bucket, Key=prefix + "labels.parquet")
-    return to_arrow(plan, len(labels.frame), result)
+    return to_arrow(plan, len(labels.frame), result, aggregated)
+
+
+def _rows(n: int) -> list[dict[str, str | None]]:
+    """The PIT query's result when the set has no row-feature group: the row ids."""
+    return [{ROW_COLUMN: str(i)} for i in range(n)]
 
 
 def deployed_group(sagemaker: object, group: str) -> tuple[tuple[str, str], tuple[TtlChange, ...]]:
@@ -272,8 +294,15 @@ def cell_value(dtype: DType, text: str | None) -> object:
     return text
 
 
-def to_arrow(plan: PitPlan, n_labels: int, rows: list[dict[str, str | None]]) -> pa.Table:
-    """The result rows as the local engine's table: row number, then each stored value."""
+def to_arrow(
+    plan: PitPlan,
+    n_labels: int,
+    rows: list[dict[str, str | None]],
+    aggregated: Sequence[list[dict[str, str | None]]] = (),
+) -> pa.Table:
+    """The result rows as the local engine's table: row number, then each stored value, then
+    each aggregation feature (``aggregated``: one result per aggregation group, rows by
+    ``_row``; a label row whose key is missing gets missing values, as locally)."""
     import pyarrow as pa
 
     order = [None if r.get(ROW_COLUMN) is None else int(str(r[ROW_COLUMN])) for r in rows]
@@ -287,6 +316,18 @@ def to_arrow(plan: PitPlan, n_labels: int, rows: list[dict[str, str | None]]) ->
             [cell_value(item.dtype, r.get(item.column)) for r in rows],
             type=arrow_type(item.dtype),
         )
+    for join, result in zip(plan.aggregations, aggregated, strict=True):
+        got = [None if r.get("_row") is None else int(str(r["_row"])) for r in result]
+        if got != list(range(n_labels)):
+            raise PitError(
+                f"Athena returned {len(result)} aggregation rows of group {join.group.name!r} "
+                f"for {n_labels} label rows, or not in label order"
+            )
+        for item in join.inputs:
+            arrays[item.column] = pa.array(
+                [cell_value(item.dtype, r.get(item.column)) for r in result],
+                type=arrow_type(item.dtype),
+            )
     return pa.table(arrays)
 
 
@@ -305,7 +346,7 @@ def label_table(plan: PitPlan, labels: Labels) -> pa.Table:
         ROW_COLUMN: pa.array(range(len(labels.frame)), type=pa.int64()),
         TIME_COLUMN: pa.array(labels.micros, type=pa.int64()),
     }
-    for join in plan.joins:
+    for join in plan.all_joins:
         for column in join.label_keys:
             columns[column] = labels.keys[column]
     return pa.table(columns)
@@ -324,7 +365,7 @@ def label_parquet(plan: PitPlan, labels: Labels) -> bytes:
 def create_table_ddl(plan: PitPlan, database: str, table: str, location: str) -> str:
     hive = {Scalar.STRING: "string", Scalar.INTEGRAL: "bigint"}
     columns = {ROW_COLUMN: "bigint", TIME_COLUMN: "bigint"}
-    for join in plan.joins:
+    for join in plan.all_joins:
         for column, key in zip(join.label_keys, join.keys, strict=True):
             ident(column, "label key column")
             columns[column] = hive[key.dtype.scalar]

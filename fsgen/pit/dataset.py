@@ -52,6 +52,17 @@ def build_dataset(
     local store (fsgen.pit.spark).
     """
     plan = plan_for(spec, feature_set)
+    if plan.aggregations and engine == "spark":
+        names = ", ".join(i.column for i in plan.aggregated)
+        raise PitError(
+            f"feature set {feature_set!r} has aggregation features ({names}), which the spark "
+            "engine does not compute; use --engine local or --engine athena"
+        )
+    if plan.aggregations and knowledge_time:
+        raise PitError(
+            f"feature set {feature_set!r} has aggregation features, which --knowledge-time "
+            "does not cover (an event row's write time is not kept per window); build without it"
+        )
     rows = read_labels(labels, plan)
     if engine == "athena":
         from fsgen.pit.athena_runner import athena_stored_values
@@ -64,13 +75,20 @@ def build_dataset(
         plan = with_ttl_history(plan, local_ttl_history(root, plan))
         stored = spark_stored_values(plan, rows, root, knowledge_time)
     else:
+        from fsgen.pit.aggregate_dataset import local_aggregated
         from fsgen.pit.local import stored_values
         from fsgen.store.commit import settled
 
         root = store or config.store_path
         plan = with_ttl_history(plan, local_ttl_history(root, plan))
         with settled(root, "dataset"):  # a consistent snapshot; a killed writer's chunk finished
-            stored = stored_values(plan, rows, root, knowledge_time, threads=threads)
+            stored = (
+                stored_values(plan, rows, root, knowledge_time, threads=threads)
+                if plan.joins
+                else _row_numbers(len(rows.frame))
+            )
+            for column, values in local_aggregated(plan, rows, root).items():
+                stored = stored.append_column(column, values)
     frame = finish(plan, rows, stored)
     local = None if engine == "athena" else (store or config.store_path)
     frame.attrs["warnings"] = empty_group_warnings(plan, stored, local, knowledge_time)
@@ -98,6 +116,11 @@ def local_ttl_history(store: Path, plan: PitPlan) -> dict[str, tuple[TtlChange, 
     return out
 
 
+def _row_numbers(n: int) -> pa.Table:
+    """The engines' result when the set has no row-feature group: just the row numbers."""
+    return pa.table({f"{INTERNAL}row": pa.array(np.arange(n, dtype="int64"))})
+
+
 def empty_group_warnings(
     plan: PitPlan, stored: pa.Table, store: Path | None, knowledge_time: bool
 ) -> list[dict[str, str]]:
@@ -109,7 +132,7 @@ def empty_group_warnings(
     if stored.num_rows == 0:
         return []
     by_group: dict[str, list[str]] = {}
-    for item in plan.stored:
+    for item in plan.values:
         by_group.setdefault(item.group, []).append(item.column)
     out: list[dict[str, str]] = []
     for group, columns in by_group.items():
@@ -165,9 +188,9 @@ def finish(plan: PitPlan, labels: Labels, stored: pa.Table) -> pd.DataFrame:
             f"the engine returned {stored.num_rows} rows for {len(labels.frame)} label rows"
         )
     values: dict[str, pa.Array | list[object]] = {
-        i.column: stored.column(i.column).combine_chunks() for i in plan.stored
+        i.column: stored.column(i.column).combine_chunks() for i in plan.values
     }
-    dtypes = {i.column: i.dtype for i in plan.stored}
+    dtypes = {i.column: i.dtype for i in plan.values}
     for od in plan.on_demand:
         values[od.name] = _on_demand(plan, od.name, labels, values)
         dtypes[od.name] = od.dtype

@@ -36,7 +36,7 @@ class Labels:
             f"{INTERNAL}row": pa.array(np.arange(len(self.frame), dtype="int64")),
             f"{INTERNAL}t": pa.array(self.micros),
         }
-        for join in plan.joins:
+        for join in plan.all_joins:
             for j, column in enumerate(join.label_keys):
                 columns[key_alias(join.index, j)] = self.keys[column]
         return pa.table(columns)
@@ -51,7 +51,7 @@ def read_labels(source: LabelSource, plan: PitPlan) -> Labels:
     check_columns(list(frame.columns), plan, name)
     micros = label_micros(frame[plan.label_time], plan.label_time, name)
     keys: dict[str, pa.Array] = {}
-    for join in plan.joins:
+    for join in plan.all_joins:
         for column, key in zip(join.label_keys, join.keys, strict=True):
             if column not in keys:
                 keys[column] = _key_array(
@@ -67,7 +67,7 @@ def read_labels(source: LabelSource, plan: PitPlan) -> Labels:
 def check_columns(columns: list[str], plan: PitPlan, source: str) -> None:
     have = set(columns)
     needed = {plan.label_time: "the label time"}
-    for join in plan.joins:
+    for join in plan.all_joins:
         for column in join.label_keys:
             needed.setdefault(column, f"a key of group {join.group.name!r}")
     for od in plan.on_demand:
@@ -102,7 +102,7 @@ def _read(source: LabelSource, plan: PitPlan) -> tuple[pd.DataFrame, str]:
         # String keys are read as text, so '007' stays '007'.
         text = {
             c
-            for j in plan.joins
+            for j in plan.all_joins
             for c, k in zip(j.label_keys, j.keys, strict=True)
             if k.dtype.scalar is Scalar.STRING
         }

@@ -110,17 +110,26 @@ class GroupJoin:
 
 @dataclass(frozen=True)
 class PitPlan:
+    """``joins``: the groups of row features, joined point in time by a PIT engine;
+    ``aggregations``: the aggregation groups, whose ``<name>_<window>`` features are computed
+    at each label time from their event history (fsgen.pit.aggregate)."""
+
     feature_set: FeatureSetSpec
     joins: tuple[GroupJoin, ...]
     on_demand: tuple[OnDemandSpec, ...]
+    aggregations: tuple[GroupJoin, ...] = ()
 
     @property
     def label_time(self) -> str:
         return self.feature_set.label_time
 
     @property
+    def all_joins(self) -> tuple[GroupJoin, ...]:
+        return (*self.joins, *self.aggregations)
+
+    @property
     def key_columns(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(c for j in self.joins for c in j.label_keys))
+        return tuple(dict.fromkeys(c for j in self.all_joins for c in j.label_keys))
 
     @property
     def request_fields(self) -> tuple[str, ...]:
@@ -130,11 +139,26 @@ class PitPlan:
     def stored(self) -> tuple[StoredInput, ...]:
         """Every stored value the query returns: feature-set columns in the set's order, then
         hidden on-demand inputs."""
-        by_column = {i.column: i for j in self.joins for i in j.inputs}
+        return self._in_order(self.joins)
+
+    @property
+    def aggregated(self) -> tuple[StoredInput, ...]:
+        """The aggregation features the set names, in the set's order."""
+        return self._in_order(self.aggregations)
+
+    @property
+    def values(self) -> tuple[StoredInput, ...]:
+        """Every value an engine returns (stored and aggregated), in the set's order."""
+        return self._in_order(self.all_joins)
+
+    def _in_order(self, joins: tuple[GroupJoin, ...]) -> tuple[StoredInput, ...]:
+        by_column = {i.column: i for j in joins for i in j.inputs}
         visible = [
-            by_column[item.column] for item in self.feature_set.items if item.kind == "stored"
+            by_column[item.column]
+            for item in self.feature_set.items
+            if item.kind == "stored" and item.column in by_column
         ]
-        hidden = [i for j in self.joins for i in j.inputs if i.hidden]
+        hidden = [i for j in joins for i in j.inputs if i.hidden]
         return (*visible, *hidden)
 
     def default_label_columns(self) -> tuple[str, ...]:
@@ -174,7 +198,7 @@ def plan_for(
     wanted: dict[str, dict[str, StoredInput]] = {g: {} for g in fs.groups}
     for item in fs.items:
         if item.kind == "stored" and item.group:
-            dtype = spec.group(item.group).feature(item.name).dtype
+            dtype = spec.group(item.group).output(item.name).dtype
             wanted[item.group][item.name] = StoredInput(
                 item.group, item.name, item.column, dtype, hidden=False
             )
@@ -190,25 +214,31 @@ def plan_for(
                     dtype,
                     hidden=True,
                 )
-    joins = []
-    for index, (name, inputs) in enumerate(wanted.items()):
+    joins: list[GroupJoin] = []
+    aggregations: list[GroupJoin] = []
+    # row groups first, so their indices run 0..n-1 as the engines' stages expect
+    ordered = sorted(wanted.items(), key=lambda item: bool(spec.group(item[0]).aggregations))
+    for index, (name, inputs) in enumerate(ordered):
         group = spec.group(name)
         label_keys = fs.keys.get(name, tuple(k.name for k in group.entity.keys))
         ttl = fs.ttl_seconds if fs.ttl_seconds is not None else group.online.ttl_seconds
-        joins.append(
+        # an aggregation's window is its freshness: no TTL applies to it
+        (aggregations if group.aggregations else joins).append(
             GroupJoin(
                 index=index,
                 group=group,
                 label_keys=tuple(label_keys),
                 keys=group.entity.keys,
-                ttl_seconds=ttl,
+                ttl_seconds=None if group.aggregations else ttl,
                 inputs=tuple(inputs.values()),
                 ttl_history=(
                     () if fs.ttl_seconds is not None else tuple((ttl_history or {}).get(name, ()))
                 ),
             )
         )
-    return PitPlan(feature_set=fs, joins=tuple(joins), on_demand=on_demand)
+    return PitPlan(
+        feature_set=fs, joins=tuple(joins), on_demand=on_demand, aggregations=tuple(aggregations)
+    )
 
 
 def with_ttl_history(plan: PitPlan, ttl_history: Mapping[str, tuple[TtlChange, ...]]) -> PitPlan:

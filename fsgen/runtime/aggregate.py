@@ -577,13 +577,47 @@ def encode_states(states: Sequence[AggregationState]) -> dict[str, str]:
     return out
 
 
+#: Decoded states by (definition, state string), each with its answers by (query tile, read
+#: after the watermark): a served record is read many times between two writes, and its
+#: answer depends on the read time only through those two (see :func:`finalize_text`).
+_CACHE: dict[
+    tuple[AggregationDef, str], tuple[AggregationState, dict[tuple[int, bool], dict[str, object]]]
+] = {}
+CACHE_ENTRIES = 4096
+
+
+def finalize_text(d: AggregationDef, text: str | None, query_time: int) -> dict[str, object]:
+    """``AggregationState.decode(d, text).finalize(query_time)``, cached.
+
+    The answer at T depends on T only through ``t = max(T, watermark)``: which tile t falls in
+    (every window starts ``w / hop`` tiles before it and every stored event is before t) and
+    whether t is past the watermark (the frontier's events count then). So the key (state
+    string, tile of t, t > watermark) gives the same answer, bit for bit, as decoding and
+    finalizing again; lists are copied so a caller cannot change a cached answer."""
+    if not text:
+        return AggregationState(d).finalize(query_time)
+    entry = _CACHE.get((d, text))
+    if entry is None:
+        if len(_CACHE) >= CACHE_ENTRIES:
+            _CACHE.clear()
+        entry = _CACHE[(d, text)] = (AggregationState.decode(d, text), {})
+    state, answers = entry
+    wm = state.watermark
+    t = query_time if wm is None or query_time > wm else wm
+    key = (t // d.hop, wm is not None and t > wm)
+    answer = answers.get(key)
+    if answer is None:
+        answer = answers[key] = state.finalize(query_time)
+    return {k: list(v) if type(v) is list else v for k, v in answer.items()}
+
+
 def finalize_record(
     definitions: Sequence[AggregationDef], record: Mapping[str, str | None], query_time: int
 ) -> dict[str, object]:
     """Every aggregation feature of an online record at ``query_time`` (what the parser does)."""
     out: dict[str, object] = {}
     for d in definitions:
-        out.update(AggregationState.decode(d, record.get(d.state_column)).finalize(query_time))
+        out.update(finalize_text(d, record.get(d.state_column), query_time))
     return out
 
 
@@ -602,6 +636,7 @@ __all__ = [
     "encode_states",
     "event_hash",
     "finalize_record",
+    "finalize_text",
     "output_kind",
     "window_label",
 ]

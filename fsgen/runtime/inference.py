@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from fsgen.runtime.aggregate import AggregationDef, finalize_record
 from fsgen.runtime.encoding import FRACTIONAL, INTEGRAL, decode_value, encode_value
 from fsgen.runtime.encoding import Value as Value
 from fsgen.runtime.pipeline import FieldDef, coerce, composite_identifier
@@ -64,6 +65,10 @@ class GroupReader:
     ttl_seconds: int | None = None
     max_age_seconds: int | None = None
     """The feature set's own TTL: a record older than this is missing, as in its datasets."""
+    aggregations: tuple[AggregationDef, ...] = ()
+    """An aggregation group's definitions: its record holds their encoded states, decoded and
+    finalized at the request time into the ``<name>_<window>`` features; no record is the
+    empty state (a count of 0), and no TTL applies (the windows are the freshness)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ class FeatureSetRuntime:
         """The features to ask GetRecord for (``FeatureNames``): the ones the vector needs and
         the event time, so the TTL still applies when a response carries no ExpiresAt."""
         reader = self.group(group)
+        if reader.aggregations:
+            return [d.state_column for d in reader.aggregations]
         wanted = {c.feature for c in self.columns if c.group == group} | {reader.event_time}
         wanted |= {f for od in self.on_demand for _, g, f in od.stored if g == group}
         return [name for name, _, _ in reader.columns if name in wanted]
@@ -153,10 +160,13 @@ class FeatureSetRuntime:
         expires_at: object = None,
         now: float | None = None,
     ) -> dict[str, Value] | None:
-        """One group's ``Record`` as native values; None when absent or expired."""
+        """One group's ``Record`` as native values; None when absent or expired. An
+        aggregation group's record becomes its features finalized at ``now``."""
+        reader = self.group(group)
+        if reader.aggregations:
+            return self._aggregated(reader, record, now)
         if not record:
             return None
-        reader = self.group(group)
         types = {n: (k, c) for n, k, c in reader.columns}
         values: dict[str, Value] = {}
         for entry in record:
@@ -178,6 +188,19 @@ class FeatureSetRuntime:
             if any(limit is not None and event + limit < moment for limit in limits):
                 return None
         return values
+
+    def _aggregated(
+        self,
+        reader: GroupReader,
+        record: Sequence[Mapping[str, object]] | None,
+        now: float | None,
+    ) -> dict[str, Value]:
+        states: dict[str, str | None] = {}
+        for entry in record or ():
+            text = entry.get("ValueAsString")
+            states[str(entry.get("FeatureName"))] = text if isinstance(text, str) else None
+        at = time.time_ns() // 1000 if now is None else round(now * 1_000_000)
+        return finalize_record(reader.aggregations, states, at)  # type: ignore[return-value]
 
     def from_get_record(
         self,
@@ -205,7 +228,10 @@ class FeatureSetRuntime:
     ) -> list[Value]:
         """The vector from a BatchGetRecord response for this request's records."""
         ids = self.record_ids(request)
-        stored: dict[str, dict[str, Value] | None] = {g.name: None for g in self.groups}
+        stored: dict[str, dict[str, Value] | None] = {
+            g.name: self.decode(g.name, None, None, now) if g.aggregations else None
+            for g in self.groups
+        }
         results = response.get("Records") or []
         for item in results if isinstance(results, list) else []:
             group = item.get("FeatureGroupName")

@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 from fsgen.config import ProjectConfig
 from fsgen.errors import FsgenError
+from fsgen.runtime.aggregate import AggregationDef
 from fsgen.runtime.encoding import FRACTIONAL, INTEGRAL
-from fsgen.runtime.inference import FeatureSetRuntime, MissingFeatureError, Value
+from fsgen.runtime.inference import FeatureSetRuntime, GroupReader, MissingFeatureError, Value
 from fsgen.serving.sources import LocalRecordSource
 from fsgen.spec import ProjectSpec
 
@@ -220,6 +221,7 @@ def skew_check(
         training = build_dataset(config, spec, feature_set, frame, store=store.root)
         report.rows = len(timed)
         kinds = {c.name: _kind(runtime, c.name) for c in runtime.columns}
+        approximate = {c.name for c in runtime.columns if _sql_rounded(runtime, c.name)}
         for index, ((row, _), vector) in enumerate(zip(timed, online, strict=True)):
             label_time = str(frame[fs.label_time].iloc[index])
             keys = {k: row[k] for k in _key_columns(runtime)}
@@ -228,7 +230,8 @@ def skew_check(
                 served: object = (
                     f"<{vector}>" if isinstance(vector, MissingFeatureError) else vector[position]
                 )
-                if not same(kinds[column], served, trained):
+                tolerance = SQL_TOLERANCE if column in approximate else None
+                if not same(kinds[column], served, trained, tolerance):
                     report.mismatches.append(
                         Mismatch(index + 1, keys, label_time, column, served, trained)
                     )
@@ -349,14 +352,33 @@ def _label_micros(
     live: dict[str, dict[str, dict[str, object]]],
     row: dict[str, object],
 ) -> int | None:
-    """The latest event time among the row's online records; None when it has none."""
+    """The latest event time among the row's online records; None when it has none. An
+    aggregation group's record counts with its newest applied event plus 1 µs (the state's
+    watermark; the record's own EventTime is its write time): from there on the state is
+    exact, and every event it holds is inside the windows, so the windows are compared full."""
     ids = runtime.record_ids(row)
     times = [
-        _event_micros(g.event_time_kind, live[g.name][ids[g.name]][g.event_time])
+        _state_micros(g, live[g.name][ids[g.name]])
+        if g.aggregations
+        else _event_micros(g.event_time_kind, live[g.name][ids[g.name]][g.event_time])
         for g in runtime.groups
         if ids[g.name] in live[g.name]
     ]
     return max(times) if times else None
+
+
+def _state_micros(reader: GroupReader, record: dict[str, object]) -> int:
+    from fsgen.runtime.aggregate import AggregationState
+
+    marks = []
+    for d in reader.aggregations:
+        text = record.get(d.state_column)
+        watermark = AggregationState.decode(d, text if isinstance(text, str) else None).watermark
+        if watermark is not None:
+            marks.append(watermark + 1)
+    if marks:
+        return max(marks)
+    return _event_micros(reader.event_time_kind, record[reader.event_time])
 
 
 def _label_frame(label_time: str, timed: Sequence[tuple[dict[str, object], int]]) -> pd.DataFrame:
@@ -381,9 +403,37 @@ def _kind(runtime: FeatureSetRuntime, column: str) -> tuple[str, bool]:
             od = next(o for o in runtime.on_demand if o.name == c.feature)
             return od.kind, od.collection is not None
         reader = runtime.group(c.group or "")
+        definition = _aggregation_of(reader, c.feature)
+        if definition is not None:
+            from fsgen.runtime.aggregate import output_kind
+
+            return output_kind(definition.function, definition.value_kind)
         kind, collection = next((k, coll) for n, k, coll in reader.columns if n == c.feature)
         return kind, collection is not None
     raise KeyError(column)
+
+
+def _aggregation_of(reader: GroupReader, feature: str) -> AggregationDef | None:
+    return next((d for d in reader.aggregations if feature in d.feature_names), None)
+
+
+#: Relative tolerance for Fractional sums, means, variances and standard deviations of
+#: aggregations: the training set's SQL engine adds doubles in an order of its own, serving
+#: sums exactly and rounds once (README "Aggregations"); 1e-9 covers the recursive-summation
+#: bound n·2⁻⁵² of non-negative values up to millions of events per window.
+SQL_TOLERANCE = 1e-9
+_ROUNDED = ("sum", "mean", "variance", "variance_pop", "stddev", "stddev_pop")
+
+
+def _sql_rounded(runtime: FeatureSetRuntime, column: str) -> bool:
+    """A Fractional aggregation feature whose SQL value is a double sum (see SQL_TOLERANCE)."""
+    c = next(c for c in runtime.columns if c.name == column)
+    if c.kind == "on_demand":
+        return False
+    definition = _aggregation_of(runtime.group(c.group or ""), c.feature)
+    if definition is None or definition.function not in _ROUNDED:
+        return False
+    return definition.function != "sum" or definition.value_kind == FRACTIONAL
 
 
 def _plain(value: object) -> object:
@@ -416,9 +466,19 @@ def _same_scalar(kind: str, a: object, b: object) -> bool:
     return type(a) is str and type(b) is str and a == b
 
 
-def same(kind: tuple[str, bool], online: object, training: object) -> bool:
-    """Equal in type and value; floats bit for bit (0.0 and -0.0 differ)."""
+def same(
+    kind: tuple[str, bool], online: object, training: object, tolerance: float | None = None
+) -> bool:
+    """Equal in type and value; floats bit for bit (0.0 and -0.0 differ), or within the
+    relative ``tolerance`` when one is given."""
     scalar, collection = kind
+    if (
+        tolerance is not None
+        and type(online) is float
+        and type(training) is float
+        and not collection
+    ):
+        return abs(online - training) <= tolerance * max(abs(online), abs(training))
     if not collection or online is None or training is None:
         return _same_scalar(scalar, online, training)
     if not isinstance(online, list) or not isinstance(training, list | tuple):

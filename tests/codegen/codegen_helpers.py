@@ -19,7 +19,7 @@ from fsgen.spec import ProjectSpec
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
-SCENARIOS = ("shop", "rides", "overrides")
+SCENARIOS = ("shop", "rides", "overrides", "baskets")
 
 
 def load_project(root: Path) -> tuple[ProjectConfig, ProjectSpec]:

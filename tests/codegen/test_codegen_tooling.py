@@ -21,6 +21,7 @@ ROOTS = {
     "shop": (GOLDEN / "shop", "shopdefs"),
     "rides": (GOLDEN / "rides", "ridedefs"),
     "overrides": (GOLDEN / "overrides", "orderdefs"),
+    "baskets": (GOLDEN / "baskets", "basketdefs"),
 }
 assert set(ROOTS) == {"example", *SCENARIOS}
 

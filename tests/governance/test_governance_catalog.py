@@ -75,7 +75,8 @@ def test_every_page_exists_and_every_link_resolves(built: tuple[Path, Path]) -> 
         "on-demand/amount_to_monthly_spend.html",
         "feature-sets/fraud-model.html",
     } <= names
-    assert len(names) == 1 + 3 + 7 + 1 + 1
+    # index, groups, row features, aggregation windows, on-demand, feature sets
+    assert len(names) == 1 + 3 + 7 + 5 + 1 + 2
     for path in pages:
         page = read(path)
         for resource in page.resources:

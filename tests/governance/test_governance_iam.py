@@ -161,7 +161,7 @@ def test_inference_only_reads_the_online_store() -> None:
     assert pairs == {
         (a, FG + g)
         for a in ("sagemaker:GetRecord", "sagemaker:BatchGetRecord")
-        for g in ("customer-features", "merchant-features")
+        for g in ("customer-features", "merchant-features", "purchases")
     }
 
 

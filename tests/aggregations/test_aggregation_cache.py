@@ -1,0 +1,39 @@
+"""The read cache (``finalize_text``) gives exactly the answer of decoding and finalizing the
+state string again, at every read time, before and after the watermark, on tile edges."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_aggregation_property import DEFS, ENTITIES, histories, same
+
+from fsgen.runtime.aggregate import AggregationState, finalize_record, finalize_text
+
+
+@settings(max_examples=80, deadline=None)
+@given(histories(), st.lists(st.integers(-5, 60), min_size=1, max_size=8))
+def test_cached_answers_equal_fresh_ones(
+    history: tuple[list[dict[str, object]], list[tuple[str, int]]], times: list[int]
+) -> None:
+    arrivals, _ = history
+    for d in DEFS:
+        for entity in ENTITIES:
+            state = AggregationState(d)
+            for e in arrivals:
+                if e["entity"] == entity:
+                    state.apply(
+                        int(e["ts"]), int(e["seq"]), str(e["hash"]), e["values"][d.value_column]
+                    )  # type: ignore[call-overload,index]
+            text = state.encode()
+            for t in [*times, *(int(e["ts"]) for e in arrivals)]:
+                fresh = AggregationState.decode(d, text).finalize(t)
+                for _ in range(2):  # the second read is answered from the cache
+                    cached = finalize_text(d, text, t)
+                    assert cached.keys() == fresh.keys()
+                    for name in fresh:
+                        assert same(cached[name], fresh[name]), (d.name, name, t)
+                    for value in cached.values():
+                        if isinstance(value, list):
+                            value.append("changed by a caller")
+            record = {d.state_column: text}
+            assert finalize_record([d], record, 7) == AggregationState.decode(d, text).finalize(7)

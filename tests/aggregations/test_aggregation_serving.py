@@ -1,0 +1,138 @@
+"""Serving aggregation features: the generated parser decodes each entity's state record and
+finalizes it at the request time, so a count decays when events stop; ``fsgen get`` shows the
+final values (``--as-of``); the values equal the training set's at the same instant."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from aggproject import (
+    DAY,
+    HOUR,
+    T0,
+    event_rows,
+    iso,
+    make,
+    state_runtime,
+    write_events,
+    write_states,
+)
+from click.testing import CliRunner
+
+from fsgen.cli import main
+from fsgen.codegen import generate
+from fsgen.generated_imports import import_generated
+from fsgen.pit import build_dataset
+from fsgen.serving.sources import LocalRecordSource
+from fsgen.store.local import LocalStore
+
+EVENTS = [
+    ("c1", T0 + 0.5 * HOUR, 1, {"amount": 10.0, "category": "books"}),
+    ("c1", T0 + 2 * HOUR, 2, {"amount": 30.0, "category": "games"}),
+    ("c1", T0 + 2 * HOUR, 3, {"amount": 0.0, "category": "books"}),
+    ("c1", T0 + 30 * HOUR, 4, {"amount": 5.1, "category": "toys"}),
+    ("c2", T0 + 1 * HOUR, 5, {"amount": 7.5, "category": "food"}),
+]
+WRITTEN = T0 + 30 * HOUR + 1
+#: read times at or after every entity's newest event: exact for the online state
+TIMES = [T0 + 30 * HOUR + 0.5, T0 + 30.5 * HOUR, T0 + 31 * HOUR, T0 + 3 * DAY, T0 + 40 * DAY]
+
+
+def _project(make_project: Callable[..., Path]):  # type: ignore[no-untyped-def]
+    config, spec = make(make_project)
+    group = spec.group("purchases")
+    rows = event_rows(group, EVENTS)
+    with LocalStore.open(config, spec) as store:
+        write_events(store, group, rows)
+        states = write_states(store, group, rows, WRITTEN)
+        store.put_records("profile", [{"customer_id": "c1", "updated_at": iso(T0), "tenure": 4}])
+    generate(config, spec)
+    return config, spec, states
+
+
+def test_the_generated_parser_finalizes_at_request_time_as_the_training_set(
+    make_project: Callable[..., Path],
+) -> None:
+    config, spec, _ = _project(make_project)
+    parser = import_generated(config, "feature_sets.shop.parser")
+    with LocalStore.open(config, spec) as store:
+        store.adopt(state_runtime(spec.group("purchases")), online=True, offline=False)
+        source = LocalRecordSource(store, clock=lambda: T0 + 100 * DAY)
+        served: list[list[object]] = []
+        for now in TIMES:
+            for customer in ("c1", "c2", "c9"):
+                request = {"customer_id": customer}
+                response = source.batch_get_record(**parser.batch_get_request(request))
+                served.append(parser.from_batch_get_record(response, request, now=now))
+    labels = pd.DataFrame(
+        {
+            "customer_id": [c for _ in TIMES for c in ("c1", "c2", "c9")],
+            "label_time": [iso(t) for t in TIMES for _ in range(3)],
+        }
+    )
+    frame = build_dataset(config, spec, "shop", labels)
+    columns = list(parser.COLUMNS)
+    for row, vector in enumerate(served):
+        for column, got in zip(columns, vector, strict=True):
+            want = frame[column].iloc[row]
+            where = (row, column, got, want)
+            if isinstance(want, float) and math.isnan(want):
+                assert got is None, where
+            elif isinstance(got, list):
+                assert got == list(want), where
+            elif isinstance(got, float):
+                assert abs(got - want) <= 4e-16 * abs(want), where
+            elif got is None:
+                assert pd.isna(want), where
+            else:
+                assert got == want, where
+    c1 = dict(zip(columns, served[0], strict=True))
+    assert c1["purchase_count_lifetime"] == 3 and c1["purchase_count_1h"] == 1
+    later = dict(zip(columns, served[-3], strict=True))  # 40 days on: the windows decayed
+    assert later["purchase_count_1h"] == 0 and later["avg_purchase_value_7d"] is None
+    assert later["purchase_count_lifetime"] == 3 and later["last_categories_7d"] == []
+    unknown = dict(zip(columns, served[2], strict=True))  # no state record: the empty state
+    assert unknown["purchase_count_lifetime"] == 0 and unknown["tenure"] is None
+
+
+def test_fsgen_get_shows_final_values_and_as_of(make_project: Callable[..., Path]) -> None:
+    config, _, states = _project(make_project)
+    runner = CliRunner()
+    applied = runner.invoke(main, ["--project", str(config.root), "apply", "--auto-approve"])
+    assert applied.exit_code == 0, applied.output
+    base = ["--project", str(config.root), "get", "purchases", "c1", "--json"]
+    result = runner.invoke(main, [*base, "--as-of", iso(T0 + 31 * HOUR)])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["purchase_count_1h"] == 1 and shown["purchase_count_lifetime"] == 3
+    assert shown["avg_purchase_value_1d"] == 5.1
+    result = runner.invoke(main, [*base, "--as-of", iso(T0 + 40 * DAY)])
+    assert json.loads(result.output)["purchase_count_1h"] == 0
+    result = runner.invoke(main, [*base[:-1], "--feature", "purchase_count_lifetime"])
+    assert result.exit_code == 0 and "purchase_count_lifetime  3" in result.output
+    result = runner.invoke(main, [*base[:-2], "c9"])
+    assert result.exit_code == 1 and "no online aggregation state" in result.output
+    assert states
+
+
+def test_the_catalog_lists_aggregation_features_with_function_and_windows(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    config, _, _ = _project(make_project)
+    out = tmp_path / "catalog"
+    result = CliRunner().invoke(
+        main, ["--project", str(config.root), "catalog", "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / "features" / "purchases" / "avg_purchase_value_7d.html").read_text()
+    assert "<code>mean</code> of <code>Fractional</code> values over <code>7d</code>" in page
+    assert "windows 1d, 7d; hop 3600s" in page and "avg_purchase_value__state" in page
+    index = (out / "index.html").read_text()
+    for name in ("avg_purchase_value_1d", "purchase_count_lifetime", "last_categories_7d"):
+        assert name in index
+    md = (config.root / "generated" / "catalog.md").read_text()
+    assert "Average purchase value (mean over a 1d window, hop 3600s)" in md
