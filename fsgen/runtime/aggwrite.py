@@ -452,7 +452,7 @@ def ingest_chunks(
     the row loop puts them: ``read == valid + rejected``."""
     import time
 
-    from fsgen.runtime.ingest import process_chunk
+    from fsgen.runtime.ingest import RejectSink, process_chunk
     from fsgen.runtime.sources import Reject
 
     now = clock or time.time
@@ -460,15 +460,21 @@ def ingest_chunks(
     keys: dict[str, tuple[object, ...]] = {}
     raw_of: dict[str, tuple[str, int, dict[str, object]]] = {}
     for chunk in chunks:
-        block = process_chunk(art.values, chunk, rejects)  # type: ignore[arg-type]
+        # the reader's malformed rows, validation's and the value functions' rejects, in
+        # row order (as the row loop writes them)
+        found = RejectSink(None, keep=0, into=list(chunk.rejected))
+        block = process_chunk(art.values, chunk, found)
         sequences = [chunk.row_number(i) for i in block.rows]
         events, bad = events_of(art, block, sequences)
         for r in bad:
-            rejects.add(
+            found.add(
                 Reject(
                     chunk.source, chunk.row_number(r.index), r.field, r.message, chunk.raw(r.index)
                 )
             )
+        assert found.into is not None
+        for reject in sorted(found.into, key=lambda r: r.row):
+            rejects.add(reject)
         if sink is not None and events:
             sink.write_events(art, event_rows(art, events))
         for e in events:
@@ -482,7 +488,7 @@ def ingest_chunks(
         result.read += chunk.rows + len(chunk.rejected)
         result.valid += len(events)
         if progress is not None:
-            progress(chunk.rows + len(chunk.rejected), len(bad))
+            progress(chunk.rows + len(chunk.rejected), len(found.into))
     if sink is not None and keys:
         own = history_of(run_events)
         refused: list[tuple[str, str]] = []

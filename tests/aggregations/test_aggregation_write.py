@@ -277,3 +277,26 @@ def test_putrecord_sink_sends_events_offline_and_states_online(
         result = process_event(art, kinesis_event(rows, 1), PutRecordSink(client=client))
         stub.assert_no_pending_responses()
     assert (result.written, result.failed, result.dead_lettered) == (2, 0, 0)
+
+
+def test_malformed_rows_of_an_aggregation_group_are_rejects_in_row_order(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    """A short row, a long row and a bad value in an event file: each is a reject with its
+    row number, in row order, and read = written + rejected (as for a row group)."""
+    _, spec = example
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "customer_id,purchased_at,amount\n"
+        "C1,2024-03-01T00:00:00Z,2.0\n"
+        "C1,2024-03-01T00:05:00Z,oops\n"
+        "C2,2024-03-01T00:06:00Z\n"
+        "C2,2024-03-01T00:07:00Z,1.0\n"
+        "C3,2024-03-01T00:08:00Z,1.0,extra\n"
+    )
+    rejects: list[object] = []
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        result = store.ingest(GROUP, path, workers=0, rejects=rejects)
+        assert (result.read, result.written, result.rejected) == (5, 2, 3)
+        assert [r.row for r in rejects] == [2, 3, 5]  # type: ignore[attr-defined]
+        assert len(offline_rows(store)) == 2
