@@ -441,8 +441,9 @@ class AggregationState:
     def late_reason(self, event_time: int) -> str:
         d, wm = self.definition, self.watermark or 0
         return (
-            f"event time {event_time} µs is {wm - event_time} µs older than the newest event "
-            f"({wm} µs) of this entity; aggregation {d.name!r} allows {d.lateness} µs"
+            f"event time {_iso(event_time)} is {_span(wm - event_time)} older than the newest "
+            f"event ({_iso(wm)}) of this entity; aggregation {d.name!r} allows "
+            f"{_span(d.lateness)}"
         )
 
     def _place(self, t: int, seq: int, content_hash: str, value: Value | None) -> None:
@@ -563,6 +564,32 @@ class AggregationState:
         if version != FORMAT_VERSION:
             raise AggregationError(f"state of {definition.name!r} has format {version!r}")
         return cls(definition, wm, max_seq, {k: p for k, p in tiles}, frontier, prefix)
+
+
+def _iso(micros: int) -> str:
+    """An epoch-microsecond time as ISO-8601 UTC (for messages)."""
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    except OverflowError:
+        return f"{micros} µs"
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _span(micros: int) -> str:
+    """A duration for messages, exact: ``4h10m``, ``15m``, ``1h0.000001s``."""
+    whole, frac = divmod(micros, MICROS)
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size:
+            out.append(f"{whole // size}{unit}")
+            whole %= size
+    if frac:
+        out.append(f"{whole}.{frac:06d}".rstrip("0") + "s")
+    elif whole or not out:
+        out.append(f"{whole}s")
+    return "".join(out)
 
 
 def encode_states(states: Sequence[AggregationState]) -> dict[str, str]:
