@@ -52,7 +52,8 @@ def open_plane(
 
 def records_of(app: AppContext, group: str) -> None:
     """Refuse delete-record on a group whose features are aggregations: it does not delete
-    aggregation states yet, and must not report success (the README's Aggregations section).
+    aggregation states (derived from the offline events), and must not report success (the
+    README's Aggregations section).
     Ingestion and the stream commands write them; get reads them (:func:`_aggregated_record`)."""
     spec = app.spec.group(group)
     if spec.aggregations:
@@ -60,9 +61,10 @@ def records_of(app: AppContext, group: str) -> None:
 
         names = ", ".join(a.name for a in spec.aggregations)
         raise FsgenError(
-            f"{group}: its features are aggregations ({names}), which delete-record "
-            "does not handle yet; nothing was read or written (see the README's Aggregations "
-            "section)"
+            f"{group}: its features are aggregations ({names}), derived from the events in "
+            "the offline history, which delete-record does not remove; nothing was read or "
+            "written (to forget an entity, purge its events and re-ingest: see the README's "
+            "Aggregations section)"
         )
 
 

@@ -1,5 +1,5 @@
 """Commands never report success for something that did not happen: delete-record on
-a group whose features are aggregations (which it does not handle yet) refuses it, ingest and
+a group whose features are aggregations (it does not remove their events) refuses it, ingest and
 stream replay write its events and states, destroy's
 refusal names destroy, and a reader that closes stdout early ends a command quietly."""
 
