@@ -40,7 +40,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MICROS = 1_000_000
 #: SageMaker's limit on one record (all features); the state strings of a group share it.
 MAX_RECORD_BYTES = 350 * 1024
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: function -> value kinds it accepts
 FUNCTIONS: dict[str, tuple[str, ...]] = {
@@ -116,6 +116,16 @@ class AggregationDef:
             raise AggregationError("every window must be a positive multiple of the hop")
         if (self.function in SIZED) != (self.n is not None) or (self.n is not None and self.n < 1):
             raise AggregationError(f"{self.function} needs n >= 1 exactly when it takes one")
+
+    @property
+    def fingerprint(self) -> str:
+        """What a stored state's meaning depends on (function, value kind, windows, hop,
+        lateness, n, distinct), hashed short: a state is only read under the definition it was
+        built for, so a changed hop or window is never read through old tiles."""
+        shape = [self.function, self.value_kind, list(self.windows), self.hop, self.lateness]
+        shape += [self.n, self.distinct]
+        text = json.dumps(shape, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -526,7 +536,15 @@ class AggregationState:
     def encode(self) -> str:
         """The state as one String feature value: compact JSON, lossless (floats by repr)."""
         tiles, prefix = self._needed()
-        body = [FORMAT_VERSION, self.watermark, self.max_sequence, tiles, self.frontier, prefix]
+        body = [
+            FORMAT_VERSION,
+            self.definition.fingerprint,
+            self.watermark,
+            self.max_sequence,
+            tiles,
+            self.frontier,
+            prefix,
+        ]
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
     def _needed(self) -> tuple[list[list[Any]], Partial]:
@@ -558,11 +576,25 @@ class AggregationState:
         if not text:
             return cls(definition)
         try:
-            version, wm, max_seq, tiles, frontier, prefix = json.loads(text)
-        except (ValueError, TypeError) as exc:
+            body = json.loads(text)
+            version = body[0] if isinstance(body, list) and body else None
+        except (ValueError, TypeError, RecursionError) as exc:
             raise AggregationError(f"state of {definition.name!r} is not readable: {exc}") from None
         if version != FORMAT_VERSION:
-            raise AggregationError(f"state of {definition.name!r} has format {version!r}")
+            raise AggregationError(
+                f"state of {definition.name!r} has format {version!r}, not {FORMAT_VERSION}; "
+                "rebuild the states with a backfill (fsgen ingest of the group's events)"
+            )
+        try:
+            _, built_for, wm, max_seq, tiles, frontier, prefix = body
+        except ValueError as exc:
+            raise AggregationError(f"state of {definition.name!r} is not readable: {exc}") from None
+        if built_for != definition.fingerprint:
+            raise AggregationError(
+                f"state of {definition.name!r} was built for another definition of it (its "
+                "function, windows, hop or lateness changed since); rebuild the states with a "
+                "backfill (fsgen ingest of the group's events)"
+            )
         return cls(definition, wm, max_seq, {k: p for k, p in tiles}, frontier, prefix)
 
 

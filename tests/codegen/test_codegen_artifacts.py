@@ -98,10 +98,18 @@ def test_every_sql_statement_parses_as_athena(root: Path) -> None:
     # test_codegen_maintenance.py and tests/pit/test_pit_athena_sql.py
     sqls = {p: t for p, t in files.items() if p.endswith(".sql") and "/maintenance." not in p}
     assert sqls
+    config, spec = load_project(root)
+    # a feature set of aggregation features only: its point-in-time query returns the label
+    # rows, the features come from groups/<g>/aggregate_query.athena.sql
+    labels_only = {
+        f"feature_sets/{fs.name.replace('-', '_')}/pit_query.athena.sql"
+        for fs in spec.feature_sets
+        if all(spec.group(i.group).aggregations for i in fs.items if i.group)
+    }
     for path, text in sqls.items():
         tree = sqlglot.parse_one(text, read="athena")
         assert isinstance(tree, exp.Select), path
-        assert tree.find(exp.Window) is not None
+        assert (tree.find(exp.Window) is None) == (path in labels_only), path
 
 
 def test_snapshot_sql_selects_the_stored_columns_quoted() -> None:
@@ -165,7 +173,8 @@ def test_catalog_lists_every_feature_with_lineage_and_users(example) -> None:  #
     files = {a.path: a.content for a in build(config, spec)}
     catalog = json.loads(files["catalog.json"])
     features = {(g["name"], f["name"]): f for g in catalog["groups"] for f in g["features"]}
-    assert len(features) == sum(len(g.features) for g in spec.groups)
+    # row features, and one page per window of each aggregation
+    assert len(features) == sum(len(g.output_names()) for g in spec.groups)
     age = features[("customer-features", "age")]
     assert age["pii"] == "personal" and age["dtype"] == "Integral"
     assert age["raw_inputs"] == ["birth_date", "last_updated_time"]

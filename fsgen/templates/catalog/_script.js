@@ -1,6 +1,6 @@
 "use strict";
 // Search: free text matches name, group and description; owner:X, tag:K[=V], pii:CLASS and
-// type:T narrow further. The query lives in the URL hash (#q=...), so any page can link to a
+// type:T (group, feature, on-demand, feature-set: exact) narrow further. The query lives in the URL hash (#q=...), so any page can link to a
 // search and the back button works.
 function fsgenTokens(query) {
   return query.trim().toLowerCase().split(/\s+/).filter(function (t) { return t.length > 0; });
@@ -14,7 +14,7 @@ function fsgenMatches(row, tokens) {
     if (key === "owner") { return d.owner.indexOf(value) >= 0; }
     if (key === "tag") { return d.tags.split(" ").some(function (t) { return t.indexOf(value) === 0; }); }
     if (key === "pii") { return d.pii === value; }
-    if (key === "type") { return d.type.indexOf(value) === 0; }
+    if (key === "type") { return d.type.replace(/ /g, "-") === value.replace(/ /g, "-"); }
     return d.text.indexOf(token) >= 0;
   });
 }

@@ -23,9 +23,9 @@ from fsgen.runtime import batch
 from fsgen.runtime.ingest import IngestResult
 from fsgen.runtime.sinks import Record, Sink
 from fsgen.runtime.sources import Reject
-from generated.groups.orders.runtime import GROUP, RUNTIME
+from generated.groups.orders.runtime import AGGREGATIONS, GROUP, RUNTIME
 
-__all__ = ["GROUP", "RUNTIME", "main", "process_rows", "run"]
+__all__ = ["AGGREGATIONS", "GROUP", "RUNTIME", "main", "process_rows", "run"]
 
 DEFAULT_SOURCES: tuple[str, ...] = ()
 
@@ -45,7 +45,7 @@ def run(
     format: str | None = None,
 ) -> IngestResult:
     """Ingest one source into ``sink`` (None: dry run); rejects go to a JSONL path or list."""
-    return batch.run(RUNTIME, source, sink, rejects=rejects, format=format)
+    return batch.run(AGGREGATIONS, source, sink, rejects=rejects, format=format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     without ``--dry-run``/``--output`` it writes to the project's backend."""
     from fsgen.backends import project_data_plane
 
-    return batch.main(RUNTIME, DEFAULT_SOURCES, argv, project_data_plane)
+    return batch.main(AGGREGATIONS, DEFAULT_SOURCES, argv, project_data_plane)
 
 
 if __name__ == "__main__":

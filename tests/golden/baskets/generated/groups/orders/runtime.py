@@ -11,7 +11,10 @@ declarations (built by ``fsgen.bind.group_runtime``, the one binder).
 
 from __future__ import annotations
 
+import basketdefs.orders
 from fsgen.runtime import FeatureDef, FieldDef, GroupRuntime
+from fsgen.runtime.aggregate import AggregationDef
+from fsgen.runtime.aggwrite import AggregationRuntime
 
 GROUP = "orders"
 
@@ -27,6 +30,68 @@ RUNTIME = GroupRuntime(
         FieldDef("amount", "float"),
         FieldDef("category", "str"),
     ),
-    features=(),
-    columns=(("customer_id", "String", None, None), ("ordered_at", "String", None, None)),
+    features=(
+        FeatureDef(
+            name="avg_order_value__value",
+            fn=basketdefs.orders.avg_order_value,
+            kind="Fractional",
+            params=(("amount", "raw"),),
+        ),
+        FeatureDef(
+            name="order_count__value",
+            fn=basketdefs.orders.order_count,
+            kind="Integral",
+            params=(("amount", "raw"),),
+        ),
+        FeatureDef(
+            name="recent_categories__value",
+            fn=basketdefs.orders.recent_categories,
+            kind="String",
+            params=(("category", "raw"),),
+        ),
+    ),
+    columns=(
+        ("customer_id", "String", None, None),
+        ("ordered_at", "String", None, None),
+        ("event_sequence", "Integral", None, None),
+        ("event_hash", "String", None, None),
+        ("avg_order_value__value", "Fractional", None, None),
+        ("order_count__value", "Integral", None, None),
+        ("recent_categories__value", "String", None, None),
+        ("avg_order_value__state", "String", None, None),
+        ("order_count__state", "String", None, None),
+        ("recent_categories__state", "String", None, None),
+    ),
+)
+
+AGGREGATIONS = AggregationRuntime(
+    RUNTIME,
+    (
+        AggregationDef(
+            name="avg_order_value",
+            function="mean",
+            value_kind="Fractional",
+            windows=(86400000000, 604800000000, 2592000000000),
+            hop=3600000000,
+            lateness=3600000000,
+        ),
+        AggregationDef(
+            name="order_count",
+            function="count",
+            value_kind="Integral",
+            windows=(3600000000, None),
+            hop=300000000,
+            lateness=600000000,
+        ),
+        AggregationDef(
+            name="recent_categories",
+            function="last_n",
+            value_kind="String",
+            windows=(604800000000,),
+            hop=86400000000,
+            lateness=0,
+            n=3,
+            distinct=True,
+        ),
+    ),
 )

@@ -13,6 +13,13 @@ returned as ``batchItemFailures`` so Lambda retries only those. Imports neither 
 duckdb. PutRecord goes to ``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME`` when set (for
 example ``fsgen serve``).
 
+This group's features are aggregations (``AGGREGATIONS``): per Kinesis batch the handler
+loads the touched entities' states (BatchGetRecord), applies the events in arrival order with
+``event_sequence`` from each record's sequence number (a replayed record changes nothing), and
+writes the event rows to the offline store and the states to the online store (PutRecord
+TargetStores). An event older than an entity's newest minus the allowed lateness is
+dead-lettered with that reason.
+
 Lambda handler: generated.groups.orders.stream_handler.handler
 """
 
@@ -23,9 +30,9 @@ from collections.abc import Mapping
 from fsgen.runtime import deadletter, kinesis
 from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
 from fsgen.runtime.sinks import PutRecordSink, Sink
-from generated.groups.orders.runtime import GROUP, RUNTIME
+from generated.groups.orders.runtime import AGGREGATIONS, GROUP, RUNTIME
 
-__all__ = ["GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
+__all__ = ["AGGREGATIONS", "GROUP", "RUNTIME", "STREAMS", "handler", "process_event"]
 
 STREAMS: tuple[str, ...] = ()
 
@@ -61,7 +68,7 @@ def process_event(
 ) -> StreamResult:
     """Validate, transform and write each record of a Kinesis event."""
     return kinesis.process_event(
-        RUNTIME,
+        AGGREGATIONS,
         event,
         sink or default_sink(),
         dead_letter or default_dead_letter(),
