@@ -98,7 +98,7 @@ def test_every_sql_statement_parses_as_athena(root: Path) -> None:
     # test_codegen_maintenance.py and tests/pit/test_pit_athena_sql.py
     sqls = {p: t for p, t in files.items() if p.endswith(".sql") and "/maintenance." not in p}
     assert sqls
-    config, spec = load_project(root)
+    _, spec = load_project(root)
     # a feature set of aggregation features only: its point-in-time query returns the label
     # rows, the features come from groups/<g>/aggregate_query.athena.sql
     labels_only = {
