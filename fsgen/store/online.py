@@ -61,10 +61,12 @@ class _Table:
     def select_many(self, n: int) -> str:
         """SELECT of ``n`` records by identifier (the text is cached, and so is SQLite's
         prepared statement for it)."""
-        sql = _MANY.get((self.name, n))
+        # keyed by the single-record SELECT (its table and columns), not the group's name: two
+        # stores in one process may hold groups of one name with other columns
+        sql = _MANY.get((self.select, n))
         if sql is None:
             base = self.select.rsplit(" WHERE ", 1)[0].replace("SELECT ", "SELECT _record_id, ", 1)
-            sql = _MANY[(self.name, n)] = f"{base} WHERE _record_id IN ({', '.join('?' * n)})"
+            sql = _MANY[(self.select, n)] = f"{base} WHERE _record_id IN ({', '.join('?' * n)})"
         return sql
 
     def decode(self, row: Sequence[object], wanted: Sequence[str] | None) -> dict[str, object]:
@@ -78,6 +80,7 @@ class _Table:
 
 
 _MANY: dict[tuple[str, int], str] = {}
+"""``select_many`` texts by (single-record SELECT, n)"""
 
 
 class OnlineStore:
