@@ -127,8 +127,11 @@ def describe_error(exc: BaseException) -> str:
     """One line for ``exc``: fsgen's message, a library error in the user's terms, or, for an
     exception nobody anticipated, its type and message named as a bug."""
     from fsgen.errors import FsgenError
+    from fsgen.runtime.aggregate import AggregationError
+    from fsgen.runtime.errors import ConfigurationError
 
-    if isinstance(exc, FsgenError):
+    # the runtime's own errors (standard library only, so not FsgenError) are the user's too
+    if isinstance(exc, FsgenError | AggregationError | ConfigurationError):
         text = str(exc)
     else:
         text = _library_error(exc) or (

@@ -148,3 +148,26 @@ def test_exact_numbers_keep_every_bit_even_below_the_subnormals(m: int, e: int) 
 
     back_m, back_e = _dy(_exact(m, e))
     assert Fraction(back_m) * Fraction(2) ** back_e == Fraction(m) * Fraction(2) ** e
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"hop": HOUR // 2},
+        {"windows": (HOUR, 48 * HOUR, None)},
+        {"lateness": 2 * HOUR},
+        {"kind": "Integral"},
+    ],
+)
+def test_a_state_is_only_read_under_the_definition_it_was_built_for(
+    changed: dict[str, object],
+) -> None:
+    """A changed hop, window, lateness or value kind would read old tiles wrongly: decoding
+    refuses and says to backfill; the same definition decodes to the same bytes."""
+    state = AggregationState(define("sum"))
+    state.apply(3 * HOUR, 0, "a", 2.0)
+    text = state.encode()
+    assert AggregationState.decode(define("sum"), text).encode() == text
+    kind = str(changed.pop("kind", "Fractional"))
+    with pytest.raises(AggregationError, match=r"another definition.*backfill"):
+        AggregationState.decode(define("sum", kind, **changed), text)
