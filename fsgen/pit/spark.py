@@ -78,19 +78,15 @@ def v(n: int) -> str:
 
 
 def find_java() -> None:
-    """Make sure Spark's launcher finds a Java: ``JAVA_HOME``, ``java`` on PATH, or else a
-    JDK under /usr/lib/jvm (17 first), which then becomes ``JAVA_HOME``."""
-    if os.environ.get("JAVA_HOME") or shutil.which("java"):
-        return
-    homes = sorted(Path("/usr/lib/jvm").glob("*"), key=lambda p: ("17" not in p.name, p.name))
-    for home in homes:
-        if (home / "bin" / "java").is_file():
-            os.environ["JAVA_HOME"] = str(home)
-            return
-    raise PitError(
-        "the spark engine needs Java 17: install it (Debian: apt-get install "
-        "openjdk-17-jre-headless) or set JAVA_HOME"
-    )
+    """Make sure Spark's launcher finds a Java (see :func:`fsgen.runtime.sparkjob.find_java`:
+    ``JAVA_HOME``, ``java`` on PATH, or a JDK under /usr/lib/jvm, 17 first)."""
+    from fsgen.runtime.sparkjob import SparkUnavailable
+    from fsgen.runtime.sparkjob import find_java as find
+
+    try:
+        find()
+    except SparkUnavailable as exc:
+        raise PitError(str(exc)) from None
 
 
 def spark_session() -> SparkSession:
