@@ -42,6 +42,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fsgen.store.offline import conform
+
 LAYER = "_compacted"
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -119,7 +121,7 @@ def build(group_dir: Path, published: Sequence[str]) -> int:
 
     try:
         for path in published:
-            table = _conform(pq.read_table(path), schema)
+            table = conform(pq.read_table(path), schema)
             if writer is None or file_rows >= FILE_ROWS:
                 flush()
                 if writer is not None:
@@ -206,16 +208,6 @@ def remove(group_dir: Path) -> None:
     if directory.is_dir():
         for entry in directory.iterdir():
             entry.unlink(missing_ok=True)
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    arrays = []
-    for f in schema:
-        if f.name in table.column_names:
-            arrays.append(table.column(f.name).cast(f.type))
-        else:
-            arrays.append(pa.nulls(table.num_rows, type=f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 __all__ = ["LAYER", "build", "published_files", "read_files", "remove"]

@@ -289,7 +289,7 @@ def compact(rt: GroupRuntime, group_dir: Path, min_files: int = 2) -> tuple[int,
             f"SELECT {columns} FROM {positioned} WHERE __pos IN (SELECT max(__pos) FROM "
             f"{positioned} GROUP BY {columns}) ORDER BY __pos"
         ).to_arrow_table()
-        table = _conform(table, arrow_schema(rt))
+        table = conform(table, arrow_schema(rt))
         newest = max(f.name.split("_", 1)[0] for f in files)
         final = part / f"{newest}_compacted-{uuid.uuid4().hex[:8]}.parquet"
         temp = part / f".{final.name}.tmp"
@@ -301,8 +301,9 @@ def compact(rt: GroupRuntime, group_dir: Path, min_files: int = 2) -> tuple[int,
     return before, after
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast DuckDB's output back to the store's exact Arrow schema."""
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in the store's exact Arrow schema: columns cast, missing ones null (DuckDB's
+    output, files written before a column was added)."""
     arrays = []
     for f in schema:
         if f.name in table.column_names:
@@ -320,6 +321,7 @@ __all__ = [
     "GLOB",
     "arrow_schema",
     "compact",
+    "conform",
     "data_files",
     "dedup_sql",
     "publish",
