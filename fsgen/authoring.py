@@ -55,6 +55,21 @@ def _function_location(fn: Callable[..., object]) -> Location:
     return Location(code.co_filename, code.co_firstlineno)
 
 
+def _tag_mapping(tags: object, location: Location, what: str) -> dict[str, str]:
+    """``tags`` as a dict, or a DefinitionError at the declaration when it is not a mapping."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise DefinitionError(
+            f"{what}: tags must be a mapping of key to value (e.g. {{'team': 'risk'}}), "
+            f"got {type(tags).__name__} {tags!r}",
+            path=location.path,
+            line=location.line,
+            code="FS203",
+        )
+    return dict(tags)
+
+
 def parse_duration(text: str | int | None) -> int | None:
     """'30d' -> seconds. ints are seconds. None stays None. Raises ValueError on junk."""
     if text is None:
@@ -222,7 +237,7 @@ class FeatureGroup:
         self.throughput = throughput or Throughput()
         self.owner = owner
         self.description = description
-        self.tags = dict(tags or {})
+        self.tags = _tag_mapping(tags, self.location, f"group {name!r}")
         self.sources = tuple(sources)
         self.max_staleness = max_staleness
         self.allow_sensitive_online = allow_sensitive_online
@@ -248,8 +263,10 @@ class FeatureGroup:
         the feature itself is the raw field of that name (a pass-through feature). The same
         function object is returned, so it stays callable in plain tests.
         """
+        call_location = _caller()
+        tag_dict = _tag_mapping(tags, call_location, f"@{self.name}.feature")
         if not isinstance(dtype, DType):
-            loc = _caller()
+            loc = call_location
             raise DefinitionError(
                 f"feature dtype must be an fsgen dtype (Integral, Fractional, String, ...), "
                 f"got {dtype!r}",
@@ -274,7 +291,7 @@ class FeatureGroup:
                 name=name or fn.__name__,
                 description=description,
                 pii=pii,
-                tags=dict(tags or {}),
+                tags=tag_dict,
                 location=_function_location(fn),
             )
             setattr(fn, FEATURE_ATTR, decl)
@@ -309,6 +326,7 @@ class FeatureGroup:
         is the type of the features produced. The same function object is returned.
         """
         location = _caller()
+        tag_dict = _tag_mapping(tags, location, f"@{self.name}.aggregation")
 
         def decorate(fn: F) -> F:
             if not callable(fn) or not hasattr(fn, "__code__"):
@@ -331,7 +349,7 @@ class FeatureGroup:
                 distinct=distinct,
                 description=description,
                 pii=pii,
-                tags=dict(tags or {}),
+                tags=tag_dict,
                 location=_function_location(fn),
             )
             setattr(fn, AGGREGATION_ATTR, decl)
@@ -375,8 +393,10 @@ def on_demand(
     Parameters named like a feature of one of ``sources`` receive that stored value; every
     other parameter is a request field, typed by its annotation.
     """
+    call_location = _caller()
+    tag_dict = _tag_mapping(tags, call_location, "@on_demand")
     if not isinstance(dtype, DType):
-        loc = _caller()
+        loc = call_location
         raise DefinitionError(
             f"on_demand dtype must be an fsgen dtype, got {dtype!r}",
             path=loc.path,
@@ -391,7 +411,7 @@ def on_demand(
             name=name or fn.__name__,
             description=description,
             pii=pii,
-            tags=dict(tags or {}),
+            tags=tag_dict,
             sources=tuple(sources),
             location=_function_location(fn),
         )
@@ -441,7 +461,7 @@ class FeatureSet:
         self.defaults = dict(defaults or {})
         self.ttl = ttl
         self.labels = tuple(labels)
-        self.tags = dict(tags or {})
+        self.tags = _tag_mapping(tags, self.location, f"feature set {name!r}")
 
     def __repr__(self) -> str:
         return f"FeatureSet({self.name!r})"

@@ -387,8 +387,12 @@ class ProjectSpec(Frozen):
 
     def summary(self) -> str:
         n_feat = sum(len(g.features) for g in self.groups) + len(self.on_demand)
+        aggs = [a for g in self.groups for a in g.aggregations]
+        n_window = sum(len(a.windows) for a in aggs)
+        of_aggs = f" ({n_window} from {_plural(len(aggs), 'aggregation')})" if aggs else ""
         return (
-            f"{_plural(len(self.groups), 'feature group')}, {_plural(n_feat, 'feature')}, "
+            f"{_plural(len(self.groups), 'feature group')}, "
+            f"{_plural(n_feat + n_window, 'feature')}{of_aggs}, "
             f"{_plural(len(self.feature_sets), 'feature set')}"
         )
 

@@ -87,10 +87,17 @@ def fit(
         raise TrainError("training needs scikit-learn: pip install 'fsgen[ml]'") from None
     fs = spec.feature_set(feature_set)
     label = label or (fs.labels[0] if fs.labels else None)
-    if label is None or label not in frame.columns:
+    not_labels = {*fs.columns, fs.label_time, *(k for keys in fs.keys.values() for k in keys)}
+    candidates = [str(c) for c in frame.columns if c not in not_labels] or ["none"]
+    if label is None:
         raise TrainError(
-            f"no label column {label!r} in the training set; feature set "
-            f"{fs.name!r} declares labels {list(fs.labels)}"
+            f"feature set {fs.name!r} declares no labels: pass --label COLUMN (label-file "
+            f"columns: {', '.join(candidates)}), or declare labels=[...] on the feature set"
+        )
+    if label not in frame.columns:
+        raise TrainError(
+            f"no label column {label!r} in the training set of {fs.name!r} (label-file "
+            f"columns: {', '.join(candidates)})"
         )
     y = frame[label].to_numpy()
     if len(set(y.tolist())) < 2:

@@ -24,7 +24,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_validate_example_prints_summary() -> None:
     code, out, _ = run("--project", str(REPO), "validate")
     assert code == 0
-    assert out == "3 feature groups, 8 features, 2 feature sets: valid\n"
+    assert out == "3 feature groups, 13 features (5 from 2 aggregations), 2 feature sets: valid\n"
 
 
 def test_validate_json() -> None:
@@ -33,7 +33,7 @@ def test_validate_json() -> None:
     assert json.loads(out) == {
         "valid": True,
         "diagnostics": [],
-        "summary": "3 feature groups, 8 features, 2 feature sets",
+        "summary": "3 feature groups, 13 features (5 from 2 aggregations), 2 feature sets",
     }
 
 

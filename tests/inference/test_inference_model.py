@@ -97,6 +97,22 @@ def test_training_refuses_a_single_class() -> None:
         fit(frame, SPEC, FEATURE_SET, "nope")
 
 
+def test_training_without_a_declared_label_names_the_candidate_columns() -> None:
+    frame = synthetic_frame(2)
+    unlabelled = SPEC.model_copy(
+        update={
+            "feature_sets": tuple(
+                fs.model_copy(update={"labels": ()}) if fs.name == FEATURE_SET else fs
+                for fs in SPEC.feature_sets
+            )
+        }
+    )
+    with pytest.raises(TrainError, match="declares no labels: pass --label COLUMN") as raised:
+        fit(frame, unlabelled, FEATURE_SET)
+    assert "is_fraud" in str(raised.value)
+    assert not any(c in str(raised.value) for c in COLUMNS)
+
+
 def test_load_model_checks_format_and_columns(tmp_path: Path) -> None:
     document, _, _ = fit(synthetic_frame(3), SPEC, FEATURE_SET)
     path = write_model(document, tmp_path / "m")

@@ -1,0 +1,1 @@
+"""Tags given as a list instead of a mapping."""
