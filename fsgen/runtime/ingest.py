@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from fsgen.runtime.bulk import BlockResult, fast_block, process_block
+from fsgen.runtime.encoding import FRACTIONAL
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Reject, SourceError, read_source, source_name
@@ -430,12 +431,15 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
     A clean chunk is one block (splitting it costs about a fifth of the transformation, in
     slicing and gathering); a chunk that is not provably easy as a whole is processed in
     blocks of ``BLOCK_ROWS``, so a bad record sends only its own small block row by row."""
-    columns = chunk.columns
-    whole = fast_block(rt, columns, chunk.rows) if chunk.rows > BLOCK_ROWS else None
+    whole = None
+    if chunk.rows > BLOCK_ROWS:
+        typed = chunk.typed_columns({f.name: f.type for f in rt.fields})
+        seconds = chunk.event_seconds(rt.event_time) if rt.event_time_kind != FRACTIONAL else None
+        whole = fast_block(rt, typed, chunk.rows, seconds)
     if whole is not None:
         blocks: Iterable[tuple[int, BlockResult]] = [(0, whole)]
     else:
-        blocks = _blocks(rt, columns, chunk.rows)
+        blocks = _blocks(rt, chunk.columns, chunk.rows)
     out = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
     for start, raw_block in blocks:
         block = check_years(rt, raw_block)
