@@ -295,12 +295,16 @@ def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
 
     def on_invalid(row: Any) -> str:
         text = row.text
+        if text.startswith(_LONG_TEXT):  # a row the guard held back (see Utf8Guard)
+            size, start = stream.long_rows[int(text[len(_LONG_TEXT) :].rstrip(","))]
+            invalid.append((row.number, start, -size, MAX_ROW_BYTES))
+            return "skip"
         if stream.escaped and _ESCAPE_TEXT in text:  # show the row's own bytes
             text = unescape(text.encode("utf-8")).decode("utf-8", errors="replace")
         invalid.append((row.number, text, row.actual_columns, row.expected_columns))
         return "skip"
 
-    stream = Utf8Guard(path)
+    stream = Utf8Guard(path, len(header))
     try:
         reader = pacsv.open_csv(
             stream,
@@ -331,10 +335,16 @@ def _closing(chunks: Iterator[Chunk], stream: Utf8Guard) -> Iterator[Chunk]:
         stream.close()
 
 
+MAX_ROW_BYTES = 8 << 20
+"""The longest CSV row read (bytes, its line break excluded); a longer one is a reject,
+read past, never held in memory whole (pyarrow cannot parse a row over its block size)."""
 _ESCAPE_TEXT = "\ufdd0"
 """A Unicode noncharacter (reserved for a program's internal use): the escape of
 :class:`Utf8Guard`"""
 _ESCAPE = _ESCAPE_TEXT.encode("utf-8")
+_LONG_TEXT = _ESCAPE_TEXT + "long row "
+"""the start of the stand-in for a row over MAX_ROW_BYTES (a literal escape in the file is
+doubled, so no row of the file reads like it)"""
 _ESCAPES = {0xDC00 + b: f"{_ESCAPE_TEXT}{b:02x}" for b in range(128, 256)}
 _ESCAPED = re.compile(re.escape(_ESCAPE) + b"(" + re.escape(_ESCAPE) + b"|[0-9a-f]{2})")
 
@@ -353,28 +363,65 @@ class Utf8Guard:
 
     BLOCK = 8 << 20
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: int = 1) -> None:
         self._fh = path.open("rb")
         self._out = bytearray(self._fh.readline())
         self._carry = b""
+        """the current line's bytes, held until its end is read (at most MAX_ROW_BYTES)"""
+        self._skipping = False
+        self._stub_tail = b"," * columns  # one value more than the header: an invalid row
         self._eof = False
         self.escaped = False
         """whether any block was escaped (else no value can hold an escape)"""
+        self.long_rows: list[tuple[int, str]] = []
+        """(size in bytes, start as text) of each row longer than MAX_ROW_BYTES"""
 
     def read(self, size: int = -1) -> bytes:
+        """Whole lines only (the last one at the end of the file), so that a line longer
+        than :data:`MAX_ROW_BYTES` -- which pyarrow cannot read, failing the whole file --
+        is found before any of it is passed on, and replaced by a short invalid row that
+        the invalid-row handler turns into that row's reject."""
         while not self._eof and (size < 0 or len(self._out) < size):
             block = self._fh.read(self.BLOCK)
-            data = self._carry + block
             if not block:
-                self._eof, self._carry = True, b""
-            else:
-                cut = _char_boundary(data)
-                data, self._carry = data[:cut], data[cut:]
-            self._out += self._guard(data)
+                self._eof = True
+                data, self._carry = self._carry, b""
+                self._out += self._guard(data)
+                break
+            if self._skipping:  # inside a long row: drop it up to its end
+                end = _line_end(block)
+                self.long_rows[-1] = (
+                    self.long_rows[-1][0] + (len(block) if end < 0 else end),
+                    self.long_rows[-1][1],
+                )
+                if end < 0:
+                    continue
+                self._skipping = False
+                block = block[end:]
+            data = self._carry + block
+            last = max(data.rfind(b"\n"), data.rfind(b"\r"))
+            if last < 0:  # the current line goes on
+                if len(data) > MAX_ROW_BYTES:
+                    self._out += self._long_row(data, len(data))
+                    self._carry, self._skipping = b"", True
+                else:
+                    self._carry = data
+                continue
+            complete, self._carry = data[: last + 1], data[last + 1 :]
+            first = _line_end(complete)
+            if first > MAX_ROW_BYTES:  # lines after the first are within one block
+                self._out += self._long_row(complete, first)
+                complete = complete[first:]
+            self._out += self._guard(complete)
         take = len(self._out) if size < 0 else min(size, len(self._out))
         out = bytes(self._out[:take])
         del self._out[:take]
         return out
+
+    def _long_row(self, data: bytes, size: int) -> bytes:
+        start = data[:_SHOWN].decode("utf-8", errors="replace")
+        self.long_rows.append((size, start + "..."))
+        return (f"{_LONG_TEXT}{len(self.long_rows) - 1}").encode() + self._stub_tail
 
     def _guard(self, data: bytes) -> bytes:
         try:
@@ -406,18 +453,11 @@ class Utf8Guard:
         self._fh.close()
 
 
-def _char_boundary(data: bytes) -> int:
-    """The length of ``data`` without a UTF-8 character cut off at its end (a block ends
-    anywhere)."""
-    end = len(data)
-    for back in range(1, min(4, end) + 1):
-        byte = data[end - back]
-        if byte < 0x80:
-            return end
-        if byte >= 0xC0:  # a lead byte: does its sequence end within data?
-            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return end if back >= need else end - back
-    return end
+def _line_end(data: bytes) -> int:
+    """Index of the first line break (``\\n`` or ``\\r``, as pyarrow reads them) in
+    ``data``, or -1."""
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    return min(ends) if ends else -1
 
 
 def _has_escape(column: Any) -> bool:
@@ -543,7 +583,9 @@ def _csv_chunk(
             name,
             row,
             "<record>",
-            f"row has {got} values but the header has {want} columns",
+            f"row has {got} values but the header has {want} columns"
+            if got >= 0
+            else f"row is {-got:,} bytes, longer than the {want:,} bytes a CSV row may have",
             text if len(text) <= _SHOWN else text[:_SHOWN] + "...",
         )
         for row, (text, got, want) in sorted(bad.items())
