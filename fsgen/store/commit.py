@@ -289,7 +289,13 @@ class Processed:
 
     table: pa.Table
     seconds: np.ndarray
-    online: np.ndarray
+    online: np.ndarray | None
+    """None: not chosen yet (a held block: chosen once for the whole commit group)"""
+
+    def latest(self, rt: GroupRuntime) -> np.ndarray:
+        if self.online is None:
+            self.online = latest_rows(rt, self.table, self.seconds)
+        return self.online
 
 
 class ChunkWriter:
@@ -327,7 +333,7 @@ class ChunkWriter:
     def prepare(self, rt: GroupRuntime, block: BlockResult) -> Processed:
         """Lay a processed block out (pure; the pipeline runs it in its worker processes)."""
         try:
-            return processed_of(rt, block.columns, block.seconds)
+            return processed_of(rt, block.columns, block.seconds, latest=self.coalesce <= 0)
         except (TypeError, ValueError, OverflowError) as exc:  # pyarrow: a value beyond int64
             raise RecordRejected(f"{rt.name}: records the store cannot hold: {exc}") from None
 
@@ -365,10 +371,12 @@ class ChunkWriter:
 
             table = pa.concat_tables([p.table for _, _, p in held])
             secs = np.concatenate([p.seconds for _, _, p in held])
-            offsets = np.cumsum([0] + [p.table.num_rows for _, _, p in held[:-1]])
-            among = np.concatenate(
-                [p.online + offset for (_, _, p), offset in zip(held, offsets, strict=True)]
-            )
+            among = None
+            if all(p.online is not None for _, _, p in held):
+                offsets = np.cumsum([0] + [p.table.num_rows for _, _, p in held[:-1]])
+                among = np.concatenate(
+                    [p.online + offset for (_, _, p), offset in zip(held, offsets, strict=True)]  # type: ignore[operator]
+                )
             merged = Processed(table, secs, latest_rows(rt, table, secs, among))
         self._submit(rt, merged, targets)
 
@@ -392,7 +400,9 @@ class ChunkWriter:
 
         def online_part(con: sqlite3.Connection) -> None:
             online.upsert(
-                con, rt, online.rows_at(rt, processed.table, processed.seconds, processed.online)
+                con,
+                rt,
+                online.rows_at(rt, processed.table, processed.seconds, processed.latest(rt)),
             )
 
         self.store._commit(
@@ -511,11 +521,15 @@ class ChunkWriter:
 
 
 def processed_of(
-    rt: GroupRuntime, columns: dict[str, list[object]], seconds: Sequence[float]
+    rt: GroupRuntime,
+    columns: dict[str, list[object]],
+    seconds: Sequence[float],
+    latest: bool = True,
 ) -> Processed:
+    """``latest``: choose the rows for the online store now (else when committed)."""
     table = offline.records_table(rt, columns)
     secs = np.asarray(seconds, dtype="float64")
-    return Processed(table, secs, latest_rows(rt, table, secs))
+    return Processed(table, secs, latest_rows(rt, table, secs) if latest else None)
 
 
 def roll_forward(con: sqlite3.Connection, root: Path) -> int:
