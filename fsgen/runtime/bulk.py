@@ -89,7 +89,7 @@ def fast_block(
     """The block by the fast path when it is provably easy as a whole, else None (nothing
     rejected: a caller then processes it with :func:`process_block`). ``seconds``: the
     event times' epoch seconds when the caller has already parsed them, each a canonical
-    'YYYY-MM-DDTHH:MM:SS[.mmm]Z' (as :func:`fsgen.runtime.sources.iso_seconds` does)."""
+    'YYYY-MM-DDTHH:MM:SS[.mmm]Z' (as :func:`fsgen.runtime.chunks.iso_seconds` does)."""
     try:
         return _fast(rt, columns, n, seconds)
     except _Slow:

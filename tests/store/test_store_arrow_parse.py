@@ -17,9 +17,10 @@ from test_store_bulk import _iso
 
 from fsgen.bind import group_runtime
 from fsgen.runtime.bulk import _iso_column, _Slow, process_rows
+from fsgen.runtime.chunks import iso_seconds, parsed_numbers
 from fsgen.runtime.ingest import BLOCK_ROWS, RejectSink, process_chunk
 from fsgen.runtime.pipeline import coerce
-from fsgen.runtime.sources import _parsed, iso_seconds, read_source
+from fsgen.runtime.sources import read_source
 from fsgen.spec import ProjectSpec
 
 _numeric = st.text(alphabet=st.sampled_from(list("0123456789+-.eE_ x")), min_size=0, max_size=12)
@@ -38,7 +39,7 @@ def _same(a: object, b: object) -> bool:
 def test_parsed_numeric_text_is_what_the_row_path_coerces(
     values: list[str], type_name: str
 ) -> None:
-    parsed = _parsed(pa.chunked_array([pa.array(values, pa.string())]), type_name)
+    parsed = parsed_numbers(pa.chunked_array([pa.array(values, pa.string())]), type_name)
     if parsed is None:
         return  # left as text: the fast path and the row path decide as before
     for text, value in zip(values, parsed, strict=True):

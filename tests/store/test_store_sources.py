@@ -131,13 +131,13 @@ def test_rows_over_the_limit_are_rejects_wherever_the_blocks_cut(
 ) -> None:
     """With a limit of 20 bytes and read blocks of 1-16: every row longer is a reject with
     its number and size, every other row is read as it is."""
-    from fsgen.runtime import sources
+    from fsgen.runtime import csvreader, sources
 
     src = tmp_path_factory.mktemp("long") / "in.csv"
     rows = [f"{i}," + "v" * n for i, n in enumerate(lengths, start=1)]
     src.write_bytes(("a,b" + ending + ending.join(rows) + ending).encode())
-    saved = sources.MAX_ROW_BYTES, sources.Utf8Guard.BLOCK
-    sources.MAX_ROW_BYTES, sources.Utf8Guard.BLOCK = 20, block
+    saved = csvreader.MAX_ROW_BYTES, csvreader.Utf8Guard.BLOCK
+    csvreader.MAX_ROW_BYTES, csvreader.Utf8Guard.BLOCK = 20, block
     try:
         got: dict[int, object] = {}
         for chunk in sources.read_source(src, chunk_rows=5):
@@ -146,7 +146,7 @@ def test_rows_over_the_limit_are_rejects_wherever_the_blocks_cut(
             for r in chunk.rejected:
                 got[r.row] = r.reason
     finally:
-        sources.MAX_ROW_BYTES, sources.Utf8Guard.BLOCK = saved
+        csvreader.MAX_ROW_BYTES, csvreader.Utf8Guard.BLOCK = saved
     want = {
         i: "v" * (len(row) - len(f"{i},"))
         if len(row) <= 20
