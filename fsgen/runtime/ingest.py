@@ -516,7 +516,7 @@ def check_years(rt: GroupRuntime, block: BlockResult) -> BlockResult:
 
 
 def _workers(source: object, workers: int | None) -> int:
-    """The default: no worker on two CPUs or fewer, where a worker cost about 60% more CPU
+    """The default: no worker on two CPUs or fewer, where a worker cost 30-70% more CPU
     (chunks and their records cross the process boundary; bench/bench_ingest.py
     ``--workers``) and, on a machine with other work, more wall time too; else one per CPU
     but one for files over 8 MB (this process is busy writing: one CPU is its)."""
