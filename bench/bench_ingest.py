@@ -6,12 +6,14 @@ offline Parquet + online SQLite -- against baselines measured in the same run.
 Prints one JSON object. CPU seconds (this process and its workers) are given next to wall
 time because wall time on a shared machine depends on what else runs.
 
-Measured: ``LocalStore.ingest`` (what ``fsgen ingest`` runs) and the generated batch job
-(``python -m generated.groups.<g>.batch_job``, start-up included); both run the one batch
-pipeline. Baselines: (1) pandas: the same five features computed vectorized, one Parquet
-file, and the latest record per id into SQLite with ``to_sql`` (no validation, no per-record
-rejects, no partitions, no crash safety); (2) the same as a plain DuckDB script (features in
-SQL, ``COPY`` to one Parquet file, the latest per id into SQLite); (3) the per-row path:
+Measured: ``LocalStore.ingest`` (what ``fsgen ingest`` runs, in this process), the
+``fsgen ingest`` command and the generated batch job (``python -m
+generated.groups.<g>.batch_job``), both as a user runs them, interpreter start-up and imports
+included; all three run the one batch pipeline. Baselines: (1) pandas: the same five
+features computed vectorized, one Parquet file, and the latest record per id into SQLite
+with ``to_sql`` (no validation, no per-record rejects, no partitions, no crash safety);
+(2) the same as a plain DuckDB script (features in SQL, ``COPY`` to one Parquet file, the
+latest per id into SQLite); (3) the per-row path:
 ``GroupRuntime.process`` on each row plus a SQLite ``executemany``, measured on a slice of at
 most 100,000 rows.
 """
@@ -143,14 +145,31 @@ def bench_batch_job(root: Path, src: Path) -> dict[str, object]:
     """The generated batch job as a user runs it: ``python -m
     generated.groups.account_activity.batch_job SRC`` into the project's local store (a fresh
     one), interpreter start-up and imports included."""
-    import shutil
-    import subprocess
-
     from fsgen.codegen import generate
     from fsgen.config import load_config
     from fsgen.loader import load
 
     generate(load_config(root), load(root))
+    return _command(
+        root,
+        [sys.executable, "-m", "generated.groups.account_activity.batch_job", str(src), "--json"],
+    )
+
+
+def bench_cli(root: Path, src: Path) -> dict[str, object]:
+    """``fsgen ingest account-activity SRC`` as a user runs it, into a fresh store,
+    interpreter start-up and imports included: what the batch job is compared with."""
+    fsgen_cli = Path(sys.executable).with_name("fsgen")
+    return _command(
+        root,
+        [str(fsgen_cli), "--project", str(root), "ingest", "account-activity", str(src), "--json"],
+    )
+
+
+def _command(root: Path, command: list[str]) -> dict[str, object]:
+    import shutil
+    import subprocess
+
     shutil.rmtree(root / ".fsgen", ignore_errors=True)
     # records go only to deployed groups (as on SageMaker): apply first, outside the timing
     fsgen_cli = Path(sys.executable).with_name("fsgen")
@@ -162,17 +181,11 @@ def bench_batch_job(root: Path, src: Path) -> dict[str, object]:
     )
     cpu = _cpu()
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "generated.groups.account_activity.batch_job", str(src), "--json"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     cpu = _cpu() - cpu
     if proc.returncode != 0:
-        raise SystemExit(f"batch job failed: {proc.stderr}")
+        raise SystemExit(f"{command[1:3]} failed: {proc.stderr}")
     result = json.loads(proc.stdout)
     return {
         "seconds": round(seconds, 3),
@@ -305,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         make_csv(src, rows)
         load_before = os.getloadavg()[0]
         fsgen = bench_fsgen(root, src, args.chunk_rows, args.workers)
+        cli = bench_cli(root, src)
         job = bench_batch_job(root, src)
         pandas = bench_pandas(src, Path(tmp))
         duck = bench_duckdb(src, Path(tmp))
@@ -324,7 +338,12 @@ def main(argv: list[str] | None = None) -> int:
                 "fsgen": fsgen,
                 "target_rows_per_s": 250_000,
                 "meets_target": fsgen["rows_per_s"] >= 250_000,  # type: ignore[operator]
+                "fsgen_ingest_command": cli,
                 "generated_batch_job": job,
+                "batch_job_cpu_ratio_to_command": round(
+                    float(job["cpu_seconds"]) / float(cli["cpu_seconds"]),  # type: ignore[arg-type]
+                    3,
+                ),
                 "batch_job_meets_target": job["rows_per_s"] >= 250_000,  # type: ignore[operator]
                 "baseline_pandas_vectorized": pandas,
                 "baseline_duckdb_script": duck,

@@ -83,11 +83,15 @@ def process_block(rt: GroupRuntime, columns: Columns, n: int, min_block: int = 6
     return result
 
 
-def fast_block(rt: GroupRuntime, columns: Columns, n: int) -> BlockResult | None:
+def fast_block(
+    rt: GroupRuntime, columns: Columns, n: int, seconds: list[float] | None = None
+) -> BlockResult | None:
     """The block by the fast path when it is provably easy as a whole, else None (nothing
-    rejected: a caller then processes it with :func:`process_block`)."""
+    rejected: a caller then processes it with :func:`process_block`). ``seconds``: the
+    event times' epoch seconds when the caller has already parsed them, each a canonical
+    'YYYY-MM-DDTHH:MM:SS[.mmm]Z' (as :func:`fsgen.runtime.chunks.iso_seconds` does)."""
     try:
-        return _fast(rt, columns, n)
+        return _fast(rt, columns, n, seconds)
     except _Slow:
         return None
 
@@ -115,7 +119,9 @@ def process_rows(rt: GroupRuntime, rows: Sequence[Mapping[str, object]]) -> Bloc
 # ------------------------------------------------------------------------------- fast path
 
 
-def _fast(rt: GroupRuntime, columns: Columns, n: int) -> BlockResult:
+def _fast(
+    rt: GroupRuntime, columns: Columns, n: int, parsed: list[float] | None = None
+) -> BlockResult:
     valid: dict[str, list[object]] = {}
     for f in rt.fields:
         values = columns.get(f.name)
@@ -132,6 +138,8 @@ def _fast(rt: GroupRuntime, columns: Columns, n: int) -> BlockResult:
     if rt.event_time_kind == FRACTIONAL:
         seconds = [float(v) for v in times]  # type: ignore[arg-type]
         canonical: list[object] = list(seconds)
+    elif parsed is not None and len(parsed) == n:
+        seconds, canonical = parsed, list(times)
     else:
         seconds, canonical = _iso_column(times)
     out: dict[str, list[object]] = {}

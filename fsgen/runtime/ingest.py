@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from fsgen.runtime.bulk import BlockResult, fast_block, process_block
+from fsgen.runtime.encoding import FRACTIONAL
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Reject, SourceError, read_source, source_name
@@ -238,24 +239,25 @@ def run(
         into=rejects if isinstance(rejects, list) else None,
     )
     try:
-        chunks = read_source(source, chunk_rows, fmt)
-        if aggregations is not None:  # an aggregation group: events offline, states online
-            from fsgen.runtime.aggwrite import ingest_chunks as ingest_events
+        with collector_paused():
+            chunks = read_source(source, chunk_rows, fmt)
+            if aggregations is not None:  # an aggregation group: events offline, states online
+                from fsgen.runtime.aggwrite import ingest_chunks as ingest_events
 
-            ingest_events(aggregations, chunks, sink, sink_rejects, result, progress)  # type: ignore[arg-type]
-        else:
-            ingest_chunks(
-                rt,
-                chunks,
-                sink,
-                sink_rejects,
-                result,
-                progress,
-                _workers(source, workers),
-                close_fds,
-            )
-        if sink is not None:
-            sink.close()
+                ingest_events(aggregations, chunks, sink, sink_rejects, result, progress)  # type: ignore[arg-type]
+            else:
+                ingest_chunks(
+                    rt,
+                    chunks,
+                    sink,
+                    sink_rejects,
+                    result,
+                    progress,
+                    _workers(source, workers),
+                    close_fds,
+                )
+            if sink is not None:
+                sink.close()
     except BaseException as exc:
         result.rejects_path = sink_rejects.close()
         result.seconds = time.perf_counter() - started
@@ -267,6 +269,24 @@ def run(
     if on_finish is not None:
         on_finish(result, None)
     return result
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (restored after): a run makes
+    millions of objects (values, argument tuples, upsert rows), none of them in a cycle, and
+    the collections they triggered -- each scanning every container still alive -- cost about
+    a tenth of a run's CPU. Reference counting frees them as before."""
+    import gc
+
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def ingest_chunks(
@@ -430,12 +450,15 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
     A clean chunk is one block (splitting it costs about a fifth of the transformation, in
     slicing and gathering); a chunk that is not provably easy as a whole is processed in
     blocks of ``BLOCK_ROWS``, so a bad record sends only its own small block row by row."""
-    columns = chunk.columns
-    whole = fast_block(rt, columns, chunk.rows) if chunk.rows > BLOCK_ROWS else None
+    whole = None
+    if chunk.rows > BLOCK_ROWS:
+        typed = chunk.typed_columns({f.name: f.type for f in rt.fields})
+        seconds = chunk.event_seconds(rt.event_time) if rt.event_time_kind != FRACTIONAL else None
+        whole = fast_block(rt, typed, chunk.rows, seconds)
     if whole is not None:
         blocks: Iterable[tuple[int, BlockResult]] = [(0, whole)]
     else:
-        blocks = _blocks(rt, columns, chunk.rows)
+        blocks = _blocks(rt, chunk.columns, chunk.rows)
     out = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
     for start, raw_block in blocks:
         block = check_years(rt, raw_block)
@@ -493,16 +516,20 @@ def check_years(rt: GroupRuntime, block: BlockResult) -> BlockResult:
 
 
 def _workers(source: object, workers: int | None) -> int:
+    """The default: no worker on two CPUs or fewer, where a worker cost 30-70% more CPU
+    (chunks and their records cross the process boundary; bench/bench_ingest.py
+    ``--workers``) and, on a machine with other work, more wall time too; else one per CPU
+    but one for files over 8 MB (this process is busy writing: one CPU is its)."""
     if workers is not None:
         return workers
     cpus = os.cpu_count() or 1
-    if cpus < 2 or not isinstance(source, str | os.PathLike) or str(source).startswith("s3://"):
+    if cpus <= 2 or not isinstance(source, str | os.PathLike) or str(source).startswith("s3://"):
         return 0
     try:
         big = Path(source).stat().st_size > 8 << 20
     except OSError:
         return 0
-    return cpus - 1 if big else 0  # this process is busy writing: one CPU is its
+    return cpus - 1 if big else 0
 
 
 __all__ = [

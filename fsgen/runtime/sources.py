@@ -16,99 +16,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fsgen.runtime.chunks import SHOWN as _SHOWN
+from fsgen.runtime.chunks import Chunk, Reject, SourceError
+from fsgen.runtime.csvreader import MAX_ROW_BYTES, Utf8Guard, read_csv
 from fsgen.runtime.pipeline import _MISSING
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 FORMATS = ("csv", "parquet", "jsonl")
 _GZIP = b"\x1f\x8b"
-_SHOWN = 2000
 #: The longest JSON line read (bytes): a longer one is a reject, read past in blocks, never
 #: held in memory whole. SageMaker's largest record is far smaller (PutRecord takes 350 KB).
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """characters of an unparsable row's text kept in its reject"""
-
-
-class SourceError(ValueError):
-    """The source cannot be read at all (raised before anything of it is written)."""
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A raw record that was not written: where it came from and why."""
-
-    source: str
-    row: int
-    field: str
-    reason: str
-    record: object = None
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "source": self.source,
-            "row": self.row,
-            "field": self.field,
-            "reason": self.reason,
-            "record": _jsonable(self.record),
-        }
-
-    def line(self) -> str:
-        """The reject as one JSON line (the rejects file's format)."""
-        return json.dumps(self.to_json(), ensure_ascii=False, allow_nan=True, sort_keys=True)
-
-    def __str__(self) -> str:
-        return f"{self.source}: row {self.row}: {self.field}: {self.reason}"
-
-
-@dataclass
-class Chunk:
-    """Raw records of one slice of a source, column-wise.
-
-    ``first_row`` is the record number of the first row; ``row_numbers`` (when rows are not
-    consecutive) the number of each; ``rejected`` the rows the reader could not parse, already
-    numbered. ``data`` is Arrow until a worker process converts it (so only Arrow buffers
-    cross the process boundary)."""
-
-    source: str
-    first_row: int
-    data: dict[str, list[object]] | pa.Table
-    rows: int
-    progress: int = 0
-    row_numbers: list[int] | None = None
-    rejected: list[Reject] = field(default_factory=list)
-
-    @property
-    def columns(self) -> dict[str, list[object]]:
-        if not isinstance(self.data, dict):
-            self.data = {n: _pylist(self.data.column(n)) for n in self.data.column_names}
-        return self.data
-
-    def row_number(self, index: int) -> int:
-        if self.row_numbers is not None:
-            return self.row_numbers[index]
-        return self.first_row + index
-
-    def raw(self, index: int) -> dict[str, object]:
-        return {n: v[index] for n, v in self.columns.items() if v[index] is not _MISSING}
-
-
-def _pylist(column: Any) -> list[object]:
-    """Python values of a column; null-free strings (every CSV column) go through NumPy,
-    which gives the same ``str`` objects faster than Arrow's ``to_pylist``."""
-    import pyarrow as pa
-
-    if column.null_count == 0 and column.type == pa.string():
-        return column.to_numpy(zero_copy_only=False).tolist()  # type: ignore[no-any-return]
-    return column.to_pylist()  # type: ignore[no-any-return]
-
 
 # ------------------------------------------------------------------------------- entry
 
@@ -153,7 +79,7 @@ def read_source(
             "are read as plain text)"
         )
     if kind == "csv":
-        return _read_csv(path, name, chunk_rows)
+        return read_csv(path, name, chunk_rows)
     if kind == "parquet":
         return _read_parquet(path, name, chunk_rows)
     return _read_jsonl(path, name, chunk_rows)
@@ -181,324 +107,6 @@ def _local_path(source: str) -> Path:
     atexit.register(lambda: Path(tmp).unlink(missing_ok=True))
     boto3.client("s3").download_file(bucket, key, tmp)
     return Path(tmp)
-
-
-# ------------------------------------------------------------------------------- CSV
-
-
-def _read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    header = _csv_header(path, name)
-    if not header:
-        return iter(())
-    invalid: list[tuple[int, str, int, int]] = []
-
-    def on_invalid(row: Any) -> str:
-        text = row.text
-        if stream.escaped and _ESCAPE_TEXT in text:  # show the row's own bytes
-            text = unescape(text.encode("utf-8")).decode("utf-8", errors="replace")
-        invalid.append((row.number, text, row.actual_columns, row.expected_columns))
-        return "skip"
-
-    stream = Utf8Guard(path)
-    try:
-        reader = pacsv.open_csv(
-            stream,
-            # one thread: pyarrow knows each invalid row's line number only then (as fast
-            # for this streaming reader, measured)
-            read_options=pacsv.ReadOptions(block_size=8 << 20, use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.binary() for n in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                null_values=[],
-            ),
-        )
-    except pa.ArrowException as exc:
-        stream.close()
-        if "Empty CSV file" in str(exc):  # a header and no newline: no records
-            return iter(())
-        raise SourceError(f"{name}: {exc}") from None
-    return _closing(_csv_chunks(reader, stream, name, chunk_rows, invalid), stream)
-
-
-def _closing(chunks: Iterator[Chunk], stream: Utf8Guard) -> Iterator[Chunk]:
-    """``chunks``, closing the file when they end (or the reader stops early)."""
-    try:
-        yield from chunks
-    finally:
-        stream.close()
-
-
-_ESCAPE_TEXT = "\ufdd0"
-"""A Unicode noncharacter (reserved for a program's internal use): the escape of
-:class:`Utf8Guard`"""
-_ESCAPE = _ESCAPE_TEXT.encode("utf-8")
-_ESCAPES = {0xDC00 + b: f"{_ESCAPE_TEXT}{b:02x}" for b in range(128, 256)}
-_ESCAPED = re.compile(re.escape(_ESCAPE) + b"(" + re.escape(_ESCAPE) + b"|[0-9a-f]{2})")
-
-
-class Utf8Guard:
-    """The CSV file as pyarrow reads it: its bytes, except that in a block that is not valid
-    UTF-8 (or holds the escape character) each invalid byte becomes the escape plus two hex
-    digits and a literal escape is doubled, so pyarrow only ever sees valid UTF-8.
-
-    Why: pyarrow decodes the text of a row with the wrong number of values as UTF-8 before
-    calling the invalid-row handler, and fails (taking the whole read down) when it is not.
-    With the guard such a row is a reject like any other; :func:`unescape` gives the exact
-    bytes back, so a value that was not UTF-8 is still rejected as such and a value that was
-    is unchanged. Valid blocks (nearly every file) pass through as they are. The header line
-    passes verbatim (it was checked to be UTF-8)."""
-
-    BLOCK = 8 << 20
-
-    def __init__(self, path: Path) -> None:
-        self._fh = path.open("rb")
-        self._out = bytearray(self._fh.readline())
-        self._carry = b""
-        self._eof = False
-        self.escaped = False
-        """whether any block was escaped (else no value can hold an escape)"""
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._eof and (size < 0 or len(self._out) < size):
-            block = self._fh.read(self.BLOCK)
-            data = self._carry + block
-            if not block:
-                self._eof, self._carry = True, b""
-            else:
-                cut = _char_boundary(data)
-                data, self._carry = data[:cut], data[cut:]
-            self._out += self._guard(data)
-        take = len(self._out) if size < 0 else min(size, len(self._out))
-        out = bytes(self._out[:take])
-        del self._out[:take]
-        return out
-
-    def _guard(self, data: bytes) -> bytes:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            if _ESCAPE_TEXT not in text:
-                return data
-        self.escaped = True
-        text = data.decode("utf-8", errors="surrogateescape")
-        return text.replace(_ESCAPE_TEXT, _ESCAPE_TEXT * 2).translate(_ESCAPES).encode("utf-8")
-
-    def tell(self) -> int:
-        """Bytes of the file read so far."""
-        return self._fh.tell()
-
-    @property
-    def closed(self) -> bool:
-        return self._fh.closed
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def _char_boundary(data: bytes) -> int:
-    """The length of ``data`` without a UTF-8 character cut off at its end (a block ends
-    anywhere)."""
-    end = len(data)
-    for back in range(1, min(4, end) + 1):
-        byte = data[end - back]
-        if byte < 0x80:
-            return end
-        if byte >= 0xC0:  # a lead byte: does its sequence end within data?
-            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return end if back >= need else end - back
-    return end
-
-
-def _has_escape(column: Any) -> bool:
-    import pyarrow.compute as pc
-
-    return bool(pc.any(pc.match_substring(column, _ESCAPE_TEXT)).as_py())
-
-
-def unescape(data: bytes) -> bytes:
-    """The file's own bytes of text read through :class:`Utf8Guard`."""
-    return _ESCAPED.sub(
-        lambda m: _ESCAPE if m.group(1) == _ESCAPE else bytes.fromhex(m.group(1).decode("ascii")),
-        data,
-    )
-
-
-def _csv_header(path: Path, name: str) -> list[str]:
-    import csv
-
-    with path.open("rb") as fh:
-        first = fh.readline()  # the header's own bytes (values below may be any bytes)
-    try:
-        header = next(csv.reader([first.decode("utf-8-sig")]), None) or []
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{name}: the header is not UTF-8 text: {exc}") from None
-    except csv.Error as exc:
-        raise SourceError(f"{name}: the header does not parse: {exc}") from None
-    if len(set(header)) != len(header):
-        raise SourceError(f"{name}: duplicate column names in the header")
-    if any(h == "" for h in header):
-        raise SourceError(f"{name}: the header has an empty column name")
-    return header
-
-
-def _csv_chunks(
-    reader: Any, stream: Any, name: str, chunk_rows: int, invalid: list[tuple[int, str, int, int]]
-) -> Iterator[Chunk]:
-    """Chunks of ``chunk_rows`` records; rows pyarrow skipped as invalid are rejects in the
-    chunk whose rows surround them, and the record numbers of the others account for them."""
-    import pyarrow as pa
-
-    numbering = _Numbering()
-    bad: dict[int, tuple[str, int, int]] = {}
-    pending: list[pa.RecordBatch] = []
-    size = 0
-    while True:
-        try:
-            batch = reader.read_next_batch()
-            done = False
-        except StopIteration:
-            done = True
-        except pa.ArrowException as exc:
-            raise SourceError(f"{name}: near row {numbering.next_row}: {exc}") from None
-        else:
-            pending.append(batch)
-            size += batch.num_rows
-        for number, text, got, want in invalid:  # line N holds record N-1 (line 1: header)
-            bad[number - 1] = (text, got, want)
-            numbering.skip(number - 1)
-        invalid.clear()
-        while size >= chunk_rows or (done and size):
-            take = min(size, chunk_rows)
-            table = pa.Table.from_batches(pending, schema=reader.schema)
-            numbers = numbering.take(take)
-            mine = {r: bad.pop(r) for r in sorted(bad) if r < numbers[-1]}
-            yield _csv_chunk(
-                name, table.slice(0, take), numbers, mine, stream.tell(), stream.escaped
-            )
-            rest = table.slice(take)
-            pending, size = rest.to_batches(), rest.num_rows
-        if done:
-            if bad:
-                yield _csv_chunk(name, None, [], bad, stream.tell(), stream.escaped)
-            return
-
-
-class _Numbering:
-    """Record numbers of the rows pyarrow returns, given the rows it skipped."""
-
-    def __init__(self) -> None:
-        self.next_row = 1
-        self.skipped: list[int] = []
-
-    def skip(self, row: int) -> None:
-        self.skipped.append(row)  # pyarrow reports them in file order
-
-    def take(self, n: int) -> list[int]:
-        skipped = self.skipped
-        row = self.next_row
-        if not skipped or skipped[-1] < row or skipped[0] >= row + n:
-            # no skipped row before or inside this range (the usual case): consecutive
-            self.skipped = [r for r in skipped if r >= row] if skipped else skipped
-            self.next_row = row + n
-            return list(range(row, row + n))
-        out: list[int] = []
-        i = 0
-        while len(out) < n:
-            while i < len(skipped) and skipped[i] < row:
-                i += 1
-            if i < len(skipped) and skipped[i] == row:
-                i += 1
-                row += 1
-                continue
-            out.append(row)
-            row += 1
-        self.skipped = skipped[i:]
-        self.next_row = row
-        return out
-
-
-def _csv_chunk(
-    name: str,
-    table: Any,
-    numbers: list[int],
-    bad: dict[int, tuple[str, int, int]],
-    position: int,
-    escapes: bool = False,
-) -> Chunk:
-    import pyarrow as pa
-
-    rejected = [
-        Reject(
-            name,
-            row,
-            "<record>",
-            f"row has {got} values but the header has {want} columns",
-            text if len(text) <= _SHOWN else text[:_SHOWN] + "...",
-        )
-        for row, (text, got, want) in sorted(bad.items())
-    ]
-    if table is None or table.num_rows == 0:
-        first = rejected[0].row if rejected else 1
-        return Chunk(name, first, {}, 0, position, [], rejected)
-    columns: list[Any] = []
-    broken: set[int] = set()
-    for i, column in enumerate(table.columns):
-        escaped = escapes and _has_escape(column)
-        try:
-            if escaped:
-                raise pa.ArrowInvalid("escaped bytes")
-            columns.append(column.cast(pa.string()))
-        except pa.ArrowInvalid:
-            values = column.to_pylist()
-            if escaped:
-                values = [unescape(v) if _ESCAPE in v else v for v in values]
-            for j, v in enumerate(values):
-                try:
-                    v.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    if j not in broken:
-                        broken.add(j)
-                        rejected.append(
-                            Reject(
-                                name,
-                                numbers[j],
-                                table.column_names[i],
-                                f"not UTF-8 text: {exc}",
-                                v.decode("utf-8", errors="replace"),
-                            )
-                        )
-            text = [v.decode("utf-8", errors="replace") for v in values]
-            columns.append(pa.chunked_array([pa.array(text, pa.string())]))
-    out = pa.Table.from_arrays(columns, names=table.column_names)
-    if broken:
-        keep = [j for j in range(out.num_rows) if j not in broken]
-        out = out.take(pa.array(keep, pa.int64()))
-        numbers = [numbers[j] for j in keep]
-        rejected.sort(key=lambda r: r.row)
-    first = numbers[0] if numbers else 1
-    consecutive = not numbers or numbers[-1] - first == len(numbers) - 1
-    return Chunk(
-        name,
-        first,
-        out,
-        out.num_rows,
-        position,
-        None if consecutive else numbers,
-        rejected,
-    )
 
 
 # ------------------------------------------------------------------------------- Parquet
@@ -781,23 +389,13 @@ def _is_na(value: object) -> bool:
         return False
 
 
-def _jsonable(value: object) -> object:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is _MISSING:
-        return None
-    return str(value)
-
-
 __all__ = [
     "FORMATS",
+    "MAX_ROW_BYTES",
     "Chunk",
     "Reject",
     "SourceError",
+    "Utf8Guard",
     "format_of",
     "read_source",
     "rows_chunk",

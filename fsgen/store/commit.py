@@ -289,7 +289,13 @@ class Processed:
 
     table: pa.Table
     seconds: np.ndarray
-    online: np.ndarray
+    online: np.ndarray | None
+    """None: not chosen yet (a held block: chosen once for the whole commit group)"""
+
+    def latest(self, rt: GroupRuntime) -> np.ndarray:
+        if self.online is None:
+            self.online = latest_rows(rt, self.table, self.seconds)
+        return self.online
 
 
 class ChunkWriter:
@@ -305,9 +311,15 @@ class ChunkWriter:
         """(online, offline) for the chunks written next (PutRecord's TargetStores)"""
         self.coalesce = 0
         """when > 0, blocks are held and committed together once this many records are held
-        (and by ``flush``/``close``), so many small writes -- a replay's batches -- make one
-        file per event-time hour instead of one per hour per batch"""
+        (and by ``flush``/``close``), so many small writes -- a replay's batches, an
+        ingestion's chunks -- make one file per event-time hour instead of one per hour per
+        batch, and one online upsert per record identifier instead of one per batch"""
+        self.coalesce_bytes = 0
+        """when > 0 (with ``coalesce``), the held blocks are also committed once their Arrow
+        data reaches this many bytes, which bounds the memory a wide group's blocks hold"""
         self._held: list[tuple[GroupRuntime, tuple[bool, bool], Processed]] = []
+        self._held_rows = 0
+        self._held_bytes = 0
         self._queue: (
             queue.Queue[tuple[GroupRuntime, Processed, tuple[bool, bool]] | None] | None
         ) = None
@@ -321,7 +333,7 @@ class ChunkWriter:
     def prepare(self, rt: GroupRuntime, block: BlockResult) -> Processed:
         """Lay a processed block out (pure; the pipeline runs it in its worker processes)."""
         try:
-            return processed_of(rt, block.columns, block.seconds)
+            return processed_of(rt, block.columns, block.seconds, latest=self.coalesce <= 0)
         except (TypeError, ValueError, OverflowError) as exc:  # pyarrow: a value beyond int64
             raise RecordRejected(f"{rt.name}: records the store cannot hold: {exc}") from None
 
@@ -335,7 +347,9 @@ class ChunkWriter:
             if self._held and self._held[0][:2] != (rt, self.targets):
                 self._flush_held()
             self._held.append((rt, self.targets, processed))
-            if sum(p.table.num_rows for _, _, p in self._held) >= self.coalesce:
+            self._held_rows += processed.table.num_rows
+            self._held_bytes += processed.table.nbytes
+            if self._held_rows >= self.coalesce or (0 < self.coalesce_bytes <= self._held_bytes):
                 self._flush_held()
             return
         self._submit(rt, processed, self.targets)
@@ -343,10 +357,12 @@ class ChunkWriter:
     def _flush_held(self) -> None:
         """Commit the held blocks (see ``coalesce``) as one chunk, in the order written:
         applying them together leaves the same online state as one by one, and the offline
-        store the same rows."""
+        store the same rows. The latest record per identifier is chosen among the blocks'
+        own latest rows (their union holds the latest of all)."""
         if not self._held:
             return
         held, self._held = self._held, []
+        self._held_rows = self._held_bytes = 0
         rt, targets = held[0][0], held[0][1]
         if len(held) == 1:
             merged = held[0][2]
@@ -355,12 +371,19 @@ class ChunkWriter:
 
             table = pa.concat_tables([p.table for _, _, p in held])
             secs = np.concatenate([p.seconds for _, _, p in held])
-            merged = Processed(table, secs, latest_rows(rt, table, secs))
+            among = None
+            if all(p.online is not None for _, _, p in held):
+                offsets = np.cumsum([0] + [p.table.num_rows for _, _, p in held[:-1]])
+                among = np.concatenate(
+                    [p.online + offset for (_, _, p), offset in zip(held, offsets, strict=True)]  # type: ignore[operator]
+                )
+            merged = Processed(table, secs, latest_rows(rt, table, secs, among))
         self._submit(rt, merged, targets)
 
     def discard(self) -> None:
         """Drop the held blocks unwritten (a run that stops on an error)."""
         self._held = []
+        self._held_rows = self._held_bytes = 0
 
     def _submit(self, rt: GroupRuntime, processed: Processed, targets: tuple[bool, bool]) -> None:
         if self._queue is None:
@@ -377,7 +400,9 @@ class ChunkWriter:
 
         def online_part(con: sqlite3.Connection) -> None:
             online.upsert(
-                con, rt, online.rows_at(rt, processed.table, processed.seconds, processed.online)
+                con,
+                rt,
+                online.rows_at(rt, processed.table, processed.seconds, processed.latest(rt)),
             )
 
         self.store._commit(
@@ -496,11 +521,15 @@ class ChunkWriter:
 
 
 def processed_of(
-    rt: GroupRuntime, columns: dict[str, list[object]], seconds: Sequence[float]
+    rt: GroupRuntime,
+    columns: dict[str, list[object]],
+    seconds: Sequence[float],
+    latest: bool = True,
 ) -> Processed:
+    """``latest``: choose the rows for the online store now (else when committed)."""
     table = offline.records_table(rt, columns)
     secs = np.asarray(seconds, dtype="float64")
-    return Processed(table, secs, latest_rows(rt, table, secs))
+    return Processed(table, secs, latest_rows(rt, table, secs) if latest else None)
 
 
 def roll_forward(con: sqlite3.Connection, root: Path) -> int:

@@ -43,6 +43,12 @@ if TYPE_CHECKING:
     from fsgen.spec import GroupSpec, ProjectSpec
 
 
+COMMIT_ROWS = 1_000_000
+"""records of an ingestion committed together (see :meth:`LocalStore.ingest`)"""
+COMMIT_BYTES = 256 << 20
+"""and at most this much Arrow data held for one commit"""
+
+
 @dataclass(frozen=True)
 class DeleteResult:
     """What a DeleteRecord did: ``online_applied`` is False when a newer record was kept
@@ -172,13 +178,19 @@ class LocalStore(WriteProtocol):
         workers: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
+        commit_rows: int = COMMIT_ROWS,
     ) -> IngestResult:
         """Validate, transform and write every record of ``source`` (CSV/Parquet/JSONL path
         or DataFrame). ``runtime`` lets a generated batch job pass its own GroupRuntime.
         Rejections go to ``rejects`` (JSON lines) when given; ``read == written + rejected``.
         ``workers``: processes that validate and transform while this one writes (default:
         one per CPU but one for files over 8 MB, else none); the result does not depend on it.
-        """
+
+        Chunks of ``chunk_rows`` records are committed together once ``commit_rows`` records
+        (or :data:`COMMIT_BYTES` of Arrow data) are held, each such group atomically across
+        both stores: one file per event-time hour and one online upsert per record identifier
+        per group, instead of per chunk (the upserts were most of a run's CPU). A killed run
+        leaves whole groups only; the result does not depend on either size."""
         rt = runtime or self.runtime(group)
         if rt.name != group:
             raise IngestError(f"runtime is for group {rt.name!r}, not {group!r}")
@@ -190,6 +202,8 @@ class LocalStore(WriteProtocol):
 
             aggregations = AggregationRuntime(rt, tuple(a.runtime() for a in spec.aggregations))
         sink = self.writer(group, run_id, pipelined=aggregations is None)
+        if aggregations is None:
+            sink.coalesce, sink.coalesce_bytes = max(commit_rows, 1), COMMIT_BYTES
         try:
             return run_pipeline(
                 rt,

@@ -335,34 +335,45 @@ def _pylist(column: pa.ChunkedArray) -> list[object]:
     return column.to_pylist()  # type: ignore[no-any-return]
 
 
-def latest_rows(rt: GroupRuntime, table: pa.Table, seconds: np.ndarray) -> np.ndarray:
+def latest_rows(
+    rt: GroupRuntime, table: pa.Table, seconds: np.ndarray, among: np.ndarray | None = None
+) -> np.ndarray:
     """Indexes of the rows that applying all of ``table`` in order would leave online: per
     identifier the greatest event time, the last of equal ones. Applying just those with the
     same ``>=`` rule gives the same final state as applying every row; they come sorted by
-    identifier, which keeps SQLite's B-tree writes local."""
+    identifier, which keeps SQLite's B-tree writes local.
+
+    ``among`` (row indexes) restricts the choice to those rows: the latest rows of several
+    blocks concatenated, whose union holds the latest of the whole; the rows of one
+    identifier must come in ascending order in it (later ones win ties).
+
+    The identifiers are dictionary-encoded (one hash pass) and only the distinct ones
+    sorted; per identifier the greatest event time, then the last row holding it, are
+    found with ``np.maximum.at`` in linear time (sorting every row cost several times more)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = table.num_rows
-    if n == 0:
+    if table.num_rows == 0 or (among is not None and len(among) == 0):
         return np.zeros(0, dtype="int64")
-    ids = table.column(rt.identifier).combine_chunks()
+    ids = table.column(rt.identifier)
+    secs = np.asarray(seconds, dtype="float64")
+    if among is not None:
+        ids = ids.take(pa.array(among))
+        secs = secs[among]
+    ids = ids.combine_chunks()
     if ids.type != pa.string():
         ids = pc.cast(ids, pa.string())
-    order = pc.sort_indices(
-        pa.table(
-            {"k": ids, "s": pa.array(seconds, type=pa.float64()), "i": pa.array(np.arange(n))}
-        ),
-        sort_keys=[("k", "ascending"), ("s", "ascending"), ("i", "ascending")],
-    )
-    ordered = ids.take(order)
-    ends = np.ones(n, dtype=bool)
-    if n > 1:
-        ends[:-1] = pc.not_equal(ordered.slice(0, n - 1), ordered.slice(1)).to_numpy(
-            zero_copy_only=False
-        )
-    return order.to_numpy()[ends]
+    encoded = pc.dictionary_encode(ids)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp)
+    distinct = len(encoded.dictionary)
+    best = np.full(distinct, -np.inf)
+    np.maximum.at(best, codes, secs)
+    holders = np.flatnonzero(secs == best[codes])
+    last = np.full(distinct, -1, dtype="int64")
+    np.maximum.at(last, codes[holders], holders)
+    chosen = last[pc.array_sort_indices(encoded.dictionary).to_numpy()]
+    return chosen if among is None else np.asarray(among, dtype="int64")[chosen]
 
 
 def ensure_ok(con: sqlite3.Connection) -> None:

@@ -51,7 +51,7 @@ def append(*args, **kwargs):
 
 offline.publish, iceberg.append = publish, append
 store = LocalStore(Path(store_dir), load(Path(root)))
-store.ingest("user-events", src, chunk_rows=int(chunk))
+store.ingest("user-events", src, chunk_rows=int(chunk), commit_rows=int(chunk))
 print("finished", flush=True)
 """
 
@@ -142,8 +142,8 @@ def test_compaction_rewrites_an_iceberg_group_through_one_commit(
     _, spec = iceberg_project
     src = make_csv(tmp_path / "in.csv", 900, seed=3)
     with LocalStore(tmp_path / "store", spec) as store:
-        store.ingest("user-events", src, chunk_rows=150)
-        store.ingest("user-events", src, chunk_rows=300)  # a re-run: equal event times
+        store.ingest("user-events", src, chunk_rows=150, commit_rows=150)
+        store.ingest("user-events", src, chunk_rows=300, commit_rows=300)  # a re-run
         every = store.read_offline("user-events", dedup=False)
         visible = store.read_offline("user-events")
         table = iceberg.catalog(store.root, "user-events").load_table(("fsgen", "user-events"))

@@ -36,7 +36,7 @@ def dying_publish(pairs):
     publish(pairs)
 offline.publish = dying_publish
 store = LocalStore(Path(store_dir), load(Path(root)))
-store.ingest("user-events", src, chunk_rows=400)
+store.ingest("user-events", src, chunk_rows=400, commit_rows=400)
 """
 
 

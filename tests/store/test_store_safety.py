@@ -27,10 +27,10 @@ import sys
 from pathlib import Path
 from fsgen.loader import load
 from fsgen.store import LocalStore, iceberg
-root, store_dir, src, chunk = sys.argv[1:5]
+root, store_dir, src, chunk, commit = sys.argv[1:6]
 store = LocalStore(Path(store_dir), load(Path(root)))
 print("ready", flush=True)
-result = store.ingest("user-events", src, chunk_rows=int(chunk),
+result = store.ingest("user-events", src, chunk_rows=int(chunk), commit_rows=int(commit),
                       progress=lambda rows, position: print("chunk", flush=True))
 print(result.read, result.written, result.rejected, flush=True)
 """
@@ -50,10 +50,15 @@ def make_csv(path: Path, rows: int, seed: int, prefix: str = "u") -> Path:
     return path
 
 
-def child(project: ProjectConfig, store_dir: Path, src: Path, chunk: int) -> subprocess.Popen[str]:
+def child(
+    project: ProjectConfig, store_dir: Path, src: Path, chunk: int, commit: int | None = None
+) -> subprocess.Popen[str]:
+    """An ingestion in a process of its own: chunks of ``chunk`` records, committed in groups
+    of ``commit`` records (default: each chunk)."""
     env = {**os.environ, "PYTHONPATH": str(project.root)}
+    args = [str(project.root), str(store_dir), str(src), str(chunk), str(commit or chunk)]
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(project.root), str(store_dir), str(src), str(chunk)],
+        [sys.executable, "-c", CHILD, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -62,7 +67,8 @@ def child(project: ProjectConfig, store_dir: Path, src: Path, chunk: int) -> sub
 
 
 def check_consistent(store: LocalStore, chunk: int, total_rows: int) -> None:
-    """No partial file, whole chunks only, online == latest visible offline record. For an
+    """No partial file, whole commits (of ``chunk`` records) only, online == latest visible
+    offline record. For an
     Iceberg group: every data file on disk is one the table references, and nothing but its
     metadata is not Parquet."""
     gdir = store.offline_dir("user-events")
@@ -106,7 +112,7 @@ def test_kill_at_random_points_then_rerun(
 ) -> None:
     fixture = "iceberg_project" if table_format == "Iceberg" else "project"
     config, spec = request.getfixturevalue(fixture)
-    rows, chunk = 8_000, 400
+    rows, chunk, commit = 8_000, 400, 1_200  # three chunks per commit
     src = make_csv(tmp_path / "in.csv", rows, seed=7)
     rng = random.Random(20240301)
     reference = LocalStore(tmp_path / "reference", spec)
@@ -117,7 +123,7 @@ def test_kill_at_random_points_then_rerun(
     survived = []
     for attempt in range(4):
         store_dir = tmp_path / f"store{attempt}"
-        proc = child(config, store_dir, src, chunk)
+        proc = child(config, store_dir, src, chunk, commit)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         for _ in range(rng.randint(0, rows // chunk - 1)):  # kill after a random chunk ...
@@ -127,7 +133,7 @@ def test_kill_at_random_points_then_rerun(
         proc.wait()
         store = LocalStore(store_dir, spec)
         store.recover()
-        check_consistent(store, chunk, rows)
+        check_consistent(store, commit, rows)
         survived.append(len(store.read_offline("user-events", dedup=False)))
         result = store.ingest("user-events", src, chunk_rows=chunk)
         assert (result.read, result.written) == (rows, rows)

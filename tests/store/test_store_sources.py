@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsgen.errors import IngestError
 from fsgen.store import LocalStore
@@ -90,3 +92,65 @@ def test_poison_json_values_are_rejects(store: LocalStore, tmp_path: Path) -> No
         4,
         [(1, "score"), (2, "<record>"), (3, "ts"), (4, "<record>")],
     )
+
+
+def test_a_csv_row_over_the_row_limit_is_a_reject_of_that_row(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A row longer than pyarrow's block (8 MiB) used to fail the whole file ("straddling
+    object straddles two block boundaries", near row 1); now it is that row's reject."""
+    from fsgen.runtime.sources import MAX_ROW_BYTES
+
+    src = tmp_path / "long.csv"
+    huge = "u9,2024-01-01T00:00:00Z,1,1," + "x" * (2 * MAX_ROW_BYTES + 5) + ",a"
+    at_limit = "u8,2024-01-01T00:00:00Z,1,1," + "y" * (MAX_ROW_BYTES - 30) + ",a"
+    lines = [GOOD, GOOD.replace("u1", "u2"), huge, at_limit, GOOD.replace("u1", "u3")]
+    src.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
+    rejects: list[object] = []
+    result = store.ingest("user-events", src, rejects)  # type: ignore[arg-type]
+    assert (result.read, result.written, result.rejected) == (5, 4, 1)
+    (reject,) = result.samples
+    assert (reject.row, reject.field) == (3, "<record>")
+    assert reject.reason == (
+        f"row is {len(huge):,} bytes, longer than the {MAX_ROW_BYTES:,} bytes a CSV row may have"
+    )
+    assert str(reject.record).startswith("u9,2024-01-01T00:00:00Z,1,1,xxx")
+    assert len(str(reject.record)) < 3_000
+    names = set(store.read_offline("user-events")["user_id"])
+    assert names == {"u1", "u2", "u3", "u8"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 40), min_size=1, max_size=12),
+    block=st.integers(1, 16),
+    ending=st.sampled_from(["\n", "\r\n"]),
+)
+def test_rows_over_the_limit_are_rejects_wherever_the_blocks_cut(
+    tmp_path_factory: pytest.TempPathFactory, lengths: list[int], block: int, ending: str
+) -> None:
+    """With a limit of 20 bytes and read blocks of 1-16: every row longer is a reject with
+    its number and size, every other row is read as it is."""
+    from fsgen.runtime import csvreader, sources
+
+    src = tmp_path_factory.mktemp("long") / "in.csv"
+    rows = [f"{i}," + "v" * n for i, n in enumerate(lengths, start=1)]
+    src.write_bytes(("a,b" + ending + ending.join(rows) + ending).encode())
+    saved = csvreader.MAX_ROW_BYTES, csvreader.Utf8Guard.BLOCK
+    csvreader.MAX_ROW_BYTES, csvreader.Utf8Guard.BLOCK = 20, block
+    try:
+        got: dict[int, object] = {}
+        for chunk in sources.read_source(src, chunk_rows=5):
+            for i in range(chunk.rows):
+                got[chunk.row_number(i)] = chunk.columns["b"][i]
+            for r in chunk.rejected:
+                got[r.row] = r.reason
+    finally:
+        csvreader.MAX_ROW_BYTES, csvreader.Utf8Guard.BLOCK = saved
+    want = {
+        i: "v" * (len(row) - len(f"{i},"))
+        if len(row) <= 20
+        else f"row is {len(row):,} bytes, longer than the 20 bytes a CSV row may have"
+        for i, row in enumerate(rows, start=1)
+    }
+    assert got == want
