@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from fsgen.config import ProjectConfig
 from fsgen.plan.model import FeatureState, GroupState
+from fsgen.runtime.aggregate import AggregationDef
 from fsgen.spec import GroupSpec
 from fsgen.types import DType
 
@@ -26,6 +27,10 @@ MANAGED_TAG = "fsgen:managed-by"
 PROJECT_TAG = "fsgen:project"
 LOGIC_PARAM = "fsgen:logic-hash"
 PII_PARAM = "fsgen:pii"
+STATE_PARAM = "fsgen:state-definition"
+"""On an aggregation's state column: the state format and the definition fingerprint its
+states are built for (``fsgen.runtime.aggregate``); a change means stored states are refused
+until a backfill rebuilds them, which the plan warns about."""
 LOCAL_ROLE_ARN = "arn:aws:iam::000000000000:role/fsgen-local"
 """The RoleArn sent when ``[tool.fsgen.aws] role_arn`` is not set (the local backend and
 ``fsgen serve`` accept it; the aws backend refuses to plan without a real role)."""
@@ -142,6 +147,8 @@ def _aggregation_features(group: GroupSpec) -> list[FeatureState]:
             continue
         what = "value" if name == agg.value_column else "state"
         params = {**agg.tags, PII_PARAM: agg.pii}
+        if what == "state":
+            params[STATE_PARAM] = state_definition(agg.runtime())
         out.append(
             FeatureState(
                 name=name,
@@ -152,6 +159,13 @@ def _aggregation_features(group: GroupSpec) -> list[FeatureState]:
             )
         )
     return out
+
+
+def state_definition(definition: AggregationDef) -> str:
+    """``format <version> definition <fingerprint>``: what the stored states must match."""
+    from fsgen.runtime.aggregate import FORMAT_VERSION
+
+    return f"format {FORMAT_VERSION} definition {definition.fingerprint}"
 
 
 def desired_state(group: GroupSpec, config: ProjectConfig) -> GroupState:

@@ -278,6 +278,32 @@ def ttl_notes(changes: Sequence[ResourceChange]) -> list[str]:
     return notes
 
 
+def aggregation_notes(changes: Sequence[ResourceChange]) -> list[str]:
+    """What a changed aggregation definition (hop, windows, lateness, function, value type,
+    n, or the state format) does to the stored states (plan warnings): the runtime refuses
+    a state built for another definition, so until a backfill rebuilds them the group's
+    records read as errors in fsgen get and serving, and the stream dead-letters its events."""
+    from fsgen.sagemaker import STATE_PARAM
+
+    notes: list[str] = []
+    for change in changes:
+        if change.action != "update":
+            continue
+        for diff in change.diffs:
+            if not diff.path.endswith(f".parameters.{STATE_PARAM}") or diff.new is None:
+                continue
+            column = diff.path.split(".")[1]
+            notes.append(
+                f"{change.group}: the aggregation of {column!r} changed (its hop, windows, "
+                "lateness, function, value type or the state format). The states stored "
+                "online were built for the old definition and are refused (fsgen get, "
+                "serving and the stream report 'rebuild the states with a backfill') until a "
+                f"backfill rebuilds them: fsgen ingest {change.group} <its event files>, then "
+                "replay the stream's dead letters of that time."
+            )
+    return notes
+
+
 def _duration(value: object) -> str:
     if isinstance(value, int):
         from fsgen.plan.render import duration
@@ -354,7 +380,7 @@ def make_plan(
     changes = plan_changes(desired, deployed, project)
     stages = [stage for change in changes for stage in stages_for(change)]
     return Plan(
-        notes=tuple(ttl_notes(changes)),
+        notes=(*ttl_notes(changes), *aggregation_notes(changes)),
         backend=backend,
         state_fingerprint=state_fingerprint,
         spec_fingerprint=spec_fingerprint,
