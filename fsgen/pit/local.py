@@ -262,7 +262,7 @@ def dataset_sql(
             f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
             for j in range(len(join.keys))
         )
-        form = plan_form(con, join, store / "offline" / join.group.name, files, labels)
+        form = plan_form(con, join, store / "offline" / join.group.name, files, labels, cached)
         if form == "window":
             ctes.append(f"{alias}_h AS ({history})")
             ctes.append(f"{alias}_m AS ({window_sql(join, alias, knowledge_time)})")
