@@ -397,6 +397,7 @@ def run_shape(
         "entities": entities,
         "rows_per_entity": rows // entities,
         "labels": n_labels,
+        "repeat": repeat,
         **summary,
         "best_hand_written": best,
         "ratio_wall": round(med("fsgen", "wall_s") / med(best, "wall_s"), 3),
