@@ -444,7 +444,7 @@ def main() -> None:
         compact_store(Path(args.compact))
         return
     sizes = args.rows or ([100_000] if args.quick else [1_000_000])
-    if args.big:
+    if args.big and 10_000_000 not in sizes:
         sizes.append(10_000_000)
     repeat = args.repeat or (3 if args.quick else 5)
     shapes = [
