@@ -9,7 +9,8 @@ Each bench_*.py prints JSON on stdout; results are also written to bench/results
 ``--merge NAME FILE...`` writes bench/results/<NAME>.json from several runs of one bench (the
 point-in-time shapes measured separately, e.g. ``--big --only wide`` and ``--only deep``): the
 first run's document with every run's ``shapes`` in order, each shape keeping its own load
-average and repetitions. A benchmark without a results file keeps its current README rows.
+average and repetitions. A benchmark without a results file keeps its current README rows, and
+a point-in-time shape the results do not hold keeps its row.
 
 ``--readme`` rewrites the table between ``<!-- bench-table:start -->`` and
 ``<!-- bench-table:end -->`` in README.md from those files (point-in-time and ingest figures:
@@ -64,6 +65,13 @@ def _fig(run: dict, memory: bool = True) -> str:  # type: ignore[type-arg]
     return text + (f", {run['peak_rss_mib']:.0f} MiB peak" if memory else "")
 
 
+def _shape_label(r: dict) -> str:  # type: ignore[type-arg]
+    return (
+        f"{r['shape']}: {r['feature_rows']:,} rows, {r['rows_per_entity']:,} per entity, "
+        f"{r['labels']:,}"
+    )
+
+
 def merge(name: str, files: list[str]) -> None:
     """bench/results/<name>.json from several runs' JSON documents (see the module doc)."""
     docs = [json.loads(Path(f).read_text()) for f in files]
@@ -94,6 +102,13 @@ def table(previous: list[str] | None = None) -> str:
     ]
     pit = _load("bench_pit")
     if pit:
+        measured = {_shape_label(r) for r in pit["shapes"]}
+        # a shape this results file did not measure keeps its current row
+        lines += [
+            line
+            for line in kept("| PIT ")
+            if line.split(" labels (", 1)[0].removeprefix("| PIT ") not in measured
+        ]
         for r in pit["shapes"]:
             load = r.get("load_average", pit["load_average"])
             best = r[r["best_hand_written"]]
@@ -112,8 +127,7 @@ def table(previous: list[str] | None = None) -> str:
                 )
             met = r["ratio_cpu"] <= 1.1 and r["ratio_wall"] <= 1.1
             lines.append(
-                f"| PIT {r['shape']}: {r['feature_rows']:,} rows, {r['rows_per_entity']:,} per "
-                f"entity, {r['labels']:,} labels (median of {r.get('repeat', pit['repeat'])}) "
+                f"| PIT {_shape_label(r)} labels (median of {r.get('repeat', pit['repeat'])}) "
                 f"| {_fig(r['fsgen'])} (first run, writing the history cache: "
                 f"{first['cpu_s']:.2f} CPU-s){compacted} "
                 f"| {r['best_hand_written']}: {_fig(best)}{others}; single-file floor: "
