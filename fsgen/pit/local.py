@@ -17,8 +17,9 @@ both true and known -- of the best record's unique tie, then the same ASOF join 
 moment and a join back to the record by its tie for the values (so a -0.0 stays -0.0).
 
 The ASOF form's cost follows labels + history whatever the depth; on shallow histories the
-window form -- the key / time inequality join and ``row_number()`` over the same ordering
-struct per label row -- is cheaper, and fsgen.pit.planner picks between them per group from the
+window form -- the key / time inequality join and ``row_number()`` per label row over the
+same order, field by field on plain columns (a struct in the sorted payload cost about a
+fifth of its CPU) -- is cheaper, and fsgen.pit.planner picks between them per group from the
 data (same answer: the struct is a total order). Both read the group's history cache
 (fsgen.pit.cache: one file, times parsed once) when there is one for the current file list.
 
@@ -99,8 +100,9 @@ def history_sql(
     union_by_name: bool = False,
     cached: str | None = None,
 ) -> str:
-    """One row per offline record: keys, ``__e`` (event µs), ``__w`` (write µs), ``__d``,
-    ``__o`` (ordering struct) and the needed values ``__v<i>``.
+    """One row per offline record: keys ``__k<j>``, ``__e`` / ``__a`` / ``__w`` (event, api
+    invocation, write µs), ``__x`` (the tie), ``__d`` (deleted) and the needed values
+    ``__v<i>``, all plain columns (:func:`ordered_sql` adds the ASOF forms' struct).
 
     Files are read by the first file's schema (DuckDB matches columns by name and fails on a
     file that lacks one, which makes :func:`stored_values` retry) unless ``union_by_name`` or
@@ -121,8 +123,8 @@ def history_sql(
         ]
         return (
             f"SELECT {', '.join(nulls)}, CAST(NULL AS BIGINT) AS __e, "
-            "CAST(NULL AS BIGINT) AS __w, CAST(NULL AS BOOLEAN) AS __d, "
-            "struct_pack(e := 0::BIGINT, a := 0::BIGINT, w := 0::BIGINT, x := 0::BIGINT) AS __o"
+            "CAST(NULL AS BIGINT) AS __a, CAST(NULL AS BIGINT) AS __w, "
+            "CAST(NULL AS BIGINT) AS __x, CAST(NULL AS BOOLEAN) AS __d"
             f"{''.join(', ' + v for v in values)} WHERE false"
         )
 
@@ -161,24 +163,29 @@ def history_sql(
         "(CAST(coalesce(is_deleted, false) AS BIGINT) << 62) "
         "| (CAST(file_index AS BIGINT) << 40) | file_row_number"
     )
-    names = [q(f"{INTERNAL}k{j}") for j in range(len(join.keys))]
-    names += [q(f"{INTERNAL}v{n}") for n in range(len(join.inputs))]
     if cached is not None:  # computed once when the cache was written
         e, w, a, x, d = (q(INTERNAL + c) for c in COMPUTED)
         return (
-            f"SELECT {', '.join(names)}, __e, __w, __d, "
-            "struct_pack(e := __e, a := __a, w := __w, x := __x) AS __o FROM ("
-            f"SELECT {', '.join(keys)}, {e} AS __e, {w} AS __w, {a} AS __a, {x} AS __x, "
-            f"{d} AS __d{''.join(', ' + v for v in values)} FROM {source})"
+            f"SELECT {', '.join(keys)}, {e} AS __e, {a} AS __a, {w} AS __w, {x} AS __x, "
+            f"{d} AS __d{''.join(', ' + v for v in values)} FROM {source}"
         )
     return (
-        f"SELECT {', '.join(names)}, __e, __w, __d, "
-        "struct_pack(e := __e, a := __a, w := __w, x := __x) AS __o FROM ("
-        f"SELECT {', '.join(keys)}, {event} AS __e, epoch_us(write_time) AS __w, "
-        f"epoch_us(api_invocation_time) AS __a, {tie} AS __x, "
-        "coalesce(is_deleted, false) AS __d"
+        f"SELECT {', '.join(keys)}, {event} AS __e, epoch_us(api_invocation_time) AS __a, "
+        f"epoch_us(write_time) AS __w, {tie} AS __x, coalesce(is_deleted, false) AS __d"
         f"{''.join(', ' + v for v in values)} "
-        f"FROM {source} WHERE {q(join.group.event_time.name)} IS NOT NULL)"
+        f"FROM {source} WHERE {q(join.group.event_time.name)} IS NOT NULL"
+    )
+
+
+def ordered_sql(join: GroupJoin, history: str) -> str:
+    """``history`` with its ordering struct ``__o`` = (event, api, write, tie), the key the
+    ASOF forms join on, after the keys and values (the event time and delete flag are read
+    back from it, so the join carries a narrower payload)."""
+    names = [q(f"{INTERNAL}k{j}") for j in range(len(join.keys))]
+    names += [q(f"{INTERNAL}v{n}") for n in range(len(join.inputs))]
+    return (
+        f"SELECT {', '.join(names)}, __e, __w, __d, "
+        f"struct_pack(e := __e, a := __a, w := __w, x := __x) AS __o FROM ({history})"
     )
 
 
@@ -208,13 +215,13 @@ def window_sql(join: GroupJoin, alias: str, knowledge_time: bool) -> str:
     known = f" AND h.__w <= {t}" if knowledge_time else ""
     values = "".join(f", h.{q(f'{INTERNAL}v{n}')}" for n in range(len(join.inputs)))
     return (
-        f"SELECT l.{q(INTERNAL + 'row')} AS __r, h.__o{values} "
+        f"SELECT l.{q(INTERNAL + 'row')} AS __r, h.__e, h.__a, h.__x{values} "
         f"FROM labels AS l JOIN {alias}_h AS h ON {equal} AND h.__e <= {t}{known} "
         f"QUALIFY row_number() OVER (PARTITION BY l.{q(INTERNAL + 'row')} ORDER BY "
-        # field by field: sorting by the struct itself turns a -0.0 in the payload into 0.0;
+        # plain columns, not the ordering struct: a struct in the sorted payload costs about
+        # a fifth of the CPU, and sorting by it turns a -0.0 in the payload into 0.0;
         # NULLS FIRST ranks a missing time above every value, as the struct comparison does
-        "(h.__o).e DESC, (h.__o).a DESC NULLS FIRST, (h.__o).w DESC NULLS FIRST, "
-        "(h.__o).x DESC) = 1"
+        "h.__e DESC, h.__a DESC NULLS FIRST, h.__w DESC NULLS FIRST, h.__x DESC) = 1"
     )
 
 
@@ -256,30 +263,34 @@ def dataset_sql(
             f"l.{q(key_alias(join.index, j))} = {alias}.{q(f'{INTERNAL}k{j}')}"
             for j in range(len(join.keys))
         )
-        form = plan_form(con, join, store / "offline" / join.group.name, files, labels)
+        form = plan_form(con, join, store / "offline" / join.group.name, files, labels, cached)
         if form == "window":
             ctes.append(f"{alias}_h AS ({history})")
             ctes.append(f"{alias}_m AS ({window_sql(join, alias, knowledge_time)})")
             joins.append(f"LEFT JOIN {alias}_m AS {alias} ON {alias}.__r = l.{q(INTERNAL + 'row')}")
-            gone, event = f"(({alias}.__o).x >> 62) = 1", f"({alias}.__o).e"
+            gone, event, api = f"({alias}.__x >> 62) = 1", f"{alias}.__e", f"{alias}.__a"
         elif knowledge_time:
-            ctes.append(f"{alias}_h AS ({history})")
+            ctes.append(f"{alias}_h AS ({ordered_sql(join, history)})")
             ctes.append(f"{alias}_k AS ({knowledge_sql(join, f'{alias}_h')})")
             known = equal.replace(f"{alias}.", f"{alias}_k.")
             joins.append(f"ASOF LEFT JOIN {alias}_k ON {known} AND {t} >= {alias}_k.__av")
             joins.append(f"LEFT JOIN {alias}_h AS {alias} ON ({alias}.__o).x = {alias}_k.__bx")
-            gone, event = f"{alias}.__d", f"{alias}.__e"
+            gone, event, api = f"{alias}.__d", f"{alias}.__e", f"({alias}.__o).a"
         else:
-            ctes.append(f"{alias} AS ({history})")
+            ctes.append(f"{alias} AS ({ordered_sql(join, history)})")
             probe = (
                 f"struct_pack(e := {t}, a := NULL::BIGINT, w := NULL::BIGINT, x := NULL::BIGINT)"
             )
             joins.append(f"ASOF LEFT JOIN {alias} ON {equal} AND {probe} >= {alias}.__o")
             # read from the ordering struct the join carries anyway (a narrower payload):
             # its event time, and the delete flag packed in the tie's bit 62
-            gone, event = f"(({alias}.__o).x >> 62) = 1", f"({alias}.__o).e"
+            gone, event, api = (
+                f"(({alias}.__o).x >> 62) = 1",
+                f"({alias}.__o).e",
+                f"({alias}.__o).a",
+            )
         # the TTL in force at the record's write (its api_invocation_time), as serving has it
-        expired = join.expired_sql(t, event, f"({alias}.__o).a")
+        expired = join.expired_sql(t, event, api)
         if expired is not None:
             gone += f" OR {expired}"
         for n, item in enumerate(join.inputs):

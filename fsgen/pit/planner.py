@@ -14,8 +14,10 @@ takes the window form while they stay within :data:`PAIRS_PER_ROW` times ``label
 The counts come from ``_fsgen_cache/stats.json`` beside the group's ``data/`` folder, keyed by the
 sorted file list with sizes and modification times; when the key does not match (new files,
 compaction) they are counted again -- Parquet footers for the rows, an approximate distinct
-count over the key columns for the entities -- and the file is rewritten atomically (a
-read-only store just counts every time). ``FSGEN_PIT_FORM=window|asof`` forces a form.
+count over the key columns for the entities, from the group's one history cache file
+(fsgen.pit.cache) when there is one rather than every published file -- and the file is
+rewritten atomically (a read-only store just counts every time).
+``FSGEN_PIT_FORM=window|asof`` forces a form.
 """
 
 from __future__ import annotations
@@ -67,20 +69,33 @@ def choose_form(labels: int, stats: GroupStats) -> Form:
 
 
 def plan_form(
-    con: duckdb.DuckDBPyConnection, join: GroupJoin, group_dir: Path, files: list[str], labels: int
+    con: duckdb.DuckDBPyConnection,
+    join: GroupJoin,
+    group_dir: Path,
+    files: list[str],
+    labels: int,
+    history: str | None = None,
 ) -> Form:
+    """The form for ``join``; ``history``: the group's history cache for ``files``, counted
+    instead of the files when the stats must be counted again."""
     forced = forced_form()
     if forced is not None:
         return forced
     if not files:
         return "asof"
-    return choose_form(labels, group_stats(con, join, group_dir, files))
+    return choose_form(labels, group_stats(con, join, group_dir, files, history))
 
 
 def group_stats(
-    con: duckdb.DuckDBPyConnection, join: GroupJoin, group_dir: Path, files: list[str]
+    con: duckdb.DuckDBPyConnection,
+    join: GroupJoin,
+    group_dir: Path,
+    files: list[str],
+    history: str | None = None,
 ) -> GroupStats:
-    """Rows and (approximate) entities of the group's offline files, cached by file list."""
+    """Rows and (approximate) entities of the group's offline files, cached by file list.
+    ``history``: the history cache of ``files`` (fsgen.pit.cache), the same records in one
+    file, read instead of the files (one footer, no schema unification)."""
     path = group_dir / CACHE_DIR / STATS_FILE
     key = fingerprint(files)
     try:
@@ -96,7 +111,11 @@ def group_stats(
         if len(join.keys) > 1
         else (f"approx_count_distinct({keys})")
     )
-    source = f"read_parquet({listed}, union_by_name = true, hive_partitioning = false)"
+    source = (
+        f"read_parquet({listed}, union_by_name = true, hive_partitioning = false)"
+        if history is None
+        else "read_parquet('" + history.replace("'", "''") + "')"
+    )
     rows, entities = con.execute(f"SELECT count(*), {distinct} FROM {source}").fetchall()[0]
     stats = GroupStats(int(rows), int(entities or 0))
     tmp = path.with_name(f".{STATS_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")

@@ -56,6 +56,27 @@ def test_counts_are_cached_by_file_list(pit_project, tmp_path) -> None:
     assert STATS_FILE not in {p.rsplit("/", 1)[-1] for p in files}
 
 
+def test_counts_from_the_history_cache_equal_the_files(pit_project, tmp_path) -> None:
+    """A build counts the one history cache file, not the published files: same counts."""
+    from fsgen.pit.cache import cached_history
+    from fsgen.pit.local import event_micros, q
+
+    _, spec = pit_project
+    join = next(j for j in plan_for(spec, "pit-set").joins if j.group.name == "accounts")
+    group = spec.group("accounts")
+    write_offline(tmp_path, group, [acct(k, T0 + i * 1000, i) for i, k in enumerate("aabbc")], "f0")
+    write_offline(tmp_path, group, [acct(k, T0 + i * 1000, i) for i, k in enumerate("cdd")], "f1")
+    group_dir = tmp_path / "offline" / "accounts"
+    con = duckdb.connect()
+    files = data_file_names(group_dir)
+    column = q(group.event_time.name)
+    cached = cached_history(con, group_dir, files, column, event_micros(join, column))
+    assert cached is not None
+    assert group_stats(con, join, group_dir, files, cached) == GroupStats(8, 4)
+    (group_dir / CACHE_DIR / STATS_FILE).unlink()
+    assert group_stats(con, join, group_dir, files) == GroupStats(8, 4)
+
+
 def test_forced_form(monkeypatch) -> None:
     monkeypatch.setenv("FSGEN_PIT_FORM", "window")
     assert forced_form() == "window"
