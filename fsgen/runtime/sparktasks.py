@@ -64,6 +64,7 @@ INSTALL = "pip install 'fsgen[spark]'"
 _ARROW = {"Integral": "int64", "Fractional": "float64", "String": "string"}
 
 T = TypeVar("T")
+_FSGEN = str(Path(__file__).resolve().parents[1]) + os.sep
 
 
 class SparkUnavailable(ConfigurationError):
@@ -126,7 +127,7 @@ def session(master: str | None = None, app: str = "fsgen-ingest") -> SparkSessio
     except Exception as exc:  # the JVM did not start: say which Java and master
         java = os.environ.get("JAVA_HOME") or shutil.which("java")
         raise SparkUnavailable(f"cannot start Spark ({master}, Java {java}): {exc}") from None
-    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setLogLevel("FATAL")  # a failed task is reported in one line, not logged
     return spark
 
 
@@ -348,10 +349,12 @@ def _readable(split: Split, s3: S3Access) -> Iterator[str]:
 
 
 def task_error(where: str, exc: BaseException) -> TaskError:
-    """``where: Type: message (at file:line)`` -- the innermost frame of the cause, which for
-    a featuredefs module that fails to import on a worker is its line."""
+    """``where: Type: message (at file:line)`` -- the innermost frame of the cause outside
+    fsgen, which for a featuredefs module that fails to import on a worker is its line."""
     frames = traceback.extract_tb(exc.__traceback__)
     at = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    if frames and frames[-1].filename.startswith(_FSGEN):  # fsgen's own message says it all
+        at = ""
     if isinstance(exc, SyntaxError) and exc.filename:
         at = f" (at {exc.filename}:{exc.lineno})"
     return TaskError(f"{where}: {type(exc).__name__}: {_one_line(str(exc))}{at}")
