@@ -173,7 +173,7 @@ def _ingest_spark(
             f"--engine spark writes the local store; on the {plane.name} backend run the "
             "generated Glue job (README: Scale-out with Spark / Glue)"
         )
-    from fsgen.runtime.sparkjob import SparkUnavailable
+    from fsgen.runtime.sparktasks import SparkUnavailable
 
     plane.require_deployed(group, "PutRecord")
     try:

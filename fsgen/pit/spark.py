@@ -78,10 +78,10 @@ def v(n: int) -> str:
 
 
 def find_java() -> None:
-    """Make sure Spark's launcher finds a Java (see :func:`fsgen.runtime.sparkjob.find_java`:
+    """Make sure Spark's launcher finds a Java (see :func:`fsgen.runtime.sparktasks.find_java`:
     ``JAVA_HOME``, ``java`` on PATH, or a JDK under /usr/lib/jvm, 17 first)."""
-    from fsgen.runtime.sparkjob import SparkUnavailable
-    from fsgen.runtime.sparkjob import find_java as find
+    from fsgen.runtime.sparktasks import SparkUnavailable
+    from fsgen.runtime.sparktasks import find_java as find
 
     try:
         find()

@@ -1,46 +1,28 @@
-"""What a generated Spark job (``generated/groups/<g>/spark_job.py``) runs: the batch pipeline
-of :mod:`fsgen.runtime.ingest`, one Spark task per split of the sources.
+"""The Glue job a generated ``generated/groups/<g>/spark_job.py`` runs (:func:`main`): the
+batch pipeline of :mod:`fsgen.runtime.ingest`, one Spark task per split of the sources
+(:mod:`fsgen.runtime.sparktasks`), into SageMaker Feature Store.
 
-The work is planned on the driver as :class:`Split` s: a source file and a stride. A split
-``(file, part, parts)`` reads the file with the pipeline's own reader
-(:func:`fsgen.runtime.sources.read_source`, same chunk size) and processes the chunks
-``part, part + parts, ...`` with :func:`fsgen.runtime.ingest.prepare_chunk` -- the same
-validation, block transform (:func:`fsgen.runtime.bulk.process_block`) and featuredefs
-functions as ``fsgen ingest``. Every split sees the whole file, so a reject's row number is
-the file's row number and a malformed CSV row is numbered as ``fsgen ingest`` numbers it;
-the chunks a split skips are parsed by Arrow, never converted to Python or transformed.
-Files are split this way when there are fewer files than cores; with many files (the usual
-Glue input) each file is one split.
+Each task writes its records to the online store by PutRecord
+(``TargetStores=["OnlineStore"]``, botocore standard retries,
+:class:`fsgen.runtime.sinks.PutRecordSink`) and returns them with ``write_time``,
+``api_invocation_time``, ``is_deleted`` and the ``year/month/day/hour`` of their event time;
+Spark appends them to the offline store's S3 folder in SageMaker's layout (the Glue table's
+hourly partitions) and the rejects, as JSON lines, to the rejects folder. A retried task
+repeats its PutRecords, which changes nothing visible (same record, same event time). A
+failing task (an unreadable file, a PutRecord that fails after its retries) stops the job
+before the offline store and the rejects are written, with one line naming the file, chunk
+and cause; the PutRecords of the chunks before it stay written.
 
-The splits run in ``mapInArrow``, with two destinations:
-
-- **staged** (:func:`stage`, what ``fsgen ingest --engine spark`` uses): each chunk's stored
-  records (Arrow IPC) and rejects (JSON lines) are written to a staging directory; the driver
-  then commits them through the local store's sink in source order, so the store's commit
-  protocol (one writer, atomic chunks) holds and the store, the rejects file and the counts
-  equal ``fsgen ingest``'s;
-- **SageMaker** (:func:`run_sagemaker`, the Glue job): each task writes its records to the
-  online store by PutRecord (``TargetStores=["OnlineStore"]``, botocore standard retries,
-  :class:`fsgen.runtime.sinks.PutRecordSink`) and returns them with ``write_time``,
-  ``api_invocation_time``, ``is_deleted`` and the ``year/month/day/hour`` of their event time;
-  Spark appends them to the offline store's S3 folder in SageMaker's layout (the Glue table's
-  hourly partitions) and the rejects, as JSON lines, to the rejects folder. A retried task
-  repeats its PutRecords, which changes nothing visible (same record, same event time).
-
-Standard library at import time; pyarrow and pyspark are imported when a job runs (pyspark
-only on the driver and in :func:`session`).
+Standard library at import time; pyarrow and pyspark are imported when a job runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import glob
 import importlib
 import json
 import math
-import os
-import shutil
 import sys
 import time
 import uuid
@@ -50,226 +32,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsgen.runtime.bulk import BlockResult
-from fsgen.runtime.errors import ConfigurationError
-from fsgen.runtime.ingest import BLOCK_ROWS, prepare_chunk
+from fsgen.runtime.ingest import BLOCK_ROWS
 from fsgen.runtime.pipeline import GroupRuntime
-from fsgen.runtime.sinks import PutRecordSink, RecordRejected, featurestore_client
-from fsgen.runtime.sources import FORMATS, Reject, SourceError, format_of, read_source
+from fsgen.runtime.sinks import PutRecordSink, featurestore_client
+from fsgen.runtime.sources import FORMATS, Reject, SourceError
+from fsgen.runtime.sparktasks import (
+    CHUNK_ROWS,
+    SECONDS,
+    S3Access,
+    SparkJobError,
+    Split,
+    TaskError,
+    collect,
+    load_runtime,
+    plan_splits,
+    process_split,
+    record_schema,
+    session,
+    task_error,
+    task_runtime,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
-
-CHUNK_ROWS = 100_000
-"""Records per chunk: ``fsgen ingest``'s, so both number and order chunks alike."""
-SPLIT_BYTES = 32 << 20
-"""A file is split into at most one part per ``SPLIT_BYTES`` (and per core)."""
-SECONDS = "_fsgen_seconds"
-INSTALL = "pip install 'fsgen[spark]'"
-
-_ARROW = {"Integral": "int64", "Fractional": "float64", "String": "string"}
-
-
-class SparkUnavailable(ConfigurationError):
-    """pyspark or Java is missing, or the JVM did not start."""
-
-
-# ------------------------------------------------------------------------------- the session
-
-
-def find_java() -> None:
-    """``JAVA_HOME``, ``java`` on PATH, or a JDK under /usr/lib/jvm (17 first)."""
-    if os.environ.get("JAVA_HOME") or shutil.which("java"):
-        return
-    homes = sorted(Path("/usr/lib/jvm").glob("*"), key=lambda p: ("17" not in p.name, p.name))
-    for home in homes:
-        if (home / "bin" / "java").is_file():
-            os.environ["JAVA_HOME"] = str(home)
-            return
-    raise SparkUnavailable(
-        "the spark engine needs Java 17: install it (Debian: apt-get install "
-        "openjdk-17-jre-headless) or set JAVA_HOME"
-    )
-
-
-def session(master: str | None = None, app: str = "fsgen-ingest") -> SparkSession:
-    """The active SparkSession, or a new one (``master``, else ``FSGEN_SPARK_MASTER``, else
-    ``local[2]``): UI off, UTC, Python workers on this interpreter."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise SparkUnavailable(f"the spark engine needs pyspark: {INSTALL}") from None
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    find_java()
-    master = master or os.environ.get("FSGEN_SPARK_MASTER", "local[2]")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(app)
-    if master.startswith("local"):  # the driver listens on loopback only
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
-            "spark.driver.host", "127.0.0.1"
-        )
-    try:
-        spark = (
-            builder.config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .getOrCreate()
-        )
-    except Exception as exc:  # the JVM did not start: say which Java and master
-        java = os.environ.get("JAVA_HOME") or shutil.which("java")
-        raise SparkUnavailable(f"cannot start Spark ({master}, Java {java}): {exc}") from None
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
-
-
-# ------------------------------------------------------------------------------- planning
-
-
-@dataclass(frozen=True)
-class Split:
-    """Chunks ``part, part + parts, ...`` of source file number ``order``."""
-
-    source: str
-    fmt: str
-    order: int
-    part: int
-    parts: int
-
-
-def expand_sources(sources: Sequence[str]) -> list[str]:
-    """Files of each source in order: a file, a glob, a directory or an ``s3://`` prefix
-    ending in ``/`` (its objects with a known extension, sorted)."""
-    out: list[str] = []
-    for source in sources:
-        if source.startswith("s3://"):
-            out.extend(_s3_objects(source) if source.endswith("/") else [source])
-        elif any(c in source for c in "*?["):
-            out.extend(sorted(glob.glob(source)))
-        elif Path(source).is_dir():
-            out.extend(str(p) for p in sorted(Path(source).rglob("*")) if _known(p.name))
-        else:
-            out.append(source)
-    if not out:
-        raise SourceError(f"{', '.join(sources) or 'no source'}: no files to read")
-    return out
-
-
-def _known(name: str) -> bool:
-    try:
-        format_of(name)
-    except SourceError:
-        return False
-    return not name.startswith((".", "_"))
-
-
-def _s3_objects(prefix: str) -> list[str]:
-    import boto3
-
-    bucket, _, key = prefix[5:].partition("/")
-    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-    names = [o["Key"] for page in pages for o in page.get("Contents", [])]
-    return [f"s3://{bucket}/{k}" for k in sorted(names) if _known(k.rsplit("/", 1)[-1])]
-
-
-def plan_splits(
-    sources: Sequence[str], fmt: str | None, parallelism: int, parts: int | None = None
-) -> list[Split]:
-    """The splits of ``sources``: each file in ``parts`` strides (default: one per
-    ``SPLIT_BYTES`` of a local file, at most ``parallelism`` and one when there are at least
-    as many files as cores)."""
-    files = expand_sources(sources)
-    out: list[Split] = []
-    for order, name in enumerate(files):
-        kind = fmt or format_of(name)
-        if kind not in FORMATS:
-            raise SourceError(f"{name}: unknown format {kind!r} (csv, parquet or jsonl)")
-        n = parts or _parts(name, parallelism, len(files))
-        out.extend(Split(name, kind, order, part, n) for part in range(n))
-    return out
-
-
-def _parts(name: str, parallelism: int, files: int) -> int:
-    if files >= parallelism or name.startswith("s3://"):
-        return 1
-    try:
-        size = Path(name).stat().st_size
-    except OSError:
-        return 1
-    return max(1, min(parallelism, math.ceil(size / SPLIT_BYTES)))
-
-
-# ------------------------------------------------------------------------------- one split
-
-
-def record_schema(rt: GroupRuntime) -> pa.Schema:
-    """The stored columns as Arrow types (the local offline store's), plus the event time in
-    epoch seconds."""
-    import pyarrow as pa
-
-    fields = []
-    for name, kind, collection, _ in rt.columns:
-        typ = pa.type_for_alias(_ARROW[kind])
-        fields.append(pa.field(name, pa.list_(typ) if collection else typ))
-    return pa.schema([*fields, pa.field(SECONDS, pa.float64())])
-
-
-def records_of(rt: GroupRuntime, block: BlockResult) -> pa.Table:
-    """A processed block as Arrow (``prepare`` of the pipeline): a record the store's types
-    cannot hold is refused the way the local store's sink refuses it."""
-    import pyarrow as pa
-
-    schema = record_schema(rt)
-    try:
-        arrays = [pa.array(block.columns[f.name], type=f.type) for f in list(schema)[:-1]]
-    except (TypeError, ValueError, OverflowError) as exc:  # pyarrow: a value beyond int64
-        raise RecordRejected(f"{rt.name}: records the store cannot hold: {exc}") from None
-    arrays.append(pa.array(block.seconds, type=pa.float64()))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-@dataclass
-class ChunkOutput:
-    """One processed chunk of a split."""
-
-    order: int
-    chunk: int
-    read: int
-    records: pa.Table | None
-    rejects: list[Reject]
-
-
-def process_split(rt: GroupRuntime, split: Split, chunk_rows: int) -> Iterator[ChunkOutput]:
-    """The split's chunks, validated and transformed by the batch pipeline's own code."""
-    for i, chunk in enumerate(read_source(split.source, chunk_rows, split.fmt)):
-        if i % split.parts != split.part:
-            continue
-        prepared = prepare_chunk(rt, chunk, records_of)
-        table = prepared.data if prepared.accepted else None
-        yield ChunkOutput(split.order, i, prepared.read, table, prepared.rejects)  # type: ignore[arg-type]
-
-
-def load_runtime(root: str | None, module: str) -> GroupRuntime:
-    """``RUNTIME`` of the generated module ``module`` of the project at ``root`` (a Spark
-    Python worker is a fresh interpreter: it puts the project first on its path and forgets
-    another project's generated package, as :mod:`fsgen.generated_imports` does)."""
-    if root is not None:
-        if root in sys.path:
-            sys.path.remove(root)
-        sys.path.insert(0, root)
-        top = module.split(".", 1)[0]
-        package = sys.modules.get(top)
-        expected = [str((Path(root) / top).resolve())]
-        paths = [str(Path(p).resolve()) for p in getattr(package, "__path__", [])]
-        if package is not None and paths != expected:
-            for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
-                del sys.modules[name]
-        importlib.invalidate_caches()
-    runtime = importlib.import_module(module).RUNTIME
-    assert isinstance(runtime, GroupRuntime)
-    return runtime
 
 
 def _splits(batches: Iterator[pa.RecordBatch]) -> Iterator[Split]:
@@ -284,138 +70,6 @@ def _splits_frame(spark: SparkSession, splits: Sequence[Split]) -> DataFrame:
         "source string, fmt string, order int, part int, parts int",
     )
     return frame.repartition(len(splits))
-
-
-# ------------------------------------------------------------------------------- staged
-
-
-STAGED_SCHEMA = (
-    "order long, chunk long, read long, accepted long, rejected long, "
-    "records string, rejects string"
-)
-
-
-@dataclass(frozen=True)
-class Staged:
-    """One chunk's output in the staging directory (paths None when empty)."""
-
-    order: int
-    chunk: int
-    read: int
-    accepted: int
-    rejected: int
-    records: str | None
-    rejects: str | None
-
-    def table(self) -> pa.Table | None:
-        if self.records is None:
-            return None
-        import pyarrow as pa
-
-        with pa.memory_map(self.records) as source:
-            return pa.ipc.open_file(source).read_all()
-
-    def reject_list(self) -> list[Reject]:
-        if self.rejects is None:
-            return []
-        with open(self.rejects, encoding="utf-8") as fh:
-            return [Reject(**json.loads(line)) for line in fh]
-
-
-def _stage_partition(
-    root: str | None, module: str, chunk_rows: int, staging: str, batches: Iterator[Any]
-) -> Iterator[pa.RecordBatch]:
-    import pyarrow as pa
-
-    rt = load_runtime(root, module)
-    rows: list[dict[str, object]] = []
-    for split in _splits(batches):
-        for out in process_split(rt, split, chunk_rows):
-            stem = os.path.join(staging, f"{out.order:06d}-{out.chunk:09d}")
-            records = rejects = None
-            if out.records is not None:
-                records = stem + ".arrow"
-                with pa.OSFile(records, "wb") as sink:
-                    with pa.ipc.new_file(sink, out.records.schema) as writer:
-                        writer.write_table(out.records)
-            if out.rejects:
-                rejects = stem + ".rejects.jsonl"
-                with open(rejects, "w", encoding="utf-8", errors="backslashreplace") as fh:
-                    fh.writelines(
-                        json.dumps(_reject_json(r), allow_nan=True) + "\n" for r in out.rejects
-                    )
-            accepted = out.records.num_rows if out.records is not None else 0
-            rows.append(
-                {
-                    "order": out.order,
-                    "chunk": out.chunk,
-                    "read": out.read,
-                    "accepted": accepted,
-                    "rejected": len(out.rejects),
-                    "records": records,
-                    "rejects": rejects,
-                }
-            )
-    if rows:
-        yield pa.RecordBatch.from_pylist(rows, schema=_staged_arrow())
-
-
-def _staged_arrow() -> pa.Schema:
-    import pyarrow as pa
-
-    names = ["order", "chunk", "read", "accepted", "rejected"]
-    return pa.schema(
-        [
-            *(pa.field(n, pa.int64()) for n in names),
-            ("records", pa.string()),
-            ("rejects", pa.string()),
-        ]
-    )
-
-
-def _reject_json(reject: Reject) -> dict[str, object]:
-    return reject.to_json()
-
-
-def stage(
-    spark: SparkSession,
-    module: str,
-    sources: Sequence[str],
-    staging: str | os.PathLike[str],
-    *,
-    root: str | None = None,
-    fmt: str | None = None,
-    chunk_rows: int = CHUNK_ROWS,
-    parts: int | None = None,
-) -> list[Staged]:
-    """Run the job's splits into ``staging`` (a directory every Spark task can write: local
-    mode); returns each chunk's output in source order. Raises SourceError before any task
-    runs when a source is not there."""
-    rt = load_runtime(root, module)
-    del rt  # the module imports here, before a task does
-    splits = plan_splits(sources, fmt, spark.sparkContext.defaultParallelism, parts)
-    for s in splits:
-        if not s.source.startswith("s3://") and not Path(s.source).is_file():
-            raise SourceError(f"{s.source}: no such file")
-    Path(staging).mkdir(parents=True, exist_ok=True)
-    fn = functools.partial(_stage_partition, root, module, chunk_rows, str(staging))
-    rows = _collect(_splits_frame(spark, splits).mapInArrow(fn, STAGED_SCHEMA))
-    return sorted((Staged(**r.asDict()) for r in rows), key=lambda s: (s.order, s.chunk))
-
-
-def _collect(frame: DataFrame) -> list[Any]:
-    """Collect, turning a task's SourceError back into one (not a Py4J trace)."""
-    try:
-        return frame.collect()
-    except Exception as exc:
-        text = str(exc)
-        marker = "SourceError: "
-        if marker in text:
-            raise SourceError(text.split(marker, 1)[1].splitlines()[0]) from None
-        raise
-
-
-# ------------------------------------------------------------------------------- SageMaker
 
 
 KIND = "_fsgen_kind"
@@ -502,22 +156,28 @@ def _sagemaker_partition(
     module: str,
     chunk_rows: int,
     online: OnlineTarget,
+    s3: S3Access,
     batches: Iterator[Any],
 ) -> Iterator[pa.RecordBatch]:
-    rt = load_runtime(root, module)
+    rt = task_runtime(root, module)
     sink: PutRecordSink | None = None
     if online.enabled:
         client = featurestore_client(online.endpoint_url, online.region, online.max_attempts)
         sink = PutRecordSink(client=client, target_stores=["OnlineStore"])
     for split in _splits(batches):
-        for out in process_split(rt, split, chunk_rows):
+        for out in process_split(rt, split, chunk_rows, s3):
             if out.rejects:
                 yield _rejects_batch(rt, out.rejects)
             if out.records is None:
                 continue
             if sink is not None:
-                for start in range(0, out.records.num_rows, BLOCK_ROWS):
-                    _put(rt, sink, out.records.slice(start, BLOCK_ROWS))
+                try:
+                    for start in range(0, out.records.num_rows, BLOCK_ROWS):
+                        _put(rt, sink, out.records.slice(start, BLOCK_ROWS))
+                except TaskError:
+                    raise
+                except Exception as exc:
+                    raise task_error(f"{out.where}: online store (PutRecord)", exc) from None
             now = time.time_ns() // 1000
             yield with_sagemaker_columns(rt, out.records, now, now - out.records.num_rows)
 
@@ -556,23 +216,26 @@ def run_sagemaker(
     fmt: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
     parts: int | None = None,
+    s3: S3Access | None = None,
 ) -> JobResult:
     """The Glue job: online by PutRecord from each task, offline appended by Spark under
     ``offline_uri`` (``.../data`` partitioned year/month/day/hour; None: no offline store),
-    rejects as JSON lines under ``rejects_uri``."""
+    rejects as JSON lines under ``rejects_uri``. A failing task raises SparkJobError (one line)
+    before anything is written offline."""
     from pyspark import StorageLevel
     from pyspark.sql.pandas.types import from_arrow_schema
 
     started = time.perf_counter()
     rt = load_runtime(root, module)
     result = JobResult(rt.name, offline_uri=offline_uri, rejects_uri=rejects_uri)
-    splits = plan_splits(sources, fmt, spark.sparkContext.defaultParallelism, parts)
-    fn = functools.partial(_sagemaker_partition, root, module, chunk_rows, online)
+    s3 = s3 or S3Access.from_environment()
+    splits = plan_splits(sources, fmt, spark.sparkContext.defaultParallelism, parts, s3)
+    fn = functools.partial(_sagemaker_partition, root, module, chunk_rows, online, s3)
     schema = from_arrow_schema(sagemaker_schema(rt))
     out = _splits_frame(spark, splits).mapInArrow(fn, schema)
     out = out.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = {r[KIND]: r["count"] for r in _collect(out.groupBy(KIND).count())}
+        counts = {r[KIND]: r["count"] for r in collect(out.groupBy(KIND).count().collect)}
         result.written = int(counts.get(0, 0))
         result.rejected = int(counts.get(1, 0))
         result.read = result.written + result.rejected
@@ -627,15 +290,20 @@ def main(
     builder: Callable[[], SparkSession] | None = None,
 ) -> int:
     """The Glue job's entry point: ``--source URI[,URI...] [--rejects URI]
-    [--offline-uri URI] [--endpoint-url URL] [--region R] [--format F] [--chunk-rows N]``.
+    [--offline-uri URI] [--endpoint-url URL] [--s3-endpoint-url URL] [--region R] [--format F]
+    [--chunk-rows N]``.
     Arguments Glue adds itself (``--JOB_NAME``, ``--job-bookmark-option``, ...) are ignored.
-    Prints the counts as JSON; exit status 1 when a record was rejected."""
+    Prints the counts as JSON; exit status 1 when a record was rejected; a job that fails
+    prints one ``error:`` line and exits 1 too."""
     parser = argparse.ArgumentParser(description=f"Spark ingestion job ({module})")
     parser.add_argument("--source", default=",".join(default_sources))
     parser.add_argument("--rejects", default=None)
     parser.add_argument("--offline-uri", "--offline_uri", dest="offline_uri", default=None)
     parser.add_argument("--endpoint-url", "--endpoint_url", dest="endpoint_url", default=None)
     parser.add_argument("--region", default=None)
+    parser.add_argument(
+        "--s3-endpoint-url", "--s3_endpoint_url", dest="s3_endpoint_url", default=None
+    )
     parser.add_argument("--format", default=None, choices=FORMATS)
     parser.add_argument("--chunk-rows", "--chunk_rows", dest="chunk_rows", type=int)
     args, _ = parser.parse_known_args(argv)
@@ -657,8 +325,9 @@ def main(
             root=root,
             fmt=args.format,
             chunk_rows=args.chunk_rows or CHUNK_ROWS,
+            s3=S3Access.from_environment(args.s3_endpoint_url),
         )
-    except SourceError as exc:
+    except (SourceError, SparkJobError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result.to_dict(), sort_keys=True))
@@ -666,18 +335,12 @@ def main(
 
 
 __all__ = [
-    "CHUNK_ROWS",
+    "PARTITIONS",
     "JobResult",
     "OnlineTarget",
-    "SparkUnavailable",
-    "Split",
-    "Staged",
-    "expand_sources",
     "main",
-    "plan_splits",
-    "process_split",
-    "record_schema",
+    "resolved_offline_uri",
     "run_sagemaker",
-    "session",
-    "stage",
+    "sagemaker_schema",
+    "with_sagemaker_columns",
 ]

@@ -1,12 +1,18 @@
 """``fsgen ingest GROUP PATH --engine spark``: the group's generated Spark job
 (``generated/groups/<g>/spark_job.py``) on a local Spark (``local[2]``), into the local store.
 
-The Spark tasks validate and transform (:func:`fsgen.runtime.sparkjob.stage`: the batch
+The Spark tasks validate and transform (:func:`fsgen.runtime.sparkstage.stage`: the batch
 pipeline's reader, block transform and featuredefs functions, per chunk); this process then
 commits their chunks in source order through the store's own sink, so the store's commit
 protocol (one writer at a time, every chunk atomic across offline and online) is the same as
 ``fsgen ingest``'s and the stored records, the rejects file (same rows, same order) and the
 counts are too. Staged chunks live under ``<store>/_spark/<run>/`` until the run ends.
+
+Nothing is committed before every task has finished, so a failed task (an unreadable file,
+the featuredefs not importing on a worker, a staging write failing) leaves the store as it
+was and is reported as one :class:`~fsgen.errors.IngestError` line naming the file, chunk
+and rows and the cause. The commits run in the store's pipelined writer (a background
+thread), so reading the next staged chunk overlaps the commit of the one before.
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ def ingest(
 ) -> IngestResult:
     """Ingest ``source`` with the Spark job into ``store`` (see the module docstring);
     ``spark``: a session to use (default: the active one or a new ``local[2]``)."""
-    from fsgen.runtime import sparkjob
+    from fsgen.runtime import sparkstage, sparktasks
 
     module = job_module(config, store.group_spec(runtime.name))
     started = time.perf_counter()
@@ -75,28 +81,28 @@ def ingest(
     sink_rejects = RejectSink(rejects)
     staging = store.root / "_spark" / run_id
     try:
-        session = spark if spark is not None else sparkjob.session()
+        session = spark if spark is not None else sparktasks.session()
         try:
-            staged = sparkjob.stage(
+            staged = sparkstage.stage(
                 session,
                 module,
                 [str(source)],
                 staging,
                 root=str(config.root),
                 fmt=fmt,
-                chunk_rows=chunk_rows or sparkjob.CHUNK_ROWS,
+                chunk_rows=chunk_rows or sparktasks.CHUNK_ROWS,
                 parts=parts,
             )
-        except SourceError as exc:
+        except (SourceError, sparktasks.SparkJobError) as exc:
             raise IngestError(str(exc)) from None
-        sink = store.writer(runtime.name, run_id)
+        sink = store.writer(runtime.name, run_id, pipelined=True)
         for out in staged:
             for reject in out.reject_list():
                 sink_rejects.add(reject)
             table = out.table()
             if table is not None:
-                seconds = table.column(sparkjob.SECONDS).to_numpy()
-                records = table.drop_columns([sparkjob.SECONDS])
+                seconds = table.column(sparktasks.SECONDS).to_numpy()
+                records = table.drop_columns([sparktasks.SECONDS])
                 sink.write(
                     runtime, Processed(records, seconds, latest_rows(runtime, records, seconds))
                 )
