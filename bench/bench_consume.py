@@ -178,7 +178,9 @@ def main() -> None:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "consume": best["coalesced"],
         "baselines": {"per_batch_commits": best["per_batch"]},
-        "speedup": round(float(best["per_batch"]["seconds"]) / float(best["coalesced"]["seconds"]), 2),
+        "speedup": round(
+            float(best["per_batch"]["seconds"]) / float(best["coalesced"]["seconds"]), 2
+        ),
         "cpu_ratio": round(
             float(best["coalesced"]["cpu_seconds"]) / float(best["per_batch"]["cpu_seconds"]), 2
         ),

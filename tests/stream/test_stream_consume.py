@@ -172,7 +172,7 @@ def test_coalesced_consume_stores_what_per_batch_consume_stores(
     """The batches of many polls committed together leave the same offline rows, online state,
     dead letters and checkpoints as one commit per GetRecords batch, in fewer commits and
     files; each commit's checkpoints are saved after it."""
-    config, spec = example
+    _, spec = example
     data = payloads(120)
     stream = make_stream(kinesis_url, data)
     runs = {}
@@ -204,7 +204,11 @@ def test_coalesced_consume_stores_what_per_batch_consume_stores(
             )
     (one, one_rows, one_online, one_files, one_marks) = runs["per-batch"]
     (many, many_rows, many_online, many_files, many_marks) = runs["coalesced"]
-    assert (many.read, many.written, many.dead_lettered) == (one.read, one.written, one.dead_lettered)
+    assert (many.read, many.written, many.dead_lettered) == (
+        one.read,
+        one.written,
+        one.dead_lettered,
+    )
     assert one.commits == one.batches > 2 * many.commits >= 2
     assert many_files < one_files
     assert many_rows.equals(one_rows)
