@@ -5,6 +5,7 @@ from fsgen.cli import dataset as _dataset  # noqa: F401
 from fsgen.cli import generate as _generate  # noqa: F401
 from fsgen.cli import governance as _governance  # noqa: F401
 from fsgen.cli import inference as _inference  # noqa: F401
+from fsgen.cli import ingest as _ingest  # noqa: F401
 from fsgen.cli import plan as _plan  # noqa: F401
 from fsgen.cli import project as _project  # noqa: F401  (registers commands)
 from fsgen.cli import store as _store  # noqa: F401

@@ -1,4 +1,4 @@
-"""Record commands: ingest, get, delete-record.
+"""Record commands: get, delete-record (``fsgen ingest`` is in :mod:`fsgen.cli.ingest`).
 
 Each opens the project's backend data plane once (``fsgen.backends.open_data_plane``: the
 embedded store, or sagemaker-featurestore-runtime through boto3 with ``--backend aws``,
@@ -8,28 +8,21 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from fsgen.cli._app import (
-    EXIT_ERROR,
     ISO_TIME,
     AppContext,
     echo_json,
     handle_errors,
     main,
     pass_app,
-    per_second,
 )
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
-    from fsgen.runtime.ingest import IngestResult
-    from fsgen.runtime.pipeline import GroupRuntime
 
 
 def open_plane(
@@ -66,193 +59,6 @@ def records_of(app: AppContext, group: str) -> None:
             "written (to forget an entity, purge its events and re-ingest: see the README's "
             "Aggregations section)"
         )
-
-
-def _default_rejects(app: AppContext, group: str) -> Path:
-    """``<store>/rejects/<group>-<UTC time>-<random>.jsonl``: two ingests started in the same
-    second never share (and overwrite) a rejects file."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return app.config.store_path / "rejects" / f"{group}-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
-
-
-@main.command()
-@click.argument("group")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--rejects",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where rejected records go, as JSON lines "
-    "(default: <store>/rejects/<group>-<time>-<random>.jsonl, written only if needed).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "parquet", "jsonl"]),
-    default=None,
-    help="Source format (default: from the file name).",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "spark"]),
-    default="local",
-    help="local: this process; spark: the generated Spark job on local[2] (FSGEN_SPARK_MASTER), "
-    "local backend only; needs pip install 'fsgen[spark]' and Java 17.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-@pass_app
-@handle_errors
-def ingest(
-    app: AppContext,
-    group: str,
-    path: Path,
-    rejects: Path | None,
-    fmt: str | None,
-    engine: str,
-    as_json: bool,
-) -> None:
-    """Validate, transform and write the records of PATH (CSV, Parquet, JSON lines) into
-    GROUP's offline and online stores. Exit status 1 when any record was rejected."""
-    from fsgen.bind import generated_runtime
-    from fsgen.errors import IngestError
-    from fsgen.runtime.errors import ConfigurationError
-
-    runtime, note = generated_runtime(app.config, app.spec, group)
-    app.err.print(f"[dim]{note}[/dim]")
-    if rejects is None:
-        rejects = _default_rejects(app, group)
-    plane = open_plane(app)
-    try:
-        with _Progress(app, path, fmt, f"ingest {group}") as advance:
-            if engine == "spark":
-                result = _ingest_spark(app, plane, group, path, rejects, runtime, fmt, advance)
-            else:
-                result = plane.ingest(
-                    group, path, rejects, runtime=runtime, fmt=fmt, progress=advance
-                )
-    except ConfigurationError as exc:
-        raise IngestError(
-            f"{group}: the run stopped on a configuration error, not a bad record (no row was "
-            f"rejected for it): {exc}"
-        ) from None
-    finally:
-        plane.close()
-    app.err.print(
-        f"{result.summary()} in {result.seconds:.2f}s "
-        f"({per_second(result.read, result.seconds)}, {plane.name} backend)"
-    )
-    for r in result.samples[:10]:
-        app.err.print(
-            f"  [red]rejected[/red] {r.source} row {r.row}: {r.field}: {r.reason}", markup=True
-        )
-    if result.rejected > 10:
-        app.err.print(f"  ... and {result.rejected - 10:,} more")
-    if as_json:
-        echo_json(json.dumps(result.to_dict(), indent=2, sort_keys=True))
-    if result.rejected:
-        raise SystemExit(EXIT_ERROR)
-
-
-def _ingest_spark(
-    app: AppContext,
-    plane: DataPlane,
-    group: str,
-    path: Path,
-    rejects: Path,
-    runtime: GroupRuntime,
-    fmt: str | None,
-    advance: Callable[[int, int], None],
-) -> IngestResult:
-    """The generated Spark job into the local store (:mod:`fsgen.store.spark`)."""
-    from fsgen.backends.local import LocalDataPlane
-    from fsgen.errors import FsgenError
-    from fsgen.store import spark
-
-    if not isinstance(plane, LocalDataPlane):
-        raise FsgenError(
-            f"--engine spark writes the local store; on the {plane.name} backend run the "
-            "generated Glue job (README: Scale-out with Spark / Glue)"
-        )
-    from fsgen.runtime.sparktasks import SparkUnavailable
-
-    plane.require_deployed(group, "PutRecord")
-    try:
-        return spark.ingest(
-            app.config, plane.store, runtime, path, rejects, fmt=fmt, progress=advance
-        )
-    except SparkUnavailable as exc:
-        raise FsgenError(str(exc)) from None
-
-
-class _Progress:
-    """A rich progress bar on stderr (on a terminal): records written or rejected so far
-    against the source's record count, the rate, the rejects and the time left.
-
-    The bar counts records the pipeline has finished with, never the reader's read-ahead;
-    the total is the file's record count (Parquet metadata; lines for JSON lines and CSV, so
-    a CSV with line breaks inside quoted values finishes short of it)."""
-
-    def __init__(self, app: AppContext, path: Path, fmt: str | None, label: str) -> None:
-        self.app, self.path, self.fmt, self.label = app, path, fmt, label
-        self.progress: object = None
-
-    def __enter__(self) -> Callable[[int, int], None]:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        console = self.app.err
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[count]}"),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("{task.fields[rejected]:,} rejected"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        total = _records_in(self.path, self.fmt) if console.is_terminal else None
-        of = "" if total is None else f"/{total:,}"
-        task = progress.add_task(
-            self.label, total=total, count=f"0{of} records", rate="", rejected=0
-        )
-        progress.start()
-        self.progress = progress
-        started = time.perf_counter()
-        done = [0, 0]
-
-        def advance(rows: int, rejected: int) -> None:
-            done[0] += rows
-            done[1] += rejected
-            rate = per_second(done[0], time.perf_counter() - started, "record")
-            count = f"{done[0]:,}{of} records"
-            progress.update(task, completed=done[0], count=count, rate=rate, rejected=done[1])
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()  # type: ignore[attr-defined]
-
-
-def _records_in(path: Path, fmt: str | None) -> int | None:
-    """The number of records of a source file, for the progress bar (None: unknown)."""
-    kind = fmt or {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}.get(
-        path.suffix.lower(), "csv"
-    )
-    try:
-        if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            return int(pq.ParquetFile(path).metadata.num_rows)
-        lines, last = 0, b"\n"
-        with path.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                lines += block.count(b"\n")
-                last = block[-1:]
-        lines += last != b"\n"  # a last line without its newline
-        return max(lines - (kind == "csv"), 0)  # the CSV header is not a record
-    except Exception:  # an unreadable file: the pipeline reports it; the bar has no total
-        return None
 
 
 def _record_id(app: AppContext, group: str, record_id: str | None, keys: tuple[str, ...]) -> str:
@@ -399,7 +205,6 @@ def _aggregated_record(
     """An aggregation group's online state for ``rid``, finalized at ``as_of`` (default now)
     exactly as the generated parser does: the keys, the state's write time and every
     ``<name>_<window>`` feature (or the ``features`` named)."""
-    import time
 
     from fsgen.errors import NotFound
     from fsgen.runtime.aggregate import finalize_record

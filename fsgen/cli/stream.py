@@ -244,6 +244,21 @@ def replay_cmd(
 )
 @click.option("--poll-interval", default=0.2, show_default=True, type=click.FloatRange(0))
 @click.option(
+    "--commit-seconds",
+    default=1.0,  # fsgen.stream.consume.COMMIT_SECONDS (not imported: startup time)
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Into the local store, commit the batches of up to this many seconds together "
+    "(0: every batch on its own).",
+)
+@click.option(
+    "--commit-rows",
+    default=100_000,  # fsgen.stream.consume.COMMIT_ROWS
+    show_default=True,
+    type=click.IntRange(1),
+    help="Commit at most this many records together.",
+)
+@click.option(
     "--dead-letter",
     "dead_letter",
     default=None,
@@ -267,6 +282,8 @@ def consume_cmd(
     max_records: int | None,
     idle_timeout: float | None,
     poll_interval: float,
+    commit_seconds: float,
+    commit_rows: int,
     dead_letter: str | None,
     put_endpoint_url: str | None,
     as_json: bool,
@@ -290,6 +307,8 @@ def consume_cmd(
         checkpoints,
         batch_size=batch_size,
         poll_interval=poll_interval,
+        commit_rows=commit_rows,
+        commit_seconds=commit_seconds,
     )
     started = time.perf_counter()
     try:

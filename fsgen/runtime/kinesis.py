@@ -20,20 +20,17 @@ the good records of the event are written together. Every record ends in exactly
 Re-running records is harmless (no duplicate visible record): the online store keeps a record
 only if its event time is >= the stored one, and the offline store shows one row per
 (identifier, event time), the latest write. Standard library only: no pandas, no duckdb.
+
+This module is the processing; the records' decoding and outcome types live in
+:mod:`fsgen.runtime.streamrecords`, the retry rules in :mod:`fsgen.runtime.retry`, and both are
+re-exported here, where generated handlers import them from.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import json
-import random
-import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from fsgen.runtime.aggwrite import (
     AggregationRuntime,
@@ -46,228 +43,20 @@ from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.errors import ConfigurationError
 from fsgen.runtime.ingest import check_years
 from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.runtime.retry import DEFAULT_RETRY, REJECTED, RetryPolicy, attempt, classify
 from fsgen.runtime.sinks import PartialWrite, RecordRejected, Sink, block_rows, stored_records
-
-
-class DeadLetter(Protocol):
-    """A dead-letter destination; ``send`` stores every entry durably or raises."""
-
-    def send(self, entries: list[dict[str, object]]) -> None: ...
-
-
-class DecodeError(ValueError):
-    """A Kinesis record whose data is not base64-encoded JSON of one object."""
-
-
-# ------------------------------------------------------------------------------ outcomes
-
-POISON = "poison"
-RETRY = "retry"
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A record that was not written: ``kind`` is POISON (never retried) or RETRY."""
-
-    sequence_number: str
-    field: str
-    message: str
-    kind: str = POISON
-    dead_lettered: bool = False
-
-
-@dataclass
-class StreamResult:
-    group: str
-    read: int = 0
-    written: int = 0
-    failures: list[Failure] = field(default_factory=list)
-
-    @property
-    def dead_lettered(self) -> int:
-        return sum(f.dead_lettered for f in self.failures)
-
-    @property
-    def failed(self) -> int:
-        """Records Lambda must retry (``batchItemFailures``)."""
-        return sum(not f.dead_lettered for f in self.failures)
-
-    def response(self) -> dict[str, list[dict[str, str]]]:
-        """The Lambda response that retries exactly the records that were neither written nor
-        dead-lettered."""
-        return {
-            "batchItemFailures": [
-                {"itemIdentifier": f.sequence_number} for f in self.failures if not f.dead_lettered
-            ]
-        }
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "group": self.group,
-            "read": self.read,
-            "written": self.written,
-            "dead_lettered": self.dead_lettered,
-            "failed": self.failed,
-        }
-
-
-# ------------------------------------------------------------------------------ retries
-
-THROTTLING_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "SlowDown",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalServerError",
-        "InternalError",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
+from fsgen.runtime.streamrecords import (
+    POISON,
+    RETRY,
+    DeadLetter,
+    DecodeError,
+    Failure,
+    StreamResult,
+    dead_letter_entry,
+    decode_record,
+    log,
+    sequence_number,
 )
-REJECTED_CODES = frozenset({"ValidationError", "ValidationException"})
-TRANSIENT_ERRORS = frozenset(
-    {
-        "EndpointConnectionError",
-        "ConnectionClosedError",
-        "ReadTimeoutError",
-        "ConnectTimeoutError",
-        "ConnectionError",
-        "TimeoutError",
-        "HTTPClientError",
-    }
-)
-TRANSIENT = "transient"
-REJECTED = "rejected"
-ERROR = "error"
-
-
-def classify(exc: BaseException) -> str:
-    """TRANSIENT (retry with back-off), REJECTED (the store refuses this record: poison) or
-    ERROR (anything else: report for Lambda's retry, do not spin on it here)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):  # botocore ClientError, duck-typed
-        error = response.get("Error") or {}
-        code = str(error.get("Code", "")) if isinstance(error, Mapping) else ""
-        meta = response.get("ResponseMetadata") or {}
-        status = meta.get("HTTPStatusCode", 0) if isinstance(meta, Mapping) else 0
-        if code in THROTTLING_CODES or status == 429 or (isinstance(status, int) and status >= 500):
-            return TRANSIENT
-        return REJECTED if code in REJECTED_CODES else ERROR
-    if isinstance(exc, RecordRejected):
-        return REJECTED
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & TRANSIENT_ERRORS:
-        return TRANSIENT
-    if "OperationalError" in names and ("locked" in str(exc) or "busy" in str(exc)):
-        return TRANSIENT  # sqlite: another writer holds the database
-    return ERROR
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential back-off with full jitter for TRANSIENT write errors.
-
-    At most ``attempts`` tries per write; no retry starts when less than ``reserve_ms`` of the
-    Lambda's time would remain after the wait."""
-
-    attempts: int = 6
-    base: float = 0.05
-    cap: float = 2.0
-    reserve_ms: int = 3000
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * 2**attempt))
-
-
-DEFAULT_RETRY = RetryPolicy()
-
-
-def _remaining_ms(context: object) -> float | None:
-    get = getattr(context, "get_remaining_time_in_millis", None)
-    return float(get()) if callable(get) else None
-
-
-def attempt(
-    fn: Callable[[], object], policy: RetryPolicy, context: object = None
-) -> tuple[str, str] | None:
-    """Run ``fn``, retrying TRANSIENT errors; None on success, else (kind, message)."""
-    for n in range(policy.attempts):
-        try:
-            fn()
-        except Exception as exc:
-            kind = classify(exc)
-            message = f"{type(exc).__name__}: {exc}"
-            if kind != TRANSIENT or n + 1 == policy.attempts:
-                return kind, message
-            wait = policy.delay(n)
-            remaining = _remaining_ms(context)
-            if remaining is not None and remaining - wait * 1000 < policy.reserve_ms:
-                return kind, message + " (no time left to retry)"
-            policy.sleep(wait)
-        else:
-            return None
-    return ERROR, "no attempt made"  # attempts < 1
-
-
-# ------------------------------------------------------------------------------ decoding
-
-
-def decode_record(record: Mapping[str, object]) -> dict[str, object]:
-    """The raw record inside one Kinesis event record."""
-    kinesis = record.get("kinesis")
-    if not isinstance(kinesis, Mapping) or not isinstance(kinesis.get("data"), str):
-        raise DecodeError("event record has no kinesis.data")
-    try:
-        payload = base64.b64decode(str(kinesis["data"]), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise DecodeError(f"data is not valid base64: {exc}") from None
-    try:
-        value = json.loads(payload.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"data is not UTF-8 text: {exc}") from None
-    except (ValueError, RecursionError) as exc:
-        raise DecodeError(f"data is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def sequence_number(record: Mapping[str, object], position: int) -> str:
-    kinesis = record.get("kinesis")
-    if isinstance(kinesis, Mapping) and isinstance(kinesis.get("sequenceNumber"), str):
-        return str(kinesis["sequenceNumber"])
-    return str(position)
-
-
-def dead_letter_entry(group: str, item: object, failure: Failure) -> dict[str, object]:
-    """What a dead-letter destination keeps: why, where in the stream, and the raw payload
-    exactly as received (base64), so the record can be fixed and replayed."""
-    kinesis = item.get("kinesis") if isinstance(item, Mapping) else None
-    kinesis = kinesis if isinstance(kinesis, Mapping) else {}
-    event_id = item.get("eventID") if isinstance(item, Mapping) else None
-    shard = str(event_id).partition(":")[0] if event_id else None
-    return {
-        "group": group,
-        "reason": failure.message,
-        "field": failure.field,
-        "sequenceNumber": failure.sequence_number,
-        "partitionKey": kinesis.get("partitionKey"),
-        "shardId": shard,
-        "eventSourceARN": item.get("eventSourceARN") if isinstance(item, Mapping) else None,
-        "approximateArrivalTimestamp": kinesis.get("approximateArrivalTimestamp"),
-        "data": kinesis.get("data"),
-    }
-
 
 # ------------------------------------------------------------------------------ processing
 
@@ -536,13 +325,11 @@ def _dead_letter(
     return [Failure(f.sequence_number, f.field, f.message, POISON, True) for f in failures]
 
 
-def log(entry: Mapping[str, object]) -> None:
-    """One JSON line per event, the shape CloudWatch Logs Insights queries well."""
-    print(json.dumps(dict(entry), sort_keys=True), file=sys.stderr)
-
-
 __all__ = [
     "DEFAULT_RETRY",
+    "POISON",
+    "REJECTED",
+    "RETRY",
     "DeadLetter",
     "DecodeError",
     "Failure",
@@ -553,6 +340,9 @@ __all__ = [
     "classify",
     "dead_letter_entry",
     "decode_record",
+    "log",
+    "process_aggregation_event",
     "process_event",
+    "sequence_number",
     "stored_records",
 ]

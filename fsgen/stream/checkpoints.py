@@ -31,7 +31,11 @@ class Checkpoints:
         return self.shards.get(shard)
 
     def save(self, shard: str, sequence_number: str) -> None:
-        self.shards[shard] = sequence_number
+        self.save_all({shard: sequence_number})
+
+    def save_all(self, marks: dict[str, str]) -> None:
+        """Move the checkpoints of several shards in one atomic write."""
+        self.shards.update(marks)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = (
             json.dumps(

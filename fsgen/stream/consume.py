@@ -10,6 +10,14 @@ there after a back-off (Lambda's ReportBatchItemFailures behaviour), so a retrya
 delays records but never drops them. A kill at any moment repeats at most the batch in flight,
 which the handler writes idempotently.
 
+Into the local store (a sink with ``coalesce``) the written records of consecutive batches,
+across polls and shards, are committed together, as ``stream replay`` does: once
+``commit_rows`` records were handled, ``commit_seconds`` after the first held one, when a poll
+finds nothing, and when the consumer stops. The checkpoints those batches earned are saved
+right after that commit (one atomic write), never before, so a kill repeats at most the
+records since the last commit, which the handler writes idempotently; a failed commit writes
+nothing and moves no checkpoint. ``commit_seconds=0`` commits every batch on its own.
+
 Shards are read parent first: a child shard (after a reshard) is read once its parent is
 closed and fully handled.
 """
@@ -26,6 +34,11 @@ from fsgen.runtime.sinks import Sink
 from fsgen.stream.checkpoints import Checkpoints
 from fsgen.stream.events import Handler, from_get_records
 
+COMMIT_ROWS = 100_000
+"""records a consumer into the local store commits together at most (replay's chunk)"""
+COMMIT_SECONDS = 1.0
+"""how long a handled record waits for its commit at most (cf. Lambda's batching window)"""
+
 
 @dataclass
 class ConsumeResult:
@@ -38,6 +51,8 @@ class ConsumeResult:
     retried: int = 0
     """records reported in batchItemFailures and read again"""
     stopped: str = ""
+    commits: int = 0
+    """store commits (with coalescing: one per ``commit_rows`` / ``commit_seconds``)"""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -49,6 +64,7 @@ class ConsumeResult:
             "dead_lettered": self.dead_lettered,
             "retried": self.retried,
             "stopped": self.stopped,
+            "commits": self.commits,
         }
 
     def summary(self) -> str:
@@ -84,7 +100,11 @@ class Consumer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         on_batch: Callable[[ConsumeResult], None] | None = None,
+        commit_rows: int = COMMIT_ROWS,
+        commit_seconds: float = COMMIT_SECONDS,
     ) -> None:
+        if commit_rows < 1 or commit_seconds < 0:
+            raise ValueError("commit rows must be at least 1 and commit seconds at least 0")
         self.handler = handler
         self.client = client
         self.stream = stream
@@ -98,6 +118,13 @@ class Consumer:
         self.on_batch = on_batch
         self.arn = ""
         self.shards: dict[str, _Shard] = {}
+        self.commit_rows = commit_rows
+        self.commit_seconds = commit_seconds
+        self.coalescing = commit_seconds > 0 and hasattr(sink, "coalesce")
+        self._pending: dict[str, str] = {}
+        """per shard: the checkpoint the batches held since the last commit earned"""
+        self._held_rows = 0
+        self._held_since = 0.0
 
     # ---------------------------------------------------------------------- shards
 
@@ -122,7 +149,7 @@ class Consumer:
 
     def _iterator(self, shard: _Shard) -> str:
         if shard.iterator is None:
-            seq = self.checkpoints.get(shard.shard_id)
+            seq = self._pending.get(shard.shard_id) or self.checkpoints.get(shard.shard_id)
             kwargs: dict[str, Any] = {"StreamName": self.stream, "ShardId": shard.shard_id}
             if seq is None:
                 kwargs["ShardIteratorType"] = "TRIM_HORIZON"
@@ -139,6 +166,23 @@ class Consumer:
         """Consume until ``max_records`` records were handled or nothing arrived for
         ``idle_timeout`` seconds (both None: until interrupted)."""
         result = ConsumeResult(self.handler.group, self.stream)
+        if self.coalescing:
+            self.sink.coalesce = self.commit_rows  # type: ignore[attr-defined]
+        try:
+            self._run(result, max_records, idle_timeout)
+            self._commit(result)
+        except BaseException:
+            if self.coalescing:  # nothing since the last commit is written or checkpointed
+                self.sink.discard()  # type: ignore[attr-defined]
+            raise
+        finally:
+            if self.coalescing:
+                self.sink.coalesce = 0  # type: ignore[attr-defined]
+        return result
+
+    def _run(
+        self, result: ConsumeResult, max_records: int | None, idle_timeout: float | None
+    ) -> None:
         self._discover()
         last_data = self.clock()
         while True:
@@ -146,7 +190,7 @@ class Consumer:
             for shard in list(self.shards.values()):
                 if max_records is not None and result.read >= max_records:
                     result.stopped = f"max records ({max_records})"
-                    return result
+                    return
                 if not self._ready(shard) or self.clock() < shard.not_before:
                     continue
                 limit = (
@@ -155,18 +199,46 @@ class Consumer:
                     else min(self.batch_size, max_records - result.read)
                 )
                 got += self._poll(shard, limit, result)
+            if self._pending and (
+                not got
+                or self._held_rows >= self.commit_rows
+                or self.clock() - self._held_since >= self.commit_seconds
+            ):
+                self._commit(result)
             if got:
                 last_data = self.clock()
             elif idle_timeout is not None and self.clock() - last_data >= idle_timeout:
                 result.stopped = f"idle for {idle_timeout:g}s"
-                return result
+                return
             if not got:
                 if all(s.closed for s in self.shards.values()):
                     self._discover()  # a reshard adds shards; none left means the end
                     if all(s.closed for s in self.shards.values()):
                         result.stopped = "every shard is closed"
-                        return result
+                        return
                 self.sleep(self.poll_interval)
+
+    def _handled(self, shard: _Shard, sequence_number: str, records: int) -> None:
+        """Every record of ``shard`` up to ``sequence_number`` is written (or held for the
+        next commit) or dead-lettered."""
+        if not self.coalescing:
+            self.checkpoints.save(shard.shard_id, sequence_number)
+            return
+        if not self._pending:
+            self._held_since = self.clock()
+        self._pending[shard.shard_id] = sequence_number
+        self._held_rows += records
+
+    def _commit(self, result: ConsumeResult) -> None:
+        """Commit the held records, then (and only then) save the checkpoints they earned."""
+        if not self.coalescing:
+            return
+        self.sink.flush()  # type: ignore[attr-defined]
+        if self._pending:
+            self.checkpoints.save_all(self._pending)
+            result.commits += 1
+        self._pending = {}
+        self._held_rows = 0
 
     def _poll(self, shard: _Shard, limit: int, result: ConsumeResult) -> int:
         response = self.client.get_records(ShardIterator=self._iterator(shard), Limit=limit)
@@ -181,8 +253,10 @@ class Consumer:
         failed = {f["itemIdentifier"] for f in outcome.response()["batchItemFailures"]}
         sequence = [str(r["SequenceNumber"]) for r in records]
         result.batches += 1
+        if not self.coalescing:
+            result.commits += 1
         if not failed:
-            self.checkpoints.save(shard.shard_id, sequence[-1])
+            self._handled(shard, sequence[-1], len(records))
             shard.iterator = next_iterator
             shard.closed = next_iterator is None
             shard.failures = 0
@@ -190,7 +264,7 @@ class Consumer:
         else:
             first = min(sequence.index(s) for s in failed)
             if first > 0:
-                self.checkpoints.save(shard.shard_id, sequence[first - 1])
+                self._handled(shard, sequence[first - 1], first)
             shard.iterator = None  # read again from the checkpoint
             shard.failures += 1
             shard.not_before = self.clock() + min(5.0, 0.1 * 2**shard.failures)

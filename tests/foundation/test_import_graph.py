@@ -85,3 +85,23 @@ def test_fsgen_has_no_import_cycles() -> None:
 
 def test_the_cycle_finder_finds_one() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+SEALED = ("fsgen.specbuild",)
+"""packages whose parts are private: the rest of fsgen imports the package, never a part"""
+
+
+def test_sealed_packages_are_imported_through_their_package() -> None:
+    edges = graph()
+    for package in SEALED:
+        parts = {m for m in edges if m.startswith(package + ".")}
+        assert parts, package  # the package still has parts
+        outside = {
+            (m, dep)
+            for m, deps in edges.items()
+            if m != package and not m.startswith(package + ".")
+            for dep in deps & parts
+        }
+        assert outside == set(), f"import {package} instead of its parts"
+        inward = {(m, package) for m in parts if package in edges[m]}
+        assert inward == set(), "a part imports its own package (a cycle through __init__)"

@@ -159,8 +159,123 @@ def test_retryable_failure_is_read_again_not_lost(
     check_store(store, handler, data, tmp_path / "dlq.jsonl")
 
 
+def offline_files(store: LocalStore) -> int:
+    return len(list(store.offline_dir(GROUP).rglob("*.parquet")))
+
+
+def test_coalesced_consume_stores_what_per_batch_consume_stores(
+    kinesis_url: str,
+    example: tuple[ProjectConfig, object],
+    handler: Handler,
+    tmp_path: Path,
+) -> None:
+    """The batches of many polls committed together leave the same offline rows, online state,
+    dead letters and checkpoints as one commit per GetRecords batch, in fewer commits and
+    files; each commit's checkpoints are saved after it."""
+    _, spec = example
+    data = payloads(120)
+    stream = make_stream(kinesis_url, data)
+    runs = {}
+    for name, seconds in (("per-batch", 0.0), ("coalesced", 3600.0)):
+        with LocalStore(tmp_path / name, spec) as target:  # type: ignore[arg-type]
+            result = Consumer(
+                handler,
+                kinesis_client(kinesis_url, "us-east-1"),
+                stream,
+                target.writer(GROUP),
+                JsonlDeadLetter(tmp_path / f"{name}.jsonl"),
+                Checkpoints(tmp_path / name, stream, GROUP),
+                batch_size=5,
+                poll_interval=0.01,
+                commit_rows=40,
+                commit_seconds=seconds,
+            ).run(idle_timeout=0.5)
+            check_store(target, handler, data, tmp_path / f"{name}.jsonl")
+            rt = target.runtime(GROUP)
+            runs[name] = (
+                result,
+                target.read_offline(GROUP, dedup=False)
+                .drop(columns=["write_time", "api_invocation_time"])
+                .sort_values(["customer_id", "last_updated_time"])
+                .reset_index(drop=True),
+                {k: v[0::2] for k, v in target.online.snapshot(rt).items()},
+                offline_files(target),
+                Checkpoints(tmp_path / name, stream, GROUP).shards,
+            )
+    (one, one_rows, one_online, one_files, one_marks) = runs["per-batch"]
+    (many, many_rows, many_online, many_files, many_marks) = runs["coalesced"]
+    assert (many.read, many.written, many.dead_lettered) == (
+        one.read,
+        one.written,
+        one.dead_lettered,
+    )
+    assert one.commits == one.batches > 2 * many.commits >= 2
+    assert many_files < one_files
+    assert many_rows.equals(one_rows)
+    assert many_online == one_online
+    assert many_marks == one_marks and len(many_marks) == 2
+
+
+def test_failed_commit_moves_no_checkpoint(
+    kinesis_url: str,
+    example: tuple[ProjectConfig, object],
+    handler: Handler,
+    store: LocalStore,
+    tmp_path: Path,
+) -> None:
+    """A commit that fails writes none of its batches and saves none of their checkpoints: the
+    consumer stops with the error, and a restart reads those records again, exactly once."""
+    config, _ = example
+    data = payloads(60)
+    stream = make_stream(kinesis_url, data, shards=1)
+    marks_at_commit: list[dict[str, str]] = []
+
+    class Failing(ChunkWriter):
+        def flush(self) -> None:
+            marks_at_commit.append(dict(Checkpoints(config.store_path, stream, GROUP).shards))
+            if len(marks_at_commit) == 2:
+                raise OSError("disk full")
+            super().flush()
+
+    def consumer(sink: ChunkWriter) -> Consumer:
+        return Consumer(
+            handler,
+            kinesis_client(kinesis_url, "us-east-1"),
+            stream,
+            sink,
+            JsonlDeadLetter(tmp_path / "dlq.jsonl"),
+            Checkpoints(config.store_path, stream, GROUP),
+            batch_size=5,
+            poll_interval=0.01,
+            commit_rows=20,
+            commit_seconds=3600.0,
+        )
+
+    with pytest.raises(OSError, match="disk full"):
+        consumer(Failing(store, "failing", pipelined=False)).run(idle_timeout=0.5)
+    assert marks_at_commit[0] == {}  # nothing was checkpointed before the first commit
+    after_first = Checkpoints(config.store_path, stream, GROUP).shards
+    assert after_first == marks_at_commit[1] != {}
+    assert len(store.read_offline(GROUP, dedup=False)) == sum(
+        1 for d in data[:20] if d.startswith(b'{"') and b'"x"' not in d
+    )
+    rest = consumer(store.writer(GROUP)).run(idle_timeout=0.5)
+    assert rest.read == 40
+    assert len(store.read_offline(GROUP, dedup=False)) == len(store.read_offline(GROUP))
+    check_store(store, handler, data, tmp_path / "dlq.jsonl")
+
+
+@pytest.mark.parametrize(
+    "commit",
+    [
+        [],  # the defaults: the batches of up to a second (here, all of them) commit together
+        ["--commit-rows", "10"],  # a commit every few batches, kills land between them
+        ["--commit-seconds", "0"],  # every batch on its own
+    ],
+    ids=["default", "every-10-records", "every-batch"],
+)
 def test_killed_consumer_restarts_without_loss_or_duplicates(
-    kinesis_url: str, project_copy: ProjectConfig
+    kinesis_url: str, project_copy: ProjectConfig, commit: list[str]
 ) -> None:
     data = payloads(150)
     stream = make_stream(kinesis_url, data)
@@ -181,6 +296,7 @@ def test_killed_consumer_restarts_without_loss_or_duplicates(
         "4",
         "--poll-interval",
         "0",
+        *commit,
     ]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     marks = project_copy.store_path / "stream" / "checkpoints" / stream / f"{GROUP}.json"

@@ -1,0 +1,140 @@
+"""A Kinesis event's records and what becomes of each: decoding (base64 JSON of one object),
+the outcome types (:class:`Failure`, :class:`StreamResult` with its Lambda
+``batchItemFailures`` response), the dead-letter protocol and entry, and the handler's log
+line. Standard library only."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class DeadLetter(Protocol):
+    """A dead-letter destination; ``send`` stores every entry durably or raises."""
+
+    def send(self, entries: list[dict[str, object]]) -> None: ...
+
+
+class DecodeError(ValueError):
+    """A Kinesis record whose data is not base64-encoded JSON of one object."""
+
+
+POISON = "poison"
+RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A record that was not written: ``kind`` is POISON (never retried) or RETRY."""
+
+    sequence_number: str
+    field: str
+    message: str
+    kind: str = POISON
+    dead_lettered: bool = False
+
+
+@dataclass
+class StreamResult:
+    group: str
+    read: int = 0
+    written: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(f.dead_lettered for f in self.failures)
+
+    @property
+    def failed(self) -> int:
+        """Records Lambda must retry (``batchItemFailures``)."""
+        return sum(not f.dead_lettered for f in self.failures)
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """The Lambda response that retries exactly the records that were neither written nor
+        dead-lettered."""
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": f.sequence_number} for f in self.failures if not f.dead_lettered
+            ]
+        }
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "group": self.group,
+            "read": self.read,
+            "written": self.written,
+            "dead_lettered": self.dead_lettered,
+            "failed": self.failed,
+        }
+
+
+def decode_record(record: Mapping[str, object]) -> dict[str, object]:
+    """The raw record inside one Kinesis event record."""
+    kinesis = record.get("kinesis")
+    if not isinstance(kinesis, Mapping) or not isinstance(kinesis.get("data"), str):
+        raise DecodeError("event record has no kinesis.data")
+    try:
+        payload = base64.b64decode(str(kinesis["data"]), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DecodeError(f"data is not valid base64: {exc}") from None
+    try:
+        value = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"data is not UTF-8 text: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"data is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def sequence_number(record: Mapping[str, object], position: int) -> str:
+    kinesis = record.get("kinesis")
+    if isinstance(kinesis, Mapping) and isinstance(kinesis.get("sequenceNumber"), str):
+        return str(kinesis["sequenceNumber"])
+    return str(position)
+
+
+def dead_letter_entry(group: str, item: object, failure: Failure) -> dict[str, object]:
+    """What a dead-letter destination keeps: why, where in the stream, and the raw payload
+    exactly as received (base64), so the record can be fixed and replayed."""
+    kinesis = item.get("kinesis") if isinstance(item, Mapping) else None
+    kinesis = kinesis if isinstance(kinesis, Mapping) else {}
+    event_id = item.get("eventID") if isinstance(item, Mapping) else None
+    shard = str(event_id).partition(":")[0] if event_id else None
+    return {
+        "group": group,
+        "reason": failure.message,
+        "field": failure.field,
+        "sequenceNumber": failure.sequence_number,
+        "partitionKey": kinesis.get("partitionKey"),
+        "shardId": shard,
+        "eventSourceARN": item.get("eventSourceARN") if isinstance(item, Mapping) else None,
+        "approximateArrivalTimestamp": kinesis.get("approximateArrivalTimestamp"),
+        "data": kinesis.get("data"),
+    }
+
+
+def log(entry: Mapping[str, object]) -> None:
+    """One JSON line per event, the shape CloudWatch Logs Insights queries well."""
+    print(json.dumps(dict(entry), sort_keys=True), file=sys.stderr)
+
+
+__all__ = [
+    "POISON",
+    "RETRY",
+    "DeadLetter",
+    "DecodeError",
+    "Failure",
+    "StreamResult",
+    "dead_letter_entry",
+    "decode_record",
+    "log",
+    "sequence_number",
+]
