@@ -46,7 +46,9 @@ def test_example_project_loads_and_two_loads_are_equal() -> None:
     first = load(REPO)
     second = load(REPO)
     assert first == second
-    assert first.summary() == "3 feature groups, 13 features (5 from 2 aggregations), 2 feature sets"
+    assert first.summary() == (
+        "3 feature groups, 13 features (5 from 2 aggregations), 2 feature sets"
+    )
     merchant = first.group("merchant-features")
     assert merchant.compute_order.index("chargeback_rate") < merchant.compute_order.index(
         "is_high_risk"
