@@ -144,15 +144,23 @@ def table(previous: list[str] | None = None) -> str:
         m = ingest["machine"]
         ratio = ingest["cpu_ratio_to_duckdb_script"]
         job = ingest.get("generated_batch_job")
+        cmd = ingest.get("fsgen_ingest_command")
         batch = (
             f"; generated batch job: {job['seconds']:.2f} s wall, {job['cpu_seconds']:.2f} "
             "CPU-s (start-up included)"
             if job
             else ""
         )
+        command = (
+            f"; the `fsgen ingest` command: {cmd['seconds']:.2f} s wall, "
+            f"{cmd['cpu_seconds']:.2f} CPU-s (start-up included)"
+            if cmd
+            else ""
+        )
         lines.append(
             f"| `fsgen ingest` {ingest['rows']:,} CSV rows, 5 features, offline + online "
-            f"| {f['seconds']:.2f} s wall, {f['cpu_seconds']:.2f} CPU-s{batch} "
+            f"(in process: `LocalStore.ingest`) "
+            f"| {f['seconds']:.2f} s wall, {f['cpu_seconds']:.2f} CPU-s{command}{batch} "
             f"| plain DuckDB script: {d['seconds']:.2f} s wall, {d['cpu_seconds']:.2f} CPU-s "
             f"| {ratio:.2f}x; {f['seconds'] / d['seconds']:.2f}x; - "
             f"| {m['load_average_1m_before']:.1f} / {m['load_average_1m_after']:.1f} "
