@@ -135,6 +135,13 @@ def _ingest_spark(
             f"--engine spark writes the local store; on the {plane.name} backend run the "
             "generated Glue job (README: Scale-out with Spark / Glue)"
         )
+    aggregations = [a.name for a in app.spec.group(group).aggregations]
+    if aggregations:
+        raise FsgenError(
+            f"--engine spark does not run aggregation groups: {group!r} declares "
+            f"{', '.join(aggregations)} (its events need one ordered state per entity); "
+            f"ingest it with the default --engine local"
+        )
     from fsgen.runtime.sparktasks import SparkUnavailable
 
     plane.require_deployed(group, "PutRecord")

@@ -139,6 +139,24 @@ def test_spark_and_knowledge_time_refuse_aggregation_features(
         build_dataset(config, spec, "shop", labels(), knowledge_time=True)
 
 
+def test_ingest_with_the_spark_engine_refuses_an_aggregation_group(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Aggregation groups have no generated Spark job; the refusal says why and which engine
+    to use, instead of pointing at ``fsgen generate`` (which would not make one)."""
+    config, _spec = make(make_project)
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "customer_id,purchased_at,amount,category\nc1,2026-11-01T00:00:00Z,3.0,books\n"
+    )
+    args = ["--project", str(config.root), "ingest", "purchases", str(events), "--engine"]
+    result = CliRunner().invoke(main, [*args, "spark"])
+    assert result.exit_code == 1
+    assert "--engine spark does not run aggregation groups: 'purchases' declares" in (result.output)
+    assert "default --engine local" in result.output and "Traceback" not in result.output
+    assert not list(config.store_path.rglob("*.parquet"))
+
+
 def test_the_athena_runner_statements_equal_the_local_engine(
     make_project: Callable[..., Path],
 ) -> None:
