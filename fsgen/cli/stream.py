@@ -204,7 +204,13 @@ def replay_cmd(
             app.err.print(f"  {i}: after  {show(plane.get_record(group, i, now=as_of))}")
     finally:
         plane.close()
-    for f in result.failures[:10]:
+    def arrival(f: dict[str, object]) -> tuple[int, str]:
+        number = str(f["sequenceNumber"])
+        return (int(number), number) if number.isdigit() else (0, number)
+
+    # the handler reports a batch's failures by kind (late events after the others);
+    # shown in arrival order, as they stand in PATH
+    for f in sorted(result.failures, key=arrival)[:10]:
         where = "dead-lettered" if f["dead_lettered"] else "failed"
         app.err.print(
             f"  [red]{where}[/red] sequence {f['sequenceNumber']}: {f['field']}: {f['message']}"

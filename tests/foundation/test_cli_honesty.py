@@ -103,6 +103,23 @@ def test_ingest_and_replay_write_an_aggregation_group(project: Path, command: tu
     assert finalize_record(definitions, record, at)["avg_purchase_value_1d"] == 6.0  # type: ignore[arg-type]
 
 
+def test_replay_lists_dead_letters_in_arrival_order(project: Path) -> None:
+    """The handler reports a batch's late events after its other failures; the command lists
+    them as they stand in the file (a late event on line 2, a bad value on line 3)."""
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-02T00:00:00Z", "amount": 5}\n'
+        '{"customer_id": "c1", "purchased_at": "2023-01-01T00:00:00Z", "amount": 7}\n'
+        '{"customer_id": "c1", "purchased_at": "2024-01-02T00:01:00Z", "amount": "x"}\n'
+        "not json\n"
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert result.returncode == 1, result.stderr
+    listed = [line for line in result.stderr.splitlines() if "dead-lettered sequence" in line]
+    numbers = [int(line.split("sequence ")[1].split(":")[0]) for line in listed]
+    assert len(listed) == 3 and numbers == sorted(numbers), result.stderr
+    assert "late" in listed[0] and "amount" in listed[1] and "not JSON" in listed[2]
+
+
 def test_destroy_refused_says_destroy(project: Path) -> None:
     result = fsgen(project, "destroy", input="no\n")
     assert result.returncode == 1
