@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -49,6 +49,9 @@ class StoreFreshness:
     newest_event_time: str | None
     age_seconds: float | None
     expired: int = 0
+    measured_by: str = "event time"
+    """What ``newest_event_time`` is: the records' event time, or, for an aggregation group's
+    online states (one per entity, rewritten by every event), when a state was last written."""
 
     @property
     def expired_share(self) -> float:
@@ -132,7 +135,10 @@ def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFre
         ).fetchone() or (0, None, 0)
     finally:
         con.close()
-    return _store(int(count), newest, now, int(expired))
+    found = _store(int(count), newest, now, int(expired))
+    if group.aggregations:
+        return replace(found, measured_by="state write time")
+    return found
 
 
 def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFreshness:
@@ -266,9 +272,12 @@ def render(rep: FreshnessReport) -> str:
             s: StoreFreshness | None = getattr(g, name)
             if s is None:
                 continue
-            newest = f"newest {s.newest_event_time} ({_age(s.age_seconds)})"
+            states = s.measured_by == "state write time"
+            written = "written " if states else ""
+            newest = f"newest {written}{s.newest_event_time} ({_age(s.age_seconds)})"
             expired = f", {s.expired:,} expired ({s.expired_share:.1%})" if name == "online" else ""
-            count = f"{s.records:,} record{'' if s.records == 1 else 's'}"
+            noun = "aggregation state" if states else "record"
+            count = f"{s.records:,} {noun}{'' if s.records == 1 else 's'}"
             text = f"{count}, {newest}{expired}" if s.records else "no records"
             lines.append(f"    {name:<8} {text}")
     lines.append(_verdict(rep))

@@ -204,6 +204,7 @@ def replay_cmd(
             app.err.print(f"  {i}: after  {show(plane.get_record(group, i, now=as_of))}")
     finally:
         plane.close()
+
     def arrival(f: dict[str, object]) -> tuple[int, str]:
         number = str(f["sequenceNumber"])
         return (int(number), number) if number.isdigit() else (0, number)

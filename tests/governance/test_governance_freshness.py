@@ -285,3 +285,44 @@ def test_the_scaffold_declares_max_staleness(tmp_path: Path) -> None:
     assert group.max_staleness_seconds == 2 * 86400
     code, out = _cli(target, "--now", "2024-01-01T00:00:00Z")
     assert code == 1 and "user-activity: EMPTY" in out  # judged, not 'unbounded'
+
+
+AGG_DEFS = """\
+from fsgen import Entity, FeatureGroup, Integral, String
+
+user = Entity("user_id", String, description="u")
+orders = FeatureGroup("orders", entity=user, event_time="ts", owner="o", description="d")
+
+
+@orders.aggregation(Integral, function="count", windows=["1d"], hop="1h", description="n")
+def order_count(amount: float) -> int:
+    return 1
+"""
+
+
+def test_an_aggregation_groups_online_side_is_its_states_write_time(
+    make_project: Callable[..., Path],
+) -> None:
+    """An aggregation group's online records are per-entity states rewritten by every event:
+    their newest time is when a state was written, and freshness says so instead of calling
+    it the newest record's event time (the offline side keeps the events' event times)."""
+    root = make_project({"featuredefs/defs.py": AGG_DEFS})
+    events = root / "orders.csv"
+    events.write_text(
+        f"user_id,ts,amount\nu1,{iso(T0)},3.0\nu2,{iso(T0 + 60)},4.0\nu1,{iso(T0 + 120)},5.0\n"
+    )
+    config, spec = load_config(root), load(root)
+    before = datetime.now(UTC).timestamp()
+    with LocalStore.open(config, spec) as store:
+        result = store.ingest("orders", events)
+    assert result.written == 3
+    group = _report(root, T0 + 3600)["orders"]
+    assert group.online is not None and group.offline is not None
+    assert group.online.measured_by == "state write time" and group.online.records == 2
+    written = datetime.fromisoformat(str(group.online.newest_event_time)).timestamp()
+    assert written >= before - 1  # when the states were written, not an event time
+    assert group.offline.measured_by == "event time"
+    assert group.offline.newest_event_time == iso(T0 + 120)
+    text = freshness.render(freshness.report(config, spec, now=T0 + 3600))
+    assert "online   2 aggregation states, newest written " in text
+    assert "offline  3 records, newest " + iso(T0 + 120) in text
