@@ -27,7 +27,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +149,10 @@ class OnlineTarget:
     endpoint_url: str | None = None
     region: str | None = None
     max_attempts: int = 8
+    stores: tuple[str, ...] = ("OnlineStore",)
+    """PutRecord's TargetStores: the online store (Spark writes the offline files), or, for a
+    group whose offline store is an Iceberg table, the offline store too (SageMaker then
+    commits the records to the table; plain files in its folder would never be listed)."""
 
 
 def _sagemaker_partition(
@@ -163,7 +167,7 @@ def _sagemaker_partition(
     sink: PutRecordSink | None = None
     if online.enabled:
         client = featurestore_client(online.endpoint_url, online.region, online.max_attempts)
-        sink = PutRecordSink(client=client, target_stores=["OnlineStore"])
+        sink = PutRecordSink(client=client, target_stores=list(online.stores))
     for split in _splits(batches):
         for out in process_split(rt, split, chunk_rows, s3):
             if out.rejects:
@@ -199,6 +203,8 @@ class JobResult:
     offline_uri: str | None = None
     rejects_uri: str | None = None
     seconds: float = 0.0
+    target_stores: list[str] = field(default_factory=list)
+    """Where the tasks' PutRecords went (an Iceberg group's offline store included)."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -227,7 +233,12 @@ def run_sagemaker(
 
     started = time.perf_counter()
     rt = load_runtime(root, module)
-    result = JobResult(rt.name, offline_uri=offline_uri, rejects_uri=rejects_uri)
+    result = JobResult(
+        rt.name,
+        offline_uri=offline_uri,
+        rejects_uri=rejects_uri,
+        target_stores=list(online.stores) if online.enabled else [],
+    )
     s3 = s3 or S3Access.from_environment()
     splits = plan_splits(sources, fmt, spark.sparkContext.defaultParallelism, parts, s3)
     fn = functools.partial(_sagemaker_partition, root, module, chunk_rows, online, s3)
@@ -264,6 +275,14 @@ def _root_of(module: str) -> str:
 def resolved_offline_uri(group: str, endpoint_url: str | None, region: str | None) -> str | None:
     """The group's offline folder (DescribeFeatureGroup's ResolvedOutputS3Uri; None when the
     group has no offline store)."""
+    return describe_offline(group, endpoint_url, region)[0]
+
+
+def describe_offline(
+    group: str, endpoint_url: str | None, region: str | None
+) -> tuple[str | None, str | None]:
+    """The group's offline folder and table format ("Glue" or "Iceberg") as DescribeFeatureGroup
+    gives them; (None, None) when the group has no offline store."""
     import boto3
 
     from fsgen.runtime.local_aws import local_client_kwargs
@@ -272,9 +291,12 @@ def resolved_offline_uri(group: str, endpoint_url: str | None, region: str | Non
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
     described = boto3.client("sagemaker", **kwargs).describe_feature_group(FeatureGroupName=group)
-    s3 = described.get("OfflineStoreConfig", {}).get("S3StorageConfig", {})
+    offline = described.get("OfflineStoreConfig")
+    if not offline:
+        return None, None
+    s3 = offline.get("S3StorageConfig", {})
     uri = s3.get("ResolvedOutputS3Uri") or s3.get("S3Uri")
-    return str(uri) if uri else None
+    return (str(uri) if uri else None), str(offline.get("TableFormat") or "Glue")
 
 
 # ------------------------------------------------------------------------------- command line
@@ -312,8 +334,14 @@ def main(
     rt = load_runtime(None, module)
     root = _root_of(module)
     offline_uri = args.offline_uri
+    online = OnlineTarget(online_default, args.endpoint_url, args.region)
     if offline_uri is None and offline_default:
-        offline_uri = resolved_offline_uri(rt.name, args.endpoint_url, args.region)
+        offline_uri, table_format = describe_offline(rt.name, args.endpoint_url, args.region)
+        if table_format == "Iceberg":
+            # an Iceberg table lists only the files its commits add: SageMaker writes it
+            offline_uri = None
+            stores = ("OnlineStore", "OfflineStore") if online_default else ("OfflineStore",)
+            online = OnlineTarget(True, args.endpoint_url, args.region, stores=stores)
     try:
         result = run_sagemaker(
             spark,
@@ -321,7 +349,7 @@ def main(
             sources,
             offline_uri=offline_uri,
             rejects_uri=args.rejects,
-            online=OnlineTarget(online_default, args.endpoint_url, args.region),
+            online=online,
             root=root,
             fmt=args.format,
             chunk_rows=args.chunk_rows or CHUNK_ROWS,
@@ -339,6 +367,7 @@ __all__ = [
     "JobResult",
     "OnlineTarget",
     "main",
+    "describe_offline",
     "resolved_offline_uri",
     "run_sagemaker",
     "sagemaker_schema",

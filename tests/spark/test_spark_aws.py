@@ -153,3 +153,46 @@ def test_the_job_finds_the_groups_offline_folder(served: tuple[Path, FeatureStor
     _root, server = served
     uri = resolved_offline_uri(GROUP, server.url, "us-east-1")
     assert uri is not None and uri.startswith("s3://") and "/offline-store/user-events-" in uri
+
+
+def test_an_iceberg_groups_offline_records_go_through_putrecord(
+    spark: Any, served: tuple[Path, FeatureStoreServer], tmp_path: Path
+) -> None:
+    """An Iceberg offline table lists only the files its own commits add, so Parquet files
+    appended to its folder would be written and never read. For a group whose described
+    TableFormat is Iceberg the job sends PutRecord to both stores and SageMaker commits the
+    records to the table (here: ``fsgen serve``'s Iceberg offline store); Spark writes no
+    offline file."""
+    root, server = served
+    config, spec = load_config(root), load(root)
+    sagemaker = boto3.client("sagemaker", endpoint_url=server.url)
+    request = json.loads((root / GENERATED / "groups/user_events/feature_group.json").read_text())
+    request.setdefault("RoleArn", "arn:aws:iam::123456789012:role/fsgen-feature-store")
+    sagemaker.delete_feature_group(FeatureGroupName=GROUP)
+    request["OfflineStoreConfig"]["TableFormat"] = "Iceberg"
+    sagemaker.create_feature_group(**request)
+    hour = (int(time.time()) // 3600 - 2) * 3600
+    rows = [f"u{i % 3},{iso(hour + 600 * i)},{i},{i % 2 + 1},Name{i},a" for i in range(1, 10)]
+    source = tmp_path / "in.csv"
+    source.write_text("user_id,ts,amount,count,name,tags\n" + "\n".join(rows) + "\n")
+    job = import_generated(config, "groups.user_events.spark_job")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = job.main(
+            [
+                *("--JOB_NAME", "fsgen-user-events-ingest", "--source", str(source)),
+                *("--rejects", str(tmp_path / "rejects")),
+                *("--endpoint-url", server.url, "--region", "us-east-1"),
+            ]
+        )
+    counts = json.loads(printed.getvalue())
+    assert (counts["read"], counts["written"], counts["rejected"]) == (9, 9, 0), counts
+    assert status == 0
+    assert counts["offline_uri"] is None
+    assert counts["target_stores"] == ["OnlineStore", "OfflineStore"]
+    offline = server.runtime.store.read_offline(GROUP, dedup=False)
+    assert sorted(offline["positive_amount"].tolist()) == [float(i) for i in range(1, 10)]
+    runtime = boto3.client("sagemaker-featurestore-runtime", endpoint_url=server.url)
+    got = runtime.get_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="u0")
+    values = {f["FeatureName"]: f.get("ValueAsString") for f in got["Record"]}
+    assert values["positive_amount"] == "9.0"
