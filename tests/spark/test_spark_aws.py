@@ -164,7 +164,7 @@ def test_an_iceberg_groups_offline_records_go_through_putrecord(
     records to the table (here: ``fsgen serve``'s Iceberg offline store); Spark writes no
     offline file."""
     root, server = served
-    config, spec = load_config(root), load(root)
+    config = load_config(root)
     sagemaker = boto3.client("sagemaker", endpoint_url=server.url)
     request = json.loads((root / GENERATED / "groups/user_events/feature_group.json").read_text())
     request.setdefault("RoleArn", "arn:aws:iam::123456789012:role/fsgen-feature-store")
