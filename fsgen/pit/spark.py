@@ -36,8 +36,6 @@ otherwise one is started with ``FSGEN_SPARK_MASTER`` (default ``local[*]``).
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,36 +89,18 @@ def find_java() -> None:
 
 def spark_session() -> SparkSession:
     """The active SparkSession, or a new local one (UI off, a few shuffle partitions)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise PitError("the spark engine needs pyspark: pip install 'fsgen[spark]'") from None
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    find_java()
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # a later Python task: this venv
-    master = os.environ.get("FSGEN_SPARK_MASTER", "local[*]")
+    from fsgen.runtime.sparktasks import SparkUnavailable, session
+
     cores = os.cpu_count() or 2
-    builder = SparkSession.builder.master(master).appName("fsgen-dataset")
-    if master.startswith("local"):  # the driver listens on loopback only
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
-            "spark.driver.host", "127.0.0.1"
-        )
     try:
-        spark = (
-            builder.config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", str(2 * cores))
-            .config("spark.sql.session.timeZone", "UTC")
-            .getOrCreate()
+        return session(
+            app="fsgen-dataset",
+            default_master="local[*]",
+            config={"spark.sql.shuffle.partitions": str(2 * cores)},
+            log_level="ERROR",
         )
-    except Exception as exc:  # the JVM did not start: say which Java and master
-        java = os.environ.get("JAVA_HOME") or shutil.which("java")
-        raise PitError(f"cannot start Spark ({master}, Java {java}): {exc}") from exc
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    except SparkUnavailable as exc:
+        raise PitError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- the query

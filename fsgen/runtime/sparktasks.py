@@ -37,7 +37,7 @@ import shutil
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -98,9 +98,17 @@ def find_java() -> None:
     )
 
 
-def session(master: str | None = None, app: str = "fsgen-ingest") -> SparkSession:
+def session(
+    master: str | None = None,
+    app: str = "fsgen-ingest",
+    *,
+    default_master: str = "local[2]",
+    config: Mapping[str, str] | None = None,
+    log_level: str = "FATAL",
+) -> SparkSession:
     """The active SparkSession, or a new one (``master``, else ``FSGEN_SPARK_MASTER``, else
-    ``local[2]``): UI off, UTC, Python workers on this interpreter."""
+    ``default_master``): UI off, UTC, Python workers on this interpreter, plus ``config``.
+    ``log_level`` FATAL: a failed task is reported in one line, not logged."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -109,7 +117,7 @@ def session(master: str | None = None, app: str = "fsgen-ingest") -> SparkSessio
     if active is not None:
         return active
     find_java()
-    master = master or os.environ.get("FSGEN_SPARK_MASTER", "local[2]")
+    master = master or os.environ.get("FSGEN_SPARK_MASTER", default_master)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app)
     if master.startswith("local"):  # the driver listens on loopback only
@@ -117,17 +125,20 @@ def session(master: str | None = None, app: str = "fsgen-ingest") -> SparkSessio
         builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
             "spark.driver.host", "127.0.0.1"
         )
+    settings = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        **(config or {}),
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
     try:
-        spark = (
-            builder.config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .getOrCreate()
-        )
+        spark = builder.getOrCreate()
     except Exception as exc:  # the JVM did not start: say which Java and master
         java = os.environ.get("JAVA_HOME") or shutil.which("java")
         raise SparkUnavailable(f"cannot start Spark ({master}, Java {java}): {exc}") from None
-    spark.sparkContext.setLogLevel("FATAL")  # a failed task is reported in one line, not logged
+    spark.sparkContext.setLogLevel(log_level)
     return spark
 
 
