@@ -302,6 +302,11 @@ def stored_seconds(art: AggregationRuntime, record: Mapping[str, object] | None)
 #: store keeps the old string) decodes afresh on the retry.
 _WRITTEN: dict[tuple[AggregationDef, str], AggregationState] = {}
 WRITTEN_ENTRIES = 50_000
+#: and at most this many characters of state strings: a dense state (a 30-day window of
+#: 1-hour tiles) decodes into tens of kilobytes of Python objects, and a Lambda container
+#: has as little as 128 MB (about 5x the strings' size at most is held)
+WRITTEN_CHARS = 16_000_000
+_written_chars = 0
 
 
 def _take(d: AggregationDef, text: str | None) -> AggregationState:
@@ -313,12 +318,16 @@ def _take(d: AggregationDef, text: str | None) -> AggregationState:
 
 
 def _keep(states: Sequence[AggregationState], encoded: Mapping[str, str | None]) -> None:
-    if len(_WRITTEN) + len(states) > WRITTEN_ENTRIES:
-        _WRITTEN.clear()
-    for s in states:
-        text = encoded[s.definition.state_column]
+    global _written_chars
+    texts = [encoded[s.definition.state_column] for s in states]
+    size = sum(len(t) for t in texts if t)
+    if len(_WRITTEN) + len(states) > WRITTEN_ENTRIES or _written_chars + size > WRITTEN_CHARS:
+        _WRITTEN.clear()  # strings taken out since are still counted: the bound errs low
+        _written_chars = 0
+    for s, text in zip(states, texts, strict=True):
         if text:
             _WRITTEN[(s.definition, text)] = s
+            _written_chars += len(text)
 
 
 def apply_events(

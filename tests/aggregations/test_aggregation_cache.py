@@ -63,3 +63,26 @@ def test_a_state_kept_after_encoding_is_the_decoded_one(
                     assert kept == AggregationState.decode(d, text), d.name
                     decoded = AggregationState.decode(d, text)
             assert kept.encode() == decoded.encode(), d.name
+
+
+def test_the_kept_states_are_bounded_by_their_strings_size(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The kept states are dropped once their strings pass WRITTEN_CHARS (a dense state is
+    tens of kilobytes of Python objects); a dropped state is simply decoded again."""
+    from fsgen.runtime import aggwrite
+
+    monkeypatch.setattr(aggwrite, "_WRITTEN", {})
+    monkeypatch.setattr(aggwrite, "_written_chars", 0)
+    d = DEFS[0]
+    states = []
+    for i in range(6):
+        state = AggregationState(d)
+        state.apply(1_700_000_000_000_000 + i, i + 1, f"h{i}", 1.0 if i % 2 else 2.0)
+        states.append(state)
+    texts = [s.encode() for s in states]
+    monkeypatch.setattr(aggwrite, "WRITTEN_CHARS", len(texts[0]) * 3 + 1)
+    for s, text in zip(states, texts, strict=True):
+        aggwrite._keep([s], {d.state_column: text})
+        assert aggwrite._written_chars <= aggwrite.WRITTEN_CHARS
+    assert 1 <= len(aggwrite._WRITTEN) <= 3
+    for text in texts:  # kept or not, the state taken is the one the string holds
+        assert aggwrite._take(d, text).encode() == text
