@@ -209,12 +209,15 @@ def replay_cmd(
         number = str(f["sequenceNumber"])
         return (int(number), number) if number.isdigit() else (0, number)
 
+    from rich.markup import escape
+
     # the handler reports a batch's failures by kind (late events after the others);
     # shown in arrival order, as they stand in PATH
     for f in sorted(result.failures, key=arrival)[:10]:
-        where = "dead-lettered" if f["dead_lettered"] else "failed"
+        what = "dead-lettered" if f["dead_lettered"] else "failed"
         app.err.print(
-            f"  [red]{where}[/red] sequence {f['sequenceNumber']}: {f['field']}: {f['message']}"
+            f"  {escape(str(f['source']))}:{f['line']}: seq {f['sequenceNumber']}: "
+            f"[red]{what}[/red]: {escape(str(f['field']))}: {escape(str(f['message']))}"
         )
     if len(result.failures) > 10:
         app.err.print(f"  ... and {len(result.failures) - 10:,} more")

@@ -114,9 +114,12 @@ def test_replay_lists_dead_letters_in_arrival_order(project: Path) -> None:
     )
     result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
     assert result.returncode == 1, result.stderr
-    listed = [line for line in result.stderr.splitlines() if "dead-lettered sequence" in line]
-    numbers = [int(line.split("sequence ")[1].split(":")[0]) for line in listed]
+    listed = [line for line in result.stderr.splitlines() if ": dead-lettered: " in line]
+    numbers = [int(line.split(": seq ")[1].split(":")[0]) for line in listed]
     assert len(listed) == 3 and numbers == sorted(numbers), result.stderr
+    assert [line.split(": seq ")[0].strip() for line in listed] == [
+        f"events.jsonl:{n}" for n in (2, 3, 4)
+    ]
     assert "late" in listed[0] and "amount" in listed[1] and "not JSON" in listed[2]
 
 
