@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fsgen.errors import DefinitionError
 from fsgen.types import DType, Fractional, Integral, String
@@ -68,6 +68,44 @@ def _tag_mapping(tags: object, location: Location, what: str) -> dict[str, str]:
             code="FS203",
         )
     return dict(tags)
+
+
+def _require_dtype(dtype: object, location: Location, decorator: str, example: str) -> None:
+    """A DefinitionError at the decorator unless ``dtype`` is an fsgen dtype; a decorator used
+    without its arguments (``@group.feature`` above a def) is said to be that."""
+    if isinstance(dtype, DType):
+        return
+    if callable(dtype) and hasattr(dtype, "__code__"):
+        raise DefinitionError(
+            f"{decorator} is used without arguments on {getattr(dtype, '__name__', '?')!r}: "
+            "it needs the feature's dtype",
+            path=location.path,
+            line=location.line,
+            code="FS107",
+            hint=f"call it with the dtype first: {example} "
+            "(or Fractional, String, List(...), Set(...), Vector(n))",
+        )
+    raise DefinitionError(
+        f"{decorator}: the dtype must be an fsgen dtype (Integral, Fractional, String, ...), "
+        f"got {type(dtype).__name__} {dtype!r}",
+        path=location.path,
+        line=location.line,
+        code="FS107",
+    )
+
+
+def _mapping(value: object, location: Location, what: str, example: str) -> dict[Any, Any]:
+    """``value`` as a dict (None: empty), or a DefinitionError (FS109) at the declaration."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise DefinitionError(
+            f"{what} must be a mapping, e.g. {example}; got {type(value).__name__} {value!r}",
+            path=location.path,
+            line=location.line,
+            code="FS109",
+        )
+    return dict(value)
 
 
 def parse_duration(text: str | int | None) -> int | None:
@@ -265,15 +303,9 @@ class FeatureGroup:
         """
         call_location = _caller()
         tag_dict = _tag_mapping(tags, call_location, f"@{self.name}.feature")
-        if not isinstance(dtype, DType):
-            loc = call_location
-            raise DefinitionError(
-                f"feature dtype must be an fsgen dtype (Integral, Fractional, String, ...), "
-                f"got {dtype!r}",
-                path=loc.path,
-                line=loc.line,
-                code="FS107",
-            )
+        _require_dtype(
+            dtype, call_location, f"@{self.name}.feature", "@<group>.feature(Integral, ...)"
+        )
 
         def decorate(fn: F) -> F:
             if not callable(fn) or not hasattr(fn, "__code__"):
@@ -395,14 +427,7 @@ def on_demand(
     """
     call_location = _caller()
     tag_dict = _tag_mapping(tags, call_location, "@on_demand")
-    if not isinstance(dtype, DType):
-        loc = call_location
-        raise DefinitionError(
-            f"on_demand dtype must be an fsgen dtype, got {dtype!r}",
-            path=loc.path,
-            line=loc.line,
-            code="FS107",
-        )
+    _require_dtype(dtype, call_location, "@on_demand", "@on_demand(Integral, sources=[...])")
 
     def decorate(fn: F) -> F:
         decl = OnDemandDecl(
@@ -452,13 +477,24 @@ class FeatureSet:
     ) -> None:
         self.location = _caller()
         self.name = name
+        what = f"feature set {name!r}"
+        if isinstance(features, str | bytes) or not isinstance(features, Iterable):
+            raise DefinitionError(
+                f"{what}: features must be a list of features, e.g. [age, 'group:feature']; "
+                f"got {type(features).__name__} {features!r}",
+                path=self.location.path,
+                line=self.location.line,
+                code="FS109",
+            )
         self.features = list(features)
         self.description = description
         self.owner = owner
-        self.keys = dict(keys or {})
+        self.keys = _mapping(
+            keys, self.location, f"{what}: keys", "keys={customer_features: 'customer_id'}"
+        )
         self.label_time = label_time
         self.missing = missing
-        self.defaults = dict(defaults or {})
+        self.defaults = _mapping(defaults, self.location, f"{what}: defaults", "defaults={age: -1}")
         self.ttl = ttl
         self.labels = tuple(labels)
         self.tags = _tag_mapping(tags, self.location, f"feature set {name!r}")

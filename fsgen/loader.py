@@ -130,13 +130,20 @@ def _import_definitions(config: ProjectConfig, diags: list[Diagnostic]) -> Decla
         if path is not None
         else []
     )
+    causes: set[tuple[str, int, str, str]] = set()
     for info in submodules:
         try:
             decls.modules.append(importlib.import_module(info.name))
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            diags.append(_import_diagnostic(exc, config, info.name))
+            diagnostic = _import_diagnostic(exc, config, info.name)
+            # a module importing one that failed fails at the same line for the same reason:
+            # that is one problem, reported once
+            cause = (diagnostic.path, diagnostic.line, type(exc).__name__, str(exc))
+            if cause not in causes:
+                causes.add(cause)
+                diags.append(diagnostic)
     _collect(decls)
     return decls
 
