@@ -9,10 +9,13 @@ in :mod:`fsgen.validate`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.abc
 import importlib.machinery
+import inspect
 import pkgutil
+import re
 import sys
 import traceback
 import types
@@ -165,7 +168,32 @@ def _import_diagnostic(exc: BaseException, config: ProjectConfig, module: str) -
         line=line,
         code="FS100",
         message=f"importing {module} failed: {type(exc).__name__}: {exc}",
+        hint=_keyword_hint(exc),
     )
+
+
+_UNEXPECTED_KEYWORD = re.compile(r"([\w.]+)\(\) got an unexpected keyword argument '(\w+)'")
+
+
+def _keyword_hint(exc: BaseException) -> str | None:
+    """For a misspelt keyword of fsgen's authoring API (``descripton=``): the keywords that
+    call takes, the closest first."""
+    match = _UNEXPECTED_KEYWORD.fullmatch(str(exc)) if isinstance(exc, TypeError) else None
+    if match is None:
+        return None
+    target: object = a
+    for part in match.group(1).split("."):
+        target = getattr(target, part, None)
+    if not callable(target):
+        return None
+    names = [
+        p.name
+        for p in inspect.signature(target).parameters.values()
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    close = difflib.get_close_matches(match.group(2), names, n=1)
+    takes = f"{match.group(1)}() takes {', '.join(names)}"
+    return f"did you mean {close[0]!r}? {takes}" if close else takes
 
 
 def _collect(decls: Declarations) -> None:

@@ -58,6 +58,7 @@ def test_the_cases_cover_the_new_diagnostics() -> None:
     assert "keys must be a mapping" in refs and "dictionary update sequence" not in refs
     assert "hint: did you mean 'weight_kg'?" in refs
     assert "'parcel-scans' is a feature group: list the FeatureGroup object itself" in refs
+    assert "hint: did you mean 'owner'? FeatureSet.__init__() takes name, features," in refs
 
 
 def test_validate_json_lists_the_same_diagnostics(tmp_path: Path) -> None:
