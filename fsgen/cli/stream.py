@@ -194,8 +194,12 @@ def replay_cmd(
         if as_of is not None:
             from fsgen.runtime.encoding import format_event_time
 
+            newest = format_event_time("String", as_of)
             app.err.print(
-                f"online values as of {format_event_time('String', as_of)} "
+                f"aggregation features one second after {newest} "
+                "(the newest event time replayed, so it counts):"
+                if handler.aggregations
+                else f"online values as of {newest} "
                 "(the newest event time replayed; TTL counts from there):"
             )
         show = _shower(app, group, as_of)

@@ -103,6 +103,23 @@ def test_ingest_and_replay_write_an_aggregation_group(project: Path, command: tu
     assert finalize_record(definitions, record, at)["avg_purchase_value_1d"] == 6.0  # type: ignore[arg-type]
 
 
+def test_replay_of_an_aggregation_group_says_when_it_reads_the_features(project: Path) -> None:
+    """The features shown after a replay are finalized one second after the newest event (so
+    that event counts: a window excludes an event at its end), and the header says so."""
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:30:00Z", "amount": 7}\n'
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "aggregation features one second after 2024-01-01T00:30:00Z "
+        "(the newest event time replayed, so it counts):"
+    ) in result.stderr
+    assert "c1: after  avg_purchase_value_1d=6.0" in result.stderr, result.stderr
+    assert "TTL" not in result.stderr
+
+
 def test_replay_lists_dead_letters_in_arrival_order(project: Path) -> None:
     """The handler reports a batch's late events after its other failures; the command lists
     them as they stand in the file (a late event on line 2, a bad value on line 3)."""
