@@ -103,7 +103,7 @@ def _shower(
     spec = app.spec.group(group)
     if not spec.aggregations:
         return _show
-    from fsgen.runtime.aggregate import finalize_record
+    from fsgen.runtime.aggregate import AggregationError, finalize_record
 
     definitions = [a.runtime() for a in spec.aggregations]
     at = int(((as_of or 0.0) + 1) * 1_000_000)
@@ -112,7 +112,10 @@ def _shower(
         if record is None:
             return "(none)"
         states = {k: v for k, v in record.items() if isinstance(v, str)}
-        values = finalize_record(definitions, states, at)
+        try:
+            values = finalize_record(definitions, states, at)
+        except AggregationError as exc:  # a state of another definition: say so, go on
+            return f"(not readable: {exc})"
         return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
     return show

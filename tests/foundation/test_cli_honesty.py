@@ -120,6 +120,44 @@ def test_replay_of_an_aggregation_group_says_when_it_reads_the_features(project:
     assert "TTL" not in result.stderr
 
 
+def test_replay_does_not_run_a_handler_generated_for_another_hop(project: Path) -> None:
+    """A changed hop (windows, lateness, function) is in the generated AGGREGATIONS, not in
+    RUNTIME: until ``fsgen generate`` the handler is stale and the definitions run instead,
+    as for a changed transformation, rather than building states for the old hop."""
+    defs = project / "featuredefs" / "defs.py"
+    defs.write_text(defs.read_text().replace('hop="1h"', 'hop="30m"'))
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert result.stderr.splitlines()[0] == (
+        "generated.groups.purchases.stream_handler is stale (run 'fsgen generate'); "
+        "using the definitions directly"
+    ), result.stderr
+
+
+def test_replay_shows_a_state_of_another_definition_instead_of_stopping(project: Path) -> None:
+    """After a hop change the stored states are refused until a backfill; the values shown
+    after a replay say so per record, and the command still reports every record."""
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+    )
+    first = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert first.returncode == 0, first.stderr
+    defs = project / "featuredefs" / "defs.py"
+    defs.write_text(defs.read_text().replace('hop="1h"', 'hop="30m"'))
+    assert fsgen(project, "apply", "--auto-approve").returncode == 0
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T01:00:00Z", "amount": 7}\n'
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert "c1: before (not readable: state of 'avg_purchase_value' was built for another" in (
+        result.stderr
+    ), result.stderr
+    assert "c1: after  (not readable: " in result.stderr
+    assert "error:" not in result.stderr and "purchases: read 1," in result.stderr
+
+
 def test_replay_lists_dead_letters_in_arrival_order(project: Path) -> None:
     """The handler reports a batch's late events after its other failures; the command lists
     them as they stand in the file (a late event on line 2, a bad value on line 3)."""
