@@ -108,6 +108,29 @@ def _mapping(value: object, location: Location, what: str, example: str) -> dict
     return dict(value)
 
 
+def _items(
+    value: object, location: Location, what: str, example: str, code: str
+) -> tuple[Any, ...]:
+    """``value`` as a tuple, or a DefinitionError at the declaration when it is one item (a
+    string, a Source, a group) or no collection at all instead of a list of them."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise DefinitionError(
+            f"{what} must be a list, e.g. {example}; got {_described(value)}",
+            path=location.path,
+            line=location.line,
+            code=code,
+        )
+    return tuple(value)
+
+
+def _described(value: object) -> str:
+    """A value as an error message shows it (a Source as it is written, not its fields)."""
+    if isinstance(value, Source):
+        where = value.path if value.kind == "batch" else value.stream
+        return f"one Source.{'batch' if value.kind == 'batch' else 'kinesis'}({where!r})"
+    return f"{type(value).__name__} {value!r}"
+
+
 def parse_duration(text: str | int | None) -> int | None:
     """'30d' -> seconds. ints are seconds. None stays None. Raises ValueError on junk."""
     if text is None:
@@ -276,7 +299,13 @@ class FeatureGroup:
         self.owner = owner
         self.description = description
         self.tags = _tag_mapping(tags, self.location, f"group {name!r}")
-        self.sources = tuple(sources)
+        self.sources = _items(
+            sources,
+            self.location,
+            f"group {name!r}: sources",
+            "sources=[Source.batch('data/events.csv')]",
+            "FS209",
+        )
         self.max_staleness = max_staleness
         self.allow_sensitive_online = allow_sensitive_online
         self.features: list[FeatureDecl] = []
@@ -359,6 +388,9 @@ class FeatureGroup:
         """
         location = _caller()
         tag_dict = _tag_mapping(tags, location, f"@{self.name}.aggregation")
+        window_items = _items(
+            windows, location, f"@{self.name}.aggregation: windows", "windows=['1h', '7d']", "FS131"
+        )
 
         def decorate(fn: F) -> F:
             if not callable(fn) or not hasattr(fn, "__code__"):
@@ -374,7 +406,7 @@ class FeatureGroup:
                 dtype=dtype,
                 name=name or fn.__name__,
                 function=function,
-                windows=tuple(windows),
+                windows=window_items,
                 hop=hop,
                 lateness=lateness,
                 n=n,
@@ -428,6 +460,9 @@ def on_demand(
     call_location = _caller()
     tag_dict = _tag_mapping(tags, call_location, "@on_demand")
     _require_dtype(dtype, call_location, "@on_demand", "@on_demand(Integral, sources=[...])")
+    source_groups = _items(
+        sources, call_location, "@on_demand: sources", "sources=[customer_features]", "FS113"
+    )
 
     def decorate(fn: F) -> F:
         decl = OnDemandDecl(
@@ -437,7 +472,7 @@ def on_demand(
             description=description,
             pii=pii,
             tags=tag_dict,
-            sources=tuple(sources),
+            sources=source_groups,
             location=_function_location(fn),
         )
         setattr(fn, ON_DEMAND_ATTR, decl)

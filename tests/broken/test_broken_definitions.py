@@ -59,6 +59,10 @@ def test_the_cases_cover_the_new_diagnostics() -> None:
     assert "hint: did you mean 'weight_kg'?" in refs
     assert "'parcel-scans' is a feature group: list the FeatureGroup object itself" in refs
     assert "hint: did you mean 'owner'? FeatureSet.__init__() takes name, features," in refs
+    lists = text["not_lists"]
+    assert "sources must be a list, e.g. sources=[Source.batch('data/events.csv')]" in lists
+    assert "windows must be a list" in lists and "@on_demand: sources must be a list" in lists
+    assert "not iterable" not in lists
 
 
 def test_validate_json_lists_the_same_diagnostics(tmp_path: Path) -> None:
