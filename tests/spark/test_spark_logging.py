@@ -26,11 +26,14 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def project(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A scaffolded project (``fsgen init``), applied: what a new user runs Spark on."""
+    """A scaffolded project (``fsgen init``), applied and ingested: what a new user runs Spark
+    on."""
     root = tmp_path_factory.mktemp("sparklog") / "proj"
     assert run([str(BIN / "fsgen"), "init", str(root)], root.parent).returncode == 0
     applied = run([str(BIN / "fsgen"), "apply", "--auto-approve"], root)
     assert applied.returncode == 0, applied.stderr
+    ingested = run([str(BIN / "fsgen"), "ingest", "user-activity", "data/user_activity.csv"], root)
+    assert ingested.returncode == 0, ingested.stderr
     return root
 
 
@@ -50,6 +53,30 @@ def test_spark_ingest_prints_no_log4j_lines(project: Path) -> None:
     assert re.fullmatch(r"user-activity: read 3, written 3, rejected 0 in .*", lines[1])
     assert len(lines) == 2, done.stderr
     assert "log level" not in done.stderr and "NativeCodeLoader" not in done.stderr
+
+
+def test_spark_dataset_prints_no_log4j_lines(project: Path, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("user_id,event_time\nu1,2024-01-03T00:00:00Z\n")
+    out = tmp_path / "train.parquet"
+    done = run(
+        [
+            str(BIN / "fsgen"),
+            "dataset",
+            "engagement-model",
+            "--labels",
+            str(labels),
+            "--output",
+            str(out),
+            "--engine",
+            "spark",
+        ],
+        project,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"engagement-model: 1 rows x 4 columns (2 features) -> {out}"
+    ], done.stderr
 
 
 def test_a_jvm_error_still_reaches_stderr(project: Path) -> None:
