@@ -168,8 +168,19 @@ def _import_diagnostic(exc: BaseException, config: ProjectConfig, module: str) -
         line=line,
         code="FS100",
         message=f"importing {module} failed: {type(exc).__name__}: {exc}",
-        hint=_keyword_hint(exc),
+        hint=_keyword_hint(exc) or _attribute_hint(exc),
     )
+
+
+def _attribute_hint(exc: BaseException) -> str | None:
+    """For a misspelt attribute of an authoring object (``@group.featur``): the closest."""
+    target = getattr(exc, "obj", None) if isinstance(exc, AttributeError) else None
+    name = getattr(exc, "name", None)
+    if not isinstance(name, str) or type(target).__module__ != a.__name__:
+        return None
+    public = [n for n in dir(target) if not n.startswith("_")]
+    close = difflib.get_close_matches(name, public, n=1)
+    return f"did you mean {close[0]!r}?" if close else None
 
 
 _UNEXPECTED_KEYWORD = re.compile(r"([\w.]+)\(\) got an unexpected keyword argument '(\w+)'")

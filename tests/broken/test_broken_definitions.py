@@ -54,6 +54,7 @@ def test_the_cases_cover_the_new_diagnostics() -> None:
     assert text["bare_decorator"].count("error FS107") == 1
     assert "is used without arguments on 'volume_cm3'" in text["bare_decorator"]
     assert " at 0x" not in text["bare_decorator"]
+    assert "no attribute 'featur'\n  hint: did you mean 'feature'?" in text["bare_decorator"]
     refs = text["feature_set_refs"]
     assert "keys must be a mapping" in refs and "dictionary update sequence" not in refs
     assert "hint: did you mean 'weight_kg'?" in refs
