@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fsgen.errors import DefinitionError
 from fsgen.types import DType, Fractional, Integral, String
@@ -68,6 +68,67 @@ def _tag_mapping(tags: object, location: Location, what: str) -> dict[str, str]:
             code="FS203",
         )
     return dict(tags)
+
+
+def _require_dtype(dtype: object, location: Location, decorator: str, example: str) -> None:
+    """A DefinitionError at the decorator unless ``dtype`` is an fsgen dtype; a decorator used
+    without its arguments (``@group.feature`` above a def) is said to be that."""
+    if isinstance(dtype, DType):
+        return
+    if callable(dtype) and hasattr(dtype, "__code__"):
+        raise DefinitionError(
+            f"{decorator} is used without arguments on {getattr(dtype, '__name__', '?')!r}: "
+            "it needs the feature's dtype",
+            path=location.path,
+            line=location.line,
+            code="FS107",
+            hint=f"call it with the dtype first: {example} "
+            "(or Fractional, String, List(...), Set(...), Vector(n))",
+        )
+    raise DefinitionError(
+        f"{decorator}: the dtype must be an fsgen dtype (Integral, Fractional, String, ...), "
+        f"got {type(dtype).__name__} {dtype!r}",
+        path=location.path,
+        line=location.line,
+        code="FS107",
+    )
+
+
+def _mapping(value: object, location: Location, what: str, example: str) -> dict[Any, Any]:
+    """``value`` as a dict (None: empty), or a DefinitionError (FS109) at the declaration."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise DefinitionError(
+            f"{what} must be a mapping, e.g. {example}; got {type(value).__name__} {value!r}",
+            path=location.path,
+            line=location.line,
+            code="FS109",
+        )
+    return dict(value)
+
+
+def _items(
+    value: object, location: Location, what: str, example: str, code: str
+) -> tuple[Any, ...]:
+    """``value`` as a tuple, or a DefinitionError at the declaration when it is one item (a
+    string, a Source, a group) or no collection at all instead of a list of them."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise DefinitionError(
+            f"{what} must be a list, e.g. {example}; got {_described(value)}",
+            path=location.path,
+            line=location.line,
+            code=code,
+        )
+    return tuple(value)
+
+
+def _described(value: object) -> str:
+    """A value as an error message shows it (a Source as it is written, not its fields)."""
+    if isinstance(value, Source):
+        where = value.path if value.kind == "batch" else value.stream
+        return f"one Source.{'batch' if value.kind == 'batch' else 'kinesis'}({where!r})"
+    return f"{type(value).__name__} {value!r}"
 
 
 def parse_duration(text: str | int | None) -> int | None:
@@ -238,7 +299,13 @@ class FeatureGroup:
         self.owner = owner
         self.description = description
         self.tags = _tag_mapping(tags, self.location, f"group {name!r}")
-        self.sources = tuple(sources)
+        self.sources = _items(
+            sources,
+            self.location,
+            f"group {name!r}: sources",
+            "sources=[Source.batch('data/events.csv')]",
+            "FS209",
+        )
         self.max_staleness = max_staleness
         self.allow_sensitive_online = allow_sensitive_online
         self.features: list[FeatureDecl] = []
@@ -265,15 +332,9 @@ class FeatureGroup:
         """
         call_location = _caller()
         tag_dict = _tag_mapping(tags, call_location, f"@{self.name}.feature")
-        if not isinstance(dtype, DType):
-            loc = call_location
-            raise DefinitionError(
-                f"feature dtype must be an fsgen dtype (Integral, Fractional, String, ...), "
-                f"got {dtype!r}",
-                path=loc.path,
-                line=loc.line,
-                code="FS107",
-            )
+        _require_dtype(
+            dtype, call_location, f"@{self.name}.feature", "@<group>.feature(Integral, ...)"
+        )
 
         def decorate(fn: F) -> F:
             if not callable(fn) or not hasattr(fn, "__code__"):
@@ -327,6 +388,9 @@ class FeatureGroup:
         """
         location = _caller()
         tag_dict = _tag_mapping(tags, location, f"@{self.name}.aggregation")
+        window_items = _items(
+            windows, location, f"@{self.name}.aggregation: windows", "windows=['1h', '7d']", "FS131"
+        )
 
         def decorate(fn: F) -> F:
             if not callable(fn) or not hasattr(fn, "__code__"):
@@ -342,7 +406,7 @@ class FeatureGroup:
                 dtype=dtype,
                 name=name or fn.__name__,
                 function=function,
-                windows=tuple(windows),
+                windows=window_items,
                 hop=hop,
                 lateness=lateness,
                 n=n,
@@ -395,14 +459,10 @@ def on_demand(
     """
     call_location = _caller()
     tag_dict = _tag_mapping(tags, call_location, "@on_demand")
-    if not isinstance(dtype, DType):
-        loc = call_location
-        raise DefinitionError(
-            f"on_demand dtype must be an fsgen dtype, got {dtype!r}",
-            path=loc.path,
-            line=loc.line,
-            code="FS107",
-        )
+    _require_dtype(dtype, call_location, "@on_demand", "@on_demand(Integral, sources=[...])")
+    source_groups = _items(
+        sources, call_location, "@on_demand: sources", "sources=[customer_features]", "FS113"
+    )
 
     def decorate(fn: F) -> F:
         decl = OnDemandDecl(
@@ -412,7 +472,7 @@ def on_demand(
             description=description,
             pii=pii,
             tags=tag_dict,
-            sources=tuple(sources),
+            sources=source_groups,
             location=_function_location(fn),
         )
         setattr(fn, ON_DEMAND_ATTR, decl)
@@ -452,13 +512,24 @@ class FeatureSet:
     ) -> None:
         self.location = _caller()
         self.name = name
+        what = f"feature set {name!r}"
+        if isinstance(features, str | bytes) or not isinstance(features, Iterable):
+            raise DefinitionError(
+                f"{what}: features must be a list of features, e.g. [age, 'group:feature']; "
+                f"got {type(features).__name__} {features!r}",
+                path=self.location.path,
+                line=self.location.line,
+                code="FS109",
+            )
         self.features = list(features)
         self.description = description
         self.owner = owner
-        self.keys = dict(keys or {})
+        self.keys = _mapping(
+            keys, self.location, f"{what}: keys", "keys={customer_features: 'customer_id'}"
+        )
         self.label_time = label_time
         self.missing = missing
-        self.defaults = dict(defaults or {})
+        self.defaults = _mapping(defaults, self.location, f"{what}: defaults", "defaults={age: -1}")
         self.ttl = ttl
         self.labels = tuple(labels)
         self.tags = _tag_mapping(tags, self.location, f"feature set {name!r}")

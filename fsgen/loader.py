@@ -9,10 +9,13 @@ in :mod:`fsgen.validate`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.abc
 import importlib.machinery
+import inspect
 import pkgutil
+import re
 import sys
 import traceback
 import types
@@ -130,13 +133,20 @@ def _import_definitions(config: ProjectConfig, diags: list[Diagnostic]) -> Decla
         if path is not None
         else []
     )
+    causes: set[tuple[str, int, str, str]] = set()
     for info in submodules:
         try:
             decls.modules.append(importlib.import_module(info.name))
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            diags.append(_import_diagnostic(exc, config, info.name))
+            diagnostic = _import_diagnostic(exc, config, info.name)
+            # a module importing one that failed fails at the same line for the same reason:
+            # that is one problem, reported once
+            cause = (diagnostic.path, diagnostic.line, type(exc).__name__, str(exc))
+            if cause not in causes:
+                causes.add(cause)
+                diags.append(diagnostic)
     _collect(decls)
     return decls
 
@@ -158,7 +168,43 @@ def _import_diagnostic(exc: BaseException, config: ProjectConfig, module: str) -
         line=line,
         code="FS100",
         message=f"importing {module} failed: {type(exc).__name__}: {exc}",
+        hint=_keyword_hint(exc) or _attribute_hint(exc),
     )
+
+
+def _attribute_hint(exc: BaseException) -> str | None:
+    """For a misspelt attribute of an authoring object (``@group.featur``): the closest."""
+    target = getattr(exc, "obj", None) if isinstance(exc, AttributeError) else None
+    name = getattr(exc, "name", None)
+    if not isinstance(name, str) or type(target).__module__ != a.__name__:
+        return None
+    public = [n for n in dir(target) if not n.startswith("_")]
+    close = difflib.get_close_matches(name, public, n=1)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+_UNEXPECTED_KEYWORD = re.compile(r"([\w.]+)\(\) got an unexpected keyword argument '(\w+)'")
+
+
+def _keyword_hint(exc: BaseException) -> str | None:
+    """For a misspelt keyword of fsgen's authoring API (``descripton=``): the keywords that
+    call takes, the closest first."""
+    match = _UNEXPECTED_KEYWORD.fullmatch(str(exc)) if isinstance(exc, TypeError) else None
+    if match is None:
+        return None
+    target: object = a
+    for part in match.group(1).split("."):
+        target = getattr(target, part, None)
+    if not callable(target):
+        return None
+    names = [
+        p.name
+        for p in inspect.signature(target).parameters.values()
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    close = difflib.get_close_matches(match.group(2), names, n=1)
+    takes = f"{match.group(1)}() takes {', '.join(names)}"
+    return f"did you mean {close[0]!r}? {takes}" if close else takes
 
 
 def _collect(decls: Declarations) -> None:

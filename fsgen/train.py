@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fsgen.errors import FsgenError
 from fsgen.runtime.endpoint import MODEL_FORMAT
 from fsgen.spec import ProjectSpec
-from fsgen.types import Scalar
+from fsgen.types import DType, Scalar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,18 +30,26 @@ class TrainError(FsgenError):
 
 
 def _column_kinds(spec: ProjectSpec, feature_set: str) -> dict[str, Scalar]:
+    return {c: dtype.scalar for c, dtype in _dtypes(spec, feature_set) if not dtype.is_collection}
+
+
+def unused_columns(spec: ProjectSpec, feature_set: str) -> list[str]:
+    """The set's columns the model leaves out: collections (List, Set, Vector), which a
+    linear model has no use for (the handler ignores them too)."""
+    return [c for c, dtype in _dtypes(spec, feature_set) if dtype.is_collection]
+
+
+def _dtypes(spec: ProjectSpec, feature_set: str) -> list[tuple[str, DType]]:
     fs = spec.feature_set(feature_set)
-    kinds: dict[str, Scalar] = {}
-    for item in fs.items:
-        dtype = (
+    return [
+        (
+            item.column,
             spec.on_demand_feature(item.name).dtype
             if item.kind == "on_demand"
-            else spec.group(item.group or "").output(item.name).dtype
+            else spec.group(item.group or "").output(item.name).dtype,
         )
-        if dtype.is_collection:
-            continue  # a linear model has no use for a list; the handler ignores it
-        kinds[item.column] = dtype.scalar
-    return kinds
+        for item in fs.items
+    ]
 
 
 def _moments(values: Any) -> tuple[float, float]:

@@ -44,10 +44,16 @@ def _as_of(text: str | None) -> Callable[[], float] | None:
 def train(app: AppContext, feature_set: str, labels: Path, output: Path, label: str | None) -> None:
     """Build FEATURE_SET's point-in-time training set for LABELS and train a logistic
     regression on it (needs scikit-learn: pip install 'fsgen[ml]')."""
-    from fsgen.train import train_from_labels
+    from fsgen.train import train_from_labels, unused_columns
 
     path, frame, model = train_from_labels(app.config, app.spec, feature_set, labels, output, label)
     app.err.print(f"trained on {len(frame):,} rows ({model['label']}); model written to {path}")
+    unused = unused_columns(app.spec, feature_set)
+    if unused:
+        app.err.print(
+            f"not used by the model: {', '.join(unused)} (List, Set and Vector columns: the "
+            "linear model takes numbers and strings)"
+        )
 
 
 @main.command("serve-model")

@@ -98,13 +98,14 @@ def _run_apply(
 ) -> None:
     from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
-    from fsgen.plan.apply import apply_plan, compute_plan, load_plan
+    from fsgen.plan.apply import apply_plan, check_fresh, compute_plan, load_plan
     from fsgen.plan.render import render_plan
 
     backend = _backend(app)
     saved = load_plan(plan_file) if plan_file is not None else None
     the_plan: Plan = saved or compute_plan(app.config, app.spec, backend, destroy=destroy)
     if saved is not None:
+        check_fresh(app.config, app.spec, backend, saved)  # never show an outdated plan
         click.echo(f"Applying the saved plan {plan_file}:")
     echo_plan(render_plan(the_plan))
     if not the_plan.has_changes:

@@ -7,6 +7,7 @@ embedded store, or sagemaker-featurestore-runtime through boto3 with ``--backend
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from fsgen.cli._app import (
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
+    from fsgen.spec import KeySpec
 
 
 def open_plane(
@@ -61,6 +63,20 @@ def records_of(app: AppContext, group: str) -> None:
         )
 
 
+def _key_text(group: str, key: KeySpec, value: str) -> str:
+    """A key part as ingestion stores it: an Integral part in canonical decimal (``007`` is
+    ``7``), refused when it is no integer instead of looking up a record that cannot exist."""
+    from click import UsageError
+
+    from fsgen.types import Integral
+
+    if key.dtype != Integral:
+        return value
+    if re.fullmatch(r"[+-]?[0-9]+", value.strip()) is None:
+        raise UsageError(f"{group}: key {key.name} is Integral; {value!r} is not an integer")
+    return str(int(value))
+
+
 def _record_id(app: AppContext, group: str, record_id: str | None, keys: tuple[str, ...]) -> str:
     """The record identifier of ``RECORD_ID`` or of ``--key name=value`` parts (a composite key
     by its parts, in any order; the stored identifier is :func:`composite_identifier`)."""
@@ -83,6 +99,8 @@ def _record_id(app: AppContext, group: str, record_id: str | None, keys: tuple[s
                 f"{group} has a composite key ({', '.join(names)}): address a record by its "
                 "parts, " + " ".join(f"--key {n}=VALUE" for n in names)
             )
+        if len(names) == 1:
+            return _key_text(group, spec.entity.keys[0], record_id)
         return record_id
     parts: dict[str, str] = {}
     for item in keys:
@@ -96,7 +114,7 @@ def _record_id(app: AppContext, group: str, record_id: str | None, keys: tuple[s
             )
         if name in parts:
             raise UsageError(f"--key {name} is given twice")
-        parts[name] = value
+        parts[name] = _key_text(group, next(k for k in spec.entity.keys if k.name == name), value)
     missing = [n for n in names if n not in parts]
     if missing:
         raise UsageError(

@@ -103,7 +103,7 @@ def _shower(
     spec = app.spec.group(group)
     if not spec.aggregations:
         return _show
-    from fsgen.runtime.aggregate import finalize_record
+    from fsgen.runtime.aggregate import AggregationError, finalize_record
 
     definitions = [a.runtime() for a in spec.aggregations]
     at = int(((as_of or 0.0) + 1) * 1_000_000)
@@ -112,7 +112,10 @@ def _shower(
         if record is None:
             return "(none)"
         states = {k: v for k, v in record.items() if isinstance(v, str)}
-        values = finalize_record(definitions, states, at)
+        try:
+            values = finalize_record(definitions, states, at)
+        except AggregationError as exc:  # a state of another definition: say so, go on
+            return f"(not readable: {exc})"
         return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
     return show
@@ -194,8 +197,12 @@ def replay_cmd(
         if as_of is not None:
             from fsgen.runtime.encoding import format_event_time
 
+            newest = format_event_time("String", as_of)
             app.err.print(
-                f"online values as of {format_event_time('String', as_of)} "
+                f"aggregation features one second after {newest} "
+                "(the newest event time replayed, so it counts):"
+                if handler.aggregations
+                else f"online values as of {newest} "
                 "(the newest event time replayed; TTL counts from there):"
             )
         show = _shower(app, group, as_of)
@@ -209,12 +216,15 @@ def replay_cmd(
         number = str(f["sequenceNumber"])
         return (int(number), number) if number.isdigit() else (0, number)
 
+    from rich.markup import escape
+
     # the handler reports a batch's failures by kind (late events after the others);
     # shown in arrival order, as they stand in PATH
     for f in sorted(result.failures, key=arrival)[:10]:
-        where = "dead-lettered" if f["dead_lettered"] else "failed"
+        what = "dead-lettered" if f["dead_lettered"] else "failed"
         app.err.print(
-            f"  [red]{where}[/red] sequence {f['sequenceNumber']}: {f['field']}: {f['message']}"
+            f"  {escape(str(f['source']))}:{f['line']}: seq {f['sequenceNumber']}: "
+            f"[red]{what}[/red]: {escape(str(f['field']))}: {escape(str(f['message']))}"
         )
     if len(result.failures) > 10:
         app.err.print(f"  ... and {len(result.failures) - 10:,} more")

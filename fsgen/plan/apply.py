@@ -290,9 +290,10 @@ def apply_plan(
         return result
 
 
-def _check_fresh(
-    config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan: Plan, allow_destructive: bool
-) -> None:
+def check_fresh(config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan: Plan) -> None:
+    """FS302 unless ``plan`` was made for this backend, these definitions and the deployed
+    state as it is now (a saved plan is checked before it is shown; :func:`apply_plan` checks
+    again under the lock)."""
     if plan.backend != backend.name:
         raise StalePlan(
             f"FS302: the plan was made for the {plan.backend} backend, not {backend.name}"
@@ -308,6 +309,12 @@ def _check_fresh(
             f"(plan: {plan.state_fingerprint[:19]}, now: {current[:19]}); run "
             "'fsgen plan' again"
         )
+
+
+def _check_fresh(
+    config: ProjectConfig, spec: ProjectSpec, backend: Backend, plan: Plan, allow_destructive: bool
+) -> None:
+    check_fresh(config, spec, backend, plan)
     if plan.destructive and not allow_destructive:
         groups = sorted({s.group for s in plan.stages if s.kind == "delete_group"})
         raise PlanError(

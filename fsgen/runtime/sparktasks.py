@@ -126,6 +126,7 @@ def session(
             "spark.driver.host", "127.0.0.1"
         )
     settings = {
+        **_quiet_driver_logs(),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
@@ -140,6 +141,16 @@ def session(
         raise SparkUnavailable(f"cannot start Spark ({master}, Java {java}): {exc}") from None
     spark.sparkContext.setLogLevel(log_level)
     return spark
+
+
+def _quiet_driver_logs() -> dict[str, str]:
+    """The driver JVM's log4j2 configuration (errors only, on stderr), set before it starts,
+    so Spark's start-up lines do not precede fsgen's output; absent from a Glue job's zip,
+    whose session Glue starts."""
+    conf = Path(__file__).with_name("log4j2.properties")
+    if not conf.is_file():
+        return {}
+    return {"spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={conf.as_uri()}"}
 
 
 # ------------------------------------------------------------------------------- planning

@@ -328,7 +328,11 @@ def _rows_from_labels(
     )
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise SkewCheckError(f"{path}: labels lack column(s) {missing}")
+        raise SkewCheckError(
+            f"{path}: labels lack column(s) {', '.join(repr(c) for c in missing)} "
+            f"(the keys and request fields of feature set {runtime.name!r}; "
+            f"the file has {', '.join(map(str, frame.columns))})"
+        )
     frame = frame[wanted].drop_duplicates(subset=keys)
     rows = [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
     if len(rows) > sample:

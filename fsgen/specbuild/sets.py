@@ -151,7 +151,8 @@ class FeatureSetBuilder(BuilderBase):
                 yield matches[0]
                 return
             why = "is ambiguous; write 'group:feature'" if matches else "is not a known feature"
-            self.error(fs.location, "FS109", f"feature set {fs.name!r}: {ref!r} {why}")
+            hint = None if matches else unknown_feature_hint(ref, decls, by_group)
+            self.error(fs.location, "FS109", f"feature set {fs.name!r}: {ref!r} {why}", hint)
             return
         self.error(
             fs.location,
@@ -199,3 +200,25 @@ class FeatureSetBuilder(BuilderBase):
                 )
             keys[name] = cols
         return keys
+
+
+def unknown_feature_hint(
+    ref: str, decls: Declarations, by_group: dict[str, GroupSpec]
+) -> str | None:
+    """For a feature set entry that names nothing: how to list a whole group when it names
+    one, else the closest feature names."""
+    import difflib
+
+    group = by_group.get(ref)
+    if group is not None:
+        return (
+            f"{ref!r} is a feature group: list the FeatureGroup object itself for all its "
+            f"features, or '{ref}:<feature>' for one"
+        )
+    names = sorted(
+        {f for g in by_group.values() for f in g.output_names()}
+        | {f"{g.name}:{f}" for g in by_group.values() for f in g.output_names()}
+        | {o.name for o in decls.on_demand}
+    )
+    close = difflib.get_close_matches(ref, names, n=1)
+    return f"did you mean {close[0]!r}?" if close else None

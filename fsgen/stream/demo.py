@@ -110,7 +110,10 @@ def step_aggregations(ctx: DemoContext) -> None:
         ctx.say(f"  {streamed.summary()}")
         ctx.say(f"  {customer} as of {format_event_time('String', at)}: {features(store)}")
         for f in streamed.failures:
-            ctx.say(f"  dead-lettered {f['sequenceNumber']}: {str(f['message'])[:110]}")
+            ctx.say(
+                f"  {AGG_STREAM}:{f['line']}: seq {f['sequenceNumber']}: dead-lettered: "
+                f"{str(f['message'])[:90]}"
+            )
     ctx.say(
         "  A late event inside the allowed lateness updated its own tile; the one 2 hours "
         "late was dead-lettered (re-ingest it as a backfill to count it)."

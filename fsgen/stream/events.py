@@ -16,6 +16,7 @@ from datetime import datetime
 from fsgen.config import ProjectConfig
 from fsgen.generated_imports import generated_module_name, import_generated
 from fsgen.runtime import kinesis
+from fsgen.runtime.aggwrite import AggregationRuntime
 from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import Sink
@@ -133,9 +134,13 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
             agg,
         )
     runtime = getattr(module, "RUNTIME", None)
+    # an aggregation's hop, windows, lateness or function live in AGGREGATIONS, not RUNTIME
+    declared = job.definitions if isinstance(job, AggregationRuntime) else None
+    generated = getattr(getattr(module, "AGGREGATIONS", None), "definitions", None)
     if (
         not isinstance(runtime, GroupRuntime)
         or _shape(runtime) != _shape(bound)
+        or generated != declared
         or not callable(getattr(module, "process_event", None))
     ):
         return Handler(

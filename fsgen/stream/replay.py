@@ -4,14 +4,16 @@ the record id as partition key -- into the local store (or a PutRecord endpoint)
 
 Every line is sent as it is in the file (its bytes, base64-encoded), so a line that is not JSON
 reaches the handler as the same poison record a producer could put on the stream. The result
-accounts for every line: ``read == written + dead_lettered + failed``.
+accounts for every line: ``read == written + dead_lettered + failed``. A record that fails is
+named by the file's line as well as its sequence number, in the result and in its dead-letter
+entry (``source``, ``line``), so it can be found and fixed in the file.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +48,8 @@ class ReplayResult:
     latencies_ms: list[float] = field(default_factory=list)
     """per record: from being read to being visible online (``measure_latency``)"""
 
-    def add(self, result: StreamResult) -> None:
+    def add(self, result: StreamResult, lines: Mapping[str, int] | None = None) -> None:
+        """Count a batch; ``lines`` maps its sequence numbers to their lines in the file."""
         self.batches += 1
         self.read += result.read
         self.written += result.written
@@ -54,6 +57,8 @@ class ReplayResult:
         self.failed += result.failed
         self.failures += [
             {
+                "source": self.source,
+                "line": (lines or {}).get(f.sequence_number),
                 "sequenceNumber": f.sequence_number,
                 "field": f.field,
                 "message": f.message,
@@ -99,11 +104,37 @@ def file_number(path: Path) -> int:
 
 def lines(path: Path) -> Iterator[bytes]:
     """Non-blank lines of a JSON-lines file, without their line ending."""
+    for _, data in numbered_lines(path):
+        yield data
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Non-blank lines of a JSON-lines file with their line numbers (1 = the first line, blank
+    lines counted), without their line ending."""
     with Path(path).open("rb") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, start=1):
             stripped = line.rstrip(b"\r\n")
             if stripped.strip():
-                yield stripped
+                yield number, stripped
+
+
+@dataclass
+class FileDeadLetter:
+    """A dead-letter destination whose entries also name the file and line a replayed record
+    came from (``source``, ``line``), beside its sequence number."""
+
+    inner: DeadLetter
+    source: str
+    lines: dict[str, int] = field(default_factory=dict)
+    """sequence number -> line of the batch being handled"""
+
+    def send(self, entries: list[dict[str, object]]) -> None:
+        self.inner.send(
+            [
+                {**e, "source": self.source, "line": self.lines.get(str(e.get("sequenceNumber")))}
+                for e in entries
+            ]
+        )
 
 
 def partition_key(data: bytes, identifier: str, fallback: str) -> str:
@@ -212,26 +243,37 @@ def _replay(
     limit: int | None,
 ) -> ReplayResult:
     result = ReplayResult(handler.group, str(path))
-    payloads = lines(path)
+    payloads = numbered_lines(path)
     run = int(time.time() * 1000) if handler.aggregations else file_number(path)
+    sourced = FileDeadLetter(dead_letter, str(path)) if dead_letter is not None else None
     n = 0
     while True:
         chunk: list[bytes] = []
+        numbers: list[int] = []
         read_at: list[float] = []
-        for data in payloads:
+        for number, data in payloads:
             if limit is not None and n + len(chunk) >= limit:
                 break
             chunk.append(data)
+            numbers.append(number)
             read_at.append(time.perf_counter())
             if len(chunk) >= batch_size:
                 break
         if not chunk:
             break
         (event,) = events(handler, chunk, batch_size, stream, start=n + 1, run=run)
+        records = event["Records"]
+        assert isinstance(records, list)
+        where = {
+            str(r["kinesis"]["sequenceNumber"]): number
+            for r, number in zip(records, numbers, strict=True)
+        }
+        if sourced is not None:
+            sourced.lines = where
         n += len(chunk)
         kwargs = {"retry": retry} if retry is not None else {}
-        outcome = handler.process(event, sink, dead_letter, **kwargs)
-        result.add(outcome)
+        outcome = handler.process(event, sink, sourced, **kwargs)
+        result.add(outcome, where)
         if visible is not None:
             _check_visible(handler, visible, event, outcome)
             done = time.perf_counter()

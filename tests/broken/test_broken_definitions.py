@@ -50,6 +50,20 @@ def test_the_cases_cover_the_new_diagnostics() -> None:
     assert "nameerrdefs/helpers.py:5: error FS114: name 'MAX_VALUE'" in text["name_errors"]
     assert "'n/a' is not an Integral value" in text["wrong_defaults"]
     assert "a default for a List(String) feature is not supported" in text["list_default"]
+    # a bare decorator: one diagnostic (not one per importing module), no memory address
+    assert text["bare_decorator"].count("error FS107") == 1
+    assert "is used without arguments on 'volume_cm3'" in text["bare_decorator"]
+    assert " at 0x" not in text["bare_decorator"]
+    assert "no attribute 'featur'\n  hint: did you mean 'feature'?" in text["bare_decorator"]
+    refs = text["feature_set_refs"]
+    assert "keys must be a mapping" in refs and "dictionary update sequence" not in refs
+    assert "hint: did you mean 'weight_kg'?" in refs
+    assert "'parcel-scans' is a feature group: list the FeatureGroup object itself" in refs
+    assert "hint: did you mean 'owner'? FeatureSet.__init__() takes name, features," in refs
+    lists = text["not_lists"]
+    assert "sources must be a list, e.g. sources=[Source.batch('data/events.csv')]" in lists
+    assert "windows must be a list" in lists and "@on_demand: sources must be a list" in lists
+    assert "not iterable" not in lists
 
 
 def test_validate_json_lists_the_same_diagnostics(tmp_path: Path) -> None:

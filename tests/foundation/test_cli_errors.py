@@ -83,6 +83,11 @@ CASES: list[Case] = [
     Case(("serve", "--port", "99999"), "'--port': 99999 is not in the range"),
     Case(("serve-model", "fraud-model", "--model", "{missing}"), "does not exist"),
     Case(("skew-check", "no-such-set"), "no feature set named"),
+    Case(
+        ("skew-check", "fraud-model", "--labels", "data/customers.csv"),
+        "labels lack column(s) 'merchant_id', 'amount' (the keys and request fields of "
+        "feature set 'fraud-model'; the file has customer_id,",
+    ),
     Case(("stream", "replay", "no-such-group", "data/customer_updates.jsonl"), "no feature group"),
     Case(
         ("stream", "consume", "customer-features", "--stream", "s", "--idle-timeout", "0"),

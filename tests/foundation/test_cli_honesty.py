@@ -103,6 +103,61 @@ def test_ingest_and_replay_write_an_aggregation_group(project: Path, command: tu
     assert finalize_record(definitions, record, at)["avg_purchase_value_1d"] == 6.0  # type: ignore[arg-type]
 
 
+def test_replay_of_an_aggregation_group_says_when_it_reads_the_features(project: Path) -> None:
+    """The features shown after a replay are finalized one second after the newest event (so
+    that event counts: a window excludes an event at its end), and the header says so."""
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:30:00Z", "amount": 7}\n'
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "aggregation features one second after 2024-01-01T00:30:00Z "
+        "(the newest event time replayed, so it counts):"
+    ) in result.stderr
+    assert "c1: after  avg_purchase_value_1d=6.0" in result.stderr, result.stderr
+    assert "TTL" not in result.stderr
+
+
+def test_replay_does_not_run_a_handler_generated_for_another_hop(project: Path) -> None:
+    """A changed hop (windows, lateness, function) is in the generated AGGREGATIONS, not in
+    RUNTIME: until ``fsgen generate`` the handler is stale and the definitions run instead,
+    as for a changed transformation, rather than building states for the old hop."""
+    defs = project / "featuredefs" / "defs.py"
+    defs.write_text(defs.read_text().replace('hop="1h"', 'hop="30m"'))
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert result.stderr.splitlines()[0] == (
+        "generated.groups.purchases.stream_handler is stale (run 'fsgen generate'); "
+        "using the definitions directly"
+    ), result.stderr
+
+
+def test_replay_shows_a_state_of_another_definition_instead_of_stopping(project: Path) -> None:
+    """After a hop change the stored states are refused until a backfill; the values shown
+    after a replay say so per record, and the command still reports every record."""
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+    )
+    first = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert first.returncode == 0, first.stderr
+    defs = project / "featuredefs" / "defs.py"
+    defs.write_text(defs.read_text().replace('hop="1h"', 'hop="30m"'))
+    assert fsgen(project, "apply", "--auto-approve").returncode == 0
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T01:00:00Z", "amount": 7}\n'
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert "c1: before (not readable: state of 'avg_purchase_value' was built for another" in (
+        result.stderr
+    ), result.stderr
+    assert "c1: after  (not readable: " in result.stderr
+    assert "error:" not in result.stderr and "purchases: read 1," in result.stderr
+
+
 def test_replay_lists_dead_letters_in_arrival_order(project: Path) -> None:
     """The handler reports a batch's late events after its other failures; the command lists
     them as they stand in the file (a late event on line 2, a bad value on line 3)."""
@@ -114,9 +169,12 @@ def test_replay_lists_dead_letters_in_arrival_order(project: Path) -> None:
     )
     result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
     assert result.returncode == 1, result.stderr
-    listed = [line for line in result.stderr.splitlines() if "dead-lettered sequence" in line]
-    numbers = [int(line.split("sequence ")[1].split(":")[0]) for line in listed]
+    listed = [line for line in result.stderr.splitlines() if ": dead-lettered: " in line]
+    numbers = [int(line.split(": seq ")[1].split(":")[0]) for line in listed]
     assert len(listed) == 3 and numbers == sorted(numbers), result.stderr
+    assert [line.split(": seq ")[0].strip() for line in listed] == [
+        f"events.jsonl:{n}" for n in (2, 3, 4)
+    ]
     assert "late" in listed[0] and "amount" in listed[1] and "not JSON" in listed[2]
 
 

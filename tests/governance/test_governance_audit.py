@@ -225,3 +225,11 @@ def test_stream_replay_joins_the_trail(
     assert (event.details["read"], event.details["written"], event.details["rejected"]) == (6, 5, 1)
     assert str(event.details["rejects_path"]).endswith("dead-letter/customer-features.jsonl")
     assert str(event.details["run_id"]).startswith("stream-replay-")
+    shown = audit.render_line(event).splitlines()
+    assert shown[0].endswith(
+        f"stream replay customer-features from {source}: "
+        "read 6, written 5, dead-lettered or failed 1"
+    ), shown
+    assert shown[1].startswith("    dead letters: ") and shown[1].endswith(
+        "dead-letter/customer-features.jsonl"
+    )

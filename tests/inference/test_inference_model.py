@@ -113,6 +113,16 @@ def test_training_without_a_declared_label_names_the_candidate_columns() -> None
     assert not any(c in str(raised.value) for c in COLUMNS)
 
 
+def test_the_columns_a_model_leaves_out_are_named() -> None:
+    """A linear model has no term for a collection column: train says which it leaves out
+    instead of dropping them silently (the rides set has a Vector and a List feature)."""
+    from fsgen.train import unused_columns
+
+    rides = load(Path(__file__).resolve().parents[1] / "golden" / "rides")
+    assert unused_columns(rides, "dispatch-model") == ["route_embedding"]
+    assert unused_columns(SPEC, FEATURE_SET) == []
+
+
 def test_load_model_checks_format_and_columns(tmp_path: Path) -> None:
     document, _, _ = fit(synthetic_frame(3), SPEC, FEATURE_SET)
     path = write_model(document, tmp_path / "m")

@@ -156,6 +156,8 @@ def test_saved_plan_applies_once_then_is_stale(fresh: Project, tmp_path: Path) -
     second = run(fresh, "apply", str(planfile), "--auto-approve")
     assert second.exit_code == 1
     assert "deployed state changed since the plan was made" in second.stderr
+    # the outdated plan is refused before it is shown as what will be performed
+    assert second.stdout == "", second.stdout
 
 
 def test_no_confirmation_without_a_terminal(fresh: Project) -> None:

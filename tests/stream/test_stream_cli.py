@@ -99,3 +99,37 @@ def test_replaying_two_files_keeps_both_files_dead_letters(
         code, out, _ = run(project_copy, "stream", "replay", GROUP, str(source), "--json")
         assert code == 1 and json.loads(out)["dead_lettered"] == 1
     assert len(list(read_jsonl(dlq))) == before + 2
+
+
+def test_replay_names_each_failure_by_file_line_and_sequence(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    """A failed record is shown as ``<file>:<line>: seq <n>: ...`` and its dead-letter entry
+    holds ``source`` and ``line``: lines count from 1, blank lines included, across batches."""
+    source = tmp_path / "updates.jsonl"
+    source.write_text(
+        "\n".join(
+            [
+                json.dumps(good("C0001")),
+                "",  # line 2: blank, skipped but counted
+                '{"customer_id": "C0002", "last_updated',  # line 3: truncated JSON
+                json.dumps(good("C0003")),
+                json.dumps(good("C0004", tenure_months="x")),  # line 5: a bad value
+                "",
+            ]
+        )
+        + "\n"
+    )
+    code, _, err = run(project_copy, "stream", "replay", GROUP, str(source), "--batch-size", "2")
+    assert code == 1, err
+    shown = [line.strip() for line in err.splitlines() if ": dead-lettered: " in line]
+    dlq = list(read_jsonl(project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"))
+    assert [(e["source"], e["line"], e["field"]) for e in dlq] == [
+        (str(source), 3, "<record>"),
+        (str(source), 5, "tenure_months"),
+    ]
+    assert shown == [
+        f"{source}:3: seq {dlq[0]['sequenceNumber']}: dead-lettered: <record>: {dlq[0]['reason']}",
+        f"{source}:5: seq {dlq[1]['sequenceNumber']}: dead-lettered: tenure_months: "
+        f"{dlq[1]['reason']}",
+    ]
