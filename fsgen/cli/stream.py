@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,26 @@ def _shower(
     return show
 
 
+_HANDLER_LOG_HELP = (
+    "Append the handler's JSON log lines (what Lambda sends to CloudWatch: one per failed "
+    "record) to this file."
+)
+
+
+@contextmanager
+def _handler_log(path: Path | None, *, quiet: bool) -> Iterator[None]:
+    """Where the handler's log lines go: PATH, else nowhere when the command lists the failures
+    itself (``quiet``), else stderr."""
+    from fsgen.runtime.streamrecords import logs_to
+
+    if path is None:
+        with logs_to((lambda line: None) if quiet else None):
+            yield
+        return
+    with path.open("a", encoding="utf-8") as out, logs_to(lambda line: print(line, file=out)):
+        yield
+
+
 def _show(record: dict[str, object] | None) -> str:
     if record is None:
         return "(none)"
@@ -156,6 +177,13 @@ def _show(record: dict[str, object] | None) -> str:
     help="Record ids whose online values to show before and after (repeatable; "
     "default: the first two in PATH).",
 )
+@click.option(
+    "--handler-log",
+    "handler_log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=_HANDLER_LOG_HELP + " Not printed: replay lists the failures itself.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @pass_app
 @handle_errors
@@ -167,6 +195,7 @@ def replay_cmd(
     dead_letter: str | None,
     endpoint_url: str | None,
     show_ids: tuple[str, ...],
+    handler_log: Path | None,
     as_json: bool,
 ) -> None:
     """Feed PATH's JSON lines through GROUP's stream handler as Lambda would (batched Kinesis
@@ -182,7 +211,8 @@ def replay_cmd(
     as_of = _newest_event_time(handler, path)
     try:
         before = {i: plane.get_record(group, i, now=as_of) for i in ids}
-        result = replay(handler, path, plane.sink(group), dlq, batch_size=batch_size)
+        with _handler_log(handler_log, quiet=True):
+            result = replay(handler, path, plane.sink(group), dlq, batch_size=batch_size)
         app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
         plane.record_counts(  # the run joins the audit trail
             group=group,
@@ -286,6 +316,13 @@ def replay_cmd(
     default=None,
     help="Write with PutRecord to this endpoint instead of the local store.",
 )
+@click.option(
+    "--handler-log",
+    "handler_log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=_HANDLER_LOG_HELP + " Default: stderr.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @pass_app
 @handle_errors
@@ -303,6 +340,7 @@ def consume_cmd(
     commit_rows: int,
     dead_letter: str | None,
     put_endpoint_url: str | None,
+    handler_log: Path | None,
     as_json: bool,
 ) -> None:
     """Poll Kinesis stream --stream and run GROUP's stream handler on each batch; checkpoints
@@ -329,7 +367,8 @@ def consume_cmd(
     )
     started = time.perf_counter()
     try:
-        result = consumer.run(max_records, idle_timeout)
+        with _handler_log(handler_log, quiet=False):
+            result = consumer.run(max_records, idle_timeout)
         plane.record_counts(  # the run joins the audit trail, as replay does
             group=group,
             source=f"kinesis:{stream_name}",

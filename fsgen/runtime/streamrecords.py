@@ -9,7 +9,9 @@ import base64
 import binascii
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -121,9 +123,30 @@ def dead_letter_entry(group: str, item: object, failure: Failure) -> dict[str, o
     }
 
 
+_LOG_SINK: ContextVar[Callable[[str], None] | None] = ContextVar("fsgen_stream_log", default=None)
+
+
+@contextmanager
+def logs_to(sink: Callable[[str], None] | None) -> Iterator[None]:
+    """Send the handler's log lines to ``sink`` (one JSON string per call) instead of stderr
+    while the block runs: ``fsgen stream replay`` lists the failures itself and keeps these
+    lines for ``--handler-log``."""
+    token = _LOG_SINK.set(sink)
+    try:
+        yield
+    finally:
+        _LOG_SINK.reset(token)
+
+
 def log(entry: Mapping[str, object]) -> None:
-    """One JSON line per event, the shape CloudWatch Logs Insights queries well."""
-    print(json.dumps(dict(entry), sort_keys=True), file=sys.stderr)
+    """One JSON line per event, the shape CloudWatch Logs Insights queries well: on stderr, as
+    Lambda sends it to CloudWatch, or to the sink of an enclosing :func:`logs_to`."""
+    line = json.dumps(dict(entry), sort_keys=True)
+    sink = _LOG_SINK.get()
+    if sink is None:
+        print(line, file=sys.stderr)
+    else:
+        sink(line)
 
 
 __all__ = [
@@ -136,5 +159,6 @@ __all__ = [
     "dead_letter_entry",
     "decode_record",
     "log",
+    "logs_to",
     "sequence_number",
 ]

@@ -133,3 +133,28 @@ def test_replay_names_each_failure_by_file_line_and_sequence(
         f"{source}:5: seq {dlq[1]['sequenceNumber']}: dead-lettered: tenure_months: "
         f"{dlq[1]['reason']}",
     ]
+
+
+def test_replay_keeps_the_handler_log_lines_off_the_screen(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    """The handler logs one JSON line per failed record (Lambda's CloudWatch lines): replay lists
+    the failures itself, so those lines go only to ``--handler-log``, one per dead letter."""
+    source = tmp_path / "updates.jsonl"
+    bad = [json.dumps(good(f"C{i:04d}", tenure_months="x")) for i in range(1, 13)]
+    source.write_text("\n".join([json.dumps(good("C0100")), *bad]) + "\n")
+    code, _, err = run(project_copy, "stream", "replay", GROUP, str(source))
+    assert code == 1, err
+    assert not [line for line in err.splitlines() if line.lstrip().startswith("{")], err
+    assert "... and 2 more" in err
+
+    log = tmp_path / "handler.log"
+    code, _, err = run(
+        project_copy, "stream", "replay", GROUP, str(source), "--handler-log", str(log)
+    )
+    assert code == 1, err
+    assert not [line for line in err.splitlines() if line.lstrip().startswith("{")], err
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 12
+    assert {e["level"] for e in lines} == {"error"}
+    assert {e["field"] for e in lines} == {"tenure_months"}
