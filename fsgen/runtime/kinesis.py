@@ -219,8 +219,9 @@ def process_aggregation_event(
             item, seq, _ = decoded[r.index]
             poison.append((item, Failure(seq, r.field, r.message)))
     result.failures.extend(_dead_letter(rt.name, poison, dead_letter, retry, context))
-    order = {seq: i for i, (_, seq, _) in enumerate(decoded)}
-    result.failures.sort(key=lambda f: order.get(f.sequence_number, -1))
+    if result.failures:
+        order = {seq: i for i, (_, seq, _) in enumerate(decoded)}
+        result.failures.sort(key=lambda f: order.get(f.sequence_number, -1))
     for failure in result.failures:
         log(
             {
