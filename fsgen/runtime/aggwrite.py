@@ -387,15 +387,25 @@ def _keep(states: Sequence[AggregationState], encoded: Mapping[str, str | None])
 def _keep_texts(states: Sequence[AggregationState], texts: Sequence[str | None]) -> None:
     global _written_chars
     size = sum([len(t) for t in texts if t])
-    count = sum([len(kept) for kept in _WRITTEN.values()])
-    if count + len(states) > WRITTEN_ENTRIES or _written_chars + size > WRITTEN_CHARS:
-        for kept in _WRITTEN.values():
-            kept.clear()
-        _written_chars = 0
+    if _full(len(states), size):
+        _forget()
     for s, text in zip(states, texts, strict=True):
         if text:
             _kept(s.definition)[text] = s
     _written_chars += size
+
+
+def _full(entries: int, size: int) -> bool:
+    """Would keeping ``entries`` more states of ``size`` characters pass the bounds?"""
+    count = sum([len(kept) for kept in _WRITTEN.values()])
+    return count + entries > WRITTEN_ENTRIES or _written_chars + size > WRITTEN_CHARS
+
+
+def _forget() -> None:
+    global _written_chars
+    for kept in _WRITTEN.values():
+        kept.clear()
+    _written_chars = 0
 
 
 def apply_events(
@@ -407,7 +417,8 @@ def apply_events(
     event time, if that is later).
 
     Each entity's state is decoded (or taken from the kept ones) once, its events of the
-    batch applied in one pass (:meth:`AggregationState.apply_accepted`), and encoded once."""
+    batch applied in one pass (:meth:`AggregationState.apply_accepted`), and encoded once;
+    the states are kept under their new strings at the end of the step."""
     global _written_chars
     by_entity: dict[str, list[Event]] = {}
     for e in events:
@@ -422,9 +433,11 @@ def apply_events(
     states_out: dict[str, tuple[Event, dict[str, str], float]] = {}
     definitions = art.definitions
     columns = art.state_columns
+    event_time = art.group.event_time
     kept = [(d, _kept(d)) for d in definitions]
     shortest = min(d.lateness for d in definitions)
     seconds_of: dict[object, float] = {}  # a step's records mostly share one write time
+    # the states to keep and their strings, a record's k states after another's
     keep_states: list[AggregationState] = []
     keep_texts: list[str | None] = []
     taken = 0  # characters of the kept strings taken out
@@ -434,7 +447,7 @@ def apply_events(
             texts: list[str | None] = [None] * len(definitions)
             states = [AggregationState(d) for d in definitions]
         else:
-            texts = [_text(record.get(c)) for c in columns]
+            texts = [t if type(t) is str else None for t in map(record.get, columns)]
             states = []
             try:
                 for (d, own), text in zip(kept, texts, strict=True):
@@ -458,12 +471,12 @@ def apply_events(
             rejected += [Rejected(e.index, "<state>", str(exc)) for e in took]
             continue
         keep_states += states
-        keep_texts += [encoded[c] for c in columns]
+        keep_texts += map(encoded.__getitem__, columns)
         written += took
         applied += [e.index for e in took]
         at = now
         if record is not None:
-            stamp = record.get(art.group.event_time)
+            stamp = record.get(event_time)
             if stamp is not None:
                 when = seconds_of.get(stamp)
                 if when is None:
@@ -472,7 +485,15 @@ def apply_events(
                     at = when
         states_out[record_id] = (took[0], encoded, at)
     _written_chars -= taken
-    _keep_texts(keep_states, keep_texts)
+    size = sum([len(t) for t in keep_texts if t])
+    if _full(len(keep_states), size):
+        _forget()
+    k = len(definitions)
+    for i, (_, own) in enumerate(kept):
+        own.update(zip(keep_texts[i::k], keep_states[i::k], strict=True))  # type: ignore[arg-type]
+        own.pop(None, None)  # type: ignore[call-overload]  # an empty state, never written
+        own.pop("", None)
+    _written_chars += size
     rejected.sort(key=lambda r: r.index)
     applied.sort()
     return Writes(event_rows(art, written), state_records(art, states_out), rejected, applied)
@@ -491,25 +512,38 @@ def _apply_mine(
     ``watermark - lateness`` of any aggregation (``limit``: the largest of those;
     ``shortest``: the smallest lateness). The accepted events are applied together, in one
     pass per state; a late one's reason is given against the states as of its arrival."""
-    top = max([s.max_sequence for s in states])
-    marks = [s.watermark - s.definition.lateness for s in states if s.watermark is not None]
-    limit = max(marks) if marks else None
+    top = -1
+    limit: int | None = None
+    for s in states:
+        if s.max_sequence > top:
+            top = s.max_sequence
+        if s.watermark is not None:
+            mark = s.watermark - s.definition.lateness
+            if limit is None or mark > limit:
+                limit = mark
+    if len(mine) == 1:  # the common case: an entity's only event of the batch
+        e = mine[0]
+        if e.sequence <= top:
+            applied.append(e.index)  # a replay of an applied event: nothing changes
+            return []
+        if limit is not None and e.micros < limit:
+            rejected.append(_late(states, e))
+            return []
+        key = (e.micros, e.sequence, e.content_hash)
+        for s, value in zip(states, e.values, strict=True):
+            s.apply_accepted([(*key, value)])
+        return mine
     took: list[Event] = []
     pending: list[Event] = []
     for e in mine:
         if e.sequence <= top:
-            applied.append(e.index)  # a replay of an applied event: nothing changes
+            applied.append(e.index)
             continue
         t = e.micros
         if limit is not None and t < limit:
             _place_all(states, pending)
             pending = []
-            late = next(
-                s
-                for s in states
-                if s.watermark is not None and t < s.watermark - s.definition.lateness
-            )
-            rejected.append(Rejected(e.index, LATE_FIELD, "late: " + late.late_reason(t)))
+            rejected.append(_late(states, e))
             continue
         top = e.sequence
         if limit is None or t - shortest > limit:
@@ -518,6 +552,15 @@ def _apply_mine(
         pending.append(e)
     _place_all(states, pending)
     return took
+
+
+def _late(states: list[AggregationState], e: Event) -> Rejected:
+    """The reject of a late event: the first aggregation it is late for gives the reason."""
+    t = e.micros
+    late = next(
+        s for s in states if s.watermark is not None and t < s.watermark - s.definition.lateness
+    )
+    return Rejected(e.index, LATE_FIELD, "late: " + late.late_reason(t))
 
 
 def _place_all(states: list[AggregationState], events: list[Event]) -> None:
