@@ -13,6 +13,7 @@ coerced column by column; both give exactly what applying and coercing event by 
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,22 @@ def test_column_coercion_equals_coercing_each_value(kind: str, values: list[obje
         assert len(column) == len(each)
         for a, b in zip(column, each, strict=True):
             assert same(a, b), (a, b)
+
+
+def test_the_collector_is_paused_for_a_step_only() -> None:
+    """The stream step pauses the cyclic collector and resumes it, also when the step raises;
+    a collector paused by the caller stays paused."""
+    assert gc.isenabled()
+    with aggwrite.paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), aggwrite.paused_gc():
+        raise ValueError("a failed step")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with aggwrite.paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
