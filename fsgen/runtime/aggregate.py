@@ -481,6 +481,44 @@ class AggregationState:
             return
         self._add_to_tile(t, seq, content_hash, value)
 
+    def apply_accepted(self, events: Sequence[tuple[int, int, str, Value | None]]) -> None:
+        """Apply events the caller has accepted -- each sequence above the state's and the
+        previous one's, none late -- in one pass: the watermark moves once, the frontier is
+        folded and the tiles evicted once, each event lands once.
+
+        It leaves the state :meth:`_place` of each event in turn leaves (the stream's arrival
+        order): partials merge exactly and canonically, so a tile's or the prefix's content
+        does not depend on the order its events came in, nor on whether an event went to its
+        tile before that tile was folded into the prefix or straight there; the frontier
+        keeps the events at the final watermark in the given order, which is theirs by
+        sequence."""
+        if not events:
+            return
+        if len(events) == 1:
+            newest, top = events[0][0], events[0][1]
+        else:
+            newest, top = max([e[0] for e in events]), max([e[1] for e in events])
+        wm = self.watermark
+        if wm is None or newest > wm:
+            self.watermark = newest  # the final horizon first: below it a unit goes to the prefix
+            if self.frontier:
+                assert wm is not None
+                for seq, content_hash, value in self.frontier:
+                    self._add_to_tile(wm, seq, content_hash, value)
+                self.frontier = []
+            self._evict()
+            wm = newest
+        frontier = self.frontier
+        for t, seq, content_hash, value in events:
+            if value is None:
+                continue
+            if t == wm:
+                frontier.append([seq, content_hash, value])
+            else:
+                self._add_to_tile(t, seq, content_hash, value)
+        if top > self.max_sequence:
+            self.max_sequence = top
+
     def _add_to_tile(self, t: int, seq: int, content_hash: str, value: Value) -> None:
         d = self.definition
         k = t // d.hop
@@ -505,7 +543,9 @@ class AggregationState:
         if self.evicted is not None and bound <= self.evicted:
             return  # tiles below it were evicted and none is added there (_add_to_tile)
         self.evicted = bound
-        for k in sorted(k for k in self.tiles if k < bound):
+        if not self.tiles or min(self.tiles) >= bound:
+            return  # nothing to evict (min over the keys runs at C speed)
+        for k in sorted([k for k in self.tiles if k < bound]):
             tile = self.tiles.pop(k)
             if d.has_lifetime:
                 self.prefix = _merge(d, self.prefix, tile)

@@ -26,12 +26,19 @@ Standard library only, and nothing from fsgen outside :mod:`fsgen.runtime`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import gc
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from fsgen.runtime.aggregate import (
+    FRACTIONAL,
     INT64_MAX,
+    INT64_MIN,
+    INTEGRAL,
+    STRING,
     AggregationDef,
     AggregationError,
     AggregationState,
@@ -209,36 +216,41 @@ def events_of(
     art: AggregationRuntime, block: BlockResult, sequences: Sequence[int]
 ) -> tuple[list[Event], list[Rejected]]:
     """The accepted rows of a processed block (``art.values``) as events, with the sequence
-    of each accepted row (``sequences[j]`` for row ``block.rows[j]``)."""
+    of each accepted row (``sequences[j]`` for row ``block.rows[j]``).
+
+    Values are coerced column by column (:func:`_coerced`: one type check of the column where
+    every value is of the common type, row by row otherwise, so a bad value is a reject
+    naming its aggregation); the per-event work left is the content hash."""
     rt = art.group
     cols = block.columns
     ids = cols[rt.identifier]
+    record_ids: list[str] = (
+        ids if all([type(i) is str for i in ids]) else [str(i) for i in ids]  # type: ignore[assignment]
+    )
     keys = [cols[k] for k in rt.keys]
+    key_rows = list(zip(*keys, strict=True)) if keys else [()] * len(ids)
     times = cols[rt.event_time]
-    values = [cols[d.value_column] for d in art.definitions]
+    columns = [d.value_column for d in art.definitions]
+    coerced = [_coerced(d.value_kind, cols[d.value_column]) for d in art.definitions]
+    mapped_rows: list[tuple[Value | None, ...]] = (
+        list(zip(*coerced, strict=True)) if all(c is not None for c in coerced) else []
+    )
+    micros_of = [round(s * MICROS) for s in block.seconds]
     events: list[Event] = []
     rejected: list[Rejected] = []
-    kinds = [(d.value_kind, d.value_column) for d in art.definitions]
-    seconds = block.seconds
     for j, index in enumerate(block.rows):
-        try:
-            mapped = tuple(
-                [coerce_value(kind, v[j]) for (kind, _), v in zip(kinds, values, strict=True)]
-            )
-        except AggregationError as exc:
-            bad = next(
-                d.name for d, v in zip(art.definitions, values, strict=True) if _bad(d, v[j])
-            )
-            rejected.append(Rejected(index, bad, f"aggregation {bad!r}: {exc}"))
+        mapped = mapped_rows[j] if mapped_rows else _mapped(art, cols, j)
+        if isinstance(mapped, Rejected):
+            rejected.append(Rejected(index, mapped.field, mapped.message))
             continue
-        micros = round(seconds[j] * MICROS)
-        record_id = str(ids[j])
-        named = {column: v for (_, column), v in zip(kinds, mapped, strict=True)}
+        record_id = record_ids[j]
+        micros = micros_of[j]
+        named = dict(zip(columns, mapped, strict=True))
         events.append(
             Event(
                 index,
                 record_id,
-                tuple([k[j] for k in keys]),
+                key_rows[j],
                 times[j],
                 micros,
                 sequences[j],
@@ -247,6 +259,44 @@ def events_of(
             )
         )
     return events, rejected
+
+
+_FAST_TYPES = {
+    INTEGRAL: frozenset({int, type(None)}),
+    FRACTIONAL: frozenset({float, type(None)}),
+    STRING: frozenset({str, type(None)}),
+}
+
+
+def _coerced(kind: str, values: list[object]) -> list[Value | None] | None:
+    """:func:`coerce_value` of a whole column when every value is of the kind's own type
+    (and in range: finite floats, 64-bit integers), else None (then row by row)."""
+    types = set(map(type, values))
+    if not types <= _FAST_TYPES[kind]:
+        return None
+    present = [v for v in values if v is not None]
+    if kind == FRACTIONAL:
+        if not all(map(math.isfinite, present)):  # type: ignore[arg-type]
+            return None
+        return [None if v is None else v + 0.0 for v in values]  # type: ignore[operator]
+    if kind == INTEGRAL and present:
+        if min(present) < INT64_MIN or max(present) > INT64_MAX:  # type: ignore[type-var,operator]
+            return None
+    return values  # type: ignore[return-value]
+
+
+def _mapped(
+    art: AggregationRuntime, cols: Mapping[str, list[object]], j: int
+) -> tuple[Value | None, ...] | Rejected:
+    """Row ``j``'s coerced values, or why one cannot be aggregated (index filled in later)."""
+    values = [cols[d.value_column][j] for d in art.definitions]
+    try:
+        return tuple(
+            [coerce_value(d.value_kind, v) for d, v in zip(art.definitions, values, strict=True)]
+        )
+    except AggregationError as exc:
+        bad = next(d.name for d, v in zip(art.definitions, values, strict=True) if _bad(d, v))
+        return Rejected(-1, bad, f"aggregation {bad!r}: {exc}")
 
 
 def _bad(d: AggregationDef, value: object) -> bool:
@@ -294,13 +344,33 @@ def stored_seconds(art: AggregationRuntime, record: Mapping[str, object] | None)
 
 # --------------------------------------------------------------------------- the stream
 
-#: The states this process wrote last, by (definition, the string written): a warm stream
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused for one stream step. A warm handler keeps tens of
+    thousands of states (small lists and tuples, no cycles) alive, and each step allocates
+    about as many objects again, so the collector's runs, which walk the kept states over
+    and over, cost a tenth to a sixth of the step's CPU (``bench/bench_stream.py``).
+    Reference counting frees the step's objects as usual; the few cycles it may leave (a
+    caught exception's traceback) are collected once the collector resumes after the step
+    (unless it was paused already)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+#: The states this process wrote last, per definition by the string written: a warm stream
 #: handler (a Lambda container, ``fsgen stream consume``) sees the same entities batch after
 #: batch, and a stored string equal to the one it wrote decodes to exactly the state it holds
 #: (``encode`` leaves the state canonical). A state is taken out while a batch changes it and
 #: put back under its new string only once that string is encoded, so a failed write (the
-#: store keeps the old string) decodes afresh on the retry.
-_WRITTEN: dict[tuple[AggregationDef, str], AggregationState] = {}
+#: store keeps the old string) decodes afresh on the retry. One dictionary per definition:
+#: a look-up hashes the string only, not the definition too.
+_WRITTEN: dict[AggregationDef, dict[str, AggregationState]] = {}
 WRITTEN_ENTRIES = 50_000
 #: and at most this many characters of state strings: a dense state (a 30-day window of
 #: 1-hour tiles) decodes into tens of kilobytes of Python objects, and a Lambda container
@@ -309,25 +379,54 @@ WRITTEN_CHARS = 16_000_000
 _written_chars = 0
 
 
+def _kept(d: AggregationDef) -> dict[str, AggregationState]:
+    kept = _WRITTEN.get(d)
+    if kept is None:
+        kept = _WRITTEN[d] = {}
+    return kept
+
+
 def _take(d: AggregationDef, text: str | None) -> AggregationState:
     """The state ``text`` holds: this process's own, when it wrote that string, else decoded."""
+    global _written_chars
     if not text:
         return AggregationState(d)
-    state = _WRITTEN.pop((d, text), None)
-    return state if state is not None else AggregationState.decode(d, text)
+    state = _kept(d).pop(text, None)
+    if state is None:
+        return AggregationState.decode(d, text)
+    _written_chars -= len(text)
+    return state
 
 
 def _keep(states: Sequence[AggregationState], encoded: Mapping[str, str | None]) -> None:
-    global _written_chars
+    """Keep ``states`` under the strings they were written as (a record's states, or the
+    states of all of a batch's records in one call)."""
     texts = [encoded[s.definition.state_column] for s in states]
-    size = sum(len(t) for t in texts if t)
-    if len(_WRITTEN) + len(states) > WRITTEN_ENTRIES or _written_chars + size > WRITTEN_CHARS:
-        _WRITTEN.clear()  # strings taken out since are still counted: the bound errs low
-        _written_chars = 0
+    _keep_texts(states, texts)
+
+
+def _keep_texts(states: Sequence[AggregationState], texts: Sequence[str | None]) -> None:
+    global _written_chars
+    size = sum([len(t) for t in texts if t])
+    if _full(len(states), size):
+        _forget()
     for s, text in zip(states, texts, strict=True):
         if text:
-            _WRITTEN[(s.definition, text)] = s
-            _written_chars += len(text)
+            _kept(s.definition)[text] = s
+    _written_chars += size
+
+
+def _full(entries: int, size: int) -> bool:
+    """Would keeping ``entries`` more states of ``size`` characters pass the bounds?"""
+    count = sum([len(kept) for kept in _WRITTEN.values()])
+    return count + entries > WRITTEN_ENTRIES or _written_chars + size > WRITTEN_CHARS
+
+
+def _forget() -> None:
+    global _written_chars
+    for kept in _WRITTEN.values():
+        kept.clear()
+    _written_chars = 0
 
 
 def apply_events(
@@ -336,78 +435,161 @@ def apply_events(
     """Apply ``events`` (arrival order) to the stored states: the stream's step. Replays
     change nothing; late events and entities whose state would not fit a record are
     rejected; each changed entity gets one state record at write time ``now`` (or its stored
-    event time, if that is later)."""
+    event time, if that is later).
+
+    Each entity's state is decoded (or taken from the kept ones) once, its events of the
+    batch applied in one pass (:meth:`AggregationState.apply_accepted`), and encoded once;
+    the states are kept under their new strings at the end of the step."""
+    global _written_chars
     by_entity: dict[str, list[Event]] = {}
     for e in events:
-        by_entity.setdefault(e.record_id, []).append(e)
+        mine = by_entity.get(e.record_id)
+        if mine is None:
+            by_entity[e.record_id] = [e]
+        else:
+            mine.append(e)
     rejected: list[Rejected] = []
     written: list[Event] = []
     applied: list[int] = []
     states_out: dict[str, tuple[Event, dict[str, str], float]] = {}
     definitions = art.definitions
-    no_record: Mapping[str, object] = {}
+    columns = art.state_columns
+    event_time = art.group.event_time
+    kept = [(d, _kept(d)) for d in definitions]
+    shortest = min(d.lateness for d in definitions)
+    seconds_of: dict[object, float] = {}  # a step's records mostly share one write time
+    # the states to keep and their strings, a record's k states after another's
+    keep_states: list[AggregationState] = []
+    keep_texts: list[str | None] = []
+    taken = 0  # characters of the kept strings taken out
     for record_id, mine in by_entity.items():
         record = stored.get(record_id)
-        texts = [_text((record or no_record).get(d.state_column)) for d in definitions]
-        try:
-            states = [_take(d, text) for d, text in zip(definitions, texts, strict=True)]
-        except AggregationError as exc:  # a corrupt stored state: a backfill rebuilds it
-            rejected += [Rejected(e.index, "<state>", f"{record_id}: {exc}") for e in mine]
-            continue
-        took = _apply_mine(states, mine, applied, rejected)
+        if record is None:
+            texts: list[str | None] = [None] * len(definitions)
+            states = [AggregationState(d) for d in definitions]
+        else:
+            texts = [t if type(t) is str else None for t in map(record.get, columns)]
+            states = []
+            try:
+                for (d, own), text in zip(kept, texts, strict=True):
+                    state = own.pop(text, None) if text else AggregationState(d)
+                    if state is None:
+                        state = AggregationState.decode(d, text)
+                    elif text:
+                        taken += len(text)
+                    states.append(state)
+            except AggregationError as exc:  # a corrupt stored state: a backfill rebuilds it
+                rejected += [Rejected(e.index, "<state>", f"{record_id}: {exc}") for e in mine]
+                continue
+        took = _apply_mine(states, mine, shortest, applied, rejected)
         if not took:
-            _keep(states, dict(zip(art.state_columns, texts, strict=True)))  # unchanged
+            keep_states += states  # unchanged: kept under the strings they were read as
+            keep_texts += texts
             continue
         try:
             encoded = encode_states(states)
         except AggregationError as exc:
             rejected += [Rejected(e.index, "<state>", str(exc)) for e in took]
             continue
-        _keep(states, encoded)
+        keep_states += states
+        keep_texts += map(encoded.__getitem__, columns)
         written += took
         applied += [e.index for e in took]
-        states_out[record_id] = (took[0], encoded, max(now, stored_seconds(art, record)))
+        at = now
+        if record is not None:
+            stamp = record.get(event_time)
+            if stamp is not None:
+                when = seconds_of.get(stamp)
+                if when is None:
+                    when = seconds_of[stamp] = stored_seconds(art, record)
+                if when > now:
+                    at = when
+        states_out[record_id] = (took[0], encoded, at)
+    _written_chars -= taken
+    size = sum([len(t) for t in keep_texts if t])
+    if _full(len(keep_states), size):
+        _forget()
+    k = len(definitions)
+    for i, (_, own) in enumerate(kept):
+        own.update(zip(keep_texts[i::k], keep_states[i::k], strict=True))  # type: ignore[arg-type]
+        own.pop(None, None)  # type: ignore[call-overload]  # an empty state, never written
+        own.pop("", None)
+    _written_chars += size
     rejected.sort(key=lambda r: r.index)
-    return Writes(
-        event_rows(art, written), state_records(art, states_out), rejected, sorted(applied)
-    )
+    applied.sort()
+    return Writes(event_rows(art, written), state_records(art, states_out), rejected, applied)
 
 
 def _apply_mine(
     states: list[AggregationState],
     mine: list[Event],
+    shortest: int,
     applied: list[int],
     rejected: list[Rejected],
 ) -> list[Event]:
     """Apply one entity's events in arrival order; returns those applied. The states of one
     record are always updated together, so they share the highest sequence and watermark:
     an event is a replay when its sequence is not above it, late when it is older than
-    ``watermark - lateness`` of any aggregation (``limit``: the largest of those)."""
-    top = max(s.max_sequence for s in states)
-    shortest = min(s.definition.lateness for s in states)
-    marks = [s.watermark - s.definition.lateness for s in states if s.watermark is not None]
-    limit = max(marks) if marks else None
-    took: list[Event] = []
-    for e in mine:
+    ``watermark - lateness`` of any aggregation (``limit``: the largest of those;
+    ``shortest``: the smallest lateness). The accepted events are applied together, in one
+    pass per state; a late one's reason is given against the states as of its arrival."""
+    top = -1
+    limit: int | None = None
+    for s in states:
+        if s.max_sequence > top:
+            top = s.max_sequence
+        if s.watermark is not None:
+            mark = s.watermark - s.definition.lateness
+            if limit is None or mark > limit:
+                limit = mark
+    if len(mine) == 1:  # the common case: an entity's only event of the batch
+        e = mine[0]
         if e.sequence <= top:
             applied.append(e.index)  # a replay of an applied event: nothing changes
+            return []
+        if limit is not None and e.micros < limit:
+            rejected.append(_late(states, e))
+            return []
+        key = (e.micros, e.sequence, e.content_hash)
+        for s, value in zip(states, e.values, strict=True):
+            s.apply_accepted([(*key, value)])
+        return mine
+    took: list[Event] = []
+    pending: list[Event] = []
+    for e in mine:
+        if e.sequence <= top:
+            applied.append(e.index)
             continue
         t = e.micros
         if limit is not None and t < limit:
-            late = next(
-                s
-                for s in states
-                if s.watermark is not None and t < s.watermark - s.definition.lateness
-            )
-            rejected.append(Rejected(e.index, LATE_FIELD, "late: " + late.late_reason(t)))
+            _place_all(states, pending)
+            pending = []
+            rejected.append(_late(states, e))
             continue
-        for s, value in zip(states, e.values, strict=True):
-            s.max_sequence = e.sequence  # above every state's (see AggregationState.apply)
-            s._place(t, e.sequence, e.content_hash, value)
         top = e.sequence
-        limit = t - shortest if limit is None else max(limit, t - shortest)
+        if limit is None or t - shortest > limit:
+            limit = t - shortest
         took.append(e)
+        pending.append(e)
+    _place_all(states, pending)
     return took
+
+
+def _late(states: list[AggregationState], e: Event) -> Rejected:
+    """The reject of a late event: the first aggregation it is late for gives the reason."""
+    t = e.micros
+    late = next(
+        s for s in states if s.watermark is not None and t < s.watermark - s.definition.lateness
+    )
+    return Rejected(e.index, LATE_FIELD, "late: " + late.late_reason(t))
+
+
+def _place_all(states: list[AggregationState], events: list[Event]) -> None:
+    """Apply accepted events to every state of their record (each its own value)."""
+    if not events:
+        return
+    for n, s in enumerate(states):
+        s.apply_accepted([(e.micros, e.sequence, e.content_hash, e.values[n]) for e in events])
 
 
 def state_records(
@@ -489,6 +671,7 @@ __all__ = [
     "events_of",
     "history_of",
     "kinesis_sequence",
+    "paused_gc",
     "rebuild_states",
     "state_records",
 ]

@@ -38,6 +38,7 @@ from fsgen.runtime.aggwrite import (
     apply_events,
     events_of,
     kinesis_sequence,
+    paused_gc,
 )
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.errors import ConfigurationError
@@ -164,6 +165,23 @@ def process_aggregation_event(
     sequence not above its entity's state) changes nothing and counts as written, so a retried
     batch is idempotent; a LATE event is dead-lettered with its reason and nothing of it is
     written. A write that fails after the back-off reports every applied record for retry."""
+    with paused_gc():
+        return _process_aggregation_event(
+            art, event, sink, dead_letter, retry=retry, context=context, clock=clock
+        )
+
+
+def _process_aggregation_event(
+    art: AggregationRuntime,
+    event: Mapping[str, object],
+    sink: object,
+    dead_letter: DeadLetter | None = None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    context: object = None,
+    clock: Callable[[], float] = time.time,
+) -> StreamResult:
+    """:func:`process_aggregation_event` with the collector paused."""
     records = event.get("Records")
     if not isinstance(records, list):
         raise DecodeError("event has no Records list")
@@ -219,8 +237,9 @@ def process_aggregation_event(
             item, seq, _ = decoded[r.index]
             poison.append((item, Failure(seq, r.field, r.message)))
     result.failures.extend(_dead_letter(rt.name, poison, dead_letter, retry, context))
-    order = {seq: i for i, (_, seq, _) in enumerate(decoded)}
-    result.failures.sort(key=lambda f: order.get(f.sequence_number, -1))
+    if result.failures:
+        order = {seq: i for i, (_, seq, _) in enumerate(decoded)}
+        result.failures.sort(key=lambda f: order.get(f.sequence_number, -1))
     for failure in result.failures:
         log(
             {

@@ -465,7 +465,8 @@ class ChunkWriter:
             return
         table_of = events if has_events else states  # offline: the events (or nothing)
         assert table_of is not None
-        processed = processed_of(rt, table_of.columns, table_of.seconds)
+        # the online part is the states, not the event rows' latest: none is chosen
+        processed = processed_of(rt, table_of.columns, table_of.seconds, latest=False)
         online = self.store.online
 
         def online_part(con: sqlite3.Connection) -> None:
