@@ -27,6 +27,26 @@ class SourceError(ValueError):
 
 
 @dataclass(frozen=True)
+class Needed:
+    """The columns a source must have for ``group``: its required raw input fields. A
+    source whose header (CSV) or schema (Parquet, DataFrame) lacks one would reject every
+    row for it, so it is one :class:`SourceError` instead, before anything is written.
+    Extra columns are allowed; optional fields may be absent (they read as missing)."""
+
+    group: str
+    columns: tuple[str, ...]
+
+    def check(self, source: str, what: str, have: list[str]) -> None:
+        present = set(have)
+        lacking = [c for c in self.columns if c not in present]
+        if lacking:
+            raise SourceError(
+                f"{source}: {what} lacks column(s) {', '.join(lacking)} needed by group "
+                f"{self.group} (has: {', '.join(have) or 'no columns'})"
+            )
+
+
+@dataclass(frozen=True)
 class Reject:
     """A raw record that was not written: where it came from and why."""
 

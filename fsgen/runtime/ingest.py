@@ -38,7 +38,7 @@ from fsgen.runtime.bulk import BlockResult, fast_block, process_block
 from fsgen.runtime.encoding import FRACTIONAL
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
-from fsgen.runtime.sources import Chunk, Reject, SourceError, read_source, source_name
+from fsgen.runtime.sources import Chunk, Needed, Reject, SourceError, read_source, source_name
 
 if TYPE_CHECKING:
     from fsgen.runtime.aggwrite import AggregationRuntime
@@ -240,7 +240,7 @@ def run(
     )
     try:
         with collector_paused():
-            chunks = read_source(source, chunk_rows, fmt)
+            chunks = read_source(source, chunk_rows, fmt, needed_columns(rt))
             if aggregations is not None:  # an aggregation group: events offline, states online
                 from fsgen.runtime.aggwrite import ingest_chunks as ingest_events
 
@@ -269,6 +269,12 @@ def run(
     if on_finish is not None:
         on_finish(result, None)
     return result
+
+
+def needed_columns(rt: GroupRuntime) -> Needed:
+    """The columns a CSV header or a Parquet / DataFrame schema must have for ``rt``: its
+    required raw fields (entity key and event time included)."""
+    return Needed(rt.name, tuple(f.name for f in rt.fields if not f.optional))
 
 
 @contextlib.contextmanager
@@ -539,6 +545,7 @@ __all__ = [
     "RejectSink",
     "check_years",
     "ingest_chunks",
+    "needed_columns",
     "prepare_chunk",
     "process_chunk",
     "run",
