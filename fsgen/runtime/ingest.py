@@ -246,16 +246,9 @@ def run(
 
                 ingest_events(aggregations, chunks, sink, sink_rejects, result, progress)  # type: ignore[arg-type]
             else:
-                ingest_chunks(
-                    rt,
-                    chunks,
-                    sink,
-                    sink_rejects,
-                    result,
-                    progress,
-                    _workers(source, workers),
-                    close_fds,
-                )
+                count = _workers(source, workers)
+                with read_ahead(chunks) if count == 0 else contextlib.nullcontext(chunks) as ahead:
+                    ingest_chunks(rt, ahead, sink, sink_rejects, result, progress, count, close_fds)
             if sink is not None:
                 sink.close()
     except BaseException as exc:
@@ -269,6 +262,66 @@ def run(
     if on_finish is not None:
         on_finish(result, None)
     return result
+
+
+@contextlib.contextmanager
+def read_ahead(chunks: Iterator[Chunk]) -> Iterator[Iterator[Chunk]]:
+    """``chunks``, read one chunk ahead on a thread of their own: a reader spends most of
+    its time in pyarrow (parsing, decoding), which releases the GIL, so the next chunk is
+    read while this thread transforms the current one. Chunks and a reader's error arrive
+    in order, exactly where they would without it. Leaving the block stops the reader (and
+    closes its file) without reading further. Not with forked workers: a thread running
+    while the pool forks could leave a worker with a lock held."""
+    import queue
+    import threading
+
+    done = object()
+    ahead: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised where it occurred
+            put(_Failed(exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def consume() -> Iterator[Chunk]:
+        while True:
+            item = ahead.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+
+    reader = threading.Thread(target=read, name="fsgen-read-ahead", daemon=True)
+    reader.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        reader.join()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
 
 
 def needed_columns(rt: GroupRuntime) -> Needed:
@@ -548,5 +601,6 @@ __all__ = [
     "needed_columns",
     "prepare_chunk",
     "process_chunk",
+    "read_ahead",
     "run",
 ]

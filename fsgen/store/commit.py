@@ -117,7 +117,11 @@ class WriteProtocol:
         online_part: Callable[[sqlite3.Connection], None] | None,
         deleted: bool = False,
         targets: tuple[bool, bool] = (True, True),
+        hours: list[offline.HourPart] | None = None,
     ) -> None:
+        """Commit one chunk (see the module docstring). ``hours``: the rows of ``table``
+        already split by event-time hour (:func:`fsgen.store.offline.hour_parts`), used
+        for a Glue-layout group's files instead of splitting here."""
         has_online, has_offline = self._targets(rt.name)
         has_online, has_offline = has_online and targets[0], has_offline and targets[1]
         with self.lock(f"write {rt.name}"):
@@ -127,12 +131,15 @@ class WriteProtocol:
             gdir = self.root / "offline" / rt.name
             is_iceberg = has_offline and self._offline_table(rt, gdir) == iceberg.ICEBERG
             if has_offline:
-                full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
-                parts = (
-                    iceberg.split_by_partition(rt, full)
-                    if is_iceberg
-                    else offline.split_by_hour(full, seconds)
-                )
+                if hours is not None and not is_iceberg:
+                    parts = offline.sagemaker_parts(hours, api_us, write_us, deleted)
+                else:
+                    full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
+                    parts = (
+                        iceberg.split_by_partition(rt, full)
+                        if is_iceberg
+                        else offline.split_by_hour(full, seconds)
+                    )
                 pairs = offline.write_staged(gdir, run_id, chunk, parts, write_us)
             listed = [
                 [str(s.relative_to(self.root)), str(f.relative_to(self.root))] for s, f in pairs
@@ -291,11 +298,22 @@ class Processed:
     seconds: np.ndarray
     online: np.ndarray | None
     """None: not chosen yet (a held block: chosen once for the whole commit group)"""
+    hours: list[offline.HourPart] | None = None
+    """the rows split by event-time hour, when split ahead of the commit"""
 
     def latest(self, rt: GroupRuntime) -> np.ndarray:
         if self.online is None:
             self.online = latest_rows(rt, self.table, self.seconds)
         return self.online
+
+
+@dataclass
+class _Lay:
+    """A held block for the writer thread to lay out ahead of its commit group's commit."""
+
+    rt: GroupRuntime
+    processed: Processed
+    targets: tuple[bool, bool]
 
 
 class ChunkWriter:
@@ -321,7 +339,8 @@ class ChunkWriter:
         self._held_rows = 0
         self._held_bytes = 0
         self._queue: (
-            queue.Queue[tuple[GroupRuntime, Processed, tuple[bool, bool]] | None] | None
+            queue.Queue[_Lay | tuple[GroupRuntime, list[Processed], tuple[bool, bool]] | None]
+            | None
         ) = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -349,51 +368,79 @@ class ChunkWriter:
             self._held.append((rt, self.targets, processed))
             self._held_rows += processed.table.num_rows
             self._held_bytes += processed.table.nbytes
+            if self._queue is not None:  # the writer thread lays it out while we go on
+                self._put(_Lay(rt, processed, self.targets))
             if self._held_rows >= self.coalesce or (0 < self.coalesce_bytes <= self._held_bytes):
                 self._flush_held()
             return
-        self._submit(rt, processed, self.targets)
+        self._submit(rt, [processed], self.targets)
 
     def _flush_held(self) -> None:
-        """Commit the held blocks (see ``coalesce``) as one chunk, in the order written:
-        applying them together leaves the same online state as one by one, and the offline
-        store the same rows. The latest record per identifier is chosen among the blocks'
-        own latest rows (their union holds the latest of all)."""
+        """Commit the held blocks (see ``coalesce``) as one chunk, in the order written."""
         if not self._held:
             return
         held, self._held = self._held, []
         self._held_rows = self._held_bytes = 0
-        rt, targets = held[0][0], held[0][1]
-        if len(held) == 1:
-            merged = held[0][2]
-        else:
-            import pyarrow as pa
-
-            table = pa.concat_tables([p.table for _, _, p in held])
-            secs = np.concatenate([p.seconds for _, _, p in held])
-            among = None
-            if all(p.online is not None for _, _, p in held):
-                offsets = np.cumsum([0] + [p.table.num_rows for _, _, p in held[:-1]])
-                among = np.concatenate(
-                    [p.online + offset for (_, _, p), offset in zip(held, offsets, strict=True)]  # type: ignore[operator]
-                )
-            merged = Processed(table, secs, latest_rows(rt, table, secs, among))
-        self._submit(rt, merged, targets)
+        self._submit(held[0][0], [p for _, _, p in held], held[0][1])
 
     def discard(self) -> None:
         """Drop the held blocks unwritten (a run that stops on an error)."""
         self._held = []
         self._held_rows = self._held_bytes = 0
 
-    def _submit(self, rt: GroupRuntime, processed: Processed, targets: tuple[bool, bool]) -> None:
+    def _submit(
+        self, rt: GroupRuntime, blocks: list[Processed], targets: tuple[bool, bool]
+    ) -> None:
         if self._queue is None:
-            self._commit(rt, processed, targets)
+            self._commit(rt, blocks, targets)
             return
+        self._put((rt, blocks, targets))
+
+    def _put(self, item: _Lay | tuple[GroupRuntime, list[Processed], tuple[bool, bool]]) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((rt, processed, targets))
+        assert self._queue is not None
+        self._queue.put(item)
 
-    def _commit(self, rt: GroupRuntime, processed: Processed, targets: tuple[bool, bool]) -> None:
+    def _lay_out(self, item: _Lay) -> None:
+        """A held block's rows split by event-time hour ahead of its commit, on the writer
+        thread (Arrow's take releases the GIL, so it overlaps the next block's
+        transformation; one block's split also costs less than the whole group's). The
+        latest rows per identifier are left to the commit: chosen per block and again among
+        their union they cost more than once over the group."""
+        rt, processed = item.rt, item.processed
+        has_offline = self.store._targets(rt.name)[1] and item.targets[1]
+        if has_offline and self.store.table_format(rt.name) != iceberg.ICEBERG:
+            processed.hours = offline.hour_parts(processed.table, processed.seconds)
+
+    def _merged(self, rt: GroupRuntime, blocks: list[Processed]) -> Processed:
+        """Blocks written in order as one: applying them together leaves the same online
+        state as one by one, and the offline store the same rows. The latest record per
+        identifier is chosen among the blocks' own latest rows (their union holds the
+        latest of all); hour parts split ahead are merged, not split again."""
+        if len(blocks) == 1:
+            return blocks[0]
+        import pyarrow as pa
+
+        table = pa.concat_tables([p.table for p in blocks])
+        secs = np.concatenate([p.seconds for p in blocks])
+        offsets = np.cumsum([0] + [p.table.num_rows for p in blocks[:-1]])
+        among = None
+        if all(p.online is not None for p in blocks):
+            among = np.concatenate(
+                [p.online + offset for p, offset in zip(blocks, offsets, strict=True)]  # type: ignore[operator]
+            )
+        hours = None
+        if all(p.hours is not None for p in blocks):
+            hours = offline.merge_hour_parts(
+                [(p.hours, int(o)) for p, o in zip(blocks, offsets, strict=True)]  # type: ignore[misc]
+            )
+        return Processed(table, secs, latest_rows(rt, table, secs, among), hours)
+
+    def _commit(
+        self, rt: GroupRuntime, blocks: list[Processed], targets: tuple[bool, bool]
+    ) -> None:
+        processed = self._merged(rt, blocks)
         chunk = self.chunks
         self.chunks += 1
         online = self.store.online
@@ -413,6 +460,7 @@ class ChunkWriter:
             processed.seconds,
             online_part,
             targets=targets,
+            hours=processed.hours,
         )
 
     # ------------------------------------------------------------------ aggregation groups
@@ -504,7 +552,10 @@ class ChunkWriter:
                 return
             if self._error is None:
                 try:
-                    self._commit(*item)
+                    if isinstance(item, _Lay):
+                        self._lay_out(item)
+                    else:
+                        self._commit(*item)
                 except BaseException as exc:  # re-raised in the caller thread
                     self._error = exc
             self._queue.task_done()
