@@ -128,6 +128,7 @@ class WriteProtocol:
             api_us = self._next_api(table.num_rows)
             write_us = max(time.time_ns() // 1000, int(api_us[-1]) + 1)
             pairs: list[tuple[Path, Path]] = []
+            staging: _Background | None = None
             gdir = self.root / "offline" / rt.name
             is_iceberg = has_offline and self._offline_table(rt, gdir) == iceberg.ICEBERG
             if has_offline:
@@ -140,15 +141,21 @@ class WriteProtocol:
                         if is_iceberg
                         else offline.split_by_hour(full, seconds)
                     )
-                pairs = offline.write_staged(gdir, run_id, chunk, parts, write_us)
-            listed = [
-                [str(s.relative_to(self.root)), str(f.relative_to(self.root))] for s, f in pairs
-            ]
+                job = _Background(offline.write_staged, gdir, run_id, chunk, parts, write_us)
+                if table.num_rows < OVERLAP_ROWS:
+                    pairs = job.run()
+                else:
+                    staging = job.start()
             con = self.online.connection()
             try:
                 con.execute("BEGIN IMMEDIATE")
                 if online_part is not None and has_online:
                     online_part(con)
+                if staging is not None:  # the Parquet files, written meanwhile
+                    pairs = staging.result()
+                listed = [
+                    [str(s.relative_to(self.root)), str(f.relative_to(self.root))] for s, f in pairs
+                ]
                 con.execute(
                     "INSERT INTO _fsgen_journal VALUES (?, ?, ?, ?)",
                     (
@@ -164,6 +171,8 @@ class WriteProtocol:
                 )
                 con.execute("COMMIT")
             except BaseException:
+                if staging is not None:  # no file may appear after the clean-up below
+                    pairs = staging.settled()
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 for staged, _ in pairs:
@@ -282,6 +291,52 @@ class WriteProtocol:
             "finished REAL NOT NULL, read INTEGER NOT NULL, written INTEGER NOT NULL, "
             "rejected INTEGER NOT NULL)"
         )
+
+
+OVERLAP_ROWS = 10_000
+"""a chunk of at least this many rows writes its Parquet files on a thread of its own while
+its online upsert runs (both release the GIL for most of their work); a smaller one (a
+stream's batch, a put) writes them first, as starting a thread would cost more"""
+
+
+class _Background:
+    """``fn(*args)`` on a thread of its own, started at once; :meth:`result` waits for it
+    and returns its value or raises its exception."""
+
+    def __init__(self, fn: Callable[..., list[tuple[Path, Path]]], *args: object) -> None:
+        self._fn, self._args = fn, args
+        self._value: list[tuple[Path, Path]] = []
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> _Background:
+        self._thread = threading.Thread(target=self._call, name="fsgen-staging", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> list[tuple[Path, Path]]:
+        """Call it here instead (no thread)."""
+        return self._fn(*self._args)
+
+    def _call(self) -> None:
+        try:
+            self._value = self._fn(*self._args)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> list[tuple[Path, Path]]:
+        assert self._thread is not None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def settled(self) -> list[tuple[Path, Path]]:
+        """Wait for it; what it wrote ([] when it failed: its partial files are staging
+        leftovers, which recovery removes)."""
+        if self._thread is not None:
+            self._thread.join()
+        return self._value
 
 
 class _Busy(Exception):
