@@ -300,8 +300,8 @@ stream's batch, a put) writes them first, as starting a thread would cost more""
 
 
 class _Background:
-    """``fn(*args)`` on a thread of its own, started at once; :meth:`result` waits for it
-    and returns its value or raises its exception."""
+    """``fn(*args)`` on a thread of its own once :meth:`start` ed (or here, by :meth:`run`);
+    :meth:`result` waits for it and returns its value or raises its exception."""
 
     def __init__(self, fn: Callable[..., list[tuple[Path, Path]]], *args: object) -> None:
         self._fn, self._args = fn, args
@@ -389,7 +389,8 @@ class ChunkWriter:
         batch, and one online upsert per record identifier instead of one per batch"""
         self.coalesce_bytes = 0
         """when > 0 (with ``coalesce``), the held blocks are also committed once their Arrow
-        data reaches this many bytes, which bounds the memory a wide group's blocks hold"""
+        data reaches this many bytes, which bounds the memory a wide group's blocks hold (a
+        pipelined writer counts each block twice: its copy sorted by event-time hour too)"""
         self._held: list[tuple[GroupRuntime, tuple[bool, bool], Processed]] = []
         self._held_rows = 0
         self._held_bytes = 0
@@ -424,6 +425,7 @@ class ChunkWriter:
             self._held_rows += processed.table.num_rows
             self._held_bytes += processed.table.nbytes
             if self._queue is not None:  # the writer thread lays it out while we go on
+                self._held_bytes += processed.table.nbytes  # its hour-sorted copy
                 self._put(_Lay(rt, processed, self.targets))
             if self._held_rows >= self.coalesce or (0 < self.coalesce_bytes <= self._held_bytes):
                 self._flush_held()
