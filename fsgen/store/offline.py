@@ -69,8 +69,18 @@ def records_table(rt: GroupRuntime, columns: dict[str, list[object]]) -> pa.Tabl
     schema = arrow_schema(rt)
     fields = list(schema)[: len(rt.columns)]
     return pa.Table.from_arrays(
-        [pa.array(columns[f.name], type=f.type) for f in fields], schema=pa.schema(fields)
+        [_arrow(columns[f.name], f.type) for f in fields], schema=pa.schema(fields)
     )
+
+
+def _arrow(values: list[object], typ: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """``values`` as Arrow; a column passed through from the reader (a record identifier,
+    an event time: :class:`fsgen.runtime.bulk.PlainColumn`) is its Arrow column itself."""
+    source = getattr(values, "source", None)
+    if isinstance(source, pa.ChunkedArray | pa.Array) and source.type == typ:
+        if len(source) == len(values):
+            return source
+    return pa.array(values, type=typ)
 
 
 def with_sagemaker_columns(
