@@ -56,6 +56,22 @@ class _Slow(Exception):
     """The block is not provably easy: process it row by row."""
 
 
+class PlainColumn(list):  # type: ignore[type-arg]
+    """A column its reader has proven plain for ``type_name``: every value is what
+    ``coerce(type_name, raw)`` gives for its raw value and none is missing (``str``: every
+    value a str; ``int``: an int within int64; ``float``: a finite float), so the fast path
+    takes it as it is, without checking each value again. ``source``: the reader's own
+    column holding the same values (an Arrow column), which a sink may store instead of
+    converting the list back. The fast path never changes a list it is given."""
+
+    __slots__ = ("source", "type_name")
+
+    def __init__(self, values: list[object], type_name: str, source: object = None) -> None:
+        super().__init__(values)
+        self.type_name = type_name
+        self.source = source
+
+
 def row_of(columns: Columns, index: int) -> dict[str, object]:
     """The raw record at ``index`` as the row path sees it (absent values stay absent)."""
     return {
@@ -139,7 +155,7 @@ def _fast(
         seconds = [float(v) for v in times]  # type: ignore[arg-type]
         canonical: list[object] = list(seconds)
     elif parsed is not None and len(parsed) == n:
-        seconds, canonical = parsed, list(times)
+        seconds, canonical = parsed, times
     else:
         seconds, canonical = _iso_column(times)
     out: dict[str, list[object]] = {}
@@ -164,6 +180,8 @@ def _fast(
 def _coerce_column(type_name: str, values: Sequence[object], n: int) -> list[object]:
     if len(values) != n:
         raise _Slow
+    if isinstance(values, PlainColumn) and values.type_name == type_name:
+        return values  # proven by its reader: the same values, unchecked and uncopied
     kinds = set(map(type, values))
     if type_name == "str":
         if kinds <= {str}:
@@ -334,4 +352,12 @@ def _extend(into: BlockResult, block: BlockResult, offset: int) -> None:
     into.errors.extend((i + offset, e) for i, e in block.errors)
 
 
-__all__ = ["BlockResult", "fast_block", "process_block", "process_many", "process_rows", "row_of"]
+__all__ = [
+    "BlockResult",
+    "PlainColumn",
+    "fast_block",
+    "process_block",
+    "process_many",
+    "process_rows",
+    "row_of",
+]

@@ -27,6 +27,26 @@ class SourceError(ValueError):
 
 
 @dataclass(frozen=True)
+class Needed:
+    """The columns a source must have for ``group``: its required raw input fields. A
+    source whose header (CSV) or schema (Parquet, DataFrame) lacks one would reject every
+    row for it, so it is one :class:`SourceError` instead, before anything is written.
+    Extra columns are allowed; optional fields may be absent (they read as missing)."""
+
+    group: str
+    columns: tuple[str, ...]
+
+    def check(self, source: str, what: str, have: list[str]) -> None:
+        present = set(have)
+        lacking = [c for c in self.columns if c not in present]
+        if lacking:
+            raise SourceError(
+                f"{source}: {what} lacks column(s) {', '.join(lacking)} needed by group "
+                f"{self.group} (has: {', '.join(have) or 'no columns'})"
+            )
+
+
+@dataclass(frozen=True)
 class Reject:
     """A raw record that was not written: where it came from and why."""
 
@@ -89,7 +109,7 @@ class Chunk:
             return self.data
         table = self.data
         return {
-            n: parsed_numbers(table.column(n), types.get(n)) or _pylist(table.column(n))
+            n: parsed_numbers(table.column(n), types.get(n)) or _text(table.column(n), types.get(n))
             for n in table.column_names
         }
 
@@ -110,6 +130,19 @@ class Chunk:
             row = self.data.slice(index, 1)
             return {n: _pylist(row.column(n))[0] for n in row.column_names}
         return {n: v[index] for n, v in self.columns.items() if v[index] is not _MISSING}
+
+
+def _text(column: Any, type_name: str | None) -> list[object]:
+    """Python values of a column; for a ``str`` field, a null-free Arrow string column is a
+    :class:`~fsgen.runtime.bulk.PlainColumn` (every value a str), carrying the column."""
+    import pyarrow as pa
+
+    from fsgen.runtime.bulk import PlainColumn
+
+    values = _pylist(column)
+    if type_name == "str" and column.type == pa.string() and not column.null_count:
+        return PlainColumn(values, "str", column)
+    return values
 
 
 def _pylist(column: Any) -> list[object]:
@@ -178,8 +211,11 @@ decimal text correctly; Arrow refuses a leading '+' for integers)"""
 def parsed_numbers(column: Any, type_name: str | None) -> list[object] | None:
     """A null-free text column of ``int`` or ``float`` text parsed by Arrow (None when the
     field is of another type, or a value is not plain numeric text, or beyond int64)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from fsgen.runtime.bulk import PlainColumn
 
     plain = _PLAIN_TEXT.get(type_name or "")
     if plain is None or column.type != pa.string() or column.null_count or not len(column):
@@ -188,9 +224,12 @@ def parsed_numbers(column: Any, type_name: str | None) -> list[object] | None:
     if not pc.all(pc.match_substring_regex(column, pattern)).as_py():
         return None
     try:
-        return pc.cast(column, target).to_numpy().tolist()  # type: ignore[no-any-return]
+        numbers = pc.cast(column, target).to_numpy()
     except pa.ArrowInvalid:  # an integer beyond int64
         return None
+    if target == "float64" and not np.isfinite(numbers).all():  # '1e400': the fast path decides
+        return numbers.tolist()  # type: ignore[no-any-return]
+    return PlainColumn(numbers.tolist(), type_name or "")
 
 
 def _jsonable(value: object) -> object:

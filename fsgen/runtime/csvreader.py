@@ -12,16 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from fsgen.runtime.chunks import SHOWN as _SHOWN
-from fsgen.runtime.chunks import Chunk, Reject, SourceError
+from fsgen.runtime.chunks import Chunk, Needed, Reject, SourceError
 
 
-def read_csv(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
+def read_csv(
+    path: Path, name: str, chunk_rows: int, needed: Needed | None = None
+) -> Iterator[Chunk]:
+    """The file's chunks; raises :class:`SourceError` at once when the file cannot be
+    read, or when its header lacks a column ``needed`` names (an empty file has no records
+    and needs none)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     header = _csv_header(path, name)
     if not header:
         return iter(())
+    if needed is not None:
+        needed.check(name, "header", header)
     invalid: list[tuple[int, str, int, int]] = []
 
     def on_invalid(row: Any) -> str:

@@ -38,7 +38,7 @@ from fsgen.runtime.bulk import BlockResult, fast_block, process_block
 from fsgen.runtime.encoding import FRACTIONAL
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
-from fsgen.runtime.sources import Chunk, Reject, SourceError, read_source, source_name
+from fsgen.runtime.sources import Chunk, Needed, Reject, SourceError, read_source, source_name
 
 if TYPE_CHECKING:
     from fsgen.runtime.aggwrite import AggregationRuntime
@@ -240,22 +240,15 @@ def run(
     )
     try:
         with collector_paused():
-            chunks = read_source(source, chunk_rows, fmt)
+            chunks = read_source(source, chunk_rows, fmt, needed_columns(rt))
             if aggregations is not None:  # an aggregation group: events offline, states online
                 from fsgen.runtime.aggwrite import ingest_chunks as ingest_events
 
                 ingest_events(aggregations, chunks, sink, sink_rejects, result, progress)  # type: ignore[arg-type]
             else:
-                ingest_chunks(
-                    rt,
-                    chunks,
-                    sink,
-                    sink_rejects,
-                    result,
-                    progress,
-                    _workers(source, workers),
-                    close_fds,
-                )
+                count = _workers(source, workers)
+                with read_ahead(chunks) if count == 0 else contextlib.nullcontext(chunks) as ahead:
+                    ingest_chunks(rt, ahead, sink, sink_rejects, result, progress, count, close_fds)
             if sink is not None:
                 sink.close()
     except BaseException as exc:
@@ -269,6 +262,72 @@ def run(
     if on_finish is not None:
         on_finish(result, None)
     return result
+
+
+@contextlib.contextmanager
+def read_ahead(chunks: Iterator[Chunk]) -> Iterator[Iterator[Chunk]]:
+    """``chunks``, read one chunk ahead on a thread of their own: a reader spends most of
+    its time in pyarrow (parsing, decoding), which releases the GIL, so the next chunk is
+    read while this thread transforms the current one. Chunks and a reader's error arrive
+    in order, exactly where they would without it. Leaving the block stops the reader (and
+    closes its file) without reading further. Not with forked workers: a thread running
+    while the pool forks could leave a worker with a lock held."""
+    import queue
+    import threading
+
+    done = object()
+    ahead: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised where it occurred
+            put(_Failed(exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def consume() -> Iterator[Chunk]:
+        while True:
+            item = ahead.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+
+    reader = threading.Thread(target=read, name="fsgen-read-ahead", daemon=True)
+    reader.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        reader.join()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+def needed_columns(rt: GroupRuntime) -> Needed:
+    """The columns a CSV header or a Parquet / DataFrame schema must have for ``rt``: its
+    required raw fields (entity key and event time included)."""
+    return Needed(rt.name, tuple(f.name for f in rt.fields if not f.optional))
 
 
 @contextlib.contextmanager
@@ -539,7 +598,9 @@ __all__ = [
     "RejectSink",
     "check_years",
     "ingest_chunks",
+    "needed_columns",
     "prepare_chunk",
     "process_chunk",
+    "read_ahead",
     "run",
 ]

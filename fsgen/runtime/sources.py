@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsgen.runtime.chunks import SHOWN as _SHOWN
-from fsgen.runtime.chunks import Chunk, Reject, SourceError
+from fsgen.runtime.chunks import Chunk, Needed, Reject, SourceError
 from fsgen.runtime.csvreader import MAX_ROW_BYTES, Utf8Guard, read_csv
 from fsgen.runtime.pipeline import _MISSING
 
@@ -59,13 +59,15 @@ def format_of(source: str | os.PathLike[str]) -> str:
 
 
 def read_source(
-    source: object, chunk_rows: int = 100_000, fmt: str | None = None
+    source: object, chunk_rows: int = 100_000, fmt: str | None = None, needed: Needed | None = None
 ) -> Iterator[Chunk]:
     """Chunks of a CSV, Parquet or JSON-lines file (local path or ``s3://bucket/key``; the
     format by extension or ``fmt``) or of a pandas DataFrame. CSV values arrive as strings,
-    exactly as written. Raises SourceError at once for an unreadable source."""
+    exactly as written. Raises SourceError at once for an unreadable source, and for a CSV
+    header, Parquet schema or DataFrame that lacks a column ``needed`` names. JSON lines have
+    no header: there a missing field is each record's own reject."""
     if not isinstance(source, str | os.PathLike):
-        return _read_frame(source, chunk_rows)
+        return _read_frame(source, chunk_rows, needed)
     name = str(source)
     kind = fmt or format_of(name)
     if kind not in FORMATS:
@@ -79,9 +81,9 @@ def read_source(
             "are read as plain text)"
         )
     if kind == "csv":
-        return read_csv(path, name, chunk_rows)
+        return read_csv(path, name, chunk_rows, needed)
     if kind == "parquet":
-        return _read_parquet(path, name, chunk_rows)
+        return _read_parquet(path, name, chunk_rows, needed)
     return _read_jsonl(path, name, chunk_rows)
 
 
@@ -112,7 +114,9 @@ def _local_path(source: str) -> Path:
 # ------------------------------------------------------------------------------- Parquet
 
 
-def _read_parquet(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
+def _read_parquet(
+    path: Path, name: str, chunk_rows: int, needed: Needed | None = None
+) -> Iterator[Chunk]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -123,6 +127,8 @@ def _read_parquet(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
         raise SourceError(f"{name}: not a readable Parquet file: {exc}") from None
     if len(set(names)) != len(names):
         raise SourceError(f"{name}: duplicate column names in the Parquet schema")
+    if needed is not None:
+        needed.check(name, "schema", list(names))
     bad = _check_parquet(pf, name)
     return _parquet_chunks(pf, name, chunk_rows, path.stat().st_size, bad)
 
@@ -348,7 +354,7 @@ def rows_chunk(
 # ------------------------------------------------------------------------------- DataFrame
 
 
-def _read_frame(frame: object, chunk_rows: int) -> Iterator[Chunk]:
+def _read_frame(frame: object, chunk_rows: int, needed: Needed | None = None) -> Iterator[Chunk]:
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
@@ -359,6 +365,8 @@ def _read_frame(frame: object, chunk_rows: int) -> Iterator[Chunk]:
     names = [str(c) for c in frame.columns]
     if len(set(names)) != len(names):
         raise SourceError("the DataFrame has duplicate column names")
+    if needed is not None:
+        needed.check("<DataFrame>", "DataFrame", names)
     return _frame_chunks(frame, names, chunk_rows)
 
 
@@ -393,6 +401,7 @@ __all__ = [
     "FORMATS",
     "MAX_ROW_BYTES",
     "Chunk",
+    "Needed",
     "Reject",
     "SourceError",
     "Utf8Guard",

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.errors import ConfigurationError
-from fsgen.runtime.ingest import prepare_chunk
+from fsgen.runtime.ingest import needed_columns, prepare_chunk
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected
 from fsgen.runtime.sources import FORMATS, Chunk, Reject, SourceError, format_of, read_source
@@ -318,7 +318,8 @@ def process_split(
     with _readable(split, s3 or S3Access()) as path:
         where = split.source
         try:
-            for i, chunk in enumerate(read_source(path, chunk_rows, split.fmt)):
+            chunks = read_source(path, chunk_rows, split.fmt, needed_columns(rt))
+            for i, chunk in enumerate(chunks):
                 if i % split.parts != split.part:
                     continue
                 where = _where(split.source, i, chunk)

@@ -117,31 +117,45 @@ class WriteProtocol:
         online_part: Callable[[sqlite3.Connection], None] | None,
         deleted: bool = False,
         targets: tuple[bool, bool] = (True, True),
+        hours: list[offline.HourPart] | None = None,
     ) -> None:
+        """Commit one chunk (see the module docstring). ``hours``: the rows of ``table``
+        already split by event-time hour (:func:`fsgen.store.offline.hour_parts`), used
+        for a Glue-layout group's files instead of splitting here."""
         has_online, has_offline = self._targets(rt.name)
         has_online, has_offline = has_online and targets[0], has_offline and targets[1]
         with self.lock(f"write {rt.name}"):
             api_us = self._next_api(table.num_rows)
             write_us = max(time.time_ns() // 1000, int(api_us[-1]) + 1)
             pairs: list[tuple[Path, Path]] = []
+            staging: _Background | None = None
             gdir = self.root / "offline" / rt.name
             is_iceberg = has_offline and self._offline_table(rt, gdir) == iceberg.ICEBERG
             if has_offline:
-                full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
-                parts = (
-                    iceberg.split_by_partition(rt, full)
-                    if is_iceberg
-                    else offline.split_by_hour(full, seconds)
-                )
-                pairs = offline.write_staged(gdir, run_id, chunk, parts, write_us)
-            listed = [
-                [str(s.relative_to(self.root)), str(f.relative_to(self.root))] for s, f in pairs
-            ]
+                if hours is not None and not is_iceberg:
+                    parts = offline.sagemaker_parts(hours, api_us, write_us, deleted)
+                else:
+                    full = offline.with_sagemaker_columns(table, api_us, write_us, deleted)
+                    parts = (
+                        iceberg.split_by_partition(rt, full)
+                        if is_iceberg
+                        else offline.split_by_hour(full, seconds)
+                    )
+                job = _Background(offline.write_staged, gdir, run_id, chunk, parts, write_us)
+                if table.num_rows < OVERLAP_ROWS:
+                    pairs = job.run()
+                else:
+                    staging = job.start()
             con = self.online.connection()
             try:
                 con.execute("BEGIN IMMEDIATE")
                 if online_part is not None and has_online:
                     online_part(con)
+                if staging is not None:  # the Parquet files, written meanwhile
+                    pairs = staging.result()
+                listed = [
+                    [str(s.relative_to(self.root)), str(f.relative_to(self.root))] for s, f in pairs
+                ]
                 con.execute(
                     "INSERT INTO _fsgen_journal VALUES (?, ?, ?, ?)",
                     (
@@ -157,6 +171,8 @@ class WriteProtocol:
                 )
                 con.execute("COMMIT")
             except BaseException:
+                if staging is not None:  # no file may appear after the clean-up below
+                    pairs = staging.settled()
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 for staged, _ in pairs:
@@ -277,6 +293,52 @@ class WriteProtocol:
         )
 
 
+OVERLAP_ROWS = 10_000
+"""a chunk of at least this many rows writes its Parquet files on a thread of its own while
+its online upsert runs (both release the GIL for most of their work); a smaller one (a
+stream's batch, a put) writes them first, as starting a thread would cost more"""
+
+
+class _Background:
+    """``fn(*args)`` on a thread of its own once :meth:`start` ed (or here, by :meth:`run`);
+    :meth:`result` waits for it and returns its value or raises its exception."""
+
+    def __init__(self, fn: Callable[..., list[tuple[Path, Path]]], *args: object) -> None:
+        self._fn, self._args = fn, args
+        self._value: list[tuple[Path, Path]] = []
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> _Background:
+        self._thread = threading.Thread(target=self._call, name="fsgen-staging", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> list[tuple[Path, Path]]:
+        """Call it here instead (no thread)."""
+        return self._fn(*self._args)
+
+    def _call(self) -> None:
+        try:
+            self._value = self._fn(*self._args)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> list[tuple[Path, Path]]:
+        assert self._thread is not None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def settled(self) -> list[tuple[Path, Path]]:
+        """Wait for it; what it wrote ([] when it failed: its partial files are staging
+        leftovers, which recovery removes)."""
+        if self._thread is not None:
+            self._thread.join()
+        return self._value
+
+
 class _Busy(Exception):
     """The lock is held and the caller asked not to wait."""
 
@@ -291,11 +353,22 @@ class Processed:
     seconds: np.ndarray
     online: np.ndarray | None
     """None: not chosen yet (a held block: chosen once for the whole commit group)"""
+    hours: list[offline.HourPart] | None = None
+    """the rows split by event-time hour, when split ahead of the commit"""
 
     def latest(self, rt: GroupRuntime) -> np.ndarray:
         if self.online is None:
             self.online = latest_rows(rt, self.table, self.seconds)
         return self.online
+
+
+@dataclass
+class _Lay:
+    """A held block for the writer thread to lay out ahead of its commit group's commit."""
+
+    rt: GroupRuntime
+    processed: Processed
+    targets: tuple[bool, bool]
 
 
 class ChunkWriter:
@@ -316,12 +389,14 @@ class ChunkWriter:
         batch, and one online upsert per record identifier instead of one per batch"""
         self.coalesce_bytes = 0
         """when > 0 (with ``coalesce``), the held blocks are also committed once their Arrow
-        data reaches this many bytes, which bounds the memory a wide group's blocks hold"""
+        data reaches this many bytes, which bounds the memory a wide group's blocks hold (a
+        pipelined writer counts each block twice: its copy sorted by event-time hour too)"""
         self._held: list[tuple[GroupRuntime, tuple[bool, bool], Processed]] = []
         self._held_rows = 0
         self._held_bytes = 0
         self._queue: (
-            queue.Queue[tuple[GroupRuntime, Processed, tuple[bool, bool]] | None] | None
+            queue.Queue[_Lay | tuple[GroupRuntime, list[Processed], tuple[bool, bool]] | None]
+            | None
         ) = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -349,51 +424,80 @@ class ChunkWriter:
             self._held.append((rt, self.targets, processed))
             self._held_rows += processed.table.num_rows
             self._held_bytes += processed.table.nbytes
+            if self._queue is not None:  # the writer thread lays it out while we go on
+                self._held_bytes += processed.table.nbytes  # its hour-sorted copy
+                self._put(_Lay(rt, processed, self.targets))
             if self._held_rows >= self.coalesce or (0 < self.coalesce_bytes <= self._held_bytes):
                 self._flush_held()
             return
-        self._submit(rt, processed, self.targets)
+        self._submit(rt, [processed], self.targets)
 
     def _flush_held(self) -> None:
-        """Commit the held blocks (see ``coalesce``) as one chunk, in the order written:
-        applying them together leaves the same online state as one by one, and the offline
-        store the same rows. The latest record per identifier is chosen among the blocks'
-        own latest rows (their union holds the latest of all)."""
+        """Commit the held blocks (see ``coalesce``) as one chunk, in the order written."""
         if not self._held:
             return
         held, self._held = self._held, []
         self._held_rows = self._held_bytes = 0
-        rt, targets = held[0][0], held[0][1]
-        if len(held) == 1:
-            merged = held[0][2]
-        else:
-            import pyarrow as pa
-
-            table = pa.concat_tables([p.table for _, _, p in held])
-            secs = np.concatenate([p.seconds for _, _, p in held])
-            among = None
-            if all(p.online is not None for _, _, p in held):
-                offsets = np.cumsum([0] + [p.table.num_rows for _, _, p in held[:-1]])
-                among = np.concatenate(
-                    [p.online + offset for (_, _, p), offset in zip(held, offsets, strict=True)]  # type: ignore[operator]
-                )
-            merged = Processed(table, secs, latest_rows(rt, table, secs, among))
-        self._submit(rt, merged, targets)
+        self._submit(held[0][0], [p for _, _, p in held], held[0][1])
 
     def discard(self) -> None:
         """Drop the held blocks unwritten (a run that stops on an error)."""
         self._held = []
         self._held_rows = self._held_bytes = 0
 
-    def _submit(self, rt: GroupRuntime, processed: Processed, targets: tuple[bool, bool]) -> None:
+    def _submit(
+        self, rt: GroupRuntime, blocks: list[Processed], targets: tuple[bool, bool]
+    ) -> None:
         if self._queue is None:
-            self._commit(rt, processed, targets)
+            self._commit(rt, blocks, targets)
             return
+        self._put((rt, blocks, targets))
+
+    def _put(self, item: _Lay | tuple[GroupRuntime, list[Processed], tuple[bool, bool]]) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((rt, processed, targets))
+        assert self._queue is not None
+        self._queue.put(item)
 
-    def _commit(self, rt: GroupRuntime, processed: Processed, targets: tuple[bool, bool]) -> None:
+    def _lay_out(self, item: _Lay) -> None:
+        """A held block's rows split by event-time hour ahead of its commit, on the writer
+        thread (Arrow's take releases the GIL, so it overlaps the next block's
+        transformation; one block's split also costs less than the whole group's). The
+        latest rows per identifier are left to the commit: chosen per block and again among
+        their union they cost more than once over the group."""
+        rt, processed = item.rt, item.processed
+        has_offline = self.store._targets(rt.name)[1] and item.targets[1]
+        if has_offline and self.store.table_format(rt.name) != iceberg.ICEBERG:
+            processed.hours = offline.hour_parts(processed.table, processed.seconds)
+
+    def _merged(self, rt: GroupRuntime, blocks: list[Processed]) -> Processed:
+        """Blocks written in order as one: applying them together leaves the same online
+        state as one by one, and the offline store the same rows. The latest record per
+        identifier is chosen among the blocks' own latest rows (their union holds the
+        latest of all); hour parts split ahead are merged, not split again."""
+        if len(blocks) == 1:
+            return blocks[0]
+        import pyarrow as pa
+
+        table = pa.concat_tables([p.table for p in blocks])
+        secs = np.concatenate([p.seconds for p in blocks])
+        offsets = np.cumsum([0] + [p.table.num_rows for p in blocks[:-1]])
+        among = None
+        if all(p.online is not None for p in blocks):
+            among = np.concatenate(
+                [p.online + offset for p, offset in zip(blocks, offsets, strict=True)]  # type: ignore[operator]
+            )
+        hours = None
+        if all(p.hours is not None for p in blocks):
+            hours = offline.merge_hour_parts(
+                [(p.hours, int(o)) for p, o in zip(blocks, offsets, strict=True)]  # type: ignore[misc]
+            )
+        return Processed(table, secs, latest_rows(rt, table, secs, among), hours)
+
+    def _commit(
+        self, rt: GroupRuntime, blocks: list[Processed], targets: tuple[bool, bool]
+    ) -> None:
+        processed = self._merged(rt, blocks)
         chunk = self.chunks
         self.chunks += 1
         online = self.store.online
@@ -413,6 +517,7 @@ class ChunkWriter:
             processed.seconds,
             online_part,
             targets=targets,
+            hours=processed.hours,
         )
 
     # ------------------------------------------------------------------ aggregation groups
@@ -505,7 +610,10 @@ class ChunkWriter:
                 return
             if self._error is None:
                 try:
-                    self._commit(*item)
+                    if isinstance(item, _Lay):
+                        self._lay_out(item)
+                    else:
+                        self._commit(*item)
                 except BaseException as exc:  # re-raised in the caller thread
                     self._error = exc
             self._queue.task_done()

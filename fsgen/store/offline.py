@@ -69,8 +69,18 @@ def records_table(rt: GroupRuntime, columns: dict[str, list[object]]) -> pa.Tabl
     schema = arrow_schema(rt)
     fields = list(schema)[: len(rt.columns)]
     return pa.Table.from_arrays(
-        [pa.array(columns[f.name], type=f.type) for f in fields], schema=pa.schema(fields)
+        [_arrow(columns[f.name], f.type) for f in fields], schema=pa.schema(fields)
     )
+
+
+def _arrow(values: list[object], typ: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """``values`` as Arrow; a column passed through from the reader (a record identifier,
+    an event time: :class:`fsgen.runtime.bulk.PlainColumn`) is its Arrow column itself."""
+    source = getattr(values, "source", None)
+    if isinstance(source, pa.ChunkedArray | pa.Array) and source.type == typ:
+        if len(source) == len(values):
+            return source
+    return pa.array(values, type=typ)
 
 
 def with_sagemaker_columns(
@@ -99,24 +109,60 @@ def split_by_hour(
 ) -> list[tuple[str, pa.Table]]:
     """(partition dir, rows of that event-time hour) in ascending hour order; the order of
     rows within a partition is kept."""
+    return [(partition_dir(h * 3600.0), part) for h, part, _ in hour_parts(table, seconds)]
+
+
+HourPart = tuple[int, pa.Table, np.ndarray]
+"""(hour since the epoch, the rows of that event-time hour, their indexes in the table)"""
+
+
+def hour_parts(table: pa.Table, seconds: Sequence[float] | np.ndarray) -> list[HourPart]:
+    """The rows of each event-time hour, in ascending hour order, with their indexes in
+    ``table`` (ascending: the order of rows within an hour is kept). One stable sort of the
+    hours and one ``take``, then a zero-copy slice per hour."""
     hours = np.floor(np.asarray(seconds, dtype="float64") / 3600.0).astype("int64")
     if len(hours) == 0:
         return []
     if (hours == hours[0]).all():
-        return [(partition_dir(float(hours[0]) * 3600), table)]
+        return [(int(hours[0]), table, np.arange(len(hours), dtype="int64"))]
     order = np.argsort(hours, kind="stable")
     ordered = hours[order]
     cuts = np.flatnonzero(np.diff(ordered)) + 1
     taken = table.take(pa.array(order))
-    out = []
-    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(ordered)], strict=True):
-        out.append(
-            (
-                partition_dir(float(ordered[start]) * 3600),
-                taken.slice(int(start), int(stop - start)),
-            )
+    return [
+        (int(ordered[start]), taken.slice(int(start), int(stop - start)), order[start:stop])
+        for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(ordered)], strict=True)
+    ]
+
+
+def merge_hour_parts(blocks: Sequence[tuple[list[HourPart], int]]) -> list[HourPart]:
+    """The hour parts of blocks concatenated in order (each block's parts with the offset
+    of its first row): per hour the blocks' rows in block order, which is what
+    :func:`hour_parts` of the concatenated table gives."""
+    by_hour: dict[int, list[tuple[pa.Table, np.ndarray]]] = {}
+    for parts, offset in blocks:
+        for hour, part, index in parts:
+            by_hour.setdefault(hour, []).append((part, index + offset))
+    merged: list[HourPart] = []
+    for hour in sorted(by_hour):
+        pieces = by_hour[hour]
+        table = pieces[0][0] if len(pieces) == 1 else pa.concat_tables([t for t, _ in pieces])
+        merged.append((hour, table, np.concatenate([i for _, i in pieces])))
+    return merged
+
+
+def sagemaker_parts(
+    parts: Sequence[HourPart], api_us: np.ndarray, write_us: int, deleted: bool = False
+) -> list[tuple[str, pa.Table]]:
+    """(partition dir, rows with SageMaker's columns) of each hour part: ``api_us`` is per
+    row of the table the parts index."""
+    return [
+        (
+            partition_dir(hour * 3600.0),
+            with_sagemaker_columns(part, api_us[index], write_us, deleted),
         )
-    return out
+        for hour, part, index in parts
+    ]
 
 
 def stamp(micros: int) -> str:
@@ -324,9 +370,12 @@ __all__ = [
     "conform",
     "data_files",
     "dedup_sql",
+    "hour_parts",
+    "merge_hour_parts",
     "publish",
     "read_offline",
     "records_table",
+    "sagemaker_parts",
     "split_by_hour",
     "with_sagemaker_columns",
     "write_staged",
