@@ -109,6 +109,11 @@ def ingest(
         )
     if result.rejected > 10:
         app.err.print(f"  ... and {result.rejected - 10:,} more")
+    if result.read == 0:  # an empty export is worth a second look, not a quiet success
+        app.err.print(
+            f"[yellow]warning[/yellow]: {path} holds no records (an empty file, or a header "
+            "with no rows): nothing was written"
+        )
     if as_json:
         echo_json(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     if result.rejected:

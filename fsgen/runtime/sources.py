@@ -53,8 +53,8 @@ def format_of(source: str | os.PathLike[str]) -> str:
     if ".jsonl" in suffixes or ".ndjson" in suffixes or ".json" in suffixes:
         return "jsonl"
     raise SourceError(
-        f"{source}: cannot tell the format from the name; use .csv, .parquet or .jsonl "
-        "(or give the format)"
+        f"{source}: cannot tell the format from the name (.csv, .parquet or .jsonl); "
+        "give it with --format csv|parquet|jsonl (the Python API: fmt=)"
     )
 
 

@@ -164,3 +164,22 @@ def test_spark_tasks_refuse_the_header_too(root: Path, tmp_path: Path) -> None:
         rt = store.runtime("user-events")
     with pytest.raises(TaskError, match=re.escape(f"{source}: {LACKS} (has: ")):
         list(process_split(rt, Split(str(source), "csv", 0, 0, 1), 100))
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "\n", ",".join((*HAS, "amount", "count")) + "\n"],
+    ids=["zero-byte", "blank", "header-only"],
+)
+def test_cli_warns_about_a_file_with_no_records(root: Path, tmp_path: Path, content: str) -> None:
+    """An empty export is no error (nothing is wrong with a record), but it is not a quiet
+    success either: the command says that nothing was written."""
+    source, rejects = tmp_path / "empty.csv", tmp_path / "rejects.jsonl"
+    source.write_text(content)
+    store_dir = fresh_store(root)
+    args = ["--project", str(root), "ingest", "user-events", str(source), "--rejects", str(rejects)]
+    result = CliRunner().invoke(main, args, env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert "read 0, written 0, rejected 0" in result.output
+    assert f"warning: {source} holds no records" in result.output
+    assert_nothing_written(store_dir, rejects)
