@@ -183,3 +183,16 @@ def test_a_state_is_only_read_under_the_definition_it_was_built_for(
     kind = str(changed.pop("kind", "Fractional"))
     with pytest.raises(AggregationError, match=r"another definition.*backfill"):
         AggregationState.decode(define("sum", kind, **changed), text)
+
+
+def test_a_variance_beyond_the_doubles_is_infinite_not_an_error() -> None:
+    """The exact variance of values near 1e300 is near 1e600: it rounds to inf (its numerator
+    is an integer no double can hold, which math.copysign could not take)."""
+    for function in ("variance", "stddev_pop"):
+        state = AggregationState(define(function))
+        for i, v in enumerate([1e300, -1e300, 1e300]):
+            state.apply(i * S, i, "h", v)
+        text = state.encode()
+        answer = finalize_record([define(function)], {"x__state": text}, 3 * HOUR)
+        assert answer == state.finalize(3 * HOUR)
+        assert answer["x_lifetime"] == float("inf")
