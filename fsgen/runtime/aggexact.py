@@ -41,7 +41,7 @@ def _ratio(m: int, e: int, divisor: int = 1) -> float:
     try:
         return (m << e) / divisor if e >= 0 else m / (divisor << -e)
     except OverflowError:
-        return math.copysign(math.inf, m)
+        return math.inf if m > 0 else -math.inf  # m may be beyond every double itself
 
 
 #: An exact number in compact form: an int; a double; a list of doubles whose exact sum it is

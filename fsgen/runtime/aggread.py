@@ -9,7 +9,7 @@ state and its answers are cached by the state string.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +43,10 @@ class _Read:
         definition's state (with the backfill hint)."""
         return cls(d, *aggcodec.decode(d, text))
 
-    def finalize(self, query_time: int) -> dict[str, object]:
-        """:meth:`AggregationState.finalize` on the columns: the frontier (when counted) is
-        one more part at the watermark's tile, the newest; the prefix one more, the oldest."""
+    def finalize(self, query_time: int, names: Collection[str] | None = None) -> dict[str, object]:
+        """:meth:`AggregationState.finalize` on the columns, of the features ``names`` only
+        (all when None): the frontier (when counted) is one more part at the watermark's tile,
+        the newest; the prefix one more, the oldest."""
         d, wm = self.definition, self.watermark
         t = query_time if wm is None or query_time > wm else wm
         tail: Partial = None
@@ -54,17 +55,20 @@ class _Read:
                 tail = _merge(d, tail, _unit(d, (wm, seq, content_hash), value))
         k_query, keys = t // d.hop, self.keys
         answers: dict[int | None, object] = {}
-        for w in d.windows:
-            if w in answers:
+        out: dict[str, object] = {}
+        for name, w in zip(d.feature_names, d.windows, strict=True):
+            if names is not None and name not in names:
                 continue
-            if w is None:
-                answers[w] = self._answer(0, self.prefix, tail)
-            else:
-                first = k_query - w // d.hop
-                start = bisect_left(keys, first)
-                own = tail if wm is not None and wm // d.hop >= first else None
-                answers[w] = self._answer(start, None, own)
-        return {name: answers[w] for name, w in zip(d.feature_names, d.windows, strict=True)}
+            if w not in answers:
+                if w is None:
+                    answers[w] = self._answer(0, self.prefix, tail)
+                else:
+                    first = k_query - w // d.hop
+                    start = bisect_left(keys, first)
+                    own = tail if wm is not None and wm // d.hop >= first else None
+                    answers[w] = self._answer(start, None, own)
+            out[name] = answers[w]
+        return out
 
     def _answer(self, start: int, head: Partial, tail: Partial) -> object:
         """One window's value from the tiles ``start:``, plus ``head`` (older than every tile)
@@ -114,16 +118,24 @@ _CACHE: dict[
 CACHE_ENTRIES = 4096
 
 
-def finalize_text(d: AggregationDef, text: str | None, query_time: int) -> dict[str, object]:
-    """``AggregationState.decode(d, text).finalize(query_time)``, cached.
+def finalize_text(
+    d: AggregationDef,
+    text: str | None,
+    query_time: int,
+    names: Collection[str] | None = None,
+) -> dict[str, object]:
+    """``AggregationState.decode(d, text).finalize(query_time)``, cached; of the features
+    ``names`` only when given (a full finalize's values of them).
 
     The answer at T depends on T only through ``t = max(T, watermark)``: which tile t falls in
     (every window starts ``w / hop`` tiles before it and every stored event is before t) and
     whether t is past the watermark (the frontier's events count then). So the key (state
     string, tile of t, t > watermark) gives the same answer, bit for bit, as decoding and
     finalizing again; lists are copied so a caller cannot change a cached answer."""
+    need = d.feature_names if names is None else [n for n in d.feature_names if n in names]
     if not text:
-        return AggregationState(d).finalize(query_time)
+        empty = AggregationState(d).finalize(query_time)
+        return {k: empty[k] for k in need}
     entry = _CACHE.get((d, text))
     if entry is None:
         if len(_CACHE) >= CACHE_ENTRIES:
@@ -135,17 +147,27 @@ def finalize_text(d: AggregationDef, text: str | None, query_time: int) -> dict[
     key = (t // d.hop, wm is not None and t > wm)
     answer = answers.get(key)
     if answer is None:
-        answer = answers[key] = state.finalize(query_time)
-    return {k: list(v) if type(v) is list else v for k, v in answer.items()}
+        answer = answers[key] = state.finalize(query_time, names)
+    missing = [n for n in need if n not in answer]
+    if missing:  # an earlier read asked for other windows of this state
+        answer.update(state.finalize(query_time, missing))
+    return {k: list(v) if type(v) is list else v for k in need for v in (answer[k],)}
 
 
 def finalize_record(
-    definitions: Sequence[AggregationDef], record: Mapping[str, str | None], query_time: int
+    definitions: Sequence[AggregationDef],
+    record: Mapping[str, str | None],
+    query_time: int,
+    features: Collection[str] | None = None,
 ) -> dict[str, object]:
-    """Every aggregation feature of an online record at ``query_time`` (what the parser does)."""
+    """The aggregation features of an online record at ``query_time`` (what the parser
+    does): every one, or those named in ``features`` (the other aggregations' states are not
+    decoded, and no window is finalized that was not asked)."""
     out: dict[str, object] = {}
     for d in definitions:
-        out.update(finalize_text(d, record.get(d.state_column), query_time))
+        if features is not None and not any(n in features for n in d.feature_names):
+            continue
+        out.update(finalize_text(d, record.get(d.state_column), query_time, features))
     return out
 
 

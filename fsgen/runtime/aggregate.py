@@ -36,7 +36,7 @@ import hashlib
 import json
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -449,22 +449,28 @@ def _span(micros: int) -> str:
     return "".join(out)
 
 
-def finalize_text(d: AggregationDef, text: str | None, query_time: int) -> dict[str, object]:
-    """``AggregationState.decode(d, text).finalize(query_time)``, cached
-    (:func:`fsgen.runtime.aggread.finalize_text`, which imports this module)."""
+def finalize_text(
+    d: AggregationDef, text: str | None, query_time: int, names: Collection[str] | None = None
+) -> dict[str, object]:
+    """``AggregationState.decode(d, text).finalize(query_time)``, cached, of ``names`` only
+    when given (:func:`fsgen.runtime.aggread.finalize_text`, which imports this module)."""
     from fsgen.runtime.aggread import finalize_text
 
-    return finalize_text(d, text, query_time)
+    return finalize_text(d, text, query_time, names)
 
 
 def finalize_record(
-    definitions: Sequence[AggregationDef], record: Mapping[str, str | None], query_time: int
+    definitions: Sequence[AggregationDef],
+    record: Mapping[str, str | None],
+    query_time: int,
+    features: Collection[str] | None = None,
 ) -> dict[str, object]:
-    """Every aggregation feature of an online record at ``query_time`` (what the parser does,
-    :func:`fsgen.runtime.aggread.finalize_record`, which imports this module)."""
+    """The aggregation features of an online record at ``query_time``, every one or those
+    named in ``features`` (what the parser does, :func:`fsgen.runtime.aggread.finalize_record`,
+    which imports this module)."""
     from fsgen.runtime.aggread import finalize_record
 
-    return finalize_record(definitions, record, query_time)
+    return finalize_record(definitions, record, query_time, features)
 
 
 __all__ = [
