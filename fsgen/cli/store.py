@@ -225,7 +225,7 @@ def _aggregated_record(
     ``<name>_<window>`` feature (or the ``features`` named)."""
 
     from fsgen.errors import NotFound
-    from fsgen.runtime.aggregate import finalize_record
+    from fsgen.runtime.aggread import finalize_record
 
     spec = app.spec.group(group)
     known = list(spec.output_names())
@@ -250,6 +250,7 @@ def _aggregated_record(
         [a.runtime() for a in spec.aggregations],
         {k: v if isinstance(v, str) else None for k, v in states.items()},
         at,
+        features or None,  # only the states of the features named are decoded
     )
     head = {k.name: record.get(k.name) for k in spec.entity.keys}
     head["state written at"] = record.get(spec.event_time.name)

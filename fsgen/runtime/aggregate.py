@@ -1,4 +1,4 @@
-"""Time-window aggregation state: tiles, their partial states, merge, finalize and encoding.
+"""Time-window aggregation state: tiles, their partial states, merge, finalize.
 
 Standard library only, and nothing from the rest of fsgen: the stream handler (in a Lambda)
 updates this state per event, the online store keeps it encoded in String features, and the
@@ -23,6 +23,11 @@ Semantics (README "Aggregations"), with times as integer epoch microseconds:
 - Events at exactly the watermark are kept raw (the *frontier*) until a newer event arrives, so
   a read at T equal to the watermark excludes them exactly. Reads are exact for every
   ``T >= watermark`` (serving reads at "now"); an earlier T is answered as of the watermark.
+
+The parts: :mod:`~fsgen.runtime.aggdef` (the definitions), :mod:`~fsgen.runtime.aggexact` (exact
+numbers), this module (partials and the mutable state), :mod:`~fsgen.runtime.aggcodec` (the
+String encoding) and :mod:`~fsgen.runtime.aggread` (the read path). Their public names are all
+importable from here.
 """
 
 from __future__ import annotations
@@ -31,229 +36,40 @@ import hashlib
 import json
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from itertools import accumulate, pairwise
 from typing import Any
 
-INTEGRAL, FRACTIONAL, STRING = "Integral", "Fractional", "String"
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-MICROS = 1_000_000
-#: SageMaker's limit on one record (all features); the state strings of a group share it.
-MAX_RECORD_BYTES = 350 * 1024
-FORMAT_VERSION = 3
-
-#: function -> value kinds it accepts
-FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "count": (INTEGRAL, FRACTIONAL, STRING),
-    "sum": (INTEGRAL, FRACTIONAL),
-    "mean": (INTEGRAL, FRACTIONAL),
-    "min": (INTEGRAL, FRACTIONAL, STRING),
-    "max": (INTEGRAL, FRACTIONAL, STRING),
-    "variance": (INTEGRAL, FRACTIONAL),
-    "variance_pop": (INTEGRAL, FRACTIONAL),
-    "stddev": (INTEGRAL, FRACTIONAL),
-    "stddev_pop": (INTEGRAL, FRACTIONAL),
-    "last": (INTEGRAL, FRACTIONAL, STRING),
-    "last_n": (INTEGRAL, FRACTIONAL, STRING),
-    "count_distinct": (INTEGRAL, STRING),
-}
-#: functions that take ``n``
-SIZED = frozenset({"last_n", "count_distinct"})
+from fsgen.runtime import aggcodec as _codec
+from fsgen.runtime.aggcodec import FORMAT_VERSION, MAX_RECORD_BYTES, encode_states
+from fsgen.runtime.aggdef import (
+    FRACTIONAL,
+    FUNCTIONS,
+    INT64_MAX,
+    INT64_MIN,
+    INTEGRAL,
+    MICROS,
+    SIZED,
+    STRING,
+    AggregationDef,
+    AggregationError,
+    Key,
+    Partial,
+    Value,
+    output_kind,
+    window_label,
+)
+from fsgen.runtime.aggexact import (
+    _dy,
+    _exact,
+    _exact_sum,
+    _norm,
+    _ratio,
+    _round,
+    dyadic,
+)
 
 APPLIED, DUPLICATE, LATE = "applied", "duplicate", "late"
-
-Value = int | float | str
-Key = tuple[int, int, str]  # (event time µs, sequence, content hash)
-#: a partial state: JSON-native (ints, floats, strings and lists of them); None is empty
-Partial = Any
-
-
-class AggregationError(ValueError):
-    """An event or a state string that cannot be used (bad value, corrupt or oversized state)."""
-
-
-def output_kind(function: str, value_kind: str) -> tuple[str, bool]:
-    """(scalar kind, is a list) of the features a function produces from ``value_kind``."""
-    if function in ("count", "count_distinct"):
-        return INTEGRAL, False
-    if function in ("mean", "variance", "variance_pop", "stddev", "stddev_pop"):
-        return FRACTIONAL, False
-    return value_kind, function == "last_n"
-
-
-def window_label(window_us: int | None) -> str:
-    """The suffix of a window's feature name: 'lifetime', '30d', '12h', '5m', '90s'."""
-    if window_us is None:
-        return "lifetime"
-    if window_us % MICROS:
-        return f"{window_us}us"
-    seconds = window_us // MICROS
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-@dataclass(frozen=True)
-class AggregationDef:
-    """One declared aggregation: a function over several windows sharing one tiled state."""
-
-    name: str
-    function: str
-    value_kind: str
-    windows: tuple[int | None, ...]  # µs, None = lifetime
-    hop: int  # µs
-    lateness: int  # µs
-    n: int | None = None
-    distinct: bool = False
-
-    def __post_init__(self) -> None:
-        if self.function not in FUNCTIONS:
-            raise AggregationError(f"unknown aggregation function {self.function!r}")
-        if self.hop <= 0 or self.lateness < 0:
-            raise AggregationError("hop must be positive and lateness not negative")
-        if any(w is not None and (w <= 0 or w % self.hop) for w in self.windows):
-            raise AggregationError("every window must be a positive multiple of the hop")
-        if (self.function in SIZED) != (self.n is not None) or (self.n is not None and self.n < 1):
-            raise AggregationError(f"{self.function} needs n >= 1 exactly when it takes one")
-
-    @cached_property
-    def fingerprint(self) -> str:
-        """What a stored state's meaning depends on (function, value kind, windows, hop,
-        lateness, n, distinct), hashed short: a state is only read under the definition it was
-        built for, so a changed hop or window is never read through old tiles."""
-        shape = [self.function, self.value_kind, list(self.windows), self.hop, self.lateness]
-        shape += [self.n, self.distinct]
-        text = json.dumps(shape, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    @cached_property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(f"{self.name}_{window_label(w)}" for w in self.windows)
-
-    @cached_property
-    def state_column(self) -> str:
-        return f"{self.name}__state"
-
-    @property
-    def value_column(self) -> str:
-        return f"{self.name}__value"
-
-    @cached_property
-    def retention(self) -> int:
-        """How far behind the watermark tiles are kept (largest finite window + lateness)."""
-        finite = [w for w in self.windows if w is not None]
-        return max(finite, default=0) + self.lateness
-
-    @cached_property
-    def has_lifetime(self) -> bool:
-        return None in self.windows
-
-
-# --------------------------------------------------------------------------- exact numbers
-
-Dyadic = tuple[int, int]  # m * 2**e, m odd or zero (then e == 0)
-
-
-def _norm(m: int, e: int) -> Dyadic:
-    if m == 0:
-        return (0, 0)
-    tz = (m & -m).bit_length() - 1
-    return (m >> tz, e + tz)
-
-
-def dyadic(x: int | float) -> Dyadic:
-    if isinstance(x, int):
-        return _norm(x, 0)
-    num, den = x.as_integer_ratio()
-    return _norm(num, 1 - den.bit_length())
-
-
-def _add(a: Sequence[int], b: Sequence[int]) -> Dyadic:
-    m1, e1 = a
-    m2, e2 = b
-    if m1 == 0:
-        return (m2, e2)
-    if m2 == 0:
-        return (m1, e1)
-    e = min(e1, e2)
-    return _norm((m1 << (e1 - e)) + (m2 << (e2 - e)), e)
-
-
-def _ratio(m: int, e: int, divisor: int = 1) -> float:
-    """``m * 2**e / divisor`` rounded once to the nearest double (Python's int division)."""
-    try:
-        return (m << e) / divisor if e >= 0 else m / (divisor << -e)
-    except OverflowError:
-        return math.copysign(math.inf, m)
-
-
-#: An exact number in compact form: an int; a double; a list of doubles whose exact sum it is
-#: (non-overlapping, largest first, like math.fsum's partials); or [m, e] ints = m * 2**e when
-#: it lies beyond the double range. Most tiles hold a double.
-Exact = int | float | list[float] | list[int]
-
-
-def _exact(m: int, e: int) -> Exact:
-    """The compact form of ``m * 2**e``."""
-    if m.bit_length() <= 53 and e >= -1074 and m.bit_length() + e <= 1024:
-        return math.ldexp(m, e)
-    sign, rest, out = (-1 if m < 0 else 1), abs(m), []
-    try:
-        while rest:
-            shift = max(rest.bit_length() - 53, 0)
-            top = rest >> shift
-            if e + shift + (top & -top).bit_length() - 1 < -1074:
-                return [m, e]  # a part below the smallest subnormal: no double holds it
-            out.append(sign * math.ldexp(top, e + shift))
-            rest -= top << shift
-    except OverflowError:
-        return [m, e]
-    return out
-
-
-def _dy(x: Exact) -> Dyadic:
-    if isinstance(x, list):
-        if x and isinstance(x[0], int):
-            return (x[0], x[1])  # type: ignore[return-value]
-        acc: Dyadic = (0, 0)
-        for part in x:
-            acc = _add(acc, dyadic(part))
-        return acc
-    return dyadic(x)
-
-
-def _exact_sum(parts: Sequence[Exact], integral: bool) -> Exact:
-    """The exact sum of exact numbers, in compact form (ints stay ints)."""
-    if integral:
-        return sum(parts)  # type: ignore[arg-type]
-    acc: Dyadic = (0, 0)
-    for x in parts:
-        acc = _add(acc, _dy(x))
-    return _exact(*acc)
-
-
-def _round(parts: Sequence[Exact], integral: bool) -> int | float:
-    """The exact sum of ``parts`` as an int, or rounded once to a double."""
-    if integral:
-        return sum(parts)  # type: ignore[arg-type]
-    flat: list[float] = []
-    for x in parts:
-        if type(x) is float:
-            flat.append(x)
-        elif x and isinstance(x[0], float):  # type: ignore[index]
-            flat += x  # type: ignore[arg-type]
-        else:
-            m, e = _dy(_exact_sum(parts, False))
-            return _ratio(m, e)
-    try:
-        return math.fsum(flat)  # correctly rounded, whatever the order
-    except OverflowError:
-        m, e = _dy(_exact_sum(parts, False))
-        return _ratio(m, e)
-
 
 # --------------------------------------------------------------------------- partial states
 # A partial is JSON-native (ints, strings, floats, lists) so a state encodes as compact JSON.
@@ -418,10 +234,6 @@ def coerce_value(kind: str, value: object) -> Value | None:
 #: ``json.dumps(x, separators=(",", ":"), default=repr)``, built once (a call of json.dumps
 #: with arguments builds an encoder each time)
 _HASH_JSON = json.JSONEncoder(separators=(",", ":"), default=repr).encode
-#: the state encoder: compact, UTF-8 as is, no NaN (a partial never holds one)
-_STATE_JSON = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
-).encode
 
 
 def event_hash(identifier: object, event_time: int, values: Mapping[str, object]) -> str:
@@ -589,184 +401,26 @@ class AggregationState:
     # ------------------------------------------------------------------ encoding
 
     def encode(self) -> str:
-        """The state as one String feature value: compact JSON, lossless (floats by repr),
-        tiles column-wise (see :func:`_body`). The state is left canonical: equal to what
-        decoding the string gives (tiles no read can need are dropped, see :meth:`_needed`)."""
-        keys, parts, prefix = self._needed()
+        """The state as one String feature value (:func:`fsgen.runtime.aggcodec.encode`). The
+        state is left canonical: equal to what decoding the string gives (tiles no read can
+        need are dropped, see :func:`fsgen.runtime.aggcodec.needed`)."""
+        d = self.definition
+        keys, parts, prefix = _codec.needed(d, self.tiles, self.prefix)
         if len(keys) != len(self.tiles) or prefix is not self.prefix:
             self.tiles = dict(zip(keys, parts, strict=True))
             self.prefix = prefix
-        return _STATE_JSON(_body(self, keys, parts, prefix))
-
-    def _needed(self) -> tuple[list[int], list[Partial], Partial]:
-        """The tiles (keys, partials, oldest first) and prefix a read can still need. For last /
-        last_n, entries behind the newest n (the frontier aside, which a read at the watermark
-        excludes) can never be an answer again, nor can a late event landing behind them; so the
-        encoded state is canonical and small."""
-        d = self.definition
-        tiles = self.tiles
-        keys = sorted(tiles)
-        parts = [tiles[k] for k in keys]
-        if d.function not in ("last", "last_n"):
-            return keys, parts, self.prefix
-        need, found = d.n or 1, 0
-        seen: set[object] = set()
-        for i in range(len(keys) - 1, -1, -1):
-            entries = [parts[i]] if d.function == "last" else parts[i]
-            if d.distinct:
-                seen.update(x[3] for x in entries)
-                found = len(seen)
-            else:
-                found += len(entries)
-            if found >= need:
-                return keys[i:], parts[i:], None
-        return keys, parts, self.prefix
+        return _codec.encode(
+            d, self.watermark, self.max_sequence, keys, parts, self.frontier, prefix
+        )
 
     @classmethod
     def decode(cls, definition: AggregationDef, text: str | None) -> AggregationState:
         """The state a String feature holds; None or '' is the empty state."""
         if not text:
             return cls(definition)
-        read = _Read.of(definition, text)
-        width = _WIDTH.get(definition.function, 0)
-        parts = read.cols[0] if not width else [list(p) for p in zip(*read.cols, strict=True)]
-        tiles = dict(zip(read.keys, parts, strict=True))
-        return cls(definition, read.watermark, read.max_sequence, tiles, read.frontier, read.prefix)
-
-
-#: functions whose tile partial is a fixed-length list, by its length: the encoding stores
-#: such tiles as that many columns (one list of counts, one of sums, ...), every other
-#: function's partials as one column
-_WIDTH = {"mean": 2, "variance": 3, "variance_pop": 3, "stddev": 3, "stddev_pop": 3, "last": 4}
-
-
-def _body(state: AggregationState, keys: list[int], parts: list[Partial], prefix: Partial) -> list:
-    """The JSON body of a state, format 3: ``[3, fingerprint, watermark, max sequence, tile
-    keys as differences (the first one as is), columns, frontier, prefix]``. Flat columns of
-    numbers decode into few Python objects (cheap to parse, little for the garbage collector)
-    and let a read sum a window's slice at C speed."""
-    width = _WIDTH.get(state.definition.function, 0)
-    if not width:
-        cols: list[list[Any]] = [parts]
-    elif parts:
-        cols = [list(c) for c in zip(*parts, strict=True)]
-    else:
-        cols = [[] for _ in range(width)]
-    deltas = [b - a for a, b in pairwise(keys)]
-    return [
-        FORMAT_VERSION,
-        state.definition.fingerprint,
-        state.watermark,
-        state.max_sequence,
-        keys[:1] + deltas,
-        cols,
-        state.frontier,
-        prefix,
-    ]
-
-
-@dataclass
-class _Read:
-    """A decoded state as the read path keeps it: tile keys and the partials column-wise."""
-
-    definition: AggregationDef
-    watermark: int | None
-    max_sequence: int
-    keys: list[int]
-    cols: list[list[Any]]
-    frontier: list[list[Any]]
-    prefix: Partial
-
-    @classmethod
-    def of(cls, d: AggregationDef, text: str) -> _Read:
-        """Parse a state string; refuses an unreadable one, another format or another
-        definition's state (with the backfill hint)."""
-        try:
-            body = json.loads(text)
-            version = body[0] if isinstance(body, list) and body else None
-        except (ValueError, TypeError, RecursionError) as exc:
-            raise AggregationError(f"state of {d.name!r} is not readable: {exc}") from None
-        if version != FORMAT_VERSION:
-            raise AggregationError(
-                f"state of {d.name!r} has format {version!r}, not {FORMAT_VERSION}; "
-                "rebuild the states with a backfill (fsgen ingest of the group's events)"
-            )
-        try:
-            _, built_for, wm, max_seq, deltas, cols, frontier, prefix = body
-            keys = list(accumulate(deltas))
-            width = _WIDTH.get(d.function, 0) or 1
-            if len(cols) != width or any(len(c) != len(keys) for c in cols):
-                raise ValueError("its tile columns do not match its tiles")
-        except (ValueError, TypeError) as exc:
-            raise AggregationError(f"state of {d.name!r} is not readable: {exc}") from None
-        if built_for != d.fingerprint:
-            raise AggregationError(
-                f"state of {d.name!r} was built for another definition of it (its "
-                "function, windows, hop or lateness changed since); rebuild the states with a "
-                "backfill (fsgen ingest of the group's events)"
-            )
-        return cls(d, wm, max_seq, keys, cols, frontier, prefix)
-
-    def finalize(self, query_time: int) -> dict[str, object]:
-        """:meth:`AggregationState.finalize` on the columns: the frontier (when counted) is
-        one more part at the watermark's tile, the newest; the prefix one more, the oldest."""
-        d, wm = self.definition, self.watermark
-        t = query_time if wm is None or query_time > wm else wm
-        tail: Partial = None
-        if wm is not None and t > wm:
-            for seq, content_hash, value in self.frontier:
-                tail = _merge(d, tail, _unit(d, (wm, seq, content_hash), value))
-        k_query, keys = t // d.hop, self.keys
-        answers: dict[int | None, object] = {}
-        for w in d.windows:
-            if w in answers:
-                continue
-            if w is None:
-                answers[w] = self._answer(0, self.prefix, tail)
-            else:
-                first = k_query - w // d.hop
-                start = bisect_left(keys, first)
-                own = tail if wm is not None and wm // d.hop >= first else None
-                answers[w] = self._answer(start, None, own)
-        return {name: answers[w] for name, w in zip(d.feature_names, d.windows, strict=True)}
-
-    def _answer(self, start: int, head: Partial, tail: Partial) -> object:
-        """One window's value from the tiles ``start:``, plus ``head`` (older than every tile)
-        and ``tail`` (newer), each None when absent."""
-        d, cols = self.definition, self.cols
-        f = d.function
-        extra = [p for p in (head, tail) if p is not None]
-        if f == "count":
-            return sum(cols[0][start:]) + sum(extra)
-        if f == "sum":
-            if d.value_kind == INTEGRAL:
-                return _final(d, sum(cols[0][start:]) + sum(extra))
-            return _round(cols[0][start:] + extra, False)
-        if f == "mean":
-            n = sum(cols[0][start:]) + sum(p[0] for p in extra)
-            if not n:
-                return None
-            sums = cols[1][start:] + [p[1] for p in extra]
-            return _round(sums, d.value_kind == INTEGRAL) / n
-        if f in ("min", "max"):
-            values = cols[0][start:] + extra
-            return (min(values) if f == "min" else max(values)) if values else None
-        if f == "last":
-            if tail is not None:
-                return tail[3]
-            if start < len(cols[3]):
-                return cols[3][-1]
-            return head[3] if head is not None else None
-        parts = (
-            cols[0][start:]
-            if len(cols) == 1
-            else [list(p) for p in zip(*(c[start:] for c in cols), strict=True)]
-        )
-        if head is not None:
-            parts.insert(0, head)
-        if tail is not None:
-            parts.append(tail)
-        return _final_many(d, parts)
+        wm, max_seq, keys, cols, frontier, prefix = _codec.decode(definition, text)
+        tiles = _codec.tiles_of(definition, keys, cols)
+        return cls(definition, wm, max_seq, tiles, frontier, prefix)
 
 
 def _iso(micros: int) -> str:
@@ -795,72 +449,48 @@ def _span(micros: int) -> str:
     return "".join(out)
 
 
-def encode_states(states: Sequence[AggregationState]) -> dict[str, str]:
-    """State column -> encoded state for one record; refuses a record over 350 KB."""
-    out = {s.definition.state_column: s.encode() for s in states}
-    size = sum(len(k) + len(v.encode("utf-8")) for k, v in out.items())
-    if size > MAX_RECORD_BYTES:
-        raise AggregationError(
-            f"aggregation state is {size} bytes; a SageMaker record holds at most "
-            f"{MAX_RECORD_BYTES} (use a coarser hop or shorter windows)"
-        )
-    return out
+def finalize_text(
+    d: AggregationDef, text: str | None, query_time: int, names: Collection[str] | None = None
+) -> dict[str, object]:
+    """``AggregationState.decode(d, text).finalize(query_time)``, cached, of ``names`` only
+    when given (:func:`fsgen.runtime.aggread.finalize_text`, which imports this module)."""
+    from fsgen.runtime.aggread import finalize_text
 
-
-#: Decoded states by (definition, state string), each with its answers by (query tile, read
-#: after the watermark): a served record is read many times between two writes, and its
-#: answer depends on the read time only through those two (see :func:`finalize_text`).
-_CACHE: dict[
-    tuple[AggregationDef, str], tuple[_Read, dict[tuple[int, bool], dict[str, object]]]
-] = {}
-CACHE_ENTRIES = 4096
-
-
-def finalize_text(d: AggregationDef, text: str | None, query_time: int) -> dict[str, object]:
-    """``AggregationState.decode(d, text).finalize(query_time)``, cached.
-
-    The answer at T depends on T only through ``t = max(T, watermark)``: which tile t falls in
-    (every window starts ``w / hop`` tiles before it and every stored event is before t) and
-    whether t is past the watermark (the frontier's events count then). So the key (state
-    string, tile of t, t > watermark) gives the same answer, bit for bit, as decoding and
-    finalizing again; lists are copied so a caller cannot change a cached answer."""
-    if not text:
-        return AggregationState(d).finalize(query_time)
-    entry = _CACHE.get((d, text))
-    if entry is None:
-        if len(_CACHE) >= CACHE_ENTRIES:
-            _CACHE.clear()
-        entry = _CACHE[(d, text)] = (_Read.of(d, text), {})
-    state, answers = entry
-    wm = state.watermark
-    t = query_time if wm is None or query_time > wm else wm
-    key = (t // d.hop, wm is not None and t > wm)
-    answer = answers.get(key)
-    if answer is None:
-        answer = answers[key] = state.finalize(query_time)
-    return {k: list(v) if type(v) is list else v for k, v in answer.items()}
+    return finalize_text(d, text, query_time, names)
 
 
 def finalize_record(
-    definitions: Sequence[AggregationDef], record: Mapping[str, str | None], query_time: int
+    definitions: Sequence[AggregationDef],
+    record: Mapping[str, str | None],
+    query_time: int,
+    features: Collection[str] | None = None,
 ) -> dict[str, object]:
-    """Every aggregation feature of an online record at ``query_time`` (what the parser does)."""
-    out: dict[str, object] = {}
-    for d in definitions:
-        out.update(finalize_text(d, record.get(d.state_column), query_time))
-    return out
+    """The aggregation features of an online record at ``query_time``, every one or those
+    named in ``features`` (what the parser does, :func:`fsgen.runtime.aggread.finalize_record`,
+    which imports this module)."""
+    from fsgen.runtime.aggread import finalize_record
+
+    return finalize_record(definitions, record, query_time, features)
 
 
 __all__ = [
     "APPLIED",
     "DUPLICATE",
+    "FORMAT_VERSION",
+    "FRACTIONAL",
     "FUNCTIONS",
+    "INT64_MAX",
+    "INT64_MIN",
+    "INTEGRAL",
     "LATE",
     "MAX_RECORD_BYTES",
+    "MICROS",
     "SIZED",
+    "STRING",
     "AggregationDef",
     "AggregationError",
     "AggregationState",
+    "Value",
     "coerce_value",
     "dyadic",
     "encode_states",

@@ -23,8 +23,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
-from fsgen.runtime.aggregate import AggregationDef, finalize_record
+from fsgen.runtime.aggdef import AggregationDef
+from fsgen.runtime.aggread import finalize_record
 from fsgen.runtime.encoding import FRACTIONAL, INTEGRAL, decode_value, encode_value
 from fsgen.runtime.encoding import Value as Value
 from fsgen.runtime.pipeline import FieldDef, coerce, composite_identifier
@@ -128,13 +130,33 @@ class FeatureSetRuntime:
 
     def feature_names(self, group: str) -> list[str]:
         """The features to ask GetRecord for (``FeatureNames``): the ones the vector needs and
-        the event time, so the TTL still applies when a response carries no ExpiresAt."""
+        the event time, so the TTL still applies when a response carries no ExpiresAt; of an
+        aggregation group, the states of the aggregations whose features the vector needs."""
         reader = self.group(group)
+        wanted = self._wanted(group)
         if reader.aggregations:
-            return [d.state_column for d in reader.aggregations]
-        wanted = {c.feature for c in self.columns if c.group == group} | {reader.event_time}
-        wanted |= {f for od in self.on_demand for _, g, f in od.stored if g == group}
+            return [
+                d.state_column
+                for d in reader.aggregations
+                if any(n in wanted for n in d.feature_names)
+            ]
+        wanted = wanted | {reader.event_time}
         return [name for name, _, _ in reader.columns if name in wanted]
+
+    def _wanted(self, group: str) -> frozenset[str]:
+        """The stored features of ``group`` the vector and its on-demand features read."""
+        return self._wanted_by_group.get(group, frozenset())
+
+    @cached_property
+    def _wanted_by_group(self) -> dict[str, frozenset[str]]:
+        wanted: dict[str, set[str]] = {g.name: set() for g in self.groups}
+        for c in self.columns:
+            if c.group in wanted:
+                wanted[c.group].add(c.feature)
+        for od in self.on_demand:
+            for _, g, f in od.stored:
+                wanted.setdefault(g, set()).add(f)
+        return {g: frozenset(names) for g, names in wanted.items()}
 
     def batch_get_request(self, request: Mapping[str, object]) -> dict[str, object]:
         """BatchGetRecord parameters for one inference request."""
@@ -200,7 +222,8 @@ class FeatureSetRuntime:
             text = entry.get("ValueAsString")
             states[str(entry.get("FeatureName"))] = text if isinstance(text, str) else None
         at = time.time_ns() // 1000 if now is None else round(now * 1_000_000)
-        return finalize_record(reader.aggregations, states, at)  # type: ignore[return-value]
+        wanted = self._wanted(reader.name)
+        return finalize_record(reader.aggregations, states, at, wanted)  # type: ignore[return-value]
 
     def from_get_record(
         self,

@@ -1,0 +1,164 @@
+"""The encoding of an aggregation state in one String feature, and the record size check.
+
+Standard library only (see :mod:`fsgen.runtime.aggregate`). It works on a state's fields, not
+on ``AggregationState`` (which calls it): :func:`encode` is ``AggregationState.encode``,
+:func:`decode` parses a string into the fields with the tiles column-wise, as the read path
+(:mod:`fsgen.runtime.aggread`) keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from itertools import accumulate, pairwise
+from typing import Any, Protocol
+
+from fsgen.runtime.aggdef import AggregationDef, AggregationError, Partial
+
+#: SageMaker's limit on one record (all features); the state strings of a group share it.
+MAX_RECORD_BYTES = 350 * 1024
+FORMAT_VERSION = 3
+
+#: the state encoder: compact, UTF-8 as is, no NaN (a partial never holds one)
+_STATE_JSON = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+).encode
+
+#: functions whose tile partial is a fixed-length list, by its length: the encoding stores
+#: such tiles as that many columns (one list of counts, one of sums, ...), every other
+#: function's partials as one column
+WIDTH = {"mean": 2, "variance": 3, "variance_pop": 3, "stddev": 3, "stddev_pop": 3, "last": 4}
+
+#: a parsed state: watermark, max sequence, tile keys, tile columns, frontier, prefix
+Parsed = tuple[int | None, int, list[int], list[list[Any]], list[list[Any]], Partial]
+
+
+class _Encodable(Protocol):
+    """What :func:`encode_states` needs of a state (``AggregationState``)."""
+
+    @property
+    def definition(self) -> AggregationDef: ...
+
+    def encode(self) -> str: ...
+
+
+def encode(
+    d: AggregationDef,
+    watermark: int | None,
+    max_sequence: int,
+    keys: list[int],
+    parts: list[Partial],
+    frontier: list[list[Any]],
+    prefix: Partial,
+) -> str:
+    """A state as one String feature value, its tiles given as sorted keys and their partials
+    (:func:`needed`): compact JSON, lossless (floats by repr), tiles column-wise (see
+    :func:`_body`)."""
+    return _STATE_JSON(_body(d, watermark, max_sequence, keys, parts, frontier, prefix))
+
+
+def needed(
+    d: AggregationDef, tiles: Mapping[int, Partial], prefix: Partial
+) -> tuple[list[int], list[Partial], Partial]:
+    """The tiles (keys, partials, oldest first) and prefix a read can still need. For last /
+    last_n, entries behind the newest n (the frontier aside, which a read at the watermark
+    excludes) can never be an answer again, nor can a late event landing behind them; so the
+    encoded state is canonical and small."""
+    keys = sorted(tiles)
+    parts = [tiles[k] for k in keys]
+    if d.function not in ("last", "last_n"):
+        return keys, parts, prefix
+    need, found = d.n or 1, 0
+    seen: set[object] = set()
+    for i in range(len(keys) - 1, -1, -1):
+        entries = [parts[i]] if d.function == "last" else parts[i]
+        if d.distinct:
+            seen.update(x[3] for x in entries)
+            found = len(seen)
+        else:
+            found += len(entries)
+        if found >= need:
+            return keys[i:], parts[i:], None
+    return keys, parts, prefix
+
+
+def tiles_of(d: AggregationDef, keys: list[int], cols: list[list[Any]]) -> dict[int, Partial]:
+    """Tile key -> partial from decoded columns (:func:`decode`)."""
+    width = WIDTH.get(d.function, 0)
+    parts = cols[0] if not width else [list(p) for p in zip(*cols, strict=True)]
+    return dict(zip(keys, parts, strict=True))
+
+
+def _body(
+    d: AggregationDef,
+    watermark: int | None,
+    max_sequence: int,
+    keys: list[int],
+    parts: list[Partial],
+    frontier: list[list[Any]],
+    prefix: Partial,
+) -> list[Any]:
+    """The JSON body of a state, format 3: ``[3, fingerprint, watermark, max sequence, tile
+    keys as differences (the first one as is), columns, frontier, prefix]``. Flat columns of
+    numbers decode into few Python objects (cheap to parse, little for the garbage collector)
+    and let a read sum a window's slice at C speed."""
+    width = WIDTH.get(d.function, 0)
+    if not width:
+        cols: list[list[Any]] = [parts]
+    elif parts:
+        cols = [list(c) for c in zip(*parts, strict=True)]
+    else:
+        cols = [[] for _ in range(width)]
+    deltas = [b - a for a, b in pairwise(keys)]
+    return [
+        FORMAT_VERSION,
+        d.fingerprint,
+        watermark,
+        max_sequence,
+        keys[:1] + deltas,
+        cols,
+        frontier,
+        prefix,
+    ]
+
+
+def decode(d: AggregationDef, text: str) -> Parsed:
+    """Parse a non-empty state string; refuses an unreadable one, another format or another
+    definition's state (with the backfill hint)."""
+    try:
+        body = json.loads(text)
+        version = body[0] if isinstance(body, list) and body else None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise AggregationError(f"state of {d.name!r} is not readable: {exc}") from None
+    if version != FORMAT_VERSION:
+        raise AggregationError(
+            f"state of {d.name!r} has format {version!r}, not {FORMAT_VERSION}; "
+            "rebuild the states with a backfill (fsgen ingest of the group's events)"
+        )
+    try:
+        _, built_for, wm, max_seq, deltas, cols, frontier, prefix = body
+        keys = list(accumulate(deltas))
+        width = WIDTH.get(d.function, 0) or 1
+        if len(cols) != width or any(len(c) != len(keys) for c in cols):
+            raise ValueError("its tile columns do not match its tiles")
+    except (ValueError, TypeError) as exc:
+        raise AggregationError(f"state of {d.name!r} is not readable: {exc}") from None
+    if built_for != d.fingerprint:
+        raise AggregationError(
+            f"state of {d.name!r} was built for another definition of it (its "
+            "function, windows, hop or lateness changed since); rebuild the states with a "
+            "backfill (fsgen ingest of the group's events)"
+        )
+    return wm, max_seq, keys, cols, frontier, prefix
+
+
+def encode_states(states: Sequence[_Encodable]) -> dict[str, str]:
+    """State column -> encoded state for one record; refuses a record over 350 KB."""
+    out = {s.definition.state_column: s.encode() for s in states}
+    size = sum(len(k) + len(v.encode("utf-8")) for k, v in out.items())
+    if size > MAX_RECORD_BYTES:
+        raise AggregationError(
+            f"aggregation state is {size} bytes; a SageMaker record holds at most "
+            f"{MAX_RECORD_BYTES} (use a coarser hop or shorter windows)"
+        )
+    return out
