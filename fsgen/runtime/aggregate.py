@@ -353,6 +353,27 @@ class AggregationState:
         if top > self.max_sequence:
             self.max_sequence = top
 
+    def apply_one(self, t: int, seq: int, content_hash: str, value: Value | None) -> None:
+        """``apply_accepted([(t, seq, content_hash, value)])``, with no list built: the
+        stream's common case, an entity's only event of a batch."""
+        wm = self.watermark
+        if wm is None or t > wm:
+            self.watermark = t
+            if self.frontier:
+                assert wm is not None
+                for fseq, fhash, fvalue in self.frontier:
+                    self._add_to_tile(wm, fseq, fhash, fvalue)
+                self.frontier = []
+            self._evict()
+            wm = t
+        if value is not None:
+            if t == wm:
+                self.frontier.append([seq, content_hash, value])
+            else:
+                self._add_to_tile(t, seq, content_hash, value)
+        if seq > self.max_sequence:
+            self.max_sequence = seq
+
     def _add_to_tile(self, t: int, seq: int, content_hash: str, value: Value) -> None:
         d = self.definition
         k = t // d.hop

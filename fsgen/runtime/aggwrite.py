@@ -553,9 +553,9 @@ def _apply_mine(
         if limit is not None and e.micros < limit:
             rejected.append(_late(states, e))
             return []
-        key = (e.micros, e.sequence, e.content_hash)
+        t, seq, content_hash = e.micros, e.sequence, e.content_hash
         for s, value in zip(states, e.values, strict=True):
-            s.apply_accepted([(*key, value)])
+            s.apply_one(t, seq, content_hash, value)
         return mine
     took: list[Event] = []
     pending: list[Event] = []
