@@ -32,12 +32,16 @@ importable from here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import sha256
+from json.encoder import (  # type: ignore[attr-defined]
+    c_make_encoder,
+    encode_basestring_ascii,
+)
 from typing import Any
 
 from fsgen.runtime import aggcodec as _codec
@@ -234,15 +238,33 @@ def coerce_value(kind: str, value: object) -> Value | None:
 #: ``json.dumps(x, separators=(",", ":"), default=repr)``, built once (a call of json.dumps
 #: with arguments builds an encoder each time)
 _HASH_JSON = json.JSONEncoder(separators=(",", ":"), default=repr).encode
+#: the same as the C encoder object, built once (``JSONEncoder.encode`` builds one per call;
+#: the circular-reference check it skips cannot apply to an event's identifier and values)
+_HASH_ENCODER = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, repr, encode_basestring_ascii, None, ":", ",", False, False, True)
+)
 
 
 def event_hash(identifier: object, event_time: int, values: Mapping[str, object]) -> str:
     """The stable content hash that breaks ties between equal (event time, sequence) keys."""
-    payload = _HASH_JSON([identifier, event_time, sorted(values.items())])
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    return item_hash(identifier, event_time, sorted(values.items()))
+
+
+def item_hash(identifier: object, event_time: int, items: Sequence[tuple[str, object]]) -> str:
+    """:func:`event_hash` of the values given as (name, value) pairs sorted by name."""
+    body = [identifier, event_time, items]
+    payload = _HASH_JSON(body) if _HASH_ENCODER is None else "".join(_HASH_ENCODER(body, 0))
+    return sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- state
+
+
+#: the state encoder without ``JSONEncoder.encode``'s per-call set-up: the stream encodes
+#: every touched state once per batch (:data:`fsgen.runtime.aggcodec.STATE_ENCODER`)
+_ENCODER = _codec.STATE_ENCODER
 
 
 @dataclass
@@ -331,6 +353,27 @@ class AggregationState:
         if top > self.max_sequence:
             self.max_sequence = top
 
+    def apply_one(self, t: int, seq: int, content_hash: str, value: Value | None) -> None:
+        """``apply_accepted([(t, seq, content_hash, value)])``, with no list built: the
+        stream's common case, an entity's only event of a batch."""
+        wm = self.watermark
+        if wm is None or t > wm:
+            self.watermark = t
+            if self.frontier:
+                assert wm is not None
+                for fseq, fhash, fvalue in self.frontier:
+                    self._add_to_tile(wm, fseq, fhash, fvalue)
+                self.frontier = []
+            self._evict()
+            wm = t
+        if value is not None:
+            if t == wm:
+                self.frontier.append([seq, content_hash, value])
+            else:
+                self._add_to_tile(t, seq, content_hash, value)
+        if seq > self.max_sequence:
+            self.max_sequence = seq
+
     def _add_to_tile(self, t: int, seq: int, content_hash: str, value: Value) -> None:
         d = self.definition
         k = t // d.hop
@@ -409,9 +452,14 @@ class AggregationState:
         if len(keys) != len(self.tiles) or prefix is not self.prefix:
             self.tiles = dict(zip(keys, parts, strict=True))
             self.prefix = prefix
-        return _codec.encode(
+        if _ENCODER is None:
+            return _codec.encode(
+                d, self.watermark, self.max_sequence, keys, parts, self.frontier, prefix
+            )
+        body = _codec._body(
             d, self.watermark, self.max_sequence, keys, parts, self.frontier, prefix
         )
+        return "".join(_ENCODER(body, 0))
 
     @classmethod
     def decode(cls, definition: AggregationDef, text: str | None) -> AggregationState:
@@ -497,6 +545,7 @@ __all__ = [
     "event_hash",
     "finalize_record",
     "finalize_text",
+    "item_hash",
     "output_kind",
     "window_label",
 ]

@@ -45,7 +45,7 @@ from fsgen.runtime.aggregate import (
     Value,
     coerce_value,
     encode_states,
-    event_hash,
+    item_hash,
 )
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.encoding import format_event_time, parse_event_time
@@ -236,6 +236,9 @@ def events_of(
         list(zip(*coerced, strict=True)) if all(c is not None for c in coerced) else []
     )
     micros_of = [round(s * MICROS) for s in block.seconds]
+    # event_hash's sorted (name, value) pairs: the names' order, found once
+    order = sorted(range(len(columns)), key=columns.__getitem__)
+    names = [columns[i] for i in order]
     events: list[Event] = []
     rejected: list[Rejected] = []
     for j, index in enumerate(block.rows):
@@ -245,7 +248,7 @@ def events_of(
             continue
         record_id = record_ids[j]
         micros = micros_of[j]
-        named = dict(zip(columns, mapped, strict=True))
+        items = list(zip(names, [mapped[i] for i in order], strict=True))
         events.append(
             Event(
                 index,
@@ -254,7 +257,7 @@ def events_of(
                 times[j],
                 micros,
                 sequences[j],
-                event_hash(record_id, micros, named),
+                item_hash(record_id, micros, items),
                 mapped,
             )
         )
@@ -550,9 +553,9 @@ def _apply_mine(
         if limit is not None and e.micros < limit:
             rejected.append(_late(states, e))
             return []
-        key = (e.micros, e.sequence, e.content_hash)
+        t, seq, content_hash = e.micros, e.sequence, e.content_hash
         for s, value in zip(states, e.values, strict=True):
-            s.apply_accepted([(*key, value)])
+            s.apply_one(t, seq, content_hash, value)
         return mine
     took: list[Event] = []
     pending: list[Event] = []
