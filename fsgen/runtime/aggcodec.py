@@ -28,7 +28,7 @@ _STATE_JSON = json.JSONEncoder(
 #: the state decoder: json.loads' own scanner called directly (a state string is one JSON
 #: value, no whitespace around it), without loads' per-call Python steps; anything else goes
 #: through json.loads as before
-_SCAN = json.scanner.make_scanner(json.JSONDecoder())
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed
 
 #: functions whose tile partial is a fixed-length list, by its length: the encoding stores
 #: such tiles as that many columns (one list of counts, one of sums, ...), every other
