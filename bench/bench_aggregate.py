@@ -13,17 +13,19 @@ hop-aligned, window, no replay de-duplication), label order restored. Both produ
 Online read: one record holding four aggregation states (count, sum, mean, last; windows 1h,
 1d, 7d, hop 1h, 300 events over 7 days), decoded from its String features and finalized at a
 read time, in process: ``finalize_record``, warm (the same record read again, as a served
-entity is between two writes: answered from the decoded-state cache, fsgen.runtime.aggregate.
+entity is between two writes: answered from the answers cache, fsgen.runtime.aggread.
 finalize_text) and cold (every read a record never read before: decoded and finalized; also as
 the thread's CPU time, since on a shared machine a wall-clock p99 is mostly other processes'
 time slices, and asking for one aggregation's three features only, as a feature set that uses
-one of them does). Baseline
-in the same run: ``json.loads`` of the four strings (the decode alone). Prints JSON.
+one of them does), with the garbage collector's passes (by generation) that started inside a
+cold read. Baseline in the same run: ``json.loads`` of the four strings (the decode alone).
+Prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -170,6 +172,14 @@ def online_read(reads: int) -> dict[str, object]:
     # cold: every read a record never read before (one more event each), so nothing is cached
     cold, cold_decode, cold_cpu, cold_one = [], [], [], []
     one = list(defs[0].feature_names)  # a feature set that uses one aggregation's windows
+    passes = [0, 0, 0]  # garbage-collector passes by generation, started inside a cold read
+    timing = False
+
+    def count_pass(phase: str, info: dict[str, int]) -> None:
+        if timing and phase == "start":
+            passes[info["generation"]] += 1
+
+    gc.callbacks.append(count_pass)
     for i in range(min(reads, 2_000)):
         for state in states:
             state.apply(int(times[-1]) + i + 1, 300 + i, f"{300 + i:032x}", 1.0)
@@ -179,16 +189,19 @@ def online_read(reads: int) -> dict[str, object]:
         for text in fresh_texts:
             json.loads(text)
         cold_decode.append(time.perf_counter_ns() - start)
+        timing = True
         cpu0, start = time.thread_time_ns(), time.perf_counter_ns()
         finalize_record(defs, fresh, now + i + 1)
         cold.append(time.perf_counter_ns() - start)
         cold_cpu.append(time.thread_time_ns() - cpu0)
+        timing = False
         for state in states:  # and once more, asking for one aggregation's features only
             state.apply(int(times[-1]) + i + 1, 10_300 + i, f"{10_300 + i:032x}", 1.0)
         fresh = encode_states(states)
         start = time.perf_counter_ns()
         finalize_record(defs, fresh, now + i + 1, one)
         cold_one.append(time.perf_counter_ns() - start)
+    gc.callbacks.remove(count_pass)
     return {
         "features": 4 * 3,
         "state_bytes": sum(len(v) for v in texts),
@@ -197,6 +210,7 @@ def online_read(reads: int) -> dict[str, object]:
         "finalize_record_cold": percentiles(cold),
         "finalize_record_cold_cpu": percentiles(cold_cpu),
         "finalize_record_cold_one_aggregation": percentiles(cold_one),
+        "cold_reads_gc_passes_by_generation": passes,
         "baseline_json_decode_only_cold": percentiles(cold_decode),
         "target_p99_ms": 0.2,
         "load_average_1m": round(os.getloadavg()[0], 2),

@@ -2,8 +2,8 @@
 
 Standard library only (see :mod:`fsgen.runtime.aggregate`). The generated inference parser,
 ``fsgen get`` and the skew check read through :func:`finalize_record`; a state is parsed once
-into columns (:func:`fsgen.runtime.aggcodec.decode`) and finalized on them, and both the parsed
-state and its answers are cached by the state string.
+into columns (:func:`fsgen.runtime.aggcodec.decode`) and finalized on them, and its answers
+are cached by the state string.
 """
 
 from __future__ import annotations
@@ -109,11 +109,14 @@ class _Read:
         return _final_many(d, parts)
 
 
-#: Decoded states by (definition, state string), each with its answers by (query tile, read
-#: after the watermark): a served record is read many times between two writes, and its
-#: answer depends on the read time only through those two (see :func:`finalize_text`).
+#: Answers by (definition, state string): the state's watermark and its answers by (query
+#: tile, read after the watermark). A served record is read many times between two writes,
+#: and its answer depends on the read time only through those two (see
+#: :func:`finalize_text`). The decoded columns are not kept: thousands of cached states' lists
+#: would stay tracked by the garbage collector, and its passes over them are what made a cold
+#: read's p99 several times its median; a read at a new tile decodes the string again.
 _CACHE: dict[
-    tuple[AggregationDef, str], tuple[_Read, dict[tuple[int, bool], dict[str, object]]]
+    tuple[AggregationDef, str], tuple[int | None, dict[tuple[int, bool], dict[str, object]]]
 ] = {}
 CACHE_ENTRIES = 4096
 
@@ -136,20 +139,23 @@ def finalize_text(
     if not text:
         empty = AggregationState(d).finalize(query_time)
         return {k: empty[k] for k in need}
+    state: _Read | None = None
     entry = _CACHE.get((d, text))
     if entry is None:
+        state = _Read.of(d, text)
         if len(_CACHE) >= CACHE_ENTRIES:
             _CACHE.clear()
-        entry = _CACHE[(d, text)] = (_Read.of(d, text), {})
-    state, answers = entry
-    wm = state.watermark
+        entry = _CACHE[(d, text)] = (state.watermark, {})
+    wm, answers = entry
     t = query_time if wm is None or query_time > wm else wm
     key = (t // d.hop, wm is not None and t > wm)
     answer = answers.get(key)
     if answer is None:
+        state = state or _Read.of(d, text)
         answer = answers[key] = state.finalize(query_time, names)
     missing = [n for n in need if n not in answer]
     if missing:  # an earlier read asked for other windows of this state
+        state = state or _Read.of(d, text)
         answer.update(state.finalize(query_time, missing))
     return {k: list(v) if type(v) is list else v for k in need for v in (answer[k],)}
 

@@ -7,7 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_aggregation_property import DEFS, ENTITIES, histories, same
 
-from fsgen.runtime.aggregate import AggregationState, finalize_record, finalize_text
+from fsgen.runtime.aggregate import (
+    AggregationDef,
+    AggregationState,
+    finalize_record,
+    finalize_text,
+)
 
 
 @settings(max_examples=80, deadline=None)
@@ -86,3 +91,41 @@ def test_the_kept_states_are_bounded_by_their_strings_size(monkeypatch) -> None:
     assert 1 <= sum(len(kept) for kept in aggwrite._WRITTEN.values()) <= 3
     for text in texts:  # kept or not, the state taken is the one the string holds
         assert aggwrite._take(d, text).encode() == text
+
+
+def test_the_read_cache_keeps_answers_not_decoded_columns() -> None:
+    """Thousands of cached states' decoded columns (a list per exact sum of a tile) stayed
+    tracked by the garbage collector and made its passes long; the cache keeps a state's
+    watermark and answers only, a few objects whatever the state's size."""
+    import gc
+
+    from fsgen.runtime import aggread
+
+    hour = 3_600_000_000
+    d = AggregationDef(  # tiles whose exact sums are lists of doubles, 60 of them kept
+        name="fsum",
+        function="sum",
+        value_kind="Fractional",
+        windows=(100 * hour,),
+        hop=hour,
+        lateness=hour,
+    )
+    texts = []
+    for i in range(200):
+        state = AggregationState(d)
+        for k in range(180):  # three events a tile: most tiles' sums are not one double
+            state.apply((k // 3) * hour + i, k, f"h{k}", 0.1 * (k + 1) + i)
+        texts.append(state.encode())
+    aggread._CACHE.clear()
+    gc.collect()
+    before = len(gc.get_objects())
+    for text in texts:
+        finalize_text(d, text, 61 * hour)
+    gc.collect()
+    per_entry = (len(gc.get_objects()) - before) / len(texts)
+    assert len(aggread._CACHE) == len(texts)
+    assert per_entry < 8, per_entry
+    for text in texts:  # and the cached answers are still those of a fresh decode
+        fresh = AggregationState.decode(d, text).finalize(61 * hour)
+        cached = finalize_text(d, text, 61 * hour)
+        assert all(same(cached[n], fresh[n]) for n in fresh)

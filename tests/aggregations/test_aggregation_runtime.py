@@ -196,3 +196,26 @@ def test_a_variance_beyond_the_doubles_is_infinite_not_an_error() -> None:
         answer = finalize_record([define(function)], {"x__state": text}, 3 * HOUR)
         assert answer == state.finalize(3 * HOUR)
         assert answer["x_lifetime"] == float("inf")
+
+
+def test_a_state_string_decodes_as_json_loads_reads_it() -> None:
+    """The decoder calls json's scanner directly on a bare JSON value; whatever else a string
+    holds (whitespace around it, bytes, trailing data, garbage) gets json.loads' own answer or
+    error, so the fast path changes no result and no message."""
+    import json
+
+    from fsgen.runtime import aggcodec
+
+    d = define("count", "Fractional", windows=(24 * HOUR,), hop=HOUR)
+    state = AggregationState(d)
+    state.apply(5 * S, 1, "h", 1.0)
+    text = state.encode()
+    parsed = aggcodec.decode(d, text)
+    for padded in (f" {text}\n", text.encode()):
+        assert aggcodec.decode(d, padded) == parsed  # type: ignore[arg-type]
+    for bad in ("{oops", "not a state", text + "x", "[", "\ufeff" + text):
+        with pytest.raises(ValueError) as expected:
+            json.loads(bad)
+        with pytest.raises(AggregationError) as got:
+            aggcodec.decode(d, bad)
+        assert str(got.value) == f"state of 'x' is not readable: {expected.value}"
