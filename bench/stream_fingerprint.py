@@ -68,6 +68,7 @@ def digest(value: object) -> str:
 def main() -> None:
     from fsgen.config import load_config
     from fsgen.loader import load
+    from fsgen.runtime.streamrecords import logs_to
     from fsgen.store import LocalStore
     from fsgen.stream.events import load_handler
 
@@ -86,7 +87,8 @@ def main() -> None:
         store = LocalStore(Path(tmp) / "store", spec)
         writer = store.writer(b.AGG_GROUP)
         for i in order:
-            r = handler.process(events[i], writer, letters)
+            with logs_to(lambda line: None):  # the failures are in the results digested
+                r = handler.process(events[i], writer, letters)
             results.append(
                 [
                     r.read,
