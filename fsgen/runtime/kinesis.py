@@ -146,6 +146,7 @@ def process_event(
     return result
 
 
+@paused_gc()  # the whole step: a context manager is a decorator too
 def process_aggregation_event(
     art: AggregationRuntime,
     event: Mapping[str, object],
@@ -164,24 +165,8 @@ def process_aggregation_event(
     written offline and the states online (``sink.update_states``). A replayed record (its
     sequence not above its entity's state) changes nothing and counts as written, so a retried
     batch is idempotent; a LATE event is dead-lettered with its reason and nothing of it is
-    written. A write that fails after the back-off reports every applied record for retry."""
-    with paused_gc():
-        return _process_aggregation_event(
-            art, event, sink, dead_letter, retry=retry, context=context, clock=clock
-        )
-
-
-def _process_aggregation_event(
-    art: AggregationRuntime,
-    event: Mapping[str, object],
-    sink: object,
-    dead_letter: DeadLetter | None = None,
-    *,
-    retry: RetryPolicy = DEFAULT_RETRY,
-    context: object = None,
-    clock: Callable[[], float] = time.time,
-) -> StreamResult:
-    """:func:`process_aggregation_event` with the collector paused."""
+    written. A write that fails after the back-off reports every applied record for retry.
+    The cyclic garbage collector is paused for the step (:func:`paused_gc`)."""
     records = event.get("Records")
     if not isinstance(records, list):
         raise DecodeError("event has no Records list")
