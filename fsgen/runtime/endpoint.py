@@ -273,10 +273,15 @@ class Endpoint:
         moment = self.clock() if now is None else now
         out = []
         for request, items in zip(requests, self.fetch(requests), strict=True):
+            # a group with no record decodes too: an aggregation group's absent state is the
+            # empty state (counts 0), as in training; a row group's is None
             stored = {
-                g: None
-                if item is None
-                else self.runtime.decode(g, item.get("Record"), item.get("ExpiresAt"), moment)  # type: ignore[arg-type]
+                g: self.runtime.decode(
+                    g,
+                    None if item is None else item.get("Record"),  # type: ignore[arg-type]
+                    None if item is None else item.get("ExpiresAt"),
+                    moment,
+                )
                 for g, item in items.items()
             }
             out.append(self.runtime.vector(stored, request))

@@ -136,3 +136,32 @@ def test_the_catalog_lists_aggregation_features_with_function_and_windows(
         assert name in index
     md = (config.root / "generated" / "catalog.md").read_text()
     assert "Average purchase value (mean over a 1d window, hop 3600s)" in md
+
+
+def test_the_model_endpoint_reads_an_absent_state_as_the_empty_state(
+    make_project: Callable[..., Path],
+) -> None:
+    """``serve-model`` and the skew check read through the endpoint: an entity with no state
+    record gets the empty state's values (counts 0), as the parser and the training set do,
+    not missing values."""
+    from fsgen.serving.handler import load_handler
+
+    config, spec, _ = _project(make_project)
+    parser = import_generated(config, "feature_sets.shop.parser")
+    now = T0 + 31 * HOUR
+    with LocalStore.open(config, spec) as store:
+        store.adopt(state_runtime(spec.group("purchases")), online=True, offline=False)
+        source = LocalRecordSource(store, clock=lambda: now)
+        handler = load_handler(config, spec, "shop", None, source, lambda: now)
+        requests = [{"customer_id": c} for c in ("c1", "c9")]
+        vectors = handler.endpoint.vectors(requests, now=now)
+        parsed = [
+            parser.from_batch_get_record(
+                source.batch_get_record(**parser.batch_get_request(r)), r, now=now
+            )
+            for r in requests
+        ]
+    assert vectors == parsed
+    unknown = dict(zip(parser.COLUMNS, vectors[1], strict=True))
+    assert unknown["purchase_count_lifetime"] == 0 and unknown["purchase_count_1h"] == 0
+    assert unknown["last_categories_7d"] == [] and unknown["tenure"] is None
