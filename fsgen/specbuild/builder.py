@@ -170,9 +170,16 @@ class SpecBuilder(InputsBuilder, FeatureSetBuilder):
         raw: dict[str, tuple[RawType, bool, list[str], a.Location]],
     ) -> tuple[AggregationSpec, ...]:
         decls: list[a.AggregationDecl] = list(getattr(g, "aggregations", []))
+        # an aggregation named as another aggregation or a row feature of the group; two row
+        # features of one name are the features' own duplicate, reported once, there
+        names = {d.name for d in decls}
+        features: dict[str, a.Location] = {}
+        for f in g.features:
+            if f.name in names:
+                features.setdefault(f.name, f.location)
         self.duplicates(
             f"aggregation in group {g.name!r}",
-            [(d.name, d.location) for d in decls] + [(d.name, d.location) for d in g.features],
+            [(d.name, d.location) for d in decls] + list(features.items()),
         )
         return tuple(
             spec

@@ -400,3 +400,19 @@ def test_valid_project_has_no_diagnostics(make_project: Callable[..., Path]) -> 
     assert result.diagnostics == []
     assert result.spec is not None
     assert result.spec.summary() == "1 feature group, 1 feature, 0 feature sets"
+
+
+def test_a_duplicate_row_feature_is_reported_once_as_a_feature(
+    make_project: Callable[..., Path],
+) -> None:
+    """Two row features of one name are one duplicate-feature pair, not also a duplicate
+    aggregation (the group has no aggregation)."""
+    body = (
+        GROUP
+        + OK_FEATURE
+        + '@g.feature(Integral, description="x", name="fine")\n'
+        + "def other(x: int) -> int:\n    return x\n"
+    )
+    root = make_project({"featuredefs/defs.py": HEADER + body})
+    dups = [d for d in check(root).diagnostics if d.code == "FS101"]
+    assert [d.message for d in dups] == ["duplicate feature in group 'grp' name 'fine'"] * 2
