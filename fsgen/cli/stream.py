@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,15 +74,20 @@ def _storable(text: str) -> bool:
     return True
 
 
-def _newest_event_time(handler: Handler, path: Path) -> float | None:
+def _newest_event_time(
+    handler: Handler, path: Path, skip: Collection[object] = ()
+) -> float | None:
     """Epoch seconds of the newest valid event time in PATH (to show values as of then);
-    event times the store refuses (outside years 1..9999) do not count."""
+    event times the store refuses (outside years 1..9999) and the lines in ``skip`` (line
+    numbers from 1: the records the replay dead-lettered or failed) do not count."""
     from fsgen.runtime.encoding import parse_event_time
     from fsgen.store.offline import MAX_SECONDS, MIN_SECONDS
 
     newest: float | None = None
     with path.open("rb") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, start=1):
+            if number in skip:
+                continue
             try:
                 value = json.loads(line)
                 seconds = parse_event_time(
@@ -214,6 +219,8 @@ def replay_cmd(
         with _handler_log(handler_log, quiet=True):
             result = replay(handler, path, plane.sink(group), dlq, batch_size=batch_size)
         app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
+        if result.failures:  # the newest event time of the records that were written
+            as_of = _newest_event_time(handler, path, {f["line"] for f in result.failures})
         plane.record_counts(  # the run joins the audit trail
             group=group,
             source=str(path),
@@ -230,10 +237,10 @@ def replay_cmd(
             newest = format_event_time("String", as_of)
             app.err.print(
                 f"aggregation features one second after {newest} "
-                "(the newest event time replayed, so it counts):"
+                "(the newest event time written, so it counts):"
                 if handler.aggregations
                 else f"online values as of {newest} "
-                "(the newest event time replayed; TTL counts from there):"
+                "(the newest event time written; TTL counts from there):"
             )
         show = _shower(app, group, as_of)
         for i in ids:

@@ -114,7 +114,7 @@ def test_replay_of_an_aggregation_group_says_when_it_reads_the_features(project:
     assert result.returncode == 0, result.stderr
     assert (
         "aggregation features one second after 2024-01-01T00:30:00Z "
-        "(the newest event time replayed, so it counts):"
+        "(the newest event time written, so it counts):"
     ) in result.stderr
     assert "c1: after  avg_purchase_value_1d=6.0" in result.stderr, result.stderr
     assert "TTL" not in result.stderr
@@ -198,3 +198,18 @@ def test_a_closed_stdout_ends_a_command_quietly(project: Path) -> None:
     os.close(write)
     assert result.returncode == 0, result.stderr
     assert "error" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_replay_reads_the_features_as_of_the_newest_event_written(project: Path) -> None:
+    """A dead-lettered record's event time does not count: the features are shown one second
+    after the newest event that was written, not after a rejected one's."""
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+        '{"customer_id": "c1", "purchased_at": "2024-03-01T00:00:00Z", "amount": "x"}\n'
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:30:00Z", "amount": 7}\n'
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert result.returncode == 1, result.stderr  # a record was dead-lettered
+    assert "events.jsonl:2: seq" in result.stderr, result.stderr
+    assert "aggregation features one second after 2024-01-01T00:30:00Z " in result.stderr
+    assert "c1: after  avg_purchase_value_1d=6.0" in result.stderr, result.stderr
