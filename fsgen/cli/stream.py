@@ -74,9 +74,7 @@ def _storable(text: str) -> bool:
     return True
 
 
-def _newest_event_time(
-    handler: Handler, path: Path, skip: Collection[object] = ()
-) -> float | None:
+def _newest_event_time(handler: Handler, path: Path, skip: Collection[object] = ()) -> float | None:
     """Epoch seconds of the newest valid event time in PATH (to show values as of then);
     event times the store refuses (outside years 1..9999) and the lines in ``skip`` (line
     numbers from 1: the records the replay dead-lettered or failed) do not count."""
