@@ -111,6 +111,13 @@ class OnlineStore:
             # is in the WAL, which survives a killed process); after a power loss SQLite
             # rolls back to a consistent prefix either way. Readers are unaffected.
             con.execute("PRAGMA wal_autocheckpoint=8192")
+            # A page cache of up to 64 MB rather than SQLite's 2 MB: a stream batch reads and
+            # rewrites rows spread over most of a group's table, so with the default every
+            # batch read its pages from the file again, and an upsert that dirtied more
+            # pages than the cache holds spilled them to the WAL before its COMMIT. Pages
+            # are allocated as read; in WAL mode they stay valid across this connection's
+            # own transactions.
+            con.execute("PRAGMA cache_size=-65536")
             self._local.con = con
         return con
 
