@@ -3,6 +3,8 @@ and all together against a brute-force oracle over random operation sequences.""
 
 from __future__ import annotations
 
+import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -131,6 +133,32 @@ def test_feature_names_and_batch_order(store: LocalStore) -> None:
         {"positive_amount": 2.0},
     ]
     assert store.get_record("user-events", "a", ["tag_list"], now=T0) == {"tag_list": ["a", "b"]}
+
+
+@pytest.mark.parametrize("variables", [None, 999])
+def test_batch_get_of_thousands_agrees_with_get(store: LocalStore, variables: int | None) -> None:
+    """A batch read of more identifiers than one SELECT binds (4,096; 998 where SQLite binds
+    at most 999 parameters), padded to the statement's size, in any order, with duplicates,
+    unknown, deleted and expired identifiers, answers what ``get_record`` answers for each."""
+    if variables is not None:
+        store.online.connection().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variables)
+    rows = [
+        user_row(f"u{i}", iso(-DAY if i % 7 == 0 else i), amount=float(i), tags=f"t{i}|x")
+        for i in range(4_500)
+    ]
+    assert not store.put_raw("user-events", rows).errors
+    for i in range(0, 4_500, 11):
+        store.delete_record("user-events", f"u{i}", iso(5_000))
+    ids = [f"u{i}" for i in random.Random(3).sample(range(4_600), 4_600)]
+    ids += ["u5", "u5", "nobody", "u0"]
+    now = T0 + 10  # the rows 1 day older than T0 (every 7th) have expired
+    for names in (None, ["tag_list", "nope", "positive_amount", "tag_list"], []):
+        got = store.batch_get("user-events", ids, names, now=now)
+        assert got == [store.get_record("user-events", i, names, now=now) for i in ids]
+    live = store.batch_get("user-events", ids[:4_600], ["user_id"], now=now)
+    assert sum(r is not None for r in live) == 4_500 - len(range(0, 4_500, 7)) - sum(
+        1 for i in range(0, 4_500, 11) if i % 7
+    )
 
 
 # ------------------------------------------------------------------------------ oracle
