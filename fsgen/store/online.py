@@ -22,11 +22,13 @@ chunk) and readers never block writers in WAL mode. bench/bench_online_get.py me
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,10 +59,25 @@ class _Table:
     json_columns: frozenset[str]
     upsert: str
     select: str
+    upsert_parts: tuple[str, str]
+    """the upsert before and after its VALUES"""
     many: dict[tuple[tuple[str, ...], int], str] = field(
         default_factory=dict, compare=False, repr=False
     )
     """``select_many`` texts by (names, n)"""
+    upserts: dict[tuple[str, ...], str] = field(default_factory=dict, compare=False, repr=False)
+    """``upsert_with`` texts by their VALUES"""
+
+    def upsert_with(self, values: tuple[str, ...]) -> str:
+        """The upsert (same columns, same rule as ``upsert``) with ``values`` as its VALUES:
+        a numbered parameter, or a constant for a column every row of a batch shares."""
+        sql = self.upserts.get(values)
+        if sql is None:
+            if len(self.upserts) >= _MANY_TEXTS:
+                self.upserts.clear()
+            into, rule = self.upsert_parts
+            sql = self.upserts[values] = f"{into} VALUES ({', '.join(values)}) {rule}"
+        return sql
 
     def select_many(self, names: tuple[str, ...], n: int) -> str:
         """SELECT of the live records among ``n`` identifiers (then one more parameter: the
@@ -89,6 +106,15 @@ class _Table:
         if wanted is not None:
             return {name: record.get(name) for name in wanted}
         return record
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """Puts of one batch for :meth:`OnlineStore.upsert`: the statement and its parameter
+    rows (iterated once)."""
+
+    sql: str
+    rows: Iterable[tuple[object, ...]]
 
 
 _MANY_TEXTS = 64
@@ -175,18 +201,23 @@ class OnlineStore:
         names = tuple(n for n, _ in cols)
         all_cols = ("_record_id", "_event_seconds", "_expires_at", "_deleted", *names)
         updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in all_cols[1:])
-        upsert = (
-            f"INSERT INTO {quote(name)} ({', '.join(quote(c) for c in all_cols)}) "
-            f"VALUES ({', '.join('?' for _ in all_cols)}) "
+        into = f"INSERT INTO {quote(name)} ({', '.join(quote(c) for c in all_cols)})"
+        rule = (
             f"ON CONFLICT(_record_id) DO UPDATE SET {updates} "
             f"WHERE excluded._event_seconds >= {quote(name)}._event_seconds"
         )
+        upsert = f"{into} VALUES ({', '.join('?' for _ in all_cols)}) {rule}"
         select = (
             f"SELECT _expires_at, _deleted, {', '.join(quote(n) for n in names)} "
             f"FROM {quote(name)} WHERE _record_id = ?"
         )
         table = _Table(
-            name, names, frozenset(n for n, _, coll, _ in rt.columns if coll), upsert, select
+            name,
+            names,
+            frozenset(n for n, _, coll, _ in rt.columns if coll),
+            upsert,
+            select,
+            (into, rule),
         )
         self._tables[rt.name] = table
         return table
@@ -209,28 +240,49 @@ class OnlineStore:
         columns: dict[str, list[object]],
         seconds: Sequence[float],
         ids: Sequence[object] | None = None,
-    ) -> Iterable[tuple[object, ...]]:
-        """Upsert parameter rows for processed records given column-wise, in order."""
+    ) -> Upsert:
+        """Upsert of processed records given column-wise, in order. Only what varies is
+        bound: SQLite's driver spends about as long binding a parameter as the B-tree spends
+        on a short column, so a column that is NULL in every row of the batch, ``_deleted``
+        (0), ``_expires_at`` without a TTL (NULL) and a String identifier column (the record
+        identifier again) are constants of the statement instead."""
         table = self.table(rt)
+        n = len(seconds)
         if ids is None:
             ident = columns[rt.identifier]
             ids = ident if all(type(v) is str for v in ident) else [str(v) for v in ident]
+        bound: list[Sequence[object]] = [ids, seconds]
+        values = ["?1", "?2"]
         ttl = rt.ttl_seconds
-        expires = [s + ttl for s in seconds] if ttl is not None else [None] * len(seconds)
-        values = []
+        if ttl is not None:
+            bound.append([s + ttl for s in seconds])
+            values.append("?3")
+        else:
+            values.append("NULL")
+        values.append("0")
         for name in table.columns:
             col = columns[name]
+            if len(col) != n:
+                raise ValueError(f"{rt.name}: column {name!r} has {len(col)} values, not {n}")
+            if not any(map(operator.is_not, col, itertools.repeat(None))):
+                values.append("NULL")
+                continue
+            if name == rt.identifier and (col is ids or col == ids):
+                values.append("?1")
+                continue
             if name in table.json_columns:
                 col = [None if v is None else json.dumps(v) for v in col]
-            values.append(col)
-        zeros = [0] * len(seconds)
-        return zip(ids, seconds, expires, zeros, *values, strict=True)
+            bound.append(col)
+            values.append(f"?{len(bound)}")
+        if len(ids) != n:
+            raise ValueError(f"{rt.name}: {len(ids)} record identifiers for {n} records")
+        return Upsert(table.upsert_with(tuple(values)), zip(*bound, strict=True))
 
     def rows_at(
         self, rt: GroupRuntime, table: pa.Table, seconds: np.ndarray, index: np.ndarray
-    ) -> Iterator[tuple[object, ...]]:
-        """Upsert parameter rows for the records of ``table`` at ``index``, made as they are
-        consumed: a list of them would be hundreds of thousands of live tuples, which the
+    ) -> Upsert:
+        """Upsert of the records of ``table`` at ``index``, its parameter rows made as they
+        are consumed: a list of them would be hundreds of thousands of live tuples, which the
         cyclic garbage collector would scan again and again while the list is built (that
         cost as much as building it)."""
         import numpy as np
@@ -243,13 +295,21 @@ class OnlineStore:
         ids = cols.get(rt.identifier)
         if ids is None or sub.column(rt.identifier).type != pa.string():
             ids = [str(v) for v in sub.column(rt.identifier).to_pylist()]
-        return iter(self.rows_for(rt, cols, secs, ids))
+        return self.rows_for(rt, cols, secs, ids)
 
     def upsert(
-        self, con: sqlite3.Connection, rt: GroupRuntime, rows: Iterable[tuple[object, ...]]
+        self,
+        con: sqlite3.Connection,
+        rt: GroupRuntime,
+        rows: Upsert | Iterable[tuple[object, ...]],
     ) -> None:
-        """Apply puts in order inside the caller's transaction."""
-        con.executemany(self.table(rt).upsert, rows)
+        """Apply puts in order inside the caller's transaction: an :class:`Upsert` (from
+        ``rows_for`` / ``rows_at``), or parameter rows of the group's full ``upsert``
+        (record id, event seconds, expires at, deleted, then every column)."""
+        if isinstance(rows, Upsert):
+            con.executemany(rows.sql, rows.rows)
+        else:
+            con.executemany(self.table(rt).upsert, rows)
 
     def stored_seconds(
         self, con: sqlite3.Connection, rt: GroupRuntime, record_id: str
@@ -419,4 +479,4 @@ def ensure_ok(con: sqlite3.Connection) -> None:
         raise StoreError(f"online store is not readable: {exc}") from None
 
 
-__all__ = ["OnlineStore", "quote"]
+__all__ = ["OnlineStore", "Upsert", "quote"]
