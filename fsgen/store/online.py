@@ -383,7 +383,7 @@ class OnlineStore:
             size = _padded(len(part), limit)
             params = [*part, *[part[-1]] * (size - len(part)), now]
             for row in con.execute(table.select_many(names, size), params):
-                record = dict(zip(names, row[1:], strict=True))
+                record = dict(zip(names, row[1:], strict=False))  # SELECTed: equal lengths
                 for name in decoded:
                     if record[name] is not None:
                         record[name] = json.loads(record[name])  # type: ignore[arg-type]
