@@ -528,11 +528,13 @@ class ChunkWriter:
         self, art: AggregationRuntime, ids: Sequence[str], step: Callable[[Stored], Writes]
     ) -> Writes:
         """Load the states of ``ids``, run ``step``, commit its event rows (offline) and its
-        states (online) as one chunk."""
+        states (online) as one chunk. A stored record holds what the step reads: the event
+        time and the state columns."""
         self.flush()
         rt = art.group
+        names = (rt.event_time, *art.state_columns)
         with self.store.lock(f"write {rt.name}"):
-            found = self.store.online.batch_get(rt, list(ids), now=float("-inf"))
+            found = self.store.online.batch_get(rt, list(ids), names, now=float("-inf"))
             stored = {i: r for i, r in zip(ids, found, strict=True) if r is not None}
             writes = step(stored)
             self._commit_aggregation(art, writes.events, writes.states)

@@ -22,12 +22,14 @@ chunk) and readers never block writers in WAL mode. bench/bench_online_get.py me
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,16 +59,43 @@ class _Table:
     json_columns: frozenset[str]
     upsert: str
     select: str
+    upsert_parts: tuple[str, str]
+    """the upsert before and after its VALUES"""
+    many: dict[tuple[tuple[str, ...], int], str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """``select_many`` texts by (names, n)"""
+    upserts: dict[tuple[str, ...], str] = field(default_factory=dict, compare=False, repr=False)
+    """``upsert_with`` texts by their VALUES"""
 
-    def select_many(self, n: int) -> str:
-        """SELECT of ``n`` records by identifier (the text is cached, and so is SQLite's
-        prepared statement for it)."""
-        # keyed by the single-record SELECT (its table and columns), not the group's name: two
-        # stores in one process may hold groups of one name with other columns
-        sql = _MANY.get((self.select, n))
+    def upsert_with(self, values: tuple[str, ...]) -> str:
+        """The upsert (same columns, same rule as ``upsert``) with ``values`` as its VALUES:
+        a numbered parameter, or a constant for a column every row of a batch shares."""
+        sql = self.upserts.get(values)
         if sql is None:
-            base = self.select.rsplit(" WHERE ", 1)[0].replace("SELECT ", "SELECT _record_id, ", 1)
-            sql = _MANY[(self.select, n)] = f"{base} WHERE _record_id IN ({', '.join('?' * n)})"
+            if len(self.upserts) >= _MANY_TEXTS:
+                self.upserts.clear()
+            into, rule = self.upsert_parts
+            sql = self.upserts[values] = f"{into} VALUES ({', '.join(values)}) {rule}"
+        return sql
+
+    def select_many(self, names: tuple[str, ...], n: int) -> str:
+        """SELECT of the live records among ``n`` identifiers (then one more parameter: the
+        time before which a record has expired): their identifier, then the columns
+        ``names`` (NULL for a name that is no column). The text is cached per table, and so
+        is SQLite's prepared statement for it."""
+        key = (names, n)
+        sql = self.many.get(key)
+        if sql is None:
+            if len(self.many) >= _MANY_TEXTS:  # names a caller chose: bounded
+                self.many.clear()
+            known = set(self.columns)
+            wanted = "".join(f", {quote(c) if c in known else 'NULL'}" for c in names)
+            sql = self.many[key] = (
+                f"SELECT _record_id{wanted} FROM {quote(self.name)} "
+                f"WHERE _record_id IN ({', '.join('?' * n)}) "
+                f"AND _deleted = 0 AND (_expires_at IS NULL OR _expires_at >= ?)"
+            )
         return sql
 
     def decode(self, row: Sequence[object], wanted: Sequence[str] | None) -> dict[str, object]:
@@ -79,8 +108,30 @@ class _Table:
         return record
 
 
-_MANY: dict[tuple[str, int], str] = {}
-"""``select_many`` texts by (single-record SELECT, n)"""
+@dataclass(frozen=True)
+class Upsert:
+    """Puts of one batch for :meth:`OnlineStore.upsert`: the statement and its parameter
+    rows (iterated once)."""
+
+    sql: str
+    rows: Iterable[tuple[object, ...]]
+
+
+_MANY_TEXTS = 64
+"""``select_many`` texts kept per table (the column lists callers ask for, times the sizes)"""
+
+_SMALL = 16
+"""a batch read of up to this many identifiers binds exactly those; a larger one is padded
+to a power of two (repeating its last identifier), so a stream's batches of varying sizes
+reuse a few prepared statements instead of preparing one each"""
+
+
+def _padded(n: int, limit: int) -> int:
+    return n if n <= _SMALL else min(1 << (n - 1).bit_length(), limit)
+
+
+_BATCH = 4096
+"""identifiers per SELECT of a batch read (fewer where SQLite binds fewer parameters)"""
 
 
 class OnlineStore:
@@ -111,6 +162,13 @@ class OnlineStore:
             # is in the WAL, which survives a killed process); after a power loss SQLite
             # rolls back to a consistent prefix either way. Readers are unaffected.
             con.execute("PRAGMA wal_autocheckpoint=8192")
+            # A page cache of up to 64 MB rather than SQLite's 2 MB: a stream batch reads and
+            # rewrites rows spread over most of a group's table, so with the default every
+            # batch read its pages from the file again, and an upsert that dirtied more
+            # pages than the cache holds spilled them to the WAL before its COMMIT. Pages
+            # are allocated as read; in WAL mode they stay valid across this connection's
+            # own transactions.
+            con.execute("PRAGMA cache_size=-65536")
             self._local.con = con
         return con
 
@@ -143,18 +201,23 @@ class OnlineStore:
         names = tuple(n for n, _ in cols)
         all_cols = ("_record_id", "_event_seconds", "_expires_at", "_deleted", *names)
         updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in all_cols[1:])
-        upsert = (
-            f"INSERT INTO {quote(name)} ({', '.join(quote(c) for c in all_cols)}) "
-            f"VALUES ({', '.join('?' for _ in all_cols)}) "
+        into = f"INSERT INTO {quote(name)} ({', '.join(quote(c) for c in all_cols)})"
+        rule = (
             f"ON CONFLICT(_record_id) DO UPDATE SET {updates} "
             f"WHERE excluded._event_seconds >= {quote(name)}._event_seconds"
         )
+        upsert = f"{into} VALUES ({', '.join('?' for _ in all_cols)}) {rule}"
         select = (
             f"SELECT _expires_at, _deleted, {', '.join(quote(n) for n in names)} "
             f"FROM {quote(name)} WHERE _record_id = ?"
         )
         table = _Table(
-            name, names, frozenset(n for n, _, coll, _ in rt.columns if coll), upsert, select
+            name,
+            names,
+            frozenset(n for n, _, coll, _ in rt.columns if coll),
+            upsert,
+            select,
+            (into, rule),
         )
         self._tables[rt.name] = table
         return table
@@ -163,8 +226,6 @@ class OnlineStore:
         """Drop the cached SQL of a group whose columns changed (the table is re-checked and
         missing columns added on next use)."""
         self._tables.pop(group, None)
-        for key in [k for k in _MANY if k[0] == group]:
-            _MANY.pop(key, None)
 
     def drop(self, group: str) -> None:
         """Forget a group's online data (a replaced or destroyed feature group)."""
@@ -179,28 +240,49 @@ class OnlineStore:
         columns: dict[str, list[object]],
         seconds: Sequence[float],
         ids: Sequence[object] | None = None,
-    ) -> Iterable[tuple[object, ...]]:
-        """Upsert parameter rows for processed records given column-wise, in order."""
+    ) -> Upsert:
+        """Upsert of processed records given column-wise, in order. Only what varies is
+        bound: SQLite's driver spends about as long binding a parameter as the B-tree spends
+        on a short column, so a column that is NULL in every row of the batch, ``_deleted``
+        (0), ``_expires_at`` without a TTL (NULL) and a String identifier column (the record
+        identifier again) are constants of the statement instead."""
         table = self.table(rt)
+        n = len(seconds)
         if ids is None:
             ident = columns[rt.identifier]
             ids = ident if all(type(v) is str for v in ident) else [str(v) for v in ident]
+        bound: list[Sequence[object]] = [ids, seconds]
+        values = ["?1", "?2"]
         ttl = rt.ttl_seconds
-        expires = [s + ttl for s in seconds] if ttl is not None else [None] * len(seconds)
-        values = []
+        if ttl is not None:
+            bound.append([s + ttl for s in seconds])
+            values.append("?3")
+        else:
+            values.append("NULL")
+        values.append("0")
         for name in table.columns:
             col = columns[name]
+            if len(col) != n:
+                raise ValueError(f"{rt.name}: column {name!r} has {len(col)} values, not {n}")
+            if not any(map(operator.is_not, col, itertools.repeat(None))):
+                values.append("NULL")
+                continue
+            if name == rt.identifier and (col is ids or col == ids):
+                values.append("?1")
+                continue
             if name in table.json_columns:
                 col = [None if v is None else json.dumps(v) for v in col]
-            values.append(col)
-        zeros = [0] * len(seconds)
-        return zip(ids, seconds, expires, zeros, *values, strict=True)
+            bound.append(col)
+            values.append(f"?{len(bound)}")
+        if len(ids) != n:
+            raise ValueError(f"{rt.name}: {len(ids)} record identifiers for {n} records")
+        return Upsert(table.upsert_with(tuple(values)), zip(*bound, strict=True))
 
     def rows_at(
         self, rt: GroupRuntime, table: pa.Table, seconds: np.ndarray, index: np.ndarray
-    ) -> Iterator[tuple[object, ...]]:
-        """Upsert parameter rows for the records of ``table`` at ``index``, made as they are
-        consumed: a list of them would be hundreds of thousands of live tuples, which the
+    ) -> Upsert:
+        """Upsert of the records of ``table`` at ``index``, its parameter rows made as they
+        are consumed: a list of them would be hundreds of thousands of live tuples, which the
         cyclic garbage collector would scan again and again while the list is built (that
         cost as much as building it)."""
         import numpy as np
@@ -213,13 +295,21 @@ class OnlineStore:
         ids = cols.get(rt.identifier)
         if ids is None or sub.column(rt.identifier).type != pa.string():
             ids = [str(v) for v in sub.column(rt.identifier).to_pylist()]
-        return iter(self.rows_for(rt, cols, secs, ids))
+        return self.rows_for(rt, cols, secs, ids)
 
     def upsert(
-        self, con: sqlite3.Connection, rt: GroupRuntime, rows: Iterable[tuple[object, ...]]
+        self,
+        con: sqlite3.Connection,
+        rt: GroupRuntime,
+        rows: Upsert | Iterable[tuple[object, ...]],
     ) -> None:
-        """Apply puts in order inside the caller's transaction."""
-        con.executemany(self.table(rt).upsert, rows)
+        """Apply puts in order inside the caller's transaction: an :class:`Upsert` (from
+        ``rows_for`` / ``rows_at``), or parameter rows of the group's full ``upsert``
+        (record id, event seconds, expires at, deleted, then every column)."""
+        if isinstance(rows, Upsert):
+            con.executemany(rows.sql, rows.rows)
+        else:
+            con.executemany(self.table(rt).upsert, rows)
 
     def stored_seconds(
         self, con: sqlite3.Connection, rt: GroupRuntime, record_id: str
@@ -274,24 +364,29 @@ class OnlineStore:
         feature_names: Sequence[str] | None = None,
         now: float | None = None,
     ) -> list[dict[str, object] | None]:
-        """Records in the order of ``record_ids``; None where missing, expired or deleted."""
+        """Records in the order of ``record_ids``; None where missing, expired or deleted.
+        With ``feature_names``, each record holds just those (None for a name the group does
+        not store), and only those columns are read.
+
+        One SELECT per 4,096 identifiers (fewer where SQLite binds fewer parameters: 999
+        before 3.32); SQLite leaves out the deleted and expired rows."""
         table = self._tables.get(rt.name) or self.table(rt)
         now = self._clock() if now is None else now
+        names = table.columns if feature_names is None else tuple(feature_names)
+        decoded = [n for n in dict.fromkeys(names) if n in table.json_columns]
         found: dict[str, dict[str, object]] = {}
         con = self.connection()
         unique = list(dict.fromkeys(record_ids))
-        columns, json_columns = table.columns, table.json_columns
-        for start in range(0, len(unique), 500):
-            part = unique[start : start + 500]
-            for row in con.execute(table.select_many(len(part)), part):
-                if row[2] or (row[1] is not None and row[1] < now):
-                    continue
-                record = dict(zip(columns, row[3:], strict=True))
-                for name in json_columns:
+        limit = min(_BATCH, con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1)
+        for start in range(0, len(unique), limit):
+            part = unique[start : start + limit]
+            size = _padded(len(part), limit)
+            params = [*part, *[part[-1]] * (size - len(part)), now]
+            for row in con.execute(table.select_many(names, size), params):
+                record = dict(zip(names, row[1:], strict=False))  # SELECTed: equal lengths
+                for name in decoded:
                     if record[name] is not None:
                         record[name] = json.loads(record[name])  # type: ignore[arg-type]
-                if feature_names is not None:
-                    record = {name: record.get(name) for name in feature_names}
                 found[row[0]] = record
         return [found.get(r) for r in record_ids]
 
@@ -384,4 +479,4 @@ def ensure_ok(con: sqlite3.Connection) -> None:
         raise StoreError(f"online store is not readable: {exc}") from None
 
 
-__all__ = ["OnlineStore", "quote"]
+__all__ = ["OnlineStore", "Upsert", "quote"]

@@ -279,6 +279,39 @@ def test_putrecord_sink_sends_events_offline_and_states_online(
     assert (result.written, result.failed, result.dead_lettered) == (2, 0, 0)
 
 
+def test_local_store_gives_the_step_what_batchgetrecord_asks_for(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    """The local store's ``update_states`` hands the step each stored (live) record's event
+    time and state columns, as the SageMaker sink's BatchGetRecord (FeatureNames) does above,
+    and no other column; missing entities are left out."""
+    from fsgen.bind import aggregation_runtime
+    from fsgen.runtime.aggwrite import Writes
+    from fsgen.runtime.bulk import BlockResult
+
+    config, spec = example
+    art = aggregation_runtime(spec.group(GROUP))  # type: ignore[attr-defined]
+    rows = [
+        {"customer_id": c, "purchased_at": iso(START + timedelta(minutes=m)), "amount": 2.0}
+        for m, c in enumerate(["C1", "C2", "C1"])
+    ]
+    seen: list[object] = []
+
+    def step(stored: object) -> Writes:
+        seen.append(stored)
+        empty = BlockResult({c[0]: [] for c in art.group.columns}, [], [])
+        return Writes(empty, empty)
+
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        stream(store, handler_module(config), rows, iter([3]))
+        store.writer(GROUP).update_states(art, ["C2", "C9", "C1"], step)
+        expected = {
+            c: store.get_record(GROUP, c, ["purchased_at", *STATES], now=0) for c in ("C2", "C1")
+        }
+    assert seen == [expected]
+    assert all(r and r["purchase_count__state"] for r in expected.values())
+
+
 def test_malformed_rows_of_an_aggregation_group_are_rejects_in_row_order(
     tmp_path: Path, example: tuple[object, object]
 ) -> None:

@@ -3,6 +3,10 @@ and all together against a brute-force oracle over random operation sequences.""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,8 +16,10 @@ from storehelpers import FakeClock, user_row
 
 from fsgen.errors import StoreError
 from fsgen.runtime.encoding import format_event_time, parse_event_time
+from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.spec import ProjectSpec
 from fsgen.store import LocalStore
+from fsgen.store.online import Upsert
 
 DAY = 86400.0
 T0 = parse_event_time("String", "2024-03-01T00:00:00Z")
@@ -131,6 +137,125 @@ def test_feature_names_and_batch_order(store: LocalStore) -> None:
         {"positive_amount": 2.0},
     ]
     assert store.get_record("user-events", "a", ["tag_list"], now=T0) == {"tag_list": ["a", "b"]}
+
+
+@pytest.mark.parametrize("variables", [None, 999])
+def test_batch_get_of_thousands_agrees_with_get(store: LocalStore, variables: int | None) -> None:
+    """A batch read of more identifiers than one SELECT binds (4,096; 998 where SQLite binds
+    at most 999 parameters), padded to the statement's size, in any order, with duplicates,
+    unknown, deleted and expired identifiers, answers what ``get_record`` answers for each."""
+    if variables is not None:
+        store.online.connection().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variables)
+    rows = [
+        user_row(f"u{i}", iso(-DAY if i % 7 == 0 else i), amount=float(i), tags=f"t{i}|x")
+        for i in range(4_500)
+    ]
+    assert not store.put_raw("user-events", rows).errors
+    for i in range(0, 4_500, 11):
+        store.delete_record("user-events", f"u{i}", iso(5_000))
+    ids = [f"u{i}" for i in random.Random(3).sample(range(4_600), 4_600)]
+    ids += ["u5", "u5", "nobody", "u0"]
+    now = T0 + 10  # the rows 1 day older than T0 (every 7th) have expired
+    for names in (None, ["tag_list", "nope", "positive_amount", "tag_list"], []):
+        got = store.batch_get("user-events", ids, names, now=now)
+        assert got == [store.get_record("user-events", i, names, now=now) for i in ids]
+    live = store.batch_get("user-events", ids[:4_600], ["user_id"], now=now)
+    assert sum(r is not None for r in live) == 4_500 - len(range(0, 4_500, 7)) - sum(
+        1 for i in range(0, 4_500, 11) if i % 7
+    )
+
+
+def _stored_literals(store: LocalStore, rt: GroupRuntime) -> list[tuple[object, ...]]:
+    """Every stored row as SQL literals (``quote``): 0 and 0.0, -0.0 and 0.0 differ."""
+    con = store.online.connection()
+    name = store.online.table(rt).name
+    cols = [r[1] for r in con.execute(f'PRAGMA table_info("{name}")')]
+    listed = ", ".join(f'quote("{c}")' for c in cols)
+    return con.execute(f'SELECT {listed} FROM "{name}" ORDER BY _record_id').fetchall()
+
+
+_value = st.one_of(st.none(), st.floats(allow_nan=False), st.just(-0.0))
+_put = st.tuples(
+    st.sampled_from("abc"),
+    st.integers(0, 5),
+    _value,
+    st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    st.one_of(st.none(), st.text(max_size=3)),
+    st.one_of(st.none(), st.lists(st.text(max_size=2), max_size=2)),
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batches=st.lists(st.lists(_put, max_size=6), max_size=4), ttl=st.booleans())
+def test_upsert_binding_only_what_varies_stores_what_the_full_statement_does(
+    tmp_path_factory: pytest.TempPathFactory,
+    spec: ProjectSpec,
+    batches: list[list[tuple[str, int, float | None, int | None, str | None, list[str] | None]]],
+    ttl: bool,
+) -> None:
+    """``rows_for`` makes NULL columns, ``_deleted``, a missing TTL's ``_expires_at`` and the
+    String identifier column constants of its statement: the stored rows are, type and bit
+    for bit, what binding every value of every row to the group's full upsert stores."""
+    root = Path(tmp_path_factory.mktemp("binding"))
+    lean, full = LocalStore(root / "lean", spec), LocalStore(root / "full", spec)
+    rt = lean.runtime("user-events")
+    if not ttl:
+        rt = dataclasses.replace(rt, ttl_seconds=None)
+    for batch in batches:
+        ids = [uid for uid, *_ in batch]
+        secs = [T0 + hours * 3600.0 for _, hours, *_ in batch]
+        columns: dict[str, list[object]] = {
+            "user_id": list(ids),
+            "ts": [iso(s - T0) for s in secs],
+            "score": [b[2] for b in batch],
+            "double_count": [b[3] for b in batch],
+            "label": [b[4] for b in batch],
+            "tag_list": [b[5] for b in batch],
+            "positive_amount": [None] * len(batch),
+        }
+        lean.online.upsert(lean.online.connection(), rt, lean.online.rows_for(rt, columns, secs))
+        every = [
+            (
+                ids[i],
+                secs[i],
+                None if rt.ttl_seconds is None else secs[i] + rt.ttl_seconds,
+                0,
+                *(
+                    json.dumps(v) if name == "tag_list" and v is not None else v
+                    for name, v in ((n, columns[n][i]) for n, *_ in rt.columns)
+                ),
+            )
+            for i in range(len(batch))
+        ]
+        full.online.upsert(full.online.connection(), rt, every)
+    assert _stored_literals(lean, rt) == _stored_literals(full, rt)
+    lean.close()
+    full.close()
+
+
+def test_upsert_binds_only_what_varies(store: LocalStore) -> None:
+    """A state-like batch (most columns NULL in every row) binds the record id, event time,
+    expiry and its three non-NULL columns per row, not all eleven values."""
+    rt = store.runtime("user-events")
+    columns: dict[str, list[object]] = {n: [None, None] for n, *_ in rt.columns}
+    columns.update(user_id=["a", "b"], ts=[iso(0), iso(1)], tag_list=[["x"], None])
+    columns.update(positive_amount=[1.5, -0.0])
+    upsert = store.online.rows_for(rt, columns, [T0, T0 + 1])
+    rows = list(upsert.rows)
+    assert rows[0] == ("a", T0, T0 + DAY, iso(0), '["x"]', 1.5)
+    assert upsert.sql.count("NULL") == 3 and upsert.sql.count("?1") == 2
+    store.online.upsert(store.online.connection(), rt, Upsert(upsert.sql, rows))
+    assert store.batch_get("user-events", ["a", "b"], now=T0) == [
+        {**dict.fromkeys(c for c, *_ in rt.columns), **r}
+        for r in (
+            {"user_id": "a", "ts": iso(0), "tag_list": ["x"], "positive_amount": 1.5},
+            {"user_id": "b", "ts": iso(1), "positive_amount": -0.0},
+        )
+    ]
 
 
 # ------------------------------------------------------------------------------ oracle
