@@ -148,7 +148,8 @@ class Writes:
 
 
 Stored = Mapping[str, Mapping[str, object]]
-"""record id -> the stored online state record (column -> value)"""
+"""record id -> the stored online state record (column -> value: at least the event time and
+the state columns, all the step reads; the local store passes only those)"""
 History = Mapping[str, Sequence[tuple[int, int, str, tuple[Value | None, ...]]]]
 """record id -> its event rows: (event time µs, sequence, hash, value per aggregation)"""
 
