@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import json.scanner
 from collections.abc import Callable, Mapping, Sequence
-from itertools import accumulate, pairwise
+from itertools import accumulate
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from operator import sub
 from typing import Any, Protocol
 
 from fsgen.runtime.aggdef import AggregationDef, AggregationError, Partial
@@ -83,7 +84,7 @@ def needed(
     excludes) can never be an answer again, nor can a late event landing behind them; so the
     encoded state is canonical and small."""
     keys = sorted(tiles)
-    parts = [tiles[k] for k in keys]
+    parts = list(map(tiles.__getitem__, keys))
     if d.function not in ("last", "last_n"):
         return keys, parts, prefix
     need, found = d.n or 1, 0
@@ -122,18 +123,18 @@ def _body(
     and let a read sum a window's slice at C speed."""
     width = WIDTH.get(d.function, 0)
     if not width:
-        cols: list[list[Any]] = [parts]
+        cols: list[Sequence[Any]] = [parts]
     elif parts:
-        cols = [list(c) for c in zip(*parts, strict=True)]
+        # tuples: JSON encodes a tuple as the list it would be
+        cols = list(zip(*parts, strict=True))
     else:
         cols = [[] for _ in range(width)]
-    deltas = [b - a for a, b in pairwise(keys)]
     return [
         FORMAT_VERSION,
         d.fingerprint,
         watermark,
         max_sequence,
-        keys[:1] + deltas,
+        [*keys[:1], *map(sub, keys[1:], keys)],  # the first key, then differences
         cols,
         frontier,
         prefix,
@@ -178,6 +179,10 @@ def decode(d: AggregationDef, text: str) -> Parsed:
 def encode_states(states: Sequence[_Encodable]) -> dict[str, str]:
     """State column -> encoded state for one record; refuses a record over 350 KB."""
     out = {s.definition.state_column: s.encode() for s in states}
+    # a character is at most 4 bytes in UTF-8: only a record that could be over the limit
+    # is measured in bytes
+    if 4 * sum(map(len, out)) + 4 * sum(map(len, out.values())) <= MAX_RECORD_BYTES:
+        return out
     size = sum(len(k) + len(v.encode("utf-8")) for k, v in out.items())
     if size > MAX_RECORD_BYTES:
         raise AggregationError(

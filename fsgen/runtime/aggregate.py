@@ -376,13 +376,24 @@ class AggregationState:
 
     def _add_to_tile(self, t: int, seq: int, content_hash: str, value: Value) -> None:
         d = self.definition
-        k = t // d.hop
-        unit = _unit(d, (t, seq, content_hash), value)
-        if self.watermark is not None and (k + 1) * d.hop <= self.watermark - d.retention:
+        hop = d.hop
+        k = t // hop
+        f = d.function  # the two commonest units built here, the rest by _unit
+        unit = (
+            1
+            if f == "count"
+            else [1, value]
+            if f == "mean"
+            else _unit(d, (t, seq, content_hash), value)
+        )
+        wm = self.watermark
+        if wm is not None and (k + 1) * hop <= wm - d.retention:
             if d.has_lifetime:
                 self.prefix = _merge(d, self.prefix, unit)
             return
-        self.tiles[k] = _merge(d, self.tiles.get(k), unit)
+        tiles = self.tiles
+        old = tiles.get(k)
+        tiles[k] = unit if old is None else _merge(d, old, unit)
 
     def _fold_frontier(self) -> None:
         if self.watermark is None:

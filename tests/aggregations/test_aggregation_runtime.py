@@ -13,6 +13,7 @@ from fsgen.runtime.aggregate import (
     APPLIED,
     DUPLICATE,
     LATE,
+    MAX_RECORD_BYTES,
     AggregationDef,
     AggregationError,
     AggregationState,
@@ -114,6 +115,23 @@ def test_encoding_round_trips_and_refuses_an_oversized_record() -> None:
         encode_states([big])
     with pytest.raises(AggregationError, match="not readable"):
         AggregationState.decode(d, "{oops")
+
+
+def test_the_record_limit_counts_bytes_not_characters() -> None:
+    """2,000 distinct values of 100 two-byte characters: about 206,000 characters, which
+    fit 358,400, but over 400,000 bytes of UTF-8, which do not."""
+    wide = define("count_distinct", "String", n=10**6, windows=(24 * HOUR,), hop=60 * S)
+    state = AggregationState(wide)
+    for i in range(2000):
+        state.apply(i * S, i, "h", f"{i:04d}" + "é" * 96)
+    text = state.encode()
+    assert len(text) < MAX_RECORD_BYTES < len(text.encode("utf-8"))
+    with pytest.raises(AggregationError, match="at most 358400"):
+        encode_states([state])
+    fits = AggregationState(wide)
+    for i in range(1000):
+        fits.apply(i * S, i, "h", f"{i:04d}" + "é" * 96)
+    assert encode_states([fits]) == {"x__state": fits.encode()}
 
 
 def test_values_are_coerced_or_refused() -> None:

@@ -15,6 +15,7 @@ from streamhelpers import GROUP, event, good
 
 from fsgen.runtime.deadletter import JsonlDeadLetter, read_jsonl
 from fsgen.runtime.kinesis import RetryPolicy
+from fsgen.runtime.streamrecords import decode_record
 from fsgen.store import LocalStore
 from fsgen.stream.events import Handler
 
@@ -98,3 +99,61 @@ def test_fuzz_stream_records(
     assert len(entries) == result.dead_lettered
     sent = {r["kinesis"]["sequenceNumber"] for r in records}
     assert {e["sequenceNumber"] for e in entries} <= sent
+
+
+def _decoded(data: object) -> object:
+    from fsgen.runtime.streamrecords import DecodeError
+
+    try:
+        return ("value", decode_record({"kinesis": {"data": data}}))
+    except DecodeError as exc:
+        return ("error", str(exc))
+
+
+def _general(data: object) -> object:
+    from fsgen.runtime.streamrecords import DecodeError, _decode_record
+
+    try:
+        return ("value", _decode_record({"data": data}))
+    except DecodeError as exc:
+        return ("error", str(exc))
+
+
+PAYLOADS = (
+    st.binary(max_size=40)
+    | JSON_VALUES.map(lambda v: json.dumps(v).encode())
+    | st.tuples(
+        st.sampled_from([b"", b" ", b"\n", b"\xef\xbb\xbf", b"\t"]),
+        JSON_VALUES.map(lambda v: json.dumps({"v": v}).encode()),
+        st.sampled_from([b"", b" ", b"\n", b"x", b"{}", b",1"]),
+    ).map(lambda t: b"".join(t))
+)
+
+
+@FUZZ
+@given(
+    payload=PAYLOADS,
+    mangle=st.sampled_from(["none", "drop-pad", "space", "non-ascii", "url-safe", "not-str"]),
+)
+@example(payload=b'{"a": 1}', mangle="none")
+@example(payload=b' {"a": 1}', mangle="none")
+@example(payload=b'{"a": 1} ', mangle="none")
+@example(payload=b"\xef\xbb\xbf{}", mangle="none")
+@example(payload=b"[1]", mangle="none")
+@example(payload=b'{"a": NaN}', mangle="none")
+def test_a_record_decodes_as_the_general_path_decodes_it(payload: bytes, mangle: str) -> None:
+    """The fast decode (strict base64, json's scanner) gives the general path's value or its
+    exact error, for any payload and any damage to its base64."""
+    data: object = base64.b64encode(payload).decode()
+    assert isinstance(data, str)
+    if mangle == "drop-pad":
+        data = data.rstrip("=")
+    elif mangle == "space":
+        data = data[:2] + " " + data[2:]
+    elif mangle == "non-ascii":
+        data = data + "é"
+    elif mangle == "url-safe":
+        data = base64.urlsafe_b64encode(payload).decode()
+    elif mangle == "not-str":
+        data = payload
+    assert _decoded(data) == _general(data)
