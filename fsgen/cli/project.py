@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -54,12 +55,16 @@ def validate(app: AppContext, as_json: bool) -> None:
 @handle_errors
 def init(directory: Path, name: str | None) -> None:
     """Scaffold a new fsgen project in DIRECTORY."""
-    from fsgen.scaffold import scaffold
+    from fsgen.scaffold import project_name, scaffold
 
     written = scaffold(directory, name=name)
     for path in written:
         click.echo(f"  created {path}", err=True)
-    click.echo(f"Initialized fsgen project in {directory}. Next: cd {directory} && fsgen validate")
+    where = directory.resolve()
+    here = where == Path.cwd().resolve()
+    step = "fsgen validate" if here else f"cd {shlex.quote(str(directory))} && fsgen validate"
+    identity = project_name(directory, name)
+    click.echo(f"Initialized fsgen project {identity!r} in {where}. Next: {step}")
 
 
 @main.command()

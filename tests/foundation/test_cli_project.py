@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from fsgen.cli import main
@@ -91,6 +92,22 @@ def test_init_scaffolds_a_valid_project(tmp_path: Path) -> None:
     assert (code, out) == (0, "1 feature group, 2 features, 1 feature set: valid\n")
     code, _, err = run("init", str(target))
     assert code == 1 and "already exists" in err
+
+
+def test_init_says_where_and_what_to_run_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project made in the current directory is named after it (normalized), and the next
+    step is not a ``cd .``; one made elsewhere says where, quoted for the shell."""
+    here = tmp_path / "plant telemetry"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, out, _ = run("init", ".")
+    assert code == 0
+    assert out == f"Initialized fsgen project 'plant-telemetry' in {here}. Next: fsgen validate\n"
+    code, out, _ = run("init", "sub dir")
+    assert code == 0
+    assert out.endswith("Next: cd 'sub dir' && fsgen validate\n")
 
 
 def test_help_imports_nothing_heavy() -> None:
