@@ -24,7 +24,7 @@ from fsgen.cli._app import (
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
-    from fsgen.spec import KeySpec
+    from fsgen.spec import GroupSpec, KeySpec
 
 
 def open_plane(
@@ -152,7 +152,8 @@ _KEY_OPTION = click.option(
     type=ISO_TIME,
     default=None,
     help="The record as of this time (ISO-8601): TTL expiry is judged then, and a record "
-    "whose event time is after it is not returned.",
+    "whose event time is after it is not returned (an aggregation group: its features "
+    "finalized then; refused before the state's newest event).",
 )
 @pass_app
 @handle_errors
@@ -246,6 +247,8 @@ def _aggregated_record(
         )
     at = time.time_ns() // 1000 if as_of is None else round(as_of * 1_000_000)
     states = {a.state_column: record.get(a.state_column) for a in spec.aggregations}
+    if as_of is not None:
+        _check_as_of(spec, rid, states, at)
     values = finalize_record(
         [a.runtime() for a in spec.aggregations],
         {k: v if isinstance(v, str) else None for k, v in states.items()},
@@ -255,6 +258,34 @@ def _aggregated_record(
     head = {k.name: record.get(k.name) for k in spec.entity.keys}
     head["state written at"] = record.get(spec.event_time.name)
     return {**head, **{f: values[f] for f in (features or known)}}
+
+
+def _check_as_of(spec: GroupSpec, rid: str, states: dict[str, object], at: int) -> None:
+    """Refuse an ``--as-of`` before the state's newest event: the online state answers
+    exactly only from then on (README "Aggregations", reads before the watermark)."""
+    from fsgen.errors import NotFound
+    from fsgen.runtime.aggcodec import decode
+    from fsgen.runtime.aggdef import AggregationError
+    from fsgen.runtime.encoding import format_event_time
+
+    marks = []
+    for a in spec.aggregations:
+        text = states.get(a.state_column)
+        if isinstance(text, str) and text:
+            try:
+                wm = decode(a.runtime(), text)[0]
+            except AggregationError:
+                continue  # finalizing says why the state cannot be read
+            if wm is not None:
+                marks.append(wm)
+    if marks and at < max(marks):
+        newest = format_event_time("String", max(marks) / 1_000_000)
+        raise NotFound(
+            f"{spec.name}: the online aggregation state of {rid!r} holds events up to "
+            f"{newest}, after --as-of {format_event_time('String', at / 1_000_000)}; a state "
+            "answers only for times at or after its newest event (use `fsgen dataset` for "
+            "older values)"
+        )
 
 
 @main.command("delete-record")

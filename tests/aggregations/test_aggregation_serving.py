@@ -117,6 +117,14 @@ def test_fsgen_get_shows_final_values_and_as_of(make_project: Callable[..., Path
     result = runner.invoke(main, [*base[:-2], "c9"])
     assert result.exit_code == 1 and "no online aggregation state" in result.output
     assert states
+    # at exactly the newest event (c1's at 30h) the state is exact; before it, refused
+    result = runner.invoke(main, [*base, "--as-of", iso(T0 + 30 * HOUR)])
+    assert result.exit_code == 0 and json.loads(result.output)["purchase_count_lifetime"] == 2
+    result = runner.invoke(main, [*base, "--as-of", iso(T0 + 29 * HOUR)])
+    assert result.exit_code == 1
+    assert "holds events up to 2024-03-11T06:00:00Z, after --as-of 2024-03-11T05:00:00Z" in (
+        result.output
+    )
 
 
 def test_the_catalog_lists_aggregation_features_with_function_and_windows(
