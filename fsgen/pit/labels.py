@@ -66,7 +66,7 @@ def read_labels(source: LabelSource, plan: PitPlan) -> Labels:
 
 def check_columns(columns: list[str], plan: PitPlan, source: str) -> None:
     have = set(columns)
-    needed = {plan.label_time: "the label time"}
+    needed = {plan.label_time: "the label time: FeatureSet(label_time=...) names it"}
     for join in plan.all_joins:
         for column in join.label_keys:
             needed.setdefault(column, f"a key of group {join.group.name!r}")
@@ -77,7 +77,8 @@ def check_columns(columns: list[str], plan: PitPlan, source: str) -> None:
     if missing:
         raise PitError(
             f"{source}: labels lack column(s) {', '.join(missing)} needed by feature "
-            f"set {plan.feature_set.name!r}"
+            f"set {plan.feature_set.name!r} (the labels have: "
+            f"{', '.join(map(str, columns)) or 'no columns'})"
         )
     output = set(plan.feature_set.columns)
     clashes = sorted(c for c in have if c in output or str(c).startswith(INTERNAL))

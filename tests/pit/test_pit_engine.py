@@ -187,7 +187,11 @@ def test_label_time_formats_agree(pit_project, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (pd.DataFrame({"acct_id": ["a"]}), r"lack column\(s\) 'ts_label'"),
+        (
+            pd.DataFrame({"acct_id": ["a"], "when": ["x"]}),
+            r"lack column\(s\) 'ts_label' \(the label time: FeatureSet\(label_time=...\) "
+            r"names it\) .* \(the labels have: acct_id, when\)",
+        ),
         (
             pd.DataFrame({"acct_id": ["a"], "ts_label": ["yesterday"]}),
             r"label row 1: ts_label 'yesterday' is not an ISO-8601",
