@@ -91,13 +91,17 @@ def parse_aggregation(decl: AggregationDecl, annotation: str | None) -> ParsedAg
     except ValueError as exc:
         problem(("FS131", f"{what}: hop {exc}", None))
     out.windows = _windows(decl, out.hop_seconds, problem)
-    try:
-        lateness = decl.hop if decl.lateness is None else decl.lateness
-        out.lateness_seconds = duration_seconds(lateness, allow_zero=True)
-    except ValueError as exc:
-        problem(("FS132", f"{what}: lateness {exc}", None))
+    if decl.lateness is None:
+        # the default is the hop: a bad hop is FS131 already, and a window shorter than the
+        # hop is no multiple of it (FS131); neither is the author's lateness to blame
+        out.lateness_seconds = out.hop_seconds
+    else:
+        try:
+            out.lateness_seconds = duration_seconds(decl.lateness, allow_zero=True)
+        except ValueError as exc:
+            problem(("FS132", f"{what}: lateness {exc}", None))
     finite = [w.seconds for w in out.windows if w.seconds is not None]
-    if finite and out.lateness_seconds > min(finite):
+    if decl.lateness is not None and finite and out.lateness_seconds > min(finite):
         problem(
             (
                 "FS132",
@@ -123,7 +127,8 @@ def _windows(decl: AggregationDecl, hop: int, problem: Report) -> tuple[WindowSp
             try:
                 seconds = duration_seconds(raw)
             except ValueError as exc:
-                problem(("FS131", f"{what}: window {exc}", None))
+                hint = "a window is a duration ('1h', '7d') or 'lifetime' (lowercase)"
+                problem(("FS131", f"{what}: window {exc}", hint))
                 continue
             if seconds % hop:
                 problem(

@@ -24,7 +24,7 @@ def step_validate(ctx: DemoContext) -> None:
     for g in spec.groups:
         ctx.say(
             f"  {g.name}: entity {g.entity.name} ({g.identifier}), event time "
-            f"{g.event_time.name}, features {', '.join(f.name for f in g.features)}"
+            f"{g.event_time.name}, features {', '.join(g.output_names())}"
         )
     for fs in spec.feature_sets:
         ctx.say(f"  feature set {fs.name}: {', '.join(fs.columns)}")
@@ -107,7 +107,42 @@ STEPS: list[tuple[str, Step]] = [
 ]
 
 
+#: what the steps read: the example project's groups, feature sets and sample files
+EXAMPLE_GROUPS = ("customer-features", "merchant-features", "purchases")
+EXAMPLE_SETS = ("fraud-model", "spending")
+EXAMPLE_DATA = (
+    "data/customers.csv",
+    "data/customers_with_errors.csv",
+    "data/merchants.jsonl",
+    "data/labels.csv",
+    "data/customer_updates.jsonl",
+    "data/purchases.csv",
+    "data/purchase_stream.jsonl",
+)
+
+
+def check_example(config: ProjectConfig) -> None:
+    """Refuse, before any step runs or any store is made, a project that is not the example:
+    the steps would plan and apply its groups, then stop at the first example group."""
+    from fsgen.errors import FsgenError
+    from fsgen.loader import load
+
+    spec = load(config.root)
+    groups = {g.name for g in spec.groups}
+    sets = {f.name for f in spec.feature_sets}
+    missing = [f"group {g}" for g in EXAMPLE_GROUPS if g not in groups]
+    missing += [f"feature set {f}" for f in EXAMPLE_SETS if f not in sets]
+    missing += [path for path in EXAMPLE_DATA if not (config.root / path).is_file()]
+    if missing:
+        raise FsgenError(
+            f"fsgen demo runs on fsgen's example card-fraud project, and {config.root} lacks "
+            f"{', '.join(missing)}; run it in the fsgen repository (make demo), and on your "
+            "own project the commands it shows (fsgen plan, apply, ingest, get, dataset, ...)"
+        )
+
+
 def run_demo(config: ProjectConfig, workdir: Path | None = None) -> None:
+    check_example(config)
     workdir = (workdir or config.store_path / "demo").resolve()
     if workdir.exists():
         shutil.rmtree(workdir)

@@ -76,7 +76,8 @@ _GITIGNORE = ".fsgen/\n__pycache__/\n.venv/\n"
 
 
 def scaffold(directory: Path, name: str | None = None) -> list[Path]:
-    """Write the skeleton; refuse to overwrite an existing fsgen project."""
+    """Write the skeleton; refuse to overwrite an existing fsgen project or any file it would
+    write (nothing is written then)."""
     directory = Path(directory)
     if (directory / "pyproject.toml").exists():
         raise FsgenError(f"{directory / 'pyproject.toml'} already exists; not overwriting it")
@@ -88,6 +89,12 @@ def scaffold(directory: Path, name: str | None = None) -> list[Path]:
         "data/user_activity.csv": _DATA,
         ".gitignore": _GITIGNORE,
     }
+    existing = [rel for rel in files if (directory / rel).exists()]
+    if existing:
+        raise FsgenError(
+            f"{directory}: would overwrite {', '.join(existing)}; not writing anything "
+            "(scaffold into a new or empty directory)"
+        )
     written = []
     for rel, text in files.items():
         path = directory / rel
@@ -103,9 +110,9 @@ def project_name(directory: Path, name: str | None) -> str:
     given = name if name is not None else Path(directory).resolve().name
     identity = normalize_project_name("".join(c if c.isalnum() else "-" for c in given))
     if not PROJECT_NAME.match(identity):
-        source = "--name" if name is not None else f"the directory name {given!r}"
+        source = f"--name {given!r}" if name is not None else f"the directory name {given!r}"
         raise FsgenError(
-            f"cannot make a project identity of {source} ({identity!r}): it must be "
+            f"cannot make a project identity of {source} (normalized: {identity!r}): it must be "
             f"{PROJECT_RULE}; pass --name NAME"
         )
     return identity

@@ -13,6 +13,7 @@ import click
 from fsgen.cli._app import EXIT_CHANGES, AppContext, echo_json, handle_errors, main, pass_app
 
 if TYPE_CHECKING:
+    from fsgen import audit
     from fsgen.backends.base import Backend
     from fsgen.plan.model import Plan
 
@@ -218,7 +219,7 @@ def destroy(app: AppContext, auto_approve: bool, lock_timeout: float) -> None:
     help="Only applies, only ingestion runs or only record deletes.",
 )
 @click.option("--group", default=None, help="Only events that touched this feature group.")
-@click.option("--limit", type=int, default=None, help="Only the newest N events.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N events.")
 @pass_app
 @handle_errors
 def history(
@@ -228,16 +229,45 @@ def history(
     ingestion run with its counts and rejects (see fsgen.audit)."""
     from fsgen import audit
 
+    recorded = audit.query(app.config, backend=app.backend)
+    if group is not None:
+        _check_history_group(app, group, recorded)
     events = audit.query(app.config, kind=kind, group=group, backend=app.backend, limit=limit)
     if as_json:
         for event in events:
             echo_json(json.dumps(event.to_dict(), sort_keys=True))
         return
-    if not events:
+    if not recorded:
         click.echo("No applies or ingestions recorded yet.")
+        return
+    if not events:
+        asked = " ".join(
+            f"--{name} {value}" for name, value in (("kind", kind), ("group", group)) if value
+        )
+        total = f"{len(recorded):,} recorded; 'fsgen history' lists them"
+        click.echo(f"No events match {asked} ({total}).")
         return
     for event in events:
         click.echo(audit.render_line(event))
+
+
+def _check_history_group(app: AppContext, group: str, recorded: list[audit.AuditEvent]) -> None:
+    """A ``--group`` that neither the history nor the definitions know is a misspelling, not an
+    empty history; a group destroyed long ago is still found by its events."""
+    from fsgen.errors import FsgenError, NotFound
+
+    known = {g for event in recorded for g in event.groups}
+    if group in known:
+        return
+    try:
+        known.update(g.name for g in app.spec.groups)
+    except FsgenError:
+        pass  # broken definitions: the history alone decides (it is read without them)
+    if group not in known:
+        raise NotFound(
+            f"no feature group named {group!r} in the definitions or the history "
+            f"(known: {', '.join(sorted(known)) or 'none'})"
+        )
 
 
 @main.command()

@@ -152,8 +152,8 @@ _KEY_OPTION = click.option(
     type=ISO_TIME,
     default=None,
     help="The record as of this time (ISO-8601): TTL expiry is judged then, and a record "
-    "whose event time is after it is not returned (an aggregation group: its features "
-    "finalized then; refused before the state's newest event).",
+    "whose event time is after it is not returned (for an aggregation group: a state holding "
+    "events after it).",
 )
 @pass_app
 @handle_errors
@@ -248,7 +248,7 @@ def _aggregated_record(
     at = time.time_ns() // 1000 if as_of is None else round(as_of * 1_000_000)
     states = {a.state_column: record.get(a.state_column) for a in spec.aggregations}
     if as_of is not None:
-        _check_as_of(spec, rid, states, at)
+        _refuse_before_watermark(group, rid, spec, states, features, at)
     values = finalize_record(
         [a.runtime() for a in spec.aggregations],
         {k: v if isinstance(v, str) else None for k, v in states.items()},
@@ -260,31 +260,34 @@ def _aggregated_record(
     return {**head, **{f: values[f] for f in (features or known)}}
 
 
-def _check_as_of(spec: GroupSpec, rid: str, states: dict[str, object], at: int) -> None:
-    """Refuse an ``--as-of`` before the state's newest event: the online state answers
-    exactly only from then on (README "Aggregations", reads before the watermark)."""
+def _refuse_before_watermark(
+    group: str,
+    rid: str,
+    spec: GroupSpec,
+    states: dict[str, object],
+    features: tuple[str, ...],
+    at: int,
+) -> None:
+    """A state is exact only from its newest applied event on (the watermark); read earlier,
+    it answers as of the watermark, which ``--as-of`` would show under the earlier date."""
     from fsgen.errors import NotFound
-    from fsgen.runtime.aggcodec import decode
-    from fsgen.runtime.aggdef import AggregationError
+    from fsgen.runtime import aggcodec
     from fsgen.runtime.encoding import format_event_time
 
-    marks = []
-    for a in spec.aggregations:
-        text = states.get(a.state_column)
-        if isinstance(text, str) and text:
-            try:
-                wm = decode(a.runtime(), text)[0]
-            except AggregationError:
-                continue  # finalizing says why the state cannot be read
-            if wm is not None:
-                marks.append(wm)
+    marks = [
+        mark
+        for a in spec.aggregations
+        if isinstance(text := states.get(a.state_column), str)
+        and (not features or any(f in features for f in a.runtime().feature_names))
+        for mark in [aggcodec.decode(a.runtime(), text)[0]]
+        if mark is not None
+    ]
     if marks and at < max(marks):
         newest = format_event_time("String", max(marks) / 1_000_000)
         raise NotFound(
-            f"{spec.name}: the online aggregation state of {rid!r} holds events up to "
-            f"{newest}, after --as-of {format_event_time('String', at / 1_000_000)}; a state "
-            "answers only for times at or after its newest event (use `fsgen dataset` for "
-            "older values)"
+            f"{group}: the online state of {rid!r} holds events up to {newest}, after --as-of "
+            f"{format_event_time('String', at / 1_000_000)}; an online state answers only from "
+            "its newest event on (use `fsgen dataset` for older values)"
         )
 
 

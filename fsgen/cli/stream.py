@@ -26,9 +26,21 @@ def stream() -> None:
 
 
 def _dead_letter(app: AppContext, group: str, url: str | None) -> DeadLetter:
+    """The destination, refused before anything is read when it is a local path that cannot
+    become a file (a directory, or under a file), as ingest's ``--rejects`` is: otherwise
+    every poison record would 'fail' after the good ones were written."""
+    from fsgen.errors import FsgenError
+    from fsgen.runtime.chunks import SourceError
     from fsgen.runtime.deadletter import from_url
+    from fsgen.runtime.ingest import check_output_path
 
-    return from_url(_dead_letter_path(app, group, url))
+    target = _dead_letter_path(app, group, url)
+    if not target.startswith(("s3://", "https://", "http://")):
+        try:
+            check_output_path(Path(target.removeprefix("file://")), "--dead-letter")
+        except SourceError as exc:
+            raise FsgenError(str(exc)) from None
+    return from_url(target)
 
 
 def _plane(app: AppContext, put_endpoint_url: str | None, group: str) -> DataPlane:
@@ -151,6 +163,38 @@ def _show(record: dict[str, object] | None) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in record.items())
 
 
+def _decode_dead_letters(source: Path, into: Path) -> Path:
+    """The raw payloads of a dead-letter file's entries as JSON lines, in entry order, written
+    to a new file under ``into``; an entry without a base64 ``data`` payload is an error
+    naming its line, before anything is written. A payload's line breaks become spaces (JSON
+    allows them only between tokens, where a space means the same)."""
+    import base64
+    import binascii
+    from datetime import UTC, datetime
+
+    from fsgen.errors import FsgenError
+
+    payloads: list[bytes] = []
+    with source.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                data = base64.b64decode(entry["data"], validate=True)
+            except (ValueError, TypeError, KeyError, binascii.Error, RecursionError):
+                raise FsgenError(
+                    f"{source}:{number}: not a dead-letter entry (a JSON object with the "
+                    "record's base64 'data'); nothing was sent"
+                ) from None
+            payloads.append(data.replace(b"\r", b" ").replace(b"\n", b" ") + b"\n")
+    into.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = into / f"{source.stem}-{stamp}.jsonl"
+    target.write_bytes(b"".join(payloads))
+    return target
+
+
 @stream.command("replay")
 @click.argument("group")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -187,6 +231,13 @@ def _show(record: dict[str, object] | None) -> str:
     default=None,
     help=_HANDLER_LOG_HELP + " Not printed: replay lists the failures itself.",
 )
+@click.option(
+    "--from-dead-letter",
+    "from_dead_letter",
+    is_flag=True,
+    help="PATH is a dead-letter file (JSON lines with each record's base64 'data'): replay "
+    "the payloads, decoded into <store>/dead-letter/redrive/ first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 @pass_app
 @handle_errors
@@ -199,6 +250,7 @@ def replay_cmd(
     endpoint_url: str | None,
     show_ids: tuple[str, ...],
     handler_log: Path | None,
+    from_dead_letter: bool,
     as_json: bool,
 ) -> None:
     """Feed PATH's JSON lines through GROUP's stream handler as Lambda would (batched Kinesis
@@ -206,10 +258,15 @@ def replay_cmd(
     from fsgen.stream.events import load_handler
     from fsgen.stream.replay import replay
 
+    app.spec.group(group)  # an unknown group: NotFound with the known names
+    dlq = _dead_letter(app, group, dead_letter)
+    if from_dead_letter:
+        source = path
+        path = _decode_dead_letters(source, app.config.store_path / "dead-letter" / "redrive")
+        app.err.print(f"dead-lettered payloads of {source} decoded into {path}")
     handler = load_handler(app.config, app.spec, group)
     app.err.print(f"[dim]{handler.note}[/dim]")
     plane = _plane(app, endpoint_url, group)
-    dlq = _dead_letter(app, group, dead_letter)
     ids = list(show_ids) or _first_ids(path, handler.runtime.identifier, 2)
     as_of = _newest_event_time(handler, path)
     try:
@@ -217,6 +274,11 @@ def replay_cmd(
         with _handler_log(handler_log, quiet=True):
             result = replay(handler, path, plane.sink(group), dlq, batch_size=batch_size)
         app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
+        if result.read == 0:  # an empty export is worth a second look, as for ingest
+            app.err.print(
+                f"[yellow]warning[/yellow]: {path} holds no records (an empty file, or blank "
+                "lines): nothing was sent"
+            )
         if result.failures:  # the newest event time of the records that were written
             as_of = _newest_event_time(handler, path, {f["line"] for f in result.failures})
         plane.record_counts(  # the run joins the audit trail
@@ -281,7 +343,13 @@ def replay_cmd(
     help="Kinesis endpoint (a local Kinesis such as moto); default: AWS.",
 )
 @click.option("--region", default=None, help="AWS region (default: [tool.fsgen.aws] region).")
-@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 10000))
+@click.option(
+    "--batch-size",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="Records per GetRecords call and handler invocation (Lambda's BatchSize).",
+)
 @click.option(
     "--max-records",
     default=None,
@@ -294,7 +362,13 @@ def replay_cmd(
     type=click.FloatRange(0),
     help="Stop after this many seconds without new records.",
 )
-@click.option("--poll-interval", default=0.2, show_default=True, type=click.FloatRange(0))
+@click.option(
+    "--poll-interval",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to wait after a round of polls that found no new records.",
+)
 @click.option(
     "--commit-seconds",
     default=1.0,  # fsgen.stream.consume.COMMIT_SECONDS (not imported: startup time)
@@ -354,6 +428,8 @@ def consume_cmd(
     from fsgen.stream.consume import Consumer, kinesis_client
     from fsgen.stream.events import load_handler
 
+    app.spec.group(group)  # an unknown group: NotFound with the known names
+    dlq = _dead_letter(app, group, dead_letter)
     handler = load_handler(app.config, app.spec, group)
     app.err.print(f"[dim]{handler.note}[/dim]")
     plane = _plane(app, put_endpoint_url, group)
@@ -363,7 +439,7 @@ def consume_cmd(
         kinesis_client(endpoint_url, region or app.config.aws.region),
         stream_name,
         plane.sink(group),
-        _dead_letter(app, group, dead_letter),
+        dlq,
         checkpoints,
         batch_size=batch_size,
         poll_interval=poll_interval,

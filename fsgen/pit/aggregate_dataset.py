@@ -148,7 +148,7 @@ def _columns(
     join: GroupJoin, table: pa.Table, labels: Labels, n: int
 ) -> Iterator[tuple[str, pa.Array]]:
     """The set's columns from one group's result: renamed, typed, missing where a key is."""
-    known = pa.array([True] * n)
+    known = pa.array([True] * n, type=pa.bool_())
     for column in join.label_keys:
         known = pc.and_(known, pc.is_valid(labels.keys[column]))
     for item in join.inputs:

@@ -109,6 +109,11 @@ def _read(source: LabelSource, plan: PitPlan) -> tuple[pd.DataFrame, str]:
         }
         try:
             return pd.read_csv(path, dtype=dict.fromkeys(text, str)), str(path)
+        except pd.errors.EmptyDataError:
+            raise PitError(
+                f"{path}: the labels file is empty; it needs a header naming the key columns "
+                "and the label time, and a row per label"
+            ) from None
         except (ValueError, pd.errors.ParserError) as exc:
             raise PitError(f"{path}: cannot read labels: {exc}") from None
     raise PitError(f"{path}: labels must be .csv or .parquet")

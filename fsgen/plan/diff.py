@@ -299,7 +299,8 @@ def aggregation_notes(changes: Sequence[ResourceChange]) -> list[str]:
                 "online were built for the old definition and are refused (fsgen get, "
                 "serving and the stream report 'rebuild the states with a backfill') until a "
                 f"backfill rebuilds them: fsgen ingest {change.group} <its event files>, then "
-                "replay the stream's dead letters of that time."
+                "replay the stream's dead letters of that time: fsgen stream replay "
+                f"{change.group} <dead-letter file> --from-dead-letter."
             )
     return notes
 

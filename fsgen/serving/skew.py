@@ -10,7 +10,8 @@ Choices, and why:
 
 - **Rows.** Each label row picks, for every group of the set, one live (not deleted) online
   record, uniformly at random with a fixed seed, so a run is repeatable; a set over several
-  entities (customer + merchant) gets (customer_id, merchant_id) pairs. With ``labels`` the
+  entities (customer + merchant) gets (customer_id, merchant_id) pairs. Rows are distinct, so
+  a store with fewer keys (or pairs) than ``sample`` compares each once. With ``labels`` the
   key columns and request fields come from that file instead (its label times are ignored).
 - **Label time T** = the latest event time among the row's online records. Every online record
   is its entity's latest, so the point-in-time join at T must pick exactly those records; T
@@ -33,6 +34,7 @@ Choices, and why:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import struct
@@ -288,23 +290,38 @@ def _sampled_rows(
     sample: int,
     seed: int,
 ) -> list[dict[str, object]]:
+    """Up to ``sample`` distinct key rows: every one when the store holds no more (2 entities
+    are 2 rows, not 2 rows compared 50 times each), else a seeded draw without replacement."""
     rng = random.Random(seed)
-    for group, records in live.items():
-        if not records:
+    for group, stored in live.items():
+        if not stored:
             raise SkewCheckError(
                 f"group {group!r} has no live online records to sample; "
                 "ingest records first (fsgen ingest / fsgen stream replay)"
             )
-    choices = {g: list(records.values()) for g, records in live.items()}
+    choosers: list[tuple[list[tuple[str, str]], list[dict[str, object]]]] = []
+    chosen: set[str] = set()
+    for g in runtime.groups:
+        if all(column in chosen for column, _, _ in g.keys):
+            continue  # another group of the same entity already chose this row's keys
+        chosen.update(column for column, _, _ in g.keys)
+        choosers.append(([(c, k) for c, k, _ in g.keys], list(live[g.name].values())))
+    if math.prod(len(records) for _, records in choosers) <= sample:
+        picks = list(itertools.product(*(range(len(records)) for _, records in choosers)))
+    else:
+        seen: set[tuple[int, ...]] = set()
+        picks = []
+        while len(picks) < sample:
+            pick = tuple(rng.randrange(len(records)) for _, records in choosers)
+            if pick not in seen:
+                seen.add(pick)
+                picks.append(pick)
     rows: list[dict[str, object]] = []
-    for index in range(sample):
+    for index, pick in enumerate(picks):
         row: dict[str, object] = {}
-        for g in runtime.groups:
-            if all(column in row for column, _, _ in g.keys):
-                continue  # another group of the same entity already chose this row's keys
-            record = rng.choice(choices[g.name])
-            for column, key, _ in g.keys:
-                row[column] = record[key]
+        for (keys, choices), at in zip(choosers, pick, strict=True):
+            for column, key in keys:
+                row[column] = choices[at][key]
         for name, kind in _request_fields(runtime):
             row[name] = _sample_value(kind, rng, index + 1)
         rows.append(row)
@@ -321,11 +338,17 @@ def _rows_from_labels(
         raise SkewCheckError(f"labels file {path} does not exist")
     keys = _key_columns(runtime)
     wanted = keys + [name for name, _ in _request_fields(runtime)]
-    frame = (
-        pd.read_parquet(path)
-        if path.suffix in (".parquet", ".pq")
-        else pd.read_csv(path, dtype=dict.fromkeys(keys, str))
-    )
+    try:
+        frame = (
+            pd.read_parquet(path)
+            if path.suffix in (".parquet", ".pq")
+            else pd.read_csv(path, dtype=dict.fromkeys(keys, str))
+        )
+    except pd.errors.EmptyDataError:
+        raise SkewCheckError(
+            f"{path}: the labels file is empty; it needs a header naming the key columns "
+            f"({', '.join(keys)}) and a row per entity to compare"
+        ) from None
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise SkewCheckError(

@@ -179,10 +179,14 @@ class FeatureSetBuilder(BuilderBase):
             name = group.name if isinstance(group, a.FeatureGroup) else str(group)
             given[name] = (cols,) if isinstance(cols, str) else tuple(cols)
             if name not in by_group:
+                import difflib
+
+                close = difflib.get_close_matches(name, sorted(by_group), n=1)
                 self.error(
                     fs.location,
                     "FS109",
                     f"feature set {fs.name!r}: keys name unknown group {name!r}",
+                    f"did you mean {close[0]!r}?" if close else None,
                 )
         keys: dict[str, tuple[str, ...]] = {}
         for name in wanted:

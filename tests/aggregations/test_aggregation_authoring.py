@@ -195,6 +195,54 @@ def test_every_rule_reports_file_line_and_code(make_project: Callable[..., Path]
     assert "350" in messages["FS230"]
 
 
+def test_a_bad_hop_or_window_is_not_also_blamed_on_an_undeclared_lateness(
+    make_project: Callable[..., Path],
+) -> None:
+    """The lateness defaults to the hop: a hop of '-1h' or a window shorter than the hop is one
+    FS131, not also an FS132 about a lateness the author never wrote. A declared lateness
+    longer than the smallest window is still FS132."""
+    src = (
+        HEADER
+        + """
+
+@purchases.aggregation(Fractional, function="sum", windows=["7d"], hop="-1h", description="x")
+def a_neg(amount: float) -> float:
+    return amount
+
+
+@purchases.aggregation(Fractional, function="sum", windows=["30m"], hop="1h", description="x")
+def a_short(amount: float) -> float:
+    return amount
+
+
+@purchases.aggregation(
+    Fractional, function="sum", windows=["1h"], hop="5m", lateness="-5m", description="x"
+)
+def a_late(amount: float) -> float:
+    return amount
+"""
+    )
+    result = check(make_project({"featuredefs/shop.py": src}))
+    at = decorator_lines(src)
+    found = sorted((d.line, d.code) for d in result.diagnostics)
+    assert found == [(at[0], "FS131"), (at[1], "FS131"), (at[2], "FS132")], found
+
+
+def test_an_unreadable_window_hints_at_lifetime(make_project: Callable[..., Path]) -> None:
+    src = (
+        HEADER
+        + """
+
+@purchases.aggregation(Integral, function="count", windows=["Lifetime"], description="x")
+def n(amount: float) -> int:
+    return 1
+"""
+    )
+    (diag,) = check(make_project({"featuredefs/shop.py": src})).diagnostics
+    assert diag.code == "FS131" and "window 'Lifetime' is not a duration" in diag.render()
+    assert "hint: a window is a duration ('1h', '7d') or 'lifetime' (lowercase)" in diag.render()
+
+
 def test_window_names_colliding_with_features_are_duplicates(
     make_project: Callable[..., Path],
 ) -> None:

@@ -129,6 +129,23 @@ def test_a_set_of_only_aggregations_and_the_cli(
     assert frame["purchase_count_lifetime"].tolist() == [1, 2, 3]
 
 
+def test_a_labels_file_with_only_a_header_gives_an_empty_training_set(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """No label rows is no error: the set's columns come back with no rows (it used to stop
+    at an internal Arrow error on the empty key mask)."""
+    config, _spec = _store(make_project)
+    source = tmp_path / "labels.csv"
+    source.write_text("customer_id,label_time\n")
+    out = tmp_path / "train.parquet"
+    args = ["--project", str(config.root), "dataset", "shop", "--labels", str(source)]
+    result = CliRunner().invoke(main, [*args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert len(frame) == 0
+    assert "purchase_count_lifetime" in frame.columns and "tenure" in frame.columns
+
+
 def test_spark_and_knowledge_time_refuse_aggregation_features(
     make_project: Callable[..., Path],
 ) -> None:

@@ -127,6 +127,29 @@ def test_fsgen_get_shows_final_values_and_as_of(make_project: Callable[..., Path
     )
 
 
+def test_fsgen_get_as_of_before_the_newest_event_is_refused(
+    make_project: Callable[..., Path],
+) -> None:
+    """An online state is exact only from its newest event on; an --as-of before it would show
+    the newest event's answer under an earlier date, so get refuses it and names the way to
+    historical values, as it does for a row group's newer record."""
+    config, _, _ = _project(make_project)
+    runner = CliRunner()
+    base = ["--project", str(config.root)]
+    assert runner.invoke(main, [*base, "apply", "--auto-approve"]).exit_code == 0
+    base += ["get", "purchases", "c1"]
+    result = runner.invoke(main, [*base, "--as-of", iso(T0 + 3 * HOUR)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(
+        "error: purchases: the online state of 'c1' holds events up to 2024-03-11T06:00:00Z, "
+        "after --as-of 2024-03-10T03:00:00Z"
+    )
+    assert "use `fsgen dataset` for older values" in result.output
+    result = runner.invoke(main, [*base, "--as-of", iso(T0 + 30 * HOUR), "--json"])
+    assert result.exit_code == 0, result.output  # at the newest event itself: exact
+    assert json.loads(result.output)["purchase_count_lifetime"] == 2
+
+
 def test_the_catalog_lists_aggregation_features_with_function_and_windows(
     make_project: Callable[..., Path], tmp_path: Path
 ) -> None:

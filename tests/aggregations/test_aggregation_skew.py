@@ -45,7 +45,8 @@ def test_training_equals_serving_for_aggregation_features(
 ) -> None:
     report = _checked(make_project, EVENTS)
     assert report.ok, report.render()
-    assert report.rows == 12 and "avg_purchase_value_7d" in report.columns
+    assert report.rows == 3  # c1, c2 and c3, each once
+    assert "avg_purchase_value_7d" in report.columns
 
 
 def test_a_skewed_online_state_fails_the_check(make_project: Callable[..., Path]) -> None:

@@ -110,6 +110,78 @@ def test_init_says_where_and_what_to_run_next(
     assert out.endswith("Next: cd 'sub dir' && fsgen validate\n")
 
 
+def test_init_never_overwrites_a_file_it_would_write(tmp_path: Path) -> None:
+    """A directory holding the user's own featuredefs/example.py (or data file) but no
+    pyproject.toml is refused, naming the files, and nothing is written."""
+    target = tmp_path / "existing"
+    (target / "featuredefs").mkdir(parents=True)
+    mine = target / "featuredefs" / "example.py"
+    mine.write_text("# my own definitions\n")
+    code, _, err = run("init", str(target))
+    assert code == 1
+    assert err.startswith(f"error: {target}: would overwrite featuredefs/example.py; ")
+    assert mine.read_text() == "# my own definitions\n"
+    assert sorted(p.name for p in target.rglob("*")) == ["example.py", "featuredefs"]
+
+
+def test_init_names_the_given_name_it_cannot_use(tmp_path: Path) -> None:
+    code, _, err = run("init", str(tmp_path / "x"), "--name", "___")
+    assert code == 1
+    assert err.startswith("error: cannot make a project identity of --name '___' (normalized: '')")
+
+
+def test_demo_on_another_project_is_refused_before_any_step(tmp_path: Path) -> None:
+    """The demo's steps read the example's groups and files: on a scaffolded project it used to
+    plan and apply that project into a demo store, then stop at step 4 on 'customer-features'."""
+    target = tmp_path / "mine"
+    assert run("init", str(target))[0] == 0
+    code, _, err = run("--project", str(target), "demo")
+    assert code == 1
+    assert err.startswith(
+        f"error: fsgen demo runs on fsgen's example card-fraud project, and {target} lacks "
+        "group customer-features, group merchant-features, group purchases, "
+        "feature set fraud-model, feature set spending, data/customers.csv"
+    )
+    assert "1. Validate" not in err and not (target / ".fsgen").exists()
+
+
+def test_demo_validate_step_lists_an_aggregation_groups_features(tmp_path: Path) -> None:
+    """The purchases group's features are its aggregation windows, not an empty list."""
+    from fsgen.config import load_config
+    from fsgen.demo import step_validate
+    from fsgen.demo_context import DemoContext
+
+    said: list[str] = []
+
+    class Recording(DemoContext):
+        def say(self, text: str) -> None:
+            said.append(text)
+
+    step_validate(Recording(config=load_config(REPO), workdir=tmp_path))
+    (line,) = [s for s in said if s.startswith("  purchases:")]
+    assert line.endswith(
+        "features avg_purchase_value_1d, avg_purchase_value_7d, avg_purchase_value_30d, "
+        "purchase_count_1h, purchase_count_lifetime"
+    ), line
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    import click
+
+    def walk(command: click.Command, path: str) -> list[str]:
+        if isinstance(command, click.Group):
+            return [m for n, c in command.commands.items() for m in walk(c, f"{path} {n}")]
+        missing = [] if command.help else [f"{path}: no help"]
+        missing += [
+            f"{path} {p.opts[0]}"
+            for p in command.params
+            if isinstance(p, click.Option) and not p.help and not p.hidden
+        ]
+        return missing
+
+    assert walk(main, "fsgen") == []
+
+
 def test_help_imports_nothing_heavy() -> None:
     probe = (
         "import sys\n"
@@ -123,3 +195,42 @@ def test_help_imports_nothing_heavy() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout
     assert out.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_the_readme_command_list_names_every_option() -> None:
+    """The README's synopsis under "Command line" lists every command and each of its options,
+    so a user reading it sees what --help would show."""
+    import re
+
+    import click
+
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("## Command line")
+    block = readme[start : readme.index("```", readme.index("```", start) + 3)]
+    entries: dict[str, list[str]] = {}
+    current = None
+    for line in block.splitlines():
+        if line.startswith("fsgen "):
+            current = line
+            entries[current] = [line]
+        elif current and line.startswith(" "):
+            entries[current].append(line)
+
+    def walk(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+        if isinstance(command, click.Group):
+            return [m for n, c in command.commands.items() for m in walk(c, f"{path} {n}")]
+        return [(path, command)]
+
+    missing = []
+    for name, command in walk(main, "fsgen"):
+        found = [k for k in entries if k == name or k.startswith(name + " ")]
+        if not found:
+            missing.append(name)
+            continue
+        text = "\n".join(entries[found[0]])
+        for param in command.params:
+            flags = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+            if isinstance(param, click.Option) and flags and flags[0] != "--help":
+                if not re.search(re.escape(flags[0]) + r"\b", text):
+                    missing.append(f"{name} {flags[0]}")
+    assert missing == []

@@ -369,6 +369,15 @@ def test_rule_reports_code_message_and_location(
     assert ("featuredefs/defs.py", line) in {(d.path, d.line) for d in hits}, rendered
 
 
+def test_a_misspelt_group_in_feature_set_keys_gets_a_did_you_mean(
+    make_project: Callable[..., Path],
+) -> None:
+    body = GROUP + OK_FEATURE + 'fs = FeatureSet("m", [fine], keys={"gpr": "customer_id"})\n'
+    (diag,) = check(make_project({"featuredefs/defs.py": HEADER + body})).diagnostics
+    assert diag.code == "FS109" and "keys name unknown group 'gpr'" in diag.message
+    assert diag.hint == "did you mean 'grp'?"
+
+
 def test_duplicate_reports_both_places(make_project: Callable[..., Path]) -> None:
     root = make_project(
         {

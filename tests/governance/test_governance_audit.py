@@ -173,6 +173,39 @@ def test_history_command_filters_and_json(
     assert out == "No applies or ingestions recorded yet.\n"
 
 
+def test_history_filters_that_match_nothing_say_so(
+    example_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A misspelt --group is an error naming the known groups, a filter that matches nothing
+    says so (not "nothing recorded yet"), and --limit takes only counts of at least 1."""
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    monkeypatch.chdir(example_project)
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["--project", str(example_project), *args])
+        return result.exit_code, result.output
+
+    assert run("apply", "--auto-approve")[0] == 0
+    assert run("ingest", "merchant-features", "data/merchants.jsonl")[0] == 0
+    code, out = run("history", "--group", "merchant-featurs")
+    assert code == 1 and "Traceback" not in out
+    assert out.startswith("error: no feature group named 'merchant-featurs'")
+    assert "(known: customer-features, merchant-features, purchases)" in out
+    code, out = run("history", "--kind", "delete")
+    expected = "No events match --kind delete (2 recorded; 'fsgen history' lists them).\n"
+    assert (code, out) == (0, expected)
+    code, out = run("history", "--kind", "ingest", "--group", "purchases")
+    assert code == 0 and out.startswith("No events match --kind ingest --group purchases")
+    for bad in ("0", "-1"):
+        code, out = run("history", "--limit", bad)
+        assert code == 1 and f"Invalid value for '--limit': {bad} is not in the range" in out
+    code, out = run("history", "--limit", "1")
+    assert code == 0 and "merchant-features" in out and "applied" not in out
+
+
 def test_generated_batch_job_runs_join_the_trail(
     example_project: Path, deploy: Callable[[Path], None]
 ) -> None:

@@ -126,6 +126,29 @@ def test_sampling_is_deterministic_and_needs_records(project: Project) -> None:
     assert first.to_dict() == second.to_dict() and first.ok
 
 
+def test_sampled_rows_are_distinct_and_at_most_the_stored_pairs(project: Project) -> None:
+    """--sample larger than the store compares each (customer, merchant) pair once, instead of
+    drawing the same few entities again and reporting the repeats as rows compared."""
+    pairs = len(project.customers) * len(project.merchants)
+    report = skew_check(project.config, project.spec, FEATURE_SET, sample=pairs + 300)
+    assert report.ok and report.rows == pairs
+    code, text = run(project, "--sample", str(pairs + 300))
+    assert code == 0 and f"{pairs} rows x 8 features compared" in str(text)
+
+
+def test_an_empty_labels_file_is_a_clear_error(project: Project) -> None:
+    labels = project.root / "empty.csv"
+    labels.write_text("")
+    result = CliRunner().invoke(
+        main, ["--project", str(project.root), "skew-check", FEATURE_SET, "--labels", str(labels)]
+    )
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: {labels}: the labels file is empty; it needs a header naming the key columns "
+        "(customer_id, merchant_id) and a row per entity to compare\n"
+    )
+
+
 def test_negative_zero_survives_both_stores(project: Project) -> None:
     with project.store() as store:
         record = dict(store.get_record("customer-features", "C005", now=project.as_of) or {})

@@ -124,6 +124,21 @@ def test_missing_error_names_the_row(pit_project, tmp_path) -> None:
         build_dataset(config, spec, "pit-strict", labels_at(T0, T0 - 1000), store=tmp_path)
 
 
+def test_an_empty_labels_file_says_what_it_lacks(pit_project, tmp_path) -> None:
+    """Zero bytes (or blank lines) is no labels table: the error says the file is empty and
+    what a labels file holds, not pandas' "No columns to parse from file"."""
+    config, spec = pit_project
+    for name, text in (("empty.csv", ""), ("blank.csv", "\n\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(PitError) as caught:
+            build_dataset(config, spec, "pit-strict", path, store=tmp_path)
+        assert str(caught.value) == (
+            f"{path}: the labels file is empty; it needs a header naming the key columns and "
+            "the label time, and a row per label"
+        )
+
+
 def test_tombstone_hides_older_records_only_from_its_time_on(pit_project, tmp_path) -> None:
     config, spec = pit_project
     rows = [

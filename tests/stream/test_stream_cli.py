@@ -158,3 +158,62 @@ def test_replay_keeps_the_handler_log_lines_off_the_screen(
     assert len(lines) == 12
     assert {e["level"] for e in lines} == {"error"}
     assert {e["field"] for e in lines} == {"tenure_months"}
+
+
+def test_a_dead_letter_path_that_cannot_be_a_file_is_refused_before_replaying(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    """As ingest's --rejects: a directory (or a path under a file) is one error before anything
+    is read or written, instead of every poison record 'failing' after the good ones landed."""
+    source = tmp_path / "updates.jsonl"
+    source.write_text(json.dumps(good("C8001")) + "\n{oops\n")
+    (tmp_path / "plain").write_text("x")
+    for bad in (tmp_path, tmp_path / "plain" / "dlq.jsonl"):
+        code, _, err = run(
+            project_copy, "stream", "replay", GROUP, str(source), "--dead-letter", str(bad)
+        )
+        assert code == 1 and err.startswith(f"error: --dead-letter {bad}: "), err
+        assert "nothing was read" in err and "Traceback" not in err
+    with_store = run(project_copy, "get", GROUP, "C8001", "--as-of", "2024-03-01T00:00:01Z")
+    assert with_store[0] == 1  # nothing was written
+
+
+def test_replay_of_a_file_without_records_says_so(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    for name, text in (("empty.jsonl", ""), ("blank.jsonl", "\n\n")):
+        source = tmp_path / name
+        source.write_text(text)
+        code, _, err = run(project_copy, "stream", "replay", GROUP, str(source))
+        assert code == 0, err
+        assert f"warning: {source} holds no records (an empty file, or blank lines)" in err
+
+
+def test_replay_from_a_dead_letter_file_sends_the_decoded_payloads(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    """What the plan's warning says to do after a backfill ("replay the stream's dead letters"):
+    the entries' base64 payloads go through the handler, not the entries themselves."""
+    import base64
+
+    def entry(record: object, **extra: object) -> str:
+        data = base64.b64encode(json.dumps(record).encode()).decode()
+        return json.dumps({"data": data, "reason": "earlier failure", **extra}) + "\n"
+
+    dlq = tmp_path / "dlq.jsonl"
+    dlq.write_text(entry(good("C8101")) + "\n" + entry(good("C8102"), line=7))
+    code, out, err = run(
+        project_copy, "stream", "replay", GROUP, str(dlq), "--from-dead-letter", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["written"] == 2
+    assert f"dead-lettered payloads of {dlq} decoded into " in err
+    at = ["--as-of", "2024-03-01T00:00:01Z"]  # good()'s event time, within the TTL
+    for rid in ("C8101", "C8102"):
+        assert run(project_copy, "get", GROUP, rid, *at)[0] == 0
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps(good("C8103")) + "\n")
+    code, _, err = run(project_copy, "stream", "replay", GROUP, str(plain), "--from-dead-letter")
+    assert code == 1
+    assert err.startswith(f"error: {plain}:1: not a dead-letter entry")
+    assert run(project_copy, "get", GROUP, "C8103", *at)[0] == 1
