@@ -282,6 +282,12 @@ class DataPlane(Protocol):
         """The online record (native values); ``now`` judges TTL expiry at another instant."""
         ...
 
+    def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
+        """Why :meth:`get_record` just found no record for ``record_id`` (at ``now``), as far
+        as the backend knows: never written, TTL expired at ..., deleted at ...; a backend
+        that is not told says so rather than guessing."""
+        ...
+
     def delete_record(
         self, group: str, record_id: str, event_time: str, hard: bool = False
     ) -> DeleteOutcome: ...

@@ -166,6 +166,9 @@ class LocalDataPlane:
         self.require_deployed(group, "GetRecord")
         return self.store.get_record(group, record_id, feature_names, now=now)
 
+    def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
+        return self.store.missing_reason(group, record_id, now=now)
+
     def delete_record(
         self, group: str, record_id: str, event_time: str, hard: bool = False
     ) -> DeleteOutcome:

@@ -358,6 +358,66 @@ class LocalStore(WriteProtocol):
         rt = self._runtimes.get(group) or self.runtime(group)
         return self.online.get(rt, str(record_id), feature_names, now)
 
+    def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
+        """Why :meth:`get_record` returns None for ``record_id`` at ``now``: soft-deleted (the
+        online row is a deleted marker), its TTL expired, hard-deleted (no online row, an
+        offline tombstone), or never written."""
+        rt = self._runtimes.get(group) or self.runtime(group)
+        record_id = str(record_id)
+        status = self.online.status(rt, record_id)
+        if status is not None:
+            seconds, expires, deleted = status
+            if deleted:
+                return (
+                    f"soft-deleted at {format_event_time('String', seconds)} (SoftDelete; a "
+                    "record with a later event time writes it again)"
+                )
+            if expires is not None:
+                at = "" if now is None else f" (before --as-of {format_event_time('String', now)})"
+                return (
+                    f"its TTL expired at {format_event_time('String', expires)}{at}: event "
+                    f"time {format_event_time('String', seconds)} + the group's TTL"
+                )
+            return "the online record is not readable"  # not reached: get_record found none
+        records, tombstone = self._offline_trace(group, rt, record_id)
+        if tombstone is not None:
+            return (
+                f"hard-deleted at {tombstone} (HardDelete removed the online record; the "
+                "offline store keeps its history and the tombstone)"
+            )
+        if records:
+            return (
+                f"the online store never held it; the offline store has {records:,} "
+                "record(s) of it (written to the offline store only)"
+            )
+        return "no record was ever written for this id"
+
+    def _offline_trace(
+        self, group: str, rt: GroupRuntime, record_id: str
+    ) -> tuple[int, str | None]:
+        """(offline rows of ``record_id`` that are not tombstones, the newest tombstone's
+        event time or None), from the files the local engines read."""
+        import duckdb
+
+        files = self.read_files(group)
+        if not files:
+            return 0, None
+        ident, et = offline._q(rt.identifier), offline._q(rt.event_time)
+        row = (
+            duckdb.connect()
+            .execute(
+                f"SELECT count(*) FILTER (WHERE NOT is_deleted), max({et}) FILTER (WHERE "
+                f"is_deleted) FROM {offline.files_source_sql(files)} "
+                f"WHERE CAST({ident} AS VARCHAR) = ?",
+                [record_id],
+            )
+            .fetchone()
+        )
+        if row is None or row[1] is None:
+            return (0 if row is None else int(row[0] or 0)), None
+        seconds = parse_event_time(rt.event_time_kind, row[1])
+        return int(row[0] or 0), str(format_event_time("String", seconds))
+
     def batch_get(
         self,
         group: str,
