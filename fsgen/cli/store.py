@@ -256,7 +256,7 @@ def _aggregated_record(
         features or None,  # only the states of the features named are decoded
     )
     head = {k.name: record.get(k.name) for k in spec.entity.keys}
-    head["state written at"] = record.get(spec.event_time.name)
+    head["state_written_at"] = record.get(spec.event_time.name)
     return {**head, **{f: values[f] for f in (features or known)}}
 
 

@@ -109,6 +109,8 @@ def test_fsgen_get_shows_final_values_and_as_of(make_project: Callable[..., Path
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
     assert shown["purchase_count_1h"] == 1 and shown["purchase_count_lifetime"] == 3
+    assert isinstance(shown["state_written_at"], str)  # the state's write time: snake_case key
+    assert all(" " not in key for key in shown), list(shown)
     assert shown["avg_purchase_value_1d"] == 5.1
     result = runner.invoke(main, [*base, "--as-of", iso(T0 + 40 * DAY)])
     assert json.loads(result.output)["purchase_count_1h"] == 0
