@@ -221,6 +221,7 @@ class AwsDataPlane:
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
+        duplicates: str = "refuse",
     ) -> IngestResult:
         from fsgen.errors import IngestError
         from fsgen.runtime.ingest import run
@@ -245,6 +246,7 @@ class AwsDataPlane:
                 on_finish=self.finish,
                 run_id=run_id,
                 aggregations=aggregations,
+                duplicates=duplicates,  # PutRecord cannot read the history back: not checked
             )
         except SourceError as exc:
             raise IngestError(str(exc)) from None

@@ -259,8 +259,11 @@ class DataPlane(Protocol):
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
+        duplicates: str = "refuse",
     ) -> IngestResult:
-        """Run the batch pipeline into this backend; the run is audited once."""
+        """Run the batch pipeline into this backend; the run is audited once. ``duplicates``:
+        what an aggregation group's events already in the offline history from an earlier
+        ingestion do (refuse, skip, allow), where the backend can read the history back."""
         ...
 
     def finish(self, result: IngestResult, error: str | None) -> None:

@@ -141,10 +141,18 @@ class LocalDataPlane:
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
+        duplicates: str = "refuse",
     ) -> IngestResult:
         self.require_deployed(group, "PutRecord")
         return self.store.ingest(
-            group, source, rejects, runtime=runtime, fmt=fmt, progress=progress, run_id=run_id
+            group,
+            source,
+            rejects,
+            runtime=runtime,
+            fmt=fmt,
+            progress=progress,
+            run_id=run_id,
+            duplicates=duplicates,
         )
 
     def finish(self, result: IngestResult, error: str | None) -> None:

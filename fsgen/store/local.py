@@ -24,6 +24,7 @@ import numpy as np
 
 from fsgen import audit
 from fsgen.errors import IngestError, NotFound, StoreError
+from fsgen.runtime.aggwrite import SeenEventsError
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.encoding import FRACTIONAL, format_event_time, parse_event_time
 from fsgen.runtime.ingest import IngestResult, check_years
@@ -179,6 +180,7 @@ class LocalStore(WriteProtocol):
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
         commit_rows: int = COMMIT_ROWS,
+        duplicates: str = "refuse",
     ) -> IngestResult:
         """Validate, transform and write every record of ``source`` (CSV/Parquet/JSONL path
         or DataFrame). ``runtime`` lets a generated batch job pass its own GroupRuntime.
@@ -190,7 +192,11 @@ class LocalStore(WriteProtocol):
         (or :data:`COMMIT_BYTES` of Arrow data) are held, each such group atomically across
         both stores: one file per event-time hour and one online upsert per record identifier
         per group, instead of per chunk (the upserts were most of a run's CPU). A killed run
-        leaves whole groups only; the result does not depend on either size."""
+        leaves whole groups only; the result does not depend on either size.
+
+        ``duplicates`` (an aggregation group's events that the offline history holds from an
+        earlier ingestion): ``refuse`` the source before anything is written, ``skip`` them,
+        or ``allow`` them as new events (README: Aggregations, "duplicates")."""
         rt = runtime or self.runtime(group)
         if rt.name != group:
             raise IngestError(f"runtime is for group {rt.name!r}, not {group!r}")
@@ -218,8 +224,9 @@ class LocalStore(WriteProtocol):
                 close_fds=[self._lock_fd] if self._lock_fd is not None else [],
                 run_id=run_id,
                 aggregations=aggregations,
+                duplicates=duplicates,
             )
-        except SourceError as exc:
+        except (SourceError, SeenEventsError) as exc:
             raise IngestError(str(exc)) from None
         finally:
             with contextlib.suppress(Exception):  # a failed run already raised its error
