@@ -29,7 +29,7 @@ import dataclasses
 import gc
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -187,6 +187,10 @@ class SeenEventsSink(Protocol):
     :func:`seen_positions`)."""
 
     def seen_events(self, art: AggregationRuntime, events: Sequence[Event]) -> list[Seen]: ...
+
+    def holding(self, what: str) -> AbstractContextManager[None]:
+        """The store's write lock, held across the check and the writes it allowed."""
+        ...
 
 
 class Seen(NamedTuple):
@@ -747,6 +751,7 @@ def ingest_chunks(
     if duplicates not in DUPLICATES:
         raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)}, not {duplicates!r}")
     checking = duplicates != "allow" and sink is not None and hasattr(sink, "seen_events")
+    skip: set[int] = set()
     held: list[list[Event]] = []
     source_name = ""
     now = clock or time.time
@@ -788,16 +793,21 @@ def ingest_chunks(
             progress(chunk.rows + len(chunk.rejected), len(found.into))
     if checking and run_events:
         assert sink is not None
-        seen = sink.seen_events(art, run_events)  # type: ignore[attr-defined]
-        again = [s for s in seen if not s.copy]
-        if again and duplicates == "refuse":
-            raise SeenEventsError(_seen_message(art, source_name, run_events, again))
-        # refuse with only copies: the same rows again, written again (one event each)
-        skip = {run_events[s.position].sequence for s in seen} if duplicates == "skip" else set()
-        for events in held:
-            kept = [e for e in events if e.sequence not in skip]
-            if kept:
-                sink.write_events(art, event_rows(art, kept))
+        # under the store's lock from the check to the last write: no other writer can add
+        # the same events in between
+        with sink.holding(f"ingest {art.name}"):  # type: ignore[attr-defined]
+            seen = sink.seen_events(art, run_events)  # type: ignore[attr-defined]
+            again = [s for s in seen if not s.copy]
+            if again and duplicates == "refuse":
+                raise SeenEventsError(_seen_message(art, source_name, run_events, again))
+            # refuse with only copies: the same rows again, written again (one event each)
+            skip = (
+                {run_events[s.position].sequence for s in seen} if duplicates == "skip" else set()
+            )
+            for events in held:
+                kept = [e for e in events if e.sequence not in skip]
+                if kept:
+                    sink.write_events(art, event_rows(art, kept))
         result.skipped = len(skip)
         result.written -= len(skip)
         if skip:

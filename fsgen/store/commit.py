@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -545,6 +545,10 @@ class ChunkWriter:
         self.flush()
         self._commit_aggregation(art, events, None)
 
+    def holding(self, what: str) -> AbstractContextManager[None]:
+        """The store's write lock (re-entrant: the commits inside take it again)."""
+        return self.store.lock(what)
+
     def seen_events(self, art: AggregationRuntime, events: Sequence[Event]) -> list[Seen]:
         """The run's events the group's offline history holds from an earlier ingestion
         (:func:`fsgen.store.offline.seen_events`), each with the earlier run's source and
@@ -554,7 +558,7 @@ class ChunkWriter:
 
         rt = art.group
         self.flush()
-        with self.store.lock(f"check {rt.name}"):
+        with self.holding(f"check {rt.name}"):
             found = offline.seen_events(
                 art,
                 self.store.root / "offline" / rt.name,
