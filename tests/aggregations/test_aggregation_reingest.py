@@ -218,7 +218,9 @@ def test_skip_seen_keeps_per_event_the_larger_of_the_two_files_counts(
             assert (events(store), len(store.read_offline(GROUP, dedup=False))) == before
 
 
-def test_fsgen_ingest_refuses_then_skip_seen(tmp_path: Path) -> None:
+def test_fsgen_ingest_refuses_then_skip_seen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The command line: exit 1 with the refusal (count, first rows, earlier source), then
     --skip-seen prints what it left out; --json counts it; both flags at once are refused, and
     either flag on a row group."""
@@ -245,11 +247,23 @@ def test_fsgen_ingest_refuses_then_skip_seen(tmp_path: Path) -> None:
     assert f"error: purchases: 4 event(s) of {shifted} are already in the offline history" in err
     assert "row 3 (C1, 2024-03-01T00:00:00Z); row 4 (C2, 2024-03-01T00:10:00Z)" in err
     assert f"{original} (ingested " in err
+    # the generated batch job into the local store: the same check, the same flags
+    from fsgen.backends import project_data_plane
+    from fsgen.bind import group_runtime
+    from fsgen.runtime.batch import main as batch_main
+
+    job = group_runtime(load(tmp_path).group(GROUP))
+    argv = [str(shifted), "--project", str(tmp_path)]
+    capsys.readouterr()
+    assert batch_main(job, [], argv, project_data_plane) == 1
+    assert "4 event(s) of" in capsys.readouterr().err
     code, out, err = run("ingest", GROUP, str(shifted), "--skip-seen", "--json")
     assert code == 0, err
     assert "read 6, written 1, rejected 0, skipped 5 already ingested" in err
     summary = json.loads(out)
     assert (summary["read"], summary["written"], summary["skipped"]) == (6, 1, 5)
+    assert batch_main(job, [], [*argv, "--skip-seen"], project_data_plane) == 0
+    assert "written 0, rejected 0, skipped 6 already ingested" in capsys.readouterr().err
     code, _, err = run("ingest", GROUP, str(shifted), "--skip-seen", "--allow-duplicates")
     assert code == 1 and "not both" in err  # a usage error: exit 1 (2 means plan changes)
     code, _, err = run("ingest", "customer-features", "data/customers.csv", "--skip-seen")
