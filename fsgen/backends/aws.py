@@ -186,6 +186,9 @@ class AwsDataPlane:
         self.spec = spec
         self.client = client
         self._runtimes: dict[str, GroupRuntime] = {}
+        self._expired: dict[tuple[str, str], float] = {}
+        """(group, record id) -> ExpiresAt of a record GetRecord returned but ``now`` judged
+        expired (see :meth:`missing_reason`)"""
 
     @classmethod
     def open(
@@ -218,6 +221,7 @@ class AwsDataPlane:
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
+        duplicates: str = "refuse",
     ) -> IngestResult:
         from fsgen.errors import IngestError
         from fsgen.runtime.ingest import run
@@ -242,6 +246,7 @@ class AwsDataPlane:
                 on_finish=self.finish,
                 run_id=run_id,
                 aggregations=aggregations,
+                duplicates=duplicates,  # PutRecord cannot read the history back: not checked
             )
         except SourceError as exc:
             raise IngestError(str(exc)) from None
@@ -274,6 +279,7 @@ class AwsDataPlane:
         if feature_names:
             request["FeatureNames"] = list(feature_names)
         rt = self.runtime(group)
+        self._expired.pop((group, record_id), None)
         found = _invoke(self.client, "GetRecord", request).get("Record")
         if not found:
             return None
@@ -282,8 +288,26 @@ class AwsDataPlane:
             # SageMaker judged expiry at its own clock; ``now`` judges it again (as the
             # local store does): ExpiresAt = EventTime + TTL
             if rt.event_seconds(record) + rt.ttl_seconds < now:
+                self._expired[(group, record_id)] = rt.event_seconds(record) + rt.ttl_seconds
                 return None
         return record
+
+    def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
+        """A record :meth:`get_record` judged expired at ``now`` says when; for a record
+        GetRecord did not return, SageMaker gives no reason, and this says so."""
+        from fsgen.runtime.encoding import format_event_time
+
+        expires = self._expired.get((group, record_id))
+        if expires is not None and now is not None:
+            return (
+                f"its TTL expired at {format_event_time('String', expires)} (before --as-of "
+                f"{format_event_time('String', now)}): event time + the group's TTL"
+            )
+        return (
+            "SageMaker's GetRecord returned no record and gives no reason: a record never "
+            "written, one whose TTL expired and a deleted one (soft or hard) look the same "
+            "there; the offline store keeps the history (`fsgen dataset`, Athena)"
+        )
 
     def delete_record(
         self, group: str, record_id: str, event_time: str, hard: bool = False

@@ -259,8 +259,11 @@ class DataPlane(Protocol):
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
+        duplicates: str = "refuse",
     ) -> IngestResult:
-        """Run the batch pipeline into this backend; the run is audited once."""
+        """Run the batch pipeline into this backend; the run is audited once. ``duplicates``:
+        what an aggregation group's events already in the offline history from an earlier
+        ingestion do (refuse, skip, allow), where the backend can read the history back."""
         ...
 
     def finish(self, result: IngestResult, error: str | None) -> None:
@@ -280,6 +283,12 @@ class DataPlane(Protocol):
         now: float | None = None,
     ) -> dict[str, object] | None:
         """The online record (native values); ``now`` judges TTL expiry at another instant."""
+        ...
+
+    def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
+        """Why :meth:`get_record` just found no record for ``record_id`` (at ``now``), as far
+        as the backend knows: never written, TTL expired at ..., deleted at ...; a backend
+        that is not told says so rather than guessing."""
         ...
 
     def delete_record(

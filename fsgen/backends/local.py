@@ -141,10 +141,18 @@ class LocalDataPlane:
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
+        duplicates: str = "refuse",
     ) -> IngestResult:
         self.require_deployed(group, "PutRecord")
         return self.store.ingest(
-            group, source, rejects, runtime=runtime, fmt=fmt, progress=progress, run_id=run_id
+            group,
+            source,
+            rejects,
+            runtime=runtime,
+            fmt=fmt,
+            progress=progress,
+            run_id=run_id,
+            duplicates=duplicates,
         )
 
     def finish(self, result: IngestResult, error: str | None) -> None:
@@ -165,6 +173,9 @@ class LocalDataPlane:
     ) -> dict[str, object] | None:
         self.require_deployed(group, "GetRecord")
         return self.store.get_record(group, record_id, feature_names, now=now)
+
+    def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
+        return self.store.missing_reason(group, record_id, now=now)
 
     def delete_record(
         self, group: str, record_id: str, event_time: str, hard: bool = False

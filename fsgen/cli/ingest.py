@@ -61,6 +61,18 @@ def _default_rejects(app: AppContext, group: str) -> Path:
     help="local: this process; spark: the generated Spark job on local[2] (FSGEN_SPARK_MASTER), "
     "local backend only; needs pip install 'fsgen[spark]' and Java 17.",
 )
+@click.option(
+    "--skip-seen",
+    is_flag=True,
+    help="Aggregation group: leave out the events the offline history already holds from an "
+    "earlier ingestion (same entity, event time and values) and ingest the rest "
+    "(default: refuse the file, writing nothing).",
+)
+@click.option(
+    "--allow-duplicates",
+    is_flag=True,
+    help="Aggregation group: ingest such events as new events (counted again).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @pass_app
 @handle_errors
@@ -71,14 +83,26 @@ def ingest(
     rejects: Path | None,
     fmt: str | None,
     engine: str,
+    skip_seen: bool,
+    allow_duplicates: bool,
     as_json: bool,
 ) -> None:
     """Validate, transform and write the records of PATH (CSV, Parquet, JSON lines) into
-    GROUP's offline and online stores. Exit status 1 when any record was rejected."""
+    GROUP's offline and online stores. Exit status 1 when any record was rejected, or when an
+    aggregation group's file holds events already ingested (see --skip-seen)."""
     from fsgen.bind import generated_runtime
     from fsgen.errors import IngestError
     from fsgen.runtime.errors import ConfigurationError
 
+    if skip_seen and allow_duplicates:
+        raise click.UsageError("give --skip-seen or --allow-duplicates, not both")
+    duplicates = "skip" if skip_seen else "allow" if allow_duplicates else "refuse"
+    if duplicates != "refuse" and not app.spec.group(group).aggregations:
+        raise click.UsageError(
+            f"--{'skip-seen' if skip_seen else 'allow-duplicates'} is for aggregation groups; "
+            f"{group!r} stores records (one per id and event time), which a second ingestion "
+            "overwrites rather than counts"
+        )
     runtime, note = generated_runtime(app.config, app.spec, group)
     app.err.print(f"[dim]{note}[/dim]")
     if rejects is None:
@@ -90,7 +114,13 @@ def ingest(
                 result = _ingest_spark(app, plane, group, path, rejects, runtime, fmt, advance)
             else:
                 result = plane.ingest(
-                    group, path, rejects, runtime=runtime, fmt=fmt, progress=advance
+                    group,
+                    path,
+                    rejects,
+                    runtime=runtime,
+                    fmt=fmt,
+                    progress=advance,
+                    duplicates=duplicates,
                 )
     except ConfigurationError as exc:
         raise IngestError(

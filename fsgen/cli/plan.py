@@ -154,14 +154,28 @@ def _run_apply(
         bar.stop()
     for path in result.regenerated:
         app.err.print(f"  regenerated {path}")
-    from fsgen.plan.render import apply_summary
+    from fsgen.plan.render import apply_summary, destroy_summary
 
-    echo_plan(apply_summary(the_plan) + "\n")
+    if destroy:
+        echo_plan(destroy_summary(the_plan, _offline_kept(app, backend.name)) + "\n")
+    else:
+        echo_plan(apply_summary(the_plan) + "\n")
     for group, features in the_plan.backfill.items():
         click.echo(
             f"Backfill needed: {group} ({', '.join(features)}): stored values were "
             f"computed by the old logic; re-ingest with 'fsgen ingest {group} ...'"
         )
+
+
+def _offline_kept(app: AppContext, backend: str) -> str:
+    """Where a deleted group's offline history stays, on each backend (README, Plan and
+    apply)."""
+    if backend == "aws":
+        return (
+            "SageMaker does not delete a group's offline store (its S3 objects and the Glue "
+            "table stay)"
+        )
+    return f"moved to {app.config.store_path / 'archive'}/<group>/<UTC time>/"
 
 
 @main.command()

@@ -166,7 +166,8 @@ def get(
     features: tuple[str, ...],
     as_of: float | None,
 ) -> None:
-    """Print GROUP's online record RECORD_ID (exit 1 when missing, expired or deleted).
+    """Print GROUP's online record RECORD_ID (exit 1 when there is none, saying why: never
+    written, TTL expired at ..., soft- or hard-deleted at ..., as far as the backend knows).
 
     A composite key is given by its parts: ``--key listener_id=L902 --key artist_id=77``."""
     from fsgen.bind import group_runtime
@@ -190,10 +191,11 @@ def get(
     plane = open_plane(app)
     try:
         record = plane.get_record(group, rid, None, now=now)
+        reason = plane.missing_reason(group, rid, now=now) if record is None else ""
     finally:
         plane.close()
     if record is None:
-        raise NotFound(f"{group}: no online record {rid!r} (missing, expired or deleted)")
+        raise NotFound(f"{group}: no online record {rid!r}: {reason}")
     if now is not None:
         rt = group_runtime(spec)
         event = rt.event_seconds(record)
@@ -238,13 +240,11 @@ def _aggregated_record(
     plane = open_plane(app)
     try:
         record = plane.get_record(group, rid, None, now=as_of)
+        reason = plane.missing_reason(group, rid, now=as_of) if record is None else ""
     finally:
         plane.close()
     if record is None:
-        raise NotFound(
-            f"{group}: no online aggregation state for {rid!r} (no event ingested or streamed "
-            "for it, or it was deleted)"
-        )
+        raise NotFound(f"{group}: no online aggregation state for {rid!r}: {reason}")
     at = time.time_ns() // 1000 if as_of is None else round(as_of * 1_000_000)
     states = {a.state_column: record.get(a.state_column) for a in spec.aggregations}
     if as_of is not None:
@@ -256,7 +256,7 @@ def _aggregated_record(
         features or None,  # only the states of the features named are decoded
     )
     head = {k.name: record.get(k.name) for k in spec.entity.keys}
-    head["state written at"] = record.get(spec.event_time.name)
+    head["state_written_at"] = record.get(spec.event_time.name)
     return {**head, **{f: values[f] for f in (features or known)}}
 
 

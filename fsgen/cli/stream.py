@@ -423,7 +423,8 @@ def consume_cmd(
     as_json: bool,
 ) -> None:
     """Poll Kinesis stream --stream and run GROUP's stream handler on each batch; checkpoints
-    under the store directory let a restart resume where it stopped."""
+    under the store directory let a restart resume where it stopped. Exit status 1 when a
+    record was dead-lettered or was still failing when it stopped."""
     from fsgen.stream.checkpoints import Checkpoints
     from fsgen.stream.consume import Consumer, kinesis_client
     from fsgen.stream.events import load_handler
@@ -463,8 +464,17 @@ def consume_cmd(
     finally:
         plane.close()
     app.err.print(result.summary())
+    if result.dead_lettered:
+        app.err.print(f"dead letters: {_dead_letter_path(app, group, dead_letter)}")
+    if result.failed:
+        app.err.print(
+            f"{result.failed:,} record(s) still failing when the consumer stopped: not written; "
+            "the checkpoint is before them, so the next consume reads them again"
+        )
     if as_json:
         echo_json(json.dumps(result.to_json(), sort_keys=True))
+    if result.dead_lettered or result.failed:
+        raise SystemExit(EXIT_ERROR)
 
 
 @main.group("package")

@@ -85,6 +85,18 @@ def apply_summary(plan: Plan) -> str:
     )
 
 
+def destroy_summary(plan: Plan, kept: str) -> str:
+    """Terraform's closing line of a destroy, then each group deleted and where its offline
+    history stays (``kept``: the backend's words for it)."""
+    groups = [c.group for c in plan.changes if c.action == "destroy"]
+    lines = [f"Destroy complete! Resources: {len(groups)} destroyed."]
+    lines.extend(
+        f"  - feature_group {json.dumps(g)}: deleted, with its online store records" for g in groups
+    )
+    lines.append(f"Offline history kept: {kept}")
+    return "\n".join(lines)
+
+
 def render_change(change: ResourceChange) -> list[str]:
     sign, verb = _HEADER[change.action]
     if change.action == "update" and not change.diffs:
@@ -199,7 +211,9 @@ def paint(text: str) -> str:
             line = line.replace(note, _sgr("31", note))
         if line.startswith("  # feature group"):
             line = _sgr("1", line)
-        elif line.startswith(("Plan:", "Apply complete!", "fsgen will perform")):
+        elif line.startswith(
+            ("Plan:", "Apply complete!", "Destroy complete!", "fsgen will perform")
+        ):
             line = _sgr("1", line)
         elif line.startswith("Warning:"):
             line = _sgr("1;33", "Warning:") + line[len("Warning:") :]

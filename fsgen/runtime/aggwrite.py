@@ -29,7 +29,7 @@ import dataclasses
 import gc
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -72,7 +72,12 @@ class _Result(Protocol):
     valid: int
     written: int
     rejected: int
+    skipped: int
     samples: list[Reject]
+
+
+class SeenEventsError(ValueError):
+    """A batch source whose events the offline history already holds (nothing was written)."""
 
 
 EVENT_SEQUENCE = "event_sequence"
@@ -174,6 +179,33 @@ class AggregationSink(Protocol):
         ids: Sequence[str],
         step: Callable[[History | None], BlockResult],
     ) -> int: ...
+
+
+class SeenEventsSink(Protocol):
+    """A sink that can read the offline event history back (the local store) also answers
+    which of a run's events it already holds from an earlier ingestion (see
+    :func:`seen_positions`)."""
+
+    def seen_events(self, art: AggregationRuntime, events: Sequence[Event]) -> list[Seen]: ...
+
+    def holding(self, what: str) -> AbstractContextManager[None]:
+        """The store's write lock, held across the check and the writes it allowed."""
+        ...
+
+
+class Seen(NamedTuple):
+    """An event of the run the offline history already holds: its position in the run's
+    events, the earlier ingestion that wrote it (a source and time, as the store knows), and
+    whether it is a copy of that very row (same sequence: the same file again), which is one
+    event with it and so never refused."""
+
+    position: int
+    earlier: str
+    copy: bool = False
+
+
+DUPLICATES = ("refuse", "skip", "allow")
+"""what a batch ingestion does with events the offline history holds from an earlier one"""
 
 
 # --------------------------------------------------------------------------- sequences
@@ -660,6 +692,7 @@ def rebuild_states(
 
 
 __all__ = [
+    "DUPLICATES",
     "EVENT_HASH",
     "EVENT_SEQUENCE",
     "LATE_FIELD",
@@ -668,6 +701,9 @@ __all__ = [
     "Event",
     "History",
     "Rejected",
+    "Seen",
+    "SeenEventsError",
+    "SeenEventsSink",
     "Stored",
     "Writes",
     "apply_events",
@@ -692,17 +728,32 @@ def ingest_chunks(
     result: _Result,
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] | None = None,
+    duplicates: str = "refuse",
 ) -> None:
     """The batch pipeline's loop for an aggregation group (``fsgen.runtime.ingest.run``):
-    every chunk's accepted events are written offline as they come (sequence = row number);
-    then every touched entity's state is rebuilt from its history (the sink's, or the run's
-    own events when the sink cannot read one) and written online. Rejects and counts go where
-    the row loop puts them: ``read == valid + rejected``."""
+    every chunk's accepted events are written offline (sequence = row number); then every
+    touched entity's state is rebuilt from its history (the sink's, or the run's own events
+    when the sink cannot read one) and written online. Rejects and counts go where the row
+    loop puts them: ``read == valid + rejected``.
+
+    Into a sink that reads the history back (:class:`SeenEventsSink`), the events are held
+    until the source is read, and those the history already holds from an earlier ingestion
+    (:meth:`SeenEventsSink.seen_events`: same entity, event time and values) are, by
+    ``duplicates``: ``refuse`` -- a :class:`SeenEventsError` before anything is written,
+    unless they are only copies of the very same rows (the same file again: one event each,
+    written again as before); ``skip`` -- not written, copies included (``result.skipped``);
+    ``allow`` -- written as new events (and written as they come)."""
     import time
 
     from fsgen.runtime.ingest import RejectSink, process_chunk
     from fsgen.runtime.sources import Reject
 
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)}, not {duplicates!r}")
+    checking = duplicates != "allow" and sink is not None and hasattr(sink, "seen_events")
+    skip: set[int] = set()
+    held: list[list[Event]] = []
+    source_name = ""
     now = clock or time.time
     run_events: list[Event] = []
     keys: dict[str, tuple[object, ...]] = {}
@@ -723,7 +774,10 @@ def ingest_chunks(
         assert found.into is not None
         for reject in sorted(found.into, key=lambda r: r.row):
             rejects.add(reject)
-        if sink is not None and events:
+        source_name = chunk.source
+        if checking:
+            held.append(events)
+        elif sink is not None and events:
             sink.write_events(art, event_rows(art, events))
         for e in events:
             keys.setdefault(e.record_id, e.keys)
@@ -737,6 +791,27 @@ def ingest_chunks(
         result.valid += len(events)
         if progress is not None:
             progress(chunk.rows + len(chunk.rejected), len(found.into))
+    if checking and run_events:
+        assert sink is not None
+        # under the store's lock from the check to the last write: no other writer can add
+        # the same events in between
+        with sink.holding(f"ingest {art.name}"):  # type: ignore[attr-defined]
+            seen = sink.seen_events(art, run_events)  # type: ignore[attr-defined]
+            again = [s for s in seen if not s.copy]
+            if again and duplicates == "refuse":
+                raise SeenEventsError(_seen_message(art, source_name, run_events, again))
+            # refuse with only copies: the same rows again, written again (one event each)
+            skip = (
+                {run_events[s.position].sequence for s in seen} if duplicates == "skip" else set()
+            )
+            for events in held:
+                kept = [e for e in events if e.sequence not in skip]
+                if kept:
+                    sink.write_events(art, event_rows(art, kept))
+        result.skipped = len(skip)
+        result.written -= len(skip)
+        if skip:
+            run_events = [e for e in run_events if e.sequence not in skip]
     if sink is not None and keys:
         own = history_of(run_events)
         refused: list[tuple[str, str]] = []
@@ -752,3 +827,26 @@ def ingest_chunks(
             rejects.add(Reject(source, row, "<state>", f"{record_id}: {reason}", raw))
     result.rejected = rejects.count
     result.samples = list(rejects.samples)
+
+
+def _seen_message(
+    art: AggregationRuntime, source: str, events: Sequence[Event], seen: Sequence[Seen]
+) -> str:
+    """The refusal: how many events the history holds already, the first few by row, entity
+    and time, the earlier ingestion, and the two ways on."""
+    rt = art.group
+    first = [events[s.position] for s in seen[:5]]
+    shown = "; ".join(
+        f"row {e.sequence} ({e.record_id}, {format_event_time('String', e.micros / MICROS)})"
+        for e in first
+    )
+    more = f"; ... and {len(seen) - len(first):,} more" if len(seen) > len(first) else ""
+    earlier = sorted({s.earlier for s in seen})
+    names = ", ".join(earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
+    return (
+        f"{rt.name}: {len(seen):,} event(s) of {source} are already in the offline history "
+        f"(same {rt.identifier}, event time and values as events ingested earlier, from "
+        f"{names}): {shown}{more}; nothing was written. Ingesting them again would count "
+        "them twice. --skip-seen ingests the other events; --allow-duplicates counts them as "
+        "new events (e.g. real repeated purchases)"
+    )

@@ -42,6 +42,7 @@ class Destination(Protocol):
         fmt: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
+        duplicates: str = "refuse",
     ) -> IngestResult: ...
 
     def close(self) -> None: ...
@@ -131,6 +132,17 @@ def main(
     out.add_argument("--output", default=None, help="write stored records as JSON lines")
     parser.add_argument("--project", default=None, help="project directory for the backend")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    seen = parser.add_mutually_exclusive_group()
+    seen.add_argument(
+        "--skip-seen",
+        action="store_true",
+        help="aggregation group: leave out events already in the offline history",
+    )
+    seen.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="aggregation group: ingest such events as new events",
+    )
     args = parser.parse_args(argv)
     source = args.source or (default_sources[0] if default_sources else None)
     if source is None:
@@ -151,6 +163,11 @@ def main(
                 runtime=runtime,
                 fmt=args.format,
                 run_id=batch_run_id(),
+                duplicates="skip"
+                if args.skip_seen
+                else "allow"
+                if args.allow_duplicates
+                else "refuse",
             )
     except Exception as exc:  # a command line reports; FSGEN_DEBUG=1 shows the traceback
         if os.environ.get("FSGEN_DEBUG"):
@@ -172,7 +189,8 @@ def main(
     else:
         print(
             f"{runtime.name}: read {result.read}, valid {result.valid}, written "
-            f"{result.written}, rejected {result.rejected}",
+            f"{result.written}, rejected {result.rejected}"
+            + (f", skipped {result.skipped} already ingested" if result.skipped else ""),
             file=sys.stderr,
         )
     return 0 if result.ok else 1

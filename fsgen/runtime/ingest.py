@@ -61,6 +61,9 @@ class IngestResult:
     valid: int = 0
     written: int = 0
     rejected: int = 0
+    skipped: int = 0
+    """valid events of an aggregation group not written because the offline history holds
+    them from an earlier ingestion (``duplicates="skip"``): ``written == valid - skipped``"""
     rejects_path: Path | None = None
     samples: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
@@ -74,6 +77,8 @@ class IngestResult:
             f"{self.group}: read {self.read:,}, written {self.written:,}, "
             f"rejected {self.rejected:,}"
         )
+        if self.skipped:
+            text += f", skipped {self.skipped:,} already ingested"
         if self.rejected and self.rejects_path is not None:
             text += f" (see {self.rejects_path})"
         return text
@@ -87,6 +92,7 @@ class IngestResult:
             "valid": self.valid,
             "written": self.written,
             "rejected": self.rejected,
+            "skipped": self.skipped,
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
             "seconds": round(self.seconds, 3),
         }
@@ -215,6 +221,7 @@ def run(
     close_fds: Sequence[int] = (),
     run_id: str | None = None,
     aggregations: AggregationRuntime | None = None,
+    duplicates: str = "refuse",
 ) -> IngestResult:
     """Ingest one source (a path, ``s3://`` URI or DataFrame) into ``sink`` (None: a dry run
     that validates and transforms only). ``rejects`` is a JSON-lines path or a list to
@@ -226,7 +233,10 @@ def run(
 
     ``aggregations`` (the group's :class:`~fsgen.runtime.aggwrite.AggregationRuntime`) runs
     the aggregation step instead of the row loop: event rows offline, then the touched
-    entities' states rebuilt online (``sink`` is then an aggregation sink).
+    entities' states rebuilt online (``sink`` is then an aggregation sink). ``duplicates``
+    says what happens to its events that the offline history already holds from an earlier
+    ingestion (:func:`fsgen.runtime.aggwrite.ingest_chunks`): ``refuse`` the source (nothing
+    written), ``skip`` them, or ``allow`` them as new events.
 
     Raises :class:`fsgen.runtime.sources.SourceError` before anything is written when the
     source cannot be read."""
@@ -244,7 +254,15 @@ def run(
             if aggregations is not None:  # an aggregation group: events offline, states online
                 from fsgen.runtime.aggwrite import ingest_chunks as ingest_events
 
-                ingest_events(aggregations, chunks, sink, sink_rejects, result, progress)  # type: ignore[arg-type]
+                ingest_events(
+                    aggregations,
+                    chunks,
+                    sink,  # type: ignore[arg-type]
+                    sink_rejects,
+                    result,
+                    progress,
+                    duplicates=duplicates,
+                )
             else:
                 count = _workers(source, workers)
                 with read_ahead(chunks) if count == 0 else contextlib.nullcontext(chunks) as ahead:

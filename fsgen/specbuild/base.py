@@ -113,13 +113,68 @@ class BuilderBase:
         name = getattr(fn, "__name__", "")
         owner = sys.modules.get(module)
         if owner is None or getattr(owner, name, None) is not fn:
-            self.error(
-                location,
-                "FS104",
-                f"function {name!r} must be defined at module level of {module!r} "
-                "so generated code can import it",
-            )
+            again = None if owner is None else _rebound_at(owner, name, fn)
+            if again is not None:
+                self.error(
+                    location,
+                    "FS115",
+                    f"{name!r} is defined twice in {module!r}: this feature function and again "
+                    f"at {self.loc(again)}, which replaces it in the module (generated code "
+                    f"imports {module}.{name} and would get the later one)",
+                    hint=f"rename one of the two (the later one, or this function: "
+                    f"name={name!r} in the decorator keeps the feature's name)",
+                )
+            else:
+                self.error(
+                    location,
+                    "FS104",
+                    f"function {name!r} must be defined at module level of {module!r} "
+                    "so generated code can import it",
+                )
         return FunctionRef(module=module, name=name)
+
+
+def _rebound_at(owner: types.ModuleType, name: str, fn: Callable[..., object]) -> a.Location | None:
+    """Where module ``owner`` binds ``name`` again after the module-level ``def`` of ``fn``
+    (another ``def``, a class, an assignment or an import), or None when ``fn`` is no
+    module-level function of it (a nested one: FS104)."""
+    import ast
+
+    code = getattr(fn, "__code__", None)
+    path = getattr(owner, "__file__", None)
+    if code is None or path is None or code.co_filename != path:
+        return None
+    try:
+        tree = ast.parse(Path(path).read_bytes(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    defined = False
+    later: int | None = None
+    for node in tree.body:
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            if first == code.co_firstlineno:
+                defined = True
+                continue
+        if defined and name in _bound_names(node):
+            later = first
+    return None if later is None else a.Location(path, later)
+
+
+def _bound_names(node: object) -> set[str]:
+    """The module-level names a statement binds (def, class, assignment, import)."""
+    import ast
+
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {node.name}
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return {(x.asname or x.name).split(".")[0] for x in node.names}
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, ast.AnnAssign | ast.AugAssign) and node.value is not None:
+        targets = [node.target]
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
 
 
 def _module_of(path: str, root: Path) -> str:

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from fsgen.runtime.aggwrite import AggregationRuntime, History, Stored, Writes
+    from fsgen.runtime.aggwrite import AggregationRuntime, Event, History, Seen, Stored, Writes
     from fsgen.spec import GroupSpec
 
 
@@ -544,6 +544,50 @@ class ChunkWriter:
         """Commit event rows (offline only) as one chunk."""
         self.flush()
         self._commit_aggregation(art, events, None)
+
+    def holding(self, what: str) -> AbstractContextManager[None]:
+        """The store's write lock (re-entrant: the commits inside take it again)."""
+        return self.store.lock(what)
+
+    def seen_events(self, art: AggregationRuntime, events: Sequence[Event]) -> list[Seen]:
+        """The run's events the group's offline history holds from an earlier ingestion
+        (:func:`fsgen.store.offline.seen_events`), each with the earlier run's source and
+        time (from the runs table; a write of no batch run, e.g. the stream's, by its time)."""
+        from fsgen.runtime.aggwrite import Seen
+        from fsgen.runtime.encoding import format_event_time
+
+        rt = art.group
+        self.flush()
+        with self.holding(f"check {rt.name}"):
+            found = offline.seen_events(
+                art,
+                self.store.root / "offline" / rt.name,
+                [(e.record_id, e.content_hash, e.sequence) for e in events],
+            )
+        if not found:
+            return []
+        runs = (
+            self.store.online.connection()
+            .execute(
+                "SELECT started, finished, source FROM _fsgen_runs WHERE grp = ? ORDER BY started",
+                (rt.name,),
+            )
+            .fetchall()
+        )
+
+        def earlier(micros: int) -> str:
+            at = micros / 1_000_000
+            when = format_event_time("String", at)
+            for started, finished, source in runs:
+                if started - 1 <= at <= finished + 1:
+                    return f"{source} (ingested {when})"
+            return f"a write at {when}"
+
+        names: dict[int, str] = {}
+        return [
+            Seen(pos, names.get(wt) or names.setdefault(wt, earlier(wt)), copy)
+            for pos, wt, copy in found
+        ]
 
     def rebuild_states(
         self,

@@ -24,6 +24,7 @@ import numpy as np
 
 from fsgen import audit
 from fsgen.errors import IngestError, NotFound, StoreError
+from fsgen.runtime.aggwrite import SeenEventsError
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.encoding import FRACTIONAL, format_event_time, parse_event_time
 from fsgen.runtime.ingest import IngestResult, check_years
@@ -179,6 +180,7 @@ class LocalStore(WriteProtocol):
         progress: Callable[[int, int], None] | None = None,
         run_id: str | None = None,
         commit_rows: int = COMMIT_ROWS,
+        duplicates: str = "refuse",
     ) -> IngestResult:
         """Validate, transform and write every record of ``source`` (CSV/Parquet/JSONL path
         or DataFrame). ``runtime`` lets a generated batch job pass its own GroupRuntime.
@@ -190,7 +192,11 @@ class LocalStore(WriteProtocol):
         (or :data:`COMMIT_BYTES` of Arrow data) are held, each such group atomically across
         both stores: one file per event-time hour and one online upsert per record identifier
         per group, instead of per chunk (the upserts were most of a run's CPU). A killed run
-        leaves whole groups only; the result does not depend on either size."""
+        leaves whole groups only; the result does not depend on either size.
+
+        ``duplicates`` (an aggregation group's events that the offline history holds from an
+        earlier ingestion): ``refuse`` the source before anything is written, ``skip`` them,
+        or ``allow`` them as new events (README: Aggregations, "duplicates")."""
         rt = runtime or self.runtime(group)
         if rt.name != group:
             raise IngestError(f"runtime is for group {rt.name!r}, not {group!r}")
@@ -218,8 +224,9 @@ class LocalStore(WriteProtocol):
                 close_fds=[self._lock_fd] if self._lock_fd is not None else [],
                 run_id=run_id,
                 aggregations=aggregations,
+                duplicates=duplicates,
             )
-        except SourceError as exc:
+        except (SourceError, SeenEventsError) as exc:
             raise IngestError(str(exc)) from None
         finally:
             with contextlib.suppress(Exception):  # a failed run already raised its error
@@ -357,6 +364,66 @@ class LocalStore(WriteProtocol):
         """The online record (native values), or None when missing, expired or deleted."""
         rt = self._runtimes.get(group) or self.runtime(group)
         return self.online.get(rt, str(record_id), feature_names, now)
+
+    def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
+        """Why :meth:`get_record` returns None for ``record_id`` at ``now``: soft-deleted (the
+        online row is a deleted marker), its TTL expired, hard-deleted (no online row, an
+        offline tombstone), or never written."""
+        rt = self._runtimes.get(group) or self.runtime(group)
+        record_id = str(record_id)
+        status = self.online.status(rt, record_id)
+        if status is not None:
+            seconds, expires, deleted = status
+            if deleted:
+                return (
+                    f"soft-deleted at {format_event_time('String', seconds)} (SoftDelete; a "
+                    "record with a later event time writes it again)"
+                )
+            if expires is not None:
+                at = "" if now is None else f" (before --as-of {format_event_time('String', now)})"
+                return (
+                    f"its TTL expired at {format_event_time('String', expires)}{at}: event "
+                    f"time {format_event_time('String', seconds)} + the group's TTL"
+                )
+            return "the online record is not readable"  # not reached: get_record found none
+        records, tombstone = self._offline_trace(group, rt, record_id)
+        if tombstone is not None:
+            return (
+                f"hard-deleted at {tombstone} (HardDelete removed the online record; the "
+                "offline store keeps its history and the tombstone)"
+            )
+        if records:
+            return (
+                f"the online store never held it; the offline store has {records:,} "
+                "record(s) of it (written to the offline store only)"
+            )
+        return "no record was ever written for this id"
+
+    def _offline_trace(
+        self, group: str, rt: GroupRuntime, record_id: str
+    ) -> tuple[int, str | None]:
+        """(offline rows of ``record_id`` that are not tombstones, the newest tombstone's
+        event time or None), from the files the local engines read."""
+        import duckdb
+
+        files = self.read_files(group)
+        if not files:
+            return 0, None
+        ident, et = offline._q(rt.identifier), offline._q(rt.event_time)
+        row = (
+            duckdb.connect()
+            .execute(
+                f"SELECT count(*) FILTER (WHERE NOT is_deleted), max({et}) FILTER (WHERE "
+                f"is_deleted) FROM {offline.files_source_sql(files)} "
+                f"WHERE CAST({ident} AS VARCHAR) = ?",
+                [record_id],
+            )
+            .fetchone()
+        )
+        if row is None or row[1] is None:
+            return (0 if row is None else int(row[0] or 0)), None
+        seconds = parse_event_time(rt.event_time_kind, row[1])
+        return int(row[0] or 0), str(format_event_time("String", seconds))
 
     def batch_get(
         self,

@@ -291,6 +291,72 @@ def event_history(
     return out
 
 
+def seen_events(
+    art: AggregationRuntime, group_dir: Path, events: Sequence[tuple[str, str, int]]
+) -> list[tuple[int, int, bool]]:
+    """Which of a batch run's events (record id, event hash, sequence; the hash covers the
+    entity, the event time and the values) the group's offline history already holds from
+    an earlier ingestion, as (position in ``events``, the earliest write time in µs of the
+    events they match, whether it is a copy of the very same row), by position.
+
+    One anti-join in DuckDB over the history of the run's entities: an event whose (id, hash,
+    sequence) is in the history is the very same row ingested again (a copy: one event with
+    it, so harmless); of the others, per (id, hash) the first k in the run's order are seen, k being
+    the history's events of that (id, hash) no copy matched -- so a re-export (rows shifted,
+    reordered, split over files) is seen whole, and a run holding one more real repeat of
+    an event than the history does adds exactly that one."""
+    import duckdb
+    import pyarrow as pa
+
+    if not events or not data_files(group_dir):
+        return []
+    con = duckdb.connect()
+    con.register(
+        "run",
+        pa.table(
+            {
+                "pos": pa.array(range(len(events)), pa.int64()),
+                "id": pa.array([e[0] for e in events], pa.string()),
+                "h": pa.array([e[1] for e in events], pa.string()),
+                "seq": pa.array([e[2] for e in events], pa.int64()),
+            }
+        ),
+    )
+    ident = _q(art.group.identifier)
+    rows = con.execute(
+        f"""
+        WITH old AS (
+            SELECT CAST({ident} AS VARCHAR) AS id, event_hash AS h, event_sequence AS seq,
+                   min(epoch_us(write_time)) AS wt
+            FROM {_source_sql(group_dir)}
+            WHERE NOT is_deleted AND event_sequence IS NOT NULL
+              AND CAST({ident} AS VARCHAR) IN (SELECT DISTINCT id FROM run)
+            GROUP BY 1, 2, 3
+        ),
+        fresh AS (
+            SELECT r.* FROM run r ANTI JOIN old o ON r.id = o.id AND r.h = o.h AND r.seq = o.seq
+        ),
+        left_old AS (
+            SELECT o.id, o.h, count(*) AS n, min(o.wt) AS wt
+            FROM old o ANTI JOIN run r ON r.id = o.id AND r.h = o.h AND r.seq = o.seq
+            GROUP BY 1, 2
+        ),
+        ranked AS (
+            SELECT f.pos, f.id, f.h,
+                   row_number() OVER (PARTITION BY f.id, f.h ORDER BY f.pos) AS k
+            FROM fresh f
+        )
+        SELECT r.pos, l.wt, false AS copy FROM ranked r
+        JOIN left_old l ON r.id = l.id AND r.h = l.h WHERE r.k <= l.n
+        UNION ALL
+        SELECT r.pos, o.wt, true FROM run r
+        JOIN old o ON r.id = o.id AND r.h = o.h AND r.seq = o.seq
+        ORDER BY 1
+        """
+    ).fetchall()
+    return [(int(pos), int(wt), bool(copy)) for pos, wt, copy in rows]
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

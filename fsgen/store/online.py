@@ -401,6 +401,23 @@ class OnlineStore:
             out.append(None if row is None or row[0] is None else float(row[0]))
         return out
 
+    def status(self, rt: GroupRuntime, record_id: str) -> tuple[float, float | None, bool] | None:
+        """The stored row's (event seconds, expires at, deleted), expired or deleted or not;
+        None when there is no row (never written, or hard-deleted)."""
+        table = self._tables.get(rt.name) or self.table(rt)
+        row = (
+            self.connection()
+            .execute(
+                f"SELECT _event_seconds, _expires_at, _deleted FROM {quote(table.name)} "
+                "WHERE _record_id = ?",
+                (record_id,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return float(row[0]), None if row[1] is None else float(row[1]), bool(row[2])
+
     def count(self, rt: GroupRuntime) -> int:
         row = (
             self.connection()

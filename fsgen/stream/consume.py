@@ -50,6 +50,9 @@ class ConsumeResult:
     dead_lettered: int = 0
     retried: int = 0
     """records reported in batchItemFailures and read again"""
+    failed: int = 0
+    """records still failing when the consumer stopped: not written, not dead-lettered, and
+    read again by the next run (the checkpoint stays before them)"""
     stopped: str = ""
     commits: int = 0
     """store commits (with coalescing: one per ``commit_rows`` / ``commit_seconds``)"""
@@ -63,6 +66,7 @@ class ConsumeResult:
             "written": self.written,
             "dead_lettered": self.dead_lettered,
             "retried": self.retried,
+            "failed": self.failed,
             "stopped": self.stopped,
             "commits": self.commits,
         }
@@ -70,7 +74,8 @@ class ConsumeResult:
     def summary(self) -> str:
         return (
             f"{self.group} <- {self.stream}: read {self.read:,}, written {self.written:,}, "
-            f"dead-lettered {self.dead_lettered:,}, retried {self.retried:,} "
+            f"dead-lettered {self.dead_lettered:,}, retried {self.retried:,}, "
+            f"failed {self.failed:,} "
             f"({self.batches:,} batches; stopped: {self.stopped})"
         )
 
@@ -83,6 +88,8 @@ class _Shard:
     closed: bool = False
     failures: int = 0
     not_before: float = 0.0
+    failing: int = 0
+    """records of the shard's last batch that failed and wait for a retry"""
 
 
 class Consumer:
@@ -171,6 +178,7 @@ class Consumer:
         try:
             self._run(result, max_records, idle_timeout)
             self._commit(result)
+            result.failed = sum(s.failing for s in self.shards.values())
         except BaseException:
             if self.coalescing:  # nothing since the last commit is written or checkpointed
                 self.sink.discard()  # type: ignore[attr-defined]
@@ -260,6 +268,7 @@ class Consumer:
             shard.iterator = next_iterator
             shard.closed = next_iterator is None
             shard.failures = 0
+            shard.failing = 0
             handled = len(records)
         else:
             first = min(sequence.index(s) for s in failed)
@@ -270,6 +279,7 @@ class Consumer:
             shard.not_before = self.clock() + min(5.0, 0.1 * 2**shard.failures)
             handled = first
             result.retried += len(records) - first
+            shard.failing = len(records) - first
         result.read += handled
         handled_set = set(sequence[:handled])
         result.dead_lettered += sum(

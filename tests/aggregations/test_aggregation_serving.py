@@ -109,13 +109,16 @@ def test_fsgen_get_shows_final_values_and_as_of(make_project: Callable[..., Path
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
     assert shown["purchase_count_1h"] == 1 and shown["purchase_count_lifetime"] == 3
+    assert isinstance(shown["state_written_at"], str)  # the state's write time: snake_case key
+    assert all(" " not in key for key in shown), list(shown)
     assert shown["avg_purchase_value_1d"] == 5.1
     result = runner.invoke(main, [*base, "--as-of", iso(T0 + 40 * DAY)])
     assert json.loads(result.output)["purchase_count_1h"] == 0
     result = runner.invoke(main, [*base[:-1], "--feature", "purchase_count_lifetime"])
     assert result.exit_code == 0 and "purchase_count_lifetime  3" in result.output
     result = runner.invoke(main, [*base[:-2], "c9"])
-    assert result.exit_code == 1 and "no online aggregation state" in result.output
+    assert result.exit_code == 1
+    assert "no online aggregation state for 'c9': no record was ever written" in result.output
     assert states
     # at exactly the newest event (c1's at 30h) the state is exact; before it, refused
     result = runner.invoke(main, [*base, "--as-of", iso(T0 + 30 * HOUR)])

@@ -48,7 +48,8 @@ def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreSer
     assert "  aws  applied  " in history.stdout
 
     # records: ingest through PutRecord (same validation and rejects), get, delete
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # within the 30-day TTL
+    t0 = int(time.time())
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0))  # within the 30-day TTL
     source = config.root / "bad.csv"
     source.write_text(
         (REPO / "data" / "customers_with_errors.csv")
@@ -76,6 +77,14 @@ def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreSer
     record = json.loads(got.stdout)
     assert record["customer_id"] == "C9004" and record["last_updated_time"] == now
     assert (record["avg_monthly_spend"], record["is_prime_member"]) == (49.75, 1)
+    # a record GetRecord returns but --as-of judges expired: the TTL's end is known
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 31 * 86400))
+    expired = runner.invoke(
+        main, [*args, "get", "customer-features", "C9004", "--as-of", later], env=ENV
+    )
+    ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 30 * 86400))
+    assert expired.exit_code == 1, expired.output
+    assert f"no online record 'C9004': its TTL expired at {ends}" in expired.stderr
     deleted = runner.invoke(
         main,
         [
@@ -92,6 +101,9 @@ def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreSer
     assert deleted.exit_code == 0, deleted.output
     gone = runner.invoke(main, [*args, "get", "customer-features", "C9004"], env=ENV)
     assert gone.exit_code == 1 and "no online record 'C9004'" in gone.stderr
+    # GetRecord gives no reason for a missing record: said plainly, not guessed
+    assert "SageMaker's GetRecord returned no record and gives no reason" in gone.stderr
+    assert "hard-deleted" not in gone.stderr and "never written for" not in gone.stderr
 
 
 def test_serve_command_in_its_own_process(example: Example) -> None:

@@ -66,7 +66,13 @@ def test_two_projects_on_one_fsgen_serve(tmp_path: Path, server: FeatureStoreSer
     assert cli("--project", str(beta), *aws, "apply", "--auto-approve")[0] == 0
     code, out, _ = cli("--project", str(alpha), *aws, "plan", "--detailed-exitcode")
     assert code == 0 and summary(out).startswith("No changes.")
-    assert cli("--project", str(alpha), *aws, "destroy", "--auto-approve")[0] == 0
+    code, out, _ = cli("--project", str(alpha), *aws, "destroy", "--auto-approve")
+    assert code == 0
+    assert (
+        'Destroy complete! Resources: 1 destroyed.\n  - feature_group "alpha-activity": '
+        "deleted, with its online store records\nOffline history kept: SageMaker does not "
+        "delete a group's offline store (its S3 objects and the Glue table stay)"
+    ) in out
     code, out, _ = cli("--project", str(beta), *aws, "plan", "--detailed-exitcode")
     assert code == 0 and summary(out).startswith("No changes.")  # beta's group survived
 

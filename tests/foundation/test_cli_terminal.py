@@ -167,7 +167,7 @@ def test_the_question_comes_before_the_spinner(
     # line ten times a second, over the prompt and whatever the user types.
     assert term.read(1.5) == b""
     os.write(term.master, b"yes\r")
-    after = term.expect(b"Apply complete!")
+    after = term.expect(b"Destroy complete!" if command == "destroy" else b"Apply complete!")
     assert term.finish() == 0
     answer_line = (before + after).split(PROMPT, 1)[1].split(b"\n", 1)[0]
     assert answer_line.strip(b"\r") == b": yes", answer_line  # the answer, intact

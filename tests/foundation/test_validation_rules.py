@@ -392,6 +392,33 @@ def test_duplicate_reports_both_places(make_project: Callable[..., Path]) -> Non
     assert any(d.hint and "featuredefs/b.py:5" in d.hint for d in dups)
 
 
+@pytest.mark.parametrize(
+    ("later", "again_line"),
+    [
+        ("def fine(y: int) -> int:  # a helper reusing the name\n    return y\n", 9),
+        ("fine = 3\n", 9),
+        ('@g.feature(Integral, description="again")\ndef fine(z: int) -> int:\n    return z\n', 9),
+        ("from os import path as fine\n", 9),
+    ],
+    ids=["helper-def", "assignment", "second-feature", "import"],
+)
+def test_a_feature_function_defined_again_is_fs115_with_both_places(
+    make_project: Callable[..., Path], later: str, again_line: int
+) -> None:
+    """A module that defines a feature function and later binds its name again: generated code
+    imports the name and would get the later object. The error says the name is defined twice,
+    at both file:lines, and how to fix it -- not FS104's 'must be defined at module level'."""
+    root = make_project({"featuredefs/defs.py": HEADER + GROUP + OK_FEATURE + later})
+    diags = check(root).diagnostics
+    rendered = "\n".join(d.render() for d in diags)
+    assert not [d for d in diags if d.code == "FS104"], rendered
+    (twice,) = [d for d in diags if d.code == "FS115"]
+    assert (twice.path, twice.line) == ("featuredefs/defs.py", 6), rendered
+    assert "'fine' is defined twice in 'featuredefs.defs'" in twice.message
+    assert f"again at featuredefs/defs.py:{again_line}" in twice.message
+    assert twice.hint and "rename one of the two" in twice.hint
+
+
 def test_all_problems_reported_at_once_in_stable_order(make_project: Callable[..., Path]) -> None:
     body = GROUP.replace('owner="o"', 'owner=""') + (
         "@g.feature(Integral)\ndef f(x: int) -> str:\n    return x\n"

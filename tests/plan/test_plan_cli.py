@@ -176,7 +176,13 @@ def test_destroy(fresh: Project) -> None:
     assert result.exit_code == 0, result.output
     assert '-   feature_group "users" {' not in result.stdout
     assert '  - feature_group "users" {' in result.stdout
-    assert "1 destroyed" in result.stdout
+    assert "Apply complete!" not in result.stdout  # Terraform's words for a destroy
+    archive = fresh.config.store_path / "archive"
+    assert (
+        "Destroy complete! Resources: 1 destroyed.\n"
+        '  - feature_group "users": deleted, with its online store records\n'
+        f"Offline history kept: moved to {archive}/<group>/<UTC time>/\n"
+    ) in result.stdout, result.stdout
     assert run(fresh, "plan").stdout == CREATE
 
 

@@ -55,16 +55,31 @@ def test_ingest_get_delete(root: Path, tmp_path: Path) -> None:
         "positive_amount": 10.0,
     }
     code, out, err = run(root, "get", "user-events", "u1")  # now: long expired (TTL 1d)
-    assert code == 1 and "no online record 'u1'" in err
+    assert code == 1
+    assert (
+        "no online record 'u1': its TTL expired at 2024-01-02T00:00:00Z: event time "
+        "2024-01-01T00:00:00Z + the group's TTL" in err
+    )
+    code, out, err = run(root, "get", "user-events", "u1", "--as-of", "2024-01-03T00:00:00Z")
+    assert code == 1
+    assert "TTL expired at 2024-01-02T00:00:00Z (before --as-of 2024-01-03T00:00:00Z)" in err
 
     code, out, err = run(
         root, "delete-record", "user-events", "u1", "--event-time", "2024-01-01T06:00:00Z", "--hard"
     )
     assert code == 0 and "HardDelete" in out
     code, out, err = run(root, "get", "user-events", "u1", "--as-of", "2024-01-01T12:00:00Z")
-    assert code == 1
+    assert code == 1 and "no online record 'u1': hard-deleted at 2024-01-01T06:00:00Z" in err
     code, out, err = run(root, "delete-record", "user-events", "u2", "--event-time", "soon")
     assert code == 1 and "error: user-events: event time 'soon'" in err
+    code, out, err = run(
+        root, "delete-record", "user-events", "u2", "--event-time", "2024-01-01T02:00:00Z"
+    )
+    assert code == 0 and "SoftDelete" in out
+    code, out, err = run(root, "get", "user-events", "u2", "--as-of", "2024-01-01T12:00:00Z")
+    assert code == 1 and "no online record 'u2': soft-deleted at 2024-01-01T02:00:00Z" in err
+    code, out, err = run(root, "get", "user-events", "u9")
+    assert code == 1 and "no online record 'u9': no record was ever written for this id" in err
 
 
 def test_ingest_with_rejects_exits_1(root: Path, tmp_path: Path) -> None:

@@ -156,7 +156,42 @@ def test_retryable_failure_is_read_again_not_lost(
         sleep=lambda _s: None,
     ).run(idle_timeout=1.0)
     assert result.read == 20 and result.retried > 0
+    assert result.failed == 0  # every retried record was written in the end
     check_store(store, handler, data, tmp_path / "dlq.jsonl")
+
+
+def test_records_still_failing_at_the_stop_are_counted_as_failed(
+    kinesis_url: str,
+    example: tuple[ProjectConfig, object],
+    handler: Handler,
+    store: LocalStore,
+    tmp_path: Path,
+) -> None:
+    """A store that stays unavailable: the consumer stops at its idle timeout with the first
+    batch still failing; those records are ``failed`` (not written, not dead-lettered, not
+    checkpointed), which makes ``fsgen stream consume`` exit 1."""
+    config, _ = example
+    stream = make_stream(kinesis_url, payloads(10), shards=1)
+
+    class Down(ChunkWriter):
+        def write(self, rt, processed) -> None:  # type: ignore[no-untyped-def]
+            raise RuntimeError("store unavailable")
+
+    result = Consumer(
+        handler,
+        kinesis_client(kinesis_url, "us-east-1"),
+        stream,
+        Down(store, "down", pipelined=False),
+        JsonlDeadLetter(tmp_path / "dlq.jsonl"),
+        Checkpoints(config.store_path, stream, GROUP),
+        batch_size=6,
+        poll_interval=0.01,
+        commit_seconds=0,
+    ).run(idle_timeout=0.5)
+    assert (result.read, result.written, result.dead_lettered) == (0, 0, 0)
+    assert result.failed == 6 and result.retried >= 6
+    assert "failed 6 " in result.summary()
+    assert Checkpoints(config.store_path, stream, GROUP).shards == {}
 
 
 def offline_files(store: LocalStore) -> int:
@@ -317,7 +352,9 @@ def test_killed_consumer_restarts_without_loss_or_duplicates(
         check=False,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr
+    # exit 1 exactly when this run dead-lettered a poison record (it may have been before the
+    # kill, then 0)
+    assert done.returncode == (1 if json.loads(done.stdout)["dead_lettered"] else 0), done.stderr
     spec = load(project_copy.root)
     handler = load_handler(project_copy, spec, GROUP)
     with LocalStore.open(project_copy, spec) as store:
@@ -373,11 +410,13 @@ def test_consume_dead_letters_poison_records_and_never_blocks_the_shard(
     ]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # as replay: a dead-lettered record is exit 1
     assert "Traceback" not in done.stderr and "error:" not in done.stderr
+    assert "dead-lettered 4, retried 0, failed 0" in done.stderr  # the summary is printed first
+    assert "dead letters: " in done.stderr
     counts = json.loads(done.stdout)
     assert (counts["read"], counts["written"], counts["dead_lettered"]) == (6, 2, 4)
-    assert counts["retried"] == 0
+    assert (counts["retried"], counts["failed"]) == (0, 0)
     dlq = project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"
     entries = list(read_jsonl(dlq))
     assert sorted(e["sequenceNumber"] for e in entries) == sorted(sequence[1:5])
@@ -388,6 +427,7 @@ def test_consume_dead_letters_poison_records_and_never_blocks_the_shard(
         assert len(store.read_offline(GROUP)) == 2
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert json.loads(again.stdout)["read"] == 0  # the checkpoint is past every record
+    assert again.returncode == 0, again.stderr  # nothing dead-lettered this time
 
 
 def test_consume_an_aggregation_group_equals_its_backfill(
