@@ -267,6 +267,18 @@ def test_now_before_the_newest_record_is_future_never_fresh(project: Path) -> No
     assert names["Stale"] == 1.0 and "OnlineNewestRecordAge" not in names  # no negative age
 
 
+def test_an_unbounded_group_with_a_record_after_now_is_shown_never_failed(project: Path) -> None:
+    """No max_staleness: measured, never judged, also when --now is before its newest record
+    (as an aggregation group's states, written at the wall clock, always are for a past --now)."""
+    _put(project, "pages", [{"user_id": "a", "ts": iso(T0), "n": 1}])
+    code, out = _cli(project, "--now", iso(T0 - 5400), "--group", "pages")
+    assert code == 0, out
+    assert "pages: UNBOUNDED (no max_staleness declared; newest online record is 1h 30m" in out
+    assert "(1h 30m after now)" in out and "FUTURE" not in out
+    closing = "0 of 1 group(s) fresh; 1 unbounded (no max_staleness, not judged): pages."
+    assert out.rstrip().endswith(closing)
+
+
 def test_unbounded_groups_are_not_summarised_as_fresh(project: Path) -> None:
     _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
     _put(project, "pages", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
