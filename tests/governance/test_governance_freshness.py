@@ -338,3 +338,21 @@ def test_an_aggregation_groups_online_side_is_its_states_write_time(
     text = freshness.render(freshness.report(config, spec, now=T0 + 3600))
     assert "online   2 aggregation states, newest written " in text
     assert "offline  3 records, newest " + iso(T0 + 120) in text
+
+
+def test_the_demos_second_report_is_an_hour_after_the_newest_event_not_a_state_write(
+    make_project: Callable[..., Path],
+) -> None:
+    """The demo's `fsgen freshness --now <an hour after the newest record>` took the newest
+    time of any store, and an aggregation group's states are written at the wall clock: its
+    'then' was today, and every group of the 2024 sample data stayed stale."""
+    from fsgen.catalog.demo import newest_event_seconds
+
+    root = make_project({"featuredefs/defs.py": AGG_DEFS})
+    events = root / "orders.csv"
+    events.write_text(f"user_id,ts,amount\nu1,{iso(T0)},3.0\nu2,{iso(T0 + 120)},4.0\n")
+    config, spec = load_config(root), load(root)
+    with LocalStore.open(config, spec) as store:
+        store.ingest("orders", events)
+    rep = freshness.report(config, spec, now=datetime.now(UTC).timestamp())
+    assert newest_event_seconds(rep) == T0 + 120
