@@ -16,7 +16,9 @@ A group is ``stale`` when the newest record of any store it enables is older tha
 later than ``now`` (``--now`` before the data, or event times from a skewed clock: an age
 cannot be judged, so it fails rather than passing as fresh; ``age_seconds`` is then negative
 in the JSON, and the text says "after"), ``fresh`` otherwise, and ``unbounded`` when it
-declares no ``max_staleness`` (measured, never failing, and never counted as fresh).
+declares no ``max_staleness`` (measured, never failing, and never counted as fresh; a record
+after ``now`` is shown as such, as an aggregation group's states written after a historical
+``--now`` always are).
 :func:`publish` puts the ages as CloudWatch metrics (``PutMetricData``) so alarms can watch
 them on AWS.
 
@@ -206,6 +208,9 @@ def group_freshness(store_path: Path, group: GroupSpec, now: float) -> GroupFres
         for name, s in stores.items()
         if s.age_seconds is not None and s.age_seconds < 0
     ]
+    if limit is None:  # measured, never judged: a record after now is shown, not failed
+        reason = "; ".join(["no max_staleness declared", *ahead])
+        return GroupFreshness(group.name, None, online, offline, "unbounded", reason)
     if ahead:
         return GroupFreshness(
             group.name,
@@ -228,10 +233,6 @@ def group_freshness(store_path: Path, group: GroupSpec, now: float) -> GroupFres
             offline,
             "stale",
             "; ".join(too_old) + f" (max staleness {_span(limit)})",
-        )
-    if limit is None:
-        return GroupFreshness(
-            group.name, None, online, offline, "unbounded", "no max_staleness declared"
         )
     return GroupFreshness(
         group.name, limit, online, offline, "fresh", f"within max staleness {_span(limit)}"

@@ -167,9 +167,20 @@ def _import_diagnostic(exc: BaseException, config: ProjectConfig, module: str) -
         path=path,
         line=line,
         code="FS100",
-        message=f"importing {module} failed: {type(exc).__name__}: {exc}",
+        message=f"importing {_failed_module(path, module, config)} failed: "
+        f"{type(exc).__name__}: {exc}",
         hint=_keyword_hint(exc) or _attribute_hint(exc),
     )
+
+
+def _failed_module(path: str, imported: str, config: ProjectConfig) -> str:
+    """The definitions module that failed: the one at ``path`` when the error lies in another
+    definitions module than the one being imported (``a`` imports ``b``, which raises), so the
+    message names the file its location points at."""
+    package = config.definitions.replace(".", "/")
+    if path.endswith(".py") and (path == f"{package}.py" or path.startswith(package + "/")):
+        return path[: -len(".py")].replace("/", ".").removesuffix(".__init__")
+    return imported
 
 
 def _attribute_hint(exc: BaseException) -> str | None:

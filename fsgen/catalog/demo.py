@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fsgen.demo_context import DemoContext
+    from fsgen.freshness import FreshnessReport
 
 
 def _show(text: str) -> None:
@@ -15,14 +16,29 @@ def _show(text: str) -> None:
     stderr_console().print(text.rstrip(), markup=False, highlight=False)
 
 
+def newest_event_seconds(rep: FreshnessReport) -> float | None:
+    """The newest event time of any group's records, in epoch seconds. An aggregation group's
+    online states are measured by when they were written (the wall clock, not the data's
+    time), so they do not count: "an hour after the newest record" is an hour after the data."""
+    from fsgen.runtime.encoding import parse_event_time
+
+    times = [
+        parse_event_time("String", s.newest_event_time)
+        for g in rep.groups
+        for s in (g.online, g.offline)
+        if s is not None and s.newest_event_time and s.measured_by == "event time"
+    ]
+    return max(times) if times else None
+
+
 def step_freshness(ctx: DemoContext) -> None:
     """`fsgen freshness` now (the sample data is from early 2024, so stale) and as of an hour
-    after the newest record (fresh), then `fsgen history`."""
+    after the newest event (a group fed within its max staleness of it is fresh), then
+    `fsgen history`."""
     import time
 
     from fsgen import audit, freshness
     from fsgen.loader import load
-    from fsgen.runtime.encoding import parse_event_time
 
     spec = load(ctx.config.root)
     now = freshness.report(ctx.config, spec, now=time.time())
@@ -30,16 +46,10 @@ def step_freshness(ctx: DemoContext) -> None:
     _show(freshness.render(now))
     if now.failing:
         _show("  (exit status 1: a monitor running this would alert)")
-    newest = [
-        s.newest_event_time
-        for g in now.groups
-        for s in (g.online, g.offline)
-        if s is not None and s.newest_event_time
-    ]
-    if newest:
-        as_of = max(parse_event_time("String", t) for t in newest) + 3600
-        then = freshness.report(ctx.config, spec, now=as_of)
-        _show(f"$ fsgen freshness --now {then.now}   # an hour after the newest record")
+    newest = newest_event_seconds(now)
+    if newest is not None:
+        then = freshness.report(ctx.config, spec, now=newest + 3600)
+        _show(f"$ fsgen freshness --now {then.now}   # an hour after the newest event")
         _show(freshness.render(then))
     events = audit.query(ctx.config)
     _show(f"$ fsgen history   # {len(events)} event(s): applies and ingestion runs")

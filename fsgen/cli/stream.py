@@ -163,6 +163,24 @@ def _show(record: dict[str, object] | None) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in record.items())
 
 
+def _refuse_batch_file(path: Path, group: str) -> None:
+    """A CSV or Parquet file is no stream: each of its lines would be dead-lettered as a record
+    that is not JSON. Refused by its name (or Parquet's magic bytes) before anything is sent."""
+    from fsgen.errors import FsgenError
+
+    with path.open("rb") as fh:
+        parquet = fh.read(4) == b"PAR1"
+    kind = "Parquet" if parquet or path.suffix.lower() == ".parquet" else None
+    if kind is None and path.suffix.lower() in (".csv", ".tsv"):
+        kind = "CSV"
+    if kind is not None:
+        raise FsgenError(
+            f"{path} is a {kind} file; stream replay reads JSON lines (one record's JSON "
+            f"object per line, as producers put them on the stream). Ingest a batch file with "
+            f"`fsgen ingest {group} {path}`; nothing was sent"
+        )
+
+
 def _decode_dead_letters(source: Path, into: Path) -> Path:
     """The raw payloads of a dead-letter file's entries as JSON lines, in entry order, written
     to a new file under ``into``; an entry without a base64 ``data`` payload is an error
@@ -259,6 +277,7 @@ def replay_cmd(
     from fsgen.stream.replay import replay
 
     app.spec.group(group)  # an unknown group: NotFound with the known names
+    _refuse_batch_file(path, group)
     dlq = _dead_letter(app, group, dead_letter)
     if from_dead_letter:
         source = path

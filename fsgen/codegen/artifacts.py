@@ -186,6 +186,10 @@ def group_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
             header=header,
             body=ctx.render("stream_handler.py.jinja", g=view),
         )
+        if group.aggregations:
+            # its offline rows are events and its latest state lives online only: a "latest
+            # record" query would return each entity's last event time and nothing else
+            continue
         yield ctx.artifact(
             f"{base}/snapshot.athena.sql",
             kind="snapshot_sql",

@@ -124,13 +124,11 @@ def process_event(
             )
         else:
             result.failures.append(Failure(seq, "<write>", outcome[1], RETRY))
-    result.failures.extend(_dead_letter(runtime.name, poison, dead_letter, retry, context))
+    result.failures.extend(
+        _dead_letter(runtime.name, _in_order(poison, records), dead_letter, retry, context)
+    )
     if len(result.failures) > 1:
-        order = {
-            sequence_number(r, i) if isinstance(r, Mapping) else str(i): i
-            for i, r in enumerate(records, start=1)
-        }
-        result.failures.sort(key=lambda f: order.get(f.sequence_number, 0))
+        result.failures.sort(key=_failure_order(records))
     for failure in result.failures:
         log(
             {
@@ -221,10 +219,11 @@ def process_aggregation_event(
         for r in writes.rejected:
             item, seq, _ = decoded[r.index]
             poison.append((item, Failure(seq, r.field, r.message)))
-    result.failures.extend(_dead_letter(rt.name, poison, dead_letter, retry, context))
-    if result.failures:
-        order = {seq: i for i, (_, seq, _) in enumerate(decoded)}
-        result.failures.sort(key=lambda f: order.get(f.sequence_number, -1))
+    result.failures.extend(
+        _dead_letter(rt.name, _in_order(poison, records), dead_letter, retry, context)
+    )
+    if len(result.failures) > 1:
+        result.failures.sort(key=_failure_order(records))
     for failure in result.failures:
         log(
             {
@@ -305,6 +304,27 @@ def _write_one(runtime: GroupRuntime, block: BlockResult, sink: Sink, i: int) ->
         sink.write(runtime, sink.prepare(runtime, block_rows(block, i, i + 1)))
     except PartialWrite as exc:
         raise exc.error from None
+
+
+def _in_order(
+    poison: list[tuple[object, Failure]], records: list[object]
+) -> list[tuple[object, Failure]]:
+    """Poison records in the batch's order, whichever step (decoding, validation, the write,
+    lateness) found them, so the dead-letter destination holds them as the stream did and a
+    redrive sends them in that order (an aggregation's lateness depends on it)."""
+    if len(poison) < 2:
+        return poison
+    position = {id(item): i for i, item in enumerate(records)}
+    return sorted(poison, key=lambda p: position.get(id(p[0]), -1))
+
+
+def _failure_order(records: list[object]) -> Callable[[Failure], int]:
+    """Sort key of failures: their record's place in the batch."""
+    order = {
+        sequence_number(r, i) if isinstance(r, Mapping) else str(i): i
+        for i, r in enumerate(records, start=1)
+    }
+    return lambda f: order.get(f.sequence_number, 0)
 
 
 def _dead_letter(

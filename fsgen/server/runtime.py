@@ -209,11 +209,13 @@ class RuntimeService:
                 )
             return int(text)
         if kind == FRACTIONAL:
-            number = float(text) if _FLOAT_TEXT.fullmatch(text) else math.nan
-            if not math.isfinite(number):
+            number = float(text) if _FLOAT_TEXT.fullmatch(text) else None
+            if number is None or not math.isfinite(number):
+                special = text.lower().lstrip("+-") in ("nan", "inf", "infinity")
+                what = "a number" if number is None and not special else "a finite number"
                 raise _validation(
                     f"Feature {name} of FeatureGroup {g.name} is Fractional: value {text!r} "
-                    "is not a finite number"
+                    f"is not {what}"
                 )
             return number
         return text

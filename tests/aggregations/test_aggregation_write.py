@@ -333,3 +333,26 @@ def test_malformed_rows_of_an_aggregation_group_are_rejects_in_row_order(
         assert (result.read, result.written, result.rejected) == (5, 2, 3)
         assert [r.row for r in rejects] == [2, 3, 5]  # type: ignore[attr-defined]
         assert len(offline_rows(store)) == 2
+
+
+def test_dead_letters_and_failures_keep_the_batch_order(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    """A late event, a bad value and a record that is no JSON, found by three different steps,
+    reach the dead-letter destination (and the failures) in the stream's order, which is the
+    order a redrive sends them in."""
+    config, spec = example
+    module = handler_module(config)
+    rows: list[dict[str, object]] = [
+        {"customer_id": "C1", "purchased_at": iso(START + timedelta(hours=2)), "amount": 5.0},
+        {"customer_id": "C1", "purchased_at": iso(START), "amount": 7.0},  # late
+        {"customer_id": "C1", "purchased_at": iso(START), "amount": "lots"},
+    ]
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        event = kinesis_event(rows, 1)
+        event["Records"].append({"kinesis": {"sequenceNumber": "4", "data": "bm90IGpzb24="}})  # type: ignore[attr-defined]
+        event["Records"].append(kinesis_event(rows[:1], 5)["Records"][0])  # type: ignore[attr-defined,index]
+        dead = ListDeadLetter()
+        result = module.process_event(event, store.writer(GROUP), dead)  # type: ignore[attr-defined]
+    assert [e["sequenceNumber"] for e in dead.entries] == ["2", "3", "4"]
+    assert [f.sequence_number for f in result.failures] == ["2", "3", "4"]

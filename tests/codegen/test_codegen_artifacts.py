@@ -124,6 +124,15 @@ def test_snapshot_sql_selects_the_stored_columns_quoted() -> None:
     assert 'from_unixtime("ts")' in text
 
 
+def test_an_aggregation_group_gets_its_aggregate_query_and_no_snapshot_query() -> None:
+    """Its offline rows are events and its states live online only: a latest-record query
+    would select each entity's last event time and nothing else."""
+    files = _artifacts(REPO)
+    assert "groups/purchases/aggregate_query.athena.sql" in files
+    assert "groups/purchases/snapshot.athena.sql" not in files
+    assert "groups/customer_features/snapshot.athena.sql" in files
+
+
 @pytest.mark.parametrize("name", ["a;drop", 'x"y', "", "-lead", "a b", "ü"])
 def test_identifiers_are_validated_before_quoting(name: str) -> None:
     with pytest.raises(SqlIdentifierError, match="not a valid Athena identifier"):

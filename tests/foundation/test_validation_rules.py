@@ -452,3 +452,18 @@ def test_a_duplicate_row_feature_is_reported_once_as_a_feature(
     root = make_project({"featuredefs/defs.py": HEADER + body})
     dups = [d for d in check(root).diagnostics if d.code == "FS101"]
     assert [d.message for d in dups] == ["duplicate feature in group 'grp' name 'fine'"] * 2
+
+
+def test_an_import_failure_names_the_module_that_failed_not_the_one_importing_it(
+    make_project: Callable[..., Path],
+) -> None:
+    """``a`` (sorted first) imports ``b``, which raises: one FS100, at b's line, naming b."""
+    root = make_project(
+        {
+            "featuredefs/a.py": HEADER + "from featuredefs.b import g  # noqa: F401\n",
+            "featuredefs/b.py": HEADER + GROUP + "raise RuntimeError('boom')\n",
+        }
+    )
+    (diag,) = check(root).diagnostics
+    assert (diag.code, diag.path, diag.line) == ("FS100", "featuredefs/b.py", 6)
+    assert diag.message == "importing featuredefs.b failed: RuntimeError: boom"

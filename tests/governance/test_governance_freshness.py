@@ -267,6 +267,18 @@ def test_now_before_the_newest_record_is_future_never_fresh(project: Path) -> No
     assert names["Stale"] == 1.0 and "OnlineNewestRecordAge" not in names  # no negative age
 
 
+def test_an_unbounded_group_with_a_record_after_now_is_shown_never_failed(project: Path) -> None:
+    """No max_staleness: measured, never judged, also when --now is before its newest record
+    (as an aggregation group's states, written at the wall clock, always are for a past --now)."""
+    _put(project, "pages", [{"user_id": "a", "ts": iso(T0), "n": 1}])
+    code, out = _cli(project, "--now", iso(T0 - 5400), "--group", "pages")
+    assert code == 0, out
+    assert "pages: UNBOUNDED (no max_staleness declared; newest online record is 1h 30m" in out
+    assert "(1h 30m after now)" in out and "FUTURE" not in out
+    closing = "0 of 1 group(s) fresh; 1 unbounded (no max_staleness, not judged): pages."
+    assert out.rstrip().endswith(closing)
+
+
 def test_unbounded_groups_are_not_summarised_as_fresh(project: Path) -> None:
     _put(project, "clicks", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
     _put(project, "pages", [{"user_id": "a", "ts": iso(T0 - 60), "n": 1}])
@@ -326,3 +338,21 @@ def test_an_aggregation_groups_online_side_is_its_states_write_time(
     text = freshness.render(freshness.report(config, spec, now=T0 + 3600))
     assert "online   2 aggregation states, newest written " in text
     assert "offline  3 records, newest " + iso(T0 + 120) in text
+
+
+def test_the_demos_second_report_is_an_hour_after_the_newest_event_not_a_state_write(
+    make_project: Callable[..., Path],
+) -> None:
+    """The demo's `fsgen freshness --now <an hour after the newest record>` took the newest
+    time of any store, and an aggregation group's states are written at the wall clock: its
+    'then' was today, and every group of the 2024 sample data stayed stale."""
+    from fsgen.catalog.demo import newest_event_seconds
+
+    root = make_project({"featuredefs/defs.py": AGG_DEFS})
+    events = root / "orders.csv"
+    events.write_text(f"user_id,ts,amount\nu1,{iso(T0)},3.0\nu2,{iso(T0 + 120)},4.0\n")
+    config, spec = load_config(root), load(root)
+    with LocalStore.open(config, spec) as store:
+        store.ingest("orders", events)
+    rep = freshness.report(config, spec, now=datetime.now(UTC).timestamp())
+    assert newest_event_seconds(rep) == T0 + 120

@@ -217,3 +217,22 @@ def test_replay_from_a_dead_letter_file_sends_the_decoded_payloads(
     assert code == 1
     assert err.startswith(f"error: {plain}:1: not a dead-letter entry")
     assert run(project_copy, "get", GROUP, "C8103", *at)[0] == 1
+
+
+def test_replay_of_a_csv_or_parquet_file_is_refused_before_anything_is_sent(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    """Every line of such a file would be a dead letter 'not JSON' (the header too); it is one
+    error naming fsgen ingest instead, and no dead-letter file appears."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv = tmp_path / "customers.csv"
+    csv.write_text("customer_id,last_updated_time\nC1,2024-03-01T00:00:00Z\n")
+    parquet = tmp_path / "export.bin"  # a Parquet file by its bytes, whatever its name
+    pq.write_table(pa.table({"customer_id": ["C1"]}), parquet)
+    for source, kind in ((csv, "CSV"), (parquet, "Parquet")):
+        code, _, err = run(project_copy, "stream", "replay", GROUP, str(source))
+        assert code == 1 and err.startswith(f"error: {source} is a {kind} file; "), err
+        assert f"`fsgen ingest {GROUP} {source}`; nothing was sent" in err
+    assert not (project_copy.store_path / "dead-letter").exists()

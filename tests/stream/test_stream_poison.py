@@ -345,3 +345,16 @@ def test_replay_command_of_poison_lines_dead_letters_them(
     assert "C5: after  (none)" in result.stderr and "C6: after  (none)" in result.stderr
     dlq = project_copy.store_path / "dead-letter" / f"{GROUP}.jsonl"
     assert len(list(read_jsonl(dlq))) == 4
+
+
+def test_dead_letters_keep_the_batch_order_whichever_step_found_them(
+    handler: Handler, store: LocalStore, tmp_path: Path
+) -> None:
+    """A bad value (found by validation) before a record that is no JSON (found by decoding)
+    is dead-lettered first, as the stream held them."""
+    batch = event([good("C1", tenure_months="many"), b"{oops", good("C2"), bad_birth()])
+    dlq = JsonlDeadLetter(tmp_path / "dlq.jsonl")
+    result = handler.process(batch, store.writer(GROUP), dlq, NO_WAIT)
+    expected = [f"{n:056d}" for n in (1, 2, 4)]
+    assert [e["sequenceNumber"] for e in read_jsonl(dlq.path)] == expected
+    assert [f.sequence_number for f in result.failures] == expected
