@@ -49,7 +49,7 @@ from fsgen.runtime.aggregate import (
 )
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.encoding import format_event_time, parse_event_time
-from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.runtime.pipeline import GroupRuntime, RecordError
 
 if TYPE_CHECKING:
     from fsgen.runtime.sources import Chunk, Reject
@@ -292,23 +292,20 @@ def _coerced(kind: str, values: list[object]) -> list[Value | None] | None:
 def _mapped(
     art: AggregationRuntime, cols: Mapping[str, list[object]], j: int
 ) -> tuple[Value | None, ...] | Rejected:
-    """Row ``j``'s coerced values, or why one cannot be aggregated (index filled in later)."""
-    values = [cols[d.value_column][j] for d in art.definitions]
-    try:
-        return tuple(
-            [coerce_value(d.value_kind, v) for d, v in zip(art.definitions, values, strict=True)]
-        )
-    except AggregationError as exc:
-        bad = next(d.name for d, v in zip(art.definitions, values, strict=True) if _bad(d, v))
-        return Rejected(-1, bad, f"aggregation {bad!r}: {exc}")
-
-
-def _bad(d: AggregationDef, value: object) -> bool:
-    try:
-        coerce_value(d.value_kind, value)
-    except AggregationError:
-        return True
-    return False
+    """Row ``j``'s coerced values, or why they cannot be aggregated: every aggregation whose
+    value is refused, in definition order, shaped like :class:`RecordError`'s field and
+    message (index filled in later)."""
+    out: list[Value | None] = []
+    problems: list[tuple[str, str]] = []
+    for d in art.definitions:
+        try:
+            out.append(coerce_value(d.value_kind, cols[d.value_column][j]))
+        except AggregationError as exc:
+            problems.append((d.name, f"aggregation {d.name!r}: {exc}"))
+    if problems:
+        error = RecordError.of(problems)
+        return Rejected(-1, error.field, error.message)
+    return tuple(out)
 
 
 def event_rows(art: AggregationRuntime, events: Sequence[Event]) -> BlockResult:

@@ -32,12 +32,27 @@ _MISSING = object()
 
 
 class RecordError(ValueError):
-    """A raw record failed validation: ``field`` says which input, the message says why."""
+    """A raw record failed validation: ``field`` says which input, the message says why.
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+    ``problems`` is every bad field of the record, (field, reason) in definition order; when
+    there are several, ``field`` is the first and ``message`` its reason followed by
+    ``; <field>: <reason>`` for each other one, so ``f"{field}: {message}"`` lists them all
+    (the shape of a reject's ``field`` and ``reason``, and of a dead letter's)."""
+
+    def __init__(
+        self, field: str, message: str, problems: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self.problems = problems or ((field, message),)
+        self.field = self.problems[0][0]
+        self.message = "; ".join(
+            [self.problems[0][1], *(f"{f}: {m}" for f, m in self.problems[1:])]
+        )
+        super().__init__(f"{self.field}: {self.message}")
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]]) -> RecordError:
+        """The error of a record with these (field, reason) problems (at least one)."""
+        return cls(problems[0][0], problems[0][1], tuple(problems))
 
 
 class TransformError(RuntimeError):
@@ -217,29 +232,38 @@ class GroupRuntime:
     # ---------------------------------------------------------------- raw -> record
 
     def validate(self, raw: Mapping[str, object]) -> dict[str, object]:
-        """Check and coerce the raw fields; raise RecordError naming the first bad field."""
+        """Check and coerce the raw fields; raise RecordError naming every bad field, in
+        definition order.
+
+        A missing value (absent, None, NaN, or empty text for a field that is not text) of a
+        required field is an error; an optional field's is None."""
         if not isinstance(raw, Mapping):
             raise RecordError("<record>", f"expected an object with fields, got {_show(raw)}")
         out: dict[str, object] = {}
+        problems: list[tuple[str, str]] = []
         for f in self.fields:
             value = raw.get(f.name, _MISSING)
-            if _is_missing(value) or (isinstance(value, str) and value == "" and f.type != "str"):
+            empty = isinstance(value, str) and value == "" and f.type != "str"
+            if empty or _is_missing(value):
                 if f.optional:
                     out[f.name] = None
-                    continue
-                raise RecordError(f.name, "missing required field")
+                else:
+                    problems.append((f.name, "missing required field"))
+                continue
             try:
                 out[f.name] = coerce(f.type, value)
             except ValueError as exc:
-                raise RecordError(f.name, str(exc)) from None
-        if out.get(self.event_time) is not None:
-            try:
-                parse_event_time(self.event_time_kind, out[self.event_time])
-            except (TypeError, ValueError) as exc:
-                raise RecordError(self.event_time, str(exc)) from None
-        for key in self.keys:
-            if out.get(key) == "":
-                raise RecordError(key, "record identifier is empty")
+                problems.append((f.name, str(exc)))
+                continue
+            if out[f.name] == "" and f.name in self.keys:
+                problems.append((f.name, "record identifier is empty"))
+            if f.name == self.event_time:
+                try:
+                    parse_event_time(self.event_time_kind, out[f.name])
+                except (TypeError, ValueError) as exc:
+                    problems.append((f.name, str(exc)))
+        if problems:
+            raise RecordError.of(problems)
         return out
 
     def transform(self, valid: Mapping[str, object]) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -333,3 +334,40 @@ def test_malformed_rows_of_an_aggregation_group_are_rejects_in_row_order(
         assert (result.read, result.written, result.rejected) == (5, 2, 3)
         assert [r.row for r in rejects] == [2, 3, 5]  # type: ignore[attr-defined]
         assert len(offline_rows(store)) == 2
+
+
+def test_an_event_names_every_aggregation_that_refuses_its_value(
+    example: tuple[object, object],
+) -> None:
+    """events_of: values no aggregation can take are one reject per event, naming each
+    refusing aggregation in definition order (the shape of a RecordError's field/message)."""
+    from fsgen.bind import aggregation_runtime
+    from fsgen.runtime.aggwrite import events_of
+    from fsgen.runtime.bulk import BlockResult
+
+    _, spec = example
+    art = aggregation_runtime(spec.group(GROUP))  # type: ignore[attr-defined]
+    names = [c[0] for c in art.values.columns]
+    values = {
+        "customer_id": ["C1", "C2", "C3"],
+        "purchased_at": [iso(START)] * 3,
+        "avg_purchase_value__value": [1.0, "lots", math.inf],
+        "purchase_count__value": [1, 1.5, 2],
+    }
+    block = BlockResult({n: values[n] for n in names}, [0, 1, 2], [START.timestamp()] * 3)
+    events, rejected = events_of(art, block, [1, 2, 3])
+    assert [e.index for e in events] == [0]
+    assert [(r.index, r.field, r.message) for r in rejected] == [
+        (
+            1,
+            "avg_purchase_value",
+            "aggregation 'avg_purchase_value': expected a number to aggregate, got 'lots'; "
+            "purchase_count: aggregation 'purchase_count': expected an integer to aggregate, "
+            "got 1.5",
+        ),
+        (
+            2,
+            "avg_purchase_value",
+            "aggregation 'avg_purchase_value': cannot aggregate the non-finite number inf",
+        ),
+    ]

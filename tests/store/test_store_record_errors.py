@@ -1,0 +1,108 @@
+"""A rejected record names every bad field, in definition order, on the row and the
+column-wise path alike, and the rejects file and the CLI say the same."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from storehelpers import make_project, user_row
+
+from fsgen.bind import group_runtime
+from fsgen.cli import main
+from fsgen.runtime.bulk import process_block, process_rows, row_of
+from fsgen.runtime.pipeline import GroupRuntime, RecordError
+from fsgen.spec import ProjectSpec
+
+BAD: dict[str, list[object]] = {
+    "user_id": [None, 5, ["u"]],
+    "ts": [None, "soon", "2024-02-30T00:00:00Z", 7],
+    "amount": [None, "ten", "nan", "1e400", [1.0]],
+    "count": [None, "x", 2.5, "٣"],
+    "name": [None, 3, 1.5],
+    "tags": [None, 4],
+}
+
+
+def problems_of(rt: GroupRuntime, row: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    try:
+        rt.validate(row)
+    except RecordError as exc:
+        return exc.problems
+    return ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_every_bad_field_is_named_in_definition_order(
+    spec: ProjectSpec, data: st.DataObject
+) -> None:
+    """Oracle: a record's problems are the problems each of its bad fields has alone."""
+    rt = group_runtime(spec.group("user-events"))
+    broken = data.draw(st.dictionaries(st.sampled_from(sorted(BAD)), st.just(0), min_size=1))
+    row = user_row("u1", "2024-01-01T00:00:00Z")
+    alone: dict[str, tuple[str, str]] = {}
+    for name in broken:
+        value = data.draw(st.sampled_from(BAD[name]))
+        single = {**user_row("u1", "2024-01-01T00:00:00Z"), name: value}
+        (alone[name],) = problems_of(rt, single)
+        row[name] = value
+    expected = tuple(alone[f.name] for f in rt.fields if f.name in alone)
+    with pytest.raises(RecordError) as caught:
+        rt.validate(row)
+    error = caught.value
+    assert error.problems == expected
+    assert error.field == expected[0][0]
+    assert f"{error.field}: {error.message}" == "; ".join(f"{f}: {m}" for f, m in expected)
+    # the column-wise path reports the same, byte for byte
+    cols: dict[str, list[object]] = {name: [value] for name, value in row.items()}
+    block = process_block(rt, cols, 1, min_block=1)
+    slow = process_rows(rt, [row_of(cols, 0)])
+    assert [(i, e.field, e.message, e.problems) for i, e in block.errors] == [  # type: ignore[union-attr]
+        (0, error.field, error.message, error.problems)
+    ]
+    assert [(i, e.message) for i, e in slow.errors] == [(0, error.message)]
+
+
+def test_one_bad_field_reads_as_before(spec: ProjectSpec) -> None:
+    rt = group_runtime(spec.group("user-events"))
+    with pytest.raises(RecordError) as caught:
+        rt.validate(user_row("u1", "2024-01-01T00:00:00Z", amount="ten"))
+    assert (caught.value.field, caught.value.message) == ("amount", "expected a number, got 'ten'")
+    assert caught.value.problems == (("amount", "expected a number, got 'ten'"),)
+
+
+HEADER = "user_id,ts,amount,count,name,tags\n"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory, deploy: Callable[[Path], None]) -> Path:
+    project = make_project(tmp_path_factory.mktemp("errproject"), package="storeerrdefs")
+    deploy(project)
+    return project
+
+
+def test_cli_and_rejects_file_list_every_bad_field(root: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "u1,soon,ten,x,Ann,a\nu2,2024-01-01T00:00:00Z,1,2,Ann,a\n")
+    rejects = tmp_path / "rejects.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["--project", str(root), "ingest", "user-events", str(bad), "--rejects", str(rejects)],
+        env={"COLUMNS": "80", "NO_COLOR": "1"},
+    )
+    assert result.exit_code == 1
+    assert "read 2, written 1, rejected 1" in result.stderr  # one reject per record
+    (line,) = rejects.read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["field"] == "ts"
+    assert entry["reason"].startswith("expected an ISO-8601 timestamp")
+    assert entry["reason"].endswith(
+        "; amount: expected a number, got 'ten'; count: expected an integer, got 'x'"
+    )
+    assert f"row 1: ts: {entry['reason']}" in " ".join(result.stderr.split())
