@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, create_model
 
 from fsgen.spec import GroupSpec, OnDemandSpec, RawField
 
@@ -45,7 +45,11 @@ class RawRecord(BaseModel):
 
 def field_type(raw: RawField) -> Any:
     base = _PY_TYPES[raw.type]
-    return base | None if raw.optional else base
+    if raw.optional:
+        return base | None
+    if raw.type == "str":  # empty text is a missing value (a CSV cell cannot tell them apart)
+        return Annotated[str, StringConstraints(min_length=1)]
+    return base
 
 
 def input_model(group: GroupSpec) -> type[BaseModel]:

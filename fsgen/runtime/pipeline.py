@@ -235,18 +235,22 @@ class GroupRuntime:
         """Check and coerce the raw fields; raise RecordError naming every bad field, in
         definition order.
 
-        A missing value (absent, None, NaN, or empty text for a field that is not text) of a
-        required field is an error; an optional field's is None."""
+        A missing value (absent, None, NaN, or empty text) of a required field is an error,
+        whatever its type: a CSV cell cannot tell an empty string from no value, so a required
+        String field is never empty, from any source. An optional field's missing value is
+        None, except that an optional String field keeps empty text as ``""``."""
         if not isinstance(raw, Mapping):
             raise RecordError("<record>", f"expected an object with fields, got {_show(raw)}")
         out: dict[str, object] = {}
         problems: list[tuple[str, str]] = []
         for f in self.fields:
             value = raw.get(f.name, _MISSING)
-            empty = isinstance(value, str) and value == "" and f.type != "str"
+            empty = isinstance(value, str) and value == ""
             if empty or _is_missing(value):
                 if f.optional:
-                    out[f.name] = None
+                    out[f.name] = "" if empty and f.type == "str" else None
+                elif empty and f.type == "str" and f.name in self.keys:
+                    problems.append((f.name, "record identifier is empty"))
                 else:
                     problems.append((f.name, "missing required field"))
                 continue
@@ -255,8 +259,6 @@ class GroupRuntime:
             except ValueError as exc:
                 problems.append((f.name, str(exc)))
                 continue
-            if out[f.name] == "" and f.name in self.keys:
-                problems.append((f.name, "record identifier is empty"))
             if f.name == self.event_time:
                 try:
                     parse_event_time(self.event_time_kind, out[f.name])

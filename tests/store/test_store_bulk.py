@@ -149,7 +149,7 @@ def test_one_bad_row_is_rejected_and_the_rest_kept(spec: ProjectSpec) -> None:
             "amount": 1.0,
             "count": 0 if i == 37 else 1,
             "name": "n",
-            "tags": "",
+            "tags": "t",
         }
         for i in range(100)
     ]

@@ -106,3 +106,128 @@ def test_cli_and_rejects_file_list_every_bad_field(root: Path, tmp_path: Path) -
         "; amount: expected a number, got 'ten'; count: expected an integer, got 'x'"
     )
     assert f"row 1: ts: {entry['reason']}" in " ".join(result.stderr.split())
+
+
+PROFILE_DEFS = '''
+"""A group with required and optional text."""
+
+from fsgen import Entity, FeatureGroup, Integral, String
+
+user = Entity("user_id", String, description="A user")
+profiles = FeatureGroup("profiles", entity=user, event_time="ts", owner="t", description="p")
+
+
+@profiles.feature(String, description="Name")
+def label(name: str) -> str:
+    return name
+
+
+@profiles.feature(Integral, description="Length of the note, missing without one")
+def note_length(note: str | None) -> int | None:
+    return None if note is None else len(note)
+
+
+@profiles.feature(Integral, description="Level")
+def grade(level: int | None) -> int | None:
+    return level
+'''
+
+
+@pytest.fixture(scope="module")
+def profiles(tmp_path_factory: pytest.TempPathFactory) -> ProjectSpec:
+    from fsgen.loader import load
+
+    root = tmp_path_factory.mktemp("profiles")
+    (root / "profiledefs").mkdir()
+    (root / "profiledefs" / "__init__.py").write_text('"""Profiles."""\n')
+    (root / "profiledefs" / "groups.py").write_text(PROFILE_DEFS)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "0"\n\n[tool.fsgen]\ndefinitions = "profiledefs"\n'
+    )
+    return load(root)
+
+
+def _ingest(spec: ProjectSpec, source: object, where: Path) -> tuple[list[object], object]:
+    from fsgen.store import LocalStore
+
+    found: list[object] = []
+    with LocalStore(where, spec) as store:
+        store.ingest("profiles", source, found)  # type: ignore[arg-type]
+        stored = store.read_offline("profiles")
+    rejects = [(r.row, r.field, r.reason) for r in found]  # type: ignore[attr-defined]
+    columns = ["user_id", "ts", "label", "note_length", "grade"]
+    return rejects, stored[columns].astype(object).where(
+        stored[columns].notna(), None
+    ).values.tolist()
+
+
+_cells = st.sampled_from(["", "a", " "])
+
+
+@settings(max_examples=15, deadline=None)
+@given(rows=st.lists(st.tuples(_cells, _cells, st.sampled_from(["", "3"])), min_size=1, max_size=5))
+def test_empty_text_means_the_same_in_csv_jsonl_and_parquet(
+    profiles: ProjectSpec, rows: list[tuple[str, str, str]]
+) -> None:
+    """An empty CSV cell, "" in JSON lines and "" in Parquet give the same records and the
+    same rejects: a required String field's empty value is missing (rejected), an optional
+    String field keeps "", an optional Integral field's empty value is missing (None)."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [
+        {"user_id": f"u{i}", "ts": "2024-01-01T00:00:00Z", "name": n, "note": t, "level": lv}
+        for i, (n, t, lv) in enumerate(rows)
+    ]
+    expected_rejects = [
+        (i + 1, "name", "missing required field") for i, (n, _, _) in enumerate(rows) if n == ""
+    ]
+    expected_rows = [
+        [f"u{i}", "2024-01-01T00:00:00Z", n, len(t), 3 if lv else None]
+        for i, (n, t, lv) in enumerate(rows)
+        if n != ""
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        csv = base / "in.csv"
+        csv.write_text(
+            "user_id,ts,name,note,level\n"
+            + "".join(
+                f"{r['user_id']},{r['ts']},{r['name']},{r['note']},{r['level']}\n" for r in records
+            )
+        )
+        jsonl = base / "in.jsonl"
+        jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+        parquet = base / "in.parquet"
+        typed = [{**r, "level": int(r["level"]) if r["level"] else None} for r in records]
+        pq.write_table(pa.Table.from_pylist(typed), parquet)
+        for n, source in enumerate((csv, jsonl, parquet)):
+            rejects, stored = _ingest(profiles, source, base / f"store{n}")
+            assert rejects == expected_rejects, source.name
+            assert sorted(stored) == expected_rows, source.name
+
+
+def test_a_parquet_null_in_required_text_is_missing_too(
+    profiles: ProjectSpec, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = tmp_path / "in.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": ["u1", "u2"],
+                "ts": ["2024-01-01T00:00:00Z"] * 2,
+                "name": [None, "b"],
+                "note": [None, None],
+                "level": pa.array([None, None], pa.int64()),
+            }
+        ),
+        parquet,
+    )
+    rejects, stored = _ingest(profiles, parquet, tmp_path / "store")
+    assert rejects == [(1, "name", "missing required field")]
+    assert stored == [["u2", "2024-01-01T00:00:00Z", "b", None, None]]
