@@ -27,14 +27,24 @@ def _json_array(value: object) -> object:
     return value
 
 
+def _no_bool(value: object) -> object:
+    """A boolean is no number (pydantic's lax mode reads True as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
 _JSON_TEXT = BeforeValidator(_json_array)
+_NO_BOOL = BeforeValidator(_no_bool)
+_INT = Annotated[int, _NO_BOOL]
+_FLOAT = Annotated[float, _NO_BOOL]
 _PY_TYPES: dict[str, Any] = {
-    "int": int,
-    "float": float,
+    "int": _INT,
+    "float": _FLOAT,
     "str": str,
     "bool": bool,
-    "list[int]": Annotated[list[int], _JSON_TEXT],
-    "list[float]": Annotated[list[float], _JSON_TEXT],
+    "list[int]": Annotated[list[_INT], _JSON_TEXT],
+    "list[float]": Annotated[list[_FLOAT], _JSON_TEXT],
     "list[str]": Annotated[list[str], _JSON_TEXT],
 }
 

@@ -118,8 +118,9 @@ def coerce(type_name: str, value: object) -> object:
 
     The rules are pydantic's lax mode for the group's input model (see fsgen.schema): numeric
     text is accepted for numbers (ASCII digits, optional sign, underscores between digits),
-    integral floats for ints, 0/1 and yes/no words (unpadded) for bools; nothing becomes a
-    string that was not one. A collection (List, Set, Vector raw field) is a list, or text
+    integral floats for ints, 0/1 and yes/no words (unpadded) for bools; a bool is no number
+    (unlike pydantic's lax mode, whose input model fsgen.schema makes say so too); nothing
+    becomes a string that was not one. A collection (List, Set, Vector raw field) is a list, or text
     holding a JSON array -- the encoding of a collection in a CSV cell.
     """
     if type_name.startswith("list["):
@@ -158,7 +159,18 @@ _MAX_DIGITS = 4300
 """digits of the largest Decimal turned into an int (Python's own limit for int text)"""
 
 
+def _not_a_number(value: object, expected: str) -> None:
+    """JSON's true/false (and a Parquet boolean column) are no numbers, although Python's
+    bool is an int: refuse them rather than read 1/0."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"expected {expected}, got the boolean {'true' if value else 'false'} "
+            "(a boolean is not a number: annotate the field bool, or give 1/0)"
+        )
+
+
 def _to_int(value: object) -> int:
+    _not_a_number(value, "an integer")
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
@@ -178,6 +190,7 @@ def _to_int(value: object) -> int:
 
 
 def _to_float(value: object) -> float:
+    _not_a_number(value, "a number")
     number: float | None = None
     if isinstance(value, int | float):
         number = float(value)

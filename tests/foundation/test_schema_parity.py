@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from fsgen.runtime.pipeline import coerce
-from fsgen.schema import RawRecord
+from fsgen.schema import _PY_TYPES, RawRecord
 
 NUMERIC_TEXT = st.text(alphabet="0123456789+-._ eEaxnfiINFtruefalsyo", max_size=8)
 VALUES = st.one_of(
@@ -68,7 +68,7 @@ PYDANTIC_QUIRK = re.compile(r"^\s*[+-]?0+[+-]|_[.eE]|[.eE][+-]?_")
 
 def pydantic_result(type_name: str, value: object) -> tuple[bool, object]:
     adapter: TypeAdapter[object] = TypeAdapter(
-        {"int": int, "float": float, "str": str, "bool": bool}[type_name],
+        {"int": _PY_TYPES["int"], "float": _PY_TYPES["float"], "str": str, "bool": bool}[type_name],
         config=RawRecord.model_config,
     )
     try:

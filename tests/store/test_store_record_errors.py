@@ -231,3 +231,66 @@ def test_a_parquet_null_in_required_text_is_missing_too(
     rejects, stored = _ingest(profiles, parquet, tmp_path / "store")
     assert rejects == [(1, "name", "missing required field")]
     assert stored == [["u2", "2024-01-01T00:00:00Z", "b", None, None]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    field=st.sampled_from(["amount", "count"]),
+    value=st.booleans(),
+    others=st.lists(st.integers(1, 5), min_size=0, max_size=6),
+)
+def test_a_boolean_is_no_number_on_either_path(
+    spec: ProjectSpec, field: str, value: bool, others: list[int]
+) -> None:
+    """JSON true/false (a Python bool, which is an int) for an Integral or Fractional field is
+    rejected, by the row path and the column-wise path alike, among valid rows."""
+    rt = group_runtime(spec.group("user-events"))
+    rows = [user_row(f"u{i}", "2024-01-01T00:00:00Z", count=n) for i, n in enumerate(others)]
+    rows.insert(len(rows) // 2, {**user_row("ub", "2024-01-01T00:00:00Z"), field: value})
+    cols: dict[str, list[object]] = {name: [r[name] for r in rows] for name in rows[0]}
+    fast = process_block(rt, cols, len(rows), min_block=2)
+    slow = process_rows(rt, rows)
+    expected = "an integer" if field == "count" else "a number"
+    word = "true" if value else "false"
+    for block in (fast, slow):
+        assert [(i, e.field, e.message) for i, e in block.errors] == [
+            (
+                len(others) // 2,
+                field,
+                f"expected {expected}, got the boolean {word} "
+                "(a boolean is not a number: annotate the field bool, or give 1/0)",
+            )
+        ]
+        assert len(block.rows) == len(others)
+
+
+def test_a_boolean_for_a_number_is_rejected_from_json_lines_and_parquet(
+    spec: ProjectSpec, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fsgen.store import LocalStore
+
+    rows = [
+        user_row("u1", "2024-01-01T00:00:00Z", count=True),
+        user_row("u2", "2024-01-01T00:00:00Z", amount=False),
+        user_row("u3", "2024-01-01T00:00:00Z"),
+    ]
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    parquet = tmp_path / "in.parquet"  # a boolean column for an Integral field
+    pq.write_table(
+        pa.table({**{k: [r[k] for r in rows] for k in rows[2]}, "count": [True, False, True]}),
+        parquet,
+    )
+    got = []
+    for n, source in enumerate((jsonl, parquet)):
+        found: list[object] = []
+        with LocalStore(tmp_path / f"store{n}", spec) as store:
+            result = store.ingest("user-events", source, found)  # type: ignore[arg-type]
+        got.append((result.written, [(r.row, r.field) for r in found]))  # type: ignore[attr-defined]
+    assert got == [
+        (1, [(1, "count"), (2, "amount")]),
+        (0, [(1, "count"), (2, "count"), (3, "count")]),
+    ]
