@@ -110,6 +110,14 @@ class AggregationRuntime:
     def state_columns(self) -> tuple[str, ...]:
         return tuple(d.state_column for d in self.definitions)
 
+    def declared(self, field: str) -> str:
+        """The name a reject gives ``field``: an aggregation's own name for its internal
+        ``<name>__value`` column (whose function raised), any other field as it is."""
+        for d in self.definitions:
+            if d.value_column == field:
+                return d.name
+        return field
+
 
 class Event(NamedTuple):
     """One accepted raw event, ready to apply: ``index`` is its position in its block (a
@@ -582,7 +590,7 @@ def _late(states: list[AggregationState], e: Event) -> Rejected:
     late = next(
         s for s in states if s.watermark is not None and t < s.watermark - s.definition.lateness
     )
-    return Rejected(e.index, LATE_FIELD, "late: " + late.late_reason(t))
+    return Rejected(e.index, LATE_FIELD, late.late_reason(t))
 
 
 def _place_all(states: list[AggregationState], events: list[Event]) -> None:
@@ -719,7 +727,7 @@ def ingest_chunks(
             )
         assert found.into is not None
         for reject in sorted(found.into, key=lambda r: r.row):
-            rejects.add(reject)
+            rejects.add(dataclasses.replace(reject, field=art.declared(reject.field)))
         if sink is not None and events:
             sink.write_events(art, event_rows(art, events))
         for e in events:
