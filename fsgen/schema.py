@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, create_model
 
 from fsgen.spec import GroupSpec, OnDemandSpec, RawField
 
@@ -27,14 +27,24 @@ def _json_array(value: object) -> object:
     return value
 
 
+def _no_bool(value: object) -> object:
+    """A boolean is no number (pydantic's lax mode reads True as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
 _JSON_TEXT = BeforeValidator(_json_array)
+_NO_BOOL = BeforeValidator(_no_bool)
+_INT = Annotated[int, _NO_BOOL]
+_FLOAT = Annotated[float, _NO_BOOL]
 _PY_TYPES: dict[str, Any] = {
-    "int": int,
-    "float": float,
+    "int": _INT,
+    "float": _FLOAT,
     "str": str,
     "bool": bool,
-    "list[int]": Annotated[list[int], _JSON_TEXT],
-    "list[float]": Annotated[list[float], _JSON_TEXT],
+    "list[int]": Annotated[list[_INT], _JSON_TEXT],
+    "list[float]": Annotated[list[_FLOAT], _JSON_TEXT],
     "list[str]": Annotated[list[str], _JSON_TEXT],
 }
 
@@ -45,7 +55,11 @@ class RawRecord(BaseModel):
 
 def field_type(raw: RawField) -> Any:
     base = _PY_TYPES[raw.type]
-    return base | None if raw.optional else base
+    if raw.optional:
+        return base | None
+    if raw.type == "str":  # empty text is a missing value (a CSV cell cannot tell them apart)
+        return Annotated[str, StringConstraints(min_length=1)]
+    return base
 
 
 def input_model(group: GroupSpec) -> type[BaseModel]:

@@ -49,7 +49,7 @@ from fsgen.runtime.aggregate import (
 )
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.encoding import format_event_time, parse_event_time
-from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.runtime.pipeline import GroupRuntime, RecordError
 
 if TYPE_CHECKING:
     from fsgen.runtime.sources import Chunk, Reject
@@ -114,6 +114,14 @@ class AggregationRuntime:
     @property
     def state_columns(self) -> tuple[str, ...]:
         return tuple(d.state_column for d in self.definitions)
+
+    def declared(self, field: str) -> str:
+        """The name a reject gives ``field``: an aggregation's own name for its internal
+        ``<name>__value`` column (whose function raised), any other field as it is."""
+        for d in self.definitions:
+            if d.value_column == field:
+                return d.name
+        return field
 
 
 class Event(NamedTuple):
@@ -324,23 +332,20 @@ def _coerced(kind: str, values: list[object]) -> list[Value | None] | None:
 def _mapped(
     art: AggregationRuntime, cols: Mapping[str, list[object]], j: int
 ) -> tuple[Value | None, ...] | Rejected:
-    """Row ``j``'s coerced values, or why one cannot be aggregated (index filled in later)."""
-    values = [cols[d.value_column][j] for d in art.definitions]
-    try:
-        return tuple(
-            [coerce_value(d.value_kind, v) for d, v in zip(art.definitions, values, strict=True)]
-        )
-    except AggregationError as exc:
-        bad = next(d.name for d, v in zip(art.definitions, values, strict=True) if _bad(d, v))
-        return Rejected(-1, bad, f"aggregation {bad!r}: {exc}")
-
-
-def _bad(d: AggregationDef, value: object) -> bool:
-    try:
-        coerce_value(d.value_kind, value)
-    except AggregationError:
-        return True
-    return False
+    """Row ``j``'s coerced values, or why they cannot be aggregated: every aggregation whose
+    value is refused, in definition order, shaped like :class:`RecordError`'s field and
+    message (index filled in later)."""
+    out: list[Value | None] = []
+    problems: list[tuple[str, str]] = []
+    for d in art.definitions:
+        try:
+            out.append(coerce_value(d.value_kind, cols[d.value_column][j]))
+        except AggregationError as exc:
+            problems.append((d.name, f"aggregation {d.name!r}: {exc}"))
+    if problems:
+        error = RecordError.of(problems)
+        return Rejected(-1, error.field, error.message)
+    return tuple(out)
 
 
 def event_rows(art: AggregationRuntime, events: Sequence[Event]) -> BlockResult:
@@ -617,7 +622,7 @@ def _late(states: list[AggregationState], e: Event) -> Rejected:
     late = next(
         s for s in states if s.watermark is not None and t < s.watermark - s.definition.lateness
     )
-    return Rejected(e.index, LATE_FIELD, "late: " + late.late_reason(t))
+    return Rejected(e.index, LATE_FIELD, late.late_reason(t))
 
 
 def _place_all(states: list[AggregationState], events: list[Event]) -> None:
@@ -773,7 +778,7 @@ def ingest_chunks(
             )
         assert found.into is not None
         for reject in sorted(found.into, key=lambda r: r.row):
-            rejects.add(reject)
+            rejects.add(dataclasses.replace(reject, field=art.declared(reject.field)))
         source_name = chunk.source
         if checking:
             held.append(events)

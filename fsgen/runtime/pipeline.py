@@ -32,12 +32,27 @@ _MISSING = object()
 
 
 class RecordError(ValueError):
-    """A raw record failed validation: ``field`` says which input, the message says why."""
+    """A raw record failed validation: ``field`` says which input, the message says why.
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+    ``problems`` is every bad field of the record, (field, reason) in definition order; when
+    there are several, ``field`` is the first and ``message`` its reason followed by
+    ``; <field>: <reason>`` for each other one, so ``f"{field}: {message}"`` lists them all
+    (the shape of a reject's ``field`` and ``reason``, and of a dead letter's)."""
+
+    def __init__(
+        self, field: str, message: str, problems: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self.problems = problems or ((field, message),)
+        self.field = self.problems[0][0]
+        self.message = "; ".join(
+            [self.problems[0][1], *(f"{f}: {m}" for f, m in self.problems[1:])]
+        )
+        super().__init__(f"{self.field}: {self.message}")
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]]) -> RecordError:
+        """The error of a record with these (field, reason) problems (at least one)."""
+        return cls(problems[0][0], problems[0][1], tuple(problems))
 
 
 class TransformError(RuntimeError):
@@ -103,8 +118,9 @@ def coerce(type_name: str, value: object) -> object:
 
     The rules are pydantic's lax mode for the group's input model (see fsgen.schema): numeric
     text is accepted for numbers (ASCII digits, optional sign, underscores between digits),
-    integral floats for ints, 0/1 and yes/no words (unpadded) for bools; nothing becomes a
-    string that was not one. A collection (List, Set, Vector raw field) is a list, or text
+    integral floats for ints, 0/1 and yes/no words (unpadded) for bools; a bool is no number
+    (unlike pydantic's lax mode, whose input model fsgen.schema makes say so too); nothing
+    becomes a string that was not one. A collection (List, Set, Vector raw field) is a list, or text
     holding a JSON array -- the encoding of a collection in a CSV cell.
     """
     if type_name.startswith("list["):
@@ -143,7 +159,18 @@ _MAX_DIGITS = 4300
 """digits of the largest Decimal turned into an int (Python's own limit for int text)"""
 
 
+def _not_a_number(value: object, expected: str) -> None:
+    """JSON's true/false (and a Parquet boolean column) are no numbers, although Python's
+    bool is an int: refuse them rather than read 1/0."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"expected {expected}, got the boolean {'true' if value else 'false'} "
+            "(a boolean is not a number: annotate the field bool, or give 1/0)"
+        )
+
+
 def _to_int(value: object) -> int:
+    _not_a_number(value, "an integer")
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
@@ -163,6 +190,7 @@ def _to_int(value: object) -> int:
 
 
 def _to_float(value: object) -> float:
+    _not_a_number(value, "a number")
     number: float | None = None
     if isinstance(value, int | float):
         number = float(value)
@@ -217,29 +245,40 @@ class GroupRuntime:
     # ---------------------------------------------------------------- raw -> record
 
     def validate(self, raw: Mapping[str, object]) -> dict[str, object]:
-        """Check and coerce the raw fields; raise RecordError naming the first bad field."""
+        """Check and coerce the raw fields; raise RecordError naming every bad field, in
+        definition order.
+
+        A missing value (absent, None, NaN, or empty text) of a required field is an error,
+        whatever its type: a CSV cell cannot tell an empty string from no value, so a required
+        String field is never empty, from any source. An optional field's missing value is
+        None, except that an optional String field keeps empty text as ``""``."""
         if not isinstance(raw, Mapping):
             raise RecordError("<record>", f"expected an object with fields, got {_show(raw)}")
         out: dict[str, object] = {}
+        problems: list[tuple[str, str]] = []
         for f in self.fields:
             value = raw.get(f.name, _MISSING)
-            if _is_missing(value) or (isinstance(value, str) and value == "" and f.type != "str"):
+            empty = isinstance(value, str) and value == ""
+            if empty or _is_missing(value):
                 if f.optional:
-                    out[f.name] = None
-                    continue
-                raise RecordError(f.name, "missing required field")
+                    out[f.name] = "" if empty and f.type == "str" else None
+                elif empty and f.type == "str" and f.name in self.keys:
+                    problems.append((f.name, "record identifier is empty"))
+                else:
+                    problems.append((f.name, "missing required field"))
+                continue
             try:
                 out[f.name] = coerce(f.type, value)
             except ValueError as exc:
-                raise RecordError(f.name, str(exc)) from None
-        if out.get(self.event_time) is not None:
-            try:
-                parse_event_time(self.event_time_kind, out[self.event_time])
-            except (TypeError, ValueError) as exc:
-                raise RecordError(self.event_time, str(exc)) from None
-        for key in self.keys:
-            if out.get(key) == "":
-                raise RecordError(key, "record identifier is empty")
+                problems.append((f.name, str(exc)))
+                continue
+            if f.name == self.event_time:
+                try:
+                    parse_event_time(self.event_time_kind, out[f.name])
+                except (TypeError, ValueError) as exc:
+                    problems.append((f.name, str(exc)))
+        if problems:
+            raise RecordError.of(problems)
         return out
 
     def transform(self, valid: Mapping[str, object]) -> dict[str, object]:

@@ -112,7 +112,7 @@ def step_aggregations(ctx: DemoContext) -> None:
         for f in streamed.failures:
             ctx.say(
                 f"  {AGG_STREAM}:{f['line']}: seq {f['sequenceNumber']}: dead-lettered: "
-                f"{str(f['message'])[:90]}"
+                f"{f['field']}: {str(f['message'])[:90]}"
             )
     ctx.say(
         "  A late event inside the allowed lateness updated its own tile; the one 2 hours "

@@ -113,7 +113,7 @@ def reference(art: object, states: dict[str, list[AggregationState]], events: li
             if s.watermark is not None and e.micros < s.watermark - s.definition.lateness
         ]
         if late:
-            rejected.append((e.index, LATE_FIELD, "late: " + late[0].late_reason(e.micros)))
+            rejected.append((e.index, LATE_FIELD, late[0].late_reason(e.micros)))
             continue
         for s, value in zip(mine, e.values, strict=True):
             assert s.apply(e.micros, e.sequence, e.content_hash, value) == APPLIED

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,7 +172,7 @@ def test_late_and_poison_events_are_dead_lettered_and_counted(
         result = module.process_event(event, store.writer(GROUP), dead)  # type: ignore[attr-defined]
         assert (result.read, result.written, result.dead_lettered, result.failed) == (5, 2, 3, 0)
         reasons = {e["sequenceNumber"]: (e["field"], e["reason"]) for e in dead.entries}
-        assert reasons["2"][0] == "<late>" and reasons["2"][1].startswith("late: event time")
+        assert reasons["2"][0] == "<late>" and reasons["2"][1].startswith("event time")
         assert "older than the newest event" in reasons["2"][1]
         assert reasons["3"][0] == "amount"
         assert reasons["9"][0] == "<record>" and "not JSON" in reasons["9"][1]
@@ -356,3 +357,65 @@ def test_dead_letters_and_failures_keep_the_batch_order(
         result = module.process_event(event, store.writer(GROUP), dead)  # type: ignore[attr-defined]
     assert [e["sequenceNumber"] for e in dead.entries] == ["2", "3", "4"]
     assert [f.sequence_number for f in result.failures] == ["2", "3", "4"]
+
+
+def test_an_event_names_every_aggregation_that_refuses_its_value(
+    example: tuple[object, object],
+) -> None:
+    """events_of: values no aggregation can take are one reject per event, naming each
+    refusing aggregation in definition order (the shape of a RecordError's field/message)."""
+    from fsgen.bind import aggregation_runtime
+    from fsgen.runtime.aggwrite import events_of
+    from fsgen.runtime.bulk import BlockResult
+
+    _, spec = example
+    art = aggregation_runtime(spec.group(GROUP))  # type: ignore[attr-defined]
+    names = [c[0] for c in art.values.columns]
+    values = {
+        "customer_id": ["C1", "C2", "C3"],
+        "purchased_at": [iso(START)] * 3,
+        "avg_purchase_value__value": [1.0, "lots", math.inf],
+        "purchase_count__value": [1, 1.5, 2],
+    }
+    block = BlockResult({n: values[n] for n in names}, [0, 1, 2], [START.timestamp()] * 3)
+    events, rejected = events_of(art, block, [1, 2, 3])
+    assert [e.index for e in events] == [0]
+    assert [(r.index, r.field, r.message) for r in rejected] == [
+        (
+            1,
+            "avg_purchase_value",
+            "aggregation 'avg_purchase_value': expected a number to aggregate, got 'lots'; "
+            "purchase_count: aggregation 'purchase_count': expected an integer to aggregate, "
+            "got 1.5",
+        ),
+        (
+            2,
+            "avg_purchase_value",
+            "aggregation 'avg_purchase_value': cannot aggregate the non-finite number inf",
+        ),
+    ]
+
+
+def test_a_raising_aggregation_function_is_named_as_declared(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    """The reject names the aggregation, never its internal ``<name>__value`` column, in
+    batch ingestion and in the stream's dead letters; a late event reads 'late' once."""
+    from fsgen.bind import aggregation_runtime
+
+    _, spec = example
+    art = aggregation_runtime(spec.group(GROUP))  # type: ignore[attr-defined]
+    assert art.declared("avg_purchase_value__value") == "avg_purchase_value"
+    assert art.declared("amount") == "amount"
+    config, _ = example
+    module = handler_module(config)
+    rows = [
+        {"customer_id": "C1", "purchased_at": iso(START + timedelta(hours=2)), "amount": 5.0},
+        {"customer_id": "C1", "purchased_at": iso(START), "amount": 7.0},
+    ]
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        dead = ListDeadLetter()
+        module.process_event(kinesis_event(rows, 1), store.writer(GROUP), dead)  # type: ignore[attr-defined]
+    (entry,) = dead.entries
+    assert entry["field"] == "<late>" and str(entry["reason"]).startswith("event time ")
+    assert "late:" not in str(entry["reason"])

@@ -280,7 +280,7 @@ merchant_raw = st.fixed_dictionaries(
         "updated_at": st.integers(min_value=1_600_000_000_000, max_value=1_900_000_000_000).map(
             lambda ms: ms / 1000
         ),
-        "mcc_description": st.text(max_size=12),
+        "mcc_description": st.text(min_size=1, max_size=12),
         "chargebacks": st.integers(min_value=0, max_value=10_000),
         "settled_amount": st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
         "transactions": st.integers(min_value=0, max_value=10**7),

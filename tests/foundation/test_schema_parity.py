@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from fsgen.runtime.pipeline import coerce
-from fsgen.schema import RawRecord
+from fsgen.schema import _PY_TYPES, RawRecord
 
 NUMERIC_TEXT = st.text(alphabet="0123456789+-._ eEaxnfiINFtruefalsyo", max_size=8)
 VALUES = st.one_of(
@@ -68,7 +68,7 @@ PYDANTIC_QUIRK = re.compile(r"^\s*[+-]?0+[+-]|_[.eE]|[.eE][+-]?_")
 
 def pydantic_result(type_name: str, value: object) -> tuple[bool, object]:
     adapter: TypeAdapter[object] = TypeAdapter(
-        {"int": int, "float": float, "str": str, "bool": bool}[type_name],
+        {"int": _PY_TYPES["int"], "float": _PY_TYPES["float"], "str": str, "bool": bool}[type_name],
         config=RawRecord.model_config,
     )
     try:
@@ -101,3 +101,50 @@ def test_runtime_coercion_matches_pydantic(type_name: str, value: object) -> Non
     assert ok_p == ok_r, (type_name, value, got_p, got_r)
     if ok_p:
         assert same(got_p, got_r), (type_name, value, got_p, got_r)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    type_name=st.sampled_from(["int", "float", "str", "bool"]),
+    optional=st.booleans(),
+    value=st.sampled_from(["", "a", "1", None]),
+)
+def test_input_model_and_runtime_agree_on_missing_and_empty_values(
+    type_name: str, optional: bool, value: object
+) -> None:
+    """A required field's empty text is missing in both (CSV cannot tell it from no value);
+    an optional String field keeps it."""
+    from fsgen.runtime.pipeline import FieldDef, GroupRuntime, RecordError
+    from fsgen.schema import field_type
+    from fsgen.spec import RawField
+
+    adapter: TypeAdapter[object] = TypeAdapter(
+        field_type(RawField(name="f", type=type_name, optional=optional)),  # type: ignore[arg-type]
+        config=RawRecord.model_config,
+    )
+    try:
+        got_p: tuple[bool, object] = (True, adapter.validate_python(value))
+    except ValidationError:
+        got_p = (False, None)
+    rt = GroupRuntime(
+        "g",
+        "k",
+        ("k",),
+        "t",
+        "Fractional",
+        (FieldDef("k", "str"), FieldDef("t", "float"), FieldDef("f", type_name, optional)),
+        (),
+        (),
+    )
+    try:
+        got_r: tuple[bool, object] = (True, rt.validate({"k": "x", "t": 1, "f": value})["f"])
+    except RecordError:
+        got_r = (False, None)
+    if value == "" and optional and type_name != "str":
+        # pydantic has no notion of an empty cell ("" is no number to it); the runtime reads
+        # an optional field's empty cell as missing
+        assert got_r == (True, None) and not got_p[0]
+        return
+    assert got_p[0] == got_r[0], (type_name, optional, value, got_p, got_r)
+    if got_p[0]:
+        assert same(got_p[1], got_r[1])

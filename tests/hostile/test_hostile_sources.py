@@ -171,7 +171,7 @@ def test_ingest_command_rejects_come_in_row_order(root: Path, tmp_path: Path) ->
         "amount": 1,
         "count": 1,
         "name": "n",
-        "tags": "",
+        "tags": "t",
     }
     jsonl_src.write_text(
         "\n".join([json.dumps({**good, "amount": "x"}), "[1]", json.dumps(good), "{oops"]) + "\n"

@@ -50,7 +50,7 @@ def test_dataset_csv_writes_collections_as_json(root: Path, tmp_path: Path) -> N
     src.write_text(
         HEADER
         + "u1,2024-02-01T00:00:00Z,1.5,1,n,a|b\n"
-        + "u2,2024-02-01T00:00:00Z,2.5,1,n,\n"
+        + "u2,2024-02-01T00:00:00Z,2.5,1,n,|\n"  # no tags: an empty list
         + 'u3,2024-02-01T00:00:00Z,0.1,1,n,"x,""q|\u00e9"\n'
     )
     code, _, err = run(root, "ingest", "user-events", str(src))

@@ -29,7 +29,7 @@ customers = st.lists(
     st.tuples(
         money,
         st.integers(0, 600),
-        st.sampled_from(["prime", " Prime_Plus", "basic", ""]),
+        st.sampled_from(["prime", " Prime_Plus", "basic", " "]),
         st.integers(0, 40 * 86400),
     ),
     min_size=1,
@@ -40,7 +40,7 @@ merchants = st.lists(
         st.integers(0, 10_000),
         st.integers(0, 10_000),
         money,
-        st.text("abc ", max_size=6),
+        st.text("abc ", min_size=1, max_size=6),
         st.floats(0, 10 * 86400),
     ),
     min_size=1,

@@ -111,7 +111,7 @@ def test_cli_engine_spark_prints_what_the_local_engine_prints(spark: Any, root: 
         "u1,2024-01-01T00:00:00Z,10,2,Ann,a|b\n"
         "u2,2024-01-01T01:00:00Z,5,0,Bo,x\n"  # count 0: score raises ZeroDivisionError
         "u3,oops\n"  # too few values
-        "u1,2024-01-01T02:00:00Z,ten,1,Cy,\n",  # not a number
+        "u1,2024-01-01T02:00:00Z,ten,1,Cy,c\n",  # not a number
         encoding="utf-8",
     )
     out = {}

@@ -44,14 +44,14 @@ OBJECTS = {
         "u1,2024-01-01T00:00:00Z,10,2,Ann,a|b\n"
         "u2,2024-01-01T01:00:00Z,5,0,Bo,x\n"  # count 0: score raises
         "u3,oops\n"  # too few values
-        "u1,2024-01-01T03:00:00Z,7,1,Cy,\n"
+        "u1,2024-01-01T03:00:00Z,7,1,Cy,c\n"
     ),
     "in/b.jsonl": (
         '{"user_id": "u2", "ts": "2024-01-01T05:00:00Z", "amount": 3, "count": 1, "name": "D",'
         ' "tags": "q"}\n'
         "not json\n"
         '{"user_id": "u4", "ts": "2024-01-01T06:00:00Z", "amount": "x", "count": 1, "name": "E",'
-        ' "tags": ""}\n'
+        ' "tags": "r"}\n'
     ),
     "in/notes.txt": "not a source: skipped by the listing\n",
 }

@@ -33,7 +33,7 @@ def run(root: Path, *args: str) -> tuple[int, str, str]:
 def test_ingest_get_delete(root: Path, tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
     good.write_text(
-        HEADER + "u1,2024-01-01T00:00:00Z,10,2,Ann,a|b\nu2,2024-01-01T01:00:00Z,3,1,Bo,\n"
+        HEADER + "u1,2024-01-01T00:00:00Z,10,2,Ann,a|b\nu2,2024-01-01T01:00:00Z,3,1,Bo,c\n"
     )
     code, out, err = run(root, "ingest", "user-events", str(good), "--json")
     assert code == 0, err

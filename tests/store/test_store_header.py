@@ -144,7 +144,7 @@ def test_extra_columns_are_allowed(root: Path, tmp_path: Path) -> None:
 
 def test_jsonl_missing_keys_stay_per_record_rejects(root: Path, tmp_path: Path) -> None:
     """A JSON-lines file has no header: each record may carry other keys, so a missing
-    one is that record's reject, with its row number."""
+    one is that record's reject, with its row number (every missing field named)."""
     source = tmp_path / "short.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows()))
     found: list[object] = []
@@ -152,7 +152,7 @@ def test_jsonl_missing_keys_stay_per_record_rejects(root: Path, tmp_path: Path) 
         result = store.ingest("user-events", source, found)  # type: ignore[arg-type]
     assert (result.read, result.written, result.rejected) == (5, 0, 5)
     assert [(r.row, r.field, r.reason) for r in found] == [  # type: ignore[attr-defined]
-        (i, "amount", "missing required field") for i in range(1, 6)
+        (i, "amount", "missing required field; count: missing required field") for i in range(1, 6)
     ]
 
 

@@ -41,13 +41,13 @@ def test_csv_ingest_accounts_for_every_row(store: LocalStore, tmp_path: Path) ->
             "u5,2024-01-01T00:00:00Z,10,0,Ann,a",  # transformation raises
             "u6,2024-01-01T00:00:00Z,NaN,2,Ann,a",  # NaN is not a number here
             "u7,2024-01-01T00:00:00Z,,2,Ann,a",  # empty numeric = missing
-            "u8,2024-01-01T00:00:00Z,-1,2,,",  # empty strings are values
+            "u8,2024-01-01T00:00:00Z,-1,2,,",  # empty required text = missing
             "u9,not-a-time,10,2,Ann,a",  # bad event time
         ],
     )
     rejects = tmp_path / "rejects.jsonl"
     result = store.ingest("user-events", src, rejects)
-    assert (result.read, result.written, result.rejected) == (9, 2, 7)
+    assert (result.read, result.written, result.rejected) == (9, 1, 8)
     assert result.read == result.written + result.rejected
     got = [(r["row"], r["field"]) for r in rejects_of(rejects)]
     assert got == [
@@ -57,6 +57,7 @@ def test_csv_ingest_accounts_for_every_row(store: LocalStore, tmp_path: Path) ->
         (5, "score"),
         (6, "amount"),
         (7, "amount"),
+        (8, "name"),
         (9, "ts"),
     ]
     first = rejects_of(rejects)[0]
@@ -70,9 +71,9 @@ def test_csv_ingest_accounts_for_every_row(store: LocalStore, tmp_path: Path) ->
         "tags": "a",
     }
     assert "ZeroDivisionError" in rejects_of(rejects)[3]["reason"]
-    u8 = store.get_record("user-events", "u8", now=1704067200.0)
-    assert u8 is not None
-    assert (u8["label"], u8["tag_list"], u8["positive_amount"]) == ("", [], None)
+    u8 = rejects_of(rejects)[6]
+    assert u8["reason"] == "missing required field; tags: missing required field"
+    assert store.get_record("user-events", "u8", now=1704067200.0) is None
 
 
 def test_jsonl_parquet_and_dataframe_give_the_same_records(
@@ -107,7 +108,7 @@ def test_dataframe_missing_values(store: LocalStore) -> None:
             "amount": [1.0, math.nan, 2.0],
             "count": pd.array([1, 2, None], dtype="Int64"),
             "name": ["x", "y", "z"],
-            "tags": ["", "", ""],
+            "tags": ["t", "t", "t"],
         }
     )
     result = store.ingest("user-events", frame)
@@ -122,7 +123,7 @@ def test_offline_layout_and_schema(store: LocalStore, tmp_path: Path) -> None:
         tmp_path / "in.csv",
         [
             "u1,2024-01-01T00:30:00Z,10,2,Ann,a|b",
-            "u2,2024-01-01T01:15:00.500Z,1.5,3,Bo,",
+            "u2,2024-01-01T01:15:00.500Z,1.5,3,Bo,b",
             "u3,2023-12-31T23:59:59Z,2,1,Cy,c",
         ],
     )

@@ -170,7 +170,7 @@ def test_a_waiting_writer_says_who_holds_the_lock(spec: ProjectSpec, tmp_path: P
         "amount": 1,
         "count": 1,
         "name": "n",
-        "tags": "",
+        "tags": "t",
     }
     with holder.lock("ingest user-events"):
         thread = threading.Thread(target=waiter.put_raw, args=("user-events", [row]))

@@ -30,4 +30,4 @@ def test_the_demo_names_the_late_event_by_its_line(tmp_path: Path) -> None:
     late = [line for line in ctx.said if ": dead-lettered: " in line]
     assert len(late) == 1, ctx.said
     assert late[0].startswith("  data/purchase_stream.jsonl:24: seq "), late[0]
-    assert "late: event time 2024-02-14T23:03:00Z" in late[0]
+    assert "<late>: event time 2024-02-14T23:03:00Z" in late[0]

@@ -39,6 +39,16 @@ POISON = {
         "missing required field",
     ),
     "wrong type": (good("P", tenure_months="many"), "tenure_months", "expected an integer"),
+    "a boolean for a number": (
+        good("P", tenure_months=True),
+        "tenure_months",
+        "expected an integer, got the boolean true",
+    ),
+    "several wrong fields": (
+        good("P", tenure_months="many", total_spend="lots"),
+        "tenure_months",
+        "expected an integer, got 'many'; total_spend: expected a number, got 'lots'",
+    ),
     "transformation raises": (bad_birth(), "age", "transformation raised ValueError"),
 }
 
