@@ -63,7 +63,7 @@ events = FeatureGroup("events", entity=thing, event_time="at", owner="o", descri
 @events.aggregation(Integral, function="count", windows=["4s", "12s", "lifetime"], hop="4s",
                     description="c")
 def cnt(s: str) -> str | None:
-    return None if s == "" else s
+    return None if s == "-" else s
 
 
 @events.aggregation(Fractional, function="sum", windows=["4s", "12s", "lifetime"], hop="4s",
@@ -153,7 +153,7 @@ def histories(draw: st.DrawFn) -> tuple[list[dict[str, object]], list[tuple[str,
             )
             + 0.0,
             "i": draw(st.integers(-(2**31), 2**31) | st.integers(0, 3)),
-            "s": draw(st.sampled_from(["a", "b", "c", "é", ""])),
+            "s": draw(st.sampled_from(["a", "b", "c", "é", "-"])),  # "-": no value to count
         }
         arrivals.append(
             {
