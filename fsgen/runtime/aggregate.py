@@ -73,7 +73,22 @@ from fsgen.runtime.aggexact import (
     dyadic,
 )
 
-APPLIED, DUPLICATE, LATE = "applied", "duplicate", "late"
+APPLIED, DUPLICATE, LATE, OTHER_SOURCE = "applied", "duplicate", "late", "other-source"
+
+SOURCE_BITS = 38
+"""a sequence's bits below its source part: ``sequence >> SOURCE_BITS`` names the source it
+comes from (a Kinesis shard by its creation minute, see
+:func:`fsgen.runtime.aggwrite.kinesis_sequence`; 0 for an emulator's small numbers; a replay's
+start) and sequences compare as arrival order only within one source"""
+
+
+def other_source(sequence: int, top: int) -> bool:
+    """Whether an event whose sequence is not above a state's highest applied one (``top``)
+    comes from a source older than the one that sequence came from, instead of being a replay
+    of an event the state applied: a state cannot tell which events of another source it has,
+    so such an event is refused, never taken for a replay (which would drop it unseen)."""
+    return top >= 0 and sequence >> SOURCE_BITS < top >> SOURCE_BITS
+
 
 # --------------------------------------------------------------------------- partial states
 # A partial is JSON-native (ints, strings, floats, lists) so a state encodes as compact JSON.
@@ -284,9 +299,10 @@ class AggregationState:
     # ------------------------------------------------------------------ writing
 
     def apply(self, event_time: int, sequence: int, content_hash: str, value: Value | None) -> str:
-        """Apply one event as the stream does: APPLIED, DUPLICATE (a replay) or LATE."""
+        """Apply one event as the stream does: APPLIED, DUPLICATE (a replay), OTHER_SOURCE (a
+        sequence of an older source than the state's highest, :func:`other_source`) or LATE."""
         if sequence <= self.max_sequence:
-            return DUPLICATE
+            return OTHER_SOURCE if other_source(sequence, self.max_sequence) else DUPLICATE
         wm = self.watermark
         if wm is not None and event_time < wm - self.definition.lateness:
             return LATE
@@ -544,7 +560,9 @@ __all__ = [
     "LATE",
     "MAX_RECORD_BYTES",
     "MICROS",
+    "OTHER_SOURCE",
     "SIZED",
+    "SOURCE_BITS",
     "STRING",
     "AggregationDef",
     "AggregationError",

@@ -9,7 +9,8 @@ Batch ingestion, the generated batch job and the generated stream handler all ru
    every event its ``event_sequence`` and content ``event_hash``; a value no aggregation can
    take is a reject naming the aggregation;
 3. the stream (:func:`apply_events`) loads the touched entities' states, applies the events in
-   arrival order (a sequence not above the state's is a replay and changes nothing; an event
+   arrival order (a sequence not above the state's is a replay and changes nothing, or, of an
+   older source, is rejected (:data:`SOURCE_FIELD`); an event
    older than ``watermark - lateness`` of any aggregation is LATE and rejected, nothing of it
    written); the batch backfill (:func:`rebuild_states`) rebuilds them from the entity's whole
    event history with :meth:`AggregationState.rebuild`, which is the state the stream builds
@@ -17,8 +18,9 @@ Batch ingestion, the generated batch job and the generated stream handler all ru
 4. the sink stores the event rows offline and the states online (one record per entity, event
    time = write time, so the online store's latest-record rule never discards an update).
 
-Sequences (README "Aggregations"): a batch row's sequence is its row number in the source; a
-Kinesis record's is :func:`kinesis_sequence` of its sequence number.
+Sequences (README "Aggregations"): a batch row's sequence is :data:`BATCH_SEQUENCE_BASE` plus its
+row number in the source (below every stream sequence); a Kinesis record's is
+:func:`kinesis_sequence` of its sequence number.
 
 Standard library only, and nothing from fsgen outside :mod:`fsgen.runtime`.
 """
@@ -38,6 +40,7 @@ from fsgen.runtime.aggregate import (
     INT64_MAX,
     INT64_MIN,
     INTEGRAL,
+    SOURCE_BITS,
     STRING,
     AggregationDef,
     AggregationError,
@@ -46,6 +49,7 @@ from fsgen.runtime.aggregate import (
     coerce_value,
     encode_states,
     item_hash,
+    other_source,
 )
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.encoding import format_event_time, parse_event_time
@@ -83,6 +87,13 @@ class SeenEventsError(ValueError):
 EVENT_SEQUENCE = "event_sequence"
 EVENT_HASH = "event_hash"
 LATE_FIELD = "<late>"
+SOURCE_FIELD = "<sequence>"
+"""the field of a stream event refused because its sequence comes from an older source than
+the one its entity's state was last updated from (:func:`fsgen.runtime.aggregate.other_source`)"""
+BATCH_SEQUENCE_BASE = -(1 << 62)
+"""a batch row's sequence is ``BATCH_SEQUENCE_BASE + its row number``: negative, so below every
+stream sequence (an emulator's from 1 included) and never taken for a stream position: a state
+rebuilt from a history of batch rows only is followed by any stream"""
 MICROS = 1_000_000
 
 
@@ -220,7 +231,7 @@ DUPLICATES = ("refuse", "skip", "allow")
 
 _KINESIS_BITS = 186  # Kinesis's sequence numbers: 56 decimal digits, 47 hex digits
 _EPOCH_2010 = 1_262_304_000
-_INDEX_BITS = 38
+_INDEX_BITS = SOURCE_BITS
 
 
 def kinesis_sequence(text: str) -> int:
@@ -586,7 +597,10 @@ def _apply_mine(
     if len(mine) == 1:  # the common case: an entity's only event of the batch
         e = mine[0]
         if e.sequence <= top:
-            applied.append(e.index)  # a replay of an applied event: nothing changes
+            if other_source(e.sequence, top):
+                rejected.append(_from_other_source(e, top))
+            else:
+                applied.append(e.index)  # a replay of an applied event: nothing changes
             return []
         if limit is not None and e.micros < limit:
             rejected.append(_late(states, e))
@@ -599,7 +613,10 @@ def _apply_mine(
     pending: list[Event] = []
     for e in mine:
         if e.sequence <= top:
-            applied.append(e.index)
+            if other_source(e.sequence, top):
+                rejected.append(_from_other_source(e, top))
+            else:
+                applied.append(e.index)
             continue
         t = e.micros
         if limit is not None and t < limit:
@@ -614,6 +631,19 @@ def _apply_mine(
         pending.append(e)
     _place_all(states, pending)
     return took
+
+
+def _from_other_source(e: Event, top: int) -> Rejected:
+    """The reject of a stream event whose sequence is of an older source than its state's."""
+    return Rejected(
+        e.index,
+        SOURCE_FIELD,
+        f"event_sequence {e.sequence} is from an older source (another stream or an older shard) "
+        f"than the events this entity's state was last updated from (event_sequence {top}); "
+        "a state orders the events of one shard (and of its children) only, so it cannot tell "
+        "whether this event is one it applied: nothing was applied (re-ingest it as a backfill "
+        "to count it)",
+    )
 
 
 def _late(states: list[AggregationState], e: Event) -> Rejected:
@@ -697,10 +727,12 @@ def rebuild_states(
 
 
 __all__ = [
+    "BATCH_SEQUENCE_BASE",
     "DUPLICATES",
     "EVENT_HASH",
     "EVENT_SEQUENCE",
     "LATE_FIELD",
+    "SOURCE_FIELD",
     "AggregationRuntime",
     "AggregationSink",
     "Event",
@@ -768,7 +800,7 @@ def ingest_chunks(
         # row order (as the row loop writes them)
         found = RejectSink(None, keep=0, into=list(chunk.rejected))
         block = process_chunk(art.values, chunk, found)
-        sequences = [chunk.row_number(i) for i in block.rows]
+        sequences = [BATCH_SEQUENCE_BASE + chunk.row_number(i) for i in block.rows]
         events, bad = events_of(art, block, sequences)
         for r in bad:
             found.add(
@@ -842,7 +874,8 @@ def _seen_message(
     rt = art.group
     first = [events[s.position] for s in seen[:5]]
     shown = "; ".join(
-        f"row {e.sequence} ({e.record_id}, {format_event_time('String', e.micros / MICROS)})"
+        f"row {e.sequence - BATCH_SEQUENCE_BASE} "
+        f"({e.record_id}, {format_event_time('String', e.micros / MICROS)})"
         for e in first
     )
     more = f"; ... and {len(seen) - len(first):,} more" if len(seen) > len(first) else ""

@@ -419,3 +419,80 @@ def test_a_raising_aggregation_function_is_named_as_declared(
     (entry,) = dead.entries
     assert entry["field"] == "<late>" and str(entry["reason"]).startswith("event time ")
     assert "late:" not in str(entry["reason"])
+
+
+def test_a_stream_from_sequence_one_continues_a_backfill(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    """Batch rows' sequences sit below every stream sequence, an emulator's first numbers
+    (moto counts from 1) included: after a backfill of ten rows, a stream record numbered 3 is a
+    new event, applied, not taken for a replay of row 3."""
+    from fsgen.runtime.aggwrite import BATCH_SEQUENCE_BASE
+
+    config, spec = example
+    module = handler_module(config)
+    source = tmp_path / "purchases.csv"
+    source.write_text(
+        "customer_id,purchased_at,amount\n"
+        + "".join(f"C1,{iso(START + timedelta(minutes=m))},1.0\n" for m in range(10))
+    )
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        assert store.ingest(GROUP, source).written == 10
+        history = store.read_offline(GROUP, dedup=False)["event_sequence"]
+        assert sorted(history) == [BATCH_SEQUENCE_BASE + n for n in range(1, 11)]
+        late = {"customer_id": "C1", "purchased_at": iso(START + timedelta(hours=1)), "amount": 9.0}
+        result = module.process_event(kinesis_event([late], 3), store.writer(GROUP), None)  # type: ignore[attr-defined]
+        assert (result.written, result.dead_lettered) == (1, 0)
+        record = store.get_record(GROUP, "C1")
+    assert record is not None
+    d = spec.group(GROUP).aggregation("purchase_count").runtime()  # type: ignore[attr-defined]
+    state = AggregationState.decode(d, record["purchase_count__state"])  # type: ignore[arg-type]
+    assert state.max_sequence == 3
+    assert state.finalize(int((START + timedelta(hours=1, minutes=1)).timestamp() * 1e6)) == {
+        "purchase_count_1h": 1,
+        "purchase_count_lifetime": 11,
+    }
+
+
+def test_an_event_of_an_older_source_is_dead_lettered_not_dropped_as_a_replay(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    """A state updated from one source (a replay numbered from its start time, a newer shard)
+    cannot order another's lower sequences: such an event is dead-lettered with field
+    <sequence> and its reason, counted, and the state is unchanged; a retry of the state's own
+    source is still a replay (written, nothing changes)."""
+    from fsgen.runtime.aggregate import SOURCE_BITS
+    from fsgen.stream.replay import arrival_sequence
+
+    config, spec = example
+    module = handler_module(config)
+    newer = int(arrival_sequence(1, 1_780_000_000_000))
+    assert newer >> SOURCE_BITS > 0
+    rows = [
+        {"customer_id": "C1", "purchased_at": iso(START + timedelta(minutes=m)), "amount": 2.0}
+        for m in range(3)
+    ]
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        first = module.process_event(kinesis_event(rows[:1], newer), store.writer(GROUP), None)  # type: ignore[attr-defined]
+        assert first.written == 1
+        before = store.get_record(GROUP, "C1")
+        dead = ListDeadLetter()
+        event = kinesis_event(rows[1:2], 7)  # an emulator's number: another source
+        event["Records"] += kinesis_event(rows[:1], newer)["Records"]  # type: ignore[operator]
+        result = module.process_event(event, store.writer(GROUP), dead)  # type: ignore[attr-defined]
+        assert (result.read, result.written, result.dead_lettered) == (2, 1, 1)
+        assert [(e["sequenceNumber"], e["field"]) for e in dead.entries] == [("7", "<sequence>")]
+        assert "older source" in dead.entries[0]["reason"]  # type: ignore[operator]
+        assert "re-ingest it as a backfill" in dead.entries[0]["reason"]  # type: ignore[operator]
+        after = store.get_record(GROUP, "C1")
+    assert before is not None and after is not None
+    assert after["purchase_count__state"] == before["purchase_count__state"]
+
+
+@given(st.integers(0, 2**62), st.integers(0, 2**62))
+def test_other_source_is_a_lower_sequence_of_an_older_source(a: int, b: int) -> None:
+    from fsgen.runtime.aggregate import SOURCE_BITS, other_source
+
+    top, seq = max(a, b), min(a, b)
+    assert other_source(seq, top) == (seq >> SOURCE_BITS != top >> SOURCE_BITS)
+    assert not other_source(seq, -1)
