@@ -246,4 +246,15 @@ def stale_files(config: ProjectConfig, spec: ProjectSpec) -> list[str]:
 def changed_artifacts(config: ProjectConfig, spec: ProjectSpec) -> list[str]:
     """Generated-dir-relative paths that ``fsgen generate`` would create, change or remove
     (MANIFEST.json excluded): what ``fsgen plan`` lists."""
-    return [p for p in diff(config, spec).changed if p != MANIFEST]
+    return sorted(artifact_marks(config, spec))
+
+
+def artifact_marks(config: ProjectConfig, spec: ProjectSpec) -> dict[str, str]:
+    """Each path :func:`changed_artifacts` lists -> ``+`` (created), ``~`` (changed) or ``-``
+    (no longer generated: removed)."""
+    result = diff(config, spec)
+    marks = {p: "+" for p in result.created}
+    marks.update({p: "~" for p in result.updated})
+    marks.update({p: "-" for p in result.removed})
+    marks.pop(MANIFEST, None)
+    return marks

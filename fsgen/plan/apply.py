@@ -64,10 +64,13 @@ def spec_fingerprint(spec: ProjectSpec) -> str:
     )
 
 
-def changed_artifacts(config: ProjectConfig, spec: ProjectSpec) -> list[str]:
-    from fsgen.codegen import changed_artifacts as codegen_changed
+def changed_artifacts(config: ProjectConfig, spec: ProjectSpec) -> dict[str, str]:
+    """Project-relative generated paths that change -> ``+`` created, ``~`` changed, ``-``
+    removed."""
+    from fsgen.codegen.emit import artifact_marks
 
-    return [f"{config.generated_dir}/{path}" for path in codegen_changed(config, spec)]
+    marks = artifact_marks(config, spec)
+    return {f"{config.generated_dir}/{path}": marks[path] for path in sorted(marks)}
 
 
 def compute_plan(
@@ -111,7 +114,7 @@ def compute_plan(
         backend=backend.name,
         state_fingerprint=state_fingerprint(deployed),
         spec_fingerprint=spec_fingerprint(spec),
-        artifacts=[] if destroy or not artifacts else changed_artifacts(config, spec),
+        artifacts={} if destroy or not artifacts else changed_artifacts(config, spec),
     )
     creating = [
         c.after for c in plan.changes if c.action in ("create", "replace") and c.after is not None

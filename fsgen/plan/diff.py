@@ -376,8 +376,11 @@ def make_plan(
     backend: str,
     state_fingerprint: str,
     spec_fingerprint: str,
-    artifacts: Sequence[str] = (),
+    artifacts: Mapping[str, str] | Sequence[str] = (),
 ) -> Plan:
+    """``artifacts``: the generated paths that change (a mapping gives each its mark: ``+``
+    created, ``-`` removed, ``~`` changed)."""
+    marks = artifacts if isinstance(artifacts, Mapping) else dict.fromkeys(artifacts, "~")
     changes = plan_changes(desired, deployed, project)
     stages = [stage for change in changes for stage in stages_for(change)]
     return Plan(
@@ -387,5 +390,7 @@ def make_plan(
         spec_fingerprint=spec_fingerprint,
         changes=tuple(changes),
         stages=tuple(stages),
-        artifacts=tuple(artifacts),
+        artifacts=tuple(marks),
+        artifacts_created=tuple(p for p, m in marks.items() if m == "+"),
+        artifacts_removed=tuple(p for p, m in marks.items() if m == "-"),
     )

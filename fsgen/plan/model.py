@@ -162,6 +162,10 @@ class Plan(Frozen):
     stages: tuple[Stage, ...] = ()
     artifacts: tuple[str, ...] = ()
     """Generated files that ``fsgen apply`` (through ``fsgen generate``) rewrites."""
+    artifacts_created: tuple[str, ...] = ()
+    """those of ``artifacts`` that do not exist yet"""
+    artifacts_removed: tuple[str, ...] = ()
+    """those of ``artifacts`` no longer generated: apply removes them"""
     notes: tuple[str, ...] = ()
 
     def count(self, action: Action) -> int:

@@ -60,7 +60,12 @@ def render_plan(plan: Plan) -> str:
     if plan.artifacts:
         lines.append("")
         lines.append("Generated artifacts that change:")
-        lines.extend(f"  ~ {path}" for path in plan.artifacts)
+        created, removed = set(plan.artifacts_created), set(plan.artifacts_removed)
+        lines.extend(
+            f"  {'+' if path in created else '-' if path in removed else '~'} {path}"
+            + ("  (no longer generated: removed)" if path in removed else "")
+            for path in plan.artifacts
+        )
     if not visible and not plan.artifacts:
         lines.append(EMPTY)
         return "\n".join(lines).strip("\n") + "\n"

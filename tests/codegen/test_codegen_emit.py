@@ -171,3 +171,18 @@ def test_a_failing_builder_leaves_generated_untouched(shop: Path) -> None:
         generate(config, spec, [*load_builders(), broken])
     after = {p: p.read_bytes() for p in (shop / "generated").rglob("*") if p.is_file()}
     assert after == before  # everything is built in memory before the first write
+
+
+def test_plan_marks_generated_files_created_changed_and_removed(shop: Path) -> None:
+    """Renaming a group: plan lists the new group's files as '+', the old group's as '-' (no
+    longer generated: removed), the catalog as '~'; apply then does exactly that."""
+    defs = shop / "shopdefs/products.py"
+    defs.write_text(defs.read_text().replace('"product-stats"', '"item-stats"'))
+    result = CliRunner().invoke(main, ["--project", str(shop), "plan"])
+    lines = result.stdout.splitlines()
+    assert "  + generated/groups/item_stats/batch_job.py" in lines
+    assert (
+        "  - generated/groups/product_stats/batch_job.py  (no longer generated: removed)" in lines
+    )
+    assert "  ~ generated/catalog.md" in lines
+    assert not any(" ~ generated/groups/product_stats/" in line for line in lines)
