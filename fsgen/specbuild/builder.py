@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
+from collections.abc import Sequence
 
 from fsgen import authoring as a
 from fsgen.hashing import function_source, logic_hash
@@ -259,6 +261,17 @@ class SpecBuilder(InputsBuilder, FeatureSetBuilder):
                 )
             elif owners:
                 stored.append((param.name, StoredRef(group=owners[0].name, feature=param.name)))
+            elif close := _close_feature(param.name, od.sources):
+                owner, feature = close
+                self.error(
+                    od.location,
+                    "FS113",
+                    f"on-demand feature {od.name!r}: parameter {param.name!r} is no feature of "
+                    f"its sources ({', '.join(repr(g.name) for g in od.sources)}), so it would "
+                    f"be a request field every caller must send; did you mean {feature!r} (a "
+                    f"feature of {owner!r})? Rename the parameter: a request field is not named "
+                    "that close to a source feature",
+                )
             else:
                 typed = self.raw_type(od, param.name, hints)
                 if typed:
@@ -286,3 +299,13 @@ class SpecBuilder(InputsBuilder, FeatureSetBuilder):
             logic_hash=logic_hash(od.fn, package=self.package, dependency_hashes=deps),
             location=self.loc(od.location),
         )
+
+
+def _close_feature(name: str, sources: Sequence[a.FeatureGroup]) -> tuple[str, str] | None:
+    """(group, feature) of a source feature a parameter's name is one slip away from (a typo),
+    or None: names of 5 characters or more, difflib's ratio at least 0.9."""
+    if len(name) < 5:
+        return None
+    owner = {d.name: g.name for g in sources for d in g.features}
+    close = difflib.get_close_matches(name, sorted(owner), n=1, cutoff=0.9)
+    return (owner[close[0]], close[0]) if close else None

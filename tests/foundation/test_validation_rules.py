@@ -228,6 +228,15 @@ CASES: list[tuple[str, str, str, int, str]] = [
         "is a feature of 'grp' and",
     ),
     (
+        "on-demand parameter one slip away from a source feature",
+        GROUP + OK_FEATURE.replace("fine", "monthly_spend") + "@on_demand(Integral, sources=[g], "
+        'description="x")\ndef od(monthly_spnd: int) -> int:\n    return monthly_spnd\n',
+        "FS113",
+        9,
+        "parameter 'monthly_spnd' is no feature of its sources ('grp'), so it would be a "
+        "request field every caller must send; did you mean 'monthly_spend'",
+    ),
+    (
         "too many features",
         GROUP
         + "".join(
