@@ -218,7 +218,9 @@ class Source:
     kind: Literal["batch", "stream"]
     path: str | None = None
     format: Literal["csv", "parquet", "jsonl"] | None = None
-    stream: str | None = None
+    # a factory, not a default, leaves no class attribute: ``Source.stream(...)`` (a guess for
+    # ``Source.kinesis``) is an AttributeError with a hint, not "'NoneType' is not callable"
+    stream: str | None = field(default_factory=lambda: None)
     region: str | None = None
     location: Location = field(default_factory=lambda: Location("?", 0))
 

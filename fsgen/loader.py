@@ -187,8 +187,11 @@ def _attribute_hint(exc: BaseException) -> str | None:
     """For a misspelt attribute of an authoring object (``@group.featur``): the closest."""
     target = getattr(exc, "obj", None) if isinstance(exc, AttributeError) else None
     name = getattr(exc, "name", None)
-    if not isinstance(name, str) or type(target).__module__ != a.__name__:
+    owner = target if isinstance(target, type) else type(target)
+    if not isinstance(name, str) or owner.__module__ != a.__name__:
         return None
+    if owner is a.Source:
+        return "a source is Source.batch(path) or Source.kinesis(stream_name)"
     public = [n for n in dir(target) if not n.startswith("_")]
     close = difflib.get_close_matches(name, public, n=1)
     return f"did you mean {close[0]!r}?" if close else None

@@ -387,6 +387,25 @@ def test_a_misspelt_group_in_feature_set_keys_gets_a_did_you_mean(
     assert diag.hint == "did you mean 'grp'?"
 
 
+@pytest.mark.parametrize("guess", ["stream", "bach"])
+def test_a_guessed_source_constructor_says_which_exist(
+    make_project: Callable[..., Path], guess: str
+) -> None:
+    """``Source.stream(...)`` (for ``Source.kinesis``) or a misspelt ``Source.batch`` is FS100
+    naming the attribute, with the two constructors as the hint (not "'NoneType' object is not
+    callable", which a dataclass default made of ``Source.stream``)."""
+    body = (
+        "from fsgen import Source\n"
+        "customer = Entity('customer_id', String, description='c')\n"
+        "g = FeatureGroup('grp', entity=customer, event_time='ts', owner='o', description='d',\n"
+        f"                 sources=[Source.{guess}('x')])\n"
+    )
+    (diag,) = check(make_project({"featuredefs/defs.py": HEADER + body})).diagnostics
+    assert diag.code == "FS100" and diag.line == 7  # the line of the call
+    assert f"type object 'Source' has no attribute '{guess}'" in diag.message
+    assert diag.hint == "a source is Source.batch(path) or Source.kinesis(stream_name)"
+
+
 def test_duplicate_reports_both_places(make_project: Callable[..., Path]) -> None:
     root = make_project(
         {
