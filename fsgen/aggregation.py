@@ -15,6 +15,7 @@ Codes (stable, README "Validation"):
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -73,17 +74,53 @@ def duration_seconds(value: str | int, *, allow_zero: bool = False) -> int:
     return seconds
 
 
+_FUNCTION_ALIASES = {
+    "avg": "mean",
+    "average": "mean",
+    "std": "stddev",
+    "stdev": "stddev",
+    "var": "variance",
+    "nunique": "count_distinct",
+    "distinct_count": "count_distinct",
+    "approx_count_distinct": "count_distinct",
+    "latest": "last",
+    "last_value": "last",
+    "minimum": "min",
+    "maximum": "max",
+    "total": "sum",
+}
+"""other systems' names for fsgen's functions (SQL, pandas, Tecton, Chronon)"""
+_NO_EQUIVALENT = frozenset({"median", "percentile", "quantile", "mode", "approx_percentile"})
+"""functions fsgen does not have and whose near names (median ~ mean) would mislead"""
+
+
+def _close_function(name: object) -> str | None:
+    """The function a misspelt or foreign name (``avg``, ``man``) most likely means."""
+    if not isinstance(name, str):
+        return None
+    lower = name.strip().lower()
+    if lower in FUNCTIONS:
+        return lower
+    if lower in _NO_EQUIVALENT:
+        return None
+    if lower in _FUNCTION_ALIASES:
+        return _FUNCTION_ALIASES[lower]
+    close = difflib.get_close_matches(lower, list(FUNCTIONS), n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
 def parse_aggregation(decl: AggregationDecl, annotation: str | None) -> ParsedAggregation:
     """Normalize a declaration's metadata; every problem is reported, none raised."""
     out = ParsedAggregation()
     what = f"aggregation {decl.name!r}"
     problem = out.problems.append
     if decl.function not in FUNCTIONS:
+        close = _close_function(decl.function)
         problem(
             (
                 "FS130",
                 f"{what}: unknown function {decl.function!r}",
-                "one of " + ", ".join(FUNCTIONS),
+                (f"did you mean {close!r}? " if close else "") + "one of " + ", ".join(FUNCTIONS),
             )
         )
     try:

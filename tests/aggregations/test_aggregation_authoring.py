@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pytest
 
 from fsgen.loader import check, load
 from fsgen.pit.aggregate import compute_local, feature_rows, history_relation, query_for_group
@@ -312,3 +313,16 @@ def test_local_engine_reads_a_groups_offline_event_rows(make_project: Callable[.
         ],
     )
     assert state.finalize(1704189600_000000)["purchase_count_lifetime"] == 3
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("avg", "mean"), ("man", "mean"), ("Stddev", "stddev"), ("nunique", "count_distinct")],
+)
+def test_an_unknown_function_gets_a_did_you_mean(written: str, meant: str) -> None:
+    """FS130's hint names the function a misspelt or another system's name means (SQL's avg,
+    pandas' nunique), then every function."""
+    from fsgen.aggregation import _close_function
+
+    assert _close_function(written) == meant
+    assert _close_function("median") is None  # no fsgen function is close
