@@ -264,6 +264,8 @@ class GroupRuntime:
                     out[f.name] = "" if empty and f.type == "str" else None
                 elif empty and f.type == "str" and f.name in self.keys:
                     problems.append((f.name, "record identifier is empty"))
+                elif isinstance(value, float):
+                    problems.append((f.name, "missing required field (NaN is no value)"))
                 else:
                     problems.append((f.name, "missing required field"))
                 continue

@@ -4,6 +4,7 @@ column-wise path alike, and the rejects file and the CLI say the same."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from fsgen.spec import ProjectSpec
 BAD: dict[str, list[object]] = {
     "user_id": [None, 5, ["u"]],
     "ts": [None, "soon", "2024-02-30T00:00:00Z", 7],
-    "amount": [None, "ten", "nan", "1e400", [1.0]],
+    "amount": [None, "ten", "nan", "1e400", [1.0], math.nan],
     "count": [None, "x", 2.5, "٣"],
     "name": [None, 3, 1.5],
     "tags": [None, 4],
@@ -75,6 +76,17 @@ def test_one_bad_field_reads_as_before(spec: ProjectSpec) -> None:
         rt.validate(user_row("u1", "2024-01-01T00:00:00Z", amount="ten"))
     assert (caught.value.field, caught.value.message) == ("amount", "expected a number, got 'ten'")
     assert caught.value.problems == (("amount", "expected a number, got 'ten'"),)
+
+
+def test_a_nan_for_a_required_number_says_so(spec: ProjectSpec) -> None:
+    """JSON lines' NaN (or a Parquet NaN) is no value: the reason says it was a NaN."""
+    rt = group_runtime(spec.group("user-events"))
+    with pytest.raises(RecordError) as caught:
+        rt.validate(user_row("u1", "2024-01-01T00:00:00Z", amount=math.nan))
+    assert (caught.value.field, caught.value.message) == (
+        "amount",
+        "missing required field (NaN is no value)",
+    )
 
 
 HEADER = "user_id,ts,amount,count,name,tags\n"
