@@ -191,4 +191,5 @@ def generated_runtime(
             bound,
             f"{module_name} is stale (run 'fsgen generate'); using the definitions directly",
         )
-    return generated, f"running {module_name}"
+    path = f"{config.generated_dir}/groups/{package_name(group)}/runtime.py"
+    return generated, f"running {module_name} ({path}, up to date with the definitions)"

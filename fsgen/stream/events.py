@@ -150,7 +150,9 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
             fallback,
             agg,
         )
-    return Handler(group, runtime, f"running {name}", module.process_event, agg)
+    path = f"{config.generated_dir}/groups/{snake}/stream_handler.py"
+    note = f"running {name} ({path}, up to date with the definitions)"
+    return Handler(group, runtime, note, module.process_event, agg)
 
 
 def _shape(rt: GroupRuntime) -> object:

@@ -256,7 +256,10 @@ def test_backfill_rebuild_equals_the_stream_state(
 def test_the_generated_handler_runs(example: tuple[object, object]) -> None:
     config, spec = example
     handler = load_handler(config, spec, GROUP)  # type: ignore[arg-type]
-    assert handler.note == "running generated.groups.purchases.stream_handler"
+    assert handler.note == (
+        "running generated.groups.purchases.stream_handler "
+        "(generated/groups/purchases/stream_handler.py, up to date with the definitions)"
+    )
     assert handler.aggregations
     assert handler._process is handler_module(config).process_event  # type: ignore[attr-defined]
 

@@ -49,7 +49,10 @@ def test_spark_ingest_prints_no_log4j_lines(project: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
-    assert lines[0] == "running generated.groups.user_activity.runtime", done.stderr
+    assert lines[0] == (
+        "running generated.groups.user_activity.runtime "
+        "(generated/groups/user_activity/runtime.py, up to date with the definitions)"
+    ), done.stderr
     assert re.fullmatch(r"user-activity: read 3, written 3, rejected 0 in .*", lines[1])
     assert len(lines) == 2, done.stderr
     assert "log level" not in done.stderr and "NativeCodeLoader" not in done.stderr
