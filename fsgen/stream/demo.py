@@ -106,7 +106,11 @@ def step_aggregations(ctx: DemoContext) -> None:
         ctx.say(f"$ fsgen stream replay {AGG_GROUP} {AGG_STREAM}")
         ctx.say(f"  [dim]{handler.note}[/dim]")
         dead = ctx.workdir / "dead-letter-purchases.jsonl"
-        streamed = replay(handler, source, store.writer(AGG_GROUP), JsonlDeadLetter(dead))
+        from fsgen.runtime.streamrecords import logs_to
+
+        # as `fsgen stream replay` does: the failures are listed below, not also as log lines
+        with logs_to(lambda line: None):
+            streamed = replay(handler, source, store.writer(AGG_GROUP), JsonlDeadLetter(dead))
         ctx.say(f"  {streamed.summary()}")
         ctx.say(f"  {customer} as of {format_event_time('String', at)}: {features(store)}")
         for f in streamed.failures:

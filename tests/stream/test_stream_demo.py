@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamhelpers import REPO
 
 from fsgen.config import load_config
@@ -19,7 +20,9 @@ class Recording(DemoContext):
         self.said.append(text)
 
 
-def test_the_demo_names_the_late_event_by_its_line(tmp_path: Path) -> None:
+def test_the_demo_names_the_late_event_by_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = load_config(REPO)
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -31,3 +34,6 @@ def test_the_demo_names_the_late_event_by_its_line(tmp_path: Path) -> None:
     assert len(late) == 1, ctx.said
     assert late[0].startswith("  data/purchase_stream.jsonl:24: seq "), late[0]
     assert "<late>: event time 2024-02-14T23:03:00Z" in late[0]
+    # as `fsgen stream replay`: the handler's own JSON log line is not printed besides it
+    captured = capsys.readouterr()
+    assert '"deadLettered"' not in captured.out + captured.err
