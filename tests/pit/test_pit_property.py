@@ -309,7 +309,7 @@ def refused_without_a_label_time(
             athena_on(engine, handle, spec, "pit-set", store, frame, time_format)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     accounts=st.lists(records, max_size=14),
     pairs=st.lists(records, max_size=10),

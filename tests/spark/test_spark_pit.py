@@ -221,7 +221,7 @@ def write_histories(store: Path, spec: object, histories: dict[str, list[Rec]]) 
                 write_offline(store, spec.group(group), rows, f"b{batch}")  # type: ignore[attr-defined]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     accounts=st.lists(records([0, MS]), max_size=14),
     pairs=st.lists(records([0, 1, MS]), max_size=10),
