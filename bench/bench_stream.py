@@ -23,13 +23,16 @@ handler loads the touched customers' states from the local store, applies the ev
 the event rows offline and the states online; its baselines are ``plain_state_sqlite`` (decode,
 the two functions inline, ``AggregationState.apply`` on states kept in a dict, encode, an
 executemany upsert of the states: no validation, no offline store, no crash safety) and
-``batch_ingest`` (``LocalStore.ingest`` of the same events: event rows, then every
-customer's state rebuilt from the history). Two shapes (``--shape``, both by default; see
-``SHAPES``): ``cold``, 20,000 events of 20,000 customers (every event a new state: the worst
-case), and ``realistic``, 200,000 events of 10,000 customers over 7 days in event-time order
-with up to 5 minutes of lateness (``--quick``: 50,000). Each is measured in batches of 1,000,
-each shape in its own process (a warm handler keeps the states it wrote; one shape's would
-crowd the next one's out).
+``batch_ingest`` (``LocalStore.ingest`` of the same events: event rows, then every customer's
+state rebuilt from the history); ``minimal_loop`` is a floor, not a competitor: the least such
+a step does in Python (decode, hash, plain dict tiles, JSON, one upsert per batch; no
+validation, exactness, lateness, eviction, offline store or crash safety), the speed of the
+loop inside every correct implementation on this machine. Two shapes (``--shape``, both by
+default; see ``SHAPES``): ``cold``, 20,000 events of 20,000 customers (every event a new state:
+the worst case), and ``realistic``, 200,000 events of 10,000 customers over 7 days in
+event-time order with up to 5 minutes of lateness (``--quick``: 50,000). Each is measured in
+batches of 1,000, each shape in its own process (a warm handler keeps the states it wrote; one
+shape's would crowd the next one's out).
 
 CPU seconds are given next to wall time: on a shared machine wall time depends on what else
 runs.
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -49,6 +53,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -354,6 +359,66 @@ def bench_agg_plain(records: list[bytes], batch: int, work: Path) -> dict[str, o
     }
 
 
+def bench_agg_minimal(records: list[bytes], batch: int, work: Path) -> dict[str, object]:
+    """The least a stream step of this group can do in Python, as a floor: decode, the two
+    functions inline, a content hash, tiles as plain dicts (float sums: not exact), the states
+    as JSON, one executemany upsert per batch. No validation, no lateness, eviction, prefix or
+    frontier, no offline store, no crash safety: not a correct implementation, the speed of
+    the loop every correct one contains."""
+    from featuredefs.purchases import avg_purchase_value, purchase_count
+
+    encoded = [base64.b64encode(d).decode() for d in records]
+    con = sqlite3.connect(work / "agg-minimal.sqlite", isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("CREATE TABLE t (id TEXT PRIMARY KEY, a TEXT, b TEXT) WITHOUT ROWID")
+    sql = "INSERT OR REPLACE INTO t VALUES (?, ?, ?)"
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    hour, five_minutes = 3_600_000_000, 300_000_000
+    states: dict[str, list[Any]] = {}
+    c0, t0 = cpu(), time.perf_counter()
+    for start in range(0, len(encoded), batch):
+        touched = {}
+        for seq, data in enumerate(encoded[start : start + batch], start=start + 1):
+            r = json.loads(base64.b64decode(data))
+            cid = r["customer_id"]
+            t = int(datetime.fromisoformat(r["purchased_at"]).timestamp() * 1_000_000)
+            amount = float(r["amount"])
+            content = dumps([cid, t, [["amount", amount]]]).encode()
+            digest = hashlib.sha256(content).hexdigest()[:16]
+            state = states.get(cid)
+            if state is None:
+                state = states[cid] = [{}, {}, t, seq, digest]
+            means, counts = state[0], state[1]
+            value = avg_purchase_value(amount)
+            k = t // hour
+            p = means.get(k)
+            means[k] = [1, value] if p is None else [p[0] + 1, p[1] + value]
+            if purchase_count(amount) is not None:
+                k = t // five_minutes
+                counts[k] = counts.get(k, 0) + 1
+            state[2], state[3], state[4] = max(state[2], t), seq, digest
+            touched[cid] = state
+        rows = [
+            (
+                cid,
+                dumps([s[2], s[3], s[4], sorted(s[0].items())]),
+                dumps([s[2], s[3], s[4], sorted(s[1].items())]),
+            )
+            for cid, s in touched.items()
+        ]
+        con.execute("BEGIN")
+        con.executemany(sql, rows)
+        con.execute("COMMIT")
+    wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+    con.close()
+    return {
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu_s, 3),
+        "events_per_s": round(len(records) / wall),
+    }
+
+
 def bench_agg_batch(records: list[bytes], work: Path) -> dict[str, object]:
     from fsgen.config import load_config
     from fsgen.loader import load
@@ -405,6 +470,7 @@ def main_aggregation(shapes: list[str], batch: int, quick: bool) -> None:
                 "handler": bench_agg_handler(records, batch, work),
                 "baselines": {
                     "plain_state_sqlite": bench_agg_plain(records, batch, work),
+                    "minimal_loop": bench_agg_minimal(records, batch, work),
                     "batch_ingest": bench_agg_batch(records, work),
                 },
                 "load_average_after": [round(x, 2) for x in os.getloadavg()],
