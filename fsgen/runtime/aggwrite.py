@@ -68,6 +68,8 @@ class _Rejects(Protocol):
 
     def add(self, reject: Reject) -> None: ...
 
+    def discard(self) -> None: ...
+
 
 class _Result(Protocol):
     """The counts of :class:`fsgen.runtime.ingest.IngestResult`."""
@@ -836,7 +838,9 @@ def ingest_chunks(
             seen = sink.seen_events(art, run_events)  # type: ignore[attr-defined]
             again = [s for s in seen if not s.copy]
             if again and duplicates == "refuse":
-                raise SeenEventsError(_seen_message(art, source_name, run_events, again))
+                message = _seen_message(art, source_name, run_events, again, rejects.count)
+                rejects.discard()  # nothing of the run is written, its rejects neither
+                raise SeenEventsError(message)
             # refuse with only copies: the same rows again, written again (one event each)
             skip = (
                 {run_events[s.position].sequence for s in seen} if duplicates == "skip" else set()
@@ -867,10 +871,15 @@ def ingest_chunks(
 
 
 def _seen_message(
-    art: AggregationRuntime, source: str, events: Sequence[Event], seen: Sequence[Seen]
+    art: AggregationRuntime,
+    source: str,
+    events: Sequence[Event],
+    seen: Sequence[Seen],
+    rejected: int = 0,
 ) -> str:
     """The refusal: how many events the history holds already, the first few by row, entity
-    and time, the earlier ingestion, and the two ways on."""
+    and time, the earlier ingestion, the rows rejected (not written to the rejects file
+    either) and the two ways on."""
     rt = art.group
     first = [events[s.position] for s in seen[:5]]
     shown = "; ".join(
@@ -884,7 +893,17 @@ def _seen_message(
     return (
         f"{rt.name}: {len(seen):,} event(s) of {source} are already in the offline history "
         f"(same {rt.identifier}, event time and values as events ingested earlier, from "
-        f"{names}): {shown}{more}; nothing was written. Ingesting them again would count "
-        "them twice. --skip-seen ingests the other events; --allow-duplicates counts them as "
-        "new events (e.g. real repeated purchases)"
+        f"{names}): {shown}{more}; nothing was written{_unreported(rejected)}. Ingesting "
+        "them again would count them twice. --skip-seen ingests the other events; "
+        "--allow-duplicates counts them as new events (e.g. real repeated purchases)"
+    )
+
+
+def _unreported(rejected: int) -> str:
+    """What a refusal says of the run's rejects, which it does not write."""
+    if not rejected:
+        return ""
+    return (
+        f", nor the rejects file ({rejected:,} other row(s) are rejects: they are reported "
+        "when the file is ingested)"
     )

@@ -153,6 +153,19 @@ class RejectSink:
                 )
             self._fh.write(reject.line() + "\n")
 
+    def discard(self) -> None:
+        """Forget the rejects so far, written nowhere: a run refused before it wrote anything
+        (its rejects come again, once, when the file is ingested)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            assert self._tmp is not None
+            self._tmp.unlink(missing_ok=True)
+        self.count = 0
+        self.samples = []
+        if self.into is not None:
+            self.into.clear()
+
     def close(self) -> Path | None:
         """Finish the file; returns its path when there were rejects."""
         if self._fh is None:

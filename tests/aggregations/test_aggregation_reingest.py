@@ -218,6 +218,27 @@ def test_skip_seen_keeps_per_event_the_larger_of_the_two_files_counts(
             assert (events(store), len(store.read_offline(GROUP, dedup=False))) == before
 
 
+def test_a_refused_file_writes_no_rejects_and_says_how_many_it_holds(
+    tmp_path: Path, spec: object
+) -> None:
+    """A refusal writes nothing, the rejects file included: the --skip-seen run after it
+    reports the file's bad rows once, not a second time on top of the refused run's."""
+    rejects = tmp_path / "rejects.jsonl"
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        store.ingest(GROUP, write(tmp_path / "original.csv", ROWS), workers=0)
+        path = write(tmp_path / "export.csv", ["C9,2024-03-01T05:00:00Z,abc", *ROWS])
+        with pytest.raises(IngestError) as refused:
+            store.ingest(GROUP, path, workers=0, rejects=rejects)
+        assert "nothing was written, nor the rejects file (1 other row(s) are rejects" in str(
+            refused.value
+        )
+        assert not rejects.exists()
+        result = store.ingest(GROUP, path, workers=0, rejects=rejects, duplicates="skip")
+        assert (result.rejected, result.skipped) == (1, 5)
+        lines = [json.loads(line) for line in rejects.read_text().splitlines()]
+        assert [(r["row"], r["field"]) for r in lines] == [(1, "amount")]
+
+
 def test_fsgen_ingest_refuses_then_skip_seen(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
