@@ -289,3 +289,17 @@ def test_fsgen_ingest_refuses_then_skip_seen(
     assert code == 1 and "not both" in err  # a usage error: exit 1 (2 means plan changes)
     code, _, err = run("ingest", "customer-features", "data/customers.csv", "--skip-seen")
     assert code == 1 and "is for aggregation groups" in err
+
+
+def test_the_audit_trail_counts_the_skipped_events(tmp_path: Path, spec: object) -> None:
+    """fsgen history's line of a --skip-seen run adds up: read = written + rejected + skipped."""
+    from fsgen import audit
+
+    root = tmp_path / "store"
+    with LocalStore(root, spec) as store:  # type: ignore[arg-type]
+        store.ingest(GROUP, write(tmp_path / "a.csv", ROWS), workers=0)
+        path = write(tmp_path / "b.csv", ["C9,2024-03-01T05:00:00Z,1.0", *ROWS])
+        store.ingest(GROUP, path, workers=0, duplicates="skip")
+    last = audit.read_lines(root / audit.AUDIT_FILE)[-1]
+    assert last["summary"] == "read 6, written 1, rejected 0, skipped 5 already ingested"
+    assert last["details"]["skipped"] == 5  # type: ignore[index]
