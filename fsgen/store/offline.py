@@ -244,16 +244,17 @@ def read_offline(
     group_dir: Path,
     dedup: bool = True,
     con: duckdb.DuckDBPyConnection | None = None,
+    also: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The offline records of a group as a DataFrame (visible records unless ``dedup=False``),
-    ordered by event time, identifier and write."""
+    """The offline records of a group as a DataFrame (visible records unless ``dedup=False``,
+    ``also`` as in :func:`dedup_sql`), ordered by event time, identifier and write."""
     import duckdb
 
     if not data_files(group_dir):
         return arrow_schema(rt).empty_table().to_pandas()
     con = con or duckdb.connect()
     sql = (
-        dedup_sql(group_dir, rt.identifier, rt.event_time)
+        dedup_sql(group_dir, rt.identifier, rt.event_time, also)
         if dedup
         else (f"SELECT * FROM {_source_sql(group_dir)}")
     )

@@ -303,3 +303,18 @@ def test_the_audit_trail_counts_the_skipped_events(tmp_path: Path, spec: object)
     last = audit.read_lines(root / audit.AUDIT_FILE)[-1]
     assert last["summary"] == "read 6, written 1, rejected 0, skipped 5 already ingested"
     assert last["details"]["skipped"] == 5  # type: ignore[index]
+
+
+def test_read_offline_keeps_events_at_one_time_and_one_of_each_copy(
+    tmp_path: Path, spec: object
+) -> None:
+    """LocalStore.read_offline's visible rows of an aggregation group are its events: two
+    purchases alike at one time are two (not one per customer and time), the same file again
+    adds none."""
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        path = write(tmp_path / "a.csv", ROWS)
+        store.ingest(GROUP, path, workers=0)
+        store.ingest(GROUP, path, workers=0)
+        visible = store.read_offline(GROUP)
+        assert len(visible) == len(ROWS) and len(store.read_offline(GROUP, dedup=False)) == 10
+        assert (visible["customer_id"] == "C1").sum() == 3
