@@ -74,6 +74,7 @@ class IngestRun(Protocol):
     read: int
     written: int
     rejected: int
+    skipped: int
     rejects_path: Path | None
     seconds: float
 
@@ -127,6 +128,8 @@ def record_ingest(
     result = "failed" if error else ("rejects" if run.rejected else "ok")
     rejects = str(run.rejects_path) if run.rejected and run.rejects_path else None
     summary = f"read {run.read}, written {run.written}, rejected {run.rejected}"
+    if run.skipped:  # an aggregation group's events already ingested: read = the three
+        summary += f", skipped {run.skipped} already ingested"
     event = AuditEvent(
         kind="ingest",
         when=when or now_utc(),
@@ -141,6 +144,7 @@ def record_ingest(
             "read": run.read,
             "written": run.written,
             "rejected": run.rejected,
+            "skipped": run.skipped,
             "rejects_path": rejects,
             "seconds": round(run.seconds, 3),
             "error": error,
@@ -190,6 +194,7 @@ class _BatchRun:
     rejected: int
     rejects_path: Path | None
     seconds: float
+    skipped: int = 0
 
 
 class BatchJobResult(Protocol):

@@ -176,20 +176,25 @@ def generated_runtime(
     and matches the definitions, else the one bound from the spec; with a note saying which
     (and why) for the user."""
     bound = group_runtime(spec.group(group))
-    from fsgen.generated_imports import generated_module_name, import_generated
+    from fsgen.generated_imports import (
+        STALE_IMPORT,
+        generated_module_name,
+        import_generated,
+        missing,
+    )
 
     module_name = generated_module_name(config, f"groups.{package_name(group)}.runtime")
+    stale = f"{module_name} is stale (run 'fsgen generate'); using the definitions directly"
     try:
         module = import_generated(config, f"groups.{package_name(group)}.runtime")
-    except ImportError:
-        return bound, "generated runtime not found; using the definitions directly"
+    except STALE_IMPORT as exc:  # not generated yet, or it names a function renamed since
+        if isinstance(exc, ImportError) and missing(exc, module_name):
+            return bound, "generated runtime not found; using the definitions directly"
+        return bound, stale
     generated = getattr(module, "RUNTIME", None)
     if not isinstance(generated, GroupRuntime):
         return bound, f"{module_name} has no RUNTIME; using the definitions directly"
     if generated != bound:
-        return (
-            bound,
-            f"{module_name} is stale (run 'fsgen generate'); using the definitions directly",
-        )
+        return bound, stale
     path = f"{config.generated_dir}/groups/{package_name(group)}/runtime.py"
     return generated, f"running {module_name} ({path}, up to date with the definitions)"

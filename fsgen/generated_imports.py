@@ -44,3 +44,16 @@ def import_generated(config: ProjectConfig, module: str) -> ModuleType:
             del sys.modules[loaded]
     importlib.invalidate_caches()
     return importlib.import_module(name)
+
+
+STALE_IMPORT = (ImportError, AttributeError)
+"""what importing a generated module raises when it exists but names definitions that are gone
+(a function renamed or removed since ``fsgen generate``), besides :func:`missing`'s case"""
+
+
+def missing(exc: ImportError, name: str) -> bool:
+    """Whether ``exc`` (from importing the generated module ``name``) says that module, or a
+    package above it, does not exist: not generated yet. Otherwise the module exists and
+    imports something that does not (a stale module)."""
+    gone = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    return gone is not None and (name == gone or name.startswith(gone + "."))

@@ -310,6 +310,12 @@ def _enrich_group(
     group = spec.group(name)
     withheld = frozenset(
         f.name for f in group.features if is_personal(f.pii) and f"{name}:{f.name}" not in optins
+    ) | frozenset(
+        w
+        for a in group.aggregations
+        if is_personal(a.pii)
+        for w in a.feature_names
+        if f"{name}:{w}" not in optins
     )
     gstats: GroupStats | None = (
         group_stats(config.store_path, group, withheld) if with_stats else None

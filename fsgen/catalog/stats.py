@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from fsgen.spec import FeatureSpec, GroupSpec
+    from fsgen.types import DType
 
 BINS = 20
 TOP_VALUES = 10
@@ -90,19 +91,22 @@ def group_stats(
 def _group_stats(store_path: Path, group: GroupSpec, withheld: frozenset[str]) -> GroupStats | None:
     import duckdb
 
+    from fsgen.spec import EVENT_HASH_COLUMN, EVENT_SEQUENCE_COLUMN
     from fsgen.store import iceberg, offline
 
     group_dir = store_path / "offline" / group.name
+    # an aggregation group's rows are events: equal times are distinct events, copies are one
+    also = (EVENT_SEQUENCE_COLUMN, EVENT_HASH_COLUMN) if group.aggregations else ()
     if group.offline.table_format == iceberg.ICEBERG:
         names = iceberg.data_file_names(store_path, group.name)
         count = len(names)
         visible = offline.visible_sql(
-            offline.files_source_sql(names), group.identifier, group.event_time.name
+            offline.files_source_sql(names), group.identifier, group.event_time.name, also
         )
     else:
         iceberg.check_layout(group_dir, group.name, group.offline.table_format)
         count = len(offline.data_files(group_dir))
-        visible = offline.dedup_sql(group_dir, group.identifier, group.event_time.name)
+        visible = offline.dedup_sql(group_dir, group.identifier, group.event_time.name, also)
     if not count:
         return None
     con = duckdb.connect()
@@ -118,6 +122,14 @@ def _group_stats(store_path: Path, group: GroupSpec, withheld: frozenset[str]) -
             else FeatureStats(rows=int(rows), nulls=int(rows), kind="absent")
             for f in group.features
         }
+        for a in group.aggregations:  # each window: the statistics of the values aggregated
+            hidden = any(name in withheld for name in a.feature_names)
+            stats = (
+                column_stats(con, a.value_column, a.value_dtype, int(rows), values=not hidden)
+                if a.value_column in present
+                else FeatureStats(rows=int(rows), nulls=int(rows), kind="absent")
+            )
+            features.update(dict.fromkeys(a.feature_names, stats))
     finally:
         con.close()
     return GroupStats(rows=int(rows), records=int(records), files=count, features=features)
@@ -126,11 +138,18 @@ def _group_stats(store_path: Path, group: GroupSpec, withheld: frozenset[str]) -
 def feature_stats(
     con: duckdb.DuckDBPyConnection, feature: FeatureSpec, rows: int, *, values: bool = True
 ) -> FeatureStats:
-    col = _q(feature.name)
+    return column_stats(con, feature.name, feature.dtype, rows, values=values)
+
+
+def column_stats(
+    con: duckdb.DuckDBPyConnection, name: str, dtype: DType, rows: int, *, values: bool = True
+) -> FeatureStats:
+    """The statistics of column ``name`` (of type ``dtype``) of the visible rows ``v``."""
+    col = _q(name)
     nulls = int(_one(con, f"SELECT count(*) FILTER (WHERE {col} IS NULL) FROM v")[0])
     if not values:
-        return FeatureStats(rows=rows, nulls=nulls, withheld=True, kind=_kind(feature))
-    if feature.dtype.collection:
+        return FeatureStats(rows=rows, nulls=nulls, withheld=True, kind=_kind(dtype))
+    if dtype.collection:
         mean_len = _one(con, f"SELECT avg(len({col})) FROM v")[0]
         return FeatureStats(
             rows=rows,
@@ -138,7 +157,7 @@ def feature_stats(
             kind="collection",
             mean_length=None if mean_len is None else float(mean_len),
         )
-    if feature.dtype.scalar.value == "String":
+    if dtype.scalar.value == "String":
         low, high, distinct = _one(
             con, f"SELECT min({col}), max({col}), count(DISTINCT {col}) FROM v"
         )
@@ -172,10 +191,10 @@ def feature_stats(
     )
 
 
-def _kind(feature: FeatureSpec) -> str:
-    if feature.dtype.collection:
+def _kind(dtype: DType) -> str:
+    if dtype.collection:
         return "collection"
-    return "categorical" if feature.dtype.scalar.value == "String" else "numeric"
+    return "categorical" if dtype.scalar.value == "String" else "numeric"
 
 
 def _num(value: object) -> float | None:

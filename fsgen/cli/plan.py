@@ -152,8 +152,10 @@ def _run_apply(
         )
     finally:
         bar.stop()
-    for path in result.regenerated:
-        app.err.print(f"  regenerated {path}")
+    created, removed = set(the_plan.artifacts_created), set(the_plan.artifacts_removed)
+    for path in result.regenerated:  # as the plan marked them: + created, - removed, ~ changed
+        done = "created" if path in created else "removed" if path in removed else "regenerated"
+        app.err.print(f"  {done} {path}")
     from fsgen.plan.render import apply_summary, destroy_summary
 
     if destroy:

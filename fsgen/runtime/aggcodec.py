@@ -183,10 +183,14 @@ def encode_states(states: Sequence[_Encodable]) -> dict[str, str]:
     # is measured in bytes
     if 4 * sum(map(len, out)) + 4 * sum(map(len, out.values())) <= MAX_RECORD_BYTES:
         return out
-    size = sum(len(k) + len(v.encode("utf-8")) for k, v in out.items())
+    sizes = [len(k) + len(v.encode("utf-8")) for k, v in out.items()]
+    size = sum(sizes)
     if size > MAX_RECORD_BYTES:
+        largest = max(range(len(sizes)), key=sizes.__getitem__)  # the one to look at first
+        d = states[largest].definition
         raise AggregationError(
-            f"aggregation state is {size} bytes; a SageMaker record holds at most "
-            f"{MAX_RECORD_BYTES} (use a coarser hop or shorter windows)"
+            f"aggregation state is {size} bytes ({d.name!r}, {d.function}: "
+            f"{sizes[largest]}); a SageMaker record holds at most {MAX_RECORD_BYTES} (use a "
+            "coarser hop, shorter windows, a smaller n or shorter values)"
         )
     return out

@@ -10,10 +10,12 @@ Semantics (README "Aggregations"), with times as integer epoch microseconds:
   start. An event at exactly T is not included.
 - Tile k holds the partial state of the events in ``[k*h, (k+1)*h)``. Partials are *exact* and
   canonical: counts and sums are integers or dyadic rationals ``m * 2**e`` (every double is one),
-  so merging in any order gives the same bits, and a mean, variance or sum is rounded once, at
-  finalization. min/max are kept as values (never derived by subtraction); last / last-n keep
-  the greatest ``(event time, sequence, content hash)`` keys; count-distinct keeps the n smallest
-  distinct values, so ``min(distinct values, n)`` is exact.
+  so merging in any order gives the same bits, and a sum or variance is rounded once, at
+  finalization (a Fractional mean is that rounded sum divided by the count; a standard
+  deviation the square root of the rounded variance). min/max are kept as values (never
+  derived by subtraction); last / last-n keep the greatest ``(event time, sequence, content
+  hash)`` keys; count-distinct keeps the n smallest distinct values, so
+  ``min(distinct values, n)`` is exact.
 - Order is total: ``(event time, sequence, content hash)``. An event whose sequence is not above
   the highest sequence already applied to the state is a replay and changes nothing.
 - The *watermark* is the newest event time applied to the state. An event older than

@@ -46,6 +46,8 @@ from fsgen.runtime.aggregate import (
     AggregationError,
     AggregationState,
     Value,
+    _iso,
+    _span,
     coerce_value,
     encode_states,
     item_hash,
@@ -67,6 +69,8 @@ class _Rejects(Protocol):
     samples: list[Reject]
 
     def add(self, reject: Reject) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 class _Result(Protocol):
@@ -95,6 +99,12 @@ BATCH_SEQUENCE_BASE = -(1 << 62)
 stream sequence (an emulator's from 1 included) and never taken for a stream position: a state
 rebuilt from a history of batch rows only is followed by any stream"""
 MICROS = 1_000_000
+AHEAD_LIMIT = 86_400 * MICROS
+"""how far past the writer's clock an event's time may be (µs): one further ahead is no reading
+of now but a wrong clock (a device's reset RTC sends 2036 or 2099), and would move its entity's
+watermark past every real event, which the stream would then reject as late, and serving would
+answer as of that time; it is rejected instead, in batch and stream alike (field: the event
+time)"""
 
 
 @dataclass(frozen=True)
@@ -265,10 +275,14 @@ def kinesis_sequence(text: str) -> int:
 
 
 def events_of(
-    art: AggregationRuntime, block: BlockResult, sequences: Sequence[int]
+    art: AggregationRuntime,
+    block: BlockResult,
+    sequences: Sequence[int],
+    now: float | None = None,
 ) -> tuple[list[Event], list[Rejected]]:
     """The accepted rows of a processed block (``art.values``) as events, with the sequence
-    of each accepted row (``sequences[j]`` for row ``block.rows[j]``).
+    of each accepted row (``sequences[j]`` for row ``block.rows[j]``); with the writer's clock
+    ``now`` (epoch seconds), a row more than :data:`AHEAD_LIMIT` past it is rejected.
 
     Values are coerced column by column (:func:`_coerced`: one type check of the column where
     every value is of the common type, row by row otherwise, so a bad value is a reject
@@ -288,12 +302,16 @@ def events_of(
         list(zip(*coerced, strict=True)) if all(c is not None for c in coerced) else []
     )
     micros_of = [round(s * MICROS) for s in block.seconds]
+    ahead = _ahead(micros_of, now)
     # event_hash's sorted (name, value) pairs: the names' order, found once
     order = sorted(range(len(columns)), key=columns.__getitem__)
     names = [columns[i] for i in order]
     events: list[Event] = []
     rejected: list[Rejected] = []
     for j, index in enumerate(block.rows):
+        if ahead and j in ahead:
+            rejected.append(Rejected(index, rt.event_time, ahead[j]))
+            continue
         mapped = mapped_rows[j] if mapped_rows else _mapped(art, cols, j)
         if isinstance(mapped, Rejected):
             rejected.append(Rejected(index, mapped.field, mapped.message))
@@ -314,6 +332,28 @@ def events_of(
             )
         )
     return events, rejected
+
+
+def _ahead(micros_of: Sequence[int], now: float | None) -> dict[int, str]:
+    """Row position -> why its event time is too far past the clock ``now`` (none mostly:
+    one max over the column)."""
+    if now is None or not micros_of:
+        return {}
+    clock = round(now * MICROS)
+    limit = clock + AHEAD_LIMIT
+    if max(micros_of) <= limit:
+        return {}
+    second = clock - clock % MICROS  # the messages in whole seconds
+    return {
+        j: (
+            f"event time {_iso(t)} is {_span(t - second - (t - second) % MICROS)} ahead of "
+            f"this write's clock ({_iso(second)}), more than the {_span(AHEAD_LIMIT)} an "
+            "aggregation group takes (is the producer's clock wrong?): it would move the "
+            "entity's newest event time there, and every real event after it would be late"
+        )
+        for j, t in enumerate(micros_of)
+        if t > limit
+    }
 
 
 _FAST_TYPES = {
@@ -801,7 +841,7 @@ def ingest_chunks(
         found = RejectSink(None, keep=0, into=list(chunk.rejected))
         block = process_chunk(art.values, chunk, found)
         sequences = [BATCH_SEQUENCE_BASE + chunk.row_number(i) for i in block.rows]
-        events, bad = events_of(art, block, sequences)
+        events, bad = events_of(art, block, sequences, now())
         for r in bad:
             found.add(
                 Reject(
@@ -836,7 +876,9 @@ def ingest_chunks(
             seen = sink.seen_events(art, run_events)  # type: ignore[attr-defined]
             again = [s for s in seen if not s.copy]
             if again and duplicates == "refuse":
-                raise SeenEventsError(_seen_message(art, source_name, run_events, again))
+                message = _seen_message(art, source_name, run_events, again, rejects.count)
+                rejects.discard()  # nothing of the run is written, its rejects neither
+                raise SeenEventsError(message)
             # refuse with only copies: the same rows again, written again (one event each)
             skip = (
                 {run_events[s.position].sequence for s in seen} if duplicates == "skip" else set()
@@ -867,10 +909,15 @@ def ingest_chunks(
 
 
 def _seen_message(
-    art: AggregationRuntime, source: str, events: Sequence[Event], seen: Sequence[Seen]
+    art: AggregationRuntime,
+    source: str,
+    events: Sequence[Event],
+    seen: Sequence[Seen],
+    rejected: int = 0,
 ) -> str:
     """The refusal: how many events the history holds already, the first few by row, entity
-    and time, the earlier ingestion, and the two ways on."""
+    and time, the earlier ingestion, the rows rejected (not written to the rejects file
+    either) and the two ways on."""
     rt = art.group
     first = [events[s.position] for s in seen[:5]]
     shown = "; ".join(
@@ -884,7 +931,17 @@ def _seen_message(
     return (
         f"{rt.name}: {len(seen):,} event(s) of {source} are already in the offline history "
         f"(same {rt.identifier}, event time and values as events ingested earlier, from "
-        f"{names}): {shown}{more}; nothing was written. Ingesting them again would count "
-        "them twice. --skip-seen ingests the other events; --allow-duplicates counts them as "
-        "new events (e.g. real repeated purchases)"
+        f"{names}): {shown}{more}; nothing was written{_unreported(rejected)}. Ingesting "
+        "them again would count them twice. --skip-seen ingests the other events; "
+        "--allow-duplicates counts them as new events (e.g. real repeated purchases)"
+    )
+
+
+def _unreported(rejected: int) -> str:
+    """What a refusal says of the run's rejects, which it does not write."""
+    if not rejected:
+        return ""
+    return (
+        f", nor the rejects file ({rejected:,} other row(s) are rejects: they are reported "
+        "when the file is ingested)"
     )

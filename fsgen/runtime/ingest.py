@@ -128,6 +128,9 @@ class RejectSink:
         self.path = Path(path) if path is not None else None
         if self.path is not None:
             check_output_path(self.path, "rejects file")
+        self._device = self.path is not None and self.path.exists() and not self.path.is_file()
+        """``path`` is no regular file (``/dev/null``, ``/dev/stderr``, a FIFO): written into
+        directly, never replaced by a file of ours (nor a temporary file made beside it)"""
         self.keep = keep
         self.into = into
         self.samples: list[Reject] = []
@@ -142,6 +145,8 @@ class RejectSink:
         if len(self.samples) < self.keep:
             self.samples.append(reject)
         if self.path is not None:
+            if self._fh is None and self._device:
+                self._fh = self.path.open("a", encoding="utf-8", errors="backslashreplace")
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._tmp = self.path.with_name(
@@ -153,12 +158,27 @@ class RejectSink:
                 )
             self._fh.write(reject.line() + "\n")
 
+    def discard(self) -> None:
+        """Forget the rejects so far, written nowhere: a run refused before it wrote anything
+        (its rejects come again, once, when the file is ingested)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            if self._tmp is not None:  # a device got its lines: they cannot be taken back
+                self._tmp.unlink(missing_ok=True)
+        self.count = 0
+        self.samples = []
+        if self.into is not None:
+            self.into.clear()
+
     def close(self) -> Path | None:
         """Finish the file; returns its path when there were rejects."""
         if self._fh is None:
             return None
         self._fh.close()
         self._fh = None
+        if self._device:
+            return self.path
         assert self._tmp is not None and self.path is not None
         while not self._publish():
             pass  # another run replaced the file while we waited for its lock: lock the new one

@@ -194,7 +194,7 @@ def process_aggregation_event(
     for index, error in block.errors:
         item, seq, _ = decoded[index]
         poison.append((item, Failure(seq, art.declared(error.field), error.message)))
-    events, bad = events_of(art, block, [decoded[i][2] for i in block.rows])
+    events, bad = events_of(art, block, [decoded[i][2] for i in block.rows], clock())
     for r in bad:
         item, seq, _ = decoded[r.index]
         poison.append((item, Failure(seq, r.field, r.message)))

@@ -65,6 +65,15 @@ class TransformError(RuntimeError):
         self.message = f"transformation raised {text}" + (f" at {where}" if where else "")
         self.error = error
 
+    @classmethod
+    def returned(cls, feature: str, shown: str, reason: str) -> TransformError:
+        """A transformation that returned a value its feature cannot hold: it did not raise,
+        so the reason says what it returned, not 'raised'."""
+        error = cls(feature, TypeError(f"returned {shown}: {reason}"))
+        error.args = (f"feature {feature!r} returned {shown}: {reason}",)
+        error.message = f"transformation returned {shown}: {reason}"
+        return error
+
 
 @dataclass(frozen=True)
 class FieldDef:
@@ -305,7 +314,7 @@ class GroupRuntime:
         try:
             encode_value(feat.kind, value, feat.collection, feat.dimension)
         except (TypeError, ValueError) as exc:
-            raise TransformError(feat.name, TypeError(f"returned {_show(value)}: {exc}")) from None
+            raise TransformError.returned(feat.name, _show(value), str(exc)) from None
         if feat.collection is None:
             if feat.kind == INTEGRAL:
                 return int(value)  # type: ignore[call-overload]

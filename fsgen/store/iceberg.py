@@ -282,7 +282,7 @@ def forget(store: Path, group: str) -> None:
 
 
 def read_offline(
-    rt: GroupRuntime, store: Path, dedup: bool = True, con: Any = None
+    rt: GroupRuntime, store: Path, dedup: bool = True, con: Any = None, also: Sequence[str] = ()
 ) -> pd.DataFrame:
     """:func:`fsgen.store.offline.read_offline` for an Iceberg group."""
     import duckdb
@@ -293,7 +293,7 @@ def read_offline(
     con = con or duckdb.connect()
     source = offline.files_source_sql(files)
     sql = (
-        offline.visible_sql(source, rt.identifier, rt.event_time)
+        offline.visible_sql(source, rt.identifier, rt.event_time, also)
         if dedup
         else f"SELECT * FROM {source}"
     )

@@ -445,10 +445,16 @@ class LocalStore(WriteProtocol):
 
     def read_offline(self, group: str, dedup: bool = True) -> pd.DataFrame:
         """Offline records as a DataFrame: the visible ones (latest write per identifier and
-        event time), or with ``dedup=False`` every row ever appended."""
+        event time; an aggregation group's events: per identifier, event time, sequence and
+        hash, so events at one time stay distinct and copies of one are one), or with
+        ``dedup=False`` every row ever appended."""
+        from fsgen.spec import EVENT_HASH_COLUMN, EVENT_SEQUENCE_COLUMN
+
+        events = self.group_spec(group).aggregations
+        also = (EVENT_SEQUENCE_COLUMN, EVENT_HASH_COLUMN) if events else ()
         if self.table_format(group) == iceberg.ICEBERG:
-            return iceberg.read_offline(self.runtime(group), self.root, dedup)
-        return offline.read_offline(self.runtime(group), self.offline_dir(group), dedup)
+            return iceberg.read_offline(self.runtime(group), self.root, dedup, also=also)
+        return offline.read_offline(self.runtime(group), self.offline_dir(group), dedup, also=also)
 
     def compact(self, group: str) -> tuple[int, int]:
         """Merge small files per partition without changing any query result, then merge the

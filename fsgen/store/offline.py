@@ -222,17 +222,19 @@ def files_source_sql(files: Sequence[str]) -> str:
     return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
 
 
-def dedup_sql(group_dir: Path, identifier: str, event_time: str) -> str:
-    """SQL of the visible records: one row per (identifier, event time), the latest write."""
-    return visible_sql(_source_sql(group_dir), identifier, event_time)
+def dedup_sql(group_dir: Path, identifier: str, event_time: str, also: Sequence[str] = ()) -> str:
+    """SQL of the visible records: one row per (identifier, event time), the latest write;
+    per (identifier, event time, ``also``...) with ``also`` (an aggregation group's event
+    sequence and hash: events at one time are distinct events, copies of one are one)."""
+    return visible_sql(_source_sql(group_dir), identifier, event_time, also)
 
 
-def visible_sql(source: str, identifier: str, event_time: str) -> str:
+def visible_sql(source: str, identifier: str, event_time: str, also: Sequence[str] = ()) -> str:
     """The visible records of the rows ``source`` reads (see :func:`dedup_sql`)."""
-    ident, et = _q(identifier), _q(event_time)
+    keys = ", ".join(_q(c) for c in (identifier, event_time, *also))
     return (
         f"SELECT * EXCLUDE (_fsgen_rank) FROM (SELECT *, row_number() OVER ("
-        f"PARTITION BY {ident}, {et} ORDER BY api_invocation_time DESC, write_time DESC"
+        f"PARTITION BY {keys} ORDER BY api_invocation_time DESC, write_time DESC"
         f") AS _fsgen_rank FROM {source}) WHERE _fsgen_rank = 1"
     )
 
@@ -242,16 +244,17 @@ def read_offline(
     group_dir: Path,
     dedup: bool = True,
     con: duckdb.DuckDBPyConnection | None = None,
+    also: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The offline records of a group as a DataFrame (visible records unless ``dedup=False``),
-    ordered by event time, identifier and write."""
+    """The offline records of a group as a DataFrame (visible records unless ``dedup=False``,
+    ``also`` as in :func:`dedup_sql`), ordered by event time, identifier and write."""
     import duckdb
 
     if not data_files(group_dir):
         return arrow_schema(rt).empty_table().to_pandas()
     con = con or duckdb.connect()
     sql = (
-        dedup_sql(group_dir, rt.identifier, rt.event_time)
+        dedup_sql(group_dir, rt.identifier, rt.event_time, also)
         if dedup
         else (f"SELECT * FROM {_source_sql(group_dir)}")
     )

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fsgen.config import ProjectConfig
-from fsgen.generated_imports import generated_module_name, import_generated
+from fsgen.generated_imports import (
+    STALE_IMPORT,
+    generated_module_name,
+    import_generated,
+    missing,
+)
 from fsgen.runtime import kinesis
 from fsgen.runtime.aggwrite import AggregationRuntime
 from fsgen.runtime.kinesis import DEFAULT_RETRY, DeadLetter, RetryPolicy, StreamResult
@@ -125,11 +130,14 @@ def load_handler(config: ProjectConfig, spec: ProjectSpec, group: str) -> Handle
     name = generated_module_name(config, f"groups.{snake}.stream_handler")
     try:
         module = import_generated(config, f"groups.{snake}.stream_handler")
-    except ImportError:
+    except STALE_IMPORT as exc:  # not generated yet, or it names a function renamed since
+        found = not (isinstance(exc, ImportError) and missing(exc, name))
         return Handler(
             group,
             bound,
-            "generated stream handler not found; using the definitions directly",
+            f"{name} is stale (run 'fsgen generate'); using the definitions directly"
+            if found
+            else "generated stream handler not found; using the definitions directly",
             fallback,
             agg,
         )

@@ -218,6 +218,27 @@ def test_skip_seen_keeps_per_event_the_larger_of_the_two_files_counts(
             assert (events(store), len(store.read_offline(GROUP, dedup=False))) == before
 
 
+def test_a_refused_file_writes_no_rejects_and_says_how_many_it_holds(
+    tmp_path: Path, spec: object
+) -> None:
+    """A refusal writes nothing, the rejects file included: the --skip-seen run after it
+    reports the file's bad rows once, not a second time on top of the refused run's."""
+    rejects = tmp_path / "rejects.jsonl"
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        store.ingest(GROUP, write(tmp_path / "original.csv", ROWS), workers=0)
+        path = write(tmp_path / "export.csv", ["C9,2024-03-01T05:00:00Z,abc", *ROWS])
+        with pytest.raises(IngestError) as refused:
+            store.ingest(GROUP, path, workers=0, rejects=rejects)
+        assert "nothing was written, nor the rejects file (1 other row(s) are rejects" in str(
+            refused.value
+        )
+        assert not rejects.exists()
+        result = store.ingest(GROUP, path, workers=0, rejects=rejects, duplicates="skip")
+        assert (result.rejected, result.skipped) == (1, 5)
+        lines = [json.loads(line) for line in rejects.read_text().splitlines()]
+        assert [(r["row"], r["field"]) for r in lines] == [(1, "amount")]
+
+
 def test_fsgen_ingest_refuses_then_skip_seen(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -268,3 +289,32 @@ def test_fsgen_ingest_refuses_then_skip_seen(
     assert code == 1 and "not both" in err  # a usage error: exit 1 (2 means plan changes)
     code, _, err = run("ingest", "customer-features", "data/customers.csv", "--skip-seen")
     assert code == 1 and "is for aggregation groups" in err
+
+
+def test_the_audit_trail_counts_the_skipped_events(tmp_path: Path, spec: object) -> None:
+    """fsgen history's line of a --skip-seen run adds up: read = written + rejected + skipped."""
+    from fsgen import audit
+
+    root = tmp_path / "store"
+    with LocalStore(root, spec) as store:  # type: ignore[arg-type]
+        store.ingest(GROUP, write(tmp_path / "a.csv", ROWS), workers=0)
+        path = write(tmp_path / "b.csv", ["C9,2024-03-01T05:00:00Z,1.0", *ROWS])
+        store.ingest(GROUP, path, workers=0, duplicates="skip")
+    last = audit.read_lines(root / audit.AUDIT_FILE)[-1]
+    assert last["summary"] == "read 6, written 1, rejected 0, skipped 5 already ingested"
+    assert last["details"]["skipped"] == 5  # type: ignore[index]
+
+
+def test_read_offline_keeps_events_at_one_time_and_one_of_each_copy(
+    tmp_path: Path, spec: object
+) -> None:
+    """LocalStore.read_offline's visible rows of an aggregation group are its events: two
+    purchases alike at one time are two (not one per customer and time), the same file again
+    adds none."""
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        path = write(tmp_path / "a.csv", ROWS)
+        store.ingest(GROUP, path, workers=0)
+        store.ingest(GROUP, path, workers=0)
+        visible = store.read_offline(GROUP)
+        assert len(visible) == len(ROWS) and len(store.read_offline(GROUP, dedup=False)) == 10
+        assert (visible["customer_id"] == "C1").sum() == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -113,6 +114,11 @@ def test_encoding_round_trips_and_refuses_an_oversized_record() -> None:
         big.apply(i * S, i, "h", f"{i:0100d}")
     with pytest.raises(AggregationError, match="at most 358400"):
         encode_states([big])
+    small = AggregationState(dataclasses.replace(define("count"), name="y"))
+    with pytest.raises(AggregationError) as caught:  # names the state to look at first
+        encode_states([small, big])
+    assert "('x', count_distinct: " in str(caught.value)
+    assert str(caught.value).endswith("a smaller n or shorter values)")
     with pytest.raises(AggregationError, match="not readable"):
         AggregationState.decode(d, "{oops")
 

@@ -544,3 +544,39 @@ def test_other_source_is_a_lower_sequence_of_an_older_source(a: int, b: int) -> 
     top, seq = max(a, b), min(a, b)
     assert other_source(seq, top) == (seq >> SOURCE_BITS != top >> SOURCE_BITS)
     assert not other_source(seq, -1)
+
+
+def test_an_event_far_ahead_of_the_clock_is_rejected_in_batch_and_stream(
+    tmp_path: Path, example: tuple[object, object]
+) -> None:
+    """A reading from a wrong clock (a device's reset RTC: 2999) would move its entity's
+    watermark there, and every real event after it would be dead-lettered as late: batch and
+    stream reject it (field: the event time), and keep the real events. A day ahead is taken."""
+    config, spec = example
+    module = handler_module(config)
+    now = datetime.now(UTC)
+    soon = iso(now + timedelta(hours=23))
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "customer_id,purchased_at,amount\n"
+        "C1,2999-01-01T00:00:00Z,2.0\n"
+        f"C1,{iso(now + timedelta(days=2))},2.0\n"
+        f"C1,{soon},3.0\n"
+    )
+    rejects: list[object] = []
+    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+        result = store.ingest(GROUP, path, workers=0, rejects=rejects)
+        assert (result.read, result.written, result.rejected) == (3, 1, 2)
+        assert [(r.row, r.field) for r in rejects] == [(1, "purchased_at"), (2, "purchased_at")]  # type: ignore[attr-defined]
+        reason = rejects[0].reason  # type: ignore[attr-defined]
+        assert reason.startswith("event time 2999-01-01T00:00:00Z is ")
+        assert "ahead of this write's clock" in reason and "more than the 1d" in reason
+        rows = [
+            {"customer_id": "C2", "purchased_at": "2999-01-01T00:00:00Z", "amount": 5.0},
+            {"customer_id": "C2", "purchased_at": iso(now), "amount": 7.0},
+        ]
+        dead = ListDeadLetter()
+        streamed = module.process_event(kinesis_event(rows, 1), store.writer(GROUP), dead)  # type: ignore[attr-defined]
+        assert (streamed.written, streamed.dead_lettered) == (1, 1)
+        assert [(e["sequenceNumber"], e["field"]) for e in dead.entries] == [("1", "purchased_at")]
+        assert "ahead of this write's clock" in dead.entries[0]["reason"]

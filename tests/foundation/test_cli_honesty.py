@@ -136,6 +136,39 @@ def test_replay_does_not_run_a_handler_generated_for_another_hop(project: Path) 
     ), result.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "module"),
+    [
+        (("ingest", "purchases", "events.jsonl"), "runtime"),
+        (("stream", "replay", "purchases", "events.jsonl"), "stream_handler"),
+    ],
+)
+def test_a_generated_module_naming_a_renamed_function_is_stale_not_a_bug(
+    project: Path, command: tuple, module: str
+) -> None:
+    """generated/ from before a function was renamed imports a name the definitions no
+    longer have: that module is stale and the definitions run, as for a changed one, instead
+    of an AttributeError reported as a bug in fsgen."""
+    defs = project / "featuredefs" / "defs.py"
+    defs.write_text(
+        defs.read_text()
+        .replace("def avg_purchase_value(", "def mean_purchase(", 1)
+        .replace(
+            'description="Average purchase value")',
+            'description="Average purchase value", name="avg_purchase_value")',
+        )
+    )
+    (project / "events.jsonl").write_text(
+        '{"customer_id": "c1", "purchased_at": "2024-01-01T00:00:00Z", "amount": 5}\n'
+    )
+    result = fsgen(project, *command, cwd=project)
+    assert result.stderr.splitlines()[0] == (
+        f"generated.groups.purchases.{module} is stale (run 'fsgen generate'); "
+        "using the definitions directly"
+    ), result.stderr
+    assert result.returncode == 0, result.stderr
+
+
 def test_replay_shows_a_state_of_another_definition_instead_of_stopping(project: Path) -> None:
     """After a hop change the stored states are refused until a backfill; the values shown
     after a replay say so per record, and the command still reports every record."""

@@ -25,6 +25,7 @@ class Run:
     rejected: int = 0
     rejects_path: Path | None = None
     seconds: float = 0.5
+    skipped: int = 0
 
 
 def test_record_ingest_and_query_filters(example_project: Path) -> None:

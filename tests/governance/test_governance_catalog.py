@@ -261,3 +261,29 @@ def test_catalog_json_agrees_with_pages(built: tuple[Path, Path]) -> None:
     for g_json, g in zip(data["groups"], catalog.groups, strict=True):
         assert [f["name"] for f in g_json["features"]] == [f["name"] for f in g["features"]]
         assert [f["pii"] for f in g_json["features"]] == [f["pii"] for f in g["features"]]
+
+
+def test_an_aggregation_window_page_shows_the_values_aggregated(example_project: Path) -> None:
+    """A window's page has the statistics of its aggregation's values, one per event: two
+    purchases at one time are two events, the same file ingested again adds none (before,
+    the page said 'No offline data yet' and the group counted one row per time)."""
+    root = example_project
+    _apply(root)
+    events = root / "events.csv"
+    events.write_text(
+        "customer_id,purchased_at,amount\n"
+        "C1,2024-03-01T00:00:00Z,5.0\n"
+        "C1,2024-03-01T00:00:00Z,5.0\n"
+        "C2,2024-03-01T00:10:00Z,7.0\n"
+    )
+    config, spec = load_config(root), load(root)
+    with LocalStore.open(config, spec) as store:
+        store.ingest("purchases", events)
+        store.ingest("purchases", events)  # the same rows again: copies, no new event
+    out = root / "catalog"
+    write_catalog(config, spec, out)
+    page = read(out / "features/purchases/avg_purchase_value_7d.html")
+    assert "avg_purchase_value__value" in text_of(page, "stat-values")
+    assert (text_of(page, "stat-rows"), text_of(page, "stat-nulls").split()[0]) == ("3", "0")
+    assert (text_of(page, "stat-min"), text_of(page, "stat-max")) == ("5", "7")
+    assert "offline data 3 rows, 2 records" in read(out / "groups/purchases.html").text

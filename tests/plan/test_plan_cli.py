@@ -132,6 +132,23 @@ def test_update_and_artifacts(fresh: Project) -> None:
     assert plan.artifacts == () and plan.stages == ()
 
 
+def test_apply_says_which_artifacts_it_created_and_which_it_regenerated(
+    project: MakeProject,
+) -> None:
+    """As the plan marked them (+ created, ~ changed): a first apply into an empty generated/
+    creates every file, a later one regenerates the changed ones."""
+    proj = project(Defs())
+    first = run(proj, "apply", "--auto-approve")
+    assert first.exit_code == 0, first.output
+    assert "  created generated/groups/users/runtime.py\n" in first.stderr, first.stderr
+    assert "regenerated" not in first.stderr
+    proj.write(Defs(age_description="Age, whole years"))
+    second = run(proj, "apply", "--auto-approve")
+    assert second.exit_code == 0, second.output
+    assert "  regenerated generated/catalog.json\n" in second.stderr, second.stderr
+    assert "  created " not in second.stderr
+
+
 def test_replace_needs_the_flag(fresh: Project) -> None:
     assert run(fresh, "apply", "--auto-approve").exit_code == 0
     fresh.write(Defs(with_score=False))

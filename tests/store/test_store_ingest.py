@@ -223,3 +223,26 @@ def test_worker_processes_give_the_same_result(spec: object, tmp_path: Path) -> 
     assert a.equals(b)
     rt = stores[0].runtime("user-events")
     assert stores[0].online.snapshot(rt) == stores[1].online.snapshot(rt)
+
+
+def test_a_rejects_path_that_is_no_file_is_written_into_not_replaced(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """--rejects /dev/null (or a FIFO, /dev/stderr) gets the lines written into it: the
+    rejects file's temp-then-rename would replace the device with a file of rejects."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "rejects.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    src = write_csv(tmp_path / "in.csv", ["u1,2024-01-01T00:00:00Z,oops,2,Ann,a"])
+    result = store.ingest("user-events", src, fifo)
+    reader.join(10)
+    assert result.rejected == 1 and result.rejects_path == fifo
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [json.loads(line)["field"] for line in got[0].splitlines()] == ["amount"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "rejects.fifo", "store"]

@@ -89,6 +89,27 @@ def test_a_nan_for_a_required_number_says_so(spec: ProjectSpec) -> None:
     )
 
 
+def test_a_value_a_feature_cannot_hold_is_said_returned_not_raised(spec: ProjectSpec) -> None:
+    """double_count of a count past 2**62 returns an int beyond 64 bits: the function did not
+    raise, so the reason says what it returned, on the row and the column-wise path alike."""
+    from fsgen.runtime.pipeline import TransformError
+
+    rt = group_runtime(spec.group("user-events"))
+    row = user_row("u1", "2024-01-01T00:00:00Z", count=2**62)
+    with pytest.raises(TransformError) as caught:
+        rt.transform(rt.validate(row))
+    reason = "integer 9223372036854775808 does not fit SageMaker's 64-bit Integral"
+    assert (caught.value.field, caught.value.message) == (
+        "double_count",
+        f"transformation returned 9223372036854775808: {reason}",
+    )
+    cols: dict[str, list[object]] = {name: [value] for name, value in row.items()}
+    block = process_block(rt, cols, 1, min_block=1)
+    assert [(e.field, e.message) for _, e in block.errors] == [
+        ("double_count", caught.value.message)
+    ]
+
+
 HEADER = "user_id,ts,amount,count,name,tags\n"
 
 
