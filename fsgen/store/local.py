@@ -450,7 +450,8 @@ class LocalStore(WriteProtocol):
         ``dedup=False`` every row ever appended."""
         from fsgen.spec import EVENT_HASH_COLUMN, EVENT_SEQUENCE_COLUMN
 
-        events = self.group_spec(group).aggregations
+        # a group created through the API (fsgen serve) has no aggregations
+        events = () if group in self._adopted else self.group_spec(group).aggregations
         also = (EVENT_SEQUENCE_COLUMN, EVENT_HASH_COLUMN) if events else ()
         if self.table_format(group) == iceberg.ICEBERG:
             return iceberg.read_offline(self.runtime(group), self.root, dedup, also=also)
