@@ -20,6 +20,8 @@ from typing import Any
 
 from fsgen.runtime.encoding import (
     FRACTIONAL,
+    INT64_MAX,
+    INT64_MIN,
     INTEGRAL,
     decode_value,
     encode_value,
@@ -224,6 +226,14 @@ def _to_bool(value: object) -> bool:
     raise ValueError(f"expected a boolean, got {_show(value)}")
 
 
+NOT_INT64 = "does not fit SageMaker's 64-bit Integral"
+
+
+def _fits_int64(value: object) -> bool:
+    """An Integral key part within 64 bits: the store (and SageMaker) hold no other."""
+    return isinstance(value, int) and INT64_MIN <= value <= INT64_MAX
+
+
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -282,6 +292,9 @@ class GroupRuntime:
                 out[f.name] = coerce(f.type, value)
             except ValueError as exc:
                 problems.append((f.name, str(exc)))
+                continue
+            if f.name in self.keys and f.type == "int" and not _fits_int64(out[f.name]):
+                problems.append((f.name, f"integer {out[f.name]} {NOT_INT64}"))
                 continue
             if f.name == self.event_time:
                 try:
