@@ -397,6 +397,12 @@ class LocalStore(WriteProtocol):
                 f"the online store never held it; the offline store has {records:,} "
                 "record(s) of it (written to the offline store only)"
             )
+        archive = self.root / "archive" / group
+        if archive.is_dir():  # a replace or destroy moved the earlier history there
+            return (
+                "no record was written for this id since the group was last created (it was "
+                f"replaced or destroyed before; its earlier history is in {archive})"
+            )
         return "no record was ever written for this id"
 
     def _offline_trace(
