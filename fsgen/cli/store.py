@@ -340,9 +340,12 @@ def delete_record(
     try:
         missing = spec.online.enabled and not force
         if missing and plane.get_record(group, rid, None, now=-math.inf) is None:
+            why = "never written, or already deleted"
+            if plane.name == "aws":  # GetRecord hides an expired record too; locally it is kept
+                why = "never written, already deleted, or expired: GetRecord returns none of them"
             raise NotFound(
-                f"{group}: no online record {rid!r} to delete (never written, or already "
-                "deleted); nothing written (--force writes the offline tombstone anyway)"
+                f"{group}: no online record {rid!r} to delete ({why}); nothing written "
+                "(--force writes the offline tombstone anyway)"
             )
         result = plane.delete_record(group, rid, event_time, hard=hard)
     finally:

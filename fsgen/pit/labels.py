@@ -250,6 +250,11 @@ def _key_array(series: pd.Series, scalar: Scalar, column: str, what: str, source
                     f"{source}: label row {row}: {column} {value!r} cannot be "
                     f"{what}, which is Integral"
                 ) from None
+            if not -(2**63) <= out[-1] < 2**63:  # type: ignore[operator]
+                raise PitError(
+                    f"{source}: label row {row}: {column} {value!r} cannot be {what}, which is "
+                    "Integral: it does not fit SageMaker's 64-bit Integral"
+                )
     return pa.array(out, type=pa.string() if scalar is Scalar.STRING else pa.int64())
 
 

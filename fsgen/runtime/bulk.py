@@ -164,6 +164,13 @@ def _fast(
         out[rt.identifier] = [
             composite_identifier(list(parts)) for parts in zip(*key_cols, strict=True)
         ]
+    for f in rt.fields:  # an Integral key part outside int64: the row path rejects it
+        if f.name in rt.keys and f.type == "int" and n:
+            ints = valid[f.name]
+            if not isinstance(ints, PlainColumn) and not (
+                INT64_MIN <= min(ints) and max(ints) <= INT64_MAX  # type: ignore[operator, type-var]
+            ):
+                raise _Slow
     for key in rt.keys:
         out[key] = valid[key]
     out[rt.event_time] = canonical

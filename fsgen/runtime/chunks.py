@@ -26,6 +26,17 @@ class SourceError(ValueError):
     """The source cannot be read at all (raised before anything of it is written)."""
 
 
+def repeated_columns(names: list[str]) -> str:
+    """The column names given more than once, in order of first repeat: '' when none."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for n in names:
+        if n in seen and n not in repeated:
+            repeated.append(n)
+        seen.add(n)
+    return ", ".join(repeated)
+
+
 @dataclass(frozen=True)
 class Needed:
     """The columns a source must have for ``group``: its required raw input fields. A

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fsgen.runtime.chunks import SHOWN as _SHOWN
-from fsgen.runtime.chunks import Chunk, Needed, Reject, SourceError
+from fsgen.runtime.chunks import Chunk, Needed, Reject, SourceError, repeated_columns
 
 
 def read_csv(
@@ -223,8 +223,8 @@ def _csv_header(path: Path, name: str) -> list[str]:
         raise SourceError(f"{name}: the header is not UTF-8 text: {exc}") from None
     except csv.Error as exc:
         raise SourceError(f"{name}: the header does not parse: {exc}") from None
-    if len(set(header)) != len(header):
-        raise SourceError(f"{name}: duplicate column names in the header")
+    if repeated := repeated_columns(header):
+        raise SourceError(f"{name}: duplicate column names in the header: {repeated}")
     if any(h == "" for h in header):
         raise SourceError(f"{name}: the header has an empty column name")
     return header

@@ -20,6 +20,8 @@ from typing import Any
 
 from fsgen.runtime.encoding import (
     FRACTIONAL,
+    INT64_MAX,
+    INT64_MIN,
     INTEGRAL,
     decode_value,
     encode_value,
@@ -66,12 +68,15 @@ class TransformError(RuntimeError):
         self.error = error
 
     @classmethod
-    def returned(cls, feature: str, shown: str, reason: str) -> TransformError:
+    def returned(cls, feature: str, shown: str, reason: str, where: str = "") -> TransformError:
         """A transformation that returned a value its feature cannot hold: it did not raise,
-        so the reason says what it returned, not 'raised'."""
+        so the reason says what it returned, not 'raised', and ``where`` the function is
+        defined (there is no line that raised to point at)."""
         error = cls(feature, TypeError(f"returned {shown}: {reason}"))
         error.args = (f"feature {feature!r} returned {shown}: {reason}",)
-        error.message = f"transformation returned {shown}: {reason}"
+        error.message = f"transformation returned {shown}: {reason}" + (
+            f" ({feature} defined at {where})" if where else ""
+        )
         return error
 
 
@@ -224,6 +229,14 @@ def _to_bool(value: object) -> bool:
     raise ValueError(f"expected a boolean, got {_show(value)}")
 
 
+NOT_INT64 = "does not fit SageMaker's 64-bit Integral"
+
+
+def _fits_int64(value: object) -> bool:
+    """An Integral key part within 64 bits: the store (and SageMaker) hold no other."""
+    return isinstance(value, int) and INT64_MIN <= value <= INT64_MAX
+
+
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -283,6 +296,9 @@ class GroupRuntime:
             except ValueError as exc:
                 problems.append((f.name, str(exc)))
                 continue
+            if f.name in self.keys and f.type == "int" and not _fits_int64(out[f.name]):
+                problems.append((f.name, f"integer {out[f.name]} {NOT_INT64}"))
+                continue
             if f.name == self.event_time:
                 try:
                     parse_event_time(self.event_time_kind, out[f.name])
@@ -314,7 +330,9 @@ class GroupRuntime:
         try:
             encode_value(feat.kind, value, feat.collection, feat.dimension)
         except (TypeError, ValueError) as exc:
-            raise TransformError.returned(feat.name, _show(value), str(exc)) from None
+            raise TransformError.returned(
+                feat.name, _show(value), str(exc), _defined_at(feat.fn)
+            ) from None
         if feat.collection is None:
             if feat.kind == INTEGRAL:
                 return int(value)  # type: ignore[call-overload]
@@ -397,10 +415,21 @@ def _user_frame(exc: BaseException) -> str:
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if not filename.startswith(_RUNTIME_DIR):
-            try:
-                shown = os.path.relpath(filename)
-            except ValueError:
-                shown = filename
-            where = f"{filename if shown.startswith('..') else shown}:{tb.tb_lineno}"
+            where = f"{_shown_path(filename)}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where
+
+
+def _defined_at(fn: Callable[..., object]) -> str:
+    """file:line where ``fn`` is defined (its first decorator line, as the spec locates it)."""
+    code = getattr(fn, "__code__", None)
+    return f"{_shown_path(code.co_filename)}:{code.co_firstlineno}" if code else ""
+
+
+def _shown_path(filename: str) -> str:
+    """``filename`` relative to the working directory when below it."""
+    try:
+        shown = os.path.relpath(filename)
+    except ValueError:
+        return filename
+    return filename if shown.startswith("..") else shown

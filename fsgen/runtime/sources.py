@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsgen.runtime.chunks import SHOWN as _SHOWN
-from fsgen.runtime.chunks import Chunk, Needed, Reject, SourceError
+from fsgen.runtime.chunks import Chunk, Needed, Reject, SourceError, repeated_columns
 from fsgen.runtime.csvreader import MAX_ROW_BYTES, Utf8Guard, read_csv
 from fsgen.runtime.pipeline import _MISSING
 
@@ -125,8 +125,8 @@ def _read_parquet(
         names = pf.schema_arrow.names
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # a name not UTF-8
         raise SourceError(f"{name}: not a readable Parquet file: {exc}") from None
-    if len(set(names)) != len(names):
-        raise SourceError(f"{name}: duplicate column names in the Parquet schema")
+    if repeated := repeated_columns(list(names)):
+        raise SourceError(f"{name}: duplicate column names in the Parquet schema: {repeated}")
     if needed is not None:
         needed.check(name, "schema", list(names))
     bad = _check_parquet(pf, name)
@@ -363,8 +363,8 @@ def _read_frame(frame: object, chunk_rows: int, needed: Needed | None = None) ->
             "Parquet or JSON-lines file, or a pandas DataFrame"
         )
     names = [str(c) for c in frame.columns]
-    if len(set(names)) != len(names):
-        raise SourceError("the DataFrame has duplicate column names")
+    if repeated := repeated_columns(names):
+        raise SourceError(f"the DataFrame has duplicate column names: {repeated}")
     if needed is not None:
         needed.check("<DataFrame>", "DataFrame", names)
     return _frame_chunks(frame, names, chunk_rows)

@@ -53,6 +53,7 @@ _EVENT_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")
 _FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _FIELD_TYPES = {INTEGRAL: "int", FRACTIONAL: "float", "String": "str"}
+_AFTER_9999 = 253402300800.0  # 10000-01-01T00:00:00Z: no ISO-8601 four-digit year
 
 
 def _validation(message: str) -> ApiError:
@@ -347,6 +348,10 @@ class RuntimeService:
 
     @staticmethod
     def _iso(seconds: float) -> str:
+        """An ExpiresAt in SageMaker's ISO form; one past year 9999 (an event time near its
+        end plus the TTL) is the last millisecond of 9999, which ISO-8601's four digits hold."""
+        if seconds >= _AFTER_9999:
+            return "9999-12-31T23:59:59.999Z"
         text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
         return text.replace("+00:00", "Z")
 
@@ -410,7 +415,9 @@ class RuntimeService:
     def delete_record(self, request: Payload) -> Payload:
         g = self.group(request["FeatureGroupName"])
         self._targets(g, request.get("TargetStores"))
-        event_time = self._event_time(g, request["EventTime"])
+        rt = g.runtime  # EventTime is text, as in a record: epoch seconds for a Fractional one
+        given = self._scalar(g, rt.event_time, rt.event_time_kind, request["EventTime"])
+        event_time = self._event_time(g, given)
         hard = request.get("DeletionMode", "SoftDelete") == "HardDelete"
         try:
             self.store.delete_record(

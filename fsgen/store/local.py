@@ -380,10 +380,14 @@ class LocalStore(WriteProtocol):
                     "record with a later event time writes it again)"
                 )
             if expires is not None:
+                from fsgen.plan.render import duration
+
                 at = "" if now is None else f" (before --as-of {format_event_time('String', now)})"
+                ttl = duration(round(expires - seconds))  # the TTL in force at its write
                 return (
                     f"its TTL expired at {format_event_time('String', expires)}{at}: event "
-                    f"time {format_event_time('String', seconds)} + the group's TTL"
+                    f"time {format_event_time('String', seconds)} + the group's TTL of {ttl} "
+                    "when it was written"
                 )
             return "the online record is not readable"  # not reached: get_record found none
         records, tombstone = self._offline_trace(group, rt, record_id)
@@ -396,6 +400,12 @@ class LocalStore(WriteProtocol):
             return (
                 f"the online store never held it; the offline store has {records:,} "
                 "record(s) of it (written to the offline store only)"
+            )
+        archive = self.root / "archive" / group
+        if archive.is_dir():  # a replace or destroy moved the earlier history there
+            return (
+                "no record was written for this id since the group was last created (it was "
+                f"replaced or destroyed before; its earlier history is in {archive})"
             )
         return "no record was ever written for this id"
 

@@ -104,6 +104,12 @@ def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreSer
     # GetRecord gives no reason for a missing record: said plainly, not guessed
     assert "SageMaker's GetRecord returned no record and gives no reason" in gone.stderr
     assert "hard-deleted" not in gone.stderr and "never written for" not in gone.stderr
+    # nor a refused delete: an expired record is not in GetRecord's answer either
+    again = runner.invoke(
+        main, [*args, "delete-record", "customer-features", "C9004", "--event-time", now], env=ENV
+    )
+    assert again.exit_code == 1, again.output
+    assert "never written, already deleted, or expired: GetRecord returns" in again.stderr
 
 
 def test_serve_command_in_its_own_process(example: Example) -> None:

@@ -4,6 +4,7 @@ reports "no online record" for an id no record can have."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -66,3 +67,27 @@ def test_an_id_that_is_no_integer_is_refused_naming_the_key(
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: depots: key depot_id is Integral; "), line
     assert "is not an integer" in line and "no online record" not in line
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("big.csv", "depot_id,as_of,queue\n99999999999999999999,1764547200.0,1\n8,1764547200,2\n"),
+        (
+            "big.jsonl",
+            '{"depot_id": 9223372036854775808, "as_of": 1764547200.0, "queue": 1}\n'
+            '{"depot_id": 8, "as_of": 1764547200.0, "queue": 2}\n',
+        ),
+    ],
+)
+def test_an_id_beyond_64_bits_in_a_file_is_a_reject_naming_the_key(
+    project: Path, name: str, text: str
+) -> None:
+    """Not the store's "cannot hold" error on no field, in Python's words."""
+    (project / name).write_text(text)
+    result = fsgen(project, "ingest", "depots", name, "--rejects", "rejects.jsonl")
+    assert result.returncode == 1
+    assert "read 2, written 1, rejected 1" in result.stderr, result.stderr
+    (reject,) = [json.loads(line) for line in (project / "rejects.jsonl").read_text().splitlines()]
+    assert (reject["row"], reject["field"]) == (1, "depot_id")
+    assert reject["reason"].endswith("does not fit SageMaker's 64-bit Integral"), reject

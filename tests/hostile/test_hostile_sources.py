@@ -8,6 +8,7 @@ from __future__ import annotations
 import decimal
 import gzip
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -247,4 +248,8 @@ def test_parquet_integers_beyond_64_bits_are_rejects(
     counts, rejects = ingest(root, src, tmp_path)
     assert (counts["read"], counts["written"], counts["rejected"]) == (6, 4, 2)
     assert [(r["row"], r["field"]) for r in rejects] == [(3, "double_count"), (4, "double_count")]
-    assert "does not fit SageMaker's 64-bit Integral" in rejects[0]["reason"]
+    reason = str(rejects[0]["reason"])
+    assert "does not fit SageMaker's 64-bit Integral" in reason
+    # the function returned a value, it did not raise; the reject points at its definition
+    assert reason.startswith("transformation returned ") and "raised" not in reason, reason
+    assert re.search(r"\(double_count defined at \S+hostilesrcdefs\S*\.py:\d+\)$", reason), reason

@@ -229,6 +229,21 @@ def test_bad_labels_are_refused_clearly(pit_project, tmp_path, frame, message) -
         build_dataset(config, spec, "pit-strict", frame, store=tmp_path)
 
 
+@pytest.mark.parametrize("big", [2**64, str(2**63)])
+def test_an_integral_label_key_beyond_64_bits_is_refused_naming_the_row(
+    pit_project, tmp_path, big
+) -> None:
+    """No record can have such a key (ingestion rejects it): a clear error, not Arrow's
+    OverflowError."""
+    config, spec = pit_project
+    frame = pd.DataFrame(
+        {"acct_id": ["a", "a"], "p": pd.Series([1, big], dtype=object), "q": ["x", "x"]}
+        | {"lu": ["u", "u"], "lv": ["v", "v"], "ts_label": [iso(T0)] * 2, "amount": [1.0] * 2}
+    )
+    with pytest.raises(PitError, match=r"label row 2: p .* it does not fit SageMaker's 64-bit"):
+        build_dataset(config, spec, "pit-set", frame, store=tmp_path)
+
+
 def test_csv_labels_keep_string_keys_as_text(pit_project, tmp_path) -> None:
     config, spec = pit_project
     write_offline(tmp_path, spec.group("accounts"), [acct("007", T0, 9)], "b0")

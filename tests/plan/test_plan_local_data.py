@@ -42,3 +42,7 @@ def test_update_keeps_data_replace_drops_online_and_archives_offline(project: Ma
     assert not offline.exists()
     (archived,) = (proj.config.store_path / "archive" / "users").iterdir()
     assert any(archived.rglob("*.parquet"))
+    with LocalStore.open(proj.config, proj.spec) as store:  # not "never written"
+        why = store.missing_reason("users", "u1")
+    assert why.startswith("no record was written for this id since the group was last created")
+    assert str(archived.parent) in why

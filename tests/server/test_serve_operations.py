@@ -280,6 +280,58 @@ def test_a_project_group_created_with_another_definition_follows_it(
     assert values(got)["x"] == "0.5" and "ExpiresAt" not in got
 
 
+def test_delete_record_of_a_fractional_event_time_group(served: FeatureStoreServer) -> None:
+    """DeleteRecord's EventTime is text, like a record's: epoch seconds for a Fractional event
+    time; text that is no number is refused naming it."""
+    sm, rt = clients(served.url)
+    defs = [
+        {"FeatureName": "id", "FeatureType": "Integral"},
+        DEFS[1] | {"FeatureType": "Fractional"},
+    ]
+    create(sm, "epochs", FeatureDefinitions=[*defs, DEFS[2]])
+    now = str(float(int(time.time())))
+    rt.put_record(
+        FeatureGroupName="epochs",
+        Record=[
+            {"FeatureName": "id", "ValueAsString": "7"},
+            {"FeatureName": "t", "ValueAsString": now},
+            {"FeatureName": "n", "ValueAsString": "1"},
+        ],
+    )
+    rt.delete_record(FeatureGroupName="epochs", RecordIdentifierValueAsString="7", EventTime=now)
+    assert "Record" not in rt.get_record(
+        FeatureGroupName="epochs", RecordIdentifierValueAsString="7"
+    )
+    code, message = error(
+        lambda: rt.delete_record(
+            FeatureGroupName="epochs", RecordIdentifierValueAsString="7", EventTime="soon"
+        )
+    )
+    assert code == "ValidationError" and "value 'soon' is not a number" in message, message
+
+
+def test_expires_at_past_year_9999_is_the_last_instant_of_9999(
+    served: FeatureStoreServer,
+) -> None:
+    """An event time at the end of 9999 plus the TTL: ExpiresAt is no InternalFailure."""
+    sm, rt = clients(served.url)
+    create(
+        sm,
+        "late",
+        OnlineStoreConfig={"EnableOnlineStore": True, "TtlDuration": {"Unit": "Days", "Value": 2}},
+    )
+    rt.put_record(FeatureGroupName="late", Record=record("z", "9999-12-31T00:00:00Z"))
+    got = rt.get_record(
+        FeatureGroupName="late", RecordIdentifierValueAsString="z", ExpirationTimeResponse="Enabled"
+    )
+    assert got["ExpiresAt"] == "9999-12-31T23:59:59.999Z" and values(got)["id"] == "z"
+    batch = rt.batch_get_record(
+        Identifiers=[{"FeatureGroupName": "late", "RecordIdentifiersValueAsString": ["z"]}],
+        ExpirationTimeResponse="Enabled",
+    )
+    assert batch["Records"][0]["ExpiresAt"] == "9999-12-31T23:59:59.999Z"
+
+
 def test_target_stores(served: FeatureStoreServer) -> None:
     sm, rt = clients(served.url)
     create(sm, "both", OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://b/p"}}, RoleArn=ROLE)

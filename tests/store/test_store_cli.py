@@ -58,7 +58,7 @@ def test_ingest_get_delete(root: Path, tmp_path: Path) -> None:
     assert code == 1
     assert (
         "no online record 'u1': its TTL expired at 2024-01-02T00:00:00Z: event time "
-        "2024-01-01T00:00:00Z + the group's TTL" in err
+        "2024-01-01T00:00:00Z + the group's TTL of 1d when it was written" in err
     )
     code, out, err = run(root, "get", "user-events", "u1", "--as-of", "2024-01-03T00:00:00Z")
     assert code == 1

@@ -69,8 +69,12 @@ def test_unreadable_files_fail_before_anything_is_written(
         store.ingest("user-events", gz)
     dup = tmp_path / "dup.parquet"
     pq.write_table(pa.table([pa.array(["u1"]), pa.array(["x"])], names=["user_id", "user_id"]), dup)
-    with pytest.raises(IngestError, match="duplicate column names"):
+    with pytest.raises(IngestError, match=r"in the Parquet schema: user_id$"):
         store.ingest("user-events", dup)
+    csv_dup = tmp_path / "dup.csv"  # which column, not just that one is repeated
+    csv_dup.write_text(f"{HEADER},ts,user_id\n")
+    with pytest.raises(IngestError, match=r"duplicate column names in the header: ts, user_id$"):
+        store.ingest("user-events", csv_dup)
     assert store.read_offline("user-events").empty
 
 

@@ -463,6 +463,10 @@ def test_ttl_change_plan_and_serving_agree_on_stored_expiry(deployed: Path) -> N
         )
     (served,) = response["Records"]
     assert served["ExpiresAt"] == written + 7 * 86400
+    # and its expiry names that TTL, not the group's 3d of now
+    code, _, err = run(deployed, "get", "listens", *L902_77, "--as-of", "2024-01-09T00:00:00Z")
+    assert code == 1
+    assert "+ the group's TTL of 7d when it was written" in err, err
     # a re-ingest re-stamps the stored records with the new TTL
     code, _, err = run(deployed, "ingest", "listens", str(deployed / "listens.csv"))
     assert code == 0, err
