@@ -25,6 +25,7 @@ from fsgen.runtime.chunks import SHOWN as _SHOWN
 from fsgen.runtime.chunks import Chunk, Needed, Reject, SourceError, repeated_columns
 from fsgen.runtime.csvreader import MAX_ROW_BYTES, Utf8Guard, read_csv
 from fsgen.runtime.pipeline import _MISSING
+from fsgen.runtime.streamrecords import DECODER, RepeatedKey
 
 if TYPE_CHECKING:
     pass
@@ -265,7 +266,8 @@ def _without_rows(
 
 
 def _read_jsonl(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
-    loads = json.loads
+    decode = DECODER.decode
+    detect = json.detect_encoding
     rows: list[dict[str, object]] = []
     numbers: list[int] = []
     rejected: list[Reject] = []
@@ -293,7 +295,10 @@ def _read_jsonl(path: Path, name: str, chunk_rows: int) -> Iterator[Chunk]:
                 continue
             number += 1
             try:
-                value = loads(text)
+                value = decode(text.decode(detect(text), "surrogatepass"))  # json.loads'
+            except RepeatedKey as exc:
+                raw = text[:_SHOWN].decode("utf-8", errors="replace")
+                rejected.append(Reject(name, number, "<record>", str(exc), raw))
             except (ValueError, RecursionError) as exc:
                 raw = text[:_SHOWN].decode("utf-8", errors="replace")
                 rejected.append(Reject(name, number, "<record>", f"invalid JSON: {exc}", raw))

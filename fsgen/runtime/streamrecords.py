@@ -27,6 +27,30 @@ class DecodeError(ValueError):
     """A Kinesis record whose data is not base64-encoded JSON of one object."""
 
 
+class RepeatedKey(ValueError):
+    """A JSON object that gives a key more than once: ``json`` keeps the last value without a
+    word, so which one the producer meant cannot be told, and the record is refused."""
+
+
+def _unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object's pairs as a dict; raises RepeatedKey when a key repeats."""
+    value = dict(pairs)
+    if len(value) == len(pairs):
+        return value
+    counts: dict[str, int] = {}
+    for key, _ in pairs:
+        counts[key] = counts.get(key, 0) + 1
+    repeated = ", ".join(f"{k!r} {n} times" for k, n in counts.items() if n > 1)
+    raise RepeatedKey(
+        f"repeated key in one JSON object: {repeated} (which value is meant cannot be told)"
+    )
+
+
+#: the JSON decoder of raw records, batch (JSON lines) and stream alike: ``json.loads``'s,
+#: refusing an object with a repeated key (:class:`RepeatedKey`)
+DECODER = json.JSONDecoder(object_pairs_hook=_unique_object)
+
+
 POISON = "poison"
 RETRY = "retry"
 
@@ -79,7 +103,7 @@ class StreamResult:
 
 #: json.loads' own scanner, called directly on a record's text: one JSON value with nothing
 #: around it is the common case, and loads' per-call Python steps cost as much as the scan
-_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed
+_SCAN = json.scanner.make_scanner(DECODER)  # type: ignore[arg-type]  # typeshed
 
 
 def decode_record(record: Mapping[str, object]) -> dict[str, object]:
@@ -109,9 +133,11 @@ def _decode_record(kinesis: object) -> dict[str, object]:
     except (binascii.Error, ValueError) as exc:
         raise DecodeError(f"data is not valid base64: {exc}") from None
     try:
-        value = json.loads(payload.decode("utf-8"))
+        value = DECODER.decode(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DecodeError(f"data is not UTF-8 text: {exc}") from None
+    except RepeatedKey as exc:
+        raise DecodeError(str(exc)) from None
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"data is not JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -331,3 +331,30 @@ def test_a_boolean_for_a_number_is_rejected_from_json_lines_and_parquet(
         (1, [(1, "count"), (2, "amount")]),
         (0, [(1, "count"), (2, "count"), (3, "count")]),
     ]
+
+
+def test_a_repeated_key_in_a_json_object_is_a_reject_not_the_last_value(
+    spec: ProjectSpec, tmp_path: Path
+) -> None:
+    """json keeps the last of a repeated key without a word; a JSON-lines record that gives
+    one twice is refused (the stream's decoder is the same, tests/stream/test_stream_poison.py)."""
+    from fsgen.store import LocalStore
+
+    first = json.dumps(user_row("u1", "2024-01-01T00:00:00Z"))
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        first[:-1]
+        + ', "user_id": "u9"}\n'
+        + json.dumps(user_row("u2", "2024-01-01T00:00:00Z"))
+        + "\n"
+        + first[:-1]
+        + ', "amount": 1.0, "amount": 2.0}\n'
+    )
+    found: list[object] = []
+    with LocalStore(tmp_path / "store", spec) as store:
+        result = store.ingest("user-events", source, found)  # type: ignore[arg-type]
+        assert store.get_record("user-events", "u9", now=0) is None
+    assert result.written == 1
+    assert [(r.row, r.field) for r in found] == [(1, "<record>"), (3, "<record>")]  # type: ignore[attr-defined]
+    assert "'user_id' 2 times" in found[0].reason  # type: ignore[attr-defined]
+    assert "'amount' 3 times" in found[1].reason  # type: ignore[attr-defined]

@@ -33,6 +33,11 @@ POISON = {
     "not UTF-8": (b"\xff\xfe{}", "<record>", "data is not UTF-8"),
     "non-JSON": (b"{oops", "<record>", "data is not JSON"),
     "JSON but not an object": (b"[1, 2]", "<record>", "expected a JSON object, got list"),
+    "a repeated key": (
+        json.dumps(good("P")).encode()[:-1] + b', "customer_id": "Q"}',
+        "<record>",
+        "repeated key in one JSON object: 'customer_id' 2 times",
+    ),
     "missing field": (
         {k: v for k, v in good("P").items() if k != "tenure_months"},
         "tenure_months",
