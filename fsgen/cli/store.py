@@ -234,8 +234,16 @@ def _aggregated_record(
     known = list(spec.output_names())
     unknown = [f for f in features if f not in known]
     if unknown:
+        # an aggregation's own name is no feature: each of its windows is one
+        windows = [
+            f"{f!r} is an aggregation: its features are {', '.join(a.feature_names)}"
+            for f in unknown
+            for a in spec.aggregations
+            if a.name == f
+        ]
         raise NotFound(
-            f"{group}: no feature {', '.join(map(repr, unknown))} (known: {', '.join(known)})"
+            f"{group}: no feature {', '.join(map(repr, unknown))} "
+            + (f"({'; '.join(windows)})" if windows else f"(known: {', '.join(known)})")
         )
     plane = open_plane(app)
     try:

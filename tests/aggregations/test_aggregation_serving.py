@@ -116,6 +116,12 @@ def test_fsgen_get_shows_final_values_and_as_of(make_project: Callable[..., Path
     assert json.loads(result.output)["purchase_count_1h"] == 0
     result = runner.invoke(main, [*base[:-1], "--feature", "purchase_count_lifetime"])
     assert result.exit_code == 0 and "purchase_count_lifetime  3" in result.output
+    result = runner.invoke(main, [*base[:-1], "--feature", "purchase_count"])  # no window
+    assert result.exit_code == 1
+    assert (
+        "no feature 'purchase_count' ('purchase_count' is an aggregation: its features are "
+        "purchase_count_1h, purchase_count_lifetime)"
+    ) in result.output
     result = runner.invoke(main, [*base[:-2], "c9"])
     assert result.exit_code == 1
     assert "no online aggregation state for 'c9': no record was ever written" in result.output
