@@ -94,12 +94,19 @@ class LocalDataPlane:
     name = "local"
 
     def __init__(
-        self, config: ProjectConfig, store: LocalStore, deployed: frozenset[str] | None = None
+        self,
+        config: ProjectConfig,
+        store: LocalStore,
+        deployed: frozenset[str] | None = None,
+        definitions: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.deployed = deployed
         """Groups in the registry when the plane was opened (None: not checked)."""
+        self.definitions = definitions or {}
+        """Per deployed group, its FeatureDefinitions as deployed: name -> type
+        (``Integral``, ``List(String)``, ``Vector(16)``)"""
 
     @classmethod
     def open(
@@ -110,8 +117,18 @@ class LocalDataPlane:
     ) -> LocalDataPlane:
         from fsgen.store import LocalStore
 
-        deployed = frozenset(Registry(config.store_path).snapshot()["groups"])
-        return cls(config, LocalStore.open(config, spec, on_wait=on_wait), deployed)
+        from fsgen.sagemaker import type_name
+
+        groups = Registry(config.store_path).snapshot()["groups"]
+        definitions = {
+            name: {
+                str(d["FeatureName"]): type_name(d)
+                for d in entry.get("description", {}).get("FeatureDefinitions", [])
+            }
+            for name, entry in groups.items()
+        }
+        store = LocalStore.open(config, spec, on_wait=on_wait)
+        return cls(config, store, frozenset(groups), definitions)
 
     def require_deployed(self, group: str, operation: str) -> None:
         """SageMaker's answer to a record operation on a group that does not exist: a group of
@@ -127,8 +144,42 @@ class LocalDataPlane:
             "applied or since destroyed); run `fsgen apply` to create it",
         )
 
-    def sink(self, group: str) -> Sink:
+    def require_applied(self, group: str) -> None:
+        """A write of ``group`` as SageMaker's PutRecord takes it: the group deployed, and
+        every feature the definitions give a record deployed with the same type. A feature
+        added or retyped in featuredefs but not applied yet is refused before anything is
+        written (on AWS, PutRecord of such a record fails: "Feature ... is not defined in
+        FeatureGroup ...", as ``fsgen serve`` answers), naming the features and the fix."""
         self.require_deployed(group, "PutRecord")
+        deployed = self.definitions.get(group)
+        if not deployed:
+            return  # not checked (a plane opened without the registry)
+        from fsgen.sagemaker import desired_state
+
+        declared = desired_state(self.store.group_spec(group), self.config).features
+        missing = [f"{f.name} ({f.type})" for f in declared if f.name not in deployed]
+        changed = [
+            f"{f.name} ({deployed[f.name]} deployed, {f.type} declared)"
+            for f in declared
+            if f.name in deployed and deployed[f.name] != f.type
+        ]
+        if not (missing or changed):
+            return
+        parts = []
+        if missing:
+            parts.append(f"not deployed: {', '.join(missing)}")
+        if changed:
+            parts.append(f"deployed with another type: {', '.join(changed)}")
+        raise BackendError(
+            "PutRecord",
+            "ValidationError",
+            f"the definitions of feature group {group!r} differ from the deployed group "
+            f"({'; '.join(parts)}): nothing was written; run `fsgen plan` and `fsgen apply` "
+            "first",
+        )
+
+    def sink(self, group: str) -> Sink:
+        self.require_applied(group)
         return self.store.writer(group)
 
     def ingest(
@@ -143,7 +194,7 @@ class LocalDataPlane:
         run_id: str | None = None,
         duplicates: str = "refuse",
     ) -> IngestResult:
-        self.require_deployed(group, "PutRecord")
+        self.require_applied(group)
         return self.store.ingest(
             group,
             source,

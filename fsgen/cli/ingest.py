@@ -179,7 +179,7 @@ def _ingest_spark(
         )
     from fsgen.runtime.sparktasks import SparkUnavailable
 
-    plane.require_deployed(group, "PutRecord")
+    plane.require_applied(group)
     try:
         return spark.ingest(
             app.config, plane.store, runtime, path, rejects, fmt=fmt, progress=advance

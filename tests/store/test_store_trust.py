@@ -164,6 +164,60 @@ def test_records_are_refused_after_destroy_by_every_writer(deployed: Path) -> No
     assert not (deployed / ".fsgen" / "offline" / "listens").exists()
 
 
+def test_a_feature_declared_but_not_applied_is_refused_by_every_writer(deployed: Path) -> None:
+    """SageMaker's PutRecord refuses a feature its group was not created with; so does the
+    local store, before writing anything, until `fsgen apply` adds it."""
+    defs = deployed / "musicdefs" / "groups.py"
+    defs.write_text(
+        defs.read_text()
+        + textwrap.dedent(
+            """
+
+            @profiles.feature(Integral, description="Age in months")
+            def age_months(years: int) -> int:
+                return 12 * years
+            """
+        )
+    )
+    events = deployed / "events.jsonl"
+    events.write_text(json.dumps({"person_id": "P1", "ts": "2024-01-01T00:00:00Z", "years": 30}))
+    refusal = (
+        "the definitions of feature group 'profiles' differ from the deployed group "
+        "(not deployed: age_months (Integral)): nothing was written; run `fsgen plan` and "
+        "`fsgen apply` first"
+    )
+    env = {"FSGEN_PSEUDONYMIZATION_KEY": KEY}
+    for args in (
+        ("ingest", "profiles", str(events)),
+        ("stream", "replay", "profiles", str(events)),
+    ):
+        code, _, err = run(deployed, *args, env=env)
+        assert code == 1 and refusal in " ".join(err.split()), err
+    assert not (deployed / ".fsgen" / "offline" / "profiles").exists()
+    apply(deployed)
+    code, _, err = run(deployed, "ingest", "profiles", str(events), env=env)
+    assert code == 0, err
+    code, out, err = run(
+        deployed, "get", "profiles", "P1", "--json", "--as-of", "2024-01-02T00:00:00Z", env=env
+    )
+    assert code == 0 and json.loads(out)["age_months"] == 360, err
+    # a type changed in featuredefs and not applied (a replace): refused the same way
+    defs.write_text(
+        defs.read_text()
+        .replace("def age(years: int) -> int:", "def age(years: int) -> str:")
+        .replace(
+            '@profiles.feature(Integral, description="Age")',
+            '@profiles.feature(String, description="Age")',
+        )
+        .replace("    return years\n", "    return str(years)\n")
+    )
+    code, _, err = run(deployed, "ingest", "profiles", str(events), env=env)
+    assert code == 1, err
+    assert "(deployed with another type: age (Integral deployed, String declared))" in " ".join(
+        err.split()
+    )
+
+
 # ------------------------------------------------------- 7: composite keys on the command line
 
 
