@@ -115,9 +115,8 @@ class LocalDataPlane:
         spec: ProjectSpec,
         on_wait: Callable[[str], None] | None = None,
     ) -> LocalDataPlane:
-        from fsgen.store import LocalStore
-
         from fsgen.sagemaker import type_name
+        from fsgen.store import LocalStore
 
         groups = Registry(config.store_path).snapshot()["groups"]
         definitions = {
