@@ -93,6 +93,32 @@ def cpu() -> float:
     return t.user + t.system
 
 
+def _sqlite(path: Path, table: str) -> sqlite3.Connection:
+    """A baseline's SQLite database: WAL, synchronous=NORMAL, its one table."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(table)
+    return con
+
+
+def _upsert(con: sqlite3.Connection, sql: str, rows: list[tuple[object, ...]]) -> None:
+    """One batch's upsert, one transaction."""
+    con.execute("BEGIN")
+    con.executemany(sql, rows)
+    con.execute("COMMIT")
+
+
+def _timed(t0: float, c0: float, n: int, unit: str) -> dict[str, object]:
+    """Wall and CPU seconds since ``t0`` / ``c0`` and the rate of ``n`` ``unit``."""
+    wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+    return {
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu_s, 3),
+        f"{unit}_per_s": round(n / wall),
+    }
+
+
 def bench_handler(records: list[bytes], batch: int, work: Path) -> dict[str, object]:
     from fsgen.config import load_config
     from fsgen.loader import load
@@ -174,12 +200,10 @@ def bench_plain(records: list[bytes], batch: int, work: Path) -> dict[str, objec
     from featuredefs.customer import age, avg_monthly_spend, is_prime_member
 
     encoded = [base64.b64encode(d).decode() for d in records]
-    con = sqlite3.connect(work / "plain.sqlite", isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute(
+    con = _sqlite(
+        work / "plain.sqlite",
         "CREATE TABLE t (id TEXT PRIMARY KEY, ts TEXT, age INTEGER, avg REAL, "
-        "prime INTEGER) WITHOUT ROWID"
+        "prime INTEGER) WITHOUT ROWID",
     )
     sql = (
         "INSERT INTO t VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET ts = "
@@ -200,16 +224,10 @@ def bench_plain(records: list[bytes], batch: int, work: Path) -> dict[str, objec
                     is_prime_member(r["membership_tier"]),
                 )
             )
-        con.execute("BEGIN")
-        con.executemany(sql, rows)
-        con.execute("COMMIT")
-    wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+        _upsert(con, sql, rows)
+    timed = _timed(t0, c0, len(records), "records")
     con.close()
-    return {
-        "seconds": round(wall, 3),
-        "cpu_seconds": round(cpu_s, 3),
-        "records_per_s": round(len(records) / wall),
-    }
+    return timed
 
 
 def bench_batch(records: list[bytes], work: Path) -> dict[str, object]:
@@ -238,6 +256,9 @@ def bench_batch(records: list[bytes], work: Path) -> dict[str, object]:
 
 
 AGG_GROUP = "purchases"
+#: the aggregation baselines' table: a customer's two encoded states
+STATES_TABLE = "CREATE TABLE t (id TEXT PRIMARY KEY, a TEXT, b TEXT) WITHOUT ROWID"
+STATES_UPSERT = "INSERT OR REPLACE INTO t VALUES (?, ?, ?)"
 
 
 #: the aggregation shapes: (events, customers, milliseconds between events)
@@ -326,11 +347,7 @@ def bench_agg_plain(records: list[bytes], batch: int, work: Path) -> dict[str, o
     spec = load(ROOT)
     mean_def, count_def = (a.runtime() for a in spec.group(AGG_GROUP).aggregations)
     encoded = [base64.b64encode(d).decode() for d in records]
-    con = sqlite3.connect(work / "agg-plain.sqlite", isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute("CREATE TABLE t (id TEXT PRIMARY KEY, a TEXT, b TEXT) WITHOUT ROWID")
-    sql = "INSERT OR REPLACE INTO t VALUES (?, ?, ?)"
+    con, sql = _sqlite(work / "agg-plain.sqlite", STATES_TABLE), STATES_UPSERT
     states: dict[str, tuple[AggregationState, AggregationState]] = {}
     c0, t0 = cpu(), time.perf_counter()
     for start in range(0, len(encoded), batch):
@@ -347,16 +364,10 @@ def bench_agg_plain(records: list[bytes], batch: int, work: Path) -> dict[str, o
             b.apply(t, seq, "", purchase_count(amount))
             touched[cid] = (a, b)
         rows = [(cid, a.encode(), b.encode()) for cid, (a, b) in touched.items()]
-        con.execute("BEGIN")
-        con.executemany(sql, rows)
-        con.execute("COMMIT")
-    wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+        _upsert(con, sql, rows)
+    timed = _timed(t0, c0, len(records), "events")
     con.close()
-    return {
-        "seconds": round(wall, 3),
-        "cpu_seconds": round(cpu_s, 3),
-        "events_per_s": round(len(records) / wall),
-    }
+    return timed
 
 
 def bench_agg_minimal(records: list[bytes], batch: int, work: Path) -> dict[str, object]:
@@ -368,11 +379,7 @@ def bench_agg_minimal(records: list[bytes], batch: int, work: Path) -> dict[str,
     from featuredefs.purchases import avg_purchase_value, purchase_count
 
     encoded = [base64.b64encode(d).decode() for d in records]
-    con = sqlite3.connect(work / "agg-minimal.sqlite", isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute("CREATE TABLE t (id TEXT PRIMARY KEY, a TEXT, b TEXT) WITHOUT ROWID")
-    sql = "INSERT OR REPLACE INTO t VALUES (?, ?, ?)"
+    con, sql = _sqlite(work / "agg-minimal.sqlite", STATES_TABLE), STATES_UPSERT
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     hour, five_minutes = 3_600_000_000, 300_000_000
     states: dict[str, list[Any]] = {}
@@ -407,16 +414,10 @@ def bench_agg_minimal(records: list[bytes], batch: int, work: Path) -> dict[str,
             )
             for cid, s in touched.items()
         ]
-        con.execute("BEGIN")
-        con.executemany(sql, rows)
-        con.execute("COMMIT")
-    wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+        _upsert(con, sql, rows)
+    timed = _timed(t0, c0, len(records), "events")
     con.close()
-    return {
-        "seconds": round(wall, 3),
-        "cpu_seconds": round(cpu_s, 3),
-        "events_per_s": round(len(records) / wall),
-    }
+    return timed
 
 
 def bench_agg_batch(records: list[bytes], work: Path) -> dict[str, object]:
