@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -193,6 +194,17 @@ def test_a_feature_declared_but_not_applied_is_refused_by_every_writer(deployed:
     ):
         code, _, err = run(deployed, *args, env=env)
         assert code == 1 and refusal in " ".join(err.split()), err
+    code, _, err = run(deployed, "generate")  # the generated batch job, regenerated: the same
+    assert code == 0, err
+    job = subprocess.run(
+        [sys.executable, "-m", "generated.groups.profiles.batch_job", str(events)],
+        cwd=deployed,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FSGEN_PSEUDONYMIZATION_KEY": KEY},
+    )
+    assert job.returncode == 1 and refusal in " ".join(job.stderr.split()), job.stderr
     assert not (deployed / ".fsgen" / "offline" / "profiles").exists()
     apply(deployed)
     code, _, err = run(deployed, "ingest", "profiles", str(events), env=env)
