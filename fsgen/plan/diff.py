@@ -307,6 +307,51 @@ def aggregation_notes(changes: Sequence[ResourceChange]) -> list[str]:
     return notes
 
 
+def addition_notes(changes: Sequence[ResourceChange]) -> list[str]:
+    """What adding features to a deployed group does to the records it holds (plan
+    warnings): SageMaker's FeatureAdditions change the schema only, so every record already
+    stored, online and offline, holds no value for an added feature until it is written again;
+    an added aggregation starts from an empty state until a backfill fills it from the events."""
+    from fsgen.sagemaker import STATE_PARAM
+
+    notes: list[str] = []
+    for change in changes:
+        if change.action != "update" or change.before is None or change.after is None:
+            continue
+        added = [f for f in change.after.features if change.before.feature(f.name) is None]
+        states = [f.name.removesuffix("__state") for f in added if STATE_PARAM in f.parameters]
+        plain = [
+            f.name
+            for f in added
+            if STATE_PARAM not in f.parameters
+            and not any(f.name == f"{s}__value" for s in states)  # an aggregation's events
+        ]
+        group = change.group
+        if plain:
+            notes.append(
+                f"{group}: {_listed('feature', plain)} added. Records already stored (online "
+                "and offline) hold no value for "
+                f"{'it' if len(plain) == 1 else 'them'}: fsgen get, serving and training sets "
+                "give null until each record is written again (re-ingest its source: fsgen "
+                f"ingest {group} ...)."
+            )
+        if states:
+            notes.append(
+                f"{group}: {_listed('aggregation', states)} added. The states stored online "
+                f"hold no events for {'it' if len(states) == 1 else 'them'}: fsgen get, "
+                "serving, training sets and the stream count only the events written after "
+                f"apply until a backfill computes it for the stored events: fsgen ingest {group} "
+                "<its event files> (the same files again: each event is recomputed, its "
+                "earlier version retracted, none counted twice; then the states are rebuilt)."
+            )
+    return notes
+
+
+def _listed(what: str, names: Sequence[str]) -> str:
+    quoted = ", ".join(repr(n) for n in names)
+    return f"{what} {quoted}" if len(names) == 1 else f"{what}s {quoted}"
+
+
 def _duration(value: object) -> str:
     if isinstance(value, int):
         from fsgen.plan.render import duration
@@ -386,7 +431,7 @@ def make_plan(
     changes = plan_changes(desired, deployed, project)
     stages = [stage for change in changes for stage in stages_for(change)]
     return Plan(
-        notes=(*ttl_notes(changes), *aggregation_notes(changes)),
+        notes=(*ttl_notes(changes), *aggregation_notes(changes), *addition_notes(changes)),
         backend=backend,
         state_fingerprint=state_fingerprint,
         spec_fingerprint=spec_fingerprint,

@@ -77,6 +77,10 @@ def test_new_feature_is_feature_addition(project: MakeProject) -> None:
         {"FeatureName": "score", "FeatureType": "Fractional"}
     ]
     assert plan.changes[0].action == "update"
+    # FeatureAdditions change the schema only: the plan says what the stored records hold
+    text = render_plan(plan)
+    assert "Warning: users: feature 'score' added. Records already stored" in text
+    assert "give null until each record is written again" in text
     converges(proj)
 
 
