@@ -5,8 +5,10 @@ Semantics are those of :mod:`fsgen.runtime.aggregate`: the window at T is
 ``[floor_h(T - w), T)``. The plan, the same in both dialects, never joins labels to the whole
 history:
 
-1. ``ev``: the distinct events (a replayed event is one event), tombstones dropped, with their
-   tile ``k = floor(ts / h)``.
+1. ``ev``: the distinct events (a replayed event is one event) with their tile
+   ``k = floor(ts / h)``; over an offline history, tombstones dropped and a version of an
+   event a backfill retracted (its latest row a tombstone: the backfill recomputed the event
+   with other values, see ``fsgen.store.offline.EVENT_VERSION``) left out.
 2. ``tiles``: one row per (entity, tile) with each function's partial state (count, sum, sum of
    squares, min, max, last by (event time, sequence, hash)).
 3. ``full``: labels and tiles in one ordered set per entity; a window function over
@@ -20,7 +22,9 @@ history:
 
 Inputs (both dialects): ``events`` with the entity key columns, ``ts`` (event time, BIGINT
 epoch microseconds), ``event_sequence`` (BIGINT), ``event_hash`` (VARCHAR), one
-``<name>__value`` column per aggregation and optionally ``is_deleted``; ``labels`` with ``_row``
+``<name>__value`` column per aggregation and, for the offline history (``history=True``, see
+:func:`history_relation`), ``is_deleted``, ``api_invocation_time`` and ``write_time``;
+``labels`` with ``_row``
 (BIGINT, unique), the key columns and ``ts`` (label time, BIGINT epoch microseconds). Output:
 ``_row`` and one column per feature, ordered by ``_row``.
 
@@ -205,13 +209,16 @@ def aggregation_sql(
     labels: str,
     dialect: Dialect = "duckdb",
     *,
-    tombstones: bool = False,
+    history: bool = False,
 ) -> str:
     """The point-in-time query over relations ``events`` and ``labels`` (SQL text).
 
-    ``tombstones``: ``events`` has an ``is_deleted`` column whose true rows are not events.
+    ``history``: ``events`` is a group's offline history (:func:`history_relation`): rows
+    with ``is_deleted`` true are not events, nor is a version of one (entity, ``ts``,
+    ``event_sequence``, ``event_hash``) whose latest write (``api_invocation_time``, then
+    ``write_time``) is such a tombstone. Else every distinct row is an event.
     """
-    parts = query_parts(query, events, labels, dialect, tombstones=tombstones)
+    parts = query_parts(query, events, labels, dialect, history=history)
     if dialect == "athena":
         from fsgen.codegen.env import render
 
@@ -230,22 +237,35 @@ def query_parts(
     labels: str,
     dialect: Dialect,
     *,
-    tombstones: bool = False,
+    history: bool = False,
 ) -> QueryParts:
     sql = _Sql(dialect)
     keys = [q(k) for k in query.keys]
     key_list = ", ".join(keys)
     values = {d.name: q(d.value_column) for d in query.definitions}
     ctes: list[tuple[str, str]] = []
-    deleted = " WHERE NOT coalesce(is_deleted, false)" if tombstones else ""
     value_list = ", ".join(values.values())
-    ctes.append(
-        (
-            "ev0",
-            f"SELECT DISTINCT {key_list}, ts, event_sequence AS seq, event_hash AS hash, "
-            f"{value_list} FROM {events}{deleted}",
+    if history:
+        # one row per version of an event (entity, time, sequence, hash), its latest: an
+        # event unless that is a tombstone (fsgen.store.offline.EVENT_VERSION)
+        ctes.append(
+            (
+                "ev0",
+                f"SELECT {key_list}, ts, seq, hash, {value_list} FROM (SELECT {key_list}, ts, "
+                f"event_sequence AS seq, event_hash AS hash, {value_list}, is_deleted, "
+                f"row_number() OVER (PARTITION BY {key_list}, ts, event_sequence, event_hash "
+                "ORDER BY api_invocation_time DESC, write_time DESC, is_deleted DESC) AS _version "
+                f"FROM {events}) AS v WHERE _version = 1 AND NOT coalesce(is_deleted, false)",
+            )
         )
-    )
+    else:
+        ctes.append(
+            (
+                "ev0",
+                f"SELECT DISTINCT {key_list}, ts, event_sequence AS seq, event_hash AS hash, "
+                f"{value_list} FROM {events}",
+            )
+        )
     selects: list[str] = ["lab0._row"]
     joins: list[str] = []
     by_hop: dict[int, list[tuple[int, AggregationDef]]] = {}
@@ -432,11 +452,12 @@ def compute_local(
     events: str,
     labels: str,
     *,
-    tombstones: bool = False,
+    history: bool = False,
 ) -> pa.Table:
     """Run the DuckDB query on ``con`` over relations (tables, views or subqueries) ``events``
-    and ``labels``; returns ``_row`` and the feature columns, ordered by ``_row``."""
-    sql = aggregation_sql(query, events, labels, "duckdb", tombstones=tombstones)
+    and ``labels`` (``history`` as in :func:`aggregation_sql`); returns ``_row`` and the
+    feature columns, ordered by ``_row``."""
+    sql = aggregation_sql(query, events, labels, "duckdb", history=history)
     relation = con.sql(sql)
     fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
     return fetch()
@@ -462,7 +483,8 @@ def query_for_group(group: GroupSpec, names: Sequence[str] | None = None) -> Agg
 
 def history_relation(group: GroupSpec, source: str, dialect: Dialect = "duckdb") -> str:
     """A subquery turning a group's offline event rows (``source``: a table or
-    ``read_parquet(...)``) into the engine's ``events`` input: event time in epoch µs."""
+    ``read_parquet(...)``) into the engine's ``events`` input: event time in epoch µs, with
+    the columns a query with ``history=True`` reads (tombstones, write order)."""
     column = q(group.event_time.name)
     if group.event_time.dtype.scalar.value == "String":
         ts = (
@@ -477,5 +499,5 @@ def history_relation(group: GroupSpec, source: str, dialect: Dialect = "duckdb")
     values = ", ".join(q(a.value_column) for a in group.aggregations)
     return (
         f"(SELECT {keys}, {ts} AS ts, {q(EVENT_SEQUENCE_COLUMN)}, {q(EVENT_HASH_COLUMN)}, "
-        f"{values}, is_deleted FROM {source})"
+        f"{values}, is_deleted, api_invocation_time, write_time FROM {source})"
     )

@@ -90,7 +90,7 @@ def _local_join(con: duckdb.DuckDBPyConnection, join: GroupJoin, store: Path, n:
         for j, k in enumerate(join.group.entity.keys)
     )
     labels = f"(SELECT {q(ROW)} AS _row, {keys}, {q(INTERNAL + 't')} AS ts FROM fsgen_labels)"
-    table = compute_local(con, query, events, labels, tombstones=True)
+    table = compute_local(con, query, events, labels, history=True)
     if table.num_rows != n:
         raise PitError(f"the aggregation query returned {table.num_rows} rows for {n} labels")
     return table
@@ -130,6 +130,8 @@ def _empty_events(con: duckdb.DuckDBPyConnection, group: GroupSpec, query: Aggre
         pa.field(EVENT_HASH_COLUMN, pa.string()),
         *(pa.field(d.value_column, _arrow_value_type(d.value_kind)) for d in query.definitions),
         pa.field("is_deleted", pa.bool_()),
+        pa.field("api_invocation_time", pa.timestamp("us", tz="UTC")),
+        pa.field("write_time", pa.timestamp("us", tz="UTC")),
     ]
     name = "fsgen_no_events_" + "".join(c if c.isalnum() else "_" for c in group.name)
     con.register(name, pa.schema(fields).empty_table())
@@ -182,7 +184,7 @@ def athena_aggregation_sql(
     )
     labels = f"(SELECT {q(row_column)} AS _row, {keys}, {q(time_column)} AS ts FROM {labels_table})"
     events = history_relation(join.group, events_table, "athena")
-    inner = aggregation_sql(query, events, labels, "athena", tombstones=True)
+    inner = aggregation_sql(query, events, labels, "athena", history=True)
     known = " AND ".join(f"l.{q(c)} IS NOT NULL" for c in join.label_keys)
     columns = [f"l.{q(row_column)} AS _row"]
     for item in join.inputs:
@@ -217,7 +219,7 @@ def aggregation_artifacts(ctx: BuildContext) -> Iterator[Artifact]:
         yield ctx.artifact(
             f"groups/{snake(group.name)}/aggregate_query.athena.sql",
             kind="aggregate_query",
-            body=aggregation_sql(query, events, labels, "athena", tombstones=True),
+            body=aggregation_sql(query, events, labels, "athena", history=True),
             header=group_header(group),
         )
 

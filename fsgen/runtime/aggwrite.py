@@ -81,6 +81,7 @@ class _Result(Protocol):
     written: int
     rejected: int
     skipped: int
+    recomputed: int
     samples: list[Reject]
 
 
@@ -217,6 +218,17 @@ class SeenEventsSink(Protocol):
 
     def seen_events(self, art: AggregationRuntime, events: Sequence[Event]) -> list[Seen]: ...
 
+    def recomputed_events(
+        self, art: AggregationRuntime, events: Sequence[Event], source: str
+    ) -> Sequence[Recomputation]:
+        """The run's events that an earlier ingestion of the same ``source`` wrote with other
+        values (the same rows; the definitions changed since), with the versions to retract."""
+        ...
+
+    def retract_events(self, art: AggregationRuntime, versions: BlockResult) -> None:
+        """Write tombstones of event versions (readers leave the versions out)."""
+        ...
+
     def holding(self, what: str) -> AbstractContextManager[None]:
         """The store's write lock, held across the check and the writes it allowed."""
         ...
@@ -231,6 +243,20 @@ class Seen(NamedTuple):
     position: int
     earlier: str
     copy: bool = False
+
+
+class Recomputation(Protocol):
+    """A version of a run's event the history holds with other values
+    (``fsgen.store.offline.Recomputed``)."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def event_time(self) -> object: ...
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def values(self) -> tuple[Value | None, ...]: ...
 
 
 DUPLICATES = ("refuse", "skip", "allow")
@@ -819,7 +845,15 @@ def ingest_chunks(
     ``duplicates``: ``refuse`` -- a :class:`SeenEventsError` before anything is written,
     unless they are only copies of the very same rows (the same file again: one event each,
     written again as before); ``skip`` -- not written, copies included (``result.skipped``);
-    ``allow`` -- written as new events (and written as they come)."""
+    ``allow`` -- written as new events (and written as they come).
+
+    With ``refuse`` and ``skip``, an event that the same source's earlier ingestion wrote
+    with other values (same entity, event time and row number: the same row, recomputed by
+    definitions changed since, e.g. a value function's logic or an added aggregation) is
+    written, and the earlier version retracted first: a tombstone of it, which every reader
+    of the history honours (``fsgen.store.offline.EVENT_VERSION``), so the backfill after a
+    logic change replaces the events' values instead of adding each event twice
+    (``result.recomputed``)."""
     import time
 
     from fsgen.runtime.ingest import RejectSink, process_chunk
@@ -883,6 +917,20 @@ def ingest_chunks(
             skip = (
                 {run_events[s.position].sequence for s in seen} if duplicates == "skip" else set()
             )
+            redone = [
+                r
+                for r in sink.recomputed_events(art, run_events, source_name)  # type: ignore[attr-defined]
+                if run_events[r.position].sequence not in skip
+            ]
+            if redone:  # the tombstones first: a write killed in between counts no event twice
+                retracted = [
+                    run_events[r.position]._replace(
+                        event_time=r.event_time, content_hash=r.content_hash, values=r.values
+                    )
+                    for r in redone
+                ]
+                sink.retract_events(art, event_rows(art, retracted))  # type: ignore[attr-defined]
+                result.recomputed = len({run_events[r.position].sequence for r in redone})
             for events in held:
                 kept = [e for e in events if e.sequence not in skip]
                 if kept:

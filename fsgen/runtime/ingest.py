@@ -64,6 +64,9 @@ class IngestResult:
     skipped: int = 0
     """valid events of an aggregation group not written because the offline history holds
     them from an earlier ingestion (``duplicates="skip"``): ``written == valid - skipped``"""
+    recomputed: int = 0
+    """written events of an aggregation group that the same source's earlier ingestion wrote
+    with other values (the definitions changed since): their earlier versions are retracted"""
     rejects_path: Path | None = None
     samples: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
@@ -79,6 +82,11 @@ class IngestResult:
         )
         if self.skipped:
             text += f", skipped {self.skipped:,} already ingested"
+        if self.recomputed:
+            text += (
+                f", recomputed {self.recomputed:,} ingested before with other values (their "
+                "earlier values retracted)"
+            )
         if self.rejected and self.rejects_path is not None:
             text += f" (see {self.rejects_path})"
         return text
@@ -93,6 +101,7 @@ class IngestResult:
             "written": self.written,
             "rejected": self.rejected,
             "skipped": self.skipped,
+            "recomputed": self.recomputed,
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
             "seconds": round(self.seconds, 3),
         }

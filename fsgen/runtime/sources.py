@@ -40,8 +40,12 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 # ------------------------------------------------------------------------------- entry
 
 
+DATAFRAME_SOURCE = "<DataFrame>"
+"""the source name of an in-memory DataFrame (a file's is its path as given)"""
+
+
 def source_name(source: object) -> str:
-    return str(source) if isinstance(source, str | os.PathLike) else "<DataFrame>"
+    return str(source) if isinstance(source, str | os.PathLike) else DATAFRAME_SOURCE
 
 
 def format_of(source: str | os.PathLike[str]) -> str:
@@ -371,7 +375,7 @@ def _read_frame(frame: object, chunk_rows: int, needed: Needed | None = None) ->
     if repeated := repeated_columns(names):
         raise SourceError(f"the DataFrame has duplicate column names: {repeated}")
     if needed is not None:
-        needed.check("<DataFrame>", "DataFrame", names)
+        needed.check(DATAFRAME_SOURCE, "DataFrame", names)
     return _frame_chunks(frame, names, chunk_rows)
 
 
@@ -379,7 +383,7 @@ def _frame_chunks(frame: Any, names: list[str], chunk_rows: int) -> Iterator[Chu
     for start in range(0, len(frame), chunk_rows):
         part = frame.iloc[start : start + chunk_rows]
         columns = {name: _plain(part[col]) for name, col in zip(names, frame.columns, strict=True)}
-        yield Chunk("<DataFrame>", start + 1, columns, len(part), start + len(part))
+        yield Chunk(DATAFRAME_SOURCE, start + 1, columns, len(part), start + len(part))
 
 
 def _plain(series: Any) -> list[object]:

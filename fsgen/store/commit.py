@@ -47,6 +47,7 @@ import numpy as np
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected
+from fsgen.runtime.sources import DATAFRAME_SOURCE
 from fsgen.store import iceberg, offline
 from fsgen.store.online import OnlineStore, latest_rows
 
@@ -545,6 +546,41 @@ class ChunkWriter:
         self.flush()
         self._commit_aggregation(art, events, None)
 
+    def retract_events(self, art: AggregationRuntime, versions: BlockResult) -> None:
+        """Commit tombstones of event versions (offline only, ``is_deleted``) as one chunk:
+        the readers leave a version whose latest row is one out (offline.EVENT_VERSION)."""
+        self.flush()
+        self._commit_aggregation(art, versions, None, deleted=True)
+
+    def recomputed_events(
+        self, art: AggregationRuntime, events: Sequence[Event], source: str
+    ) -> list[offline.Recomputed]:
+        """The run's events that recompute a version the history holds from an earlier
+        ingestion of the same ``source`` (:func:`fsgen.store.offline.recomputed_events`):
+        the same row, written before with values the definitions computed then. A version
+        another source or the stream wrote is another event, and a DataFrame has no name to
+        tell it by: none."""
+        if source == DATAFRAME_SOURCE:
+            return []
+        rt = art.group
+        self.flush()
+        with self.holding(f"check {rt.name}"):
+            found = offline.recomputed_events(
+                art,
+                self.store.root / "offline" / rt.name,
+                [(e.record_id, e.sequence, e.micros, e.content_hash) for e in events],
+            )
+        if not found:
+            return []
+        runs = (
+            self.store.online.connection()
+            .execute("SELECT started, finished, source FROM _fsgen_runs WHERE grp = ?", (rt.name,))
+            .fetchall()
+        )
+        same = {started for started, _, earlier in runs if _same_file(earlier, source)}
+        spans = [(s, f) for s, f, _ in runs if s in same]
+        return [r for r in found if any(s - 1 <= r.written / 1_000_000 <= f + 1 for s, f in spans)]
+
     def holding(self, what: str) -> AbstractContextManager[None]:
         """The store's write lock (re-entrant: the commits inside take it again)."""
         return self.store.lock(what)
@@ -607,7 +643,11 @@ class ChunkWriter:
         return len(states.rows)
 
     def _commit_aggregation(
-        self, art: AggregationRuntime, events: BlockResult | None, states: BlockResult | None
+        self,
+        art: AggregationRuntime,
+        events: BlockResult | None,
+        states: BlockResult | None,
+        deleted: bool = False,
     ) -> None:
         rt = art.group
         has_events = events is not None and bool(events.rows)
@@ -634,6 +674,7 @@ class ChunkWriter:
             processed.table,
             processed.seconds,
             online_part,
+            deleted=deleted,
             targets=(has_states, has_events),
         )
 
@@ -673,6 +714,11 @@ class ChunkWriter:
         if self._error is not None:
             raise self._error
         self.store.tidy()
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two ingestion sources name the same file (as given, or resolved)."""
+    return a == b or os.path.realpath(a) == os.path.realpath(b)
 
 
 def processed_of(

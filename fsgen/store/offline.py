@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -225,7 +225,8 @@ def files_source_sql(files: Sequence[str]) -> str:
 def dedup_sql(group_dir: Path, identifier: str, event_time: str, also: Sequence[str] = ()) -> str:
     """SQL of the visible records: one row per (identifier, event time), the latest write;
     per (identifier, event time, ``also``...) with ``also`` (an aggregation group's event
-    sequence and hash: events at one time are distinct events, copies of one are one)."""
+    sequence and hash: events at one time are distinct events, copies of one are one, and a
+    version of one a backfill retracted is the tombstone, see :data:`EVENT_VERSION`)."""
     return visible_sql(_source_sql(group_dir), identifier, event_time, also)
 
 
@@ -262,12 +263,20 @@ def read_offline(
     return con.execute(f"SELECT * FROM ({sql}) ORDER BY {order}").df()
 
 
+#: the order of the rows of one version of an aggregation event (entity, event time, sequence,
+#: hash), latest first: the version is an event unless the first row is a tombstone
+#: (``is_deleted``), which a backfill writes for a version it recomputed with other values
+#: (:func:`recomputed_events`). The engines' ``history`` queries (fsgen.pit.aggregate) and
+#: every reader here follow it.
+EVENT_VERSION = "api_invocation_time DESC, write_time DESC, is_deleted DESC"
+
+
 def event_history(
     art: AggregationRuntime, group_dir: Path, ids: Sequence[str]
 ) -> dict[str, list[tuple[int, int, str, tuple[Value | None, ...]]]]:
-    """The event rows of an aggregation group's entities ``ids`` (not deleted), as
-    ``fsgen.runtime.aggwrite.History``: (event time µs, sequence, hash, values). Every copy
-    is returned; the rebuild counts distinct events."""
+    """The events of an aggregation group's entities ``ids``, as
+    ``fsgen.runtime.aggwrite.History``: (event time µs, sequence, hash, values), one per
+    version (copies are one) that no later tombstone retracted (:data:`EVENT_VERSION`)."""
     import duckdb
     import pyarrow as pa
 
@@ -282,9 +291,12 @@ def event_history(
     values = ", ".join(_q(d.value_column) for d in art.definitions)
     ident = _q(rt.identifier)
     rows = con.execute(
-        f"SELECT CAST({ident} AS VARCHAR), {_q(rt.event_time)}, event_sequence, event_hash, "
-        f"{values} FROM {_source_sql(group_dir)} WHERE NOT is_deleted AND event_sequence IS "
-        f"NOT NULL AND CAST({ident} AS VARCHAR) IN (SELECT id FROM wanted)"
+        f"SELECT * EXCLUDE (is_deleted) FROM (SELECT CAST({ident} AS VARCHAR), "
+        f"{_q(rt.event_time)}, event_sequence, event_hash, {values}, is_deleted FROM "
+        f"{_source_sql(group_dir)} WHERE event_sequence IS NOT NULL AND CAST({ident} AS VARCHAR) "
+        f"IN (SELECT id FROM wanted) QUALIFY row_number() OVER (PARTITION BY {ident}, "
+        f"{_q(rt.event_time)}, event_sequence, event_hash ORDER BY {EVENT_VERSION}) = 1) "
+        "WHERE NOT is_deleted"
     ).fetchall()
     kind = rt.event_time_kind
     for record_id, when, seq, content_hash, *vals in rows:
@@ -328,12 +340,21 @@ def seen_events(
     ident = _q(art.group.identifier)
     rows = con.execute(
         f"""
-        WITH old AS (
+        WITH rows AS (
             SELECT CAST({ident} AS VARCHAR) AS id, event_hash AS h, event_sequence AS seq,
-                   min(epoch_us(write_time)) AS wt
+                   write_time, is_deleted,
+                   first_value(is_deleted) OVER (
+                       PARTITION BY {ident}, {_q(art.group.event_time)}, event_sequence,
+                           event_hash
+                       ORDER BY {EVENT_VERSION}
+                   ) AS retracted
             FROM {_source_sql(group_dir)}
-            WHERE NOT is_deleted AND event_sequence IS NOT NULL
+            WHERE event_sequence IS NOT NULL
               AND CAST({ident} AS VARCHAR) IN (SELECT DISTINCT id FROM run)
+        ),
+        old AS (  -- the events: no version a backfill retracted
+            SELECT id, h, seq, min(epoch_us(write_time)) AS wt FROM rows
+            WHERE NOT is_deleted AND NOT retracted
             GROUP BY 1, 2, 3
         ),
         fresh AS (
@@ -358,6 +379,85 @@ def seen_events(
         """
     ).fetchall()
     return [(int(pos), int(wt), bool(copy)) for pos, wt, copy in rows]
+
+
+class Recomputed(NamedTuple):
+    """A version of an event the history holds that a batch run's event recomputes: same
+    entity, event time and sequence (row number), other hash (values)."""
+
+    position: int
+    """of the run's event, in the run's events"""
+    event_time: object
+    """the stored version's event time, as stored"""
+    content_hash: str
+    values: tuple[Value | None, ...]
+    written: int
+    """its write time, µs"""
+
+
+def recomputed_events(
+    art: AggregationRuntime, group_dir: Path, events: Sequence[tuple[str, int, int, str]]
+) -> list[Recomputed]:
+    """The versions of events the history holds (not retracted) that a batch run's events
+    (record id, sequence, event time µs, hash) recompute: same entity, event time and
+    sequence, another hash -- the same row ingested before with values the definitions
+    computed then (the caller decides, by the earlier run's source, whether it is the same
+    row). One query over the history of the run's entities."""
+    import duckdb
+    import pyarrow as pa
+
+    from fsgen.runtime.encoding import parse_event_time
+
+    if not events or not data_files(group_dir):
+        return []
+    con = duckdb.connect()
+    con.register(
+        "run",
+        pa.table(
+            {
+                "pos": pa.array(range(len(events)), pa.int64()),
+                "id": pa.array([e[0] for e in events], pa.string()),
+                "seq": pa.array([e[1] for e in events], pa.int64()),
+                "h": pa.array([e[3] for e in events], pa.string()),
+            }
+        ),
+    )
+    rt = art.group
+    ident, when = _q(rt.identifier), _q(rt.event_time)
+    source = _source_sql(group_dir)
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    # an aggregation declared since the last ingestion has no column yet: its values are none
+    stored = ", ".join(
+        _q(d.value_column) if d.value_column in present else f"NULL AS {_q(d.value_column)}"
+        for d in art.definitions
+    )
+    values = ", ".join(f"v.{_q(d.value_column)}" for d in art.definitions)
+    rows = con.execute(
+        f"""
+        WITH versions AS (
+            SELECT CAST({ident} AS VARCHAR) AS id, {when} AS t, event_sequence AS seq,
+                   event_hash AS h, {stored}, epoch_us(write_time) AS wt, is_deleted
+            FROM {source}
+            WHERE event_sequence IS NOT NULL
+              AND CAST({ident} AS VARCHAR) IN (SELECT DISTINCT id FROM run)
+            QUALIFY row_number() OVER (
+                PARTITION BY {ident}, {when}, event_sequence, event_hash ORDER BY {EVENT_VERSION}
+            ) = 1
+        )
+        SELECT r.pos, v.t, v.h, {values}, v.wt FROM run r
+        JOIN versions v ON v.id = r.id AND v.seq = r.seq AND v.h <> r.h
+        WHERE NOT v.is_deleted
+        ORDER BY 1, v.wt
+        """
+    ).fetchall()
+    kind = rt.event_time_kind
+    out = []
+    for pos, t, h, *vals, wt in rows:
+        if round(parse_event_time(kind, t) * 1_000_000) != events[pos][2]:
+            continue  # the same row number at another time: another event
+        clean = tuple(None if isinstance(v, float) and math.isnan(v) else v for v in vals)
+        out.append(Recomputed(int(pos), t, str(h), clean, int(wt)))
+    return out
 
 
 def _q(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -265,6 +266,9 @@ def n_again(amount: float) -> int:
     assert "FS101" in codes and "FS131" not in codes
 
 
+WRITTEN = datetime(2024, 3, 1, tzinfo=UTC)
+
+
 def test_local_engine_reads_a_groups_offline_event_rows(make_project: Callable[..., Path]) -> None:
     """The group's offline event rows (String event time, tombstones) through the spec-level
     query: events at exactly the label time and deleted rows are not counted."""
@@ -283,6 +287,8 @@ def test_local_engine_reads_a_groups_offline_event_rows(make_project: Callable[.
                 **values,
                 "last_categories__value": None,
                 "is_deleted": False,
+                "api_invocation_time": WRITTEN,
+                "write_time": WRITTEN,
             }
         )
     rows.append({**rows[0], "event_sequence": 9, "is_deleted": True})
@@ -296,7 +302,7 @@ def test_local_engine_reads_a_groups_offline_event_rows(make_project: Callable[.
         ]
     )
     con.register("labels", labels)
-    table = compute_local(con, query, history_relation(group, "offline"), "labels", tombstones=True)
+    table = compute_local(con, query, history_relation(group, "offline"), "labels", history=True)
     got = feature_rows(table, table.column_names)
     # [floor_h(T - 1d), T) = [2024-01-01T10:00, 2024-01-02T10:00): all three, not the tombstone
     assert got[0]["avg_purchase_value_1d"] == 70.0 / 3

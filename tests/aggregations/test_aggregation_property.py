@@ -22,6 +22,7 @@ standard deviations).
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 import duckdb
@@ -221,6 +222,9 @@ def bound(
 # --------------------------------------------------------------------------- the paths
 
 
+WRITES_FROM = datetime(2024, 6, 1, tzinfo=UTC)
+
+
 def sql_rows(
     arrivals: list[dict[str, object]], queries: list[tuple[str, int]], dialect: str
 ) -> dict[int, dict[str, object]]:
@@ -230,13 +234,17 @@ def sql_rows(
     # Lambda batch writes them twice.
     kept_by_def = {d.name: {id(e) for e in accepted_events(d, arrivals)[0]} for d in DEFS}
     rows = []
-    for e in arrivals:
+    for position, e in enumerate(arrivals):
         values = e["values"]
+        written = WRITES_FROM + timedelta(milliseconds=position)  # in arrival order
         row = {
             "entity": e["entity"],
             "ts": e["ts"],
             "event_sequence": e["seq"],
             "event_hash": e["hash"],
+            "is_deleted": False,
+            "api_invocation_time": written,
+            "write_time": written,
         }
         for d in DEFS:
             row[d.value_column] = (
@@ -251,6 +259,9 @@ def sql_rows(
             ("ts", pa.int64()),
             ("event_sequence", pa.int64()),
             ("event_hash", pa.string()),
+            ("is_deleted", pa.bool_()),
+            ("api_invocation_time", pa.timestamp("us", tz="UTC")),
+            ("write_time", pa.timestamp("us", tz="UTC")),
         ]
         + [
             (
@@ -267,10 +278,13 @@ def sql_rows(
         schema=pa.schema([("_row", pa.int64()), ("entity", pa.string()), ("ts", pa.int64())]),
     )
     con.register("labels", labels)
-    text = aggregation_sql(query, "events", "labels", "duckdb")
+    # the engines' query over an offline history, as fsgen dataset and the generated SQL run it
+    text = aggregation_sql(query, "events", "labels", "duckdb", history=True)
     if dialect == "athena":
         text = sqlglot.transpile(
-            aggregation_sql(query, "events", "labels", "athena"), read="athena", write="duckdb"
+            aggregation_sql(query, "events", "labels", "athena", history=True),
+            read="athena",
+            write="duckdb",
         )[0]
     table = con.sql(text).to_arrow_table()
     return {int(r["_row"]): r for r in feature_rows(table, table.column_names)}  # type: ignore[call-overload]

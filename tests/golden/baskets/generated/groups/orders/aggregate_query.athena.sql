@@ -11,11 +11,11 @@
 -- exact head (the label's own tile, events before ts). last_n / count_distinct range-join at
 -- most n entries per tile. No labels x history join.
 --
--- Inputs: events (SELECT "customer_id", CAST(round(to_unixtime(from_iso8601_timestamp("ordered_at")) * 1000000) AS bigint) AS ts, "event_sequence", "event_hash", "avg_order_value__value", "order_count__value", "recent_categories__value", is_deleted FROM "sagemaker_featurestore"."<orders offline store table>") (ts, event_sequence, event_hash, <name>__value, is_deleted);
+-- Inputs: events (SELECT "customer_id", CAST(round(to_unixtime(from_iso8601_timestamp("ordered_at")) * 1000000) AS bigint) AS ts, "event_sequence", "event_hash", "avg_order_value__value", "order_count__value", "recent_categories__value", is_deleted, api_invocation_time, write_time FROM "sagemaker_featurestore"."<orders offline store table>") (ts, event_sequence, event_hash, <name>__value, is_deleted);
 --         labels "sagemaker_featurestore"."orders_labels" (_row, key columns, ts); times are epoch microseconds.
 WITH
 "ev0" AS (
-    SELECT DISTINCT "customer_id", ts, event_sequence AS seq, event_hash AS hash, "avg_order_value__value", "order_count__value", "recent_categories__value" FROM (SELECT "customer_id", CAST(round(to_unixtime(from_iso8601_timestamp("ordered_at")) * 1000000) AS bigint) AS ts, "event_sequence", "event_hash", "avg_order_value__value", "order_count__value", "recent_categories__value", is_deleted FROM "sagemaker_featurestore"."<orders offline store table>") WHERE NOT coalesce(is_deleted, false)
+    SELECT "customer_id", ts, seq, hash, "avg_order_value__value", "order_count__value", "recent_categories__value" FROM (SELECT "customer_id", ts, event_sequence AS seq, event_hash AS hash, "avg_order_value__value", "order_count__value", "recent_categories__value", is_deleted, row_number() OVER (PARTITION BY "customer_id", ts, event_sequence, event_hash ORDER BY api_invocation_time DESC, write_time DESC, is_deleted DESC) AS _version FROM (SELECT "customer_id", CAST(round(to_unixtime(from_iso8601_timestamp("ordered_at")) * 1000000) AS bigint) AS ts, "event_sequence", "event_hash", "avg_order_value__value", "order_count__value", "recent_categories__value", is_deleted, api_invocation_time, write_time FROM "sagemaker_featurestore"."<orders offline store table>")) AS v WHERE _version = 1 AND NOT coalesce(is_deleted, false)
 ),
 "ev0_t" AS (
     SELECT *, ((ts) - (((ts) % 300000000) + 300000000) % 300000000) / 300000000 AS tile FROM ev0
