@@ -9,7 +9,8 @@ check (the default, ``duplicates="refuse"``) and without it (``"allow"``), each 
 the same store, and a re-export of M history events (another order) is refused. Prints one JSON
 object: the best round's wall and CPU seconds of each, and of the check alone
 (``fsgen.store.offline.seen_events``: one DuckDB anti-join over the touched customers'
-history).
+history) and of the recompute check (``fsgen.store.offline.recomputed_events``: the stored
+versions a run's rows recompute, one more join over that history).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from fsgen.errors import IngestError
     from fsgen.loader import load
-    from fsgen.runtime.aggwrite import AggregationRuntime
+    from fsgen.runtime.aggwrite import BATCH_SEQUENCE_BASE, AggregationRuntime
     from fsgen.store import LocalStore, offline
 
     spec = load(REPO)
@@ -106,6 +107,19 @@ def main() -> None:
                             )
                         )
                         keep("the check alone", wall, cpu)
+                        # the second query of a checked ingestion: the stored versions the
+                        # run's rows recompute (same entity and row number, other hash); here
+                        # every probe has a row number of the history, the most it reads back
+                        recompute = [
+                            (c, BATCH_SEQUENCE_BASE + i + 1, 0, "0" * 16)
+                            for i, (c, _, _) in enumerate(batch)
+                        ]
+                        _, wall, cpu = timed(
+                            lambda a=art, p=recompute, s=store: offline.recomputed_events(
+                                a, s.root / "offline" / GROUP, p
+                            )
+                        )
+                        keep("the recompute check alone", wall, cpu)
 
                         def refused(s=store, f=again) -> bool:  # type: ignore[no-untyped-def]
                             try:
