@@ -75,6 +75,7 @@ class IngestRun(Protocol):
     written: int
     rejected: int
     skipped: int
+    recomputed: int
     rejects_path: Path | None
     seconds: float
 
@@ -130,6 +131,8 @@ def record_ingest(
     summary = f"read {run.read}, written {run.written}, rejected {run.rejected}"
     if run.skipped:  # an aggregation group's events already ingested: read = the three
         summary += f", skipped {run.skipped} already ingested"
+    if run.recomputed:  # written events whose earlier versions (other values) were retracted
+        summary += f", recomputed {run.recomputed} ingested before with other values"
     event = AuditEvent(
         kind="ingest",
         when=when or now_utc(),
@@ -145,6 +148,7 @@ def record_ingest(
             "written": run.written,
             "rejected": run.rejected,
             "skipped": run.skipped,
+            "recomputed": run.recomputed,
             "rejects_path": rejects,
             "seconds": round(run.seconds, 3),
             "error": error,
@@ -195,6 +199,7 @@ class _BatchRun:
     rejects_path: Path | None
     seconds: float
     skipped: int = 0
+    recomputed: int = 0
 
 
 class BatchJobResult(Protocol):

@@ -189,6 +189,7 @@ def test_reingesting_after_a_logic_change_recomputes_the_events(tmp_path: Path) 
     # the refund's values are the same under both (0 * 2, no count): one copy, four recomputed
     assert "written 5" in out and "recomputed 4 ingested before with other values" in out
     agree(root, oracle(lambda f: f * 2))  # the new values; no event counted twice
+    assert "written 5, rejected 0, recomputed 4 ingested before" in fsgen(root, "history")
     # the same file once more: copies of the recomputed rows, nothing to retract
     out = fsgen(root, "ingest", "trips", str(root / "trips.csv"))
     assert "recomputed" not in out

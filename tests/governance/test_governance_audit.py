@@ -26,6 +26,7 @@ class Run:
     rejects_path: Path | None = None
     seconds: float = 0.5
     skipped: int = 0
+    recomputed: int = 0
 
 
 def test_record_ingest_and_query_filters(example_project: Path) -> None:
