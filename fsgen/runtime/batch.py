@@ -190,7 +190,12 @@ def main(
         print(
             f"{runtime.name}: read {result.read}, valid {result.valid}, written "
             f"{result.written}, rejected {result.rejected}"
-            + (f", skipped {result.skipped} already ingested" if result.skipped else ""),
+            + (f", skipped {result.skipped} already ingested" if result.skipped else "")
+            + (
+                f", recomputed {result.recomputed} ingested before with other values"
+                if result.recomputed
+                else ""
+            ),
             file=sys.stderr,
         )
     return 0 if result.ok else 1

@@ -237,3 +237,28 @@ def test_another_file_sharing_a_rows_entity_time_and_number_is_another_event(
     out = fsgen(root, "ingest", "trips", str(root / "more.csv"))
     assert "recomputed" not in out
     assert online(root, "R1")["trip_count_lifetime"] == 4
+
+
+def test_the_generated_batch_job_recomputes_as_fsgen_ingest_does(
+    tmp_path: Path, capsys: object
+) -> None:
+    """The batch job into the local store runs the same ingestion: the same recomputation."""
+    from fsgen.backends import project_data_plane
+    from fsgen.bind import group_runtime
+    from fsgen.loader import load
+    from fsgen.runtime.batch import main as batch_main
+
+    root = tmp_path / "rides"
+    project(root)
+    fsgen(root, "apply", "--auto-approve")
+    argv = [str(root / "trips.csv"), "--project", str(root)]
+    job = group_runtime(load(root).group("trips"))
+    assert batch_main(job, [], argv, project_data_plane) == 0
+    project(root, fare="fare * 2")
+    fsgen(root, "apply", "--auto-approve")
+    job = group_runtime(load(root).group("trips"))
+    capsys.readouterr()  # type: ignore[attr-defined]
+    assert batch_main(job, [], argv, project_data_plane) == 0
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "written 5, rejected 0, recomputed 4 ingested before with other values" in err
+    agree(root, oracle(lambda f: f * 2))
