@@ -573,6 +573,7 @@ def apply_events(
             except AggregationError as exc:  # a corrupt stored state: a backfill rebuilds it
                 rejected += [Rejected(e.index, "<state>", f"{record_id}: {exc}") for e in mine]
                 continue
+        marks = len(applied), len(rejected)
         took = _apply_mine(states, mine, shortest, applied, rejected)
         if not took:
             keep_states += states  # unchanged: kept under the strings they were read as
@@ -581,8 +582,15 @@ def apply_events(
         try:
             encoded = encode_states(states)
         except AggregationError as exc:
-            rejected += [Rejected(e.index, "<state>", str(exc)) for e in took]
-            continue
+            if len(took) == 1:
+                rejected.append(Rejected(took[0].index, "<state>", str(exc)))
+                continue
+            del applied[marks[0] :], rejected[marks[1] :]
+            states, took, encoded = _apply_singly(
+                definitions, texts, mine, shortest, applied, rejected
+            )
+            if not took:
+                continue
         keep_states += states
         keep_texts += map(encoded.__getitem__, columns)
         written += took
@@ -610,6 +618,43 @@ def apply_events(
     rejected.sort(key=lambda r: r.index)
     applied.sort()
     return Writes(event_rows(art, written), state_records(art, states_out), rejected, applied)
+
+
+def _apply_singly(
+    definitions: Sequence[AggregationDef],
+    texts: Sequence[str | None],
+    mine: list[Event],
+    shortest: int,
+    applied: list[int],
+    rejected: list[Rejected],
+) -> tuple[list[AggregationState], list[Event], dict[str, str]]:
+    """Apply one entity's events one at a time, encoding after each: the path of a batch whose
+    state would not fit a record. Only the events that push the state past it are rejected
+    (``<state>``); the others are applied, as they are when each arrives in a batch of its own.
+    Returns the states, the events applied and the last encoding that fits (empty: none)."""
+
+    def decode(good: Sequence[str | None]) -> list[AggregationState]:
+        return [
+            AggregationState.decode(d, t) if t else AggregationState(d)
+            for d, t in zip(definitions, good, strict=True)
+        ]
+
+    good: Sequence[str | None] = texts
+    states = decode(good)
+    took: list[Event] = []
+    encoded: dict[str, str] = {}
+    for e in mine:
+        if not _apply_mine(states, [e], shortest, applied, rejected):
+            continue
+        try:
+            encoded = encode_states(states)
+        except AggregationError as exc:
+            rejected.append(Rejected(e.index, "<state>", str(exc)))
+            states = decode(good)
+            continue
+        good = [encoded[d.state_column] for d in definitions]
+        took.append(e)
+    return states, took, encoded
 
 
 def _apply_mine(

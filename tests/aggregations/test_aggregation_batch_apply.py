@@ -219,3 +219,43 @@ def test_the_collector_is_paused_for_a_step_only() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_an_event_that_overflows_its_state_does_not_take_the_batchs_other_events_with_it(
+    make_project,  # type: ignore[no-untyped-def]
+) -> None:
+    """One event whose value would push its entity's state past a record (a 400 KB category)
+    is dead-lettered alone: the entity's other events of the same batch are applied, as they
+    are when each arrives in a batch of its own, so the outcome does not depend on how the
+    stream happened to batch the records."""
+    from aggproject import make
+
+    from fsgen.bind import aggregation_runtime
+
+    _, spec = make(make_project)
+    art = aggregation_runtime(spec.group("purchases"))
+    rt = art.group
+    huge = "Z" * 400_000
+
+    def event(i: int, minutes: int, category: str) -> Event:
+        t = T0 + minutes * MINUTE
+        values = (10.0, 1, 10.0, category)
+        named = dict(zip([d.value_column for d in art.definitions], values, strict=True))
+        stamp = format_event_time(rt.event_time_kind, t / 1e6)
+        return Event(i, "C1", ("C1",), stamp, t, i + 1, event_hash("C1", t, named), values)
+
+    events = [event(0, 0, "food"), event(1, 1, huge), event(2, 2, "fuel")]
+    together = apply_events(art, events, {}, 2e9)  # type: ignore[arg-type]
+    assert [(r.index, r.field) for r in together.rejected] == [(1, "<state>")]
+    assert together.applied == [0, 2]
+    stored: dict[str, dict[str, object]] = {}
+    for e in events:  # one batch per event
+        aggwrite._forget()
+        alone = apply_events(art, [e._replace(index=0)], stored, 2e9)  # type: ignore[arg-type]
+        cols = alone.states.columns
+        for j, record_id in enumerate(cols[rt.identifier]):
+            stored[str(record_id)] = {c: cols[c][j] for c in [*art.state_columns, rt.event_time]}
+    cols = together.states.columns
+    assert {c: cols[c][0] for c in art.state_columns} == {
+        c: stored["C1"][c] for c in art.state_columns
+    }
