@@ -299,29 +299,37 @@ def _sampled_rows(
                 f"group {group!r} has no live online records to sample; "
                 "ingest records first (fsgen ingest / fsgen stream replay)"
             )
-    choosers: list[tuple[list[tuple[str, str]], list[dict[str, object]]]] = []
+    # one chooser per entity (its label key columns): the keys of every group of that entity,
+    # so an entity one group holds and another lacks (a driver seen only on the stream) is
+    # drawn too; its other groups' values are then missing on both sides
+    choosers: dict[tuple[str, ...], dict[tuple[object, ...], None]] = {}
     chosen: set[str] = set()
     for g in runtime.groups:
-        if all(column in chosen for column, _, _ in g.keys):
-            continue  # another group of the same entity already chose this row's keys
-        chosen.update(column for column, _, _ in g.keys)
-        choosers.append(([(c, k) for c, k, _ in g.keys], list(live[g.name].values())))
-    if math.prod(len(records) for _, records in choosers) <= sample:
-        picks = list(itertools.product(*(range(len(records)) for _, records in choosers)))
+        columns = tuple(c for c, _, _ in g.keys)
+        if columns not in choosers:
+            if all(column in chosen for column in columns):
+                continue  # another group's keys already give this row's key columns
+            chosen.update(columns)
+            choosers[columns] = {}
+        pool = choosers[columns]
+        for record in live[g.name].values():
+            pool.setdefault(tuple(record[k] for _, k, _ in g.keys), None)
+    pools = [(columns, list(pool)) for columns, pool in choosers.items()]
+    if math.prod(len(values) for _, values in pools) <= sample:
+        picks = list(itertools.product(*(range(len(values)) for _, values in pools)))
     else:
         seen: set[tuple[int, ...]] = set()
         picks = []
         while len(picks) < sample:
-            pick = tuple(rng.randrange(len(records)) for _, records in choosers)
+            pick = tuple(rng.randrange(len(values)) for _, values in pools)
             if pick not in seen:
                 seen.add(pick)
                 picks.append(pick)
     rows: list[dict[str, object]] = []
     for index, pick in enumerate(picks):
         row: dict[str, object] = {}
-        for (keys, choices), at in zip(choosers, pick, strict=True):
-            for column, key in keys:
-                row[column] = choices[at][key]
+        for (columns, values), at in zip(pools, pick, strict=True):
+            row.update(zip(columns, values[at], strict=True))
         for name, kind in _request_fields(runtime):
             row[name] = _sample_value(kind, rng, index + 1)
         rows.append(row)
