@@ -8,8 +8,9 @@ reported by feature, and the command exits 1.
 
 Choices, and why:
 
-- **Rows.** Each label row picks, for every group of the set, one live (not deleted) online
-  record, uniformly at random with a fixed seed, so a run is repeatable; a set over several
+- **Rows.** Each label row picks, for every entity of the set, one key among the live (not
+  deleted) online records of all the set's groups of that entity (an entity one group lacks
+  is compared too), uniformly at random with a fixed seed, so a run is repeatable; a set over several
   entities (customer + merchant) gets (customer_id, merchant_id) pairs. Rows are distinct, so
   a store with fewer keys (or pairs) than ``sample`` compares each once. With ``labels`` the
   key columns and request fields come from that file instead (its label times are ignored).
