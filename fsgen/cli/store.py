@@ -227,7 +227,8 @@ def _aggregated_record(
     exactly as the generated parser does: the keys, the state's write time and every
     ``<name>_<window>`` feature (or the ``features`` named)."""
 
-    from fsgen.errors import NotFound
+    from fsgen.errors import NotFound, StoreError
+    from fsgen.runtime.aggdef import AggregationError
     from fsgen.runtime.aggread import finalize_record
 
     spec = app.spec.group(group)
@@ -255,14 +256,17 @@ def _aggregated_record(
         raise NotFound(f"{group}: no online aggregation state for {rid!r}: {reason}")
     at = time.time_ns() // 1000 if as_of is None else round(as_of * 1_000_000)
     states = {a.state_column: record.get(a.state_column) for a in spec.aggregations}
-    if as_of is not None:
-        _refuse_before_watermark(group, rid, spec, states, features, at)
-    values = finalize_record(
-        [a.runtime() for a in spec.aggregations],
-        {k: v if isinstance(v, str) else None for k, v in states.items()},
-        at,
-        features or None,  # only the states of the features named are decoded
-    )
+    try:
+        if as_of is not None:
+            _refuse_before_watermark(group, rid, spec, states, features, at)
+        values = finalize_record(
+            [a.runtime() for a in spec.aggregations],
+            {k: v if isinstance(v, str) else None for k, v in states.items()},
+            at,
+            features or None,  # only the states of the features named are decoded
+        )
+    except AggregationError as exc:  # another definition's state, or an unreadable one
+        raise StoreError(f"{group}: the online state of {rid!r} cannot be read: {exc}") from None
     head = {k.name: record.get(k.name) for k in spec.entity.keys}
     head["state_written_at"] = record.get(spec.event_time.name)
     return {**head, **{f: values[f] for f in (features or known)}}

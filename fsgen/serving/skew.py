@@ -392,14 +392,23 @@ def _label_micros(
     aggregation group's record counts with its newest applied event plus 1 µs (the state's
     watermark; the record's own EventTime is its write time): from there on the state is
     exact, and every event it holds is inside the windows, so the windows are compared full."""
+    from fsgen.runtime.aggdef import AggregationError
+
     ids = runtime.record_ids(row)
-    times = [
-        _state_micros(g, live[g.name][ids[g.name]])
-        if g.aggregations
-        else _event_micros(g.event_time_kind, live[g.name][ids[g.name]][g.event_time])
-        for g in runtime.groups
-        if ids[g.name] in live[g.name]
-    ]
+    times: list[int] = []
+    for g in runtime.groups:
+        record = live[g.name].get(ids[g.name])
+        if record is None:
+            continue
+        if not g.aggregations:
+            times.append(_event_micros(g.event_time_kind, record[g.event_time]))
+            continue
+        try:
+            times.append(_state_micros(g, record))
+        except AggregationError as exc:  # another definition's state: serving refuses it too
+            raise SkewCheckError(
+                f"{g.name}: the online state of {ids[g.name]!r} cannot be read: {exc}"
+            ) from None
     return max(times) if times else None
 
 

@@ -205,3 +205,43 @@ def test_the_model_endpoint_reads_an_absent_state_as_the_empty_state(
     unknown = dict(zip(parser.COLUMNS, vectors[1], strict=True))
     assert unknown["purchase_count_lifetime"] == 0 and unknown["purchase_count_1h"] == 0
     assert unknown["last_categories_7d"] == [] and unknown["tenure"] is None
+
+
+def test_a_state_of_another_definition_is_named_by_group_and_entity(
+    make_project: Callable[..., Path],
+) -> None:
+    """After a window or function change a stored state is refused until a backfill: fsgen get
+    and the skew check say whose state (group and entity), not only which aggregation, and
+    the skew check fails instead of stopping on a bare message."""
+    config, spec, states = _project(make_project)
+    group = spec.group("purchases")
+    text = states["c1"]["avg_purchase_value__state"]
+    body = json.loads(text)
+    body[1] = "0" * len(str(body[1]))  # the fingerprint of another definition
+    old = json.dumps(body, separators=(",", ":"))
+    with LocalStore.open(config, spec) as store:
+        store.adopt(state_runtime(group), online=True, offline=False)
+        store.put_records(
+            "purchases",
+            [
+                {
+                    "customer_id": "c1",
+                    "purchased_at": iso(WRITTEN + 1),
+                    **states["c1"],
+                    "avg_purchase_value__state": old,
+                }
+            ],
+        )
+    runner = CliRunner()
+    base = ["--project", str(config.root)]
+    assert runner.invoke(main, [*base, "apply", "--auto-approve"]).exit_code == 0
+    result = runner.invoke(main, [*base, "get", "purchases", "c1"])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "error: purchases: the online state of 'c1' cannot be read: state of "
+        "'avg_purchase_value' was built for another definition of it"
+    ), result.output
+    result = runner.invoke(main, [*base, "skew-check", "shop"])
+    assert result.exit_code == 1
+    assert "purchases: the online state of 'c1' cannot be read: state of" in result.output
+    assert "Traceback" not in result.output
