@@ -10,10 +10,11 @@ Choices, and why:
 
 - **Rows.** Each label row picks, for every entity of the set, one key among the live (not
   deleted) online records of all the set's groups of that entity (an entity one group lacks
-  is compared too), uniformly at random with a fixed seed, so a run is repeatable; a set over several
-  entities (customer + merchant) gets (customer_id, merchant_id) pairs. Rows are distinct, so
-  a store with fewer keys (or pairs) than ``sample`` compares each once. With ``labels`` the
-  key columns and request fields come from that file instead (its label times are ignored).
+  is compared too), uniformly at random with a fixed seed, so a run is repeatable; a set
+  over several entities (customer + merchant) gets (customer_id, merchant_id) pairs. Rows
+  are distinct, so a store with fewer keys (or pairs) than ``sample`` compares each once.
+  With ``labels`` the key columns and request fields come from that file instead (its label
+  times are ignored).
 - **Label time T** = the latest event time among the row's online records. Every online record
   is its entity's latest, so the point-in-time join at T must pick exactly those records; T
   is an exact microsecond instant (the unit point-in-time joins compare in), so a record at T
