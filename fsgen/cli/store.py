@@ -259,6 +259,8 @@ def _aggregated_record(
     try:
         if as_of is not None:
             _refuse_before_watermark(group, rid, spec, states, features, at)
+        else:
+            _note_ahead_of_now(app, group, rid, spec, states, features, at)
         values = finalize_record(
             [a.runtime() for a in spec.aggregations],
             {k: v if isinstance(v, str) else None for k, v in states.items()},
@@ -272,6 +274,48 @@ def _aggregated_record(
     return {**head, **{f: values[f] for f in (features or known)}}
 
 
+def _newest_event(
+    spec: GroupSpec, states: dict[str, object], features: tuple[str, ...]
+) -> int | None:
+    """The newest applied event (µs) of the states the features asked are read from."""
+    from fsgen.runtime import aggcodec
+
+    marks = [
+        mark
+        for a in spec.aggregations
+        if isinstance(text := states.get(a.state_column), str)
+        and (not features or any(f in features for f in a.runtime().feature_names))
+        for mark in [aggcodec.decode(a.runtime(), text)[0]]
+        if mark is not None
+    ]
+    return max(marks) if marks else None
+
+
+def _note_ahead_of_now(
+    app: AppContext,
+    group: str,
+    rid: str,
+    spec: GroupSpec,
+    states: dict[str, object],
+    features: tuple[str, ...],
+    at: int,
+) -> None:
+    """A state whose newest event is after this machine's clock (a producer's clock ahead,
+    within the day ingestion takes) answers as of that event, as serving does; say so rather
+    than show those values as now's."""
+    from fsgen.runtime.encoding import format_event_time
+
+    newest = _newest_event(spec, states, features)
+    if newest is not None and at < newest:
+        app.err.print(
+            f"note: {group}: the online state of {rid!r} holds events up to "
+            f"{format_event_time('String', newest / 1_000_000)}, after now "
+            f"({format_event_time('String', at / 1_000_000)}); the values are as of that "
+            "newest event, as serving reads them",
+            markup=False,
+        )
+
+
 def _refuse_before_watermark(
     group: str,
     rid: str,
@@ -283,17 +327,10 @@ def _refuse_before_watermark(
     """A state is exact only from its newest applied event on (the watermark); read earlier,
     it answers as of the watermark, which ``--as-of`` would show under the earlier date."""
     from fsgen.errors import NotFound
-    from fsgen.runtime import aggcodec
     from fsgen.runtime.encoding import format_event_time
 
-    marks = [
-        mark
-        for a in spec.aggregations
-        if isinstance(text := states.get(a.state_column), str)
-        and (not features or any(f in features for f in a.runtime().feature_names))
-        for mark in [aggcodec.decode(a.runtime(), text)[0]]
-        if mark is not None
-    ]
+    newest = _newest_event(spec, states, features)
+    marks = [] if newest is None else [newest]
     if marks and at < max(marks):
         newest = format_event_time("String", max(marks) / 1_000_000)
         raise NotFound(
@@ -328,7 +365,7 @@ def backfill(app: AppContext, group: str, record_ids: tuple[str, ...], as_json: 
         )
     app.err.print(f"{group}: rebuilt {rebuilt:,} online state(s) from the offline event history")
     for record_id, reason in refused:
-        app.err.print(f"  not rebuilt {record_id!r}: {reason}")
+        app.err.print(f"  not rebuilt {record_id!r}: {reason}", markup=False)
     if refused:
         raise FsgenError(f"{group}: {len(refused):,} state(s) would not fit a record")
 

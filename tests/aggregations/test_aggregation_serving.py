@@ -245,3 +245,35 @@ def test_a_state_of_another_definition_is_named_by_group_and_entity(
     assert result.exit_code == 1
     assert "purchases: the online state of 'c1' cannot be read: state of" in result.output
     assert "Traceback" not in result.output
+
+
+def test_fsgen_get_says_when_the_state_is_ahead_of_now(make_project: Callable[..., Path]) -> None:
+    """Events up to a day ahead of the clock are taken (a producer's clock ahead); a state
+    holding one answers as of that event, as serving does. fsgen get says so on stderr rather
+    than show those values as now's; a state behind now gets no note."""
+    import time
+
+    config, spec = make(make_project)
+    group = spec.group("purchases")
+    ahead = time.time() + 2 * HOUR
+    events = [
+        ("c1", ahead, 1, {"amount": 3.0, "category": "books"}),
+        ("c2", ahead - 30 * DAY, 2, {"amount": 4.0, "category": "books"}),
+    ]
+    rows = event_rows(group, events)
+    with LocalStore.open(config, spec) as store:
+        write_events(store, group, rows)
+        write_states(store, group, rows, time.time())
+    generate(config, spec)
+    runner = CliRunner()
+    base = ["--project", str(config.root)]
+    assert runner.invoke(main, [*base, "apply", "--auto-approve"]).exit_code == 0
+    result = runner.invoke(main, [*base, "get", "purchases", "c1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["purchase_count_lifetime"] == 0  # the event is at the mark
+    assert result.stderr.startswith(
+        f"note: purchases: the online state of 'c1' holds events up to {iso(ahead)[:-5]}"
+    ), result.stderr
+    assert "the values are as of that newest event" in result.stderr
+    result = runner.invoke(main, [*base, "get", "purchases", "c2"])
+    assert result.exit_code == 0 and result.stderr == ""
