@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -125,6 +126,20 @@ _BOOL_TEXT = {
     "on": True,
     "off": False,
 }
+
+
+def event_time_of(kind: str, value: date) -> object:
+    """A Parquet (or DataFrame) timestamp or date given as an event time: the instant it holds,
+    as the ISO-8601 text (String) or epoch seconds (Fractional) of it would be read -- an aware
+    value by its offset, a naive one as UTC, a date as its midnight UTC. Digits finer than
+    milliseconds stay in the text, so they are refused as text's are."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if kind == FRACTIONAL:
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.timestamp()
+    nanos = getattr(value, "nanosecond", 0)  # a pandas Timestamp keeps nanoseconds
+    return value.isoformat() if nanos else value.isoformat(timespec="microseconds")
 
 
 def coerce(type_name: str, value: object) -> object:
@@ -291,6 +306,8 @@ class GroupRuntime:
                 else:
                     problems.append((f.name, "missing required field"))
                 continue
+            if f.name == self.event_time and isinstance(value, date):
+                value = event_time_of(self.event_time_kind, value)
             try:
                 out[f.name] = coerce(f.type, value)
             except ValueError as exc:
