@@ -318,3 +318,47 @@ def test_read_offline_keeps_events_at_one_time_and_one_of_each_copy(
         visible = store.read_offline(GROUP)
         assert len(visible) == len(ROWS) and len(store.read_offline(GROUP, dedup=False)) == 10
         assert (visible["customer_id"] == "C1").sum() == 3
+
+
+def test_the_same_file_after_a_logic_change_is_refused_not_counted_twice(
+    make_project,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """The plan asks for a re-ingest after an aggregation function's logic changes; the same
+    rows then map to other values, so they are no copies of the events ingested before and
+    would be added beside them: every count doubled. The ingest refuses, naming the rows and
+    the aggregations whose values changed; --allow-duplicates still adds them."""
+    from aggproject import DEFS
+
+    from fsgen.loader import load_with_config
+
+    root = make_project({"featuredefs/shop.py": DEFS})
+    source = tmp_path / "events.csv"
+    source.write_text(
+        "customer_id,purchased_at,amount,category\n"
+        "c1,2024-03-01T00:00:00Z,5.0,books\n"
+        "c1,2024-03-01T01:00:00Z,2.0,toys\n"
+    )
+    config, spec = load_with_config(root)
+    with LocalStore.open(config, spec) as store:
+        assert store.ingest("purchases", source, workers=0).written == 2
+    changed = DEFS.replace(
+        "def max_purchase(amount: float) -> float:\n    return amount",
+        "def max_purchase(amount: float) -> float:\n    return amount * 2",
+    )
+    assert changed != DEFS
+    (root / "featuredefs" / "shop.py").write_text(changed)
+    config, spec = load_with_config(root)
+    with LocalStore.open(config, spec) as store:
+        with pytest.raises(IngestError) as info:
+            store.ingest("purchases", source, workers=0)
+        message = str(info.value)
+        assert message.startswith(
+            f"purchases: 2 event(s) of {source} are in the offline history with other values"
+        ), message
+        assert "the logic of max_purchase or the rows changed)" in message, message
+        assert "row 1 (c1, 2024-03-01T00:00:00Z)" in message
+        assert "nothing was written" in message and "count them twice" in message
+        frame = store.read_offline("purchases", dedup=False)
+        assert len(frame) == 2  # nothing was written
+        assert store.ingest("purchases", source, workers=0, duplicates="allow").written == 2
