@@ -142,6 +142,25 @@ def event_time_of(kind: str, value: date) -> object:
     return value.isoformat() if nanos else value.isoformat(timespec="microseconds")
 
 
+_MIN_SECONDS = -62135596800.0  # 0001-01-01T00:00:00Z
+_MAX_SECONDS = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def outside_years(kind: str, seconds: float) -> str:
+    """The reason of an event time outside years 1..9999; for epoch seconds that would be a
+    time of years 1..9999 in milliseconds (or microseconds), the likely unit mix-up too."""
+    reason = "event time outside years 1..9999"
+    if kind != FRACTIONAL or not math.isfinite(seconds):
+        return reason
+    for unit, scale in (("milliseconds", 1_000), ("microseconds", 1_000_000)):
+        if _MIN_SECONDS <= seconds / scale <= _MAX_SECONDS and abs(seconds / scale) >= 1e8:
+            return (
+                f"{reason}: {seconds:g} epoch seconds; a Fractional event time is epoch "
+                f"seconds, and this looks like epoch {unit} (divide by {scale:,})"
+            )
+    return reason
+
+
 def coerce(type_name: str, value: object) -> object:
     """Coerce one raw value to ``type_name``; raise ValueError with a readable reason.
 
@@ -377,7 +396,9 @@ class GroupRuntime:
         try:
             canonical = format_event_time(self.event_time_kind, seconds)
         except (ValueError, OverflowError):  # in UTC it falls outside years 1..9999
-            raise RecordError(self.event_time, "event time outside years 1..9999") from None
+            raise RecordError(
+                self.event_time, outside_years(self.event_time_kind, seconds)
+            ) from None
         record[self.event_time] = canonical
         record.update(self.transform({**valid, self.event_time: canonical}))
         return record

@@ -93,3 +93,19 @@ def test_timestamps_and_dates_for_a_fractional_event_time(
     result, rejects, frame = _ingest(make_project, "profile", dates, tmp_path)
     assert (result.written, result.rejected) == (1, 0), rejects
     assert list(frame["updated_at"]) == ["2026-12-01T00:00:00Z"]
+
+
+def test_epoch_milliseconds_for_a_fractional_event_time_are_named(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A Fractional event time is epoch seconds; epoch milliseconds land after year 9999, and
+    the reject says that they look like milliseconds instead of only 'outside years'."""
+    frame = pd.DataFrame(
+        {"driver_id": ["d1", "d2"], "ended_at": [1764781200000, 1764781200.5], "fare": [1.0, 2.0]}
+    )
+    result, rejects, _ = _ingest(make_project, "trips", frame, tmp_path)
+    assert (result.written, result.rejected) == (1, 1), rejects
+    assert rejects[0].reason == (  # type: ignore[attr-defined]
+        "event time outside years 1..9999: 1.76478e+12 epoch seconds; a Fractional event time "
+        "is epoch seconds, and this looks like epoch milliseconds (divide by 1,000)"
+    )
