@@ -330,11 +330,10 @@ def _refuse_before_watermark(
     from fsgen.runtime.encoding import format_event_time
 
     newest = _newest_event(spec, states, features)
-    marks = [] if newest is None else [newest]
-    if marks and at < max(marks):
-        newest = format_event_time("String", max(marks) / 1_000_000)
+    if newest is not None and at < newest:
+        shown = format_event_time("String", newest / 1_000_000)
         raise NotFound(
-            f"{group}: the online state of {rid!r} holds events up to {newest}, after --as-of "
+            f"{group}: the online state of {rid!r} holds events up to {shown}, after --as-of "
             f"{format_event_time('String', at / 1_000_000)}; an online state answers only from "
             "its newest event on (use `fsgen dataset` for older values)"
         )
