@@ -35,6 +35,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from fsgen.runtime.aggcodec import MAX_RECORD_BYTES
 from fsgen.runtime.aggregate import (
     FRACTIONAL,
     INT64_MAX,
@@ -303,6 +304,7 @@ def events_of(
     )
     micros_of = [round(s * MICROS) for s in block.seconds]
     ahead = _ahead(micros_of, now)
+    oversized = _oversized(art, cols)
     # event_hash's sorted (name, value) pairs: the names' order, found once
     order = sorted(range(len(columns)), key=columns.__getitem__)
     names = [columns[i] for i in order]
@@ -311,6 +313,9 @@ def events_of(
     for j, index in enumerate(block.rows):
         if ahead and j in ahead:
             rejected.append(Rejected(index, rt.event_time, ahead[j]))
+            continue
+        if oversized and j in oversized:
+            rejected.append(Rejected(index, *oversized[j]))
             continue
         mapped = mapped_rows[j] if mapped_rows else _mapped(art, cols, j)
         if isinstance(mapped, Rejected):
@@ -332,6 +337,37 @@ def events_of(
             )
         )
     return events, rejected
+
+
+def _oversized(
+    art: AggregationRuntime, cols: Mapping[str, Sequence[object]]
+) -> dict[int, tuple[str, str]]:
+    """Row position -> (value column, reason) of a String value that no state record can hold
+    (its JSON text alone is over a record's 350 KB), for the functions that keep values
+    (last, last_n, min, max, count_distinct): accepted, it would be written offline while
+    every state of its entity rebuilt from then on is refused. Rejected at once instead, in
+    batch and stream alike, before anything is written."""
+    import json
+
+    out: dict[int, tuple[str, str]] = {}
+    least = MAX_RECORD_BYTES // 6  # a character's JSON text is at most 6 bytes (\u00XX)
+    for d in art.definitions:
+        if d.value_kind != STRING or d.function == "count":
+            continue
+        column = cols[d.value_column]
+        if max([len(v) for v in column if type(v) is str], default=0) <= least:
+            continue
+        for j, v in enumerate(column):
+            if j in out or type(v) is not str or len(v) <= least:
+                continue
+            size = len(json.dumps(v, ensure_ascii=False).encode("utf-8"))
+            if size > MAX_RECORD_BYTES:
+                out[j] = (
+                    d.value_column,
+                    f"a value of {size:,} bytes can never fit {d.name!r}'s state in a "
+                    f"SageMaker record ({MAX_RECORD_BYTES:,} bytes at most): not written",
+                )
+    return out
 
 
 def _ahead(micros_of: Sequence[int], now: float | None) -> dict[int, str]:

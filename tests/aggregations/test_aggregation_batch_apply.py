@@ -259,3 +259,33 @@ def test_an_event_that_overflows_its_state_does_not_take_the_batchs_other_events
     assert {c: cols[c][0] for c in art.state_columns} == {
         c: stored["C1"][c] for c in art.state_columns
     }
+
+
+def test_a_value_no_state_record_can_hold_is_rejected_before_anything_is_written(
+    make_project,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """A 400 KB category can never fit its entity's state: the batch rejects that row (named
+    by its aggregation) instead of writing it offline and leaving the entity's online state
+    unrebuildable from then on, while training counts it; the entity's other rows are
+    written and its state rebuilt with them."""
+    from aggproject import make
+
+    from fsgen.store.local import LocalStore
+
+    config, spec = make(make_project)
+    source = tmp_path / "events.csv"
+    source.write_text(
+        "customer_id,purchased_at,amount,category\n"
+        f"c1,2024-03-01T00:00:00Z,5.0,{'Z' * 400_000}\n"
+        "c1,2024-03-01T01:00:00Z,2.0,toys\n"
+    )
+    rejects: list[object] = []
+    with LocalStore.open(config, spec) as store:
+        result = store.ingest("purchases", source, workers=0, rejects=rejects)
+        assert (result.read, result.written, result.rejected) == (2, 1, 1), rejects
+        assert [(r.row, r.field) for r in rejects] == [(1, "last_categories")]  # type: ignore[attr-defined]
+        assert "can never fit" in rejects[0].reason  # type: ignore[attr-defined]
+        assert len(store.read_offline("purchases", dedup=False)) == 1
+        record = store.get_record("purchases", "c1")
+        assert record is not None and "toys" in str(record["last_categories__state"])
