@@ -364,7 +364,7 @@ def _oversized(
             if size > MAX_RECORD_BYTES:
                 out[j] = (
                     d.value_column,
-                    f"a value of {size:,} bytes can never fit {d.name!r}'s state in a "
+                    f"a value of {size:,} bytes can never fit the state of {d.name!r} in a "
                     f"SageMaker record ({MAX_RECORD_BYTES:,} bytes at most): not written",
                 )
     return out
