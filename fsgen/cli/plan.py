@@ -156,7 +156,7 @@ def _run_apply(
     for path in result.regenerated:  # as the plan marked them: + created, - removed, ~ changed
         done = "created" if path in created else "removed" if path in removed else "regenerated"
         app.err.print(f"  {done} {path}")
-    from fsgen.plan.render import apply_summary, backfill_hint, destroy_summary
+    from fsgen.plan.render import apply_summary, destroy_summary
 
     if destroy:
         echo_plan(destroy_summary(the_plan, _offline_kept(app, backend.name)) + "\n")
@@ -165,7 +165,7 @@ def _run_apply(
     for group, features in the_plan.backfill.items():
         click.echo(
             f"Backfill needed: {group} ({', '.join(features)}): stored values were "
-            f"computed by the old logic; {backfill_hint(group, features)}"
+            f"computed by the old logic; re-ingest with 'fsgen ingest {group} ...'"
         )
 
 

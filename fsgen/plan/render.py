@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 
 from fsgen.pii import plan_annotations
 from fsgen.plan.model import ChangeKind, GroupState, Plan, PropertyDiff, ResourceChange
@@ -50,7 +49,7 @@ def render_plan(plan: Plan) -> str:
         lines.append("")
         lines.append("Backfill needed (stored values were computed by the old logic):")
         for group, features in plan.backfill.items():
-            lines.append(f"  {group}: {', '.join(features)}  ({backfill_hint(group, features)})")
+            lines.append(f"  {group}: {', '.join(features)}  (re-ingest: fsgen ingest {group} ...)")
     for note in plan.notes:
         lines.append("")
         lines.append(f"Warning: {note}")
@@ -225,16 +224,3 @@ def paint(text: str) -> str:
             line = _sgr("1;33", "Warning:") + line[len("Warning:") :]
         out.append(line)
     return "\n".join(out)
-
-
-def backfill_hint(group: str, features: Sequence[str]) -> str:
-    """How to recompute values stored by old logic. An aggregation group's offline store holds
-    its events' mapped values, which a re-ingest of the same files would add beside the old
-    ones (the ingest refuses that): its history is recomputed only from scratch."""
-    if any(f.endswith("__value") for f in features):
-        return (
-            "the event history keeps the old values and a re-ingest of its files is refused; to "
-            f"recompute them, replace {group} (its history is archived) and ingest every event "
-            "file again"
-        )
-    return f"re-ingest: fsgen ingest {group} ..."

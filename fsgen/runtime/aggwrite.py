@@ -960,27 +960,9 @@ def ingest_chunks(
                 message = _seen_message(art, source_name, run_events, again, rejects.count)
                 rejects.discard()  # nothing of the run is written, its rejects neither
                 raise SeenEventsError(message)
-            # the same rows ingested before, whose values the aggregation functions now map
-            # otherwise: a second event each, beside the first (every count doubled)
-            known = {s.position for s in seen}
-            find = getattr(sink, "recomputed_events", None)
-            recomputed = [
-                (pos, old)
-                for pos, old in (find(art, run_events, source_name) if find else [])
-                if pos not in known
-            ]
-            if recomputed and duplicates == "refuse":
-                message = _recomputed_message(
-                    art, source_name, run_events, recomputed, rejects.count
-                )
-                rejects.discard()
-                raise SeenEventsError(message)
             # refuse with only copies: the same rows again, written again (one event each)
             skip = (
-                {run_events[s.position].sequence for s in seen}
-                | {run_events[pos].sequence for pos, _ in recomputed}
-                if duplicates == "skip"
-                else set()
+                {run_events[s.position].sequence for s in seen} if duplicates == "skip" else set()
             )
             for events in held:
                 kept = [e for e in events if e.sequence not in skip]
@@ -1034,49 +1016,6 @@ def _seen_message(
         "them again would count them twice. --skip-seen ingests the other events; "
         "--allow-duplicates counts them as new events (e.g. real repeated purchases)"
     )
-
-
-def _recomputed_message(
-    art: AggregationRuntime,
-    source: str,
-    events: Sequence[Event],
-    recomputed: Sequence[tuple[int, tuple[object, ...]]],
-    rejected: int = 0,
-) -> str:
-    """The refusal of rows ingested before under other aggregation logic: which rows, which
-    aggregations map them otherwise now, and the ways on."""
-    rt = art.group
-    first = [events[pos] for pos, _ in recomputed[:5]]
-    shown = "; ".join(
-        f"row {e.sequence - BATCH_SEQUENCE_BASE} "
-        f"({e.record_id}, {format_event_time('String', e.micros / MICROS)})"
-        for e in first
-    )
-    more = f"; ... and {len(recomputed) - len(first):,} more" if len(recomputed) > 5 else ""
-    changed = [
-        d.name
-        for n, d in enumerate(art.definitions)
-        if any(not _same_value(events[pos].values[n], old[n]) for pos, old in recomputed)
-    ]
-    return (
-        f"{rt.name}: {len(recomputed):,} event(s) of {source} are in the offline history with "
-        f"other values (the same {rt.identifier}, event time and row of this file, ingested "
-        f"before the logic of {', '.join(changed) or 'an aggregation'} or the rows changed): "
-        f"{shown}{more}; nothing "
-        f"was written{_unreported(rejected)}. Ingesting them again would count them twice, "
-        "beside the events holding the old values. The history keeps the values computed "
-        "when each event was ingested: to recompute them, replace the group (fsgen destroy, "
-        "or a plan that replaces it, archives the history) and ingest every event file again; "
-        "--allow-duplicates adds them as new events, --skip-seen leaves them out"
-    )
-
-
-def _same_value(new: object, old: object) -> bool:
-    if isinstance(new, float) and isinstance(old, float) and math.isnan(new) and math.isnan(old):
-        return True
-    if isinstance(old, float) and math.isnan(old):
-        old = None
-    return new == old
 
 
 def _unreported(rejected: int) -> str:

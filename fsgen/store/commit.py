@@ -50,18 +50,6 @@ from fsgen.runtime.sinks import RecordRejected
 from fsgen.store import iceberg, offline
 from fsgen.store.online import OnlineStore, latest_rows
 
-
-def _same_source_key(source: str) -> str:
-    """A batch source as one name for comparing runs: a local path resolved (``data/x.csv``
-    and ``./data/x.csv`` are one file), anything else as given."""
-    if source.startswith("s3://") or source.startswith("<"):
-        return source
-    try:
-        return str(Path(source).resolve())
-    except OSError:
-        return source
-
-
 if TYPE_CHECKING:
     import sqlite3
 
@@ -599,43 +587,6 @@ class ChunkWriter:
         return [
             Seen(pos, names.get(wt) or names.setdefault(wt, earlier(wt)), copy)
             for pos, wt, copy in found
-        ]
-
-    def recomputed_events(
-        self, art: AggregationRuntime, events: Sequence[Event], source: str
-    ) -> list[tuple[int, tuple[object, ...]]]:
-        """The run's events that an earlier ingestion of the same ``source`` wrote at the same
-        entity, event time and row with other values (see
-        :func:`fsgen.store.offline.recomputed_events`): (position, the old values)."""
-        rt = art.group
-        self.flush()
-        with self.holding(f"check {rt.name}"):
-            found = offline.recomputed_events(
-                art,
-                self.store.root / "offline" / rt.name,
-                [(e.record_id, e.event_time, e.sequence, e.content_hash) for e in events],
-            )
-        if not found:
-            return []
-        runs = self._runs(rt.name)
-        mine = _same_source_key(source)
-        out = []
-        for pos, old, wt in found:
-            at = wt / 1_000_000
-            earlier = next((src for st, fin, src in runs if st - 1 <= at <= fin + 1), None)
-            if earlier is not None and _same_source_key(earlier) == mine:
-                out.append((pos, old))
-        return out
-
-    def _runs(self, group: str) -> list[tuple[float, float, str]]:
-        return [
-            (float(a), float(b), str(c))
-            for a, b, c in self.store.online.connection()
-            .execute(
-                "SELECT started, finished, source FROM _fsgen_runs WHERE grp = ? ORDER BY started",
-                (group,),
-            )
-            .fetchall()
         ]
 
     def rebuild_states(

@@ -385,68 +385,6 @@ def seen_events(
     return [(int(pos), int(wt), bool(copy)) for pos, wt, copy in rows]
 
 
-def recomputed_events(
-    art: AggregationRuntime, group_dir: Path, events: Sequence[tuple[str, object, int, str]]
-) -> list[tuple[int, tuple[object, ...], int]]:
-    """The run's events (record id, stored event time, sequence, hash) that the history holds
-    at the same entity, event time and sequence (a batch row's number in its file) but only
-    with other values. Returns (position in ``events``, the values of the history's row, its
-    earliest write time in µs), by position. When that row came from the same file, the
-    aggregation functions (or the row) changed since, and ingesting it again would add a
-    second event beside the first; the caller tells by the write time's run."""
-    import duckdb
-    import pyarrow as pa
-
-    if not events or not data_files(group_dir):
-        return []
-    rt = art.group
-    time_type = pa.float64() if rt.event_time_kind == "Fractional" else pa.string()
-    con = duckdb.connect()
-    con.register(
-        "run",
-        pa.table(
-            {
-                "pos": pa.array(range(len(events)), pa.int64()),
-                "id": pa.array([e[0] for e in events], pa.string()),
-                "t": pa.array([e[1] for e in events], time_type),
-                "seq": pa.array([e[2] for e in events], pa.int64()),
-                "h": pa.array([e[3] for e in events], pa.string()),
-            }
-        ),
-    )
-    ident = _q(rt.identifier)
-    values = ", ".join(f"o.{_q(d.value_column)}" for d in art.definitions)
-    rows = con.execute(
-        f"""
-        WITH old AS (
-            SELECT CAST({ident} AS VARCHAR) AS id, {_q(rt.event_time)} AS t,
-                   event_sequence AS seq, event_hash AS h, *
-            FROM {_source_sql(group_dir)}
-            WHERE NOT is_deleted AND event_sequence IS NOT NULL
-              AND CAST({ident} AS VARCHAR) IN (SELECT DISTINCT id FROM run)
-        ),
-        same AS (
-            SELECT r.pos FROM run r JOIN old o
-            ON r.id = o.id AND r.t = o.t AND r.seq = o.seq AND r.h = o.h
-        )
-        SELECT r.pos, arg_min(({values}), o.h), min(epoch_us(o.write_time)) FROM run r
-        JOIN old o ON r.id = o.id AND r.t = o.t AND r.seq = o.seq
-        WHERE r.pos NOT IN (SELECT pos FROM same)
-        GROUP BY r.pos ORDER BY r.pos
-        """
-    ).fetchall()
-    return [(int(pos), _as_tuple(old, len(art.definitions)), int(wt)) for pos, old, wt in rows]
-
-
-def _as_tuple(row: object, n: int) -> tuple[object, ...]:
-    """A DuckDB row value (a tuple, a dict, or the value itself when there is one column)."""
-    if isinstance(row, dict):
-        return tuple(row.values())
-    if isinstance(row, tuple) and len(row) == n:
-        return row
-    return (row,)
-
-
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

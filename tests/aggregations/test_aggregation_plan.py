@@ -72,20 +72,3 @@ def test_a_description_change_does_not_warn(make_project: Callable[..., Path]) -
     plan, text = edited(make_project, 'description="Largest purchase"', 'description="Top"')
     assert plan.has_changes
     assert warnings(text) == [], text
-
-
-def test_a_changed_aggregation_logic_does_not_ask_for_a_reingest(
-    make_project: Callable[..., Path],
-) -> None:
-    """A row group's old values are replaced by re-ingesting; an aggregation group's event
-    history would get the same events a second time (the ingest refuses it), so the plan
-    says how its values are recomputed instead."""
-    old = "def max_purchase(amount: float) -> float:\n    return amount"
-    plan, text = edited(make_project, old, old + " * 2")
-    assert plan.backfill == {"purchases": ("max_purchase__value", "max_purchase__state")}
-    assert "re-ingest: fsgen ingest purchases" not in text, text
-    assert (
-        "the event history keeps the old values and a re-ingest of its files is refused; to "
-        "recompute them, replace purchases (its history is archived) and ingest every event "
-        "file again"
-    ) in text
