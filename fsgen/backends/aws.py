@@ -329,6 +329,17 @@ class AwsDataPlane:
         source: RecordSource = self.client
         return source
 
+    def rebuild_states(
+        self, group: str, ids: Sequence[str] | None = None
+    ) -> tuple[int, list[tuple[str, str]]]:
+        from fsgen.errors import ConfigError
+
+        raise ConfigError(
+            f"'fsgen backfill {group}' reads the offline event history, which the "
+            "featurestore-runtime API cannot read back; on AWS run the generated batch job over "
+            "the group's whole event history instead"
+        )
+
     def local_store(self, command: str) -> Path:
         from fsgen.errors import ConfigError
 

@@ -299,6 +299,13 @@ class DataPlane(Protocol):
         """BatchGetRecord for the generated endpoint handler."""
         ...
 
+    def rebuild_states(
+        self, group: str, ids: Sequence[str] | None = None
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """Rebuild an aggregation group's online states from its offline event history (all
+        its entities, or ``ids``): the count and the (id, reason) of states too large."""
+        ...
+
     def local_store(self, command: str) -> Path:
         """The local store directory ``command`` reads; ConfigError where there is none."""
         ...

@@ -239,6 +239,12 @@ class LocalDataPlane:
 
         return LocalRecordSource(self.store, clock)
 
+    def rebuild_states(
+        self, group: str, ids: Sequence[str] | None = None
+    ) -> tuple[int, list[tuple[str, str]]]:
+        self.require_applied(group)
+        return self.store.rebuild_states(group, ids)
+
     def local_store(self, command: str) -> Path:
         return self.store.root
 

@@ -227,7 +227,8 @@ def _aggregated_record(
     exactly as the generated parser does: the keys, the state's write time and every
     ``<name>_<window>`` feature (or the ``features`` named)."""
 
-    from fsgen.errors import NotFound
+    from fsgen.errors import NotFound, StoreError
+    from fsgen.runtime.aggdef import AggregationError
     from fsgen.runtime.aggread import finalize_record
 
     spec = app.spec.group(group)
@@ -255,17 +256,64 @@ def _aggregated_record(
         raise NotFound(f"{group}: no online aggregation state for {rid!r}: {reason}")
     at = time.time_ns() // 1000 if as_of is None else round(as_of * 1_000_000)
     states = {a.state_column: record.get(a.state_column) for a in spec.aggregations}
-    if as_of is not None:
-        _refuse_before_watermark(group, rid, spec, states, features, at)
-    values = finalize_record(
-        [a.runtime() for a in spec.aggregations],
-        {k: v if isinstance(v, str) else None for k, v in states.items()},
-        at,
-        features or None,  # only the states of the features named are decoded
-    )
+    try:
+        if as_of is not None:
+            _refuse_before_watermark(group, rid, spec, states, features, at)
+        else:
+            _note_ahead_of_now(app, group, rid, spec, states, features, at)
+        values = finalize_record(
+            [a.runtime() for a in spec.aggregations],
+            {k: v if isinstance(v, str) else None for k, v in states.items()},
+            at,
+            features or None,  # only the states of the features named are decoded
+        )
+    except AggregationError as exc:  # another definition's state, or an unreadable one
+        raise StoreError(f"{group}: the online state of {rid!r} cannot be read: {exc}") from None
     head = {k.name: record.get(k.name) for k in spec.entity.keys}
     head["state_written_at"] = record.get(spec.event_time.name)
     return {**head, **{f: values[f] for f in (features or known)}}
+
+
+def _newest_event(
+    spec: GroupSpec, states: dict[str, object], features: tuple[str, ...]
+) -> int | None:
+    """The newest applied event (µs) of the states the features asked are read from."""
+    from fsgen.runtime import aggcodec
+
+    marks = [
+        mark
+        for a in spec.aggregations
+        if isinstance(text := states.get(a.state_column), str)
+        and (not features or any(f in features for f in a.runtime().feature_names))
+        for mark in [aggcodec.decode(a.runtime(), text)[0]]
+        if mark is not None
+    ]
+    return max(marks) if marks else None
+
+
+def _note_ahead_of_now(
+    app: AppContext,
+    group: str,
+    rid: str,
+    spec: GroupSpec,
+    states: dict[str, object],
+    features: tuple[str, ...],
+    at: int,
+) -> None:
+    """A state whose newest event is after this machine's clock (a producer's clock ahead,
+    within the day ingestion takes) answers as of that event, as serving does; say so rather
+    than show those values as now's."""
+    from fsgen.runtime.encoding import format_event_time
+
+    newest = _newest_event(spec, states, features)
+    if newest is not None and at < newest:
+        app.err.print(
+            f"note: {group}: the online state of {rid!r} holds events up to "
+            f"{format_event_time('String', newest / 1_000_000)}, after now "
+            f"({format_event_time('String', at / 1_000_000)}); the values are as of that "
+            "newest event, as serving reads them",
+            markup=False,
+        )
 
 
 def _refuse_before_watermark(
@@ -279,24 +327,46 @@ def _refuse_before_watermark(
     """A state is exact only from its newest applied event on (the watermark); read earlier,
     it answers as of the watermark, which ``--as-of`` would show under the earlier date."""
     from fsgen.errors import NotFound
-    from fsgen.runtime import aggcodec
     from fsgen.runtime.encoding import format_event_time
 
-    marks = [
-        mark
-        for a in spec.aggregations
-        if isinstance(text := states.get(a.state_column), str)
-        and (not features or any(f in features for f in a.runtime().feature_names))
-        for mark in [aggcodec.decode(a.runtime(), text)[0]]
-        if mark is not None
-    ]
-    if marks and at < max(marks):
-        newest = format_event_time("String", max(marks) / 1_000_000)
+    newest = _newest_event(spec, states, features)
+    if newest is not None and at < newest:
+        shown = format_event_time("String", newest / 1_000_000)
         raise NotFound(
-            f"{group}: the online state of {rid!r} holds events up to {newest}, after --as-of "
+            f"{group}: the online state of {rid!r} holds events up to {shown}, after --as-of "
             f"{format_event_time('String', at / 1_000_000)}; an online state answers only from "
             "its newest event on (use `fsgen dataset` for older values)"
         )
+
+
+@main.command()
+@click.argument("group")
+@click.argument("record_ids", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
+@pass_app
+@handle_errors
+def backfill(app: AppContext, group: str, record_ids: tuple[str, ...], as_json: bool) -> None:
+    """Rebuild aggregation GROUP's online states from its offline event history: every
+    entity's (or RECORD_IDS'), under the current definitions. After a window, hop, lateness or
+    function change it repairs every state, those only the stream ever wrote included."""
+    import json
+
+    from fsgen.errors import FsgenError
+
+    plane = open_plane(app)
+    try:
+        rebuilt, refused = plane.rebuild_states(group, list(record_ids) or None)
+    finally:
+        plane.close()
+    if as_json:
+        click.echo(
+            json.dumps({"group": group, "rebuilt": rebuilt, "refused": [list(r) for r in refused]})
+        )
+    app.err.print(f"{group}: rebuilt {rebuilt:,} online state(s) from the offline event history")
+    for record_id, reason in refused:
+        app.err.print(f"  not rebuilt {record_id!r}: {reason}", markup=False)
+    if refused:
+        raise FsgenError(f"{group}: {len(refused):,} state(s) would not fit a record")
 
 
 @main.command("delete-record")

@@ -134,11 +134,22 @@ def empty_group_warnings(
     by_group: dict[str, list[str]] = {}
     for item in plan.values:
         by_group.setdefault(item.group, []).append(item.column)
+    aggregation_groups = {join.group.name for join in plan.aggregations}
     out: list[dict[str, str]] = []
     for group, columns in by_group.items():
-        if any(stored.column(c).null_count < stored.num_rows for c in columns):
-            continue
-        reason, hint = _why_empty(group, store, knowledge_time)
+        if group in aggregation_groups:
+            # an empty window is a value (count 0), so a group without events is told by its
+            # store: no event history at all (not ingested, or destroyed and archived)
+            if store is None or _has_offline_data(store, group):
+                continue
+            reason, hint = _why_empty(group, store, knowledge_time)
+            fills = "empty-window values (count 0, sum 0, mean missing, ...)"
+            what = "no events"
+        else:
+            if any(stored.column(c).null_count < stored.num_rows for c in columns):
+                continue
+            reason, hint = _why_empty(group, store, knowledge_time)
+            fills, what = "missing-value fills", "no stored value"
         out.append(
             {
                 "group": group,
@@ -146,19 +157,23 @@ def empty_group_warnings(
                 "reason": reason,
                 "hint": hint,
                 "message": (
-                    f"feature group {group!r} has no stored value for any of the "
+                    f"feature group {group!r} has {what} for any of the "
                     f"{stored.num_rows} label rows ({reason}); its columns "
-                    f"({', '.join(columns)}) are all missing-value fills. {hint}"
+                    f"({', '.join(columns)}) are all {fills}. {hint}"
                 ),
             }
         )
     return out
 
 
+def _has_offline_data(store: Path, group: str) -> bool:
+    offline = store / "offline" / group
+    return offline.is_dir() and any(offline.rglob("*.parquet"))
+
+
 def _why_empty(group: str, store: Path | None, knowledge_time: bool) -> tuple[str, str]:
     if store is not None:
-        offline = store / "offline" / group
-        has_data = offline.is_dir() and any(offline.rglob("*.parquet"))
+        has_data = _has_offline_data(store, group)
         if not has_data and (store / "archive" / group).is_dir():
             return (
                 "it was replaced or destroyed: its history is in "

@@ -153,11 +153,27 @@ def label_micros(series: pd.Series, column: str, source: str) -> np.ndarray:
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
+        good = np.flatnonzero(parsed.notna().to_numpy())
+        if _is_number(values[row]) and len(good):
+            first = int(good[0])
+            raise PitError(
+                f"{source}: label row {row + 1}: {column} {values[row]!r} is epoch seconds in a "
+                f"column of ISO-8601 timestamps (label row {first + 1} holds "
+                f"{values[first]!r}); give one column's label times in one form"
+            )
         raise PitError(
             f"{source}: label row {row + 1}: {column} {values[row]!r} is not an "
             "ISO-8601 timestamp like 2024-01-31T12:00:00Z or epoch seconds"
         )
     return _datetime_micros(parsed)
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _iso_text(value: str | datetime) -> str:

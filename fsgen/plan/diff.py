@@ -298,10 +298,10 @@ def aggregation_notes(changes: Sequence[ResourceChange]) -> list[str]:
                 "lateness, function, value type or the state format). The states stored "
                 "online were built for the old definition and are refused (fsgen get, "
                 "serving and the stream report 'rebuild the states with a backfill') until a "
-                f"backfill rebuilds them: fsgen ingest {change.group} <its event files> (the "
-                "same files again add no events, they rebuild the states; an export of events "
-                "already ingested is refused unless --skip-seen), then "
-                "replay the stream's dead letters of that time: fsgen stream replay "
+                f"backfill rebuilds them: after apply, fsgen backfill {change.group} (every "
+                "entity's state from the offline event history, also of entities only the "
+                "stream wrote; on AWS, the generated batch job over the group's whole event "
+                "history), then replay the stream's dead letters of that time: fsgen stream replay "
                 f"{change.group} <dead-letter file> --from-dead-letter."
             )
     return notes

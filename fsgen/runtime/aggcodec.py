@@ -157,7 +157,7 @@ def decode(d: AggregationDef, text: str) -> Parsed:
     if version != FORMAT_VERSION:
         raise AggregationError(
             f"state of {d.name!r} has format {version!r}, not {FORMAT_VERSION}; "
-            "rebuild the states with a backfill (fsgen ingest of the group's events)"
+            "rebuild the states with a backfill (fsgen backfill <group>)"
         )
     try:
         _, built_for, wm, max_seq, deltas, cols, frontier, prefix = body
@@ -171,7 +171,7 @@ def decode(d: AggregationDef, text: str) -> Parsed:
         raise AggregationError(
             f"state of {d.name!r} was built for another definition of it (its "
             "function, windows, hop or lateness changed since); rebuild the states with a "
-            "backfill (fsgen ingest of the group's events)"
+            "backfill (fsgen backfill <group>)"
         )
     return wm, max_seq, keys, cols, frontier, prefix
 

@@ -35,6 +35,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from fsgen.runtime.aggcodec import MAX_RECORD_BYTES
 from fsgen.runtime.aggregate import (
     FRACTIONAL,
     INT64_MAX,
@@ -329,6 +330,7 @@ def events_of(
     )
     micros_of = [round(s * MICROS) for s in block.seconds]
     ahead = _ahead(micros_of, now)
+    oversized = _oversized(art, cols)
     # event_hash's sorted (name, value) pairs: the names' order, found once
     order = sorted(range(len(columns)), key=columns.__getitem__)
     names = [columns[i] for i in order]
@@ -337,6 +339,9 @@ def events_of(
     for j, index in enumerate(block.rows):
         if ahead and j in ahead:
             rejected.append(Rejected(index, rt.event_time, ahead[j]))
+            continue
+        if oversized and j in oversized:
+            rejected.append(Rejected(index, *oversized[j]))
             continue
         mapped = mapped_rows[j] if mapped_rows else _mapped(art, cols, j)
         if isinstance(mapped, Rejected):
@@ -358,6 +363,37 @@ def events_of(
             )
         )
     return events, rejected
+
+
+def _oversized(
+    art: AggregationRuntime, cols: Mapping[str, Sequence[object]]
+) -> dict[int, tuple[str, str]]:
+    """Row position -> (value column, reason) of a String value that no state record can hold
+    (its JSON text alone is over a record's 350 KB), for the functions that keep values
+    (last, last_n, min, max, count_distinct): accepted, it would be written offline while
+    every state of its entity rebuilt from then on is refused. Rejected at once instead, in
+    batch and stream alike, before anything is written."""
+    import json
+
+    out: dict[int, tuple[str, str]] = {}
+    least = MAX_RECORD_BYTES // 6  # a character's JSON text is at most 6 bytes (\u00XX)
+    for d in art.definitions:
+        if d.value_kind != STRING or d.function == "count":
+            continue
+        column = cols[d.value_column]
+        if max([len(v) for v in column if type(v) is str], default=0) <= least:
+            continue
+        for j, v in enumerate(column):
+            if j in out or type(v) is not str or len(v) <= least:
+                continue
+            size = len(json.dumps(v, ensure_ascii=False).encode("utf-8"))
+            if size > MAX_RECORD_BYTES:
+                out[j] = (
+                    d.value_column,
+                    f"a value of {size:,} bytes can never fit the state of {d.name!r} in a "
+                    f"SageMaker record ({MAX_RECORD_BYTES:,} bytes at most): not written",
+                )
+    return out
 
 
 def _ahead(micros_of: Sequence[int], now: float | None) -> dict[int, str]:
@@ -599,6 +635,7 @@ def apply_events(
             except AggregationError as exc:  # a corrupt stored state: a backfill rebuilds it
                 rejected += [Rejected(e.index, "<state>", f"{record_id}: {exc}") for e in mine]
                 continue
+        marks = len(applied), len(rejected)
         took = _apply_mine(states, mine, shortest, applied, rejected)
         if not took:
             keep_states += states  # unchanged: kept under the strings they were read as
@@ -607,8 +644,15 @@ def apply_events(
         try:
             encoded = encode_states(states)
         except AggregationError as exc:
-            rejected += [Rejected(e.index, "<state>", str(exc)) for e in took]
-            continue
+            if len(took) == 1:
+                rejected.append(Rejected(took[0].index, "<state>", str(exc)))
+                continue
+            del applied[marks[0] :], rejected[marks[1] :]
+            states, took, encoded = _apply_singly(
+                definitions, texts, mine, shortest, applied, rejected
+            )
+            if not took:
+                continue
         keep_states += states
         keep_texts += map(encoded.__getitem__, columns)
         written += took
@@ -636,6 +680,43 @@ def apply_events(
     rejected.sort(key=lambda r: r.index)
     applied.sort()
     return Writes(event_rows(art, written), state_records(art, states_out), rejected, applied)
+
+
+def _apply_singly(
+    definitions: Sequence[AggregationDef],
+    texts: Sequence[str | None],
+    mine: list[Event],
+    shortest: int,
+    applied: list[int],
+    rejected: list[Rejected],
+) -> tuple[list[AggregationState], list[Event], dict[str, str]]:
+    """Apply one entity's events one at a time, encoding after each: the path of a batch whose
+    state would not fit a record. Only the events that push the state past it are rejected
+    (``<state>``); the others are applied, as they are when each arrives in a batch of its own.
+    Returns the states, the events applied and the last encoding that fits (empty: none)."""
+
+    def decode(good: Sequence[str | None]) -> list[AggregationState]:
+        return [
+            AggregationState.decode(d, t) if t else AggregationState(d)
+            for d, t in zip(definitions, good, strict=True)
+        ]
+
+    good: Sequence[str | None] = texts
+    states = decode(good)
+    took: list[Event] = []
+    encoded: dict[str, str] = {}
+    for e in mine:
+        if not _apply_mine(states, [e], shortest, applied, rejected):
+            continue
+        try:
+            encoded = encode_states(states)
+        except AggregationError as exc:
+            rejected.append(Rejected(e.index, "<state>", str(exc)))
+            states = decode(good)
+            continue
+        good = [encoded[d.state_column] for d in definitions]
+        took.append(e)
+    return states, took, encoded
 
 
 def _apply_mine(

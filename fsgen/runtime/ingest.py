@@ -36,7 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from fsgen.runtime.bulk import BlockResult, fast_block, process_block
 from fsgen.runtime.encoding import FRACTIONAL
-from fsgen.runtime.pipeline import GroupRuntime
+from fsgen.runtime.pipeline import GroupRuntime, outside_years
 from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Needed, Reject, SourceError, read_source, source_name
 
@@ -609,7 +609,7 @@ def check_years(rt: GroupRuntime, block: BlockResult) -> BlockResult:
     errors = [
         *block.errors,
         *(
-            (block.rows[j], RecordError(rt.event_time, "event time outside years 1..9999"))
+            (block.rows[j], RecordError(rt.event_time, outside_years(rt.event_time_kind, secs[j])))
             for j in sorted(bad)
         ),
     ]

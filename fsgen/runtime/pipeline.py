@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -125,6 +126,39 @@ _BOOL_TEXT = {
     "on": True,
     "off": False,
 }
+
+
+def event_time_of(kind: str, value: date) -> object:
+    """A Parquet (or DataFrame) timestamp or date given as an event time: the instant it holds,
+    as the ISO-8601 text (String) or epoch seconds (Fractional) of it would be read -- an aware
+    value by its offset, a naive one as UTC, a date as its midnight UTC. Digits finer than
+    milliseconds stay in the text, so they are refused as text's are."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if kind == FRACTIONAL:
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.timestamp()
+    nanos = getattr(value, "nanosecond", 0)  # a pandas Timestamp keeps nanoseconds
+    return value.isoformat() if nanos else value.isoformat(timespec="microseconds")
+
+
+_MIN_SECONDS = -62135596800.0  # 0001-01-01T00:00:00Z
+_MAX_SECONDS = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def outside_years(kind: str, seconds: float) -> str:
+    """The reason of an event time outside years 1..9999; for epoch seconds that would be a
+    time of years 1..9999 in milliseconds (or microseconds), the likely unit mix-up too."""
+    reason = "event time outside years 1..9999"
+    if kind != FRACTIONAL or not math.isfinite(seconds):
+        return reason
+    for unit, scale in (("milliseconds", 1_000), ("microseconds", 1_000_000)):
+        if _MIN_SECONDS <= seconds / scale <= _MAX_SECONDS and abs(seconds / scale) >= 1e8:
+            return (
+                f"{reason}: {seconds:g} epoch seconds; a Fractional event time is epoch "
+                f"seconds, and this looks like epoch {unit} (divide by {scale:,})"
+            )
+    return reason
 
 
 def coerce(type_name: str, value: object) -> object:
@@ -291,6 +325,8 @@ class GroupRuntime:
                 else:
                     problems.append((f.name, "missing required field"))
                 continue
+            if f.name == self.event_time and isinstance(value, date):
+                value = event_time_of(self.event_time_kind, value)
             try:
                 out[f.name] = coerce(f.type, value)
             except ValueError as exc:
@@ -360,7 +396,9 @@ class GroupRuntime:
         try:
             canonical = format_event_time(self.event_time_kind, seconds)
         except (ValueError, OverflowError):  # in UTC it falls outside years 1..9999
-            raise RecordError(self.event_time, "event time outside years 1..9999") from None
+            raise RecordError(
+                self.event_time, outside_years(self.event_time_kind, seconds)
+            ) from None
         record[self.event_time] = canonical
         record.update(self.transform({**valid, self.event_time: canonical}))
         return record

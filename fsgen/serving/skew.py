@@ -8,11 +8,13 @@ reported by feature, and the command exits 1.
 
 Choices, and why:
 
-- **Rows.** Each label row picks, for every group of the set, one live (not deleted) online
-  record, uniformly at random with a fixed seed, so a run is repeatable; a set over several
-  entities (customer + merchant) gets (customer_id, merchant_id) pairs. Rows are distinct, so
-  a store with fewer keys (or pairs) than ``sample`` compares each once. With ``labels`` the
-  key columns and request fields come from that file instead (its label times are ignored).
+- **Rows.** Each label row picks, for every entity of the set, one key among the live (not
+  deleted) online records of all the set's groups of that entity (an entity one group lacks
+  is compared too), uniformly at random with a fixed seed, so a run is repeatable; a set
+  over several entities (customer + merchant) gets (customer_id, merchant_id) pairs. Rows
+  are distinct, so a store with fewer keys (or pairs) than ``sample`` compares each once.
+  With ``labels`` the key columns and request fields come from that file instead (its label
+  times are ignored).
 - **Label time T** = the latest event time among the row's online records. Every online record
   is its entity's latest, so the point-in-time join at T must pick exactly those records; T
   is an exact microsecond instant (the unit point-in-time joins compare in), so a record at T
@@ -299,29 +301,37 @@ def _sampled_rows(
                 f"group {group!r} has no live online records to sample; "
                 "ingest records first (fsgen ingest / fsgen stream replay)"
             )
-    choosers: list[tuple[list[tuple[str, str]], list[dict[str, object]]]] = []
+    # one chooser per entity (its label key columns): the keys of every group of that entity,
+    # so an entity one group holds and another lacks (a driver seen only on the stream) is
+    # drawn too; its other groups' values are then missing on both sides
+    choosers: dict[tuple[str, ...], dict[tuple[object, ...], None]] = {}
     chosen: set[str] = set()
     for g in runtime.groups:
-        if all(column in chosen for column, _, _ in g.keys):
-            continue  # another group of the same entity already chose this row's keys
-        chosen.update(column for column, _, _ in g.keys)
-        choosers.append(([(c, k) for c, k, _ in g.keys], list(live[g.name].values())))
-    if math.prod(len(records) for _, records in choosers) <= sample:
-        picks = list(itertools.product(*(range(len(records)) for _, records in choosers)))
+        columns = tuple(c for c, _, _ in g.keys)
+        if columns not in choosers:
+            if all(column in chosen for column in columns):
+                continue  # another group's keys already give this row's key columns
+            chosen.update(columns)
+            choosers[columns] = {}
+        pool = choosers[columns]
+        for record in live[g.name].values():
+            pool.setdefault(tuple(record[k] for _, k, _ in g.keys), None)
+    pools = [(columns, list(pool)) for columns, pool in choosers.items()]
+    if math.prod(len(values) for _, values in pools) <= sample:
+        picks = list(itertools.product(*(range(len(values)) for _, values in pools)))
     else:
         seen: set[tuple[int, ...]] = set()
         picks = []
         while len(picks) < sample:
-            pick = tuple(rng.randrange(len(records)) for _, records in choosers)
+            pick = tuple(rng.randrange(len(values)) for _, values in pools)
             if pick not in seen:
                 seen.add(pick)
                 picks.append(pick)
     rows: list[dict[str, object]] = []
     for index, pick in enumerate(picks):
         row: dict[str, object] = {}
-        for (keys, choices), at in zip(choosers, pick, strict=True):
-            for column, key in keys:
-                row[column] = choices[at][key]
+        for (columns, values), at in zip(pools, pick, strict=True):
+            row.update(zip(columns, values[at], strict=True))
         for name, kind in _request_fields(runtime):
             row[name] = _sample_value(kind, rng, index + 1)
         rows.append(row)
@@ -383,14 +393,23 @@ def _label_micros(
     aggregation group's record counts with its newest applied event plus 1 µs (the state's
     watermark; the record's own EventTime is its write time): from there on the state is
     exact, and every event it holds is inside the windows, so the windows are compared full."""
+    from fsgen.runtime.aggdef import AggregationError
+
     ids = runtime.record_ids(row)
-    times = [
-        _state_micros(g, live[g.name][ids[g.name]])
-        if g.aggregations
-        else _event_micros(g.event_time_kind, live[g.name][ids[g.name]][g.event_time])
-        for g in runtime.groups
-        if ids[g.name] in live[g.name]
-    ]
+    times: list[int] = []
+    for g in runtime.groups:
+        record = live[g.name].get(ids[g.name])
+        if record is None:
+            continue
+        if not g.aggregations:
+            times.append(_event_micros(g.event_time_kind, record[g.event_time]))
+            continue
+        try:
+            times.append(_state_micros(g, record))
+        except AggregationError as exc:  # another definition's state: serving refuses it too
+            raise SkewCheckError(
+                f"{g.name}: the online state of {ids[g.name]!r} cannot be read: {exc}"
+            ) from None
     return max(times) if times else None
 
 

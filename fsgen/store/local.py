@@ -232,6 +232,46 @@ class LocalStore(WriteProtocol):
             with contextlib.suppress(Exception):  # a failed run already raised its error
                 sink.close()
 
+    def rebuild_states(
+        self, group: str, ids: Sequence[str] | None = None
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """Rebuild an aggregation group's online states from its offline event history (the
+        backfill, without a file): every entity of the history, or ``ids``. The states follow
+        the current definitions, so this repairs the states a changed window, hop, lateness
+        or function left refused, also of entities only the stream ever wrote. Returns the
+        number rebuilt and, per entity whose state would not fit a record, (id, reason)."""
+        from fsgen.runtime.aggwrite import AggregationRuntime
+        from fsgen.runtime.aggwrite import rebuild_states as rebuild
+
+        spec = self.group_spec(group)
+        if not spec.aggregations:
+            raise StoreError(f"{group}: not an aggregation group: it has no states to rebuild")
+        art = AggregationRuntime(self.runtime(group), tuple(a.runtime() for a in spec.aggregations))
+        known = offline.event_entities(art, self.root / "offline" / group)
+        if ids is not None:
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise StoreError(
+                    f"{group}: no events in the offline history for "
+                    f"{', '.join(map(repr, unknown))}: nothing was rebuilt"
+                )
+            known = {i: known[i] for i in ids}
+        refused: list[tuple[str, str]] = []
+        if not known:
+            return 0, refused
+
+        def step(history: object) -> BlockResult:
+            states, no = rebuild(art, history, known, time.time())  # type: ignore[arg-type]
+            refused.extend(no)
+            return states
+
+        sink = self.writer(group)
+        try:
+            rebuilt = sink.rebuild_states(art, list(known), step)
+        finally:
+            sink.close()
+        return rebuilt, refused
+
     def finish_run(self, result: IngestResult, error: str | None) -> None:
         """The run's entry in the audit trail (and, when it finished, in the runs table)."""
         if error is None:

@@ -306,6 +306,31 @@ def event_history(
     return out
 
 
+def event_entities(art: AggregationRuntime, group_dir: Path) -> dict[str, tuple[object, ...]]:
+    """Every entity of an aggregation group's offline event history (record id -> its key
+    values, sorted by record id): the entities a full backfill rebuilds."""
+    import duckdb
+
+    rt = art.group
+    if not data_files(group_dir):
+        return {}
+    keys = "".join(f", {_q(k)}" for k in rt.keys)
+    ident = _q(rt.identifier)
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"SELECT DISTINCT CAST({ident} AS VARCHAR) AS fsgen_id{keys} FROM "
+            f"{_source_sql(group_dir)} WHERE NOT is_deleted AND event_sequence IS NOT NULL "
+            "ORDER BY fsgen_id"
+        )
+        .fetchall()
+    )
+    out: dict[str, tuple[object, ...]] = {}
+    for record_id, *values in rows:
+        out.setdefault(str(record_id), tuple(values))
+    return out
+
+
 def seen_events(
     art: AggregationRuntime, group_dir: Path, events: Sequence[tuple[str, str, int]]
 ) -> list[tuple[int, int, bool]]:

@@ -219,3 +219,73 @@ def test_the_collector_is_paused_for_a_step_only() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_an_event_that_overflows_its_state_does_not_take_the_batchs_other_events_with_it(
+    make_project,  # type: ignore[no-untyped-def]
+) -> None:
+    """One event whose value would push its entity's state past a record (a 400 KB category)
+    is dead-lettered alone: the entity's other events of the same batch are applied, as they
+    are when each arrives in a batch of its own, so the outcome does not depend on how the
+    stream happened to batch the records."""
+    from aggproject import make
+
+    from fsgen.bind import aggregation_runtime
+
+    _, spec = make(make_project)
+    art = aggregation_runtime(spec.group("purchases"))
+    rt = art.group
+    huge = "Z" * 400_000
+
+    def event(i: int, minutes: int, category: str) -> Event:
+        t = T0 + minutes * MINUTE
+        values = (10.0, 1, 10.0, category)
+        named = dict(zip([d.value_column for d in art.definitions], values, strict=True))
+        stamp = format_event_time(rt.event_time_kind, t / 1e6)
+        return Event(i, "C1", ("C1",), stamp, t, i + 1, event_hash("C1", t, named), values)
+
+    events = [event(0, 0, "food"), event(1, 1, huge), event(2, 2, "fuel")]
+    together = apply_events(art, events, {}, 2e9)  # type: ignore[arg-type]
+    assert [(r.index, r.field) for r in together.rejected] == [(1, "<state>")]
+    assert together.applied == [0, 2]
+    stored: dict[str, dict[str, object]] = {}
+    for e in events:  # one batch per event
+        aggwrite._forget()
+        alone = apply_events(art, [e._replace(index=0)], stored, 2e9)  # type: ignore[arg-type]
+        cols = alone.states.columns
+        for j, record_id in enumerate(cols[rt.identifier]):
+            stored[str(record_id)] = {c: cols[c][j] for c in [*art.state_columns, rt.event_time]}
+    cols = together.states.columns
+    assert {c: cols[c][0] for c in art.state_columns} == {
+        c: stored["C1"][c] for c in art.state_columns
+    }
+
+
+def test_a_value_no_state_record_can_hold_is_rejected_before_anything_is_written(
+    make_project,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """A 400 KB category can never fit its entity's state: the batch rejects that row (named
+    by its aggregation) instead of writing it offline and leaving the entity's online state
+    unrebuildable from then on, while training counts it; the entity's other rows are
+    written and its state rebuilt with them."""
+    from aggproject import make
+
+    from fsgen.store.local import LocalStore
+
+    config, spec = make(make_project)
+    source = tmp_path / "events.csv"
+    source.write_text(
+        "customer_id,purchased_at,amount,category\n"
+        f"c1,2024-03-01T00:00:00Z,5.0,{'Z' * 400_000}\n"
+        "c1,2024-03-01T01:00:00Z,2.0,toys\n"
+    )
+    rejects: list[object] = []
+    with LocalStore.open(config, spec) as store:
+        result = store.ingest("purchases", source, workers=0, rejects=rejects)
+        assert (result.read, result.written, result.rejected) == (2, 1, 1), rejects
+        assert [(r.row, r.field) for r in rejects] == [(1, "last_categories")]  # type: ignore[attr-defined]
+        assert "can never fit" in rejects[0].reason  # type: ignore[attr-defined]
+        assert len(store.read_offline("purchases", dedup=False)) == 1
+        record = store.get_record("purchases", "c1")
+        assert record is not None and "toys" in str(record["last_categories__state"])

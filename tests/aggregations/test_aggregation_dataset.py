@@ -228,3 +228,26 @@ def test_the_athena_runner_statements_equal_the_local_engine(
                 assert list(got) == want, column
             else:
                 assert (pd.isna(got) and pd.isna(want)) or got == want, (column, got, want)
+
+
+def test_an_aggregation_group_without_events_is_warned_of(
+    make_project: Callable[..., Path],
+) -> None:
+    """Its windows are empty for every label row (count 0, mean missing): as for a row group
+    with no stored value, the dataset says which group and why instead of handing a training
+    set of zeros over silently; a group with events gets no warning."""
+    config, spec = make(make_project)
+    with LocalStore.open(config, spec) as store:
+        store.put_records("profile", [{"customer_id": "c1", "updated_at": iso(T0), "tenure": 4}])
+    labels = pd.DataFrame({"customer_id": ["c1", "c2"], "label_time": [iso(T0 + HOUR)] * 2})
+    frame = build_dataset(config, spec, "shop", labels)
+    assert [w["group"] for w in frame.attrs["warnings"]] == ["purchases"]
+    warning = frame.attrs["warnings"][0]
+    assert warning["message"].startswith(
+        "feature group 'purchases' has no events for any of the 2 label rows (nothing has been "
+        "ingested into it yet); its columns (avg_purchase_value_1d, "
+    ), warning["message"]
+    assert "are all empty-window values (count 0" in warning["message"]
+    config, spec = _store(make_project)
+    frame = build_dataset(config, spec, "shop", labels)
+    assert frame.attrs["warnings"] == []

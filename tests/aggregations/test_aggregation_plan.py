@@ -51,7 +51,7 @@ def test_a_changed_hop_warns_that_states_need_a_backfill(
     found = warnings(text)
     assert len(found) == 1, text
     assert "purchases: the aggregation of 'avg_purchase_value__state' changed" in found[0]
-    assert "fsgen ingest purchases" in found[0]
+    assert "after apply, fsgen backfill purchases (every entity's state" in found[0]
     assert "refused" in found[0]
     assert plan.notes == tuple(w.removeprefix("Warning: ") for w in found)
 

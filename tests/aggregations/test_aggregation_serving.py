@@ -205,3 +205,75 @@ def test_the_model_endpoint_reads_an_absent_state_as_the_empty_state(
     unknown = dict(zip(parser.COLUMNS, vectors[1], strict=True))
     assert unknown["purchase_count_lifetime"] == 0 and unknown["purchase_count_1h"] == 0
     assert unknown["last_categories_7d"] == [] and unknown["tenure"] is None
+
+
+def test_a_state_of_another_definition_is_named_by_group_and_entity(
+    make_project: Callable[..., Path],
+) -> None:
+    """After a window or function change a stored state is refused until a backfill: fsgen get
+    and the skew check say whose state (group and entity), not only which aggregation, and
+    the skew check fails instead of stopping on a bare message."""
+    config, spec, states = _project(make_project)
+    group = spec.group("purchases")
+    text = states["c1"]["avg_purchase_value__state"]
+    body = json.loads(text)
+    body[1] = "0" * len(str(body[1]))  # the fingerprint of another definition
+    old = json.dumps(body, separators=(",", ":"))
+    with LocalStore.open(config, spec) as store:
+        store.adopt(state_runtime(group), online=True, offline=False)
+        store.put_records(
+            "purchases",
+            [
+                {
+                    "customer_id": "c1",
+                    "purchased_at": iso(WRITTEN + 1),
+                    **states["c1"],
+                    "avg_purchase_value__state": old,
+                }
+            ],
+        )
+    runner = CliRunner()
+    base = ["--project", str(config.root)]
+    assert runner.invoke(main, [*base, "apply", "--auto-approve"]).exit_code == 0
+    result = runner.invoke(main, [*base, "get", "purchases", "c1"])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "error: purchases: the online state of 'c1' cannot be read: state of "
+        "'avg_purchase_value' was built for another definition of it"
+    ), result.output
+    result = runner.invoke(main, [*base, "skew-check", "shop"])
+    assert result.exit_code == 1
+    assert "purchases: the online state of 'c1' cannot be read: state of" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_fsgen_get_says_when_the_state_is_ahead_of_now(make_project: Callable[..., Path]) -> None:
+    """Events up to a day ahead of the clock are taken (a producer's clock ahead); a state
+    holding one answers as of that event, as serving does. fsgen get says so on stderr rather
+    than show those values as now's; a state behind now gets no note."""
+    import time
+
+    config, spec = make(make_project)
+    group = spec.group("purchases")
+    ahead = time.time() + 2 * HOUR
+    events = [
+        ("c1", ahead, 1, {"amount": 3.0, "category": "books"}),
+        ("c2", ahead - 30 * DAY, 2, {"amount": 4.0, "category": "books"}),
+    ]
+    rows = event_rows(group, events)
+    with LocalStore.open(config, spec) as store:
+        write_events(store, group, rows)
+        write_states(store, group, rows, time.time())
+    generate(config, spec)
+    runner = CliRunner()
+    base = ["--project", str(config.root)]
+    assert runner.invoke(main, [*base, "apply", "--auto-approve"]).exit_code == 0
+    result = runner.invoke(main, [*base, "get", "purchases", "c1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["purchase_count_lifetime"] == 0  # the event is at the mark
+    assert result.stderr.startswith(
+        f"note: purchases: the online state of 'c1' holds events up to {iso(ahead)[:-5]}"
+    ), result.stderr
+    assert "the values are as of that newest event" in result.stderr
+    result = runner.invoke(main, [*base, "get", "purchases", "c2"])
+    assert result.exit_code == 0 and result.stderr == ""

@@ -58,6 +58,8 @@ CASES: list[Case] = [
     ),
     Case(("get", "customer-features", "C0001", "--as-of", "yesterday"), "'--as-of'"),
     Case(("get", "customer-features"), "missing record id: give RECORD_ID or --key customer_id="),
+    Case(("backfill", "customer-features"), "not an aggregation group"),
+    Case(("--backend", "aws", "backfill", "purchases"), "cannot read back"),
     Case(
         ("delete-record", "customer-features", "C0001", "--event-time", "soon"),
         "event time 'soon'",

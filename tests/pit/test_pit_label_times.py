@@ -94,6 +94,18 @@ def test_bad_text_still_names_its_row() -> None:
         label_micros(values, "t", "labels")
 
 
+def test_epoch_seconds_in_a_column_of_iso_text_is_named_as_such() -> None:
+    """A column takes one kind of time; epoch seconds among ISO text (a CSV mixing exports)
+    are refused as a mix, not as 'not ... epoch seconds', which they are."""
+    values = pd.Series(["2024-01-31T12:00:00Z", "1764781200"])
+    with pytest.raises(PitError) as info:
+        label_micros(values, "t", "labels")
+    message = str(info.value)
+    assert message.startswith("labels: label row 2: t '1764781200' is epoch seconds in a column")
+    assert "label row 1 holds '2024-01-31T12:00:00Z'" in message
+    assert "or epoch seconds" not in message
+
+
 def test_lowercase_letters_and_mixed_offset_datetimes() -> None:
     """What ingestion accepts for event times, labels accept too: ``t``/``z``, and Python
     datetimes each with its own offset (naive = UTC), alone or mixed with text."""
