@@ -310,6 +310,53 @@ def test_delete_record_of_a_fractional_event_time_group(served: FeatureStoreServ
     assert code == "ValidationError" and "value 'soon' is not a number" in message, message
 
 
+def test_an_integral_identifier_is_one_record_however_it_is_spelt(
+    served: FeatureStoreServer,
+) -> None:
+    """A put of Integral identifier ``007`` stores record 7; GetRecord, BatchGetRecord and
+    DeleteRecord naming it ``007`` or ``+7`` reach that record, and a HardDelete so named
+    removes it online as well as writing its tombstone offline (it used to write the
+    tombstone for 7 and leave 7 served)."""
+    sm, rt = clients(served.url)
+    defs = [{"FeatureName": "id", "FeatureType": "Integral"}, DEFS[1], DEFS[2]]
+    create(
+        sm,
+        "policies",
+        FeatureDefinitions=defs,
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://bucket/prefix"}},
+        RoleArn=ROLE,
+    )
+    t = iso(time.time() - 60)
+    rt.put_record(
+        FeatureGroupName="policies",
+        Record=[
+            {"FeatureName": "id", "ValueAsString": "007"},
+            {"FeatureName": "t", "ValueAsString": t},
+            {"FeatureName": "n", "ValueAsString": "3"},
+        ],
+    )
+    for spelt in ("7", "007", "+7"):
+        got = rt.get_record(FeatureGroupName="policies", RecordIdentifierValueAsString=spelt)
+        assert values(got) == {"id": "7", "t": t, "n": "3"}, spelt
+    batch = rt.batch_get_record(
+        Identifiers=[{"FeatureGroupName": "policies", "RecordIdentifiersValueAsString": ["007"]}]
+    )
+    assert [r["RecordIdentifierValueAsString"] for r in batch["Records"]] == ["007"]
+    rt.delete_record(
+        FeatureGroupName="policies",
+        RecordIdentifierValueAsString="007",
+        EventTime=iso(time.time()),
+        DeletionMode="HardDelete",
+    )
+    assert "Record" not in rt.get_record(
+        FeatureGroupName="policies", RecordIdentifierValueAsString="7"
+    )
+    assert rt.list_records(FeatureGroupName="policies")["RecordIdentifiers"] == []
+    offline = served.runtime.store.read_offline("policies", dedup=False)
+    assert offline["id"].tolist() == [7, 7]
+    assert offline["is_deleted"].tolist() == [False, True]
+
+
 def test_expires_at_past_year_9999_is_the_last_instant_of_9999(
     served: FeatureStoreServer,
 ) -> None:
