@@ -312,18 +312,42 @@ class AwsDataPlane:
     def delete_record(
         self, group: str, record_id: str, event_time: str, hard: bool = False
     ) -> DeleteOutcome:
-        self.spec.group(group)  # an unknown group is an error before any call
+        """DeleteRecord with the event time in SageMaker's canonical form (an ISO-8601 offset
+        or date is normalised, as ingestion normalises records). DeleteRecord does not say
+        whether the online record went: the record's event time is read first, and a
+        SoftDelete older than it (which SageMaker leaves the record alone for) reports
+        ``online_applied=False``."""
+        from fsgen.runtime.encoding import encode_scalar
+        from fsgen.store.local import event_time_value
+
+        spec = self.spec.group(group)  # an unknown group is an error before any call
+        rt = self.runtime(group)
+        canonical, seconds = event_time_value(rt, event_time)
+        stored: float | None = None
+        if spec.online.enabled:
+            found = _invoke(
+                self.client,
+                "GetRecord",
+                {
+                    "FeatureGroupName": group,
+                    "RecordIdentifierValueAsString": record_id,
+                    "FeatureNames": [rt.event_time],
+                },
+            ).get("Record")
+            if found:
+                stored = rt.event_seconds(rt.from_sagemaker(found))
         _invoke(
             self.client,
             "DeleteRecord",
             {
                 "FeatureGroupName": group,
                 "RecordIdentifierValueAsString": record_id,
-                "EventTime": event_time,
+                "EventTime": encode_scalar(rt.event_time_kind, canonical),
                 "DeletionMode": "HardDelete" if hard else "SoftDelete",
             },
         )
-        return DeleteOutcome(group, record_id, event_time, hard)
+        applied = stored is None or seconds >= stored
+        return DeleteOutcome(group, record_id, canonical, hard, online_applied=applied)
 
     def record_source(self, clock: Callable[[], float] | None = None) -> RecordSource:
         source: RecordSource = self.client

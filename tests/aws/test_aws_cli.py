@@ -148,3 +148,53 @@ def test_serve_command_in_its_own_process(example: Example) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_cli_aws_delete_record_says_what_happened_online(
+    example: Example, served: FeatureStoreServer
+) -> None:
+    """``--backend aws delete-record`` sends the event time in SageMaker's canonical form (an
+    offset or a date is normalised, as the local backend does, rather than refused by
+    DeleteRecord), and a SoftDelete older than the online record says the record was kept,
+    not ``deleted online``."""
+    config, _ = example
+    pyproject = config.root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
+        )
+    )
+    runner = CliRunner()
+    args = ["--project", str(config.root), "--backend", "aws"]
+    applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
+    assert applied.exit_code == 0, applied.output
+    t0 = int(time.time()) - 3600
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0))
+    rt = boto3.client(
+        "sagemaker-featurestore-runtime", region_name="us-east-1", endpoint_url=served.url
+    )
+    rt.put_record(
+        FeatureGroupName="customer-features",
+        Record=[
+            {"FeatureName": "customer_id", "ValueAsString": "C1"},
+            {"FeatureName": "last_updated_time", "ValueAsString": stamp},
+        ],
+    )
+    older = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t0 - 60))
+    kept = runner.invoke(
+        main, [*args, "delete-record", "customer-features", "C1", "--event-time", older], env=ENV
+    )
+    assert kept.exit_code == 0, kept.output
+    assert "deleted online" not in kept.output
+    assert "the online record is newer and was kept" in kept.stderr
+    got = runner.invoke(main, [*args, "get", "customer-features", "C1", "--json"], env=ENV)
+    assert got.exit_code == 0 and json.loads(got.stdout)["last_updated_time"] == stamp
+    newer = time.strftime("%Y-%m-%dT%H:%M:%S+02:00", time.gmtime(t0 + 2 * 3600 + 60))
+    deleted = runner.invoke(
+        main, [*args, "delete-record", "customer-features", "C1", "--event-time", newer], env=ENV
+    )
+    assert deleted.exit_code == 0, deleted.output
+    canonical = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 60))
+    assert f"SoftDelete customer-features C1 at {canonical}: deleted online" in deleted.stdout
+    gone = runner.invoke(main, [*args, "get", "customer-features", "C1"], env=ENV)
+    assert gone.exit_code == 1, gone.output
