@@ -157,16 +157,33 @@ class AwsBackend(ControlPlaneBackend):
         return _invoke(self.control, operation, request)
 
 
+def client_error(exc: Exception, operation: str) -> tuple[str, str]:
+    """(code, message) of a botocore ClientError. An endpoint that is no AWS service for the
+    operation (a moto server without featurestore-runtime, a proxy, a wrong ``endpoint_url``)
+    answers with an HTML page, which botocore puts in the message whole: said so instead."""
+    response: dict[str, Any] = getattr(exc, "response", None) or {}
+    error = response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    message = str(error.get("Message", exc))
+    if re.match(r"\s*<(!doctype|html)", message, re.IGNORECASE):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", code)
+        title = re.search(r"<title>(.*?)</title>", message, re.IGNORECASE | re.DOTALL)
+        page = f" ({title.group(1).strip()})" if title else ""
+        return (
+            f"HTTP {status}",
+            f"the endpoint answered with a web page{page}, not an AWS error: it does not "
+            f"serve {operation} (check endpoint_url in [tool.fsgen.aws])",
+        )
+    return code, message
+
+
 def _invoke(client: Any, operation: str, request: dict[str, Any]) -> dict[str, Any]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         response = getattr(client, _snake(operation))(**request)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise BackendError(
-            operation, str(error.get("Code", "Unknown")), str(error.get("Message", exc))
-        ) from None
+        raise BackendError(operation, *client_error(exc, operation)) from None
     except BotoCoreError as exc:
         raise BackendError(operation, type(exc).__name__, str(exc)) from None
     response.pop("ResponseMetadata", None)
@@ -251,7 +268,12 @@ class AwsDataPlane:
         except SourceError as exc:
             raise IngestError(str(exc)) from None
         except PartialWriteError as exc:
-            raise BackendError("PutRecord", type(exc.error).__name__, str(exc.error)) from None
+            code, message = (
+                client_error(exc.error, "PutRecord")
+                if hasattr(exc.error, "response")
+                else (type(exc.error).__name__, str(exc.error))
+            )
+            raise BackendError("PutRecord", code, message) from None
 
     def finish(self, result: IngestResult, error: str | None) -> None:
         from fsgen import audit
