@@ -238,13 +238,16 @@ class Registry:
             if len(additions) > MAX_ADDITIONS:
                 raise _validation(f"FeatureAdditions: at most {MAX_ADDITIONS} features per call")
             existing = {d["FeatureName"] for d in desc["FeatureDefinitions"]}
+            added: set[str] = set()
             for definition in additions:
                 _check_definition(definition)
-                if definition["FeatureName"] in existing:
-                    raise _validation(
-                        f"Feature {definition['FeatureName']} already exists in FeatureGroup {name}"
-                    )
-                existing.add(definition["FeatureName"])
+                feature = definition["FeatureName"]
+                if feature in added:
+                    raise _validation(f"Duplicate FeatureName '{feature}' in FeatureAdditions")
+                if feature in existing:
+                    raise _validation(f"Feature {feature} already exists in FeatureGroup {name}")
+                existing.add(feature)
+                added.add(feature)
             if len(existing) > MAX_FEATURES:
                 raise ApiError("ResourceLimitExceeded", f"at most {MAX_FEATURES} features")
             desc["FeatureDefinitions"] = [*desc["FeatureDefinitions"], *additions]

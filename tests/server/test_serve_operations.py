@@ -263,6 +263,34 @@ def test_records_follow_the_deployed_definition(served: FeatureStoreServer) -> N
     assert "ExpiresAt" not in old  # the TTL in force at the write
 
 
+def test_feature_additions_naming_a_feature_twice_say_so(served: FeatureStoreServer) -> None:
+    """A FeatureAdditions list with one name twice is refused as such (it was reported as a
+    feature the group already has) and adds nothing."""
+    sm, _ = clients(served.url)
+    create(sm, "twice")
+    code, message = error(
+        lambda: sm.update_feature_group(
+            FeatureGroupName="twice",
+            FeatureAdditions=[
+                {"FeatureName": "extra", "FeatureType": "String"},
+                {"FeatureName": "extra", "FeatureType": "Integral"},
+            ],
+        )
+    )
+    assert code == "ValidationException"
+    assert message == "Duplicate FeatureName 'extra' in FeatureAdditions"
+    described = sm.describe_feature_group(FeatureGroupName="twice")
+    assert [d["FeatureName"] for d in described["FeatureDefinitions"]] == [
+        d["FeatureName"] for d in DEFS
+    ]
+    code, message = error(
+        lambda: sm.update_feature_group(
+            FeatureGroupName="twice", FeatureAdditions=[{"FeatureName": "n", "FeatureType": "String"}]
+        )
+    )
+    assert message == "Feature n already exists in FeatureGroup twice"
+
+
 def test_a_project_group_created_with_another_definition_follows_it(
     served: FeatureStoreServer, example: Example
 ) -> None:
