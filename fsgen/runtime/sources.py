@@ -223,13 +223,48 @@ def _parquet_chunks(
                 f"{name}: unreadable Parquet data after row {row - 1}: {exc}"
             ) from None
         done += batch.num_rows
-        table = pa.Table.from_batches([batch])
+        table = times_as_text(pa.Table.from_batches([batch]))
         mine = sorted(r for r in bad if row <= r < row + table.num_rows) if bad else []
         if not mine:
             yield Chunk(name, row, table, table.num_rows, size * done // total)
         else:
             yield _without_rows(name, table, row, mine, bad, size * done // total)
         row += batch.num_rows
+
+
+def _time_text(column: Any) -> Any:
+    """An Arrow timestamp or date column as ISO-8601 text: a timestamp in UTC with a ``Z``
+    (one without a zone is read as UTC, like ISO text without an offset), in milliseconds
+    when that loses nothing (else its own precision, which event-time parsing refuses); a
+    date as ``YYYY-MM-DD``. Other columns are returned as they are."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_date(kind):
+        return pc.strftime(column, format="%Y-%m-%d")
+    if not pa.types.is_timestamp(kind):
+        return column
+    for unit in ("s", "ms", "us"):
+        try:
+            column = column.cast(pa.timestamp(unit, kind.tz and "UTC"), safe=True)
+            break
+        except pa.ArrowInvalid:
+            continue
+    return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def times_as_text(table: Any) -> Any:
+    """``table`` with its timestamp and date columns as ISO-8601 text (:func:`_time_text`):
+    a Parquet file's native event-time column is read as the text an event time is given in
+    everywhere else, and a String feature fed by a date column gets the date."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_timestamp(t) or pa.types.is_date(t) for t in table.schema.types):
+        return table
+    return pa.Table.from_arrays(
+        [_time_text(c) for c in table.columns], names=table.column_names
+    )
 
 
 def _without_rows(
@@ -383,7 +418,12 @@ def _frame_chunks(frame: Any, names: list[str], chunk_rows: int) -> Iterator[Chu
 
 
 def _plain(series: Any) -> list[object]:
-    """Python values of a column; pandas' missing markers (NA, NaT) become None."""
+    """Python values of a column; pandas' missing markers (NA, NaT) become None; a datetime
+    column is ISO-8601 text, as a Parquet timestamp column is read (:func:`_time_text`)."""
+    if series.dtype.kind == "M":
+        import pyarrow as pa
+
+        return list(_time_text(pa.Array.from_pandas(series)).to_pylist())
     values: list[object] = series.tolist()
     if series.dtype.kind in "iufb" and not hasattr(series.dtype, "na_value"):
         return values

@@ -158,3 +158,63 @@ def test_rows_over_the_limit_are_rejects_wherever_the_blocks_cut(
         for i, row in enumerate(rows, start=1)
     }
     assert got == want
+
+
+def test_parquet_and_dataframe_timestamp_columns_are_event_times(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A native timestamp column (Parquet, or a pandas datetime column) carries a String event
+    time as ISO text would: in UTC, a zone-less one read as UTC, milliseconds kept, finer
+    precision refused as SageMaker cannot store it; a date column gives a String field its
+    date. They were rejects (``expected a string, got datetime.datetime(...)``)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    utc = dt.UTC
+    berlin = pa.timestamp("us", tz="Europe/Berlin")
+    when = [
+        dt.datetime(2023, 11, 14, 10, 0, 0, tzinfo=utc),
+        dt.datetime(2023, 11, 14, 10, 0, 0, 250000, tzinfo=utc),
+        dt.datetime(2023, 11, 14, 10, 0, 0, 250001, tzinfo=utc),
+    ]
+    table = pa.table(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "ts": pa.array(when, berlin),
+            "amount": [1.0, 2.0, 3.0],
+            "count": [1, 1, 1],
+            "name": pa.array([dt.date(1980, 1, 2)] * 3, pa.date32()),
+            "tags": ["a", "a", "a"],
+        }
+    )
+    src = tmp_path / "times.parquet"
+    pq.write_table(table, src)
+    assert ingest(store, src) == (3, 2, 1, [(3, "ts")])
+    first = store.get_record("user-events", "u1", now=0)
+    second = store.get_record("user-events", "u2", now=0)
+    assert first is not None and second is not None
+    assert (first["ts"], first["label"]) == ("2023-11-14T10:00:00Z", "1980-01-02")
+    assert second["ts"] == "2023-11-14T10:00:00.250Z"
+    naive = tmp_path / "naive.parquet"
+    pq.write_table(
+        table.set_column(1, "ts", pa.array([w.replace(tzinfo=None) for w in when], "timestamp[ns]"))
+        .slice(0, 1)
+        .set_column(0, "user_id", pa.array(["u4"])),
+        naive,
+    )
+    assert ingest(store, naive)[:3] == (1, 1, 0)
+    assert store.get_record("user-events", "u4", now=0)["ts"] == "2023-11-14T10:00:00Z"  # type: ignore[index]
+    frame = pd.DataFrame(
+        {
+            "user_id": ["u5"],
+            "ts": pd.to_datetime(["2023-11-14T11:00:00+01:00"]),
+            "amount": [1.0],
+            "count": [1],
+            "name": ["n"],
+            "tags": ["a"],
+        }
+    )
+    result = store.ingest("user-events", frame)
+    assert (result.written, result.rejected) == (1, 0)
+    assert store.get_record("user-events", "u5", now=0)["ts"] == "2023-11-14T10:00:00Z"  # type: ignore[index]
