@@ -198,3 +198,38 @@ def test_cli_aws_delete_record_says_what_happened_online(
     assert f"SoftDelete customer-features C1 at {canonical}: deleted online" in deleted.stdout
     gone = runner.invoke(main, [*args, "get", "customer-features", "C1"], env=ENV)
     assert gone.exit_code == 1, gone.output
+
+
+def test_cli_aws_ingest_rejects_a_value_putrecord_cannot_take(
+    example: Example, served: FeatureStoreServer
+) -> None:
+    """A value longer than PutRecord's 358,400 characters is its row's reject, and the rows
+    after it are still written (the failed PutRecord used to stop the run after the rows
+    before it, with an audit record of nothing written)."""
+    config, _ = example
+    pyproject = config.root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
+        )
+    )
+    runner = CliRunner()
+    args = ["--project", str(config.root), "--backend", "aws"]
+    applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
+    assert applied.exit_code == 0, applied.output
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    header = "customer_id,last_updated_time,birth_date,total_spend,tenure_months,membership_tier"
+    ids = ["C1", "C" * 358_401, "C3"]
+    source = config.root / "long.csv"
+    source.write_text(
+        header + "\n" + "".join(f"{i},{now},1990-01-01,10.0,3,basic\n" for i in ids)
+    )
+    ingested = runner.invoke(main, [*args, "ingest", "customer-features", str(source)], env=ENV)
+    assert ingested.exit_code == 1, ingested.output
+    assert "read 3, written 2, rejected 1" in ingested.stderr
+    assert "row 2: <record>: customer-features: feature customer_id holds a value of " in (
+        ingested.stderr
+    )
+    for rid in ("C1", "C3"):
+        got = runner.invoke(main, [*args, "get", "customer-features", rid, "--json"], env=ENV)
+        assert got.exit_code == 0, got.output

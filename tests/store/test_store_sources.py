@@ -218,3 +218,34 @@ def test_parquet_and_dataframe_timestamp_columns_are_event_times(
     result = store.ingest("user-events", frame)
     assert (result.written, result.rejected) == (1, 0)
     assert store.get_record("user-events", "u5", now=0)["ts"] == "2023-11-14T10:00:00Z"  # type: ignore[index]
+
+
+def test_a_value_longer_than_putrecord_takes_is_a_reject_of_its_row(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A String value over SageMaker's 358,400 characters (a feature or a List element) is
+    that row's reject on the local store too, which SageMaker could never take; the other
+    rows are written."""
+    long = "x" * 358_401
+    lines = [GOOD.replace("u1", f"u{i}") for i in range(1, 5)]
+    lines[1] = lines[1].replace(",Ann,", f",{long},")
+    lines[2] = lines[2].replace(",a", f",a|{long}")
+    src = tmp_path / "long.csv"
+    src.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
+    read, written, rejected, rows = ingest(store, src)
+    assert (read, written, rejected, rows) == (4, 2, 2, [(2, "<record>"), (3, "<record>")])
+    reasons = [
+        json.loads(line)["reason"]
+        for line in src.with_suffix(".rejects").read_text().splitlines()
+    ]
+    assert reasons == [
+        "user-events: feature label holds a value of 358,401 characters; SageMaker's "
+        "PutRecord takes at most 358,400 per value",
+        "user-events: feature tag_list holds a value of 358,401 characters; SageMaker's "
+        "PutRecord takes at most 358,400 per value",
+    ]
+    assert store.get_record("user-events", "u4", now=0) is not None
+    assert store.get_record("user-events", "u2", now=0) is None
+    just = tmp_path / "just.csv"
+    just.write_text(HEADER + "\n" + GOOD.replace(",Ann,", f",{'y' * 358_400},") + "\n")
+    assert ingest(store, just)[:3] == (1, 1, 0)
