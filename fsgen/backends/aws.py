@@ -273,7 +273,8 @@ class AwsDataPlane:
                 if hasattr(exc.error, "response")
                 else (type(exc.error).__name__, str(exc.error))
             )
-            raise BackendError("PutRecord", code, message) from None
+            written = f"{exc.written:,} record(s) of this run were written before it"
+            raise BackendError("PutRecord", code, f"{message} ({written}; none after)") from None
 
     def finish(self, result: IngestResult, error: str | None) -> None:
         from fsgen import audit

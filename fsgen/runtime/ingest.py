@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from fsgen.runtime.bulk import BlockResult, fast_block, process_block
 from fsgen.runtime.encoding import FRACTIONAL
 from fsgen.runtime.pipeline import GroupRuntime
-from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
+from fsgen.runtime.sinks import PartialWrite, RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Needed, Reject, SourceError, read_source, source_name
 
 if TYPE_CHECKING:
@@ -290,6 +290,7 @@ def run(
             if sink is not None:
                 sink.close()
     except BaseException as exc:
+        result.rejected = max(result.rejected, sink_rejects.count)
         result.rejects_path = sink_rejects.close()
         result.seconds = time.perf_counter() - started
         if on_finish is not None and isinstance(exc, Exception):
@@ -407,7 +408,13 @@ def ingest_chunks(
         for reject in prepared.rejects:
             rejects.add(reject)
         if prepared.accepted and sink is not None:
-            sink.write(rt, prepared.data)
+            try:
+                sink.write(rt, prepared.data)
+            except PartialWrite as exc:  # counted, then raised with the run's own total
+                result.written += exc.written
+                result.read += prepared.read
+                result.rejected = rejects.count
+                raise PartialWrite(result.written, exc.error) from exc.error
             result.written += prepared.accepted
         result.read += prepared.read
         result.valid += prepared.accepted

@@ -77,7 +77,8 @@ def check_value_sizes(runtime: GroupRuntime, columns: Mapping[str, Sequence[obje
 
 class PartialWrite(Exception):
     """``write`` stored the first ``written`` records, then record ``written`` failed with
-    ``error`` (the rest were not tried)."""
+    ``error`` (the rest were not tried). The batch pipeline raises it again with ``written``
+    the run's total, every earlier block's records included."""
 
     def __init__(self, written: int, error: BaseException) -> None:
         super().__init__(f"{written} record(s) written, then {type(error).__name__}: {error}")
