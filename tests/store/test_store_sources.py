@@ -235,8 +235,7 @@ def test_a_value_longer_than_putrecord_takes_is_a_reject_of_its_row(
     read, written, rejected, rows = ingest(store, src)
     assert (read, written, rejected, rows) == (4, 2, 2, [(2, "<record>"), (3, "<record>")])
     reasons = [
-        json.loads(line)["reason"]
-        for line in src.with_suffix(".rejects").read_text().splitlines()
+        json.loads(line)["reason"] for line in src.with_suffix(".rejects").read_text().splitlines()
     ]
     assert reasons == [
         "user-events: feature label holds a value of 358,401 characters; SageMaker's "
@@ -249,3 +248,26 @@ def test_a_value_longer_than_putrecord_takes_is_a_reject_of_its_row(
     just = tmp_path / "just.csv"
     just.write_text(HEADER + "\n" + GOOD.replace(",Ann,", f",{'y' * 358_400},") + "\n")
     assert ingest(store, just)[:3] == (1, 1, 0)
+
+
+def test_an_event_time_finer_than_milliseconds_is_refused_at_any_digit(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """Nanoseconds (digits past the sixth, which Python's ISO parser drops unread) are refused
+    like microseconds, not truncated into an event time the file did not give; trailing zeros
+    are no precision."""
+    times = [
+        "2023-11-14T10:00:00.000000500Z",
+        "2023-11-14T10:00:00.123000001Z",
+        "2023-11-14T10:00:00.000100Z",
+        "2023-11-14T10:00:00.123000000Z",
+        "2023-11-14T10:00:00.250Z",
+    ]
+    lines = [
+        GOOD.replace("u1", f"u{i}").replace("2024-01-01T00:00:00Z", t) for i, t in enumerate(times)
+    ]
+    src = tmp_path / "fine.csv"
+    src.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
+    assert ingest(store, src) == (5, 2, 3, [(1, "ts"), (2, "ts"), (3, "ts")])
+    assert store.get_record("user-events", "u3", now=0)["ts"] == "2023-11-14T10:00:00.123Z"  # type: ignore[index]
+    assert store.get_record("user-events", "u4", now=0)["ts"] == "2023-11-14T10:00:00.250Z"  # type: ignore[index]
