@@ -157,7 +157,7 @@ class AwsBackend(ControlPlaneBackend):
         return _invoke(self.control, operation, request)
 
 
-def client_error(exc: Exception, operation: str) -> tuple[str, str]:
+def client_error(exc: BaseException, operation: str) -> tuple[str, str]:
     """(code, message) of a botocore ClientError. An endpoint that is no AWS service for the
     operation (a moto server without featurestore-runtime, a proxy, a wrong ``endpoint_url``)
     answers with an HTML page, which botocore puts in the message whole: said so instead."""

@@ -262,9 +262,7 @@ def times_as_text(table: Any) -> Any:
 
     if not any(pa.types.is_timestamp(t) or pa.types.is_date(t) for t in table.schema.types):
         return table
-    return pa.Table.from_arrays(
-        [_time_text(c) for c in table.columns], names=table.column_names
-    )
+    return pa.Table.from_arrays([_time_text(c) for c in table.columns], names=table.column_names)
 
 
 def _without_rows(

@@ -555,11 +555,11 @@ def stored_id(rt: GroupRuntime, record_id: object) -> str:
     parts = [text] if len(rt.keys) == 1 else _split_composite(text)
     if len(parts) != len(rt.keys):
         return text
-    canonical = [
+    canonical: list[object] = [
         str(int(part)) if types.get(key) == "int" and _INT_TEXT.fullmatch(part) else part
         for key, part in zip(rt.keys, parts, strict=True)
     ]
-    return canonical[0] if len(rt.keys) == 1 else composite_identifier(canonical)
+    return str(canonical[0]) if len(rt.keys) == 1 else composite_identifier(canonical)
 
 
 def _keys_of(rt: GroupRuntime, record_id: str) -> dict[str, object]:

@@ -221,9 +221,7 @@ def test_cli_aws_ingest_rejects_a_value_putrecord_cannot_take(
     header = "customer_id,last_updated_time,birth_date,total_spend,tenure_months,membership_tier"
     ids = ["C1", "C" * 358_401, "C3"]
     source = config.root / "long.csv"
-    source.write_text(
-        header + "\n" + "".join(f"{i},{now},1990-01-01,10.0,3,basic\n" for i in ids)
-    )
+    source.write_text(header + "\n" + "".join(f"{i},{now},1990-01-01,10.0,3,basic\n" for i in ids))
     ingested = runner.invoke(main, [*args, "ingest", "customer-features", str(source)], env=ENV)
     assert ingested.exit_code == 1, ingested.output
     assert "read 3, written 2, rejected 1" in ingested.stderr

@@ -225,6 +225,4 @@ def test_an_endpoint_without_the_operation_is_named_not_dumped(
     backend = AwsBackend(control, runtime, config.store_path / "aws")
     with pytest.raises(BackendError) as listed:
         backend.deployed()
-    assert "<" not in str(listed.value) and "does not serve ListFeatureGroups" in str(
-        listed.value
-    )
+    assert "<" not in str(listed.value) and "does not serve ListFeatureGroups" in str(listed.value)

@@ -285,7 +285,8 @@ def test_feature_additions_naming_a_feature_twice_say_so(served: FeatureStoreSer
     ]
     code, message = error(
         lambda: sm.update_feature_group(
-            FeatureGroupName="twice", FeatureAdditions=[{"FeatureName": "n", "FeatureType": "String"}]
+            FeatureGroupName="twice",
+            FeatureAdditions=[{"FeatureName": "n", "FeatureType": "String"}],
         )
     )
     assert message == "Feature n already exists in FeatureGroup twice"
