@@ -301,13 +301,22 @@ class LocalStore(WriteProtocol):
         return block
 
     def delete_record(
-        self, group: str, record_id: str, event_time: object, hard: bool = False
+        self,
+        group: str,
+        record_id: str,
+        event_time: object,
+        hard: bool = False,
+        *,
+        online_store: bool = True,
+        offline_store: bool = True,
     ) -> DeleteResult:
         """SageMaker's DeleteRecord. The delete applies online when its event time is >= the
         stored record's (ties: the later write wins, as for puts); then SoftDelete keeps a
         deleted marker and HardDelete removes the row. An older SoftDelete leaves the online
         record alone; an older HardDelete is refused (SageMaker: ValidationException) and
-        writes nothing. Every delete that is not refused appends a tombstone offline."""
+        writes nothing. Every delete that is not refused appends a tombstone offline.
+        ``online_store`` / ``offline_store`` False leave that store alone (DeleteRecord's
+        TargetStores)."""
         rt = self.runtime(group)
         record_id = stored_id(rt, record_id)
         canonical, seconds = event_time_value(rt, event_time)
@@ -349,8 +358,12 @@ class LocalStore(WriteProtocol):
             np.asarray([seconds]),
             online_part,
             deleted=True,
+            targets=(online_store, offline_store),
         )
-        return DeleteResult(group, record_id, canonical, hard, applied[0], True)
+        has_offline = self._targets(rt.name)[1] and offline_store
+        return DeleteResult(
+            group, record_id, canonical, hard, bool(applied) and applied[0], has_offline
+        )
 
     # --------------------------------------------------------------------------- reads
 

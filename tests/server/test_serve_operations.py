@@ -429,6 +429,48 @@ def test_target_stores(served: FeatureStoreServer) -> None:
     assert code == "ValidationError" and "no OfflineStore" in message
 
 
+def test_delete_record_target_stores_choose_where_it_deletes(
+    served: FeatureStoreServer,
+) -> None:
+    """DeleteRecord's TargetStores, as on SageMaker: ``OnlineStore`` alone deletes the online
+    record and writes no offline tombstone (training data unchanged), ``OfflineStore`` alone
+    writes the tombstone and leaves the online record served. Both stores used to be
+    deleted from whatever TargetStores said."""
+    sm, rt = clients(served.url)
+    create(
+        sm,
+        "stores",
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://bucket/prefix"}},
+        RoleArn=ROLE,
+    )
+    t = iso(time.time() - 60)
+    for rid in ("a", "b"):
+        rt.put_record(FeatureGroupName="stores", Record=record(rid, t))
+    later = iso(time.time())
+    rt.delete_record(
+        FeatureGroupName="stores",
+        RecordIdentifierValueAsString="a",
+        EventTime=later,
+        TargetStores=["OnlineStore"],
+    )
+    rt.delete_record(
+        FeatureGroupName="stores",
+        RecordIdentifierValueAsString="b",
+        EventTime=later,
+        TargetStores=["OfflineStore"],
+    )
+    assert "Record" not in rt.get_record(
+        FeatureGroupName="stores", RecordIdentifierValueAsString="a"
+    )
+    assert (
+        values(rt.get_record(FeatureGroupName="stores", RecordIdentifierValueAsString="b"))["t"]
+        == t
+    )
+    offline = served.runtime.store.read_offline("stores", dedup=False)
+    rows = sorted(zip(offline["id"], offline["is_deleted"], strict=True))
+    assert rows == [("a", False), ("b", False), ("b", True)]
+
+
 @pytest.mark.parametrize(
     ("feature", "value", "why"),
     [
