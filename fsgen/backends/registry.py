@@ -265,7 +265,14 @@ class Registry:
                 if "StorageType" in online_update:
                     online["StorageType"] = online_update["StorageType"]
             if request.get("ThroughputConfig"):
-                desc["ThroughputConfig"] = {k: v for k, v in request["ThroughputConfig"].items()}
+                # ThroughputConfigUpdate changes what it names; a switch to OnDemand drops
+                # the capacity units, which apply to Provisioned only
+                before = desc.get("ThroughputConfig") or {"ThroughputMode": "OnDemand"}
+                merged = {**before, **request["ThroughputConfig"]}
+                if merged.get("ThroughputMode") == "OnDemand":
+                    merged = {"ThroughputMode": "OnDemand"}
+                desc["ThroughputConfig"] = merged
+            _check_throughput(desc["ThroughputConfig"], desc["OnlineStoreConfig"])
             desc["LastModifiedTime"] = time.time()
             desc["FeatureGroupStatus"] = "Created"
             desc["LastUpdateStatus"] = {"Status": "Successful"}
@@ -479,6 +486,18 @@ def _check_create(request: Request) -> None:
             raise _validation("RoleArn is required when OfflineStoreConfig is specified")
     if not online.get("EnableOnlineStore") and "OfflineStoreConfig" not in request:
         raise _validation("You must enable at least one of the online store and the offline store")
+    _check_throughput(request.get("ThroughputConfig") or {}, online)
+
+
+def _check_throughput(throughput: Request, online: Request) -> None:
+    """SageMaker's rule for ThroughputConfig (API_ThroughputConfig): PROVISIONED mode only
+    for a group that is offline-only or has the Standard online store."""
+    in_memory = online.get("EnableOnlineStore") and online.get("StorageType") == "InMemory"
+    if throughput.get("ThroughputMode") == "Provisioned" and in_memory:
+        raise _validation(
+            "PROVISIONED throughput mode is supported only for feature groups that are "
+            "offline-only, or use the Standard tier online store"
+        )
 
 
 OPERATIONS: dict[str, Callable[[Registry, Request], Request]] = {

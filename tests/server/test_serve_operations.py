@@ -292,6 +292,41 @@ def test_feature_additions_naming_a_feature_twice_say_so(served: FeatureStoreSer
     assert message == "Feature n already exists in FeatureGroup twice"
 
 
+def test_throughput_updates_change_what_they_name(served: FeatureStoreServer) -> None:
+    """A ThroughputConfig update keeps what it does not name (DescribeFeatureGroup lost the
+    required ThroughputMode and the other capacity), a switch to OnDemand drops the units,
+    and PROVISIONED is refused with the InMemory online store, as SageMaker documents."""
+    sm, _ = clients(served.url)
+    provisioned = {
+        "ThroughputMode": "Provisioned",
+        "ProvisionedReadCapacityUnits": 10,
+        "ProvisionedWriteCapacityUnits": 5,
+    }
+    create(sm, "capacity", ThroughputConfig=provisioned)
+    sm.update_feature_group(
+        FeatureGroupName="capacity", ThroughputConfig={"ProvisionedReadCapacityUnits": 20}
+    )
+    described = sm.describe_feature_group(FeatureGroupName="capacity")
+    assert described["ThroughputConfig"] == provisioned | {"ProvisionedReadCapacityUnits": 20}
+    sm.update_feature_group(
+        FeatureGroupName="capacity", ThroughputConfig={"ThroughputMode": "OnDemand"}
+    )
+    described = sm.describe_feature_group(FeatureGroupName="capacity")
+    assert described["ThroughputConfig"] == {"ThroughputMode": "OnDemand"}
+    in_memory = {"EnableOnlineStore": True, "StorageType": "InMemory"}
+    code, message = error(
+        lambda: create(sm, "fast", OnlineStoreConfig=in_memory, ThroughputConfig=provisioned)
+    )
+    assert code == "ValidationException" and "Standard tier online store" in message
+    create(sm, "fast", OnlineStoreConfig=in_memory)
+    code, message = error(
+        lambda: sm.update_feature_group(FeatureGroupName="fast", ThroughputConfig=provisioned)
+    )
+    assert code == "ValidationException" and "PROVISIONED throughput mode" in message
+    described = sm.describe_feature_group(FeatureGroupName="fast")
+    assert described["ThroughputConfig"] == {"ThroughputMode": "OnDemand"}
+
+
 def test_a_project_group_created_with_another_definition_follows_it(
     served: FeatureStoreServer, example: Example
 ) -> None:
