@@ -437,6 +437,15 @@ def _check_definition(definition: Request) -> None:
     collection = definition.get("CollectionType")
     if collection is not None and collection not in COLLECTION_TYPES:
         raise _validation(f"CollectionType of {name!r} must be one of List, Set, Vector")
+    if collection == "Vector":  # API_FeatureDefinition: a fixed-size array of Fractional
+        if definition.get("FeatureType") != "Fractional":
+            raise _validation(f"Vector feature {name!r} must have FeatureType Fractional")
+        vector = (definition.get("CollectionConfig") or {}).get("VectorConfig") or {}
+        if vector.get("Dimension") is None:
+            raise _validation(
+                f"Vector feature {name!r} needs its dimension: CollectionConfig.VectorConfig."
+                "Dimension"
+            )
 
 
 def _check_ttl(ttl: Request) -> None:

@@ -327,6 +327,34 @@ def test_throughput_updates_change_what_they_name(served: FeatureStoreServer) ->
     assert described["ThroughputConfig"] == {"ThroughputMode": "OnDemand"}
 
 
+def test_a_vector_feature_is_fractional_with_a_dimension(served: FeatureStoreServer) -> None:
+    """A Vector definition without its dimension, or of another type than Fractional, is
+    refused (CreateFeatureGroup and FeatureAdditions): SageMaker's Vector is a fixed-size
+    array of Fractional. Such a group took vectors of any length."""
+    sm, _ = clients(served.url)
+    online = {"EnableOnlineStore": True, "StorageType": "InMemory"}
+    no_dim = {"FeatureName": "emb", "FeatureType": "Fractional", "CollectionType": "Vector"}
+    typed = no_dim | {
+        "FeatureType": "String",
+        "CollectionConfig": {"VectorConfig": {"Dimension": 3}},
+    }
+    code, message = error(
+        lambda: create(sm, "vec", FeatureDefinitions=[*DEFS, no_dim], OnlineStoreConfig=online)
+    )
+    assert code == "ValidationException" and "needs its dimension" in message, message
+    code, message = error(
+        lambda: create(sm, "vec", FeatureDefinitions=[*DEFS, typed], OnlineStoreConfig=online)
+    )
+    assert "must have FeatureType Fractional" in message, message
+    create(sm, "vec", OnlineStoreConfig=online)
+    code, message = error(
+        lambda: sm.update_feature_group(FeatureGroupName="vec", FeatureAdditions=[no_dim])
+    )
+    assert "needs its dimension" in message, message
+    good = no_dim | {"CollectionConfig": {"VectorConfig": {"Dimension": 3}}}
+    sm.update_feature_group(FeatureGroupName="vec", FeatureAdditions=[good])
+
+
 def test_a_project_group_created_with_another_definition_follows_it(
     served: FeatureStoreServer, example: Example
 ) -> None:
