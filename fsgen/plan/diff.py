@@ -350,18 +350,24 @@ def _update_stages(change: ResourceChange) -> list[Stage]:
     # UpdateFeatureGroup takes one of FeatureAdditions / OnlineStoreConfig / ThroughputConfig
     # at a time (API reference), so each is its own stage
     paths = {d.path for d in change.diffs if d.kind is K.UPDATE}
+    online: list[Stage] = []
     if paths & {"online_ttl_seconds", "online_storage_type"}:
-        stages.append(UpdateGroup(group=after.name, request=online_update_request(after)))
+        online.append(UpdateGroup(group=after.name, request=online_update_request(after)))
     if "online_ttl_seconds" in paths:  # right after the update: its LastModifiedTime
-        stages.append(
+        online.append(
             RecordTtlChange(
                 group=after.name,
                 old_seconds=before.online_ttl_seconds,
                 new_seconds=after.online_ttl_seconds,
             )
         )
+    throughput: list[Stage] = []
     if any(p.startswith("throughput_") for p in paths):
-        stages.append(UpdateGroup(group=after.name, request=throughput_update_request(after)))
+        throughput.append(UpdateGroup(group=after.name, request=throughput_update_request(after)))
+    # SageMaker refuses Provisioned throughput with the InMemory tier, at every step: leave
+    # Provisioned before the storage becomes InMemory, enter it after it is Standard again
+    leaving = after.throughput_mode == "OnDemand"
+    stages.extend([*throughput, *online] if leaving else [*online, *throughput])
     stages.extend(_metadata_stages(after, before))
     if K.TAGS in kinds:
         add = {k: v for k, v in after.tags.items() if before.tags.get(k) != v}
