@@ -232,8 +232,10 @@ class Registry:
                     "ResourceInUse",
                     f"FeatureGroup {name} is {self._status(entry)}; wait until it is Created.",
                 )
-            if "FeatureAdditions" in request and "OnlineStoreConfig" in request:
-                raise _validation("Use one of FeatureAdditions and OnlineStoreConfig at a time")
+            given = [k for k in UPDATE_PARAMETERS if request.get(k) is not None]
+            if len(given) > 1:  # the API reference: one of them at a time
+                names = ", ".join(UPDATE_PARAMETERS)
+                raise _validation(f"Use one of {names} at a time (got {' and '.join(given)})")
             additions = request.get("FeatureAdditions") or []
             if len(additions) > MAX_ADDITIONS:
                 raise _validation(f"FeatureAdditions: at most {MAX_ADDITIONS} features per call")
@@ -424,6 +426,10 @@ def _required(request: Request, key: str) -> str:
             "satisfy constraint: Member must not be null"
         )
     return value
+
+
+UPDATE_PARAMETERS = ("FeatureAdditions", "OnlineStoreConfig", "ThroughputConfig")
+"""what UpdateFeatureGroup changes, one per call"""
 
 
 def _check_definition(definition: Request) -> None:

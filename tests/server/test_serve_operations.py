@@ -290,6 +290,18 @@ def test_feature_additions_naming_a_feature_twice_say_so(served: FeatureStoreSer
         )
     )
     assert message == "Feature n already exists in FeatureGroup twice"
+    # UpdateFeatureGroup changes one thing a call (API reference); throughput was let through
+    code, message = error(
+        lambda: sm.update_feature_group(
+            FeatureGroupName="twice",
+            FeatureAdditions=[{"FeatureName": "extra", "FeatureType": "String"}],
+            ThroughputConfig={"ThroughputMode": "OnDemand"},
+        )
+    )
+    assert message == (
+        "Use one of FeatureAdditions, OnlineStoreConfig, ThroughputConfig at a time "
+        "(got FeatureAdditions and ThroughputConfig)"
+    )
 
 
 def test_throughput_updates_change_what_they_name(served: FeatureStoreServer) -> None:
