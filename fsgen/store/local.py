@@ -313,7 +313,7 @@ class LocalStore(WriteProtocol):
         """SageMaker's DeleteRecord. The delete applies online when its event time is >= the
         stored record's (ties: the later write wins, as for puts); then SoftDelete keeps a
         deleted marker and HardDelete removes the row. An older SoftDelete leaves the online
-        record alone; an older HardDelete is refused (SageMaker: ValidationException) and
+        record alone; an older HardDelete is refused (SageMaker: ValidationError) and
         writes nothing. Every delete that is not refused appends a tombstone offline.
         ``online_store`` / ``offline_store`` False leave that store alone (DeleteRecord's
         TargetStores)."""
@@ -334,7 +334,7 @@ class LocalStore(WriteProtocol):
             if newer_kept and hard:
                 raise StoreError(
                     f"{group} {record_id!r}: HardDelete event time {canonical} is older than "
-                    "the stored record's; nothing deleted (SageMaker: ValidationException)"
+                    "the stored record's; nothing deleted (SageMaker refuses it: ValidationError)"
                 )
             if not newer_kept:
                 if hard:

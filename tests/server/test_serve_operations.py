@@ -412,6 +412,24 @@ def test_delete_record_of_a_fractional_event_time_group(served: FeatureStoreServ
         )
     )
     assert code == "ValidationError" and "value 'soon' is not a number" in message, message
+    # an older HardDelete is refused with the runtime's own error code, named so
+    rt.put_record(
+        FeatureGroupName="epochs",
+        Record=[
+            {"FeatureName": "id", "ValueAsString": "8"},
+            {"FeatureName": "t", "ValueAsString": now},
+        ],
+    )
+    code, message = error(
+        lambda: rt.delete_record(
+            FeatureGroupName="epochs",
+            RecordIdentifierValueAsString="8",
+            EventTime=str(float(now) - 60),
+            DeletionMode="HardDelete",
+        )
+    )
+    assert code == "ValidationError" and "ValidationException" not in message, message
+    assert message.endswith("nothing deleted (SageMaker refuses it: ValidationError)"), message
 
 
 def test_an_integral_identifier_is_one_record_however_it_is_spelt(
