@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -63,11 +64,16 @@ def check_value_sizes(runtime: GroupRuntime, columns: Mapping[str, Sequence[obje
         values = columns.get(name)
         if kind != "String" or not values:
             continue
-        if collection:
-            items = (v for vs in values if isinstance(vs, list | tuple) for v in vs)
-            longest = max((len(v) for v in items if isinstance(v, str)), default=0)
-        else:
-            longest = max((len(v) for v in values if isinstance(v, str)), default=0)
+        # a String column holds str (a collection: lists of str) or None
+        present: Iterable[Any] = filter(None, values)
+        items: Iterable[Any] = chain.from_iterable(present) if collection else present
+        try:
+            longest = max(map(len, filter(None, items)), default=0)
+        except TypeError:  # a value of another kind: not this check's to judge
+            flat = chain.from_iterable(v for v in values if isinstance(v, list | tuple))
+            longest = max(
+                (len(v) for v in (flat if collection else values) if isinstance(v, str)), default=0
+            )
         if longest > MAX_VALUE_CHARS:
             raise RecordRejected(
                 f"{runtime.name}: feature {name} holds a value of {longest:,} characters; "
