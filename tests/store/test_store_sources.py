@@ -107,7 +107,9 @@ def test_a_csv_row_over_the_row_limit_is_a_reject_of_that_row(
 
     src = tmp_path / "long.csv"
     huge = "u9,2024-01-01T00:00:00Z,1,1," + "x" * (2 * MAX_ROW_BYTES + 5) + ",a"
-    at_limit = "u8,2024-01-01T00:00:00Z,1,1," + "y" * (MAX_ROW_BYTES - 30) + ",a"
+    # at the limit, of tags PutRecord can hold (a value is at most 358,400 characters)
+    tags = "|".join(["y" * 99_999] * ((MAX_ROW_BYTES - 30) // 100_000))
+    at_limit = "u8,2024-01-01T00:00:00Z,1,1,y," + tags.ljust(MAX_ROW_BYTES - 30, "z")
     lines = [GOOD, GOOD.replace("u1", "u2"), huge, at_limit, GOOD.replace("u1", "u3")]
     src.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
     rejects: list[object] = []
