@@ -345,6 +345,13 @@ def rule_stores(spec: ProjectSpec) -> Iterator[Diagnostic]:
                 f"group {g.name!r}: KMS key {g.offline.kms_key!r} has characters SageMaker rejects",
             )
         tp = g.throughput
+        if tp.mode == "Provisioned" and g.online.enabled and g.online.storage == "InMemory":
+            yield _d(
+                g.location,
+                "FS206",
+                f"group {g.name!r}: Provisioned throughput needs the Standard online store or "
+                "none (InMemory is OnDemand only; SageMaker refuses the group)",
+            )
         if tp.mode == "Provisioned":
             for what, units in (("read", tp.read_units), ("write", tp.write_units)):
                 if units is None or not 1 <= units <= MAX_PROVISIONED_UNITS:

@@ -157,16 +157,33 @@ class AwsBackend(ControlPlaneBackend):
         return _invoke(self.control, operation, request)
 
 
+def client_error(exc: BaseException, operation: str) -> tuple[str, str]:
+    """(code, message) of a botocore ClientError. An endpoint that is no AWS service for the
+    operation (a moto server without featurestore-runtime, a proxy, a wrong ``endpoint_url``)
+    answers with an HTML page, which botocore puts in the message whole: said so instead."""
+    response: dict[str, Any] = getattr(exc, "response", None) or {}
+    error = response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    message = str(error.get("Message", exc))
+    if re.match(r"\s*<(!doctype|html)", message, re.IGNORECASE):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", code)
+        title = re.search(r"<title>(.*?)</title>", message, re.IGNORECASE | re.DOTALL)
+        page = f" ({title.group(1).strip()})" if title else ""
+        return (
+            f"HTTP {status}",
+            f"the endpoint answered with a web page{page}, not an AWS error: it does not "
+            f"serve {operation} (check endpoint_url in [tool.fsgen.aws])",
+        )
+    return code, message
+
+
 def _invoke(client: Any, operation: str, request: dict[str, Any]) -> dict[str, Any]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         response = getattr(client, _snake(operation))(**request)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise BackendError(
-            operation, str(error.get("Code", "Unknown")), str(error.get("Message", exc))
-        ) from None
+        raise BackendError(operation, *client_error(exc, operation)) from None
     except BotoCoreError as exc:
         raise BackendError(operation, type(exc).__name__, str(exc)) from None
     response.pop("ResponseMetadata", None)
@@ -251,7 +268,13 @@ class AwsDataPlane:
         except SourceError as exc:
             raise IngestError(str(exc)) from None
         except PartialWriteError as exc:
-            raise BackendError("PutRecord", type(exc.error).__name__, str(exc.error)) from None
+            code, message = (
+                client_error(exc.error, "PutRecord")
+                if hasattr(exc.error, "response")
+                else (type(exc.error).__name__, str(exc.error))
+            )
+            written = f"{exc.written:,} record(s) of this run were written before it"
+            raise BackendError("PutRecord", code, f"{message} ({written}; none after)") from None
 
     def finish(self, result: IngestResult, error: str | None) -> None:
         from fsgen import audit
@@ -312,18 +335,42 @@ class AwsDataPlane:
     def delete_record(
         self, group: str, record_id: str, event_time: str, hard: bool = False
     ) -> DeleteOutcome:
-        self.spec.group(group)  # an unknown group is an error before any call
+        """DeleteRecord with the event time in SageMaker's canonical form (an ISO-8601 offset
+        or date is normalised, as ingestion normalises records). DeleteRecord does not say
+        whether the online record went: the record's event time is read first, and a
+        SoftDelete older than it (which SageMaker leaves the record alone for) reports
+        ``online_applied=False``."""
+        from fsgen.runtime.encoding import encode_scalar
+        from fsgen.store.local import event_time_value
+
+        spec = self.spec.group(group)  # an unknown group is an error before any call
+        rt = self.runtime(group)
+        canonical, seconds = event_time_value(rt, event_time)
+        stored: float | None = None
+        if spec.online.enabled:
+            found = _invoke(
+                self.client,
+                "GetRecord",
+                {
+                    "FeatureGroupName": group,
+                    "RecordIdentifierValueAsString": record_id,
+                    "FeatureNames": [rt.event_time],
+                },
+            ).get("Record")
+            if found:
+                stored = rt.event_seconds(rt.from_sagemaker(found))
         _invoke(
             self.client,
             "DeleteRecord",
             {
                 "FeatureGroupName": group,
                 "RecordIdentifierValueAsString": record_id,
-                "EventTime": event_time,
+                "EventTime": encode_scalar(rt.event_time_kind, canonical),
                 "DeletionMode": "HardDelete" if hard else "SoftDelete",
             },
         )
-        return DeleteOutcome(group, record_id, event_time, hard)
+        applied = stored is None or seconds >= stored
+        return DeleteOutcome(group, record_id, canonical, hard, online_applied=applied)
 
     def record_source(self, clock: Callable[[], float] | None = None) -> RecordSource:
         source: RecordSource = self.client

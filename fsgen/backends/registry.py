@@ -232,19 +232,24 @@ class Registry:
                     "ResourceInUse",
                     f"FeatureGroup {name} is {self._status(entry)}; wait until it is Created.",
                 )
-            if "FeatureAdditions" in request and "OnlineStoreConfig" in request:
-                raise _validation("Use one of FeatureAdditions and OnlineStoreConfig at a time")
+            given = [k for k in UPDATE_PARAMETERS if request.get(k) is not None]
+            if len(given) > 1:  # the API reference: one of them at a time
+                names = ", ".join(UPDATE_PARAMETERS)
+                raise _validation(f"Use one of {names} at a time (got {' and '.join(given)})")
             additions = request.get("FeatureAdditions") or []
             if len(additions) > MAX_ADDITIONS:
                 raise _validation(f"FeatureAdditions: at most {MAX_ADDITIONS} features per call")
             existing = {d["FeatureName"] for d in desc["FeatureDefinitions"]}
+            added: set[str] = set()
             for definition in additions:
                 _check_definition(definition)
-                if definition["FeatureName"] in existing:
-                    raise _validation(
-                        f"Feature {definition['FeatureName']} already exists in FeatureGroup {name}"
-                    )
-                existing.add(definition["FeatureName"])
+                feature = definition["FeatureName"]
+                if feature in added:
+                    raise _validation(f"Duplicate FeatureName '{feature}' in FeatureAdditions")
+                if feature in existing:
+                    raise _validation(f"Feature {feature} already exists in FeatureGroup {name}")
+                existing.add(feature)
+                added.add(feature)
             if len(existing) > MAX_FEATURES:
                 raise ApiError("ResourceLimitExceeded", f"at most {MAX_FEATURES} features")
             desc["FeatureDefinitions"] = [*desc["FeatureDefinitions"], *additions]
@@ -262,7 +267,14 @@ class Registry:
                 if "StorageType" in online_update:
                     online["StorageType"] = online_update["StorageType"]
             if request.get("ThroughputConfig"):
-                desc["ThroughputConfig"] = {k: v for k, v in request["ThroughputConfig"].items()}
+                # ThroughputConfigUpdate changes what it names; a switch to OnDemand drops
+                # the capacity units, which apply to Provisioned only
+                before = desc.get("ThroughputConfig") or {"ThroughputMode": "OnDemand"}
+                merged = {**before, **request["ThroughputConfig"]}
+                if merged.get("ThroughputMode") == "OnDemand":
+                    merged = {"ThroughputMode": "OnDemand"}
+                desc["ThroughputConfig"] = merged
+            _check_throughput(desc["ThroughputConfig"], desc["OnlineStoreConfig"])
             desc["LastModifiedTime"] = time.time()
             desc["FeatureGroupStatus"] = "Created"
             desc["LastUpdateStatus"] = {"Status": "Successful"}
@@ -416,6 +428,10 @@ def _required(request: Request, key: str) -> str:
     return value
 
 
+UPDATE_PARAMETERS = ("FeatureAdditions", "OnlineStoreConfig", "ThroughputConfig")
+"""what UpdateFeatureGroup changes, one per call"""
+
+
 def _check_definition(definition: Request) -> None:
     name = definition.get("FeatureName", "")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
@@ -427,6 +443,15 @@ def _check_definition(definition: Request) -> None:
     collection = definition.get("CollectionType")
     if collection is not None and collection not in COLLECTION_TYPES:
         raise _validation(f"CollectionType of {name!r} must be one of List, Set, Vector")
+    if collection == "Vector":  # API_FeatureDefinition: a fixed-size array of Fractional
+        if definition.get("FeatureType") != "Fractional":
+            raise _validation(f"Vector feature {name!r} must have FeatureType Fractional")
+        vector = (definition.get("CollectionConfig") or {}).get("VectorConfig") or {}
+        if vector.get("Dimension") is None:
+            raise _validation(
+                f"Vector feature {name!r} needs its dimension: CollectionConfig.VectorConfig."
+                "Dimension"
+            )
 
 
 def _check_ttl(ttl: Request) -> None:
@@ -476,6 +501,18 @@ def _check_create(request: Request) -> None:
             raise _validation("RoleArn is required when OfflineStoreConfig is specified")
     if not online.get("EnableOnlineStore") and "OfflineStoreConfig" not in request:
         raise _validation("You must enable at least one of the online store and the offline store")
+    _check_throughput(request.get("ThroughputConfig") or {}, online)
+
+
+def _check_throughput(throughput: Request, online: Request) -> None:
+    """SageMaker's rule for ThroughputConfig (API_ThroughputConfig): PROVISIONED mode only
+    for a group that is offline-only or has the Standard online store."""
+    in_memory = online.get("EnableOnlineStore") and online.get("StorageType") == "InMemory"
+    if throughput.get("ThroughputMode") == "Provisioned" and in_memory:
+        raise _validation(
+            "PROVISIONED throughput mode is supported only for feature groups that are "
+            "offline-only, or use the Standard tier online store"
+        )
 
 
 OPERATIONS: dict[str, Callable[[Registry, Request], Request]] = {

@@ -108,6 +108,12 @@ def _run_apply(
     if saved is not None:
         check_fresh(app.config, app.spec, backend, saved)  # never show an outdated plan
         click.echo(f"Applying the saved plan {plan_file}:")
+    if destroy and not the_plan.has_changes:  # "matches the definitions" would be untrue
+        click.echo(
+            f"No changes. No feature group of this project is deployed on the {backend.name} "
+            "backend: nothing to destroy."
+        )
+        return
     echo_plan(render_plan(the_plan))
     if not the_plan.has_changes:
         return

@@ -184,7 +184,10 @@ def _feature_diffs(feature: FeatureState, before: FeatureState) -> list[Property
 
 
 def plan_changes(
-    desired: Sequence[GroupState], deployed: Mapping[str, GroupState], project: str
+    desired: Sequence[GroupState],
+    deployed: Mapping[str, GroupState],
+    project: str,
+    backend: str = "local",
 ) -> list[ResourceChange]:
     """Changes in declaration order, then destroys (sorted by name)."""
     changes: list[ResourceChange] = []
@@ -219,7 +222,7 @@ def plan_changes(
                 notes=() if replace else notes,
                 unchanged_features=unchanged,
                 backfill_features=() if replace else backfill,
-                data_loss=_loss(want.name, have) if replace else None,
+                data_loss=_loss(want.name, have, backend) if replace else None,
                 before=have,
                 after=want,
             )
@@ -232,19 +235,20 @@ def plan_changes(
                     group=name,
                     action="destroy",
                     before=deployed[name],
-                    data_loss=_loss(name, deployed[name]),
+                    data_loss=_loss(name, deployed[name], backend),
                 )
             )
     return changes
 
 
-def _loss(name: str, state: GroupState) -> str:
+def _loss(name: str, state: GroupState, backend: str = "local") -> str:
     parts = []
     if state.online_enabled:
         parts.append("its online store records are deleted")
     if state.offline_enabled:
+        kept = "SageMaker leaves its S3 objects and Glue table" if backend == "aws" else "archived"
         parts.append(
-            "offline data is kept but no longer read (archived): training sets get no "
+            f"offline data is kept but no longer read ({kept}): training sets get no "
             "values from it until it is ingested again"
         )
     return "; ".join(parts) or "nothing is stored in this group"
@@ -395,18 +399,24 @@ def _update_stages(change: ResourceChange) -> list[Stage]:
     # UpdateFeatureGroup takes one of FeatureAdditions / OnlineStoreConfig / ThroughputConfig
     # at a time (API reference), so each is its own stage
     paths = {d.path for d in change.diffs if d.kind is K.UPDATE}
+    online: list[Stage] = []
     if paths & {"online_ttl_seconds", "online_storage_type"}:
-        stages.append(UpdateGroup(group=after.name, request=online_update_request(after)))
+        online.append(UpdateGroup(group=after.name, request=online_update_request(after)))
     if "online_ttl_seconds" in paths:  # right after the update: its LastModifiedTime
-        stages.append(
+        online.append(
             RecordTtlChange(
                 group=after.name,
                 old_seconds=before.online_ttl_seconds,
                 new_seconds=after.online_ttl_seconds,
             )
         )
+    throughput: list[Stage] = []
     if any(p.startswith("throughput_") for p in paths):
-        stages.append(UpdateGroup(group=after.name, request=throughput_update_request(after)))
+        throughput.append(UpdateGroup(group=after.name, request=throughput_update_request(after)))
+    # SageMaker refuses Provisioned throughput with the InMemory tier, at every step: leave
+    # Provisioned before the storage becomes InMemory, enter it after it is Standard again
+    leaving = after.throughput_mode == "OnDemand"
+    stages.extend([*throughput, *online] if leaving else [*online, *throughput])
     stages.extend(_metadata_stages(after, before))
     if K.TAGS in kinds:
         add = {k: v for k, v in after.tags.items() if before.tags.get(k) != v}
@@ -428,7 +438,7 @@ def make_plan(
     """``artifacts``: the generated paths that change (a mapping gives each its mark: ``+``
     created, ``-`` removed, ``~`` changed)."""
     marks = artifacts if isinstance(artifacts, Mapping) else dict.fromkeys(artifacts, "~")
-    changes = plan_changes(desired, deployed, project)
+    changes = plan_changes(desired, deployed, project, backend)
     stages = [stage for change in changes for stage in stages_for(change)]
     return Plan(
         notes=(*ttl_notes(changes), *aggregation_notes(changes), *addition_notes(changes)),

@@ -46,6 +46,9 @@ class Needed:
 
     group: str
     columns: tuple[str, ...]
+    instants: tuple[str, ...] = ()
+    """columns a reader leaves as timestamps (a Fractional event time: the pipeline reads its
+    instant); every other timestamp or date column is read as ISO-8601 text"""
 
     def check(self, source: str, what: str, have: list[str]) -> None:
         present = set(have)

@@ -8,6 +8,7 @@ Sets are stored sorted and de-duplicated so every path writes the same string li
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 
 INTEGRAL = "Integral"
@@ -75,6 +76,10 @@ def decode_value(kind: str, encoded: str | list[str], collection: str | None = N
     return [decode_scalar(kind, s) for s in encoded]
 
 
+_FRACTION = re.compile(r"[.,]([0-9]+)")
+"""the seconds' fraction of an ISO-8601 time (a date has neither '.' nor ',')"""
+
+
 def parse_event_time(kind: str, value: object) -> float:
     """Epoch seconds of an event time given as ISO-8601 (String) or epoch seconds (Fractional)."""
     if kind == FRACTIONAL:
@@ -93,7 +98,8 @@ def parse_event_time(kind: str, value: object) -> float:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if parsed.microsecond % 1000:
+    fraction = _FRACTION.search(value)  # Python keeps 6 digits and drops the rest unread
+    if parsed.microsecond % 1000 or (fraction and fraction.group(1)[3:].strip("0")):
         raise ValueError(
             f"timestamp {value!r} is more precise than milliseconds, which SageMaker cannot store"
         )

@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from fsgen.runtime.bulk import BlockResult, fast_block, process_block
 from fsgen.runtime.encoding import FRACTIONAL
 from fsgen.runtime.pipeline import GroupRuntime, outside_years
-from fsgen.runtime.sinks import RecordRejected, Sink, block_rows
+from fsgen.runtime.sinks import PartialWrite, RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Needed, Reject, SourceError, read_source, source_name
 
 if TYPE_CHECKING:
@@ -299,6 +299,7 @@ def run(
             if sink is not None:
                 sink.close()
     except BaseException as exc:
+        result.rejected = max(result.rejected, sink_rejects.count)
         result.rejects_path = sink_rejects.close()
         result.seconds = time.perf_counter() - started
         if on_finish is not None and isinstance(exc, Exception):
@@ -374,7 +375,11 @@ class _Failed:
 def needed_columns(rt: GroupRuntime) -> Needed:
     """The columns a CSV header or a Parquet / DataFrame schema must have for ``rt``: its
     required raw fields (entity key and event time included)."""
-    return Needed(rt.name, tuple(f.name for f in rt.fields if not f.optional))
+    return Needed(
+        rt.name,
+        tuple(f.name for f in rt.fields if not f.optional),
+        instants=(rt.event_time,) if rt.event_time_kind == FRACTIONAL else (),
+    )
 
 
 @contextlib.contextmanager
@@ -416,7 +421,13 @@ def ingest_chunks(
         for reject in prepared.rejects:
             rejects.add(reject)
         if prepared.accepted and sink is not None:
-            sink.write(rt, prepared.data)
+            try:
+                sink.write(rt, prepared.data)
+            except PartialWrite as exc:  # counted, then raised with the run's own total
+                result.written += exc.written
+                result.read += prepared.read
+                result.rejected = rejects.count
+                raise PartialWrite(result.written, exc.error) from exc.error
             result.written += prepared.accepted
         result.read += prepared.read
         result.valid += prepared.accepted

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,9 +51,40 @@ class RecordRejected(ValueError):
     """A sink refuses these records for what they are (never retried: dead-lettered)."""
 
 
+MAX_VALUE_CHARS = 358_400
+"""the longest ValueAsString (and ValueAsStringList element) SageMaker's PutRecord takes"""
+
+
+def check_value_sizes(runtime: GroupRuntime, columns: Mapping[str, Sequence[object]]) -> None:
+    """Raise RecordRejected when a String value of ``columns`` is longer than SageMaker's
+    PutRecord takes, so the record is a reject of its own (found by the pipeline row by row)
+    rather than a failed PutRecord that stops the run part-way, or a local record that
+    could never be written to SageMaker."""
+    for name, kind, collection, _ in runtime.columns:
+        values = columns.get(name)
+        if kind != "String" or not values:
+            continue
+        # a String column holds str (a collection: lists of str) or None
+        present: Iterable[Any] = filter(None, values)
+        items: Iterable[Any] = chain.from_iterable(present) if collection else present
+        try:
+            longest = max(map(len, filter(None, items)), default=0)
+        except TypeError:  # a value of another kind: not this check's to judge
+            flat = chain.from_iterable(v for v in values if isinstance(v, list | tuple))
+            longest = max(
+                (len(v) for v in (flat if collection else values) if isinstance(v, str)), default=0
+            )
+        if longest > MAX_VALUE_CHARS:
+            raise RecordRejected(
+                f"{runtime.name}: feature {name} holds a value of {longest:,} characters; "
+                f"SageMaker's PutRecord takes at most {MAX_VALUE_CHARS:,} per value"
+            )
+
+
 class PartialWrite(Exception):
     """``write`` stored the first ``written`` records, then record ``written`` failed with
-    ``error`` (the rest were not tried)."""
+    ``error`` (the rest were not tried). The batch pipeline raises it again with ``written``
+    the run's total, every earlier block's records included."""
 
     def __init__(self, written: int, error: BaseException) -> None:
         super().__init__(f"{written} record(s) written, then {type(error).__name__}: {error}")
@@ -185,6 +217,7 @@ class PutRecordSink:
         return self._client
 
     def prepare(self, runtime: GroupRuntime, block: BlockResult) -> list[list[dict[str, object]]]:
+        check_value_sizes(runtime, block.columns)
         records = [runtime.to_sagemaker(r) for r in stored_records(runtime, block)]
         for record in records:
             try:
@@ -287,6 +320,7 @@ class PutRecordSink:
 
 
 __all__ = [
+    "MAX_VALUE_CHARS",
     "JsonlSink",
     "PartialWrite",
     "PutRecordSink",
@@ -295,6 +329,7 @@ __all__ = [
     "RecordSink",
     "Sink",
     "block_rows",
+    "check_value_sizes",
     "featurestore_client",
     "stored_records",
 ]

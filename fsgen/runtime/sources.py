@@ -135,7 +135,8 @@ def _read_parquet(
     if needed is not None:
         needed.check(name, "schema", list(names))
     bad = _check_parquet(pf, name)
-    return _parquet_chunks(pf, name, chunk_rows, path.stat().st_size, bad)
+    keep = needed.instants if needed is not None else ()
+    return _parquet_chunks(pf, name, chunk_rows, path.stat().st_size, bad, keep)
 
 
 def _check_parquet(pf: Any, name: str) -> dict[int, tuple[str, str]]:
@@ -209,7 +210,12 @@ def _not_utf8(batch: Any, first_row: int) -> dict[int, tuple[str, str]]:
 
 
 def _parquet_chunks(
-    pf: Any, name: str, chunk_rows: int, size: int, bad: dict[int, tuple[str, str]]
+    pf: Any,
+    name: str,
+    chunk_rows: int,
+    size: int,
+    bad: dict[int, tuple[str, str]],
+    keep: tuple[str, ...] = (),
 ) -> Iterator[Chunk]:
     import pyarrow as pa
 
@@ -227,13 +233,53 @@ def _parquet_chunks(
                 f"{name}: unreadable Parquet data after row {row - 1}: {exc}"
             ) from None
         done += batch.num_rows
-        table = pa.Table.from_batches([batch])
+        table = times_as_text(pa.Table.from_batches([batch]), keep)
         mine = sorted(r for r in bad if row <= r < row + table.num_rows) if bad else []
         if not mine:
             yield Chunk(name, row, table, table.num_rows, size * done // total)
         else:
             yield _without_rows(name, table, row, mine, bad, size * done // total)
         row += batch.num_rows
+
+
+def _time_text(column: Any) -> Any:
+    """An Arrow timestamp or date column as ISO-8601 text: a timestamp in UTC with a ``Z``
+    (one without a zone is read as UTC, like ISO text without an offset), in milliseconds
+    when that loses nothing (else its own precision, which event-time parsing refuses); a
+    date as ``YYYY-MM-DD``. Other columns are returned as they are."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_date(kind):
+        return pc.strftime(column, format="%Y-%m-%d")
+    if not pa.types.is_timestamp(kind):
+        return column
+    for unit in ("s", "ms", "us"):
+        try:
+            column = column.cast(pa.timestamp(unit, kind.tz and "UTC"), safe=True)
+            break
+        except pa.ArrowInvalid:
+            continue
+    return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def times_as_text(table: Any, keep: tuple[str, ...] = ()) -> Any:
+    """``table`` with its timestamp and date columns as ISO-8601 text (:func:`_time_text`):
+    a Parquet file's native event-time column is read as the text an event time is given in
+    everywhere else, and a String feature fed by a date column gets the date. The columns of
+    ``keep`` stay timestamps (a Fractional event time, :attr:`Needed.instants`)."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_timestamp(t) or pa.types.is_date(t) for t in table.schema.types):
+        return table
+    return pa.Table.from_arrays(
+        [
+            c if n in keep else _time_text(c)
+            for n, c in zip(table.column_names, table.columns, strict=True)
+        ],
+        names=table.column_names,
+    )
 
 
 def _without_rows(
@@ -376,18 +422,28 @@ def _read_frame(frame: object, chunk_rows: int, needed: Needed | None = None) ->
         raise SourceError(f"the DataFrame has duplicate column names: {repeated}")
     if needed is not None:
         needed.check(DATAFRAME_SOURCE, "DataFrame", names)
-    return _frame_chunks(frame, names, chunk_rows)
+    return _frame_chunks(frame, names, chunk_rows, needed.instants if needed is not None else ())
 
 
-def _frame_chunks(frame: Any, names: list[str], chunk_rows: int) -> Iterator[Chunk]:
+def _frame_chunks(
+    frame: Any, names: list[str], chunk_rows: int, keep: tuple[str, ...] = ()
+) -> Iterator[Chunk]:
     for start in range(0, len(frame), chunk_rows):
         part = frame.iloc[start : start + chunk_rows]
-        columns = {name: _plain(part[col]) for name, col in zip(names, frame.columns, strict=True)}
+        columns = {
+            name: _plain(part[col], name in keep)
+            for name, col in zip(names, frame.columns, strict=True)
+        }
         yield Chunk(DATAFRAME_SOURCE, start + 1, columns, len(part), start + len(part))
 
 
-def _plain(series: Any) -> list[object]:
-    """Python values of a column; pandas' missing markers (NA, NaT) become None."""
+def _plain(series: Any, instants: bool = False) -> list[object]:
+    """Python values of a column; pandas' missing markers (NA, NaT) become None; a datetime
+    column is ISO-8601 text, as a Parquet timestamp column is read (:func:`_time_text`)."""
+    if series.dtype.kind == "M" and not instants:
+        import pyarrow as pa
+
+        return list(_time_text(pa.Array.from_pandas(series)).to_pylist())
     values: list[object] = series.tolist()
     if series.dtype.kind in "iufb" and not hasattr(series.dtype, "na_value"):
         return values

@@ -414,14 +414,19 @@ class RuntimeService:
 
     def delete_record(self, request: Payload) -> Payload:
         g = self.group(request["FeatureGroupName"])
-        self._targets(g, request.get("TargetStores"))
+        online, offline = self._targets(g, request.get("TargetStores"))
         rt = g.runtime  # EventTime is text, as in a record: epoch seconds for a Fractional one
         given = self._scalar(g, rt.event_time, rt.event_time_kind, request["EventTime"])
         event_time = self._event_time(g, given)
         hard = request.get("DeletionMode", "SoftDelete") == "HardDelete"
         try:
             self.store.delete_record(
-                g.name, request["RecordIdentifierValueAsString"], event_time, hard=hard
+                g.name,
+                request["RecordIdentifierValueAsString"],
+                event_time,
+                hard=hard,
+                online_store=online,
+                offline_store=offline,
             )
         except (ValueError, FsgenError) as exc:
             raise _validation(str(exc)) from None

@@ -46,7 +46,7 @@ import numpy as np
 
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.pipeline import GroupRuntime
-from fsgen.runtime.sinks import RecordRejected
+from fsgen.runtime.sinks import RecordRejected, check_value_sizes
 from fsgen.runtime.sources import DATAFRAME_SOURCE
 from fsgen.store import iceberg, offline
 from fsgen.store.online import OnlineStore, latest_rows
@@ -408,6 +408,7 @@ class ChunkWriter:
 
     def prepare(self, rt: GroupRuntime, block: BlockResult) -> Processed:
         """Lay a processed block out (pure; the pipeline runs it in its worker processes)."""
+        check_value_sizes(rt, block.columns)  # what SageMaker could not take, nor does this
         try:
             return processed_of(rt, block.columns, block.seconds, latest=self.coalesce <= 0)
         except (TypeError, ValueError, OverflowError) as exc:  # pyarrow: a value beyond int64

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.encoding import FRACTIONAL, format_event_time, parse_event_time
 from fsgen.runtime.ingest import IngestResult, check_years
 from fsgen.runtime.ingest import run as run_pipeline
-from fsgen.runtime.pipeline import GroupRuntime, coerce
+from fsgen.runtime.pipeline import GroupRuntime, coerce, composite_identifier
 from fsgen.runtime.sources import SourceError
 from fsgen.store import iceberg, layer, offline
 from fsgen.store.commit import ChunkWriter, Processed, WriteProtocol, print_wait, processed_of
@@ -340,15 +341,24 @@ class LocalStore(WriteProtocol):
         return block
 
     def delete_record(
-        self, group: str, record_id: str, event_time: object, hard: bool = False
+        self,
+        group: str,
+        record_id: str,
+        event_time: object,
+        hard: bool = False,
+        *,
+        online_store: bool = True,
+        offline_store: bool = True,
     ) -> DeleteResult:
         """SageMaker's DeleteRecord. The delete applies online when its event time is >= the
         stored record's (ties: the later write wins, as for puts); then SoftDelete keeps a
         deleted marker and HardDelete removes the row. An older SoftDelete leaves the online
-        record alone; an older HardDelete is refused (SageMaker: ValidationException) and
-        writes nothing. Every delete that is not refused appends a tombstone offline."""
+        record alone; an older HardDelete is refused (SageMaker: ValidationError) and
+        writes nothing. Every delete that is not refused appends a tombstone offline.
+        ``online_store`` / ``offline_store`` False leave that store alone (DeleteRecord's
+        TargetStores)."""
         rt = self.runtime(group)
-        record_id = str(record_id)
+        record_id = stored_id(rt, record_id)
         canonical, seconds = event_time_value(rt, event_time)
         keys = _keys_of(rt, record_id)
         columns: dict[str, list[object]] = {c[0]: [None] for c in rt.columns}
@@ -364,7 +374,7 @@ class LocalStore(WriteProtocol):
             if newer_kept and hard:
                 raise StoreError(
                     f"{group} {record_id!r}: HardDelete event time {canonical} is older than "
-                    "the stored record's; nothing deleted (SageMaker: ValidationException)"
+                    "the stored record's; nothing deleted (SageMaker refuses it: ValidationError)"
                 )
             if not newer_kept:
                 if hard:
@@ -388,8 +398,12 @@ class LocalStore(WriteProtocol):
             np.asarray([seconds]),
             online_part,
             deleted=True,
+            targets=(online_store, offline_store),
         )
-        return DeleteResult(group, record_id, canonical, hard, applied[0], True)
+        has_offline = self._targets(rt.name)[1] and offline_store
+        return DeleteResult(
+            group, record_id, canonical, hard, bool(applied) and applied[0], has_offline
+        )
 
     # --------------------------------------------------------------------------- reads
 
@@ -403,14 +417,14 @@ class LocalStore(WriteProtocol):
     ) -> dict[str, object] | None:
         """The online record (native values), or None when missing, expired or deleted."""
         rt = self._runtimes.get(group) or self.runtime(group)
-        return self.online.get(rt, str(record_id), feature_names, now)
+        return self.online.get(rt, stored_id(rt, record_id), feature_names, now)
 
     def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
         """Why :meth:`get_record` returns None for ``record_id`` at ``now``: soft-deleted (the
         online row is a deleted marker), its TTL expired, hard-deleted (no online row, an
         offline tombstone), or never written."""
         rt = self._runtimes.get(group) or self.runtime(group)
-        record_id = str(record_id)
+        record_id = stored_id(rt, record_id)
         status = self.online.status(rt, record_id)
         if status is not None:
             seconds, expires, deleted = status
@@ -485,13 +499,14 @@ class LocalStore(WriteProtocol):
     ) -> list[dict[str, object] | None]:
         """Records in the order of ``record_ids``; None where missing, expired or deleted."""
         rt = self._runtimes.get(group) or self.runtime(group)
-        return self.online.batch_get(rt, [str(r) for r in record_ids], feature_names, now)
+        ids = [stored_id(rt, r) for r in record_ids]
+        return self.online.batch_get(rt, ids, feature_names, now)
 
     def expiry(self, group: str, record_ids: Sequence[str]) -> list[float | None]:
         """The online ExpiresAt (epoch seconds, None without TTL or record) of each record,
         as written (EventTime + the TTL in force at its write, or its own TtlDuration)."""
         rt = self._runtimes.get(group) or self.runtime(group)
-        return self.online.expiry(rt, [str(r) for r in record_ids])
+        return self.online.expiry(rt, [stored_id(rt, r) for r in record_ids])
 
     def read_offline(self, group: str, dedup: bool = True) -> pd.DataFrame:
         """Offline records as a DataFrame: the visible ones (latest write per identifier and
@@ -578,6 +593,26 @@ def event_time_value(rt: GroupRuntime, value: object) -> tuple[object, float]:
     except (TypeError, ValueError) as exc:
         raise StoreError(f"{rt.name}: event time {value!r}: {exc}") from None
     return format_event_time(rt.event_time_kind, seconds), seconds
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
+def stored_id(rt: GroupRuntime, record_id: object) -> str:
+    """The record identifier as the store keys it. A record is keyed by its typed key values,
+    so an Integral key written as ``007`` or ``+7`` is stored as ``7``: a read or delete that
+    names it ``007`` finds that record (a delete keyed otherwise would write a tombstone for
+    record 7 offline and leave record 7 served online)."""
+    text = str(record_id)
+    types = {f.name: f.type for f in rt.fields}
+    parts = [text] if len(rt.keys) == 1 else _split_composite(text)
+    if len(parts) != len(rt.keys):
+        return text
+    canonical: list[object] = [
+        str(int(part)) if types.get(key) == "int" and _INT_TEXT.fullmatch(part) else part
+        for key, part in zip(rt.keys, parts, strict=True)
+    ]
+    return str(canonical[0]) if len(rt.keys) == 1 else composite_identifier(canonical)
 
 
 def _keys_of(rt: GroupRuntime, record_id: str) -> dict[str, object]:

@@ -148,3 +148,86 @@ def test_serve_command_in_its_own_process(example: Example) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_cli_aws_delete_record_says_what_happened_online(
+    example: Example, served: FeatureStoreServer
+) -> None:
+    """``--backend aws delete-record`` sends the event time in SageMaker's canonical form (an
+    offset or a date is normalised, as the local backend does, rather than refused by
+    DeleteRecord), and a SoftDelete older than the online record says the record was kept,
+    not ``deleted online``."""
+    config, _ = example
+    pyproject = config.root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
+        )
+    )
+    runner = CliRunner()
+    args = ["--project", str(config.root), "--backend", "aws"]
+    applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
+    assert applied.exit_code == 0, applied.output
+    t0 = int(time.time()) - 3600
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0))
+    rt = boto3.client(
+        "sagemaker-featurestore-runtime", region_name="us-east-1", endpoint_url=served.url
+    )
+    rt.put_record(
+        FeatureGroupName="customer-features",
+        Record=[
+            {"FeatureName": "customer_id", "ValueAsString": "C1"},
+            {"FeatureName": "last_updated_time", "ValueAsString": stamp},
+        ],
+    )
+    older = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t0 - 60))
+    kept = runner.invoke(
+        main, [*args, "delete-record", "customer-features", "C1", "--event-time", older], env=ENV
+    )
+    assert kept.exit_code == 0, kept.output
+    assert "deleted online" not in kept.output
+    assert "the online record is newer and was kept" in kept.stderr
+    got = runner.invoke(main, [*args, "get", "customer-features", "C1", "--json"], env=ENV)
+    assert got.exit_code == 0 and json.loads(got.stdout)["last_updated_time"] == stamp
+    newer = time.strftime("%Y-%m-%dT%H:%M:%S+02:00", time.gmtime(t0 + 2 * 3600 + 60))
+    deleted = runner.invoke(
+        main, [*args, "delete-record", "customer-features", "C1", "--event-time", newer], env=ENV
+    )
+    assert deleted.exit_code == 0, deleted.output
+    canonical = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 60))
+    assert f"SoftDelete customer-features C1 at {canonical}: deleted online" in deleted.stdout
+    gone = runner.invoke(main, [*args, "get", "customer-features", "C1"], env=ENV)
+    assert gone.exit_code == 1, gone.output
+
+
+def test_cli_aws_ingest_rejects_a_value_putrecord_cannot_take(
+    example: Example, served: FeatureStoreServer
+) -> None:
+    """A value longer than PutRecord's 358,400 characters is its row's reject, and the rows
+    after it are still written (the failed PutRecord used to stop the run after the rows
+    before it, with an audit record of nothing written)."""
+    config, _ = example
+    pyproject = config.root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
+        )
+    )
+    runner = CliRunner()
+    args = ["--project", str(config.root), "--backend", "aws"]
+    applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
+    assert applied.exit_code == 0, applied.output
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    header = "customer_id,last_updated_time,birth_date,total_spend,tenure_months,membership_tier"
+    ids = ["C1", "C" * 358_401, "C3"]
+    source = config.root / "long.csv"
+    source.write_text(header + "\n" + "".join(f"{i},{now},1990-01-01,10.0,3,basic\n" for i in ids))
+    ingested = runner.invoke(main, [*args, "ingest", "customer-features", str(source)], env=ENV)
+    assert ingested.exit_code == 1, ingested.output
+    assert "read 3, written 2, rejected 1" in ingested.stderr
+    assert "row 2: <record>: customer-features: feature customer_id holds a value of " in (
+        ingested.stderr
+    )
+    for rid in ("C1", "C3"):
+        got = runner.invoke(main, [*args, "get", "customer-features", rid, "--json"], env=ENV)
+        assert got.exit_code == 0, got.output

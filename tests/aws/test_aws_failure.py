@@ -24,11 +24,17 @@ FAIL_GROUP = "merchant-features"
 
 
 def failing_proxy(
-    upstream: str, code: str = "ResourceLimitExceeded", times: int | None = None
+    upstream: str,
+    code: str = "ResourceLimitExceeded",
+    times: int | None = None,
+    puts_before_failure: int | None = None,
 ) -> ThreadingHTTPServer:
-    """Answers CreateFeatureGroup of FAIL_GROUP with ``code`` (``times`` times, or always)."""
+    """Answers CreateFeatureGroup of FAIL_GROUP with ``code`` (``times`` times, or always);
+    with ``puts_before_failure``, relays that many PutRecord calls and answers every later
+    one with AccessForbidden (not retried: a policy revoked part-way through a run)."""
     target = urlsplit(upstream)
     left = [times]
+    puts = [0]
 
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -39,6 +45,17 @@ def failing_proxy(
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             op = self.headers.get("X-Amz-Target", "")
+            if puts_before_failure is not None and self.command == "PUT":
+                puts[0] += 1
+                if puts[0] > puts_before_failure:
+                    payload = json.dumps({"message": "access revoked"}).encode()
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("x-amzn-ErrorType", "AccessForbidden")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
             if (
                 op == "SageMaker.CreateFeatureGroup"
                 and left[0] != 0
@@ -134,3 +151,64 @@ def test_throttling_is_retried_with_back_off(
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_a_putrecord_failing_part_way_says_how_much_was_written(
+    example: Example, served: FeatureStoreServer, make_backend: Any, tmp_path: Any
+) -> None:
+    """``--backend aws ingest`` whose PutRecord starts failing after 3 records: the error
+    says 3 records of the run were written, and so does the audit record (it said 0 written
+    and 0 rejected although the rejects file held the bad row)."""
+    import time
+
+    from click.testing import CliRunner
+
+    from fsgen.audit import AUDIT_FILE, read_lines
+    from fsgen.cli import main
+
+    config, spec = example
+    apply_plan(
+        config,
+        spec,
+        make_backend(served.url, config),
+        compute_plan(config, spec, make_backend(served.url, config), artifacts=False),
+        regenerate=False,
+    )
+    server = failing_proxy(served.url, puts_before_failure=3)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    pyproject = config.root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{url}"\n'
+        )
+    )
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    header = "customer_id,last_updated_time,birth_date,total_spend,tenure_months,membership_tier"
+    rows = [f"C{i},{now},1990-01-01,10.0,3,basic" for i in range(6)]
+    rows[1] = rows[1].replace("10.0", "ten")
+    source = tmp_path / "six.csv"
+    source.write_text(header + "\n" + "\n".join(rows) + "\n")
+    try:
+        result = CliRunner().invoke(
+            main,
+            [
+                "--project",
+                str(config.root),
+                "--backend",
+                "aws",
+                "ingest",
+                "customer-features",
+                str(source),
+            ],
+            env={"NO_COLOR": "1"},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    assert "error: PutRecord failed: AccessForbidden: access revoked" in result.stderr
+    assert "(3 record(s) of this run were written before it; none after)" in result.stderr
+    lines = read_lines(config.store_path / AUDIT_FILE)
+    (entry,) = [e for e in lines if e.get("kind") == "ingest"]
+    details: Any = entry["details"]
+    assert (details["written"], details["rejected"]) == (3, 1), entry

@@ -263,3 +263,20 @@ def test_creating_status_is_waited_for(example: Example, make_backend: Any) -> N
         server.shutdown()
         server.server_close()
         server.runtime.store.close()
+
+
+def test_a_destroy_on_aws_says_where_the_offline_data_stays(
+    example: Example, aws: AwsBackend
+) -> None:
+    """The plan's data-loss line names what the backend does with offline data: SageMaker
+    leaves the S3 objects and the Glue table (it said "archived", the local store's move)."""
+    config, spec = example
+    deploy(example, aws)
+    empty = spec.model_copy(update={"groups": (), "feature_sets": (), "on_demand": ()})
+    plan = compute_plan(config, empty, aws, artifacts=False)
+    losses = {c.group: c.data_loss for c in plan.changes}
+    assert set(losses) == {"customer-features", "merchant-features", "purchases"}
+    for loss in losses.values():
+        assert loss is not None and "archived" not in loss
+        assert "no longer read (SageMaker leaves its S3 objects and Glue table)" in loss
+    assert "archived" in str(compute_plan(config, empty, LocalBackend(config), artifacts=False))

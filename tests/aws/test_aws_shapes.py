@@ -200,3 +200,29 @@ def test_plan_shows_preflight_warnings(
     from fsgen.plan.render import render_plan
 
     assert "Warning: Glue database 'nonexistent_db'" in render_plan(plan)
+
+
+def test_an_endpoint_without_the_operation_is_named_not_dumped(
+    example: Example, moto_url: str
+) -> None:
+    """moto serves no featurestore-runtime operation and no ListFeatureGroups: it answers with
+    an HTML page, which the error says plainly (the operation, the status, the endpoint to
+    check) instead of quoting the page."""
+    import pytest
+
+    from fsgen.backends.aws import AwsDataPlane
+    from fsgen.backends.base import BackendError
+
+    config, spec = example
+    control, runtime = clients("us-east-1", moto_url)
+    plane = AwsDataPlane(config, spec, runtime)
+    with pytest.raises(BackendError) as info:
+        plane.get_record("customer-features", "C1")
+    message = str(info.value)
+    assert "<" not in message, message
+    assert message.startswith("GetRecord failed: HTTP 404: the endpoint answered with a web page")
+    assert "it does not serve GetRecord (check endpoint_url in [tool.fsgen.aws])" in message
+    backend = AwsBackend(control, runtime, config.store_path / "aws")
+    with pytest.raises(BackendError) as listed:
+        backend.deployed()
+    assert "<" not in str(listed.value) and "does not serve ListFeatureGroups" in str(listed.value)

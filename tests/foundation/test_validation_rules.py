@@ -345,6 +345,18 @@ CASES: list[tuple[str, str, str, int, str]] = [
         "needs read_units between 1 and",
     ),
     (
+        "provisioned with the InMemory online store",
+        GROUP.replace(
+            'owner="o"',
+            'owner="o", online=Online(storage="InMemory"), '
+            'throughput=Throughput("Provisioned", read_units=5, write_units=5)',
+        )
+        + OK_FEATURE,
+        "FS206",
+        5,
+        "Provisioned throughput needs the Standard online store or none (InMemory is OnDemand",
+    ),
+    (
         "bad s3 uri",
         GROUP.replace('owner="o"', 'owner="o", offline=Offline(s3_uri="/tmp/x")') + OK_FEATURE,
         "FS207",

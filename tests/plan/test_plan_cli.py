@@ -201,6 +201,13 @@ def test_destroy(fresh: Project) -> None:
         f"Offline history kept: moved to {archive}/<group>/<UTC time>/\n"
     ) in result.stdout, result.stdout
     assert run(fresh, "plan").stdout == CREATE
+    # again, with nothing deployed: said so, not that the store matches the definitions
+    again = run(fresh, "destroy", "--auto-approve")
+    assert again.exit_code == 0, again.output
+    assert again.stdout == (
+        "No changes. No feature group of this project is deployed on the local backend: "
+        "nothing to destroy.\n"
+    )
 
 
 def test_bad_plan_file(fresh: Project, tmp_path: Path) -> None:

@@ -58,8 +58,9 @@ def group_states(draw: st.DrawFn) -> GroupState:
         features=draw(features()),
         online_enabled=online,
         online_ttl_seconds=draw(st.sampled_from([None, 3600, 2592000])) if online else None,
+        # SageMaker takes Provisioned throughput only offline-only or on the Standard tier
         online_storage_type=draw(st.sampled_from(["Standard", "InMemory"]))
-        if online
+        if online and not provisioned
         else "Standard",
         online_kms_key=draw(st.sampled_from([None, "k1"])) if online else None,
         offline_enabled=offline,
@@ -110,7 +111,12 @@ def test_stages_take_any_state_to_the_declared_one(
     if TTL_HISTORY_TAG in got.tags:
         assert before.online_ttl_seconds != after.online_ttl_seconds
     tags = {k: v for k, v in got.tags.items() if k != TTL_HISTORY_TAG}
-    assert got.model_copy(update={"description": after.description, "tags": tags}) == after
+    # FeatureAdditions append, as on SageMaker: a feature declared between deployed ones is
+    # deployed after them (and the next plan is empty), so features compare by name
+    by_name = {"features": tuple(sorted(after.features, key=lambda f: f.name))}
+    got_by_name = tuple(sorted(got.features, key=lambda f: f.name))
+    update = {"description": after.description, "tags": tags, "features": got_by_name}
+    assert got.model_copy(update=update) == after.model_copy(update=by_name)
     if not replaced:  # kept in place: the description is the only thing left, as a note
         plan = make_plan(
             [after],
@@ -122,3 +128,37 @@ def test_stages_take_any_state_to_the_declared_one(
         )
         assert plan.stages == ()
         assert [d.kind for c in plan.changes for d in c.notes] == [ChangeKind.NOT_APPLIED]
+
+
+def test_throughput_and_storage_change_in_an_order_sagemaker_accepts(tmp_path: Path) -> None:
+    """Standard + Provisioned -> InMemory + OnDemand switches the throughput first, and back
+    the storage first: SageMaker refuses Provisioned with InMemory at any step (the storage
+    update used to come first and fail)."""
+    fields = {"name": "id", "type": "String", "description": "", "parameters": {}}
+    common = {
+        "name": "g",
+        "record_identifier": "id",
+        "event_time_feature": "t",
+        "features": (FeatureState(**fields), FeatureState(**(fields | {"name": "t"}))),
+        "online_enabled": True,
+        "offline_enabled": False,
+        "description": "one",
+        "tags": {MANAGED_TAG: "fsgen", PROJECT_TAG: "p"},
+    }
+    standard = GroupState(
+        **common,
+        online_storage_type="Standard",
+        throughput_mode="Provisioned",
+        throughput_read_units=1,
+        throughput_write_units=1,
+    )
+    in_memory = GroupState(**common, online_storage_type="InMemory")
+    for i, (before, after) in enumerate([(standard, in_memory), (in_memory, standard)]):
+        backend = LocalBackend(ProjectConfig(root=tmp_path / str(i)))
+        execute(backend, before)
+        execute(backend, after)
+        got = backend.deployed()["g"]
+        assert (got.online_storage_type, got.throughput_mode) == (
+            after.online_storage_type,
+            after.throughput_mode,
+        )

@@ -263,6 +263,110 @@ def test_records_follow_the_deployed_definition(served: FeatureStoreServer) -> N
     assert "ExpiresAt" not in old  # the TTL in force at the write
 
 
+def test_feature_additions_naming_a_feature_twice_say_so(served: FeatureStoreServer) -> None:
+    """A FeatureAdditions list with one name twice is refused as such (it was reported as a
+    feature the group already has) and adds nothing."""
+    sm, _ = clients(served.url)
+    create(sm, "twice")
+    code, message = error(
+        lambda: sm.update_feature_group(
+            FeatureGroupName="twice",
+            FeatureAdditions=[
+                {"FeatureName": "extra", "FeatureType": "String"},
+                {"FeatureName": "extra", "FeatureType": "Integral"},
+            ],
+        )
+    )
+    assert code == "ValidationException"
+    assert message == "Duplicate FeatureName 'extra' in FeatureAdditions"
+    described = sm.describe_feature_group(FeatureGroupName="twice")
+    assert [d["FeatureName"] for d in described["FeatureDefinitions"]] == [
+        d["FeatureName"] for d in DEFS
+    ]
+    code, message = error(
+        lambda: sm.update_feature_group(
+            FeatureGroupName="twice",
+            FeatureAdditions=[{"FeatureName": "n", "FeatureType": "String"}],
+        )
+    )
+    assert message == "Feature n already exists in FeatureGroup twice"
+    # UpdateFeatureGroup changes one thing a call (API reference); throughput was let through
+    code, message = error(
+        lambda: sm.update_feature_group(
+            FeatureGroupName="twice",
+            FeatureAdditions=[{"FeatureName": "extra", "FeatureType": "String"}],
+            ThroughputConfig={"ThroughputMode": "OnDemand"},
+        )
+    )
+    assert message == (
+        "Use one of FeatureAdditions, OnlineStoreConfig, ThroughputConfig at a time "
+        "(got FeatureAdditions and ThroughputConfig)"
+    )
+
+
+def test_throughput_updates_change_what_they_name(served: FeatureStoreServer) -> None:
+    """A ThroughputConfig update keeps what it does not name (DescribeFeatureGroup lost the
+    required ThroughputMode and the other capacity), a switch to OnDemand drops the units,
+    and PROVISIONED is refused with the InMemory online store, as SageMaker documents."""
+    sm, _ = clients(served.url)
+    provisioned = {
+        "ThroughputMode": "Provisioned",
+        "ProvisionedReadCapacityUnits": 10,
+        "ProvisionedWriteCapacityUnits": 5,
+    }
+    create(sm, "capacity", ThroughputConfig=provisioned)
+    sm.update_feature_group(
+        FeatureGroupName="capacity", ThroughputConfig={"ProvisionedReadCapacityUnits": 20}
+    )
+    described = sm.describe_feature_group(FeatureGroupName="capacity")
+    assert described["ThroughputConfig"] == provisioned | {"ProvisionedReadCapacityUnits": 20}
+    sm.update_feature_group(
+        FeatureGroupName="capacity", ThroughputConfig={"ThroughputMode": "OnDemand"}
+    )
+    described = sm.describe_feature_group(FeatureGroupName="capacity")
+    assert described["ThroughputConfig"] == {"ThroughputMode": "OnDemand"}
+    in_memory = {"EnableOnlineStore": True, "StorageType": "InMemory"}
+    code, message = error(
+        lambda: create(sm, "fast", OnlineStoreConfig=in_memory, ThroughputConfig=provisioned)
+    )
+    assert code == "ValidationException" and "Standard tier online store" in message
+    create(sm, "fast", OnlineStoreConfig=in_memory)
+    code, message = error(
+        lambda: sm.update_feature_group(FeatureGroupName="fast", ThroughputConfig=provisioned)
+    )
+    assert code == "ValidationException" and "PROVISIONED throughput mode" in message
+    described = sm.describe_feature_group(FeatureGroupName="fast")
+    assert described["ThroughputConfig"] == {"ThroughputMode": "OnDemand"}
+
+
+def test_a_vector_feature_is_fractional_with_a_dimension(served: FeatureStoreServer) -> None:
+    """A Vector definition without its dimension, or of another type than Fractional, is
+    refused (CreateFeatureGroup and FeatureAdditions): SageMaker's Vector is a fixed-size
+    array of Fractional. Such a group took vectors of any length."""
+    sm, _ = clients(served.url)
+    online = {"EnableOnlineStore": True, "StorageType": "InMemory"}
+    no_dim = {"FeatureName": "emb", "FeatureType": "Fractional", "CollectionType": "Vector"}
+    typed = no_dim | {
+        "FeatureType": "String",
+        "CollectionConfig": {"VectorConfig": {"Dimension": 3}},
+    }
+    code, message = error(
+        lambda: create(sm, "vec", FeatureDefinitions=[*DEFS, no_dim], OnlineStoreConfig=online)
+    )
+    assert code == "ValidationException" and "needs its dimension" in message, message
+    code, message = error(
+        lambda: create(sm, "vec", FeatureDefinitions=[*DEFS, typed], OnlineStoreConfig=online)
+    )
+    assert "must have FeatureType Fractional" in message, message
+    create(sm, "vec", OnlineStoreConfig=online)
+    code, message = error(
+        lambda: sm.update_feature_group(FeatureGroupName="vec", FeatureAdditions=[no_dim])
+    )
+    assert "needs its dimension" in message, message
+    good = no_dim | {"CollectionConfig": {"VectorConfig": {"Dimension": 3}}}
+    sm.update_feature_group(FeatureGroupName="vec", FeatureAdditions=[good])
+
+
 def test_a_project_group_created_with_another_definition_follows_it(
     served: FeatureStoreServer, example: Example
 ) -> None:
@@ -308,6 +412,71 @@ def test_delete_record_of_a_fractional_event_time_group(served: FeatureStoreServ
         )
     )
     assert code == "ValidationError" and "value 'soon' is not a number" in message, message
+    # an older HardDelete is refused with the runtime's own error code, named so
+    rt.put_record(
+        FeatureGroupName="epochs",
+        Record=[
+            {"FeatureName": "id", "ValueAsString": "8"},
+            {"FeatureName": "t", "ValueAsString": now},
+        ],
+    )
+    code, message = error(
+        lambda: rt.delete_record(
+            FeatureGroupName="epochs",
+            RecordIdentifierValueAsString="8",
+            EventTime=str(float(now) - 60),
+            DeletionMode="HardDelete",
+        )
+    )
+    assert code == "ValidationError" and "ValidationException" not in message, message
+    assert message.endswith("nothing deleted (SageMaker refuses it: ValidationError)"), message
+
+
+def test_an_integral_identifier_is_one_record_however_it_is_spelt(
+    served: FeatureStoreServer,
+) -> None:
+    """A put of Integral identifier ``007`` stores record 7; GetRecord, BatchGetRecord and
+    DeleteRecord naming it ``007`` or ``+7`` reach that record, and a HardDelete so named
+    removes it online as well as writing its tombstone offline (it used to write the
+    tombstone for 7 and leave 7 served)."""
+    sm, rt = clients(served.url)
+    defs = [{"FeatureName": "id", "FeatureType": "Integral"}, DEFS[1], DEFS[2]]
+    create(
+        sm,
+        "policies",
+        FeatureDefinitions=defs,
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://bucket/prefix"}},
+        RoleArn=ROLE,
+    )
+    t = iso(time.time() - 60)
+    rt.put_record(
+        FeatureGroupName="policies",
+        Record=[
+            {"FeatureName": "id", "ValueAsString": "007"},
+            {"FeatureName": "t", "ValueAsString": t},
+            {"FeatureName": "n", "ValueAsString": "3"},
+        ],
+    )
+    for spelt in ("7", "007", "+7"):
+        got = rt.get_record(FeatureGroupName="policies", RecordIdentifierValueAsString=spelt)
+        assert values(got) == {"id": "7", "t": t, "n": "3"}, spelt
+    batch = rt.batch_get_record(
+        Identifiers=[{"FeatureGroupName": "policies", "RecordIdentifiersValueAsString": ["007"]}]
+    )
+    assert [r["RecordIdentifierValueAsString"] for r in batch["Records"]] == ["007"]
+    rt.delete_record(
+        FeatureGroupName="policies",
+        RecordIdentifierValueAsString="007",
+        EventTime=iso(time.time()),
+        DeletionMode="HardDelete",
+    )
+    assert "Record" not in rt.get_record(
+        FeatureGroupName="policies", RecordIdentifierValueAsString="7"
+    )
+    assert rt.list_records(FeatureGroupName="policies")["RecordIdentifiers"] == []
+    offline = served.runtime.store.read_offline("policies", dedup=False)
+    assert offline["id"].tolist() == [7, 7]
+    assert offline["is_deleted"].tolist() == [False, True]
 
 
 def test_expires_at_past_year_9999_is_the_last_instant_of_9999(
@@ -351,6 +520,48 @@ def test_target_stores(served: FeatureStoreServer) -> None:
         )
     )
     assert code == "ValidationError" and "no OfflineStore" in message
+
+
+def test_delete_record_target_stores_choose_where_it_deletes(
+    served: FeatureStoreServer,
+) -> None:
+    """DeleteRecord's TargetStores, as on SageMaker: ``OnlineStore`` alone deletes the online
+    record and writes no offline tombstone (training data unchanged), ``OfflineStore`` alone
+    writes the tombstone and leaves the online record served. Both stores used to be
+    deleted from whatever TargetStores said."""
+    sm, rt = clients(served.url)
+    create(
+        sm,
+        "stores",
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://bucket/prefix"}},
+        RoleArn=ROLE,
+    )
+    t = iso(time.time() - 60)
+    for rid in ("a", "b"):
+        rt.put_record(FeatureGroupName="stores", Record=record(rid, t))
+    later = iso(time.time())
+    rt.delete_record(
+        FeatureGroupName="stores",
+        RecordIdentifierValueAsString="a",
+        EventTime=later,
+        TargetStores=["OnlineStore"],
+    )
+    rt.delete_record(
+        FeatureGroupName="stores",
+        RecordIdentifierValueAsString="b",
+        EventTime=later,
+        TargetStores=["OfflineStore"],
+    )
+    assert "Record" not in rt.get_record(
+        FeatureGroupName="stores", RecordIdentifierValueAsString="a"
+    )
+    assert (
+        values(rt.get_record(FeatureGroupName="stores", RecordIdentifierValueAsString="b"))["t"]
+        == t
+    )
+    offline = served.runtime.store.read_offline("stores", dedup=False)
+    rows = sorted(zip(offline["id"], offline["is_deleted"], strict=True))
+    assert rows == [("a", False), ("b", False), ("b", True)]
 
 
 @pytest.mark.parametrize(

@@ -417,7 +417,7 @@ def test_documented_constraint_is_enforced(
             "UpdateFeatureGroup",
             {"OnlineStoreConfig": {"TtlDuration": TTL}},
             "ValidationException",
-            "one of FeatureAdditions and OnlineStoreConfig",
+            "one of FeatureAdditions, OnlineStoreConfig, ThroughputConfig at a time",
         ),
         ("DescribeFeatureGroup", {"FeatureGroupName": "missing"}, "ResourceNotFound", "not found"),
         ("DescribeFeatureMetadata", {"FeatureName": "missing"}, "ResourceNotFound", "not found"),

@@ -107,7 +107,9 @@ def test_a_csv_row_over_the_row_limit_is_a_reject_of_that_row(
 
     src = tmp_path / "long.csv"
     huge = "u9,2024-01-01T00:00:00Z,1,1," + "x" * (2 * MAX_ROW_BYTES + 5) + ",a"
-    at_limit = "u8,2024-01-01T00:00:00Z,1,1," + "y" * (MAX_ROW_BYTES - 30) + ",a"
+    # at the limit, of tags PutRecord can hold (a value is at most 358,400 characters)
+    tags = "|".join(["y" * 99_999] * ((MAX_ROW_BYTES - 30) // 100_000))
+    at_limit = "u8,2024-01-01T00:00:00Z,1,1,y," + tags.ljust(MAX_ROW_BYTES - 30, "z")
     lines = [GOOD, GOOD.replace("u1", "u2"), huge, at_limit, GOOD.replace("u1", "u3")]
     src.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
     rejects: list[object] = []
@@ -158,3 +160,116 @@ def test_rows_over_the_limit_are_rejects_wherever_the_blocks_cut(
         for i, row in enumerate(rows, start=1)
     }
     assert got == want
+
+
+def test_parquet_and_dataframe_timestamp_columns_are_event_times(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A native timestamp column (Parquet, or a pandas datetime column) carries a String event
+    time as ISO text would: in UTC, a zone-less one read as UTC, milliseconds kept, finer
+    precision refused as SageMaker cannot store it; a date column gives a String field its
+    date. They were rejects (``expected a string, got datetime.datetime(...)``)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    utc = dt.UTC
+    berlin = pa.timestamp("us", tz="Europe/Berlin")
+    when = [
+        dt.datetime(2023, 11, 14, 10, 0, 0, tzinfo=utc),
+        dt.datetime(2023, 11, 14, 10, 0, 0, 250000, tzinfo=utc),
+        dt.datetime(2023, 11, 14, 10, 0, 0, 250001, tzinfo=utc),
+    ]
+    table = pa.table(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "ts": pa.array(when, berlin),
+            "amount": [1.0, 2.0, 3.0],
+            "count": [1, 1, 1],
+            "name": pa.array([dt.date(1980, 1, 2)] * 3, pa.date32()),
+            "tags": ["a", "a", "a"],
+        }
+    )
+    src = tmp_path / "times.parquet"
+    pq.write_table(table, src)
+    assert ingest(store, src) == (3, 2, 1, [(3, "ts")])
+    first = store.get_record("user-events", "u1", now=0)
+    second = store.get_record("user-events", "u2", now=0)
+    assert first is not None and second is not None
+    assert (first["ts"], first["label"]) == ("2023-11-14T10:00:00Z", "1980-01-02")
+    assert second["ts"] == "2023-11-14T10:00:00.250Z"
+    naive = tmp_path / "naive.parquet"
+    pq.write_table(
+        table.set_column(1, "ts", pa.array([w.replace(tzinfo=None) for w in when], "timestamp[ns]"))
+        .slice(0, 1)
+        .set_column(0, "user_id", pa.array(["u4"])),
+        naive,
+    )
+    assert ingest(store, naive)[:3] == (1, 1, 0)
+    assert store.get_record("user-events", "u4", now=0)["ts"] == "2023-11-14T10:00:00Z"  # type: ignore[index]
+    frame = pd.DataFrame(
+        {
+            "user_id": ["u5"],
+            "ts": pd.to_datetime(["2023-11-14T11:00:00+01:00"]),
+            "amount": [1.0],
+            "count": [1],
+            "name": ["n"],
+            "tags": ["a"],
+        }
+    )
+    result = store.ingest("user-events", frame)
+    assert (result.written, result.rejected) == (1, 0)
+    assert store.get_record("user-events", "u5", now=0)["ts"] == "2023-11-14T10:00:00Z"  # type: ignore[index]
+
+
+def test_a_value_longer_than_putrecord_takes_is_a_reject_of_its_row(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A String value over SageMaker's 358,400 characters (a feature or a List element) is
+    that row's reject on the local store too, which SageMaker could never take; the other
+    rows are written."""
+    long = "x" * 358_401
+    lines = [GOOD.replace("u1", f"u{i}") for i in range(1, 5)]
+    lines[1] = lines[1].replace(",Ann,", f",{long},")
+    lines[2] = lines[2].replace(",a", f",a|{long}")
+    src = tmp_path / "long.csv"
+    src.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
+    read, written, rejected, rows = ingest(store, src)
+    assert (read, written, rejected, rows) == (4, 2, 2, [(2, "<record>"), (3, "<record>")])
+    reasons = [
+        json.loads(line)["reason"] for line in src.with_suffix(".rejects").read_text().splitlines()
+    ]
+    assert reasons == [
+        "user-events: feature label holds a value of 358,401 characters; SageMaker's "
+        "PutRecord takes at most 358,400 per value",
+        "user-events: feature tag_list holds a value of 358,401 characters; SageMaker's "
+        "PutRecord takes at most 358,400 per value",
+    ]
+    assert store.get_record("user-events", "u4", now=0) is not None
+    assert store.get_record("user-events", "u2", now=0) is None
+    just = tmp_path / "just.csv"
+    just.write_text(HEADER + "\n" + GOOD.replace(",Ann,", f",{'y' * 358_400},") + "\n")
+    assert ingest(store, just)[:3] == (1, 1, 0)
+
+
+def test_an_event_time_finer_than_milliseconds_is_refused_at_any_digit(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """Nanoseconds (digits past the sixth, which Python's ISO parser drops unread) are refused
+    like microseconds, not truncated into an event time the file did not give; trailing zeros
+    are no precision."""
+    times = [
+        "2023-11-14T10:00:00.000000500Z",
+        "2023-11-14T10:00:00.123000001Z",
+        "2023-11-14T10:00:00.000100Z",
+        "2023-11-14T10:00:00.123000000Z",
+        "2023-11-14T10:00:00.250Z",
+    ]
+    lines = [
+        GOOD.replace("u1", f"u{i}").replace("2024-01-01T00:00:00Z", t) for i, t in enumerate(times)
+    ]
+    src = tmp_path / "fine.csv"
+    src.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
+    assert ingest(store, src) == (5, 2, 3, [(1, "ts"), (2, "ts"), (3, "ts")])
+    assert store.get_record("user-events", "u3", now=0)["ts"] == "2023-11-14T10:00:00.123Z"  # type: ignore[index]
+    assert store.get_record("user-events", "u4", now=0)["ts"] == "2023-11-14T10:00:00.250Z"  # type: ignore[index]
