@@ -199,6 +199,9 @@ def oracle(
     return math.sqrt(var) if f.startswith("stddev") else var
 
 
+SUBNORMAL_STEP = 2.0**-1074
+
+
 def bound(
     d: AggregationDef, events: list[dict[str, object]], entity: str, t: int, w: int | None
 ) -> float:
@@ -213,9 +216,14 @@ def bound(
         and e["values"][d.value_column] is not None  # type: ignore[index]
     ]
     n = max(len(vals), 1)
+    # below the normal range a double rounds to an absolute step of 2**-1074 (README)
+    tiny = 8 * n * SUBNORMAL_STEP
     if d.function in ("sum", "mean"):
-        return 4 * n * EPS * math.fsum(abs(v) for v in vals) / (n if d.function == "mean" else 1)
-    var_bound = 8 * n * EPS * math.fsum(v * v for v in vals) / max(n - 1, 1)
+        return (
+            4 * n * EPS * math.fsum(abs(v) for v in vals) / (n if d.function == "mean" else 1)
+            + tiny
+        )
+    var_bound = 8 * n * EPS * math.fsum(v * v for v in vals) / max(n - 1, 1) + tiny
     return var_bound if d.function.startswith("variance") else math.sqrt(var_bound)
 
 
