@@ -573,11 +573,7 @@ class ChunkWriter:
             )
         if not found:
             return []
-        runs = (
-            self.store.online.connection()
-            .execute("SELECT started, finished, source FROM _fsgen_runs WHERE grp = ?", (rt.name,))
-            .fetchall()
-        )
+        runs = self._runs(rt.name)
         same = {started for started, _, earlier in runs if _same_file(earlier, source)}
         spans = [(s, f) for s, f, _ in runs if s in same]
         return [r for r in found if any(s - 1 <= r.written / 1_000_000 <= f + 1 for s, f in spans)]
@@ -603,14 +599,7 @@ class ChunkWriter:
             )
         if not found:
             return []
-        runs = (
-            self.store.online.connection()
-            .execute(
-                "SELECT started, finished, source FROM _fsgen_runs WHERE grp = ? ORDER BY started",
-                (rt.name,),
-            )
-            .fetchall()
-        )
+        runs = self._runs(rt.name)
 
         def earlier(micros: int) -> str:
             at = micros / 1_000_000
@@ -625,6 +614,17 @@ class ChunkWriter:
             Seen(pos, names.get(wt) or names.setdefault(wt, earlier(wt)), copy)
             for pos, wt, copy in found
         ]
+
+    def _runs(self, group: str) -> list[tuple[float, float, str]]:
+        """The group's completed ingestion runs: (started, finished, source), oldest first."""
+        return list(
+            self.store.online.connection()
+            .execute(
+                "SELECT started, finished, source FROM _fsgen_runs WHERE grp = ? ORDER BY started",
+                (group,),
+            )
+            .fetchall()
+        )
 
     def rebuild_states(
         self,

@@ -346,21 +346,11 @@ def seen_events(
     reordered, split over files) is seen whole, and a run holding one more real repeat of
     an event than the history does adds exactly that one."""
     import duckdb
-    import pyarrow as pa
 
     if not events or not data_files(group_dir):
         return []
-    con = duckdb.connect()
-    con.register(
-        "run",
-        pa.table(
-            {
-                "pos": pa.array(range(len(events)), pa.int64()),
-                "id": pa.array([e[0] for e in events], pa.string()),
-                "h": pa.array([e[1] for e in events], pa.string()),
-                "seq": pa.array([e[2] for e in events], pa.int64()),
-            }
-        ),
+    con = _with_run(
+        duckdb.connect(), [e[0] for e in events], [e[1] for e in events], [e[2] for e in events]
     )
     ident = _q(art.group.identifier)
     rows = con.execute(
@@ -406,6 +396,24 @@ def seen_events(
     return [(int(pos), int(wt), bool(copy)) for pos, wt, copy in rows]
 
 
+def _with_run(
+    con: duckdb.DuckDBPyConnection, ids: list[str], hashes: list[str], sequences: list[int]
+) -> duckdb.DuckDBPyConnection:
+    """``con`` with a batch run's events registered as ``run`` (pos, id, h, seq)."""
+    con.register(
+        "run",
+        pa.table(
+            {
+                "pos": pa.array(range(len(ids)), pa.int64()),
+                "id": pa.array(ids, pa.string()),
+                "h": pa.array(hashes, pa.string()),
+                "seq": pa.array(sequences, pa.int64()),
+            }
+        ),
+    )
+    return con
+
+
 class Recomputed(NamedTuple):
     """A version of an event the history holds that a batch run's event recomputes: same
     entity, event time and sequence (row number), other hash (values)."""
@@ -429,23 +437,13 @@ def recomputed_events(
     computed then (the caller decides, by the earlier run's source, whether it is the same
     row). One query over the history of the run's entities."""
     import duckdb
-    import pyarrow as pa
 
     from fsgen.runtime.encoding import parse_event_time
 
     if not events or not data_files(group_dir):
         return []
-    con = duckdb.connect()
-    con.register(
-        "run",
-        pa.table(
-            {
-                "pos": pa.array(range(len(events)), pa.int64()),
-                "id": pa.array([e[0] for e in events], pa.string()),
-                "seq": pa.array([e[1] for e in events], pa.int64()),
-                "h": pa.array([e[3] for e in events], pa.string()),
-            }
-        ),
+    con = _with_run(
+        duckdb.connect(), [e[0] for e in events], [e[3] for e in events], [e[1] for e in events]
     )
     rt = art.group
     ident, when = _q(rt.identifier), _q(rt.event_time)
