@@ -53,6 +53,18 @@ def served(example: tuple[ProjectConfig, ProjectSpec]) -> Iterator[FeatureStoreS
         server.runtime.store.close()
 
 
+def aws_cli(config: ProjectConfig, url: str) -> list[str]:
+    """Point the project's ``[tool.fsgen.aws]`` at ``url``; the CLI arguments that run a
+    command on it with ``--backend aws``."""
+    pyproject = config.root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{url}"\n'
+        )
+    )
+    return ["--project", str(config.root), "--backend", "aws"]
+
+
 def backend_for(url: str, config: ProjectConfig) -> AwsBackend:
     control, runtime = clients("us-east-1", url, max_attempts=2)
     backend = AwsBackend(control, runtime, config.store_path / "aws")

@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import EndpointConnectionError
 from click.testing import CliRunner
+from conftest import aws_cli
 
 from fsgen.cli import main
 from fsgen.config import ProjectConfig
@@ -26,14 +27,8 @@ ENV = {"COLUMNS": "80", "NO_COLOR": "1"}
 
 def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreServer) -> None:
     config, _ = example
-    pyproject = config.root / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace(
-            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
-        )
-    )
+    args = aws_cli(config, served.url)
     runner = CliRunner()
-    args = ["--project", str(config.root), "--backend", "aws"]
     plan = runner.invoke(main, [*args, "plan", "--json"], env=ENV)
     assert plan.exit_code == 0, plan.output
     assert '"backend": "aws"' in plan.stdout
@@ -158,14 +153,8 @@ def test_cli_aws_delete_record_says_what_happened_online(
     DeleteRecord), and a SoftDelete older than the online record says the record was kept,
     not ``deleted online``."""
     config, _ = example
-    pyproject = config.root / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace(
-            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
-        )
-    )
+    args = aws_cli(config, served.url)
     runner = CliRunner()
-    args = ["--project", str(config.root), "--backend", "aws"]
     applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
     assert applied.exit_code == 0, applied.output
     t0 = int(time.time()) - 3600
@@ -207,14 +196,8 @@ def test_cli_aws_ingest_rejects_a_value_putrecord_cannot_take(
     after it are still written (the failed PutRecord used to stop the run after the rows
     before it, with an audit record of nothing written)."""
     config, _ = example
-    pyproject = config.root / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace(
-            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
-        )
-    )
+    args = aws_cli(config, served.url)
     runner = CliRunner()
-    args = ["--project", str(config.root), "--backend", "aws"]
     applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
     assert applied.exit_code == 0, applied.output
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import boto3
 from click.testing import CliRunner
+from conftest import aws_cli
 
 from fsgen.cli import main
 from fsgen.config import ProjectConfig
@@ -20,14 +21,8 @@ def test_apply_records_each_ttl_change_in_the_tag(
     example: tuple[ProjectConfig, ProjectSpec], served: FeatureStoreServer
 ) -> None:
     config, _ = example
-    pyproject = config.root / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace(
-            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
-        )
-    )
+    args = aws_cli(config, served.url)
     runner = CliRunner()
-    args = ["--project", str(config.root), "--backend", "aws"]
     sagemaker = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=served.url)
     defs = config.root / "featuredefs" / "customer.py"
 
