@@ -47,8 +47,9 @@ class Needed:
     group: str
     columns: tuple[str, ...]
     instants: tuple[str, ...] = ()
-    """columns a reader leaves as timestamps (a Fractional event time: the pipeline reads its
-    instant); every other timestamp or date column is read as ISO-8601 text"""
+    """columns a reader leaves as timestamps (the event time: the pipeline reads the instant
+    it holds, :func:`fsgen.runtime.pipeline.event_time_of`); every other timestamp or date
+    column is read as ISO-8601 text"""
 
     def check(self, source: str, what: str, have: list[str]) -> None:
         present = set(have)

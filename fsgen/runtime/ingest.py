@@ -374,11 +374,12 @@ class _Failed:
 
 def needed_columns(rt: GroupRuntime) -> Needed:
     """The columns a CSV header or a Parquet / DataFrame schema must have for ``rt``: its
-    required raw fields (entity key and event time included)."""
+    required raw fields (entity key and event time included); the event time's timestamps are
+    left for the pipeline to read (``Needed.instants``)."""
     return Needed(
         rt.name,
         tuple(f.name for f in rt.fields if not f.optional),
-        instants=(rt.event_time,) if rt.event_time_kind == FRACTIONAL else (),
+        instants=(rt.event_time,),
     )
 
 

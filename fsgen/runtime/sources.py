@@ -266,9 +266,8 @@ def _time_text(column: Any) -> Any:
 
 def times_as_text(table: Any, keep: tuple[str, ...] = ()) -> Any:
     """``table`` with its timestamp and date columns as ISO-8601 text (:func:`_time_text`):
-    a Parquet file's native event-time column is read as the text an event time is given in
-    everywhere else, and a String feature fed by a date column gets the date. The columns of
-    ``keep`` stay timestamps (a Fractional event time, :attr:`Needed.instants`)."""
+    a String feature fed by a date column gets the date. The columns of ``keep`` stay
+    timestamps (the event time, :attr:`Needed.instants`, which the pipeline reads)."""
     import pyarrow as pa
 
     if not any(pa.types.is_timestamp(t) or pa.types.is_date(t) for t in table.schema.types):

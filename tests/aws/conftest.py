@@ -53,13 +53,15 @@ def served(example: tuple[ProjectConfig, ProjectSpec]) -> Iterator[FeatureStoreS
         server.runtime.store.close()
 
 
-def aws_cli(config: ProjectConfig, url: str) -> list[str]:
-    """Point the project's ``[tool.fsgen.aws]`` at ``url``; the CLI arguments that run a
-    command on it with ``--backend aws``."""
+@pytest.fixture
+def aws_args(example: tuple[ProjectConfig, ProjectSpec], served: FeatureStoreServer) -> list[str]:
+    """The example project's ``[tool.fsgen.aws]`` pointed at ``served``; the CLI arguments
+    that run a command on it with ``--backend aws``."""
+    config, _ = example
     pyproject = config.root / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(
-            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{url}"\n'
+            "[tool.fsgen.aws]\n", f'[tool.fsgen.aws]\nendpoint_url = "{served.url}"\n'
         )
     )
     return ["--project", str(config.root), "--backend", "aws"]

@@ -13,7 +13,6 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import EndpointConnectionError
 from click.testing import CliRunner
-from conftest import aws_cli
 
 from fsgen.cli import main
 from fsgen.config import ProjectConfig
@@ -25,9 +24,11 @@ Example = tuple[ProjectConfig, ProjectSpec]
 ENV = {"COLUMNS": "80", "NO_COLOR": "1"}
 
 
-def test_cli_aws_backend_against_serve(example: Example, served: FeatureStoreServer) -> None:
+def test_cli_aws_backend_against_serve(
+    example: Example, served: FeatureStoreServer, aws_args: list[str]
+) -> None:
     config, _ = example
-    args = aws_cli(config, served.url)
+    args = aws_args
     runner = CliRunner()
     plan = runner.invoke(main, [*args, "plan", "--json"], env=ENV)
     assert plan.exit_code == 0, plan.output
@@ -146,14 +147,13 @@ def test_serve_command_in_its_own_process(example: Example) -> None:
 
 
 def test_cli_aws_delete_record_says_what_happened_online(
-    example: Example, served: FeatureStoreServer
+    example: Example, served: FeatureStoreServer, aws_args: list[str]
 ) -> None:
     """``--backend aws delete-record`` sends the event time in SageMaker's canonical form (an
     offset or a date is normalised, as the local backend does, rather than refused by
     DeleteRecord), and a SoftDelete older than the online record says the record was kept,
     not ``deleted online``."""
-    config, _ = example
-    args = aws_cli(config, served.url)
+    args = aws_args
     runner = CliRunner()
     applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
     assert applied.exit_code == 0, applied.output
@@ -190,13 +190,13 @@ def test_cli_aws_delete_record_says_what_happened_online(
 
 
 def test_cli_aws_ingest_rejects_a_value_putrecord_cannot_take(
-    example: Example, served: FeatureStoreServer
+    example: Example, served: FeatureStoreServer, aws_args: list[str]
 ) -> None:
     """A value longer than PutRecord's 358,400 characters is its row's reject, and the rows
     after it are still written (the failed PutRecord used to stop the run after the rows
     before it, with an audit record of nothing written)."""
     config, _ = example
-    args = aws_cli(config, served.url)
+    args = aws_args
     runner = CliRunner()
     applied = runner.invoke(main, [*args, "apply", "--auto-approve"], env=ENV)
     assert applied.exit_code == 0, applied.output

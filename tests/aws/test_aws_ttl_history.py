@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import boto3
 from click.testing import CliRunner
-from conftest import aws_cli
 
 from fsgen.cli import main
 from fsgen.config import ProjectConfig
@@ -18,10 +17,10 @@ ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 
 
 def test_apply_records_each_ttl_change_in_the_tag(
-    example: tuple[ProjectConfig, ProjectSpec], served: FeatureStoreServer
+    example: tuple[ProjectConfig, ProjectSpec], served: FeatureStoreServer, aws_args: list[str]
 ) -> None:
     config, _ = example
-    args = aws_cli(config, served.url)
+    args = aws_args
     runner = CliRunner()
     sagemaker = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=served.url)
     defs = config.root / "featuredefs" / "customer.py"
