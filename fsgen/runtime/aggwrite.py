@@ -187,6 +187,60 @@ Stored = Mapping[str, Mapping[str, object]]
 """record id -> the stored online state record (column -> value: at least the event time and
 the state columns, all the step reads; the local store passes only those)"""
 History = Mapping[str, Sequence[tuple[int, int, str, tuple[Value | None, ...]]]]
+
+
+@dataclass(slots=True)
+class HeldState:
+    """An entity's states that a coalescing sink holds uncommitted between stream steps
+    (:class:`HeldStored`): updated in place by each step, encoded and written once, when the
+    sink commits."""
+
+    states: list[AggregationState]
+    event: Event
+    """an event of the entity (its keys make the state record)"""
+    at: float
+    """the state record's event time (epoch seconds): the latest step's write time"""
+    encoded: dict[str, str] | None
+    """the states' encoding, while they are unchanged since; None: not encoded (they fit a
+    record by :func:`roomy`)"""
+
+
+class HeldStored(dict[str, Mapping[str, object]]):
+    """The stored records a coalescing sink passes to :func:`apply_events`, with ``held``: the
+    entities whose states it holds uncommitted (record id -> :class:`HeldState`). The step
+    updates those in place, and puts every entity it changes there instead of returning its
+    state records, so the sink commits each entity's states once for many steps."""
+
+    held: dict[str, HeldState]
+
+    def __init__(self, stored: Mapping[str, Mapping[str, object]], held: dict[str, HeldState]):
+        super().__init__(stored)
+        self.held = held
+
+
+#: the functions whose state, over numbers, takes at most :data:`UNIT_CHARS` characters of
+#: JSON per tile, frontier event or prefix: every partial is a few integers or exact numbers
+#: (an exact sum of squares is at most ~80 doubles or ~1,300 digits)
+BOUNDED_FUNCTIONS = frozenset(
+    {"count", "sum", "mean", "min", "max", "variance", "variance_pop", "stddev", "stddev_pop"}
+)
+UNIT_CHARS = 4096
+
+
+def roomy(states: Sequence[AggregationState], extra: int) -> bool:
+    """Whether a record of ``states`` fits SageMaker's 350 KB for sure, even after ``extra``
+    more events (each adds at most a tile and a frontier entry), without encoding it: then a
+    coalescing sink need not encode it before it commits. False for the functions over
+    strings or keeping values (their size depends on the values)."""
+    units = 0
+    for s in states:
+        d = s.definition
+        if d.value_kind == STRING or d.function not in BOUNDED_FUNCTIONS:
+            return False
+        units += len(s.tiles) + len(s.frontier) + 2 * extra + 2  # + prefix and header
+    return units * UNIT_CHARS <= MAX_RECORD_BYTES
+
+
 """record id -> its event rows: (event time µs, sequence, hash, value per aggregation)"""
 
 
@@ -559,6 +613,12 @@ def _keep(states: Sequence[AggregationState], encoded: Mapping[str, str | None])
     _keep_texts(states, texts)
 
 
+def keep_written(states: Sequence[AggregationState], texts: Sequence[str | None]) -> None:
+    """Keep ``states`` under the strings a sink committed them as (``texts``: each record's
+    states in definition order, record after record)."""
+    _keep_texts(states, texts)
+
+
 def _keep_texts(states: Sequence[AggregationState], texts: Sequence[str | None]) -> None:
     global _written_chars
     size = sum([len(t) for t in texts if t])
@@ -593,8 +653,15 @@ def apply_events(
 
     Each entity's state is decoded (or taken from the kept ones) once, its events of the
     batch applied in one pass (:meth:`AggregationState.apply_accepted`), and encoded once;
-    the states are kept under their new strings at the end of the step."""
+    the states are kept under their new strings at the end of the step.
+
+    From a coalescing sink (``stored`` a :class:`HeldStored`) the entities it holds are
+    updated in place, and each changed entity is held there instead of returned as a state
+    record: encoded only when the sink commits, unless it might not fit a record
+    (:func:`roomy`), then at once, as here, so the event that would overflow it is the one
+    rejected."""
     global _written_chars
+    held = stored.held if type(stored) is HeldStored else None
     by_entity: dict[str, list[Event]] = {}
     for e in events:
         mine = by_entity.get(e.record_id)
@@ -617,9 +684,24 @@ def apply_events(
     keep_texts: list[str | None] = []
     taken = 0  # characters of the kept strings taken out
     for record_id, mine in by_entity.items():
-        record = stored.get(record_id)
-        if record is None:
-            texts: list[str | None] = [None] * len(definitions)
+        h = held.get(record_id) if held is not None else None
+        if h is not None:  # held uncommitted by the sink: updated in place
+            states = h.states
+            if roomy(states, len(mine)):
+                took = _apply_mine(states, mine, shortest, applied, rejected)
+                if took:
+                    h.encoded = None
+                    if now > h.at:
+                        h.at = now
+                    written += took
+                    applied += [e.index for e in took]
+                continue
+            if h.encoded is None:
+                h.encoded = encode_states(states)  # it fits: roomy when last changed
+            texts: list[str | None] = [h.encoded[c] for c in columns]  # to start over from
+            record = None
+        elif (record := stored.get(record_id)) is None:
+            texts = [None] * len(definitions)
             states = [AggregationState(d) for d in definitions]
         else:
             texts = [t if type(t) is str else None for t in map(record.get, columns)]
@@ -638,25 +720,10 @@ def apply_events(
         marks = len(applied), len(rejected)
         took = _apply_mine(states, mine, shortest, applied, rejected)
         if not took:
-            keep_states += states  # unchanged: kept under the strings they were read as
-            keep_texts += texts
+            if h is None:
+                keep_states += states  # unchanged: kept under the strings they were read as
+                keep_texts += texts
             continue
-        try:
-            encoded = encode_states(states)
-        except AggregationError as exc:
-            if len(took) == 1:
-                rejected.append(Rejected(took[0].index, "<state>", str(exc)))
-                continue
-            del applied[marks[0] :], rejected[marks[1] :]
-            states, took, encoded = _apply_singly(
-                definitions, texts, mine, shortest, applied, rejected
-            )
-            if not took:
-                continue
-        keep_states += states
-        keep_texts += map(encoded.__getitem__, columns)
-        written += took
-        applied += [e.index for e in took]
         at = now
         if record is not None:
             stamp = record.get(event_time)
@@ -666,6 +733,37 @@ def apply_events(
                     when = seconds_of[stamp] = stored_seconds(art, record)
                 if when > now:
                     at = when
+        if held is not None and h is None and roomy(states, 0):
+            held[record_id] = HeldState(states, took[0], at, None)
+            written += took
+            applied += [e.index for e in took]
+            continue
+        try:
+            encoded = encode_states(states)
+        except AggregationError as exc:
+            if len(took) == 1:
+                rejected.append(Rejected(took[0].index, "<state>", str(exc)))
+                if h is not None:  # held: back to the states its encoding holds
+                    h.states = _decoded(definitions, texts)
+                continue
+            del applied[marks[0] :], rejected[marks[1] :]
+            states, took, encoded = _apply_singly(
+                definitions, texts, mine, shortest, applied, rejected
+            )
+            if not took:
+                if h is not None:
+                    h.states = states  # decoded from its encoding, nothing applied
+                continue
+        written += took
+        applied += [e.index for e in took]
+        if held is not None:
+            if h is None:
+                held[record_id] = HeldState(states, took[0], at, encoded)
+            else:
+                h.states, h.encoded, h.at = states, encoded, max(h.at, now)
+            continue
+        keep_states += states
+        keep_texts += map(encoded.__getitem__, columns)
         states_out[record_id] = (took[0], encoded, at)
     _written_chars -= taken
     size = sum([len(t) for t in keep_texts if t])
@@ -682,6 +780,15 @@ def apply_events(
     return Writes(event_rows(art, written), state_records(art, states_out), rejected, applied)
 
 
+def _decoded(
+    definitions: Sequence[AggregationDef], texts: Sequence[str | None]
+) -> list[AggregationState]:
+    return [
+        AggregationState.decode(d, t) if t else AggregationState(d)
+        for d, t in zip(definitions, texts, strict=True)
+    ]
+
+
 def _apply_singly(
     definitions: Sequence[AggregationDef],
     texts: Sequence[str | None],
@@ -696,10 +803,7 @@ def _apply_singly(
     Returns the states, the events applied and the last encoding that fits (empty: none)."""
 
     def decode(good: Sequence[str | None]) -> list[AggregationState]:
-        return [
-            AggregationState.decode(d, t) if t else AggregationState(d)
-            for d, t in zip(definitions, good, strict=True)
-        ]
+        return _decoded(definitions, good)
 
     good: Sequence[str | None] = texts
     states = decode(good)

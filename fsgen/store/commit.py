@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fsgen.errors import FsgenError
 from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.sinks import RecordRejected, check_value_sizes
@@ -53,10 +54,19 @@ from fsgen.store.online import OnlineStore, latest_rows
 
 if TYPE_CHECKING:
     import sqlite3
+    from contextlib import ExitStack
 
     import pyarrow as pa
 
-    from fsgen.runtime.aggwrite import AggregationRuntime, Event, History, Seen, Stored, Writes
+    from fsgen.runtime.aggwrite import (
+        AggregationRuntime,
+        Event,
+        HeldState,
+        History,
+        Seen,
+        Stored,
+        Writes,
+    )
     from fsgen.spec import GroupSpec
 
 
@@ -392,6 +402,11 @@ class ChunkWriter:
         """when > 0 (with ``coalesce``), the held blocks are also committed once their Arrow
         data reaches this many bytes, which bounds the memory a wide group's blocks hold (a
         pipelined writer counts each block twice: its copy sorted by event-time hour too)"""
+        self._live: _Live | None = None
+        """an aggregation group's stream steps held uncommitted (with ``coalesce``)"""
+        self._lost: BaseException | None = None
+        """why held stream steps were dropped unwritten (a step failed part-way): every
+        later step and flush refuses, so no checkpoint moves past them, until ``discard``"""
         self._held: list[tuple[GroupRuntime, tuple[bool, bool], Processed]] = []
         self._held_rows = 0
         self._held_bytes = 0
@@ -415,6 +430,7 @@ class ChunkWriter:
             raise RecordRejected(f"{rt.name}: records the store cannot hold: {exc}") from None
 
     def write(self, rt: GroupRuntime, processed: Processed) -> None:
+        self._flush_live()
         secs = processed.seconds
         if len(secs) and not (
             offline.MIN_SECONDS <= secs.min() and secs.max() <= offline.MAX_SECONDS
@@ -443,9 +459,13 @@ class ChunkWriter:
         self._submit(held[0][0], [p for _, _, p in held], held[0][1])
 
     def discard(self) -> None:
-        """Drop the held blocks unwritten (a run that stops on an error)."""
+        """Drop the held blocks and stream steps unwritten (a run that stops on an error)."""
         self._held = []
         self._held_rows = self._held_bytes = 0
+        self._lost = None
+        live, self._live = self._live, None
+        if live is not None:
+            live.lock.close()
 
     def _submit(
         self, rt: GroupRuntime, blocks: list[Processed], targets: tuple[bool, bool]
@@ -532,6 +552,8 @@ class ChunkWriter:
         """Load the states of ``ids``, run ``step``, commit its event rows (offline) and its
         states (online) as one chunk. A stored record holds what the step reads: the event
         time and the state columns."""
+        if self.coalesce > 0:
+            return self._update_held(art, ids, step)
         self.flush()
         rt = art.group
         names = (rt.event_time, *art.state_columns)
@@ -541,6 +563,77 @@ class ChunkWriter:
             writes = step(stored)
             self._commit_aggregation(art, writes.events, writes.states)
         return writes
+
+    def _update_held(
+        self, art: AggregationRuntime, ids: Sequence[str], step: Callable[[Stored], Writes]
+    ) -> Writes:
+        """``update_states`` of a coalescing writer (``stream replay``, ``stream consume``):
+        the store's lock is held from the first step to the commit, so no other writer
+        changes a state in between; each step reads only the entities not held already and
+        updates the held ones in place (:class:`~fsgen.runtime.aggwrite.HeldStored`); the
+        steps' event rows and the entities' states are committed together, as one chunk,
+        once ``coalesce`` event rows (or :data:`HELD_ENTITIES` entities) are held and by
+        ``flush``. Each entity's states are encoded and upserted once per commit, not once
+        per step. A commit that fails keeps what is held, for the next ``flush`` to try
+        again; ``discard`` drops it."""
+        from contextlib import ExitStack
+
+        from fsgen.runtime.aggwrite import HeldStored
+
+        self._check_lost()
+        live = self._live
+        if live is not None and live.art != art:
+            self._flush_live()
+            live = None
+        self._flush_held()
+        if live is not None and (live.rows >= self.coalesce or len(live.held) >= HELD_ENTITIES):
+            self._flush_live()  # before this step: a failure leaves this step undone
+            live = None
+        rt = art.group
+        if live is None:
+            lock = ExitStack()
+            lock.enter_context(self.store.lock(f"write {rt.name}"))
+            live = self._live = _Live(art, {}, [], 0, lock)
+        held = live.held
+        missing = [i for i in ids if i not in held]
+        names = (rt.event_time, *art.state_columns)
+        found = self.store.online.batch_get(rt, missing, names, now=float("-inf"))
+        stored = {i: r for i, r in zip(missing, found, strict=True) if r is not None}
+        try:
+            writes = step(HeldStored(stored, held))
+        except BaseException as exc:
+            self.discard()  # the held states may be part-updated: nothing of them is written
+            self._lost = exc
+            raise
+        if writes.events.rows:
+            live.events.append(writes.events)
+            live.rows += len(writes.events.rows)
+        return writes
+
+    def _flush_live(self) -> None:
+        """Commit the held stream steps (see ``_update_held``) as one chunk."""
+        self._check_lost()
+        live = self._live
+        if live is None:
+            return
+        from fsgen.runtime.aggwrite import encode_states, keep_written, state_records
+
+        art = live.art
+        encoded = {
+            rid: h.encoded if h.encoded is not None else encode_states(h.states)
+            for rid, h in live.held.items()
+        }
+        states = state_records(
+            art, {rid: (h.event, encoded[rid], h.at) for rid, h in live.held.items()}
+        )
+        events = _concatenated(live.events) if live.events else None
+        self._commit_aggregation(art, events, states)  # under the lock held
+        self._live = None
+        live.lock.close()
+        keep_written(
+            [s for h in live.held.values() for s in h.states],
+            [encoded[rid][c] for rid in live.held for c in art.state_columns],
+        )
 
     def write_events(self, art: AggregationRuntime, events: BlockResult) -> None:
         """Commit event rows (offline only) as one chunk."""
@@ -679,9 +772,18 @@ class ChunkWriter:
             targets=(has_states, has_events),
         )
 
+    def _check_lost(self) -> None:
+        if self._lost is not None:
+            raise HeldStepsLost(
+                f"the stream steps held since the last commit were dropped unwritten when one "
+                f"failed ({type(self._lost).__name__}: {self._lost}); nothing since that "
+                "commit is written, and its records are read again by the next run"
+            )
+
     def flush(self) -> None:
-        """Commit the held blocks, then wait for the background commits (a pipelined
-        writer), re-raising their failure."""
+        """Commit the held blocks and stream steps, then wait for the background commits (a
+        pipelined writer), re-raising their failure."""
+        self._flush_live()
         self._flush_held()
         if self._queue is not None:
             self._queue.join()
@@ -715,6 +817,39 @@ class ChunkWriter:
         if self._error is not None:
             raise self._error
         self.store.tidy()
+
+
+class HeldStepsLost(FsgenError):
+    """A coalescing writer dropped the stream steps it held (see ``ChunkWriter._lost``)."""
+
+
+HELD_ENTITIES = 50_000
+"""a coalescing writer commits once it holds this many entities' states (their memory)"""
+
+
+@dataclass
+class _Live:
+    """An aggregation group's stream steps a coalescing writer holds uncommitted."""
+
+    art: AggregationRuntime
+    held: dict[str, HeldState]
+    events: list[BlockResult]
+    rows: int
+    lock: ExitStack
+    """the store's lock, held until the commit"""
+
+
+def _concatenated(blocks: list[BlockResult]) -> BlockResult:
+    """Blocks of the same columns as one (rows renumbered)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    columns: dict[str, list[object]] = {name: [] for name in blocks[0].columns}
+    seconds: list[float] = []
+    for b in blocks:
+        for name, values in b.columns.items():
+            columns[name] += values
+        seconds += b.seconds
+    return BlockResult(columns, list(range(len(seconds))), seconds)
 
 
 def _same_file(a: str, b: str) -> bool:
