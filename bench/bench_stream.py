@@ -18,9 +18,13 @@ Prints one JSON object:
   ``batch_ingest`` (``LocalStore.ingest`` of the same records as a JSON-lines file).
 
 With ``--mode aggregation`` the same figures are measured for the aggregation group
-``purchases`` (target >= 30,000 events/s through its generated handler): per Kinesis batch the
-handler loads the touched customers' states from the local store, applies the events, commits
-the event rows offline and the states online; its baselines are ``plain_state_sqlite`` (decode,
+``purchases`` (target >= 30,000 events/s through its generated handler), twice: ``handler``,
+each Kinesis batch committed before the next is handled, as in a Lambda (per batch the handler
+loads the touched customers' states from the local store, applies the events, commits the
+event rows offline and the states online), and ``handler_coalesced``, as ``fsgen stream
+replay`` and ``consume`` write into the local store (the writer holds the states between
+batches and commits 100,000 events' rows and every held state at once, the last commit
+timed too); its baselines are ``plain_state_sqlite`` (decode,
 the two functions inline, ``AggregationState.apply`` on states kept in a dict, encode, an
 executemany upsert of the states: no validation, no offline store, no crash safety) and
 ``batch_ingest`` (``LocalStore.ingest`` of the same events: event rows, then every customer's
