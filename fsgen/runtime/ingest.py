@@ -64,6 +64,10 @@ class IngestResult:
     skipped: int = 0
     """valid events of an aggregation group not written because the offline history holds
     them from an earlier ingestion (``duplicates="skip"``): ``written == valid - skipped``"""
+    stored: int = 0
+    """valid events of an aggregation group not written because the offline history holds
+    them already from an ingestion of the very same rows (the same file again, without
+    ``duplicates="skip"``): ``written == valid - skipped - stored``; their states are rebuilt"""
     recomputed: int = 0
     """written events of an aggregation group that the same source's earlier ingestion wrote
     with other values (the definitions changed since): their earlier versions are retracted"""
@@ -80,6 +84,8 @@ class IngestResult:
             f"{self.group}: read {self.read:,}, written {self.written:,}, "
             f"rejected {self.rejected:,}"
         )
+        if self.stored:
+            text += f", {self.stored:,} already stored (the same rows ingested before)"
         if self.skipped:
             text += f", skipped {self.skipped:,} already ingested"
         if self.recomputed:
@@ -101,6 +107,7 @@ class IngestResult:
             "written": self.written,
             "rejected": self.rejected,
             "skipped": self.skipped,
+            "stored": self.stored,
             "recomputed": self.recomputed,
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
             "seconds": round(self.seconds, 3),
