@@ -926,7 +926,8 @@ def ingest_chunks(
     (:meth:`SeenEventsSink.seen_events`: same entity, event time and values) are, by
     ``duplicates``: ``refuse`` -- a :class:`SeenEventsError` before anything is written,
     unless they are only copies of the very same rows (the same file again: the events are
-    stored already, so they are not written again, ``result.stored``); ``skip`` -- not written, copies included (``result.skipped``);
+    stored already, so they are not written again, ``result.stored``); ``skip`` -- not
+    written, copies included (``result.skipped``);
     ``allow`` -- written as new events (and written as they come).
 
     With ``refuse`` and ``skip``, an event that the same source's earlier ingestion wrote
