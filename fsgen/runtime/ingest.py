@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from fsgen.runtime.bulk import BlockResult, fast_block, process_block
 from fsgen.runtime.encoding import FRACTIONAL
 from fsgen.runtime.pipeline import GroupRuntime, outside_years
-from fsgen.runtime.sinks import PartialWrite, RecordRejected, Sink, block_rows
+from fsgen.runtime.sinks import MAX_VALUE_CHARS, PartialWrite, RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Needed, Reject, SourceError, read_source, source_name
 
 if TYPE_CHECKING:
@@ -681,11 +681,16 @@ def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
         return block
     bad: dict[int, int] = {}
     for j in range(len(block.rows)):
-        bound = fixed + sum(4 * len(v) for n in texts if isinstance(v := cols[n][j], str))
+        lengths = [len(v) for n in texts if isinstance(v := cols[n][j], str)]
+        bound = fixed
         for n in lists:
             elements = cols[n][j]
             if isinstance(elements, list | tuple):
-                bound += sum([4 * len(str(e)) + 32 for e in elements])
+                lengths += [len(str(e)) for e in elements]
+                bound += 32 * len(elements)
+        bound += 4 * sum(lengths)
+        if max(lengths, default=0) > MAX_VALUE_CHARS:
+            continue  # one value PutRecord cannot take: the sink's reject names its feature
         if bound > MAX_RECORD_BYTES and (size := record_bytes(rt, cols, j)) > MAX_RECORD_BYTES:
             bad[j] = size
     if not bad:
