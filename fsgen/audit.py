@@ -75,6 +75,7 @@ class IngestRun(Protocol):
     written: int
     rejected: int
     skipped: int
+    stored: int
     recomputed: int
     rejects_path: Path | None
     seconds: float
@@ -129,6 +130,8 @@ def record_ingest(
     result = "failed" if error else ("rejects" if run.rejected else "ok")
     rejects = str(run.rejects_path) if run.rejected and run.rejects_path else None
     summary = f"read {run.read}, written {run.written}, rejected {run.rejected}"
+    if run.stored:  # an aggregation group's same rows again: stored already, not written
+        summary += f", {run.stored} already stored"
     if run.skipped:  # an aggregation group's events already ingested: read = the three
         summary += f", skipped {run.skipped} already ingested"
     if run.recomputed:  # written events whose earlier versions (other values) were retracted
@@ -148,6 +151,7 @@ def record_ingest(
             "written": run.written,
             "rejected": run.rejected,
             "skipped": run.skipped,
+            "stored": run.stored,
             "recomputed": run.recomputed,
             "rejects_path": rejects,
             "seconds": round(run.seconds, 3),
@@ -199,6 +203,7 @@ class _BatchRun:
     rejects_path: Path | None
     seconds: float
     skipped: int = 0
+    stored: int = 0
     recomputed: int = 0
 
 

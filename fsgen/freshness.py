@@ -10,6 +10,10 @@ module measures, in the local store:
 - **offline**: row count and the newest event time and its age, with DuckDB over the group's
   Parquet files (contracts.md layout). Deleted records (tombstones) are not counted.
 
+A delete is not fresh data: a soft-deleted online row and an offline tombstone are left out of
+the record counts and of the newest event time (a delete newer than every write leaves a
+stale group stale), and reported beside them as ``deletes`` / ``newest_delete_time``.
+
 A group is ``stale`` when the newest record of any store it enables is older than its
 ``max_staleness`` (a pipeline that feeds one store but not the other is broken too),
 ``empty`` when no enabled store has a record, ``future`` when a store's newest record is
@@ -54,6 +58,12 @@ class StoreFreshness:
     measured_by: str = "event time"
     """What ``newest_event_time`` is: the records' event time, or, for an aggregation group's
     online states (one per entity, rewritten by every event), when a state was last written."""
+    deletes: int = 0
+    """Deletes, never counted as records nor as fresh data: online, the soft-deleted rows (a
+    HardDelete leaves none); offline, the tombstones (``is_deleted``: DeleteRecord, and an
+    aggregation group's retracted event versions)."""
+    newest_delete_time: str | None = None
+    """The event time of the newest of ``deletes``."""
 
     @property
     def expired_share(self) -> float:
@@ -117,6 +127,13 @@ def _store(count: int, newest: float | None, now: float, expired: int = 0) -> St
     )
 
 
+def _with_deletes(found: StoreFreshness, count: int, newest: float | None) -> StoreFreshness:
+    if not count:
+        return found
+    when = None if newest is None else _iso(float(newest))
+    return replace(found, deletes=int(count), newest_delete_time=when)
+
+
 def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFreshness:
     path = store_path / "online.sqlite"
     if not path.exists():
@@ -135,9 +152,12 @@ def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFre
             f"FROM {table} WHERE _deleted = 0",
             (now,),
         ).fetchone() or (0, None, 0)
+        deletes = con.execute(
+            f"SELECT count(*), max(_event_seconds) FROM {table} WHERE _deleted <> 0"
+        ).fetchone() or (0, None)
     finally:
         con.close()
-    found = _store(int(count), newest, now, int(expired))
+    found = _with_deletes(_store(int(count), newest, now, int(expired)), *deletes)
     if group.aggregations:
         return replace(found, measured_by="state write time")
     return found
@@ -167,7 +187,10 @@ def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFr
             count, newest = con.execute(
                 f"SELECT count(*), max({col}) FROM {source} WHERE NOT is_deleted"
             ).fetchone() or (0, None)
-            return _store(int(count), newest, now)
+            deletes = con.execute(
+                f"SELECT count(*), max({col}) FROM {source} WHERE is_deleted"
+            ).fetchone() or (0, None)
+            return _with_deletes(_store(int(count), newest, now), *deletes)
         # String event times: DuckDB parses ISO-8601; anything else the runtime's parser does.
         count, newest, odd = con.execute(
             f"SELECT count(*), max(epoch(try_cast({col} AS TIMESTAMPTZ))), "
@@ -181,9 +204,15 @@ def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFr
             ).fetchall()
             parsed = [float(parse_event_time("String", r[0])) for r in rows]
             newest = max([newest, *parsed] if newest is not None else parsed)
+        tombstones = [
+            parse_event_time("String", r[0])
+            for r in con.execute(f"SELECT DISTINCT {col} FROM {source} WHERE is_deleted").fetchall()
+        ]
+        deleted = con.execute(f"SELECT count(*) FROM {source} WHERE is_deleted").fetchone()
     finally:
         con.close()
-    return _store(int(count), newest, now)
+    latest = max((float(t) for t in tombstones), default=None)
+    return _with_deletes(_store(int(count), newest, now), int(deleted[0]) if deleted else 0, latest)
 
 
 def group_freshness(store_path: Path, group: GroupSpec, now: float) -> GroupFreshness:
@@ -280,9 +309,19 @@ def render(rep: FreshnessReport) -> str:
             noun = "aggregation state" if states else "record"
             count = f"{s.records:,} {noun}{'' if s.records == 1 else 's'}"
             text = f"{count}, {newest}{expired}" if s.records else "no records"
-            lines.append(f"    {name:<8} {text}")
+            lines.append(f"    {name:<8} {text}{_deletes(name, s)}")
     lines.append(_verdict(rep))
     return "\n".join(lines) + "\n"
+
+
+def _deletes(name: str, s: StoreFreshness) -> str:
+    if not s.deletes:
+        return ""
+    what = "soft-deleted record" if name == "online" else "tombstone"
+    return (
+        f"; {s.deletes:,} {what}{'' if s.deletes == 1 else 's'} (newest "
+        f"{s.newest_delete_time}), not counted as fresh"
+    )
 
 
 def _age(seconds: float | None) -> str:

@@ -31,6 +31,11 @@ STATE_PARAM = "fsgen:state-definition"
 """On an aggregation's state column: the state format and the definition fingerprint its
 states are built for (``fsgen.runtime.aggregate``); a change means stored states are refused
 until a backfill rebuilds them, which the plan warns about."""
+AGGREGATION_PARAM = "fsgen:aggregation"
+"""On an aggregation's state column, beside :data:`STATE_PARAM`: the definition its fingerprint
+hashes, in words (``function=mean value=Fractional windows=1d/7d hop=1h lateness=0s``), so a plan
+can say what changed (``windows 1d,7d -> 1d,7d,30d``), not only that a hash did. SageMaker's
+parameter values allow no commas: windows are joined by ``/``."""
 LOCAL_ROLE_ARN = "arn:aws:iam::000000000000:role/fsgen-local"
 """The RoleArn sent when ``[tool.fsgen.aws] role_arn`` is not set (the local backend and
 ``fsgen serve`` accept it; the aws backend refuses to plan without a real role)."""
@@ -149,6 +154,7 @@ def _aggregation_features(group: GroupSpec) -> list[FeatureState]:
         params = {**agg.tags, PII_PARAM: agg.pii}
         if what == "state":
             params[STATE_PARAM] = state_definition(agg.runtime())
+            params[AGGREGATION_PARAM] = aggregation_words(agg.runtime())
         out.append(
             FeatureState(
                 name=name,
@@ -166,6 +172,34 @@ def state_definition(definition: AggregationDef) -> str:
     from fsgen.runtime.aggregate import FORMAT_VERSION
 
     return f"format {FORMAT_VERSION} definition {definition.fingerprint}"
+
+
+def aggregation_words(definition: AggregationDef) -> str:
+    """The :data:`AGGREGATION_PARAM` value: each part of the definition the fingerprint hashes,
+    as ``key=value`` separated by spaces (``aggregation_parts`` reads it back)."""
+    from fsgen.runtime.aggdef import window_label
+
+    def span(us: int) -> str:
+        return window_label(us) if us else "0s"
+
+    parts = {
+        "function": definition.function,
+        "value": definition.value_kind,
+        "windows": "/".join(window_label(w) for w in definition.windows),
+        "hop": span(definition.hop),
+        "lateness": span(definition.lateness),
+    }
+    if definition.n is not None:
+        parts["n"] = str(definition.n)
+    if definition.distinct:
+        parts["distinct"] = "true"
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+def aggregation_parts(words: str | None) -> dict[str, str]:
+    """:func:`aggregation_words` read back (empty for a group deployed without it)."""
+    pairs = (part.partition("=") for part in (words or "").split())
+    return {key: value for key, sep, value in pairs if sep}
 
 
 def desired_state(group: GroupSpec, config: ProjectConfig) -> GroupState:

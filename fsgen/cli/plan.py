@@ -168,11 +168,10 @@ def _run_apply(
         echo_plan(destroy_summary(the_plan, _offline_kept(app, backend.name)) + "\n")
     else:
         echo_plan(apply_summary(the_plan) + "\n")
-    for group, features in the_plan.backfill.items():
-        click.echo(
-            f"Backfill needed: {group} ({', '.join(features)}): stored values were "
-            f"computed by the old logic; re-ingest with 'fsgen ingest {group} ...'"
-        )
+    from fsgen.plan.render import backfill_lines
+
+    for line in backfill_lines(the_plan):
+        click.echo(f"Backfill needed: {line}")
 
 
 def _offline_kept(app: AppContext, backend: str) -> str:

@@ -27,6 +27,9 @@ from fsgen.plan.model import (
     UpdateGroup,
 )
 from fsgen.sagemaker import (
+    AGGREGATION_PARAM,
+    STATE_PARAM,
+    aggregation_parts,
     create_request,
     feature_additions_request,
     is_managed,
@@ -37,6 +40,7 @@ from fsgen.sagemaker import (
 from fsgen.ttl_history import TAG as TTL_HISTORY_TAG
 
 K = ChangeKind
+_STATE_RULE = f"features.*.parameters.{STATE_PARAM}"
 
 #: field path -> how SageMaker carries out a change to it.
 RULES: dict[str, ChangeKind] = {
@@ -48,6 +52,9 @@ RULES: dict[str, ChangeKind] = {
     "features.+": K.ADD_FEATURES,  # UpdateFeatureGroup FeatureAdditions
     # feature metadata: UpdateFeatureMetadata
     "features.*.description": K.METADATA,
+    # an aggregation's state definition (fsgen.sagemaker.STATE_PARAM): recorded by
+    # UpdateFeatureMetadata; the stored states are refused until a backfill rebuilds them
+    _STATE_RULE: K.BACKFILL,
     "features.*.parameters.*": K.METADATA,
     "features.*.logic_hash": K.BACKFILL,  # recorded as a feature parameter; data is stale
     # online store
@@ -170,7 +177,9 @@ def _feature_diffs(feature: FeatureState, before: FeatureState) -> list[Property
     for key in sorted(set(before.parameters) | set(feature.parameters)):
         old, new = before.parameters.get(key), feature.parameters.get(key)
         if old != new:
-            out.append(_diff(f"{base}.parameters.{key}", old, new, rule="features.*.parameters.*"))
+            # a tag key may hold dots, so the rule is named, not matched from the path
+            rule = _STATE_RULE if key == STATE_PARAM else "features.*.parameters.*"
+            out.append(_diff(f"{base}.parameters.{key}", old, new, rule=rule))
     if feature.logic_hash != before.logic_hash:
         out.append(
             _diff(
@@ -284,31 +293,75 @@ def ttl_notes(changes: Sequence[ResourceChange]) -> list[str]:
 
 def aggregation_notes(changes: Sequence[ResourceChange]) -> list[str]:
     """What a changed aggregation definition (hop, windows, lateness, function, value type,
-    n, or the state format) does to the stored states (plan warnings): the runtime refuses
-    a state built for another definition, so until a backfill rebuilds them the group's
-    records read as errors in fsgen get and serving, and the stream dead-letters its events."""
-    from fsgen.sagemaker import STATE_PARAM
-
+    n, or the state format) does to the stored states (plan warnings), in words: the runtime
+    refuses a state built for another definition, so until a backfill rebuilds them the group's
+    records read as errors in fsgen get and serving, and the stream dead-letters its events.
+    The group is updated in place and its offline event history, which the backfill reads, is
+    kept."""
     notes: list[str] = []
     for change in changes:
-        if change.action != "update":
+        if change.action != "update" or change.before is None or change.after is None:
             continue
         for diff in change.diffs:
             if not diff.path.endswith(f".parameters.{STATE_PARAM}") or diff.new is None:
                 continue
             column = diff.path.split(".")[1]
+            name = column.removesuffix("__state")
+            what = definition_change(change.before.feature(column), change.after.feature(column))
             notes.append(
-                f"{change.group}: the aggregation of {column!r} changed (its hop, windows, "
-                "lateness, function, value type or the state format). The states stored "
+                f"{change.group}: aggregation {name!r} changed: {what}. The states stored "
                 "online were built for the old definition and are refused (fsgen get, "
                 "serving and the stream report 'rebuild the states with a backfill') until a "
                 f"backfill rebuilds them: after apply, fsgen backfill {change.group} (every "
-                "entity's state from the offline event history, also of entities only the "
-                "stream wrote; on AWS, the generated batch job over the group's whole event "
-                "history), then replay the stream's dead letters of that time: fsgen stream replay "
-                f"{change.group} <dead-letter file> --from-dead-letter."
+                "entity's state from the offline event history, which is kept, also of "
+                "entities only the stream wrote; on AWS, the generated batch job over the "
+                "group's whole event history), then replay the stream's dead letters of that "
+                f"time: fsgen stream replay {change.group} <dead-letter file> "
+                "--from-dead-letter. Training sets compute from the events and are right at once."
             )
     return notes
+
+
+#: the parts of an aggregation definition, in the order a plan names them
+_DEFINITION_PARTS = ("function", "value", "windows", "hop", "lateness", "n", "distinct")
+
+
+def definition_change(before: FeatureState | None, after: FeatureState | None) -> str:
+    """``windows 1d,7d -> 1d,7d,30d; hop 1h -> 30m``: what changed between two state columns'
+    recorded definitions (``fsgen:aggregation``), and which window features come and go."""
+
+    def param(state: FeatureState | None, key: str) -> str | None:
+        return None if state is None else state.parameters.get(key)
+
+    old = aggregation_parts(param(before, AGGREGATION_PARAM))
+    new = aggregation_parts(param(after, AGGREGATION_PARAM))
+    if not old:
+        now = ", ".join(f"{k} {_part(k, v)}" for k, v in new.items())
+        return f"now {now} (the deployed group does not record its earlier definition)"
+    words = [
+        f"{key} {_part(key, old.get(key))} -> {_part(key, new.get(key))}"
+        for key in _DEFINITION_PARTS
+        if old.get(key) != new.get(key)
+    ]
+    formats = [(param(s, STATE_PARAM) or "").split(" definition")[0] for s in (before, after)]
+    if formats[0] != formats[1]:
+        words.append(f"state {formats[0] or 'format (none)'} -> {formats[1]}")
+    state = after or before
+    name = state.name.removesuffix("__state") if state else ""
+    labels = [set(p.get("windows", "").split("/")) - {""} for p in (old, new)]
+    gone = sorted(f"{name}_{w}" for w in labels[0] - labels[1])
+    added = sorted(f"{name}_{w}" for w in labels[1] - labels[0])
+    if gone:
+        words.append(f"{_listed('feature', gone)} no longer served or in training sets")
+    if added:
+        words.append(f"{_listed('feature', added)} new")
+    return "; ".join(words) or "its state definition"
+
+
+def _part(key: str, value: str | None) -> str:
+    if value is None:
+        return "(none)"
+    return value.replace("/", ",") if key == "windows" else value
 
 
 def addition_notes(changes: Sequence[ResourceChange]) -> list[str]:

@@ -8,6 +8,7 @@ import re
 
 from fsgen.pii import plan_annotations
 from fsgen.plan.model import ChangeKind, GroupState, Plan, PropertyDiff, ResourceChange
+from fsgen.sagemaker import STATE_PARAM
 
 EMPTY = "No changes. Feature store matches the definitions."
 
@@ -47,9 +48,8 @@ def render_plan(plan: Plan) -> str:
             lines.append("")
     if plan.backfill:
         lines.append("")
-        lines.append("Backfill needed (stored values were computed by the old logic):")
-        for group, features in plan.backfill.items():
-            lines.append(f"  {group}: {', '.join(features)}  (re-ingest: fsgen ingest {group} ...)")
+        lines.append("Backfill needed:")
+        lines.extend(f"  {line}" for line in backfill_lines(plan))
     for note in plan.notes:
         lines.append("")
         lines.append(f"Warning: {note}")
@@ -72,6 +72,27 @@ def render_plan(plan: Plan) -> str:
     lines.append("")
     lines.append(summary_line(plan))
     return "\n".join(lines).strip("\n") + "\n"
+
+
+def backfill_lines(plan: Plan) -> list[str]:
+    """Per group, the stored values a change left stale and the command that recomputes them:
+    values computed by an old transformation are re-ingested; aggregation states built for an
+    old definition are rebuilt from the offline event history by ``fsgen backfill``."""
+    lines: list[str] = []
+    for group, features in plan.backfill.items():
+        states = [f for f in features if f.endswith("__state")]
+        logic = [f for f in features if not f.endswith("__state")]
+        if logic:
+            lines.append(
+                f"{group}: {', '.join(logic)}: computed by the old logic "
+                f"(re-ingest: fsgen ingest {group} ...)"
+            )
+        if states:
+            lines.append(
+                f"{group}: {', '.join(states)}: states built for the old aggregation "
+                f"definition (rebuild: fsgen backfill {group})"
+            )
+    return lines
 
 
 def summary_line(plan: Plan) -> str:
@@ -139,6 +160,8 @@ def _is_hash_tag(diff: PropertyDiff) -> bool:
 
 def _diff_line(diff: PropertyDiff) -> str:
     note = _KIND_NOTE.get(diff.kind, "")
+    if diff.kind is ChangeKind.BACKFILL and diff.path.endswith(f".parameters.{STATE_PARAM}"):
+        note = "# definition changed: states rebuilt by a backfill"
     if diff.path == "online_ttl_seconds":
         diff = diff.model_copy(
             update={

@@ -82,6 +82,7 @@ class _Result(Protocol):
     written: int
     rejected: int
     skipped: int
+    stored: int
     recomputed: int
     samples: list[Reject]
 
@@ -1028,8 +1029,9 @@ def ingest_chunks(
     until the source is read, and those the history already holds from an earlier ingestion
     (:meth:`SeenEventsSink.seen_events`: same entity, event time and values) are, by
     ``duplicates``: ``refuse`` -- a :class:`SeenEventsError` before anything is written,
-    unless they are only copies of the very same rows (the same file again: one event each,
-    written again as before); ``skip`` -- not written, copies included (``result.skipped``);
+    unless they are only copies of the very same rows (the same file again: the events are
+    stored already, so they are not written again, ``result.stored``); ``skip`` -- not
+    written, copies included (``result.skipped``);
     ``allow`` -- written as new events (and written as they come).
 
     With ``refuse`` and ``skip``, an event that the same source's earlier ingestion wrote
@@ -1098,10 +1100,9 @@ def ingest_chunks(
                 message = _seen_message(art, source_name, run_events, again, rejects.count)
                 rejects.discard()  # nothing of the run is written, its rejects neither
                 raise SeenEventsError(message)
-            # refuse with only copies: the same rows again, written again (one event each)
-            skip = (
-                {run_events[s.position].sequence for s in seen} if duplicates == "skip" else set()
-            )
+            # refuse with only copies: the same rows again, stored already (not written again;
+            # every reader takes a copy as the one event, so the history does not change)
+            skip = {run_events[s.position].sequence for s in seen if duplicates == "skip" or s.copy}
             redone = [
                 r
                 for r in sink.recomputed_events(art, run_events, source_name)  # type: ignore[attr-defined]
@@ -1120,7 +1121,10 @@ def ingest_chunks(
                 kept = [e for e in events if e.sequence not in skip]
                 if kept:
                     sink.write_events(art, event_rows(art, kept))
-        result.skipped = len(skip)
+        if duplicates == "skip":
+            result.skipped = len(skip)
+        else:
+            result.stored = len(skip)
         result.written -= len(skip)
         if skip:
             run_events = [e for e in run_events if e.sequence not in skip]

@@ -190,6 +190,7 @@ def main(
         print(
             f"{runtime.name}: read {result.read}, valid {result.valid}, written "
             f"{result.written}, rejected {result.rejected}"
+            + (f", {result.stored} already stored" if result.stored else "")
             + (f", skipped {result.skipped} already ingested" if result.skipped else "")
             + (
                 f", recomputed {result.recomputed} ingested before with other values"

@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from fsgen.runtime.bulk import BlockResult, fast_block, process_block
 from fsgen.runtime.encoding import FRACTIONAL
 from fsgen.runtime.pipeline import GroupRuntime, outside_years
-from fsgen.runtime.sinks import PartialWrite, RecordRejected, Sink, block_rows
+from fsgen.runtime.sinks import MAX_VALUE_CHARS, PartialWrite, RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Needed, Reject, SourceError, read_source, source_name
 
 if TYPE_CHECKING:
@@ -64,6 +64,10 @@ class IngestResult:
     skipped: int = 0
     """valid events of an aggregation group not written because the offline history holds
     them from an earlier ingestion (``duplicates="skip"``): ``written == valid - skipped``"""
+    stored: int = 0
+    """valid events of an aggregation group not written because the offline history holds
+    them already from an ingestion of the very same rows (the same file again, without
+    ``duplicates="skip"``): ``written == valid - skipped - stored``; their states are rebuilt"""
     recomputed: int = 0
     """written events of an aggregation group that the same source's earlier ingestion wrote
     with other values (the definitions changed since): their earlier versions are retracted"""
@@ -80,6 +84,8 @@ class IngestResult:
             f"{self.group}: read {self.read:,}, written {self.written:,}, "
             f"rejected {self.rejected:,}"
         )
+        if self.stored:
+            text += f", {self.stored:,} already stored (the same rows ingested before)"
         if self.skipped:
             text += f", skipped {self.skipped:,} already ingested"
         if self.recomputed:
@@ -101,6 +107,7 @@ class IngestResult:
             "written": self.written,
             "rejected": self.rejected,
             "skipped": self.skipped,
+            "stored": self.stored,
             "recomputed": self.recomputed,
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
             "seconds": round(self.seconds, 3),
@@ -579,7 +586,7 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
         blocks = _blocks(rt, chunk.columns, chunk.rows)
     out = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
     for start, raw_block in blocks:
-        block = check_years(rt, raw_block)
+        block = check_record_size(rt, check_years(rt, raw_block))
         for i, err in block.errors:
             rejects.add(
                 Reject(
@@ -629,6 +636,84 @@ def check_years(rt: GroupRuntime, block: BlockResult) -> BlockResult:
         {n: [v[j] for j in keep] for n, v in block.columns.items()},
         [block.rows[j] for j in keep],
         [secs[j] for j in keep],
+        sorted(errors, key=lambda e: e[0]),
+    )
+
+
+#: SageMaker Feature Store's largest record (PutRecord refuses a bigger one): its features'
+#: names and values as strings, UTF-8 (Quotas: "Maximum size of a record: 350 KB")
+MAX_RECORD_BYTES = 350 * 1024
+
+
+def record_bytes(rt: GroupRuntime, columns: dict[str, list[object]], j: int) -> int:
+    """The size of row ``j`` as a SageMaker record: each present feature's name and value
+    (a collection's elements) as the strings PutRecord sends, in UTF-8 bytes."""
+    record = {name: values[j] for name, values in columns.items()}
+    size = 0
+    for value in rt.to_sagemaker(record):
+        size += len(str(value["FeatureName"]).encode("utf-8"))
+        if "ValueAsString" in value:
+            size += len(str(value["ValueAsString"]).encode("utf-8"))
+        else:
+            items: list[object] = list(value["ValueAsStringList"])  # type: ignore[call-overload]
+            size += sum([len(str(v).encode("utf-8")) for v in items])
+    return size
+
+
+def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
+    """The block with records over SageMaker's :data:`MAX_RECORD_BYTES` moved to its errors
+    (PutRecord would refuse them on AWS, so no backend stores them). Only a block whose
+    upper bound (a character is at most 4 bytes, a number at most 32 characters) is over the
+    limit is measured row by row, and only rows whose own bound is over it exactly."""
+    from fsgen.runtime.pipeline import RecordError
+
+    if not block.rows:
+        return block
+    texts = [n for n, kind, collection, _ in rt.columns if kind == "String" and not collection]
+    lists = [n for n, _, collection, _ in rt.columns if collection]
+    fixed = 4 * sum(len(n) for n, *_ in rt.columns) + 32 * (len(rt.columns) - len(texts))
+    cols = block.columns
+    longest = 0
+    for n in texts:
+        present: list[str] = [v for v in cols[n] if v]  # type: ignore[misc]
+        longest += 4 * max(map(len, present), default=0)
+    if not lists and fixed + longest <= MAX_RECORD_BYTES:
+        return block
+    bad: dict[int, int] = {}
+    for j in range(len(block.rows)):
+        lengths = [len(v) for n in texts if isinstance(v := cols[n][j], str)]
+        bound = fixed
+        for n in lists:
+            elements = cols[n][j]
+            if isinstance(elements, list | tuple):
+                lengths += [len(str(e)) for e in elements]
+                bound += 32 * len(elements)
+        bound += 4 * sum(lengths)
+        if max(lengths, default=0) > MAX_VALUE_CHARS:
+            continue  # one value PutRecord cannot take: the sink's reject names its feature
+        if bound > MAX_RECORD_BYTES and (size := record_bytes(rt, cols, j)) > MAX_RECORD_BYTES:
+            bad[j] = size
+    if not bad:
+        return block
+    keep = [j for j in range(len(block.rows)) if j not in bad]
+    errors = [
+        *block.errors,
+        *(
+            (
+                block.rows[j],
+                RecordError(
+                    "<record>",
+                    f"record is {size:,} bytes; a SageMaker record holds at most "
+                    f"{MAX_RECORD_BYTES:,} (350 KB): not written",
+                ),
+            )
+            for j, size in sorted(bad.items())
+        ),
+    ]
+    return BlockResult(
+        {n: [v[j] for j in keep] for n, v in block.columns.items()},
+        [block.rows[j] for j in keep],
+        [block.seconds[j] for j in keep],
         sorted(errors, key=lambda e: e[0]),
     )
 

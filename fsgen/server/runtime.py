@@ -38,6 +38,7 @@ from fsgen.runtime.encoding import (
     format_event_time,
     parse_event_time,
 )
+from fsgen.runtime.ingest import check_record_size
 from fsgen.runtime.pipeline import FieldDef, GroupRuntime
 from fsgen.spec import ProjectSpec
 
@@ -312,6 +313,9 @@ class RuntimeService:
             rows=[0],
             seconds=[seconds],
         )
+        checked = check_record_size(rt, block)
+        if checked.errors:  # PutRecord refuses a record over 350 KB, before writing it
+            raise _validation(str(checked.errors[0][1]))
         try:
             self.store.put_block(rt, block, online_store=online, offline_store=offline)
         except FsgenError as exc:

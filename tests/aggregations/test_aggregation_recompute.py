@@ -186,10 +186,13 @@ def test_reingesting_after_a_logic_change_recomputes_the_events(tmp_path: Path) 
     assert "Backfill needed" in fsgen(root, "plan")
     fsgen(root, "apply", "--auto-approve")
     out = fsgen(root, "ingest", "trips", str(root / "trips.csv"))
-    # the refund's values are the same under both (0 * 2, no count): one copy, four recomputed
-    assert "written 5" in out and "recomputed 4 ingested before with other values" in out
+    # the refund's values are the same under both (0 * 2, no count): one copy (stored
+    # already: not written again), four recomputed
+    assert "written 4" in out and "1 already stored" in out
+    assert "recomputed 4 ingested before with other values" in out
     agree(root, oracle(lambda f: f * 2))  # the new values; no event counted twice
-    assert "written 5, rejected 0, recomputed 4 ingested before" in fsgen(root, "history")
+    history = fsgen(root, "history")
+    assert "written 4, rejected 0, 1 already stored, recomputed 4 ingested before" in history
     # the same file once more: copies of the recomputed rows, nothing to retract
     out = fsgen(root, "ingest", "trips", str(root / "trips.csv"))
     assert "recomputed" not in out
@@ -203,8 +206,9 @@ def test_reingesting_after_a_logic_change_recomputes_the_events(tmp_path: Path) 
     config, spec = load_with_config(root)
     with LocalStore(config.store_path, spec) as s:
         rows = s.read_offline("trips", dedup=False)
-    # 4 writes of 5 rows, 2 retractions of 4
-    assert len(rows) == 28 and int(rows["is_deleted"].sum()) == 8
+    # 5 rows, then 4 recomputed (the refund stored already), none (the same rows again), 4
+    # recomputed; 2 retractions of 4
+    assert len(rows) == 5 + 4 + 0 + 4 + 8 and int(rows["is_deleted"].sum()) == 8
 
 
 def test_an_added_aggregation_is_filled_by_reingesting_the_same_file(tmp_path: Path) -> None:
@@ -260,5 +264,5 @@ def test_the_generated_batch_job_recomputes_as_fsgen_ingest_does(
     capsys.readouterr()  # type: ignore[attr-defined]
     assert batch_main(job, [], argv, project_data_plane) == 0
     err = capsys.readouterr().err  # type: ignore[attr-defined]
-    assert "written 5, rejected 0, recomputed 4 ingested before with other values" in err
+    assert "written 4, rejected 0, 1 already stored, recomputed 4 ingested before with" in err
     agree(root, oracle(lambda f: f * 2))

@@ -124,14 +124,26 @@ def test_a_reexport_is_refused_then_skipped_and_never_counted_twice(
 
 def test_the_identical_file_again_is_accepted_and_counts_once(tmp_path: Path, spec: object) -> None:
     """The very same rows again (same row numbers) are copies of the same events, one event
-    each: accepted without a flag, as a backfill that rebuilds the states."""
-    with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
+    each: accepted without a flag, as a backfill that rebuilds the states. Nothing is written
+    (the history holds them), and the summary, --json and the audit trail say so."""
+    from fsgen import audit
+
+    root = tmp_path / "store"
+    with LocalStore(root, spec) as store:  # type: ignore[arg-type]
         path = write(tmp_path / "a.csv", ROWS)
         store.ingest(GROUP, path, workers=0)
-        before = events(store)
+        before, rows = events(store), len(store.read_offline(GROUP, dedup=False))
         again = store.ingest(GROUP, path, workers=0)
-        assert (again.written, again.skipped) == (5, 0)
+        assert (again.written, again.stored, again.skipped) == (0, 5, 0)
+        assert len(store.read_offline(GROUP, dedup=False)) == rows  # not one row appended
         assert events(store) == before and lifetime(store, "C1") == 3
+    assert again.summary() == (
+        "purchases: read 5, written 0, rejected 0, 5 already stored (the same rows ingested before)"
+    )
+    assert (again.to_dict()["written"], again.to_dict()["stored"]) == (0, 5)
+    last = audit.read_lines(root / audit.AUDIT_FILE)[-1]
+    assert last["summary"] == "read 5, written 0, rejected 0, 5 already stored"
+    assert (last["details"]["written"], last["details"]["stored"]) == (0, 5)  # type: ignore[index]
 
 
 def test_allow_duplicates_counts_them_as_new_events(tmp_path: Path, spec: object) -> None:
@@ -309,12 +321,12 @@ def test_read_offline_keeps_events_at_one_time_and_one_of_each_copy(
     tmp_path: Path, spec: object
 ) -> None:
     """LocalStore.read_offline's visible rows of an aggregation group are its events: two
-    purchases alike at one time are two (not one per customer and time), the same file again
-    adds none."""
+    purchases alike at one time are two (not one per customer and time), the same rows written
+    again (unchecked) add none."""
     with LocalStore(tmp_path / "store", spec) as store:  # type: ignore[arg-type]
         path = write(tmp_path / "a.csv", ROWS)
         store.ingest(GROUP, path, workers=0)
-        store.ingest(GROUP, path, workers=0)
+        store.ingest(GROUP, path, workers=0, duplicates="allow")
         visible = store.read_offline(GROUP)
         assert len(visible) == len(ROWS) and len(store.read_offline(GROUP, dedup=False)) == 10
         assert (visible["customer_id"] == "C1").sum() == 3

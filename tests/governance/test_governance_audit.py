@@ -26,6 +26,7 @@ class Run:
     rejects_path: Path | None = None
     seconds: float = 0.5
     skipped: int = 0
+    stored: int = 0
     recomputed: int = 0
 
 

@@ -114,6 +114,27 @@ def test_deleted_records_do_not_count_as_fresh(project: Path) -> None:
     assert clicks.online is not None and clicks.online.records == 1
     assert clicks.online.age_seconds == 7200 * 2
     assert clicks.status == "stale"
+    # the delete, a minute old, is reported beside the records on both sides, never as fresh
+    assert clicks.offline is not None and clicks.offline.age_seconds == 7200 * 2
+    assert clicks.offline.records == 2  # the data rows; the tombstone is not a record
+    for side in (clicks.online, clicks.offline):
+        assert (side.deletes, side.newest_delete_time) == (1, iso(T0 - 60))
+    result = CliRunner().invoke(
+        main, ["--project", str(project), "freshness", "--group", "clicks", "--now", iso(T0)]
+    )
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert any(
+        line.strip().startswith("online   1 record, newest")
+        and line.endswith(f"; 1 soft-deleted record (newest {iso(T0 - 60)}), not counted as fresh")
+        for line in lines
+    ), result.output
+    assert any(
+        line.strip().startswith("offline  2 records, newest")
+        and line.endswith(f"; 1 tombstone (newest {iso(T0 - 60)}), not counted as fresh")
+        for line in lines
+    ), result.output
+    assert clicks.to_dict()["offline"]["deletes"] == 1  # type: ignore[index]
 
 
 def test_fractional_event_time_and_offline_keeps_older_records(project: Path) -> None:

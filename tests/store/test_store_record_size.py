@@ -1,0 +1,52 @@
+"""A record over SageMaker's 350 KB record size (PutRecord refuses it) is a reject of its row,
+with its row number and size, before anything of it is written; the other rows are stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from fsgen.config import load_config
+from fsgen.loader import load
+from fsgen.runtime.ingest import MAX_RECORD_BYTES
+from fsgen.store import LocalStore
+
+DEFS = """\
+from fsgen import Entity, FeatureGroup, String
+
+doc = Entity("doc_id", String, description="d")
+docs = FeatureGroup("docs", entity=doc, event_time="ts", owner="o", description="d")
+
+
+@docs.feature(String, description="the text")
+def body(text: str) -> str:
+    return text
+"""
+
+
+def test_a_record_over_350_kb_is_a_reject_and_the_rest_is_stored(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_project({"featuredefs/defs.py": DEFS})
+    big = "é" * (MAX_RECORD_BYTES // 2)  # under 350 K characters, over 350 KB in UTF-8
+    source = tmp_path / "docs.jsonl"
+    import json
+
+    rows = [
+        {"doc_id": "a", "ts": "2024-01-01T00:00:00Z", "text": "small"},
+        {"doc_id": "b", "ts": "2024-01-01T00:00:00Z", "text": big},
+        {"doc_id": "c", "ts": "2024-01-01T00:00:00Z", "text": "x" * (MAX_RECORD_BYTES - 100)},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config, spec = load_config(root), load(root)
+    with LocalStore.open(config, spec) as store:
+        result = store.ingest("docs", source, rejects=tmp_path / "rejects.jsonl", workers=0)
+        assert (result.read, result.written, result.rejected) == (3, 2, 1)
+        (reject,) = result.samples
+        assert reject.row == 2 and reject.field == "<record>"
+        assert reject.reason.startswith("record is 358,433 bytes")  # names and values
+        assert "a SageMaker record holds at most 358,400 (350 KB): not written" in reject.reason
+        assert store.get_record("docs", "b") is None
+        assert store.get_record("docs", "c") is not None  # just under the limit: stored
+        offline = store.read_offline("docs")
+        assert sorted(offline["doc_id"]) == ["a", "c"]
