@@ -42,7 +42,7 @@ from fsgen.runtime.aggwrite import (
 )
 from fsgen.runtime.bulk import BlockResult, process_many
 from fsgen.runtime.errors import ConfigurationError
-from fsgen.runtime.ingest import check_years
+from fsgen.runtime.ingest import check_record_size, check_years
 from fsgen.runtime.pipeline import GroupRuntime
 from fsgen.runtime.retry import DEFAULT_RETRY, REJECTED, RetryPolicy, attempt, classify
 from fsgen.runtime.sinks import PartialWrite, RecordRejected, Sink, block_rows, stored_records
@@ -106,7 +106,7 @@ def process_event(
             continue
         decoded.append((item, seq))
     try:
-        block = check_years(runtime, process_many(runtime, raws))
+        block = check_record_size(runtime, check_years(runtime, process_many(runtime, raws)))
     except ConfigurationError as exc:
         return _configuration_failure(runtime, records, exc)
     for index, error in block.errors:

@@ -50,3 +50,51 @@ def test_a_record_over_350_kb_is_a_reject_and_the_rest_is_stored(
         assert store.get_record("docs", "c") is not None  # just under the limit: stored
         offline = store.read_offline("docs")
         assert sorted(offline["doc_id"]) == ["a", "c"]
+
+
+def test_the_stream_handler_dead_letters_a_record_over_350_kb(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The stream path takes the batch path's check: the record PutRecord would refuse is
+    dead-lettered with its size, the batch's other records are written."""
+    import base64
+    import json
+
+    from fsgen.bind import group_runtime
+    from fsgen.runtime.kinesis import process_event
+
+    root = make_project({"featuredefs/defs.py": DEFS})
+    config, spec = load_config(root), load(root)
+    rows = [
+        {"doc_id": "a", "ts": "2024-01-01T00:00:00Z", "text": "small"},
+        {"doc_id": "b", "ts": "2024-01-01T00:00:00Z", "text": "é" * (MAX_RECORD_BYTES // 2)},
+    ]
+    event = {
+        "Records": [
+            {
+                "kinesis": {
+                    "partitionKey": r["doc_id"],
+                    "sequenceNumber": str(n),
+                    "data": base64.b64encode(json.dumps(r).encode()).decode(),
+                }
+            }
+            for n, r in enumerate(rows, start=1)
+        ]
+    }
+
+    class Letters:
+        def __init__(self) -> None:
+            self.entries: list[dict[str, object]] = []
+
+        def send(self, entries: list[dict[str, object]]) -> None:
+            self.entries += entries
+
+    dead = Letters()
+    with LocalStore.open(config, spec) as store:
+        result = process_event(group_runtime(spec.group("docs")), event, store.writer("docs"), dead)
+        assert result.written == 1 and result.dead_lettered == 1
+        (failure,) = result.failures
+        assert failure.sequence_number == "2" and failure.field == "<record>"
+        assert "358,400 (350 KB): not written" in failure.message
+        assert store.get_record("docs", "a") is not None
+        assert store.get_record("docs", "b") is None
