@@ -993,6 +993,7 @@ def ingest_chunks(
             if again and duplicates == "refuse":
                 message = _seen_message(art, source_name, run_events, again, rejects.count)
                 rejects.discard()  # nothing of the run is written, its rejects neither
+                result.written = 0  # the held events were counted as they were read
                 raise SeenEventsError(message)
             # refuse with only copies: the same rows again, written again (one event each)
             skip = (
@@ -1062,7 +1063,7 @@ def _seen_message(
         f"(same {rt.identifier}, event time and values as events ingested earlier, from "
         f"{names}): {shown}{more}; nothing was written{_unreported(rejected)}. Ingesting "
         "them again would count them twice. --skip-seen ingests the other events; "
-        "--allow-duplicates counts them as new events (e.g. real repeated purchases)"
+        "--allow-duplicates counts them as new events (real repeated events, alike in entity, time and values)"
     )
 
 
