@@ -1063,7 +1063,8 @@ def _seen_message(
         f"(same {rt.identifier}, event time and values as events ingested earlier, from "
         f"{names}): {shown}{more}; nothing was written{_unreported(rejected)}. Ingesting "
         "them again would count them twice. --skip-seen ingests the other events; "
-        "--allow-duplicates counts them as new events (real repeated events, alike in entity, time and values)"
+        "--allow-duplicates counts them as new events (real repeated events, alike in "
+        "entity, time and values)"
     )
 
 
