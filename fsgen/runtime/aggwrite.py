@@ -123,7 +123,8 @@ class AggregationRuntime:
         produced = {self.group.identifier, *self.group.keys, self.group.event_time}
         produced |= {d.value_column for d in self.definitions}
         columns = tuple(c for c in self.group.columns if c[0] in produced)
-        object.__setattr__(self, "values", dataclasses.replace(self.group, columns=columns))
+        values = dataclasses.replace(self.group, columns=columns, nan_is_missing=False)
+        object.__setattr__(self, "values", values)
 
     @property
     def name(self) -> str:
