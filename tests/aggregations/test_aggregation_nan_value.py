@@ -89,9 +89,7 @@ def test_a_nan_value_is_a_batch_reject_naming_the_aggregation(project: Path) -> 
 
 def test_a_nan_value_is_dead_lettered_on_the_stream(project: Path) -> None:
     (project / "readings.jsonl").write_text(
-        "".join(
-            json.dumps({"device_id": d, "read_at": t, "voltage": v}) + "\n" for d, t, v in ROWS
-        )
+        "".join(json.dumps({"device_id": d, "read_at": t, "voltage": v}) + "\n" for d, t, v in ROWS)
     )
     result = fsgen(project, "stream", "replay", "readings", "readings.jsonl")
     assert result.returncode == 1, result.stderr
