@@ -192,8 +192,8 @@ def _combine(d: AggregationDef, i: int, full: str, head: str, sql: _Sql) -> str:
         r, p = total("r", "0.0"), total("p", "0.0")
         sample = not f.endswith("_pop")
         denominator = f"({n} - 1)" if sample else n
-        # n·Σx² − (Σx)² cancels to noise when the values sit far from 0 relative to their
-        # spread (101325 ± 1 Pa, epoch seconds): the same formula over x − k, k the entity's
+        # n·Σx² - (Σx)² cancels to noise when the values sit far from 0 relative to their
+        # spread (101325 ± 1 Pa, epoch seconds): the same formula over x - k, k the entity's
         # pivot, keeps the spread; it is taken where its sum of squares is at most half of
         # Σx² (so its rounding bound is within the stated one) and Σx² is finite
         shifted = f"({p} <= {sq} * 0.5 AND {sq} <= {_MAX_DOUBLE})"

@@ -1,6 +1,6 @@
 """The SQL engines' variance and stddev of values far from zero relative to their spread --
 barometric pressure 101325 ± 1 Pa, a voltage that reads 0.7 again and again, epoch seconds --
-agree with the exact runtime within the skew check's relative tolerance. n·Σx² − (Σx)² over
+agree with the exact runtime within the skew check's relative tolerance. n·Σx² - (Σx)² over
 doubles cancels to noise there (a stddev of 20.76 for values of 1.7e9 ± 1, whose true stddev
 is 0.82; 1e-8 for three equal readings): the engines shift the values by a pivot of their
 entity first, which leaves the variance unchanged and keeps its digits."""
