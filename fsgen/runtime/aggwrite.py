@@ -147,6 +147,14 @@ class AggregationRuntime:
                 return d.name
         return field
 
+    def declared_reason(self, field: str, reason: str) -> str:
+        """``reason`` naming the aggregation as declared where it names the internal value
+        column of ``field`` (a value function's "(<name>__value defined at ...)")."""
+        declared = self.declared(field)
+        if declared == field:
+            return reason
+        return reason.replace(f"({field} defined at ", f"({declared} defined at ")
+
 
 class Event(NamedTuple):
     """One accepted raw event, ready to apply: ``index`` is its position in its block (a
@@ -966,7 +974,9 @@ def ingest_chunks(
             )
         assert found.into is not None
         for reject in sorted(found.into, key=lambda r: r.row):
-            rejects.add(dataclasses.replace(reject, field=art.declared(reject.field)))
+            field = art.declared(reject.field)
+            reason = art.declared_reason(reject.field, reject.reason)
+            rejects.add(dataclasses.replace(reject, field=field, reason=reason))
         source_name = chunk.source
         if checking:
             held.append(events)

@@ -1,7 +1,8 @@
 """An aggregation's value function that returns NaN (``math.log`` of a bad reading, a 0/0
 ratio computed with numpy) has not said "this event does not contribute" -- that is ``None``
 -- but produced a non-finite number, which no window can aggregate: the event is a reject
-naming the aggregation and the function's line, in batch ingestion and on the stream alike,
+naming the aggregation (as declared, not its internal ``<name>__value`` column) and the
+function's line, in batch ingestion and on the stream alike,
 instead of being written as an event that silently counts nowhere."""
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ def test_a_nan_value_is_a_batch_reject_naming_the_aggregation(project: Path) -> 
     assert "written 2, rejected 1" in result.stderr, result.stderr
     (reject,) = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert (reject["row"], reject["field"]) == (2, "log_voltage")
-    assert "nan" in reject["reason"] and "featuredefs/defs.py:" in reject["reason"]
+    assert "nan" in reject["reason"]
+    # the aggregation as declared, never its internal value column
+    assert "(log_voltage defined at featuredefs/defs.py:" in reject["reason"], reject["reason"]
+    assert "__value" not in result.stderr
     assert counted(project) == 2
 
 
@@ -96,4 +100,6 @@ def test_a_nan_value_is_dead_lettered_on_the_stream(project: Path) -> None:
     assert "written 2, dead-lettered 1" in result.stderr, result.stderr
     assert "readings.jsonl:2: seq " in result.stderr
     assert "dead-lettered: log_voltage: " in result.stderr, result.stderr
+    assert "(log_voltage defined at featuredefs/defs.py:" in result.stderr
+    assert "__value" not in result.stderr
     assert counted(project) == 2
