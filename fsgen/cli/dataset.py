@@ -71,6 +71,7 @@ def dataset(
             knowledge_time=knowledge_time,
         )
         echo_json(sql)
+        _note_aggregations(app, feature_set)
         return
     if labels_path is None or output is None:
         raise click.UsageError("--labels and --output are required (or --sql)")
@@ -107,3 +108,25 @@ def dataset(
             "warnings": warnings,
         }
         echo_json(json.dumps(summary, indent=2, sort_keys=True))
+
+
+def _note_aggregations(app: AppContext, feature_set: str) -> None:
+    """The printed query joins the row groups only: say where the set's aggregation features
+    are computed instead, rather than print a query that silently lacks them."""
+    from fsgen.codegen.views import snake
+    from fsgen.pit.model import plan_for
+
+    plan = plan_for(app.spec, feature_set)
+    if not plan.aggregations:
+        return
+    names = ", ".join(i.column for i in plan.aggregated)
+    queries = ", ".join(
+        f"{app.config.generated_dir}/groups/{snake(j.group.name)}/aggregate_query.athena.sql"
+        for j in plan.aggregations
+    )
+    click.echo(
+        f"note: the aggregation features of feature set {feature_set!r} ({names}) are not in "
+        f"this query: each aggregation group's Athena query is {queries} (fsgen dataset "
+        "--engine athena runs both)",
+        err=True,
+    )

@@ -30,7 +30,9 @@ epoch microseconds), ``event_sequence`` (BIGINT), ``event_hash`` (VARCHAR), one
 
 Floating-point sums, means and variances are plain SQL double arithmetic in an engine-chosen
 order, so they agree with the exact runtime within a stated relative tolerance (README); every
-other value is bit-identical.
+other value is bit-identical. Variances are computed over the values shifted by a pivot of
+their entity (:func:`_pivots`), so values far from zero relative to their spread keep their
+digits.
 """
 
 from __future__ import annotations
@@ -135,6 +137,9 @@ def _partials(
         )
     if f.startswith(("variance", "stddev")):
         out += [(f"s{i}", f"sum({dbl})"), (f"q{i}", f"sum({dbl} * {dbl})")]
+        d_ = f"({dbl} - {prefix}k{i})"  # shifted by the entity's pivot (see _pivots)
+        out += [(f"r{i}", f"sum({d_})"), (f"p{i}", f"sum({d_} * {d_})")]
+        out += [(f"a{i}", f"min({dbl})"), (f"b{i}", f"max({dbl})")]  # equal values: exactly 0
     if f in ("min", "max"):
         out.append((f"m{i}", f"{f}({v})"))
     if f == "last":
@@ -157,6 +162,8 @@ def _window_partial(d: AggregationDef, i: int, column: str, over: str, sql: _Sql
         return f"{sql.arg_max(column, f'lk{i}')} OVER ({over})"
     if column.startswith("m"):
         return f"{d.function}({column}) OVER ({over})"
+    if column.startswith(("a", "b")):  # a variance's least and greatest value
+        return f"{'min' if column.startswith('a') else 'max'}({column}) OVER ({over})"
     return f"sum({column}) OVER ({over})"
 
 
@@ -182,9 +189,23 @@ def _combine(d: AggregationDef, i: int, full: str, head: str, sql: _Sql) -> str:
         return f"CASE WHEN {n} > 0 THEN CAST({total('s')} AS {sql.double}) / {n} END"
     if f.startswith(("variance", "stddev")):
         n, s, sq = total("c"), total("s", "0.0"), total("q", "0.0")
+        r, p = total("r", "0.0"), total("p", "0.0")
         sample = not f.endswith("_pop")
         denominator = f"({n} - 1)" if sample else n
-        var = f"greatest(({sq} - {s} * {s} / {n}) / {denominator}, 0.0)"
+        # n·Σx² - (Σx)² cancels to noise when the values sit far from 0 relative to their
+        # spread (101325 ± 1 Pa, epoch seconds): the same formula over x - k, k the entity's
+        # pivot, keeps the spread; it is taken where its sum of squares is at most half of
+        # Σx² (so its rounding bound is within the stated one) and Σx² is finite
+        shifted = f"({p} <= {sq} * 0.5 AND {sq} <= {_MAX_DOUBLE})"
+        lo, hi = (  # over the full tiles and the head (Trino's least of a NULL is NULL)
+            f"coalesce({pick}({full}{c}{i}, {head}{c}{i}), {full}{c}{i}, {head}{c}{i})"
+            for c, pick in (("a", "least"), ("b", "greatest"))
+        )
+        var = (
+            f"CASE WHEN {lo} = {hi} THEN 0.0 ELSE greatest(CASE WHEN {shifted} "
+            f"THEN ({p} - {r} * {r} / {n}) / {denominator} "
+            f"ELSE ({sq} - {s} * {s} / {n}) / {denominator} END, 0.0) END"
+        )
         value = f"sqrt({var})" if f.startswith("stddev") else var
         return f"CASE WHEN {n} > {1 if sample else 0} THEN {value} END"
     if f in ("min", "max"):
@@ -274,7 +295,13 @@ def query_parts(
     for b, (hop, defs) in enumerate(sorted(by_hop.items())):
         scalar = [(i, d) for i, d in defs if d.function in _SCALAR_FUNCTIONS]
         entries = [(i, d) for i, d in defs if d.function not in _SCALAR_FUNCTIONS]
-        ctes.append((f"ev{b}_t", f"SELECT *, {sql.floor_div('ts', hop)} AS tile FROM ev0"))
+        ctes.append(
+            (
+                f"ev{b}_t",
+                f"SELECT *, {sql.floor_div('ts', hop)} AS tile{_pivots(scalar, keys, values, sql)} "
+                "FROM ev0",
+            )
+        )
         ctes.append(
             (
                 f"lab{b}",
@@ -294,6 +321,24 @@ def query_parts(
             for name in d.feature_names:
                 selects.append(_entry_select(d, i, b, name, sql))
     return QueryParts(ctes=tuple(ctes), columns=tuple(selects), joins=tuple(joins))
+
+
+#: the largest finite double, a literal both dialects read as a double
+_MAX_DOUBLE = "1.7976931348623157e308"
+
+
+def _pivots(
+    defs: list[tuple[int, AggregationDef]], keys: list[str], values: dict[str, str], sql: _Sql
+) -> str:
+    """``, <mean of the entity's values> AS k<i>`` per variance or stddev: a constant per
+    entity near its values, which every tile and head of the entity shifts by alike, so
+    their shifted partial sums still add up (any constant gives the same variance)."""
+    over = f"PARTITION BY {', '.join(keys)}"
+    return "".join(
+        f", avg(CAST({values[d.name]} AS {sql.double})) OVER ({over}) AS k{i}"
+        for i, d in defs
+        if d.function.startswith(("variance", "stddev"))
+    )
 
 
 def _wname(w: int | None) -> str:

@@ -124,7 +124,8 @@ class AggregationRuntime:
         produced = {self.group.identifier, *self.group.keys, self.group.event_time}
         produced |= {d.value_column for d in self.definitions}
         columns = tuple(c for c in self.group.columns if c[0] in produced)
-        object.__setattr__(self, "values", dataclasses.replace(self.group, columns=columns))
+        values = dataclasses.replace(self.group, columns=columns, nan_is_missing=False)
+        object.__setattr__(self, "values", values)
 
     @property
     def name(self) -> str:
@@ -146,6 +147,14 @@ class AggregationRuntime:
             if d.value_column == field:
                 return d.name
         return field
+
+    def declared_reason(self, field: str, reason: str) -> str:
+        """``reason`` naming the aggregation as declared where it names the internal value
+        column of ``field`` (a value function's "(<name>__value defined at ...)")."""
+        declared = self.declared(field)
+        if declared == field:
+            return reason
+        return reason.replace(f"({field} defined at ", f"({declared} defined at ")
 
 
 class Event(NamedTuple):
@@ -1071,7 +1080,9 @@ def ingest_chunks(
             )
         assert found.into is not None
         for reject in sorted(found.into, key=lambda r: r.row):
-            rejects.add(dataclasses.replace(reject, field=art.declared(reject.field)))
+            field = art.declared(reject.field)
+            reason = art.declared_reason(reject.field, reject.reason)
+            rejects.add(dataclasses.replace(reject, field=field, reason=reason))
         source_name = chunk.source
         if checking:
             held.append(events)
@@ -1099,6 +1110,7 @@ def ingest_chunks(
             if again and duplicates == "refuse":
                 message = _seen_message(art, source_name, run_events, again, rejects.count)
                 rejects.discard()  # nothing of the run is written, its rejects neither
+                result.written = 0  # the held events were counted as they were read
                 raise SeenEventsError(message)
             # refuse with only copies: the same rows again, stored already (not written again;
             # every reader takes a copy as the one event, so the history does not change)
@@ -1170,7 +1182,8 @@ def _seen_message(
         f"(same {rt.identifier}, event time and values as events ingested earlier, from "
         f"{names}): {shown}{more}; nothing was written{_unreported(rejected)}. Ingesting "
         "them again would count them twice. --skip-seen ingests the other events; "
-        "--allow-duplicates counts them as new events (e.g. real repeated purchases)"
+        "--allow-duplicates counts them as new events (real repeated events, alike in "
+        "entity, time and values)"
     )
 
 

@@ -193,7 +193,8 @@ def process_aggregation_event(
         return _configuration_failure(rt, records, exc)
     for index, error in block.errors:
         item, seq, _ = decoded[index]
-        poison.append((item, Failure(seq, art.declared(error.field), error.message)))
+        reason = art.declared_reason(error.field, error.message)
+        poison.append((item, Failure(seq, art.declared(error.field), reason)))
     events, bad = events_of(art, block, [decoded[i][2] for i in block.rows], clock())
     for r in bad:
         item, seq, _ = decoded[r.index]

@@ -293,6 +293,10 @@ class GroupRuntime:
     features: tuple[FeatureDef, ...]
     columns: tuple[tuple[str, str, str | None, int | None], ...]
     ttl_seconds: int | None = None
+    nan_is_missing: bool = True
+    """a transformation's NaN is a missing value (a row feature's); False: a reject (an
+    aggregation's value function says "no contribution" with None, and NaN is a number no
+    window can aggregate)"""
     _column_types: dict[str, tuple[str, str | None, int | None]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -362,6 +366,14 @@ class GroupRuntime:
 
     def _check_value(self, feat: FeatureDef, value: object) -> object:
         if _is_missing(value):
+            if not self.nan_is_missing and isinstance(value, float):
+                raise TransformError.returned(
+                    feat.name,
+                    "nan",
+                    "a NaN cannot be aggregated (return None for an event that does not "
+                    "contribute)",
+                    _defined_at(feat.fn),
+                )
             return None
         try:
             encode_value(feat.kind, value, feat.collection, feat.dimension)

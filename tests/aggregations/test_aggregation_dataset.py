@@ -129,6 +129,26 @@ def test_a_set_of_only_aggregations_and_the_cli(
     assert frame["purchase_count_lifetime"].tolist() == [1, 2, 3]
 
 
+def test_dataset_sql_says_where_the_aggregation_features_are_computed(
+    make_project: Callable[..., Path],
+) -> None:
+    """--sql prints the row groups' point-in-time query, which holds no aggregation feature:
+    stderr names the features left out and the generated aggregation query of their group,
+    rather than hand over a query that silently lacks them."""
+    config, _spec = make(make_project)
+    runner = CliRunner()
+    base = ["--project", str(config.root), "dataset"]
+    result = runner.invoke(main, [*base, "only-aggregations", "--sql"])
+    assert result.exit_code == 0, result.output
+    assert "purchase_count_lifetime" not in result.stdout
+    assert "note: the aggregation features of feature set 'only-aggregations' (" in result.stderr
+    assert "purchase_count_lifetime" in result.stderr
+    assert "generated/groups/purchases/aggregate_query.athena.sql" in result.stderr
+    mixed = runner.invoke(main, [*base, "shop", "--sql"])  # row features and aggregations
+    assert mixed.exit_code == 0, mixed.output
+    assert "avg_purchase_value_1d" in mixed.stderr
+
+
 def test_a_labels_file_with_only_a_header_gives_an_empty_training_set(
     make_project: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -317,6 +317,25 @@ def test_the_audit_trail_counts_the_skipped_events(tmp_path: Path, spec: object)
     assert last["details"]["skipped"] == 5  # type: ignore[index]
 
 
+def test_the_audit_trail_of_a_refused_file_says_nothing_was_written(
+    tmp_path: Path, spec: object
+) -> None:
+    """A refused file writes nothing, so fsgen history's line of that run counts no record
+    written (it used to count the held events as written) and no reject (none was kept)."""
+    from fsgen import audit
+
+    root = tmp_path / "store"
+    with LocalStore(root, spec) as store:  # type: ignore[arg-type]
+        store.ingest(GROUP, write(tmp_path / "a.csv", ROWS), workers=0)
+        path = write(tmp_path / "b.csv", ["C9,2024-03-01T05:00:00Z,abc", *ROWS])
+        with pytest.raises(IngestError):
+            store.ingest(GROUP, path, workers=0)
+    last = audit.read_lines(root / audit.AUDIT_FILE)[-1]
+    assert last["result"] == "failed"
+    assert last["summary"] == "read 6, written 0, rejected 0"
+    assert last["details"]["written"] == 0  # type: ignore[index]
+
+
 def test_read_offline_keeps_events_at_one_time_and_one_of_each_copy(
     tmp_path: Path, spec: object
 ) -> None:
