@@ -189,8 +189,8 @@ def encode_states(states: Sequence[_Encodable]) -> dict[str, str]:
         largest = max(range(len(sizes)), key=sizes.__getitem__)  # the one to look at first
         d = states[largest].definition
         raise AggregationError(
-            f"aggregation state is {size} bytes ({d.name!r}, {d.function}: "
-            f"{sizes[largest]}); a SageMaker record holds at most {MAX_RECORD_BYTES} (use a "
+            f"aggregation state is {size:,} bytes ({d.name!r}, {d.function}: "
+            f"{sizes[largest]:,}); a SageMaker record holds at most {MAX_RECORD_BYTES:,} (use a "
             "coarser hop, shorter windows, a smaller n or shorter values)"
         )
     return out

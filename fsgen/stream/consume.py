@@ -76,7 +76,7 @@ class ConsumeResult:
             f"{self.group} <- {self.stream}: read {self.read:,}, written {self.written:,}, "
             f"dead-lettered {self.dead_lettered:,}, retried {self.retried:,}, "
             f"failed {self.failed:,} "
-            f"({self.batches:,} batches; stopped: {self.stopped})"
+            f"({self.batches:,} {_batches(self.batches)}; stopped: {self.stopped})"
         )
 
 
@@ -306,3 +306,7 @@ def kinesis_client(endpoint_url: str | None, region: str | None = None) -> Any:
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
     return boto3.client("kinesis", **kwargs)
+
+
+def _batches(n: int) -> str:
+    return "batch" if n == 1 else "batches"

@@ -87,7 +87,8 @@ class ReplayResult:
     def summary(self) -> str:
         return (
             f"{self.group}: read {self.read:,}, written {self.written:,}, dead-lettered "
-            f"{self.dead_lettered:,}, failed {self.failed:,} ({self.batches:,} batches)"
+            f"{self.dead_lettered:,}, failed {self.failed:,} "
+            f"({self.batches:,} {_batches(self.batches)})"
         )
 
 
@@ -293,3 +294,7 @@ def _check_visible(
             key = item["kinesis"]["partitionKey"]
             store.get_record(handler.group, key)  # type: ignore[attr-defined]
             return
+
+
+def _batches(n: int) -> str:
+    return "batch" if n == 1 else "batches"

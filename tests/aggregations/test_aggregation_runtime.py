@@ -112,7 +112,7 @@ def test_encoding_round_trips_and_refuses_an_oversized_record() -> None:
     big = AggregationState(wide)
     for i in range(5000):
         big.apply(i * S, i, "h", f"{i:0100d}")
-    with pytest.raises(AggregationError, match="at most 358400"):
+    with pytest.raises(AggregationError, match="at most 358,400"):
         encode_states([big])
     small = AggregationState(dataclasses.replace(define("count"), name="y"))
     with pytest.raises(AggregationError) as caught:  # names the state to look at first
@@ -132,7 +132,7 @@ def test_the_record_limit_counts_bytes_not_characters() -> None:
         state.apply(i * S, i, "h", f"{i:04d}" + "é" * 96)
     text = state.encode()
     assert len(text) < MAX_RECORD_BYTES < len(text.encode("utf-8"))
-    with pytest.raises(AggregationError, match="at most 358400"):
+    with pytest.raises(AggregationError, match="at most 358,400"):
         encode_states([state])
     fits = AggregationState(wide)
     for i in range(1000):
