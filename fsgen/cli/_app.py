@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,19 +178,34 @@ def _aws_error(exc: BaseException, botocore: Any) -> str:
 
 class Timestamp(click.ParamType):
     """An ISO-8601 instant (``2024-02-14T00:00:00Z``; a naive time is UTC) -> epoch seconds;
-    anything else is a usage error naming the option."""
+    anything else is a usage error naming the option. A query time, never stored: it may be
+    as precise as microseconds (an aggregation read just after an event, at its time + 1 µs),
+    unlike an event time, which SageMaker keeps to the millisecond."""
 
     name = "ISO-8601"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, float):
             return value
+        from datetime import UTC, datetime
+
         from fsgen.runtime.encoding import parse_event_time
 
         try:
             return float(parse_event_time("String", value))
-        except (TypeError, ValueError) as exc:
+        except ValueError as exc:
+            if "more precise than milliseconds" not in str(exc):
+                self.fail(str(exc), param, ctx)
+        except TypeError as exc:
             self.fail(str(exc), param, ctx)
+        fraction = re.search(r"[.,]([0-9]+)", value)
+        if fraction and fraction.group(1)[6:].strip("0"):
+            self.fail(f"timestamp {value!r} is more precise than microseconds", param, ctx)
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        return (parsed - epoch).total_seconds()
 
 
 ISO_TIME = Timestamp()

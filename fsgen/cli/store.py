@@ -334,9 +334,21 @@ def _refuse_before_watermark(
         shown = format_event_time("String", newest / 1_000_000)
         raise NotFound(
             f"{group}: the online state of {rid!r} holds events up to {shown}, after --as-of "
-            f"{format_event_time('String', at / 1_000_000)}; an online state answers only from "
+            f"{_iso_micros(at)}; an online state answers only from "
             "its newest event on (use `fsgen dataset` for older values)"
         )
+
+
+def _iso_micros(micros: int) -> str:
+    """An epoch-microsecond query time as ISO-8601 UTC, to the millisecond or microsecond."""
+    from datetime import UTC, datetime, timedelta
+
+    from fsgen.runtime.encoding import format_event_time
+
+    if micros % 1000 == 0:
+        return str(format_event_time("String", micros / 1_000_000))
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @main.command()

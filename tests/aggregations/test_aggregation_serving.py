@@ -134,6 +134,16 @@ def test_fsgen_get_shows_final_values_and_as_of(make_project: Callable[..., Path
     assert "holds events up to 2024-03-11T06:00:00Z, after --as-of 2024-03-11T05:00:00Z" in (
         result.output
     )
+    # a query time may be as precise as a microsecond: 1 µs after the newest event counts it
+    # (the skew check's and the demo's read "just after"), 1 µs before is refused
+    result = runner.invoke(main, [*base, "--as-of", "2024-03-11T06:00:00.000001Z"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["purchase_count_lifetime"] == 3
+    result = runner.invoke(main, [*base, "--as-of", "2024-03-11T05:59:59.999999Z"])
+    assert result.exit_code == 1
+    assert "after --as-of 2024-03-11T05:59:59.999999Z" in result.output
+    result = runner.invoke(main, [*base, "--as-of", "2024-03-11T06:00:00.0000001Z"])
+    assert result.exit_code == 1 and "more precise than microseconds" in result.output
 
 
 def test_fsgen_get_as_of_before_the_newest_event_is_refused(
