@@ -660,6 +660,53 @@ def record_bytes(rt: GroupRuntime, columns: dict[str, list[object]], j: int) -> 
     return size
 
 
+MAX_IDENTIFIER_BYTES = 2 * 1024
+"""SageMaker's limit on a record identifier's value (Feature Store quotas: 2 KB)"""
+
+
+def _check_identifier_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
+    """The block with records whose identifier is over :data:`MAX_IDENTIFIER_BYTES` in UTF-8
+    moved to its errors (field: the identifier). Only a column with a value that could be
+    over it (more than a quarter of the limit in characters) is measured in bytes."""
+    from fsgen.runtime.pipeline import RecordError
+
+    ids = block.columns.get(rt.identifier)
+    if not ids:
+        return block
+    texts = [v if isinstance(v, str) else str(v) for v in ids]
+    if max(map(len, texts)) * 4 <= MAX_IDENTIFIER_BYTES:
+        return block
+    bad = {
+        j: size
+        for j, text in enumerate(texts)
+        if len(text) * 4 > MAX_IDENTIFIER_BYTES
+        and (size := len(text.encode("utf-8", "surrogatepass"))) > MAX_IDENTIFIER_BYTES
+    }
+    if not bad:
+        return block
+    keep = [j for j in range(len(block.rows)) if j not in bad]
+    errors = [
+        *block.errors,
+        *(
+            (
+                block.rows[j],
+                RecordError(
+                    rt.identifier,
+                    f"record identifier is {size:,} bytes; SageMaker takes at most "
+                    f"{MAX_IDENTIFIER_BYTES:,} (2 KB): not written",
+                ),
+            )
+            for j, size in sorted(bad.items())
+        ),
+    ]
+    return BlockResult(
+        {n: [v[j] for j in keep] for n, v in block.columns.items()},
+        [block.rows[j] for j in keep],
+        [block.seconds[j] for j in keep],
+        sorted(errors, key=lambda e: e[0]),
+    )
+
+
 def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
     """The block with records over SageMaker's :data:`MAX_RECORD_BYTES` moved to its errors
     (PutRecord would refuse them on AWS, so no backend stores them). Only a block whose
@@ -667,6 +714,9 @@ def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
     limit is measured row by row, and only rows whose own bound is over it exactly."""
     from fsgen.runtime.pipeline import RecordError
 
+    if not block.rows:
+        return block
+    block = _check_identifier_size(rt, block)
     if not block.rows:
         return block
     texts = [n for n, kind, collection, _ in rt.columns if kind == "String" and not collection]

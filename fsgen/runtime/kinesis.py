@@ -188,7 +188,9 @@ def process_aggregation_event(
             continue
         decoded.append((item, seq, sequence))
     try:
-        block = check_years(art.values, process_many(art.values, raws))
+        block = check_record_size(
+            art.values, check_years(art.values, process_many(art.values, raws))
+        )
     except ConfigurationError as exc:
         return _configuration_failure(rt, records, exc)
     for index, error in block.errors:

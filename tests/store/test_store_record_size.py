@@ -98,3 +98,54 @@ def test_the_stream_handler_dead_letters_a_record_over_350_kb(
         assert "358,400 (350 KB): not written" in failure.message
         assert store.get_record("docs", "a") is not None
         assert store.get_record("docs", "b") is None
+
+
+def test_a_record_identifier_over_2_kb_is_a_reject_in_batch_and_stream(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """SageMaker takes a record identifier of at most 2 KB: a longer one (in UTF-8 bytes) is a
+    reject naming the identifier, by row in a batch and by sequence number on the stream."""
+    import base64
+    import json
+
+    from fsgen.bind import group_runtime
+    from fsgen.runtime.ingest import MAX_IDENTIFIER_BYTES
+    from fsgen.runtime.kinesis import process_event
+
+    root = make_project({"featuredefs/defs.py": DEFS})
+    config, spec = load_config(root), load(root)
+    long_id = "ü" * (MAX_IDENTIFIER_BYTES // 2 + 1)  # 1,025 characters, 2,050 bytes
+    rows = [
+        {
+            "doc_id": "a" * MAX_IDENTIFIER_BYTES,
+            "ts": "2024-01-01T00:00:00Z",
+            "text": "at the limit",
+        },
+        {"doc_id": long_id, "ts": "2024-01-01T00:00:00Z", "text": "over it"},
+    ]
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with LocalStore.open(config, spec) as store:
+        result = store.ingest("docs", source, workers=0)
+        assert (result.read, result.written, result.rejected) == (2, 1, 1)
+        (reject,) = result.samples
+        assert reject.row == 2 and reject.field == "doc_id"
+        assert reject.reason == (
+            "record identifier is 2,050 bytes; SageMaker takes at most 2,048 (2 KB): not written"
+        )
+        event = {
+            "Records": [
+                {
+                    "kinesis": {
+                        "partitionKey": "p",
+                        "sequenceNumber": str(n),
+                        "data": base64.b64encode(json.dumps(r).encode()).decode(),
+                    }
+                }
+                for n, r in enumerate(rows, start=1)
+            ]
+        }
+        streamed = process_event(group_runtime(spec.group("docs")), event, store.writer("docs"))
+        assert streamed.written == 1
+        assert [(f.sequence_number, f.field) for f in streamed.failures] == [("2", "doc_id")]
+        assert store.get_record("docs", long_id) is None
