@@ -29,14 +29,14 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from fsgen.runtime.bulk import BlockResult, fast_block, process_block
 from fsgen.runtime.encoding import FRACTIONAL
-from fsgen.runtime.pipeline import GroupRuntime, outside_years
+from fsgen.runtime.pipeline import GroupRuntime, RecordError, outside_years
 from fsgen.runtime.sinks import MAX_VALUE_CHARS, PartialWrite, RecordRejected, Sink, block_rows
 from fsgen.runtime.sources import Chunk, Needed, Reject, SourceError, read_source, source_name
 
@@ -684,21 +684,23 @@ def _check_identifier_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
     }
     if not bad:
         return block
-    keep = [j for j in range(len(block.rows)) if j not in bad]
-    errors = [
-        *block.errors,
-        *(
-            (
-                block.rows[j],
-                RecordError(
-                    rt.identifier,
-                    f"record identifier is {size:,} bytes; SageMaker takes at most "
-                    f"{MAX_IDENTIFIER_BYTES:,} (2 KB): not written",
-                ),
+    return _rejected(
+        block,
+        {
+            j: RecordError(
+                rt.identifier,
+                f"record identifier is {size:,} bytes; SageMaker takes at most "
+                f"{MAX_IDENTIFIER_BYTES:,} (2 KB): not written",
             )
-            for j, size in sorted(bad.items())
-        ),
-    ]
+            for j, size in bad.items()
+        },
+    )
+
+
+def _rejected(block: BlockResult, bad: Mapping[int, RecordError]) -> BlockResult:
+    """``block`` with its rows at the positions ``bad`` names moved to its errors."""
+    keep = [j for j in range(len(block.rows)) if j not in bad]
+    errors = [*block.errors, *((block.rows[j], error) for j, error in sorted(bad.items()))]
     return BlockResult(
         {n: [v[j] for j in keep] for n, v in block.columns.items()},
         [block.rows[j] for j in keep],
@@ -745,26 +747,16 @@ def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
             bad[j] = size
     if not bad:
         return block
-    keep = [j for j in range(len(block.rows)) if j not in bad]
-    errors = [
-        *block.errors,
-        *(
-            (
-                block.rows[j],
-                RecordError(
-                    "<record>",
-                    f"record is {size:,} bytes; a SageMaker record holds at most "
-                    f"{MAX_RECORD_BYTES:,} (350 KB): not written",
-                ),
+    return _rejected(
+        block,
+        {
+            j: RecordError(
+                "<record>",
+                f"record is {size:,} bytes; a SageMaker record holds at most "
+                f"{MAX_RECORD_BYTES:,} (350 KB): not written",
             )
-            for j, size in sorted(bad.items())
-        ),
-    ]
-    return BlockResult(
-        {n: [v[j] for j in keep] for n, v in block.columns.items()},
-        [block.rows[j] for j in keep],
-        [block.seconds[j] for j in keep],
-        sorted(errors, key=lambda e: e[0]),
+            for j, size in bad.items()
+        },
     )
 
 
