@@ -192,9 +192,11 @@ def test_cli_aws_delete_record_says_what_happened_online(
 def test_cli_aws_ingest_rejects_a_value_putrecord_cannot_take(
     example: Example, served: FeatureStoreServer, aws_args: list[str]
 ) -> None:
-    """A value longer than PutRecord's 358,400 characters is its row's reject, and the rows
-    after it are still written (the failed PutRecord used to stop the run after the rows
-    before it, with an audit record of nothing written)."""
+    """A record PutRecord cannot take (here an identifier of 358,401 characters: over both
+    the 2 KB of a record identifier and the 358,400 characters of a value; the identifier's
+    limit is named) is its row's reject, and the rows after it are still written (the failed
+    PutRecord used to stop the run after the rows before it, with an audit record of nothing
+    written)."""
     config, _ = example
     args = aws_args
     runner = CliRunner()
@@ -208,9 +210,10 @@ def test_cli_aws_ingest_rejects_a_value_putrecord_cannot_take(
     ingested = runner.invoke(main, [*args, "ingest", "customer-features", str(source)], env=ENV)
     assert ingested.exit_code == 1, ingested.output
     assert "read 3, written 2, rejected 1" in ingested.stderr
-    assert "row 2: <record>: customer-features: feature customer_id holds a value of " in (
-        ingested.stderr
-    )
+    assert (
+        "row 2: customer_id: record identifier is 358,401 bytes; SageMaker takes at most "
+        "2,048 (2 KB): not written"
+    ) in ingested.stderr
     for rid in ("C1", "C3"):
         got = runner.invoke(main, [*args, "get", "customer-features", rid, "--json"], env=ENV)
         assert got.exit_code == 0, got.output
