@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import os
 import sys
@@ -136,6 +137,12 @@ def backfill(events: int, labels: int, entities: int, repeat: int) -> dict[str, 
     }
 
 
+def content_hash(seq: int) -> str:
+    """An event's content hash as fsgen.runtime.aggregate.event_hash makes one: 16 hex digits
+    of a SHA-256."""
+    return hashlib.sha256(str(seq).encode()).hexdigest()[:16]
+
+
 def online_read(reads: int) -> dict[str, object]:
     defs = [
         AggregationDef(
@@ -154,7 +161,7 @@ def online_read(reads: int) -> dict[str, object]:
     states = [AggregationState(d) for d in defs]
     for seq, (t, v) in enumerate(zip(times.tolist(), values.tolist(), strict=True)):
         for state in states:
-            state.apply(t, seq, f"{seq:032x}", v)
+            state.apply(t, seq, content_hash(seq), v)
     record = encode_states(states)
     now = int(times[-1]) + 60 * US
     for _ in range(200):
@@ -182,7 +189,7 @@ def online_read(reads: int) -> dict[str, object]:
     gc.callbacks.append(count_pass)
     for i in range(min(reads, 2_000)):
         for state in states:
-            state.apply(int(times[-1]) + i + 1, 300 + i, f"{300 + i:032x}", 1.0)
+            state.apply(int(times[-1]) + i + 1, 300 + i, content_hash(300 + i), 1.0)
         fresh = encode_states(states)
         fresh_texts = list(fresh.values())
         start = time.perf_counter_ns()
@@ -196,7 +203,7 @@ def online_read(reads: int) -> dict[str, object]:
         cold_cpu.append(time.thread_time_ns() - cpu0)
         timing = False
         for state in states:  # and once more, asking for one aggregation's features only
-            state.apply(int(times[-1]) + i + 1, 10_300 + i, f"{10_300 + i:032x}", 1.0)
+            state.apply(int(times[-1]) + i + 1, 10_300 + i, content_hash(10_300 + i), 1.0)
         fresh = encode_states(states)
         start = time.perf_counter_ns()
         finalize_record(defs, fresh, now + i + 1, one)
