@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from aggproject import HOUR, T0, event_rows, iso, make, write_events
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fsgen.cli import main
 from fsgen.pit import PitError, build_dataset, plan_for
@@ -279,7 +279,9 @@ def test_an_aggregation_group_without_events_is_warned_of(
     assert frame.attrs["warnings"] == []
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.lists(
         st.tuples(
@@ -304,7 +306,8 @@ def test_a_row_without_an_event_sequence_is_no_event_for_the_dataset_either(
     group = spec.group("purchases")
     rows = []
     for customer, seconds, amount in foreign:
-        row = event_rows(group, [(customer, T0 + seconds, 0, {"amount": amount, "category": "x"})])[0]
+        raw = {"amount": amount, "category": "x"}
+        (row,) = event_rows(group, [(customer, T0 + seconds, 0, raw)])
         rows.append({**row, "event_sequence": None, "event_hash": None})
     with LocalStore.open(config, spec) as store:
         write_events(store, group, rows)

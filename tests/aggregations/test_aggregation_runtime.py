@@ -210,8 +210,17 @@ def test_a_state_is_only_read_under_the_definition_it_was_built_for(
 
 
 _FRACTIONAL_FUNCTIONS = (
-    "count", "sum", "mean", "variance", "variance_pop", "stddev", "stddev_pop", "min", "max",
-    "last", "last_n",
+    "count",
+    "sum",
+    "mean",
+    "variance",
+    "variance_pop",
+    "stddev",
+    "stddev_pop",
+    "min",
+    "max",
+    "last",
+    "last_n",
 )
 
 

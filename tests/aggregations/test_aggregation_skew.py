@@ -83,7 +83,9 @@ def test_an_entity_only_the_aggregation_group_holds_is_checked_too(
     assert {m.keys["customer_id"] for m in report.mismatches} == {"c3"}, report.render()
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.integers(1, 5), st.sampled_from(["c1", "c2", "c3"]))
 def test_a_state_missing_the_newest_events_of_the_history_fails_the_check(
     make_project: Callable[..., Path], count: int, customer: str
