@@ -529,7 +529,9 @@ def query_for_group(group: GroupSpec, names: Sequence[str] | None = None) -> Agg
 def history_relation(group: GroupSpec, source: str, dialect: Dialect = "duckdb") -> str:
     """A subquery turning a group's offline event rows (``source``: a table or
     ``read_parquet(...)``) into the engine's ``events`` input: event time in epoch µs, with
-    the columns a query with ``history=True`` reads (tombstones, write order)."""
+    the columns a query with ``history=True`` reads (tombstones, write order). A row without
+    an ``event_sequence`` (a state record, or a row another PutRecord client wrote) is no
+    event, as for the state rebuild (:func:`fsgen.store.offline.event_history`)."""
     column = q(group.event_time.name)
     if group.event_time.dtype.scalar.value == "String":
         ts = (
@@ -544,5 +546,6 @@ def history_relation(group: GroupSpec, source: str, dialect: Dialect = "duckdb")
     values = ", ".join(q(a.value_column) for a in group.aggregations)
     return (
         f"(SELECT {keys}, {ts} AS ts, {q(EVENT_SEQUENCE_COLUMN)}, {q(EVENT_HASH_COLUMN)}, "
-        f"{values}, is_deleted, api_invocation_time, write_time FROM {source})"
+        f"{values}, is_deleted, api_invocation_time, write_time FROM {source} "
+        f"WHERE {q(EVENT_SEQUENCE_COLUMN)} IS NOT NULL)"
     )

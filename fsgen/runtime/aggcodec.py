@@ -175,18 +175,23 @@ def decode(d: AggregationDef, text: str) -> Parsed:
         )
     try:
         _, built_for, wm, max_seq, deltas, cols, frontier, prefix = body
-        keys = list(accumulate(deltas))
-        width = WIDTH.get(d.function, 0) or 1
-        if len(cols) != width or any(len(c) != len(keys) for c in cols):
-            raise ValueError("its tile columns do not match its tiles")
     except (ValueError, TypeError) as exc:
         raise AggregationError(f"state of {d.name!r} is not readable: {exc}") from None
+    # before the shape check: another function's state has other columns, and its fix is
+    # the backfill, not a corrupt state
     if built_for != d.fingerprint:
         raise AggregationError(
             f"state of {d.name!r} was built for another definition of it (its "
             "function, windows, hop or lateness changed since); rebuild the states with a "
             "backfill (fsgen backfill <group>)"
         )
+    try:
+        keys = list(accumulate(deltas))
+        width = WIDTH.get(d.function, 0) or 1
+        if len(cols) != width or any(len(c) != len(keys) for c in cols):
+            raise ValueError("its tile columns do not match its tiles")
+    except (ValueError, TypeError) as exc:
+        raise AggregationError(f"state of {d.name!r} is not readable: {exc}") from None
     return wm, max_seq, keys, cols, frontier, prefix
 
 

@@ -205,9 +205,10 @@ def skew_check(
             if labels is not None
             else _sampled_rows(runtime, live, sample, seed)
         )
+        newest = _newest_events(store, runtime, rows)
         timed: list[tuple[dict[str, object], int]] = []
         for row in rows:
-            micros = _label_micros(runtime, live, row)
+            micros = _label_micros(runtime, live, row, newest)
             if micros is None:
                 report.skipped += 1
             else:
@@ -384,21 +385,47 @@ def _event_micros(kind: str, value: object) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+def _newest_events(
+    store: LocalStore, runtime: FeatureSetRuntime, rows: Sequence[dict[str, object]]
+) -> dict[str, dict[str, int]]:
+    """Per aggregation group, the newest event time (µs) of the offline history of each of
+    the rows' entities that has events."""
+    from fsgen.runtime.aggwrite import AggregationRuntime
+    from fsgen.store import offline
+
+    out: dict[str, dict[str, int]] = {}
+    for g in runtime.groups:
+        if not g.aggregations:
+            continue
+        ids = sorted({runtime.record_ids(row)[g.name] for row in rows})
+        art = AggregationRuntime(store.runtime(g.name), tuple(g.aggregations))
+        history = offline.event_history(art, store.root / "offline" / g.name, ids)
+        out[g.name] = {i: max(e[0] for e in events) for i, events in history.items() if events}
+    return out
+
+
 def _label_micros(
     runtime: FeatureSetRuntime,
     live: dict[str, dict[str, dict[str, object]]],
     row: dict[str, object],
+    newest: dict[str, dict[str, int]],
 ) -> int | None:
     """The latest event time among the row's online records; None when it has none. An
     aggregation group's record counts with its newest applied event plus 1 µs (the state's
     watermark; the record's own EventTime is its write time): from there on the state is
-    exact, and every event it holds is inside the windows, so the windows are compared full."""
+    exact, and every event it holds is inside the windows, so the windows are compared full.
+    The entity's newest offline event counts too (plus 1 µs): a state that lacks events of
+    the history (one that did not fit a record, a failed write) is compared after them, where
+    serving misses them, instead of at its own watermark, where no row could tell."""
     from fsgen.runtime.aggdef import AggregationError
 
     ids = runtime.record_ids(row)
     times: list[int] = []
     for g in runtime.groups:
         record = live[g.name].get(ids[g.name])
+        newest_event = newest.get(g.name, {}).get(ids[g.name])
+        if newest_event is not None:
+            times.append(newest_event + 1)
         if record is None:
             continue
         if not g.aggregations:

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from aggproject import HOUR, T0, event_rows, iso, make, write_events
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fsgen.cli import main
 from fsgen.pit import PitError, build_dataset, plan_for
@@ -214,6 +216,10 @@ def test_the_athena_runner_statements_equal_the_local_engine(
     from fsgen.pit.local import data_files
 
     config, spec = _store(make_project)
+    group = spec.group("purchases")
+    foreign = event_rows(group, [("c1", T0 + 1.5 * HOUR, 0, {"amount": 99.0, "category": "x"})])
+    with LocalStore.open(config, spec) as store:  # no event: no sequence (another client's)
+        write_events(store, group, [{**foreign[0], "event_sequence": None, "event_hash": None}])
     plan = plan_for(spec, "shop")
     rows = read_labels(labels(), plan)
     names = {j.group.name: f"{j.group.name}-1710028800" for j in plan.all_joins}
@@ -271,3 +277,39 @@ def test_an_aggregation_group_without_events_is_warned_of(
     config, spec = _store(make_project)
     frame = build_dataset(config, spec, "shop", labels)
     assert frame.attrs["warnings"] == []
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2"]),
+            st.integers(0, 40 * 3600),
+            st.floats(0.5, 100.0),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_row_without_an_event_sequence_is_no_event_for_the_dataset_either(
+    make_project: Callable[..., Path],
+    foreign: list[tuple[str, int, float]],
+) -> None:
+    """A PutRecord of another client (boto3 against ``fsgen serve`` or SageMaker) can put a row
+    with values but no ``event_sequence`` / ``event_hash`` into the offline history. The state
+    rebuild (backfill, ``fsgen get``, serving) reads no such row as an event; the training set
+    and its Athena query must not either, or training and serving disagree."""
+    config, spec = _store(make_project)
+    before = build_dataset(config, spec, "shop", labels())
+    group = spec.group("purchases")
+    rows = []
+    for customer, seconds, amount in foreign:
+        raw = {"amount": amount, "category": "x"}
+        (row,) = event_rows(group, [(customer, T0 + seconds, 0, raw)])
+        rows.append({**row, "event_sequence": None, "event_hash": None})
+    with LocalStore.open(config, spec) as store:
+        write_events(store, group, rows)
+    after = build_dataset(config, spec, "shop", labels())
+    pd.testing.assert_frame_equal(after, before)

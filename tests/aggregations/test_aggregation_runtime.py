@@ -265,6 +265,44 @@ def test_a_state_is_only_read_under_the_definition_it_was_built_for(
         AggregationState.decode(define("sum", kind, **changed), text)
 
 
+_FRACTIONAL_FUNCTIONS = (
+    "count",
+    "sum",
+    "mean",
+    "variance",
+    "variance_pop",
+    "stddev",
+    "stddev_pop",
+    "min",
+    "max",
+    "last",
+    "last_n",
+)
+
+
+def _fractional(function: str) -> AggregationDef:
+    return define(function, n=3) if function == "last_n" else define(function)
+
+
+@given(
+    st.sampled_from(_FRACTIONAL_FUNCTIONS),
+    st.sampled_from(_FRACTIONAL_FUNCTIONS),
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=5),
+)
+def test_a_state_of_another_function_says_to_backfill(
+    built: str, read: str, values: list[float]
+) -> None:
+    """A function change (max -> mean) changes the state's shape as well as its fingerprint:
+    the refusal is still the one that names the fix (a backfill), never 'not readable'."""
+    if built == read:
+        return
+    state = AggregationState(_fractional(built))
+    for i, v in enumerate(values):
+        state.apply(i * HOUR, i, f"h{i}", v)
+    with pytest.raises(AggregationError, match=r"another definition.*backfill"):
+        AggregationState.decode(_fractional(read), state.encode())
+
+
 def test_a_variance_beyond_the_doubles_is_infinite_not_an_error() -> None:
     """The exact variance of values near 1e300 is near 1e600: it rounds to inf (its numerator
     is an integer no double can hold, which math.copysign could not take)."""

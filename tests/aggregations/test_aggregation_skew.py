@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aggproject import HOUR, T0, event_rows, iso, make, state_runtime, write_events, write_states
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fsgen.codegen import generate
 from fsgen.serving.skew import skew_check
@@ -79,3 +81,37 @@ def test_an_entity_only_the_aggregation_group_holds_is_checked_too(
     skewed = [*EVENTS, extra]  # online holds a purchase of c3 the history lacks
     report = _checked(make_project, skewed, profiles=("c1", "c2"))
     assert {m.keys["customer_id"] for m in report.mismatches} == {"c3"}, report.render()
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.integers(1, 5), st.sampled_from(["c1", "c2", "c3"]))
+def test_a_state_missing_the_newest_events_of_the_history_fails_the_check(
+    make_project: Callable[..., Path], count: int, customer: str
+) -> None:
+    """The history holds events newer than an entity's online state (its state did not fit a
+    record at ingestion, or a write of it failed): serving misses them at any time after
+    them. Compared at the state's own watermark, where the training set does not reach them
+    either, the check could not tell; it compares after the entity's newest offline event."""
+    newest = max(e[1] for e in EVENTS if e[0] == customer)
+    later = [
+        (customer, newest + (i + 1) * 60, 100 + i, {"amount": 1.5 + i, "category": "toys"})
+        for i in range(count)
+    ]
+    config, spec = make(make_project)
+    group = spec.group("purchases")
+    with LocalStore.open(config, spec) as store:
+        write_events(store, group, event_rows(group, [*EVENTS, *later]))
+        write_states(store, group, event_rows(group, EVENTS), T0 + 40 * HOUR)
+        store.put_records(
+            "profile",
+            [{"customer_id": c, "updated_at": iso(T0), "tenure": 4} for c in ("c1", "c2", "c3")],
+        )
+    generate(config, spec)
+    with LocalStore.open(config, spec) as store:
+        store.adopt(state_runtime(group), online=True, offline=False)
+        report = skew_check(config, spec, "shop", sample=12, seed=3, store=store)
+    assert not report.ok
+    assert {m.keys["customer_id"] for m in report.mismatches} == {customer}, report.render()
+    assert report.by_feature()["purchase_count_lifetime"] == 1
