@@ -42,6 +42,9 @@ def render_plan(plan: Plan) -> str:
         for change in plan.changes:
             lines.append("")
             lines.extend(render_change(change))
+        if plan.stages:
+            lines.append("")
+            lines.append(stages_line(plan))
     elif plan.changes:  # notes only
         for change in plan.changes:
             lines.extend(render_change(change))
@@ -72,6 +75,28 @@ def render_plan(plan: Plan) -> str:
     lines.append("")
     lines.append(summary_line(plan))
     return "\n".join(lines).strip("\n") + "\n"
+
+
+#: a stage's kind as the API call (or the local step) that runs it
+_STAGE_NAMES = {
+    "create_group": "CreateFeatureGroup",
+    "delete_group": "DeleteFeatureGroup",
+    "update_group": "UpdateFeatureGroup",
+    "update_feature_metadata": "UpdateFeatureMetadata (descriptions, parameters)",
+    "set_tags": "AddTags/DeleteTags (fsgen's tags)",
+    "record_ttl_change": "AddTags (the TTL change in fsgen:ttl-history)",
+}
+
+
+def stages_line(plan: Plan) -> str:
+    """What ``fsgen apply`` will run, counted by kind in order of first appearance (``--json``
+    has each stage's request)."""
+    counts: dict[str, int] = {}
+    for stage in plan.stages:
+        counts[stage.kind] = counts.get(stage.kind, 0) + 1
+    parts = ", ".join(f"{n} {_STAGE_NAMES.get(kind, kind)}" for kind, n in counts.items())
+    total = len(plan.stages)
+    return f"Apply runs {total} stage{'s' if total != 1 else ''}: {parts}."
 
 
 def backfill_lines(plan: Plan) -> list[str]:

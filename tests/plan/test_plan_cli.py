@@ -33,6 +33,8 @@ fsgen will perform the following actions:
       + feature "score" Fractional
     }
 
+Apply runs 3 stages: 1 CreateFeatureGroup, 2 UpdateFeatureMetadata (descriptions, parameters).
+
 PII review: personal data is added or reclassified:
   ! users.age: new feature -> personal, served online
 
