@@ -286,6 +286,11 @@ class AwsDataPlane:
 
         audit.record_counts(self.config.store_path, **counts)
 
+    def default_rejects(self, group: str) -> Path:
+        from fsgen.backends.base import default_rejects_path
+
+        return default_rejects_path(self.config.store_path, group)
+
     def get_record(
         self,
         group: str,

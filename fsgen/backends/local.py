@@ -213,6 +213,11 @@ class LocalDataPlane:
 
         audit.record_counts(self.store.root, **counts)
 
+    def default_rejects(self, group: str) -> Path:
+        from fsgen.backends.base import default_rejects_path
+
+        return default_rejects_path(self.config.store_path, group)
+
     def get_record(
         self,
         group: str,

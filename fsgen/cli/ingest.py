@@ -31,10 +31,9 @@ if TYPE_CHECKING:
 
 
 def _default_rejects(app: AppContext, group: str) -> Path:
-    """``<store>/rejects/<group>-<UTC time>-<random>.jsonl``: two ingests started in the same
-    second never share (and overwrite) a rejects file."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return app.config.store_path / "rejects" / f"{group}-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
+    from fsgen.backends.base import default_rejects_path
+
+    return default_rejects_path(app.config.store_path, group)
 
 
 @main.command()
