@@ -270,6 +270,12 @@ class DataPlane(Protocol):
         """Record a batch run (its audit entry)."""
         ...
 
+    def hidden_states(self, group: str, since: float) -> list[tuple[str, str]]:
+        """An aggregation group's entities whose states a SoftDelete later than ``since``
+        hides online, as (record id, the delete's event time), where the backend can tell
+        (SageMaker's GetRecord returns nothing for a soft-deleted record: no trace there)."""
+        ...
+
     def default_rejects(self, group: str) -> Path:
         """Where a batch run into this backend writes its rejects when no path is given
         (:func:`default_rejects_path`): every entry point keeps them, and audits the path."""

@@ -22,7 +22,7 @@ from fsgen.cli._app import (
     pass_app,
     per_second,
 )
-from fsgen.cli.store import open_plane
+from fsgen.cli.store import open_plane, warn_hidden
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
@@ -107,7 +107,9 @@ def ingest(
     if rejects is None:
         rejects = _default_rejects(app, group)
     plane = open_plane(app)
+    hidden: list[tuple[str, str]] = []
     try:
+        started = time.time()  # no state this run writes has an earlier EventTime
         with _Progress(app, path, fmt, f"ingest {group}") as advance:
             if engine == "spark":
                 result = _ingest_spark(app, plane, group, path, rejects, runtime, fmt, advance)
@@ -121,6 +123,8 @@ def ingest(
                     progress=advance,
                     duplicates=duplicates,
                 )
+        if app.spec.group(group).aggregations:
+            hidden = plane.hidden_states(group, started)
     except ConfigurationError as exc:
         raise IngestError(
             f"{group}: the run stopped on a configuration error, not a bad record (no row was "
@@ -143,9 +147,10 @@ def ingest(
             f"[yellow]warning[/yellow]: {path} holds no records (an empty file, or a header "
             "with no rows): nothing was written"
         )
+    warn_hidden(app, group, hidden)
     if as_json:
         echo_json(json.dumps(result.to_dict(), indent=2, sort_keys=True))
-    if result.rejected:
+    if result.rejected or hidden:
         raise SystemExit(EXIT_ERROR)
 
 

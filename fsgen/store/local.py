@@ -419,6 +419,15 @@ class LocalStore(WriteProtocol):
         rt = self._runtimes.get(group) or self.runtime(group)
         return self.online.get(rt, stored_id(rt, record_id), feature_names, now)
 
+    def hidden_states(self, group: str, since: float) -> list[tuple[str, str]]:
+        """An aggregation group's entities whose online state a SoftDelete with an event time
+        later than ``since`` hides: (record id, the delete's event time). A state record's
+        EventTime is its write time, so the online store's latest-event-time rule keeps every
+        state written before that time out of reach (GetRecord returns nothing)."""
+        rt = self._runtimes.get(group) or self.runtime(group)
+        hidden = self.online.deleted_after(rt, since)
+        return [(rid, str(format_event_time("String", t))) for rid, t in hidden.items()]
+
     def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
         """Why :meth:`get_record` returns None for ``record_id`` at ``now``: soft-deleted (the
         online row is a deleted marker), its TTL expired, hard-deleted (no online row, an
