@@ -341,8 +341,11 @@ def test_an_aggregation_groups_online_side_is_the_newest_event_its_states_hold(
     data: the online side is measured by the newest event folded into any state (the states'
     watermark, what serving answers from), says so, and shows the write time beside it."""
     root = make_project(
-        {"featuredefs/defs.py": AGG_DEFS.replace('description="d")', 'description="d", '
-                                                 'max_staleness="1d")')}
+        {
+            "featuredefs/defs.py": AGG_DEFS.replace(
+                'description="d")', 'description="d", max_staleness="1d")'
+            )
+        }
     )
     events = root / "orders.csv"
     events.write_text(
