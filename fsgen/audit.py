@@ -193,7 +193,7 @@ def record_delete(
 
 
 @dataclass
-class _BatchRun:
+class _CountedRun:
     group: str
     source: str
     run_id: str
@@ -205,35 +205,6 @@ class _BatchRun:
     skipped: int = 0
     stored: int = 0
     recomputed: int = 0
-
-
-class BatchJobResult(Protocol):
-    """What a generated batch job returns (``fsgen.runtime.batch.BatchResult``)."""
-
-    group: str
-    source: str
-    read: int
-    written: int
-
-    @property
-    def rejected(self) -> int: ...
-
-
-def record_batch_job(
-    store_path: Path, result: BatchJobResult, rejects: str | None, seconds: float
-) -> AuditEvent:
-    """Log a generated batch job's run into the local store (``python -m generated...``)."""
-    return record_counts(
-        store_path,
-        group=result.group,
-        source=result.source,
-        read=result.read,
-        written=result.written,
-        rejected=result.rejected,
-        rejects=rejects,
-        seconds=seconds,
-        run="batch",
-    )
 
 
 def record_counts(
@@ -248,12 +219,12 @@ def record_counts(
     seconds: float,
     run: str,
 ) -> AuditEvent:
-    """Log an ingestion run known by its counts (a batch job, a stream replay); ``run`` names
+    """Log an ingestion run known by its counts (a stream replay or consume); ``run`` names
     the kind of run in its id."""
     run_id = f"{run}-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return record_ingest(
         store_path,
-        _BatchRun(
+        _CountedRun(
             group=group,
             source=source,
             run_id=run_id,

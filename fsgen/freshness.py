@@ -10,6 +10,13 @@ module measures, in the local store:
 - **offline**: row count and the newest event time and its age, with DuckDB over the group's
   Parquet files (contracts.md layout). Deleted records (tombstones) are not counted.
 
+An aggregation group's online records are per-entity states whose EventTime is their write
+time (DESIGN "Aggregations"): every write rewrites them at the wall clock, a backfill of
+months-old events too. So its online side is measured by the newest event folded into any
+state (the states' watermark, what serving answers from; ``measured_by`` says so), and the
+write time is shown beside it, never judged: a rebuild is not new data. A state serving
+cannot read is counted apart (``unreadable``) and holds no fresh event.
+
 A delete is not fresh data: a soft-deleted online row and an offline tombstone are left out of
 the record counts and of the newest event time (a delete newer than every write leaves a
 stale group stale), and reported beside them as ``deletes`` / ``newest_delete_time``.
@@ -21,8 +28,7 @@ later than ``now`` (``--now`` before the data, or event times from a skewed cloc
 cannot be judged, so it fails rather than passing as fresh; ``age_seconds`` is then negative
 in the JSON, and the text says "after"), ``fresh`` otherwise, and ``unbounded`` when it
 declares no ``max_staleness`` (measured, never failing, and never counted as fresh; a record
-after ``now`` is shown as such, as an aggregation group's states written after a historical
-``--now`` always are).
+after ``now`` is shown as such).
 :func:`publish` puts the ages as CloudWatch metrics (``PutMetricData``) so alarms can watch
 them on AWS.
 
@@ -45,6 +51,9 @@ if TYPE_CHECKING:
     from fsgen.spec import GroupSpec, ProjectSpec
 
 Status = Literal["fresh", "stale", "empty", "future", "unbounded"]
+STATE_EVENTS = "newest event in the states"
+"""``measured_by`` of an aggregation group's online side: the newest event time folded into
+any state (the states' watermark), which is what serving answers from; not the write time"""
 FAILING: tuple[str, ...] = ("stale", "empty", "future")
 NAMESPACE = "fsgen/FeatureStore"
 
@@ -57,7 +66,13 @@ class StoreFreshness:
     expired: int = 0
     measured_by: str = "event time"
     """What ``newest_event_time`` is: the records' event time, or, for an aggregation group's
-    online states (one per entity, rewritten by every event), when a state was last written."""
+    online states (:data:`STATE_EVENTS`), the newest event folded into any of them."""
+    newest_write_time: str | None = None
+    """An aggregation group's online side: when a state was last written (its record's
+    EventTime). A backfill rewrites every state at the wall clock, so this is no data time."""
+    unreadable: int = 0
+    """An aggregation group's online side: state records with a state serving cannot read
+    (corrupt, another format or definition); they count as records, never as fresh data."""
     deletes: int = 0
     """Deletes, never counted as records nor as fresh data: online, the soft-deleted rows (a
     HardDelete leaves none); offline, the tombstones (``is_deleted``: DeleteRecord, and an
@@ -155,12 +170,56 @@ def online_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFre
         deletes = con.execute(
             f"SELECT count(*), max(_event_seconds) FROM {table} WHERE _deleted <> 0"
         ).fetchone() or (0, None)
+        if group.aggregations:
+            folded, unreadable = _state_events(con, table, group)
     finally:
         con.close()
-    found = _with_deletes(_store(int(count), newest, now, int(expired)), *deletes)
-    if group.aggregations:
-        return replace(found, measured_by="state write time")
-    return found
+    if not group.aggregations:
+        return _with_deletes(_store(int(count), newest, now, int(expired)), *deletes)
+    found = _store(int(count), folded, now, int(expired))
+    if not found.newest_event_time:  # records, but no event in any readable state
+        found = replace(found, newest_event_time=None, age_seconds=None)
+    return _with_deletes(
+        replace(
+            found,
+            measured_by=STATE_EVENTS,
+            newest_write_time=None if newest is None else _iso(float(newest)),
+            unreadable=unreadable,
+        ),
+        *deletes,
+    )
+
+
+def _state_events(
+    con: sqlite3.Connection, table: str, group: GroupSpec
+) -> tuple[float | None, int]:
+    """(the newest event time folded into any readable state, in epoch seconds; the state
+    records with a state serving would refuse). A state is ``[format, fingerprint,
+    watermark, ...]`` (:mod:`fsgen.runtime.aggcodec`), its watermark the newest applied
+    event in µs; SQLite's JSON functions read it without decoding the tiles."""
+    from fsgen.runtime.aggcodec import FORMAT_VERSION
+
+    marks, bad, params = [], [], []
+    for a in group.aggregations:
+        col = '"' + a.state_column.replace('"', '""') + '"'
+        # CASE, not AND: SQLite may evaluate both sides of an AND, and json_extract raises
+        # on text that is not JSON
+        ok = (
+            f"(CASE WHEN json_valid({col}) THEN coalesce(json_type({col}) = 'array' AND "
+            f"json_extract({col}, '$[0]') = ? AND json_extract({col}, '$[1]') = ?, 0) "
+            "ELSE 0 END)"
+        )
+        marks.append(f"max(CASE WHEN {ok} THEN json_extract({col}, '$[2]') END)")
+        bad.append(f"({col} IS NOT NULL AND NOT {ok})")
+        params += [FORMAT_VERSION, a.runtime().fingerprint]
+    row = con.execute(
+        f"SELECT {', '.join(marks)}, coalesce(sum({' OR '.join(bad)}), 0) FROM {table} "
+        "WHERE _deleted = 0",
+        [*params, *params],
+    ).fetchone()
+    found = [m for m in (row[:-1] if row else ()) if isinstance(m, int | float)]
+    newest = max(found) / 1_000_000 if found else None
+    return newest, int(row[-1]) if row else 0
 
 
 def offline_freshness(store_path: Path, group: GroupSpec, now: float) -> StoreFreshness:
@@ -302,12 +361,27 @@ def render(rep: FreshnessReport) -> str:
             s: StoreFreshness | None = getattr(g, name)
             if s is None:
                 continue
-            states = s.measured_by == "state write time"
-            written = "written " if states else ""
-            newest = f"newest {written}{s.newest_event_time} ({_age(s.age_seconds)})"
-            expired = f", {s.expired:,} expired ({s.expired_share:.1%})" if name == "online" else ""
+            states = s.measured_by == STATE_EVENTS
             noun = "aggregation state" if states else "record"
             count = f"{s.records:,} {noun}{'' if s.records == 1 else 's'}"
+            if states:
+                newest = (
+                    f"newest event {s.newest_event_time} ({_age(s.age_seconds)})"
+                    if s.newest_event_time
+                    else "no event in any readable state"
+                )
+                newest += f", states last written {s.newest_write_time}"
+                if s.unreadable:
+                    newest += (
+                        f"; {s.unreadable:,} state{'' if s.unreadable == 1 else 's'} serving "
+                        "cannot read, not counted as fresh"
+                    )
+                expired = ""  # aggregation states have no TTL: their windows are their age
+            else:
+                newest = f"newest {s.newest_event_time} ({_age(s.age_seconds)})"
+                expired = (
+                    f", {s.expired:,} expired ({s.expired_share:.1%})" if name == "online" else ""
+                )
             text = f"{count}, {newest}{expired}" if s.records else "no records"
             lines.append(f"    {name:<8} {text}{_deletes(name, s)}")
     lines.append(_verdict(rep))

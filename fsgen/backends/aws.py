@@ -286,6 +286,14 @@ class AwsDataPlane:
 
         audit.record_counts(self.config.store_path, **counts)
 
+    def hidden_states(self, group: str, since: float) -> list[tuple[str, str]]:
+        return []  # GetRecord returns nothing for a soft-deleted record, and says nothing
+
+    def default_rejects(self, group: str) -> Path:
+        from fsgen.backends.base import default_rejects_path
+
+        return default_rejects_path(self.config.store_path, group)
+
     def get_record(
         self,
         group: str,

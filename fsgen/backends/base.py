@@ -270,6 +270,17 @@ class DataPlane(Protocol):
         """Record a batch run (its audit entry)."""
         ...
 
+    def hidden_states(self, group: str, since: float) -> list[tuple[str, str]]:
+        """An aggregation group's entities whose states a SoftDelete later than ``since``
+        hides online, as (record id, the delete's event time), where the backend can tell
+        (SageMaker's GetRecord returns nothing for a soft-deleted record: no trace there)."""
+        ...
+
+    def default_rejects(self, group: str) -> Path:
+        """Where a batch run into this backend writes its rejects when no path is given
+        (:func:`default_rejects_path`): every entry point keeps them, and audits the path."""
+        ...
+
     def record_counts(self, **counts: Any) -> None:
         """Record a stream run known by its counts (see :func:`fsgen.audit.record_counts`)."""
         ...
@@ -311,6 +322,16 @@ class DataPlane(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def default_rejects_path(store_path: Path, group: str) -> Path:
+    """``<store>/rejects/<group>-<UTC time>-<random>.jsonl``: two ingests started in the same
+    second never share (and overwrite) a rejects file; written only if a row is rejected."""
+    import time
+    import uuid
+
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return store_path / "rejects" / f"{group}-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
 
 
 def _micros(value: object) -> int:

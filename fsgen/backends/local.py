@@ -213,6 +213,14 @@ class LocalDataPlane:
 
         audit.record_counts(self.store.root, **counts)
 
+    def hidden_states(self, group: str, since: float) -> list[tuple[str, str]]:
+        return self.store.hidden_states(group, since)
+
+    def default_rejects(self, group: str) -> Path:
+        from fsgen.backends.base import default_rejects_path
+
+        return default_rejects_path(self.config.store_path, group)
+
     def get_record(
         self,
         group: str,

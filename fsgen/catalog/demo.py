@@ -17,16 +17,16 @@ def _show(text: str) -> None:
 
 
 def newest_event_seconds(rep: FreshnessReport) -> float | None:
-    """The newest event time of any group's records, in epoch seconds. An aggregation group's
-    online states are measured by when they were written (the wall clock, not the data's
-    time), so they do not count: "an hour after the newest record" is an hour after the data."""
+    """The newest event time of any group's records, in epoch seconds (an aggregation group's
+    online side is measured by the newest event its states hold, never by when they were
+    written): "an hour after the newest record" is an hour after the data."""
     from fsgen.runtime.encoding import parse_event_time
 
     times = [
         parse_event_time("String", s.newest_event_time)
         for g in rep.groups
         for s in (g.online, g.offline)
-        if s is not None and s.newest_event_time and s.measured_by == "event time"
+        if s is not None and s.newest_event_time
     ]
     return max(times) if times else None
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +21,7 @@ from fsgen.cli._app import (
     pass_app,
     per_second,
 )
-from fsgen.cli.store import open_plane
+from fsgen.cli.store import open_plane, warn_hidden
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
@@ -31,10 +30,9 @@ if TYPE_CHECKING:
 
 
 def _default_rejects(app: AppContext, group: str) -> Path:
-    """``<store>/rejects/<group>-<UTC time>-<random>.jsonl``: two ingests started in the same
-    second never share (and overwrite) a rejects file."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return app.config.store_path / "rejects" / f"{group}-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
+    from fsgen.backends.base import default_rejects_path
+
+    return default_rejects_path(app.config.store_path, group)
 
 
 @main.command()
@@ -108,7 +106,9 @@ def ingest(
     if rejects is None:
         rejects = _default_rejects(app, group)
     plane = open_plane(app)
+    hidden: list[tuple[str, str]] = []
     try:
+        started = time.time()  # no state this run writes has an earlier EventTime
         with _Progress(app, path, fmt, f"ingest {group}") as advance:
             if engine == "spark":
                 result = _ingest_spark(app, plane, group, path, rejects, runtime, fmt, advance)
@@ -122,6 +122,8 @@ def ingest(
                     progress=advance,
                     duplicates=duplicates,
                 )
+        if app.spec.group(group).aggregations:
+            hidden = plane.hidden_states(group, started)
     except ConfigurationError as exc:
         raise IngestError(
             f"{group}: the run stopped on a configuration error, not a bad record (no row was "
@@ -144,9 +146,10 @@ def ingest(
             f"[yellow]warning[/yellow]: {path} holds no records (an empty file, or a header "
             "with no rows): nothing was written"
         )
+    warn_hidden(app, group, hidden)
     if as_json:
         echo_json(json.dumps(result.to_dict(), indent=2, sort_keys=True))
-    if result.rejected:
+    if result.rejected or hidden:
         raise SystemExit(EXIT_ERROR)
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
+from fsgen.cli.store import warn_hidden
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
@@ -59,6 +60,21 @@ def _plane(app: AppContext, put_endpoint_url: str | None, group: str) -> DataPla
 
 def _dead_letter_path(app: AppContext, group: str, url: str | None) -> str:
     return url or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
+
+
+def _all_ids(path: Path, identifier: str) -> set[str]:
+    """The record ids of PATH's JSON lines (lines that are no JSON object are left out)."""
+    ids: set[str] = set()
+    with path.open("rb") as fh:
+        for line in fh:
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            key = value.get(identifier) if isinstance(value, dict) else None
+            if key not in (None, ""):
+                ids.add(str(key))
+    return ids
 
 
 def _first_ids(path: Path, identifier: str, n: int) -> list[str]:
@@ -288,11 +304,17 @@ def replay_cmd(
     plane = _plane(app, endpoint_url, group)
     ids = list(show_ids) or _first_ids(path, handler.runtime.identifier, 2)
     as_of = _newest_event_time(handler, path)
+    hidden: list[tuple[str, str]] = []
     try:
         before = {i: plane.get_record(group, i, now=as_of) for i in ids}
+        started = time.time()  # no state this run writes has an earlier EventTime
         with _handler_log(handler_log, quiet=True):
             result = replay(handler, path, plane.sink(group), dlq, batch_size=batch_size)
         app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
+        if handler.aggregations and result.written:
+            written = _all_ids(path, handler.runtime.identifier)
+            hidden = [h for h in plane.hidden_states(group, started) if h[0] in written]
+            warn_hidden(app, group, hidden)
         if result.read == 0:  # an empty export is worth a second look, as for ingest
             app.err.print(
                 f"[yellow]warning[/yellow]: {path} holds no records (an empty file, or blank "
@@ -349,7 +371,7 @@ def replay_cmd(
         app.err.print(f"dead letters: {dlq_at}")
     if as_json:
         echo_json(json.dumps(result.to_json(), sort_keys=True))
-    if result.dead_lettered or result.failed:
+    if result.dead_lettered or result.failed or hidden:
         raise SystemExit(EXIT_ERROR)
 
 

@@ -45,6 +45,10 @@ class Destination(Protocol):
         duplicates: str = "refuse",
     ) -> IngestResult: ...
 
+    def default_rejects(self, group: str) -> Path:
+        """The rejects file ``fsgen ingest`` would write (``<store>/rejects/...``)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -156,10 +160,11 @@ def main(
             if destination is None:
                 parser.error("no backend to write to: use --dry-run or --output")
             target = destination(args.project)
+            # without --rejects, where fsgen ingest keeps them: the audit names the file
             result = target.ingest(
                 runtime.name,
                 source,
-                Path(args.rejects) if args.rejects else None,
+                Path(args.rejects) if args.rejects else target.default_rejects(runtime.name),
                 runtime=runtime,
                 fmt=args.format,
                 run_id=batch_run_id(),
@@ -184,21 +189,16 @@ def main(
         print(f"rejected: {reject}", file=sys.stderr)
     if result.rejected > len(result.samples):
         print(f"... and {result.rejected - len(result.samples)} more rejects", file=sys.stderr)
+    if result.rejected and result.rejects_path is None:
+        print(
+            f"note: the {result.rejected} reject(s) were not written to a file (give "
+            "--rejects PATH to keep them)",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(result.to_dict(), sort_keys=True))
     else:
-        print(
-            f"{runtime.name}: read {result.read}, valid {result.valid}, written "
-            f"{result.written}, rejected {result.rejected}"
-            + (f", {result.stored} already stored" if result.stored else "")
-            + (f", skipped {result.skipped} already ingested" if result.skipped else "")
-            + (
-                f", recomputed {result.recomputed} ingested before with other values"
-                if result.recomputed
-                else ""
-            ),
-            file=sys.stderr,
-        )
+        print(result.summary(), file=sys.stderr)
     return 0 if result.ok else 1
 
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsgen.config import ProjectConfig
 from fsgen.errors import FsgenError
+from fsgen.runtime.aggdef import AggregationError
 from fsgen.runtime.aggregate import AggregationDef
 from fsgen.runtime.encoding import FRACTIONAL, INTEGRAL
 from fsgen.runtime.inference import FeatureSetRuntime, GroupReader, MissingFeatureError, Value
@@ -88,6 +89,20 @@ class Mismatch:
         }
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An online state record serving cannot read (corrupted, another format or definition):
+    a finding like a mismatch, so the check goes on with the other rows."""
+
+    group: str
+    record_id: str
+    feature: str
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
 @dataclass
 class SkewReport:
     feature_set: str
@@ -96,10 +111,17 @@ class SkewReport:
     skipped: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
+    #: label rows left out of the comparison because one of their states is unreadable
+    unreadable_rows: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.stale and self.rows > 0
+        return not self.mismatches and not self.stale and not self.unreadable and self.rows > 0
+
+    def add_unreadable(self, finding: Unreadable) -> None:
+        if finding not in self.unreadable:  # a record shared by several rows is one finding
+            self.unreadable.append(finding)
 
     def by_feature(self) -> dict[str, int]:
         counts = dict.fromkeys(self.columns, 0)
@@ -117,6 +139,8 @@ class SkewReport:
             "mismatches_by_feature": self.by_feature(),
             "stale": self.stale,
             "mismatches": [m.to_dict() for m in self.mismatches],
+            "unreadable": [u.to_dict() for u in self.unreadable],
+            "unreadable_rows": self.unreadable_rows,
         }
 
     def render(self, limit: int = 20) -> str:
@@ -127,7 +151,16 @@ class SkewReport:
         ]
         if self.skipped:
             lines.append(f"  {self.skipped} label rows skipped: no online record in any group")
+        if self.unreadable_rows:
+            lines.append(
+                f"  {self.unreadable_rows} label rows not compared: an online state of theirs "
+                "cannot be read"
+            )
         lines += [f"  stale: {s}" for s in self.stale]
+        lines += [
+            f"  UNREADABLE {u.group} {u.record_id!r} {u.feature}: {u.reason}"
+            for u in self.unreadable
+        ]
         for column, count in self.by_feature().items():
             lines.append(
                 f"  {'ok ' if count == 0 else 'FAIL'} {column}: "
@@ -141,16 +174,20 @@ class SkewReport:
             )
         if len(self.mismatches) > limit:
             lines.append(f"  ... and {len(self.mismatches) - limit:,} more")
-        if self.rows == 0:
-            lines.append("FAILED: nothing to compare")
-        else:
-            lines.append(
-                "OK: training = serving"
-                if self.ok
-                else f"FAILED: {len(self.mismatches):,} mismatching values"
-                + (", stale generated code" if self.stale else "")
-            )
+        lines.append(self._verdict())
         return "\n".join(lines)
+
+    def _verdict(self) -> str:
+        if self.ok:
+            return "OK: training = serving"
+        failures = [f"{len(self.mismatches):,} mismatching values"] if self.rows else []
+        if self.unreadable:
+            failures.append(f"{len(self.unreadable):,} unreadable online states")
+        if self.stale:
+            failures.append("stale generated code")
+        if not self.rows:
+            failures.insert(0, "nothing to compare")
+        return "FAILED: " + ", ".join(failures)
 
 
 # ------------------------------------------------------------------------------ the check
@@ -207,21 +244,31 @@ def skew_check(
         )
         newest = _newest_events(store, runtime, rows)
         timed: list[tuple[dict[str, object], int]] = []
+        online: list[list[Value] | MissingFeatureError] = []
         for row in rows:
-            micros = _label_micros(runtime, live, row, newest)
-            if micros is None:
+            findings: list[Unreadable] = []
+            micros = _label_micros(runtime, live, row, newest, findings)
+            vector: list[Value] | MissingFeatureError | None = None
+            if micros is not None and not findings:
+                moment.now = micros / 1_000_000
+                try:
+                    vector = handler.endpoint.vectors([row], now=moment.now)[0]
+                except MissingFeatureError as exc:
+                    vector = exc
+                except AggregationError as exc:  # what _label_micros could still read
+                    findings.append(_unreadable_row(runtime, row, str(exc)))
+            for finding in findings:
+                report.add_unreadable(finding)
+            if findings:
+                report.unreadable_rows += 1
+            elif micros is None:
                 report.skipped += 1
             else:
+                assert vector is not None
                 timed.append((row, micros))
+                online.append(vector)
         if not timed:
             return report
-        online: list[list[Value] | MissingFeatureError] = []
-        for row, micros in timed:
-            moment.now = micros / 1_000_000
-            try:
-                online.append(handler.endpoint.vectors([row], now=moment.now)[0])
-            except MissingFeatureError as exc:
-                online.append(exc)
         frame = _label_frame(fs.label_time, timed)
         training = build_dataset(config, spec, feature_set, frame, store=store.root)
         report.rows = len(timed)
@@ -409,6 +456,7 @@ def _label_micros(
     live: dict[str, dict[str, dict[str, object]]],
     row: dict[str, object],
     newest: dict[str, dict[str, int]],
+    unreadable: list[Unreadable],
 ) -> int | None:
     """The latest event time among the row's online records; None when it has none. An
     aggregation group's record counts with its newest applied event plus 1 µs (the state's
@@ -416,9 +464,9 @@ def _label_micros(
     exact, and every event it holds is inside the windows, so the windows are compared full.
     The entity's newest offline event counts too (plus 1 µs): a state that lacks events of
     the history (one that did not fit a record, a failed write) is compared after them, where
-    serving misses them, instead of at its own watermark, where no row could tell."""
-    from fsgen.runtime.aggdef import AggregationError
-
+    serving misses them, instead of at its own watermark, where no row could tell. A state
+    serving cannot read (corrupted, another format or definition) is appended to
+    ``unreadable``; the caller leaves such a row out of the comparison."""
     ids = runtime.record_ids(row)
     times: list[int] = []
     for g in runtime.groups:
@@ -431,27 +479,41 @@ def _label_micros(
         if not g.aggregations:
             times.append(_event_micros(g.event_time_kind, record[g.event_time]))
             continue
-        try:
-            times.append(_state_micros(g, record))
-        except AggregationError as exc:  # another definition's state: serving refuses it too
-            raise SkewCheckError(
-                f"{g.name}: the online state of {ids[g.name]!r} cannot be read: {exc}"
-            ) from None
+        found = len(unreadable)
+        micros = _state_micros(g, ids[g.name], record, unreadable)
+        if len(unreadable) == found:
+            times.append(micros)
     return max(times) if times else None
 
 
-def _state_micros(reader: GroupReader, record: dict[str, object]) -> int:
+def _state_micros(
+    reader: GroupReader, record_id: str, record: dict[str, object], unreadable: list[Unreadable]
+) -> int:
+    """The label instant of one aggregation group's state record: its newest watermark + 1 µs
+    (its EventTime when it holds no event); every state it cannot decode is a finding."""
     from fsgen.runtime.aggregate import AggregationState
 
     marks = []
     for d in reader.aggregations:
         text = record.get(d.state_column)
-        watermark = AggregationState.decode(d, text if isinstance(text, str) else None).watermark
-        if watermark is not None:
-            marks.append(watermark + 1)
+        try:
+            state = AggregationState.decode(d, text if isinstance(text, str) else None)
+        except AggregationError as exc:  # serving refuses it too
+            unreadable.append(Unreadable(reader.name, record_id, d.state_column, str(exc)))
+            continue
+        if state.watermark is not None:
+            marks.append(state.watermark + 1)
     if marks:
         return max(marks)
     return _event_micros(reader.event_time_kind, record[reader.event_time])
+
+
+def _unreadable_row(runtime: FeatureSetRuntime, row: dict[str, object], reason: str) -> Unreadable:
+    """A row whose vector serving refused on reading a state: named by the row's first
+    aggregation group (the reason names the aggregation)."""
+    ids = runtime.record_ids(row)
+    group = next((g for g in runtime.groups if g.aggregations), runtime.groups[0])
+    return Unreadable(group.name, ids[group.name], "<state>", reason)
 
 
 def _label_frame(label_time: str, timed: Sequence[tuple[dict[str, object], int]]) -> pd.DataFrame:
@@ -573,4 +635,4 @@ def _jsonable(value: object) -> Any:
     return value
 
 
-__all__ = ["Mismatch", "SkewCheckError", "SkewReport", "same", "skew_check"]
+__all__ = ["Mismatch", "SkewCheckError", "SkewReport", "Unreadable", "same", "skew_check"]

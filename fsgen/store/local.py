@@ -419,6 +419,15 @@ class LocalStore(WriteProtocol):
         rt = self._runtimes.get(group) or self.runtime(group)
         return self.online.get(rt, stored_id(rt, record_id), feature_names, now)
 
+    def hidden_states(self, group: str, since: float) -> list[tuple[str, str]]:
+        """An aggregation group's entities whose online state a SoftDelete with an event time
+        later than ``since`` hides: (record id, the delete's event time). A state record's
+        EventTime is its write time, so the online store's latest-event-time rule keeps every
+        state written before that time out of reach (GetRecord returns nothing)."""
+        rt = self._runtimes.get(group) or self.runtime(group)
+        hidden = self.online.deleted_after(rt, since)
+        return [(rid, str(format_event_time("String", t))) for rid, t in hidden.items()]
+
     def missing_reason(self, group: str, record_id: str, *, now: float | None = None) -> str:
         """Why :meth:`get_record` returns None for ``record_id`` at ``now``: soft-deleted (the
         online row is a deleted marker), its TTL expired, hard-deleted (no online row, an
@@ -450,6 +459,10 @@ class LocalStore(WriteProtocol):
                 f"hard-deleted at {tombstone} (HardDelete removed the online record; the "
                 "offline store keeps its history and the tombstone)"
             )
+        if group not in self._adopted and self.group_spec(group).aggregations:
+            reason = self._no_state_reason(group, record_id, records)
+            if reason is not None:
+                return reason
         if records:
             return (
                 f"the online store never held it; the offline store has {records:,} "
@@ -462,6 +475,30 @@ class LocalStore(WriteProtocol):
                 f"replaced or destroyed before; its earlier history is in {archive})"
             )
         return "no record was ever written for this id"
+
+    def _no_state_reason(self, group: str, record_id: str, events: int) -> str | None:
+        """Why an aggregation group's entity has no state record: a refusal on record (a state
+        over 350 KB), else what the offline store holds of it; None when neither tells."""
+        from fsgen.store.refusals import find_state_refusal
+
+        refusal = find_state_refusal(self.root, group, record_id)
+        held = (
+            f"the offline store holds its {events:,} event(s), which training sets read, "
+            "while serving reads it as the empty state"
+            if events
+            else "no event of it was written"
+        )
+        if refusal is not None:
+            return f"its state was refused, not written: {refusal.describe()}; {held}"
+        if events:
+            return (
+                f"the online store holds no state for it; {held}. No refusal of its state is "
+                "on record (a state over SageMaker's 350 KB record is a <state> reject of "
+                f"the run that wrote the events: `fsgen history --kind ingest --group {group}` "
+                "lists the runs' rejects files); `fsgen backfill "
+                f"{group} {record_id}` rebuilds it from its events"
+            )
+        return None
 
     def _offline_trace(
         self, group: str, rt: GroupRuntime, record_id: str

@@ -401,6 +401,17 @@ class OnlineStore:
             out.append(None if row is None or row[0] is None else float(row[0]))
         return out
 
+    def deleted_after(self, rt: GroupRuntime, since: float) -> dict[str, float]:
+        """Soft-deleted rows whose delete's event time is later than ``since``: record id ->
+        that event time. A put with an earlier event time does not replace them."""
+        table = self._tables.get(rt.name) or self.table(rt)
+        rows = self.connection().execute(
+            f"SELECT _record_id, _event_seconds FROM {quote(table.name)} "
+            "WHERE _deleted <> 0 AND _event_seconds > ? ORDER BY _record_id",
+            (since,),
+        )
+        return {str(r[0]): float(r[1]) for r in rows}
+
     def status(self, rt: GroupRuntime, record_id: str) -> tuple[float, float | None, bool] | None:
         """The stored row's (event seconds, expires at, deleted), expired or deleted or not;
         None when there is no row (never written, or hard-deleted)."""

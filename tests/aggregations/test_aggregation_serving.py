@@ -253,7 +253,10 @@ def test_a_state_of_another_definition_is_named_by_group_and_entity(
     ), result.output
     result = runner.invoke(main, [*base, "skew-check", "shop"])
     assert result.exit_code == 1
-    assert "purchases: the online state of 'c1' cannot be read: state of" in result.output
+    assert (
+        "UNREADABLE purchases 'c1' avg_purchase_value__state: state of 'avg_purchase_value' "
+        "was built for another definition of it" in result.output
+    ), result.output
     assert "Traceback" not in result.output
 
 

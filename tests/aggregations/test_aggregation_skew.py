@@ -115,3 +115,76 @@ def test_a_state_missing_the_newest_events_of_the_history_fails_the_check(
     assert not report.ok
     assert {m.keys["customer_id"] for m in report.mismatches} == {customer}, report.render()
     assert report.by_feature()["purchase_count_lifetime"] == 1
+
+
+def test_an_unreadable_state_is_a_finding_and_the_rest_is_still_checked(
+    make_project: Callable[..., Path],
+) -> None:
+    """c1's state String is corrupted in the online store, c2's was built for another
+    definition: each is reported (identifier, state feature, why) and the other entities are
+    still compared; the CLI lists them and exits 1, in text and in --json."""
+    import json
+
+    from click.testing import CliRunner
+
+    from fsgen.cli import main
+
+    config, spec = make(make_project)
+    group = spec.group("purchases")
+    rows = event_rows(group, EVENTS)
+    with LocalStore.open(config, spec) as store:
+        write_events(store, group, rows)
+        states = write_states(store, group, rows, T0 + 40 * HOUR)
+        other = json.loads(states["c2"]["purchase_count__state"])
+        other[1] = "0" * len(str(other[1]))
+        store.put_records(
+            "purchases",
+            [
+                {
+                    "customer_id": "c1",
+                    "purchased_at": iso(T0 + 41 * HOUR),
+                    **states["c1"],
+                    "max_purchase__state": '[3,"abc",12',
+                },
+                {
+                    "customer_id": "c2",
+                    "purchased_at": iso(T0 + 41 * HOUR),
+                    **states["c2"],
+                    "purchase_count__state": json.dumps(other, separators=(",", ":")),
+                },
+            ],
+        )
+        store.put_records(
+            "profile",
+            [{"customer_id": c, "updated_at": iso(T0), "tenure": 4} for c in ("c1", "c2", "c3")],
+        )
+    generate(config, spec)
+    with LocalStore.open(config, spec) as store:
+        store.adopt(state_runtime(group), online=True, offline=False)
+        report = skew_check(config, spec, "shop", sample=12, seed=3, store=store)
+    assert not report.ok
+    assert report.rows == 1  # c3, the only row whose states can be read
+    assert not report.mismatches, report.render()
+    found = [(u.group, u.record_id, u.feature) for u in report.unreadable]
+    assert found == [
+        ("purchases", "c1", "max_purchase__state"),
+        ("purchases", "c2", "purchase_count__state"),
+    ]
+    assert "is not readable" in report.unreadable[0].reason
+    assert "built for another definition" in report.unreadable[1].reason
+    text = report.render()
+    assert "UNREADABLE purchases 'c1' max_purchase__state: state of 'max_purchase'" in text
+    assert "2 unreadable online states" in text.splitlines()[-1], text
+
+    runner = CliRunner()
+    base = ["--project", str(config.root)]
+    assert runner.invoke(main, [*base, "apply", "--auto-approve"]).exit_code == 0
+    result = runner.invoke(main, [*base, "skew-check", "shop"])
+    assert result.exit_code == 1, result.output
+    assert "UNREADABLE purchases 'c2' purchase_count__state" in result.output
+    assert "Traceback" not in result.output and "error:" not in result.output
+    result = runner.invoke(main, [*base, "skew-check", "shop", "--json"])
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert [u["record_id"] for u in body["unreadable"]] == ["c1", "c2"]
+    assert body["rows"] == 1 and body["ok"] is False

@@ -333,13 +333,20 @@ def order_count(amount: float) -> int:
 """
 
 
-def test_an_aggregation_groups_online_side_is_its_states_write_time(
+def test_an_aggregation_groups_online_side_is_the_newest_event_its_states_hold(
     make_project: Callable[..., Path],
 ) -> None:
-    """An aggregation group's online records are per-entity states rewritten by every event:
-    their newest time is when a state was written, and freshness says so instead of calling
-    it the newest record's event time (the offline side keeps the events' event times)."""
-    root = make_project({"featuredefs/defs.py": AGG_DEFS})
+    """An aggregation group's online records are per-entity states, rewritten at the wall
+    clock by every write -- a backfill of months-old events included. That write is no new
+    data: the online side is measured by the newest event folded into any state (the states'
+    watermark, what serving answers from), says so, and shows the write time beside it."""
+    root = make_project(
+        {
+            "featuredefs/defs.py": AGG_DEFS.replace(
+                'description="d")', 'description="d", max_staleness="1d")'
+            )
+        }
+    )
     events = root / "orders.csv"
     events.write_text(
         f"user_id,ts,amount\nu1,{iso(T0)},3.0\nu2,{iso(T0 + 60)},4.0\nu1,{iso(T0 + 120)},5.0\n"
@@ -347,18 +354,48 @@ def test_an_aggregation_groups_online_side_is_its_states_write_time(
     config, spec = load_config(root), load(root)
     before = datetime.now(UTC).timestamp()
     with LocalStore.open(config, spec) as store:
-        result = store.ingest("orders", events)
+        result = store.ingest("orders", events)  # the backfill: states written now
     assert result.written == 3
-    group = _report(root, T0 + 3600)["orders"]
+    now = T0 + 3 * 86400
+    group = _report(root, now)["orders"]
     assert group.online is not None and group.offline is not None
-    assert group.online.measured_by == "state write time" and group.online.records == 2
-    written = datetime.fromisoformat(str(group.online.newest_event_time)).timestamp()
-    assert written >= before - 1  # when the states were written, not an event time
+    assert group.online.measured_by == "newest event in the states" and group.online.records == 2
+    assert group.online.newest_event_time == iso(T0 + 120)
+    assert group.online.age_seconds == 3 * 86400 - 120
+    assert group.online.newest_write_time is not None
+    written = datetime.fromisoformat(group.online.newest_write_time).timestamp()
+    assert written >= before - 1  # when the backfill wrote them
     assert group.offline.measured_by == "event time"
     assert group.offline.newest_event_time == iso(T0 + 120)
-    text = freshness.render(freshness.report(config, spec, now=T0 + 3600))
-    assert "online   2 aggregation states, newest written " in text
+    # stale on both sides, not "future" (the write after --now) nor fresh online
+    assert group.status == "stale", group.reason
+    assert "newest online record is 2d 23h old" in group.reason, group.reason
+    text = freshness.render(freshness.report(config, spec, now=now))
+    assert (
+        f"online   2 aggregation states, newest event {iso(T0 + 120)} (2d 23h old), "
+        "states last written " in text
+    ), text
     assert "offline  3 records, newest " + iso(T0 + 120) in text
+    metrics = freshness.metric_data(freshness.report(config, spec, now=now), "p")
+    online_age = [m["Value"] for m in metrics if m["MetricName"] == "OnlineNewestRecordAge"]
+    assert online_age == [3 * 86400 - 120]
+
+    # a state serving cannot read holds no fresh data: it is counted apart
+    import sqlite3
+
+    con = sqlite3.connect(config.store_path / "online.sqlite")
+    with con:
+        con.execute(
+            'UPDATE "fg:orders" SET "order_count__state" = \'[3,"x",\' WHERE _record_id = ?',
+            ("u1",),
+        )
+    con.close()
+    group = _report(root, now)["orders"]
+    assert group.online is not None
+    assert (group.online.records, group.online.unreadable) == (2, 1)
+    assert group.online.newest_event_time == iso(T0 + 60)  # u2's, the one readable state
+    text = freshness.render(freshness.report(config, spec, now=now))
+    assert "1 state serving cannot read, not counted as fresh" in text, text
 
 
 def test_the_demos_second_report_is_an_hour_after_the_newest_event_not_a_state_write(

@@ -1,0 +1,65 @@
+"""A SoftDelete of an aggregation state record with a future EventTime: a state record's
+EventTime is its write time, so every later state write with an earlier EventTime is kept out
+by the online store's latest-event-time rule (SageMaker's). ``fsgen stream replay`` and
+``fsgen ingest`` must not report those states as written and readable: they name the hidden
+entities and exit 1, while their events are in the offline history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+from test_aggregation_refused_state import DEFS
+
+from fsgen.cli import main
+from fsgen.config import load_config
+from fsgen.loader import load
+from fsgen.store import LocalStore
+
+FUTURE = "2999-01-01T00:00:00Z"
+
+
+def _cli(root: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, ["--project", str(root), *args])
+
+
+def test_writes_hidden_by_a_future_soft_delete_are_named(
+    make_project: Callable[..., Path], deploy: Callable[[Path], None]
+) -> None:
+    root = make_project({"featuredefs/notes.py": DEFS})
+    deploy(root)
+    events = root / "notes.csv"
+    events.write_text(
+        "device_id,noted_at,note\nd1,2024-03-10T00:00:00Z,a\nd2,2024-03-10T00:05:00Z,b\n"
+    )
+    assert _cli(root, "ingest", "notes", str(events)).exit_code == 0
+    with LocalStore.open(load_config(root), load(root)) as store:
+        store.delete_record("notes", "d1", FUTURE)  # another client's DeleteRecord
+    stream = root / "notes.jsonl"
+    stream.write_text(
+        "".join(
+            json.dumps({"device_id": d, "noted_at": "2024-03-10T01:00:00Z", "note": "c"}) + "\n"
+            for d in ("d1", "d2")
+        )
+    )
+    result = _cli(root, "stream", "replay", "notes", str(stream))
+    assert result.exit_code == 1, result.output
+    assert "read 2, written 2" in result.output
+    assert (
+        f"warning: notes: the online state of 1 entity is not readable: d1 (until {FUTURE}): a "
+        "SoftDelete with a later event time than this write hides it" in result.output
+    ), result.output
+    assert _cli(root, "get", "notes", "d1").exit_code == 1
+    assert _cli(root, "get", "notes", "d2").exit_code == 0
+
+    # the backfill rebuilds d1's state from its events: hidden the same way, and said so
+    result = _cli(root, "ingest", "notes", str(events))
+    assert result.exit_code == 1, result.output
+    assert f"the online state of 1 entity is not readable: d1 (until {FUTURE})" in result.output
+    # nothing hidden: no warning, exit 0
+    other = make_project({"featuredefs/notes.py": DEFS})
+    deploy(other)
+    result = _cli(other, "ingest", "notes", str(events))
+    assert result.exit_code == 0 and "not readable" not in result.output
