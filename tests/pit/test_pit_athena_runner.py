@@ -15,8 +15,8 @@ import math
 import struct
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import boto3
 import pandas as pd
