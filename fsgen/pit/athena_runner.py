@@ -184,16 +184,16 @@ def _no_credentials(endpoint_url: str | None) -> str:
     """Why Athena cannot be reached: endpoint_url (fsgen serve's address, say) points
     SageMaker only, and fsgen serve has no Athena or S3 to run the query on."""
     where = (
-        f"[tool.fsgen.aws] endpoint_url ({endpoint_url}) points only SageMaker there "
+        f"; [tool.fsgen.aws] endpoint_url ({endpoint_url}) points only SageMaker there "
         "(fsgen serve has no Athena or S3)"
         if endpoint_url
-        else "no endpoint is configured for them"
+        else ""
     )
     return (
         "--engine athena runs the query on Amazon Athena and stages the labels in S3, which "
-        f"need AWS credentials, and boto3 found none; {where}: configure credentials for "
-        "boto3, or point AWS_ENDPOINT_URL_ATHENA and AWS_ENDPOINT_URL_S3 at local "
-        "endpoints"
+        f"need AWS credentials, and boto3 found none{where}: configure credentials for boto3 "
+        "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role), or "
+        "point AWS_ENDPOINT_URL_ATHENA and AWS_ENDPOINT_URL_S3 at local endpoints"
     )
 
 
