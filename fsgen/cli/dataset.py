@@ -85,6 +85,7 @@ def dataset(
         labels_path,
         knowledge_time,
         engine=engine,  # type: ignore[arg-type]
+        backend=app.backend_name,
     )
     write_frame(frame, output)
     n_features = len(app.spec.feature_set(feature_set).items)

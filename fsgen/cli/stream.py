@@ -342,6 +342,9 @@ def replay_cmd(
                 if handler.aggregations
                 else f"online values as of {newest} "
                 "(the newest event time written; TTL counts from there):"
+                if plane.name != "aws"
+                else "online values as GetRecord returns them now (the endpoint applies the "
+                f"TTL at its own clock; the newest event time written is {newest}):"
             )
         show = _shower(app, group, as_of)
         for i in ids:

@@ -125,11 +125,20 @@ def athena_stored_values(
     table. Returns the stored values in label order (columns as the local engine's)."""
     import boto3
 
+    from fsgen.runtime.local_aws import local_client_kwargs
+
     aws = config.aws
     session = boto3.Session(region_name=aws.region)
-    sagemaker = session.client("sagemaker", endpoint_url=aws.endpoint_url)
-    athena = session.client("athena")
-    s3 = session.client("s3")
+    sagemaker = session.client(
+        "sagemaker",
+        endpoint_url=aws.endpoint_url,
+        **local_client_kwargs(aws.endpoint_url, aws.region),
+    )
+    athena_kwargs = local_client_kwargs(None, aws.region, service="athena")
+    athena = session.client("athena", **athena_kwargs)
+    s3 = session.client("s3", **local_client_kwargs(None, aws.region, service="s3"))
+    if "aws_access_key_id" not in athena_kwargs and session.get_credentials() is None:
+        raise PitError(_no_credentials(aws.endpoint_url))
     output = aws.athena_output_s3_uri or (
         aws.offline_s3_uri and aws.offline_s3_uri.rstrip("/") + "/athena-results"
     )
@@ -169,6 +178,23 @@ def athena_stored_values(
         finally:
             s3.delete_object(Bucket=bucket, Key=prefix + "labels.parquet")
     return to_arrow(plan, len(labels.frame), result, aggregated)
+
+
+def _no_credentials(endpoint_url: str | None) -> str:
+    """Why Athena cannot be reached: endpoint_url (fsgen serve's address, say) points
+    SageMaker only, and fsgen serve has no Athena or S3 to run the query on."""
+    where = (
+        f"; [tool.fsgen.aws] endpoint_url ({endpoint_url}) points only SageMaker there "
+        "(fsgen serve has no Athena or S3)"
+        if endpoint_url
+        else ""
+    )
+    return (
+        "--engine athena runs the query on Amazon Athena and stages the labels in S3, which "
+        f"need AWS credentials, and boto3 found none{where}: configure credentials for boto3 "
+        "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role), or "
+        "point AWS_ENDPOINT_URL_ATHENA and AWS_ENDPOINT_URL_S3 at local endpoints"
+    )
 
 
 def _rows(n: int) -> list[dict[str, str | None]]:

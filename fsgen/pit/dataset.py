@@ -42,6 +42,7 @@ def build_dataset(
     engine: Engine = "local",
     store: Path | None = None,
     threads: int | None = None,
+    backend: str | None = None,
 ) -> pd.DataFrame:
     """The point-in-time-correct training frame of ``feature_set`` for ``labels``.
 
@@ -49,7 +50,8 @@ def build_dataset(
     time. ``knowledge_time``: only records already written at the label time count.
     ``engine="athena"`` runs the generated Athena SQL through boto3
     (see fsgen.pit.athena_runner); ``engine="spark"`` the same join on Spark SQL over the
-    local store (fsgen.pit.spark).
+    local store (fsgen.pit.spark). ``backend`` (default: the config's) only words the
+    warnings: on ``aws`` an empty local store is not "nothing ingested".
     """
     plan = plan_for(spec, feature_set)
     if plan.aggregations and engine == "spark":
@@ -91,7 +93,9 @@ def build_dataset(
                 stored = stored.append_column(column, values)
     frame = finish(plan, rows, stored)
     local = None if engine == "athena" else (store or config.store_path)
-    frame.attrs["warnings"] = empty_group_warnings(plan, stored, local, knowledge_time)
+    frame.attrs["warnings"] = empty_group_warnings(
+        plan, stored, local, knowledge_time, backend or config.backend
+    )
     return frame
 
 
@@ -122,13 +126,17 @@ def _row_numbers(n: int) -> pa.Table:
 
 
 def empty_group_warnings(
-    plan: PitPlan, stored: pa.Table, store: Path | None, knowledge_time: bool
+    plan: PitPlan,
+    stored: pa.Table,
+    store: Path | None,
+    knowledge_time: bool,
+    backend: str = "local",
 ) -> list[dict[str, str]]:
     """One warning per feature group that contributed no stored value to any label row: its
     columns are all missing (then filled by the missing-value policy), which is almost never
     what a training set should be. ``store`` (the local engine's store) lets the warning say
     why: no offline data (not ingested yet), or history only in the archive (the group was
-    replaced or destroyed)."""
+    replaced or destroyed); ``backend``: on the aws backend ingestion never writes that store."""
     if stored.num_rows == 0:
         return []
     by_group: dict[str, list[str]] = {}
@@ -142,13 +150,13 @@ def empty_group_warnings(
             # store: no event history at all (not ingested, or destroyed and archived)
             if store is None or _has_offline_data(store, group):
                 continue
-            reason, hint = _why_empty(group, store, knowledge_time)
+            reason, hint = _why_empty(group, store, knowledge_time, backend)
             fills = "empty-window values (count 0, sum 0, mean missing, ...)"
             what = "no events"
         else:
             if any(stored.column(c).null_count < stored.num_rows for c in columns):
                 continue
-            reason, hint = _why_empty(group, store, knowledge_time)
+            reason, hint = _why_empty(group, store, knowledge_time, backend)
             fills, what = "missing-value fills", "no stored value"
         out.append(
             {
@@ -171,9 +179,17 @@ def _has_offline_data(store: Path, group: str) -> bool:
     return offline.is_dir() and any(offline.rglob("*.parquet"))
 
 
-def _why_empty(group: str, store: Path | None, knowledge_time: bool) -> tuple[str, str]:
+def _why_empty(
+    group: str, store: Path | None, knowledge_time: bool, backend: str = "local"
+) -> tuple[str, str]:
     if store is not None:
         has_data = _has_offline_data(store, group)
+        if not has_data and backend == "aws":
+            return (
+                f"--engine local and spark read the local store {store}, which the aws backend "
+                "never writes: this project's records are in SageMaker's offline store",
+                "build the training set from it with --engine athena",
+            )
         if not has_data and (store / "archive" / group).is_dir():
             return (
                 "it was replaced or destroyed: its history is in "

@@ -102,7 +102,8 @@ def stages_line(plan: Plan) -> str:
 def backfill_lines(plan: Plan) -> list[str]:
     """Per group, the stored values a change left stale and the command that recomputes them:
     values computed by an old transformation are re-ingested; aggregation states built for an
-    old definition are rebuilt from the offline event history by ``fsgen backfill``."""
+    old definition are rebuilt from the offline event history by ``fsgen backfill`` (on the
+    aws backend, which cannot read that history back, by ingesting it again)."""
     lines: list[str] = []
     for group, features in plan.backfill.items():
         states = [f for f in features if f.endswith("__state")]
@@ -113,9 +114,15 @@ def backfill_lines(plan: Plan) -> list[str]:
                 f"(re-ingest: fsgen ingest {group} ...)"
             )
         if states:
+            rebuild = (
+                f"fsgen --backend aws ingest {group} over the group's whole event history, or "
+                "its generated batch job; fsgen backfill reads the local store only"
+                if plan.backend == "aws"
+                else f"fsgen backfill {group}"
+            )
             lines.append(
                 f"{group}: {', '.join(states)}: states built for the old aggregation "
-                f"definition (rebuild: fsgen backfill {group})"
+                f"definition (rebuild: {rebuild})"
             )
     return lines
 

@@ -46,7 +46,7 @@ from fsgen.runtime.bulk import BlockResult
 from fsgen.runtime.errors import ConfigurationError
 from fsgen.runtime.ingest import needed_columns, prepare_chunk
 from fsgen.runtime.pipeline import GroupRuntime
-from fsgen.runtime.sinks import RecordRejected
+from fsgen.runtime.sinks import RecordRejected, check_value_sizes
 from fsgen.runtime.sources import FORMATS, Chunk, Reject, SourceError, format_of, read_source
 
 if TYPE_CHECKING:
@@ -286,9 +286,12 @@ def record_schema(rt: GroupRuntime) -> pa.Schema:
 
 def records_of(rt: GroupRuntime, block: BlockResult) -> pa.Table:
     """A processed block as Arrow (``prepare`` of the pipeline): a record the store's types
-    cannot hold is refused the way the local store's sink refuses it."""
+    cannot hold is refused the way the local store's sink refuses it, and so is a value longer
+    than PutRecord takes (which the local commit of staged tables, unlike the store's own
+    sink, does not check again)."""
     import pyarrow as pa
 
+    check_value_sizes(rt, block.columns)
     schema = record_schema(rt)
     try:
         arrays = [pa.array(block.columns[f.name], type=f.type) for f in list(schema)[:-1]]

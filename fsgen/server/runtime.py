@@ -315,7 +315,8 @@ class RuntimeService:
         )
         checked = check_record_size(rt, block)
         if checked.errors:  # PutRecord refuses a record over 350 KB, before writing it
-            raise _validation(str(checked.errors[0][1]))
+            message = checked.errors[0][1].message  # the reason, without the reject's field
+            raise _validation(message[:1].upper() + message[1:])
         try:
             self.store.put_block(rt, block, online_store=online, offline_store=offline)
         except FsgenError as exc:

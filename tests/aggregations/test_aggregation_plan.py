@@ -12,7 +12,7 @@ from fsgen.backends.local import LocalBackend
 from fsgen.loader import load_with_config
 from fsgen.plan.apply import apply_plan, compute_plan
 from fsgen.plan.model import Plan
-from fsgen.plan.render import render_plan
+from fsgen.plan.render import backfill_lines, render_plan
 
 
 def plan_of(root: Path) -> Plan:
@@ -98,6 +98,11 @@ def test_the_plan_says_in_words_what_changed_and_that_a_backfill_rebuilds_the_st
         "  purchases: avg_purchase_value__state: states built for the old aggregation "
         "definition (rebuild: fsgen backfill purchases)"
     ) in text.splitlines()
+    # on the aws backend fsgen backfill cannot read the event history: the line says what can
+    aws = plan.model_copy(update={"backend": "aws"})
+    (line,) = backfill_lines(aws)
+    assert "fsgen backfill" not in line.split("(rebuild: ", 1)[1].split(";")[0], line
+    assert "fsgen --backend aws ingest purchases" in line and "whole event history" in line
     assert (
         '~ features.avg_purchase_value__state.parameters.fsgen:aggregation = "function=mean '
         'value=Fractional windows=1d/7d hop=1h lateness=1h" -> "function=mean value=Fractional '

@@ -75,7 +75,7 @@ CASES: list[Case] = [
             "--engine",
             "athena",
         ),
-        NO_CREDENTIALS,
+        "Athena and stages the labels in S3, which need AWS credentials, and boto3 found none",
     ),
     Case(
         ("dataset", "fraud-model", "--labels", "data/customers.csv", "--output", "{out}/t.csv"),

@@ -246,3 +246,56 @@ def test_replay_reads_the_features_as_of_the_newest_event_written(project: Path)
     assert "events.jsonl:2: seq" in result.stderr, result.stderr
     assert "aggregation features one second after 2024-01-01T00:30:00Z " in result.stderr
     assert "c1: after  avg_purchase_value_1d=6.0" in result.stderr, result.stderr
+
+
+def test_replay_into_an_endpoint_says_getrecord_reads_at_its_own_clock(project: Path) -> None:
+    """Through --endpoint-url the values shown come from GetRecord, which applies the TTL at
+    the endpoint's clock: a record written a moment ago whose event time is past its TTL reads
+    as none, so the header must not promise values as of the newest event time."""
+    from fsgen.config import load_config
+    from fsgen.loader import load
+    from fsgen.server import serve_in_thread
+
+    config = load_config(project)
+    served = serve_in_thread(
+        config.model_copy(update={"store_dir": str(project / "served")}), load(project), port=0
+    )
+    try:
+        import boto3
+
+        sm = boto3.client(
+            "sagemaker",
+            endpoint_url=served.url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="y",
+        )
+        sm.create_feature_group(
+            FeatureGroupName="profile",
+            RecordIdentifierFeatureName="customer_id",
+            EventTimeFeatureName="ts",
+            FeatureDefinitions=[
+                {"FeatureName": "customer_id", "FeatureType": "String"},
+                {"FeatureName": "ts", "FeatureType": "String"},
+                {"FeatureName": "age", "FeatureType": "Integral"},
+            ],
+            OnlineStoreConfig={
+                "EnableOnlineStore": True,
+                "TtlDuration": {"Unit": "Days", "Value": 30},
+            },
+        )
+        (project / "profile.jsonl").write_text(
+            '{"customer_id": "c1", "ts": "2024-01-01T00:00:00Z", "age": 40}\n'
+        )
+        result = fsgen(
+            project, "stream", "replay", "profile", "profile.jsonl",
+            "--endpoint-url", served.url, cwd=project,
+        )  # fmt: skip
+    finally:
+        served.shutdown()
+        served.server_close()
+        served.runtime.store.close()
+    assert result.returncode == 0, result.stderr
+    assert "written 1" in result.stderr
+    assert "online values as of 2024-01-01" not in result.stderr, result.stderr
+    assert "GetRecord" in result.stderr and "own clock" in result.stderr, result.stderr

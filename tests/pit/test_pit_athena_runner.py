@@ -16,6 +16,7 @@ import struct
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import boto3
 import pandas as pd
@@ -438,3 +439,46 @@ def test_result_conversion_checks_row_order(pit_project) -> None:
     assert table.column("level").to_pylist() == [3, None]
     with pytest.raises(PitError, match="not in label order"):
         to_arrow(plan, 2, [{"fsgen_row": "1", "level": "3"}, {"fsgen_row": "0", "level": None}])
+
+
+def _without_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_local_endpoints_need_no_credentials(aws, moto_url, monkeypatch, tmp_path) -> None:
+    """SageMaker at ``fsgen serve`` (endpoint_url) and Athena / S3 at a loopback endpoint
+    (AWS_ENDPOINT_URL): the runner's clients get the local dummy credentials, as every other
+    fsgen client of a loopback endpoint does."""
+    config, spec = aws
+    _without_credentials(monkeypatch, tmp_path)
+    e = T0
+    write_offline(
+        config.store_path,
+        spec.group("accounts"),
+        [Row({"acct_id": "a", "ts": iso(e), "level": 4, "label": "x", "hist": [1]}, e, e, e)],
+        "b0",
+    )
+    labels = pd.DataFrame({"acct_id": ["a"], "ts_label": [iso(T0)]})
+    seed_results(moto_url, [["0", "4"]], [("fsgen_row", "bigint"), ("level", "bigint")])
+    remote = build_dataset(config, spec, "pit-strict", labels, engine="athena")
+    pd.testing.assert_frame_equal(remote, build_dataset(config, spec, "pit-strict", labels))
+
+
+def test_athena_without_credentials_says_endpoint_url_is_sagemakers_only(
+    aws, monkeypatch, tmp_path
+) -> None:
+    """endpoint_url names ``fsgen serve``, which has no Athena: without credentials the error
+    says Athena and S3 need them, not to set the endpoint_url that is already set."""
+    config, spec = aws
+    _without_credentials(monkeypatch, tmp_path)
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    labels = pd.DataFrame({"acct_id": ["a"], "ts_label": [iso(T0)]})
+    with pytest.raises(PitError) as info:
+        build_dataset(config, spec, "pit-strict", labels, engine="athena")
+    message = str(info.value)
+    assert "Athena" in message and "credentials" in message
+    assert config.aws.endpoint_url in message and "SageMaker" in message

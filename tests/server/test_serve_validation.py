@@ -511,3 +511,22 @@ def test_resource_limit_exceeded(served: FeatureStoreServer, unchecked: dict[str
     assert info.value.response["Error"]["Code"] == "ResourceLimitExceeded"
     described = sm.describe_feature_group(FeatureGroupName="g2")
     assert len(described["FeatureDefinitions"]) == 2500
+
+
+def test_a_record_over_350_kb_is_refused_in_aws_words(
+    served: FeatureStoreServer, unchecked: dict[str, Any]
+) -> None:
+    """Two values within PutRecord's per-value limit that make a record over 350 KB: a
+    ValidationError whose message is SageMaker-like, not fsgen's reject field tag."""
+    sm, rt = unchecked[CONTROL], unchecked[RUNTIME]
+    defs = [*DEFS, *({"FeatureName": n, "FeatureType": "String"} for n in ("a", "b"))]
+    create = {**VALID["CreateFeatureGroup"], "FeatureGroupName": "g", "FeatureDefinitions": defs}
+    sm.create_feature_group(**create)
+    big = [{"FeatureName": n, "ValueAsString": n * 200_000} for n in ("a", "b")]
+    with pytest.raises(ClientError) as info:
+        rt.put_record(FeatureGroupName="g", Record=[*RECORD, *big])
+    error = info.value.response["Error"]
+    assert error["Code"] == "ValidationError"
+    assert error["Message"].startswith("Record is 400,"), error["Message"]
+    assert "<record>" not in error["Message"] and "358,400" in error["Message"]
+    assert "Record" not in rt.get_record(FeatureGroupName="g", RecordIdentifierValueAsString="r")

@@ -156,3 +156,38 @@ def test_the_spark_engine_refuses_a_stale_or_missing_job(root: Path) -> None:
             spark_ingest.job_module(config, group)
     finally:
         job.write_text(saved)
+
+
+def test_a_value_putrecord_cannot_take_is_a_reject_as_in_fsgen_ingest(
+    spark: Any, root: Path, tmp_path: Path
+) -> None:
+    """A String value (or a List element) longer than PutRecord's 358,400 characters is a
+    reject of its row on both engines, never a stored record SageMaker could not hold."""
+    config, spec = load_config(root), load(root)
+    long = "x" * 358_401
+    source = tmp_path / "long.csv"
+    source.write_text(
+        "user_id,ts,amount,count,name,tags\n"
+        "u1,2024-01-01T00:00:00Z,1,1,Ann,a|b\n"
+        f"u2,2024-01-01T00:00:00Z,1,1,{long},a\n"
+        f"u3,2024-01-01T00:00:00Z,1,1,Bo,a|{long}\n",
+        encoding="utf-8",
+    )
+    runtime = import_generated(config, "groups.user_events.spark_job").RUNTIME
+    results = []
+    for engine in ("local", "spark"):
+        store_dir = fresh_store(root, tmp_path / engine)
+        rejects = tmp_path / f"{engine}.rejects.jsonl"
+        with LocalStore(store_dir, spec) as store:
+            if engine == "local":
+                store.ingest(GROUP, source, rejects, runtime=runtime, chunk_rows=7, workers=0)
+            else:
+                spark_ingest.ingest(
+                    config, store, runtime, source, rejects, spark=spark, chunk_rows=7, parts=2
+                )
+        results.append(outcome(store_dir, root, rejects))
+    assert results[0] == results[1]
+    _stored, online, found, counts = results[1]
+    assert counts == (3, 1, 2) and list(online) == ["u1"]
+    assert [json.loads(r)["row"] for r in found] == [2, 3]
+    assert all("358,400" in json.loads(r)["reason"] for r in found)

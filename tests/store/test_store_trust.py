@@ -462,6 +462,25 @@ def test_dataset_warns_about_a_group_with_no_stored_value(deployed: Path, tmp_pa
     assert "--knowledge-time" in warning["reason"]
 
 
+def test_dataset_on_the_aws_backend_says_the_local_engine_reads_the_local_store(
+    deployed: Path, tmp_path: Path
+) -> None:
+    """With --backend aws, ingestion writes SageMaker, never the local store: an empty local
+    store is no "nothing has been ingested", and `fsgen ingest` is no fix for it."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("listener_id,artist_id,label_time,liked\nL902,77,2024-01-05T00:00:00Z,1\n")
+    out_path = tmp_path / "train.csv"
+    args = ("dataset", "recommend", "--labels", str(labels), "--output", str(out_path), "--json")
+    for backend in (("--backend", "aws"), ()):
+        env = {} if backend else {"FSGEN_BACKEND": "aws"}
+        code, out, err = run(deployed, *backend, *args, env=env)
+        assert code == 0, err
+        (warning,) = json.loads(out)["warnings"]
+        assert "nothing has been ingested" not in warning["reason"]
+        assert "aws backend" in warning["reason"] and "local store" in warning["reason"]
+        assert "--engine athena" in warning["hint"] and "fsgen ingest" not in warning["hint"]
+
+
 def test_dataset_warns_after_a_replace(deployed: Path, tmp_path: Path) -> None:
     code, _, err = run(deployed, "ingest", "listens", str(deployed / "listens.csv"))
     assert code == 0, err
