@@ -247,6 +247,7 @@ def _aggregated_record(
     ``<name>_<window>`` feature (or the ``features`` named)."""
 
     from fsgen.errors import NotFound, StoreError
+    from fsgen.runtime.aggcodec import for_group
     from fsgen.runtime.aggdef import AggregationError
     from fsgen.runtime.aggread import finalize_record
 
@@ -287,7 +288,8 @@ def _aggregated_record(
             features or None,  # only the states of the features named are decoded
         )
     except AggregationError as exc:  # another definition's state, or an unreadable one
-        raise StoreError(f"{group}: the online state of {rid!r} cannot be read: {exc}") from None
+        reason = for_group(str(exc), group)
+        raise StoreError(f"{group}: the online state of {rid!r} cannot be read: {reason}") from None
     head = {k.name: record.get(k.name) for k in spec.entity.keys}
     head["state_written_at"] = record.get(spec.event_time.name)
     return {**head, **{f: values[f] for f in (features or known)}}

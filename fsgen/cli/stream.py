@@ -135,6 +135,7 @@ def _shower(
     spec = app.spec.group(group)
     if not spec.aggregations:
         return _show
+    from fsgen.runtime.aggcodec import for_group
     from fsgen.runtime.aggregate import AggregationError, finalize_record
 
     definitions = [a.runtime() for a in spec.aggregations]
@@ -147,7 +148,7 @@ def _shower(
         try:
             values = finalize_record(definitions, states, at)
         except AggregationError as exc:  # a state of another definition: say so, go on
-            return f"(not readable: {exc})"
+            return f"(not readable: {for_group(str(exc), group)})"
         return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
     return show

@@ -62,6 +62,16 @@ _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type] 
 _DIGITS_TO_NUL = bytes.maketrans(b"0123456789", bytes(10))
 _LONG_RUN = bytes(19)
 
+#: how a refused state's message says to rebuild it; :func:`for_group` names the group where
+#: the caller knows it
+BACKFILL_HINT = "fsgen backfill <group>"
+
+
+def for_group(message: str, group: str) -> str:
+    """``message`` (an :class:`AggregationError`'s) with its backfill hint naming ``group``."""
+    return message.replace(BACKFILL_HINT, f"fsgen backfill {group}")
+
+
 #: functions whose tile partial is a fixed-length list, by its length: the encoding stores
 #: such tiles as that many columns (one list of counts, one of sums, ...), every other
 #: function's partials as one column
@@ -171,7 +181,7 @@ def decode(d: AggregationDef, text: str) -> Parsed:
     if version != FORMAT_VERSION:
         raise AggregationError(
             f"state of {d.name!r} has format {version!r}, not {FORMAT_VERSION}; "
-            "rebuild the states with a backfill (fsgen backfill <group>)"
+            "rebuild the states with a backfill (" + BACKFILL_HINT + ")"
         )
     try:
         _, built_for, wm, max_seq, deltas, cols, frontier, prefix = body
@@ -183,7 +193,7 @@ def decode(d: AggregationDef, text: str) -> Parsed:
         raise AggregationError(
             f"state of {d.name!r} was built for another definition of it (its "
             "function, windows, hop or lateness changed since); rebuild the states with a "
-            "backfill (fsgen backfill <group>)"
+            "backfill (" + BACKFILL_HINT + ")"
         )
     try:
         keys = list(accumulate(deltas))

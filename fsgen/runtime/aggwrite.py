@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from fsgen.runtime.aggcodec import MAX_RECORD_BYTES
+from fsgen.runtime.aggcodec import MAX_RECORD_BYTES, for_group
 from fsgen.runtime.aggregate import (
     FRACTIONAL,
     INT64_MAX,
@@ -725,7 +725,8 @@ def apply_events(
                         taken += len(text)
                     states.append(state)
             except AggregationError as exc:  # a corrupt stored state: a backfill rebuilds it
-                rejected += [Rejected(e.index, "<state>", f"{record_id}: {exc}") for e in mine]
+                reason = f"{record_id}: {for_group(str(exc), art.name)}"
+                rejected += [Rejected(e.index, "<state>", reason) for e in mine]
                 continue
         marks = len(applied), len(rejected)
         took = _apply_mine(states, mine, shortest, applied, rejected)

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsgen.config import ProjectConfig
 from fsgen.errors import FsgenError
+from fsgen.runtime.aggcodec import for_group
 from fsgen.runtime.aggdef import AggregationError
 from fsgen.runtime.aggregate import AggregationDef
 from fsgen.runtime.encoding import FRACTIONAL, INTEGRAL
@@ -499,7 +500,8 @@ def _state_micros(
         try:
             state = AggregationState.decode(d, text if isinstance(text, str) else None)
         except AggregationError as exc:  # serving refuses it too
-            unreadable.append(Unreadable(reader.name, record_id, d.state_column, str(exc)))
+            reason = for_group(str(exc), reader.name)
+            unreadable.append(Unreadable(reader.name, record_id, d.state_column, reason))
             continue
         if state.watermark is not None:
             marks.append(state.watermark + 1)
@@ -513,7 +515,7 @@ def _unreadable_row(runtime: FeatureSetRuntime, row: dict[str, object], reason: 
     aggregation group (the reason names the aggregation)."""
     ids = runtime.record_ids(row)
     group = next((g for g in runtime.groups if g.aggregations), runtime.groups[0])
-    return Unreadable(group.name, ids[group.name], "<state>", reason)
+    return Unreadable(group.name, ids[group.name], "<state>", for_group(reason, group.name))
 
 
 def _label_frame(label_time: str, timed: Sequence[tuple[dict[str, object], int]]) -> pd.DataFrame:

@@ -251,8 +251,10 @@ def test_a_state_of_another_definition_is_named_by_group_and_entity(
         "error: purchases: the online state of 'c1' cannot be read: state of "
         "'avg_purchase_value' was built for another definition of it"
     ), result.output
+    assert "(fsgen backfill purchases)" in result.output, result.output  # the group named
     result = runner.invoke(main, [*base, "skew-check", "shop"])
     assert result.exit_code == 1
+    assert "(fsgen backfill purchases)" in result.output, result.output
     assert (
         "UNREADABLE purchases 'c1' avg_purchase_value__state: state of 'avg_purchase_value' "
         "was built for another definition of it" in result.output
