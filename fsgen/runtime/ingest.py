@@ -568,7 +568,9 @@ def _drop_unpreparable(
     )
 
 
-def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockResult:
+def process_chunk(
+    rt: GroupRuntime, chunk: Chunk, rejects: RejectSink, *, value_limit: bool = True
+) -> BlockResult:
     """Validate and transform a chunk; rejections go to ``rejects`` (in row order within
     each block).
 
@@ -586,7 +588,7 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
         blocks = _blocks(rt, chunk.columns, chunk.rows)
     out = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
     for start, raw_block in blocks:
-        block = check_record_size(rt, check_years(rt, raw_block))
+        block = check_record_size(rt, check_years(rt, raw_block), value_limit=value_limit)
         for i, err in block.errors:
             rejects.add(
                 Reject(
@@ -716,11 +718,17 @@ def _rejected(block: BlockResult, bad: Mapping[int, RecordError]) -> BlockResult
     )
 
 
-def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
+def check_record_size(
+    rt: GroupRuntime, block: BlockResult, *, value_limit: bool = True
+) -> BlockResult:
     """The block with records over SageMaker's :data:`MAX_RECORD_BYTES` moved to its errors
     (PutRecord would refuse them on AWS, so no backend stores them). Only a block whose
     upper bound (a character is at most 4 bytes, a number at most 32 characters) is over the
-    limit is measured row by row, and only rows whose own bound is over it exactly."""
+    limit is measured row by row, and only rows whose own bound is over it exactly.
+
+    A value longer than PutRecord takes is its feature's reject; ``value_limit=False`` (an
+    aggregation group's events, whose value columns the aggregation checks against its state
+    record, naming itself) leaves such a row to that check."""
     from fsgen.runtime.pipeline import RecordError
 
     if not block.rows:
@@ -749,6 +757,8 @@ def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
                 bound += 32 * len(elements)
         bound += 4 * sum(length for length, _ in lengths)
         longest, name = max(lengths, key=lambda t: t[0], default=(0, ""))
+        if longest > MAX_VALUE_CHARS and not value_limit:
+            continue
         if longest > MAX_VALUE_CHARS:
             bad[j] = RecordError(
                 name,
