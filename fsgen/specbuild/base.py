@@ -62,9 +62,9 @@ class Declarations:
         return out
 
 
-_STAND_INS = [
-    DType(scalar=s) for s in (Scalar.INTEGRAL, Scalar.FRACTIONAL, Scalar.STRING)
-] + [make(DType(scalar=s)) for make in (List, Set) for s in Scalar]
+_STAND_INS = [DType(scalar=s) for s in (Scalar.INTEGRAL, Scalar.FRACTIONAL, Scalar.STRING)] + [
+    make(DType(scalar=s)) for make in (List, Set) for s in Scalar
+]
 
 
 def declared_dtype(decl: a.FeatureDecl | a.OnDemandDecl) -> DType:
