@@ -3,8 +3,12 @@
 These are plain, mutable declaration objects. Nothing here is global: a FeatureGroup keeps
 the features decorated on it, and :func:`fsgen.loader.load` turns the objects it finds in the
 definitions package into one frozen :class:`fsgen.spec.ProjectSpec`. Problems are collected by
-the loader and the validator, so authors see all of them at once; the objects here only reject
-what cannot be represented at all (a dtype that is not a dtype, a decorator on a non-function).
+the loader and the validator, so authors see all of them at once. What the objects here find
+wrong while the module is imported (a dtype that is no dtype, a decorator on a non-function,
+tags or sources of the wrong kind) is noted in the declaration's ``problems`` with its file:line
+instead of raised, so the module imports on and every other error of the file is reported too;
+the builder reports the notes, and a noted problem is an error, so nothing half-declared
+reaches codegen.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from fsgen.errors import DefinitionError
+from fsgen.errors import DefinitionError, Diagnostic
 from fsgen.types import DType, Fractional, Integral, String
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -55,71 +59,105 @@ def _function_location(fn: Callable[..., object]) -> Location:
     return Location(code.co_filename, code.co_firstlineno)
 
 
-def _tag_mapping(tags: object, location: Location, what: str) -> dict[str, str]:
-    """``tags`` as a dict, or a DefinitionError at the declaration when it is not a mapping."""
+def _problem(location: Location, code: str, message: str, hint: str | None = None) -> Diagnostic:
+    """A problem found at import time, at the declaration (an absolute path, made relative to
+    the project by the builder)."""
+    return Diagnostic(path=location.path, line=location.line, code=code, message=message, hint=hint)
+
+
+def _tag_mapping(
+    tags: object, location: Location, what: str, problems: list[Diagnostic]
+) -> dict[str, str]:
+    """``tags`` as a dict; when it is no mapping, a problem at the declaration and no tags."""
     if tags is None:
         return {}
     if not isinstance(tags, Mapping):
-        raise DefinitionError(
-            f"{what}: tags must be a mapping of key to value (e.g. {{'team': 'risk'}}), "
-            f"got {type(tags).__name__} {tags!r}",
-            path=location.path,
-            line=location.line,
-            code="FS203",
+        problems.append(
+            _problem(
+                location,
+                "FS203",
+                f"{what}: tags must be a mapping of key to value (e.g. {{'team': 'risk'}}), "
+                f"got {type(tags).__name__} {tags!r}",
+            )
         )
+        return {}
     return dict(tags)
 
 
-def _require_dtype(dtype: object, location: Location, decorator: str, example: str) -> None:
-    """A DefinitionError at the decorator unless ``dtype`` is an fsgen dtype; a decorator used
-    without its arguments (``@group.feature`` above a def) is said to be that."""
+_PYTHON_DTYPES: dict[object, str] = {
+    int: "Integral",
+    bool: "Integral",
+    float: "Fractional",
+    str: "String",
+    list: "List(...)",
+    set: "Set(...)",
+}
+
+
+def _dtype_problem(
+    dtype: object, location: Location, decorator: str, example: str
+) -> Diagnostic | None:
+    """None when ``dtype`` is an fsgen dtype, else the FS107 problem at the decorator; a
+    decorator used without its arguments (``@group.feature`` above a def) is said to be that,
+    a Python type gets the fsgen dtype it means."""
     if isinstance(dtype, DType):
-        return
+        return None
     if callable(dtype) and hasattr(dtype, "__code__"):
-        raise DefinitionError(
+        return _problem(
+            location,
+            "FS107",
             f"{decorator} is used without arguments on {getattr(dtype, '__name__', '?')!r}: "
             "it needs the feature's dtype",
-            path=location.path,
-            line=location.line,
-            code="FS107",
             hint=f"call it with the dtype first: {example} "
             "(or Fractional, String, List(...), Set(...), Vector(n))",
         )
-    raise DefinitionError(
+    meant = _PYTHON_DTYPES.get(dtype) if isinstance(dtype, type) else None
+    return _problem(
+        location,
+        "FS107",
         f"{decorator}: the dtype must be an fsgen dtype (Integral, Fractional, String, ...), "
-        f"got {type(dtype).__name__} {dtype!r}",
-        path=location.path,
-        line=location.line,
-        code="FS107",
+        f"got {type(dtype).__name__} {getattr(dtype, '__name__', dtype)!r}",
+        hint=f"did you mean {meant}? (from fsgen import {meant.split('(')[0]})" if meant else None,
     )
 
 
-def _mapping(value: object, location: Location, what: str, example: str) -> dict[Any, Any]:
-    """``value`` as a dict (None: empty), or a DefinitionError (FS109) at the declaration."""
+def _mapping(
+    value: object, location: Location, what: str, example: str, problems: list[Diagnostic]
+) -> dict[Any, Any]:
+    """``value`` as a dict (None: empty); when it is no mapping, a problem (FS109) at the
+    declaration and an empty one."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise DefinitionError(
-            f"{what} must be a mapping, e.g. {example}; got {type(value).__name__} {value!r}",
-            path=location.path,
-            line=location.line,
-            code="FS109",
+        problems.append(
+            _problem(
+                location,
+                "FS109",
+                f"{what} must be a mapping, e.g. {example}; got {type(value).__name__} {value!r}",
+            )
         )
+        return {}
     return dict(value)
 
 
 def _items(
-    value: object, location: Location, what: str, example: str, code: str
+    value: object,
+    location: Location,
+    what: str,
+    example: str,
+    code: str,
+    problems: list[Diagnostic],
 ) -> tuple[Any, ...]:
-    """``value`` as a tuple, or a DefinitionError at the declaration when it is one item (a
-    string, a Source, a group) or no collection at all instead of a list of them."""
+    """``value`` as a tuple. One item (a string, a Source, a group) or no collection at all
+    instead of a list of them is a problem at the declaration; the declaration goes on with
+    that one item (none when it is no collection), so its other checks still run."""
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise DefinitionError(
-            f"{what} must be a list, e.g. {example}; got {_described(value)}",
-            path=location.path,
-            line=location.line,
-            code=code,
+        problems.append(
+            _problem(
+                location, code, f"{what} must be a list, e.g. {example}; got {_described(value)}"
+            )
         )
+        return () if value is None else (value,)
     return tuple(value)
 
 
@@ -256,6 +294,8 @@ class FeatureDecl:
     pii: str
     tags: dict[str, str]
     location: Location
+    problems: tuple[Diagnostic, ...] = ()
+    """import-time problems of the declaration (a dtype that is no dtype): errors"""
 
 
 @dataclass
@@ -268,6 +308,7 @@ class OnDemandDecl:
     tags: dict[str, str]
     sources: tuple[FeatureGroup, ...]
     location: Location
+    problems: tuple[Diagnostic, ...] = ()
 
 
 class FeatureGroup:
@@ -291,6 +332,8 @@ class FeatureGroup:
         allow_sensitive_online: bool = False,
     ) -> None:
         self.location = _caller()
+        self.problems: list[Diagnostic] = []
+        """import-time problems of the group and of what is decorated on it"""
         self.name = name
         self.entity = entity
         self.event_time = event_time
@@ -300,13 +343,14 @@ class FeatureGroup:
         self.throughput = throughput or Throughput()
         self.owner = owner
         self.description = description
-        self.tags = _tag_mapping(tags, self.location, f"group {name!r}")
+        self.tags = _tag_mapping(tags, self.location, f"group {name!r}", self.problems)
         self.sources = _items(
             sources,
             self.location,
             f"group {name!r}: sources",
             "sources=[Source.batch('data/events.csv')]",
             "FS209",
+            self.problems,
         )
         self.max_staleness = max_staleness
         self.allow_sensitive_online = allow_sensitive_online
@@ -333,20 +377,16 @@ class FeatureGroup:
         function object is returned, so it stays callable in plain tests.
         """
         call_location = _caller()
-        tag_dict = _tag_mapping(tags, call_location, f"@{self.name}.feature")
-        _require_dtype(
-            dtype, call_location, f"@{self.name}.feature", "@<group>.feature(Integral, ...)"
-        )
+        decorator = f"@{self.name}.feature"
+        tag_dict = _tag_mapping(tags, call_location, decorator, self.problems)
+        problem = _dtype_problem(dtype, call_location, decorator, "@<group>.feature(Integral, ...)")
 
         def decorate(fn: F) -> F:
             if not callable(fn) or not hasattr(fn, "__code__"):
-                loc = _caller()
-                raise DefinitionError(
-                    f"@{self.name}.feature decorates a function, got {fn!r}",
-                    path=loc.path,
-                    line=loc.line,
-                    code="FS104",
+                self.problems.append(
+                    _problem(_caller(), "FS104", f"{decorator} decorates a function, got {fn!r}")
                 )
+                return fn
             decl = FeatureDecl(
                 fn=fn,
                 group=self,
@@ -356,11 +396,16 @@ class FeatureGroup:
                 pii=pii,
                 tags=tag_dict,
                 location=_function_location(fn),
+                problems=(problem,) if problem else (),
             )
             setattr(fn, FEATURE_ATTR, decl)
             self.features.append(decl)
             return fn
 
+        if callable(dtype) and hasattr(dtype, "__code__"):
+            # used without arguments: ``dtype`` is the function; it is declared (with its
+            # problem) and stays bound to its name, so nothing else reports it missing
+            return decorate(dtype)  # type: ignore[return-value]
         return decorate
 
     def aggregation(
@@ -389,19 +434,23 @@ class FeatureGroup:
         is the type of the features produced. The same function object is returned.
         """
         location = _caller()
-        tag_dict = _tag_mapping(tags, location, f"@{self.name}.aggregation")
+        decorator = f"@{self.name}.aggregation"
+        tag_dict = _tag_mapping(tags, location, decorator, self.problems)
         window_items = _items(
-            windows, location, f"@{self.name}.aggregation: windows", "windows=['1h', '7d']", "FS131"
+            windows,
+            location,
+            f"{decorator}: windows",
+            "windows=['1h', '7d']",
+            "FS131",
+            self.problems,
         )
 
         def decorate(fn: F) -> F:
             if not callable(fn) or not hasattr(fn, "__code__"):
-                raise DefinitionError(
-                    f"@{self.name}.aggregation decorates a function, got {fn!r}",
-                    path=location.path,
-                    line=location.line,
-                    code="FS104",
+                self.problems.append(
+                    _problem(location, "FS104", f"{decorator} decorates a function, got {fn!r}")
                 )
+                return fn
             decl = AggregationDecl(
                 fn=fn,
                 group=self,
@@ -460,13 +509,29 @@ def on_demand(
     other parameter is a request field, typed by its annotation.
     """
     call_location = _caller()
-    tag_dict = _tag_mapping(tags, call_location, "@on_demand")
-    _require_dtype(dtype, call_location, "@on_demand", "@on_demand(Integral, sources=[...])")
+    problems: list[Diagnostic] = []
+    tag_dict = _tag_mapping(tags, call_location, "@on_demand", problems)
+    problem = _dtype_problem(
+        dtype, call_location, "@on_demand", "@on_demand(Integral, sources=[...])"
+    )
+    problems += [problem] if problem else []
     source_groups = _items(
-        sources, call_location, "@on_demand: sources", "sources=[customer_features]", "FS113"
+        sources,
+        call_location,
+        "@on_demand: sources",
+        "sources=[customer_features]",
+        "FS113",
+        problems,
     )
 
     def decorate(fn: F) -> F:
+        if not callable(fn) or not hasattr(fn, "__code__"):
+            raise DefinitionError(
+                f"@on_demand decorates a function, got {fn!r}",
+                path=call_location.path,
+                line=call_location.line,
+                code="FS104",
+            )
         decl = OnDemandDecl(
             fn=fn,
             dtype=dtype,
@@ -476,6 +541,7 @@ def on_demand(
             tags=tag_dict,
             sources=source_groups,
             location=_function_location(fn),
+            problems=tuple(problems),
         )
         setattr(fn, ON_DEMAND_ATTR, decl)
         return fn
@@ -513,28 +579,38 @@ class FeatureSet:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         self.location = _caller()
+        self.problems: list[Diagnostic] = []
+        """import-time problems of the set (features that are no list, ...)"""
         self.name = name
         what = f"feature set {name!r}"
         if isinstance(features, str | bytes) or not isinstance(features, Iterable):
-            raise DefinitionError(
-                f"{what}: features must be a list of features, e.g. [age, 'group:feature']; "
-                f"got {type(features).__name__} {features!r}",
-                path=self.location.path,
-                line=self.location.line,
-                code="FS109",
+            self.problems.append(
+                _problem(
+                    self.location,
+                    "FS109",
+                    f"{what}: features must be a list of features, e.g. [age, 'group:feature']; "
+                    f"got {type(features).__name__} {features!r}",
+                )
             )
+            features = [] if features is None else [features]
         self.features = list(features)
         self.description = description
         self.owner = owner
         self.keys = _mapping(
-            keys, self.location, f"{what}: keys", "keys={customer_features: 'customer_id'}"
+            keys,
+            self.location,
+            f"{what}: keys",
+            "keys={customer_features: 'customer_id'}",
+            self.problems,
         )
         self.label_time = label_time
         self.missing = missing
-        self.defaults = _mapping(defaults, self.location, f"{what}: defaults", "defaults={age: -1}")
+        self.defaults = _mapping(
+            defaults, self.location, f"{what}: defaults", "defaults={age: -1}", self.problems
+        )
         self.ttl = ttl
         self.labels = tuple(labels)
-        self.tags = _tag_mapping(tags, self.location, f"feature set {name!r}")
+        self.tags = _tag_mapping(tags, self.location, f"feature set {name!r}", self.problems)
 
     def __repr__(self) -> str:
         return f"FeatureSet({self.name!r})"

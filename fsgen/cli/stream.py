@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -480,6 +480,8 @@ def consume_cmd(
     app.err.print(f"[dim]{handler.note}[/dim]")
     plane = _plane(app, put_endpoint_url, group)
     checkpoints = Checkpoints(app.config.store_path, stream_name, group)
+    written: set[str] = set()  # an aggregation group's entities this run wrote states of
+    noted = _note_ids(handler.runtime.identifier, written) if handler.aggregations else None
     consumer = Consumer(
         handler,
         kinesis_client(endpoint_url, region or app.config.aws.region),
@@ -491,11 +493,16 @@ def consume_cmd(
         poll_interval=poll_interval,
         commit_rows=commit_rows,
         commit_seconds=commit_seconds,
+        on_records=noted,
     )
     started = time.perf_counter()
+    since = time.time()  # no state this run writes has an earlier EventTime
+    hidden: list[tuple[str, str]] = []
     try:
         with _handler_log(handler_log, quiet=False):
             result = consumer.run(max_records, idle_timeout)
+        if written and result.written:
+            hidden = [h for h in plane.hidden_states(group, since) if h[0] in written]
         plane.record_counts(  # the run joins the audit trail, as replay does
             group=group,
             source=f"kinesis:{stream_name}",
@@ -509,6 +516,7 @@ def consume_cmd(
     finally:
         plane.close()
     app.err.print(result.summary())
+    warn_hidden(app, group, hidden)
     if result.dead_lettered:
         app.err.print(f"dead letters: {_dead_letter_path(app, group, dead_letter)}")
     if result.failed:
@@ -517,9 +525,28 @@ def consume_cmd(
             "the checkpoint is before them, so the next consume reads them again"
         )
     if as_json:
-        echo_json(json.dumps(result.to_json(), sort_keys=True))
-    if result.dead_lettered or result.failed:
+        counts = result.to_json()
+        counts["hidden"] = [{"record_id": rid, "until": until} for rid, until in hidden]
+        echo_json(json.dumps(counts, sort_keys=True))
+    if result.dead_lettered or result.failed or hidden:
         raise SystemExit(EXIT_ERROR)
+
+
+def _note_ids(identifier: str, into: set[str]) -> Callable[[list[Mapping[str, Any]]], None]:
+    """A Consumer ``on_records`` hook adding each record's entity id (its JSON ``identifier``
+    field) to ``into``; a record that is no JSON object is the handler's dead letter."""
+
+    def note(records: list[Mapping[str, Any]]) -> None:
+        for r in records:
+            try:
+                value = json.loads(r["Data"])
+            except (ValueError, RecursionError, TypeError, KeyError):
+                continue
+            key = value.get(identifier) if isinstance(value, dict) else None
+            if key not in (None, ""):
+                into.add(str(key))
+
+    return note
 
 
 @main.group("package")

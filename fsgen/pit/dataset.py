@@ -93,10 +93,40 @@ def build_dataset(
                 stored = stored.append_column(column, values)
     frame = finish(plan, rows, stored)
     local = None if engine == "athena" else (store or config.store_path)
-    frame.attrs["warnings"] = empty_group_warnings(
+    frame.attrs["warnings"] = keyless_warnings(plan, rows) + empty_group_warnings(
         plan, stored, local, knowledge_time, backend or config.backend
     )
     return frame
+
+
+def keyless_warnings(plan: PitPlan, labels: Labels) -> list[dict[str, str]]:
+    """One warning per label key column with empty cells: such a row matches no record of the
+    group (its values follow the missing-value policy), which a set over several entities may
+    mean, but a labels export with a lost column usually does not; so it is said, with rows."""
+    out: list[dict[str, str]] = []
+    for join in plan.all_joins:
+        for column in join.label_keys:
+            empty = np.flatnonzero(labels.keys[column].is_null().to_numpy(zero_copy_only=False))
+            if not len(empty) or any(w["columns"] == column for w in out):
+                continue
+            rows = ", ".join(str(int(r) + 1) for r in empty[:5])
+            rows = f"label row{'s' if len(empty) > 1 else ''} {rows}"
+            more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
+            reason = f"{len(empty)} of {len(labels.frame)} label rows have no {column}"
+            out.append(
+                {
+                    "group": join.group.name,
+                    "columns": column,
+                    "reason": reason,
+                    "hint": f"fill in {column} where a row is meant to have its values",
+                    "message": (
+                        f"{labels.source}: {reason} ({rows}{more}): they match no "
+                        f"record of feature group {join.group.name!r}, so its values there "
+                        "follow the missing-value policy"
+                    ),
+                }
+            )
+    return out
 
 
 def local_ttl_history(store: Path, plan: PitPlan) -> dict[str, tuple[TtlChange, ...]]:

@@ -47,9 +47,12 @@ def key_alias(group_index: int, key_index: int) -> str:
 
 
 def read_labels(source: LabelSource, plan: PitPlan) -> Labels:
+    """Every bad cell of the label time and key columns is found before any is reported, so
+    one run names them all, in file order (see :func:`refusal`)."""
     frame, name = _read(source, plan)
     check_columns(list(frame.columns), plan, name)
-    micros = label_micros(frame[plan.label_time], plan.label_time, name)
+    problems: list[Problem] = []
+    micros = time_micros(frame[plan.label_time], plan.label_time, problems)
     keys: dict[str, pa.Array] = {}
     for join in plan.all_joins:
         for column, key in zip(join.label_keys, join.keys, strict=True):
@@ -59,9 +62,44 @@ def read_labels(source: LabelSource, plan: PitPlan) -> Labels:
                     key.dtype.scalar,
                     column,
                     f"{join.group.name}'s key {key.name!r}",
-                    name,
+                    problems,
                 )
+    if problems:
+        raise refusal(problems, name, len(frame), list(frame.columns))
     return Labels(frame=frame.reset_index(drop=True), source=name, micros=micros, keys=keys)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad label cell: its row (0-based position; -1 for the whole column), its column and
+    what is wrong with it, worded after ``label row N:``."""
+
+    row: int
+    column: str
+    text: str
+
+
+SHOWN = 5  # bad cells named in a refusal; the rest are counted
+
+
+def refusal(problems: list[Problem], source: str, rows: int, columns: list[str]) -> PitError:
+    """One error (one line) for every bad label cell: how many cells and rows in all, then the
+    first :data:`SHOWN` in file order (row, then column) with their row numbers (1 = the first
+    label row; a CSV header is no row)."""
+    order = {str(c): i for i, c in enumerate(columns)}
+    ranked = sorted(problems, key=lambda p: (p.row, order.get(p.column, len(order))))
+    lines = [_where(p) for p in ranked]
+    if len(lines) == 1:
+        return PitError(f"{source}: {lines[0]}")
+    bad_rows = len({p.row for p in ranked if p.row >= 0})
+    what = f"in {bad_rows} of {rows} label rows" if bad_rows else "columns"
+    shown = "; ".join(lines[:SHOWN])
+    more = f"; and {len(lines) - SHOWN} more" if len(lines) > SHOWN else ""
+    return PitError(f"{source}: {len(ranked)} bad label values {what}: {shown}{more}")
+
+
+def _where(problem: Problem) -> str:
+    return problem.text if problem.row < 0 else f"label row {problem.row + 1}: {problem.text}"
 
 
 def check_columns(columns: list[str], plan: PitPlan, source: str) -> None:
@@ -120,52 +158,76 @@ def _read(source: LabelSource, plan: PitPlan) -> tuple[pd.DataFrame, str]:
 
 
 def label_micros(series: pd.Series, column: str, source: str) -> np.ndarray:
+    """Label times as epoch microseconds, or a :class:`PitError` naming every bad one."""
+    problems: list[Problem] = []
+    micros = time_micros(series, column, problems)
+    if problems:
+        raise refusal(problems, source, len(series), [column])
+    return micros
+
+
+def time_micros(series: pd.Series, column: str, problems: list[Problem]) -> np.ndarray:
     """Label times as epoch microseconds: ISO-8601 text (a naive time is UTC; ``t``/``z`` as
     ``T``/``Z``), epoch seconds (int or float), or datetimes (each with its own offset; naive =
-    UTC). A missing or unreadable time is an error naming its row."""
-    _refuse_nulls(series, column, source, "label time")
-    if pd.api.types.is_datetime64_any_dtype(series):
-        values = series.dt.tz_localize("UTC") if series.dt.tz is None else series
-        return _datetime_micros(values)
-    if pd.api.types.is_bool_dtype(series):
-        raise PitError(f"{source}: label time column {column!r} holds booleans")
-    if pd.api.types.is_numeric_dtype(series):
-        return _seconds_micros(_plausible_seconds(series.to_numpy(dtype="float64"), column, source))
-    fast = _iso_micros_fast(series)
+    UTC). Each missing or unreadable time is added to ``problems`` with its row (its slot in
+    the result is then 0, never used: the caller refuses the labels)."""
+    out = np.zeros(len(series), dtype="int64")
+    nulls = series.isna().to_numpy()
+    for row in np.flatnonzero(nulls):
+        problems.append(Problem(int(row), column, f"label time {column!r} is empty"))
+    where = np.flatnonzero(~nulls)
+    present = series.iloc[where] if len(where) < len(series) else series
+    if not len(where):
+        return out
+    if pd.api.types.is_datetime64_any_dtype(present):
+        values = present.dt.tz_localize("UTC") if present.dt.tz is None else present
+        out[where] = _datetime_micros(values)
+        return out
+    if pd.api.types.is_bool_dtype(present):
+        problems.append(Problem(-1, column, f"label time column {column!r} holds booleans"))
+        return out
+    if pd.api.types.is_numeric_dtype(present):
+        out[where] = _seconds(present.to_numpy(dtype="float64"), where, column, problems)
+        return out
+    fast = _iso_micros_fast(present)
     if fast is not None:
-        return fast
-    values = series.tolist()
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return _seconds_micros(
-            _plausible_seconds(np.asarray(values, dtype="float64"), column, source)
-        )
-    for row, value in enumerate(values, start=1):
-        if not isinstance(value, str | datetime):
-            raise PitError(
-                f"{source}: label row {row}: {column} {value!r} is not an ISO-8601 "
-                "timestamp or epoch seconds"
-            )
-    text = pd.Series([_iso_text(v) for v in values], index=series.index, dtype=object)
+        out[where] = fast
+        return out
+    values = present.tolist()
+    if all(_is_seconds(v) for v in values):
+        out[where] = _seconds(np.asarray(values, dtype="float64"), where, column, problems)
+        return out
+    text = pd.Series([_iso_text(v) for v in values], dtype=object)
     fast = _iso_micros_fast(text)
     if fast is not None:
-        return fast
+        out[where] = fast
+        return out
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        row = int(bad[0])
-        good = np.flatnonzero(parsed.notna().to_numpy())
-        if _is_number(values[row]) and len(good):
-            first = int(good[0])
-            raise PitError(
-                f"{source}: label row {row + 1}: {column} {values[row]!r} is epoch seconds in a "
-                f"column of ISO-8601 timestamps (label row {first + 1} holds "
-                f"{values[first]!r}); give one column's label times in one form"
+    bad = parsed.isna().to_numpy()
+    good = np.flatnonzero(~bad)
+    first = f" (label row {int(where[good[0]]) + 1} holds {values[good[0]]!r})" if len(good) else ""
+    for i in np.flatnonzero(bad):
+        value = values[i]
+        if _is_seconds(value) or (isinstance(value, str) and _is_number(value) and len(good)):
+            why = (
+                f"{column} {value!r} is epoch seconds in a column of ISO-8601 timestamps"
+                f"{first}; give one column's label times in one form"
             )
-        raise PitError(
-            f"{source}: label row {row + 1}: {column} {values[row]!r} is not an "
-            "ISO-8601 timestamp like 2024-01-31T12:00:00Z or epoch seconds"
-        )
-    return _datetime_micros(parsed)
+        elif isinstance(value, str | datetime):
+            why = (
+                f"{column} {value!r} is not an ISO-8601 timestamp like 2024-01-31T12:00:00Z "
+                "or epoch seconds"
+            )
+        else:
+            why = f"{column} {value!r} is not an ISO-8601 timestamp or epoch seconds"
+        problems.append(Problem(int(where[i]), column, why))
+    if len(good):
+        out[where[good]] = _datetime_micros(parsed.iloc[good])
+    return out
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _is_number(value: object) -> bool:
@@ -176,13 +238,15 @@ def _is_number(value: object) -> bool:
     return True
 
 
-def _iso_text(value: str | datetime) -> str:
+def _iso_text(value: object) -> str:
     """ISO-8601 text in the form both parsers read: letters upper-cased (ingestion accepts
     ``t`` and ``z``), a datetime written with its own offset (naive = UTC), so a column of
     datetimes with different offsets is one column of instants."""
     if isinstance(value, str):
         return value.upper()
-    return value.isoformat()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return ""  # no time: not parsed, reported by its kind
 
 
 def _iso_micros_fast(series: pd.Series) -> np.ndarray | None:
@@ -211,67 +275,58 @@ def _datetime_micros(series: pd.Series) -> np.ndarray:
     return utc.to_numpy(dtype="datetime64[us]").astype("int64")
 
 
-def _plausible_seconds(seconds: np.ndarray, column: str, source: str) -> np.ndarray:
-    """Epoch *seconds*: a value past the year 5000 is almost surely milliseconds or
-    microseconds, which would silently match nothing."""
-    far = np.flatnonzero(np.abs(seconds) > 1e11)
-    if len(far):
-        row = int(far[0])
-        raise PitError(
-            f"{source}: label row {row + 1}: {column} {seconds[row]!r} is not epoch "
-            "seconds (milliseconds? divide by 1000)"
+def _seconds(
+    seconds: np.ndarray, rows: np.ndarray, column: str, problems: list[Problem]
+) -> np.ndarray:
+    """Epoch *seconds* as µs. A value past the year 5000 is almost surely milliseconds or
+    microseconds, which would silently match nothing; an infinite one is no time."""
+    bad = ~np.isfinite(seconds) | (np.abs(seconds) > 1e11)
+    for i in np.flatnonzero(bad):
+        value = float(seconds[i])
+        hint = " (milliseconds? divide by 1000)" if np.isfinite(value) else ""
+        value = int(value) if value.is_integer() else value  # as a CSV gave it
+        problems.append(
+            Problem(int(rows[i]), column, f"{column} {value!r} is not epoch seconds{hint}")
         )
-    return seconds
-
-
-def _seconds_micros(seconds: np.ndarray) -> np.ndarray:
-    if not np.isfinite(seconds).all():
-        raise PitError("label times must be finite epoch seconds")
     # Round half away from zero, as Athena's and DuckDB's round() do.
-    scaled = seconds * MICROS
+    scaled = np.where(bad, 0.0, seconds) * MICROS
     return (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype("int64")
 
 
-def _refuse_nulls(series: pd.Series, column: str, source: str, what: str) -> None:
-    nulls = np.flatnonzero(series.isna().to_numpy())
-    if len(nulls):
-        raise PitError(f"{source}: label row {int(nulls[0]) + 1}: {what} {column!r} is empty")
-
-
-def _key_array(series: pd.Series, scalar: Scalar, column: str, what: str, source: str) -> pa.Array:
-    """Label key values in the entity key's type. A missing key matches no record."""
+def _key_array(
+    series: pd.Series, scalar: Scalar, column: str, what: str, problems: list[Problem]
+) -> pa.Array:
+    """Label key values in the entity key's type. A missing key matches no record; a value
+    that cannot be the key is added to ``problems`` (its slot is then null)."""
     fast = _key_fast(series, scalar)
     if fast is not None:
         return fast
-    values = series.tolist()
     out: list[object] = []
-    for row, value in enumerate(values, start=1):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            out.append(None)
-        elif scalar is Scalar.STRING:
-            if isinstance(value, str):
-                out.append(value)
-            elif isinstance(value, int) and not isinstance(value, bool):
-                out.append(str(value))
-            else:
-                raise PitError(
-                    f"{source}: label row {row}: {column} {value!r} cannot be "
-                    f"{what}, which is a String"
-                )
-        else:
-            try:
-                out.append(_as_int(value))
-            except ValueError:
-                raise PitError(
-                    f"{source}: label row {row}: {column} {value!r} cannot be "
-                    f"{what}, which is Integral"
-                ) from None
-            if not -(2**63) <= out[-1] < 2**63:  # type: ignore[operator]
-                raise PitError(
-                    f"{source}: label row {row}: {column} {value!r} cannot be {what}, which is "
-                    "Integral: it does not fit SageMaker's 64-bit Integral"
-                )
+    for row, value in enumerate(series.tolist()):
+        key, why = _key_value(value, scalar)
+        out.append(key)
+        if why:
+            problems.append(Problem(row, column, f"{column} {value!r} cannot be {what}, {why}"))
     return pa.array(out, type=pa.string() if scalar is Scalar.STRING else pa.int64())
+
+
+def _key_value(value: object, scalar: Scalar) -> tuple[object, str]:
+    """The key in its type and "" -- or None and why the value cannot be one."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None, ""
+    if scalar is Scalar.STRING:
+        if isinstance(value, str):
+            return value, ""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value), ""
+        return None, "which is a String"
+    try:
+        number = _as_int(value)
+    except ValueError:
+        return None, "which is Integral"
+    if not -(2**63) <= number < 2**63:
+        return None, "which is Integral: it does not fit SageMaker's 64-bit Integral"
+    return number, ""
 
 
 def _key_fast(series: pd.Series, scalar: Scalar) -> pa.Array | None:

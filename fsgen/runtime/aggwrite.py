@@ -1070,7 +1070,7 @@ def ingest_chunks(
         # the reader's malformed rows, validation's and the value functions' rejects, in
         # row order (as the row loop writes them)
         found = RejectSink(None, keep=0, into=list(chunk.rejected))
-        block = process_chunk(art.values, chunk, found)
+        block = process_chunk(art.values, chunk, found, value_limit=False)
         sequences = [BATCH_SEQUENCE_BASE + chunk.row_number(i) for i in block.rows]
         events, bad = events_of(art, block, sequences, now())
         for r in bad:

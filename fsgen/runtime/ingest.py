@@ -568,7 +568,9 @@ def _drop_unpreparable(
     )
 
 
-def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockResult:
+def process_chunk(
+    rt: GroupRuntime, chunk: Chunk, rejects: RejectSink, *, value_limit: bool = True
+) -> BlockResult:
     """Validate and transform a chunk; rejections go to ``rejects`` (in row order within
     each block).
 
@@ -586,7 +588,7 @@ def process_chunk(rt: GroupRuntime, chunk: Chunk, rejects: RejectSink) -> BlockR
         blocks = _blocks(rt, chunk.columns, chunk.rows)
     out = BlockResult({c[0]: [] for c in rt.columns}, [], [], [])
     for start, raw_block in blocks:
-        block = check_record_size(rt, check_years(rt, raw_block))
+        block = check_record_size(rt, check_years(rt, raw_block), value_limit=value_limit)
         for i, err in block.errors:
             rejects.add(
                 Reject(
@@ -648,16 +650,23 @@ MAX_RECORD_BYTES = 350 * 1024
 def record_bytes(rt: GroupRuntime, columns: dict[str, list[object]], j: int) -> int:
     """The size of row ``j`` as a SageMaker record: each present feature's name and value
     (a collection's elements) as the strings PutRecord sends, in UTF-8 bytes."""
+    return sum(feature_bytes(rt, columns, j).values())
+
+
+def feature_bytes(rt: GroupRuntime, columns: dict[str, list[object]], j: int) -> dict[str, int]:
+    """Each present feature's share of row ``j``'s record size (see :func:`record_bytes`)."""
     record = {name: values[j] for name, values in columns.items()}
-    size = 0
+    sizes: dict[str, int] = {}
     for value in rt.to_sagemaker(record):
-        size += len(str(value["FeatureName"]).encode("utf-8"))
+        name = str(value["FeatureName"])
+        size = len(name.encode("utf-8"))
         if "ValueAsString" in value:
             size += len(str(value["ValueAsString"]).encode("utf-8"))
         else:
             items: list[object] = list(value["ValueAsStringList"])  # type: ignore[call-overload]
             size += sum([len(str(v).encode("utf-8")) for v in items])
-    return size
+        sizes[name] = size
+    return sizes
 
 
 MAX_IDENTIFIER_BYTES = 2 * 1024
@@ -709,11 +718,17 @@ def _rejected(block: BlockResult, bad: Mapping[int, RecordError]) -> BlockResult
     )
 
 
-def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
+def check_record_size(
+    rt: GroupRuntime, block: BlockResult, *, value_limit: bool = True
+) -> BlockResult:
     """The block with records over SageMaker's :data:`MAX_RECORD_BYTES` moved to its errors
     (PutRecord would refuse them on AWS, so no backend stores them). Only a block whose
     upper bound (a character is at most 4 bytes, a number at most 32 characters) is over the
-    limit is measured row by row, and only rows whose own bound is over it exactly."""
+    limit is measured row by row, and only rows whose own bound is over it exactly.
+
+    A value longer than PutRecord takes is its feature's reject; ``value_limit=False`` (an
+    aggregation group's events, whose value columns the aggregation checks against its state
+    record, naming itself) leaves such a row to that check."""
     from fsgen.runtime.pipeline import RecordError
 
     if not block.rows:
@@ -731,32 +746,51 @@ def check_record_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
         longest += 4 * max(map(len, present), default=0)
     if not lists and fixed + longest <= MAX_RECORD_BYTES:
         return block
-    bad: dict[int, int] = {}
+    bad: dict[int, RecordError] = {}
     for j in range(len(block.rows)):
-        lengths = [len(v) for n in texts if isinstance(v := cols[n][j], str)]
+        lengths = [(len(v), n) for n in texts if isinstance(v := cols[n][j], str)]
         bound = fixed
         for n in lists:
             elements = cols[n][j]
             if isinstance(elements, list | tuple):
-                lengths += [len(str(e)) for e in elements]
+                lengths += [(len(str(e)), n) for e in elements]
                 bound += 32 * len(elements)
-        bound += 4 * sum(lengths)
-        if max(lengths, default=0) > MAX_VALUE_CHARS:
-            continue  # one value PutRecord cannot take: the sink's reject names its feature
-        if bound > MAX_RECORD_BYTES and (size := record_bytes(rt, cols, j)) > MAX_RECORD_BYTES:
-            bad[j] = size
-    if not bad:
-        return block
-    return _rejected(
-        block,
-        {
-            j: RecordError(
-                "<record>",
-                f"record is {size:,} bytes; a SageMaker record holds at most "
-                f"{MAX_RECORD_BYTES:,} (350 KB): not written",
+        bound += 4 * sum(length for length, _ in lengths)
+        longest, name = max(lengths, key=lambda t: t[0], default=(0, ""))
+        if longest > MAX_VALUE_CHARS and not value_limit:
+            continue
+        if longest > MAX_VALUE_CHARS:
+            bad[j] = RecordError(
+                name,
+                f"{rt.name}: feature {name} holds a value of {longest:,} characters; "
+                f"SageMaker's PutRecord takes at most {MAX_VALUE_CHARS:,} per value",
             )
-            for j, size in bad.items()
-        },
+        elif bound > MAX_RECORD_BYTES and (error := _oversized(rt, cols, j)) is not None:
+            bad[j] = error
+    return _rejected(block, bad) if bad else block
+
+
+def _oversized(rt: GroupRuntime, columns: dict[str, list[object]], j: int) -> RecordError | None:
+    """Why row ``j`` is too big for a SageMaker record, or None when it fits: under the one
+    feature whose name and value alone are over the limit, else under ``<record>`` (only
+    the sum is), naming the largest feature."""
+    from fsgen.runtime.pipeline import RecordError
+
+    sizes = feature_bytes(rt, columns, j)
+    size = sum(sizes.values())
+    if size <= MAX_RECORD_BYTES:
+        return None
+    largest = max(sizes, key=lambda n: sizes[n])
+    limit = f"a SageMaker record holds at most {MAX_RECORD_BYTES:,} (350 KB): not written"
+    if sizes[largest] > MAX_RECORD_BYTES:
+        return RecordError(
+            largest,
+            f"feature {largest} alone is {sizes[largest]:,} bytes (its name and value in "
+            f"UTF-8); {limit}",
+        )
+    return RecordError(
+        "<record>",
+        f"record is {size:,} bytes (the largest feature: {largest}, {sizes[largest]:,}); {limit}",
     )
 
 

@@ -189,7 +189,9 @@ def process_aggregation_event(
         decoded.append((item, seq, sequence))
     try:
         block = check_record_size(
-            art.values, check_years(art.values, process_many(art.values, raws))
+            art.values,
+            check_years(art.values, process_many(art.values, raws)),
+            value_limit=False,
         )
     except ConfigurationError as exc:
         return _configuration_failure(rt, records, exc)

@@ -16,7 +16,7 @@ from fsgen import authoring as a
 from fsgen.config import ProjectConfig
 from fsgen.errors import Diagnostic
 from fsgen.spec import FunctionRef, RawType, SourceLocation
-from fsgen.types import Scalar
+from fsgen.types import DType, List, Scalar, Set, python_annotation_matches
 
 _RAW_TYPES: dict[object, RawType] = {
     int: "int",
@@ -46,6 +46,39 @@ class Declarations:
     groups: list[a.FeatureGroup] = field(default_factory=list)
     feature_sets: list[a.FeatureSet] = field(default_factory=list)
     on_demand: list[a.OnDemandDecl] = field(default_factory=list)
+
+    def problems(self) -> list[Diagnostic]:
+        """What the declarations noted while their modules were imported (see
+        fsgen.authoring): a dtype that is no dtype, tags or sources of the wrong kind, ..."""
+        out: list[Diagnostic] = []
+        for g in self.groups:
+            out += g.problems
+            for decl in g.features:
+                out += decl.problems
+        for fs in self.feature_sets:
+            out += fs.problems
+        for od in self.on_demand:
+            out += od.problems
+        return out
+
+
+_STAND_INS = [DType(scalar=s) for s in (Scalar.INTEGRAL, Scalar.FRACTIONAL, Scalar.STRING)] + [
+    make(DType(scalar=s)) for make in (List, Set) for s in Scalar
+]
+
+
+def declared_dtype(decl: a.FeatureDecl | a.OnDemandDecl) -> DType:
+    """The declaration's dtype; for one that is no fsgen dtype (an error the builder has
+    reported already), the one its return annotation means, so no other check reports a
+    mismatch the author did not write. The spec it goes into is never used: it has an error."""
+    if isinstance(decl.dtype, DType):
+        return decl.dtype
+    annotation = _return_annotation(decl.fn)
+    if annotation is not None:
+        for dtype in _STAND_INS:
+            if python_annotation_matches(dtype, annotation):
+                return dtype
+    return DType(scalar=Scalar.STRING)
 
 
 def relative_path(path: str, root: Path) -> str:

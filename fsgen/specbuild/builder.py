@@ -28,7 +28,14 @@ from fsgen.spec import (
     StoredRef,
     ThroughputSpec,
 )
-from fsgen.specbuild.base import Declarations, _module_of, _return_annotation, _type_hints
+from fsgen.specbuild.base import (
+    Declarations,
+    _module_of,
+    _return_annotation,
+    _type_hints,
+    declared_dtype,
+    relative_path,
+)
 from fsgen.specbuild.hashes import with_aggregation_hashes, with_group_hashes
 from fsgen.specbuild.inputs import InputsBuilder
 from fsgen.specbuild.sets import FeatureSetBuilder
@@ -39,6 +46,9 @@ class SpecBuilder(InputsBuilder, FeatureSetBuilder):
     """Declarations -> ProjectSpec, with every structural problem as a diagnostic."""
 
     def build(self, decls: Declarations) -> ProjectSpec | None:
+        for problem in decls.problems():
+            path = relative_path(problem.path, self.config.root)
+            self.diags.append(problem.model_copy(update={"path": path}))
         entities = {id(e): self.entity(e) for e in decls.entities}
         self.duplicates("entity", [(e.name, e.location) for e in decls.entities])
         self.duplicates("feature group", [(g.name, g.location) for g in decls.groups])
@@ -98,7 +108,7 @@ class SpecBuilder(InputsBuilder, FeatureSetBuilder):
                 FeatureSpec(
                     name=decl.name,
                     group=g.name,
-                    dtype=decl.dtype,
+                    dtype=declared_dtype(decl),
                     description=decl.description,
                     pii=decl.pii,
                     tags=dict(sorted(decl.tags.items())),
@@ -287,7 +297,7 @@ class SpecBuilder(InputsBuilder, FeatureSetBuilder):
             deps[f"{ref.group}:{ref.feature}"] = logic_hash(decl.fn, package=self.package)
         return OnDemandSpec(
             name=od.name,
-            dtype=od.dtype,
+            dtype=declared_dtype(od),
             description=od.description,
             pii=od.pii,
             tags=dict(sorted(od.tags.items())),

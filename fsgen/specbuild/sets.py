@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from fsgen import authoring as a
 from fsgen.hashing import sha256_of
 from fsgen.spec import FeatureSetItem, FeatureSetSpec, GroupSpec
-from fsgen.specbuild.base import BuilderBase, Declarations
+from fsgen.specbuild.base import BuilderBase, Declarations, declared_dtype
 
 
 class FeatureSetBuilder(BuilderBase):
@@ -91,7 +91,7 @@ class FeatureSetBuilder(BuilderBase):
         if item.group:
             dtype = by_group[item.group].output(item.name).dtype
         else:
-            dtype = next(o.dtype for o in decls.on_demand if o.name == item.name)
+            dtype = next(declared_dtype(o) for o in decls.on_demand if o.name == item.name)
         problem = default_problem(dtype, value)
         if problem is None:
             return value  # type: ignore[return-value]

@@ -25,7 +25,7 @@ closed and fully handled.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,11 @@ class Consumer:
         on_batch: Callable[[ConsumeResult], None] | None = None,
         commit_rows: int = COMMIT_ROWS,
         commit_seconds: float = COMMIT_SECONDS,
+        on_records: Callable[[list[Mapping[str, Any]]], None] | None = None,
     ) -> None:
+        """``on_records``, when given, sees each batch's GetRecords records once the handler
+        has processed them (``fsgen stream consume`` notes the entities an aggregation group's
+        batches wrote, to name those whose states a later SoftDelete hides)."""
         if commit_rows < 1 or commit_seconds < 0:
             raise ValueError("commit rows must be at least 1 and commit seconds at least 0")
         self.handler = handler
@@ -123,6 +127,7 @@ class Consumer:
         self.clock = clock
         self.sleep = sleep
         self.on_batch = on_batch
+        self.on_records = on_records
         self.arn = ""
         self.shards: dict[str, _Shard] = {}
         self.commit_rows = commit_rows
@@ -258,6 +263,8 @@ class Consumer:
             return 0
         event = from_get_records(records, shard.shard_id, self.arn)
         outcome = self.handler.process(event, self.sink, self.dead_letter)
+        if self.on_records is not None:
+            self.on_records(records)
         failed = {f["itemIdentifier"] for f in outcome.response()["batchItemFailures"]}
         sequence = [str(r["SequenceNumber"]) for r in records]
         result.batches += 1

@@ -63,3 +63,45 @@ def test_writes_hidden_by_a_future_soft_delete_are_named(
     deploy(other)
     result = _cli(other, "ingest", "notes", str(events))
     assert result.exit_code == 0 and "not readable" not in result.output
+
+
+def test_stream_consume_names_the_states_a_later_soft_delete_hides(
+    make_project: Callable[..., Path],
+    deploy: Callable[[Path], None],
+    moto_url: str,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """As replay and ingest do: at its stop, in its summary and in --json, exit 1; an entity
+    soft-deleted into the future that this run did not write is not named."""
+    import uuid
+
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    root = make_project({"featuredefs/notes.py": DEFS})
+    deploy(root)
+    with LocalStore.open(load_config(root), load(root)) as store:
+        store.delete_record("notes", "d1", FUTURE)
+        store.delete_record("notes", "d3", FUTURE)  # never written by the stream
+    client = boto3.client("kinesis", endpoint_url=moto_url, region_name="us-east-1")
+    name = f"notes-{uuid.uuid4().hex[:8]}"
+    client.create_stream(StreamName=name, ShardCount=1)
+    client.get_waiter("stream_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50}
+    )
+    for device in ("d1", "d2"):
+        record = {"device_id": device, "noted_at": "2024-03-10T01:00:00Z", "note": "c"}
+        client.put_record(StreamName=name, Data=json.dumps(record).encode(), PartitionKey="k")
+    consume = ["stream", "consume", "notes", "--stream", name, "--endpoint-url", moto_url]
+    options = ["--region", "us-east-1", "--poll-interval", "0", "--idle-timeout", "1", "--json"]
+    result = _cli(root, *consume, *options)
+    assert result.exit_code == 1, result.output
+    assert "read 2, written 2, dead-lettered 0" in result.stderr
+    assert (
+        f"warning: notes: the online state of 1 entity is not readable: d1 (until {FUTURE}): a "
+        "SoftDelete with a later event time than this write hides it" in result.stderr
+    ), result.stderr
+    counts = json.loads(result.stdout)
+    assert counts["hidden"] == [{"record_id": "d1", "until": FUTURE}]
+    assert counts["written"] == 2

@@ -113,3 +113,26 @@ def test_a_correct_default_of_each_type_is_accepted(tmp_path: Path) -> None:
         code, out, err = cli("--project", str(root), "validate")
         assert code == 0, err
         assert out.endswith(": valid\n")
+
+
+def test_a_python_type_as_dtype_hides_no_other_error_of_its_file(tmp_path: Path) -> None:
+    """``@group.feature(float)`` raised while the module was imported, so its FS107 was the
+    only error of the file; now validate, plan and generate report every error in one run,
+    and nothing is generated from the half-declared feature."""
+    root = copy_case("python_dtype", tmp_path)
+    expected = (HERE / "python_dtype" / "expected.txt").read_text().splitlines()
+    diagnostics = [line for line in expected if not line.startswith(" ") and ": error " in line]
+    assert [line.split(": error ")[1].split(":")[0] for line in diagnostics] == [
+        "FS107",
+        "FS203",
+        "FS104",
+        "FS107",
+        "FS107",
+    ]
+    assert "  hint: did you mean Fractional? (from fsgen import Fractional)" in expected
+    for command in ("plan", "generate"):
+        code, _, err = cli("--project", str(root), command)
+        assert code == 1 and "Traceback" not in err
+        assert err.splitlines()[:-1] == expected[:-1]  # the diagnostics, then the summary
+        assert err.splitlines()[-1] == "error: 5 error(s) in feature definitions"
+    assert not (root / "generated").exists()

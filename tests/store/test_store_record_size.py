@@ -1,5 +1,7 @@
 """A record over SageMaker's 350 KB record size (PutRecord refuses it) is a reject of its row,
-with its row number and size, before anything of it is written; the other rows are stored."""
+with its row number and size, before anything of it is written; the other rows are stored.
+The reject's field is the feature whose value alone is over the limit, ``<record>`` when only
+the sum of the features is; batch rejects and stream dead letters agree."""
 
 from __future__ import annotations
 
@@ -21,7 +23,14 @@ docs = FeatureGroup("docs", entity=doc, event_time="ts", owner="o", description=
 @docs.feature(String, description="the text")
 def body(text: str) -> str:
     return text
+
+
+@docs.feature(String, description="the summary")
+def abstract(summary: str | None) -> str | None:
+    return summary
 """
+
+HALF = "y" * (MAX_RECORD_BYTES // 2)  # two of them: each fits, not both
 
 
 def test_a_record_over_350_kb_is_a_reject_and_the_rest_is_stored(
@@ -36,16 +45,24 @@ def test_a_record_over_350_kb_is_a_reject_and_the_rest_is_stored(
         {"doc_id": "a", "ts": "2024-01-01T00:00:00Z", "text": "small"},
         {"doc_id": "b", "ts": "2024-01-01T00:00:00Z", "text": big},
         {"doc_id": "c", "ts": "2024-01-01T00:00:00Z", "text": "x" * (MAX_RECORD_BYTES - 100)},
+        {"doc_id": "d", "ts": "2024-01-01T00:00:00Z", "text": HALF, "summary": HALF},
     ]
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config, spec = load_config(root), load(root)
     with LocalStore.open(config, spec) as store:
         result = store.ingest("docs", source, rejects=tmp_path / "rejects.jsonl", workers=0)
-        assert (result.read, result.written, result.rejected) == (3, 2, 1)
-        (reject,) = result.samples
-        assert reject.row == 2 and reject.field == "<record>"
-        assert reject.reason.startswith("record is 358,433 bytes")  # names and values
-        assert "a SageMaker record holds at most 358,400 (350 KB): not written" in reject.reason
+        assert (result.read, result.written, result.rejected) == (4, 2, 2)
+        alone, both = result.samples
+        assert (alone.row, alone.field) == (2, "body")  # it used to be <record>
+        assert alone.reason == (
+            "feature body alone is 358,404 bytes (its name and value in UTF-8); a SageMaker "
+            "record holds at most 358,400 (350 KB): not written"
+        )
+        assert (both.row, both.field) == (4, "<record>")
+        assert both.reason == (
+            "record is 358,441 bytes (the largest feature: abstract, 179,208); a SageMaker "
+            "record holds at most 358,400 (350 KB): not written"
+        )
         assert store.get_record("docs", "b") is None
         assert store.get_record("docs", "c") is not None  # just under the limit: stored
         offline = store.read_offline("docs")
@@ -68,6 +85,8 @@ def test_the_stream_handler_dead_letters_a_record_over_350_kb(
     rows = [
         {"doc_id": "a", "ts": "2024-01-01T00:00:00Z", "text": "small"},
         {"doc_id": "b", "ts": "2024-01-01T00:00:00Z", "text": "é" * (MAX_RECORD_BYTES // 2)},
+        {"doc_id": "c", "ts": "2024-01-01T00:00:00Z", "text": HALF, "summary": HALF},
+        {"doc_id": "d", "ts": "2024-01-01T00:00:00Z", "text": "x" * (MAX_RECORD_BYTES + 1)},
     ]
     event = {
         "Records": [
@@ -92,10 +111,15 @@ def test_the_stream_handler_dead_letters_a_record_over_350_kb(
     dead = Letters()
     with LocalStore.open(config, spec) as store:
         result = process_event(group_runtime(spec.group("docs")), event, store.writer("docs"), dead)
-        assert result.written == 1 and result.dead_lettered == 1
-        (failure,) = result.failures
-        assert failure.sequence_number == "2" and failure.field == "<record>"
-        assert "358,400 (350 KB): not written" in failure.message
+        assert result.written == 1 and result.dead_lettered == 3
+        assert [(f.sequence_number, f.field) for f in result.failures] == [
+            ("2", "body"),
+            ("3", "<record>"),
+            ("4", "body"),  # over PutRecord's 358,400 characters per value
+        ]
+        assert [e["field"] for e in dead.entries] == ["body", "<record>", "body"]
+        assert "358,400 (350 KB): not written" in result.failures[0].message
+        assert "takes at most 358,400 per value" in result.failures[2].message
         assert store.get_record("docs", "a") is not None
         assert store.get_record("docs", "b") is None
 

@@ -115,10 +115,10 @@ def test_a_csv_row_over_the_row_limit_is_a_reject_of_that_row(
     rejects: list[object] = []
     result = store.ingest("user-events", src, rejects)  # type: ignore[arg-type]
     # the row at the CSV limit is read, and is then over a SageMaker record's 350 KB: a reject
-    # of its own (PutRecord would refuse it), not the file's failure
+    # of its own (PutRecord would refuse it), not the file's failure; its tags alone are
     assert (result.read, result.written, result.rejected) == (5, 3, 2)
     reject, too_big = result.samples
-    assert (too_big.row, too_big.field) == (4, "<record>")
+    assert (too_big.row, too_big.field) == (4, "tag_list")
     assert "a SageMaker record holds at most 358,400 (350 KB): not written" in too_big.reason
     assert (reject.row, reject.field) == (3, "<record>")
     assert reject.reason == (
@@ -239,7 +239,7 @@ def test_a_value_longer_than_putrecord_takes_is_a_reject_of_its_row(
     src = tmp_path / "long.csv"
     src.write_text(HEADER + "\n" + "\n".join(lines) + "\n")
     read, written, rejected, rows = ingest(store, src)
-    assert (read, written, rejected, rows) == (4, 2, 2, [(2, "<record>"), (3, "<record>")])
+    assert (read, written, rejected, rows) == (4, 2, 2, [(2, "label"), (3, "tag_list")])
     reasons = [
         json.loads(line)["reason"] for line in src.with_suffix(".rejects").read_text().splitlines()
     ]
@@ -252,10 +252,10 @@ def test_a_value_longer_than_putrecord_takes_is_a_reject_of_its_row(
     assert store.get_record("user-events", "u4", now=0) is not None
     assert store.get_record("user-events", "u2", now=0) is None
     # a value of 358,400 characters is one PutRecord takes, but not with the record's other
-    # features: the whole record is over 350 KB (its reject says so); with room for them it fits
+    # name: that feature alone is over 350 KB (its reject says so); with room it fits
     just = tmp_path / "just.csv"
     just.write_text(HEADER + "\n" + GOOD.replace(",Ann,", f",{'y' * 358_400},") + "\n")
-    assert ingest(store, just)[:3] == (1, 0, 1)
+    assert ingest(store, just) == (1, 0, 1, [(1, "label")])
     fits = tmp_path / "fits.csv"
     fits.write_text(HEADER + "\n" + GOOD.replace(",Ann,", f",{'y' * 358_000},") + "\n")
     assert ingest(store, fits)[:3] == (1, 1, 0)

@@ -1,0 +1,1 @@
+"""Definitions whose dtypes are Python types: every error of the file is reported."""
