@@ -1,6 +1,7 @@
-"""``fsgen serve``'s PutRecord refuses a record over 350 KB with the ValidationError whose
-message starts with the field a batch reject or a stream dead letter of it names: the feature
-whose value alone is over the limit, ``<record>`` when only the sum is."""
+"""``fsgen serve``'s PutRecord refuses a record over 350 KB with a ValidationError in
+SageMaker's words (a sentence, no reject field tag) that names what a batch reject or a stream
+dead letter of it names: the feature whose value alone is over the limit, or the record and
+its largest feature when only the sum is."""
 
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ LIMIT = "a SageMaker record holds at most 358,400 (350 KB): not written"
         (
             "é" * 179_200,  # 179,200 characters, 358,400 bytes: with its name, over
             "short",
-            f"body: feature body alone is 358,404 bytes (its name and value in UTF-8); {LIMIT}",
+            f"Feature body alone is 358,404 bytes (its name and value in UTF-8); {LIMIT}",
         ),
         (
             "y" * 179_200,
             "y" * 179_200,
-            "<record>: record is 358,435 bytes (the largest feature: summary, 179,207); " + LIMIT,
+            "Record is 358,435 bytes (the largest feature: summary, 179,207); " + LIMIT,
         ),
     ],
 )
