@@ -22,6 +22,15 @@ def validate(app: AppContext, as_json: bool) -> None:
     result = check(app.config.root)
     errors = result.errors
     summary = result.spec.summary() if result.spec else "definitions could not be loaded"
+    warnings = []
+    if result.spec is not None and not errors and not result.spec.groups:
+        # valid, but nothing to plan, ingest or serve: most likely not what was meant
+        package = app.config.definitions
+        warnings.append(
+            f"{package}/ declares no feature group: there is nothing to apply, ingest or "
+            f"serve (declare a FeatureGroup in a module of {package}/; fsgen init writes an "
+            "example)"
+        )
     if as_json:
         echo_json(
             json.dumps(
@@ -29,6 +38,7 @@ def validate(app: AppContext, as_json: bool) -> None:
                     "valid": not errors,
                     "summary": summary,
                     "diagnostics": [d.model_dump() for d in result.diagnostics],
+                    "warnings": warnings,
                 },
                 indent=2,
                 sort_keys=True,
@@ -41,6 +51,8 @@ def validate(app: AppContext, as_json: bool) -> None:
             click.echo(f"{summary}: {len(errors)} error(s)", err=True)
         else:
             click.echo(f"{summary}: valid")
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
     if errors:
         raise SystemExit(EXIT_ERROR)
 

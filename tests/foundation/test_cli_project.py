@@ -35,7 +35,22 @@ def test_validate_json() -> None:
         "valid": True,
         "diagnostics": [],
         "summary": "3 feature groups, 13 features (5 from 2 aggregations), 2 feature sets",
+        "warnings": [],
     }
+
+
+def test_a_project_without_feature_groups_is_valid_with_a_warning(
+    make_project: Callable[..., Path],
+) -> None:
+    """Nothing declared (the example module deleted, or definitions in another package than
+    the configured one): valid, but said, since nothing can be applied, ingested or served."""
+    root = make_project({"featuredefs/notes.py": "NOTE = 'nothing here yet'\n"})
+    code, out, err = run("--project", str(root), "validate")
+    assert code == 0
+    assert out == "0 feature groups, 0 features, 0 feature sets: valid\n"
+    assert err.startswith("warning: featuredefs/ declares no feature group: there is nothing"), err
+    code, out, _ = run("--project", str(root), "validate", "--json")
+    assert code == 0 and json.loads(out)["warnings"][0].startswith("featuredefs/ declares no")
 
 
 def test_validate_reports_every_error_and_exits_1(make_project: Callable[..., Path]) -> None:
