@@ -76,8 +76,9 @@ def dataset(
     if labels_path is None or output is None:
         raise click.UsageError("--labels and --output are required (or --sql)")
     from fsgen.pit import build_dataset
-    from fsgen.pit.dataset import write_frame
+    from fsgen.pit.dataset import check_output, write_frame
 
+    check_output(output)  # before the labels are read and the dataset built
     frame = build_dataset(
         app.config,
         app.spec,

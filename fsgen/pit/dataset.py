@@ -266,13 +266,21 @@ def finish(plan: PitPlan, labels: Labels, stored: pa.Table) -> pd.DataFrame:
     return pd.concat([labels.frame, features], axis=1)
 
 
+OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+def check_output(path: Path) -> None:
+    """Refuse an output name :func:`write_frame` cannot write, before any work is done."""
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise PitError(f"{path}: output must be .parquet or .csv")
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     """Parquet or CSV by the name's suffix; written to a temp name, then moved into place."""
     import os
 
+    check_output(path)
     suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".pq", ".csv"):
-        raise PitError(f"{path}: output must be .parquet or .csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     if suffix == ".csv":

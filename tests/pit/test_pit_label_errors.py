@@ -134,3 +134,24 @@ def test_a_label_row_without_its_key_is_kept_and_warned_of(pit_project, tmp_path
         "policy"
     )
     assert len(pd.read_parquet(output)) == 3
+
+
+@pytest.mark.parametrize("name", ["out.txt", "out", "a-directory"])
+def test_an_output_it_cannot_write_is_refused_before_the_labels_are_read(
+    pit_project, tmp_path, name
+) -> None:
+    """The output's name is checked first: a bad one is not found out after the dataset was
+    built (labels that do not exist are not even opened)."""
+    config, _ = pit_project
+    output = tmp_path / name
+    if name == "a-directory":
+        output = tmp_path / "dir.parquet"
+        output.mkdir()
+    code, message = _dataset(str(config.root), str(tmp_path / "missing.csv"), str(output))
+    assert code == 1
+    message = " ".join(message.split())
+    if name == "a-directory":
+        assert "is a directory" in message, message
+    else:
+        assert message.startswith(f"error: {output}: output must be .parquet or .csv"), message
+    assert "missing.csv" not in message
