@@ -36,13 +36,21 @@ def _checked(  # type: ignore[no-untyped-def]
     with LocalStore.open(config, spec) as store:
         write_events(store, group, event_rows(group, EVENTS))
         write_states(store, group, event_rows(group, online_events), T0 + 40 * HOUR)
+    return _profiles_then_checked(config, spec, profiles)
+
+
+def _profiles_then_checked(  # type: ignore[no-untyped-def]
+    config, spec, profiles: tuple[str, ...] = ("c1", "c2", "c3")
+):
+    """The profiles written, the code generated, the skew check run on the store."""
+    with LocalStore.open(config, spec) as store:
         store.put_records(
             "profile",
             [{"customer_id": c, "updated_at": iso(T0), "tenure": 4} for c in profiles],
         )
     generate(config, spec)
     with LocalStore.open(config, spec) as store:
-        store.adopt(state_runtime(group), online=True, offline=False)
+        store.adopt(state_runtime(spec.group("purchases")), online=True, offline=False)
         return skew_check(config, spec, "shop", sample=12, seed=3, store=store)
 
 
@@ -104,14 +112,7 @@ def test_a_state_missing_the_newest_events_of_the_history_fails_the_check(
     with LocalStore.open(config, spec) as store:
         write_events(store, group, event_rows(group, [*EVENTS, *later]))
         write_states(store, group, event_rows(group, EVENTS), T0 + 40 * HOUR)
-        store.put_records(
-            "profile",
-            [{"customer_id": c, "updated_at": iso(T0), "tenure": 4} for c in ("c1", "c2", "c3")],
-        )
-    generate(config, spec)
-    with LocalStore.open(config, spec) as store:
-        store.adopt(state_runtime(group), online=True, offline=False)
-        report = skew_check(config, spec, "shop", sample=12, seed=3, store=store)
+    report = _profiles_then_checked(config, spec)
     assert not report.ok
     assert {m.keys["customer_id"] for m in report.mismatches} == {customer}, report.render()
     assert report.by_feature()["purchase_count_lifetime"] == 1
@@ -154,14 +155,7 @@ def test_an_unreadable_state_is_a_finding_and_the_rest_is_still_checked(
                 },
             ],
         )
-        store.put_records(
-            "profile",
-            [{"customer_id": c, "updated_at": iso(T0), "tenure": 4} for c in ("c1", "c2", "c3")],
-        )
-    generate(config, spec)
-    with LocalStore.open(config, spec) as store:
-        store.adopt(state_runtime(group), online=True, offline=False)
-        report = skew_check(config, spec, "shop", sample=12, seed=3, store=store)
+    report = _profiles_then_checked(config, spec)
     assert not report.ok
     assert report.rows == 1  # c3, the only row whose states can be read
     assert not report.mismatches, report.render()
