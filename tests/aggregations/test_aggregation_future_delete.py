@@ -105,3 +105,23 @@ def test_stream_consume_names_the_states_a_later_soft_delete_hides(
     counts = json.loads(result.stdout)
     assert counts["hidden"] == [{"record_id": "d1", "until": FUTURE}]
     assert counts["written"] == 2
+
+
+def test_ingest_names_only_the_hidden_entities_it_wrote(
+    make_project: Callable[..., Path], deploy: Callable[[Path], None]
+) -> None:
+    """An entity soft-deleted into the future that the ingested file does not hold is no
+    state this run wrote: not named, and the run exits 0 (as stream replay and consume)."""
+    root = make_project({"featuredefs/notes.py": DEFS})
+    deploy(root)
+    with LocalStore.open(load_config(root), load(root)) as store:
+        store.delete_record("notes", "d1", FUTURE)
+    events = root / "notes.csv"
+    events.write_text("device_id,noted_at,note\nd2,2024-03-10T00:05:00Z,b\n")
+    result = _cli(root, "ingest", "notes", str(events))
+    assert result.exit_code == 0, result.output
+    assert "not readable" not in result.output
+    events.write_text("device_id,noted_at,note\nd1,2024-03-10T00:00:00Z,a\n")
+    result = _cli(root, "ingest", "notes", str(events))
+    assert result.exit_code == 1, result.output
+    assert f"the online state of 1 entity is not readable: d1 (until {FUTURE})" in result.output
