@@ -169,3 +169,31 @@ def test_replay_names_a_hidden_state_of_a_composite_key(
     assert f"the online state of 1 entity is not readable: {hidden} (until {FUTURE})" in (
         result.output
     ), result.output
+
+
+def test_the_batch_job_names_the_hidden_states_it_wrote(
+    make_project: Callable[..., Path], deploy: Callable[[Path], None], capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """The generated batch job into the project's backend says and exits what ``fsgen
+    ingest`` does on the same file."""
+    from fsgen.backends import project_data_plane
+    from fsgen.bind import aggregation_runtime
+    from fsgen.runtime.batch import main as batch_main
+
+    root = make_project({"featuredefs/notes.py": DEFS})
+    deploy(root)
+    with LocalStore.open(load_config(root), load(root)) as store:
+        store.delete_record("notes", "d1", FUTURE)
+        store.delete_record("notes", "d3", FUTURE)  # not in the file
+    events = root / "notes.csv"
+    events.write_text(
+        "device_id,noted_at,note\nd1,2024-03-10T00:00:00Z,a\nd2,2024-03-10T00:05:00Z,b\n"
+    )
+    job = aggregation_runtime(load(root).group("notes"))
+    code = batch_main(job, [], [str(events), "--project", str(root)], project_data_plane)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert (
+        f"warning: notes: the online state of 1 entity is not readable: d1 (until {FUTURE}): a "
+        "SoftDelete with a later event time than this write hides it" in err
+    ), err
