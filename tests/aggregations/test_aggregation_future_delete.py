@@ -158,8 +158,7 @@ def test_replay_names_a_hidden_state_of_a_composite_key(
     stream = root / "readings.jsonl"
     stream.write_text(
         "".join(
-            json.dumps({"site": s, "unit": u, "read_at": "2024-03-10T01:00:00Z", "level": 3})
-            + "\n"
+            json.dumps({"site": s, "unit": u, "read_at": "2024-03-10T01:00:00Z", "level": 3}) + "\n"
             for s, u in (("s1", "007"), ("s2", 7))
         )
     )
