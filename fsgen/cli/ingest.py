@@ -122,8 +122,10 @@ def ingest(
                     progress=advance,
                     duplicates=duplicates,
                 )
-        if app.spec.group(group).aggregations:
-            hidden = plane.hidden_states(group, started)
+        if app.spec.group(group).aggregations and result.state_ids:
+            # only the entities this run wrote a state of: another one's delete is not its
+            written = set(result.state_ids)
+            hidden = [h for h in plane.hidden_states(group, started) if h[0] in written]
     except ConfigurationError as exc:
         raise IngestError(
             f"{group}: the run stopped on a configuration error, not a bad record (no row was "

@@ -216,18 +216,10 @@ def warn_hidden(app: AppContext, group: str, hidden: list[tuple[str, str]]) -> N
     state record's EventTime is its write time, and a SoftDelete with a later EventTime
     keeps every earlier put out (SageMaker's latest-event-time rule), so those entities'
     events are in the offline history while GetRecord and serving find nothing."""
-    if not hidden:
-        return
-    shown = ", ".join(f"{rid} (until {when})" for rid, when in hidden[:5])
-    more = f" and {len(hidden) - 5:,} more" if len(hidden) > 5 else ""
-    app.err.print(
-        f"[yellow]warning[/yellow]: {group}: the online state of {len(hidden):,} "
-        f"entit{'y' if len(hidden) == 1 else 'ies'} is not readable: {shown}{more}: a "
-        "SoftDelete with a later event time than this write hides it (a state record's event "
-        "time is its write time; the online store keeps the latest). Their events are in the "
-        "offline history (training sets read them); GetRecord and serving return no state "
-        "until a write after that time"
-    )
+    from fsgen.runtime.batch import hidden_states_text
+
+    if hidden:
+        app.err.print(f"[yellow]warning[/yellow]: {hidden_states_text(group, hidden)}")
 
 
 def _print_record(record: dict[str, object], as_json: bool) -> None:

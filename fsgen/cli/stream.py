@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ import click
 
 from fsgen.cli._app import EXIT_ERROR, AppContext, echo_json, handle_errors, main, pass_app
 from fsgen.cli.store import warn_hidden
+from fsgen.runtime.pipeline import GroupRuntime, composite_identifier
 
 if TYPE_CHECKING:
     from fsgen.backends.base import DataPlane
@@ -62,34 +63,48 @@ def _dead_letter_path(app: AppContext, group: str, url: str | None) -> str:
     return url or str(app.config.store_path / "dead-letter" / f"{group}.jsonl")
 
 
-def _all_ids(path: Path, identifier: str) -> set[str]:
-    """The record ids of PATH's JSON lines (lines that are no JSON object are left out)."""
-    ids: set[str] = set()
-    with path.open("rb") as fh:
-        for line in fh:
-            try:
-                value = json.loads(line)
-            except (ValueError, RecursionError):
-                continue
-            key = value.get(identifier) if isinstance(value, dict) else None
-            if key not in (None, ""):
-                ids.add(str(key))
-    return ids
+def _entity_id(keys: Sequence[str], value: object) -> str | None:
+    """The record id of a stream record's JSON value as written (:func:`_stored_ids` makes it
+    the store's): a composite key's from its key values, since its identifier is no field of
+    the record; None when a key is absent or empty."""
+    if not isinstance(value, dict):
+        return None
+    parts = [value.get(k) for k in keys]
+    if any(p is None or p == "" for p in parts):
+        return None
+    return str(parts[0]) if len(parts) == 1 else composite_identifier([str(p) for p in parts])
 
 
-def _first_ids(path: Path, identifier: str, n: int) -> list[str]:
-    ids: list[str] = []
+def _stored_ids(rt: GroupRuntime, ids: Iterable[str]) -> set[str]:
+    """``ids`` as the store keys them (an Integral key ``"007"`` is record 7)."""
+    from fsgen.store.local import stored_id
+
+    return {stored_id(rt, i) for i in ids}
+
+
+def _record_ids(path: Path, rt: GroupRuntime) -> Iterator[str]:
+    """The record ids of PATH's JSON lines, in file order (lines that are no JSON object, or
+    lack a key, are left out)."""
     with path.open("rb") as fh:
         for line in fh:
             try:
                 value = json.loads(line)
             except (ValueError, RecursionError):  # not JSON, or nested too deep
                 continue
-            key = value.get(identifier) if isinstance(value, dict) else None
-            if key not in (None, "") and _storable(str(key)) and str(key) not in ids:
-                ids.append(str(key))
-                if len(ids) == n:
-                    break
+            key = _entity_id(rt.keys, value)
+            if key is not None:
+                yield key
+
+
+def _first_ids(path: Path, rt: GroupRuntime, n: int) -> list[str]:
+    from fsgen.store.local import stored_id
+
+    ids: list[str] = []
+    for key in (stored_id(rt, i) for i in _record_ids(path, rt)):
+        if _storable(key) and key not in ids:
+            ids.append(key)
+            if len(ids) == n:
+                break
     return ids
 
 
@@ -303,7 +318,7 @@ def replay_cmd(
     handler = load_handler(app.config, app.spec, group)
     app.err.print(f"[dim]{handler.note}[/dim]")
     plane = _plane(app, endpoint_url, group)
-    ids = list(show_ids) or _first_ids(path, handler.runtime.identifier, 2)
+    ids = list(show_ids) or _first_ids(path, handler.runtime, 2)
     as_of = _newest_event_time(handler, path)
     hidden: list[tuple[str, str]] = []
     try:
@@ -313,7 +328,7 @@ def replay_cmd(
             result = replay(handler, path, plane.sink(group), dlq, batch_size=batch_size)
         app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
         if handler.aggregations and result.written:
-            written = _all_ids(path, handler.runtime.identifier)
+            written = _stored_ids(handler.runtime, set(_record_ids(path, handler.runtime)))
             hidden = [h for h in plane.hidden_states(group, started) if h[0] in written]
             warn_hidden(app, group, hidden)
         if result.read == 0:  # an empty export is worth a second look, as for ingest
@@ -481,7 +496,7 @@ def consume_cmd(
     plane = _plane(app, put_endpoint_url, group)
     checkpoints = Checkpoints(app.config.store_path, stream_name, group)
     written: set[str] = set()  # an aggregation group's entities this run wrote states of
-    noted = _note_ids(handler.runtime.identifier, written) if handler.aggregations else None
+    noted = _note_ids(handler.runtime.keys, written) if handler.aggregations else None
     consumer = Consumer(
         handler,
         kinesis_client(endpoint_url, region or app.config.aws.region),
@@ -502,7 +517,8 @@ def consume_cmd(
         with _handler_log(handler_log, quiet=False):
             result = consumer.run(max_records, idle_timeout)
         if written and result.written:
-            hidden = [h for h in plane.hidden_states(group, since) if h[0] in written]
+            ours = _stored_ids(handler.runtime, written)
+            hidden = [h for h in plane.hidden_states(group, since) if h[0] in ours]
         plane.record_counts(  # the run joins the audit trail, as replay does
             group=group,
             source=f"kinesis:{stream_name}",
@@ -532,9 +548,10 @@ def consume_cmd(
         raise SystemExit(EXIT_ERROR)
 
 
-def _note_ids(identifier: str, into: set[str]) -> Callable[[list[Mapping[str, Any]]], None]:
-    """A Consumer ``on_records`` hook adding each record's entity id (its JSON ``identifier``
-    field) to ``into``; a record that is no JSON object is the handler's dead letter."""
+def _note_ids(keys: Sequence[str], into: set[str]) -> Callable[[list[Mapping[str, Any]]], None]:
+    """A Consumer ``on_records`` hook adding each record's entity id as written (see
+    :func:`_entity_id`; :func:`_stored_ids` makes them the store's) to ``into``; a record that
+    is no JSON object is the handler's dead letter."""
 
     def note(records: list[Mapping[str, Any]]) -> None:
         for r in records:
@@ -542,9 +559,9 @@ def _note_ids(identifier: str, into: set[str]) -> Callable[[list[Mapping[str, An
                 value = json.loads(r["Data"])
             except (ValueError, RecursionError, TypeError, KeyError):
                 continue
-            key = value.get(identifier) if isinstance(value, dict) else None
-            if key not in (None, ""):
-                into.add(str(key))
+            key = _entity_id(keys, value)
+            if key is not None:
+                into.add(key)
 
     return note
 

@@ -270,9 +270,17 @@ OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
 def check_output(path: Path) -> None:
-    """Refuse an output name :func:`write_frame` cannot write, before any work is done."""
+    """Refuse an output :func:`write_frame` cannot write, before any work is done: a name
+    that is no Parquet or CSV file, a directory, or a path under a file."""
+    from fsgen.runtime.ingest import check_output_path
+    from fsgen.runtime.sources import SourceError
+
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise PitError(f"{path}: output must be .parquet or .csv")
+    try:
+        check_output_path(path, "output")
+    except SourceError as exc:
+        raise PitError(str(exc).removeprefix("output ")) from None
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:

@@ -85,6 +85,7 @@ class _Result(Protocol):
     stored: int
     recomputed: int
     samples: list[Reject]
+    state_ids: list[str]
 
 
 class SeenEventsError(ValueError):
@@ -1150,7 +1151,8 @@ def ingest_chunks(
             refused.extend(no)
             return states
 
-        sink.rebuild_states(art, list(keys), step)
+        result.state_ids = list(keys)
+        sink.rebuild_states(art, result.state_ids, step)
         for record_id, reason in refused:
             source, row, raw = raw_of[record_id]
             rejects.add(Reject(source, row, "<state>", f"{record_id}: {reason}", raw))

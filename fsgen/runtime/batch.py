@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -49,7 +50,27 @@ class Destination(Protocol):
         """The rejects file ``fsgen ingest`` would write (``<store>/rejects/...``)."""
         ...
 
+    def hidden_states(self, group: str, since: float) -> list[tuple[str, str]]:
+        """Entities whose states a SoftDelete later than ``since`` hides (see
+        ``fsgen.backends.base.DataPlane``)."""
+        ...
+
     def close(self) -> None: ...
+
+
+def hidden_states_text(group: str, hidden: Sequence[tuple[str, str]]) -> str:
+    """What ``fsgen ingest``, ``stream replay`` / ``consume`` and a batch job say of the states
+    they wrote that a SoftDelete with a later event time hides: (record id, its time)."""
+    shown = ", ".join(f"{rid} (until {when})" for rid, when in hidden[:5])
+    more = f" and {len(hidden) - 5:,} more" if len(hidden) > 5 else ""
+    return (
+        f"{group}: the online state of {len(hidden):,} "
+        f"entit{'y' if len(hidden) == 1 else 'ies'} is not readable: {shown}{more}: a "
+        "SoftDelete with a later event time than this write hides it (a state record's event "
+        "time is its write time; the online store keeps the latest). Their events are in the "
+        "offline history (training sets read them); GetRecord and serving return no state "
+        "until a write after that time"
+    )
 
 
 OpenDestination = Callable[[str | None], Destination]
@@ -152,6 +173,7 @@ def main(
     if source is None:
         parser.error("no SOURCE given and the group declares no batch source")
     target: Destination | None = None
+    hidden: list[tuple[str, str]] = []
     try:
         if args.output or args.dry_run:
             sink = JsonlSink(args.output) if args.output else None
@@ -160,6 +182,7 @@ def main(
             if destination is None:
                 parser.error("no backend to write to: use --dry-run or --output")
             target = destination(args.project)
+            started = time.time()  # no state this run writes has an earlier EventTime
             # without --rejects, where fsgen ingest keeps them: the audit names the file
             result = target.ingest(
                 runtime.name,
@@ -174,6 +197,10 @@ def main(
                 if args.allow_duplicates
                 else "refuse",
             )
+            if result.state_ids:  # as fsgen ingest: the states of this run a delete hides
+                written = set(result.state_ids)
+                found = target.hidden_states(runtime.name, started)
+                hidden = [h for h in found if h[0] in written]
     except Exception as exc:  # a command line reports; FSGEN_DEBUG=1 shows the traceback
         if os.environ.get("FSGEN_DEBUG"):
             raise
@@ -199,7 +226,17 @@ def main(
         print(json.dumps(result.to_dict(), sort_keys=True))
     else:
         print(result.summary(), file=sys.stderr)
-    return 0 if result.ok else 1
+    if hidden:
+        print(f"warning: {hidden_states_text(runtime.name, hidden)}", file=sys.stderr)
+    return 0 if result.ok and not hidden else 1
 
 
-__all__ = ["Destination", "IngestResult", "Reject", "main", "process_rows", "run"]
+__all__ = [
+    "Destination",
+    "IngestResult",
+    "Reject",
+    "hidden_states_text",
+    "main",
+    "process_rows",
+    "run",
+]

@@ -74,6 +74,9 @@ class IngestResult:
     rejects_path: Path | None = None
     samples: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
+    state_ids: list[str] = field(default_factory=list, repr=False)
+    """an aggregation group's entities whose states the run rebuilt (not in :meth:`to_dict`):
+    the ones a later SoftDelete can hide (``fsgen ingest`` names those)"""
 
     @property
     def ok(self) -> bool:

@@ -105,3 +105,94 @@ def test_stream_consume_names_the_states_a_later_soft_delete_hides(
     counts = json.loads(result.stdout)
     assert counts["hidden"] == [{"record_id": "d1", "until": FUTURE}]
     assert counts["written"] == 2
+
+
+def test_ingest_names_only_the_hidden_entities_it_wrote(
+    make_project: Callable[..., Path], deploy: Callable[[Path], None]
+) -> None:
+    """An entity soft-deleted into the future that the ingested file does not hold is no
+    state this run wrote: not named, and the run exits 0 (as stream replay and consume)."""
+    root = make_project({"featuredefs/notes.py": DEFS})
+    deploy(root)
+    with LocalStore.open(load_config(root), load(root)) as store:
+        store.delete_record("notes", "d1", FUTURE)
+    events = root / "notes.csv"
+    events.write_text("device_id,noted_at,note\nd2,2024-03-10T00:05:00Z,b\n")
+    result = _cli(root, "ingest", "notes", str(events))
+    assert result.exit_code == 0, result.output
+    assert "not readable" not in result.output
+    events.write_text("device_id,noted_at,note\nd1,2024-03-10T00:00:00Z,a\n")
+    result = _cli(root, "ingest", "notes", str(events))
+    assert result.exit_code == 1, result.output
+    assert f"the online state of 1 entity is not readable: d1 (until {FUTURE})" in result.output
+
+
+COMPOSITE = """
+from fsgen import Entity, FeatureGroup, Integral, String
+
+unit = Entity(keys={"site": String, "unit": Integral}, name="unit")
+readings = FeatureGroup(
+    "readings", entity=unit, event_time="read_at", owner="iot", description="Readings",
+)
+
+
+@readings.aggregation(Integral, function="count", windows=["1h"], hop="1h", lateness="10m",
+                      description="Readings")
+def reading_count(level: int) -> int:
+    return 1
+"""
+
+
+def test_replay_names_a_hidden_state_of_a_composite_key(
+    make_project: Callable[..., Path], deploy: Callable[[Path], None]
+) -> None:
+    """The record identifier of a composite key is no field of the stream's records: the
+    entities a replay wrote are known by their key values (an Integral key as its number)."""
+    from fsgen.runtime.pipeline import composite_identifier
+
+    root = make_project({"featuredefs/readings.py": COMPOSITE})
+    deploy(root)
+    hidden = composite_identifier(["s1", 7])
+    with LocalStore.open(load_config(root), load(root)) as store:
+        store.delete_record("readings", hidden, FUTURE)
+    stream = root / "readings.jsonl"
+    stream.write_text(
+        "".join(
+            json.dumps({"site": s, "unit": u, "read_at": "2024-03-10T01:00:00Z", "level": 3}) + "\n"
+            for s, u in (("s1", "007"), ("s2", 7))
+        )
+    )
+    result = _cli(root, "stream", "replay", "readings", str(stream))
+    assert result.exit_code == 1, result.output
+    assert "read 2, written 2" in result.output
+    assert f"the online state of 1 entity is not readable: {hidden} (until {FUTURE})" in (
+        result.output
+    ), result.output
+
+
+def test_the_batch_job_names_the_hidden_states_it_wrote(
+    make_project: Callable[..., Path], deploy: Callable[[Path], None], capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """The generated batch job into the project's backend says and exits what ``fsgen
+    ingest`` does on the same file."""
+    from fsgen.backends import project_data_plane
+    from fsgen.bind import aggregation_runtime
+    from fsgen.runtime.batch import main as batch_main
+
+    root = make_project({"featuredefs/notes.py": DEFS})
+    deploy(root)
+    with LocalStore.open(load_config(root), load(root)) as store:
+        store.delete_record("notes", "d1", FUTURE)
+        store.delete_record("notes", "d3", FUTURE)  # not in the file
+    events = root / "notes.csv"
+    events.write_text(
+        "device_id,noted_at,note\nd1,2024-03-10T00:00:00Z,a\nd2,2024-03-10T00:05:00Z,b\n"
+    )
+    job = aggregation_runtime(load(root).group("notes"))
+    code = batch_main(job, [], [str(events), "--project", str(root)], project_data_plane)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert (
+        f"warning: notes: the online state of 1 entity is not readable: d1 (until {FUTURE}): a "
+        "SoftDelete with a later event time than this write hides it" in err
+    ), err

@@ -136,7 +136,7 @@ def test_a_label_row_without_its_key_is_kept_and_warned_of(pit_project, tmp_path
     assert len(pd.read_parquet(output)) == 3
 
 
-@pytest.mark.parametrize("name", ["out.txt", "out", "a-directory"])
+@pytest.mark.parametrize("name", ["out.txt", "out", "a-directory", "under-a-file"])
 def test_an_output_it_cannot_write_is_refused_before_the_labels_are_read(
     pit_project, tmp_path, name
 ) -> None:
@@ -147,11 +147,18 @@ def test_an_output_it_cannot_write_is_refused_before_the_labels_are_read(
     if name == "a-directory":
         output = tmp_path / "dir.parquet"
         output.mkdir()
+    if name == "under-a-file":
+        (tmp_path / "a-file").write_text("")
+        output = tmp_path / "a-file" / "out.parquet"
     code, message = _dataset(str(config.root), str(tmp_path / "missing.csv"), str(output))
     assert code == 1
     message = " ".join(message.split())
     if name == "a-directory":
         assert "is a directory" in message, message
+    elif name == "under-a-file":
+        assert message.startswith(f"error: {output}: {tmp_path / 'a-file'} is a file, not a "), (
+            message
+        )
     else:
         assert message.startswith(f"error: {output}: output must be .parquet or .csv"), message
     assert "missing.csv" not in message
