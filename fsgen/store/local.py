@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -496,7 +497,7 @@ class LocalStore(WriteProtocol):
                 "on record (a state over SageMaker's 350 KB record is a <state> reject of "
                 f"the run that wrote the events: `fsgen history --kind ingest --group {group}` "
                 "lists the runs' rejects files); `fsgen backfill "
-                f"{group} {record_id}` rebuilds it from its events"
+                f"{shlex.quote(group)} {shlex.quote(record_id)}` rebuilds it from its events"
             )
         return None
 
