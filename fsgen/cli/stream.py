@@ -131,7 +131,8 @@ def _shower(
     app: AppContext, group: str, as_of: float | None
 ) -> Callable[[dict[str, object] | None], str]:
     """How a record is shown: its values, or for an aggregation group its aggregation
-    features finalized one second after ``as_of`` (so the newest event counts)."""
+    features finalized one second after ``as_of`` (so the newest event counts), or now when
+    ``as_of`` is None."""
     spec = app.spec.group(group)
     if not spec.aggregations:
         return _show
@@ -139,7 +140,9 @@ def _shower(
     from fsgen.runtime.aggregate import AggregationError, finalize_record
 
     definitions = [a.runtime() for a in spec.aggregations]
-    at = int(((as_of or 0.0) + 1) * 1_000_000)
+    # nothing written (as_of None): as of now, never as of the epoch, which a state answers
+    # as of its watermark and so without the events at it
+    at = int((time.time() if as_of is None else as_of + 1) * 1_000_000)
 
     def show(record: dict[str, object] | None) -> str:
         if record is None:
@@ -346,6 +349,12 @@ def replay_cmd(
                 if plane.name != "aws"
                 else "online values as GetRecord returns them now (the endpoint applies the "
                 f"TTL at its own clock; the newest event time written is {newest}):"
+            )
+        elif ids:
+            app.err.print(
+                "aggregation features now (no event was written):"
+                if handler.aggregations
+                else "online values now (no record was written):"
             )
         show = _shower(app, group, as_of)
         for i in ids:
