@@ -201,6 +201,27 @@ def _refuse_batch_file(path: Path, group: str) -> None:
         )
 
 
+def _redrive_dead_letter(app: AppContext, group: str, source: Path, url: str | None) -> str | None:
+    """Where a redrive's own dead letters go: ``url``, or when that is the very file being
+    redriven, a new file beside it. Appended to the source, they would mix with the entries
+    just redriven, and redriving that file again would send those a second time (an
+    aggregation counts such an event twice)."""
+    from datetime import UTC, datetime
+
+    target = _dead_letter_path(app, group, url)
+    if target.startswith(("s3://", "https://", "http://")):
+        return url
+    if Path(target.removeprefix("file://")).resolve() != source.resolve():
+        return url
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    fresh = source.with_name(f"{source.stem}-redrive-{stamp}.jsonl")
+    app.err.print(
+        f"this redrive's dead letters go to {fresh}, not back into {source} (which holds "
+        "the entries redriven now)"
+    )
+    return str(fresh)
+
+
 def _decode_dead_letters(source: Path, into: Path) -> Path:
     """The raw payloads of a dead-letter file's entries as JSON lines, in entry order, written
     to a new file under ``into``; an entry without a base64 ``data`` payload is an error
@@ -298,6 +319,8 @@ def replay_cmd(
 
     app.spec.group(group)  # an unknown group: NotFound with the known names
     _refuse_batch_file(path, group)
+    if from_dead_letter:
+        dead_letter = _redrive_dead_letter(app, group, path, dead_letter)
     dlq = _dead_letter(app, group, dead_letter)
     if from_dead_letter:
         source = path
