@@ -315,7 +315,8 @@ def test_replay_that_writes_nothing_shows_the_features_now(project: Path) -> Non
         f'{{"customer_id": "c1", "purchased_at": "{first}", "amount": 5}}\n'
         f'{{"customer_id": "c1", "purchased_at": "{second}", "amount": 7}}\n'
     )
-    assert fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project).returncode == 0
+    first_replay = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert first_replay.returncode == 0, first_replay.stderr
     (project / "bad.jsonl").write_text(
         f'{{"customer_id": "c1", "purchased_at": "{second}", "amount": "x"}}\n'
     )
