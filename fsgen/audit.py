@@ -384,11 +384,14 @@ def render_line(event: AuditEvent) -> str:
     elif event.kind == "delete":
         text = head + f"delete {','.join(event.groups)}: {event.summary}"
     else:
-        # a stream replay joins the trail as an ingestion run; its rejects are dead letters
+        # a stream replay or consume joins the trail as an ingestion run; its rejects are
+        # dead letters
         verb, summary, rejects = "ingest", event.summary, "rejects"
-        if str(details.get("run_id", "")).startswith("stream-replay-"):
-            verb, rejects = "stream replay", "dead letters"
-            summary = summary.replace("rejected", "dead-lettered or failed")
+        run_id = str(details.get("run_id", ""))
+        for run in ("stream-replay-", "stream-consume-"):
+            if run_id.startswith(run):
+                verb, rejects = run[:-1].replace("-", " "), "dead letters"
+                summary = summary.replace("rejected", "dead-lettered or failed")
         text = head + f"{verb} {','.join(event.groups)} from {details.get('source')}: {summary}"
         if details.get("rejects_path"):
             text += f"\n    {rejects}: {details['rejects_path']}"

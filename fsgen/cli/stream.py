@@ -146,7 +146,8 @@ def _shower(
     app: AppContext, group: str, as_of: float | None
 ) -> Callable[[dict[str, object] | None], str]:
     """How a record is shown: its values, or for an aggregation group its aggregation
-    features finalized one second after ``as_of`` (so the newest event counts)."""
+    features finalized one second after ``as_of`` (so the newest event counts), or now when
+    ``as_of`` is None."""
     spec = app.spec.group(group)
     if not spec.aggregations:
         return _show
@@ -154,7 +155,9 @@ def _shower(
     from fsgen.runtime.aggregate import AggregationError, finalize_record
 
     definitions = [a.runtime() for a in spec.aggregations]
-    at = int(((as_of or 0.0) + 1) * 1_000_000)
+    # nothing written (as_of None): as of now, never as of the epoch, which a state answers
+    # as of its watermark and so without the events at it
+    at = int((time.time() if as_of is None else as_of + 1) * 1_000_000)
 
     def show(record: dict[str, object] | None) -> str:
         if record is None:
@@ -211,6 +214,27 @@ def _refuse_batch_file(path: Path, group: str) -> None:
             f"object per line, as producers put them on the stream). Ingest a batch file with "
             f"`fsgen ingest {group} {path}`; nothing was sent"
         )
+
+
+def _redrive_dead_letter(app: AppContext, group: str, source: Path, url: str | None) -> str | None:
+    """Where a redrive's own dead letters go: ``url``, or when that is the very file being
+    redriven, a new file beside it. Appended to the source, they would mix with the entries
+    just redriven, and redriving that file again would send those a second time (an
+    aggregation counts such an event twice)."""
+    from datetime import UTC, datetime
+
+    target = _dead_letter_path(app, group, url)
+    if target.startswith(("s3://", "https://", "http://")):
+        return url
+    if Path(target.removeprefix("file://")).resolve() != source.resolve():
+        return url
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    fresh = source.with_name(f"{source.stem}-redrive-{stamp}.jsonl")
+    app.err.print(
+        f"this redrive's dead letters go to {fresh}, not back into {source} (which holds "
+        "the entries redriven now)"
+    )
+    return str(fresh)
 
 
 def _decode_dead_letters(source: Path, into: Path) -> Path:
@@ -310,6 +334,8 @@ def replay_cmd(
 
     app.spec.group(group)  # an unknown group: NotFound with the known names
     _refuse_batch_file(path, group)
+    if from_dead_letter:
+        dead_letter = _redrive_dead_letter(app, group, path, dead_letter)
     dlq = _dead_letter(app, group, dead_letter)
     if from_dead_letter:
         source = path
@@ -361,6 +387,12 @@ def replay_cmd(
                 if plane.name != "aws"
                 else "online values as GetRecord returns them now (the endpoint applies the "
                 f"TTL at its own clock; the newest event time written is {newest}):"
+            )
+        elif ids:
+            app.err.print(
+                "aggregation features now (no event was written):"
+                if handler.aggregations
+                else "online values now (no record was written):"
             )
         show = _shower(app, group, as_of)
         for i in ids:

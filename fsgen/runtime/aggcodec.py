@@ -191,9 +191,11 @@ def decode(d: AggregationDef, text: str) -> Parsed:
     # the backfill, not a corrupt state
     if built_for != d.fingerprint:
         raise AggregationError(
-            f"state of {d.name!r} was built for another definition of it (its "
-            "function, windows, hop or lateness changed since); rebuild the states with a "
-            "backfill (" + BACKFILL_HINT + ")"
+            f"state of {d.name!r} was built for another definition of it than this code's "
+            "(its function, windows, hop or lateness differ): after a definition change, "
+            "rebuild the states with a backfill (" + BACKFILL_HINT + "); if they were rebuilt "
+            "since, this code is older than the definitions: regenerate and redeploy it "
+            "(fsgen generate; fsgen package lambda for a stream handler)"
         )
     try:
         keys = list(accumulate(deltas))

@@ -231,7 +231,11 @@ class FeatureSetRuntime:
         request: Mapping[str, object],
         now: float | None = None,
     ) -> list[Value]:
-        """The vector from one GetRecord response per group (keyed by group name)."""
+        """The vector from one GetRecord response per group (keyed by group name). A key that
+        names no group of the set, or a response whose record is another entity's than the
+        request names, is a :class:`RequestError`: ignored, it would read as a missing record
+        and the missing-value policy would hide the mix-up."""
+        self._check_responses(responses, request)
         stored = {
             g.name: self.decode(
                 g.name,
@@ -242,6 +246,35 @@ class FeatureSetRuntime:
             for g in self.groups
         }
         return self.vector(stored, request)
+
+    def _check_responses(
+        self, responses: Mapping[str, Mapping[str, object] | None], request: Mapping[str, object]
+    ) -> None:
+        names = [g.name for g in self.groups]
+        for key in responses:
+            if key not in names:
+                raise RequestError(
+                    "responses",
+                    f"{key!r} is no group of feature set {self.name!r} (its groups: "
+                    f"{', '.join(names)})",
+                )
+        try:
+            ids = self.record_ids(request)
+        except RequestError:  # the request names not every key: its records are not checked
+            return
+        for g in self.groups:
+            record = _record_of(responses.get(g.name)) or ()
+            stored = next(
+                (e.get("ValueAsString") for e in record if e.get("FeatureName") == g.identifier),
+                None,
+            )
+            wanted = ids[g.name]
+            if stored is not None and stored != wanted:
+                raise RequestError(
+                    "responses",
+                    f"the {g.name!r} response is the record of {stored!r}, the request names "
+                    f"{wanted!r}",
+                )
 
     def from_batch_get_record(
         self,

@@ -141,7 +141,7 @@ class Consumer:
     # ---------------------------------------------------------------------- shards
 
     def _discover(self) -> None:
-        summary = self.client.describe_stream_summary(StreamName=self.stream)
+        summary = self._describe()
         self.arn = summary["StreamDescriptionSummary"]["StreamARN"]
         kwargs: dict[str, Any] = {"StreamName": self.stream}
         while True:
@@ -154,6 +154,25 @@ class Consumer:
             if not token:
                 return
             kwargs = {"NextToken": token}
+
+    def _describe(self) -> Any:
+        """DescribeStreamSummary; a stream that does not exist is NotFound naming where it was
+        looked for (fsgen never creates a stream: ``fsgen apply`` makes feature groups)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.describe_stream_summary(StreamName=self.stream)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+        from fsgen.errors import NotFound
+
+        meta = self.client.meta
+        raise NotFound(
+            f"Kinesis stream {self.stream!r} does not exist at {meta.endpoint_url} "
+            f"(region {meta.region_name}); fsgen reads a stream, it does not create one: "
+            "check --stream, --region and --endpoint-url, or create the stream"
+        ) from None
 
     def _ready(self, shard: _Shard) -> bool:
         parent = self.shards.get(shard.parent) if shard.parent else None

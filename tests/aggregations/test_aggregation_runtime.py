@@ -265,6 +265,20 @@ def test_a_state_is_only_read_under_the_definition_it_was_built_for(
         AggregationState.decode(define("sum", kind, **changed), text)
 
 
+def test_a_state_of_another_definition_names_both_causes() -> None:
+    """The reader cannot tell whether the state or its own code is the older one: a stale
+    Lambda zip or endpoint reading states a backfill rebuilt for the new definition is told
+    to regenerate and redeploy itself, not only to backfill (which it just did)."""
+    state = AggregationState(define("sum"))
+    state.apply(3 * HOUR, 0, "a", 2.0)
+    with pytest.raises(AggregationError) as refused:
+        AggregationState.decode(define("sum", lateness=2 * HOUR), state.encode())
+    message = str(refused.value)
+    assert "rebuild the states with a backfill (fsgen backfill <group>)" in message
+    assert "this code is older than the definitions: regenerate and redeploy it" in message
+    assert "fsgen package lambda" in message
+
+
 _FRACTIONAL_FUNCTIONS = (
     "count",
     "sum",

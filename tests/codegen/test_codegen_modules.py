@@ -383,6 +383,28 @@ def test_parser_honours_expires_at_ttl_and_the_default_policy(example) -> None: 
         parser.from_get_record(fresh, {"customer_id": "C1", "merchant_id": "M1"}, now=t0)
 
 
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(customer=customer_raw, other=st.from_regex(r"C[0-9]{1,4}", fullmatch=True))
+def test_parser_refuses_responses_it_would_read_as_missing(example, customer, other) -> None:  # type: ignore[no-untyped-def]
+    """A response keyed by a name that is no group of the set, or holding another entity's
+    record than the request names, is an error, never a missing record under the policy."""
+    parser = import_generated("feature_sets.fraud_model.parser")
+    cust_rt = import_generated("groups.customer_features.batch_job").RUNTIME
+    c = cust_rt.process(customer)
+    response = get_record_response(cust_rt, c)
+    request = {"customer_id": c["customer_id"], "merchant_id": "M1", "amount": 1.0}
+    now = cust_rt.event_seconds(c)
+    parser.from_get_record({"customer-features": response}, request, now=now)  # accepted
+    with pytest.raises(RequestError, match="'customer-feature' is no group of feature set"):
+        parser.from_get_record({"customer-feature": response}, request, now=now)
+    mixed = {**request, "customer_id": other}
+    if other != c["customer_id"]:
+        with pytest.raises(RequestError, match="is the record of"):
+            parser.from_get_record({"customer-features": response}, mixed, now=now)
+
+
 def test_parser_composite_keys_error_policy_and_batch_get_request(rides) -> None:  # type: ignore[no-untyped-def]
     parser = import_generated("feature_sets.dispatch_model.parser")
     drivers = import_generated("groups.driver_city_stats.batch_job").RUNTIME

@@ -299,3 +299,30 @@ def test_replay_into_an_endpoint_says_getrecord_reads_at_its_own_clock(project: 
     assert "written 1" in result.stderr
     assert "online values as of 2024-01-01" not in result.stderr, result.stderr
     assert "GetRecord" in result.stderr and "own clock" in result.stderr, result.stderr
+
+
+def test_replay_that_writes_nothing_shows_the_features_now(project: Path) -> None:
+    """When every record of a replay is dead-lettered there is no newest event written: the
+    features are shown as of now, with a header saying so, never as of the epoch (which a
+    state answers as of its watermark, leaving out the events at it)."""
+    import time
+
+    from fsgen.runtime.encoding import format_event_time
+
+    hour = int(time.time()) // 3600 * 3600
+    first, second = (format_event_time("String", float(hour - n * 3600)) for n in (2, 1))
+    (project / "events.jsonl").write_text(
+        f'{{"customer_id": "c1", "purchased_at": "{first}", "amount": 5}}\n'
+        f'{{"customer_id": "c1", "purchased_at": "{second}", "amount": 7}}\n'
+    )
+    first_replay = fsgen(project, "stream", "replay", "purchases", "events.jsonl", cwd=project)
+    assert first_replay.returncode == 0, first_replay.stderr
+    (project / "bad.jsonl").write_text(
+        f'{{"customer_id": "c1", "purchased_at": "{second}", "amount": "x"}}\n'
+    )
+    result = fsgen(project, "stream", "replay", "purchases", "bad.jsonl", cwd=project)
+    assert result.returncode == 1, result.stderr  # the record was dead-lettered
+    assert "written 0, dead-lettered 1" in result.stderr, result.stderr
+    assert "c1: before avg_purchase_value_1d=6.0" in result.stderr, result.stderr
+    assert "c1: after  avg_purchase_value_1d=6.0" in result.stderr, result.stderr
+    assert "aggregation features now (no event was written):" in result.stderr

@@ -349,3 +349,25 @@ def test_the_batch_job_audits_what_fsgen_ingest_audits(
         "read 491, written 0, rejected 0, 491 already stored",
         "read 5, written 0, rejected 0, skipped 5 already ingested",
     ]
+
+
+def test_stream_consume_is_shown_as_a_consume_with_dead_letters(tmp_path: Path) -> None:
+    """A consume's entry reads as what it was, like a replay's: not as a batch ingestion with
+    rejects."""
+    event = audit.record_counts(
+        tmp_path,
+        group="reader-clicks",
+        source="kinesis:news-clicks",
+        read=14,
+        written=10,
+        rejected=4,
+        rejects=str(tmp_path / "dead-letter" / "reader-clicks.jsonl"),
+        seconds=1.0,
+        run="stream-consume",
+    )
+    shown = audit.render_line(event).splitlines()
+    assert shown[0].endswith(
+        "stream consume reader-clicks from kinesis:news-clicks: "
+        "read 14, written 10, dead-lettered or failed 4"
+    ), shown
+    assert shown[1] == f"    dead letters: {tmp_path / 'dead-letter' / 'reader-clicks.jsonl'}"

@@ -236,3 +236,29 @@ def test_replay_of_a_csv_or_parquet_file_is_refused_before_anything_is_sent(
         assert code == 1 and err.startswith(f"error: {source} is a {kind} file; "), err
         assert f"`fsgen ingest {GROUP} {source}`; nothing was sent" in err
     assert not (project_copy.store_path / "dead-letter").exists()
+
+
+def test_redriving_the_default_dead_letter_file_keeps_it_as_it_was(
+    project_copy: ProjectConfig, tmp_path: Path
+) -> None:
+    """Redriving ``<store>/dead-letter/<group>.jsonl`` sends its entries; the ones that fail
+    again go to a new file, not back into the file redriven (an aggregation group's replay
+    numbers records anew, so they would be new entries there), and redriving each file once
+    sends each record once."""
+    group = "purchases"
+    source = tmp_path / "events.jsonl"
+    bad = {"customer_id": "C0001", "purchased_at": "2024-03-01T00:00:00Z", "amount": "x"}
+    source.write_text("{oops\n" + json.dumps(bad) + "\n")
+    assert run(project_copy, "stream", "replay", group, str(source))[0] == 1
+    dlq = project_copy.store_path / "dead-letter" / f"{group}.jsonl"
+    before = dlq.read_bytes()
+    assert len(list(read_jsonl(dlq))) == 2
+    code, out, err = run(
+        project_copy, "stream", "replay", group, str(dlq), "--from-dead-letter", "--json"
+    )
+    assert code == 1, err  # both fail again
+    assert json.loads(out)["dead_lettered"] == 2
+    assert dlq.read_bytes() == before  # the file redriven is left as it was
+    (fresh,) = dlq.parent.glob(f"{group}-redrive-*.jsonl")
+    assert [e["field"] for e in read_jsonl(fresh)] == ["<record>", "amount"]
+    assert f"dead letters: {fresh}" in err

@@ -491,3 +491,23 @@ def test_consume_an_aggregation_group_equals_its_backfill(
     for at in (1709251200_000000 + k * 1800_000000 for k in range(0, 18, 2)):
         for s, b in zip(streamed, backfilled, strict=True):
             assert finalize_record(definitions, s, at) == finalize_record(definitions, b, at)  # type: ignore[arg-type]
+
+
+def test_consume_of_a_stream_that_does_not_exist_says_so(
+    kinesis_url: str, project_copy: ProjectConfig
+) -> None:
+    """An unknown stream is named with the endpoint and region it was looked for at, and no
+    hint that ``fsgen apply`` would create it (apply makes feature groups, not streams)."""
+    name = f"missing-{uuid.uuid4().hex[:8]}"
+    cmd = [FSGEN, "--project", str(project_copy.root), "stream", "consume", GROUP]
+    cmd += ["--stream", name, "--endpoint-url", kinesis_url, "--region", "us-east-1"]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"error: Kinesis stream '{name}' does not exist at {kinesis_url} (region us-east-1); "
+        "fsgen reads a stream, it does not create one: check --stream, --region and "
+        "--endpoint-url, or create the stream"
+    ), done.stderr
+    assert not (project_copy.store_path / "stream" / "checkpoints" / name).exists()
