@@ -27,7 +27,7 @@ import getpass
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
 AUDIT_FILE = "audit.jsonl"
 HISTORY_FILE = "history.jsonl"
-EventKind = Literal["apply", "ingest", "delete"]
-KINDS: tuple[str, ...] = ("apply", "ingest", "delete")
+EventKind = Literal["apply", "ingest", "delete", "backfill"]
+KINDS: tuple[str, ...] = ("apply", "ingest", "delete", "backfill")
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,43 @@ def record_delete(
             "event_time": event_time,
             "mode": mode,
             "online_applied": online_applied,
+        },
+    )
+    record(store_path, event)
+    return event
+
+
+def record_backfill(
+    store_path: Path,
+    *,
+    group: str,
+    record_ids: Sequence[str],
+    rebuilt: int,
+    refused: Sequence[tuple[str, str]],
+    seconds: float,
+    backend: str = "local",
+) -> AuditEvent:
+    """Log one ``fsgen backfill``: it rewrites online states, so it is auditable like a write
+    (``record_ids`` empty: every entity of the group)."""
+    more = len(record_ids) - 5
+    which = ", ".join(record_ids[:5]) + (f" and {more:,} more" if more > 0 else "")
+    summary = f"rebuilt {rebuilt:,} online state(s) from the offline event history"
+    if refused:
+        summary += f", refused {len(refused):,} that would not fit a record"
+    event = AuditEvent(
+        kind="backfill",
+        when=now_utc(),
+        who=who(),
+        backend=backend,
+        result="refused" if refused else "ok",
+        summary=summary + (f" (of {which})" if record_ids else " (every entity)"),
+        groups=(group,),
+        details={
+            "record_ids": list(record_ids),
+            "rebuilt": rebuilt,
+            "refused": [list(r) for r in refused[:100]],
+            "refused_count": len(refused),
+            "seconds": round(seconds, 3),
         },
     )
     record(store_path, event)
@@ -383,6 +420,10 @@ def render_line(event: AuditEvent) -> str:
         )
     elif event.kind == "delete":
         text = head + f"delete {','.join(event.groups)}: {event.summary}"
+    elif event.kind == "backfill":
+        text = head + f"backfill {','.join(event.groups)}: {event.summary}"
+        for record_id, reason in list(details.get("refused") or [])[:3]:  # type: ignore[call-overload]
+            text += f"\n    not rebuilt {record_id!r}: {reason}"
     else:
         # a stream replay or consume joins the trail as an ingestion run; its rejects are
         # dead letters

@@ -235,9 +235,9 @@ def destroy(app: AppContext, auto_approve: bool, lock_timeout: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON lines.")
 @click.option(
     "--kind",
-    type=click.Choice(["apply", "ingest", "delete"]),
+    type=click.Choice(["apply", "ingest", "delete", "backfill"]),
     default=None,
-    help="Only applies, only ingestion runs or only record deletes.",
+    help="Only applies, only ingestion runs, only record deletes or only backfills.",
 )
 @click.option("--group", default=None, help="Only events that touched this feature group.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N events.")

@@ -375,14 +375,26 @@ def backfill(app: AppContext, group: str, record_ids: tuple[str, ...], as_json: 
     entity's (or RECORD_IDS'), under the current definitions. After a window, hop, lateness or
     function change it repairs every state, those only the stream ever wrote included."""
     import json
+    import time
 
+    from fsgen import audit
     from fsgen.errors import FsgenError
 
     plane = open_plane(app)
+    started = time.monotonic()
     try:
         rebuilt, refused = plane.rebuild_states(group, list(record_ids) or None)
     finally:
         plane.close()
+    audit.record_backfill(
+        app.config.store_path,
+        group=group,
+        record_ids=list(record_ids),
+        rebuilt=rebuilt,
+        refused=list(refused),
+        seconds=time.monotonic() - started,
+        backend=plane.name,
+    )
     if as_json:
         click.echo(
             json.dumps({"group": group, "rebuilt": rebuilt, "refused": [list(r) for r in refused]})

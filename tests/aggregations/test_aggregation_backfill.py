@@ -69,3 +69,19 @@ def test_backfill_rebuilds_every_state_of_another_definition(
     result = runner.invoke(main, [*base, "backfill", "profile"])
     assert result.exit_code == 1
     assert "profile: not an aggregation group" in result.output
+    # the audit trail has the backfill that rewrote states, not the two that wrote nothing
+    result = runner.invoke(main, [*base, "history", "--kind", "backfill"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    assert lines[0].endswith(
+        "local  ok  backfill purchases: rebuilt 2 online state(s) from the offline event "
+        "history (every entity)"
+    ), lines
+    result = runner.invoke(main, [*base, "history", "--kind", "backfill", "--json"])
+    entry = json.loads(result.stdout)
+    assert (entry["kind"], entry["groups"], entry["details"]["rebuilt"]) == (
+        "backfill",
+        ["purchases"],
+        2,
+    )
