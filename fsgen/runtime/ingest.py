@@ -683,11 +683,15 @@ def _check_identifier_size(rt: GroupRuntime, block: BlockResult) -> BlockResult:
     from fsgen.runtime.pipeline import RecordError
 
     ids = block.columns.get(rt.identifier)
-    if not ids:
+    if not ids or rt._column_types.get(rt.identifier, ("String",))[0] != "String":
+        return block  # an Integral identifier is at most 20 characters
+    try:
+        longest = max(map(len, ids))  # type: ignore[arg-type]  # C speed: String ids are str
+    except TypeError:
+        longest = -1
+    if 0 <= longest and longest * 4 <= MAX_IDENTIFIER_BYTES:
         return block
     texts = [v if isinstance(v, str) else str(v) for v in ids]
-    if max(map(len, texts)) * 4 <= MAX_IDENTIFIER_BYTES:
-        return block
     bad = {
         j: size
         for j, text in enumerate(texts)
