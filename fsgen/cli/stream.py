@@ -353,9 +353,12 @@ def replay_cmd(
         with _handler_log(handler_log, quiet=True):
             result = replay(handler, path, plane.sink(group), dlq, batch_size=batch_size)
         app.err.print(f"{result.summary()} in {result.seconds:.2f}s")
-        if handler.aggregations and result.written:
+        # the store's few future-dated deletes first: the file is read again for its ids
+        # only when there is one
+        later = plane.hidden_states(group, started) if handler.aggregations else []
+        if later and result.written:
             written = _stored_ids(handler.runtime, set(_record_ids(path, handler.runtime)))
-            hidden = [h for h in plane.hidden_states(group, started) if h[0] in written]
+            hidden = [h for h in later if h[0] in written]
             warn_hidden(app, group, hidden)
         if result.read == 0:  # an empty export is worth a second look, as for ingest
             app.err.print(
